@@ -1,0 +1,218 @@
+/**
+ * The plugin API: what a plugin declares once, and the contracts the runtime calls.
+ * Everything a third-party plugin needs is re-exported from `core/sdk.ts`.
+ */
+import type { Readable } from 'node:stream';
+import type { Static, TSchema } from '@sinclair/typebox';
+import type { Logger } from './observe/logger.js';
+
+export const PLUGIN_API_VERSION = 1;
+
+export type PluginKind = 'source' | 'sink' | 'transform' | 'unpack' | 'step';
+
+/**
+ * One file moving through a pipeline. Items are immutable in spirit: steps return new items
+ * (use `deriveItem`) rather than mutating the one they were given.
+ */
+export interface Item {
+  /** Name of the source that listed the root of this item (`{source}` in templates). */
+  readonly source: string;
+  /** Relative POSIX path under the source root (or inside the archive, for unpacked entries). */
+  readonly path: string;
+  /** Size in bytes when known (unknown after most byte transforms). */
+  readonly size?: number;
+  readonly mtime?: Date;
+  /** Backend version tag (S3/Azure etag, HTTP etag) when the source has one. */
+  readonly etag?: string;
+  /** Checksums known for these exact bytes, hex, keyed by algorithm (`sha256`, `md5`…). */
+  readonly checksums: Readonly<Record<string, string>>;
+  /** Free metadata that steps may read and write (`{meta.KEY}` in templates). */
+  readonly meta: Readonly<Record<string, unknown>>;
+  /** The date routing rules and `{date:…}` use (set by `segregate`; default: mtime). */
+  readonly date?: Date;
+  /** Relative destination path assigned by a routing step; the sink joins it to its root. */
+  readonly destination?: string;
+  /**
+   * Where the untouched bytes live, for server-side copies. Set by sources; cleared by any step
+   * that changes bytes. A sink may use it to copy without downloading.
+   */
+  readonly origin?: ItemOrigin;
+  /**
+   * Returns a fresh Readable of the item's bytes. For a listed item every call re-reads the
+   * source; for an unpacked entry it may only be called once (the archive is read sequentially).
+   */
+  open(signal?: AbortSignal): Promise<Readable>;
+}
+
+export interface ItemOrigin {
+  /** Backend kind, e.g. `s3`, `azure_blob`, `local`. */
+  readonly kind: string;
+  /** Opaque identity of the endpoint/account; a sink copies only when it matches its own. */
+  readonly endpoint: string;
+  /** Backend-specific location, e.g. `{ bucket, key }`. */
+  readonly location: Readonly<Record<string, string>>;
+}
+
+/** The identity the ledger uses: a listed item is "already done" when this was finalized. */
+export interface ItemIdentity {
+  source: string;
+  path: string;
+  /** size + mtime, or etag: a changed file is a new version and is processed again. */
+  version: string;
+}
+
+export interface PluginContext {
+  /** Pipeline name. */
+  readonly pipeline: string;
+  /** The step id for messages, e.g. `steps[2].decompress` or `source.sftp`. */
+  readonly stepId: string;
+  readonly log: Logger;
+  /** Folder the plugin may use for spooling; removed when the pipeline stops. */
+  readonly tempDir: string;
+  /** Folder of the pipeline's durable state (ledger…). */
+  readonly stateDir: string;
+  /** Folder of the pipeline file: relative paths in config resolve against it. */
+  readonly baseDir: string;
+  /** Aborted when the pipeline stops. */
+  readonly signal: AbortSignal;
+}
+
+export interface StepContext extends PluginContext {
+  /**
+   * Opens a file next to `item` at its source (e.g. `x.csv.gpg.sig` beside `x.csv.gpg`), or
+   * returns null when there is no such file. Only for items listed by a source.
+   */
+  openSibling(item: Item, name: string, signal?: AbortSignal): Promise<Readable | null>;
+  /** Records a per-item figure in the run summary (e.g. bytes before/after compression). */
+  report(figure: SummaryFigure): void;
+}
+
+export interface SummaryFigure {
+  kind: 'compression';
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/* ----------------------------------------------------------------------------- sources */
+
+export interface SourceInstance {
+  /** Lists items lazily; pagination happens inside. Stops when `signal` aborts. */
+  list(signal: AbortSignal): AsyncIterable<Item>;
+  /** Opens another file at this source by relative path; null when it does not exist. */
+  openPath?(path: string, signal?: AbortSignal): Promise<Readable | null>;
+  /** Deletes a listed item (after_success: delete). */
+  remove?(item: Item): Promise<void>;
+  /** Moves a listed item into folder `toDir` keeping its relative path (after_success: move_to). */
+  move?(item: Item, toDir: string): Promise<void>;
+  /** Classifies a thrown error for the retry policy; undefined = use the default rules. */
+  isRetryable?(err: unknown): boolean | undefined;
+  close?(): Promise<void>;
+}
+
+/* ------------------------------------------------------------------------------- sinks */
+
+export interface SinkWriteRequest {
+  readonly item: Item;
+  /** Relative destination (already validated not to escape the root). */
+  readonly destination: string;
+  /** The bytes. Errors on this stream mean: abort, leave nothing at the destination. */
+  readonly body: Readable;
+  /** Known size of `body`, if any (lets a sink pick single-part uploads). */
+  readonly size?: number;
+  /** sha256 of the bytes when known before writing (e.g. for metadata templates). */
+  readonly sha256?: string;
+  readonly signal: AbortSignal;
+}
+
+export interface SinkCommit {
+  /** Where the object landed, for logs and the ledger (e.g. `s3://bucket/key`). */
+  readonly location: string;
+  /** Size the backend reports for what it stored (the runtime compares it). */
+  readonly size?: number;
+  /** sha256 the backend reports or recomputed (the runtime compares it when present). */
+  readonly sha256?: string;
+  /** True when `if_exists: skip` left an existing object in place. */
+  readonly skipped?: boolean;
+}
+
+export interface SinkInstance {
+  /**
+   * Consumes `body` completely and makes the object visible atomically, only after the stream
+   * ended cleanly. On any error: nothing visible at the destination, temp data removed, reject.
+   */
+  write(req: SinkWriteRequest): Promise<SinkCommit>;
+  /** Server-side copy of an untouched item; return null when not possible for this item. */
+  copy?(item: Item, destination: string, signal: AbortSignal): Promise<SinkCommit | null>;
+  /** Re-reads a committed object (for `verify: sha256`). */
+  readBack?(destination: string, signal: AbortSignal): Promise<Readable>;
+  /** Removes a committed object (used when verification fails). */
+  remove?(destination: string): Promise<void>;
+  isRetryable?(err: unknown): boolean | undefined;
+  close?(): Promise<void>;
+}
+
+/* ------------------------------------------------------------------------------- steps */
+
+/**
+ * What a step returns for one item:
+ * - an Item (possibly the same one) to pass on,
+ * - null to drop it (filtered out: counted as skipped, finalized like a success),
+ * - an array or async iterable of items (unpackers). For an async iterable each item's bytes
+ *   must be consumed before the next is pulled; the runtime does exactly that.
+ */
+export type StepOutput = Item | null | Item[] | AsyncIterable<Item>;
+
+export interface StepInstance {
+  process(item: Item, ctx: StepContext): Promise<StepOutput> | StepOutput;
+  /**
+   * True for paths this step consumes as companions of another file (`x.sig`, `x.sha256`):
+   * the runtime does not process them as items of their own.
+   */
+  isCompanion?(path: string): boolean;
+  isRetryable?(err: unknown): boolean | undefined;
+  close?(): Promise<void>;
+}
+
+/* ---------------------------------------------------------------------------- plugins */
+
+export interface PluginExample {
+  title: string;
+  /** The YAML of the plugin's config (the value under the plugin name). */
+  yaml: string;
+}
+
+interface PluginBase<K extends PluginKind, S extends TSchema, I> {
+  /** snake_case name used in YAML. */
+  readonly name: string;
+  readonly kind: K;
+  /** One line for `sluice plugins`. */
+  readonly summary: string;
+  /** Longer Markdown description (optional). */
+  readonly description?: string;
+  /** TypeBox schema of the config: JSON Schema for validation and the TypeScript type. */
+  readonly config: S;
+  readonly examples?: readonly PluginExample[];
+  /** Plugin API version the plugin was written for (default: current). */
+  readonly apiVersion?: number;
+  create(config: Static<S>, ctx: PluginContext): I | Promise<I>;
+}
+
+export type SourcePlugin<S extends TSchema = TSchema> = PluginBase<'source', S, SourceInstance>;
+export type SinkPlugin<S extends TSchema = TSchema> = PluginBase<'sink', S, SinkInstance>;
+export type StepPlugin<S extends TSchema = TSchema> = PluginBase<
+  'transform' | 'unpack' | 'step',
+  S,
+  StepInstance
+>;
+export type Plugin<S extends TSchema = TSchema> = SourcePlugin<S> | SinkPlugin<S> | StepPlugin<S>;
+
+/** Declares a plugin. Identity function that checks the shape and fixes the types. */
+export function definePlugin<S extends TSchema>(plugin: SourcePlugin<S>): SourcePlugin<S>;
+export function definePlugin<S extends TSchema>(plugin: SinkPlugin<S>): SinkPlugin<S>;
+export function definePlugin<S extends TSchema>(plugin: StepPlugin<S>): StepPlugin<S>;
+export function definePlugin<S extends TSchema>(plugin: Plugin<S>): Plugin<S> {
+  if (!/^[a-z][a-z0-9_]*$/.test(plugin.name)) {
+    throw new TypeError(`plugin name "${plugin.name}" must be snake_case`);
+  }
+  return Object.freeze({ apiVersion: PLUGIN_API_VERSION, ...plugin });
+}
