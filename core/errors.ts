@@ -48,17 +48,20 @@ export class SluiceError extends Error {
   readonly context: ErrorContext;
   /** Whether the retry policy may try again; undefined = decide by the default rules. */
   readonly retryable?: boolean;
+  /** Minimum wait before a retry, when the server said so (HTTP Retry-After). */
+  readonly retryAfterMs?: number;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { cause?: unknown; context?: ErrorContext; retryable?: boolean } = {},
+    options: { cause?: unknown; context?: ErrorContext; retryable?: boolean; retryAfterMs?: number } = {},
   ) {
     super(redact(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'SluiceError';
     this.code = code;
     this.context = options.context ?? {};
     this.retryable = options.retryable;
+    this.retryAfterMs = options.retryAfterMs;
   }
 
   /** Location prefix `file:line:col` when known. */
@@ -99,7 +102,12 @@ export function errorMessage(err: unknown): string {
 export function wrapPluginError(err: unknown, context: ErrorContext, fallback: ErrorCode = 'SLUICE_E_PLUGIN'): SluiceError {
   if (err instanceof SluiceError) {
     const merged = { ...context, ...stripUndefined(err.context) };
-    return new SluiceError(err.code, err.message, { cause: err.cause ?? err, context: merged, retryable: err.retryable });
+    return new SluiceError(err.code, err.message, {
+      cause: err.cause ?? err,
+      context: merged,
+      retryable: err.retryable,
+      retryAfterMs: err.retryAfterMs,
+    });
   }
   const code = hasCode(err) && isAbortError(err) ? 'SLUICE_E_ABORTED' : fallback;
   return new SluiceError(code, errorMessage(err), { cause: err, context });
