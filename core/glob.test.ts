@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { compileGlobs, compileIncludeExclude } from './glob.js';
+
+describe('compileGlobs', () => {
+  it('matches a pattern without a slash against the file name at any depth', () => {
+    const csv = compileGlobs('*.csv');
+    expect(csv('x.csv')).toBe(true);
+    expect(csv('a/b/x.csv')).toBe(true);
+    expect(csv('a/b/x.csv.gz')).toBe(false);
+    expect(csv('x.csv/y.txt')).toBe(false);
+  });
+
+  it('matches a pattern with a slash against the whole relative path', () => {
+    const inCsv = compileGlobs('in/*.csv');
+    expect(inCsv('in/x.csv')).toBe(true);
+    expect(inCsv('in/sub/x.csv')).toBe(false);
+    expect(inCsv('other/in/x.csv')).toBe(false);
+  });
+
+  it('supports ** across folders, including the root', () => {
+    const all = compileGlobs('**/*');
+    expect(all('x')).toBe(true);
+    expect(all('a/b/c.txt')).toBe(true);
+    const tmp = compileGlobs('**/tmp/**');
+    expect(tmp('tmp/x')).toBe(true);
+    expect(tmp('a/tmp/b/x')).toBe(true);
+    expect(tmp('a/tmpx/b')).toBe(false);
+    const deepCsv = compileGlobs('data/**/*.csv');
+    expect(deepCsv('data/x.csv')).toBe(true);
+    expect(deepCsv('data/2024/03/x.csv')).toBe(true);
+    expect(deepCsv('other/x.csv')).toBe(false);
+  });
+
+  it('lets * match dotfiles', () => {
+    expect(compileGlobs('*')('.hidden')).toBe(true);
+    expect(compileGlobs('*.csv')('a/.x.csv')).toBe(true);
+    expect(compileGlobs('**/*')('.git/config')).toBe(true);
+  });
+
+  it('anchors a leading / or ./ at the root', () => {
+    const rootOnly = compileGlobs('/x.csv');
+    expect(rootOnly('x.csv')).toBe(true);
+    expect(rootOnly('a/x.csv')).toBe(false);
+    expect(compileGlobs('./*.csv')('a/x.csv')).toBe(false);
+    expect(compileGlobs('./*.csv')('x.csv')).toBe(true);
+  });
+
+  it('matches any of several patterns, with braces and classes', () => {
+    const tables = compileGlobs(['*.csv', '*.tsv']);
+    expect(tables('a/x.tsv')).toBe(true);
+    expect(tables('x.txt')).toBe(false);
+    expect(compileGlobs('*.{gpg,pgp}')('x.pgp')).toBe(true);
+    expect(compileGlobs('file[0-9].txt')('file7.txt')).toBe(true);
+    expect(compileGlobs('file[0-9].txt')('filex.txt')).toBe(false);
+    expect(compileGlobs('?.txt')('a.txt')).toBe(true);
+    expect(compileGlobs([])('x')).toBe(false);
+  });
+
+  it('is case-sensitive', () => {
+    expect(compileGlobs('*.csv')('X.CSV')).toBe(false);
+  });
+});
+
+describe('compileIncludeExclude', () => {
+  it('includes everything without lists', () => {
+    expect(compileIncludeExclude()('a/b')).toBe(true);
+    expect(compileIncludeExclude([], [])('a/b')).toBe(true);
+  });
+
+  it('takes included files that are not excluded', () => {
+    const take = compileIncludeExclude(['*.gpg', '*.pgp'], ['*.sig', 'archive/**']);
+    expect(take('x.gpg')).toBe(true);
+    expect(take('sub/x.pgp')).toBe(true);
+    expect(take('x.gpg.sig')).toBe(false);
+    expect(take('archive/x.gpg')).toBe(false);
+    expect(take('x.txt')).toBe(false);
+    expect(compileIncludeExclude(undefined, '*.gz')('a/x.gz')).toBe(false);
+    expect(compileIncludeExclude(undefined, '*.gz')('a/x.csv')).toBe(true);
+  });
+});

@@ -1,0 +1,246 @@
+/**
+ * Destination templates: `segregated/{date:%Y/%m/%d}/{name}`.
+ *
+ * Placeholders: `{name}` `{stem}` `{ext}` (no dot) `{dir}` (empty at the root) `{path}`
+ * `{source}` `{sha256}` `{meta.KEY}` `{date:STRFTIME}` `{now:STRFTIME}`; bare `{date}` and
+ * `{now}` mean `%Y-%m-%d`. `{{` and `}}` are literal braces. A template is parsed once, at
+ * config time, and a substituted value is never parsed again: an item named `{meta.x}%Y.csv`
+ * stays exactly that.
+ */
+import { SluiceError } from './errors.js';
+import { itemDir, itemExt, itemName, itemStem } from './item.js';
+import type { Item } from './plugin-api.js';
+import { compileStrftime, TimeFormatError } from './time-format.js';
+
+export interface RenderScope {
+  /** The run's clock (`{now:…}`, and `{date:…}` for an item without date or mtime). */
+  now: Date;
+  /** sha256 of the item's bytes, when the caller computed it (`{sha256}`). */
+  sha256?: string;
+  /** Timezone for `{date:…}` and `{now:…}`: `UTC` (default) or an IANA name. */
+  timezone?: string;
+  /** Applied to every substituted value, never to the template's own text (e.g. URL encoding). */
+  escape?: (value: string) => string;
+}
+
+export interface CompiledTemplate {
+  readonly source: string;
+  /** True when the template uses `{sha256}`: the caller must hash the bytes first. */
+  readonly needsSha256: boolean;
+  /** True when the template uses `{date…}`. */
+  readonly needsDate: boolean;
+  render(item: Item, scope: RenderScope): string;
+}
+
+/** A template syntax error; `offset` is the character offset in the template text. */
+export class TemplateError extends SluiceError {
+  readonly offset: number;
+
+  constructor(message: string, offset: number, hint?: string, jsonPath?: string) {
+    super('SLUICE_E_CONFIG', message, { context: { hint, jsonPath } });
+    this.name = 'TemplateError';
+    this.offset = offset;
+  }
+}
+
+type ValueOf = (item: Item, scope: RenderScope) => string;
+
+const ITEM_FIELDS: Record<string, ValueOf> = {
+  name: (item) => itemName(item),
+  stem: (item) => itemStem(item),
+  ext: (item) => itemExt(item),
+  dir: (item) => itemDir(item),
+  path: (item) => item.path,
+  source: (item) => item.source,
+};
+
+const PLACEHOLDER_NAMES = [...Object.keys(ITEM_FIELDS), 'sha256', 'date', 'now', 'meta.KEY'];
+const DEFAULT_DATE_FORMAT = '%Y-%m-%d';
+
+type Part = { literal: string } | { placeholder: string; value: ValueOf };
+
+export interface CompileTemplateOptions {
+  /** JSON path of the template in the plugin config, copied into a TemplateError's context. */
+  jsonPath?: string;
+}
+
+/** Parses a template once; throws TemplateError (with offset and a suggestion) on bad syntax. */
+export function compileTemplate(text: string, options: CompileTemplateOptions = {}): CompiledTemplate {
+  const parts: Part[] = [];
+  let literal = '';
+  let needsSha256 = false;
+  let needsDate = false;
+  const fail = (message: string, offset: number, hint?: string): never => {
+    throw new TemplateError(message, offset, hint, options.jsonPath);
+  };
+
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '}') {
+      if (text[i + 1] === '}') {
+        literal += '}';
+        i++;
+        continue;
+      }
+      fail(`unmatched "}" at offset ${i} in template "${text}"`, i, 'write "}}" for a literal brace');
+    }
+    if (ch !== '{') {
+      literal += ch;
+      continue;
+    }
+    if (text[i + 1] === '{') {
+      literal += '{';
+      i++;
+      continue;
+    }
+    const close = text.indexOf('}', i + 1);
+    const nextOpen = text.indexOf('{', i + 1);
+    if (close === -1 || (nextOpen !== -1 && nextOpen < close)) {
+      fail(
+        `unclosed "{" at offset ${i} in template "${text}"`,
+        i,
+        'close the placeholder with "}" or write "{{" for a literal brace',
+      );
+    }
+    const body = text.slice(i + 1, close);
+    if (literal) parts.push({ literal });
+    literal = '';
+    const value = compilePlaceholder(body, i, text, fail);
+    parts.push({ placeholder: body, value });
+    if (body === 'sha256') needsSha256 = true;
+    if (body === 'date' || body.startsWith('date:')) needsDate = true;
+    i = close;
+  }
+  if (literal) parts.push({ literal });
+
+  return {
+    source: text,
+    needsSha256,
+    needsDate,
+    render: (item, scope) => renderParts(parts, item, scope),
+  };
+}
+
+function compilePlaceholder(
+  body: string,
+  offset: number,
+  text: string,
+  fail: (message: string, offset: number, hint?: string) => never,
+): ValueOf {
+  const field = ITEM_FIELDS[body];
+  if (field) return field;
+  if (body === 'sha256') {
+    return (item, scope) => {
+      if (scope.sha256 === undefined) {
+        throw new SluiceError(
+          'SLUICE_E_TEMPLATE',
+          `template "${text}" uses {sha256} but no sha256 is known for item "${item.path}"`,
+          {
+            context: { item: item.path },
+          },
+        );
+      }
+      return scope.sha256;
+    };
+  }
+  if (body.startsWith('meta.') && body.length > 'meta.'.length) {
+    const key = body.slice('meta.'.length);
+    return (item) => metaValue(item, key, text);
+  }
+  const colon = body.indexOf(':');
+  const head = colon === -1 ? body : body.slice(0, colon);
+  if (head === 'date' || head === 'now') {
+    const format = colon === -1 ? DEFAULT_DATE_FORMAT : body.slice(colon + 1);
+    const formatOffset = offset + 1 + colon + 1;
+    let formatDate: ReturnType<typeof compileStrftime>;
+    try {
+      formatDate = compileStrftime(format);
+    } catch (err) {
+      if (!(err instanceof TimeFormatError)) throw err;
+      const at = formatOffset + err.offset;
+      return fail(`bad date format in {${body}} at offset ${at} in template "${text}": ${err.message}`, at);
+    }
+    if (head === 'now') return (_item, scope) => formatDate(scope.now, scope.timezone);
+    return (item, scope) => formatDate(item.date ?? item.mtime ?? scope.now, scope.timezone);
+  }
+  const suggestion = nearestPlaceholder(body);
+  return fail(
+    `unknown placeholder "{${body}}" at offset ${offset} in template "${text}"` +
+      (suggestion ? `: did you mean "{${suggestion}}"?` : ''),
+    offset,
+    `valid placeholders: ${PLACEHOLDER_NAMES.map((n) => `{${n}}`).join(' ')}`,
+  );
+}
+
+function metaValue(item: Item, key: string, text: string): string {
+  const value = item.meta[key];
+  if (value === undefined || value === null) {
+    const known = Object.keys(item.meta);
+    throw new SluiceError(
+      'SLUICE_E_TEMPLATE',
+      `template "${text}" uses {meta.${key}} but item "${item.path}" has no meta "${key}" (meta keys: ${known.length ? known.join(', ') : 'none'})`,
+      { context: { item: item.path, hint: 'set it earlier with set_meta, or fix the key' } },
+    );
+  }
+  if (value instanceof Date) return value.toISOString();
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
+/**
+ * Concatenates the parts. When a placeholder renders empty between two slashes (or at the start
+ * before one), the following slash is dropped, so `{dir}/{name}` at the root gives `x.csv`
+ * rather than `/x.csv`; slashes written in the template are otherwise kept (URLs need `//`).
+ */
+function renderParts(parts: readonly Part[], item: Item, scope: RenderScope): string {
+  let out = '';
+  let dropLeadingSlash = false;
+  for (const part of parts) {
+    if ('literal' in part) {
+      out += dropLeadingSlash && part.literal.startsWith('/') ? part.literal.slice(1) : part.literal;
+      dropLeadingSlash = false;
+      continue;
+    }
+    const raw = part.value(item, scope);
+    const value = scope.escape ? scope.escape(raw) : raw;
+    if (value === '') {
+      dropLeadingSlash = dropLeadingSlash || out === '' || out.endsWith('/');
+    } else {
+      out += value;
+      dropLeadingSlash = false;
+    }
+  }
+  return out;
+}
+
+function nearestPlaceholder(body: string): string | undefined {
+  if (body === 'meta' || body === 'meta.') return 'meta.KEY';
+  const head = body.split(':')[0];
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const name of PLACEHOLDER_NAMES) {
+    const distance = editDistance(head.toLowerCase(), name);
+    if (distance < bestDistance) {
+      best = name;
+      bestDistance = distance;
+    }
+  }
+  if (best === undefined || bestDistance > Math.max(2, Math.floor(head.length / 3))) return undefined;
+  if ((best === 'date' || best === 'now') && head !== body) return `${best}${body.slice(head.length)}`;
+  return best;
+}
+
+/** Edit distance counting a swap of two neighbours as one edit (`stme` is one from `stem`). */
+function editDistance(a: string, b: string): number {
+  const rows = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) rows[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = rows[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
+      rows[i][j] = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, substitution);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        rows[i][j] = Math.min(rows[i][j], rows[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return rows[a.length][b.length];
+}
