@@ -137,6 +137,11 @@ export interface SinkCommit {
 
 export interface SinkInstance {
   /**
+   * True when the sink needs the sha256 before it starts writing (e.g. metadata templates with
+   * `{sha256}`): the runtime then hashes the bytes first and passes `SinkWriteRequest.sha256`.
+   */
+  readonly needsSha256?: boolean;
+  /**
    * Consumes `body` completely and makes the object visible atomically, only after the stream
    * ended cleanly. On any error: nothing visible at the destination, temp data removed, reject.
    */
@@ -194,6 +199,12 @@ interface PluginBase<K extends PluginKind, S extends TSchema, I> {
   readonly examples?: readonly PluginExample[];
   /** Plugin API version the plugin was written for (default: current). */
   readonly apiVersion?: number;
+  /**
+   * Static checks beyond the schema (regexes, templates, formats) that need no I/O; throw a
+   * SluiceError with `context.jsonPath` relative to the plugin config. `sluice validate` runs
+   * it. Item-level `step` plugins need not: their `create` is called at validation instead.
+   */
+  validate?(config: Static<S>): void;
   create(config: Static<S>, ctx: PluginContext): I | Promise<I>;
 }
 

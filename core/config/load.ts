@@ -1,0 +1,381 @@
+/**
+ * Loads a pipeline file: YAML with node positions, environment interpolation, then two
+ * validation passes (core shape, then each plugin's own schema). Every problem becomes a
+ * SluiceError naming file:line:col, the JSON path, the step and the plugin.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { parseEnv } from 'node:util';
+import { isCollection, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Scalar, visit } from 'yaml';
+import { SluiceError } from '../errors.js';
+import { registerSecret, registerSecretsIn } from '../observe/redact.js';
+import type { Plugin } from '../plugin-api.js';
+import { loadPluginModule, nearest, type PluginRegistry, type PluginRole } from '../registry.js';
+import { parseDuration } from '../units.js';
+import { PipelineShape, type PolicyT, type RetryPolicyT, type TriggerT } from './schema.js';
+import { escapePointer, type SchemaProblem, splitPointer, validateAgainst } from './validate.js';
+
+export interface PluginRef {
+  role: PluginRole;
+  name: string;
+  plugin: Plugin;
+  /** Validated config with defaults applied. */
+  config: Record<string, unknown>;
+  /** For messages: `steps[1].segregate`, `source.s3`, `sinks[0].local`, `on_error.local`. */
+  stepId: string;
+  /** JSON pointer of the plugin's config, e.g. `/steps/1/segregate`. */
+  jsonPath: string;
+  /** Sources only: the name used in ledger keys and `{source}`. */
+  sourceName?: string;
+}
+
+export interface Policy {
+  concurrency: number;
+  ratePerSecond?: number;
+  retry: { maxAttempts: number; initialDelayMs: number; maxDelayMs: number; multiplier: number; jitter: 'full' | 'none' };
+  drainTimeoutMs: number;
+}
+
+export interface PipelineDefinition {
+  file: string;
+  baseDir: string;
+  name: string;
+  description?: string;
+  trigger?: TriggerT;
+  sources: PluginRef[];
+  steps: PluginRef[];
+  sinks: PluginRef[];
+  onError?: PluginRef;
+  policy: Policy;
+  stateDir: string;
+  /** sha256 of the file's text: identifies the loaded version (status, reloads). */
+  hash: string;
+}
+
+export interface LoadOptions {
+  registry: PluginRegistry;
+  /** `--var KEY=VALUE` values; they win over the environment. */
+  vars?: Record<string, string>;
+  env?: NodeJS.ProcessEnv;
+  /** The file's text, when already read (watch mode). */
+  text?: string;
+  /** Overrides `state.dir`. */
+  stateDir?: string;
+}
+
+/** All problems of one file, reported together. */
+export class ConfigErrors extends SluiceError {
+  readonly errors: SluiceError[];
+  constructor(errors: SluiceError[]) {
+    super(errors[0].code, errors.map((e) => e.toUserString()).join('\n'), { context: errors[0].context });
+    this.errors = errors;
+  }
+  override toUserString(): string {
+    return this.errors.map((e) => e.toUserString()).join('\n');
+  }
+}
+
+export async function loadPipeline(file: string, options: LoadOptions): Promise<PipelineDefinition> {
+  const absFile = resolve(file);
+  const shownFile = displayPath(absFile);
+  const baseDir = dirname(absFile);
+  let text: string;
+  try {
+    text = options.text ?? readFileSync(absFile, 'utf8');
+  } catch (err) {
+    throw new SluiceError('SLUICE_E_CONFIG', `cannot read pipeline file: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      context: { file: shownFile },
+    });
+  }
+
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number) => {
+    const pos = lineCounter.linePos(offset);
+    return { file: shownFile, line: pos.line, column: pos.col };
+  };
+  if (doc.errors.length > 0) {
+    throw new ConfigErrors(
+      doc.errors.map(
+        (e) =>
+          new SluiceError('SLUICE_E_CONFIG', `YAML syntax: ${e.message.split('\n')[0]}`, { context: at(e.pos[0]) }),
+      ),
+    );
+  }
+
+  const errors: SluiceError[] = [];
+  const locate = (pointer: string) => at(nodeOffset(doc.contents as Node | null, splitPointer(pointer)));
+  const problem = (pointer: string, message: string, extra: { step?: string; plugin?: string; hint?: string; code?: SluiceError['code'] } = {}) =>
+    errors.push(
+      new SluiceError(extra.code ?? 'SLUICE_E_CONFIG', `${pointer || '/'}: ${message}`, {
+        context: { ...locate(pointer), jsonPath: pointer, step: extra.step, plugin: extra.plugin, hint: extra.hint },
+      }),
+    );
+
+  // Interpolate ${VAR} in string values (never keys), keeping the YAML structure intact.
+  const env = { ...readDotEnv(baseDir), ...(options.env ?? process.env), ...(options.vars ?? {}) };
+  visit(doc, {
+    Scalar(key, node: Scalar) {
+      if (key === 'key' || typeof node.value !== 'string') return;
+      const result = interpolate(node.value, env);
+      for (const name of result.missing) {
+        errors.push(
+          new SluiceError('SLUICE_E_ENV', `environment variable ${name} is not set and has no default`, {
+            context: { ...at(node.range?.[0] ?? 0), hint: `set it, pass --var ${name}=VALUE, or write \${${name}:-default}` },
+          }),
+        );
+      }
+      for (const name of result.used) if (/pass|secret|token|key$|credential|connection/i.test(name)) registerSecret(env[name]);
+      node.value = result.value;
+    },
+  });
+  if (errors.length > 0) throw new ConfigErrors(errors);
+
+  const raw = doc.toJS() as unknown;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new SluiceError('SLUICE_E_CONFIG', 'a pipeline file must be a map with name, source(s), steps and sink(s)', {
+      context: at(0),
+    });
+  }
+  for (const p of validateAgainst(PipelineShape, raw)) problem(p.path, p.message, { hint: p.hint });
+  if (errors.length > 0) throw new ConfigErrors(errors);
+
+  const shape = raw as Record<string, unknown> & { name: string; plugins?: string[] };
+  exactlyOne(shape, 'source', 'sources', problem);
+  exactlyOne(shape, 'sink', 'sinks', problem);
+  if (errors.length > 0) throw new ConfigErrors(errors);
+
+  let registry = options.registry;
+  if (shape.plugins?.length) {
+    const extra: Array<{ plugin: Plugin; origin: string }> = [];
+    for (const [i, spec] of shape.plugins.entries()) {
+      try {
+        for (const plugin of await loadPluginModule(spec, baseDir)) extra.push({ plugin, origin: spec });
+      } catch (err) {
+        problem(`/plugins/${i}`, (err as Error).message, { code: 'SLUICE_E_PLUGIN_LOAD' });
+      }
+    }
+    if (errors.length > 0) throw new ConfigErrors(errors);
+    try {
+      registry = registry.extend(extra);
+    } catch (err) {
+      problem('/plugins', (err as Error).message, { code: 'SLUICE_E_PLUGIN_LOAD' });
+      throw new ConfigErrors(errors);
+    }
+  }
+
+  const resolveEntry = (entry: Record<string, unknown>, pointer: string, role: PluginRole, stepId: (n: string) => string) => {
+    const name = Object.keys(entry)[0];
+    const id = stepId(name);
+    const plugin = registry.get(role, name);
+    const configPointer = `${pointer}/${escapePointer(name)}`;
+    if (!plugin) {
+      const suggestion = nearest(name, registry.names(role));
+      const otherRole = (['source', 'sink', 'step'] as const).find((r) => r !== role && registry.get(r, name));
+      problem(configPointer, `unknown ${role === 'step' ? 'step' : role} plugin "${name}"`, {
+        code: 'SLUICE_E_UNKNOWN_PLUGIN',
+        step: id,
+        hint: suggestion
+          ? `did you mean "${suggestion}"?`
+          : otherRole
+            ? `"${name}" is a ${otherRole} plugin, not a ${role}`
+            : `known: ${registry.names(role).join(', ')}`,
+      });
+      return undefined;
+    }
+    const config = (entry[name] ?? {}) as Record<string, unknown>;
+    const configProblems: SchemaProblem[] = validateAgainst(plugin.config, config);
+    for (const p of configProblems) {
+      problem(configPointer + p.path, p.message, { step: id, plugin: name, hint: p.hint });
+    }
+    if (configProblems.length > 0) return undefined;
+    registerSecretsIn(config);
+    const ref: PluginRef = { role, name, plugin, config, stepId: id, jsonPath: configPointer };
+    try {
+      plugin.validate?.(config);
+    } catch (err) {
+      reportPluginConfigError(err, ref, problem);
+      return undefined;
+    }
+    return ref;
+  };
+
+  const listOf = (single: string, plural: string): Array<[Record<string, unknown>, string, string]> => {
+    if (shape[single] !== undefined) return [[shape[single] as Record<string, unknown>, `/${single}`, single]];
+    const list = (shape[plural] as Record<string, unknown>[] | undefined) ?? [];
+    return list.map((e, i) => [e, `/${plural}/${i}`, `${plural}[${i}]`]);
+  };
+
+  const sources = listOf('source', 'sources')
+    .map(([entry, pointer, label]) => resolveEntry(entry, pointer, 'source', (n) => `${label}.${n}`))
+    .filter((r): r is PluginRef => r !== undefined);
+  const steps = ((shape.steps as Record<string, unknown>[] | undefined) ?? [])
+    .map((entry, i) => resolveEntry(entry, `/steps/${i}`, 'step', (n) => `steps[${i}].${n}`))
+    .filter((r): r is PluginRef => r !== undefined);
+  const sinks = listOf('sink', 'sinks')
+    .map(([entry, pointer, label]) => resolveEntry(entry, pointer, 'sink', (n) => `${label}.${n}`))
+    .filter((r): r is PluginRef => r !== undefined);
+  const onError = shape.on_error
+    ? resolveEntry(shape.on_error as Record<string, unknown>, '/on_error', 'sink', (n) => `on_error.${n}`)
+    : undefined;
+
+  const names = new Map<string, PluginRef>();
+  for (const s of sources) {
+    s.sourceName = (s.config.name as string | undefined) ?? s.name;
+    const clash = names.get(s.sourceName);
+    if (clash) {
+      problem(s.jsonPath, `two sources are named "${s.sourceName}" (${clash.stepId} and ${s.stepId})`, {
+        step: s.stepId,
+        hint: 'give each source a distinct `name:`',
+      });
+    }
+    names.set(s.sourceName, s);
+  }
+
+  // Item-level steps are pure: creating them checks templates, regexes and formats now.
+  for (const ref of steps) {
+    if (ref.plugin.kind !== 'step') continue;
+    try {
+      await ref.plugin.create(ref.config as never, validationContext(ref, baseDir));
+    } catch (err) {
+      reportPluginConfigError(err, ref, problem);
+    }
+  }
+  if (shape.trigger && (shape.trigger as TriggerT).every && (shape.trigger as TriggerT).cron) {
+    problem('/trigger', 'give either `every` or `cron`, not both');
+  }
+  if (errors.length > 0) throw new ConfigErrors(errors);
+
+  const stateDirSetting = options.stateDir ?? (shape.state as { dir?: string } | undefined)?.dir;
+  return {
+    file: absFile,
+    baseDir,
+    name: shape.name,
+    description: shape.description as string | undefined,
+    trigger: shape.trigger as TriggerT | undefined,
+    sources,
+    steps,
+    sinks,
+    onError,
+    policy: toPolicy(shape.policy as PolicyT | undefined),
+    stateDir: stateDirSetting ? resolve(baseDir, stateDirSetting) : join(baseDir, '.sluice'),
+    hash: createHash('sha256').update(text).digest('hex').slice(0, 16),
+  };
+}
+
+function reportPluginConfigError(
+  err: unknown,
+  ref: PluginRef,
+  problem: (pointer: string, message: string, extra?: { step?: string; plugin?: string; hint?: string }) => void,
+): void {
+  const rel = err instanceof SluiceError ? (err.context.jsonPath ?? '') : '';
+  const message = err instanceof SluiceError ? err.message : (err as Error)?.message ?? String(err);
+  problem(ref.jsonPath + rel, message, { step: ref.stepId, plugin: ref.name, hint: err instanceof SluiceError ? err.context.hint : undefined });
+}
+
+function validationContext(ref: PluginRef, baseDir: string) {
+  const controller = new AbortController();
+  return {
+    pipeline: 'validate',
+    stepId: ref.stepId,
+    log: { debug() {}, info() {}, warn() {}, error() {}, child() { return this; } },
+    tempDir: join(baseDir, '.sluice', 'tmp'),
+    stateDir: join(baseDir, '.sluice'),
+    baseDir,
+    signal: controller.signal,
+  };
+}
+
+function exactlyOne(
+  shape: Record<string, unknown>,
+  single: string,
+  plural: string,
+  problem: (pointer: string, message: string) => void,
+): void {
+  if (shape[single] !== undefined && shape[plural] !== undefined) {
+    problem(`/${plural}`, `give either \`${single}:\` or \`${plural}:\`, not both`);
+  } else if (shape[single] === undefined && shape[plural] === undefined) {
+    problem('', `missing \`${single}:\` (or \`${plural}:\` for several)`);
+  }
+}
+
+function toPolicy(p: PolicyT | undefined): Policy {
+  const r: Partial<RetryPolicyT> = p?.retry ?? {};
+  return {
+    concurrency: p?.concurrency ?? 4,
+    ratePerSecond: p?.rate_limit?.per_second,
+    retry: {
+      maxAttempts: r.max_attempts ?? 3,
+      initialDelayMs: parseDuration(r.initial_delay ?? '1s'),
+      maxDelayMs: parseDuration(r.max_delay ?? '60s'),
+      multiplier: r.multiplier ?? 2,
+      jitter: r.jitter ?? 'full',
+    },
+    drainTimeoutMs: parseDuration(p?.drain_timeout ?? '30s'),
+  };
+}
+
+/** Offset of the node at `segments`, or of its nearest existing ancestor. */
+function nodeOffset(root: Node | null, segments: string[]): number {
+  let node: Node | null = root;
+  let offset = root?.range?.[0] ?? 0;
+  for (const seg of segments) {
+    if (!node || !isCollection(node)) break;
+    let next: unknown;
+    if (isSeq(node)) next = node.items[Number(seg)];
+    else if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg);
+      if (!pair) break;
+      // Point at the key when the value is empty (`decompress:`), else at the value.
+      next = pair.value ?? pair.key;
+      if (!pair.value && isScalar(pair.key)) {
+        offset = pair.key.range?.[0] ?? offset;
+        node = null;
+        break;
+      }
+    }
+    if (!next || typeof next !== 'object') break;
+    node = next as Node;
+    offset = node.range?.[0] ?? offset;
+  }
+  return offset;
+}
+
+interface Interpolated {
+  value: string;
+  missing: string[];
+  used: string[];
+}
+
+const VAR_PATTERN = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}/g;
+
+/** `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset); `$${` is a literal `${`. */
+export function interpolate(text: string, env: Record<string, string | undefined>): Interpolated {
+  const missing: string[] = [];
+  const used: string[] = [];
+  const value = text.replace(VAR_PATTERN, (match, name: string | undefined, op: string | undefined, fallback: string | undefined) => {
+    if (match === '$${') return '${';
+    const v = env[name!];
+    used.push(name!);
+    if (op === ':-') return v === undefined || v === '' ? (fallback ?? '') : v;
+    if (op === '-') return v === undefined ? (fallback ?? '') : v;
+    if (v === undefined) {
+      missing.push(name!);
+      return '';
+    }
+    return v;
+  });
+  return { value, missing, used };
+}
+
+function readDotEnv(dir: string): Record<string, string> {
+  const file = join(dir, '.env');
+  if (!existsSync(file)) return {};
+  return parseEnv(readFileSync(file, 'utf8')) as Record<string, string>;
+}
+
+function displayPath(abs: string): string {
+  const rel = relative(process.cwd(), abs);
+  return rel && !rel.startsWith('..') ? rel : abs;
+}

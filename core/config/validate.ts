@@ -1,0 +1,165 @@
+/**
+ * JSON Schema validation with ajv, and turning ajv's errors into one clear message per problem.
+ */
+import type { TSchema } from '@sinclair/typebox';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { nearest } from '../registry.js';
+
+export interface SchemaProblem {
+  /** JSON pointer of the offending value, relative to the validated document. */
+  path: string;
+  message: string;
+  hint?: string;
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false, verbose: true });
+ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+
+const compiled = new WeakMap<object, ValidateFunction>();
+
+function validatorFor(schema: TSchema): ValidateFunction {
+  let fn = compiled.get(schema);
+  if (!fn) {
+    fn = ajv.compile(schema);
+    compiled.set(schema, fn);
+  }
+  return fn;
+}
+
+/** Validates (and fills defaults into) `value`; returns the problems, empty when valid. */
+export function validateAgainst(schema: TSchema, value: unknown): SchemaProblem[] {
+  const fn = validatorFor(schema);
+  if (fn(value)) return [];
+  return summarize(fn.errors ?? []);
+}
+
+function summarize(errors: ErrorObject[]): SchemaProblem[] {
+  const kept = dropBranchNoise(errors);
+  const problems: SchemaProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of kept) {
+    const p = describe(e);
+    const key = `${p.path}\u0000${p.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      problems.push(p);
+    }
+  }
+  return problems;
+}
+
+/**
+ * ajv reports every failing branch of an anyOf plus the anyOf itself. Keep the anyOf alone,
+ * unless the value is an object and exactly one branch accepts objects: then that branch's
+ * own errors say more (`unknown key "moveto"` beats "must match a schema in anyOf").
+ */
+function dropBranchNoise(errors: ErrorObject[]): ErrorObject[] {
+  const anyOfs = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  let result = errors;
+  for (const a of anyOfs) {
+    const prefix = `${a.schemaPath}/`;
+    const branches = (a.schema as TSchema[]) ?? [];
+    const data = a.data;
+    let keepBranch = -1;
+    if (data !== null && typeof data === 'object' && !Array.isArray(data)) {
+      const objectBranches = branches
+        .map((b, i) => ({ b, i }))
+        .filter(({ b }) => b.type === 'object' || b.properties !== undefined || b.patternProperties !== undefined);
+      if (objectBranches.length === 1) keepBranch = objectBranches[0].i;
+    }
+    result = result.filter((e) => {
+      if (!e.schemaPath.startsWith(prefix)) return true;
+      if (keepBranch < 0) return false;
+      return e.schemaPath.startsWith(`${prefix}${keepBranch}/`);
+    });
+    if (keepBranch >= 0) result = result.filter((e) => e !== a);
+  }
+  return result;
+}
+
+function describe(e: ErrorObject): SchemaProblem {
+  const path = e.instancePath;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      const known = Object.keys((e.parentSchema as TSchema)?.properties ?? {});
+      const suggestion = nearest(key, known);
+      return {
+        path: `${path}/${escapePointer(key)}`,
+        message: `unknown key "${key}"`,
+        hint: suggestion ? `did you mean "${suggestion}"?` : known.length ? `known keys: ${known.join(', ')}` : undefined,
+      };
+    }
+    case 'required': {
+      const key = (e.params as { missingProperty: string }).missingProperty;
+      return { path, message: `missing required key "${key}"` };
+    }
+    case 'anyOf':
+    case 'oneOf':
+      return { path, message: `${showValue(e.data)} is not valid here: expected ${alternatives(e.schema as TSchema[])}` };
+    case 'const':
+      return { path, message: `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` };
+    case 'enum':
+      return {
+        path,
+        message: `${showValue(e.data)} is not one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`,
+      };
+    case 'type':
+      return { path, message: `must be ${(e.params as { type: string }).type}, got ${typeName(e.data)}` };
+    case 'pattern': {
+      const examples = (e.parentSchema as TSchema)?.examples as unknown[] | undefined;
+      return {
+        path,
+        message: `${showValue(e.data)} does not have the expected form${examples ? ` (e.g. ${examples.join(', ')})` : ` (pattern ${(e.params as { pattern: string }).pattern})`}`,
+      };
+    }
+    case 'minProperties':
+    case 'maxProperties':
+      if (e.parentSchema && (e.parentSchema as TSchema).maxProperties === 1) {
+        const keys = e.data && typeof e.data === 'object' ? Object.keys(e.data) : [];
+        return {
+          path,
+          message: `a plugin must be a single-key map {plugin_name: config}; got ${keys.length === 0 ? 'an empty map' : `${keys.length} keys (${keys.join(', ')})`}`,
+        };
+      }
+      return { path, message: e.message ?? 'invalid' };
+    default:
+      return { path, message: e.message ?? 'invalid value' };
+  }
+}
+
+function alternatives(branches: TSchema[]): string {
+  const parts = branches.map((b) => {
+    if (b.const !== undefined) return JSON.stringify(b.const);
+    if (b.enum) return (b.enum as unknown[]).map((v) => JSON.stringify(v)).join(' | ');
+    if (b.type === 'object' && b.properties) return `{${Object.keys(b.properties).join(', ')}}`;
+    if (b.type === 'string' && b.pattern && Array.isArray(b.examples)) return `a string like ${(b.examples as string[]).slice(0, 3).join(', ')}`;
+    return b.type ? `a ${b.type}` : 'another form';
+  });
+  return [...new Set(parts)].join(' | ');
+}
+
+function showValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'object') return Array.isArray(v) ? 'a list' : 'a map';
+  return JSON.stringify(v);
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+export function escapePointer(segment: string): string {
+  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+export function splitPointer(pointer: string): string[] {
+  if (pointer === '' || pointer === '/') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}

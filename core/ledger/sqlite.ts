@@ -1,0 +1,164 @@
+/** Embedded ledger: SQLite (better-sqlite3) in WAL mode, writes batched per transaction. */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { SluiceError } from '../errors.js';
+import type { ItemIdentity } from '../plugin-api.js';
+import { type Ledger, type LedgerRecord, type LedgerState, type LedgerUpdate, ledgerKey } from './ledger.js';
+
+const BATCH_SIZE = 512;
+const BATCH_DELAY_MS = 25;
+
+interface Row {
+  pipeline: string;
+  source: string;
+  path: string;
+  version: string;
+  state: LedgerState;
+  attempts: number;
+  destinations: string;
+  error: string | null;
+  updated_at: number;
+}
+
+interface Pending {
+  pipeline: string;
+  id: ItemIdentity;
+  update: LedgerUpdate;
+  at: number;
+}
+
+export class SqliteLedger implements Ledger {
+  private readonly pending = new Map<string, Pending>();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly getStmt: BetterSqlite3.Statement;
+  private readonly upsertStmt: BetterSqlite3.Statement;
+  private readonly writeBatch: (rows: Pending[]) => void;
+
+  private constructor(private readonly db: BetterSqlite3.Database) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    db.exec(`CREATE TABLE IF NOT EXISTS items (
+      pipeline TEXT NOT NULL, source TEXT NOT NULL, path TEXT NOT NULL, version TEXT NOT NULL,
+      state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, destinations TEXT NOT NULL DEFAULT '[]',
+      error TEXT, updated_at INTEGER NOT NULL,
+      PRIMARY KEY (pipeline, source, path, version)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS items_recent ON items (pipeline, updated_at);`);
+    this.getStmt = db.prepare('SELECT * FROM items WHERE pipeline = ? AND source = ? AND path = ? AND version = ?');
+    this.upsertStmt = db.prepare(`INSERT INTO items (pipeline, source, path, version, state, attempts, destinations, error, updated_at)
+      VALUES (@pipeline, @source, @path, @version, @state, @attempts, @destinations, @error, @updated_at)
+      ON CONFLICT (pipeline, source, path, version) DO UPDATE SET
+        state = excluded.state, attempts = excluded.attempts,
+        destinations = CASE WHEN excluded.destinations = '[]' THEN items.destinations ELSE excluded.destinations END,
+        error = excluded.error, updated_at = excluded.updated_at`);
+    this.writeBatch = db.transaction((rows: Pending[]) => {
+      for (const r of rows) {
+        this.upsertStmt.run({
+          pipeline: r.pipeline,
+          source: r.id.source,
+          path: r.id.path,
+          version: r.id.version,
+          state: r.update.state,
+          attempts: r.update.attempts ?? 0,
+          destinations: JSON.stringify(r.update.destinations ?? []),
+          error: r.update.error ?? null,
+          updated_at: r.at,
+        });
+      }
+    });
+  }
+
+  static async open(stateDir: string): Promise<SqliteLedger> {
+    try {
+      mkdirSync(stateDir, { recursive: true });
+      const { default: Database } = await import('better-sqlite3');
+      return new SqliteLedger(new Database(join(stateDir, 'ledger.sqlite')));
+    } catch (err) {
+      throw new SluiceError('SLUICE_E_LEDGER', `cannot open the ledger in ${stateDir}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async get(pipeline: string, id: ItemIdentity): Promise<LedgerRecord | undefined> {
+    const queued = this.pending.get(ledgerKey(pipeline, id));
+    if (queued) return toRecord(queued);
+    const row = this.getStmt.get(pipeline, id.source, id.path, id.version) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  record(pipeline: string, id: ItemIdentity, update: LedgerUpdate): void {
+    const key = ledgerKey(pipeline, id);
+    const prior = this.pending.get(key);
+    // Keep destinations recorded earlier in the same batch (committed → finalized).
+    const destinations = update.destinations ?? prior?.update.destinations;
+    this.pending.set(key, { pipeline, id, update: { ...update, destinations }, at: Date.now() });
+    if (this.pending.size >= BATCH_SIZE) this.flushNow();
+    else this.timer ??= setTimeout(() => this.flushNow(), BATCH_DELAY_MS);
+  }
+
+  async flush(): Promise<void> {
+    this.flushNow();
+  }
+
+  private flushNow(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.pending.size === 0) return;
+    const rows = [...this.pending.values()];
+    this.pending.clear();
+    try {
+      this.writeBatch(rows);
+    } catch (err) {
+      throw new SluiceError('SLUICE_E_LEDGER', `cannot write the ledger: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async history(pipeline: string, options: { limit?: number; state?: LedgerState } = {}): Promise<LedgerRecord[]> {
+    this.flushNow();
+    const limit = options.limit ?? 50;
+    const rows = options.state
+      ? (this.db
+          .prepare('SELECT * FROM items WHERE pipeline = ? AND state = ? ORDER BY updated_at DESC LIMIT ?')
+          .all(pipeline, options.state, limit) as Row[])
+      : (this.db.prepare('SELECT * FROM items WHERE pipeline = ? ORDER BY updated_at DESC LIMIT ?').all(pipeline, limit) as Row[]);
+    return rows.map(fromRow);
+  }
+
+  async close(): Promise<void> {
+    this.flushNow();
+    this.db.close();
+  }
+}
+
+function fromRow(row: Row): LedgerRecord {
+  return {
+    pipeline: row.pipeline,
+    source: row.source,
+    path: row.path,
+    version: row.version,
+    state: row.state,
+    attempts: row.attempts,
+    destinations: JSON.parse(row.destinations) as string[],
+    error: row.error ?? undefined,
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
+function toRecord(p: Pending): LedgerRecord {
+  return {
+    pipeline: p.pipeline,
+    source: p.id.source,
+    path: p.id.path,
+    version: p.id.version,
+    state: p.update.state,
+    attempts: p.update.attempts ?? 0,
+    destinations: p.update.destinations ?? [],
+    error: p.update.error,
+    updatedAt: new Date(p.at),
+  };
+}

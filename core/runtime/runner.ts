@@ -1,0 +1,714 @@
+/**
+ * The pipeline runtime: lists items, runs each through the steps into every sink with
+ * end-to-end backpressure, verifies, then finalizes (ledger, after_success). It is the only
+ * caller of plugin code and stamps every error with pipeline, step, plugin and item.
+ */
+import { EventEmitter } from 'node:events';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { pipeline as pipelinePromise } from 'node:stream/promises';
+import type { PipelineDefinition, PluginRef } from '../config/load.js';
+import { errorMessage, isAbortError, isRetryableByDefault, SluiceError, wrapPluginError } from '../errors.js';
+import { compileIncludeExclude, type PathPredicate } from '../glob.js';
+import { itemIdentity } from '../item.js';
+import type { Ledger } from '../ledger/ledger.js';
+import { type Logger, silentLogger } from '../observe/logger.js';
+import type {
+  Item,
+  PluginContext,
+  SinkCommit,
+  SinkInstance,
+  SourceInstance,
+  StepContext,
+  StepInstance,
+  StepOutput,
+  SummaryFigure,
+} from '../plugin-api.js';
+import { HashTap, pipeThrough, STREAM_CHUNK } from '../streams.js';
+import { parseDuration } from '../units.js';
+import { safeDestination } from './destination.js';
+import { backoffDelay, RateLimiter, sleep } from './timing.js';
+
+export interface RunOptions {
+  /** Run the steps (bytes included) but write nothing, touch no source, record nothing. */
+  dryRun?: boolean;
+  /** Process items the ledger says are done. */
+  force?: boolean;
+  log?: Logger;
+  ledger: Ledger;
+}
+
+export interface PlanEntry {
+  source: string;
+  path: string;
+  /** Sink-relative destinations; empty when the item was filtered out. */
+  destinations: string[];
+  action: 'write' | 'skip-done' | 'finalize-only' | 'filtered' | 'failed';
+  bytes?: number;
+  error?: string;
+}
+
+export interface RunSummary {
+  pipeline: string;
+  /** Listed items finalized in this pass. */
+  ok: number;
+  failed: number;
+  /** Listed items skipped because the ledger has them finalized. */
+  skipped: number;
+  /** Items dropped by a filter step or not yet old enough (`min_age`). */
+  filtered: number;
+  /** Files committed to sinks (an archive's entries count one each). */
+  filesWritten: number;
+  bytesIn: number;
+  bytesOut: number;
+  compression: { bytesIn: number; bytesOut: number };
+  retries: number;
+  durationMs: number;
+  interrupted: boolean;
+  dryRun: boolean;
+  failures: Array<{ source: string; path: string; code: string; error: string }>;
+  slowest: Array<{ path: string; ms: number }>;
+  plan: PlanEntry[];
+}
+
+export interface RunEvents {
+  'item:start': [{ source: string; path: string }];
+  'item:done': [{ source: string; path: string; ms: number; bytes: number }];
+  'item:failed': [{ source: string; path: string; error: string; code: string }];
+  'item:retry': [{ source: string; path: string; attempt: number; delayMs: number; error: string }];
+}
+
+interface SourceRuntime {
+  ref: PluginRef;
+  name: string;
+  instance: SourceInstance;
+  accepts: PathPredicate;
+  minAgeMs: number;
+  afterSuccess: 'keep' | 'delete' | { move_to: string };
+}
+
+interface SinkRuntime {
+  ref: PluginRef;
+  instance: SinkInstance;
+  verify: 'size' | 'sha256' | 'none';
+}
+
+interface StepRuntime {
+  ref: PluginRef;
+  instance: StepInstance;
+  ctx: StepContext;
+}
+
+/** Per root item, per attempt. */
+interface Job {
+  source: SourceRuntime;
+  root: Item;
+  signal: AbortSignal;
+  leaves: Array<{ destination: string; locations: string[]; bytes: number }>;
+  filtered: number;
+  bytesIn: number;
+  /** `sink index \u0000 destination` committed in an earlier attempt of this run: not rewritten. */
+  committed: Set<string>;
+  plan: PlanEntry | undefined;
+}
+
+const MAX_SLOWEST = 5;
+
+export class PipelineRunner extends EventEmitter<RunEvents> {
+  readonly def: PipelineDefinition;
+  private readonly log: Logger;
+  private readonly ledger: Ledger;
+  private readonly options: RunOptions;
+  private sources: SourceRuntime[] = [];
+  private steps: StepRuntime[] = [];
+  private sinks: SinkRuntime[] = [];
+  private deadLetter: SinkRuntime | undefined;
+  private companionChecks: Array<(path: string) => boolean> = [];
+  private readonly intake = new AbortController();
+  private readonly work = new AbortController();
+  private readonly tempRoot: string;
+  private started = false;
+  private inFlight = 0;
+  private readonly idleWaiters: Array<() => void> = [];
+  private rate: RateLimiter | undefined;
+
+  constructor(def: PipelineDefinition, options: RunOptions) {
+    super();
+    this.def = def;
+    this.options = options;
+    this.ledger = options.ledger;
+    this.log = (options.log ?? silentLogger).child({ pipeline: def.name });
+    this.tempRoot = join(def.stateDir, 'tmp', `${process.pid}-${Date.now().toString(36)}`);
+    if (def.policy.ratePerSecond) this.rate = new RateLimiter(def.policy.ratePerSecond);
+  }
+
+  /** Items being processed right now. */
+  get activeItems(): number {
+    return this.inFlight;
+  }
+
+  private pluginContext(ref: PluginRef): PluginContext {
+    return {
+      pipeline: this.def.name,
+      stepId: ref.stepId,
+      log: this.log.child({ step: ref.stepId }),
+      tempDir: join(this.tempRoot, ref.stepId.replace(/[^A-Za-z0-9_.-]/g, '_')),
+      stateDir: this.def.stateDir,
+      baseDir: this.def.baseDir,
+      signal: this.work.signal,
+    };
+  }
+
+  private async create<T>(ref: PluginRef): Promise<T> {
+    const ctx = this.pluginContext(ref);
+    await mkdir(ctx.tempDir, { recursive: true });
+    try {
+      return (await ref.plugin.create(ref.config as never, ctx)) as T;
+    } catch (err) {
+      throw wrapPluginError(err, { pipeline: this.def.name, step: ref.stepId, plugin: ref.name }, 'SLUICE_E_CONFIG');
+    }
+  }
+
+  /** Creates every plugin instance. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    for (const ref of this.def.sources) {
+      const instance = await this.create<SourceInstance>(ref);
+      const cfg = ref.config as { include?: string[]; exclude?: string[]; min_age?: string; after_success?: SourceRuntime['afterSuccess'] };
+      const afterSuccess = cfg.after_success ?? 'keep';
+      if (afterSuccess === 'delete' && !instance.remove) throw this.unsupported(ref, 'after_success: delete');
+      if (typeof afterSuccess === 'object' && 'move_to' in afterSuccess && !instance.move) {
+        throw this.unsupported(ref, 'after_success: move_to');
+      }
+      this.sources.push({
+        ref,
+        name: ref.sourceName ?? ref.name,
+        instance,
+        accepts: compileIncludeExclude(cfg.include, cfg.exclude),
+        minAgeMs: cfg.min_age !== undefined ? parseDuration(cfg.min_age) : 0,
+        afterSuccess,
+      });
+    }
+    for (const ref of this.def.steps) {
+      const instance = await this.create<StepInstance>(ref);
+      this.steps.push({ ref, instance, ctx: this.stepContext(ref) });
+      if (instance.isCompanion) this.companionChecks.push(instance.isCompanion.bind(instance));
+    }
+    for (const ref of this.def.sinks) this.sinks.push(await this.sinkRuntime(ref));
+    if (this.def.onError) this.deadLetter = await this.sinkRuntime(this.def.onError);
+  }
+
+  private unsupported(ref: PluginRef, what: string): SluiceError {
+    return new SluiceError('SLUICE_E_CONFIG', `the ${ref.name} source does not support ${what}`, {
+      context: { pipeline: this.def.name, step: ref.stepId, plugin: ref.name },
+    });
+  }
+
+  private async sinkRuntime(ref: PluginRef): Promise<SinkRuntime> {
+    const instance = await this.create<SinkInstance>(ref);
+    const verify = ((ref.config as { verify?: SinkRuntime['verify'] }).verify ?? 'size') as SinkRuntime['verify'];
+    if (verify === 'sha256' && !instance.readBack) {
+      throw new SluiceError('SLUICE_E_CONFIG', `the ${ref.name} sink cannot re-read what it wrote, so verify: sha256 is not possible`, {
+        context: { pipeline: this.def.name, step: ref.stepId, plugin: ref.name },
+      });
+    }
+    return { ref, instance, verify };
+  }
+
+  private stepContext(ref: PluginRef): StepContext {
+    const base = this.pluginContext(ref);
+    return {
+      ...base,
+      openSibling: async (item: Item, name: string, signal?: AbortSignal) => {
+        const source = this.sources.find((s) => s.name === item.source);
+        if (!source?.instance.openPath) return null;
+        const dir = item.path.includes('/') ? item.path.slice(0, item.path.lastIndexOf('/') + 1) : '';
+        return source.instance.openPath(dir + name, signal);
+      },
+      report: (figure: SummaryFigure) => {
+        if (figure.kind === 'compression' && this.currentSummary) {
+          this.currentSummary.compression.bytesIn += figure.bytesIn;
+          this.currentSummary.compression.bytesOut += figure.bytesOut;
+        }
+      },
+    };
+  }
+
+  private currentSummary: RunSummary | undefined;
+
+  /** Stops listing new items; in-flight items go on. */
+  stopIntake(): void {
+    this.intake.abort();
+  }
+
+  /**
+   * Graceful stop: no new items, in-flight ones get `drainTimeoutMs` to finish, then they are
+   * aborted (nothing half-written is committed: sinks abort on a destroyed stream).
+   */
+  async drain(drainTimeoutMs = this.def.policy.drainTimeoutMs): Promise<void> {
+    this.stopIntake();
+    if (this.inFlight > 0) {
+      const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      const timedOut = await Promise.race([idle.then(() => false), sleep(drainTimeoutMs).then(() => true)]);
+      if (timedOut) this.abortNow();
+    }
+  }
+
+  /** Aborts in-flight items at once. */
+  abortNow(): void {
+    this.intake.abort();
+    this.work.abort(new SluiceError('SLUICE_E_ABORTED', 'interrupted'));
+  }
+
+  async close(): Promise<void> {
+    const all = [
+      ...this.sources.map((s) => s.instance),
+      ...this.steps.map((s) => s.instance),
+      ...this.sinks.map((s) => s.instance),
+      ...(this.deadLetter ? [this.deadLetter.instance] : []),
+    ];
+    await Promise.allSettled(all.map((i) => i.close?.()));
+    await this.ledger.flush();
+    await rm(this.tempRoot, { recursive: true, force: true });
+  }
+
+  /** One pass: list every source, process what is new, finalize. */
+  async runPass(): Promise<RunSummary> {
+    await this.start();
+    const started = performance.now();
+    const summary: RunSummary = {
+      pipeline: this.def.name,
+      ok: 0,
+      failed: 0,
+      skipped: 0,
+      filtered: 0,
+      filesWritten: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      compression: { bytesIn: 0, bytesOut: 0 },
+      retries: 0,
+      durationMs: 0,
+      interrupted: false,
+      dryRun: this.options.dryRun === true,
+      failures: [],
+      slowest: [],
+      plan: [],
+    };
+    this.currentSummary = summary;
+    const listing = this.listAll(summary)[Symbol.asyncIterator]();
+    const worker = async () => {
+      for (;;) {
+        if (this.intake.signal.aborted) return;
+        let next: IteratorResult<{ source: SourceRuntime; item: Item }>;
+        try {
+          next = await listing.next();
+        } catch (err) {
+          if (this.intake.signal.aborted && isAbortError(err)) return;
+          throw err;
+        }
+        if (next.done) return;
+        if (this.rate) await this.rate.take(this.intake.signal);
+        this.inFlight++;
+        try {
+          await this.processRoot(next.value.source, next.value.item, summary);
+        } finally {
+          this.inFlight--;
+          if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+        }
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: this.def.policy.concurrency }, worker));
+    } finally {
+      await this.ledger.flush();
+      summary.durationMs = performance.now() - started;
+      summary.interrupted = this.intake.signal.aborted;
+      this.currentSummary = undefined;
+    }
+    return summary;
+  }
+
+  private async *listAll(summary: RunSummary): AsyncGenerator<{ source: SourceRuntime; item: Item }> {
+    for (const source of this.sources) {
+      const now = Date.now();
+      let listing: AsyncIterable<Item>;
+      try {
+        listing = source.instance.list(this.intake.signal);
+        for await (const item of listing) {
+          if (this.intake.signal.aborted) return;
+          if (!source.accepts(item.path)) continue;
+          if (this.companionChecks.some((isCompanion) => isCompanion(item.path))) continue;
+          if (source.minAgeMs > 0 && item.mtime && now - item.mtime.getTime() < source.minAgeMs) {
+            summary.filtered++;
+            continue;
+          }
+          yield { source, item };
+        }
+      } catch (err) {
+        if (this.intake.signal.aborted && isAbortError(err)) return;
+        throw wrapPluginError(err, { pipeline: this.def.name, step: source.ref.stepId, plugin: source.ref.name }, 'SLUICE_E_SOURCE');
+      }
+    }
+  }
+
+  private async processRoot(source: SourceRuntime, item: Item, summary: RunSummary): Promise<void> {
+    const id = itemIdentity(item);
+    const label = `${source.name}:${item.path}`;
+    let finalizeOnly = false;
+    if (!this.options.force) {
+      const record = await this.ledger.get(this.def.name, id);
+      if (record?.state === 'finalized') {
+        summary.skipped++;
+        if (this.options.dryRun) summary.plan.push({ source: source.name, path: item.path, destinations: record.destinations, action: 'skip-done' });
+        return;
+      }
+      finalizeOnly = record?.state === 'committed';
+    }
+    const started = performance.now();
+    this.emit('item:start', { source: source.name, path: item.path });
+    const { maxAttempts } = this.def.policy.retry;
+    const committed = new Set<string>();
+    for (let attempt = 1; ; attempt++) {
+      const itemAbort = new AbortController();
+      const onAbort = () => itemAbort.abort(this.work.signal.reason);
+      this.work.signal.addEventListener('abort', onAbort, { once: true });
+      const job: Job = {
+        source,
+        root: item,
+        signal: itemAbort.signal,
+        leaves: [],
+        filtered: 0,
+        bytesIn: 0,
+        committed,
+        plan: this.options.dryRun
+          ? { source: source.name, path: item.path, destinations: [], action: finalizeOnly ? 'finalize-only' : 'write' }
+          : undefined,
+      };
+      try {
+        if (!finalizeOnly) {
+          if (!this.options.dryRun) this.ledger.record(this.def.name, id, { state: 'seen', attempts: attempt });
+          await this.runChain(this.countedRoot(item, job), 0, job);
+          if (job.leaves.length === 0 && job.filtered > 0) {
+            summary.filtered++;
+            if (job.plan) summary.plan.push({ ...job.plan, action: 'filtered' });
+            return;
+          }
+        }
+        if (this.work.signal.aborted) throw this.work.signal.reason;
+        if (job.plan) {
+          summary.plan.push(job.plan);
+        } else {
+          const destinations = job.leaves.flatMap((l) => l.locations);
+          if (!finalizeOnly) this.ledger.record(this.def.name, id, { state: 'committed', attempts: attempt, destinations });
+          await this.afterSuccess(source, item);
+          this.ledger.record(this.def.name, id, { state: 'finalized', attempts: attempt });
+        }
+        const bytesOut = job.leaves.reduce((n, l) => n + l.bytes, 0);
+        summary.ok++;
+        summary.filesWritten += job.leaves.length;
+        summary.bytesOut += bytesOut;
+        summary.bytesIn += this.hasByteSteps() ? job.bytesIn : bytesOut;
+        const ms = performance.now() - started;
+        this.noteSlowest(summary, item.path, ms);
+        this.emit('item:done', { source: source.name, path: item.path, ms, bytes: bytesOut });
+        return;
+      } catch (raw) {
+        const err = this.stamp(raw, item, source);
+        if (this.work.signal.aborted) {
+          this.log.warn({ item: label }, 'interrupted; the item will be redone next run');
+          return;
+        }
+        const retryable = this.isRetryable(err);
+        if (retryable && attempt < maxAttempts) {
+          const delay = Math.max(backoffDelay(attempt, this.def.policy.retry), err.retryAfterMs ?? 0);
+          summary.retries++;
+          this.emit('item:retry', { source: source.name, path: item.path, attempt, delayMs: delay, error: errorMessage(err) });
+          this.log.warn({ item: label, attempt, delayMs: Math.round(delay), err: errorMessage(err) }, 'retrying');
+          await sleep(delay, this.work.signal).catch(() => undefined);
+          continue;
+        }
+        await this.fail(source, item, err, attempt, summary, job);
+        return;
+      } finally {
+        this.work.signal.removeEventListener('abort', onAbort);
+      }
+    }
+  }
+
+  private hasByteSteps(): boolean {
+    return this.steps.some((s) => s.ref.plugin.kind !== 'step');
+  }
+
+  /** Counts the bytes read from the source, when steps change bytes (else in = out). */
+  private countedRoot(item: Item, job: Job): Item {
+    if (!this.hasByteSteps()) return item;
+    return {
+      ...item,
+      open: async (signal?: AbortSignal) => {
+        const tap = new HashTap(null);
+        tap.on('end', () => {
+          job.bytesIn += tap.bytes;
+        });
+        return pipeThrough(await item.open(signal), tap);
+      },
+    };
+  }
+
+  private noteSlowest(summary: RunSummary, path: string, ms: number): void {
+    const list = summary.slowest;
+    if (list.length < MAX_SLOWEST || ms > list[list.length - 1].ms) {
+      list.push({ path, ms: Math.round(ms) });
+      list.sort((a, b) => b.ms - a.ms);
+      list.length = Math.min(list.length, MAX_SLOWEST);
+    }
+  }
+
+  private stamp(raw: unknown, item: Item, source: SourceRuntime): SluiceError {
+    if (raw instanceof SluiceError && raw.context.item) return raw;
+    return wrapPluginError(raw, { pipeline: this.def.name, item: `${source.name}:${item.path}` });
+  }
+
+  private isRetryable(err: SluiceError): boolean {
+    if (err.retryable !== undefined) return err.retryable;
+    const cause = err.cause;
+    const plugins = [
+      ...this.sources.map((s) => s.instance),
+      ...this.steps.map((s) => s.instance),
+      ...this.sinks.map((s) => s.instance),
+    ];
+    for (const p of plugins) {
+      const verdict = p.isRetryable?.(cause);
+      if (verdict !== undefined) return verdict;
+    }
+    return isRetryableByDefault(err);
+  }
+
+  private async runChain(item: Item, index: number, job: Job): Promise<void> {
+    if (job.signal.aborted) throw job.signal.reason;
+    if (index === this.steps.length) {
+      await this.commitLeaf(item, job);
+      return;
+    }
+    const step = this.steps[index];
+    const context = { pipeline: this.def.name, step: step.ref.stepId, plugin: step.ref.name, item: `${item.source}:${item.path}` };
+    let out: StepOutput;
+    try {
+      out = await step.instance.process(item, { ...step.ctx, signal: job.signal });
+    } catch (err) {
+      throw wrapPluginError(err, context);
+    }
+    if (out === null) {
+      job.filtered++;
+      return;
+    }
+    if (Array.isArray(out)) {
+      for (const next of out) await this.runChain(next, index + 1, job);
+    } else if (isAsyncIterable(out)) {
+      try {
+        for await (const next of out) await this.runChain(next, index + 1, job);
+      } catch (err) {
+        throw wrapPluginError(err, context);
+      }
+    } else {
+      await this.runChain(out, index + 1, job);
+    }
+  }
+
+  /** Writes one final item to every sink, verifies, and records where it landed. */
+  private async commitLeaf(item: Item, job: Job): Promise<void> {
+    const context = { item: `${item.source}:${item.path}` };
+    const destination = safeDestination(item.destination ?? item.path, context);
+    if (job.plan) {
+      const body = await item.open(job.signal);
+      let bytes = 0;
+      for await (const chunk of body) bytes += (chunk as Buffer).length;
+      job.plan.destinations.push(destination);
+      job.plan.bytes = (job.plan.bytes ?? 0) + bytes;
+      job.leaves.push({ destination, locations: [], bytes });
+      return;
+    }
+    const pending = this.sinks.map((s, i) => ({ sink: s, key: `${i}\u0000${destination}` })).filter((p) => !job.committed.has(p.key));
+    const locations: string[] = [];
+    let bytes = 0;
+
+    const copied: typeof pending = [];
+    if (item.origin) {
+      for (const p of pending) {
+        if (!p.sink.instance.copy) continue;
+        const commit = await this.guardSink(p.sink, destination, context, () => p.sink.instance.copy!(item, destination, job.signal));
+        if (commit) {
+          if (item.size !== undefined) await this.verify(p.sink, destination, commit, { bytes: item.size, sha256: item.checksums.sha256 }, job.signal, context);
+          job.committed.add(p.key);
+          locations.push(commit.location);
+          bytes = item.size ?? commit.size ?? 0;
+          copied.push(p);
+        }
+      }
+    }
+    const toWrite = pending.filter((p) => !copied.includes(p));
+    if (toWrite.length > 0 || pending.length === 0) {
+      const result = await this.streamToSinks(item, destination, toWrite, job, context);
+      for (const [i, p] of toWrite.entries()) {
+        job.committed.add(p.key);
+        locations.push(result.commits[i].location);
+      }
+      bytes = result.bytes;
+    }
+    job.leaves.push({ destination, locations, bytes });
+  }
+
+  private async streamToSinks(
+    item: Item,
+    destination: string,
+    targets: Array<{ sink: SinkRuntime; key: string }>,
+    job: Job,
+    context: { item: string },
+  ): Promise<{ bytes: number; commits: SinkCommit[] }> {
+    let body = await item.open(job.signal);
+    let sha256: string | undefined = item.checksums.sha256;
+    let spooled: string | undefined;
+    if (!sha256 && targets.some((t) => t.sink.instance.needsSha256)) {
+      // A sink needs the hash before writing (metadata): spool once while hashing.
+      spooled = join(this.tempRoot, `spool-${Math.random().toString(36).slice(2)}`);
+      await mkdir(this.tempRoot, { recursive: true });
+      const tap = new HashTap();
+      await pipelinePromise(body, tap, createWriteStream(spooled), { signal: job.signal });
+      sha256 = tap.digest();
+      body = createReadStream(spooled, { highWaterMark: STREAM_CHUNK });
+    }
+    try {
+      const tap = new HashTap();
+      const flowing = pipeThrough(body, tap);
+      if (targets.length === 0) {
+        // Every sink already has this entry from an earlier attempt: just consume the bytes.
+        for await (const _ of flowing) {
+          /* drain */
+        }
+        return { bytes: tap.bytes, commits: [] };
+      }
+      const bodies = targets.length === 1 ? [flowing] : fanOut(flowing, targets.length);
+      const writes = targets.map((t, i) =>
+        this.guardSink(t.sink, destination, context, () =>
+          t.sink.instance.write({ item, destination, body: bodies[i], size: item.size, sha256, signal: job.signal }),
+        ),
+      );
+      // One sink failing aborts the others: no sink commits bytes the others did not get.
+      writes.forEach((w) =>
+        w.catch((err) => {
+          for (const b of bodies) b.destroy(err);
+          flowing.destroy(err);
+        }),
+      );
+      const commits = await Promise.all(writes);
+      const sent = { bytes: tap.bytes, sha256: tap.digest() };
+      for (const [i, t] of targets.entries()) await this.verify(t.sink, destination, commits[i], sent, job.signal, context);
+      return { bytes: tap.bytes, commits };
+    } finally {
+      if (spooled) await unlink(spooled).catch(() => undefined);
+    }
+  }
+
+  private async guardSink<T>(sink: SinkRuntime, destination: string, context: { item: string }, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw wrapPluginError(err, { pipeline: this.def.name, step: sink.ref.stepId, plugin: sink.ref.name, ...context }, 'SLUICE_E_SINK');
+    }
+  }
+
+  private async verify(
+    sink: SinkRuntime,
+    destination: string,
+    commit: SinkCommit,
+    sent: { bytes: number; sha256?: string },
+    signal: AbortSignal,
+    context: { item: string },
+  ): Promise<void> {
+    if (commit.skipped || sink.verify === 'none') return;
+    const where = { pipeline: this.def.name, step: sink.ref.stepId, plugin: sink.ref.name, ...context };
+    const mismatch = async (what: string) => {
+      await sink.instance.remove?.(destination).catch(() => undefined);
+      return new SluiceError('SLUICE_E_VERIFY', `${commit.location}: ${what}`, { context: where, retryable: true });
+    };
+    if (commit.size !== undefined && commit.size !== sent.bytes) {
+      throw await mismatch(`stored ${commit.size} bytes but ${sent.bytes} were sent`);
+    }
+    if (commit.sha256 && sent.sha256 && commit.sha256 !== sent.sha256) {
+      throw await mismatch(`stored sha256 ${commit.sha256} differs from the sent ${sent.sha256}`);
+    }
+    if (sink.verify === 'sha256' && sent.sha256 && !commit.sha256) {
+      const tap = new HashTap();
+      await pipelinePromise(await sink.instance.readBack!(destination, signal), tap, new PassThrough().resume(), { signal });
+      if (tap.digest() !== sent.sha256) throw await mismatch(`re-read sha256 ${tap.digest()} differs from the sent ${sent.sha256}`);
+    }
+  }
+
+  private async afterSuccess(source: SourceRuntime, item: Item): Promise<void> {
+    const action = source.afterSuccess;
+    const context = { pipeline: this.def.name, step: source.ref.stepId, plugin: source.ref.name, item: `${source.name}:${item.path}` };
+    try {
+      if (action === 'delete') await source.instance.remove!(item);
+      else if (typeof action === 'object') await source.instance.move!(item, action.move_to);
+    } catch (err) {
+      throw wrapPluginError(err, context, 'SLUICE_E_SOURCE');
+    }
+  }
+
+  private async fail(source: SourceRuntime, item: Item, err: SluiceError, attempts: number, summary: RunSummary, job: Job): Promise<void> {
+    const message = errorMessage(err);
+    summary.failed++;
+    summary.failures.push({ source: source.name, path: item.path, code: err.code, error: message });
+    this.emit('item:failed', { source: source.name, path: item.path, error: message, code: err.code });
+    this.log.error({ item: `${source.name}:${item.path}`, code: err.code, attempts, err: message }, 'item failed');
+    if (job.plan) {
+      summary.plan.push({ ...job.plan, action: 'failed', error: message });
+      return;
+    }
+    this.ledger.record(this.def.name, itemIdentity(item), { state: 'failed', attempts, error: message });
+    if (this.deadLetter) await this.sendToDeadLetter(source, item, err, attempts);
+  }
+
+  /** Puts the original bytes and a `<name>.error.json` reason into the on_error sink. */
+  private async sendToDeadLetter(source: SourceRuntime, item: Item, err: SluiceError, attempts: number): Promise<void> {
+    const dl = this.deadLetter!;
+    const destination = safeDestination(`${source.name}/${item.path}`);
+    const reason = {
+      pipeline: this.def.name,
+      source: source.name,
+      path: item.path,
+      code: err.code,
+      error: errorMessage(err),
+      attempts,
+      failed_at: new Date().toISOString(),
+    };
+    const signal = this.work.signal;
+    try {
+      try {
+        const body = await item.open(signal);
+        await dl.instance.write({ item, destination, body, size: item.size, signal });
+      } catch (copyErr) {
+        (reason as Record<string, unknown>).copy_error = errorMessage(copyErr);
+      }
+      const json = Buffer.from(`${JSON.stringify(reason, null, 2)}\n`);
+      await dl.instance.write({ item, destination: `${destination}.error.json`, body: Readable.from([json]), size: json.length, signal });
+    } catch (dlErr) {
+      this.log.error({ item: `${source.name}:${item.path}`, err: errorMessage(dlErr) }, 'could not write to on_error');
+    }
+  }
+}
+
+function fanOut(source: Readable, n: number): PassThrough[] {
+  const outs = Array.from({ length: n }, () => new PassThrough({ highWaterMark: STREAM_CHUNK }));
+  for (const o of outs) source.pipe(o);
+  source.on('error', (err) => {
+    for (const o of outs) o.destroy(err);
+  });
+  return outs;
+}
+
+function isAsyncIterable(v: unknown): v is AsyncIterable<Item> {
+  return typeof v === 'object' && v !== null && Symbol.asyncIterator in v;
+}
