@@ -3,8 +3,23 @@
  * heavy client libraries lazily inside `create`.
  */
 import type { Plugin } from '../core/plugin-api.js';
+import { decompressPlugin } from './archive/decompress.js';
+import { compressPlugin } from './compress/compress.js';
+import { filterPlugin } from './core-steps/filter.js';
+import { renamePlugin } from './core-steps/rename.js';
+import { segregatePlugin } from './core-steps/segregate.js';
+import { setMetaPlugin } from './core-steps/set-meta.js';
+import { localSink, localSource } from './local/index.js';
 
 // core item steps and local connector
 // (one line per plugin; keep alphabetical within a family)
 
-export const builtinPlugins: readonly Plugin[] = [];
+export const builtinPlugins: readonly Plugin[] = [
+  filterPlugin,
+  renamePlugin,
+  segregatePlugin,
+  setMetaPlugin,
+  decompressPlugin,
+  compressPlugin,
+  localSource,
+  localSink,];

@@ -1,0 +1,42 @@
+import { runPipelineFile } from '../../runtime/run-file.js';
+import { formatBytes } from '../../units.js';
+import { type CommonOptions, makeLogger, parseVars } from '../common.js';
+import { EXIT } from '../exit-codes.js';
+
+/** Dry run that prints every source → destination mapping. */
+export async function planCommand(file: string, opts: CommonOptions & { force?: boolean }): Promise<number> {
+  const { logger, close } = makeLogger({ ...opts, quiet: opts.quiet ?? true });
+  try {
+    const summary = await runPipelineFile(file, { vars: parseVars(opts.var), stateDir: opts.stateDir, force: opts.force, dryRun: true, log: logger });
+    const out: string[] = [];
+    for (const e of summary.plan) {
+      const from = `${e.source}:${e.path}`;
+      switch (e.action) {
+        case 'write':
+          for (const d of e.destinations) out.push(`${from} → ${d}`);
+          if (e.destinations.length === 0) out.push(`${from} → (nothing to write)`);
+          break;
+        case 'skip-done':
+          out.push(`${from} — skip: done before`);
+          break;
+        case 'finalize-only':
+          out.push(`${from} — committed before; only after_success would run`);
+          break;
+        case 'filtered':
+          out.push(`${from} — filtered out`);
+          break;
+        case 'failed':
+          out.push(`${from} — would fail: ${e.error}`);
+          break;
+      }
+    }
+    const writes = summary.plan.filter((e) => e.action === 'write');
+    out.push(
+      `${writes.length} item(s) to process (${summary.filesWritten} file(s), ${formatBytes(summary.bytesOut)}), ${summary.skipped} done before, ${summary.filtered} filtered, ${summary.failed} would fail`,
+    );
+    process.stdout.write(`${out.join('\n')}\n`);
+    return summary.failed > 0 ? EXIT.failed : EXIT.ok;
+  } finally {
+    await close();
+  }
+}

@@ -1,0 +1,19 @@
+import { errorMessage } from '../../errors.js';
+import { loadPipelineFile } from '../../runtime/run-file.js';
+import { expandPipelinePaths, parseVars } from '../common.js';
+import { EXIT } from '../exit-codes.js';
+
+export async function validateCommand(paths: string[], opts: { var?: string | string[] }): Promise<number> {
+  const vars = parseVars(opts.var);
+  let bad = 0;
+  for (const file of expandPipelinePaths(paths)) {
+    try {
+      const def = await loadPipelineFile(file, { vars });
+      process.stdout.write(`ok  ${file} (${def.name}: ${def.sources.length} source(s), ${def.steps.length} step(s), ${def.sinks.length} sink(s))\n`);
+    } catch (err) {
+      bad++;
+      process.stderr.write(`${errorMessage(err)}\n`);
+    }
+  }
+  return bad > 0 ? EXIT.usage : EXIT.ok;
+}

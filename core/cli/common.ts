@@ -1,0 +1,58 @@
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { SluiceError } from '../errors.js';
+import { createLogger, type LogFormat } from '../observe/log.js';
+
+export interface CommonOptions {
+  var?: string | string[];
+  stateDir?: string;
+  logFormat?: string;
+  logFile?: string;
+  quiet?: boolean;
+}
+
+/** `--var K=V` (repeatable) into a map. */
+export function parseVars(value: string | string[] | undefined): Record<string, string> {
+  const list = value === undefined ? [] : Array.isArray(value) ? value : [value];
+  const vars: Record<string, string> = {};
+  for (const entry of list) {
+    const eq = String(entry).indexOf('=');
+    if (eq <= 0) throw new SluiceError('SLUICE_E_USAGE', `--var takes KEY=VALUE, got "${entry}"`);
+    vars[String(entry).slice(0, eq)] = String(entry).slice(eq + 1);
+  }
+  return vars;
+}
+
+/** Pipeline files from arguments: files as given, folders expanded to their *.yaml / *.yml (not *.test.yaml). */
+export function expandPipelinePaths(paths: string[]): string[] {
+  const files: string[] = [];
+  for (const p of paths) {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(p);
+    } catch {
+      throw new SluiceError('SLUICE_E_USAGE', `no such file or folder: ${p}`);
+    }
+    if (st.isDirectory()) {
+      const found = readdirSync(p)
+        .filter((f) => /\.ya?ml$/.test(f) && !/\.test\.ya?ml$/.test(f))
+        .sort()
+        .map((f) => join(p, f));
+      if (found.length === 0) throw new SluiceError('SLUICE_E_USAGE', `no pipeline files (*.yaml) in ${p}`);
+      files.push(...found);
+    } else {
+      files.push(p);
+    }
+  }
+  return files;
+}
+
+export function makeLogger(opts: CommonOptions) {
+  const format: LogFormat =
+    opts.logFormat === 'json' ? 'json' : opts.logFormat === 'pretty' ? 'pretty' : process.stderr.isTTY ? 'pretty' : 'json';
+  if (opts.logFormat && opts.logFormat !== 'json' && opts.logFormat !== 'pretty') {
+    throw new SluiceError('SLUICE_E_USAGE', `--log-format is pretty or json, got "${opts.logFormat}"`);
+  }
+  const color = format === 'pretty' && process.stderr.isTTY === true && !process.env.NO_COLOR;
+  return { format, ...createLogger({ format, level: opts.quiet ? 'warn' : 'info', file: opts.logFile, color }) };
+}

@@ -1,0 +1,110 @@
+/**
+ * The `sluice` command line. Commands are thin; options are declared once in OPTIONS with a
+ * description each, and `--help` comes from that table.
+ */
+import { readFileSync } from 'node:fs';
+import { cac } from 'cac';
+import { errorMessage, SluiceError } from '../errors.js';
+import { EXIT } from './exit-codes.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export const OPTIONS = {
+  dryRun: { flag: '--dry-run', description: 'Run every step but write nothing, touch no source, record nothing' },
+  force: { flag: '--force', description: 'Process items the ledger says are already done' },
+  vars: { flag: '--var <KEY=VALUE>', description: 'Set a ${VAR} for the pipeline (repeatable; wins over the environment)' },
+  stateDir: { flag: '--state-dir <dir>', description: 'State folder (ledger); default .sluice/ beside each pipeline' },
+  logFormat: { flag: '--log-format <format>', description: 'pretty (default on a TTY) or json' },
+  logFile: { flag: '--log-file <file>', description: 'Also append JSON logs to this file' },
+  quiet: { flag: '--quiet', description: 'Only warnings and errors' },
+  summaryJson: { flag: '--summary-json <file>', description: 'Write the run summary as JSON to this file' },
+  once: { flag: '--once', description: 'Run a single pass whatever the trigger says' },
+  write: { flag: '--write', description: 'Write schemas/pipeline.schema.json instead of printing' },
+  limit: { flag: '--limit <n>', description: 'How many records to show (default 50)' },
+  state: { flag: '--state <state>', description: 'Only records in this state (seen, committed, finalized, failed)' },
+} as const;
+
+type OptionName = keyof typeof OPTIONS;
+
+const COMMANDS: Array<{ name: string; description: string; options: OptionName[]; load: () => Promise<(args: never, opts: never) => Promise<number>> }> = [
+  {
+    name: 'run <...pipelines>',
+    description: 'Run pipeline files (or every *.yaml in folders): one pass, or by their trigger',
+    options: ['dryRun', 'force', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet', 'summaryJson', 'once'],
+    load: async () => (await import('./commands/run.js')).runCommand,
+  },
+  {
+    name: 'validate <...pipelines>',
+    description: 'Check pipeline files: YAML, shape, every plugin config; errors name file:line:col',
+    options: ['vars'],
+    load: async () => (await import('./commands/validate.js')).validateCommand,
+  },
+  {
+    name: 'plan <pipeline>',
+    description: 'Dry run: every source → destination mapping and what the ledger would skip',
+    options: ['vars', 'stateDir', 'force', 'logFormat', 'quiet'],
+    load: async () => (await import('./commands/plan.js')).planCommand,
+  },
+  {
+    name: 'schema',
+    description: 'Print the JSON Schema of pipeline files (for editors)',
+    options: ['write'],
+    load: async () => (await import('./commands/schema.js')).schemaCommand,
+  },
+  {
+    name: 'plugins [name]',
+    description: 'List plugins, or show one plugin’s config reference',
+    options: [],
+    load: async () => (await import('./commands/plugins.js')).pluginsCommand,
+  },
+  {
+    name: 'history <pipeline>',
+    description: 'Recent items of a pipeline from its ledger',
+    options: ['vars', 'stateDir', 'limit', 'state', 'logFormat'],
+    load: async () => (await import('./commands/history.js')).historyCommand,
+  },
+];
+
+export async function main(argv: string[]): Promise<void> {
+  const cli = cac('sluice');
+  let action: Promise<number> | undefined;
+  for (const spec of COMMANDS) {
+    const command = cli.command(spec.name, spec.description);
+    for (const o of spec.options) command.option(OPTIONS[o].flag, OPTIONS[o].description);
+    command.action((...args: unknown[]) => {
+      action = spec.load().then((fn) => (fn as (...a: unknown[]) => Promise<number>)(...args));
+    });
+  }
+  cli.help();
+  cli.version(pkg.version);
+  let code: number;
+  try {
+    const parsed = cli.parse(['node', 'sluice', ...argv], { run: false });
+    if (parsed.options.help || parsed.options.version) return;
+    if (!cli.matchedCommand) {
+      if (cli.args.length > 0) throw new SluiceError('SLUICE_E_USAGE', `unknown command "${cli.args[0]}" (see sluice --help)`);
+      cli.outputHelp();
+      process.exitCode = EXIT.usage;
+      return;
+    }
+    await cli.runMatchedCommand();
+    code = action ? await action : EXIT.ok;
+  } catch (err) {
+    code = reportError(err);
+  }
+  process.exitCode = code;
+}
+
+export function reportError(err: unknown): number {
+  if (err instanceof SluiceError) {
+    process.stderr.write(`${err.toUserString()}\n`);
+    return err.code === 'SLUICE_E_INTERNAL' || err.code === 'SLUICE_E_LEDGER' ? EXIT.failed : EXIT.usage;
+  }
+  if (err instanceof Error && /Unknown option|missing required args|Unused args/i.test(err.message)) {
+    process.stderr.write(`sluice: ${err.message} (see sluice --help)\n`);
+    return EXIT.usage;
+  }
+  process.stderr.write(`sluice: unexpected error: ${errorMessage(err)}\n`);
+  if (process.env.SLUICE_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`);
+  return EXIT.failed;
+}

@@ -1,0 +1,30 @@
+import type { RunSummary } from '../runtime/runner.js';
+import { formatBytes, formatDuration } from '../units.js';
+
+/** The end-of-pass summary as a few human lines. */
+export function formatSummary(s: RunSummary): string {
+  const lines: string[] = [];
+  const head = s.dryRun ? `${s.pipeline} (dry run)` : s.pipeline;
+  lines.push(
+    `${head}: ${s.ok} ok, ${s.failed} failed, ${s.skipped} skipped (done before), ${s.filtered} filtered` +
+      ` — ${s.filesWritten} file${s.filesWritten === 1 ? '' : 's'} written, ${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out` +
+      `, ${s.retries} retr${s.retries === 1 ? 'y' : 'ies'}, ${formatDuration(s.durationMs)}` +
+      (s.interrupted ? ' (interrupted)' : ''),
+  );
+  if (s.compression.bytesIn > 0) {
+    const saved = s.compression.bytesIn - s.compression.bytesOut;
+    const ratio = s.compression.bytesOut > 0 ? s.compression.bytesIn / s.compression.bytesOut : 0;
+    lines.push(
+      `  compression: ${formatBytes(s.compression.bytesIn)} → ${formatBytes(s.compression.bytesOut)}, ratio ${ratio.toFixed(2)}:1, saved ${formatBytes(saved)} (${((saved / s.compression.bytesIn) * 100).toFixed(1)}%)`,
+    );
+  }
+  for (const f of s.failures.slice(0, 20)) lines.push(`  FAILED ${f.source}:${f.path} [${f.code}] ${f.error}`);
+  if (s.failures.length > 20) lines.push(`  … and ${s.failures.length - 20} more failures`);
+  return lines.join('\n');
+}
+
+/** Summary for `--summary-json` and JSON logs. */
+export function summaryJson(s: RunSummary): Record<string, unknown> {
+  const { plan: _plan, ...rest } = s;
+  return { ...rest, durationMs: Math.round(s.durationMs) };
+}

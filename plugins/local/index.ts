@@ -1,0 +1,2 @@
+export { localSink } from './sink.js';
+export { localSource } from './source.js';

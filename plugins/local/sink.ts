@@ -1,0 +1,179 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Type } from '@sinclair/typebox';
+import { SluiceError } from '../../core/errors.js';
+import { definePlugin } from '../../core/plugin-api.js';
+import { sinkCommon } from '../../core/schema-fragments.js';
+import { STREAM_CHUNK } from '../../core/streams.js';
+
+const config = Type.Object(
+  {
+    path: Type.String({ description: 'Destination root folder, relative to the pipeline file or absolute.' }),
+    fsync: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'fsync each file before it is renamed into place. Costs throughput; protects against power loss (a killed process loses nothing either way).',
+      }),
+    ),
+    ...sinkCommon,
+  },
+  { additionalProperties: false },
+);
+
+const TEMP_DIR = '.sluice-tmp';
+
+export const localSink = definePlugin({
+  name: 'local',
+  kind: 'sink',
+  summary: 'Writes into a local folder atomically (temp file + rename), creating folders.',
+  description:
+    'Each file is written to `<root>/.sluice-tmp/<pid>-…/` and renamed into place only after the stream ended cleanly, so a destination never holds a partial file. Temp folders of dead processes are swept at start. `if_exists: skip|fail|rename` use a hard link, which never replaces an existing file (no race with other writers).',
+  config,
+  examples: [{ title: 'Into ./out, never overwriting', yaml: 'path: ./out\nif_exists: rename' }],
+  async create(cfg, ctx) {
+    const root = resolve(ctx.baseDir, cfg.path);
+    const ifExists = cfg.if_exists ?? 'overwrite';
+    const tempBase = join(root, TEMP_DIR);
+    const tempDir = join(tempBase, `${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+    await sweepDeadTemps(tempBase);
+    await mkdir(tempDir, { recursive: true });
+    const madeDirs = new Set<string>([root]);
+    let counter = 0;
+
+    const target = (destination: string) => {
+      const abs = resolve(root, ...destination.split('/'));
+      if (!abs.startsWith(root + sep)) {
+        throw new SluiceError('SLUICE_E_DESTINATION', `destination "${destination}" escapes ${root}`, { retryable: false });
+      }
+      return abs;
+    };
+    const ensureDir = async (dir: string) => {
+      if (madeDirs.has(dir)) return;
+      await mkdir(dir, { recursive: true });
+      madeDirs.add(dir);
+    };
+
+    return {
+      async write(req) {
+        const dest = target(req.destination);
+        const temp = join(tempDir, `${++counter}`);
+        try {
+          const out = createWriteStream(temp, { highWaterMark: STREAM_CHUNK });
+          await pipeline(req.body, out, { signal: req.signal });
+          if (cfg.fsync) await fsyncFile(temp);
+          await ensureDir(dirname(dest));
+          const final = await place(temp, dest, ifExists);
+          if (final === null) return { location: dest, skipped: true };
+          const st = await stat(final);
+          return { location: final, size: st.size };
+        } finally {
+          await unlink(temp).catch(() => undefined);
+        }
+      },
+      async readBack(destination) {
+        return createReadStream(target(destination), { highWaterMark: STREAM_CHUNK });
+      },
+      async remove(destination) {
+        await unlink(target(destination)).catch(() => undefined);
+      },
+      async close() {
+        await rm(tempDir, { recursive: true, force: true });
+        await rmdir(tempBase).catch(() => undefined); // only when empty
+      },
+      isRetryable(err) {
+        const code = (err as NodeJS.ErrnoException)?.code;
+        if (code === 'ENOSPC' || code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return false;
+        return undefined;
+      },
+    };
+  },
+});
+
+/**
+ * Moves `temp` to `dest` per `if_exists`. Returns the final path, or null when skipped.
+ * `overwrite` renames (atomic replace); the others hard-link, which fails on an existing name.
+ */
+async function place(temp: string, dest: string, ifExists: string): Promise<string | null> {
+  if (ifExists === 'overwrite') {
+    await rename(temp, dest);
+    return dest;
+  }
+  for (let n = 0; n < 10_000; n++) {
+    const candidate = n === 0 ? dest : numbered(dest, n);
+    try {
+      await link(temp, candidate);
+      return candidate;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (ifExists === 'skip') return null;
+    if (ifExists === 'fail') {
+      // Our own earlier copy (a redo after a crash) holds the same bytes: that is success.
+      if (await sameContent(temp, dest)) return dest;
+      throw new SluiceError('SLUICE_E_EXISTS', `${dest} exists with different content (if_exists: fail)`, { retryable: false });
+    }
+  }
+  throw new SluiceError('SLUICE_E_EXISTS', `no free name for ${dest} after 10000 tries (if_exists: rename)`, { retryable: false });
+}
+
+function numbered(path: string, n: number): string {
+  const dir = dirname(path);
+  const name = path.slice(dir.length + 1);
+  const dot = name.lastIndexOf('.');
+  const stem = dot > 0 ? name.slice(0, dot) : name;
+  const ext = dot > 0 ? name.slice(dot) : '';
+  return join(dir, `${stem} (${n})${ext}`);
+}
+
+async function sameContent(a: string, b: string): Promise<boolean> {
+  const [sa, sb] = await Promise.all([stat(a), stat(b)]);
+  if (sa.size !== sb.size) return false;
+  const [ha, hb] = await Promise.all([sha256File(a), sha256File(b)]);
+  return ha === hb;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: STREAM_CHUNK })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Removes temp folders left by processes that are gone (killed mid-write). */
+async function sweepDeadTemps(tempBase: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(tempBase);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const pid = Number(entry.split('-')[0]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid)) {
+      await rm(join(tempBase, entry), { recursive: true, force: true });
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+
