@@ -1,0 +1,39 @@
+/** What the shared remote source and sink need from one SFTP or FTP connection. */
+import type { Readable } from 'node:stream';
+import type { PooledConnection } from './pool.js';
+
+export type RemoteEntryType = 'file' | 'directory' | 'other';
+
+export interface RemoteEntry {
+  name: string;
+  type: RemoteEntryType;
+  size: number;
+  mtime?: Date;
+}
+
+export interface RemoteStat {
+  type: RemoteEntryType;
+  size: number;
+  mtime?: Date;
+}
+
+export interface RemoteConnection extends PooledConnection {
+  /** Entries of a folder (without `.` and `..`); symbolic links resolved when possible. */
+  list(dir: string): Promise<RemoteEntry[]>;
+  /** undefined when nothing exists at `path`. */
+  stat(path: string): Promise<RemoteStat | undefined>;
+  /**
+   * A read stream of the file. The connection is busy until the stream closes; `onDone` is
+   * called once then, with the error that ended it, if any.
+   */
+  openRead(path: string, onDone: (err?: Error) => void): Promise<Readable>;
+  /** Streams `body` into `path` (created or truncated). Rejects on an error of `body`. */
+  upload(path: string, body: Readable): Promise<void>;
+  /** Renames, replacing an existing `to` (atomically where the server can). */
+  renameOver(from: string, to: string): Promise<void>;
+  /** Renames only when `to` does not exist; returns false (and leaves `from`) when it does. */
+  renameIfAbsent(from: string, to: string): Promise<boolean>;
+  remove(path: string): Promise<void>;
+  /** Creates a folder and its parents; fine when it exists. */
+  mkdirp(dir: string): Promise<void>;
+}

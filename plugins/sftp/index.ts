@@ -1,0 +1,2 @@
+export { sftpSink } from './sink.js';
+export { sftpSource } from './source.js';

@@ -1,0 +1,47 @@
+import { Type } from '@sinclair/typebox';
+import { definePlugin } from '../../core/plugin-api.js';
+import { sourceCommon } from '../../core/schema-fragments.js';
+import { createRemoteSource } from '../remote-fs/source.js';
+import { createSftpPool, isSftpRetryable, sftpConnectionFields, sftpSettings } from './client.js';
+
+export const sftpSource = definePlugin({
+  name: 'sftp',
+  kind: 'source',
+  summary: 'Lists and reads files on an SFTP server (OpenSSH and compatible), host key pinned.',
+  description:
+    'Walks `path` (recursively by default, one folder at a time) and lists every regular file with its size and mtime; symbolic links are followed. Each read borrows one of `max_connections` pooled SSH sessions; a dropped session is replaced on the next borrow. `after_success: {move_to}` keeps the relative path under the target folder and replaces an existing file there (OpenSSH posix-rename). The server key must be pinned with `host_key_sha256`; a refused connection names the fingerprint the server presented.',
+  config: Type.Object(
+    {
+      ...sourceCommon,
+      ...sftpConnectionFields,
+      recursive: Type.Boolean({ default: true, description: 'Also list files in sub-folders of `path`.' }),
+    },
+    { additionalProperties: false },
+  ),
+  examples: [
+    {
+      title: 'Key auth, pinned host key, move processed files away',
+      yaml: [
+        'host: sftp.example.com',
+        'username: acme',
+        'private_key_file: ./keys/acme_ed25519',
+        'host_key_sha256: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"',
+        'path: /outgoing',
+        'include: ["*.gpg"]',
+        'min_age: 1m',
+        'after_success:',
+        '  move_to: /outgoing/processed',
+      ].join('\n'),
+    },
+  ],
+  async create(config, ctx) {
+    const settings = await sftpSettings(config, ctx, 'SLUICE_E_SOURCE');
+    return createRemoteSource({
+      pool: await createSftpPool(settings, config.max_connections),
+      sourceName: config.name ?? 'sftp',
+      root: config.path,
+      recursive: config.recursive,
+      isRetryable: isSftpRetryable,
+    });
+  },
+});
