@@ -1,0 +1,257 @@
+/**
+ * What the s3 source and sink share: connection options, the client factory (the AWS SDK is
+ * imported here, lazily, only when a pipeline uses S3), error classification, object access.
+ */
+import type { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { Type } from '@sinclair/typebox';
+import { SluiceError } from '../../core/errors.js';
+import { registerSecret } from '../../core/observe/redact.js';
+import { Secret } from '../../core/schema-fragments.js';
+import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
+
+export type S3Sdk = typeof import('@aws-sdk/client-s3');
+
+/** Connection fields shared by the s3 source and sink. */
+export const s3ConnectionFields = {
+  bucket: Type.String({ minLength: 3, description: 'Bucket name.' }),
+  region: Type.String({ default: 'us-east-1', description: 'AWS region of the bucket.' }),
+  endpoint: Type.Optional(
+    Type.String({
+      description:
+        'URL of an S3-compatible service (MinIO, Ceph, s3rver…). Empty or absent: AWS itself, from `region`.',
+      examples: ['http://127.0.0.1:9000'],
+    }),
+  ),
+  force_path_style: Type.Optional(
+    Type.Boolean({
+      description: 'Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key` (default: true when `endpoint` is set).',
+    }),
+  ),
+  access_key_id: Type.Optional(
+    Secret(Type.String({ description: 'Access key id. Absent: the SDK default chain (AWS_ACCESS_KEY_ID, profile, instance role…).' })),
+  ),
+  secret_access_key: Type.Optional(Secret(Type.String({ description: 'Secret access key (with `access_key_id`).' }))),
+  session_token: Type.Optional(Secret(Type.String({ description: 'Session token for temporary credentials.' }))),
+  request_checksum: Type.Union([Type.Literal('when_required'), Type.Literal('when_supported')], {
+    default: 'when_required',
+    description:
+      'When the SDK adds request checksums. `when_supported` makes it send streamed bodies aws-chunked with trailing CRCs, which many S3-compatible stores (s3rver among them) store verbatim, corrupting the object; `when_required` avoids that, and Sluice verifies content with sha256 itself.',
+  }),
+  max_connections: Type.Integer({
+    minimum: 1,
+    default: 50,
+    description: 'Most simultaneous HTTP connections to the service (HTTP agent maxSockets).',
+  }),
+};
+
+export interface S3ConnectionConfig {
+  bucket: string;
+  region?: string;
+  endpoint?: string;
+  force_path_style?: boolean;
+  access_key_id?: string;
+  secret_access_key?: string;
+  session_token?: string;
+  request_checksum?: 'when_required' | 'when_supported';
+  max_connections?: number;
+}
+
+export interface S3Connection {
+  sdk: S3Sdk;
+  client: S3Client;
+  bucket: string;
+  /** Identity of the service for `Item.origin.endpoint`: the endpoint URL, or `aws`. */
+  endpointId: string;
+}
+
+export const S3_ORIGIN_KIND = 's3';
+
+/** Creates the client. Throws config errors for inconsistent credentials or a bad endpoint URL. */
+export async function connectS3(config: S3ConnectionConfig): Promise<S3Connection> {
+  const endpoint = config.endpoint?.trim() || undefined;
+  if (endpoint !== undefined && !URL.canParse(endpoint)) {
+    throw new SluiceError('SLUICE_E_CONFIG', `endpoint "${endpoint}" is not a URL`, {
+      context: { jsonPath: '/endpoint' },
+    });
+  }
+  if ((config.access_key_id === undefined) !== (config.secret_access_key === undefined)) {
+    const missing = config.access_key_id === undefined ? 'access_key_id' : 'secret_access_key';
+    throw new SluiceError('SLUICE_E_CONFIG', `${missing} is required when the other credential field is set`, {
+      context: { jsonPath: `/${missing}` },
+    });
+  }
+  registerSecret(config.access_key_id);
+  registerSecret(config.secret_access_key);
+  registerSecret(config.session_token);
+
+  const sdk = await import('@aws-sdk/client-s3');
+  const maxSockets = config.max_connections ?? 50;
+  const checksum = config.request_checksum === 'when_supported' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
+  const client = new sdk.S3Client({
+    region: config.region ?? 'us-east-1',
+    endpoint,
+    forcePathStyle: config.force_path_style ?? endpoint !== undefined,
+    credentials:
+      config.access_key_id && config.secret_access_key
+        ? {
+            accessKeyId: config.access_key_id,
+            secretAccessKey: config.secret_access_key,
+            sessionToken: config.session_token,
+          }
+        : undefined,
+    requestChecksumCalculation: checksum,
+    responseChecksumValidation: checksum,
+    requestHandler: { httpAgent: { maxSockets }, httpsAgent: { maxSockets } },
+  });
+  return { sdk, client, bucket: config.bucket, endpointId: endpointIdentity(endpoint) };
+}
+
+function endpointIdentity(endpoint: string | undefined): string {
+  if (endpoint === undefined) return 'aws';
+  const url = new URL(endpoint);
+  return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/** `s3://bucket/key` */
+export function s3Location(bucket: string, key: string): string {
+  return `s3://${bucket}/${key}`;
+}
+
+/**
+ * CopySource for CopyObject: `bucket/key` with each key segment URL-encoded (non-ASCII, `+`,
+ * `%`, `#`…), as AWS, MinIO and Ceph decode it. `uri` encodes like `encodeURI` (leaving
+ * `;?:@&=+$,#` literal) for servers that decode with `decodeURI` (s3rver).
+ */
+export function copySource(bucket: string, key: string, style: 'component' | 'uri' = 'component'): string {
+  const encoded = style === 'uri' ? encodeURI(key) : key.split('/').map(encodeURIComponent).join('/');
+  return `${bucket}/${encoded}`;
+}
+
+/** Characters `encodeURIComponent` escapes but `decodeURI` does not unescape. */
+const URI_RESERVED = /[;?:@&=+$,#]/;
+
+const NOT_RETRYABLE_NAMES = new Set([
+  'NoSuchBucket',
+  'NoSuchKey',
+  'NotFound',
+  'AccessDenied',
+  'Forbidden',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidBucketName',
+  'AllAccessDisabled',
+  'AuthorizationHeaderMalformed',
+  'PreconditionFailed',
+  'EntityTooLarge',
+  'InvalidRequest',
+]);
+
+const RETRYABLE_NAMES = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'RequestTimeout',
+  'RequestTimeTooSkewed',
+  'InternalError',
+  'ServiceUnavailable',
+  'TimeoutError',
+]);
+
+/** Retry classification of S3 errors; undefined leaves network errors to the default rules. */
+export function isS3Retryable(err: unknown): boolean | undefined {
+  if (err instanceof SluiceError) return err.retryable;
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
+  if (e.name && NOT_RETRYABLE_NAMES.has(e.name)) return false;
+  if (e.name && RETRYABLE_NAMES.has(e.name)) return true;
+  if (e.$retryable) return true;
+  const status = e.$metadata?.httpStatusCode;
+  if (status === undefined) return undefined;
+  return status === 429 || status === 408 || status >= 500;
+}
+
+export function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
+}
+
+/** The error a plugin reports for a failed S3 call: what, where, the service's reason, retry class. */
+export function s3Error(code: 'SLUICE_E_SOURCE' | 'SLUICE_E_SINK', what: string, err: unknown): SluiceError {
+  if (err instanceof SluiceError) return err;
+  const e = err as { name?: string; message?: string };
+  const reason = e?.name && e.message && !e.message.includes(e.name) ? `${e.name}: ${e.message}` : (e?.message ?? String(err));
+  return new SluiceError(code, `${what}: ${reason}`, { cause: err, retryable: isS3Retryable(err) });
+}
+
+/** Reads an object; the SDK's Node body is a Readable. */
+export async function getObjectStream(
+  conn: S3Connection,
+  key: string,
+  options: { signal?: AbortSignal; ifMatch?: string } = {},
+): Promise<Readable> {
+  const response = await conn.client.send(
+    new conn.sdk.GetObjectCommand({ Bucket: conn.bucket, Key: key, IfMatch: options.ifMatch }),
+    { abortSignal: options.signal },
+  );
+  return response.Body as Readable;
+}
+
+/** Metadata key under which Sluice records the sha256 of what it uploaded (`x-amz-meta-sluice-sha256`). */
+export const S3_SHA256_METADATA = 'sluice-sha256';
+
+export function s3ObjectAccess(conn: S3Connection): ObjectStoreAccess {
+  return {
+    location: (key) => s3Location(conn.bucket, key),
+    async stat(key, signal): Promise<StoredObject | null> {
+      try {
+        const head = await conn.client.send(new conn.sdk.HeadObjectCommand({ Bucket: conn.bucket, Key: key }), {
+          abortSignal: signal,
+        });
+        return { size: head.ContentLength ?? 0, sha256: head.Metadata?.[S3_SHA256_METADATA] };
+      } catch (err) {
+        if (isNotFound(err)) return null;
+        throw err;
+      }
+    },
+    read: (key, signal) => getObjectStream(conn, key, { signal }),
+  };
+}
+
+/** Objects larger than this cannot be copied with one CopyObject (a multipart copy would be needed). */
+export const MAX_SINGLE_COPY_BYTES = 5 * 1024 ** 3;
+
+/**
+ * Server-side copy into the connection's bucket. With `metadata` the copy gets exactly that
+ * metadata (REPLACE); without, it keeps the source's.
+ */
+export async function copyObject(
+  conn: S3Connection,
+  from: { bucket: string; key: string },
+  toKey: string,
+  options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<void> {
+  const send = (style: 'component' | 'uri') =>
+    conn.client.send(
+      new conn.sdk.CopyObjectCommand({
+        Bucket: conn.bucket,
+        Key: toKey,
+        CopySource: copySource(from.bucket, from.key, style),
+        Metadata: options.metadata,
+        MetadataDirective: options.metadata ? 'REPLACE' : undefined,
+      }),
+      { abortSignal: options.signal },
+    );
+  try {
+    await send('component');
+  } catch (err) {
+    // A source key that was just listed "does not exist": the server decoded CopySource with
+    // decodeURI semantics, so say it that way once.
+    if (!isNotFound(err) || !URI_RESERVED.test(from.key)) throw err;
+    await send('uri');
+  }
+}
+
+export async function deleteObject(conn: S3Connection, key: string, signal?: AbortSignal): Promise<void> {
+  await conn.client.send(new conn.sdk.DeleteObjectCommand({ Bucket: conn.bucket, Key: key }), { abortSignal: signal });
+}
