@@ -40,6 +40,7 @@ const config = Type.Object(
     }),
     metadata: Type.Optional(
       Type.Record(Type.String({ pattern: '^[A-Za-z0-9_-]+$' }), Type.String(), {
+        additionalProperties: false,
         description:
           'User metadata (`x-amz-meta-*`) stored with each object; values are templates (`{name}`, `{meta.KEY}`, `{now:%Y-%m-%dT%H:%M:%SZ}`…); `{sha256}` is the hex sha256 of the bytes, computed before the upload when the runtime does not know it (by spooling to a temp file).',
         examples: [{ 'source-sha256': '{sha256}', 'uploaded-at': '{now:%Y-%m-%dT%H:%M:%SZ}' }],

@@ -13,7 +13,17 @@ import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.j
 import { s3Sink } from '../../plugins/s3/sink.js';
 import { s3Source } from '../../plugins/s3/source.js';
 import { makePluginContext } from '../helpers/context.js';
-import { collect, configure, failingBody, patternBytes, readAll, sha256 } from '../helpers/object-store.js';
+import {
+  chunksOf,
+  collect,
+  configure,
+  failingBody,
+  ODD_NAMES,
+  patternBytes,
+  readAll,
+  sha256,
+  writeTo,
+} from '../helpers/object-store.js';
 import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
 
 const BUCKET = 'sluice-e2e';
@@ -78,18 +88,7 @@ async function keysUnder(prefix: string): Promise<string[]> {
   return (res.Contents ?? []).map((o) => o.Key!).sort();
 }
 
-function write(target: SinkInstance, destination: string, body: Buffer | Readable, extra: { sha256?: string } = {}) {
-  const item = { source: 'test', path: destination, checksums: {}, meta: {}, open: async () => Readable.from([]) } as Item;
-  return target.write({
-    item,
-    destination,
-    body: Buffer.isBuffer(body) ? Readable.from([body]) : body,
-    signal: new AbortController().signal,
-    ...extra,
-  });
-}
 
-const ODD_NAMES = ['a file.txt', `quote'"s.txt`, '100%.txt', 'a+b.txt', 'hash#1.txt', 'ünïcödé-日本.txt', 'semi;colon&amp.txt'];
 
 describe('s3 source', () => {
   beforeAll(async () => {
@@ -195,7 +194,7 @@ describe('s3 source', () => {
 describe('s3 sink', () => {
   it('writes a small object and reads it back', async () => {
     const target = await sink({ prefix: 'out' });
-    const commit = await write(target, 'small/hello.txt', Buffer.from('hello'));
+    const commit = await writeTo(target, 'small/hello.txt', Buffer.from('hello'));
     expect(commit).toEqual({ location: `s3://${BUCKET}/out/small/hello.txt`, size: 5 });
     expect((await get('out/small/hello.txt')).toString()).toBe('hello');
     expect((await readAll(await target.readBack!('small/hello.txt', new AbortController().signal))).toString()).toBe(
@@ -207,7 +206,7 @@ describe('s3 sink', () => {
     const data = patternBytes(12 * MiB + 123, 42);
     await server.clearRequests();
     const target = await sink({ prefix: 'out', part_size: '5MiB', queue_size: 2 });
-    const commit = await write(target, 'big/data.bin', Readable.from(chunks(data, 256 * 1024)));
+    const commit = await writeTo(target, 'big/data.bin', Readable.from(chunksOf(data, 256 * 1024)));
     expect(commit.size).toBe(data.length);
     const back = await readAll(await target.readBack!('big/data.bin', new AbortController().signal));
     expect(sha256(back)).toBe(sha256(data));
@@ -219,8 +218,8 @@ describe('s3 sink', () => {
     await server.clearRequests();
     const target = await sink({ part_size: '5MiB' });
     const boom = new Error('integrity check failed at the end');
-    await expect(write(target, 'broken/multi.bin', failingBody(11 * MiB, boom))).rejects.toBe(boom);
-    await expect(write(target, 'broken/single.bin', failingBody(1 * MiB, boom))).rejects.toBe(boom);
+    await expect(writeTo(target, 'broken/multi.bin', failingBody(11 * MiB, boom))).rejects.toBe(boom);
+    await expect(writeTo(target, 'broken/single.bin', failingBody(1 * MiB, boom))).rejects.toBe(boom);
     expect(await exists('broken/multi.bin')).toBe(false);
     expect(await exists('broken/single.bin')).toBe(false);
     const requests = await server.requests();
@@ -235,17 +234,17 @@ describe('s3 sink', () => {
   it('if_exists: overwrite replaces, skip keeps, rename numbers', async () => {
     await put('exists/a.txt', 'old');
     const overwrite = await sink({ prefix: 'exists', if_exists: 'overwrite' });
-    await write(overwrite, 'a.txt', Buffer.from('new!'));
+    await writeTo(overwrite, 'a.txt', Buffer.from('new!'));
     expect((await get('exists/a.txt')).toString()).toBe('new!');
 
     const skip = await sink({ prefix: 'exists', if_exists: 'skip' });
-    const skipped = await write(skip, 'a.txt', Buffer.from('ignored'));
+    const skipped = await writeTo(skip, 'a.txt', Buffer.from('ignored'));
     expect(skipped).toEqual({ location: `s3://${BUCKET}/exists/a.txt`, size: 4, skipped: true });
     expect((await get('exists/a.txt')).toString()).toBe('new!');
 
     const rename = await sink({ prefix: 'exists', if_exists: 'rename' });
-    const first = await write(rename, 'a.txt', Buffer.from('one'));
-    const second = await write(rename, 'a.txt', Buffer.from('two'));
+    const first = await writeTo(rename, 'a.txt', Buffer.from('one'));
+    const second = await writeTo(rename, 'a.txt', Buffer.from('two'));
     expect(first.location).toBe(`s3://${BUCKET}/exists/a (1).txt`);
     expect(second.location).toBe(`s3://${BUCKET}/exists/a (2).txt`);
     expect((await get('exists/a (2).txt')).toString()).toBe('two');
@@ -254,13 +253,13 @@ describe('s3 sink', () => {
   it('if_exists: fail accepts an earlier copy of the same bytes and refuses different ones', async () => {
     const fail = await sink({ prefix: 'fail', if_exists: 'fail' });
     const data = Buffer.from('the same bytes');
-    await write(fail, 'x.txt', data, { sha256: sha256(data) });
-    const again = await write(fail, 'x.txt', data);
+    await writeTo(fail, 'x.txt', data, { sha256: sha256(data) });
+    const again = await writeTo(fail, 'x.txt', data);
     expect(again).toMatchObject({ size: data.length, sha256: sha256(data), skipped: true });
     // An object written by someone else (no sluice-sha256 metadata) is compared by reading it.
     await put('fail/foreign.txt', data);
-    expect(await write(fail, 'foreign.txt', data)).toMatchObject({ sha256: sha256(data), skipped: true });
-    const err = await write(fail, 'x.txt', Buffer.from('different bytes')).catch((e: unknown) => e);
+    expect(await writeTo(fail, 'foreign.txt', data)).toMatchObject({ sha256: sha256(data), skipped: true });
+    const err = await writeTo(fail, 'x.txt', Buffer.from('different bytes')).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'SLUICE_E_EXISTS' });
     expect(fail.isRetryable!(err)).toBe(false);
     expect((await get('fail/x.txt')).toString()).toBe('the same bytes');
@@ -273,8 +272,8 @@ describe('s3 sink', () => {
       metadata: { 'source-sha256': '{sha256}', 'uploaded-at': '{now:%Y-%m-%dT%H:%M:%SZ}', file: '{name}' },
     });
     const before = Date.now();
-    await write(target, 'unknown.bin', data);
-    await write(target, 'known.bin', data, { sha256: sha256(data) });
+    await writeTo(target, 'unknown.bin', data);
+    await writeTo(target, 'known.bin', data, { sha256: sha256(data) });
     for (const name of ['unknown.bin', 'known.bin']) {
       const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `meta/${name}` }));
       expect(head.Metadata).toMatchObject({ 'source-sha256': sha256(data), 'sluice-sha256': sha256(data), file: name });
@@ -292,9 +291,13 @@ describe('s3 sink', () => {
     });
   });
 
+  it('rejects metadata names S3 cannot carry', () => {
+    expect(() => configure(s3Sink, { ...connection(), metadata: { 'a b': 'x' } })).toThrow(/metadata/);
+  });
+
   it('removes a committed object', async () => {
     const target = await sink({ prefix: 'rm' });
-    await write(target, 'gone.txt', Buffer.from('bye'));
+    await writeTo(target, 'gone.txt', Buffer.from('bye'));
     await target.remove!('gone.txt');
     expect(await exists('rm/gone.txt')).toBe(false);
   });
@@ -362,7 +365,3 @@ describe('s3 → s3 on the same endpoint', () => {
     });
   });
 });
-
-function* chunks(data: Buffer, size: number): Generator<Buffer> {
-  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
-}

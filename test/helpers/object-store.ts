@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { validateAgainst } from '../../core/config/validate.js';
-import type { Plugin } from '../../core/plugin-api.js';
+import type { Item, Plugin, SinkCommit, SinkInstance } from '../../core/plugin-api.js';
 
 /** Validates `raw` against the plugin's schema as the loader does (defaults filled in). */
 export function configure<S extends TSchema>(plugin: Plugin<S>, raw: Record<string, unknown>): Static<S> {
@@ -57,3 +57,27 @@ export function failingBody(before: number, error: Error): Readable {
     })(),
   );
 }
+
+/** Calls `sink.write` as the runtime would, for a bare item at `destination`. */
+export function writeTo(
+  sink: SinkInstance,
+  destination: string,
+  body: Buffer | Readable,
+  extra: { sha256?: string } = {},
+): Promise<SinkCommit> {
+  const item = { source: 'test', path: destination, checksums: {}, meta: {}, open: async () => Readable.from([]) } as Item;
+  return sink.write({
+    item,
+    destination,
+    body: Buffer.isBuffer(body) ? Readable.from([body]) : body,
+    signal: new AbortController().signal,
+    ...extra,
+  });
+}
+
+export function* chunksOf(data: Buffer, size: number): Generator<Buffer> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+}
+
+/** Names that break naive URL or key handling: spaces, quotes, `%`, `+`, `#`, `&`, `;`, non-ASCII. */
+export const ODD_NAMES = ['a file.txt', `quote'"s.txt`, '100%.txt', 'a+b.txt', 'hash#1.txt', 'ünïcödé-日本.txt', 'semi;colon&amp.txt'];

@@ -1,0 +1,245 @@
+/**
+ * What the azure_blob source and sink share: connection options (connection string, account
+ * key, or SAS), the client factory (the Azure SDK is imported lazily), error classification.
+ */
+import type { Readable } from 'node:stream';
+import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import { Type } from '@sinclair/typebox';
+import { SluiceError } from '../../core/errors.js';
+import { registerSecret } from '../../core/observe/redact.js';
+import { Secret } from '../../core/schema-fragments.js';
+import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
+
+export const azureConnectionFields = {
+  connection_string: Type.Optional(
+    Secret(
+      Type.String({
+        description: 'Storage account connection string (`DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…`).',
+      }),
+    ),
+  ),
+  account: Type.Optional(Type.String({ description: 'Storage account name (with `account_key` or `sas_token`).' })),
+  account_key: Type.Optional(Secret(Type.String({ description: 'Storage account key.' }))),
+  sas_token: Type.Optional(Secret(Type.String({ description: 'Shared access signature (query string) for `account`/`endpoint`.' }))),
+  sas_url: Type.Optional(
+    Secret(
+      Type.String({
+        description:
+          'SAS URL: of the container when `container` is not set, otherwise of the account (blob service).',
+      }),
+    ),
+  ),
+  endpoint: Type.Optional(
+    Type.String({
+      description: 'Blob service URL for `account` (default `https://<account>.blob.core.windows.net`).',
+    }),
+  ),
+  container: Type.Optional(Type.String({ minLength: 3, description: 'Container name (optional only with a container `sas_url`).' })),
+};
+
+export interface AzureConnectionConfig {
+  connection_string?: string;
+  account?: string;
+  account_key?: string;
+  sas_token?: string;
+  sas_url?: string;
+  endpoint?: string;
+  container?: string;
+}
+
+export interface AzureConnection {
+  sdk: typeof import('@azure/storage-blob');
+  container: ContainerClient;
+  /** Identity of the storage account for `Item.origin.endpoint`: its blob service URL. */
+  endpointId: string;
+}
+
+export const AZURE_ORIGIN_KIND = 'azure_blob';
+
+/** Azure metadata names must be C# identifiers: no `-`. */
+export const AZURE_SHA256_METADATA = 'sluice_sha256';
+
+function configError(message: string, jsonPath: string): SluiceError {
+  return new SluiceError('SLUICE_E_CONFIG', message, { context: { jsonPath } });
+}
+
+/** Static checks: exactly one way to authenticate, and a container. */
+export function validateAzureConnection(config: AzureConnectionConfig): void {
+  const ways = [
+    config.connection_string !== undefined,
+    config.account_key !== undefined,
+    config.sas_token !== undefined,
+    config.sas_url !== undefined,
+  ].filter(Boolean).length;
+  if (ways !== 1) {
+    throw configError(
+      'give exactly one of connection_string, account + account_key, account + sas_token, or sas_url',
+      '',
+    );
+  }
+  if ((config.account_key !== undefined || config.sas_token !== undefined) && !config.account && !config.endpoint) {
+    throw configError('account (or endpoint) is required with account_key or sas_token', '/account');
+  }
+  if (config.account_key !== undefined && !config.account) {
+    throw configError('account is required with account_key', '/account');
+  }
+  if (config.container === undefined && config.sas_url === undefined) {
+    throw configError('container is required', '/container');
+  }
+  for (const [field, value] of [
+    ['endpoint', config.endpoint],
+    ['sas_url', config.sas_url],
+  ] as const) {
+    if (value !== undefined && !URL.canParse(value)) throw configError(`${field} is not a URL`, `/${field}`);
+  }
+}
+
+export async function connectAzure(config: AzureConnectionConfig): Promise<AzureConnection> {
+  validateAzureConnection(config);
+  registerSecret(config.connection_string);
+  registerSecret(config.account_key);
+  registerSecret(config.sas_token);
+  if (config.sas_url) registerSecret(new URL(config.sas_url).search.slice(1));
+  registerSecret(accountKeyIn(config.connection_string));
+
+  const sdk = await import('@azure/storage-blob');
+  let container: ContainerClient;
+  if (config.sas_url && config.container === undefined) {
+    container = new sdk.ContainerClient(config.sas_url);
+  } else {
+    let service: BlobServiceClient;
+    if (config.connection_string) {
+      try {
+        service = sdk.BlobServiceClient.fromConnectionString(config.connection_string);
+      } catch {
+        // The SDK's message would quote the string, key included.
+        throw configError('connection_string is not a valid storage connection string', '/connection_string');
+      }
+    } else if (config.sas_url) {
+      service = new sdk.BlobServiceClient(config.sas_url);
+    } else {
+      const base = (config.endpoint ?? `https://${config.account}.blob.core.windows.net`).replace(/\/+$/, '');
+      service = config.account_key
+        ? new sdk.BlobServiceClient(base, new sdk.StorageSharedKeyCredential(config.account!, config.account_key))
+        : new sdk.BlobServiceClient(`${base}?${config.sas_token!.replace(/^\?/, '')}`);
+    }
+    container = service.getContainerClient(config.container!);
+  }
+  return { sdk, container, endpointId: accountIdentity(container.url, container.containerName) };
+}
+
+function accountKeyIn(connectionString: string | undefined): string | undefined {
+  return connectionString ? /AccountKey=([^;]+)/i.exec(connectionString)?.[1] : undefined;
+}
+
+/** The account's blob service URL without query (SAS) and without the container segment. */
+function accountIdentity(containerUrl: string, containerName: string): string {
+  const url = new URL(containerUrl);
+  const path = url.pathname.replace(/\/+$/, '');
+  const suffix = `/${encodeURIComponent(containerName)}`;
+  const accountPath = path.endsWith(suffix) ? path.slice(0, -suffix.length) : path;
+  return `${url.protocol}//${url.host}${accountPath}`;
+}
+
+export function azureLocation(conn: AzureConnection, blob: string): string {
+  return `azure://${conn.container.accountName}/${conn.container.containerName}/${blob}`;
+}
+
+const NOT_RETRYABLE_CODES = new Set([
+  'BlobNotFound',
+  'ContainerNotFound',
+  'AuthenticationFailed',
+  'AuthorizationFailure',
+  'AuthorizationPermissionMismatch',
+  'InvalidResourceName',
+  'ConditionNotMet',
+]);
+
+const RETRYABLE_CODES = new Set(['ServerBusy', 'OperationTimedOut', 'InternalError', 'REQUEST_SEND_ERROR']);
+
+/** Retry classification of Azure errors; undefined leaves the decision to the default rules. */
+export function isAzureRetryable(err: unknown): boolean | undefined {
+  if (err instanceof SluiceError) return err.retryable;
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: string; statusCode?: number; name?: string };
+  if (e.name === 'AbortError') return false;
+  if (e.code && NOT_RETRYABLE_CODES.has(e.code)) return false;
+  if (e.code && RETRYABLE_CODES.has(e.code)) return true;
+  if (e.statusCode === undefined) return undefined;
+  return e.statusCode === 429 || e.statusCode === 408 || e.statusCode >= 500;
+}
+
+export function isBlobNotFound(err: unknown): boolean {
+  const e = err as { statusCode?: number; code?: string };
+  return e?.statusCode === 404 || e?.code === 'BlobNotFound';
+}
+
+/** The error a plugin reports for a failed Azure call; the SDK's message is cut at its first line (it appends request ids and XML). */
+export function azureError(code: 'SLUICE_E_SOURCE' | 'SLUICE_E_SINK', what: string, err: unknown): SluiceError {
+  if (err instanceof SluiceError) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  const firstLine = (e?.message ?? String(err)).split('\n')[0];
+  const reason = [e?.statusCode, e?.code].filter(Boolean).join(' ');
+  return new SluiceError(code, `${what}: ${reason ? `${reason}: ` : ''}${firstLine}`, {
+    cause: err,
+    retryable: isAzureRetryable(err),
+  });
+}
+
+export async function downloadBlob(
+  conn: AzureConnection,
+  blob: string,
+  options: { signal?: AbortSignal; ifMatch?: string } = {},
+): Promise<Readable> {
+  const response = await conn.container.getBlobClient(blob).download(0, undefined, {
+    abortSignal: options.signal,
+    conditions: options.ifMatch ? { ifMatch: options.ifMatch } : undefined,
+  });
+  return response.readableStreamBody as Readable;
+}
+
+/**
+ * Server-side copy of `fromUrl` (a blob of the same account, or any URL the service can read)
+ * to `toBlob`, waiting until the copy is complete.
+ */
+export async function copyBlob(
+  conn: AzureConnection,
+  fromUrl: string,
+  toBlob: string,
+  options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<void> {
+  const poller = await conn.container
+    .getBlobClient(toBlob)
+    .beginCopyFromURL(fromUrl, { metadata: options.metadata, abortSignal: options.signal, intervalInMs: 200 });
+  const result = await poller.pollUntilDone();
+  if (result.copyStatus !== undefined && result.copyStatus !== 'success') {
+    throw new SluiceError('SLUICE_E_SINK', `copy to ${azureLocation(conn, toBlob)} ended with status ${result.copyStatus}`);
+  }
+}
+
+/** URL of a blob in `container` of this connection's account (carrying the connection's SAS, if any). */
+export function blobUrl(conn: AzureConnection, container: string, blob: string): string {
+  if (container === conn.container.containerName) return conn.container.getBlobClient(blob).url;
+  const sas = new URL(conn.container.url).search;
+  return `${conn.endpointId}/${encodeURIComponent(container)}/${blob.split('/').map(encodeURIComponent).join('/')}${sas}`;
+}
+
+export async function deleteBlob(conn: AzureConnection, blob: string, signal?: AbortSignal): Promise<void> {
+  await conn.container.getBlobClient(blob).delete({ abortSignal: signal });
+}
+
+export function azureObjectAccess(conn: AzureConnection): ObjectStoreAccess {
+  return {
+    location: (blob) => azureLocation(conn, blob),
+    async stat(blob, signal): Promise<StoredObject | null> {
+      try {
+        const props = await conn.container.getBlobClient(blob).getProperties({ abortSignal: signal });
+        return { size: props.contentLength ?? 0, sha256: props.metadata?.[AZURE_SHA256_METADATA] };
+      } catch (err) {
+        if (isBlobNotFound(err)) return null;
+        throw err;
+      }
+    },
+    read: (blob, signal) => downloadBlob(conn, blob, { signal }),
+  };
+}
