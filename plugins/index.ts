@@ -10,6 +10,10 @@ import { renamePlugin } from './core-steps/rename.js';
 import { segregatePlugin } from './core-steps/segregate.js';
 import { setMetaPlugin } from './core-steps/set-meta.js';
 import { localSink, localSource } from './local/index.js';
+import { azureBlobSink } from './azure-blob/sink.js';
+import { azureBlobSource } from './azure-blob/source.js';
+import { s3Sink } from './s3/sink.js';
+import { s3Source } from './s3/source.js';
 
 // core item steps and local connector
 // (one line per plugin; keep alphabetical within a family)
@@ -22,4 +26,8 @@ export const builtinPlugins: readonly Plugin[] = [
   decompressPlugin,
   compressPlugin,
   localSource,
-  localSink,];
+  localSink,
+  s3Source,
+  s3Sink,
+  azureBlobSource,
+  azureBlobSink,];
