@@ -9,11 +9,15 @@ import { filterPlugin } from './core-steps/filter.js';
 import { renamePlugin } from './core-steps/rename.js';
 import { segregatePlugin } from './core-steps/segregate.js';
 import { setMetaPlugin } from './core-steps/set-meta.js';
+import { httpSink } from './http/sink.js';
+import { httpSource } from './http/source.js';
 import { localSink, localSource } from './local/index.js';
 import { azureBlobSink } from './azure-blob/sink.js';
 import { azureBlobSource } from './azure-blob/source.js';
 import { s3Sink } from './s3/sink.js';
 import { s3Source } from './s3/source.js';
+import { ftpSink, ftpSource } from './ftp/index.js';
+import { sftpSink, sftpSource } from './sftp/index.js';
 
 // core item steps and local connector
 // (one line per plugin; keep alphabetical within a family)
@@ -30,4 +34,10 @@ export const builtinPlugins: readonly Plugin[] = [
   s3Source,
   s3Sink,
   azureBlobSource,
-  azureBlobSink,];
+  azureBlobSink,
+  httpSource,
+  httpSink,
+  sftpSource,
+  sftpSink,
+  ftpSource,
+  ftpSink,];

@@ -39,7 +39,12 @@ export class HttpClient {
    * origin, so a token never leaks to, say, a presigned storage URL) and resolves with a 2xx
    * response whose body the caller must consume. `allow404` resolves null on 404/410.
    */
-  async get(url: URL, headers: Headers, signal?: AbortSignal, allow404 = false): Promise<IncomingMessage | null> {
+  async get(
+    url: URL,
+    headers: Headers,
+    signal?: AbortSignal,
+    allow404 = false,
+  ): Promise<IncomingMessage | null> {
     let current = url;
     let currentHeaders = headers;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -59,9 +64,13 @@ export class HttpClient {
       }
       return this.expectSuccess(res, 'GET', current);
     }
-    throw new SluiceError(this.options.errorCode, `GET ${displayUrl(url)}: more than ${MAX_REDIRECTS} redirects`, {
-      retryable: false,
-    });
+    throw new SluiceError(
+      this.options.errorCode,
+      `GET ${displayUrl(url)}: more than ${MAX_REDIRECTS} redirects`,
+      {
+        retryable: false,
+      },
+    );
   }
 
   /** GET of a JSON document (small: list pages). */
@@ -71,7 +80,13 @@ export class HttpClient {
   }
 
   /** A body-less request (DELETE…) that must answer 2xx; 404/410 count as done when `allow404`. */
-  async call(method: string, url: URL, headers: Headers, allow404: boolean, signal?: AbortSignal): Promise<void> {
+  async call(
+    method: string,
+    url: URL,
+    headers: Headers,
+    allow404: boolean,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const res = await this.send(method, url, headers, signal);
     const status = res.statusCode ?? 0;
     if (allow404 && (status === 404 || status === 410)) {
@@ -103,7 +118,8 @@ export class HttpClient {
     const request = this.createRequest(method, url, allHeaders, signal);
     // A body that yields more or fewer bytes than announced must fail, not hang the server.
     // (Node ≥ 18.12 has the property; @types/node 20 does not declare it.)
-    if (size !== undefined) (request as ClientRequest & { strictContentLength: boolean }).strictContentLength = true;
+    if (size !== undefined)
+      (request as ClientRequest & { strictContentLength: boolean }).strictContentLength = true;
     return new Promise<IncomingMessage>((resolve, reject) => {
       let response: IncomingMessage | undefined;
       let sent = false;
@@ -119,7 +135,7 @@ export class HttpClient {
         settle(() => reject(err));
       };
       body.once('error', onBodyError);
-      request.once('error', (err) => {
+      request.on('error', (err) => {
         body.unpipe(request);
         body.destroy();
         settle(() => reject(this.networkFailure(err, method, url)));
@@ -176,7 +192,8 @@ export class HttpClient {
     return new Promise((resolve, reject) => {
       const request = this.createRequest(method, url, headers, signal);
       request.once('response', resolve);
-      request.once('error', (err) => reject(this.networkFailure(err, method, url)));
+      // `on`, not `once`: a second socket error after the response must not crash the process.
+      request.on('error', (err) => reject(this.networkFailure(err, method, url)));
       request.end();
     });
   }
@@ -216,17 +233,22 @@ export class HttpClient {
       detail = await readSnippet(res);
     }
     const where = `${method} ${displayUrl(url)}`;
-    return new SluiceError(this.options.errorCode, `HTTP ${status} ${res.statusMessage ?? ''} from ${where}${detail ? `: ${detail}` : ''}`, {
-      retryable,
-      retryAfterMs,
-    });
+    return new SluiceError(
+      this.options.errorCode,
+      `HTTP ${status} ${res.statusMessage ?? ''} from ${where}${detail ? `: ${detail}` : ''}`,
+      {
+        retryable,
+        retryAfterMs,
+      },
+    );
   }
 
   /** Network-level failure → SluiceError (retryable when it is a reset, refusal, timeout…). */
   networkFailure(err: unknown, method: string, url: URL): unknown {
     if (err instanceof SluiceError || isAbortError(err)) return err;
     const cause = err as NodeJS.ErrnoException;
-    const reason = cause.code && !cause.message.includes(cause.code) ? `${cause.message} (${cause.code})` : cause.message;
+    const reason =
+      cause.code && !cause.message.includes(cause.code) ? `${cause.message} (${cause.code})` : cause.message;
     return new SluiceError(this.options.errorCode, `${method} ${displayUrl(url)} failed: ${reason}`, {
       cause: err,
       retryable: isRetryableByDefault(err),

@@ -6,10 +6,16 @@ import type { HttpClientOptions } from './client.js';
 import type { ErrorCode } from '../../core/errors.js';
 
 export const HeaderMap = (description: string) =>
-  Type.Record(Type.String(), Type.String(), { description, examples: [{ Authorization: `Bearer $\{API_TOKEN}` }] });
+  Type.Record(Type.String(), Type.String(), {
+    description,
+    examples: [{ Authorization: `Bearer $\{API_TOKEN}` }],
+  });
 
 export const UrlTemplateField = (description: string) =>
-  Type.String({ minLength: 1, description: `${description} Placeholders: {path}, {name}, {meta.KEY} (values are URL-encoded; {path} keeps its slashes).` });
+  Type.String({
+    minLength: 1,
+    description: `${description} Placeholders as in destination templates ({path}, {name}, {meta.KEY}, {date:%Y}…); substituted values are URL-encoded except their slashes.`,
+  });
 
 export const connectionFields = {
   max_connections: Type.Integer({
@@ -17,7 +23,10 @@ export const connectionFields = {
     default: 8,
     description: 'Most connections open at once to one host (keep-alive pool size).',
   }),
-  timeout: Duration({ default: '60s', description: 'A connection that sends no data for this long fails (retryable).' }),
+  timeout: Duration({
+    default: '60s',
+    description: 'A connection that sends no data for this long fails (retryable).',
+  }),
 };
 
 export function clientOptions(

@@ -17,16 +17,26 @@ import { compileUrlTemplate } from './url-template.js';
 
 export const httpSinkConfig = Type.Object(
   {
-    method: Type.Union([Type.Literal('PUT'), Type.Literal('POST')], { default: 'PUT', description: 'HTTP method of the upload.' }),
+    method: Type.Union([Type.Literal('PUT'), Type.Literal('POST')], {
+      default: 'PUT',
+      description: 'HTTP method of the upload.',
+    }),
     url: UrlTemplateField('Upload URL; `{path}` is the item’s destination, e.g. `https://api/files/{path}`.'),
     headers: Type.Optional(HeaderMap('Headers sent with every upload (and read-back).')),
-    content_type: Type.String({ default: 'application/octet-stream', description: 'Content-Type of the uploads.' }),
+    content_type: Type.String({
+      default: 'application/octet-stream',
+      description: 'Content-Type of the uploads.',
+    }),
     ...connectionFields,
     response: Type.Optional(
       Type.Object(
         {
-          size: Type.Optional(Type.String({ description: 'Dotted path to the stored size in the JSON reply.' })),
-          sha256: Type.Optional(Type.String({ description: 'Dotted path to the stored content’s hex sha256 in the JSON reply.' })),
+          size: Type.Optional(
+            Type.String({ description: 'Dotted path to the stored size in the JSON reply.' }),
+          ),
+          sha256: Type.Optional(
+            Type.String({ description: 'Dotted path to the stored content’s hex sha256 in the JSON reply.' }),
+          ),
         },
         {
           additionalProperties: false,
@@ -42,7 +52,9 @@ export const httpSinkConfig = Type.Object(
     }),
     verify: Type.Optional(Verify),
     read_url: Type.Optional(
-      UrlTemplateField('URL that returns a stored object’s bytes (GET), for `verify: sha256` when the reply has no sha256.'),
+      UrlTemplateField(
+        'URL that returns a stored object’s bytes (GET), for `verify: sha256` when the reply has no sha256.',
+      ),
     ),
   },
   { additionalProperties: false },
@@ -89,20 +101,28 @@ headers:
       const reply = await client.readJson(res, method, url);
       const size = pickField(reply, config.response?.size ?? DEFAULT_RESPONSE_FIELDS.size, 'number');
       const sha256 = pickField(reply, config.response?.sha256 ?? DEFAULT_RESPONSE_FIELDS.sha256, 'string');
-      if (config.response?.size && size === undefined) throw missingField(method, url, `size at "${config.response.size}"`);
-      if (config.response?.sha256 && sha256 === undefined) throw missingField(method, url, `sha256 at "${config.response.sha256}"`);
-      return { location, size: size as number | undefined, sha256: (sha256 as string | undefined)?.toLowerCase() };
+      if (config.response?.size && size === undefined)
+        throw missingField(method, url, `size at "${config.response.size}"`);
+      if (config.response?.sha256 && sha256 === undefined)
+        throw missingField(method, url, `sha256 at "${config.response.sha256}"`);
+      return {
+        location,
+        size: size as number | undefined,
+        sha256: (sha256 as string | undefined)?.toLowerCase(),
+      };
     };
 
     return {
       async write(req) {
-        const url = uploadUrl.render({ path: req.destination, meta: req.item.meta });
+        const url = uploadUrl.render(req.item, req.destination);
         const res = await client.upload(method, url, headers, req.body, req.size, req.signal);
         if (res.statusCode === 412 && ifExists !== 'overwrite') {
           res.resume();
           if (ifExists === 'fail') {
             req.body.destroy();
-            throw new SluiceError('SLUICE_E_EXISTS', `${displayUrl(url)} already exists (if_exists: fail)`, { retryable: false });
+            throw new SluiceError('SLUICE_E_EXISTS', `${displayUrl(url)} already exists (if_exists: fail)`, {
+              retryable: false,
+            });
           }
           // The contract says a sink consumes the body: drain what was not sent.
           req.body.resume();
@@ -118,7 +138,7 @@ headers:
       },
       readBack: readUrl
         ? async (destination, signal) => {
-            const url = readUrl.render({ path: destination, meta: {} });
+            const url = readUrl.render({ meta: {} }, destination);
             return (await client.get(url, config.headers ?? {}, signal))!;
           }
         : undefined,
@@ -136,7 +156,11 @@ function pickField(reply: unknown, path: string, type: 'number' | 'string'): unk
 }
 
 function missingField(method: string, url: URL, what: string): SluiceError {
-  return new SluiceError('SLUICE_E_SINK', `${method} ${displayUrl(url)} succeeded but its reply has no ${what} (response)`, {
-    retryable: false,
-  });
+  return new SluiceError(
+    'SLUICE_E_SINK',
+    `${method} ${displayUrl(url)} succeeded but its reply has no ${what} (response)`,
+    {
+      retryable: false,
+    },
+  );
 }

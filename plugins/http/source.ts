@@ -27,11 +27,19 @@ const HttpAfterSuccess = Type.Union(
       {
         delete: Type.Object(
           {
-            url: UrlTemplateField('URL of the request that deletes a file, e.g. `https://api/files/{meta.id}`.'),
-            method: Type.Union([Type.Literal('DELETE'), Type.Literal('POST'), Type.Literal('PUT'), Type.Literal('PATCH')], {
-              default: 'DELETE',
-              description: 'HTTP method of the delete request.',
-            }),
+            url: UrlTemplateField(
+              'URL of the request that deletes a file, e.g. `https://api/files/{meta.id}`.',
+            ),
+            // Optional: ajv fills no defaults inside a union branch.
+            method: Type.Optional(
+              Type.Union(
+                [Type.Literal('DELETE'), Type.Literal('POST'), Type.Literal('PUT'), Type.Literal('PATCH')],
+                {
+                  default: 'DELETE',
+                  description: 'HTTP method of the delete request.',
+                },
+              ),
+            ),
             headers: Type.Optional(HeaderMap('Extra headers for the delete request.')),
           },
           { additionalProperties: false },
@@ -54,7 +62,10 @@ export const httpSourceConfig = Type.Object(
     ...connectionFields,
     list: Type.Object(
       {
-        url: Type.String({ minLength: 1, description: 'URL of the first page of the file list (GET, JSON).' }),
+        url: Type.String({
+          minLength: 1,
+          description: 'URL of the first page of the file list (GET, JSON).',
+        }),
         headers: Type.Optional(
           HeaderMap(
             'Headers for the list requests; also sent with download/delete requests to the same origin (scheme, host, port) as `list.url`.',
@@ -62,7 +73,8 @@ export const httpSourceConfig = Type.Object(
         ),
         items: Type.String({
           default: '',
-          description: 'Dotted path to the array of files in each page (`files`, `data.items`); empty: the page is the array.',
+          description:
+            'Dotted path to the array of files in each page (`files`, `data.items`); empty: the page is the array.',
         }),
         next: Type.Optional(
           Type.String({
@@ -87,7 +99,9 @@ export const httpSourceConfig = Type.Object(
             path: Type.String({ description: 'Dotted path to the file’s relative path or name (required).' }),
             id: FieldPath('Dotted path to the file id (`{meta.id}` in URL templates).'),
             size: FieldPath('Dotted path to the size in bytes (checked against Content-Length on download).'),
-            mtime: FieldPath('Dotted path to the modification time (ISO 8601 string, or epoch seconds/milliseconds).'),
+            mtime: FieldPath(
+              'Dotted path to the modification time (ISO 8601 string, or epoch seconds/milliseconds).',
+            ),
             etag: FieldPath('Dotted path to a version tag (part of the item identity when present).'),
             sha256: FieldPath('Dotted path to the hex sha256 of the content, if the API gives it.'),
           },
@@ -102,7 +116,9 @@ export const httpSourceConfig = Type.Object(
     ),
     download: Type.Object(
       {
-        url: UrlTemplateField('URL that returns a file’s bytes (GET), e.g. `https://api/files/{meta.id}/content`.'),
+        url: UrlTemplateField(
+          'URL that returns a file’s bytes (GET), e.g. `https://api/files/{meta.id}/content`.',
+        ),
         headers: Type.Optional(HeaderMap('Extra headers for downloads.')),
       },
       { additionalProperties: false, description: 'How to fetch one file’s bytes.' },
@@ -150,14 +166,15 @@ download:
   create(config, ctx): SourceInstance {
     const sourceName = config.name ?? 'http';
     const afterDelete = typeof config.after_success === 'object' ? config.after_success.delete : undefined;
-    registerHttpSecrets(mergeHeaders(config.headers, config.list.headers, config.download.headers, afterDelete?.headers), [
-      config.list.url,
-      config.download.url,
-      afterDelete?.url ?? '',
-    ]);
+    registerHttpSecrets(
+      mergeHeaders(config.headers, config.list.headers, config.download.headers, afterDelete?.headers),
+      [config.list.url, config.download.url, afterDelete?.url ?? ''],
+    );
     const firstPage = parseListUrl(config.list.url);
     const downloadUrl = compileUrlTemplate(config.download.url, '/download/url');
-    const deleteUrl = afterDelete ? compileUrlTemplate(afterDelete.url, '/after_success/delete/url') : undefined;
+    const deleteUrl = afterDelete
+      ? compileUrlTemplate(afterDelete.url, '/after_success/delete/url')
+      : undefined;
     const client = new HttpClient(clientOptions(config, 'SLUICE_E_SOURCE'));
     const listHeaders = mergeHeaders(config.headers, config.list.headers);
     const inherited = { origin: firstPage.origin, headers: config.list.headers };
@@ -165,8 +182,12 @@ download:
     const itemsPath = config.list.items ?? '';
 
     const download = async (item: Item, signal?: AbortSignal): Promise<Readable> => {
-      const url = downloadUrl.render({ path: item.path, meta: item.meta });
-      const res = (await client.get(url, headersFor(url, config.headers, inherited, config.download.headers), signal))!;
+      const url = downloadUrl.render(item, item.path);
+      const res = (await client.get(
+        url,
+        headersFor(url, config.headers, inherited, config.download.headers),
+        signal,
+      ))!;
       const announced = res.headers['content-length'];
       if (item.size === undefined) return res;
       if (announced === undefined) return pipeThrough(res, new ExpectLength(item.size, item.path));
@@ -188,9 +209,13 @@ download:
       }
       const path = getDotted(element, fields.path);
       if (typeof path !== 'string' || path.trim() === '') {
-        throw new SluiceError('SLUICE_E_SOURCE', `${where} has no file path at "${fields.path}" (list.fields.path)`, {
-          retryable: false,
-        });
+        throw new SluiceError(
+          'SLUICE_E_SOURCE',
+          `${where} has no file path at "${fields.path}" (list.fields.path)`,
+          {
+            retryable: false,
+          },
+        );
       }
       const meta: Record<string, unknown> = { ...(element as Record<string, unknown>) };
       for (const [field, fieldPath] of Object.entries(fields)) {
@@ -204,7 +229,10 @@ download:
         size: fields.size ? toSize(getDotted(element, fields.size)) : undefined,
         mtime: fields.mtime ? toDate(getDotted(element, fields.mtime)) : undefined,
         etag: typeof etag === 'string' || typeof etag === 'number' ? String(etag) : undefined,
-        checksums: typeof sha256 === 'string' && /^[0-9a-f]{64}$/i.test(sha256) ? { sha256: sha256.toLowerCase() } : undefined,
+        checksums:
+          typeof sha256 === 'string' && /^[0-9a-f]{64}$/i.test(sha256)
+            ? { sha256: sha256.toLowerCase() }
+            : undefined,
         meta,
         open: (signal) => download(item, signal),
       });
@@ -240,7 +268,10 @@ download:
           if (attempt >= attempts || !isRetryableByDefault(err)) throw err;
           const backoffMs = Math.min(30_000, 500 * 2 ** (attempt - 1));
           const waitMs = Math.max(backoffMs, err instanceof SluiceError ? (err.retryAfterMs ?? 0) : 0);
-          ctx.log.warn({ page: displayUrl(url), attempt, waitMs, err: (err as Error).message }, 'list page failed; retrying');
+          ctx.log.warn(
+            { page: displayUrl(url), attempt, waitMs, err: (err as Error).message },
+            'list page failed; retrying',
+          );
           await sleep(waitMs, undefined, { signal });
         }
       }
@@ -252,9 +283,13 @@ download:
         let pageUrl: URL | null = firstPage;
         while (pageUrl && !signal.aborted) {
           if (fetched.has(pageUrl.href)) {
-            throw new SluiceError('SLUICE_E_SOURCE', `list pagination loops: ${displayUrl(pageUrl)} was already fetched`, {
-              retryable: false,
-            });
+            throw new SluiceError(
+              'SLUICE_E_SOURCE',
+              `list pagination loops: ${displayUrl(pageUrl)} was already fetched`,
+              {
+                retryable: false,
+              },
+            );
           }
           fetched.add(pageUrl.href);
           const page = await fetchPage(pageUrl, signal);
@@ -274,13 +309,23 @@ download:
       openPath: downloadUrl.usesMeta
         ? undefined
         : async (path, signal) => {
-            const url = downloadUrl.render({ path, meta: {} });
-            return client.get(url, headersFor(url, config.headers, inherited, config.download.headers), signal, true);
+            const url = downloadUrl.render({ meta: {} }, path);
+            return client.get(
+              url,
+              headersFor(url, config.headers, inherited, config.download.headers),
+              signal,
+              true,
+            );
           },
       remove: afterDelete
         ? async (item) => {
-            const url = deleteUrl!.render({ path: item.path, meta: item.meta });
-            await client.call(afterDelete.method ?? 'DELETE', url, headersFor(url, config.headers, inherited, afterDelete.headers), true);
+            const url = deleteUrl!.render(item, item.path);
+            await client.call(
+              afterDelete.method ?? 'DELETE',
+              url,
+              headersFor(url, config.headers, inherited, afterDelete.headers),
+              true,
+            );
           }
         : undefined,
       async close() {
@@ -297,7 +342,9 @@ function parseListUrl(text: string): URL {
   } catch {
     // reported below
   }
-  throw new SluiceError('SLUICE_E_CONFIG', `"${text}" is not an http(s) URL`, { context: { jsonPath: '/list/url' } });
+  throw new SluiceError('SLUICE_E_CONFIG', `"${text}" is not an http(s) URL`, {
+    context: { jsonPath: '/list/url' },
+  });
 }
 
 function toSize(value: unknown): number | undefined {
@@ -309,7 +356,8 @@ function toSize(value: unknown): number | undefined {
 function toDate(value: unknown): Date | undefined {
   let date: Date | undefined;
   if (typeof value === 'number') date = new Date(value < 1e11 ? value * 1000 : value);
-  else if (typeof value === 'string' && value.trim() !== '') date = /^\d+$/.test(value) ? toDate(Number(value)) : new Date(value);
+  else if (typeof value === 'string' && value.trim() !== '')
+    date = /^\d+$/.test(value) ? toDate(Number(value)) : new Date(value);
   return date && !Number.isNaN(date.getTime()) ? date : undefined;
 }
 

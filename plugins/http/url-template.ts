@@ -1,91 +1,53 @@
 /**
- * URL templates of the http plugins: `{path}`, `{name}` and `{meta.KEY}` (KEY may be dotted).
- * Substituted values are URL-encoded; `{path}` keeps its slashes and encodes each segment.
- * Small on purpose: core/template.ts did not exist yet when this was written.
+ * URL templates of the http plugins, on top of core/template.ts: `{path}`, `{name}`,
+ * `{meta.KEY}`, `{date:%Y}`… with every substituted value URL-encoded segment by segment, so
+ * `{path}` keeps its slashes while `?`, `#`, `&`, spaces and non-ASCII are escaped. (A `/`
+ * inside a meta value therefore stays a path separator: core's `escape` hook does not say
+ * which placeholder a value came from.)
  */
-import { posix } from 'node:path';
 import { SluiceError } from '../../core/errors.js';
-import { getDotted } from './json-path.js';
-
-export interface UrlTemplateValues {
-  /** Relative POSIX path of the item (source) or its destination (sink). */
-  path: string;
-  meta: Readonly<Record<string, unknown>>;
-}
+import type { Item } from '../../core/plugin-api.js';
+import { compileTemplate } from '../../core/template.js';
 
 export interface UrlTemplate {
   readonly text: string;
   /** True when the template reads `{meta.…}`: then only listed items can fill it. */
   readonly usesMeta: boolean;
-  render(values: UrlTemplateValues): URL;
+  /** Renders for `item`, with `{path}`/`{name}` taken from `path` (e.g. a sink's destination). */
+  render(item: Pick<Item, 'meta'> & Partial<Item>, path: string): URL;
 }
 
-type Part = string | { kind: 'path' } | { kind: 'name' } | { kind: 'meta'; key: string };
+const encodeSegments = (value: string) => value.split('/').map(encodeURIComponent).join('/');
 
-const PLACEHOLDER = /\{([^{}]*)\}/g;
-
-/** Parses `text` once; an unknown placeholder or a template that cannot make a URL is a config error at `jsonPath`. */
+/** Parses `text` once; a bad placeholder or a template not starting with http(s):// is a config error at `jsonPath`. */
 export function compileUrlTemplate(text: string, jsonPath: string): UrlTemplate {
-  const parts: Part[] = [];
-  let last = 0;
-  for (const match of text.matchAll(PLACEHOLDER)) {
-    parts.push(text.slice(last, match.index));
-    parts.push(parsePlaceholder(match[1], text, jsonPath));
-    last = match.index + match[0].length;
+  if (!/^https?:\/\/[^/{]/i.test(text)) {
+    throw new SluiceError(
+      'SLUICE_E_CONFIG',
+      `URL template "${text}" must start with http:// or https:// and a host`,
+      {
+        context: { jsonPath },
+      },
+    );
   }
-  parts.push(text.slice(last));
-  const usesMeta = parts.some((p) => typeof p !== 'string' && p.kind === 'meta');
-
-  const render = (values: UrlTemplateValues): URL => {
-    const rendered = parts.map((part) => (typeof part === 'string' ? part : renderPart(part, values, text))).join('');
-    return new URL(rendered);
-  };
-  checkMakesUrl(parts, text, jsonPath);
-  return { text, usesMeta, render };
-}
-
-function parsePlaceholder(inner: string, text: string, jsonPath: string): Part {
-  if (inner === 'path') return { kind: 'path' };
-  if (inner === 'name') return { kind: 'name' };
-  const meta = /^meta\.([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)$/.exec(inner);
-  if (meta) return { kind: 'meta', key: meta[1] };
-  throw new SluiceError('SLUICE_E_CONFIG', `unknown placeholder {${inner}} in URL template "${text}"`, {
-    context: { jsonPath, hint: 'use {path}, {name} or {meta.KEY}' },
-  });
-}
-
-function renderPart(part: Exclude<Part, string>, values: UrlTemplateValues, text: string): string {
-  switch (part.kind) {
-    case 'path':
-      return values.path.split('/').map(encodeURIComponent).join('/');
-    case 'name':
-      return encodeURIComponent(posix.basename(values.path));
-    case 'meta': {
-      const value = getDotted(values.meta, part.key);
-      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') {
-        return encodeURIComponent(String(value));
+  const template = compileTemplate(text, { jsonPath });
+  return {
+    text,
+    usesMeta: /\{meta\./.test(text),
+    render(item, path) {
+      const target = { source: '', checksums: {}, ...item, path } as Item;
+      const rendered = template.render(target, { now: new Date(), escape: encodeSegments });
+      try {
+        return new URL(rendered);
+      } catch {
+        throw new SluiceError(
+          'SLUICE_E_TEMPLATE',
+          `URL template "${text}" gave an invalid URL for "${path}"`,
+          {
+            retryable: false,
+          },
+        );
       }
-      const problem = value === undefined || value === null ? 'is missing' : 'is not a string or number';
-      throw new SluiceError('SLUICE_E_TEMPLATE', `URL template "${text}": {meta.${part.key}} ${problem} for item "${values.path}"`, {
-        retryable: false,
-      });
-    }
-  }
-}
-
-function checkMakesUrl(parts: Part[], text: string, jsonPath: string): void {
-  const sample = parts.map((p) => (typeof p === 'string' ? p : 'x')).join('');
-  let url: URL;
-  try {
-    url = new URL(sample);
-  } catch {
-    throw new SluiceError('SLUICE_E_CONFIG', `"${text}" is not an absolute URL`, {
-      context: { jsonPath, hint: 'start it with http:// or https://' },
-    });
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new SluiceError('SLUICE_E_CONFIG', `"${text}" must use http or https, not ${url.protocol}`, {
-      context: { jsonPath },
-    });
-  }
+    },
+  };
 }

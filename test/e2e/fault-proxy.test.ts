@@ -21,7 +21,9 @@ function exchange(port: number, payload: Buffer): Promise<Exchange> {
     socket.on('error', (err) => {
       error = err;
     });
-    socket.on('close', () => resolve({ received: Buffer.concat(chunks), error, elapsedMs: performance.now() - started }));
+    socket.on('close', () =>
+      resolve({ received: Buffer.concat(chunks), error, elapsedMs: performance.now() - started }),
+    );
   });
 }
 
@@ -35,7 +37,9 @@ describe('fault proxy (in front of a TCP echo server)', () => {
       socket.pipe(socket);
     });
     await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-    proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: (echo.address() as AddressInfo).port } });
+    proxy = await startFaultProxy({
+      target: { host: '127.0.0.1', port: (echo.address() as AddressInfo).port },
+    });
   });
 
   afterAll(async () => {

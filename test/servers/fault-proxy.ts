@@ -88,7 +88,12 @@ export async function startFaultProxy(options: {
   };
 
   /** Forwards one chunk, applying the faults; resolves when it may read the next one. */
-  const forward = async (conn: Connection, chunk: Buffer, to: Socket, direction: Direction): Promise<void> => {
+  const forward = async (
+    conn: Connection,
+    chunk: Buffer,
+    to: Socket,
+    direction: Direction,
+  ): Promise<void> => {
     const faults = proxy.faults;
     const active = proxy.enabled && conn.faulty;
     if (active && faults.latencyMs) await sleep(faults.latencyMs);

@@ -88,18 +88,39 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
 
   const blobPath = (file: StoredFile) => join(dir, `blob-${file.id}`);
 
-  const store = async (name: string, tempPath: string, size: number, sha256: string, modified = new Date()) => {
+  const store = async (
+    name: string,
+    tempPath: string,
+    size: number,
+    sha256: string,
+    modified = new Date(),
+  ) => {
     const existing = byName.get(name);
-    const file: StoredFile = { id: existing?.id ?? `f${nextId++}`, name, size, sha256, modified: modified.toISOString() };
+    const file: StoredFile = {
+      id: existing?.id ?? `f${nextId++}`,
+      name,
+      size,
+      sha256,
+      modified: modified.toISOString(),
+    };
     await rename(tempPath, blobPath(file));
     byName.set(name, file);
     byId.set(file.id, file);
     return file;
   };
 
-  const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  const sendJson = (
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+      ...headers,
+    });
     res.end(text);
   };
 
@@ -114,7 +135,10 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
       })
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const cursor = url.searchParams.get('cursor');
-    const page = cursor !== null ? Number(Buffer.from(cursor, 'base64url').toString()) : Number(url.searchParams.get('page') ?? 1);
+    const page =
+      cursor !== null
+        ? Number(Buffer.from(cursor, 'base64url').toString())
+        : Number(url.searchParams.get('page') ?? 1);
     const slice = matching.slice((page - 1) * pageSize, page * pageSize);
     let nextPage: string | null = null;
     if (page * pageSize < matching.length) {
@@ -203,7 +227,12 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
 
   const server = createServer((req, res) => {
     res.on('finish', () =>
-      requests.push({ method: req.method ?? '', url: req.url ?? '', status: res.statusCode, authorization: req.headers.authorization }),
+      requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        status: res.statusCode,
+        authorization: req.headers.authorization,
+      }),
     );
     route(req, res).catch((err: Error) => {
       if (!res.headersSent) sendJson(res, 500, { error: err.message });
@@ -240,4 +269,3 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     },
   };
 }
-
