@@ -62,6 +62,12 @@ type Part = { literal: string } | { placeholder: string; value: ValueOf };
 export interface CompileTemplateOptions {
   /** JSON path of the template in the plugin config, copied into a TemplateError's context. */
   jsonPath?: string;
+  /**
+   * The template makes a path relative to a sink root: refuse literal text that would escape
+   * it (`../`, a leading `/`, a drive letter, a backslash) when the pipeline is loaded rather
+   * than on the first item.
+   */
+  relativePath?: boolean;
 }
 
 /** Parses a template once; throws TemplateError (with offset and a suggestion) on bad syntax. */
@@ -112,6 +118,11 @@ export function compileTemplate(text: string, options: CompileTemplateOptions = 
     i = close;
   }
   if (literal) parts.push({ literal });
+  if (options.relativePath) {
+    const probe = parts.map((p) => ('literal' in p ? p.literal : 'x')).join('');
+    const escape = pathEscapeReason(probe);
+    if (escape) fail(`template "${text}" ${escape}`, 0, 'destinations are relative to the sink root');
+  }
 
   return {
     source: text,
@@ -243,4 +254,11 @@ function editDistance(a: string, b: string): number {
     }
   }
   return rows[a.length][b.length];
+}
+
+function pathEscapeReason(path: string): string | undefined {
+  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) return 'makes an absolute path';
+  if (path.includes('\\')) return 'contains a backslash';
+  if (path.split('/').includes('..')) return 'escapes the sink root with ".."';
+  return undefined;
 }

@@ -2,14 +2,16 @@
 // Makes the sample drops for pipelines/local-demo.yaml in pipelines/demo/inbox: dated CSV/TSV
 // files, a PDF, undated and other files, and archives (.csv.gz, .tar.gz, .zip) made with the
 // real tools. Leaves an existing inbox alone (so a second `sluice run` has nothing new);
-// `--reset` makes it anew.
+// `--reset` makes it anew; `--dir D` writes into D/inbox instead.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', 'pipelines', 'demo');
+const dirArg = process.argv.indexOf('--dir');
+const root =
+  dirArg > 0 ? process.argv[dirArg + 1] : join(dirname(fileURLToPath(import.meta.url)), '..', 'pipelines', 'demo');
 const inbox = join(root, 'inbox');
 if (process.argv.includes('--reset')) rmSync(root, { recursive: true, force: true });
 if (existsSync(inbox)) {

@@ -19,7 +19,6 @@ export const OPTIONS = {
   quiet: { flag: '--quiet', description: 'Only warnings and errors' },
   summaryJson: { flag: '--summary-json <file>', description: 'Write the run summary as JSON to this file' },
   once: { flag: '--once', description: 'Run a single pass whatever the trigger says' },
-  write: { flag: '--write', description: 'Write schemas/pipeline.schema.json instead of printing' },
   limit: { flag: '--limit <n>', description: 'How many records to show (default 50)' },
   state: { flag: '--state <state>', description: 'Only records in this state (seen, committed, finalized, failed)' },
 } as const;
@@ -47,8 +46,8 @@ const COMMANDS: Array<{ name: string; description: string; options: OptionName[]
   },
   {
     name: 'schema',
-    description: 'Print the JSON Schema of pipeline files (for editors)',
-    options: ['write'],
+    description: 'Print the JSON Schema of pipeline files (for editors; the repo copy is schemas/pipeline.schema.json)',
+    options: [],
     load: async () => (await import('./commands/schema.js')).schemaCommand,
   },
   {

@@ -67,7 +67,8 @@ export interface LoadOptions {
 /** All problems of one file, reported together. */
 export class ConfigErrors extends SluiceError {
   readonly errors: SluiceError[];
-  constructor(errors: SluiceError[]) {
+  constructor(unsorted: SluiceError[]) {
+    const errors = [...unsorted].sort((a, b) => (a.context.line ?? 0) - (b.context.line ?? 0) || (a.context.column ?? 0) - (b.context.column ?? 0));
     super(errors[0].code, errors.map((e) => e.toUserString()).join('\n'), { context: errors[0].context });
     this.errors = errors;
   }
@@ -105,11 +106,15 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   }
 
   const errors: SluiceError[] = [];
-  const locate = (pointer: string) => at(nodeOffset(doc.contents as Node | null, splitPointer(pointer)));
-  const problem = (pointer: string, message: string, extra: { step?: string; plugin?: string; hint?: string; code?: SluiceError['code'] } = {}) =>
+  const locate = (pointer: string, atKey = false) => at(nodeOffset(doc.contents as Node | null, splitPointer(pointer), atKey));
+  const problem = (
+    pointer: string,
+    message: string,
+    extra: { step?: string; plugin?: string; hint?: string; code?: SluiceError['code']; atKey?: boolean } = {},
+  ) =>
     errors.push(
       new SluiceError(extra.code ?? 'SLUICE_E_CONFIG', `${pointer || '/'}: ${message}`, {
-        context: { ...locate(pointer), jsonPath: pointer, step: extra.step, plugin: extra.plugin, hint: extra.hint },
+        context: { ...locate(pointer, extra.atKey), jsonPath: pointer, step: extra.step, plugin: extra.plugin, hint: extra.hint },
       }),
     );
 
@@ -138,13 +143,14 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       context: at(0),
     });
   }
-  for (const p of validateAgainst(PipelineShape, raw)) problem(p.path, p.message, { hint: p.hint });
-  if (errors.length > 0) throw new ConfigErrors(errors);
-
+  // Shape problems are collected, and the plugin configs are still checked, so that one
+  // `sluice validate` shows every problem of the file.
+  const shapeProblems = validateAgainst(PipelineShape, raw);
+  for (const p of shapeProblems) problem(p.path, p.message, { hint: p.hint, atKey: p.message.startsWith('unknown key') });
   const shape = raw as Record<string, unknown> & { name: string; plugins?: string[] };
   exactlyOne(shape, 'source', 'sources', problem);
   exactlyOne(shape, 'sink', 'sinks', problem);
-  if (errors.length > 0) throw new ConfigErrors(errors);
+  if (shapeProblems.some((p) => p.path === '/plugins' || p.path.startsWith('/plugins/'))) throw new ConfigErrors(errors);
 
   let registry = options.registry;
   if (shape.plugins?.length) {
@@ -166,6 +172,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   }
 
   const resolveEntry = (entry: Record<string, unknown>, pointer: string, role: PluginRole, stepId: (n: string) => string) => {
+    if (!isSingleKeyMap(entry)) return undefined; // reported by the shape pass
     const name = Object.keys(entry)[0];
     const id = stepId(name);
     const plugin = registry.get(role, name);
@@ -176,6 +183,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       problem(configPointer, `unknown ${role === 'step' ? 'step' : role} plugin "${name}"`, {
         code: 'SLUICE_E_UNKNOWN_PLUGIN',
         step: id,
+        atKey: true,
         hint: suggestion
           ? `did you mean "${suggestion}"?`
           : otherRole
@@ -187,7 +195,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     const config = (entry[name] ?? {}) as Record<string, unknown>;
     const configProblems: SchemaProblem[] = validateAgainst(plugin.config, config);
     for (const p of configProblems) {
-      problem(configPointer + p.path, p.message, { step: id, plugin: name, hint: p.hint });
+      problem(configPointer + p.path, p.message, { step: id, plugin: name, hint: p.hint, atKey: p.message.startsWith('unknown key') });
     }
     if (configProblems.length > 0) return undefined;
     registerSecretsIn(config);
@@ -203,14 +211,14 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
 
   const listOf = (single: string, plural: string): Array<[Record<string, unknown>, string, string]> => {
     if (shape[single] !== undefined) return [[shape[single] as Record<string, unknown>, `/${single}`, single]];
-    const list = (shape[plural] as Record<string, unknown>[] | undefined) ?? [];
+    const list = Array.isArray(shape[plural]) ? (shape[plural] as Record<string, unknown>[]) : [];
     return list.map((e, i) => [e, `/${plural}/${i}`, `${plural}[${i}]`]);
   };
 
   const sources = listOf('source', 'sources')
     .map(([entry, pointer, label]) => resolveEntry(entry, pointer, 'source', (n) => `${label}.${n}`))
     .filter((r): r is PluginRef => r !== undefined);
-  const steps = ((shape.steps as Record<string, unknown>[] | undefined) ?? [])
+  const steps = (Array.isArray(shape.steps) ? (shape.steps as Record<string, unknown>[]) : [])
     .map((entry, i) => resolveEntry(entry, `/steps/${i}`, 'step', (n) => `steps[${i}].${n}`))
     .filter((r): r is PluginRef => r !== undefined);
   const sinks = listOf('sink', 'sinks')
@@ -270,7 +278,8 @@ function reportPluginConfigError(
   problem: (pointer: string, message: string, extra?: { step?: string; plugin?: string; hint?: string }) => void,
 ): void {
   const rel = err instanceof SluiceError ? (err.context.jsonPath ?? '') : '';
-  const message = err instanceof SluiceError ? err.message : (err as Error)?.message ?? String(err);
+  const raw = err instanceof SluiceError ? err.message : ((err as Error)?.message ?? String(err));
+  const message = rel ? raw.replace(` at ${rel}`, '') : raw;
   problem(ref.jsonPath + rel, message, { step: ref.stepId, plugin: ref.name, hint: err instanceof SluiceError ? err.context.hint : undefined });
 }
 
@@ -285,6 +294,10 @@ function validationContext(ref: PluginRef, baseDir: string) {
     baseDir,
     signal: controller.signal,
   };
+}
+
+function isSingleKeyMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1;
 }
 
 function exactlyOne(
@@ -316,20 +329,20 @@ function toPolicy(p: PolicyT | undefined): Policy {
   };
 }
 
-/** Offset of the node at `segments`, or of its nearest existing ancestor. */
-function nodeOffset(root: Node | null, segments: string[]): number {
+/** Offset of the node at `segments` (or of its key), or of its nearest existing ancestor. */
+function nodeOffset(root: Node | null, segments: string[], atKey = false): number {
   let node: Node | null = root;
   let offset = root?.range?.[0] ?? 0;
-  for (const seg of segments) {
+  for (const [index, seg] of segments.entries()) {
     if (!node || !isCollection(node)) break;
     let next: unknown;
     if (isSeq(node)) next = node.items[Number(seg)];
     else if (isMap(node)) {
       const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg);
       if (!pair) break;
-      // Point at the key when the value is empty (`decompress:`), else at the value.
+      // Point at the key when asked or when the value is empty (`decompress:`), else at the value.
       next = pair.value ?? pair.key;
-      if (!pair.value && isScalar(pair.key)) {
+      if ((!pair.value || (atKey && index === segments.length - 1)) && isScalar(pair.key)) {
         offset = pair.key.range?.[0] ?? offset;
         node = null;
         break;

@@ -5,7 +5,15 @@
  */
 import { execFileSync, execSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +56,8 @@ function writeSource(rel: string, data: Buffer | string): void {
 
 function csv(rows: number): string {
   let out = 'id,name,amount,date\n';
-  for (let i = 0; i < rows; i++) out += `${i},customer-${i % 977},${(i * 7.31).toFixed(2)},2024-05-${(i % 28) + 1}\n`;
+  for (let i = 0; i < rows; i++)
+    out += `${i},customer-${i % 977},${(i * 7.31).toFixed(2)},2024-05-${(i % 28) + 1}\n`;
   return out;
 }
 
@@ -76,7 +85,13 @@ async function unpack(item: Item, config: DecompressConfig = {}, tempDir?: strin
   const step = await decompressPlugin.create(config, pluginCtx);
   const output: StepOutput = await step.process(item, makeStepContext({ tempDir: pluginCtx.tempDir }));
   const items: AsyncIterable<Item> | Item[] =
-    output === null ? [] : Array.isArray(output) ? output : Symbol.asyncIterator in output ? output : [output as Item];
+    output === null
+      ? []
+      : Array.isArray(output)
+        ? output
+        : Symbol.asyncIterator in output
+          ? output
+          : [output as Item];
   const results: Unpacked[] = [];
   for await (const produced of items) {
     const { digest, size } = await hashStream(await produced.open());
@@ -86,7 +101,10 @@ async function unpack(item: Item, config: DecompressConfig = {}, tempDir?: strin
 }
 
 /** Like `unpack`, but records entries yielded before the failure and returns the error. */
-async function unpackFailure(item: Item, config: DecompressConfig = {}): Promise<{ error: unknown; yielded: string[] }> {
+async function unpackFailure(
+  item: Item,
+  config: DecompressConfig = {},
+): Promise<{ error: unknown; yielded: string[] }> {
   const yielded: string[] = [];
   const step = await decompressPlugin.create(config, makePluginContext());
   try {
@@ -111,7 +129,9 @@ function expectSluiceError(error: unknown, code: string, text?: string): void {
 
 /** Asserts that `results` are exactly the source files, placed under `prefix`. */
 function expectAllOriginals(results: Unpacked[], prefix: string, only?: (rel: string) => boolean): void {
-  const expected = [...originals].filter(([rel]) => !only || only(rel)).map(([rel, digest]) => [prefix + rel, digest]);
+  const expected = [...originals]
+    .filter(([rel]) => !only || only(rel))
+    .map(([rel, digest]) => [prefix + rel, digest]);
   const got = results.map((r) => [r.path, r.sha256]);
   expect(got.sort()).toEqual(expected.sort());
 }
@@ -175,7 +195,9 @@ describe('gzip', () => {
 
   it('fails a corrupted gzip with SLUICE_E_BAD_DATA', async () => {
     sh('mkdir -p gz && gzip -c src/a.csv > gz/corrupt.csv.gz');
-    python("p='gz/corrupt.csv.gz'; b=bytearray(open(p,'rb').read()); b[5000:5100]=bytes(100); open(p,'wb').write(b)");
+    python(
+      "p='gz/corrupt.csv.gz'; b=bytearray(open(p,'rb').read()); b[5000:5100]=bytes(100); open(p,'wb').write(b)",
+    );
     const { error } = await unpackFailure(fileItem('gz/corrupt.csv.gz'));
     expectSluiceError(error, 'SLUICE_E_BAD_DATA', 'gz/corrupt.csv.gz');
   });
@@ -247,7 +269,9 @@ describe('tar', () => {
     ['symlink', 'ln -s a.csv link.csv', 'symbolic link'],
     ['hardlink', 'ln a.csv hard.csv', 'hard link'],
   ])('refuses a tar holding a %s before yielding anything', async (kind, command, text) => {
-    sh(`rm -rf ${kind} && mkdir ${kind} && cp src/a.csv ${kind}/ && cd ${kind} && ${command} && tar -cf ../${kind}.tar a.csv ${command.split(' ').at(-1)}`);
+    sh(
+      `rm -rf ${kind} && mkdir ${kind} && cp src/a.csv ${kind}/ && cd ${kind} && ${command} && tar -cf ../${kind}.tar a.csv ${command.split(' ').at(-1)}`,
+    );
     const { error, yielded } = await unpackFailure(fileItem(`${kind}.tar`));
     expectSluiceError(error, 'SLUICE_E_LIMIT', text);
     expect(yielded).toEqual([]);
@@ -289,7 +313,9 @@ t.close()`,
   });
 
   it('stops a tar.gz bomb with SLUICE_E_LIMIT', async () => {
-    sh('mkdir -p bomb && head -c 30000000 /dev/zero > bomb/zeros && tar -czf bomb.tgz -C bomb zeros && rm bomb/zeros');
+    sh(
+      'mkdir -p bomb && head -c 30000000 /dev/zero > bomb/zeros && tar -czf bomb.tgz -C bomb zeros && rm bomb/zeros',
+    );
     for (const tar_prescan of [true, false]) {
       const { error, yielded } = await unpackFailure(fileItem('bomb.tgz'), { max_ratio: 200, tar_prescan });
       expectSluiceError(error, 'SLUICE_E_LIMIT', 'max_ratio');
@@ -320,6 +346,18 @@ describe('zip', () => {
   it('unpacks a zip64 archive (zip -fz)', async () => {
     sh('zip -q -fz -r - . | cat > ../z64.zip', src);
     expectAllOriginals(await unpack(fileItem('z64.zip')), '');
+  });
+
+  it('unpacks a zip with a long archive comment', async () => {
+    sh(
+      `cp piped.zip commented.zip && printf '${'a long archive comment '.repeat(20)}' | zip -q -z commented.zip`,
+    );
+    expectAllOriginals(await unpack(fileItem('commented.zip')), '');
+  });
+
+  it('unpacks a zip with data prepended (self-extractor), offsets not adjusted', async () => {
+    sh('head -c 5000 /dev/urandom > sfx.zip && cat piped.zip >> sfx.zip');
+    expectAllOriginals(await unpack(fileItem('sfx.zip')), '');
   });
 
   it('unpacks a python zipfile with flagged UTF-8 names, nested by layout', async () => {
@@ -390,7 +428,11 @@ open('liar.zip', 'wb').write(b)`);
   });
 
   it('enforces max_entries and max_entry_size from the central directory', async () => {
-    expectSluiceError((await unpackFailure(fileItem('piped.zip'), { max_entries: 2 })).error, 'SLUICE_E_LIMIT', 'max_entries');
+    expectSluiceError(
+      (await unpackFailure(fileItem('piped.zip'), { max_entries: 2 })).error,
+      'SLUICE_E_LIMIT',
+      'max_entries',
+    );
     expectSluiceError(
       (await unpackFailure(fileItem('piped.zip'), { max_entry_size: '1KiB' })).error,
       'SLUICE_E_LIMIT',

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
+import { runPipelineFile } from '../../core/runtime/run-file.js';
 import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
 import { azureBlobSink } from '../../plugins/azure-blob/sink.js';
 import { azureBlobSource } from '../../plugins/azure-blob/source.js';
@@ -19,6 +20,7 @@ import {
   writeTo,
 } from '../helpers/object-store.js';
 import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
+import { makeWorkspace } from '../helpers/workspace.js';
 
 const CONTAINER = 'ingest';
 const MiB = 1024 * 1024;
@@ -286,5 +288,49 @@ describe('azure_blob sink', () => {
     expect(await target.copy!(foreign, 'a', signal())).toBeNull();
     const otherAccount = { ...foreign, origin: { kind: 'azure_blob', endpoint: 'https://x.blob.core.windows.net', location: {} } };
     expect(await target.copy!(otherAccount, 'a', signal())).toBeNull();
+  });
+});
+
+describe('azure_blob pipelines through the runtime', () => {
+  it('lands local files with sha256 verification, then archives them server-side with move_to', async () => {
+    const ws = makeWorkspace();
+    try {
+      const data = patternBytes(3 * MiB + 17, 8);
+      ws.write('exports/a/report.bin', data);
+      ws.write('exports/b ü.txt', 'small one');
+      const connection = [`    connection_string: "${azurite.connectionString}"`, `    container: ${CONTAINER}`];
+      const land = ws.pipeline(
+        ['name: land', 'source:', '  local: { path: ./exports }', 'sink:', '  azure_blob:', ...connection, '    prefix: partners/', '    block_size: 1MiB', '    verify: sha256'].join('\n'),
+        'land.yaml',
+      );
+      expect(await runPipelineFile(land)).toMatchObject({ ok: 2, failed: 0 });
+      expect(sha256(await get('partners/a/report.bin'))).toBe(sha256(data));
+
+      const archive = ws.pipeline(
+        [
+          'name: archive',
+          'source:',
+          '  azure_blob:',
+          ...connection,
+          '    prefix: partners/',
+          '    after_success: { move_to: partners-done/ }',
+          'sink:',
+          '  azure_blob:',
+          ...connection,
+          '    prefix: archive/',
+        ].join('\n'),
+        'archive.yaml',
+      );
+      expect(await runPipelineFile(archive)).toMatchObject({ ok: 2, failed: 0 });
+      for (const name of ['a/report.bin', 'b ü.txt']) {
+        const props = await container.getBlobClient(`archive/${name}`).getProperties();
+        expect(props.copyStatus).toBe('success');
+        expect(await container.getBlobClient(`partners-done/${name}`).exists()).toBe(true);
+      }
+      expect(await namesUnder('partners/')).toEqual([]);
+      expect(sha256(await get('archive/a/report.bin'))).toBe(sha256(data));
+    } finally {
+      ws.cleanup();
+    }
   });
 });

@@ -1,4 +1,6 @@
 /** s3 source and sink against a real s3rver (child process, see test/servers/s3rver.ts). */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
   GetObjectCommand,
@@ -9,6 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
+import { runPipelineFile } from '../../core/runtime/run-file.js';
 import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
 import { s3Sink } from '../../plugins/s3/sink.js';
 import { s3Source } from '../../plugins/s3/source.js';
@@ -25,6 +28,7 @@ import {
   writeTo,
 } from '../helpers/object-store.js';
 import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
+import { makeWorkspace } from '../helpers/workspace.js';
 
 const BUCKET = 'sluice-e2e';
 const MiB = 1024 * 1024;
@@ -363,5 +367,71 @@ describe('s3 → s3 on the same endpoint', () => {
     await expect(target.copy!(item, 'x.txt', new AbortController().signal)).rejects.toMatchObject({
       code: 'SLUICE_E_DESTINATION',
     });
+  });
+});
+
+describe('s3 pipelines through the runtime', () => {
+  it('runs the cdr-s3-segregation example: objects reach hourly folders by server-side copy only', async () => {
+    const ws = makeWorkspace();
+    try {
+      const names = ['CHARGINGCDR_X-20240131-07.dat', 'CHARGINGCDR_Y-2024020123_z.dat', 'OTHER_no_date.dat'];
+      for (const name of names) await put(`incoming/${name}`, `payload of ${name}`);
+      // The shared example, pointed at s3rver: endpoint and credentials after each `bucket:` line.
+      const example = readFileSync(join(import.meta.dirname, '../../../shared/examples/cdr-s3-segregation.yaml'), 'utf8');
+      const yaml = example.replace(/^(\s+)bucket: \$\{CDR_BUCKET\}$/gm, (line, indent: string) =>
+        [line, `${indent}endpoint: \${S3_ENDPOINT}`, `${indent}access_key_id: S3RVER`, `${indent}secret_access_key: S3RVER`].join('\n'),
+      );
+      expect(yaml.match(/endpoint:/g)).toHaveLength(2);
+      const file = ws.pipeline(yaml, 'cdr.yaml');
+      await server.clearRequests();
+      const summary = await runPipelineFile(file, {
+        env: { ...process.env, CDR_BUCKET: BUCKET, S3_ENDPOINT: server.endpoint },
+      });
+      expect(summary).toMatchObject({ ok: 3, failed: 0, filesWritten: 3 });
+      const requests = await server.requests();
+      expect(requests.filter((r) => r.method === 'GET' && !r.url.includes('list-type=2'))).toEqual([]);
+      expect(requests.filter((r) => r.copy)).toHaveLength(3);
+      expect((await get('segregated/2024/01/31/07/CHARGINGCDR_X-20240131-07.dat')).toString()).toBe(
+        'payload of CHARGINGCDR_X-20240131-07.dat',
+      );
+      expect(await exists('segregated/2024/02/01/23/CHARGINGCDR_Y-2024020123_z.dat')).toBe(true);
+      expect(await exists('errors/OTHER_no_date.dat')).toBe(true);
+      for (const name of names) expect(await exists(`incoming/${name}`)).toBe(false);
+    } finally {
+      ws.cleanup();
+    }
+  });
+
+  it('uploads local files with checksum metadata and sha256 read-back verification', async () => {
+    const ws = makeWorkspace();
+    try {
+      const data = patternBytes(2 * MiB + 5, 3);
+      ws.write('results/2024-05.bin', data);
+      const file = ws.pipeline(
+        [
+          'name: results-up',
+          'source:',
+          '  local: { path: ./results }',
+          'sink:',
+          '  s3:',
+          `    bucket: ${BUCKET}`,
+          `    endpoint: ${server.endpoint}`,
+          '    access_key_id: S3RVER',
+          '    secret_access_key: S3RVER',
+          '    prefix: processed-data/',
+          '    metadata:',
+          '      source-sha256: "{sha256}"',
+          '    verify: sha256',
+        ].join('\n'),
+      );
+      await server.clearRequests();
+      expect(await runPipelineFile(file)).toMatchObject({ ok: 1, failed: 0 });
+      const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'processed-data/2024-05.bin' }));
+      expect(head.Metadata?.['source-sha256']).toBe(sha256(data));
+      const reads = (await server.requests()).filter((r) => r.method === 'GET' && r.url.includes('2024-05.bin'));
+      expect(reads).toHaveLength(1); // the read-back
+    } finally {
+      ws.cleanup();
+    }
   });
 });

@@ -1,4 +1,5 @@
-/** TCP helpers for the sshd and vsftpd test servers. */
+/** TCP and process helpers for the sshd and vsftpd test servers. */
+import { spawnSync } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 
 export function freePort(): Promise<number> {
@@ -55,5 +56,29 @@ export async function stopPid(pid: number, signal: NodeJS.Signals = 'SIGTERM'): 
     process.kill(pid, 'SIGKILL');
   } catch {
     // already gone
+  }
+}
+
+export function childPids(pid: number): number[] {
+  // ps exits with 1 when there are none: that is an answer, not a failure.
+  const out = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)])
+    .stdout.toString()
+    .trim();
+  return out ? out.split(/\s+/).map(Number) : [];
+}
+
+/** Children, grandchildren… of `pid` (the processes a forking server runs per connection). */
+export function descendantPids(pid: number): number[] {
+  return childPids(pid).flatMap((child) => [child, ...descendantPids(child)]);
+}
+
+/** SIGKILLs every process under `pid`, collected first so no orphan escapes. */
+export function killDescendants(pid: number): void {
+  for (const descendant of descendantPids(pid)) {
+    try {
+      process.kill(descendant, 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
   }
 }

@@ -2,11 +2,11 @@
  * Starts OpenSSH's sshd on 127.0.0.1 at a free port with its own config, host key and
  * authorized_keys folder, for a local test user with both a password and a key pair.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, stopPid, waitForPort } from './remote-fs-net.js';
+import { childPids, freePort, killDescendants, stopPid, waitForPort } from './remote-fs-net.js';
 import { ensureUnixUser } from './unix-user.js';
 
 export interface SshdHandle {
@@ -22,7 +22,11 @@ export interface SshdHandle {
   rootDir: string;
   /** PID of the listening sshd; per-connection processes are its children. */
   pid: number;
-  /** Kills the sshd processes serving current connections (the listener stays up). */
+  /**
+   * Kills the sshd processes serving current connections (the listener stays up): the
+   * privileged monitor and the user's child under it — killing only the monitor orphans the
+   * child, which keeps serving the connection.
+   */
   killSessions(): void;
   stop(): Promise<void>;
 }
@@ -89,19 +93,10 @@ export async function startSshd(username = 'sluice-sftp'): Promise<SshdHandle> {
     hostKeySha256,
     rootDir,
     pid,
-    killSessions() {
-      for (const session of sessionTreePids(pid)) {
-        try {
-          process.kill(session, 'SIGKILL');
-        } catch {
-          // exited meanwhile
-        }
-      }
-    },
+    killSessions: () => killDescendants(pid),
     async stop() {
-      const sessions = sessionTreePids(pid);
+      killDescendants(pid);
       await stopPid(pid);
-      await Promise.all(sessions.map((session) => stopPid(session, 'SIGKILL')));
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -109,31 +104,7 @@ export async function startSshd(username = 'sluice-sftp'): Promise<SshdHandle> {
 
 /** PIDs of the per-connection sshd monitors (children of the listener). */
 export function sessionPids(listenerPid: number): number[] {
-  return childrenOf(listenerPid);
-}
-
-/**
- * Every process serving a connection: the privileged monitor and the user's child under it.
- * Killing only the monitor orphans the child, which keeps serving the connection.
- */
-function sessionTreePids(listenerPid: number): number[] {
-  const all: number[] = [];
-  const visit = (pid: number) => {
-    for (const child of childrenOf(pid)) {
-      all.push(child);
-      visit(child);
-    }
-  };
-  visit(listenerPid);
-  return all;
-}
-
-function childrenOf(pid: number): number[] {
-  // ps exits with 1 when there are none: that is an answer, not a failure.
-  const out = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)])
-    .stdout.toString()
-    .trim();
-  return out ? out.split(/\s+/).map(Number) : [];
+  return childPids(listenerPid);
 }
 
 function safeRead(file: string): string {

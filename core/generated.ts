@@ -1,0 +1,14 @@
+/** The generated files and their content; `npm run docs` writes them, a test checks them. */
+import { EXIT } from './cli/exit-codes.js';
+import { ERROR_CODES } from './errors.js';
+import { builtinRegistry } from './runtime/run-file.js';
+import { errorsMarkdown, pipelineJsonSchema, pluginsMarkdown } from './schema-gen.js';
+
+export function generatedFiles(): Record<string, string> {
+  const registry = builtinRegistry();
+  return {
+    'schemas/pipeline.schema.json': `${JSON.stringify(pipelineJsonSchema(registry), null, 2)}\n`,
+    'docs/plugins.md': pluginsMarkdown(registry),
+    'docs/errors.md': errorsMarkdown(ERROR_CODES, EXIT),
+  };
+}

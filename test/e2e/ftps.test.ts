@@ -1,0 +1,4 @@
+import { describeFtpTransport } from '../helpers/ftp-suite.js';
+
+describeFtpTransport('explicit');
+describeFtpTransport('implicit');
