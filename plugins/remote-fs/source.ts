@@ -53,7 +53,7 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
     async openPath(relPath, signal) {
       const remotePath = joinRemote(root, relPath);
       const stat = await pool.use((c) => c.stat(remotePath), signal);
-      if (!stat || stat.type !== 'file') return null;
+      if (stat?.type !== 'file') return null;
       return openPooledRead(pool, remotePath, signal);
     },
     async remove(item) {

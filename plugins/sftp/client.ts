@@ -16,6 +16,7 @@ import { Duration, Secret } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
 import type { RemoteConnection, RemoteEntry, RemoteStat } from '../remote-fs/connection.js';
+import { remoteFsFields } from '../remote-fs/fields.js';
 import { ConnectionPool } from '../remote-fs/pool.js';
 import { fingerprintOf, normalizeFingerprint } from './host-key.js';
 
@@ -47,16 +48,7 @@ export const sftpConnectionFields = {
     default: false,
     description: 'Skip host key checking (man-in-the-middle risk). Only for tests and throwaway servers.',
   }),
-  path: Type.String({
-    default: '.',
-    description: 'Remote folder: absolute, or relative to the login folder.',
-  }),
-  max_connections: Type.Integer({
-    minimum: 1,
-    maximum: 64,
-    default: 4,
-    description: 'Most SSH sessions opened at once; concurrent items borrow them from a pool.',
-  }),
+  ...remoteFsFields('SSH sessions'),
   connect_timeout: Duration({
     default: '20s',
     description: 'Time allowed for connecting and the SSH handshake.',

@@ -1,0 +1,2 @@
+export { ftpSink } from './sink.js';
+export { ftpSource } from './source.js';

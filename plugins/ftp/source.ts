@@ -1,0 +1,38 @@
+import { Type } from '@sinclair/typebox';
+import { definePlugin } from '../../core/plugin-api.js';
+import { sourceCommon } from '../../core/schema-fragments.js';
+import { createRemoteSource } from '../remote-fs/source.js';
+import { createFtpPool, ftpConnectionFields, ftpSettings, isFtpRetryable } from './client.js';
+
+export const ftpSource = definePlugin({
+  name: 'ftp',
+  kind: 'source',
+  summary: 'Lists and reads files on an FTP or FTPS (explicit/implicit TLS) server.',
+  description:
+    'Walks `path` (recursively by default, one folder at a time) in passive mode. basic-ftp lists with MLSD when the server offers it and falls back to LIST; with LIST, file mtimes come from MDTM (one round trip per file) because LIST dates are minute-precise text. Each transfer borrows one of `max_connections` pooled control connections (FTP runs one transfer per connection); a dropped connection is replaced on the next borrow. `after_success: {move_to}` keeps the relative path and replaces an existing target (delete-then-rename on servers that refuse RNTO onto a file).',
+  config: Type.Object(
+    {
+      ...sourceCommon,
+      ...ftpConnectionFields,
+      recursive: Type.Boolean({ default: true, description: 'Also list files in sub-folders of `path`.' }),
+    },
+    { additionalProperties: false },
+  ),
+  examples: [
+    {
+      title: 'Explicit TLS (FTPES), zip exports only',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: ${VAR} is pipeline YAML interpolation
+      yaml: 'name: partner_a\nhost: ${PARTNER_A_HOST}\nusername: ${PARTNER_A_USER}\npassword: ${PARTNER_A_PASSWORD}\nsecure: explicit\npath: /exports\ninclude: ["*.zip"]',
+    },
+  ],
+  async create(config, ctx) {
+    const settings = await ftpSettings(config, ctx, 'SLUICE_E_SOURCE');
+    return createRemoteSource({
+      pool: await createFtpPool(settings, config.max_connections),
+      sourceName: config.name ?? 'ftp',
+      root: config.path,
+      recursive: config.recursive,
+      isRetryable: isFtpRetryable,
+    });
+  },
+});
