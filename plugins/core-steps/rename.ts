@@ -38,7 +38,7 @@ export const renamePlugin = definePlugin({
   ],
   create(config) {
     checkTimezoneConfig(config.timezone);
-    const template = compileTemplate(config.to, { jsonPath: '/to' });
+    const template = compileTemplate(config.to, { jsonPath: '/to', relativePath: true });
     return {
       process(item) {
         const path = template.render(item, {

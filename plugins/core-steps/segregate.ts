@@ -97,16 +97,16 @@ export const segregatePlugin = definePlugin({
     const routes: { matches: ItemCondition; to: CompiledTemplate }[] = (config.routes ?? []).map(
       (route, i) => ({
         matches: compileMatch(route.when, `/routes/${i}/when`),
-        to: compileTemplate(route.to, { jsonPath: `/routes/${i}/to` }),
+        to: compileTemplate(route.to, { jsonPath: `/routes/${i}/to`, relativePath: true }),
       }),
     );
-    const single = config.to === undefined ? undefined : compileTemplate(config.to, { jsonPath: '/to' });
+    const single = config.to === undefined ? undefined : compileTemplate(config.to, { jsonPath: '/to', relativePath: true });
     const fallback =
-      config.default === undefined ? undefined : compileTemplate(config.default, { jsonPath: '/default' });
+      config.default === undefined ? undefined : compileTemplate(config.default, { jsonPath: '/default', relativePath: true });
     const unmatched =
       config.unmatched === undefined
         ? undefined
-        : compileTemplate(config.unmatched, { jsonPath: '/unmatched' });
+        : compileTemplate(config.unmatched, { jsonPath: '/unmatched', relativePath: true });
 
     const chooseTemplate = (item: Item, now: Date): CompiledTemplate | undefined =>
       single ?? routes.find((route) => route.matches(item, now))?.to ?? fallback;
