@@ -34,7 +34,12 @@ const DecompressConfig = Type.Object(
       }),
     ),
     max_depth: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 10, description: 'Nesting levels unpacked when `recursive` is on.', default: 3 }),
+      Type.Integer({
+        minimum: 1,
+        maximum: 10,
+        description: 'Nesting levels unpacked when `recursive` is on.',
+        default: 3,
+      }),
     ),
     sniff: Type.Optional(
       Type.Boolean({
@@ -51,7 +56,11 @@ const DecompressConfig = Type.Object(
       }),
     ),
     max_entries: Type.Optional(
-      Type.Integer({ minimum: 1, description: 'Most files one archive (with nested ones) may hold.', default: 10000 }),
+      Type.Integer({
+        minimum: 1,
+        description: 'Most files one archive (with nested ones) may hold.',
+        default: 10000,
+      }),
     ),
     max_ratio: Type.Optional(
       Type.Number({
@@ -64,7 +73,9 @@ const DecompressConfig = Type.Object(
     max_total_size: Type.Optional(
       Size({ description: 'Most bytes one archive or gzip file may unpack to.', default: '10GiB' }),
     ),
-    max_entry_size: Type.Optional(Size({ description: 'Most bytes one archive entry may hold (no limit by default).' })),
+    max_entry_size: Type.Optional(
+      Size({ description: 'Most bytes one archive entry may hold (no limit by default).' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -82,7 +93,8 @@ function sizeOption(value: string | number, field: string): number {
 export const decompressPlugin = definePlugin({
   name: 'decompress',
   kind: 'unpack',
-  summary: 'Gunzip .gz files and unpack tar, tar.gz and zip archives into their entries, with bomb and traversal guards.',
+  summary:
+    'Gunzip .gz files and unpack tar, tar.gz and zip archives into their entries, with bomb and traversal guards.',
   description: [
     'Recognises formats by extension, then by magic bytes. `a.csv.gz` becomes `a.csv`; an archive becomes one item',
     'per regular file, placed by `layout`. Files that are neither compressed nor archives pass through unchanged.',
@@ -96,7 +108,10 @@ export const decompressPlugin = definePlugin({
   config: DecompressConfig,
   examples: [
     { title: 'Unpack everything recognisable', yaml: '{}' },
-    { title: 'Stricter limits for partner uploads', yaml: 'max_entries: 10000\nmax_ratio: 200\nmax_total_size: 2GiB' },
+    {
+      title: 'Stricter limits for partner uploads',
+      yaml: 'max_entries: 10000\nmax_ratio: 200\nmax_total_size: 2GiB',
+    },
     { title: 'Only zip files, each into a folder named after it', yaml: 'formats: [zip]\nlayout: nest' },
   ],
   create(config, ctx) {
@@ -112,7 +127,10 @@ export const decompressPlugin = definePlugin({
         maxEntries: config.max_entries ?? 10000,
         maxRatio: config.max_ratio ?? 200,
         maxTotalSize: sizeOption(config.max_total_size ?? '10GiB', 'max_total_size'),
-        maxEntrySize: config.max_entry_size === undefined ? undefined : sizeOption(config.max_entry_size, 'max_entry_size'),
+        maxEntrySize:
+          config.max_entry_size === undefined
+            ? undefined
+            : sizeOption(config.max_entry_size, 'max_entry_size'),
       },
     };
     return {

@@ -32,7 +32,10 @@ export function formatFromMagic(head: Uint8Array): FormatName | null {
  * Narrows a detected format to what `formats:` allows: a tar.gz with only `gzip` allowed is
  * gunzipped to a `.tar`; with only `tar` allowed it cannot be read and passes through.
  */
-export function restrictFormat(format: ArchiveFormat, allowed: ReadonlySet<FormatName>): ArchiveFormat | null {
+export function restrictFormat(
+  format: ArchiveFormat,
+  allowed: ReadonlySet<FormatName>,
+): ArchiveFormat | null {
   if (format === 'tar_gz') {
     if (allowed.has('gzip') && allowed.has('tar')) return 'tar_gz';
     return allowed.has('gzip') ? 'gzip' : null;

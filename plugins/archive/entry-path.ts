@@ -34,7 +34,12 @@ export type Layout = 'keep' | 'nest' | 'flatten';
  * Where an entry lands, relative to the source root: beside the archive (`keep`), in a folder
  * named after the archive (`nest`), or by basename only beside the archive (`flatten`).
  */
-export function placeEntry(archivePath: string, archiveStem: string, entryPath: string, layout: Layout): string {
+export function placeEntry(
+  archivePath: string,
+  archiveStem: string,
+  entryPath: string,
+  layout: Layout,
+): string {
   const dir = posix.dirname(archivePath);
   const base = dir === '.' ? '' : dir;
   const relative =

@@ -61,7 +61,10 @@ export class UnpackBudget {
     const root = this.root;
     root.entries++;
     if (root.entries > this.limits.maxEntries) {
-      throw limitError(root.archive, `more than ${this.limits.maxEntries} entries (max_entries), at "${entry}"`);
+      throw limitError(
+        root.archive,
+        `more than ${this.limits.maxEntries} entries (max_entries), at "${entry}"`,
+      );
     }
   }
 
@@ -82,7 +85,10 @@ export class UnpackBudget {
   checkGrowth(bytes: number): void {
     const total = this.root.totalOut + bytes;
     if (total > this.limits.maxTotalSize) {
-      throw limitError(this.root.archive, `unpacks to more than ${this.limits.maxTotalSize} bytes (max_total_size)`);
+      throw limitError(
+        this.root.archive,
+        `unpacks to more than ${this.limits.maxTotalSize} bytes (max_total_size)`,
+      );
     }
     const out = this.bytesOut + bytes;
     if (out > RATIO_GRACE_BYTES && out > this.limits.maxRatio * Math.max(this.bytesIn, 1)) {
@@ -165,7 +171,10 @@ export class EntryGuard extends Transform {
     try {
       if (entry !== undefined) budget.checkEntrySize(entry, this.bytes);
       if (expectedSize !== undefined && this.bytes > expectedSize) {
-        throw badDataError(budget.archive, `entry "${entry}" holds more bytes than its declared ${expectedSize}`);
+        throw badDataError(
+          budget.archive,
+          `entry "${entry}" holds more bytes than its declared ${expectedSize}`,
+        );
       }
       budget.addOutput(chunk.length);
     } catch (err) {

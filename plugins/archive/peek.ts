@@ -6,7 +6,10 @@ import { STREAM_CHUNK } from '../../core/streams.js';
  * stream that still yields every byte, the peeked ones first. Destroying the returned stream
  * destroys the original.
  */
-export async function peekStream(stream: Readable, count: number): Promise<{ head: Buffer; stream: Readable }> {
+export async function peekStream(
+  stream: Readable,
+  count: number,
+): Promise<{ head: Buffer; stream: Readable }> {
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let length = 0;

@@ -13,7 +13,11 @@ export async function spoolPath(tempDir: string, suffix: string): Promise<string
 }
 
 /** Streams `source` through `transforms` into `path`; on failure the partial file is removed. */
-export async function spoolTo(path: string, source: Readable, ...transforms: NodeJS.ReadWriteStream[]): Promise<void> {
+export async function spoolTo(
+  path: string,
+  source: Readable,
+  ...transforms: NodeJS.ReadWriteStream[]
+): Promise<void> {
   try {
     await pipeline([source, ...transforms, createWriteStream(path, { highWaterMark: STREAM_CHUNK })]);
   } catch (err) {

@@ -28,9 +28,15 @@ export function checkTarHeader(archive: string, header: Header): string {
       return '';
     case 'symlink':
     case 'link':
-      throw limitError(archive, `entry "${header.name}" is a ${header.type === 'link' ? 'hard' : 'symbolic'} link; links are refused`);
+      throw limitError(
+        archive,
+        `entry "${header.name}" is a ${header.type === 'link' ? 'hard' : 'symbolic'} link; links are refused`,
+      );
     default:
-      throw limitError(archive, `entry "${header.name}" is a ${header.type ?? 'unknown'} entry; only regular files are unpacked`);
+      throw limitError(
+        archive,
+        `entry "${header.name}" is a ${header.type ?? 'unknown'} entry; only regular files are unpacked`,
+      );
   }
 }
 

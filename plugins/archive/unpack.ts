@@ -48,10 +48,13 @@ export async function decompressItem(
   signal?: AbortSignal,
 ): Promise<Item | AsyncIterable<Item>> {
   let format = formatFromName(itemName(item));
-  if (!format && settings.sniff) format = formatFromMagic(await readHead(await item.open(signal), MAGIC_BYTES_NEEDED));
+  if (!format && settings.sniff)
+    format = formatFromMagic(await readHead(await item.open(signal), MAGIC_BYTES_NEEDED));
   const allowed = format && restrictFormat(format, settings.formats);
   if (!allowed) return item;
-  return allowed === 'gzip' ? gunzippedItem(item, settings.limits) : unpackArchive(item, allowed, settings, 0, signal);
+  return allowed === 'gzip'
+    ? gunzippedItem(item, settings.limits)
+    : unpackArchive(item, allowed, settings, 0, signal);
 }
 
 function gunzippedItem(gz: Item, limits: UnpackLimits, parent?: UnpackBudget): Item {
@@ -110,9 +113,13 @@ async function* unpackArchive(
     } else if (settings.tarPrescan) {
       const path = await spoolPath(settings.tempDir, '.tar');
       spooled.push(path);
-      await spoolTo(path, source, counter, ...gunzip(), new EntryGuard({ budget: prescanBudget, origins })).catch(
-        (err: Error) => Promise.reject(origins.classify(err)),
-      );
+      await spoolTo(
+        path,
+        source,
+        counter,
+        ...gunzip(),
+        new EntryGuard({ budget: prescanBudget, origins }),
+      ).catch((err: Error) => Promise.reject(origins.classify(err)));
       const readSpool = () => createReadStream(path, { highWaterMark: STREAM_CHUNK });
       await prescanTar(readSpool(), prescanBudget, origins);
       entries = readTarEntries(readSpool(), budget, origins);
@@ -121,7 +128,8 @@ async function* unpackArchive(
     }
     for await (const raw of entries) {
       const entry = entryItem(archive, raw, stem, settings.layout);
-      if (settings.recursive && depth < settings.maxDepth) yield* expandNested(entry, settings, depth + 1, budget);
+      if (settings.recursive && depth < settings.maxDepth)
+        yield* expandNested(entry, settings, depth + 1, budget);
       else yield entry;
     }
   } finally {

@@ -53,7 +53,11 @@ interface DirectoryLocation {
   shift: number;
 }
 
-async function locateDirectory(handle: FileHandle, fileSize: number, archive: string): Promise<DirectoryLocation> {
+async function locateDirectory(
+  handle: FileHandle,
+  fileSize: number,
+  archive: string,
+): Promise<DirectoryLocation> {
   const tailStart = Math.max(0, fileSize - EOCD_SIZE - MAX_COMMENT);
   const tail = await readAt(handle, tailStart, fileSize - tailStart);
   let eocd = -1;
@@ -63,7 +67,8 @@ async function locateDirectory(handle: FileHandle, fileSize: number, archive: st
       break;
     }
   }
-  if (eocd < 0) throw badDataError(archive, 'not a valid zip (no end of central directory record; truncated?)');
+  if (eocd < 0)
+    throw badDataError(archive, 'not a valid zip (no end of central directory record; truncated?)');
   const eocdOffset = tailStart + eocd;
   let count: number | undefined = tail.readUInt16LE(eocd + 10);
   let size = tail.readUInt32LE(eocd + 12);
@@ -71,7 +76,8 @@ async function locateDirectory(handle: FileHandle, fileSize: number, archive: st
   let directoryEnd = eocdOffset;
 
   const locatorOffset = eocdOffset - ZIP64_LOCATOR_SIZE;
-  const locator = locatorOffset >= 0 ? await readAt(handle, locatorOffset, ZIP64_LOCATOR_SIZE) : Buffer.alloc(0);
+  const locator =
+    locatorOffset >= 0 ? await readAt(handle, locatorOffset, ZIP64_LOCATOR_SIZE) : Buffer.alloc(0);
   if (locator.length === ZIP64_LOCATOR_SIZE && locator.readUInt32LE(0) === ZIP64_LOCATOR_SIGNATURE) {
     const recordOffset = Number(locator.readBigUInt64LE(8));
     const record = await readAt(handle, recordOffset, ZIP64_EOCD_SIZE);
@@ -89,7 +95,8 @@ async function locateDirectory(handle: FileHandle, fileSize: number, archive: st
   // an offset shifted by data prepended to the archive (self-extractors).
   const actualOffset = directoryEnd - size;
   const shift = offset === U32_MAX ? 0 : actualOffset - offset;
-  if (actualOffset < 0 || shift < 0) throw badDataError(archive, 'not a valid zip (central directory out of bounds)');
+  if (actualOffset < 0 || shift < 0)
+    throw badDataError(archive, 'not a valid zip (central directory out of bounds)');
   return { offset: actualOffset, size, count, shift };
 }
 
@@ -123,14 +130,18 @@ export async function readCentralDirectory(
     const extraLength = fixed.readUInt16LE(30);
     const commentLength = fixed.readUInt16LE(32);
     const variable = await readAt(handle, position + CENTRAL_SIZE, nameLength + extraLength);
-    if (variable.length < nameLength + extraLength) throw badDataError(archive, 'not a valid zip (truncated central directory)');
+    if (variable.length < nameLength + extraLength)
+      throw badDataError(archive, 'not a valid zip (truncated central directory)');
     const record = parseRecord(fixed, variable.subarray(0, nameLength), variable.subarray(nameLength));
     record.localHeaderOffset += shift;
     records.push(record);
     position += CENTRAL_SIZE + nameLength + extraLength + commentLength;
   }
   if (count !== undefined && records.length !== count) {
-    throw badDataError(archive, `not a valid zip (central directory holds ${records.length} of ${count} records)`);
+    throw badDataError(
+      archive,
+      `not a valid zip (central directory holds ${records.length} of ${count} records)`,
+    );
   }
   return records;
 }
@@ -155,7 +166,12 @@ function parseRecord(fixed: Buffer, nameBytes: Buffer, extra: Buffer): CentralRe
     const data = extra.subarray(i + 4, i + 4 + length);
     if (id === EXTRA_ZIP64) applyZip64(record, data);
     // Info-ZIP's Unicode Path field: the UTF-8 name, valid while the stored name is unchanged.
-    if (id === EXTRA_UNICODE_PATH && data.length > 5 && data[0] === 1 && data.readUInt32LE(1) === crc32(nameBytes)) {
+    if (
+      id === EXTRA_UNICODE_PATH &&
+      data.length > 5 &&
+      data[0] === 1 &&
+      data.readUInt32LE(1) === crc32(nameBytes)
+    ) {
       record.name = data.subarray(5).toString('utf8');
     }
     i += 4 + length;
@@ -179,6 +195,13 @@ function applyZip64(record: CentralRecord, data: Buffer): void {
 
 function dosDateTime(date: number, time: number): Date {
   return new Date(
-    Date.UTC(1980 + (date >> 9), ((date >> 5) & 0xf) - 1, date & 0x1f, time >> 11, (time >> 5) & 0x3f, (time & 0x1f) * 2),
+    Date.UTC(
+      1980 + (date >> 9),
+      ((date >> 5) & 0xf) - 1,
+      date & 0x1f,
+      time >> 11,
+      (time >> 5) & 0x3f,
+      (time & 0x1f) * 2,
+    ),
   );
 }

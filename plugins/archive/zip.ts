@@ -23,7 +23,6 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 
-
 /**
  * Yields the files of the zip at `path`. Every name, type, count and declared size is checked
  * before the first entry is yielded, so a bad archive yields nothing at all.
@@ -76,7 +75,11 @@ export async function* readZipEntries(
   }
 }
 
-async function checkedEntries(handle: FileHandle, archiveSize: number, budget: UnpackBudget): Promise<CentralRecord[]> {
+async function checkedEntries(
+  handle: FileHandle,
+  archiveSize: number,
+  budget: UnpackBudget,
+): Promise<CentralRecord[]> {
   const archive = budget.archive;
   const records = await readCentralDirectory(handle, archiveSize, budget.limits.maxEntries, archive);
   const entries: CentralRecord[] = [];
@@ -84,12 +87,14 @@ async function checkedEntries(handle: FileHandle, archiveSize: number, budget: U
   for (const record of records) {
     const raw = record.name;
     const name = safeEntryName(archive, raw);
-    const unixType = record.versionMadeBy >> 8 === MADE_BY_UNIX ? (record.externalAttributes >>> 16) & S_IFMT : 0;
+    const unixType =
+      record.versionMadeBy >> 8 === MADE_BY_UNIX ? (record.externalAttributes >>> 16) & S_IFMT : 0;
     if (name === '' || /[/\\]$/.test(raw) || unixType === S_IFDIR) continue;
     if (unixType !== 0 && unixType !== S_IFREG) {
       throw limitError(archive, `entry "${raw}" is a link or special file; only regular files are unpacked`);
     }
-    if (record.flags & FLAG_ENCRYPTED) throw badDataError(archive, `entry "${raw}" is encrypted (not supported)`);
+    if (record.flags & FLAG_ENCRYPTED)
+      throw badDataError(archive, `entry "${raw}" is encrypted (not supported)`);
     if (record.compressionMethod !== METHOD_STORED && record.compressionMethod !== METHOD_DEFLATED) {
       throw badDataError(
         archive,

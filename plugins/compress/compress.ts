@@ -28,7 +28,8 @@ const CompressConfig = Type.Object(
       Type.Integer({
         minimum: 0,
         maximum: 19,
-        description: 'Compression level: gzip 1-9 (default 6), brotli quality 0-11 (default 4), zstd 1-19 (default 3).',
+        description:
+          'Compression level: gzip 1-9 (default 6), brotli quality 0-11 (default 4), zstd 1-19 (default 3).',
       }),
     ),
     min_size: Type.Optional(
@@ -59,20 +60,33 @@ export const compressPlugin = definePlugin({
     const spec = FORMATS[format];
     const level = config.level ?? spec.defaultLevel;
     if (level < spec.min || level > spec.max) {
-      throw new SluiceError('SLUICE_E_CONFIG', `${format} level must be ${spec.min}-${spec.max}, got ${level}`, {
-        context: { jsonPath: '/level' },
-      });
+      throw new SluiceError(
+        'SLUICE_E_CONFIG',
+        `${format} level must be ${spec.min}-${spec.max}, got ${level}`,
+        {
+          context: { jsonPath: '/level' },
+        },
+      );
     }
     let minSize: number | undefined;
     try {
       minSize = config.min_size === undefined ? undefined : parseSize(config.min_size);
     } catch (err) {
-      throw new SluiceError('SLUICE_E_CONFIG', (err as Error).message, { context: { jsonPath: '/min_size' } });
+      throw new SluiceError('SLUICE_E_CONFIG', (err as Error).message, {
+        context: { jsonPath: '/min_size' },
+      });
     }
     if (format === 'zstd' && zstdVersion() === null) {
-      throw new SluiceError('SLUICE_E_CONFIG', 'format zstd needs the `zstd` command, which was not found on PATH', {
-        context: { jsonPath: '/format', hint: 'install it (Debian/Ubuntu: apt-get install zstd) or use gzip/brotli' },
-      });
+      throw new SluiceError(
+        'SLUICE_E_CONFIG',
+        'format zstd needs the `zstd` command, which was not found on PATH',
+        {
+          context: {
+            jsonPath: '/format',
+            hint: 'install it (Debian/Ubuntu: apt-get install zstd) or use gzip/brotli',
+          },
+        },
+      );
     }
     const encoder = (sizeHint: number | undefined): NodeJS.ReadWriteStream => {
       if (format === 'gzip') return createGzip({ level, chunkSize: STREAM_CHUNK });
@@ -94,7 +108,9 @@ export const compressPlugin = definePlugin({
             const bytesIn = new HashTap(null);
             const bytesOut = new HashTap(null);
             const compressed = pipeThrough(await item.open(signal), bytesIn, encoder(item.size), bytesOut);
-            compressed.once('end', () => ctx.report({ kind: 'compression', bytesIn: bytesIn.bytes, bytesOut: bytesOut.bytes }));
+            compressed.once('end', () =>
+              ctx.report({ kind: 'compression', bytesIn: bytesIn.bytes, bytesOut: bytesOut.bytes }),
+            );
             return compressed;
           },
         });
