@@ -22,7 +22,7 @@ export const httpSinkConfig = Type.Object(
       description: 'HTTP method of the upload.',
     }),
     url: UrlTemplateField('Upload URL; `{path}` is the item’s destination, e.g. `https://api/files/{path}`.'),
-    headers: Type.Optional(HeaderMap('Headers sent with every upload (and read-back).')),
+    headers: Type.Optional(HeaderMap('Headers sent with every upload.')),
     content_type: Type.String({
       default: 'application/octet-stream',
       description: 'Content-Type of the uploads.',
@@ -51,11 +51,6 @@ export const httpSinkConfig = Type.Object(
         'When the destination exists: `overwrite`; or send `If-None-Match: *` and, on 412 Precondition Failed, `skip` the item or `fail`. Needs a server that honours If-None-Match.',
     }),
     verify: Type.Optional(Verify),
-    read_url: Type.Optional(
-      UrlTemplateField(
-        'URL that returns a stored object’s bytes (GET), for `verify: sha256` when the reply has no sha256.',
-      ),
-    ),
   },
   { additionalProperties: false },
 );
@@ -67,7 +62,7 @@ export const httpSink = definePlugin({
   kind: 'sink',
   summary: 'Uploads each file with a streamed PUT or POST to a REST API.',
   description:
-    'The body streams (Content-Length when the size is known, chunked otherwise); 2xx is success. A failing item stream destroys the request mid-body, so a well-behaved server stores nothing. 429/5xx/network errors are retryable (Retry-After is honoured), other 4xx are not.',
+    'The body streams (Content-Length when the size is known, chunked otherwise); 2xx is success. `verify` compares what the server’s JSON reply reports (`response`); there is no read-back, so `verify: sha256` needs a sha256 in the reply. A failing item stream destroys the request mid-body, so a well-behaved server stores nothing. 429/5xx/network errors are retryable (Retry-After is honoured), other 4xx are not.',
   config: httpSinkConfig,
   examples: [
     {
@@ -79,9 +74,8 @@ headers:
     },
   ],
   create(config): SinkInstance {
-    registerHttpSecrets(config.headers, [config.url, config.read_url ?? '']);
+    registerHttpSecrets(config.headers, [config.url]);
     const uploadUrl = compileUrlTemplate(config.url, '/url');
-    const readUrl = config.read_url ? compileUrlTemplate(config.read_url, '/read_url') : undefined;
     const client = new HttpClient(clientOptions(config, 'SLUICE_E_SINK'));
     const ifExists = config.if_exists ?? 'overwrite';
     const headers = mergeHeaders(
@@ -95,16 +89,21 @@ headers:
       const location = displayUrl(url);
       if (!/\bjson\b/i.test(res.headers['content-type'] ?? '')) {
         res.resume();
-        if (config.response) throw missingField(method, url, 'a JSON reply');
+        if (config.response || config.verify === 'sha256') throw missingField(method, url, 'a JSON reply');
         return { location };
       }
       const reply = await client.readJson(res, method, url);
       const size = pickField(reply, config.response?.size ?? DEFAULT_RESPONSE_FIELDS.size, 'number');
       const sha256 = pickField(reply, config.response?.sha256 ?? DEFAULT_RESPONSE_FIELDS.sha256, 'string');
-      if (config.response?.size && size === undefined)
+      if (config.response?.size && size === undefined) {
         throw missingField(method, url, `size at "${config.response.size}"`);
-      if (config.response?.sha256 && sha256 === undefined)
+      }
+      if (config.response?.sha256 && sha256 === undefined) {
         throw missingField(method, url, `sha256 at "${config.response.sha256}"`);
+      }
+      if (config.verify === 'sha256' && sha256 === undefined) {
+        throw missingField(method, url, 'sha256, which verify: sha256 needs (HTTP has no read-back)');
+      }
       return {
         location,
         size: size as number | undefined,
@@ -136,12 +135,6 @@ headers:
         }
         return readCommit(res, url);
       },
-      readBack: readUrl
-        ? async (destination, signal) => {
-            const url = readUrl.render({ meta: {} }, destination);
-            return (await client.get(url, config.headers ?? {}, signal))!;
-          }
-        : undefined,
       async close() {
         client.close();
       },
