@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
 import { isAzureRetryable, validateAzureConnection } from './client.js';
 
-const restError = (code: string, statusCode?: number) => Object.assign(new Error(code), { name: 'RestError', code, statusCode });
+const restError = (code: string, statusCode?: number) =>
+  Object.assign(new Error(code), { name: 'RestError', code, statusCode });
 
 describe('isAzureRetryable', () => {
   it('retries busy, timeouts, 5xx, 429 and failed sends', () => {
@@ -27,15 +28,19 @@ describe('validateAzureConnection', () => {
   it('accepts each single way to authenticate', () => {
     expect(() => validateAzureConnection({ connection_string: 'x', container: 'abc' })).not.toThrow();
     expect(() => validateAzureConnection({ account: 'a', account_key: 'k', container: 'abc' })).not.toThrow();
-    expect(() => validateAzureConnection({ account: 'a', sas_token: 'sv=1', container: 'abc' })).not.toThrow();
-    expect(() => validateAzureConnection({ sas_url: 'https://a.blob.core.windows.net/abc?sv=1' })).not.toThrow();
+    expect(() =>
+      validateAzureConnection({ account: 'a', sas_token: 'sv=1', container: 'abc' }),
+    ).not.toThrow();
+    expect(() =>
+      validateAzureConnection({ sas_url: 'https://a.blob.core.windows.net/abc?sv=1' }),
+    ).not.toThrow();
   });
 
   it('rejects none, two, a key without account, or no container', () => {
     expect(() => validateAzureConnection({ container: 'abc' })).toThrow(/exactly one/);
-    expect(() => validateAzureConnection({ connection_string: 'x', sas_token: 'y', account: 'a', container: 'abc' })).toThrow(
-      /exactly one/,
-    );
+    expect(() =>
+      validateAzureConnection({ connection_string: 'x', sas_token: 'y', account: 'a', container: 'abc' }),
+    ).toThrow(/exactly one/);
     expect(() => validateAzureConnection({ account_key: 'k', container: 'abc' })).toThrow(/account/);
     expect(() => validateAzureConnection({ connection_string: 'x' })).toThrow(/container is required/);
   });

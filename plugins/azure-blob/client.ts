@@ -14,13 +14,18 @@ export const azureConnectionFields = {
   connection_string: Type.Optional(
     Secret(
       Type.String({
-        description: 'Storage account connection string (`DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…`).',
+        description:
+          'Storage account connection string (`DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…`).',
       }),
     ),
   ),
-  account: Type.Optional(Type.String({ description: 'Storage account name (with `account_key` or `sas_token`).' })),
+  account: Type.Optional(
+    Type.String({ description: 'Storage account name (with `account_key` or `sas_token`).' }),
+  ),
   account_key: Type.Optional(Secret(Type.String({ description: 'Storage account key.' }))),
-  sas_token: Type.Optional(Secret(Type.String({ description: 'Shared access signature (query string) for `account`/`endpoint`.' }))),
+  sas_token: Type.Optional(
+    Secret(Type.String({ description: 'Shared access signature (query string) for `account`/`endpoint`.' })),
+  ),
   sas_url: Type.Optional(
     Secret(
       Type.String({
@@ -34,7 +39,9 @@ export const azureConnectionFields = {
       description: 'Blob service URL for `account` (default `https://<account>.blob.core.windows.net`).',
     }),
   ),
-  container: Type.Optional(Type.String({ minLength: 3, description: 'Container name (optional only with a container `sas_url`).' })),
+  container: Type.Optional(
+    Type.String({ minLength: 3, description: 'Container name (optional only with a container `sas_url`).' }),
+  ),
 };
 
 export interface AzureConnectionConfig {
@@ -77,7 +84,11 @@ export function validateAzureConnection(config: AzureConnectionConfig): void {
       '',
     );
   }
-  if ((config.account_key !== undefined || config.sas_token !== undefined) && !config.account && !config.endpoint) {
+  if (
+    (config.account_key !== undefined || config.sas_token !== undefined) &&
+    !config.account &&
+    !config.endpoint
+  ) {
     throw configError('account (or endpoint) is required with account_key or sas_token', '/account');
   }
   if (config.account_key !== undefined && !config.account) {
@@ -120,7 +131,10 @@ export async function connectAzure(config: AzureConnectionConfig): Promise<Azure
     } else {
       const base = (config.endpoint ?? `https://${config.account}.blob.core.windows.net`).replace(/\/+$/, '');
       service = config.account_key
-        ? new sdk.BlobServiceClient(base, new sdk.StorageSharedKeyCredential(config.account!, config.account_key))
+        ? new sdk.BlobServiceClient(
+            base,
+            new sdk.StorageSharedKeyCredential(config.account!, config.account_key),
+          )
         : new sdk.BlobServiceClient(`${base}?${config.sas_token!.replace(/^\?/, '')}`);
     }
     container = service.getContainerClient(config.container!);
@@ -175,7 +189,11 @@ export function isBlobNotFound(err: unknown): boolean {
 }
 
 /** The error a plugin reports for a failed Azure call; the SDK's message is cut at its first line (it appends request ids and XML). */
-export function azureError(code: 'SLUICE_E_SOURCE' | 'SLUICE_E_SINK', what: string, err: unknown): SluiceError {
+export function azureError(
+  code: 'SLUICE_E_SOURCE' | 'SLUICE_E_SINK',
+  what: string,
+  err: unknown,
+): SluiceError {
   if (err instanceof SluiceError) return err;
   const e = err as { code?: string; statusCode?: number; message?: string };
   const firstLine = (e?.message ?? String(err)).split('\n')[0];
@@ -208,12 +226,17 @@ export async function copyBlob(
   toBlob: string,
   options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
 ): Promise<void> {
-  const poller = await conn.container
-    .getBlobClient(toBlob)
-    .beginCopyFromURL(fromUrl, { metadata: options.metadata, abortSignal: options.signal, intervalInMs: 200 });
+  const poller = await conn.container.getBlobClient(toBlob).beginCopyFromURL(fromUrl, {
+    metadata: options.metadata,
+    abortSignal: options.signal,
+    intervalInMs: 200,
+  });
   const result = await poller.pollUntilDone();
   if (result.copyStatus !== undefined && result.copyStatus !== 'success') {
-    throw new SluiceError('SLUICE_E_SINK', `copy to ${azureLocation(conn, toBlob)} ended with status ${result.copyStatus}`);
+    throw new SluiceError(
+      'SLUICE_E_SINK',
+      `copy to ${azureLocation(conn, toBlob)} ended with status ${result.copyStatus}`,
+    );
   }
 }
 

@@ -52,8 +52,15 @@ const config = Type.Object(
         examples: [{ source_sha256: '{sha256}' }],
       }),
     ),
-    block_size: Size({ default: '8MiB', description: 'Size of each staged block; memory use is block_size × concurrency.' }),
-    concurrency: Type.Integer({ minimum: 1, default: 4, description: 'Blocks uploaded in parallel per blob.' }),
+    block_size: Size({
+      default: '8MiB',
+      description: 'Size of each staged block; memory use is block_size × concurrency.',
+    }),
+    concurrency: Type.Integer({
+      minimum: 1,
+      default: 4,
+      description: 'Blocks uploaded in parallel per blob.',
+    }),
     ...sinkCommon,
   },
   { additionalProperties: false },
@@ -108,7 +115,13 @@ export const azureBlobSink = definePlugin({
     };
 
     /** Uploads `body` to `name`; rejects with the body's own error when the body failed. */
-    const upload = async (name: string, item: Item, body: Readable, sha256: string | undefined, signal: AbortSignal) => {
+    const upload = async (
+      name: string,
+      item: Item,
+      body: Readable,
+      sha256: string | undefined,
+      signal: AbortSignal,
+    ) => {
       let bodyError: unknown;
       body.once('error', (err) => {
         bodyError ??= err;
@@ -156,9 +169,13 @@ export const azureBlobSink = definePlugin({
         if (metadata.needsSha256 && sha256 === undefined) return null;
         const target = joinKey(prefix, destination);
         if (origin.location.container === conn.container.containerName && origin.location.blob === target) {
-          throw new SluiceError('SLUICE_E_DESTINATION', `destination ${azureLocation(conn, target)} is the source blob itself`, {
-            retryable: false,
-          });
+          throw new SluiceError(
+            'SLUICE_E_DESTINATION',
+            `destination ${azureLocation(conn, target)} is the source blob itself`,
+            {
+              retryable: false,
+            },
+          );
         }
         let decision: Awaited<ReturnType<typeof decideForCopy>>;
         try {
@@ -180,7 +197,11 @@ export const azureBlobSink = definePlugin({
           // The sink's credentials may not read the source container: let the runtime stream it.
           const status = (err as { statusCode?: number }).statusCode;
           if (status === 403 || status === 401) return null;
-          throw azureError('SLUICE_E_SINK', `cannot copy ${origin.location.blob} to ${azureLocation(conn, name)}`, err);
+          throw azureError(
+            'SLUICE_E_SINK',
+            `cannot copy ${origin.location.blob} to ${azureLocation(conn, name)}`,
+            err,
+          );
         }
         return { location: azureLocation(conn, name), size: await storedSize(name) };
       },

@@ -26,13 +26,19 @@ const config = Type.Object(
     ...azureConnectionFields,
     prefix: Type.String({
       default: '',
-      description: 'Folder (name prefix) to list; a trailing `/` is implied. Item paths are blob names relative to it.',
+      description:
+        'Folder (name prefix) to list; a trailing `/` is implied. Item paths are blob names relative to it.',
     }),
     recursive: Type.Boolean({
       default: true,
       description: 'List blobs at any depth below the prefix; false: only blobs directly under it.',
     }),
-    page_size: Type.Integer({ minimum: 1, maximum: 5000, default: 5000, description: 'Blobs per listing page.' }),
+    page_size: Type.Integer({
+      minimum: 1,
+      maximum: 5000,
+      default: 5000,
+      description: 'Blobs per listing page.',
+    }),
     ...sourceCommon,
   },
   { additionalProperties: false },

@@ -56,7 +56,9 @@ export async function decideForWrite(
   if (incoming.size === existing.size) {
     const existingSha256 = existing.sha256 ?? (await hashStream(await store.read(key, signal))).digest;
     if (existingSha256 === incoming.digest) {
-      return { commit: { location: store.location(key), size: existing.size, sha256: existingSha256, skipped: true } };
+      return {
+        commit: { location: store.location(key), size: existing.size, sha256: existingSha256, skipped: true },
+      };
     }
   }
   throw existsError(store, key);

@@ -3,12 +3,13 @@
  * every value, including `{sha256}`, must be known before the first byte is sent: when it is
  * not, the sink spools the body to a temp file while hashing it (`spoolHashed`).
  */
+
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { randomBytes } from 'node:crypto';
 import type { Item } from '../../core/plugin-api.js';
 import { HashTap, STREAM_CHUNK } from '../../core/streams.js';
 import { compileTemplate } from '../../core/template.js';
@@ -26,7 +27,10 @@ export interface MetadataTemplates {
 }
 
 /** Compiles the `metadata:` map of a sink config (errors point at `/metadata/<name>`). */
-export function compileMetadata(templates: Readonly<Record<string, string>>, sha256Key: string): MetadataTemplates {
+export function compileMetadata(
+  templates: Readonly<Record<string, string>>,
+  sha256Key: string,
+): MetadataTemplates {
   const compiled = Object.entries(templates).map(
     ([name, text]) => [name, compileTemplate(text, { jsonPath: `/metadata/${name}` })] as const,
   );

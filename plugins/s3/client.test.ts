@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
 import { copySource, isS3Retryable } from './client.js';
 
-const s3Err = (name: string, status: number) => Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
+const s3Err = (name: string, status: number) =>
+  Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
 
 describe('isS3Retryable', () => {
   it('retries throttling, timeouts and server errors', () => {

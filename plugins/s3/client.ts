@@ -25,14 +25,24 @@ export const s3ConnectionFields = {
   ),
   force_path_style: Type.Optional(
     Type.Boolean({
-      description: 'Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key` (default: true when `endpoint` is set).',
+      description:
+        'Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key` (default: true when `endpoint` is set).',
     }),
   ),
   access_key_id: Type.Optional(
-    Secret(Type.String({ description: 'Access key id. Absent: the SDK default chain (AWS_ACCESS_KEY_ID, profile, instance role…).' })),
+    Secret(
+      Type.String({
+        description:
+          'Access key id. Absent: the SDK default chain (AWS_ACCESS_KEY_ID, profile, instance role…).',
+      }),
+    ),
   ),
-  secret_access_key: Type.Optional(Secret(Type.String({ description: 'Secret access key (with `access_key_id`).' }))),
-  session_token: Type.Optional(Secret(Type.String({ description: 'Session token for temporary credentials.' }))),
+  secret_access_key: Type.Optional(
+    Secret(Type.String({ description: 'Secret access key (with `access_key_id`).' })),
+  ),
+  session_token: Type.Optional(
+    Secret(Type.String({ description: 'Session token for temporary credentials.' })),
+  ),
   request_checksum: Type.Union([Type.Literal('when_required'), Type.Literal('when_supported')], {
     default: 'when_required',
     description:
@@ -77,9 +87,13 @@ export async function connectS3(config: S3ConnectionConfig): Promise<S3Connectio
   }
   if ((config.access_key_id === undefined) !== (config.secret_access_key === undefined)) {
     const missing = config.access_key_id === undefined ? 'access_key_id' : 'secret_access_key';
-    throw new SluiceError('SLUICE_E_CONFIG', `${missing} is required when the other credential field is set`, {
-      context: { jsonPath: `/${missing}` },
-    });
+    throw new SluiceError(
+      'SLUICE_E_CONFIG',
+      `${missing} is required when the other credential field is set`,
+      {
+        context: { jsonPath: `/${missing}` },
+      },
+    );
   }
   registerSecret(config.access_key_id);
   registerSecret(config.secret_access_key);
@@ -180,7 +194,10 @@ export function isNotFound(err: unknown): boolean {
 export function s3Error(code: 'SLUICE_E_SOURCE' | 'SLUICE_E_SINK', what: string, err: unknown): SluiceError {
   if (err instanceof SluiceError) return err;
   const e = err as { name?: string; message?: string };
-  const reason = e?.name && e.message && !e.message.includes(e.name) ? `${e.name}: ${e.message}` : (e?.message ?? String(err));
+  const reason =
+    e?.name && e.message && !e.message.includes(e.name)
+      ? `${e.name}: ${e.message}`
+      : (e?.message ?? String(err));
   return new SluiceError(code, `${what}: ${reason}`, { cause: err, retryable: isS3Retryable(err) });
 }
 
@@ -205,9 +222,12 @@ export function s3ObjectAccess(conn: S3Connection): ObjectStoreAccess {
     location: (key) => s3Location(conn.bucket, key),
     async stat(key, signal): Promise<StoredObject | null> {
       try {
-        const head = await conn.client.send(new conn.sdk.HeadObjectCommand({ Bucket: conn.bucket, Key: key }), {
-          abortSignal: signal,
-        });
+        const head = await conn.client.send(
+          new conn.sdk.HeadObjectCommand({ Bucket: conn.bucket, Key: key }),
+          {
+            abortSignal: signal,
+          },
+        );
         return { size: head.ContentLength ?? 0, sha256: head.Metadata?.[S3_SHA256_METADATA] };
       } catch (err) {
         if (isNotFound(err)) return null;
@@ -253,5 +273,7 @@ export async function copyObject(
 }
 
 export async function deleteObject(conn: S3Connection, key: string, signal?: AbortSignal): Promise<void> {
-  await conn.client.send(new conn.sdk.DeleteObjectCommand({ Bucket: conn.bucket, Key: key }), { abortSignal: signal });
+  await conn.client.send(new conn.sdk.DeleteObjectCommand({ Bucket: conn.bucket, Key: key }), {
+    abortSignal: signal,
+  });
 }

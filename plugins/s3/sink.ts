@@ -46,8 +46,15 @@ const config = Type.Object(
         examples: [{ 'source-sha256': '{sha256}', 'uploaded-at': '{now:%Y-%m-%dT%H:%M:%SZ}' }],
       }),
     ),
-    part_size: Size({ default: '8MiB', description: 'Multipart part size (at least 5 MiB); memory use is part_size × queue_size.' }),
-    queue_size: Type.Integer({ minimum: 1, default: 4, description: 'Parts uploaded in parallel per object.' }),
+    part_size: Size({
+      default: '8MiB',
+      description: 'Multipart part size (at least 5 MiB); memory use is part_size × queue_size.',
+    }),
+    queue_size: Type.Integer({
+      minimum: 1,
+      default: 4,
+      description: 'Parts uploaded in parallel per object.',
+    }),
     ...sinkCommon,
   },
   { additionalProperties: false },
@@ -61,7 +68,10 @@ export const s3Sink = definePlugin({
     'Each object is uploaded as a multipart upload that is completed only when the stream ends cleanly and aborted on any error, so nothing partial becomes visible. When Sluice knows the sha256 of the bytes it records it in `x-amz-meta-sluice-sha256`; `if_exists: fail` uses it to recognise an earlier copy of the same bytes (and reads the existing object when it is missing). Items from an s3 source on the same endpoint are copied server-side.',
   config,
   examples: [
-    { title: 'AWS bucket, keep existing objects', yaml: 'bucket: octo-data\nregion: eu-west-1\nif_exists: skip\n' },
+    {
+      title: 'AWS bucket, keep existing objects',
+      yaml: 'bucket: octo-data\nregion: eu-west-1\nif_exists: skip\n',
+    },
     {
       title: 'Checksum metadata and read-back verification',
       yaml: 'bucket: results\nmetadata:\n  source-sha256: "{sha256}"\nverify: sha256\n',
@@ -94,7 +104,13 @@ export const s3Sink = definePlugin({
     };
 
     /** Uploads `body` to `key`; rejects with the body's own error when the body failed. */
-    const upload = async (key: string, item: Item, body: Readable, sha256: string | undefined, signal: AbortSignal) => {
+    const upload = async (
+      key: string,
+      item: Item,
+      body: Readable,
+      sha256: string | undefined,
+      signal: AbortSignal,
+    ) => {
       let bodyError: unknown;
       body.once('error', (err) => {
         bodyError ??= err;
@@ -129,11 +145,19 @@ export const s3Sink = definePlugin({
 
     return {
       async write(req: SinkWriteRequest): Promise<SinkCommit> {
-        const decision = await decideForWrite(access, joinKey(prefix, req.destination), ifExists, req.body, req.signal).catch(
-          (err: unknown) => {
-            throw s3Error('SLUICE_E_SINK', `cannot check ${s3Location(conn.bucket, joinKey(prefix, req.destination))}`, err);
-          },
-        );
+        const decision = await decideForWrite(
+          access,
+          joinKey(prefix, req.destination),
+          ifExists,
+          req.body,
+          req.signal,
+        ).catch((err: unknown) => {
+          throw s3Error(
+            'SLUICE_E_SINK',
+            `cannot check ${s3Location(conn.bucket, joinKey(prefix, req.destination))}`,
+            err,
+          );
+        });
         if (decision.commit) return decision.commit;
         const key = decision.key;
         if (!metadata.needsSha256 || req.sha256 !== undefined) {
@@ -182,7 +206,11 @@ export const s3Sink = definePlugin({
         } catch (err) {
           // The sink's credentials may not read the source bucket: let the runtime stream it.
           if ((err as { name?: string }).name === 'AccessDenied') return null;
-          throw s3Error('SLUICE_E_SINK', `cannot copy ${s3Location(from.bucket, from.key)} to ${s3Location(conn.bucket, key)}`, err);
+          throw s3Error(
+            'SLUICE_E_SINK',
+            `cannot copy ${s3Location(from.bucket, from.key)} to ${s3Location(conn.bucket, key)}`,
+            err,
+          );
         }
         return { location: s3Location(conn.bucket, key), size: await storedSize(key) };
       },

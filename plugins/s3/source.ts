@@ -26,7 +26,8 @@ const config = Type.Object(
     ...s3ConnectionFields,
     prefix: Type.String({
       default: '',
-      description: 'Folder (key prefix) to list; a trailing `/` is implied. Item paths are keys relative to it.',
+      description:
+        'Folder (key prefix) to list; a trailing `/` is implied. Item paths are keys relative to it.',
       examples: ['incoming/'],
     }),
     prefixes: Type.Optional(
@@ -110,7 +111,11 @@ export const s3Source = definePlugin({
       const known = keysByItem.get(item);
       if (known !== undefined) return known;
       const origin = item.origin;
-      if (origin?.kind === S3_ORIGIN_KIND && origin.endpoint === conn.endpointId && origin.location.bucket === conn.bucket) {
+      if (
+        origin?.kind === S3_ORIGIN_KIND &&
+        origin.endpoint === conn.endpointId &&
+        origin.location.bucket === conn.bucket
+      ) {
         return origin.location.key;
       }
       return prefixes[0] + item.path;
@@ -118,7 +123,9 @@ export const s3Source = definePlugin({
 
     /** True when an earlier prefix already listed `key` (overlapping prefixes). */
     const listedEarlier = (key: string, index: number): boolean =>
-      prefixes.slice(0, index).some((p) => key.startsWith(p) && (cfg.recursive || !key.slice(p.length).includes('/')));
+      prefixes
+        .slice(0, index)
+        .some((p) => key.startsWith(p) && (cfg.recursive || !key.slice(p.length).includes('/')));
 
     async function* listPrefix(prefix: string, index: number, signal: AbortSignal): AsyncGenerator<Item> {
       let token: string | undefined;
@@ -170,7 +177,8 @@ export const s3Source = definePlugin({
           try {
             return await getObjectStream(conn, key, { signal });
           } catch (err) {
-            if (!isNotFound(err)) throw s3Error('SLUICE_E_SOURCE', `cannot read ${s3Location(conn.bucket, key)}`, err);
+            if (!isNotFound(err))
+              throw s3Error('SLUICE_E_SOURCE', `cannot read ${s3Location(conn.bucket, key)}`, err);
           }
         }
         return null;
@@ -191,8 +199,9 @@ export const s3Source = definePlugin({
             { retryable: false },
           );
         }
-        await attempt(`cannot copy ${s3Location(conn.bucket, key)} to ${s3Location(conn.bucket, target)}`, () =>
-          copyObject(conn, { bucket: conn.bucket, key }, target),
+        await attempt(
+          `cannot copy ${s3Location(conn.bucket, key)} to ${s3Location(conn.bucket, target)}`,
+          () => copyObject(conn, { bucket: conn.bucket, key }, target),
         );
         await attempt(`cannot delete ${s3Location(conn.bucket, key)} after copying it to ${target}`, () =>
           deleteObject(conn, key),

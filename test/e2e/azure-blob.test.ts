@@ -3,8 +3,8 @@ import { Readable } from 'node:stream';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
 import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
+import { runPipelineFile } from '../../core/runtime/run-file.js';
 import { azureBlobSink } from '../../plugins/azure-blob/sink.js';
 import { azureBlobSource } from '../../plugins/azure-blob/source.js';
 import { makePluginContext } from '../helpers/context.js';
@@ -19,8 +19,8 @@ import {
   sha256,
   writeTo,
 } from '../helpers/object-store.js';
-import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
 import { makeWorkspace } from '../helpers/workspace.js';
+import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
 
 const CONTAINER = 'ingest';
 const MiB = 1024 * 1024;
@@ -38,12 +38,20 @@ afterAll(async () => {
 });
 
 async function source(extra: Record<string, unknown>): Promise<SourceInstance> {
-  const cfg = configure(azureBlobSource, { connection_string: azurite.connectionString, container: CONTAINER, ...extra });
+  const cfg = configure(azureBlobSource, {
+    connection_string: azurite.connectionString,
+    container: CONTAINER,
+    ...extra,
+  });
   return azureBlobSource.create(cfg, makePluginContext());
 }
 
 async function sink(extra: Record<string, unknown> = {}): Promise<SinkInstance> {
-  const cfg = configure(azureBlobSink, { connection_string: azurite.connectionString, container: CONTAINER, ...extra });
+  const cfg = configure(azureBlobSink, {
+    connection_string: azurite.connectionString,
+    container: CONTAINER,
+    ...extra,
+  });
   return azureBlobSink.create(cfg, makePluginContext());
 }
 
@@ -61,7 +69,6 @@ async function namesUnder(prefix: string): Promise<string[]> {
   for await (const blob of container.listBlobsFlat({ prefix })) names.push(blob.name);
   return names.sort();
 }
-
 
 const signal = () => new AbortController().signal;
 
@@ -94,7 +101,9 @@ describe('azure_blob source', () => {
   });
 
   it('lists only blobs directly under the prefix when recursive is false', async () => {
-    const items = await collect((await source({ prefix: 'list', recursive: false, page_size: 3 })).list(signal()));
+    const items = await collect(
+      (await source({ prefix: 'list', recursive: false, page_size: 3 })).list(signal()),
+    );
     expect(items.map((i) => i.path).sort()).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => `flat-${i}.txt`));
   });
 
@@ -116,7 +125,8 @@ describe('azure_blob source', () => {
     }
     for (const item of items) await src.move!(item, 'odd-done');
     expect(await namesUnder('odd/')).toEqual([]);
-    for (const name of ODD_NAMES) expect((await get(`odd-done/${name}`)).toString()).toBe(`content of ${name}`);
+    for (const name of ODD_NAMES)
+      expect((await get(`odd-done/${name}`)).toString()).toBe(`content of ${name}`);
     const done = await source({ prefix: 'odd-done/' });
     for (const item of await collect(done.list(signal()))) await done.remove!(item);
     expect(await namesUnder('odd-done/')).toEqual([]);
@@ -150,7 +160,10 @@ describe('azure_blob source', () => {
       }),
       makePluginContext(),
     );
-    expect((await collect(byKey.list(signal()))).map((i) => i.path).sort()).toEqual(['one.txt', 'one.txt.sig']);
+    expect((await collect(byKey.list(signal()))).map((i) => i.path).sort()).toEqual([
+      'one.txt',
+      'one.txt.sig',
+    ]);
     const { ContainerSASPermissions } = await import('@azure/storage-blob');
     const sasUrl = await container.generateSasUrl({
       permissions: ContainerSASPermissions.parse('rl'),
@@ -167,7 +180,9 @@ describe('azure_blob source', () => {
 
   it('rejects configs with no or two ways to authenticate', async () => {
     await expect(source({ connection_string: undefined })).rejects.toMatchObject({ code: 'SLUICE_E_CONFIG' });
-    await expect(source({ sas_token: 'sv=2020&sig=x', account: 'a' })).rejects.toMatchObject({ code: 'SLUICE_E_CONFIG' });
+    await expect(source({ sas_token: 'sv=2020&sig=x', account: 'a' })).rejects.toMatchObject({
+      code: 'SLUICE_E_CONFIG',
+    });
   });
 });
 
@@ -175,7 +190,10 @@ describe('azure_blob sink', () => {
   it('writes a small blob and reads it back', async () => {
     const target = await sink({ prefix: 'out' });
     const commit = await writeTo(target, 'small/hello.txt', Buffer.from('hello'));
-    expect(commit).toEqual({ location: `azure://devstoreaccount1/${CONTAINER}/out/small/hello.txt`, size: 5 });
+    expect(commit).toEqual({
+      location: `azure://devstoreaccount1/${CONTAINER}/out/small/hello.txt`,
+      size: 5,
+    });
     expect((await get('out/small/hello.txt')).toString()).toBe('hello');
     expect((await readAll(await target.readBack!('small/hello.txt', signal()))).toString()).toBe('hello');
   });
@@ -207,7 +225,11 @@ describe('azure_blob sink', () => {
     await writeTo(await sink({ prefix: 'exists', if_exists: 'overwrite' }), 'a.txt', Buffer.from('new!'));
     expect((await get('exists/a.txt')).toString()).toBe('new!');
 
-    const skipped = await writeTo(await sink({ prefix: 'exists', if_exists: 'skip' }), 'a.txt', Buffer.from('ignored'));
+    const skipped = await writeTo(
+      await sink({ prefix: 'exists', if_exists: 'skip' }),
+      'a.txt',
+      Buffer.from('ignored'),
+    );
     expect(skipped).toMatchObject({ size: 4, skipped: true });
     expect((await get('exists/a.txt')).toString()).toBe('new!');
 
@@ -237,7 +259,11 @@ describe('azure_blob sink', () => {
     await writeTo(target, 'known.bin', data, { sha256: sha256(data) });
     for (const name of ['unknown.bin', 'known.bin']) {
       const props = await container.getBlobClient(`meta/${name}`).getProperties();
-      expect(props.metadata).toEqual({ source_sha256: sha256(data), sluice_sha256: sha256(data), file: name });
+      expect(props.metadata).toEqual({
+        source_sha256: sha256(data),
+        sluice_sha256: sha256(data),
+        file: name,
+      });
     }
   });
 
@@ -254,7 +280,9 @@ describe('azure_blob sink', () => {
   it('creates a missing container only when asked', async () => {
     const missing = { container: 'made-by-sluice' };
     const without = await sink(missing);
-    await expect(writeTo(without, 'x.txt', Buffer.from('x'))).rejects.toMatchObject({ code: 'SLUICE_E_SINK' });
+    await expect(writeTo(without, 'x.txt', Buffer.from('x'))).rejects.toMatchObject({
+      code: 'SLUICE_E_SINK',
+    });
     const withCreate = await sink({ ...missing, create_container: true });
     expect((await writeTo(withCreate, 'x.txt', Buffer.from('x'))).size).toBe(1);
   });
@@ -284,9 +312,18 @@ describe('azure_blob sink', () => {
     }
     expect(await namesUnder('incoming/')).toEqual([]);
 
-    const foreign = { source: 'x', path: 'a', checksums: {}, meta: {}, open: async () => Readable.from([]) } as Item;
+    const foreign = {
+      source: 'x',
+      path: 'a',
+      checksums: {},
+      meta: {},
+      open: async () => Readable.from([]),
+    } as Item;
     expect(await target.copy!(foreign, 'a', signal())).toBeNull();
-    const otherAccount = { ...foreign, origin: { kind: 'azure_blob', endpoint: 'https://x.blob.core.windows.net', location: {} } };
+    const otherAccount = {
+      ...foreign,
+      origin: { kind: 'azure_blob', endpoint: 'https://x.blob.core.windows.net', location: {} },
+    };
     expect(await target.copy!(otherAccount, 'a', signal())).toBeNull();
   });
 });
@@ -298,9 +335,22 @@ describe('azure_blob pipelines through the runtime', () => {
       const data = patternBytes(3 * MiB + 17, 8);
       ws.write('exports/a/report.bin', data);
       ws.write('exports/b ü.txt', 'small one');
-      const connection = [`    connection_string: "${azurite.connectionString}"`, `    container: ${CONTAINER}`];
+      const connection = [
+        `    connection_string: "${azurite.connectionString}"`,
+        `    container: ${CONTAINER}`,
+      ];
       const land = ws.pipeline(
-        ['name: land', 'source:', '  local: { path: ./exports }', 'sink:', '  azure_blob:', ...connection, '    prefix: partners/', '    block_size: 1MiB', '    verify: sha256'].join('\n'),
+        [
+          'name: land',
+          'source:',
+          '  local: { path: ./exports }',
+          'sink:',
+          '  azure_blob:',
+          ...connection,
+          '    prefix: partners/',
+          '    block_size: 1MiB',
+          '    verify: sha256',
+        ].join('\n'),
         'land.yaml',
       );
       expect(await runPipelineFile(land)).toMatchObject({ ok: 2, failed: 0 });

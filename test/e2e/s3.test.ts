@@ -11,8 +11,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
 import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
+import { runPipelineFile } from '../../core/runtime/run-file.js';
 import { s3Sink } from '../../plugins/s3/sink.js';
 import { s3Source } from '../../plugins/s3/source.js';
 import { makePluginContext } from '../helpers/context.js';
@@ -27,8 +27,8 @@ import {
   sha256,
   writeTo,
 } from '../helpers/object-store.js';
-import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
 import { makeWorkspace } from '../helpers/workspace.js';
+import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
 
 const BUCKET = 'sluice-e2e';
 const MiB = 1024 * 1024;
@@ -92,8 +92,6 @@ async function keysUnder(prefix: string): Promise<string[]> {
   return (res.Contents ?? []).map((o) => o.Key!).sort();
 }
 
-
-
 describe('s3 source', () => {
   beforeAll(async () => {
     for (let i = 0; i < 7; i++) await put(`list/flat-${i}.txt`, `flat ${i}`);
@@ -107,7 +105,9 @@ describe('s3 source', () => {
 
   it('lists every key under the prefix across pages (recursive)', async () => {
     await server.clearRequests();
-    const items = await collect((await source({ prefix: 'list/', page_size: 2 })).list(new AbortController().signal));
+    const items = await collect(
+      (await source({ prefix: 'list/', page_size: 2 })).list(new AbortController().signal),
+    );
     expect(items.map((i) => i.path).sort()).toEqual([
       'flat-0.txt',
       'flat-1.txt',
@@ -119,7 +119,9 @@ describe('s3 source', () => {
       'sub/deep-1.txt',
       'sub/deeper/deep-2.txt',
     ]);
-    const listCalls = (await server.requests()).filter((r) => r.method === 'GET' && r.url.includes('list-type=2'));
+    const listCalls = (await server.requests()).filter(
+      (r) => r.method === 'GET' && r.url.includes('list-type=2'),
+    );
     expect(listCalls.length).toBe(5); // 10 keys (marker included) at 2 per page
     const first = items.find((i) => i.path === 'flat-0.txt')!;
     expect(first.size).toBe(6);
@@ -169,7 +171,8 @@ describe('s3 source', () => {
     }
     for (const item of items) await src.move!(item, 'odd-done/');
     expect(await keysUnder('odd/')).toEqual([]);
-    for (const name of ODD_NAMES) expect((await get(`odd-done/${name}`)).toString()).toBe(`content of ${name}`);
+    for (const name of ODD_NAMES)
+      expect((await get(`odd-done/${name}`)).toString()).toBe(`content of ${name}`);
     const done = await source({ prefix: 'odd-done/' });
     for (const item of await collect(done.list(new AbortController().signal))) await done.remove!(item);
     expect(await keysUnder('odd-done/')).toEqual([]);
@@ -201,9 +204,9 @@ describe('s3 sink', () => {
     const commit = await writeTo(target, 'small/hello.txt', Buffer.from('hello'));
     expect(commit).toEqual({ location: `s3://${BUCKET}/out/small/hello.txt`, size: 5 });
     expect((await get('out/small/hello.txt')).toString()).toBe('hello');
-    expect((await readAll(await target.readBack!('small/hello.txt', new AbortController().signal))).toString()).toBe(
-      'hello',
-    );
+    expect(
+      (await readAll(await target.readBack!('small/hello.txt', new AbortController().signal))).toString(),
+    ).toBe('hello');
   });
 
   it('writes a multi-part object whose bytes read back identical', async () => {
@@ -214,7 +217,9 @@ describe('s3 sink', () => {
     expect(commit.size).toBe(data.length);
     const back = await readAll(await target.readBack!('big/data.bin', new AbortController().signal));
     expect(sha256(back)).toBe(sha256(data));
-    const parts = (await server.requests()).filter((r) => r.method === 'PUT' && r.url.includes('partNumber='));
+    const parts = (await server.requests()).filter(
+      (r) => r.method === 'PUT' && r.url.includes('partNumber='),
+    );
     expect(parts).toHaveLength(3);
   });
 
@@ -229,9 +234,15 @@ describe('s3 sink', () => {
     const requests = await server.requests();
     // The multipart upload was started, parts sent, then aborted (s3rver itself does not implement
     // AbortMultipartUpload, nor ListMultipartUploads to check; real S3 does).
-    expect(requests.some((r) => r.method === 'POST' && r.url.includes('broken/multi.bin?uploads'))).toBe(true);
-    expect(requests.some((r) => r.method === 'DELETE' && r.url.includes('broken/multi.bin?uploadId='))).toBe(true);
-    expect(requests.some((r) => r.method === 'POST' && r.url.includes('broken/multi.bin?uploadId='))).toBe(false);
+    expect(requests.some((r) => r.method === 'POST' && r.url.includes('broken/multi.bin?uploads'))).toBe(
+      true,
+    );
+    expect(requests.some((r) => r.method === 'DELETE' && r.url.includes('broken/multi.bin?uploadId='))).toBe(
+      true,
+    );
+    expect(requests.some((r) => r.method === 'POST' && r.url.includes('broken/multi.bin?uploadId='))).toBe(
+      false,
+    );
     expect(requests.some((r) => r.url.includes('broken/single.bin') && r.method !== 'HEAD')).toBe(false);
   });
 
@@ -280,7 +291,11 @@ describe('s3 sink', () => {
     await writeTo(target, 'known.bin', data, { sha256: sha256(data) });
     for (const name of ['unknown.bin', 'known.bin']) {
       const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `meta/${name}` }));
-      expect(head.Metadata).toMatchObject({ 'source-sha256': sha256(data), 'sluice-sha256': sha256(data), file: name });
+      expect(head.Metadata).toMatchObject({
+        'source-sha256': sha256(data),
+        'sluice-sha256': sha256(data),
+        file: name,
+      });
       const uploadedAt = Date.parse(head.Metadata!['uploaded-at']);
       expect(head.Metadata!['uploaded-at']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       expect(uploadedAt).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
@@ -316,7 +331,11 @@ describe('s3 sink', () => {
 
 describe('s3 → s3 on the same endpoint', () => {
   it('moves objects into date folders with server-side copies only (no GetObject)', async () => {
-    const names = ['CHARGINGCDR_A-20240131-07.dat', 'CHARGINGCDR_B-20240201-23.dat', 'CHARGINGCDR_ü #1+2%.dat'];
+    const names = [
+      'CHARGINGCDR_A-20240131-07.dat',
+      'CHARGINGCDR_B-20240201-23.dat',
+      'CHARGINGCDR_ü #1+2%.dat',
+    ];
     for (const name of names) await put(`incoming/${name}`, `cdr ${name}`);
     await put('incoming/nested/ignored.dat', 'not listed: recursive is false');
     const src = await source({ prefix: 'incoming/', recursive: false, after_success: 'delete' });
@@ -326,7 +345,11 @@ describe('s3 → s3 on the same endpoint', () => {
     const items = await collect(src.list(new AbortController().signal));
     expect(items).toHaveLength(3);
     for (const item of items) {
-      const commit = await target.copy!(item, `segregated/2024/01/31/07/${item.path}`, new AbortController().signal);
+      const commit = await target.copy!(
+        item,
+        `segregated/2024/01/31/07/${item.path}`,
+        new AbortController().signal,
+      );
       expect(commit).toEqual({
         location: `s3://${BUCKET}/segregated/2024/01/31/07/${item.path}`,
         size: item.size,
@@ -357,7 +380,9 @@ describe('s3 → s3 on the same endpoint', () => {
       open: async () => Readable.from([]),
     } as Item;
     expect(await target.copy!(foreign, 'a', new AbortController().signal)).toBeNull();
-    expect(await target.copy!({ ...foreign, origin: undefined }, 'a', new AbortController().signal)).toBeNull();
+    expect(
+      await target.copy!({ ...foreign, origin: undefined }, 'a', new AbortController().signal),
+    ).toBeNull();
   });
 
   it('refuses to copy an object onto itself', async () => {
@@ -377,9 +402,17 @@ describe('s3 pipelines through the runtime', () => {
       const names = ['CHARGINGCDR_X-20240131-07.dat', 'CHARGINGCDR_Y-2024020123_z.dat', 'OTHER_no_date.dat'];
       for (const name of names) await put(`incoming/${name}`, `payload of ${name}`);
       // The shared example, pointed at s3rver: endpoint and credentials after each `bucket:` line.
-      const example = readFileSync(join(import.meta.dirname, '../../../shared/examples/cdr-s3-segregation.yaml'), 'utf8');
+      const example = readFileSync(
+        join(import.meta.dirname, '../../../shared/examples/cdr-s3-segregation.yaml'),
+        'utf8',
+      );
       const yaml = example.replace(/^(\s+)bucket: \$\{CDR_BUCKET\}$/gm, (line, indent: string) =>
-        [line, `${indent}endpoint: \${S3_ENDPOINT}`, `${indent}access_key_id: S3RVER`, `${indent}secret_access_key: S3RVER`].join('\n'),
+        [
+          line,
+          `${indent}endpoint: \${S3_ENDPOINT}`,
+          `${indent}access_key_id: S3RVER`,
+          `${indent}secret_access_key: S3RVER`,
+        ].join('\n'),
       );
       expect(yaml.match(/endpoint:/g)).toHaveLength(2);
       const file = ws.pipeline(yaml, 'cdr.yaml');
@@ -426,9 +459,13 @@ describe('s3 pipelines through the runtime', () => {
       );
       await server.clearRequests();
       expect(await runPipelineFile(file)).toMatchObject({ ok: 1, failed: 0 });
-      const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'processed-data/2024-05.bin' }));
+      const head = await client.send(
+        new HeadObjectCommand({ Bucket: BUCKET, Key: 'processed-data/2024-05.bin' }),
+      );
       expect(head.Metadata?.['source-sha256']).toBe(sha256(data));
-      const reads = (await server.requests()).filter((r) => r.method === 'GET' && r.url.includes('2024-05.bin'));
+      const reads = (await server.requests()).filter(
+        (r) => r.method === 'GET' && r.url.includes('2024-05.bin'),
+      );
       expect(reads).toHaveLength(1); // the read-back
     } finally {
       ws.cleanup();

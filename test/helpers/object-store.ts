@@ -10,7 +10,9 @@ export function configure<S extends TSchema>(plugin: Plugin<S>, raw: Record<stri
   const value = structuredClone(raw);
   const problems = validateAgainst(plugin.config, value);
   if (problems.length > 0) {
-    throw new Error(`invalid ${plugin.name} config: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`);
+    throw new Error(
+      `invalid ${plugin.name} config: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`,
+    );
   }
   return value as Static<S>;
 }
@@ -65,7 +67,13 @@ export function writeTo(
   body: Buffer | Readable,
   extra: { sha256?: string } = {},
 ): Promise<SinkCommit> {
-  const item = { source: 'test', path: destination, checksums: {}, meta: {}, open: async () => Readable.from([]) } as Item;
+  const item = {
+    source: 'test',
+    path: destination,
+    checksums: {},
+    meta: {},
+    open: async () => Readable.from([]),
+  } as Item;
   return sink.write({
     item,
     destination,
@@ -80,4 +88,12 @@ export function* chunksOf(data: Buffer, size: number): Generator<Buffer> {
 }
 
 /** Names that break naive URL or key handling: spaces, quotes, `%`, `+`, `#`, `&`, `;`, non-ASCII. */
-export const ODD_NAMES = ['a file.txt', `quote'"s.txt`, '100%.txt', 'a+b.txt', 'hash#1.txt', 'ünïcödé-日本.txt', 'semi;colon&amp.txt'];
+export const ODD_NAMES = [
+  'a file.txt',
+  `quote'"s.txt`,
+  '100%.txt',
+  'a+b.txt',
+  'hash#1.txt',
+  'ünïcödé-日本.txt',
+  'semi;colon&amp.txt',
+];
