@@ -120,8 +120,8 @@ export function compileTemplate(text: string, options: CompileTemplateOptions = 
   if (literal) parts.push({ literal });
   if (options.relativePath) {
     const probe = parts.map((p) => ('literal' in p ? p.literal : 'x')).join('');
-    const escape = pathEscapeReason(probe);
-    if (escape) fail(`template "${text}" ${escape}`, 0, 'destinations are relative to the sink root');
+    const escapeReason = pathEscapeReason(probe);
+    if (escapeReason) fail(`template "${text}" ${escapeReason}`, 0, 'destinations are relative to the sink root');
   }
 
   return {

@@ -538,7 +538,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     if (item.origin) {
       for (const p of pending) {
         if (!p.sink.instance.copy) continue;
-        const commit = await this.guardSink(p.sink, destination, context, () => p.sink.instance.copy!(item, destination, job.signal));
+        const commit = await this.guardSink(p.sink, context, () => p.sink.instance.copy!(item, destination, job.signal));
         if (commit) {
           if (item.size !== undefined) await this.verify(p.sink, destination, commit, { bytes: item.size, sha256: item.checksums.sha256 }, job.signal, context);
           job.committed.add(p.key);
@@ -591,17 +591,17 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       }
       const bodies = targets.length === 1 ? [flowing] : fanOut(flowing, targets.length);
       const writes = targets.map((t, i) =>
-        this.guardSink(t.sink, destination, context, () =>
+        this.guardSink(t.sink, context, () =>
           t.sink.instance.write({ item, destination, body: bodies[i], size: item.size, sha256, signal: job.signal }),
         ),
       );
       // One sink failing aborts the others: no sink commits bytes the others did not get.
-      writes.forEach((w) =>
+      for (const w of writes) {
         w.catch((err) => {
           for (const b of bodies) b.destroy(err);
           flowing.destroy(err);
-        }),
-      );
+        });
+      }
       const commits = await Promise.all(writes);
       const sent = { bytes: tap.bytes, sha256: tap.digest() };
       for (const [i, t] of targets.entries()) await this.verify(t.sink, destination, commits[i], sent, job.signal, context);
@@ -611,7 +611,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     }
   }
 
-  private async guardSink<T>(sink: SinkRuntime, destination: string, context: { item: string }, fn: () => Promise<T>): Promise<T> {
+  private async guardSink<T>(sink: SinkRuntime, context: { item: string }, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
