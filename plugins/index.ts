@@ -16,6 +16,8 @@ import { azureBlobSink } from './azure-blob/sink.js';
 import { azureBlobSource } from './azure-blob/source.js';
 import { s3Sink } from './s3/sink.js';
 import { s3Source } from './s3/source.js';
+import { ftpSink, ftpSource } from './ftp/index.js';
+import { sftpSink, sftpSource } from './sftp/index.js';
 
 // core item steps and local connector
 // (one line per plugin; keep alphabetical within a family)
@@ -34,4 +36,8 @@ export const builtinPlugins: readonly Plugin[] = [
   azureBlobSource,
   azureBlobSink,
   httpSource,
-  httpSink,];
+  httpSink,
+  sftpSource,
+  sftpSink,
+  ftpSource,
+  ftpSink,];
