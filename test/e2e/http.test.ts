@@ -235,6 +235,14 @@ describe('http source', () => {
     expect(err.retryable).toBe(true);
   });
 
+  it('opens siblings by path when the download URL needs only the path', async () => {
+    const byName = await source(datahubSource(api, { download: { url: `${api.url}/api/by-name/{path}` } }));
+    expect((await readAll((await byName.openPath!('sub/c.csv'))!)).toString()).toBe('c,1\n');
+    expect(await byName.openPath!('sub/c.csv.sig')).toBeNull();
+    const byId = await source(datahubSource(api));
+    expect(byId.openPath).toBeUndefined();
+  });
+
   it('deletes a file after success with its own request; a second delete is fine', async () => {
     await api.seed('done.csv', 'done', JUNE);
     const instance = await source(datahubSource(api));

@@ -5,6 +5,7 @@
  *   PUT    /api/files/<path>         stores the streamed body; replies `{ id, name, size, sha256 }`;
  *                                    an aborted body stores nothing; honours `If-None-Match: *`
  *   DELETE /api/files/:id            204, or 404
+ *   GET    /api/by-name/<path>       the bytes of a file by name (for path-only download URLs)
  * Bearer auth (401 otherwise), and deterministic injected faults: every Nth request answers 429
  * with Retry-After, every Mth answers 500. Files live in a temp folder, so sizes cost no memory.
  */
@@ -181,6 +182,12 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     sendJson(res, 201, file);
   };
 
+  const sendFile = async (res: ServerResponse, file: StoredFile | undefined) => {
+    if (!file) return sendJson(res, 404, { error: 'no such file' });
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.size });
+    await pipeline(createReadStream(blobPath(file)), res).catch(() => {});
+  };
+
   const route = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', baseUrl);
     const method = req.method ?? 'GET';
@@ -201,16 +208,14 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
       return;
     }
     const segments = url.pathname.split('/').slice(1).map(decodeURIComponent);
+    if (method === 'GET' && segments[0] === 'api' && segments[1] === 'by-name') {
+      return sendFile(res, byName.get(segments.slice(2).join('/')));
+    }
     if (segments[0] !== 'api' || segments[1] !== 'files') return sendJson(res, 404, { error: 'not found' });
     const rest = segments.slice(2);
     if (method === 'GET' && rest.length === 0) return listFiles(url, res);
-    if (method === 'GET' && rest.length === 2 && rest[1] === 'content') {
-      const file = byId.get(rest[0]);
-      if (!file) return sendJson(res, 404, { error: 'no such file' });
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.size });
-      await pipeline(createReadStream(blobPath(file)), res).catch(() => {});
-      return;
-    }
+    if (method === 'GET' && rest.length === 2 && rest[1] === 'content')
+      return sendFile(res, byId.get(rest[0]));
     if (method === 'DELETE' && rest.length === 1) {
       const file = byId.get(rest[0]);
       if (!file) return sendJson(res, 404, { error: 'no such file' });
