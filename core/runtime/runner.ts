@@ -73,6 +73,25 @@ export interface RunSummary {
   plan: PlanEntry[];
 }
 
+/** A listed item and the name of the source that listed it. */
+export interface ListedItem {
+  source: string;
+  item: Item;
+}
+
+/** What a queued job carries to re-open an item elsewhere: metadata, never bytes. */
+export interface ItemDescription {
+  source: string;
+  path: string;
+  size?: number;
+  /** epoch ms */
+  mtime?: number;
+  etag?: string;
+  checksums?: Record<string, string>;
+  meta?: Record<string, unknown>;
+  origin?: Item['origin'];
+}
+
 export interface RunEvents {
   'item:start': [{ source: string; path: string }];
   'item:done': [{ source: string; path: string; ms: number; bytes: number }];
@@ -177,12 +196,10 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     this.started = true;
     for (const ref of this.def.sources) {
       const instance = await this.create<SourceInstance>(ref);
-      const cfg = ref.config as { include?: string[]; exclude?: string[]; min_age?: string; after_success?: SourceRuntime['afterSuccess'] };
-      const afterSuccess = cfg.after_success ?? 'keep';
+      const cfg = ref.config as { include?: string[]; exclude?: string[]; min_age?: string; after_success?: unknown };
+      const afterSuccess = normalizeAfterSuccess(cfg.after_success);
       if (afterSuccess === 'delete' && !instance.remove) throw this.unsupported(ref, 'after_success: delete');
-      if (typeof afterSuccess === 'object' && 'move_to' in afterSuccess && !instance.move) {
-        throw this.unsupported(ref, 'after_success: move_to');
-      }
+      if (typeof afterSuccess === 'object' && !instance.move) throw this.unsupported(ref, 'after_success: move_to');
       this.sources.push({
         ref,
         name: ref.sourceName ?? ref.name,
@@ -210,11 +227,6 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
   private async sinkRuntime(ref: PluginRef): Promise<SinkRuntime> {
     const instance = await this.create<SinkInstance>(ref);
     const verify = ((ref.config as { verify?: SinkRuntime['verify'] }).verify ?? 'size') as SinkRuntime['verify'];
-    if (verify === 'sha256' && !instance.readBack) {
-      throw new SluiceError('SLUICE_E_CONFIG', `the ${ref.name} sink cannot re-read what it wrote, so verify: sha256 is not possible`, {
-        context: { pipeline: this.def.name, step: ref.stepId, plugin: ref.name },
-      });
-    }
     return { ref, instance, verify };
   }
 
@@ -275,11 +287,9 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     await rm(this.tempRoot, { recursive: true, force: true });
   }
 
-  /** One pass: list every source, process what is new, finalize. */
-  async runPass(): Promise<RunSummary> {
-    await this.start();
-    const started = performance.now();
-    const summary: RunSummary = {
+  /** A zeroed summary for one pass. */
+  newSummary(): RunSummary {
+    return {
       pipeline: this.def.name,
       ok: 0,
       failed: 0,
@@ -297,12 +307,19 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       slowest: [],
       plan: [],
     };
+  }
+
+  /** One pass: list every source, process what is new, finalize. */
+  async runPass(): Promise<RunSummary> {
+    await this.start();
+    const started = performance.now();
+    const summary = this.newSummary();
     this.currentSummary = summary;
-    const listing = this.listAll(summary)[Symbol.asyncIterator]();
+    const listing = this.list(summary)[Symbol.asyncIterator]();
     const worker = async () => {
       for (;;) {
         if (this.intake.signal.aborted) return;
-        let next: IteratorResult<{ source: SourceRuntime; item: Item }>;
+        let next: IteratorResult<ListedItem>;
         try {
           next = await listing.next();
         } catch (err) {
@@ -310,14 +327,8 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           throw err;
         }
         if (next.done) return;
-        if (this.rate) await this.rate.take(this.intake.signal);
-        this.inFlight++;
-        try {
-          await this.processRoot(next.value.source, next.value.item, summary);
-        } finally {
-          this.inFlight--;
-          if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
-        }
+        if (this.rate) await this.rate.take(this.intake.signal).catch(() => undefined);
+        await this.processListed(next.value, summary);
       }
     };
     try {
@@ -329,6 +340,85 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       this.currentSummary = undefined;
     }
     return summary;
+  }
+
+  /**
+   * Processes one listed item to the end (steps, sinks, verify, finalize or fail), counting it
+   * in `summary`. Distributed workers call this for items another process listed.
+   */
+  async processListed(listed: ListedItem, summary: RunSummary): Promise<void> {
+    await this.start();
+    this.inFlight++;
+    this.currentSummary ??= summary;
+    try {
+      await this.processRoot(this.sourceRuntime(listed.source), listed.item, summary);
+    } finally {
+      this.inFlight--;
+      if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private sourceRuntime(name: string): SourceRuntime {
+    const source = this.sources.find((s) => s.name === name);
+    if (!source) throw new SluiceError('SLUICE_E_CONFIG', `pipeline ${this.def.name} has no source named "${name}"`);
+    return source;
+  }
+
+  /**
+   * Rebuilds a listed item from its serialisable description (a queued job): its bytes are
+   * re-opened from the source by path, so a retry or another worker reads them afresh.
+   */
+  async reviveItem(desc: ItemDescription): Promise<ListedItem> {
+    await this.start();
+    const source = this.sourceRuntime(desc.source);
+    if (!source.instance.openPath) {
+      throw new SluiceError('SLUICE_E_CONFIG', `the ${source.ref.name} source cannot open files by path, so it cannot be distributed`);
+    }
+    const openPath = source.instance.openPath.bind(source.instance);
+    const item: Item = {
+      source: desc.source,
+      path: desc.path,
+      size: desc.size,
+      mtime: desc.mtime === undefined ? undefined : new Date(desc.mtime),
+      etag: desc.etag,
+      checksums: desc.checksums ?? {},
+      meta: desc.meta ?? {},
+      origin: desc.origin,
+      open: async (signal?: AbortSignal) => {
+        const stream = await openPath(desc.path, signal);
+        if (!stream) {
+          throw new SluiceError('SLUICE_E_SOURCE', `${desc.source}:${desc.path} no longer exists at the source`, { retryable: false });
+        }
+        return stream;
+      },
+    };
+    return { source: desc.source, item };
+  }
+
+  /** The serialisable description of a listed item (what a queued job carries). */
+  static describe(listed: ListedItem): ItemDescription {
+    const { item } = listed;
+    return {
+      source: listed.source,
+      path: item.path,
+      size: item.size,
+      mtime: item.mtime?.getTime(),
+      etag: item.etag,
+      checksums: Object.keys(item.checksums).length ? { ...item.checksums } : undefined,
+      meta: Object.keys(item.meta).length ? { ...item.meta } : undefined,
+      origin: item.origin,
+    };
+  }
+
+  /** The ledger identity of a listed item (job ids in distributed mode derive from it). */
+  static identity(listed: ListedItem) {
+    return itemIdentity(listed.item);
+  }
+
+  /** Lists every source with include/exclude, companions and min_age applied. */
+  async *list(summary: RunSummary = this.newSummary()): AsyncGenerator<ListedItem> {
+    await this.start();
+    for await (const { source, item } of this.listAll(summary)) yield { source: source.name, item };
   }
 
   private async *listAll(summary: RunSummary): AsyncGenerator<{ source: SourceRuntime; item: Item }> {
@@ -640,6 +730,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       throw await mismatch(`stored sha256 ${commit.sha256} differs from the sent ${sent.sha256}`);
     }
     if (sink.verify === 'sha256' && sent.sha256 && !commit.sha256) {
+      if (!sink.instance.readBack) throw await mismatch('verify: sha256 was asked, but the sink neither reported a sha256 nor can re-read the object');
       const tap = new HashTap();
       await pipelinePromise(await sink.instance.readBack!(destination, signal), tap, new PassThrough().resume(), { signal });
       if (tap.digest() !== sent.sha256) throw await mismatch(`re-read sha256 ${tap.digest()} differs from the sent ${sent.sha256}`);
@@ -698,6 +789,20 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       this.log.error({ item: `${source.name}:${item.path}`, err: errorMessage(dlErr) }, 'could not write to on_error');
     }
   }
+}
+
+/**
+ * `keep`, `delete` and `{move_to}` are shared by every source; a source may define its own
+ * object form whose `delete` key means "remove it" (the http source: `{delete: {url}}`).
+ */
+function normalizeAfterSuccess(value: unknown): SourceRuntime['afterSuccess'] {
+  if (value === undefined || value === 'keep') return 'keep';
+  if (value === 'delete') return 'delete';
+  if (typeof value === 'object' && value !== null) {
+    if ('move_to' in value) return { move_to: String((value as { move_to: unknown }).move_to) };
+    if ('delete' in value) return 'delete';
+  }
+  throw new SluiceError('SLUICE_E_CONFIG', `unsupported after_success: ${JSON.stringify(value)}`);
 }
 
 function fanOut(source: Readable, n: number): PassThrough[] {
