@@ -104,9 +104,10 @@ async function unpack(item: Item, config: DecompressConfig = {}, tempDir?: strin
 async function unpackFailure(
   item: Item,
   config: DecompressConfig = {},
+  tempDir?: string,
 ): Promise<{ error: unknown; yielded: string[] }> {
   const yielded: string[] = [];
-  const step = await decompressPlugin.create(config, makePluginContext());
+  const step = await decompressPlugin.create(config, makePluginContext(tempDir ? { tempDir } : {}));
   try {
     const output = await step.process(item, makeStepContext());
     const items = output && Symbol.asyncIterator in output ? output : [output as Item];
@@ -235,7 +236,9 @@ describe('gzip', () => {
 describe('tar', () => {
   it('unpacks a GNU tar with long names beside the archive', async () => {
     sh(`tar --format=gnu -cf gnu.tar ${TAR_NO_CP437} -C src .`);
-    const results = await unpack(fileItem('gnu.tar', 'drop/gnu.tar'));
+    const tempDir = join(work, 'spool-gnu');
+    const results = await unpack(fileItem('gnu.tar', 'drop/gnu.tar'), {}, tempDir);
+    expect(readdirSync(tempDir)).toEqual([]);
     expectAllOriginals(results, 'drop/', notCp437);
     expect(results.some((r) => r.path === `drop/${LONG_NAME}`)).toBe(true);
     const entry = results.find((r) => r.path === 'drop/a.csv')!.item;
@@ -298,10 +301,12 @@ t.close()`,
 
   it('fails a truncated tar with SLUICE_E_BAD_DATA', async () => {
     sh('tar -cf whole.tar -C src . && head -c 700000 whole.tar > truncated.tar');
+    const tempDir = join(work, 'spool-truncated');
     for (const tar_prescan of [true, false]) {
-      const { error } = await unpackFailure(fileItem('truncated.tar'), { tar_prescan });
+      const { error } = await unpackFailure(fileItem('truncated.tar'), { tar_prescan }, tempDir);
       expectSluiceError(error, 'SLUICE_E_BAD_DATA', 'truncated.tar');
     }
+    expect(readdirSync(tempDir)).toEqual([]);
   });
 
   it('fails a truncated tar.gz with SLUICE_E_BAD_DATA, with and without prescan', async () => {
