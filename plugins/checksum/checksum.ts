@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
@@ -15,6 +14,7 @@ import {
   isChecksumCompanion,
 } from './checksum-files.js';
 import { Crc32c } from './crc32c.js';
+import { readSmallFile } from './read-small.js';
 
 /** Companion files are a few lines; anything bigger is not a checksum file. */
 const MAX_COMPANION_BYTES = 1024 * 1024;
@@ -97,22 +97,6 @@ class ChecksumVerifier extends Transform {
   }
 }
 
-async function readSmall(stream: Readable, what: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_COMPANION_BYTES) {
-      stream.destroy();
-      throw new SluiceError('SLUICE_E_BAD_DATA', `checksum file "${what}" is larger than 1 MiB`, {
-        retryable: false,
-      });
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 export const checksumPlugin = definePlugin({
   name: 'checksum',
   kind: 'transform',
@@ -152,7 +136,7 @@ export const checksumPlugin = definePlugin({
       for (const candidate of [perFile, listing]) {
         const stream = await ctx.openSibling(item, candidate);
         if (!stream) continue;
-        const text = await readSmall(stream, candidate);
+        const text = (await readSmallFile(stream, candidate, MAX_COMPANION_BYTES)).toString('utf8');
         const found = findChecksum(text, name, algorithm, candidate === perFile);
         if (found !== undefined) return found;
       }

@@ -5,7 +5,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -27,6 +35,7 @@ function gpg(args: string[], input?: Buffer | string): Buffer {
   return execFileSync('gpg', ['--homedir', home, '--batch', '--yes', '--trust-model', 'always', ...args], {
     input,
     stdio: ['pipe', 'pipe', 'pipe'],
+    maxBuffer: 64 * 1024 * 1024,
   });
 }
 
@@ -56,20 +65,39 @@ beforeAll(() => {
     `Key-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\nName-Real: Signer\nName-Email: signer@example.com\nPassphrase: ${SIGNER_PASSPHRASE}\nExpire-Date: 0\n%commit\n`,
   );
   const exportSecret = (who: string, pass: string, armor: boolean) =>
-    gpg(['--pinentry-mode', 'loopback', '--passphrase', pass, ...(armor ? ['--armor'] : []), '--export-secret-keys', who]);
+    gpg([
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      pass,
+      ...(armor ? ['--armor'] : []),
+      '--export-secret-keys',
+      who,
+    ]);
   writeFileSync(file('rsa.sec.asc'), exportSecret('rsa@example.com', RSA_PASSPHRASE, true));
   writeFileSync(file('ecc.sec.gpg'), exportSecret('ecc@example.com', '', false));
   writeFileSync(file('signer.sec.asc'), exportSecret('signer@example.com', SIGNER_PASSPHRASE, true));
-  for (const who of ['rsa', 'ecc', 'signer']) writeFileSync(file(`${who}.pub.asc`), gpg(['--armor', '--export', `${who}@example.com`]));
+  for (const who of ['rsa', 'ecc', 'signer'])
+    writeFileSync(file(`${who}.pub.asc`), gpg(['--armor', '--export', `${who}@example.com`]));
 
-  // 3 MiB: compressible CSV lines with random values in them.
+  // 1 MiB: compressible CSV lines with random values in them.
   const lines: string[] = [];
-  for (let i = 0; lines.join('').length < 3 * 1024 * 1024; i++) lines.push(`${i},${Math.random().toString(36)},row ${i}\n`);
+  for (let i = 0, size = 0; size < 1024 * 1024; i++) {
+    lines.push(`${i},${Math.random().toString(36)},row ${i}\n`);
+    size += lines[i].length;
+  }
   plaintext = Buffer.from(lines.join(''));
   writeFileSync(file('data.csv'), plaintext);
 
   const encrypt = (out: string, extra: string[]) => gpg(['-o', file(out), ...extra, '-e', file('data.csv')]);
-  const signArgs = ['--pinentry-mode', 'loopback', '--passphrase', SIGNER_PASSPHRASE, '-u', 'signer@example.com'];
+  const signArgs = [
+    '--pinentry-mode',
+    'loopback',
+    '--passphrase',
+    SIGNER_PASSPHRASE,
+    '-u',
+    'signer@example.com',
+  ];
   encrypt('rsa-zlib.csv.gpg', ['-r', 'rsa@example.com']);
   encrypt('rsa-plain.csv.gpg', ['-r', 'rsa@example.com', '--compress-algo', 'none']);
   encrypt('rsa-armored.csv.asc', ['-r', 'rsa@example.com', '--armor']);
@@ -95,7 +123,9 @@ function itemOf(name: string): Item {
 }
 
 /** Reads a stream to its end, noting whether it ended cleanly. */
-async function consume(stream: Readable): Promise<{ digest: string; ended: boolean; error?: Error & { code?: string } }> {
+async function consume(
+  stream: Readable,
+): Promise<{ digest: string; ended: boolean; error?: Error & { code?: string } }> {
   const hash = createHash('sha256');
   let ended = false;
   stream.on('end', () => {
@@ -110,25 +140,38 @@ async function consume(stream: Readable): Promise<{ digest: string; ended: boole
 }
 
 const siblingsOf = (names: Record<string, string>) =>
-  Object.fromEntries(Object.entries(names).map(([sibling, real]) => [sibling, () => createReadStream(file(real))]));
+  Object.fromEntries(
+    Object.entries(names).map(([sibling, real]) => [sibling, () => createReadStream(file(real))]),
+  );
 
 describe.each(['gpg', 'openpgp'] as const)('pgp_decrypt with engine %s', (engine) => {
-  const steps: StepInstance[] = [];
-  async function decryptor(config: Record<string, unknown>) {
-    const step = await pgpDecryptPlugin.create({ engine, ...config } as never, makePluginContext({ baseDir: dir }));
-    steps.push(step);
-    return step;
+  // One step per distinct config: each gpg-engine step starts its own gpg-agent.
+  const steps = new Map<string, Promise<StepInstance>>();
+  function decryptor(config: Record<string, unknown>): Promise<StepInstance> {
+    const key = JSON.stringify(config);
+    if (!steps.has(key)) {
+      steps.set(
+        key,
+        Promise.resolve(
+          pgpDecryptPlugin.create({ engine, ...config } as never, makePluginContext({ baseDir: dir })),
+        ),
+      );
+    }
+    return steps.get(key)!;
   }
   const rsaKey = { private_key_file: 'rsa.sec.asc', passphrase: RSA_PASSPHRASE };
   const verifyConfig = { public_key_files: ['signer.pub.asc'], required: true };
 
   async function decrypt(step: StepInstance, name: string, siblings: Record<string, string> = {}) {
-    const out = (await step.process(itemOf(name), makeStepContext({ siblings: siblingsOf(siblings) }))) as Item;
+    const out = (await step.process(
+      itemOf(name),
+      makeStepContext({ siblings: siblingsOf(siblings) }),
+    )) as Item;
     return { out, ...(await consume(await out.open())) };
   }
 
   afterAll(async () => {
-    for (const step of steps) await step.close?.();
+    for (const step of steps.values()) await (await step).close?.();
   });
 
   it('decrypts binary (zlib and uncompressed) and armored messages with a protected RSA key', async () => {
@@ -163,7 +206,9 @@ describe.each(['gpg', 'openpgp'] as const)('pgp_decrypt with engine %s', (engine
     expect(result.error).toMatchObject({ code: 'SLUICE_E_BAD_DATA', retryable: false });
     // A sink writing to a file sees the error, not a clean end: pipeline rejects.
     const out = (await step.process(itemOf(name), makeStepContext())) as Item;
-    await expect(pipeline(await out.open(), createWriteStream(file(`sink-${engine}-${name}`)))).rejects.toThrow();
+    await expect(
+      pipeline(await out.open(), createWriteStream(file(`sink-${engine}-${name}`))),
+    ).rejects.toThrow();
   });
 
   it('fails clearly, without retries and without secrets, when the key does not fit', async () => {

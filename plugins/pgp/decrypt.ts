@@ -1,0 +1,131 @@
+import type { Readable } from 'node:stream';
+import { Type } from '@sinclair/typebox';
+import { SluiceError } from '../../core/errors.js';
+import { deriveItem, itemName } from '../../core/item.js';
+import { definePlugin, type Item, type StepContext } from '../../core/plugin-api.js';
+import { pipeThrough } from '../../core/streams.js';
+import { readSmallFile } from '../checksum/read-small.js';
+import { type DecryptEngine, EngineField, type EngineName, resolveEngine } from './engines.js';
+import { loadPrivateKey, loadPublicKeys, privateKeyFields, publicKeyFields } from './key-material.js';
+import { detachedSignatureNames, isDetachedSignature, stripPgpExtension } from './names.js';
+import { judgeSignatures, mergeOutcomes, noSignatures, type SignatureOutcome } from './signatures.js';
+import { EndGate, VerifierTee } from './stream-gates.js';
+
+/** Detached signatures are a few hundred bytes; refuse to buffer anything much larger. */
+const MAX_SIGNATURE_BYTES = 64 * 1024;
+
+const config = Type.Object(
+  {
+    ...privateKeyFields,
+    engine: EngineField,
+    verify_signature: Type.Optional(
+      Type.Object(
+        {
+          ...publicKeyFields('whose signatures are accepted'),
+          required: Type.Boolean({
+            description:
+              'Fail the file unless it carries a valid signature by one of these keys (inline, or a detached `<file>.sig` / `<file>.asc` over the encrypted file). A bad signature always fails it.',
+            default: true,
+          }),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Check signatures: inline ones of signed-and-encrypted messages and detached companions.',
+        },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+async function findDetachedSignature(item: Item, ctx: StepContext, signal?: AbortSignal) {
+  for (const name of detachedSignatureNames(itemName(item))) {
+    const stream = await ctx.openSibling(item, name, signal);
+    if (stream) return { name, bytes: await readSmallFile(stream, name, MAX_SIGNATURE_BYTES) };
+  }
+  return undefined;
+}
+
+export const pgpDecryptPlugin = definePlugin({
+  name: 'pgp_decrypt',
+  kind: 'transform',
+  summary:
+    'Decrypt OpenPGP messages (armored or binary, compressed or not) while streaming; optionally check signatures.',
+  description: [
+    'Strips `.gpg` / `.pgp` / `.asc` from the name. Two engines: `gpg` (GnuPG as a child process with a private,',
+    'throwaway GNUPGHOME; the fastest) and `openpgp` (openpgp.js, in-process). `auto` uses gpg when it is installed.',
+    '',
+    'Integrity: OpenPGP checks a message’s integrity (MDC) only at its very end, after all plaintext was produced.',
+    'Both engines stream (openpgp.js with `allowUnauthenticatedStream`), so plaintext flows before that check — this',
+    'is safe because sinks commit atomically and only on a clean end of stream: a failed integrity check (tampered or',
+    'truncated message) errors the stream before it ends, the sink aborts, and nothing is committed. For gpg, the end of',
+    'the stream waits for gpg’s exit status. A wrong key or tampered message fails the item without retries.',
+    '',
+    'With `verify_signature`, inline signatures and detached `<file>.sig` / `<file>.asc` companions (over the encrypted',
+    'file, verified while it streams) are checked; those companions are not processed as files of their own.',
+  ].join('\n'),
+  config,
+  examples: [
+    {
+      title: 'Decrypt with a key file',
+      yaml: 'private_key_file: ${PGP_KEY_FILE}\npassphrase: ${PGP_PASSPHRASE}',
+    },
+    {
+      title: 'Decrypt and require the partner’s signature',
+      yaml: 'private_key_env: PGP_PRIVATE_KEY\nverify_signature:\n  public_key_files: [keys/partner.asc]\n  required: true',
+    },
+  ],
+  async create(cfg, ctx) {
+    const { key, passphrase } = await loadPrivateKey(cfg, ctx.baseDir);
+    const verify = cfg.verify_signature;
+    const verificationKeys = verify ? await loadPublicKeys(verify, ctx.baseDir, '/verify_signature') : [];
+    if (verify && verificationKeys.length === 0) {
+      throw new SluiceError('SLUICE_E_CONFIG', 'verify_signature needs public_key_files or public_keys', {
+        context: { jsonPath: '/verify_signature' },
+      });
+    }
+    const keys = { privateKey: key, passphrase, verificationKeys, verifying: verify !== undefined };
+    const engineName = await resolveEngine(cfg.engine as EngineName);
+    const engine: DecryptEngine =
+      engineName === 'gpg'
+        ? await (await import('./gpg-engine.js')).createGpgDecryptEngine(keys, ctx.tempDir)
+        : await (await import('./openpgp-engine.js')).createOpenpgpDecryptEngine(keys);
+    ctx.log.debug({ engine: engineName }, 'pgp_decrypt engine');
+
+    async function decryptStream(item: Item, ctx: StepContext, signal?: AbortSignal): Promise<Readable> {
+      const detached = verify ? await findDetachedSignature(item, ctx, signal) : undefined;
+      let ciphertext = await item.open(signal);
+      let detachedOutcome: Promise<SignatureOutcome> = Promise.resolve(noSignatures());
+      if (detached) {
+        const tee = new VerifierTee(await engine.detachedVerifier(detached.bytes));
+        detachedOutcome = tee.result;
+        ciphertext = pipeThrough(ciphertext, tee);
+      }
+      const { plaintext, inlineSignatures } = engine.decrypt(ciphertext);
+      if (!verify) return plaintext;
+      return pipeThrough(
+        plaintext,
+        new EndGate(async () => {
+          const outcome = mergeOutcomes(await inlineSignatures(), await detachedOutcome);
+          const failure = judgeSignatures(outcome, verify.required);
+          if (failure) throw failure;
+          if (outcome.good.length === 0 && outcome.unknown.length > 0) {
+            ctx.log.warn({ item: item.path, signatures: outcome.unknown }, 'PGP signature not verified');
+          }
+        }),
+      );
+    }
+
+    return {
+      process(item, ctx) {
+        return deriveItem(item, {
+          path: stripPgpExtension(item.path),
+          open: (signal) => decryptStream(item, ctx, signal),
+        });
+      },
+      isCompanion: (path) => isDetachedSignature(path, verify !== undefined),
+      close: () => engine.close(),
+    };
+  },
+});

@@ -1,0 +1,50 @@
+/** The two PGP engines (GnuPG child process, openpgp.js) behind one interface. */
+import type { Readable } from 'node:stream';
+import { Type } from '@sinclair/typebox';
+import { isGpgAvailable } from './gpg.js';
+import type { SignatureOutcome } from './signatures.js';
+import type { ByteVerifier } from './stream-gates.js';
+
+export const EngineField = Type.Union([Type.Literal('auto'), Type.Literal('gpg'), Type.Literal('openpgp')], {
+  description:
+    '`gpg` runs GnuPG as a child process (fastest: ~2–4× openpgp.js); `openpgp` uses openpgp.js in-process (no system dependency); `auto` picks gpg when it is on PATH.',
+  default: 'auto',
+});
+
+export type EngineName = 'auto' | 'gpg' | 'openpgp';
+
+export async function resolveEngine(engine: EngineName): Promise<'gpg' | 'openpgp'> {
+  if (engine !== 'auto') return engine;
+  return (await isGpgAvailable()) ? 'gpg' : 'openpgp';
+}
+
+export interface DecryptEngine {
+  /**
+   * Decrypts a message (armored or binary). The plaintext stream ends only once the message's
+   * integrity was checked; otherwise it errors. `inlineSignatures` resolves after that end.
+   */
+  decrypt(ciphertext: Readable): { plaintext: Readable; inlineSignatures(): Promise<SignatureOutcome> };
+  /** A verifier of a detached signature over the bytes it is given (the encrypted file). */
+  detachedVerifier(signature: Uint8Array): Promise<ByteVerifier<SignatureOutcome>>;
+  close(): Promise<void>;
+}
+
+export interface EncryptEngine {
+  encrypt(plaintext: Readable): Readable;
+  close(): Promise<void>;
+}
+
+export interface DecryptKeys {
+  privateKey: Buffer;
+  passphrase?: string;
+  /** Keys whose signatures count; empty when signatures are not checked. */
+  verificationKeys: Buffer[];
+  verifying: boolean;
+}
+
+export interface EncryptKeys {
+  recipients: Buffer[];
+  armor: boolean;
+  signingKey?: Buffer;
+  passphrase?: string;
+}

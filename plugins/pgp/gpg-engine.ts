@@ -1,0 +1,137 @@
+import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import type { DecryptEngine, DecryptKeys, EncryptEngine, EncryptKeys } from './engines.js';
+import { GpgHome, type GpgResult, gpgFilter, hasStatus, spawnGpg } from './gpg.js';
+import type { SignatureOutcome } from './signatures.js';
+
+/** gpg decrypted and the MDC matched: a non-zero exit then comes from signature checks only. */
+function decryptedIntact(result: GpgResult): boolean {
+  return (
+    hasStatus(result, 'DECRYPTION_OKAY') &&
+    hasStatus(result, 'GOODMDC') &&
+    !hasStatus(result, 'DECRYPTION_FAILED') &&
+    !hasStatus(result, 'BADMDC')
+  );
+}
+
+const SIGNATURE_PROBLEMS = ['ERRSIG', 'BADSIG', 'EXPKEYSIG', 'REVKEYSIG', 'EXPSIG'];
+
+/**
+ * Reads signature results from gpg's status lines. A VALIDSIG counts only when its key (or
+ * its primary key, the last field) is one of the configured verification keys: the home also
+ * holds our own decryption key, whose signatures must not count.
+ */
+export function outcomeFromStatus(result: GpgResult, allowed: ReadonlySet<string>): SignatureOutcome {
+  const outcome: SignatureOutcome = { good: [], bad: [], unknown: [] };
+  for (const [keyword, ...args] of result.status) {
+    if (keyword === 'VALIDSIG') {
+      const primary = (args[9] ?? args[0]).toUpperCase();
+      if (allowed.has(primary) || allowed.has(args[0].toUpperCase())) outcome.good.push(primary);
+      else outcome.unknown.push(`signature by ${primary}, not a configured key`);
+    } else if (keyword === 'BADSIG') {
+      outcome.bad.push(`signature by key ${args[0]} does not match the data`);
+    } else if (keyword === 'ERRSIG') {
+      const reason = args[5] === '9' ? 'no public key' : `error ${args[5]}`;
+      outcome.unknown.push(`signature by key ${args[0]} cannot be checked (${reason})`);
+    } else if (keyword === 'EXPKEYSIG' || keyword === 'REVKEYSIG' || keyword === 'EXPSIG') {
+      outcome.unknown.push(
+        `signature by key ${args[0]} is ${keyword === 'REVKEYSIG' ? 'revoked' : 'expired'}`,
+      );
+    }
+  }
+  return outcome;
+}
+
+export async function createGpgDecryptEngine(keys: DecryptKeys, tempDir: string): Promise<DecryptEngine> {
+  const home = await GpgHome.create(tempDir);
+  try {
+    await home.importKeys([keys.privateKey]);
+    const allowed = new Set(await home.importKeys(keys.verificationKeys));
+    return {
+      decrypt(ciphertext) {
+        const { output, done } = gpgFilter(
+          home.dir,
+          [...(keys.verifying ? [] : ['--skip-verify']), '--decrypt'],
+          ciphertext,
+          {
+            passphrase: keys.passphrase,
+            what: 'PGP decryption',
+            accept: (result) =>
+              keys.verifying &&
+              decryptedIntact(result) &&
+              SIGNATURE_PROBLEMS.some((k) => hasStatus(result, k)),
+          },
+        );
+        return { plaintext: output, inlineSignatures: async () => outcomeFromStatus(await done, allowed) };
+      },
+
+      async detachedVerifier(signature) {
+        const sigPath = await home.writeFile(`detached-${randomUUID()}.sig`, signature);
+        const { child, done } = spawnGpg(home.dir, ['--verify', sigPath, '-'], {});
+        const stdin = child.stdin as Writable;
+        stdin.on('error', () => {}); // gpg stops reading on a malformed signature; its status tells
+        child.stdout?.resume();
+        const finished = () => child.exitCode !== null || child.signalCode !== null;
+        const cleanup = () => rm(sigPath, { force: true });
+        return {
+          async write(chunk) {
+            if (finished() || stdin.write(chunk)) return;
+            await new Promise<void>((resolve) => {
+              stdin.once('drain', resolve);
+              child.once('close', resolve);
+            });
+          },
+          async end() {
+            stdin.end();
+            const result = await done.finally(cleanup);
+            const outcome = outcomeFromStatus(result, allowed);
+            if (
+              result.code !== 0 &&
+              outcome.good.length + outcome.bad.length + outcome.unknown.length === 0
+            ) {
+              outcome.bad.push(`detached signature unusable: ${result.messages.slice(-2).join('; ')}`);
+            }
+            return outcome;
+          },
+          abort() {
+            child.kill();
+            void cleanup();
+          },
+        };
+      },
+
+      close: () => home.close(),
+    };
+  } catch (err) {
+    await home.close();
+    throw err;
+  }
+}
+
+export async function createGpgEncryptEngine(keys: EncryptKeys, tempDir: string): Promise<EncryptEngine> {
+  const home = await GpgHome.create(tempDir);
+  try {
+    const recipientArgs: string[] = [];
+    for (const [i, key] of keys.recipients.entries()) {
+      recipientArgs.push('--recipient-file', await home.writeFile(`recipient-${i}.key`, key));
+    }
+    const signArgs: string[] = [];
+    if (keys.signingKey) {
+      const [fingerprint] = await home.importKeys([keys.signingKey]);
+      signArgs.push('--sign', '--local-user', fingerprint);
+    }
+    const args = [...(keys.armor ? ['--armor'] : []), ...recipientArgs, ...signArgs, '--encrypt'];
+    return {
+      encrypt: (plaintext: Readable) =>
+        gpgFilter(home.dir, args, plaintext, {
+          passphrase: keys.signingKey ? keys.passphrase : undefined,
+          what: 'PGP encryption',
+        }).output,
+      close: () => home.close(),
+    };
+  } catch (err) {
+    await home.close();
+    throw err;
+  }
+}

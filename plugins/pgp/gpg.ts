@@ -1,0 +1,186 @@
+/**
+ * GnuPG as a child process: a throwaway GNUPGHOME per plugin instance, and streaming filters
+ * (`gpg --decrypt`, `--encrypt`, `--verify sig -`) whose output ends only after gpg exited 0.
+ * gpg writes plaintext before it has checked the integrity code at the end of a message and
+ * reports a failure only through its exit status, so the exit status gates the end of stream.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline, type Readable, type Writable } from 'node:stream';
+import { promisify } from 'node:util';
+import { SluiceError } from '../../core/errors.js';
+import { EndGate } from './stream-gates.js';
+
+const execFileAsync = promisify(execFile);
+
+/** Keep the tail of gpg's stderr: enough for its messages and status lines, bounded. */
+const MAX_STDERR = 64 * 1024;
+
+let gpgOnPath: Promise<boolean> | undefined;
+
+export function isGpgAvailable(): Promise<boolean> {
+  gpgOnPath ??= execFileAsync('gpg', ['--version']).then(
+    () => true,
+    () => false,
+  );
+  return gpgOnPath;
+}
+
+export interface GpgResult {
+  code: number | null;
+  /** `[GNUPG:] KEYWORD args…` status lines, split into words. */
+  status: string[][];
+  /** gpg's human-readable messages (`gpg: …` lines). */
+  messages: string[];
+}
+
+function parseStderr(text: string): Pick<GpgResult, 'status' | 'messages'> {
+  const status: string[][] = [];
+  const messages: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('[GNUPG:] ')) status.push(line.slice(9).trim().split(' '));
+    else if (line.startsWith('gpg: ')) messages.push(line.slice(5).trim());
+  }
+  return { status, messages };
+}
+
+export function hasStatus(result: GpgResult, keyword: string): boolean {
+  return result.status.some((s) => s[0] === keyword);
+}
+
+/** The last few gpg messages, which say why it failed (never the passphrase: gpg does not echo it). */
+export function gpgFailure(result: GpgResult, what: string): SluiceError {
+  const noise =
+    /^(encrypted with|using|issuer|Signature made|WARNING: This key is not certified|There is no indication|signature verification suppressed)/;
+  const reasons = result.messages.filter((m) => !noise.test(m) && !m.startsWith('"'));
+  const text =
+    (reasons.length > 0 ? reasons : result.messages).slice(-3).join('; ') || `exit code ${result.code}`;
+  const code = /bad passphrase/i.test(text) ? 'SLUICE_E_CONFIG' : 'SLUICE_E_BAD_DATA';
+  return new SluiceError(code, `${what} failed (gpg): ${text}`, { retryable: false });
+}
+
+interface SpawnOptions {
+  passphrase?: string;
+}
+
+/** Spawns gpg with a passphrase on fd 3 (never on the command line) and collects stderr. */
+export function spawnGpg(
+  home: string,
+  args: string[],
+  options: SpawnOptions,
+): { child: ChildProcess; done: Promise<GpgResult> } {
+  const passphraseArgs =
+    options.passphrase !== undefined ? ['--pinentry-mode', 'loopback', '--passphrase-fd', '3'] : [];
+  const child = spawn(
+    'gpg',
+    ['--homedir', home, '--batch', '--yes', '--no-tty', '--status-fd', '2', ...passphraseArgs, ...args],
+    { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] },
+  );
+  const passphraseFd = child.stdio[3] as Writable;
+  passphraseFd.on('error', () => {}); // gpg may close fd 3 early; its exit status tells
+  passphraseFd.end(options.passphrase !== undefined ? `${options.passphrase}\n` : undefined);
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (text: string) => {
+    stderr = (stderr + text).slice(-MAX_STDERR);
+  });
+  const done = new Promise<GpgResult>((resolve, reject) => {
+    child.once('error', (err) =>
+      reject(
+        new SluiceError('SLUICE_E_PLUGIN', `cannot run gpg: ${err.message}`, {
+          cause: err,
+          retryable: false,
+        }),
+      ),
+    );
+    child.once('close', (code) => resolve({ code, ...parseStderr(stderr) }));
+  });
+  done.catch(() => {});
+  return { child, done };
+}
+
+/** Runs gpg to completion on a small input; rejects unless it exits 0. */
+export async function runGpg(
+  home: string,
+  args: string[],
+  input?: Buffer,
+  options: SpawnOptions = {},
+): Promise<GpgResult> {
+  const { child, done } = spawnGpg(home, args, options);
+  child.stdin?.on('error', () => {});
+  child.stdin?.end(input);
+  child.stdout?.resume();
+  const result = await done;
+  if (result.code !== 0) throw gpgFailure(result, `gpg ${args.filter((a) => a.startsWith('--')).join(' ')}`);
+  return result;
+}
+
+/**
+ * Streams `input` through gpg. The returned stream errors — before it ends — when gpg exits
+ * non-zero, unless `accept(result)` says that exit is fine; `accept` may also throw its own
+ * verdict. An error of `input` itself is passed on as is (it may be retryable).
+ */
+export function gpgFilter(
+  home: string,
+  args: string[],
+  input: Readable,
+  options: SpawnOptions & { what: string; accept?: (result: GpgResult) => boolean },
+): { output: Readable; done: Promise<GpgResult> } {
+  const { child, done } = spawnGpg(home, args, options);
+  let inputError: Error | undefined;
+  pipeline(input, child.stdin as Writable, (err) => {
+    // EPIPE means gpg stopped reading: its exit status says why.
+    if (err && (err as NodeJS.ErrnoException).code !== 'EPIPE') {
+      inputError = err;
+      child.kill();
+    }
+  });
+  const verdict = async () => {
+    const result = await done;
+    if (inputError) throw inputError;
+    if (result.code === 0 || options.accept?.(result)) return;
+    throw gpgFailure(result, options.what);
+  };
+  const output = pipeline(child.stdout as Readable, new EndGate(verdict), () => {}) as unknown as Readable;
+  done.catch((err) => output.destroy(err));
+  output.once('close', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+    if (!input.destroyed && !input.readableEnded) input.destroy();
+  });
+  return { output, done };
+}
+
+/** A private GNUPGHOME under the pipeline's temp folder, removed (agent included) at close. */
+export class GpgHome {
+  private constructor(readonly dir: string) {}
+
+  static async create(parent: string): Promise<GpgHome> {
+    await mkdir(parent, { recursive: true });
+    const dir = await mkdtemp(join(parent, 'gnupg-'));
+    await writeFile(join(dir, 'gpg.conf'), 'no-auto-key-retrieve\ntrust-model always\n', { mode: 0o600 });
+    return new GpgHome(dir);
+  }
+
+  /** Imports keys; returns the fingerprints of the primary keys imported. */
+  async importKeys(keys: Buffer[]): Promise<string[]> {
+    const fingerprints: string[] = [];
+    for (const key of keys) {
+      const result = await runGpg(this.dir, ['--import'], key);
+      for (const s of result.status) if (s[0] === 'IMPORT_OK' && s[2]) fingerprints.push(s[2].toUpperCase());
+    }
+    return [...new Set(fingerprints)];
+  }
+
+  /** Writes a file inside the home (signatures, recipient keys) and returns its path. */
+  async writeFile(name: string, data: Uint8Array): Promise<string> {
+    const path = join(this.dir, name);
+    await writeFile(path, data, { mode: 0o600 });
+    return path;
+  }
+
+  async close(): Promise<void> {
+    await execFileAsync('gpgconf', ['--homedir', this.dir, '--kill', 'all']).catch(() => {});
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

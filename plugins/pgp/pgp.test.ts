@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { outcomeFromStatus } from './gpg-engine.js';
+import { detachedSignatureNames, isDetachedSignature, stripPgpExtension } from './names.js';
+import { judgeSignatures } from './signatures.js';
+
+describe('pgp names', () => {
+  it('strips one PGP extension and keeps other names', () => {
+    expect(stripPgpExtension('in/x.csv.gpg')).toBe('in/x.csv');
+    expect(stripPgpExtension('in/x.csv.PGP')).toBe('in/x.csv');
+    expect(stripPgpExtension('x.tar.gz.asc')).toBe('x.tar.gz');
+    expect(stripPgpExtension('in/x.csv')).toBe('in/x.csv');
+    expect(stripPgpExtension('in/.gpg')).toBe('in/.gpg');
+  });
+
+  it('finds detached signatures', () => {
+    expect(detachedSignatureNames('x.gpg')).toEqual(['x.gpg.sig', 'x.gpg.asc']);
+    expect(isDetachedSignature('a/x.gpg.sig', false)).toBe(true);
+    expect(isDetachedSignature('a/x.gpg.asc', false)).toBe(false);
+    expect(isDetachedSignature('a/x.gpg.asc', true)).toBe(true);
+    expect(isDetachedSignature('a/x.csv.asc', true)).toBe(false);
+  });
+});
+
+describe('signature verdicts', () => {
+  const fpr = 'F677D6EFB2C85F5AC4264A995F21359A54403D0F';
+  const validsig = ['VALIDSIG', fpr, '2026-11-22', '1', '0', '4', '0', '22', '10', '00', fpr];
+  it('counts VALIDSIG only for configured keys', () => {
+    expect(outcomeFromStatus({ code: 0, messages: [], status: [validsig] }, new Set([fpr])).good).toEqual([
+      fpr,
+    ]);
+    const stranger = outcomeFromStatus({ code: 0, messages: [], status: [validsig] }, new Set(['00']));
+    expect(stranger.good).toEqual([]);
+    expect(stranger.unknown[0]).toMatch(/not a configured key/);
+  });
+
+  it('reads BADSIG as bad and ERRSIG as unknown', () => {
+    const outcome = outcomeFromStatus(
+      {
+        code: 2,
+        messages: [],
+        status: [
+          ['BADSIG', 'ABCD', 'Signer'],
+          ['ERRSIG', '1234', '22', '10', '00', '1795375703', '9', fpr],
+        ],
+      },
+      new Set(),
+    );
+    expect(outcome.bad).toHaveLength(1);
+    expect(outcome.unknown[0]).toMatch(/no public key/);
+  });
+
+  it('fails bad signatures always and missing ones only when required', () => {
+    expect(judgeSignatures({ good: ['A'], bad: ['x'], unknown: [] }, false)?.message).toMatch(
+      /bad PGP signature/,
+    );
+    expect(judgeSignatures({ good: [], bad: [], unknown: ['k'] }, true)?.message).toMatch(/found only: k/);
+    expect(judgeSignatures({ good: [], bad: [], unknown: ['k'] }, false)).toBeUndefined();
+    expect(judgeSignatures({ good: ['A'], bad: [], unknown: [] }, true)).toBeUndefined();
+  });
+});
