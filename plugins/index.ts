@@ -18,6 +18,9 @@ import { s3Sink } from './s3/sink.js';
 import { s3Source } from './s3/source.js';
 import { ftpSink, ftpSource } from './ftp/index.js';
 import { sftpSink, sftpSource } from './sftp/index.js';
+import { checksumPlugin } from './checksum/checksum.js';
+import { pgpDecryptPlugin } from './pgp/decrypt.js';
+import { pgpEncryptPlugin } from './pgp/encrypt.js';
 
 // core item steps and local connector
 // (one line per plugin; keep alphabetical within a family)
@@ -40,4 +43,7 @@ export const builtinPlugins: readonly Plugin[] = [
   sftpSource,
   sftpSink,
   ftpSource,
-  ftpSink,];
+  ftpSink,
+  pgpDecryptPlugin,
+  pgpEncryptPlugin,
+  checksumPlugin,];
