@@ -21,6 +21,7 @@ import { sftpSink, sftpSource } from './sftp/index.js';
 import { checksumPlugin } from './checksum/checksum.js';
 import { pgpDecryptPlugin } from './pgp/decrypt.js';
 import { pgpEncryptPlugin } from './pgp/encrypt.js';
+import { parquetOptimizePlugin } from './parquet/optimize.js';
 
 // core item steps and local connector
 // (one line per plugin; keep alphabetical within a family)
@@ -46,4 +47,5 @@ export const builtinPlugins: readonly Plugin[] = [
   ftpSink,
   pgpDecryptPlugin,
   pgpEncryptPlugin,
-  checksumPlugin,];
+  checksumPlugin,
+  parquetOptimizePlugin,];
