@@ -1,2 +1,5 @@
 #!/usr/bin/env node
+// libuv's thread pool does every file-system call; its default of 4 threads starves pipelines
+// that keep 16+ files in flight. It must be sized before the first pool use, so here.
+process.env.UV_THREADPOOL_SIZE ??= '16';
 import('../dist/core/cli/main.js').then((m) => m.main(process.argv.slice(2)));
