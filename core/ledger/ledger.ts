@@ -42,6 +42,12 @@ export interface Ledger {
   /** Most recent records first. */
   history(pipeline: string, options?: { limit?: number; state?: LedgerState }): Promise<LedgerRecord[]>;
   close(): Promise<void>;
+  /**
+   * When true, the runtime awaits `flush()` between recording `committed` and changing the
+   * source (after_success delete/move): a distributed worker killed in between must leave the
+   * `committed` record for the worker that takes its job over.
+   */
+  readonly flushBeforeSourceChange?: boolean;
 }
 
 export function ledgerKey(pipeline: string, id: ItemIdentity): string {

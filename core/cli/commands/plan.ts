@@ -4,10 +4,13 @@ import { type CommonOptions, makeLogger, parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 
 /** Dry run that prints every source → destination mapping. */
-export async function planCommand(file: string, opts: CommonOptions & { force?: boolean }): Promise<number> {
+export async function planCommand(file: string, opts: CommonOptions & { force?: boolean; cluster?: string }): Promise<number> {
   const { logger, close } = makeLogger({ ...opts, quiet: opts.quiet ?? true });
+  // With --cluster, what is "done before" comes from the cluster's ledger.
+  const url = (await import('../../cluster/url.js')).clusterUrl(opts.cluster);
+  const ledger = url ? (await import('../../ledger/redis.js')).RedisLedger.connect(url) : undefined;
   try {
-    const summary = await runPipelineFile(file, { vars: parseVars(opts.var), stateDir: opts.stateDir, force: opts.force, dryRun: true, log: logger });
+    const summary = await runPipelineFile(file, { vars: parseVars(opts.var), stateDir: opts.stateDir, force: opts.force, dryRun: true, log: logger, ledger });
     const out: string[] = [];
     for (const e of summary.plan) {
       const from = `${e.source}:${e.path}`;
@@ -37,6 +40,7 @@ export async function planCommand(file: string, opts: CommonOptions & { force?: 
     process.stdout.write(`${out.join('\n')}\n`);
     return summary.failed > 0 ? EXIT.failed : EXIT.ok;
   } finally {
+    await ledger?.close();
     await close();
   }
 }

@@ -1,0 +1,55 @@
+/**
+ * Redis connections and key names of cluster mode. Every key of a pipeline carries the
+ * pipeline name as a hash tag (`{name}`), so a pipeline's queue, ledger and lock live in one
+ * Redis Cluster slot and pipelines spread over shards.
+ */
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { ItemIdentity } from '../plugin-api.js';
+
+/** BullMQ key prefix: jobs live at `sluice:{pipeline}:<job id>`. */
+export const QUEUE_PREFIX = 'sluice';
+
+/**
+ * A connection that waits through Redis restarts instead of failing commands (BullMQ requires
+ * `maxRetriesPerRequest: null`; the ledger wants the same: a write is delayed, never lost).
+ */
+export function connectRedis(url: string): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
+  // ioredis logs unhandled connection errors itself; reconnects are automatic.
+  redis.on('error', () => undefined);
+  return redis;
+}
+
+/** The BullMQ queue of a pipeline (the braces make it a Redis Cluster hash tag). */
+export function queueName(pipeline: string): string {
+  return `{${pipeline}}`;
+}
+
+export function pipelineKey(pipeline: string, ...parts: string[]): string {
+  return ['sluice', `{${pipeline}}`, ...parts].join(':');
+}
+
+/**
+ * The job id of an item under one pipeline version: duplicate listings collapse, while a
+ * changed pipeline (new config hash) plans the item again.
+ */
+export function jobId(pipeline: string, id: ItemIdentity, configHash: string): string {
+  return createHash('sha256').update(`${pipeline}\u0000${id.source}\u0000${id.path}\u0000${id.version}\u0000${configHash}`).digest('hex').slice(0, 32);
+}
+
+/** Tuning through the environment (documented in docs/scale-out.md). */
+export function clusterTiming(env: NodeJS.ProcessEnv = process.env) {
+  const num = (name: string, fallback: number) => {
+    const v = Number(env[name]);
+    return Number.isFinite(v) && v > 0 ? v : fallback;
+  };
+  return {
+    /** How long a job stays locked to a silent worker before another takes it over. */
+    stallMs: num('SLUICE_CLUSTER_STALL_MS', 30_000),
+    /** Lister lock lifetime without renewal (renewed every third of it). */
+    listerTtlMs: num('SLUICE_CLUSTER_LISTER_TTL_MS', 15_000),
+    /** How often `run --cluster` checks its pass's jobs. */
+    pollMs: num('SLUICE_CLUSTER_POLL_MS', 500),
+  };
+}

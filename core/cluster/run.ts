@@ -1,0 +1,233 @@
+/**
+ * `sluice run --cluster`: one pass of a pipeline over the cluster. The process waits for the
+ * pipeline's lister lock, lists, enqueues every item that is not finalized (job id = pipeline
+ * + item identity + pipeline version, so duplicate listings collapse), releases the lock, then
+ * waits until every job of its pass has finished and sums their outcomes into the summary.
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { PipelineDefinition } from '../config/load.js';
+import { errorMessage, isAbortError } from '../errors.js';
+import { RedisLedger } from '../ledger/redis.js';
+import type { Logger } from '../observe/logger.js';
+import type { ItemIdentity } from '../plugin-api.js';
+import { runPipeline } from '../runtime/run-file.js';
+import { type ListedItem, PipelineRunner, type RunSummary } from '../runtime/runner.js';
+import { sleep } from '../runtime/timing.js';
+import { publishPipeline } from './config-store.js';
+import { clusterTiming, connectRedis, jobId, pipelineKey, QUEUE_PREFIX, queueName } from './connection.js';
+import { redactUrl } from './url.js';
+import { addOutcome, type ItemJobData, type ItemOutcome } from './jobs.js';
+import { ListerLock } from './lock.js';
+
+const ENQUEUE_BATCH = 200;
+
+/** Completed jobs stay an hour (duplicate listings in that window collapse); failed ones a week. */
+export const JOB_RETENTION = {
+  removeOnComplete: { age: 3600 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+  /** BullMQ attempts cover infrastructure errors only; item retries happen inside the job. */
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 2000 },
+} as const;
+
+export interface ClusterPassOptions {
+  url: string;
+  log: Logger;
+  force?: boolean;
+  dryRun?: boolean;
+  /** Aborting it stops listing and waiting (jobs already queued still run on the workers). */
+  signal?: AbortSignal;
+}
+
+interface Tracked {
+  source: string;
+  path: string;
+  identity: ItemIdentity;
+}
+
+export async function runClusterPass(def: PipelineDefinition, options: ClusterPassOptions): Promise<RunSummary> {
+  const redis = connectRedis(options.url);
+  const ledger = new RedisLedger(redis);
+  try {
+    // A dry run writes nothing and queues nothing: it runs here, against the cluster's ledger.
+    if (options.dryRun) return await runPipeline(def, { dryRun: true, force: options.force, log: options.log, ledger, signal: options.signal });
+    const queue = new Queue<ItemJobData, ItemOutcome>(queueName(def.name), { connection: redis, prefix: QUEUE_PREFIX });
+    try {
+      return await new ClusterPass(def, options, redis, ledger, queue).run();
+    } finally {
+      await queue.close();
+    }
+  } finally {
+    await ledger.close().catch(() => undefined);
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}
+
+class ClusterPass {
+  private readonly log: Logger;
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly summary: RunSummary;
+  private readonly runner: PipelineRunner;
+  private readonly timing = clusterTiming();
+  private readonly stop: AbortSignal;
+
+  constructor(
+    private readonly def: PipelineDefinition,
+    private readonly options: ClusterPassOptions,
+    private readonly redis: Redis,
+    private readonly ledger: RedisLedger,
+    private readonly queue: Queue<ItemJobData, ItemOutcome>,
+  ) {
+    this.log = options.log.child({ pipeline: def.name });
+    this.runner = new PipelineRunner(def, { ledger, log: options.log, force: options.force });
+    this.summary = this.runner.newSummary();
+    this.stop = options.signal ?? new AbortController().signal;
+  }
+
+  async run(): Promise<RunSummary> {
+    const started = performance.now();
+    try {
+      await publishPipeline(this.redis, this.def);
+      const listed = await this.listAsLeader();
+      if (listed) {
+        this.log.info({ jobs: this.tracked.size, skipped: this.summary.skipped }, 'listed; waiting for the workers');
+        await this.waitForJobs();
+      }
+    } finally {
+      await this.runner.close();
+      this.summary.durationMs = performance.now() - started;
+      this.summary.interrupted = this.stop.aborted;
+    }
+    return this.summary;
+  }
+
+  /** Lists under the lister lock; when the lock is lost midway, waits for it and lists again. */
+  private async listAsLeader(): Promise<boolean> {
+    const lock = new ListerLock(this.redis, pipelineKey(this.def.name, 'lister'), this.timing.listerTtlMs);
+    while (!this.stop.aborted) {
+      const acquired = await lock.acquire(this.stop, (holder) =>
+        this.log.info({ holder, cluster: redactUrl(this.options.url) }, 'another process is listing this pipeline; waiting for the lister lock'),
+      );
+      if (!acquired) return false;
+      // Counts of a listing cut short by a lost lock are discarded; enqueued jobs are kept.
+      const counts = { skipped: 0, filtered: 0 };
+      try {
+        const complete = await this.listOnce(lock.signal, counts);
+        if (complete) {
+          this.summary.skipped += counts.skipped;
+          this.summary.filtered += counts.filtered;
+          return true;
+        }
+        this.log.warn({}, 'lost the lister lock while listing; listing again once it is ours');
+      } finally {
+        await lock.release();
+      }
+    }
+    return false;
+  }
+
+  private async listOnce(lost: AbortSignal, counts: { skipped: number; filtered: number }): Promise<boolean> {
+    const listingSummary = this.runner.newSummary();
+    let batch: ListedItem[] = [];
+    for await (const listed of this.runner.list(listingSummary)) {
+      if (lost.aborted || this.stop.aborted) return false;
+      batch.push(listed);
+      if (batch.length >= ENQUEUE_BATCH) {
+        counts.skipped += await this.enqueue(batch);
+        batch = [];
+      }
+    }
+    if (lost.aborted || this.stop.aborted) return false;
+    counts.skipped += await this.enqueue(batch);
+    counts.filtered += listingSummary.filtered;
+    return true;
+  }
+
+  /** Enqueues the batch's unfinished items; returns how many the ledger has finalized. */
+  private async enqueue(batch: ListedItem[]): Promise<number> {
+    if (batch.length === 0) return 0;
+    const entries = batch.map((listed) => {
+      const identity = PipelineRunner.identity(listed);
+      return { listed, identity, id: jobId(this.def.name, identity, this.def.hash) };
+    });
+    const [records, finishedOn] = await Promise.all([
+      Promise.all(entries.map((e) => this.ledger.get(this.def.name, e.identity))),
+      Promise.all(entries.map((e) => this.redis.hget(this.queue.toKey(e.id), 'finishedOn'))),
+    ]);
+    let skipped = 0;
+    const jobs: Array<{ name: string; data: ItemJobData; opts: Record<string, unknown> }> = [];
+    for (const [i, e] of entries.entries()) {
+      if (this.tracked.has(e.id)) continue;
+      if (!this.options.force && records[i]?.state === 'finalized') {
+        skipped++;
+        continue;
+      }
+      // A finished job of an earlier pass (a failed item, say) would swallow this listing: drop it.
+      if (finishedOn[i]) await this.queue.remove(e.id).catch(() => undefined);
+      jobs.push({
+        name: 'item',
+        data: { hash: this.def.hash, item: PipelineRunner.describe(e.listed), ...(this.options.force ? { force: true } : {}) },
+        opts: { jobId: e.id, ...JOB_RETENTION },
+      });
+      this.tracked.set(e.id, { source: e.listed.source, path: e.listed.item.path, identity: e.identity });
+    }
+    if (jobs.length > 0) await this.queue.addBulk(jobs as never);
+    return skipped;
+  }
+
+  /** Polls the pass's unfinished jobs until none is left. */
+  private async waitForJobs(): Promise<void> {
+    const pending = new Map(this.tracked);
+    let lastReport = Date.now();
+    while (pending.size > 0 && !this.stop.aborted) {
+      try {
+        await this.collect(pending);
+      } catch (err) {
+        if (isAbortError(err)) break;
+        this.log.warn({ err: errorMessage(err) }, 'cannot read job states; retrying');
+      }
+      if (pending.size === 0) break;
+      if (Date.now() - lastReport > 30_000) {
+        lastReport = Date.now();
+        this.log.info({ pending: pending.size, done: this.tracked.size - pending.size }, 'waiting for the workers');
+      }
+      await sleep(this.timing.pollMs, this.stop).catch(() => undefined);
+    }
+  }
+
+  private async collect(pending: Map<string, Tracked>): Promise<void> {
+    const ids = [...pending.keys()];
+    for (let start = 0; start < ids.length; start += 1000) {
+      const chunk = ids.slice(start, start + 1000);
+      const batch = this.redis.pipeline();
+      for (const id of chunk) batch.hmget(this.queue.toKey(id), 'finishedOn', 'returnvalue', 'failedReason');
+      const replies = (await batch.exec()) ?? [];
+      for (const [i, id] of chunk.entries()) {
+        const [err, fields] = replies[i] ?? [new Error('no reply'), null];
+        if (err) throw err;
+        const [finishedOn, returnvalue, failedReason] = fields as Array<string | null>;
+        const where = pending.get(id)!;
+        if (finishedOn) {
+          const outcome: ItemOutcome | null = returnvalue ? (JSON.parse(returnvalue) as ItemOutcome | null) : null;
+          addOutcome(this.summary, where, outcome ?? failedOutcome(failedReason ?? 'the job failed'));
+          pending.delete(id);
+        } else if (!finishedOn && !returnvalue && !failedReason && !(await this.redis.exists(this.queue.toKey(id)))) {
+          // Removed already (retention): the ledger knows how it ended.
+          const record = await this.ledger.get(this.def.name, where.identity);
+          const outcome = record?.state === 'finalized' ? okOutcome() : failedOutcome(record?.error ?? 'the job left the queue unfinished');
+          addOutcome(this.summary, where, outcome);
+          pending.delete(id);
+        }
+      }
+    }
+  }
+}
+
+function okOutcome(): ItemOutcome {
+  return { outcome: 'ok', bytesIn: 0, bytesOut: 0, filesWritten: 0, retries: 0, ms: 0 };
+}
+
+function failedOutcome(error: string): ItemOutcome {
+  return { outcome: 'failed', bytesIn: 0, bytesOut: 0, filesWritten: 0, retries: 0, ms: 0, failure: { code: 'SLUICE_E_INTERNAL', error } };
+}

@@ -1,0 +1,158 @@
+/**
+ * A cluster worker: one BullMQ worker per pipeline, running jobs with the same runtime as an
+ * embedded run (steps, sinks, verify, finalize, dead-letter). Retries of an item happen inside
+ * its job, by the runtime, per `policy.retry`; BullMQ's own attempts only cover what is not an
+ * item failure (a stalled job of a killed worker, the ledger unreachable).
+ */
+import { type Job, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { PipelineDefinition } from '../config/load.js';
+import { errorMessage, SluiceError } from '../errors.js';
+import { RedisLedger } from '../ledger/redis.js';
+import type { Logger } from '../observe/logger.js';
+import { loadPipelineFile } from '../runtime/run-file.js';
+import { PipelineRunner } from '../runtime/runner.js';
+import { clusterTiming, connectRedis, QUEUE_PREFIX, queueName } from './connection.js';
+import { redactUrl } from './url.js';
+import { fetchPipelineText } from './config-store.js';
+import { type ItemJobData, type ItemOutcome, outcomeOf } from './jobs.js';
+
+/** A job whose worker died this many times is failed rather than retaken again (a poison item). */
+const MAX_STALLS = 5;
+/** Pipeline versions kept loaded per pipeline (old ones finish their items, then are closed). */
+const MAX_VERSIONS = 3;
+
+export interface ClusterWorkerOptions {
+  url: string;
+  /** Pipelines this worker serves, as loaded from its files. */
+  defs: PipelineDefinition[];
+  vars?: Record<string, string>;
+  stateDir?: string;
+  log: Logger;
+  /** Overrides each pipeline's `policy.concurrency` (items in flight per worker). */
+  concurrency?: number;
+  /** Aborting it stops taking jobs; active ones finish, then the worker closes. */
+  signal: AbortSignal;
+}
+
+interface LoadedVersion {
+  runner: Promise<PipelineRunner>;
+  lastUsed: number;
+}
+
+/** The runners of one pipeline, one per version (and per `--force`), loaded on demand. */
+class PipelineVersions {
+  private readonly loaded = new Map<string, LoadedVersion>();
+
+  constructor(
+    private readonly file: PipelineDefinition,
+    private readonly redis: Redis,
+    private readonly ledger: RedisLedger,
+    private readonly options: ClusterWorkerOptions,
+  ) {}
+
+  runner(hash: string, force: boolean): Promise<PipelineRunner> {
+    const key = `${hash}${force ? ':force' : ''}`;
+    let entry = this.loaded.get(key);
+    if (!entry) {
+      entry = { runner: this.load(hash, force), lastUsed: Date.now() };
+      entry.runner.catch(() => this.loaded.delete(key));
+      this.loaded.set(key, entry);
+      void this.evict();
+    }
+    entry.lastUsed = Date.now();
+    return entry.runner;
+  }
+
+  private async load(hash: string, force: boolean): Promise<PipelineRunner> {
+    const { name, file } = this.file;
+    let def = this.file;
+    if (hash !== def.hash) {
+      const text = await fetchPipelineText(this.redis, name, hash);
+      if (text === null) {
+        throw new SluiceError('SLUICE_E_CONFIG', `pipeline ${name} version ${hash} is not published in Redis (expired?); it cannot be run`);
+      }
+      def = await loadPipelineFile(file, { vars: this.options.vars, stateDir: this.options.stateDir, text });
+      this.options.log.info({ pipeline: name, version: hash }, 'loaded a new pipeline version from the cluster');
+    }
+    const runner = new PipelineRunner(def, { ledger: this.ledger, log: this.options.log, force });
+    await runner.start();
+    return runner;
+  }
+
+  /** Closes the least recently used idle versions beyond MAX_VERSIONS. */
+  private async evict(): Promise<void> {
+    if (this.loaded.size <= MAX_VERSIONS) return;
+    const byAge = [...this.loaded.entries()].sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    for (const [key, entry] of byAge.slice(0, this.loaded.size - MAX_VERSIONS)) {
+      const runner = await entry.runner.catch(() => undefined);
+      if (runner && runner.activeItems > 0) continue;
+      this.loaded.delete(key);
+      await runner?.close();
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.loaded.values()];
+    this.loaded.clear();
+    await Promise.allSettled(all.map(async (e) => (await e.runner).close()));
+  }
+}
+
+/** Serves the pipelines' queues until `signal` aborts. */
+export async function runClusterWorker(options: ClusterWorkerOptions): Promise<void> {
+  const { log } = options;
+  const timing = clusterTiming();
+  const redis = connectRedis(options.url);
+  const ledger = new RedisLedger(redis);
+  const names = new Set<string>();
+  for (const def of options.defs) {
+    if (names.has(def.name)) throw new SluiceError('SLUICE_E_USAGE', `two pipeline files are named "${def.name}"`);
+    names.add(def.name);
+  }
+  const versions = new Map(options.defs.map((def) => [def.name, new PipelineVersions(def, redis, ledger, options)]));
+  const workers: Worker[] = [];
+  const connections: Redis[] = [redis];
+  try {
+    for (const def of options.defs) {
+      const pipeline = versions.get(def.name)!;
+      const process = async (job: Job<ItemJobData, ItemOutcome>): Promise<ItemOutcome> => {
+        const runner = await pipeline.runner(job.data.hash, job.data.force === true);
+        const listed = await runner.reviveItem(job.data.item);
+        const summary = runner.newSummary();
+        const started = performance.now();
+        await runner.processListed(listed, summary);
+        await ledger.flush();
+        const outcome = outcomeOf(summary, performance.now() - started);
+        // Finalized by an earlier start of this very job (its worker died before reporting):
+        // done in this pass, not "done before".
+        if (outcome.outcome === 'skipped' && job.attemptsStarted > 1) outcome.outcome = 'ok';
+        return outcome;
+      };
+      const connection = connectRedis(options.url);
+      connections.push(connection);
+      const worker = new Worker<ItemJobData, ItemOutcome>(queueName(def.name), process, {
+        connection,
+        prefix: QUEUE_PREFIX,
+        concurrency: options.concurrency ?? def.policy.concurrency,
+        lockDuration: timing.stallMs,
+        stalledInterval: timing.stallMs,
+        maxStalledCount: MAX_STALLS,
+      });
+      worker.on('failed', (job, err) => {
+        log.error({ pipeline: def.name, item: job ? `${job.data.item.source}:${job.data.item.path}` : undefined, err: errorMessage(err) }, 'job failed');
+      });
+      worker.on('error', (err) => log.warn({ pipeline: def.name, err: errorMessage(err) }, 'queue connection problem; retrying'));
+      workers.push(worker);
+      log.info({ pipeline: def.name, version: def.hash, cluster: redactUrl(options.url), concurrency: options.concurrency ?? def.policy.concurrency }, 'worker ready');
+    }
+    if (!options.signal.aborted) await new Promise((resolve) => options.signal.addEventListener('abort', resolve, { once: true }));
+    log.info({}, 'stopping: active items finish, no new ones are taken');
+  } finally {
+    // close() waits for the active jobs; their items finish and are recorded.
+    await Promise.allSettled(workers.map((w) => w.close()));
+    await Promise.allSettled([...versions.values()].map((v) => v.closeAll()));
+    await ledger.close().catch(() => undefined);
+    await Promise.allSettled(connections.map((c) => c.quit().catch(() => c.disconnect())));
+  }
+}

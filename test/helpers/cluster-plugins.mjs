@@ -1,0 +1,84 @@
+// Test and bench plugins for scale-out: a source whose listing is slow (so a lister can be
+// killed mid-listing) and a local sink with injected latency (an I/O-bound sink).
+import { createHash } from 'node:crypto';
+import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { definePlugin, Type } from 'sluice';
+
+/** The deterministic bytes of generated file number `i`. */
+export function generatedBody(i, size) {
+  const body = Buffer.alloc(size, i % 251);
+  body.write(`generated file ${i}`);
+  return body;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export const slowSource = definePlugin({
+  name: 'slow_source',
+  kind: 'source',
+  summary: 'Lists `count` generated files, waiting `delay_ms` before each (test fixture).',
+  config: Type.Object(
+    {
+      name: Type.Optional(Type.String({ description: 'Source name.' })),
+      count: Type.Integer({ description: 'How many files.' }),
+      delay_ms: Type.Integer({ default: 10, description: 'Delay before each listed file.' }),
+      size: Type.Integer({ default: 1024, description: 'Bytes per file.' }),
+    },
+    { additionalProperties: false },
+  ),
+  create(config) {
+    const source = config.name ?? 'slow_source';
+    const open = (i) => async () => Readable.from([generatedBody(i, config.size)]);
+    return {
+      async *list(signal) {
+        for (let i = 0; i < config.count; i++) {
+          await sleep(config.delay_ms);
+          if (signal?.aborted) return;
+          const path = `f${i}.dat`;
+          yield { source, path, size: config.size, mtime: new Date(0), etag: `e${i}`, checksums: {}, meta: {}, open: open(i) };
+        }
+      },
+      async openPath(path) {
+        const m = /^f(\d+)\.dat$/.exec(path);
+        return m ? open(Number(m[1]))() : null;
+      },
+    };
+  },
+});
+
+export const slowSink = definePlugin({
+  name: 'slow_sink',
+  kind: 'sink',
+  summary: 'Writes files under `path` (temp + rename) after waiting `latency_ms` (test/bench fixture).',
+  config: Type.Object(
+    {
+      path: Type.String({ description: 'Root folder.' }),
+      latency_ms: Type.Integer({ default: 50, description: 'Injected latency per file.' }),
+    },
+    { additionalProperties: false },
+  ),
+  create(config, ctx) {
+    const root = resolve(ctx.baseDir, config.path);
+    return {
+      async write(req) {
+        const chunks = [];
+        for await (const c of req.body) chunks.push(c);
+        const data = Buffer.concat(chunks);
+        await sleep(config.latency_ms);
+        const dest = join(root, req.destination);
+        await mkdir(dirname(dest), { recursive: true });
+        const temp = `${dest}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+        await writeFile(temp, data);
+        await rename(temp, dest).catch(async (err) => {
+          await unlink(temp).catch(() => undefined);
+          throw err;
+        });
+        return { location: dest, size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+      },
+    };
+  },
+});
+
+export default [slowSource, slowSink];
