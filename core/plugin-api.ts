@@ -98,6 +98,11 @@ export interface SummaryFigure {
 export interface SourceInstance {
   /** Lists items lazily; pagination happens inside. Stops when `signal` aborts. */
   list(signal: AbortSignal): AsyncIterable<Item>;
+  /**
+   * Reads a small listed item whole (fast path: the runtime uses it for unchanged items of a
+   * known size up to 1 MiB, saving the per-file cost of streams at thousands of files a second).
+   */
+  readAll?(item: Item, signal?: AbortSignal): Promise<Buffer>;
   /** Opens another file at this source by relative path; null when it does not exist. */
   openPath?(path: string, signal?: AbortSignal): Promise<Readable | null>;
   /** Deletes a listed item (after_success: delete). */
@@ -146,6 +151,8 @@ export interface SinkInstance {
    * ended cleanly. On any error: nothing visible at the destination, temp data removed, reject.
    */
   write(req: SinkWriteRequest): Promise<SinkCommit>;
+  /** Writes a small item held in memory, with the same atomicity as `write` (fast path). */
+  writeBuffer?(req: Omit<SinkWriteRequest, 'body'> & { readonly data: Buffer }): Promise<SinkCommit>;
   /** Server-side copy of an untouched item; return null when not possible for this item. */
   copy?(item: Item, destination: string, signal: AbortSignal): Promise<SinkCommit | null>;
   /** Re-reads a committed object (for `verify: sha256`). */

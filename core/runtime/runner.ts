@@ -3,12 +3,12 @@
  * end-to-end backpressure, verifies, then finalizes (ledger, after_success). It is the only
  * caller of plugin code and stamps every error with pipeline, step, plugin and item.
  */
-import { EventEmitter } from 'node:events';
+import { createHash } from 'node:crypto';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { pipeline as pipelinePromise } from 'node:stream/promises';
 import type { PipelineDefinition, PluginRef } from '../config/load.js';
 import { errorMessage, isAbortError, isRetryableByDefault, SluiceError, wrapPluginError } from '../errors.js';
 import { compileIncludeExclude, type PathPredicate } from '../glob.js';
@@ -26,7 +26,7 @@ import type {
   StepOutput,
   SummaryFigure,
 } from '../plugin-api.js';
-import { HashTap, pipeThrough, STREAM_CHUNK } from '../streams.js';
+import { drainInto, HashTap, pipeThrough, STREAM_CHUNK } from '../streams.js';
 import { parseDuration } from '../units.js';
 import { safeDestination } from './destination.js';
 import { backoffDelay, RateLimiter, sleep } from './timing.js';
@@ -38,6 +38,8 @@ export interface RunOptions {
   force?: boolean;
   log?: Logger;
   ledger: Ledger;
+  /** Count the bytes read of each in-flight item (`inFlightItems`: progress, /status). */
+  trackProgress?: boolean;
 }
 
 export interface PlanEntry {
@@ -93,8 +95,9 @@ export interface ItemDescription {
 }
 
 export interface RunEvents {
-  'item:start': [{ source: string; path: string }];
-  'item:done': [{ source: string; path: string; ms: number; bytes: number }];
+  'item:start': [{ source: string; path: string; size?: number }];
+  'item:done': [{ source: string; path: string; ms: number; bytes: number; bytesIn: number }];
+  'item:skipped': [{ source: string; path: string }];
   'item:failed': [{ source: string; path: string; error: string; code: string }];
   'item:retry': [{ source: string; path: string; attempt: number; delayMs: number; error: string }];
 }
@@ -134,6 +137,8 @@ interface Job {
 }
 
 const MAX_SLOWEST = 5;
+/** Largest file read whole into memory on the small-file fast path. */
+const WHOLE_FILE_LIMIT = 1024 * 1024;
 
 export class PipelineRunner extends EventEmitter<RunEvents> {
   readonly def: PipelineDefinition;
@@ -161,12 +166,22 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     this.log = (options.log ?? silentLogger).child({ pipeline: def.name });
     this.tempRoot = join(def.stateDir, 'tmp', `${process.pid}-${Date.now().toString(36)}`);
     if (def.policy.ratePerSecond) this.rate = new RateLimiter(def.policy.ratePerSecond);
+    // Every in-flight stream listens to these: no leak, just many items at once.
+    setMaxListeners(0, this.intake.signal, this.work.signal);
   }
 
   /** Items being processed right now. */
   get activeItems(): number {
     return this.inFlight;
   }
+
+  /** With `trackProgress`: each in-flight item and how many of its source bytes were read. */
+  get inFlightItems(): Array<{ source: string; path: string; size?: number; bytesRead: number; ms: number }> {
+    const now = performance.now();
+    return [...this.reading.values()].map((r) => ({ source: r.source, path: r.path, size: r.size, bytesRead: r.tap?.bytes ?? 0, ms: now - r.started }));
+  }
+
+  private readonly reading = new Map<Job, { source: string; path: string; size?: number; tap?: HashTap; started: number }>();
 
   private pluginContext(ref: PluginRef): PluginContext {
     return {
@@ -423,7 +438,6 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
 
   private async *listAll(summary: RunSummary): AsyncGenerator<{ source: SourceRuntime; item: Item }> {
     for (const source of this.sources) {
-      const now = Date.now();
       let listing: AsyncIterable<Item>;
       try {
         listing = source.instance.list(this.intake.signal);
@@ -431,7 +445,8 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           if (this.intake.signal.aborted) return;
           if (!source.accepts(item.path)) continue;
           if (this.companionChecks.some((isCompanion) => isCompanion(item.path))) continue;
-          if (source.minAgeMs > 0 && item.mtime && now - item.mtime.getTime() < source.minAgeMs) {
+          // Now, not the listing's start: a watching source lists for as long as it runs.
+          if (source.minAgeMs > 0 && item.mtime && Date.now() - item.mtime.getTime() < source.minAgeMs) {
             summary.filtered++;
             continue;
           }
@@ -452,23 +467,21 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       const record = await this.ledger.get(this.def.name, id);
       if (record?.state === 'finalized') {
         summary.skipped++;
+        this.emit('item:skipped', { source: source.name, path: item.path });
         if (this.options.dryRun) summary.plan.push({ source: source.name, path: item.path, destinations: record.destinations, action: 'skip-done' });
         return;
       }
       finalizeOnly = record?.state === 'committed';
     }
     const started = performance.now();
-    this.emit('item:start', { source: source.name, path: item.path });
+    this.emit('item:start', { source: source.name, path: item.path, size: item.size });
     const { maxAttempts } = this.def.policy.retry;
     const committed = new Set<string>();
     for (let attempt = 1; ; attempt++) {
-      const itemAbort = new AbortController();
-      const onAbort = () => itemAbort.abort(this.work.signal.reason);
-      this.work.signal.addEventListener('abort', onAbort, { once: true });
       const job: Job = {
         source,
         root: item,
-        signal: itemAbort.signal,
+        signal: this.work.signal,
         leaves: [],
         filtered: 0,
         bytesIn: 0,
@@ -493,6 +506,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         } else {
           const destinations = job.leaves.flatMap((l) => l.locations);
           if (!finalizeOnly) this.ledger.record(this.def.name, id, { state: 'committed', attempts: attempt, destinations });
+          if (this.ledger.flushBeforeSourceChange && source.afterSuccess !== 'keep') await this.ledger.flush();
           await this.afterSuccess(source, item);
           this.ledger.record(this.def.name, id, { state: 'finalized', attempts: attempt });
         }
@@ -503,7 +517,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         summary.bytesIn += this.hasByteSteps() ? job.bytesIn : bytesOut;
         const ms = performance.now() - started;
         this.noteSlowest(summary, item.path, ms);
-        this.emit('item:done', { source: source.name, path: item.path, ms, bytes: bytesOut });
+        this.emit('item:done', { source: source.name, path: item.path, ms, bytes: bytesOut, bytesIn: this.hasByteSteps() ? job.bytesIn : bytesOut });
         return;
       } catch (raw) {
         const err = this.stamp(raw, item, source);
@@ -523,7 +537,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         await this.fail(source, item, err, attempt, summary, job);
         return;
       } finally {
-        this.work.signal.removeEventListener('abort', onAbort);
+        this.reading.delete(job);
       }
     }
   }
@@ -534,11 +548,14 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
 
   /** Counts the bytes read from the source, when steps change bytes (else in = out). */
   private countedRoot(item: Item, job: Job): Item {
-    if (!this.hasByteSteps()) return item;
+    const progress = this.options.trackProgress ? { source: job.source.name, path: item.path, size: item.size, started: performance.now() } : undefined;
+    if (progress) this.reading.set(job, progress);
+    if (!this.hasByteSteps() && !progress) return item;
     return {
       ...item,
       open: async (signal?: AbortSignal) => {
         const tap = new HashTap(null);
+        if (progress) this.reading.set(job, { ...progress, tap });
         tap.on('end', () => {
           job.bytesIn += tap.bytes;
         });
@@ -639,7 +656,19 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       }
     }
     const toWrite = pending.filter((p) => !copied.includes(p));
-    if (toWrite.length > 0 || pending.length === 0) {
+    if (toWrite.length > 0 && this.canWriteWhole(item, toWrite, job)) {
+      const data = await job.source.instance.readAll!(item, job.signal);
+      const sent = { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+      for (const p of toWrite) {
+        const commit = await this.guardSink(p.sink, context, () =>
+          p.sink.instance.writeBuffer!({ item, destination, data, size: data.length, sha256: sent.sha256, signal: job.signal }),
+        );
+        await this.verify(p.sink, destination, commit, sent, job.signal, context);
+        job.committed.add(p.key);
+        locations.push(commit.location);
+      }
+      bytes = data.length;
+    } else if (toWrite.length > 0 || pending.length === 0) {
       const result = await this.streamToSinks(item, destination, toWrite, job, context);
       for (const [i, p] of toWrite.entries()) {
         job.committed.add(p.key);
@@ -648,6 +677,20 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       bytes = result.bytes;
     }
     job.leaves.push({ destination, locations, bytes });
+  }
+
+  /**
+   * Small files whose bytes no step changed go through `readAll` + `writeBuffer` when both
+   * ends support it: per-file stream set-up dominates at thousands of files a second.
+   */
+  private canWriteWhole(item: Item, targets: Array<{ sink: SinkRuntime }>, job: Job): boolean {
+    return (
+      item.open === job.root.open &&
+      item.size !== undefined &&
+      item.size <= WHOLE_FILE_LIMIT &&
+      job.source.instance.readAll !== undefined &&
+      targets.every((t) => t.sink.instance.writeBuffer !== undefined)
+    );
   }
 
   private async streamToSinks(
@@ -665,7 +708,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       spooled = join(this.tempRoot, `spool-${Math.random().toString(36).slice(2)}`);
       await mkdir(this.tempRoot, { recursive: true });
       const tap = new HashTap();
-      await pipelinePromise(body, tap, createWriteStream(spooled), { signal: job.signal });
+      await drainInto(pipeThrough(body, tap), createWriteStream(spooled), job.signal);
       sha256 = tap.digest();
       body = createReadStream(spooled, { highWaterMark: STREAM_CHUNK });
     }
@@ -732,7 +775,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     if (sink.verify === 'sha256' && sent.sha256 && !commit.sha256) {
       if (!sink.instance.readBack) throw await mismatch('verify: sha256 was asked, but the sink neither reported a sha256 nor can re-read the object');
       const tap = new HashTap();
-      await pipelinePromise(await sink.instance.readBack!(destination, signal), tap, new PassThrough().resume(), { signal });
+      await drainInto(pipeThrough(await sink.instance.readBack(destination, signal), tap), new PassThrough().resume(), signal);
       if (tap.digest() !== sent.sha256) throw await mismatch(`re-read sha256 ${tap.digest()} differs from the sent ${sent.sha256}`);
     }
   }

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { definePlugin } from '../../core/plugin-api.js';
 import { sinkCommon } from '../../core/schema-fragments.js';
-import { STREAM_CHUNK } from '../../core/streams.js';
+import { drainInto, STREAM_CHUNK } from '../../core/streams.js';
+import { link, rename, stat, writeFile } from './fs-callbacks.js';
 
 const config = Type.Object(
   {
@@ -47,7 +47,9 @@ export const localSink = definePlugin({
     const target = (destination: string) => {
       const abs = resolve(root, ...destination.split('/'));
       if (!abs.startsWith(root + sep)) {
-        throw new SluiceError('SLUICE_E_DESTINATION', `destination "${destination}" escapes ${root}`, { retryable: false });
+        throw new SluiceError('SLUICE_E_DESTINATION', `destination "${destination}" escapes ${root}`, {
+          retryable: false,
+        });
       }
       return abs;
     };
@@ -57,22 +59,42 @@ export const localSink = definePlugin({
       madeDirs.add(dir);
     };
 
+    /** Puts a finished temp file in place; removes it when anything fails. */
+    const commit = async (temp: string, destination: string, size: number) => {
+      const dest = target(destination);
+      let placed: string | null = null;
+      try {
+        if (cfg.fsync) await fsyncFile(temp);
+        await ensureDir(dirname(dest));
+        placed = await place(temp, dest, ifExists);
+      } finally {
+        // After a rename the temp name is gone; after a link (or a failure) it must go.
+        if (placed === null || ifExists !== 'overwrite') await unlink(temp).catch(() => undefined);
+      }
+      return placed === null ? { location: dest, skipped: true } : { location: placed, size };
+    };
+
     return {
       async write(req) {
-        const dest = target(req.destination);
+        const temp = join(tempDir, `${++counter}`);
+        const out = createWriteStream(temp, { highWaterMark: STREAM_CHUNK });
+        try {
+          await drainInto(req.body, out, req.signal);
+        } catch (err) {
+          await unlink(temp).catch(() => undefined);
+          throw err;
+        }
+        return commit(temp, req.destination, out.bytesWritten);
+      },
+      async writeBuffer(req) {
         const temp = join(tempDir, `${++counter}`);
         try {
-          const out = createWriteStream(temp, { highWaterMark: STREAM_CHUNK });
-          await pipeline(req.body, out, { signal: req.signal });
-          if (cfg.fsync) await fsyncFile(temp);
-          await ensureDir(dirname(dest));
-          const final = await place(temp, dest, ifExists);
-          if (final === null) return { location: dest, skipped: true };
-          const st = await stat(final);
-          return { location: final, size: st.size };
-        } finally {
+          await writeFile(temp, req.data, { signal: req.signal });
+        } catch (err) {
           await unlink(temp).catch(() => undefined);
+          throw err;
         }
+        return commit(temp, req.destination, req.data.length);
       },
       async readBack(destination) {
         return createReadStream(target(destination), { highWaterMark: STREAM_CHUNK });
@@ -114,10 +136,14 @@ async function place(temp: string, dest: string, ifExists: string): Promise<stri
     if (ifExists === 'fail') {
       // Our own earlier copy (a redo after a crash) holds the same bytes: that is success.
       if (await sameContent(temp, dest)) return dest;
-      throw new SluiceError('SLUICE_E_EXISTS', `${dest} exists with different content (if_exists: fail)`, { retryable: false });
+      throw new SluiceError('SLUICE_E_EXISTS', `${dest} exists with different content (if_exists: fail)`, {
+        retryable: false,
+      });
     }
   }
-  throw new SluiceError('SLUICE_E_EXISTS', `no free name for ${dest} after 10000 tries (if_exists: rename)`, { retryable: false });
+  throw new SluiceError('SLUICE_E_EXISTS', `no free name for ${dest} after 10000 tries (if_exists: rename)`, {
+    retryable: false,
+  });
 }
 
 function numbered(path: string, n: number): string {
@@ -138,7 +164,8 @@ async function sameContent(a: string, b: string): Promise<boolean> {
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: STREAM_CHUNK })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: STREAM_CHUNK }))
+    hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 
@@ -175,5 +202,3 @@ function isAlive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
-
-
