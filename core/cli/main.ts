@@ -21,6 +21,8 @@ export const OPTIONS = {
   once: { flag: '--once', description: 'Run a single pass whatever the trigger says' },
   limit: { flag: '--limit <n>', description: 'How many records to show (default 50)' },
   state: { flag: '--state <state>', description: 'Only records in this state (seen, committed, finalized, failed)' },
+  cluster: { flag: '--cluster <url>', description: 'Scale-out: queue, ledger and lister lock in this Redis (redis://…; default $SLUICE_CLUSTER)' },
+  concurrency: { flag: '--concurrency <n>', description: "Items in flight in this worker (default: each pipeline's policy.concurrency)" },
 } as const;
 
 type OptionName = keyof typeof OPTIONS;
@@ -29,7 +31,7 @@ const COMMANDS: Array<{ name: string; description: string; options: OptionName[]
   {
     name: 'run <...pipelines>',
     description: 'Run pipeline files (or every *.yaml in folders): one pass, or by their trigger',
-    options: ['dryRun', 'force', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet', 'summaryJson', 'once'],
+    options: ['dryRun', 'force', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet', 'summaryJson', 'once', 'cluster'],
     load: async () => (await import('./commands/run.js')).runCommand,
   },
   {
@@ -41,7 +43,7 @@ const COMMANDS: Array<{ name: string; description: string; options: OptionName[]
   {
     name: 'plan <pipeline>',
     description: 'Dry run: every source → destination mapping and what the ledger would skip',
-    options: ['vars', 'stateDir', 'force', 'logFormat', 'quiet'],
+    options: ['vars', 'stateDir', 'force', 'logFormat', 'quiet', 'cluster'],
     load: async () => (await import('./commands/plan.js')).planCommand,
   },
   {
@@ -59,8 +61,14 @@ const COMMANDS: Array<{ name: string; description: string; options: OptionName[]
   {
     name: 'history <pipeline>',
     description: 'Recent items of a pipeline from its ledger',
-    options: ['vars', 'stateDir', 'limit', 'state', 'logFormat'],
+    options: ['vars', 'stateDir', 'limit', 'state', 'logFormat', 'cluster'],
     load: async () => (await import('./commands/history.js')).historyCommand,
+  },
+  {
+    name: 'worker <...pipelines>',
+    description: 'Scale-out worker: process the queued items of these pipelines (files or folders) from --cluster',
+    options: ['cluster', 'concurrency', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet'],
+    load: async () => (await import('./commands/worker.js')).workerCommand,
   },
 ];
 
