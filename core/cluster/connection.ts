@@ -51,5 +51,7 @@ export function clusterTiming(env: NodeJS.ProcessEnv = process.env) {
     listerTtlMs: num('SLUICE_CLUSTER_LISTER_TTL_MS', 15_000),
     /** How often `run --cluster` checks its pass's jobs. */
     pollMs: num('SLUICE_CLUSTER_POLL_MS', 500),
+    /** Ledger records expire this long after their last change (unset: kept). */
+    ledgerTtlSeconds: env.SLUICE_LEDGER_TTL_DAYS ? num('SLUICE_LEDGER_TTL_DAYS', 0) * 86_400 || undefined : undefined,
   };
 }

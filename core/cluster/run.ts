@@ -48,7 +48,7 @@ interface Tracked {
 
 export async function runClusterPass(def: PipelineDefinition, options: ClusterPassOptions): Promise<RunSummary> {
   const redis = connectRedis(options.url);
-  const ledger = new RedisLedger(redis);
+  const ledger = new RedisLedger(redis, { ttlSeconds: clusterTiming().ledgerTtlSeconds });
   try {
     // A dry run writes nothing and queues nothing: it runs here, against the cluster's ledger.
     if (options.dryRun) return await runPipeline(def, { dryRun: true, force: options.force, log: options.log, ledger, signal: options.signal });

@@ -104,7 +104,7 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
   const { log } = options;
   const timing = clusterTiming();
   const redis = connectRedis(options.url);
-  const ledger = new RedisLedger(redis);
+  const ledger = new RedisLedger(redis, { ttlSeconds: timing.ledgerTtlSeconds });
   const names = new Set<string>();
   for (const def of options.defs) {
     if (names.has(def.name)) throw new SluiceError('SLUICE_E_USAGE', `two pipeline files are named "${def.name}"`);
