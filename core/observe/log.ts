@@ -2,8 +2,10 @@
  * Loggers for the CLI: pino JSON lines (off a TTY, or `--log-format json`) or short human
  * lines on a TTY. Every line passes through `redact`, so secrets never reach the output.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
+import { SluiceError } from '../errors.js';
+import { parseSize } from '../units.js';
 import pino from 'pino';
 import type { Logger } from './logger.js';
 import { redact } from './redact.js';
@@ -17,7 +19,88 @@ export interface LogOptions {
   destination?: NodeJS.WritableStream;
   /** Also append JSON lines to this file. */
   file?: string;
+  /** Also append error (and fatal) JSON lines to this file. */
+  errorFile?: string;
+  /** Rotation of `file` and `errorFile`. */
+  rotate?: RotationPolicy;
   color?: boolean;
+}
+
+/** Rotate when a file would pass `maxBytes`, and/or when the (local) day changes; keep `keep` old files. */
+export interface RotationPolicy {
+  maxBytes?: number;
+  daily?: boolean;
+  keep: number;
+}
+
+/** `--log-rotate 10MiB|daily` and `--log-keep N` into a policy. */
+export function parseRotation(rotate: string | undefined, keep: string | number | undefined): RotationPolicy | undefined {
+  if (rotate === undefined) return undefined;
+  const keepN = keep === undefined ? 5 : Number(keep);
+  if (!Number.isInteger(keepN) || keepN < 1) throw new SluiceError('SLUICE_E_USAGE', `--log-keep takes a whole number ≥ 1, got "${keep}"`);
+  if (rotate === 'daily') return { daily: true, keep: keepN };
+  let maxBytes: number;
+  try {
+    maxBytes = parseSize(rotate);
+  } catch {
+    throw new SluiceError('SLUICE_E_USAGE', `--log-rotate takes a size (10MiB) or "daily", got "${rotate}"`);
+  }
+  if (!(maxBytes > 0)) throw new SluiceError('SLUICE_E_USAGE', `--log-rotate size must be more than 0, got "${rotate}"`);
+  return { maxBytes, keep: keepN };
+}
+
+/**
+ * An append-only log file with rotation: `app.log` → `app.log.1` → … → `app.log.<keep>`
+ * (newest first). Writes are synchronous so lines keep their order and none is lost on exit.
+ */
+export class RotatingFile {
+  private fd: number;
+  private size: number;
+  private day: string;
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly policy: RotationPolicy | undefined,
+  ) {
+    this.fd = openSync(path, 'a');
+    const st = statSync(path);
+    this.size = st.size;
+    this.day = localDay(st.size > 0 ? st.mtime : new Date());
+  }
+
+  write(line: string): void {
+    if (this.closed) return;
+    const bytes = Buffer.byteLength(line);
+    const p = this.policy;
+    if (p && this.size > 0) {
+      const today = localDay(new Date());
+      if ((p.maxBytes !== undefined && this.size + bytes > p.maxBytes) || (p.daily && today !== this.day)) this.rotate();
+    }
+    writeSync(this.fd, line);
+    this.size += bytes;
+  }
+
+  private rotate(): void {
+    closeSync(this.fd);
+    const keep = this.policy!.keep;
+    rmSync(`${this.path}.${keep}`, { force: true });
+    for (let i = keep - 1; i >= 1; i--) if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+    renameSync(this.path, `${this.path}.1`);
+    this.fd = openSync(this.path, 'a');
+    this.size = 0;
+    this.day = localDay(new Date());
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+}
+
+function localDay(d: Date): string {
+  return `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
@@ -26,11 +109,17 @@ const OMIT = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
 
 export function createLogger(options: LogOptions): { logger: Logger; close(): Promise<void> } {
   const out = options.destination ?? process.stderr;
-  const fileStream: WriteStream | undefined = options.file ? createWriteStream(options.file, { flags: 'a' }) : undefined;
+  const file = options.file ? new RotatingFile(options.file, options.rotate) : undefined;
+  const errorFile = options.errorFile ? new RotatingFile(options.errorFile, options.rotate) : undefined;
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       const line = redact(chunk.toString());
-      fileStream?.write(line);
+      try {
+        file?.write(line);
+        if (errorFile && /"level":(5|6)\d\b/.test(line)) errorFile.write(line);
+      } catch (err) {
+        out.write(`sluice: cannot write the log file: ${(err as Error).message}\n`);
+      }
       out.write(options.format === 'json' ? line : humanLine(line, options.color === true));
       cb();
     },
@@ -38,11 +127,10 @@ export function createLogger(options: LogOptions): { logger: Logger; close(): Pr
   const logger = pino({ level: options.level ?? 'info', base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, sink);
   return {
     logger: logger as unknown as Logger,
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (!fileStream) return resolve();
-        fileStream.end(resolve);
-      }),
+    close: async () => {
+      file?.close();
+      errorFile?.close();
+    },
   };
 }
 

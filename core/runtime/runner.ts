@@ -349,6 +349,9 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     try {
       await Promise.all(Array.from({ length: this.def.policy.concurrency }, worker));
     } finally {
+      // Workers that stopped on intake left the listing suspended: close it so sources release
+      // what they hold (a watching source's file watcher would keep the process alive).
+      await listing.return?.(undefined).catch(() => undefined);
       await this.ledger.flush();
       summary.durationMs = performance.now() - started;
       summary.interrupted = this.intake.signal.aborted;

@@ -161,14 +161,19 @@ export const localSource = definePlugin({
           yielded.delete(abs);
           candidates.delete(abs);
         });
-      const onAbort = () => poke();
-      signal.addEventListener('abort', onAbort);
       const ticker = setInterval(
         () => {
           for (const abs of candidates.keys()) void consider(abs);
         },
         Math.max(20, Math.min(250, stableMs / 4)),
       );
+      // Release the watcher as soon as intake stops, even if nobody resumes this generator.
+      const onAbort = () => {
+        clearInterval(ticker);
+        void watcher.close();
+        poke();
+      };
+      signal.addEventListener('abort', onAbort);
       try {
         await new Promise<void>((resolve, reject) => watcher.once('ready', resolve).once('error', reject));
         for await (const item of walk(root, signal)) {

@@ -1,12 +1,15 @@
 import { writeFileSync } from 'node:fs';
 import type { PipelineDefinition } from '../../config/load.js';
 import { formatSummary, summaryJson } from '../../observe/summary.js';
-import { loadPipelineFile, runPipeline } from '../../runtime/run-file.js';
+import { loadPipelineFile } from '../../runtime/run-file.js';
 import type { RunSummary } from '../../runtime/runner.js';
-import { type CommonOptions, expandPipelinePaths, makeLogger, parseVars } from '../common.js';
+import { PipelineSupervisor } from '../../runtime/supervisor.js';
+import { scheduleOf } from '../../runtime/trigger.js';
+import { expandPipelinePaths, parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';
+import { Host, type HostOptions } from './host.js';
 
-interface RunOptions extends CommonOptions {
+interface RunOptions extends HostOptions {
   dryRun?: boolean;
   force?: boolean;
   summaryJson?: string;
@@ -14,48 +17,80 @@ interface RunOptions extends CommonOptions {
   cluster?: string;
 }
 
+/**
+ * `sluice run`: one pass per pipeline (in order) when none has a trigger or with `--once`;
+ * otherwise every pipeline runs on its trigger, side by side, until SIGINT/SIGTERM.
+ */
 export async function runCommand(paths: string[], opts: RunOptions): Promise<number> {
   const files = expandPipelinePaths(paths);
   const vars = parseVars(opts.var);
   // Validate everything first: an invalid file runs nothing.
   const defs: PipelineDefinition[] = [];
-  for (const f of files) defs.push(await loadPipelineFile(f, { vars, stateDir: opts.stateDir }));
+  for (const f of files) {
+    const def = await loadPipelineFile(f, { vars, stateDir: opts.stateDir });
+    scheduleOf(def.trigger);
+    defs.push(def);
+  }
   const cluster = (await import('../../cluster/url.js')).clusterUrl(opts.cluster);
   if (cluster) return (await import('../../cluster/cli-run.js')).clusterRunCommand(defs, cluster, opts);
 
-  const { logger, format, close } = makeLogger(opts);
-  const stop = new AbortController();
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    if (signals === 1) {
-      logger.warn({ signal: sig }, 'stopping: no new items; in-flight items finish (signal again to abort now)');
-      stop.abort();
-    } else {
-      logger.error({ signal: sig }, 'aborting now');
-      process.exit(EXIT.interrupted);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-
+  const host = await Host.create('run', opts);
   const summaries: RunSummary[] = [];
+  const onSummary = (summary: RunSummary) => {
+    summaries.push(summary);
+    if (host.format === 'json') host.logger.info({ pipeline: summary.pipeline, summary: summaryJson(summary) }, 'pass finished');
+    else if (host.progress) host.progress.print(`${formatSummary(summary)}\n`);
+    else process.stdout.write(`${formatSummary(summary)}\n`);
+    if (opts.summaryJson) writeSummaries(opts.summaryJson, summaries);
+  };
+  const supervise = (def: PipelineDefinition) => {
+    const supervisor = new PipelineSupervisor(def.file, {
+      log: host.logger,
+      vars,
+      stateDir: opts.stateDir,
+      once: opts.once,
+      dryRun: opts.dryRun,
+      force: opts.force,
+      metrics: host.metrics,
+      trackProgress: host.progress !== undefined || opts.metricsPort !== undefined,
+      onSummary,
+    });
+    host.supervisors.push(supervisor);
+    return supervisor;
+  };
+  const stopOnSignal = new Promise<void>((resolve) => host.stopping.signal.addEventListener('abort', () => resolve(), { once: true }));
+
+  let error: unknown;
   try {
-    for (const def of defs) {
-      if (stop.signal.aborted) break;
-      const summary = await runPipeline(def, { dryRun: opts.dryRun, force: opts.force, log: logger, signal: stop.signal });
-      summaries.push(summary);
-      if (format === 'json') logger.info({ summary: summaryJson(summary) }, 'pass finished');
-      else process.stdout.write(`${formatSummary(summary)}\n`);
+    const scheduled = !opts.once && defs.some((d) => d.trigger?.every !== undefined || d.trigger?.cron !== undefined);
+    if (scheduled) {
+      const supervisors = defs.map(supervise);
+      for (const [i, s] of supervisors.entries()) await s.start(defs[i]);
+      // Scheduled pipelines run until a signal; one-shot ones among them end on their own.
+      await Promise.race([stopOnSignal, Promise.all(supervisors.map((s) => s.done))]);
+    } else {
+      for (const def of defs) {
+        if (host.stopping.signal.aborted) break;
+        const s = supervise(def);
+        await s.start(def);
+        await Promise.race([stopOnSignal, s.done]);
+        await s.stop();
+        await s.done;
+      }
     }
+  } catch (err) {
+    error = err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await close();
+    await host.stopAll();
+    await host.close();
   }
-  if (opts.summaryJson) {
-    writeFileSync(opts.summaryJson, `${JSON.stringify(summaries.length === 1 ? summaryJson(summaries[0]) : summaries.map(summaryJson), null, 2)}\n`);
-  }
-  if (stop.signal.aborted) return EXIT.interrupted;
+  if (error) throw error;
+  if (opts.summaryJson) writeSummaries(opts.summaryJson, summaries);
+  if (host.aborted) return EXIT.interrupted;
   return summaries.some((s) => s.failed > 0) ? EXIT.failed : EXIT.ok;
+}
+
+function writeSummaries(file: string, summaries: RunSummary[]): void {
+  const json = summaries.length === 1 ? summaryJson(summaries[0]) : summaries.map(summaryJson);
+  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
 }

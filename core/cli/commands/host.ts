@@ -1,0 +1,123 @@
+/**
+ * What `sluice run` and `sluice watch` share while pipelines keep running: logging (JSON off a
+ * TTY, human lines + live progress on one, rotated log files, an errors-only file), metrics and
+ * the status server, and signals (first: stop intake and drain; second: abort now).
+ */
+import { readFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { SluiceError } from '../../errors.js';
+import { createLogger, type LogFormat, parseRotation } from '../../observe/log.js';
+import type { Logger } from '../../observe/logger.js';
+import { SluiceMetrics } from '../../observe/metrics.js';
+import { ProgressDisplay } from '../../observe/progress.js';
+import { type StatusServer, startStatusServer } from '../../observe/status-server.js';
+import type { PipelineSupervisor } from '../../runtime/supervisor.js';
+import type { CommonOptions } from '../common.js';
+
+export interface HostOptions extends CommonOptions {
+  errorLog?: string;
+  logRotate?: string;
+  logKeep?: string | number;
+  metricsPort?: string | number;
+  metricsHost?: string;
+  progress?: boolean;
+}
+
+const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export class Host {
+  readonly supervisors: PipelineSupervisor[] = [];
+  readonly metrics: SluiceMetrics;
+  readonly logger: Logger;
+  readonly format: LogFormat;
+  readonly progress: ProgressDisplay | undefined;
+  /** Aborted by the first SIGINT/SIGTERM. */
+  readonly stopping = new AbortController();
+  /** Set by the second signal. */
+  aborted = false;
+  private server: StatusServer | undefined;
+  private readonly closeLog: () => Promise<void>;
+  private readonly startedAt = new Date().toISOString();
+  private readonly onSignal: (sig: NodeJS.Signals) => void;
+
+  private constructor(
+    private readonly command: string,
+    opts: HostOptions,
+  ) {
+    if (opts.logFormat && opts.logFormat !== 'json' && opts.logFormat !== 'pretty') {
+      throw new SluiceError('SLUICE_E_USAGE', `--log-format is pretty or json, got "${opts.logFormat}"`);
+    }
+    const tty = process.stderr.isTTY === true;
+    this.format = (opts.logFormat as LogFormat | undefined) ?? (tty ? 'pretty' : 'json');
+    const color = this.format === 'pretty' && tty && !process.env.NO_COLOR;
+    const showProgress = opts.progress !== false && tty && this.format === 'pretty' && !opts.quiet;
+    this.progress = showProgress ? new ProgressDisplay(process.stderr, () => this.supervisors, color) : undefined;
+    const progress = this.progress;
+    const destination = progress
+      ? new Writable({
+          write(chunk: Buffer, _enc, cb) {
+            progress.print(chunk.toString());
+            cb();
+          },
+        })
+      : undefined;
+    const { logger, close } = createLogger({
+      format: this.format,
+      level: opts.quiet ? 'warn' : 'info',
+      file: opts.logFile,
+      errorFile: opts.errorLog,
+      rotate: parseRotation(opts.logRotate, opts.logKeep),
+      color,
+      destination,
+    });
+    this.logger = logger;
+    this.closeLog = close;
+    this.metrics = new SluiceMetrics(() => new Map(this.supervisors.map((s) => [s.name, s.inFlight])));
+    this.onSignal = (sig) => {
+      if (!this.stopping.signal.aborted) {
+        this.logger.warn({ signal: sig }, 'stopping: no new items; in-flight items finish (signal again to abort now)');
+        this.stopping.abort();
+        return;
+      }
+      this.logger.error({ signal: sig }, 'aborting now: in-flight items are abandoned, nothing half-written is committed');
+      this.aborted = true;
+      for (const s of this.supervisors) s.abortNow();
+      // The aborted passes unwind on their own; a stuck plugin must not keep the process alive.
+      setTimeout(() => process.exit(130), 5000).unref();
+    };
+  }
+
+  static async create(command: string, opts: HostOptions): Promise<Host> {
+    const host = new Host(command, opts);
+    process.on('SIGINT', host.onSignal);
+    process.on('SIGTERM', host.onSignal);
+    if (opts.metricsPort !== undefined) {
+      const port = Number(opts.metricsPort);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SluiceError('SLUICE_E_USAGE', `--metrics-port takes a port number, got "${opts.metricsPort}"`);
+      host.server = await startStatusServer({ host: opts.metricsHost, port, metrics: host.metrics, status: () => host.status() });
+      host.logger.info({ url: host.server.url }, 'status page, /status, /metrics and /healthz are served');
+    }
+    host.progress?.start();
+    return host;
+  }
+
+  status() {
+    return {
+      sluice: { version: pkg.version, command: this.command, pid: process.pid, startedAt: this.startedAt, stopping: this.stopping.signal.aborted },
+      pipelines: this.supervisors.map((s) => s.status()),
+    };
+  }
+
+  /** Drains and stops every supervisor. */
+  async stopAll(): Promise<void> {
+    await Promise.allSettled(this.supervisors.map((s) => s.stop()));
+  }
+
+  async close(): Promise<void> {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
+    this.progress?.stop();
+    await this.server?.close();
+    await this.closeLog();
+  }
+}

@@ -1,0 +1,114 @@
+import { existsSync, statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { SluiceError } from '../../errors.js';
+import { formatSummary, summaryJson } from '../../observe/summary.js';
+import type { RunSummary } from '../../runtime/runner.js';
+import { PipelineSupervisor } from '../../runtime/supervisor.js';
+import { parseVars } from '../common.js';
+import { EXIT } from '../exit-codes.js';
+import { Host, type HostOptions } from './host.js';
+
+interface WatchOptions extends HostOptions {
+  debounce?: string | number;
+}
+
+const isPipelineFile = (path: string) => /\.ya?ml$/.test(path) && !/\.test\.ya?ml$/.test(path);
+
+/**
+ * `sluice watch <dir|files…>`: runs every pipeline file on its trigger and reloads each one
+ * when it changes (debounced per file). An invalid edit is reported and the running version
+ * keeps running; a valid one drains the old version, then starts the new one. A new file
+ * starts a pipeline; a deleted one drains and stops it. Ends on SIGINT/SIGTERM.
+ */
+export async function watchCommand(paths: string[], opts: WatchOptions): Promise<number> {
+  const vars = parseVars(opts.var);
+  const debounceMs = opts.debounce === undefined ? 300 : Number(opts.debounce);
+  if (!Number.isFinite(debounceMs) || debounceMs < 0) throw new SluiceError('SLUICE_E_USAGE', `--debounce takes milliseconds, got "${opts.debounce}"`);
+  const targets = paths.map((p) => {
+    if (!existsSync(p)) throw new SluiceError('SLUICE_E_USAGE', `no such file or folder: ${p}`);
+    return { path: resolve(p), dir: statSync(p).isDirectory() };
+  });
+  const explicitFiles = new Set(targets.filter((t) => !t.dir).map((t) => t.path));
+  const folders = targets.filter((t) => t.dir).map((t) => t.path);
+  const watched = (abs: string) => explicitFiles.has(abs) || (isPipelineFile(abs) && folders.some((d) => resolve(abs, '..') === d));
+
+  const host = await Host.create('watch', opts);
+  const log = host.logger;
+  const byFile = new Map<string, PipelineSupervisor>();
+  const timers = new Map<string, NodeJS.Timeout>();
+  const onSummary = (summary: RunSummary) => {
+    if (host.format === 'json') log.info({ pipeline: summary.pipeline, summary: summaryJson(summary) }, 'pass finished');
+    else if (host.progress) host.progress.print(`${formatSummary(summary)}\n`);
+    else process.stdout.write(`${formatSummary(summary)}\n`);
+  };
+
+  // One change at a time per file, in order; different files change independently.
+  const queues = new Map<string, Promise<void>>();
+  const enqueue = (file: string, job: () => Promise<void>) => {
+    const next = (queues.get(file) ?? Promise.resolve()).then(job).catch((err) => log.error({ file, err: String(err) }, 'watch: unexpected error'));
+    queues.set(file, next);
+  };
+
+  const appeared = async (file: string) => {
+    if (host.stopping.signal.aborted) return;
+    const existing = byFile.get(file);
+    if (existing) {
+      const r = await existing.reload();
+      if (r.result === 'ok') log.info({ pipeline: existing.name, file: basename(file), hash: r.hash }, 'reload applied');
+      return;
+    }
+    const supervisor = new PipelineSupervisor(file, {
+      log,
+      vars,
+      stateDir: opts.stateDir,
+      metrics: host.metrics,
+      trackProgress: true,
+      onSummary,
+    });
+    byFile.set(file, supervisor);
+    host.supervisors.push(supervisor);
+    // The first load goes through reload(): an invalid new file is reported like an invalid edit.
+    await supervisor.reload();
+  };
+  const removed = async (file: string) => {
+    const supervisor = byFile.get(file);
+    if (!supervisor) return;
+    byFile.delete(file);
+    log.info({ pipeline: supervisor.name, file: basename(file) }, 'pipeline file removed: draining and stopping it');
+    await supervisor.stop();
+    host.metrics.reload(supervisor.name, 'removed');
+    host.supervisors.splice(host.supervisors.indexOf(supervisor), 1);
+  };
+  const changed = (file: string) => {
+    clearTimeout(timers.get(file));
+    timers.set(
+      file,
+      setTimeout(() => {
+        timers.delete(file);
+        enqueue(file, () => (existsSync(file) ? appeared(file) : removed(file)));
+      }, debounceMs),
+    );
+  };
+
+  const { watch } = await import('chokidar');
+  const watcher = watch([...folders, ...explicitFiles], {
+    depth: 0,
+    ignoreInitial: false,
+    ignored: (path: string, stats?: { isFile(): boolean }) => stats?.isFile() === true && !watched(resolve(path)),
+  });
+  watcher.on('add', (p) => changed(resolve(p)));
+  watcher.on('change', (p) => changed(resolve(p)));
+  watcher.on('unlink', (p) => changed(resolve(p)));
+  watcher.on('error', (err) => log.error({ err: String(err) }, 'watch: file watcher error'));
+  await new Promise<void>((r) => watcher.once('ready', () => r()));
+  log.info({ watching: targets.map((t) => t.path) }, 'watching pipeline files');
+
+  await new Promise<void>((r) => host.stopping.signal.addEventListener('abort', () => r(), { once: true }));
+  for (const t of timers.values()) clearTimeout(t);
+  await watcher.close();
+  await Promise.allSettled(queues.values());
+  await host.stopAll();
+  await host.close();
+  // A long-running watcher that drained cleanly exits 0; failed items are in the ledger and logs.
+  return host.aborted ? EXIT.interrupted : EXIT.ok;
+}

@@ -1,0 +1,91 @@
+/**
+ * Live progress on a TTY: one line per pipeline (files done/total, bytes, rate, ETA), redrawn
+ * in place with log-update (it handles terminal width, wrapping and cursor hiding). Log lines
+ * are printed above the progress block, never through it.
+ */
+import { createLogUpdate } from 'log-update';
+import type { PipelineSupervisor } from '../runtime/supervisor.js';
+import { formatBytes, formatDuration } from '../units.js';
+
+export interface ProgressFigures {
+  name: string;
+  state: string;
+  done: number;
+  failed: number;
+  skipped: number;
+  /** Listed so far; `counted` when the listing has ended (then it is the real total). */
+  total: number;
+  counted: boolean;
+  bytes: number;
+  elapsedMs: number;
+  inFlight: number;
+}
+
+/** One progress line (pure: tested on its own). */
+export function progressLine(f: ProgressFigures, color: boolean): string {
+  const finished = f.done + f.failed + f.skipped;
+  const total = Math.max(f.total, finished);
+  const width = 20;
+  const ratio = f.counted && total > 0 ? finished / total : 0;
+  const filled = Math.round(ratio * width);
+  const bar = f.counted ? `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}]` : `[${'·'.repeat(width)}]`;
+  const rate = f.elapsedMs > 0 ? (f.bytes / f.elapsedMs) * 1000 : 0;
+  const processed = f.done + f.failed;
+  const remaining = total - finished;
+  let eta = '';
+  if (f.counted && remaining > 0 && processed > 0) eta = ` ETA ${formatDuration((f.elapsedMs / processed) * remaining)}`;
+  else if (f.counted && remaining === 0) eta = ' done';
+  const failed = f.failed > 0 ? (color ? ` \x1b[31m${f.failed} failed\x1b[0m` : ` ${f.failed} failed`) : '';
+  const name = color ? `\x1b[1m${f.name}\x1b[0m` : f.name;
+  return `${name} ${bar} ${finished}/${total}${f.counted ? '' : '+'} files${failed}  ${formatBytes(f.bytes)}  ${formatBytes(rate)}/s${eta}  (${f.state}, ${f.inFlight} in flight)`;
+}
+
+export function figuresOf(s: PipelineSupervisor, now = Date.now()): ProgressFigures {
+  const pass = s.pass;
+  return {
+    name: s.name,
+    state: s.state,
+    done: pass?.done ?? 0,
+    failed: pass?.failed ?? 0,
+    skipped: pass?.skipped ?? 0,
+    total: pass?.total ?? 0,
+    counted: pass?.counted ?? false,
+    bytes: pass?.bytesIn ?? 0,
+    elapsedMs: pass ? now - pass.startedAt : 0,
+    inFlight: s.inFlight,
+  };
+}
+
+export class ProgressDisplay {
+  private readonly render: ReturnType<typeof createLogUpdate>;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    private readonly supervisors: () => PipelineSupervisor[],
+    private readonly color: boolean,
+  ) {
+    this.render = createLogUpdate(stream);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.draw(), 200);
+    this.timer.unref();
+  }
+
+  /** Prints a line above the progress block. */
+  print(text: string): void {
+    this.render.clear();
+    this.stream.write(text);
+    this.draw();
+  }
+
+  private draw(): void {
+    this.render(this.supervisors().map((s) => progressLine(figuresOf(s), this.color)).join('\n'));
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.render.clear();
+  }
+}

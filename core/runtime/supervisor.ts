@@ -1,0 +1,396 @@
+/**
+ * One pipeline file kept running: its trigger loop (passes never overlap; due times that fall
+ * inside a running pass are skipped and logged), hot reload (parse + validate the new text;
+ * invalid → reported, the running version keeps running; valid → the old version stops
+ * intake and drains its in-flight items, then the new version starts), and stop.
+ *
+ * Reloading never loses or repeats work: the ledger is per pipeline name, items the old
+ * version finalized are skipped by the new one, and the new version only starts after the
+ * old one's pass has fully returned (no item is in flight in two versions at once).
+ */
+import { basename } from 'node:path';
+import type { PipelineDefinition } from '../config/load.js';
+import { errorMessage, SluiceError } from '../errors.js';
+import { SqliteLedger } from '../ledger/sqlite.js';
+import type { Logger } from '../observe/logger.js';
+import type { SluiceMetrics } from '../observe/metrics.js';
+import type { PluginRegistry } from '../registry.js';
+import { loadPipelineFile } from './run-file.js';
+import { PipelineRunner, type RunSummary } from './runner.js';
+import { sleep } from './timing.js';
+import { type Schedule, scheduleOf, skipMissed } from './trigger.js';
+
+export type SupervisorState = 'starting' | 'running' | 'waiting' | 'draining' | 'finished' | 'stopped' | 'invalid' | 'failed';
+
+export interface SupervisorOptions {
+  log: Logger;
+  registry?: PluginRegistry;
+  vars?: Record<string, string>;
+  stateDir?: string;
+  /** One pass whatever the trigger says (`sluice run --once`). */
+  once?: boolean;
+  dryRun?: boolean;
+  force?: boolean;
+  metrics?: SluiceMetrics;
+  /** Count bytes read per in-flight item (progress display, /status). */
+  trackProgress?: boolean;
+  onSummary?: (summary: RunSummary, supervisor: PipelineSupervisor) => void;
+}
+
+export interface ReloadResult {
+  at: string;
+  result: 'ok' | 'invalid' | 'unchanged';
+  hash?: string;
+  error?: string;
+}
+
+/** Counters of the pass in progress (progress display). */
+export interface PassProgress {
+  startedAt: number;
+  done: number;
+  failed: number;
+  skipped: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Items and bytes listed so far by a counting listing (progress only); `counted` once it ended. */
+  total: number;
+  totalBytes: number;
+  counted: boolean;
+}
+
+interface Version {
+  def: PipelineDefinition;
+  schedule: Schedule;
+  runner: PipelineRunner;
+  ledger: SqliteLedger;
+  /** Aborted to end the version: wakes the wait between passes. */
+  stop: AbortController;
+  loop: Promise<void>;
+}
+
+const MAX_FAILURES = 20;
+const RATE_WINDOW_MS = 60_000;
+
+export class PipelineSupervisor {
+  readonly file: string;
+  private readonly options: SupervisorOptions;
+  private version: Version | undefined;
+  private stateValue: SupervisorState = 'starting';
+  private lastReloadValue: ReloadResult | undefined;
+  private lastError: string | undefined;
+  private readonly failures: Array<{ at: string; source: string; path: string; code: string; error: string }> = [];
+  private readonly recentDone: Array<{ t: number; bytes: number }> = [];
+  private totals = { ok: 0, failed: 0, skipped: 0, filtered: 0, retries: 0, bytesIn: 0, bytesOut: 0, passes: 0, passesSkipped: 0 };
+  private lastSuccessAt: string | undefined;
+  private lastPassValue: RunSummary | undefined;
+  private nextPassAt: Date | undefined;
+  private passValue: PassProgress | undefined;
+  /** Serializes reloads and stop: one version change at a time. */
+  private changing: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+  private doneResolve!: () => void;
+  private doneReject!: (err: unknown) => void;
+  /** Settles when the pipeline has nothing left to do (one-shot trigger) or was stopped. */
+  readonly done: Promise<void>;
+
+  constructor(file: string, options: SupervisorOptions) {
+    this.file = file;
+    this.options = options;
+    this.done = new Promise<void>((resolve, reject) => {
+      this.doneResolve = resolve;
+      this.doneReject = reject;
+    });
+    this.done.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
+  }
+
+  get name(): string {
+    return this.version?.def.name ?? basename(this.file).replace(/\.ya?ml$/, '');
+  }
+
+  get state(): SupervisorState {
+    return this.stateValue;
+  }
+
+  get definition(): PipelineDefinition | undefined {
+    return this.version?.def;
+  }
+
+  get runner(): PipelineRunner | undefined {
+    return this.version?.runner;
+  }
+
+  get pass(): PassProgress | undefined {
+    return this.passValue;
+  }
+
+  get lastReload(): ReloadResult | undefined {
+    return this.lastReloadValue;
+  }
+
+  get inFlight(): number {
+    return this.version?.runner.activeItems ?? 0;
+  }
+
+  /** Loads the file and starts it; throws when the file is invalid (nothing is started). */
+  async start(def?: PipelineDefinition): Promise<void> {
+    const loaded = def ?? (await this.load());
+    this.launch(loaded);
+  }
+
+  /**
+   * Re-reads the file. Invalid → reported, the running version keeps running. Valid and
+   * different → the old version drains, then the new one starts.
+   */
+  reload(): Promise<ReloadResult> {
+    const next = this.changing.then(() => this.reloadNow());
+    this.changing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
+    if (this.stopped) return { at: new Date().toISOString(), result: 'unchanged' };
+    const at = new Date().toISOString();
+    let def: PipelineDefinition;
+    try {
+      def = await this.load();
+    } catch (err) {
+      const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
+      this.lastReloadValue = { at, result: 'invalid', error };
+      this.options.metrics?.reload(this.name, 'invalid');
+      this.options.log.error({ pipeline: this.name, file: this.file, err: error, running: this.version?.def.hash ?? null }, 'reload rejected: invalid pipeline file; the running version keeps running');
+      if (!this.version) this.stateValue = 'invalid';
+      return this.lastReloadValue;
+    }
+    if (this.version && this.version.def.hash === def.hash) return { at, result: 'unchanged', hash: def.hash };
+    const from = this.version?.def.hash;
+    if (this.version) await this.retire(this.version);
+    if (this.stopped) return { at, result: 'unchanged' };
+    this.launch(def);
+    this.lastReloadValue = { at, result: 'ok', hash: def.hash };
+    this.options.metrics?.reload(def.name, 'ok');
+    this.options.log.info({ pipeline: def.name, file: this.file, from: from ?? null, to: def.hash }, from ? 'pipeline reloaded' : 'pipeline loaded');
+    return this.lastReloadValue;
+  }
+
+  /** Stops intake, lets in-flight items finish (drain timeout, then abort), closes. */
+  stop(drainTimeoutMs?: number): Promise<void> {
+    this.stopped = true;
+    const next = this.changing.then(async () => {
+      if (this.version) await this.retire(this.version, drainTimeoutMs);
+      this.stateValue = 'stopped';
+      this.doneResolve();
+    });
+    this.changing = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Aborts in-flight items now; nothing half-written is committed. */
+  abortNow(): void {
+    this.stopped = true;
+    if (!this.version) return;
+    this.version.stop.abort();
+    this.version.runner.abortNow();
+  }
+
+  private load(): Promise<PipelineDefinition> {
+    const { registry, vars, stateDir } = this.options;
+    return loadPipelineFile(this.file, { registry, vars, stateDir }).then((def) => {
+      scheduleOf(def.trigger); // a bad cron expression is a config error too
+      return def;
+    });
+  }
+
+  private launch(def: PipelineDefinition): void {
+    const schedule = this.options.once ? scheduleOf(undefined) : scheduleOf(def.trigger);
+    const stop = new AbortController();
+    const version = { def, schedule, stop } as Version;
+    this.version = version;
+    this.stateValue = 'starting';
+    version.loop = this.loop(version).catch((err) => {
+      this.stateValue = 'failed';
+      this.lastError = errorMessage(err);
+      this.doneReject(err);
+    });
+  }
+
+  private async loop(v: Version): Promise<void> {
+    const log = this.options.log.child({ pipeline: v.def.name });
+    v.ledger = await SqliteLedger.open(v.def.stateDir);
+    v.runner = new PipelineRunner(v.def, {
+      ledger: v.ledger,
+      log: this.options.log,
+      dryRun: this.options.dryRun,
+      force: this.options.force,
+      trackProgress: this.options.trackProgress,
+    });
+    this.observe(v.runner, v.def.name);
+    // Before anything lists: the counting listing and the pass must not both create plugins.
+    await v.runner.start();
+    log.info({ file: this.file, hash: v.def.hash, trigger: v.schedule.description }, 'pipeline started');
+    let due = new Date();
+    for (;;) {
+      if (v.stop.signal.aborted) return;
+      this.stateValue = 'running';
+      this.nextPassAt = undefined;
+      this.passValue = { startedAt: Date.now(), done: 0, failed: 0, skipped: 0, bytesIn: 0, bytesOut: 0, total: 0, totalBytes: 0, counted: false };
+      if (this.options.trackProgress) void this.countTotals(v, this.passValue);
+      let summary: RunSummary | undefined;
+      try {
+        summary = await v.runner.runPass();
+      } catch (err) {
+        if (v.schedule.nextAfter(due) === undefined) throw err; // one-shot: the caller reports it
+        this.lastError = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
+        log.error({ err: this.lastError }, 'pass failed; the next one runs at its due time');
+      }
+      if (summary) this.passFinished(summary);
+      if (v.stop.signal.aborted) return;
+      const { skipped, next } = skipMissed(v.schedule, due, new Date());
+      if (skipped > 0) {
+        this.totals.passesSkipped += skipped;
+        this.options.metrics?.passSkipped(v.def.name, skipped);
+        log.warn({ skipped, trigger: v.schedule.description }, 'the pass ran past its next due time: skipped, passes never overlap');
+      }
+      if (!next) {
+        this.stateValue = 'finished';
+        this.doneResolve();
+        return;
+      }
+      this.stateValue = 'waiting';
+      this.nextPassAt = next;
+      await sleep(Math.max(0, next.getTime() - Date.now()), v.stop.signal).catch(() => undefined);
+      due = next;
+    }
+  }
+
+  /**
+   * For the progress display only: a second, counting listing gives files/total and an ETA.
+   * Not for watching sources, whose listing never ends.
+   */
+  private async countTotals(v: Version, pass: PassProgress): Promise<void> {
+    if (v.def.sources.some((s) => s.config.watch === true)) return;
+    try {
+      for await (const { item } of v.runner.list()) {
+        pass.total++;
+        pass.totalBytes += item.size ?? 0;
+      }
+      pass.counted = true;
+    } catch {
+      // the pass itself reports listing errors
+    }
+  }
+
+  private passFinished(summary: RunSummary): void {
+    this.lastPassValue = summary;
+    this.totals.passes++;
+    this.totals.filtered += summary.filtered;
+    this.options.metrics?.itemOutcome(summary.pipeline, 'filtered', summary.filtered);
+    this.options.onSummary?.(summary, this);
+  }
+
+  private observe(runner: PipelineRunner, pipeline: string): void {
+    const metrics = this.options.metrics;
+    runner.on('item:done', (e) => {
+      this.totals.ok++;
+      this.totals.bytesIn += e.bytesIn;
+      this.totals.bytesOut += e.bytes;
+      if (this.passValue) {
+        this.passValue.done++;
+        this.passValue.bytesIn += e.bytesIn;
+        this.passValue.bytesOut += e.bytes;
+      }
+      this.lastSuccessAt = new Date().toISOString();
+      const now = Date.now();
+      this.recentDone.push({ t: now, bytes: e.bytes });
+      while (this.recentDone.length > 0 && now - this.recentDone[0].t > RATE_WINDOW_MS) this.recentDone.shift();
+      metrics?.itemDone(pipeline, e.ms, e.bytesIn, e.bytes);
+    });
+    runner.on('item:failed', (e) => {
+      this.totals.failed++;
+      if (this.passValue) this.passValue.failed++;
+      this.failures.unshift({ at: new Date().toISOString(), source: e.source, path: e.path, code: e.code, error: e.error });
+      this.failures.length = Math.min(this.failures.length, MAX_FAILURES);
+      metrics?.itemOutcome(pipeline, 'failed');
+    });
+    runner.on('item:skipped', () => {
+      this.totals.skipped++;
+      if (this.passValue) this.passValue.skipped++;
+      metrics?.itemOutcome(pipeline, 'skipped');
+    });
+    runner.on('item:retry', () => {
+      this.totals.retries++;
+      metrics?.retry(pipeline);
+    });
+  }
+
+  /** Ends a version: intake stops, its pass returns (drained or aborted), then it is closed. */
+  private async retire(v: Version, drainTimeoutMs = v.def.policy.drainTimeoutMs): Promise<void> {
+    if (this.version === v) this.stateValue = 'draining';
+    const log = this.options.log.child({ pipeline: v.def.name });
+    const inFlight = v.runner?.activeItems ?? 0;
+    if (inFlight > 0) log.info({ inFlight, hash: v.def.hash }, 'draining: in-flight items finish, no new ones start');
+    v.stop.abort();
+    v.runner?.stopIntake();
+    const timeout = new AbortController(); // cancelled once drained: a pending timer would keep the process alive
+    const settled = await Promise.race([
+      v.loop.then(() => true),
+      sleep(drainTimeoutMs, timeout.signal).then(
+        () => false,
+        () => true,
+      ),
+    ]);
+    timeout.abort();
+    if (!settled) {
+      log.warn({ drainTimeoutMs }, 'drain timeout: aborting in-flight items (they are redone later, nothing half-written is kept)');
+      v.runner?.abortNow();
+      await v.loop;
+    }
+    await v.runner?.close();
+    await v.ledger?.close();
+    if (this.version === v) this.version = undefined;
+    log.info({ hash: v.def.hash }, 'pipeline version stopped');
+  }
+
+  /** Everything /status and the status page show about this pipeline. */
+  status() {
+    const now = Date.now();
+    const recent = this.recentDone.filter((d) => now - d.t <= RATE_WINDOW_MS);
+    const span = recent.length > 0 ? Math.max(1, now - Math.min(recent[0].t, now - 1000)) / 1000 : 1;
+    const def = this.version?.def;
+    return {
+      name: this.name,
+      file: this.file,
+      state: this.stateValue,
+      hash: def?.hash ?? null,
+      trigger: this.version?.schedule.description ?? null,
+      nextPassAt: this.nextPassAt?.toISOString() ?? null,
+      inFlight: (this.version?.runner?.inFlightItems ?? []).map((i) => ({
+        source: i.source,
+        path: i.path,
+        size: i.size ?? null,
+        bytesRead: i.bytesRead,
+        progress: i.size ? Math.min(1, i.bytesRead / i.size) : null,
+        ms: Math.round(i.ms),
+      })),
+      inFlightCount: this.inFlight,
+      totals: { ...this.totals },
+      throughput: {
+        filesPerMinute: Math.round((recent.length / span) * 60 * 10) / 10,
+        bytesPerSecond: Math.round(recent.reduce((n, d) => n + d.bytes, 0) / span),
+      },
+      lastSuccessAt: this.lastSuccessAt ?? null,
+      lastPass: this.lastPassValue
+        ? {
+            ok: this.lastPassValue.ok,
+            failed: this.lastPassValue.failed,
+            skipped: this.lastPassValue.skipped,
+            durationMs: Math.round(this.lastPassValue.durationMs),
+          }
+        : null,
+      lastError: this.lastError ?? null,
+      lastReload: this.lastReloadValue ?? null,
+      recentFailures: [...this.failures],
+    };
+  }
+}
+
+export type PipelineStatus = ReturnType<PipelineSupervisor['status']>;
