@@ -147,6 +147,11 @@ export interface SinkInstance {
    */
   readonly needsSha256?: boolean;
   /**
+   * True when `SinkCommit.sha256` comes from the backend (a checksum the server computed):
+   * the runtime then hashes while streaming to compare, even with `verify: size`.
+   */
+  readonly reportsSha256?: boolean;
+  /**
    * Consumes `body` completely and makes the object visible atomically, only after the stream
    * ended cleanly. On any error: nothing visible at the destination, temp data removed, reject.
    */

@@ -661,7 +661,8 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     const toWrite = pending.filter((p) => !copied.includes(p));
     if (toWrite.length > 0 && this.canWriteWhole(item, toWrite, job)) {
       const data = await job.source.instance.readAll!(item, job.signal);
-      const sent = { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+      const sha256 = this.wantsSha256(toWrite) ? createHash('sha256').update(data).digest('hex') : undefined;
+      const sent = { bytes: data.length, sha256 };
       for (const p of toWrite) {
         const commit = await this.guardSink(p.sink, context, () =>
           p.sink.instance.writeBuffer!({ item, destination, data, size: data.length, sha256: sent.sha256, signal: job.signal }),
@@ -696,6 +697,15 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     );
   }
 
+  /**
+   * sha256 is computed while streaming only when something compares it: a sink verifying by
+   * sha256, or one whose backend reports a checksum. Hashing runs at about the speed of a
+   * page-cache copy, so hashing unconditionally would halve local throughput for nothing.
+   */
+  private wantsSha256(targets: Array<{ sink: SinkRuntime }>): boolean {
+    return targets.some((t) => t.sink.verify === 'sha256' || t.sink.instance.reportsSha256 === true);
+  }
+
   private async streamToSinks(
     item: Item,
     destination: string,
@@ -716,7 +726,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       body = createReadStream(spooled, { highWaterMark: STREAM_CHUNK });
     }
     try {
-      const tap = new HashTap();
+      const tap = new HashTap(this.wantsSha256(targets) ? 'sha256' : null);
       const flowing = pipeThrough(body, tap);
       if (targets.length === 0) {
         // Every sink already has this entry from an earlier attempt: just consume the bytes.
