@@ -35,6 +35,8 @@ export interface SupervisorOptions {
   /** Count bytes read per in-flight item (progress display, /status). */
   trackProgress?: boolean;
   onSummary?: (summary: RunSummary, supervisor: PipelineSupervisor) => void;
+  /** Log starts and stops of versions at info (long-running modes) rather than debug. */
+  announce?: boolean;
 }
 
 export interface ReloadResult {
@@ -226,7 +228,8 @@ export class PipelineSupervisor {
     this.observe(v.runner, v.def.name);
     // Before anything lists: the counting listing and the pass must not both create plugins.
     await v.runner.start();
-    log.info({ file: this.file, hash: v.def.hash, trigger: v.schedule.description }, 'pipeline started');
+    const announce = this.options.announce || v.schedule.description !== 'once';
+    log[announce ? 'info' : 'debug']({ file: this.file, hash: v.def.hash, trigger: v.schedule.description }, 'pipeline started');
     let due = new Date();
     for (;;) {
       if (v.stop.signal.aborted) return;
@@ -347,7 +350,7 @@ export class PipelineSupervisor {
     await v.runner?.close();
     await v.ledger?.close();
     if (this.version === v) this.version = undefined;
-    log.info({ hash: v.def.hash }, 'pipeline version stopped');
+    log[this.options.announce || v.schedule.description !== 'once' ? 'info' : 'debug']({ hash: v.def.hash }, 'pipeline version stopped');
   }
 
   /** Everything /status and the status page show about this pipeline. */

@@ -119,5 +119,7 @@ export class Host {
     this.progress?.stop();
     await this.server?.close();
     await this.closeLog();
+    // Aborted on purpose: a plugin's leftover timer or socket must not hold the exit back.
+    if (this.aborted) process.exit(130);
   }
 }

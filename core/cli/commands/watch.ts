@@ -63,6 +63,7 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
       stateDir: opts.stateDir,
       metrics: host.metrics,
       trackProgress: true,
+      announce: true,
       onSummary,
     });
     byFile.set(file, supervisor);
