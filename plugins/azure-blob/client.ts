@@ -2,10 +2,11 @@
  * What the azure_blob source and sink share: connection options (connection string, account
  * key, or SAS), the client factory (the Azure SDK is imported lazily), error classification.
  */
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
+import { STREAM_CHUNK } from '../../core/streams.js';
 import { registerSecret } from '../../core/observe/redact.js';
 import { Secret } from '../../core/schema-fragments.js';
 import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
@@ -213,7 +214,31 @@ export async function downloadBlob(
     abortSignal: options.signal,
     conditions: options.ifMatch ? { ifMatch: options.ifMatch } : undefined,
   });
-  return response.readableStreamBody as Readable;
+  return relabelDroppedDownload(response.readableStreamBody as Readable, azureLocation(conn, blob), options.signal);
+}
+
+/**
+ * The SDK's download stream turns a connection dropped mid-body (the response's `aborted`
+ * event) into an `AbortError`, which reads like a cancelled run and is never retried. When our
+ * own signal did not fire, it is a network failure: report it as a retryable one.
+ */
+export function relabelDroppedDownload(body: Readable, location: string, signal?: AbortSignal): Readable {
+  const out = new PassThrough({ highWaterMark: STREAM_CHUNK });
+  body.once('error', (err: Error) => {
+    const dropped = err?.name === 'AbortError' && !signal?.aborted;
+    out.destroy(
+      dropped
+        ? new SluiceError('SLUICE_E_SOURCE', `download of ${location} was cut off: the connection dropped mid-body`, {
+            cause: err,
+            retryable: true,
+          })
+        : err,
+    );
+  });
+  out.once('close', () => {
+    if (!body.destroyed) body.destroy();
+  });
+  return body.pipe(out);
 }
 
 /**
