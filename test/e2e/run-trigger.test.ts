@@ -3,10 +3,11 @@
  * overlap, --once, SIGTERM drains and exits 0, a second signal aborts (130) with nothing
  * half-committed, log files with rotation and an errors-only file, /metrics and /healthz.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, type SluiceProcess, startSluice, until } from '../helpers/sluice-process.js';
+import { freePort, SLUICE_BIN, type SluiceProcess, startSluice, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
@@ -180,4 +181,25 @@ describe('log files', () => {
     expect(await run.exited).toBe(2);
     expect(run.stderr()).toContain('--log-rotate takes a size (10MiB) or "daily", got "weekly"');
   });
+});
+
+describe('progress on a TTY', () => {
+  it('draws a live progress line per pipeline (through a real pseudo-terminal)', () => {
+    ws = makeWorkspace('sluice-tty-');
+    for (let i = 0; i < 12; i++) ws.write(`in/f${i}.bin`, Buffer.alloc(100_000, i));
+    ws.pipeline('name: tty\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\npolicy:\n  rate_limit: { per_second: 20 }\n', 'tty.yaml');
+    // util-linux `script` gives the child a pseudo-terminal, as a user's shell would.
+    const r = spawnSync('script', ['-qec', `stty rows 40 cols 160; ${JSON.stringify(process.execPath)} ${JSON.stringify(SLUICE_BIN)} run tty.yaml`, '/dev/null'], {
+      cwd: ws.dir,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' },
+    });
+    expect(r.status).toBe(0);
+    const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    expect(screen).toMatch(/tty \[[█░]{20}\] \d+\/12 files {2}[\d.]+ (KiB|MiB) {2}[\d.]+ (KiB|MiB)\/s ETA [\d.]+m?s/);
+    expect(screen).toMatch(/tty \[█{20}\] 12\/12 files .* done/);
+    expect(screen).toContain('tty: 12 ok, 0 failed');
+    expect(screen).not.toContain('"level"'); // human output on a TTY, not JSON
+    expect(r.stdout).not.toMatch(/\x1b\[(1|3[0-7])m/); // NO_COLOR: no colours, only cursor control
+  }, 30_000);
 });
