@@ -221,12 +221,41 @@ function remoteStat(stats: Stats): RemoteStat {
 
 class SftpConnection implements RemoteConnection {
   private dead = false;
+  /** Called once when the session dies: operations in flight on it fail instead of hanging. */
+  private readonly lostListeners = new Set<(err: Error) => void>();
 
   private constructor(
     private readonly client: SftpClient,
     private readonly sftp: SFTPWrapper,
     private readonly settings: SftpSettings,
-  ) {}
+  ) {
+    sftp.once('close', () => this.markLost());
+    sftp.once('end', () => this.markLost());
+  }
+
+  /**
+   * ssh2 silently drops any SFTP request sent after the channel closed and never calls its
+   * callback (it only fails the requests pending at the moment of the close), so a write or a
+   * handle close issued on a session that just died would wait forever: fail them here.
+   */
+  private markLost(): void {
+    if (this.dead && this.lostListeners.size === 0) return;
+    this.dead = true;
+    const err = Object.assign(new Error('SFTP connection lost'), { code: 'ERR_NOT_CONNECTED' });
+    const listeners = [...this.lostListeners];
+    this.lostListeners.clear();
+    for (const listener of listeners) listener(err);
+  }
+
+  /** Calls `listener` if the session dies before the returned function is called. */
+  private onLost(listener: (err: Error) => void): () => void {
+    if (this.dead) {
+      queueMicrotask(() => listener(Object.assign(new Error('SFTP connection lost'), { code: 'ERR_NOT_CONNECTED' })));
+      return () => {};
+    }
+    this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
+  }
 
   get alive(): boolean {
     return !this.dead;
@@ -238,7 +267,7 @@ class SftpConnection implements RemoteConnection {
     let hostKeyRefused = false;
     let connection: SftpConnection | undefined;
     const markDead = () => {
-      if (connection) connection.dead = true;
+      connection?.markLost();
     };
     // The library's default listeners print to the console; ours only mark the session dead.
     const client = new Client('sluice', { error: markDead, end: markDead, close: markDead });
@@ -308,9 +337,15 @@ class SftpConnection implements RemoteConnection {
         fail(Object.assign(new Error('not connected'), { code: 'ERR_NOT_CONNECTED' }));
         return;
       }
+      const off = this.onLost(fail);
       try {
-        run((err, value) => (err ? fail(err) : resolvePromise(value as T)));
+        run((err, value) => {
+          off();
+          if (err) fail(err);
+          else resolvePromise(value as T);
+        });
       } catch (err) {
+        off();
         fail(err);
       }
     });
@@ -366,8 +401,10 @@ class SftpConnection implements RemoteConnection {
       wrapped.destroy(failure);
     });
     stream.pipe(wrapped);
+    const off = this.onLost((err) => stream.destroy(err));
     // Closed by the end of the data, a failure, or a consumer that stopped early.
     wrapped.once('close', () => {
+      off();
       if (!stream.destroyed) stream.destroy();
       onDone(failure);
     });
@@ -377,6 +414,7 @@ class SftpConnection implements RemoteConnection {
   async upload(path: string, body: Readable): Promise<void> {
     await this.assertAlive('write', path);
     const out = this.sftp.createWriteStream(path, { flags: 'w', highWaterMark: STREAM_CHUNK });
+    const off = this.onLost((err) => out.destroy(err));
     try {
       await pipeline(body, out);
     } catch (err) {
@@ -387,6 +425,8 @@ class SftpConnection implements RemoteConnection {
         cause: err,
         retryable: isSftpRetryable(err),
       });
+    } finally {
+      off();
     }
   }
 
