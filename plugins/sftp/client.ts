@@ -414,7 +414,8 @@ class SftpConnection implements RemoteConnection {
   async upload(path: string, body: Readable): Promise<void> {
     await this.assertAlive('write', path);
     const out = this.sftp.createWriteStream(path, { flags: 'w', highWaterMark: STREAM_CHUNK });
-    const off = this.onLost((err) => out.destroy(err));
+    // ssh2's typings omit destroy's error argument; the stream is a Node Writable.
+    const off = this.onLost((err) => (out as unknown as { destroy(err: Error): void }).destroy(err));
     try {
       await pipeline(body, out);
     } catch (err) {
