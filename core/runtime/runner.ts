@@ -134,6 +134,12 @@ interface Job {
   /** `sink index \u0000 destination` committed in an earlier attempt of this run: not rewritten. */
   committed: Set<string>;
   plan: PlanEntry | undefined;
+  /**
+   * Figures steps reported during this attempt. Added to the summary only when the item
+   * succeeds: a retried attempt re-runs its steps, and counting each attempt inflated the
+   * compression ratio and space saved.
+   */
+  figures: SummaryFigure[];
 }
 
 const MAX_SLOWEST = 5;
@@ -255,13 +261,18 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         const dir = item.path.includes('/') ? item.path.slice(0, item.path.lastIndexOf('/') + 1) : '';
         return source.instance.openPath(dir + name, signal);
       },
+      // Reports made outside process() (none today); per-item ones go through the job.
       report: (figure: SummaryFigure) => {
-        if (figure.kind === 'compression' && this.currentSummary) {
-          this.currentSummary.compression.bytesIn += figure.bytesIn;
-          this.currentSummary.compression.bytesOut += figure.bytesOut;
-        }
+        if (this.currentSummary) this.addFigure(this.currentSummary, figure);
       },
     };
+  }
+
+  private addFigure(summary: RunSummary, figure: SummaryFigure): void {
+    if (figure.kind === 'compression') {
+      summary.compression.bytesIn += figure.bytesIn;
+      summary.compression.bytesOut += figure.bytesOut;
+    }
   }
 
   private currentSummary: RunSummary | undefined;
@@ -489,6 +500,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         filtered: 0,
         bytesIn: 0,
         committed,
+        figures: [],
         plan: this.options.dryRun
           ? { source: source.name, path: item.path, destinations: [], action: finalizeOnly ? 'finalize-only' : 'write' }
           : undefined,
@@ -518,6 +530,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         summary.filesWritten += job.leaves.length;
         summary.bytesOut += bytesOut;
         summary.bytesIn += this.hasByteSteps() ? job.bytesIn : bytesOut;
+        for (const figure of job.figures) this.addFigure(summary, figure);
         const ms = performance.now() - started;
         this.noteSlowest(summary, item.path, ms);
         this.emit('item:done', { source: source.name, path: item.path, ms, bytes: bytesOut, bytesIn: this.hasByteSteps() ? job.bytesIn : bytesOut });
@@ -606,7 +619,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     const context = { pipeline: this.def.name, step: step.ref.stepId, plugin: step.ref.name, item: `${item.source}:${item.path}` };
     let out: StepOutput;
     try {
-      out = await step.instance.process(item, { ...step.ctx, signal: job.signal });
+      out = await step.instance.process(item, { ...step.ctx, signal: job.signal, report: (figure) => job.figures.push(figure) });
     } catch (err) {
       throw wrapPluginError(err, context);
     }
