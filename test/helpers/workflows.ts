@@ -2,7 +2,7 @@
  * Shared by the seed-workflow tests (test/e2e/workflows): they run the runnable pipeline files
  * in pipelines/ as they are, pointed at test servers and temp folders through ${VAR}s.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
@@ -30,15 +30,35 @@ export interface CliResult {
   stderr: string;
 }
 
-/** `node bin/sluice.js <args>` with only PATH/HOME and `env` in its environment. */
-export function runCli(args: string[], cwd: string, env: Record<string, string>): CliResult {
-  const r = spawnSync(process.execPath, [SLUICE_BIN, ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    timeout: 60_000,
+/**
+ * `node bin/sluice.js <args>` with only PATH/HOME and `env` in its environment. Asynchronous:
+ * a test server living in the test process (the REST API) must keep serving meanwhile.
+ */
+export function runCli(args: string[], cwd: string, env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SLUICE_BIN, ...args], {
+      cwd,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`sluice ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr:\n${stderr.slice(-3000)}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** The env block that points a pipeline's s3 plugins at s3rver. */
