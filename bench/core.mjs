@@ -4,9 +4,9 @@
 //  2. 20,000 × 4 KiB files in 100 folders: Sluice vs `cp -r` and `rclone copy` (if installed)
 //  3. peak RSS of Sluice for a 2 GiB file
 // Usage: node bench/core.mjs [--quick]   (quick: 256 MiB / 5,000 files / 512 MiB, 1 round)
-import { closeSync, existsSync, linkSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { benchDir, fmt, has, machine, measure, median, sluiceBin, writeSection } from './lib/common.mjs';
+import { benchDir, fmt, has, machine, makeBigFile, measure, median, sluiceBin, writeSection } from './lib/common.mjs';
 
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 1 : 3;
@@ -15,23 +15,6 @@ const HUGE = (quick ? 512 : 2048) * 2 ** 20;
 const SMALL_FILES = quick ? 5000 : 20000;
 const data = join(benchDir, 'data', 'core');
 mkdirSync(data, { recursive: true });
-
-function makeBigFile(path, bytes) {
-  if (existsSync(path) && statSync(path).size === bytes) return;
-  const fd = openSync(path, 'w');
-  const line = (i) => `${i},${(i * 7919) % 100000},customer-${i % 9973},${(i * 0.37).toFixed(2)},2024-03-${String((i % 28) + 1).padStart(2, '0')}T12:00:00Z\n`;
-  let chunk = '';
-  let i = 0;
-  while (chunk.length < 4 * 2 ** 20) chunk += line(i++);
-  const buf = Buffer.from(chunk);
-  let written = 0;
-  while (written < bytes) {
-    const n = Math.min(buf.length, bytes - written);
-    writeSync(fd, buf, 0, n);
-    written += n;
-  }
-  closeSync(fd);
-}
 
 function makeSmallFiles(dir, n) {
   if (existsSync(join(dir, 'd99'))) return;

@@ -89,7 +89,7 @@ export const pgpDecryptPlugin = definePlugin({
     const engineName = await resolveEngine(cfg.engine as EngineName);
     const engine: DecryptEngine =
       engineName === 'gpg'
-        ? await (await import('./gpg-engine.js')).createGpgDecryptEngine(keys, ctx.tempDir)
+        ? await (await import('./gpg-engine.js')).createGpgDecryptEngine(keys)
         : await (await import('./openpgp-engine.js')).createOpenpgpDecryptEngine(keys);
     ctx.log.debug({ engine: engineName }, 'pgp_decrypt engine');
 

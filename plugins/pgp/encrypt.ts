@@ -61,7 +61,7 @@ export const pgpEncryptPlugin = definePlugin({
     const engineName = await resolveEngine(cfg.engine as EngineName);
     const engine: EncryptEngine =
       engineName === 'gpg'
-        ? await (await import('./gpg-engine.js')).createGpgEncryptEngine(keys, ctx.tempDir)
+        ? await (await import('./gpg-engine.js')).createGpgEncryptEngine(keys)
         : await (await import('./openpgp-engine.js')).createOpenpgpEncryptEngine(keys);
     const extension = cfg.armor ? '.asc' : '.gpg';
     return {

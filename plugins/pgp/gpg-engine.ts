@@ -43,8 +43,8 @@ export function outcomeFromStatus(result: GpgResult, allowed: ReadonlySet<string
   return outcome;
 }
 
-export async function createGpgDecryptEngine(keys: DecryptKeys, tempDir: string): Promise<DecryptEngine> {
-  const home = await GpgHome.create(tempDir);
+export async function createGpgDecryptEngine(keys: DecryptKeys): Promise<DecryptEngine> {
+  const home = await GpgHome.create();
   try {
     await home.importKeys([keys.privateKey]);
     const allowed = new Set(await home.importKeys(keys.verificationKeys));
@@ -109,8 +109,8 @@ export async function createGpgDecryptEngine(keys: DecryptKeys, tempDir: string)
   }
 }
 
-export async function createGpgEncryptEngine(keys: EncryptKeys, tempDir: string): Promise<EncryptEngine> {
-  const home = await GpgHome.create(tempDir);
+export async function createGpgEncryptEngine(keys: EncryptKeys): Promise<EncryptEngine> {
+  const home = await GpgHome.create();
   try {
     const recipientArgs: string[] = [];
     for (const [i, key] of keys.recipients.entries()) {

@@ -5,7 +5,8 @@
  * reports a failure only through its exit status, so the exit status gates the end of stream.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline, type Readable, type Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -151,13 +152,20 @@ export function gpgFilter(
   return { output, done };
 }
 
-/** A private GNUPGHOME under the pipeline's temp folder, removed (agent included) at close. */
+const HOME_PREFIX = 'sluice-gpg-';
+
+/**
+ * A private GNUPGHOME, removed (agent included) at close. It lives directly in the system temp
+ * folder, not under the pipeline's state folder: gpg-agent's socket path must fit in 108
+ * bytes, and a deep project path made `gpg --import` fail. Homes left by killed processes
+ * (they hold key material) are removed by the next one.
+ */
 export class GpgHome {
   private constructor(readonly dir: string) {}
 
-  static async create(parent: string): Promise<GpgHome> {
-    await mkdir(parent, { recursive: true });
-    const dir = await mkdtemp(join(parent, 'gnupg-'));
+  static async create(): Promise<GpgHome> {
+    await sweepDeadHomes();
+    const dir = await mkdtemp(join(tmpdir(), `${HOME_PREFIX}${process.pid}-`));
     await writeFile(join(dir, 'gpg.conf'), 'no-auto-key-retrieve\ntrust-model always\n', { mode: 0o600 });
     return new GpgHome(dir);
   }
@@ -182,5 +190,26 @@ export class GpgHome {
   async close(): Promise<void> {
     await execFileAsync('gpgconf', ['--homedir', this.dir, '--kill', 'all']).catch(() => {});
     await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function sweepDeadHomes(): Promise<void> {
+  const entries = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (!entry.startsWith(HOME_PREFIX)) continue;
+    const pid = Number(entry.slice(HOME_PREFIX.length).split('-')[0]);
+    if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
+    const dir = join(tmpdir(), entry);
+    await execFileAsync('gpgconf', ['--homedir', dir, '--kill', 'all']).catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
