@@ -76,7 +76,6 @@ export const azureBlobSink = definePlugin({
   examples: [
     {
       title: 'Land files under partners/ in the ingest container',
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: `${VAR}` is the pipeline's env interpolation
       yaml: 'connection_string: ${AZURE_STORAGE_CONNECTION_STRING}\ncontainer: ingest\nprefix: partners/\n',
     },
   ],

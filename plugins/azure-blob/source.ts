@@ -54,7 +54,6 @@ export const azureBlobSource = definePlugin({
   examples: [
     {
       title: 'Blobs under exports/, moved to done/ once delivered',
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: `${VAR}` is the pipeline's env interpolation
       yaml: 'connection_string: ${AZURE_STORAGE_CONNECTION_STRING}\ncontainer: partner\nprefix: exports/\nafter_success:\n  move_to: done/\n',
     },
   ],

@@ -14,7 +14,6 @@ export const ftpSink = definePlugin({
   examples: [
     {
       title: 'Implicit TLS with a private CA',
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: ${VAR} is pipeline YAML interpolation
       yaml: 'host: ftp.example.com\nusername: ${FTP_USER}\npassword: ${FTP_PASSWORD}\nsecure: implicit\nca_file: ./certs/partner-ca.pem\npath: /inbound\nif_exists: fail',
     },
   ],

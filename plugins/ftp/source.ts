@@ -21,7 +21,6 @@ export const ftpSource = definePlugin({
   examples: [
     {
       title: 'Explicit TLS (FTPES), zip exports only',
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: ${VAR} is pipeline YAML interpolation
       yaml: 'name: partner_a\nhost: ${PARTNER_A_HOST}\nusername: ${PARTNER_A_USER}\npassword: ${PARTNER_A_PASSWORD}\nsecure: explicit\npath: /exports\ninclude: ["*.zip"]',
     },
   ],

@@ -66,7 +66,6 @@ export const s3Source = definePlugin({
     },
     {
       title: 'An S3-compatible store with explicit credentials',
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: `${VAR}` is the pipeline's env interpolation
       yaml: 'bucket: exports\nendpoint: http://minio.internal:9000\naccess_key_id: ${MINIO_KEY}\nsecret_access_key: ${MINIO_SECRET}\nprefixes: [daily/, weekly/]\n',
     },
   ],

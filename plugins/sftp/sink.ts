@@ -20,7 +20,6 @@ export const sftpSink = definePlugin({
   examples: [
     {
       title: 'Password auth into a folder',
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: ${VAR} is pipeline YAML interpolation
       yaml: 'host: ${PARTNER_HOST}\nusername: ${PARTNER_USER}\npassword: ${PARTNER_PASSWORD}\nhost_key_sha256: ${PARTNER_HOST_KEY}\npath: /incoming\nif_exists: rename',
     },
   ],
