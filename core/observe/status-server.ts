@@ -31,7 +31,13 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
     if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
-    if (path === '/status') return send(200, 'application/json', `${JSON.stringify(options.status(), null, 2)}\n`);
+    if (path === '/status') {
+      try {
+        return send(200, 'application/json', `${JSON.stringify(options.status(), null, 2)}\n`);
+      } catch (err) {
+        return send(500, 'text/plain', `status failed: ${errorMessage(err)}\n`);
+      }
+    }
     if (path === '/') return send(200, 'text/html; charset=utf-8', STATUS_PAGE_HTML);
     if (path === '/metrics') {
       options.metrics.text().then(

@@ -130,7 +130,7 @@ export class PipelineSupervisor {
   }
 
   get inFlight(): number {
-    return this.version?.runner.activeItems ?? 0;
+    return this.version?.runner?.activeItems ?? 0; // the runner is made once the version's ledger is open
   }
 
   /** Loads the file and starts it; throws when the file is invalid (nothing is started). */
@@ -191,7 +191,7 @@ export class PipelineSupervisor {
     this.stopped = true;
     if (!this.version) return;
     this.version.stop.abort();
-    this.version.runner.abortNow();
+    this.version.runner?.abortNow();
   }
 
   private load(): Promise<PipelineDefinition> {

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, SLUICE_BIN, type SluiceProcess, startSluice, until } from '../helpers/sluice-process.js';
+import { SLUICE_BIN, statusPort, type SluiceProcess, startSluice, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
@@ -91,8 +91,8 @@ describe('sluice run with a trigger', () => {
       'name: slowpass\ntrigger: { every: 200ms }\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\npolicy:\n  concurrency: 1\n  rate_limit: { per_second: 4 }\n',
       'slowpass.yaml',
     );
-    const port = await freePort();
-    proc = startSluice(['run', 'slowpass.yaml', '--metrics-port', String(port)], ws.dir);
+    proc = startSluice(['run', 'slowpass.yaml', '--metrics-port', '0'], ws.dir);
+    const port = await statusPort(proc);
     const skipped = await proc.waitForLog((l) => String(l.msg).includes('skipped, passes never overlap'), 15_000, 'a skipped pass');
     expect(skipped.skipped).toBeGreaterThanOrEqual(2);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -121,8 +121,8 @@ describe('signals', () => {
   it('SIGTERM stops intake, lets the in-flight file finish, and exits 0', async () => {
     ws = makeWorkspace('sluice-signal-');
     slowPipeline(ws);
-    const port = await freePort();
-    proc = startSluice(['run', 'slow.yaml', '--metrics-port', String(port)], ws.dir);
+    proc = startSluice(['run', 'slow.yaml', '--metrics-port', '0'], ws.dir);
+    const port = await statusPort(proc);
     await until(() => inFlight(port).catch(() => 0), (n) => n === 1, 10_000, 'the file to be in flight');
     proc.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
@@ -134,8 +134,8 @@ describe('signals', () => {
   it('a second signal aborts at once (exit 130): nothing half-committed, the source untouched', async () => {
     ws = makeWorkspace('sluice-signal-');
     slowPipeline(ws);
-    const port = await freePort();
-    proc = startSluice(['run', 'slow.yaml', '--metrics-port', String(port)], ws.dir);
+    proc = startSluice(['run', 'slow.yaml', '--metrics-port', '0'], ws.dir);
+    const port = await statusPort(proc);
     await until(() => inFlight(port).catch(() => 0), (n) => n === 1, 10_000, 'the file to be in flight');
     const t0 = Date.now();
     proc.kill('SIGTERM');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, type SluiceProcess, startSluice, until } from '../helpers/sluice-process.js';
+import { statusPort, type SluiceProcess, startSluice, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -33,8 +33,8 @@ beforeAll(async () => {
     'orders.yaml',
   );
   ws.pipeline('name: reports\nsource:\n  local: { path: ./reports-in, watch: true, min_age: 100ms }\nsink:\n  local: { path: ./reports-out }\n', 'reports.yaml');
-  port = await freePort();
-  proc = startSluice(['watch', '.', '--metrics-port', String(port), '--debounce', '50'], ws.dir);
+  proc = startSluice(['watch', '.', '--metrics-port', '0', '--debounce', '50'], ws.dir);
+  port = await statusPort(proc);
   await until(() => listFiles(ws.path('orders-out')).length + listFiles(ws.path('reports-out')).length, (n) => n === 14, 20_000, 'both pipelines to copy their files');
   // An invalid edit: the page must show it was rejected and the old version kept.
   writeFileSync(ws.path('reports.yaml'), 'name: reports\nsource:\n  local: { path: ./reports-in, watch: yes please }\nsink:\n  local: { path: ./reports-out }\n');

@@ -1,6 +1,5 @@
 /** The `sluice` binary as a long-running child process: JSON log lines, waiting, signals, free ports. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 export const SLUICE_BIN = join(import.meta.dirname, '..', '..', 'bin', 'sluice.js');
@@ -80,15 +79,13 @@ export function startSluice(args: string[], cwd: string, env: Record<string, str
   };
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
+/**
+ * The port of the status server of a child started with `--metrics-port 0` (the OS picks a free
+ * one, so parallel test files never race for a port), read from its start-up log line.
+ */
+export async function statusPort(p: SluiceProcess): Promise<number> {
+  const line = await p.waitForLog((l) => typeof l.url === 'string' && String(l.msg).startsWith('status page'), 20_000, 'the status server');
+  return Number(new URL(String(line.url)).port);
 }
 
 export async function until<T>(probe: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
