@@ -129,5 +129,6 @@ export function describeFaults(label: string, summary: RunSummary, proxies: Faul
     }),
     { connections: 0, resets: 0, stalls: 0 },
   );
-  return `${label}: ${summary.ok} ok, ${summary.retries} retries, ${stats.connections} connections, ${stats.resets} resets, ${stats.stalls} stalls, ${Math.round(summary.durationMs)} ms`;
+  const failures = summary.failures.map((f) => `\n  failed ${f.path}: ${f.code} ${f.error}`).join('');
+  return `${label}: ${summary.ok} ok, ${summary.retries} retries, ${stats.connections} connections, ${stats.resets} resets, ${stats.stalls} stalls, ${Math.round(summary.durationMs)} ms${failures}`;
 }
