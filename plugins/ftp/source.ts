@@ -31,6 +31,7 @@ export const ftpSource = definePlugin({
       sourceName: config.name ?? 'ftp',
       root: config.path,
       recursive: config.recursive,
+      moveTo: typeof config.after_success === 'object' ? config.after_success.move_to : undefined,
       isRetryable: isFtpRetryable,
     });
   },

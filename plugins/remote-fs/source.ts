@@ -14,11 +14,18 @@ export interface RemoteSourceOptions {
   /** Folder listed (absolute, or relative to the login folder). */
   root: string;
   recursive: boolean;
+  /**
+   * The `after_success: {move_to}` folder. When it lies inside `root` it is never listed:
+   * otherwise every pass would take the moved files for new ones (new path, new identity) and
+   * process them again, moving them one folder deeper each time.
+   */
+  moveTo?: string;
   isRetryable: (err: unknown) => boolean | undefined;
 }
 
 export function createRemoteSource(options: RemoteSourceOptions): SourceInstance {
   const { pool, root } = options;
+  const moveTo = options.moveTo === undefined ? undefined : normalizeRemoteDir(options.moveTo);
 
   async function* list(signal: AbortSignal): AsyncGenerator<Item> {
     // Depth-first, one folder at a time, so the first items flow before the tree is walked.
@@ -32,7 +39,7 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
       for (const entry of entries) {
         const relPath = relDir === '' ? entry.name : `${relDir}/${entry.name}`;
         if (entry.type === 'directory') {
-          if (options.recursive) subdirs.push(relPath);
+          if (options.recursive && normalizeRemoteDir(joinRemote(root, relPath)) !== moveTo) subdirs.push(relPath);
         } else if (entry.type === 'file' && !isTempName(entry.name)) {
           const remotePath = joinRemote(root, relPath);
           yield createItem({
@@ -70,4 +77,10 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
     isRetryable: options.isRetryable,
     close: () => pool.close(),
   };
+}
+
+/** `a/b/`, `./a//b` → `a/b`; `/x/` → `/x`: folder paths in one spelling, for comparison. */
+function normalizeRemoteDir(path: string): string {
+  const normalized = posix.normalize(path);
+  return normalized.length > 1 && normalized.endsWith('/') ? normalized.slice(0, -1) : normalized;
 }

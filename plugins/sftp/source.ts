@@ -41,6 +41,7 @@ export const sftpSource = definePlugin({
       sourceName: config.name ?? 'sftp',
       root: config.path,
       recursive: config.recursive,
+      moveTo: typeof config.after_success === 'object' ? config.after_success.move_to : undefined,
       isRetryable: isSftpRetryable,
     });
   },
