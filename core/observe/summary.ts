@@ -18,6 +18,9 @@ export function formatSummary(s: RunSummary): string {
       `  compression: ${formatBytes(s.compression.bytesIn)} → ${formatBytes(s.compression.bytesOut)}, ratio ${ratio.toFixed(2)}:1, saved ${formatBytes(saved)} (${((saved / s.compression.bytesIn) * 100).toFixed(1)}%)`,
     );
   }
+  if (s.slowest.length > 0 && s.ok + s.failed > 1) {
+    lines.push(`  slowest: ${s.slowest.map((x) => `${x.path} (${formatDuration(x.ms)})`).join(', ')}`);
+  }
   for (const f of s.failures.slice(0, 20)) lines.push(`  FAILED ${f.source}:${f.path} [${f.code}] ${f.error}`);
   if (s.failures.length > 20) lines.push(`  … and ${s.failures.length - 20} more failures`);
   return lines.join('\n');

@@ -131,6 +131,8 @@ interface Job {
   leaves: Array<{ destination: string; locations: string[]; bytes: number }>;
   filtered: number;
   bytesIn: number;
+  /** The open() the step chain started from (the listed item's, or a counting wrapper). */
+  chainOpen?: Item['open'];
   /** `sink index \u0000 destination` committed in an earlier attempt of this run: not rewritten. */
   committed: Set<string>;
   plan: PlanEntry | undefined;
@@ -159,7 +161,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
   private readonly intake = new AbortController();
   private readonly work = new AbortController();
   private readonly tempRoot: string;
-  private started = false;
+  private starting: Promise<void> | undefined;
   private inFlight = 0;
   private readonly idleWaiters: Array<() => void> = [];
   private rate: RateLimiter | undefined;
@@ -212,9 +214,13 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
   }
 
   /** Creates every plugin instance. */
-  async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
+  start(): Promise<void> {
+    // Memoized: concurrent callers (a pass, a distributed worker, /status) share one start.
+    this.starting ??= this.createInstances();
+    return this.starting;
+  }
+
+  private async createInstances(): Promise<void> {
     for (const ref of this.def.sources) {
       const instance = await this.create<SourceInstance>(ref);
       const cfg = ref.config as { include?: string[]; exclude?: string[]; min_age?: string; after_success?: unknown };
@@ -290,7 +296,15 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     this.stopIntake();
     if (this.inFlight > 0) {
       const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-      const timedOut = await Promise.race([idle.then(() => false), sleep(drainTimeoutMs).then(() => true)]);
+      const timer = new AbortController();
+      const timedOut = await Promise.race([
+        idle.then(() => false),
+        sleep(drainTimeoutMs, timer.signal).then(
+          () => true,
+          () => false,
+        ),
+      ]);
+      timer.abort(); // a pending timer would keep the process alive after a clean drain
       if (timedOut) this.abortNow();
     }
   }
@@ -508,7 +522,9 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       try {
         if (!finalizeOnly) {
           if (!this.options.dryRun) this.ledger.record(this.def.name, id, { state: 'seen', attempts: attempt });
-          await this.runChain(this.countedRoot(item, job), 0, job);
+          const chainRoot = this.countedRoot(item, job);
+          job.chainOpen = chainRoot.open;
+          await this.runChain(chainRoot, 0, job);
           if (job.leaves.length === 0 && job.filtered > 0) {
             summary.filtered++;
             if (job.plan) summary.plan.push({ ...job.plan, action: 'filtered' });
@@ -673,7 +689,9 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     }
     const toWrite = pending.filter((p) => !copied.includes(p));
     if (toWrite.length > 0 && this.canWriteWhole(item, toWrite, job)) {
-      const data = await job.source.instance.readAll!(item, job.signal);
+      // The listed item, not `item`: a rename step changes the path but not the bytes, and a
+      // source reads by the path it listed.
+      const data = await job.source.instance.readAll!(job.root, job.signal);
       const sha256 = this.wantsSha256(toWrite) ? createHash('sha256').update(data).digest('hex') : undefined;
       const sent = { bytes: data.length, sha256 };
       for (const p of toWrite) {
@@ -702,7 +720,8 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
    */
   private canWriteWhole(item: Item, targets: Array<{ sink: SinkRuntime }>, job: Job): boolean {
     return (
-      item.open === job.root.open &&
+      item.open === job.chainOpen &&
+      !this.hasByteSteps() &&
       item.size !== undefined &&
       item.size <= WHOLE_FILE_LIMIT &&
       job.source.instance.readAll !== undefined &&
