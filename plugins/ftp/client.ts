@@ -81,7 +81,8 @@ export async function ftpSettings(
   registerSecret(config.password);
   const secure = config.secure === true ? 'explicit' : config.secure;
   const tls: ConnectionOptions = { rejectUnauthorized: !config.insecure_tls };
-  if (config.ca_file !== undefined) {
+  // Empty counts as unset, so that `ca_file: ${FTP_CA_FILE:-}` keeps the system CAs by default.
+  if (config.ca_file !== undefined && config.ca_file !== '') {
     const file = resolve(ctx.baseDir, config.ca_file);
     try {
       tls.ca = await readFile(file);
