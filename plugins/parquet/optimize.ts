@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, open as openFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Type } from '@sinclair/typebox';
@@ -52,6 +52,40 @@ const config = Type.Object(
 
 type DuckDB = typeof import('@duckdb/node-api');
 type Connection = Awaited<ReturnType<Awaited<ReturnType<DuckDB['DuckDBInstance']['create']>>['connect']>>;
+
+const PARQUET_MAGIC = 'PAR1';
+
+/**
+ * A Parquet file starts and ends with `PAR1`. Checking it first turns an empty or non-Parquet
+ * file into a one-line message instead of DuckDB's multi-line error quoting the spool path.
+ */
+async function assertParquetMagic(path: string, itemPath: string): Promise<void> {
+  const handle = await openFile(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const head = Buffer.alloc(4);
+    const tail = Buffer.alloc(4);
+    if (size >= 12) {
+      await handle.read(head, 0, 4, 0);
+      await handle.read(tail, 0, 4, size - 4);
+    }
+    if (head.toString('latin1') !== PARQUET_MAGIC || tail.toString('latin1') !== PARQUET_MAGIC) {
+      throw new SluiceError(
+        'SLUICE_E_BAD_DATA',
+        `"${itemPath}" is not a Parquet file (${size} bytes, the PAR1 marker is missing at its start or end)`,
+        { retryable: false },
+      );
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** DuckDB's first line, with the spool path replaced by the item's path. */
+function duckdbMessage(err: unknown, spoolPath: string, itemPath: string): string {
+  const first = String((err as Error)?.message ?? err).split('\n')[0];
+  return first.split(spoolPath).join(itemPath);
+}
 
 async function rows(connection: Connection, sql: string): Promise<Record<string, unknown>[]> {
   return (await connection.runAndReadAll(sql)).getRowObjectsJS() as Record<string, unknown>[];
@@ -124,7 +158,7 @@ export const parquetOptimizePlugin = definePlugin({
         if (err instanceof SluiceError) throw err;
         throw new SluiceError(
           'SLUICE_E_BAD_DATA',
-          `cannot rewrite "${itemPath}" as Parquet: ${(err as Error).message}`,
+          `cannot rewrite "${itemPath}" as Parquet: ${duckdbMessage(err, input, itemPath)}`,
           {
             cause: err,
             retryable: false,
@@ -160,6 +194,7 @@ export const parquetOptimizePlugin = definePlugin({
                   retryable: false,
                 });
               }
+              await assertParquetMagic(input, item.path);
               const downcasts = await rewrite(input, output, item.path);
               const bytesOut = (await stat(output)).size;
               stepCtx.report({ kind: 'compression', bytesIn, bytesOut });

@@ -130,6 +130,11 @@ export function gpgFilter(
 ): { output: Readable; done: Promise<GpgResult> } {
   const { child, done } = spawnGpg(home, args, options);
   let inputError: Error | undefined;
+  // gpg says only "Unknown system error" about an empty input: count what it was given.
+  let bytesIn = 0;
+  input.on('data', (chunk: Buffer) => {
+    bytesIn += chunk.length;
+  });
   pipeline(input, child.stdin as Writable, (err) => {
     // EPIPE means gpg stopped reading: its exit status says why.
     if (err && (err as NodeJS.ErrnoException).code !== 'EPIPE') {
@@ -141,6 +146,7 @@ export function gpgFilter(
     const result = await done;
     if (inputError) throw inputError;
     if (result.code === 0 || options.accept?.(result)) return;
+    if (bytesIn === 0) throw new SluiceError('SLUICE_E_BAD_DATA', `${options.what} failed (gpg): the input is empty`, { retryable: false });
     throw gpgFailure(result, options.what);
   };
   const output = pipeline(child.stdout as Readable, new EndGate(verdict), () => {}) as unknown as Readable;
