@@ -252,6 +252,16 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   }
   if (shape.trigger && (shape.trigger as TriggerT).every && (shape.trigger as TriggerT).cron) {
     problem('/trigger', 'give either `every` or `cron`, not both');
+  } else if (shape.trigger) {
+    // Checked at load, not only when `run` starts, so `validate` rejects a bad cron expression
+    // too and the message carries file:line:col. Imported lazily: cron-parser is not small.
+    const { scheduleOf } = await import('../runtime/trigger.js');
+    try {
+      scheduleOf(shape.trigger as TriggerT);
+    } catch (err) {
+      const jsonPath = err instanceof SluiceError ? err.context.jsonPath : undefined;
+      problem(jsonPath ?? '/trigger', (err as Error).message);
+    }
   }
   if (errors.length > 0) throw new ConfigErrors(errors);
 

@@ -96,7 +96,7 @@ function describe(e: ErrorObject): SchemaProblem {
     }
     case 'anyOf':
     case 'oneOf':
-      return { path, message: `${showValue(e.data)} is not valid here: expected ${alternatives(e.schema as TSchema[])}` };
+      return { path, message: `${showValue(e.data)} is not valid here: expected ${alternatives(e.schema as TSchema[], (e.parentSchema as TSchema | undefined)?.examples)}` };
     case 'const':
       return { path, message: `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` };
     case 'enum':
@@ -128,12 +128,14 @@ function describe(e: ErrorObject): SchemaProblem {
   }
 }
 
-function alternatives(branches: TSchema[]): string {
+/** `unionExamples`: a Duration/Size union carries its examples on the union, not its string branch. */
+function alternatives(branches: TSchema[], unionExamples?: unknown): string {
   const parts = branches.map((b) => {
+    const examples = b.examples ?? unionExamples;
     if (b.const !== undefined) return JSON.stringify(b.const);
     if (b.enum) return (b.enum as unknown[]).map((v) => JSON.stringify(v)).join(' | ');
     if (b.type === 'object' && b.properties) return `{${Object.keys(b.properties).join(', ')}}`;
-    if (b.type === 'string' && b.pattern && Array.isArray(b.examples)) return `a string like ${(b.examples as string[]).slice(0, 3).join(', ')}`;
+    if (b.type === 'string' && b.pattern && Array.isArray(examples)) return `a string like ${(examples as string[]).slice(0, 3).join(', ')}`;
     return b.type ? `a ${b.type}` : 'another form';
   });
   return [...new Set(parts)].join(' | ');
