@@ -152,6 +152,7 @@ const MOVED = [
 describe('octo-acme workflow', () => {
   it('decrypts, unpacks and files every good drop by type; the tampered one fails for good', async () => {
     const summary = await runWorkflow('octo-sftp-to-s3', env, { stateDir: ws.path('state') });
+    expect(summary.failures.filter((f) => !f.path.startsWith('broken')).map((f) => `${f.path}: ${f.code} ${f.error}`)).toEqual([]);
     expect(summary).toMatchObject({ ok: MOVED.length, failed: 1, filesWritten: expected.size, filtered: 1, retries: 0 });
     expect(summary.failures).toEqual([expect.objectContaining({ source: 'sftp', path: 'broken_20240311.csv.gz.gpg', code: 'SLUICE_E_BAD_DATA' })]);
 
