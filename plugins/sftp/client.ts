@@ -393,7 +393,10 @@ class SftpConnection implements RemoteConnection {
     // ssh2's stream errors name no file: relay through a stream whose errors say which one.
     const wrapped = new PassThrough({ highWaterMark: STREAM_CHUNK });
     let failure: SluiceError | undefined;
-    stream.once('error', (err: unknown) => {
+    // `on`, not `once`: ssh2 can emit a second error (e.g. "No response from server" when the
+    // channel closes) after the first, and an unheard one would crash the process.
+    stream.on('error', (err: unknown) => {
+      if (failure) return;
       failure = new SluiceError(this.settings.errorCode, `SFTP read ${path} failed: ${reasonOf(err)}`, {
         cause: err,
         retryable: isSftpRetryable(err),
@@ -416,6 +419,8 @@ class SftpConnection implements RemoteConnection {
     const out = this.sftp.createWriteStream(path, { flags: 'w', highWaterMark: STREAM_CHUNK });
     // ssh2's typings omit destroy's error argument; the stream is a Node Writable.
     const off = this.onLost((err) => (out as unknown as { destroy(err: Error): void }).destroy(err));
+    // pipeline() handles the first error; ssh2 may emit more after it gave up on the stream.
+    out.on('error', () => {});
     try {
       await pipeline(body, out);
     } catch (err) {

@@ -55,7 +55,13 @@ export function listFiles(root: string): string[] {
     }
     for (const e of entries) {
       const abs = join(d, e);
-      if (statSync(abs).isDirectory()) walk(abs);
+      let isDir: boolean;
+      try {
+        isDir = statSync(abs).isDirectory();
+      } catch {
+        continue; // removed while we listed (a running pipeline moves files away)
+      }
+      if (isDir) walk(abs);
       else out.push(relative(root, abs).split('\\').join('/'));
     }
   };
