@@ -4,7 +4,7 @@ import { deriveItem } from '../../core/item.js';
 import { registerSecret } from '../../core/observe/redact.js';
 import { definePlugin } from '../../core/plugin-api.js';
 import { Secret } from '../../core/schema-fragments.js';
-import { EngineField, type EncryptEngine, type EngineName, resolveEngine } from './engines.js';
+import { type EncryptEngine, EngineField, type EngineName, resolveEngine } from './engines.js';
 import { loadPublicKeys, publicKeyFields, readKeyFile } from './key-material.js';
 
 const config = Type.Object(

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
+import { SluiceError } from '../../core/errors.js';
 import type { DecryptEngine, DecryptKeys, EncryptEngine, EncryptKeys } from './engines.js';
 import { GpgHome, type GpgResult, gpgFilter, hasStatus, spawnGpg } from './gpg.js';
 import type { SignatureOutcome } from './signatures.js';
@@ -43,11 +44,36 @@ export function outcomeFromStatus(result: GpgResult, allowed: ReadonlySet<string
   return outcome;
 }
 
+/**
+ * Decrypts a message to our own key once, so a wrong passphrase is a clear config error when
+ * the pipeline starts rather than a failure of every file.
+ */
+async function checkPassphrase(home: GpgHome, fingerprint: string): Promise<void> {
+  const encrypt = spawnGpg(home.dir, ['--trust-model', 'always', '--encrypt', '-r', fingerprint], {});
+  const chunks: Buffer[] = [];
+  encrypt.child.stdout?.on('data', (c: Buffer) => chunks.push(c));
+  encrypt.child.stdin?.end('probe');
+  if ((await encrypt.done).code !== 0) return; // an encrypt-incapable key: nothing to probe
+  const decrypt = spawnGpg(home.dir, ['--decrypt'], {});
+  decrypt.child.stdin?.on('error', () => {});
+  decrypt.child.stdin?.end(Buffer.concat(chunks));
+  decrypt.child.stdout?.resume();
+  if ((await decrypt.done).code !== 0) {
+    throw new SluiceError('SLUICE_E_CONFIG', 'the passphrase does not unlock the private key', {
+      context: { jsonPath: '/passphrase' },
+      retryable: false,
+    });
+  }
+}
+
 export async function createGpgDecryptEngine(keys: DecryptKeys): Promise<DecryptEngine> {
   const home = await GpgHome.create();
   try {
-    await home.importKeys([keys.privateKey]);
+    const [own] = await home.importKeys([keys.privateKey]);
     const allowed = new Set(await home.importKeys(keys.verificationKeys));
+    const preset = keys.passphrase !== undefined && (await home.presetPassphrase(keys.passphrase));
+    const passphrase = preset ? undefined : keys.passphrase;
+    if (preset && own) await checkPassphrase(home, own);
     return {
       decrypt(ciphertext) {
         const { output, done } = gpgFilter(
@@ -55,7 +81,7 @@ export async function createGpgDecryptEngine(keys: DecryptKeys): Promise<Decrypt
           [...(keys.verifying ? [] : ['--skip-verify']), '--decrypt'],
           ciphertext,
           {
-            passphrase: keys.passphrase,
+            passphrase,
             what: 'PGP decryption',
             accept: (result) =>
               keys.verifying &&

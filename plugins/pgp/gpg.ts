@@ -5,6 +5,7 @@
  * reports a failure only through its exit status, so the exit status gates the end of stream.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,7 +147,10 @@ export function gpgFilter(
     const result = await done;
     if (inputError) throw inputError;
     if (result.code === 0 || options.accept?.(result)) return;
-    if (bytesIn === 0) throw new SluiceError('SLUICE_E_BAD_DATA', `${options.what} failed (gpg): the input is empty`, { retryable: false });
+    if (bytesIn === 0)
+      throw new SluiceError('SLUICE_E_BAD_DATA', `${options.what} failed (gpg): the input is empty`, {
+        retryable: false,
+      });
     throw gpgFailure(result, options.what);
   };
   const output = pipeline(child.stdout as Readable, new EndGate(verdict), () => {}) as unknown as Readable;
@@ -159,6 +163,7 @@ export function gpgFilter(
 }
 
 const HOME_PREFIX = 'sluice-gpg-';
+const PRESET_TOOL = '/usr/lib/gnupg/gpg-preset-passphrase';
 
 /**
  * A private GNUPGHOME, removed (agent included) at close. It lives directly in the system temp
@@ -173,7 +178,51 @@ export class GpgHome {
     await sweepDeadHomes();
     const dir = await mkdtemp(join(tmpdir(), `${HOME_PREFIX}${process.pid}-`));
     await writeFile(join(dir, 'gpg.conf'), 'no-auto-key-retrieve\ntrust-model always\n', { mode: 0o600 });
+    await writeFile(join(dir, 'gpg-agent.conf'), 'allow-preset-passphrase\n', { mode: 0o600 });
     return new GpgHome(dir);
+  }
+
+  /**
+   * Gives the agent the passphrase of every secret key once, so decryptions need no
+   * passphrase of their own. Several concurrent `--pinentry-mode loopback` requests to one
+   * agent sometimes fail with "Bad passphrase" under load; a preset passphrase avoids the
+   * loopback exchange altogether. Returns false when gpg-preset-passphrase is not installed.
+   */
+  async presetPassphrase(passphrase: string): Promise<boolean> {
+    if (!existsSync(PRESET_TOOL)) return false;
+    const { stdout } = await execFileAsync('gpg', [
+      '--homedir',
+      this.dir,
+      '--batch',
+      '--with-colons',
+      '--with-keygrip',
+      '--list-secret-keys',
+    ]);
+    const keygrips = stdout
+      .split('\n')
+      .filter((line) => line.startsWith('grp:'))
+      .map((line) => line.split(':')[9])
+      .filter((grip) => grip);
+    for (const keygrip of keygrips) {
+      await new Promise<void>((resolve, reject) => {
+        const child = spawn(PRESET_TOOL, ['--preset', keygrip], {
+          env: { ...process.env, GNUPGHOME: this.dir },
+          stdio: ['pipe', 'ignore', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr?.on('data', (d: Buffer) => {
+          stderr += d.toString();
+        });
+        child.once('error', reject);
+        child.once('close', (code) =>
+          code === 0
+            ? resolve()
+            : reject(new SluiceError('SLUICE_E_PLUGIN', `gpg-preset-passphrase failed: ${stderr.trim()}`)),
+        );
+        child.stdin?.end(passphrase);
+      });
+    }
+    return keygrips.length > 0;
   }
 
   /** Imports keys; returns the fingerprints of the primary keys imported. */
