@@ -9,8 +9,9 @@ export const filterPlugin = definePlugin({
   kind: 'step',
   summary: 'Keeps only the items that match every condition (globs, regex, size, age, meta); drops the rest.',
   description: [
-    'All conditions are ANDed. A dropped item counts as skipped and is finalized like a success',
-    '(its source file gets `after_success`). Globs without `/` match the file name at any depth;',
+    'All conditions are ANDed. A dropped item counts as filtered: it is not recorded in the ledger',
+    'and its source file is left alone (no `after_success`), so a later change of the filter can',
+    'still take it. Globs without `/` match the file name at any depth;',
     'dotfiles match `*`. Size and age conditions never match an item whose size or mtime is unknown.',
   ].join(' '),
   config: Type.Object(
