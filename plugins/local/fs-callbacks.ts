@@ -3,6 +3,7 @@
  * FileHandle per call, which costs measurably more per file at thousands of files a second.
  */
 import {
+  copyFile as copyFileCb,
   link as linkCb,
   readFile as readFileCb,
   rename as renameCb,
@@ -16,3 +17,4 @@ export const writeFile = promisify(writeFileCb);
 export const rename = promisify(renameCb);
 export const link = promisify(linkCb);
 export const stat = promisify(statCb);
+export const copyFile = promisify(copyFileCb);

@@ -51,7 +51,7 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
       once: opts.once,
       dryRun: opts.dryRun,
       force: opts.force,
-      metrics: host.metrics,
+      metrics: opts.metricsPort !== undefined ? host.metrics : undefined,
       trackProgress: host.progress !== undefined || opts.metricsPort !== undefined,
       onSummary,
     });
