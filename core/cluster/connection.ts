@@ -5,7 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { SluiceError } from '../errors.js';
 import type { ItemIdentity } from '../plugin-api.js';
+import { redactUrl } from './url.js';
 
 /** BullMQ key prefix: jobs live at `sluice:{pipeline}:<job id>`. */
 export const QUEUE_PREFIX = 'sluice';
@@ -19,6 +21,27 @@ export function connectRedis(url: string): Redis {
   // ioredis logs unhandled connection errors itself; reconnects are automatic.
   redis.on('error', () => undefined);
   return redis;
+}
+
+/**
+ * Waits until the first connection is up. Later outages are waited through (see above), but
+ * a Redis that was never reachable is a mistake to report, not to wait on forever.
+ */
+export async function ensureReachable(redis: Redis, url: string, timeoutMs = Number(process.env.SLUICE_CLUSTER_CONNECT_MS) || 10_000): Promise<void> {
+  if (redis.status === 'ready') return;
+  const ready = new Promise<boolean>((resolve) => redis.once('ready', () => resolve(true)));
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const ok = await Promise.race([ready, timedOut]);
+  clearTimeout(timer);
+  if (!ok) {
+    redis.disconnect();
+    throw new SluiceError('SLUICE_E_USAGE', `cannot reach Redis at ${redactUrl(url)} within ${Math.round(timeoutMs / 1000)}s`, {
+      context: { hint: 'check --cluster / SLUICE_CLUSTER, and that redis-server is running' },
+    });
+  }
 }
 
 /** The BullMQ queue of a pipeline (the braces make it a Redis Cluster hash tag). */

@@ -15,7 +15,7 @@ import { runPipeline } from '../runtime/run-file.js';
 import { type ListedItem, PipelineRunner, type RunSummary } from '../runtime/runner.js';
 import { sleep } from '../runtime/timing.js';
 import { publishPipeline } from './config-store.js';
-import { clusterTiming, connectRedis, jobId, pipelineKey, QUEUE_PREFIX, queueName } from './connection.js';
+import { clusterTiming, connectRedis, ensureReachable, jobId, pipelineKey, QUEUE_PREFIX, queueName } from './connection.js';
 import { redactUrl } from './url.js';
 import { addOutcome, type ItemJobData, type ItemOutcome } from './jobs.js';
 import { ListerLock } from './lock.js';
@@ -48,6 +48,7 @@ interface Tracked {
 
 export async function runClusterPass(def: PipelineDefinition, options: ClusterPassOptions): Promise<RunSummary> {
   const redis = connectRedis(options.url);
+  await ensureReachable(redis, options.url);
   const ledger = new RedisLedger(redis, { ttlSeconds: clusterTiming().ledgerTtlSeconds });
   try {
     // A dry run writes nothing and queues nothing: it runs here, against the cluster's ledger.

@@ -12,7 +12,7 @@ import { RedisLedger } from '../ledger/redis.js';
 import type { Logger } from '../observe/logger.js';
 import { loadPipelineFile } from '../runtime/run-file.js';
 import { PipelineRunner } from '../runtime/runner.js';
-import { clusterTiming, connectRedis, QUEUE_PREFIX, queueName } from './connection.js';
+import { clusterTiming, connectRedis, ensureReachable, QUEUE_PREFIX, queueName } from './connection.js';
 import { redactUrl } from './url.js';
 import { fetchPipelineText } from './config-store.js';
 import { type ItemJobData, type ItemOutcome, outcomeOf } from './jobs.js';
@@ -104,6 +104,7 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
   const { log } = options;
   const timing = clusterTiming();
   const redis = connectRedis(options.url);
+  await ensureReachable(redis, options.url);
   const ledger = new RedisLedger(redis, { ttlSeconds: timing.ledgerTtlSeconds });
   const names = new Set<string>();
   for (const def of options.defs) {
