@@ -674,7 +674,10 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     let bytes = 0;
 
     const copied: typeof pending = [];
-    if (item.origin) {
+    // A server-side copy takes the bytes from where the source keeps them, so only for an
+    // item whose bytes no step touched: its open() is still the one the chain started from
+    // (a plugin that forgot to clear `origin` must not have its transform skipped).
+    if (item.origin && item.open === job.chainOpen) {
       for (const p of pending) {
         if (!p.sink.instance.copy) continue;
         const commit = await this.guardSink(p.sink, context, () => p.sink.instance.copy!(item, destination, job.signal));
@@ -683,6 +686,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           job.committed.add(p.key);
           locations.push(commit.location);
           bytes = item.size ?? commit.size ?? 0;
+          if (copied.length === 0) job.bytesIn += bytes; // never read through the counting tap
           copied.push(p);
         }
       }

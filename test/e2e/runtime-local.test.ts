@@ -223,6 +223,16 @@ sink:
     expect((await run(same)).ok).toBe(1);
   });
 
+  it('never server-side copies an item whose bytes a step changed, even if the plugin kept origin', async () => {
+    ws = makeWorkspace();
+    ws.write('in/a.txt', 'quiet');
+    ws.write('in/big.txt', 'x'.repeat(3_000_000));
+    const file = ws.pipeline('name: careless\nsource:\n  local: { path: ./in }\nsteps:\n  - careless_upper: {}\nsink:\n  local: { path: ./out }\n');
+    expect((await run(file)).ok).toBe(2);
+    expect(ws.read('out/a.txt')).toBe('QUIET');
+    expect(ws.read('out/big.txt')).toBe('X'.repeat(3_000_000));
+  });
+
   it('verifies sha256 by re-reading when asked', async () => {
     ws = makeWorkspace();
     ws.write('in/a.bin', Buffer.alloc(2_000_000, 7));

@@ -89,7 +89,33 @@ export const splitLines = definePlugin({
   },
 });
 
-export const testPlugins: Plugin[] = [flaky, breakStream, splitLines];
+/** Upper-cases bytes but keeps the item's `origin` (as a careless plugin might, not using deriveItem). */
+export const carelessUpper = definePlugin({
+  name: 'careless_upper',
+  kind: 'transform',
+  summary: 'test: changes bytes without clearing origin',
+  config: Type.Object({}),
+  create() {
+    return {
+      process(item) {
+        return {
+          ...item,
+          open: async (signal?: AbortSignal) =>
+            pipeThrough(
+              await item.open(signal),
+              new Transform({
+                transform(chunk: Buffer, _e, cb) {
+                  cb(null, Buffer.from(chunk.toString('latin1').toUpperCase(), 'latin1'));
+                },
+              }),
+            ),
+        };
+      },
+    };
+  },
+});
+
+export const testPlugins: Plugin[] = [flaky, breakStream, splitLines, carelessUpper];
 
 export function testRegistry(): PluginRegistry {
   return builtinRegistry().extend(testPlugins.map((plugin) => ({ plugin, origin: 'test' })));
