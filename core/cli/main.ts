@@ -121,10 +121,22 @@ export async function main(argv: string[]): Promise<void> {
   process.exitCode = code;
 }
 
+const INVALID_INPUT_CODES = new Set<SluiceError['code']>([
+  'SLUICE_E_CONFIG',
+  'SLUICE_E_ENV',
+  'SLUICE_E_UNKNOWN_PLUGIN',
+  'SLUICE_E_PLUGIN_LOAD',
+  'SLUICE_E_USAGE',
+  'SLUICE_E_TEMPLATE',
+  'SLUICE_E_DESTINATION',
+]);
+
 export function reportError(err: unknown): number {
   if (err instanceof SluiceError) {
     process.stderr.write(`${err.toUserString()}\n`);
-    return err.code === 'SLUICE_E_INTERNAL' || err.code === 'SLUICE_E_LEDGER' ? EXIT.failed : EXIT.usage;
+    // 2 only for what the user must fix before anything can run; a source that cannot list
+    // (server down, bad credentials) is a failed run: 1.
+    return INVALID_INPUT_CODES.has(err.code) ? EXIT.usage : EXIT.failed;
   }
   if (err instanceof Error && /Unknown option|missing required args|Unused args/i.test(err.message)) {
     process.stderr.write(`sluice: ${err.message} (see sluice --help)\n`);

@@ -143,6 +143,9 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       context: at(0),
     });
   }
+  // Secrets are registered before anything is validated: a problem elsewhere in the file may
+  // quote the same value (`port: ${DB_PASSWORD}` → `must be integer, got string "…"`).
+  registerSecretsIn(raw);
   // Shape problems are collected, and the plugin configs are still checked, so that one
   // `sluice validate` shows every problem of the file.
   const shapeProblems = validateAgainst(PipelineShape, raw);
