@@ -491,6 +491,8 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     const id = itemIdentity(item);
     const label = `${source.name}:${item.path}`;
     let finalizeOnly = false;
+    /** What an earlier attempt committed, when only its after_success failed. */
+    let committedEarlier: Pick<Job, 'leaves' | 'bytesIn' | 'figures'> | undefined;
     if (!this.options.force) {
       const record = await this.ledger.get(this.def.name, id);
       if (record?.state === 'finalized') {
@@ -520,7 +522,11 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           : undefined,
       };
       try {
-        if (!finalizeOnly) {
+        if (committedEarlier) {
+          job.leaves = committedEarlier.leaves;
+          job.bytesIn = committedEarlier.bytesIn;
+          job.figures = committedEarlier.figures;
+        } else if (!finalizeOnly) {
           if (!this.options.dryRun) this.ledger.record(this.def.name, id, { state: 'seen', attempts: attempt });
           const chainRoot = this.countedRoot(item, job);
           job.chainOpen = chainRoot.open;
@@ -537,6 +543,9 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         } else {
           const destinations = job.leaves.flatMap((l) => l.locations);
           if (!finalizeOnly) this.ledger.record(this.def.name, id, { state: 'committed', attempts: attempt, destinations });
+          // Every copy is committed: if after_success fails now, a retry redoes only that step.
+          if (!finalizeOnly) committedEarlier = { leaves: job.leaves, bytesIn: job.bytesIn, figures: job.figures };
+          finalizeOnly = true;
           if (this.ledger.flushBeforeSourceChange && source.afterSuccess !== 'keep') await this.ledger.flush();
           await this.afterSuccess(source, item);
           this.ledger.record(this.def.name, id, { state: 'finalized', attempts: attempt });

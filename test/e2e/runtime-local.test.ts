@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../core/ledger/sqlite.js';
 import { runPipelineFile } from '../../core/runtime/run-file.js';
-import { testRegistry } from '../helpers/test-plugins.js';
+import { stickyStats, testRegistry } from '../helpers/test-plugins.js';
 import { listFiles, makeWorkspace, sha256, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
@@ -231,6 +231,22 @@ sink:
     expect((await run(file)).ok).toBe(2);
     expect(ws.read('out/a.txt')).toBe('QUIET');
     expect(ws.read('out/big.txt')).toBe('X'.repeat(3_000_000));
+  });
+
+  it('retries only after_success when the copy is already committed', async () => {
+    ws = makeWorkspace();
+    stickyStats.opens = 0;
+    const file = ws.pipeline(`name: sticky
+source:
+  sticky_source: { files: 3, after_success: delete }
+sink:
+  local: { path: ./out }
+policy:
+  retry: { max_attempts: 3, initial_delay: 5ms, max_delay: 10ms }
+`);
+    const s = await run(file);
+    expect(s).toMatchObject({ ok: 3, failed: 0, retries: 3, filesWritten: 3, bytesOut: 15 });
+    expect(stickyStats.opens).toBe(3); // each file read once, not again for the retried delete
   });
 
   it('verifies sha256 by re-reading when asked', async () => {

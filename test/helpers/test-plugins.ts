@@ -2,7 +2,7 @@
 import { Readable, Transform } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
-import { deriveItem, itemName } from '../../core/item.js';
+import { createItem, deriveItem, itemName } from '../../core/item.js';
 import { definePlugin, type Plugin } from '../../core/plugin-api.js';
 import type { PluginRegistry } from '../../core/registry.js';
 import { builtinRegistry } from '../../core/runtime/run-file.js';
@@ -115,7 +115,41 @@ export const carelessUpper = definePlugin({
   },
 });
 
-export const testPlugins: Plugin[] = [flaky, breakStream, splitLines, carelessUpper];
+/** In-memory files whose deletion (after_success) fails the first time; counts reads. */
+export const stickySource = definePlugin({
+  name: 'sticky_source',
+  kind: 'source',
+  summary: 'test: remove() fails once per file',
+  config: Type.Object({ files: Type.Integer(), after_success: Type.Optional(Type.Literal('delete')) }),
+  create(cfg) {
+    const removals = new Map<string, number>();
+    return {
+      async *list() {
+        for (let i = 0; i < cfg.files; i++) {
+          const path = `f${i}.txt`;
+          yield createItem({
+            source: 'sticky_source',
+            path,
+            size: 5,
+            mtime: new Date(0),
+            open: async () => {
+              stickyStats.opens++;
+              return Readable.from([Buffer.from('hello')]);
+            },
+          });
+        }
+      },
+      async remove(item) {
+        const n = (removals.get(item.path) ?? 0) + 1;
+        removals.set(item.path, n);
+        if (n === 1) throw new SluiceError('SLUICE_E_SOURCE', `delete of ${item.path} timed out`, { retryable: true });
+      },
+    };
+  },
+});
+export const stickyStats = { opens: 0 };
+
+export const testPlugins: Plugin[] = [flaky, breakStream, splitLines, carelessUpper, stickySource];
 
 export function testRegistry(): PluginRegistry {
   return builtinRegistry().extend(testPlugins.map((plugin) => ({ plugin, origin: 'test' })));
