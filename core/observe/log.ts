@@ -63,7 +63,13 @@ export class RotatingFile {
     readonly path: string,
     private readonly policy: RotationPolicy | undefined,
   ) {
-    this.fd = openSync(path, 'a');
+    try {
+      this.fd = openSync(path, 'a');
+    } catch (err) {
+      throw new SluiceError('SLUICE_E_USAGE', `cannot open the log file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+        context: { hint: 'its folder must exist and be writable' },
+      });
+    }
     const st = statSync(path);
     this.size = st.size;
     this.day = localDay(st.size > 0 ? st.mtime : new Date());

@@ -127,6 +127,11 @@ describe('sluice run', () => {
     expect(sluice(['frobnicate']).code).toBe(2);
     expect(sluice(['run', 'no-such.yaml']).stderr).toMatch(/no such file or folder: no-such\.yaml/);
     expect(sluice(['run', 'x.yaml', '--var', 'novalue']).code).toBe(2);
+    ws.write('logs-in/a.txt', 'a');
+    ws.pipeline('name: logs\nsource:\n  local: { path: ./logs-in }\nsink:\n  local: { path: ./logs-out }\n', 'logs.yaml');
+    const noFolder = sluice(['run', 'logs.yaml', '--log-file', 'no-such-folder/sluice.log']);
+    expect(noFolder.code).toBe(2);
+    expect(noFolder.stderr.trim()).toBe('cannot open the log file no-such-folder/sluice.log: ENOENT — its folder must exist and be writable');
   });
 
   it('plans without side effects', () => {
