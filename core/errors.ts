@@ -77,12 +77,17 @@ export class SluiceError extends Error {
     if (this.where) parts.push(`${this.where}:`);
     const scope = [this.context.pipeline, this.context.step].filter(Boolean).join(' ');
     if (scope) parts.push(`[${scope}]`);
-    if (this.context.item) parts.push(`item "${this.context.item}":`);
+    if (this.context.item) parts.push(`item "${escapeControl(this.context.item)}":`);
     parts.push(this.message);
     let text = parts.join(' ');
     if (this.context.hint) text += ` — ${this.context.hint}`;
     return redact(text);
   }
+}
+
+/** Control characters (a newline in a file name…) shown as `\xNN`, so one error stays one line. */
+export function escapeControl(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** Message of any thrown value, secrets redacted. */

@@ -1,4 +1,4 @@
-import { SluiceError } from '../errors.js';
+import { escapeControl, SluiceError } from '../errors.js';
 
 /**
  * Normalises a relative destination and refuses anything that could escape a sink's root:
@@ -8,7 +8,7 @@ import { SluiceError } from '../errors.js';
  */
 export function safeDestination(dest: string, context: { item?: string; step?: string } = {}): string {
   const fail = (why: string) =>
-    new SluiceError('SLUICE_E_DESTINATION', `destination "${printable(dest)}" ${why}`, { context, retryable: false });
+    new SluiceError('SLUICE_E_DESTINATION', `destination "${escapeControl(dest)}" ${why}`, { context, retryable: false });
   if (dest.length === 0) throw fail('is empty');
   if (/[\u0000-\u001f\u007f]/.test(dest)) throw fail('contains a control character (NUL, newline…)');
   if (dest.includes('\\')) throw fail('contains a backslash');
@@ -17,8 +17,4 @@ export function safeDestination(dest: string, context: { item?: string; step?: s
   if (segments.some((s) => s === '..')) throw fail('escapes the sink root (`..`)');
   if (segments.length === 0) throw fail('names no file');
   return segments.join('/');
-}
-
-function printable(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

@@ -232,6 +232,8 @@ describe('file names', () => {
     const nl = failureOf(s, 'new\nline.txt');
     expect(nl.code).toBe('SLUICE_E_DESTINATION');
     expect(nl.error).toContain('destination "new\\x0aline.txt" contains a control character (NUL, newline…)');
+    expect(nl.error).toContain('item "local:new\\x0aline.txt"'); // one error, one line
+    expect(nl.error).not.toContain('\n');
     const out = readdirSync(ws.path('names', 'out')).filter((n) => n !== '.sluice-tmp');
     expect(out.map((n) => Buffer.from(n).toString('hex')).sort()).toEqual(NAMES.map((n) => Buffer.from(n).toString('hex')).sort());
     for (const n of NAMES) expect(readFileSync(ws.path('names', 'out', n), 'utf8')).toBe(`content of ${n}`);
