@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
 import { makePluginContext } from '../../test/helpers/context.js';
-import { type FtpConnectionConfig, ftpSettings } from './client.js';
+import { type FtpConnectionConfig, ftpSettings, isFtpRetryable } from './client.js';
 
 const base: FtpConnectionConfig = {
   host: 'ftp.example.com',
@@ -30,5 +30,12 @@ describe('ftpSettings ca_file', () => {
     const missing = ftpSettings({ ...base, ca_file: 'nope.pem' }, ctx, 'SLUICE_E_SOURCE');
     await expect(missing).rejects.toBeInstanceOf(SluiceError);
     await expect(missing).rejects.toThrow(/cannot read ca_file .*nope\.pem/);
+  });
+});
+
+describe('isFtpRetryable', () => {
+  it('retries a reply cut off mid-line (the control connection broke), not a refused login', () => {
+    expect(isFtpRetryable(new Error("Can't parse response to 'EPSV': 229"))).toBe(true);
+    expect(isFtpRetryable(Object.assign(new Error('530 Login incorrect.'), { code: 530 }))).toBe(false);
   });
 });

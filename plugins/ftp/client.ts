@@ -130,8 +130,10 @@ export function ftpLocation(settings: FtpSettings, path: string): string {
 
 /* ------------------------------------------------------------------ error classification */
 
+// "Can't parse response": basic-ftp got a reply cut off mid-line (e.g. `229` without its
+// port) — the control connection broke, as the fault suite shows with resets.
 const LOST_MESSAGE =
-  /client is closed|server closed connection|FIN packet|socket closed|timeout \(|ECONNRESET|EPIPE|not connected/i;
+  /client is closed|server closed connection|FIN packet|socket closed|timeout \(|ECONNRESET|EPIPE|not connected|can't parse response/i;
 const TLS_TRUST_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_/;
 
 function ftpReplyCode(err: unknown): number | undefined {
