@@ -9,21 +9,9 @@
  * loopback address with one proxy per passive port; faults on the control connection already
  * cut transfers mid-way: vsftpd ends the session, data connection included, when it drops.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, it } from 'vitest';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
-import {
-  describeFaults,
-  expectExactlyTheCorpus,
-  expectSurvivedFaults,
-  FAULT_POLICY_YAML,
-  faultProfile,
-  makeCorpus,
-  sha256Of,
-  writeCorpus,
-} from '../helpers/fault-suite.js';
-import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { faultProfile, remoteFsFaultCases } from '../helpers/fault-suite.js';
+import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 import { type FaultProxy, startFaultProxy } from '../servers/fault-proxy.js';
 import { startVsftpd, type VsftpdHandle } from '../servers/vsftpd.js';
 
@@ -60,44 +48,12 @@ function ftpYaml(proxy: FaultProxy, path: string): string[] {
   ];
 }
 
-function arrivedIn(dir: string) {
-  return listFiles(dir).map((path) => ({ path, sha256: sha256Of(readFileSync(join(dir, path))) }));
-}
-
 describe('ftp under network faults', () => {
-  it('sink: local → ftp uploads every file exactly once, no temp files left', async () => {
-    const files = makeCorpus();
-    writeCorpus(ws.path('up'), files);
-    const proxy = await proxyToFtpControl();
-    try {
-      const file = ws.pipeline(
-        ['name: faults-ftp-sink', 'source:', '  local: { path: ./up }', 'sink:', '  ftp:', ...ftpYaml(proxy, join(ftpd.rootDir, 'landed')), FAULT_POLICY_YAML].join('\n'),
-        'ftp-sink.yaml',
-      );
-      const summary = await runPipelineFile(file, { stateDir: ws.path('state-sink') });
-      console.info(describeFaults('ftp sink', summary, [proxy]));
-      expectSurvivedFaults(summary, files, [proxy]);
-      expectExactlyTheCorpus(arrivedIn(join(ftpd.rootDir, 'landed')), files);
-    } finally {
-      await proxy.stop();
-    }
-  });
-
-  it('source: ftp → local downloads every file exactly once', async () => {
-    const files = makeCorpus();
-    writeCorpus(join(ftpd.rootDir, 'outgoing'), files);
-    const proxy = await proxyToFtpControl();
-    try {
-      const file = ws.pipeline(
-        ['name: faults-ftp-source', 'source:', '  ftp:', ...ftpYaml(proxy, join(ftpd.rootDir, 'outgoing')), 'sink:', '  local: { path: ./down }', FAULT_POLICY_YAML].join('\n'),
-        'ftp-source.yaml',
-      );
-      const summary = await runPipelineFile(file, { stateDir: ws.path('state-source') });
-      console.info(describeFaults('ftp source', summary, [proxy]));
-      expectSurvivedFaults(summary, files, [proxy]);
-      expectExactlyTheCorpus(arrivedIn(ws.path('down')), files);
-    } finally {
-      await proxy.stop();
-    }
+  remoteFsFaultCases({
+    plugin: 'ftp',
+    rootDir: () => ftpd.rootDir,
+    startProxy: proxyToFtpControl,
+    yaml: ftpYaml,
+    workspace: () => ws,
   });
 });

@@ -4,11 +4,13 @@
  * file arrived exactly once, whole, with nothing half-written left behind.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { expect } from 'vitest';
+import { expect, it } from 'vitest';
+import { runPipelineFile } from '../../core/runtime/run-file.js';
 import type { RunSummary } from '../../core/runtime/runner.js';
 import type { FaultProxy, ProxyFaults } from '../servers/fault-proxy.js';
+import { listFiles, type Workspace } from './workspace.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -101,7 +103,12 @@ export function expectSurvivedFaults(
   retriedBy: 'runtime' | 'client' = 'runtime',
 ): void {
   expect(summary.failures).toEqual([]);
-  expect(summary).toMatchObject({ failed: 0, ok: files.length, filesWritten: files.length, interrupted: false });
+  expect(summary).toMatchObject({
+    failed: 0,
+    ok: files.length,
+    filesWritten: files.length,
+    interrupted: false,
+  });
   const resets = proxies.reduce((n, p) => n + p.stats.resets, 0);
   expect(resets).toBeGreaterThan(0);
   if (retriedBy === 'runtime') expect(summary.retries).toBeGreaterThan(0);
@@ -111,7 +118,10 @@ export function expectSurvivedFaults(
  * `arrived` maps each path found at the destination to its sha256: exactly the corpus, each
  * file once with its own bytes — no temp files, no partial objects, no extras.
  */
-export function expectExactlyTheCorpus(arrived: Array<{ path: string; sha256: string }>, files: FaultFile[]): void {
+export function expectExactlyTheCorpus(
+  arrived: Array<{ path: string; sha256: string }>,
+  files: FaultFile[],
+): void {
   const paths = arrived.map((a) => a.path).sort();
   expect(paths).toEqual(files.map((f) => f.path).sort());
   const expected = new Map(files.map((f) => [f.path, f.sha256]));
@@ -131,4 +141,65 @@ export function describeFaults(label: string, summary: RunSummary, proxies: Faul
   );
   const failures = summary.failures.map((f) => `\n  failed ${f.path}: ${f.code} ${f.error}`).join('');
   return `${label}: ${summary.ok} ok, ${summary.retries} retries, ${stats.connections} connections, ${stats.resets} resets, ${stats.stalls} stalls, ${Math.round(summary.durationMs)} ms${failures}`;
+}
+
+/** Paths and sha256 of every file under `dir`, for `expectExactlyTheCorpus`. */
+export function arrivedIn(dir: string): Array<{ path: string; sha256: string }> {
+  return listFiles(dir).map((path) => ({ path, sha256: sha256Of(readFileSync(join(dir, path))) }));
+}
+
+export interface RemoteFsFaultCases {
+  /** Plugin name (`sftp`, `ftp`): source and sink of one remote file system. */
+  plugin: string;
+  /** Where the server's files live on this machine. */
+  rootDir: () => string;
+  /** A proxy with faults in front of the server. */
+  startProxy: () => Promise<FaultProxy>;
+  /** The plugin's config lines (indented 4) for a connection through `proxy` at `path`. */
+  yaml: (proxy: FaultProxy, path: string) => string[];
+  workspace: () => Workspace;
+}
+
+/** The sink case (local → remote) and the source case (remote → local) of a remote file system. */
+export function remoteFsFaultCases(c: RemoteFsFaultCases): void {
+  const run = async (
+    direction: 'sink' | 'source',
+    files: FaultFile[],
+    proxy: FaultProxy,
+    arrived: () => string,
+  ) => {
+    try {
+      const ws = c.workspace();
+      const remote = [
+        `  ${c.plugin}:`,
+        ...c.yaml(proxy, join(c.rootDir(), direction === 'sink' ? 'landed' : 'outgoing')),
+      ];
+      const lines =
+        direction === 'sink'
+          ? ['source:', '  local: { path: ./up }', 'sink:', ...remote]
+          : ['source:', ...remote, 'sink:', '  local: { path: ./down }'];
+      const file = ws.pipeline(
+        [`name: faults-${c.plugin}-${direction}`, ...lines, FAULT_POLICY_YAML].join('\n'),
+        `${c.plugin}-${direction}.yaml`,
+      );
+      const summary = await runPipelineFile(file, { stateDir: ws.path(`state-${direction}`) });
+      console.info(describeFaults(`${c.plugin} ${direction}`, summary, [proxy]));
+      expectSurvivedFaults(summary, files, [proxy]);
+      expectExactlyTheCorpus(arrivedIn(arrived()), files);
+    } finally {
+      await proxy.stop();
+    }
+  };
+
+  it(`sink: local → ${c.plugin} uploads every file exactly once, no temp files left`, async () => {
+    const files = makeCorpus();
+    writeCorpus(c.workspace().path('up'), files);
+    await run('sink', files, await c.startProxy(), () => join(c.rootDir(), 'landed'));
+  });
+
+  it(`source: ${c.plugin} → local downloads every file exactly once`, async () => {
+    const files = makeCorpus();
+    writeCorpus(join(c.rootDir(), 'outgoing'), files);
+    await run('source', files, await c.startProxy(), () => c.workspace().path('down'));
+  });
 }
