@@ -401,6 +401,18 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     }
   }
 
+  /**
+   * Fails a listed item without processing it, exactly as a failure after its last retry:
+   * counted in `summary`, recorded `failed` in the ledger, sent to `on_error`. For items the
+   * cluster gives up on (a job whose workers died while running it again and again).
+   */
+  async failListed(listed: ListedItem, err: SluiceError, attempts: number, summary: RunSummary): Promise<void> {
+    await this.start();
+    const source = this.sourceRuntime(listed.source);
+    await this.fail(source, listed.item, err, attempts, summary, undefined);
+    await this.ledger.flush();
+  }
+
   private sourceRuntime(name: string): SourceRuntime {
     const source = this.sources.find((s) => s.name === name);
     if (!source) throw new SluiceError('SLUICE_E_CONFIG', `pipeline ${this.def.name} has no source named "${name}"`);
@@ -575,7 +587,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           await sleep(delay, this.work.signal).catch(() => undefined);
           continue;
         }
-        await this.fail(source, item, err, attempt, summary, job);
+        await this.fail(source, item, err, attempt, summary, job.plan);
         return;
       } finally {
         this.reading.delete(job);
@@ -849,14 +861,14 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     }
   }
 
-  private async fail(source: SourceRuntime, item: Item, err: SluiceError, attempts: number, summary: RunSummary, job: Job): Promise<void> {
+  private async fail(source: SourceRuntime, item: Item, err: SluiceError, attempts: number, summary: RunSummary, plan: PlanEntry | undefined): Promise<void> {
     const message = errorMessage(err);
     summary.failed++;
     summary.failures.push({ source: source.name, path: item.path, code: err.code, error: message });
     this.emit('item:failed', { source: source.name, path: item.path, error: message, code: err.code });
     this.log.error({ item: `${source.name}:${item.path}`, code: err.code, attempts, err: message }, 'item failed');
-    if (job.plan) {
-      summary.plan.push({ ...job.plan, action: 'failed', error: message });
+    if (plan) {
+      summary.plan.push({ ...plan, action: 'failed', error: message });
       return;
     }
     this.ledger.record(this.def.name, itemIdentity(item), { state: 'failed', attempts, error: message });
