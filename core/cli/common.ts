@@ -23,6 +23,11 @@ export function parseVars(value: string | string[] | undefined): Record<string, 
   return vars;
 }
 
+/** A pipeline file in a folder: *.yaml / *.yml, but not a pipeline test or the CLI defaults file. */
+export function isPipelineFileName(name: string): boolean {
+  return /\.ya?ml$/.test(name) && !/\.test\.ya?ml$/.test(name) && !/^sluice\.config\.ya?ml$/.test(name);
+}
+
 /** Pipeline files from arguments: files as given, folders expanded to their *.yaml / *.yml (not *.test.yaml). */
 export function expandPipelinePaths(paths: string[]): string[] {
   const files: string[] = [];
@@ -35,7 +40,7 @@ export function expandPipelinePaths(paths: string[]): string[] {
     }
     if (st.isDirectory()) {
       const found = readdirSync(p)
-        .filter((f) => /\.ya?ml$/.test(f) && !/\.test\.ya?ml$/.test(f))
+        .filter(isPipelineFileName)
         .sort()
         .map((f) => join(p, f));
       if (found.length === 0) throw new SluiceError('SLUICE_E_USAGE', `no pipeline files (*.yaml) in ${p}`);

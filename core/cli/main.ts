@@ -29,6 +29,7 @@ export const OPTIONS = {
   limit: { flag: '--limit <n>', description: 'How many records to show (default 50)' },
   state: { flag: '--state <state>', description: 'Only records in this state (seen, committed, finalized, failed)' },
   cluster: { flag: '--cluster <url>', description: 'Scale-out: queue, ledger and lister lock in this Redis (redis://…; default $SLUICE_CLUSTER)' },
+  config: { flag: '--config <file>', description: 'Defaults file (cluster, state_dir, logs, vars); default $SLUICE_CONFIG or ./sluice.config.yaml' },
   concurrency: { flag: '--concurrency <n>', description: "Items in flight in this worker (default: each pipeline's policy.concurrency)" },
 } as const;
 
@@ -38,13 +39,13 @@ const COMMANDS: Array<{ name: string; description: string; options: OptionName[]
   {
     name: 'run <...pipelines>',
     description: 'Run pipeline files (or every *.yaml in folders): one pass, or by their trigger',
-    options: ['dryRun', 'force', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet', 'summaryJson', 'once', 'errorLog', 'logRotate', 'logKeep', 'metricsPort', 'metricsHost', 'progress', 'cluster'],
+    options: ['dryRun', 'force', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet', 'summaryJson', 'once', 'errorLog', 'logRotate', 'logKeep', 'metricsPort', 'metricsHost', 'progress', 'cluster', 'config'],
     load: async () => (await import('./commands/run.js')).runCommand,
   },
   {
     name: 'watch <...paths>',
     description: 'Run pipeline files (or every *.yaml in folders) on their triggers; hot-reload each one when it changes',
-    options: ['vars', 'stateDir', 'logFormat', 'logFile', 'errorLog', 'logRotate', 'logKeep', 'quiet', 'metricsPort', 'metricsHost', 'progress', 'debounce'],
+    options: ['vars', 'stateDir', 'logFormat', 'logFile', 'errorLog', 'logRotate', 'logKeep', 'quiet', 'metricsPort', 'metricsHost', 'progress', 'debounce', 'cluster', 'config'],
     load: async () => (await import('./commands/watch.js')).watchCommand,
   },
   {
@@ -62,7 +63,7 @@ const COMMANDS: Array<{ name: string; description: string; options: OptionName[]
   {
     name: 'plan <pipeline>',
     description: 'Dry run: every source → destination mapping and what the ledger would skip',
-    options: ['vars', 'stateDir', 'force', 'logFormat', 'quiet', 'cluster'],
+    options: ['vars', 'stateDir', 'force', 'logFormat', 'quiet', 'cluster', 'config'],
     load: async () => (await import('./commands/plan.js')).planCommand,
   },
   {
@@ -80,13 +81,13 @@ const COMMANDS: Array<{ name: string; description: string; options: OptionName[]
   {
     name: 'history <pipeline>',
     description: 'Recent items of a pipeline from its ledger',
-    options: ['vars', 'stateDir', 'limit', 'state', 'logFormat', 'cluster'],
+    options: ['vars', 'stateDir', 'limit', 'state', 'logFormat', 'cluster', 'config'],
     load: async () => (await import('./commands/history.js')).historyCommand,
   },
   {
     name: 'worker <...pipelines>',
     description: 'Scale-out worker: process the queued items of these pipelines (files or folders) from --cluster',
-    options: ['cluster', 'concurrency', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet'],
+    options: ['cluster', 'config', 'concurrency', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet'],
     load: async () => (await import('./commands/worker.js')).workerCommand,
   },
 ];
@@ -98,7 +99,14 @@ export async function main(argv: string[]): Promise<void> {
     const command = cli.command(spec.name, spec.description);
     for (const o of spec.options) command.option(OPTIONS[o].flag, OPTIONS[o].description);
     command.action((...args: unknown[]) => {
-      action = spec.load().then((fn) => (fn as (...a: unknown[]) => Promise<number>)(...args));
+      action = spec.load().then(async (fn) => {
+        // The options object comes last; a defaults file fills what the command line left out.
+        if (spec.options.includes('config')) {
+          const { applyConfigFile } = await import('./config-file.js');
+          args[args.length - 1] = applyConfigFile(args[args.length - 1] as Record<string, unknown>);
+        }
+        return (fn as (...a: unknown[]) => Promise<number>)(...args);
+      });
     });
   }
   cli.help();

@@ -54,11 +54,13 @@ export function pipelineKey(pipeline: string, ...parts: string[]): string {
 }
 
 /**
- * The job id of an item under one pipeline version: duplicate listings collapse, while a
- * changed pipeline (new config hash) plans the item again.
+ * The job id of an item: duplicate listings collapse into one job, whatever pipeline version
+ * listed them. An item still queued (or running) under an older version is therefore not
+ * planned a second time by a newer one: it finishes under the version it was listed with, and
+ * no item is ever in flight twice. A finished job is replaced by the next listing (see run.ts).
  */
-export function jobId(pipeline: string, id: ItemIdentity, configHash: string): string {
-  return createHash('sha256').update(`${pipeline}\u0000${id.source}\u0000${id.path}\u0000${id.version}\u0000${configHash}`).digest('hex').slice(0, 32);
+export function jobId(pipeline: string, id: ItemIdentity): string {
+  return createHash('sha256').update(`${pipeline}\u0000${id.source}\u0000${id.path}\u0000${id.version}`).digest('hex').slice(0, 32);
 }
 
 /** Tuning through the environment (documented in docs/scale-out.md). */

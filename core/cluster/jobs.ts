@@ -15,6 +15,8 @@ export interface ItemOutcome {
   bytesIn: number;
   bytesOut: number;
   filesWritten: number;
+  /** Bytes into and out of compression steps (the summary's compression ratio). */
+  compression?: { bytesIn: number; bytesOut: number };
   retries: number;
   ms: number;
   failure?: { code: string; error: string };
@@ -29,6 +31,7 @@ export function outcomeOf(summary: RunSummary, ms: number): ItemOutcome {
     bytesIn: summary.bytesIn,
     bytesOut: summary.bytesOut,
     filesWritten: summary.filesWritten,
+    ...(summary.compression.bytesIn > 0 ? { compression: { ...summary.compression } } : {}),
     retries: summary.retries,
     ms: Math.round(ms),
     ...(failure ? { failure: { code: failure.code, error: failure.error } } : {}),
@@ -43,6 +46,8 @@ export function addOutcome(summary: RunSummary, where: { source: string; path: s
   summary.bytesIn += o.bytesIn;
   summary.bytesOut += o.bytesOut;
   summary.filesWritten += o.filesWritten;
+  summary.compression.bytesIn += o.compression?.bytesIn ?? 0;
+  summary.compression.bytesOut += o.compression?.bytesOut ?? 0;
   summary.retries += o.retries;
   if (o.outcome === 'failed') {
     summary.failures.push({ ...where, code: o.failure?.code ?? 'SLUICE_E_INTERNAL', error: o.failure?.error ?? 'failed' });

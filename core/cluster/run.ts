@@ -1,7 +1,7 @@
 /**
  * `sluice run --cluster`: one pass of a pipeline over the cluster. The process waits for the
  * pipeline's lister lock, lists, enqueues every item that is not finalized (job id = pipeline
- * + item identity + pipeline version, so duplicate listings collapse), releases the lock, then
+ * + item identity, so duplicate listings collapse, across versions too), releases the lock, then
  * waits until every job of its pass has finished and sums their outcomes into the summary.
  */
 import { Queue } from 'bullmq';
@@ -38,6 +38,8 @@ export interface ClusterPassOptions {
   dryRun?: boolean;
   /** Aborting it stops listing and waiting (jobs already queued still run on the workers). */
   signal?: AbortSignal;
+  /** Called as each job of the pass is seen finished (progress, status page, metrics). */
+  onOutcome?: (where: { source: string; path: string }, outcome: ItemOutcome) => void;
 }
 
 interface Tracked {
@@ -150,7 +152,7 @@ class ClusterPass {
     if (batch.length === 0) return 0;
     const entries = batch.map((listed) => {
       const identity = PipelineRunner.identity(listed);
-      return { listed, identity, id: jobId(this.def.name, identity, this.def.hash) };
+      return { listed, identity, id: jobId(this.def.name, identity) };
     });
     const [records, finishedOn] = await Promise.all([
       Promise.all(entries.map((e) => this.ledger.get(this.def.name, e.identity))),
@@ -197,6 +199,11 @@ class ClusterPass {
     }
   }
 
+  private finished(where: Tracked, outcome: ItemOutcome): void {
+    addOutcome(this.summary, where, outcome);
+    this.options.onOutcome?.(where, outcome);
+  }
+
   private async collect(pending: Map<string, Tracked>): Promise<void> {
     const ids = [...pending.keys()];
     for (let start = 0; start < ids.length; start += 1000) {
@@ -211,13 +218,12 @@ class ClusterPass {
         const where = pending.get(id)!;
         if (finishedOn) {
           const outcome: ItemOutcome | null = returnvalue ? (JSON.parse(returnvalue) as ItemOutcome | null) : null;
-          addOutcome(this.summary, where, outcome ?? failedOutcome(failedReason ?? 'the job failed'));
+          this.finished(where, outcome ?? failedOutcome(failedReason ?? 'the job failed'));
           pending.delete(id);
         } else if (!finishedOn && !returnvalue && !failedReason && !(await this.redis.exists(this.queue.toKey(id)))) {
           // Removed already (retention): the ledger knows how it ended.
           const record = await this.ledger.get(this.def.name, where.identity);
-          const outcome = record?.state === 'finalized' ? okOutcome() : failedOutcome(record?.error ?? 'the job left the queue unfinished');
-          addOutcome(this.summary, where, outcome);
+          this.finished(where, record?.state === 'finalized' ? okOutcome() : failedOutcome(record?.error ?? 'the job left the queue unfinished'));
           pending.delete(id);
         }
       }

@@ -16,6 +16,7 @@ import type { Logger } from '../observe/logger.js';
 import type { SluiceMetrics } from '../observe/metrics.js';
 import type { PluginRegistry } from '../registry.js';
 import { loadPipelineFile } from './run-file.js';
+import type { ItemOutcome } from '../cluster/jobs.js';
 import { PipelineRunner, type RunSummary } from './runner.js';
 import { sleep } from './timing.js';
 import { type Schedule, scheduleOf, skipMissed } from './trigger.js';
@@ -37,6 +38,11 @@ export interface SupervisorOptions {
   onSummary?: (summary: RunSummary, supervisor: PipelineSupervisor) => void;
   /** Log starts and stops of versions at info (long-running modes) rather than debug. */
   announce?: boolean;
+  /**
+   * Cluster mode (`--cluster redis://…`): each pass lists and enqueues the items in Redis and
+   * waits for the workers (`sluice worker`) to finish them; nothing runs in this process.
+   */
+  cluster?: string;
 }
 
 export interface ReloadResult {
@@ -63,8 +69,9 @@ export interface PassProgress {
 interface Version {
   def: PipelineDefinition;
   schedule: Schedule;
-  runner: PipelineRunner;
-  ledger: SqliteLedger;
+  /** Embedded mode only (in cluster mode the workers run the items). */
+  runner?: PipelineRunner;
+  ledger?: SqliteLedger;
   /** Aborted to end the version: wakes the wait between passes. */
   stop: AbortController;
   loop: Promise<void>;
@@ -217,17 +224,7 @@ export class PipelineSupervisor {
 
   private async loop(v: Version): Promise<void> {
     const log = this.options.log.child({ pipeline: v.def.name });
-    v.ledger = await SqliteLedger.open(v.def.stateDir);
-    v.runner = new PipelineRunner(v.def, {
-      ledger: v.ledger,
-      log: this.options.log,
-      dryRun: this.options.dryRun,
-      force: this.options.force,
-      trackProgress: this.options.trackProgress,
-    });
-    this.observe(v.runner, v.def.name);
-    // Before anything lists: the counting listing and the pass must not both create plugins.
-    await v.runner.start();
+    const runPass = this.options.cluster ? await this.clusterPasses(v, this.options.cluster) : await this.embeddedPasses(v);
     const announce = this.options.announce || v.schedule.description !== 'once';
     log[announce ? 'info' : 'debug']({ file: this.file, hash: v.def.hash, trigger: v.schedule.description }, 'pipeline started');
     let due = new Date();
@@ -236,10 +233,10 @@ export class PipelineSupervisor {
       this.stateValue = 'running';
       this.nextPassAt = undefined;
       this.passValue = { startedAt: Date.now(), done: 0, failed: 0, skipped: 0, bytesIn: 0, bytesOut: 0, total: 0, totalBytes: 0, counted: false };
-      if (this.options.trackProgress) void this.countTotals(v, this.passValue);
+      if (this.options.trackProgress && v.runner) void this.countTotals(v.runner, v.def, this.passValue);
       let summary: RunSummary | undefined;
       try {
-        summary = await v.runner.runPass();
+        summary = await runPass();
       } catch (err) {
         if (v.schedule.nextAfter(due) === undefined) throw err; // one-shot: the caller reports it
         this.lastError = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
@@ -265,14 +262,61 @@ export class PipelineSupervisor {
     }
   }
 
+  /** Embedded mode: the version's own ledger and runner; passes run in this process. */
+  private async embeddedPasses(v: Version): Promise<() => Promise<RunSummary>> {
+    const ledger = await SqliteLedger.open(v.def.stateDir);
+    const runner = new PipelineRunner(v.def, {
+      ledger,
+      log: this.options.log,
+      dryRun: this.options.dryRun,
+      force: this.options.force,
+      trackProgress: this.options.trackProgress,
+    });
+    v.ledger = ledger;
+    v.runner = runner;
+    this.observe(runner, v.def.name);
+    // Before anything lists: the counting listing and the pass must not both create plugins.
+    await runner.start();
+    return () => runner.runPass();
+  }
+
+  /**
+   * Cluster mode: a pass lists into the queue and waits for the workers. Retiring the version
+   * (reload, stop) ends the wait; the jobs already queued finish on the workers under this
+   * version, and a newer version's listing collapses into them instead of planning them twice.
+   */
+  private async clusterPasses(v: Version, url: string): Promise<() => Promise<RunSummary>> {
+    const { runClusterPass } = await import('../cluster/run.js');
+    const onOutcome = (where: { source: string; path: string }, o: ItemOutcome) => {
+      if (o.outcome === 'ok') this.itemDone(v.def.name, o.ms, o.bytesIn, o.bytesOut);
+      else if (o.outcome === 'failed') this.itemFailed(v.def.name, where.source, where.path, o.failure?.code ?? 'SLUICE_E_INTERNAL', o.failure?.error ?? 'failed');
+      else if (o.outcome === 'skipped') this.itemSkipped(v.def.name);
+      for (let i = 0; i < o.retries; i++) this.itemRetried(v.def.name);
+    };
+    return async () => {
+      const summary = await runClusterPass(v.def, {
+        url,
+        log: this.options.log,
+        dryRun: this.options.dryRun,
+        force: this.options.force,
+        signal: v.stop.signal,
+        onOutcome,
+      });
+      // Items the listing found finalized already are skipped without a job.
+      const seen = this.passValue?.skipped ?? 0;
+      for (let i = seen; i < summary.skipped; i++) this.itemSkipped(v.def.name);
+      return summary;
+    };
+  }
+
   /**
    * For the progress display only: a second, counting listing gives files/total and an ETA.
    * Not for watching sources, whose listing never ends.
    */
-  private async countTotals(v: Version, pass: PassProgress): Promise<void> {
-    if (v.def.sources.some((s) => s.config.watch === true)) return;
+  private async countTotals(runner: PipelineRunner, def: PipelineDefinition, pass: PassProgress): Promise<void> {
+    if (def.sources.some((s) => s.config.watch === true)) return;
     try {
-      for await (const { item } of v.runner.list()) {
+      for await (const { item } of runner.list()) {
         pass.total++;
         pass.totalBytes += item.size ?? 0;
       }
@@ -291,38 +335,45 @@ export class PipelineSupervisor {
   }
 
   private observe(runner: PipelineRunner, pipeline: string): void {
-    const metrics = this.options.metrics;
-    runner.on('item:done', (e) => {
-      this.totals.ok++;
-      this.totals.bytesIn += e.bytesIn;
-      this.totals.bytesOut += e.bytes;
-      if (this.passValue) {
-        this.passValue.done++;
-        this.passValue.bytesIn += e.bytesIn;
-        this.passValue.bytesOut += e.bytes;
-      }
-      this.lastSuccessAt = new Date().toISOString();
-      const now = Date.now();
-      this.recentDone.push({ t: now, bytes: e.bytes });
-      while (this.recentDone.length > 0 && now - this.recentDone[0].t > RATE_WINDOW_MS) this.recentDone.shift();
-      metrics?.itemDone(pipeline, e.ms, e.bytesIn, e.bytes);
-    });
-    runner.on('item:failed', (e) => {
-      this.totals.failed++;
-      if (this.passValue) this.passValue.failed++;
-      this.failures.unshift({ at: new Date().toISOString(), source: e.source, path: e.path, code: e.code, error: e.error });
-      this.failures.length = Math.min(this.failures.length, MAX_FAILURES);
-      metrics?.itemOutcome(pipeline, 'failed');
-    });
-    runner.on('item:skipped', () => {
-      this.totals.skipped++;
-      if (this.passValue) this.passValue.skipped++;
-      metrics?.itemOutcome(pipeline, 'skipped');
-    });
-    runner.on('item:retry', () => {
-      this.totals.retries++;
-      metrics?.retry(pipeline);
-    });
+    runner.on('item:done', (e) => this.itemDone(pipeline, e.ms, e.bytesIn, e.bytes));
+    runner.on('item:failed', (e) => this.itemFailed(pipeline, e.source, e.path, e.code, e.error));
+    runner.on('item:skipped', () => this.itemSkipped(pipeline));
+    runner.on('item:retry', () => this.itemRetried(pipeline));
+  }
+
+  private itemDone(pipeline: string, ms: number, bytesIn: number, bytes: number): void {
+    this.totals.ok++;
+    this.totals.bytesIn += bytesIn;
+    this.totals.bytesOut += bytes;
+    if (this.passValue) {
+      this.passValue.done++;
+      this.passValue.bytesIn += bytesIn;
+      this.passValue.bytesOut += bytes;
+    }
+    this.lastSuccessAt = new Date().toISOString();
+    const now = Date.now();
+    this.recentDone.push({ t: now, bytes });
+    while (this.recentDone.length > 0 && now - this.recentDone[0].t > RATE_WINDOW_MS) this.recentDone.shift();
+    this.options.metrics?.itemDone(pipeline, ms, bytesIn, bytes);
+  }
+
+  private itemFailed(pipeline: string, source: string, path: string, code: string, error: string): void {
+    this.totals.failed++;
+    if (this.passValue) this.passValue.failed++;
+    this.failures.unshift({ at: new Date().toISOString(), source, path, code, error });
+    this.failures.length = Math.min(this.failures.length, MAX_FAILURES);
+    this.options.metrics?.itemOutcome(pipeline, 'failed');
+  }
+
+  private itemSkipped(pipeline: string): void {
+    this.totals.skipped++;
+    if (this.passValue) this.passValue.skipped++;
+    this.options.metrics?.itemOutcome(pipeline, 'skipped');
+  }
+
+  private itemRetried(pipeline: string): void {
+    this.totals.retries++;
+    this.options.metrics?.retry(pipeline);
   }
 
   /** Ends a version: intake stops, its pass returns (drained or aborted), then it is closed. */

@@ -20,6 +20,7 @@ interface RunOptions extends HostOptions {
 /**
  * `sluice run`: one pass per pipeline (in order) when none has a trigger or with `--once`;
  * otherwise every pipeline runs on its trigger, side by side, until SIGINT/SIGTERM.
+ * `--cluster URL`: the same, each pass listing into Redis and waiting for the workers.
  */
 export async function runCommand(paths: string[], opts: RunOptions): Promise<number> {
   const files = expandPipelinePaths(paths);
@@ -31,8 +32,8 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
     scheduleOf(def.trigger);
     defs.push(def);
   }
+  // With --cluster, passes list into Redis and wait for the workers; the rest is the same.
   const cluster = (await import('../../cluster/url.js')).clusterUrl(opts.cluster);
-  if (cluster) return (await import('../../cluster/cli-run.js')).clusterRunCommand(defs, cluster, opts);
 
   const host = await Host.create('run', opts);
   const summaries: RunSummary[] = [];
@@ -53,6 +54,7 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
       force: opts.force,
       metrics: opts.metricsPort !== undefined ? host.metrics : undefined,
       trackProgress: host.progress !== undefined || opts.metricsPort !== undefined,
+      cluster,
       onSummary,
     });
     host.supervisors.push(supervisor);
@@ -87,6 +89,8 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
   if (error) throw error;
   if (opts.summaryJson) writeSummaries(opts.summaryJson, summaries);
   if (host.aborted) return EXIT.interrupted;
+  // A cluster pass stopped by a signal did not see its items finish (they go on on the workers).
+  if (cluster && summaries.some((s) => s.interrupted)) return EXIT.interrupted;
   return summaries.some((s) => s.failed > 0) ? EXIT.failed : EXIT.ok;
 }
 

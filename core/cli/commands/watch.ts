@@ -4,21 +4,24 @@ import { SluiceError } from '../../errors.js';
 import { formatSummary, summaryJson } from '../../observe/summary.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import { PipelineSupervisor } from '../../runtime/supervisor.js';
-import { parseVars } from '../common.js';
+import { isPipelineFileName, parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { Host, type HostOptions } from './host.js';
 
 interface WatchOptions extends HostOptions {
   debounce?: string | number;
+  cluster?: string;
 }
 
-const isPipelineFile = (path: string) => /\.ya?ml$/.test(path) && !/\.test\.ya?ml$/.test(path);
+const isPipelineFile = (path: string) => isPipelineFileName(basename(path));
 
 /**
  * `sluice watch <dir|files…>`: runs every pipeline file on its trigger and reloads each one
  * when it changes (debounced per file). An invalid edit is reported and the running version
  * keeps running; a valid one drains the old version, then starts the new one. A new file
  * starts a pipeline; a deleted one drains and stops it. Ends on SIGINT/SIGTERM.
+ * With `--cluster`, passes list into Redis and workers run the items; a reloaded version
+ * reaches the workers with its first pass (see docs/scale-out.md).
  */
 export async function watchCommand(paths: string[], opts: WatchOptions): Promise<number> {
   const vars = parseVars(opts.var);
@@ -32,6 +35,8 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
   const folders = targets.filter((t) => t.dir).map((t) => t.path);
   const watched = (abs: string) => explicitFiles.has(abs) || (isPipelineFile(abs) && folders.some((d) => resolve(abs, '..') === d));
 
+  // With --cluster this process is the pipelines' lister: passes enqueue, `sluice worker`s run.
+  const cluster = (await import('../../cluster/url.js')).clusterUrl(opts.cluster);
   const host = await Host.create('watch', opts);
   const log = host.logger;
   const byFile = new Map<string, PipelineSupervisor>();
@@ -64,6 +69,7 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
       metrics: host.metrics,
       trackProgress: true,
       announce: true,
+      cluster,
       onSummary,
     });
     byFile.set(file, supervisor);

@@ -1,0 +1,172 @@
+/**
+ * The CLI defaults file, `sluice.config.yaml`: settings a team would otherwise repeat on every
+ * command line (the cluster URL, the state folder, log settings, shared `${VAR}` values).
+ * Found with `--config FILE`, else `$SLUICE_CONFIG`, else `./sluice.config.yaml` (or `.yml`).
+ * Precedence: command-line flag > environment variable > this file.
+ *
+ *     cluster: redis://:${REDIS_PASSWORD}@redis.internal:6379
+ *     state_dir: /var/lib/sluice
+ *     log_format: json
+ *     vars: { REGION: eu-west-1 }
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
+import { ConfigErrors, interpolate } from '../config/load.js';
+import { SluiceError } from '../errors.js';
+import { registerSecret } from '../observe/redact.js';
+
+export const CONFIG_FILE_NAMES = ['sluice.config.yaml', 'sluice.config.yml'];
+
+/** Keys of the file and what each sets (documented in the README's CLI section). */
+const KEYS = {
+  cluster: 'string',
+  state_dir: 'path',
+  log_format: 'string',
+  log_file: 'path',
+  error_log: 'path',
+  metrics_port: 'integer',
+  vars: 'map',
+} as const;
+type Key = keyof typeof KEYS;
+
+export interface CliDefaults {
+  file: string;
+  cluster?: string;
+  stateDir?: string;
+  logFormat?: string;
+  logFile?: string;
+  errorLog?: string;
+  metricsPort?: number;
+  vars: Record<string, string>;
+}
+
+/** The options object of a command, as cac hands it over (the fields this file can fill). */
+export interface ConfigurableOptions {
+  config?: string;
+  cluster?: string;
+  stateDir?: string;
+  logFormat?: string;
+  logFile?: string;
+  errorLog?: string;
+  metricsPort?: string | number;
+  var?: string | string[];
+}
+
+/** Which defaults file applies, if any. */
+export function findConfigFile(option: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string | undefined {
+  const named = option ?? (env.SLUICE_CONFIG || undefined);
+  if (named !== undefined) {
+    const file = resolve(cwd, named);
+    if (!existsSync(file)) throw new SluiceError('SLUICE_E_USAGE', `config file not found: ${named}`);
+    return file;
+  }
+  return CONFIG_FILE_NAMES.map((n) => resolve(cwd, n)).find((f) => existsSync(f));
+}
+
+/** Reads and checks a defaults file; every problem is reported at once with file:line:col. */
+export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): CliDefaults {
+  const shown = relative(process.cwd(), file) || file;
+  const text = readFileSync(file, 'utf8');
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const problems: SluiceError[] = [];
+  const at = (node: Node | null | undefined) => {
+    const pos = lines.linePos(node?.range?.[0] ?? 0);
+    return { file: shown, line: pos.line, column: pos.col };
+  };
+  const problem = (node: Node | null | undefined, message: string, code: SluiceError['code'] = 'SLUICE_E_CONFIG', hint?: string) =>
+    problems.push(new SluiceError(code, message, { context: { ...at(node), ...(hint ? { hint } : {}) } }));
+  for (const e of doc.errors) {
+    const pos = lines.linePos(e.pos[0]);
+    problems.push(new SluiceError('SLUICE_E_CONFIG', `YAML syntax: ${e.message.split('\n')[0]}`, { context: { file: shown, line: pos.line, column: pos.col } }));
+  }
+  const defaults: CliDefaults = { file, vars: {} };
+  const root = doc.contents;
+  if (problems.length === 0 && root !== null && !isMap(root)) problem(root, 'a config file is a mapping of settings (cluster, state_dir, …)');
+  const baseDir = dirname(file);
+  const stringOf = (node: unknown, where: string): string | undefined => {
+    if (!isScalar(node) || (typeof node.value !== 'string' && typeof node.value !== 'number')) {
+      problem(node as Node, `${where} must be a string`);
+      return undefined;
+    }
+    const result = interpolate(String(node.value), env);
+    for (const name of result.missing) problem(node, `environment variable ${name} is not set and has no default`, 'SLUICE_E_ENV', `set it, or write \${${name}:-default}`);
+    for (const name of result.used) if (/pass|secret|token|key$|credential/i.test(name)) registerSecret(env[name]);
+    return result.value;
+  };
+  if (problems.length === 0 && isMap(root)) {
+    for (const pair of root.items) {
+      const keyNode = pair.key as Node;
+      const key = isScalar(keyNode) ? String(keyNode.value) : '';
+      if (!(key in KEYS)) {
+        problem(keyNode, `unknown setting "${key}"`, 'SLUICE_E_CONFIG', `known settings: ${Object.keys(KEYS).join(', ')}`);
+        continue;
+      }
+      const kind = KEYS[key as Key];
+      if (kind === 'map') {
+        if (!isMap(pair.value)) {
+          problem(pair.value as Node, 'vars must be a mapping of NAME: value');
+          continue;
+        }
+        for (const v of pair.value.items) {
+          const name = isScalar(v.key) ? String(v.key.value) : '';
+          const value = stringOf(v.value, `vars.${name}`);
+          if (value !== undefined) defaults.vars[name] = value;
+        }
+        continue;
+      }
+      const value = stringOf(pair.value, key);
+      if (value === undefined) continue;
+      switch (key as Exclude<Key, 'vars'>) {
+        case 'cluster':
+          defaults.cluster = value;
+          registerSecret(/\/\/[^:@/]*:([^@/]+)@/.exec(value)?.[1]);
+          break;
+        case 'state_dir':
+          defaults.stateDir = resolve(baseDir, value);
+          break;
+        case 'log_format':
+          if (value !== 'json' && value !== 'pretty') problem(pair.value as Node, `log_format is pretty or json, got "${value}"`);
+          else defaults.logFormat = value;
+          break;
+        case 'log_file':
+          defaults.logFile = resolve(baseDir, value);
+          break;
+        case 'error_log':
+          defaults.errorLog = resolve(baseDir, value);
+          break;
+        case 'metrics_port': {
+          const port = Number(value);
+          if (!Number.isInteger(port) || port < 0 || port > 65535) problem(pair.value as Node, `metrics_port must be a port number, got "${value}"`);
+          else defaults.metricsPort = port;
+          break;
+        }
+      }
+    }
+  }
+  if (problems.length > 0) throw new ConfigErrors(problems);
+  return defaults;
+}
+
+/**
+ * Fills the options a command did not get on its command line from the defaults file (and
+ * leaves alone what the environment sets: `SLUICE_CLUSTER` wins over the file's `cluster`).
+ */
+export function applyConfigFile<T extends ConfigurableOptions>(opts: T, env: NodeJS.ProcessEnv = process.env): T {
+  const file = findConfigFile(opts.config, env);
+  if (!file) return opts;
+  const d = readConfigFile(file, env);
+  const cliVars = opts.var === undefined ? [] : Array.isArray(opts.var) ? opts.var : [opts.var];
+  return {
+    ...opts,
+    cluster: opts.cluster ?? (env.SLUICE_CLUSTER ? undefined : d.cluster),
+    stateDir: opts.stateDir ?? d.stateDir,
+    logFormat: opts.logFormat ?? d.logFormat,
+    logFile: opts.logFile ?? d.logFile,
+    errorLog: opts.errorLog ?? d.errorLog,
+    metricsPort: opts.metricsPort ?? d.metricsPort,
+    // --var values come last: parseVars keeps the last value of a name.
+    var: [...Object.entries(d.vars).map(([k, v]) => `${k}=${v}`), ...cliVars.map(String)],
+  };
+}
