@@ -44,8 +44,9 @@ export interface Ledger {
   close(): Promise<void>;
   /**
    * When true, the runtime awaits `flush()` between recording `committed` and changing the
-   * source (after_success delete/move): a distributed worker killed in between must leave the
-   * `committed` record for the worker that takes its job over.
+   * source (after_success delete/move): a process or worker killed in between must leave the
+   * `committed` record (for the worker that takes its job over, and so that a deleted source
+   * never leaves its item recorded as merely `seen`).
    */
   readonly flushBeforeSourceChange?: boolean;
 }

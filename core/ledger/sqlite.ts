@@ -29,6 +29,13 @@ interface Pending {
 }
 
 export class SqliteLedger implements Ledger {
+  /**
+   * A process killed right after deleting (or moving) a source file must not lose the batch
+   * holding that item's `committed` record: the file is no longer listed, so nothing would ever
+   * correct the ledger, which would keep calling a delivered item `seen` (found by the SIGKILL
+   * chaos test, test/chaos/sftp-s3-kill.test.ts).
+   */
+  readonly flushBeforeSourceChange = true;
   private readonly pending = new Map<string, Pending>();
   private timer: NodeJS.Timeout | null = null;
   private readonly getStmt: BetterSqlite3.Statement;

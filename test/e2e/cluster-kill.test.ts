@@ -4,10 +4,11 @@
  * several times and restarted. Every file lands exactly once with the right sha256, no source
  * is deleted before its copy is in the sink, and no job is left stuck.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterEnv, type SluiceProcess, spawnSluice } from '../helpers/cluster.js';
+import { expectNoLoss, localCopies, writeNumberedFiles } from '../helpers/kill-loop.js';
 import { listFiles, makeWorkspace, sha256 } from '../helpers/workspace.js';
 import { type RedisHandle, startRedis } from '../servers/redis.js';
 
@@ -28,14 +29,7 @@ afterAll(async () => {
 
 describe('cluster: worker crashes', () => {
   it(`moves ${FILES} files exactly once while a worker is SIGKILLed ${KILLS} times`, async () => {
-    const hashes = new Map<string, string>();
-    for (let i = 0; i < FILES; i++) {
-      const rel = `d${i % 20}/file-${i}.dat`;
-      const body = Buffer.alloc(512 + ((i * 7919) % 16384), i % 251);
-      body.write(`file ${i}`);
-      ws.write(`in/${rel}`, body);
-      hashes.set(rel, sha256(body));
-    }
+    const hashes = writeNumberedFiles(ws, 'in', FILES);
     ws.pipeline(
       'name: cmove\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local: { path: ./out, verify: sha256 }\npolicy:\n  concurrency: 4\n',
       'move.yaml',
@@ -47,16 +41,7 @@ describe('cluster: worker crashes', () => {
     };
     const workers = [startWorker(), startWorker(), startWorker()];
 
-    const checkNoLoss = () => {
-      const remaining = new Set(listFiles(ws.path('in')));
-      for (const [rel, hash] of hashes) {
-        if (remaining.has(rel)) continue;
-        const copy = ws.path('out', rel);
-        expect(existsSync(copy), `${rel} deleted at the source but missing in the sink`).toBe(true);
-        expect(sha256(readFileSync(copy)), `${rel} copy differs`).toBe(hash);
-      }
-      return remaining.size;
-    };
+    const checkNoLoss = () => expectNoLoss(hashes, listFiles(ws.path('in')), localCopies(ws.path('out')));
 
     const run = spawnSluice(['run', '--cluster', redis.url, 'move.yaml', '--summary-json', 'summary.json', '--log-format', 'json', '--quiet'], ws.dir, clusterEnv());
     processes.push(run);
