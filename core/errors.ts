@@ -118,6 +118,38 @@ export function wrapPluginError(err: unknown, context: ErrorContext, fallback: E
   return new SluiceError(code, errorMessage(err), { cause: err, context });
 }
 
+/** Where a stream error came from: the step (or source) that made the bytes, and its fallback code. */
+export interface StreamOrigin {
+  context: ErrorContext;
+  code: ErrorCode;
+}
+
+/** Errors streams emitted, keyed by the error object, with the stream that emitted them first. */
+const streamOrigins = new WeakMap<object, StreamOrigin>();
+
+/**
+ * Attributes every error `stream` emits to `origin`, unless a stream upstream of it claimed the
+ * error first. Stream errors travel downstream as the same object (each stage destroys the next
+ * with it) and only surface where the sink consumes the last stage: remembering the first stream
+ * that emitted an error lets the runtime name the step that produced it instead of the sink.
+ */
+export function attributeStreamErrors(stream: { on(event: 'error', listener: (err: unknown) => void): unknown }, origin: StreamOrigin): void {
+  stream.on('error', (err) => {
+    if (typeof err === 'object' && err !== null && !streamOrigins.has(err)) streamOrigins.set(err, origin);
+  });
+}
+
+/** The stream-attributed error in `err` or its chain of causes, with where it came from. */
+export function streamErrorOrigin(err: unknown): { error: unknown; origin: StreamOrigin } | undefined {
+  const seen = new Set<unknown>();
+  for (let e = err; typeof e === 'object' && e !== null && !seen.has(e); e = (e as { cause?: unknown }).cause) {
+    seen.add(e);
+    const origin = streamOrigins.get(e);
+    if (origin) return { error: e, origin };
+  }
+  return undefined;
+}
+
 export function isAbortError(err: unknown): boolean {
   return hasCode(err) && (err.code === 'ABORT_ERR' || (err as Error).name === 'AbortError');
 }

@@ -85,6 +85,15 @@ export interface StepContext extends PluginContext {
   openSibling(item: Item, name: string, signal?: AbortSignal): Promise<Readable | null>;
   /** Records a per-item figure in the run summary (e.g. bytes before/after compression). */
   report(figure: SummaryFigure): void;
+  /**
+   * Declares the sibling `name` of `item` (as for `openSibling`) a companion of this item alone,
+   * e.g. `x.csv.sha256` or `x.gpg.sig`: once the item is finalized, the source's
+   * `after_success` (delete / move_to) is applied to the companion too, if it exists. Only
+   * paths the step's `isCompanion` matches follow (they are never items of their own). Never
+   * declare a file shared by several items (a `SHA256SUMS` listing): it would go with the
+   * first of them. Optional for API compatibility; the runtime always provides it.
+   */
+  reportCompanion?(item: Item, name: string): void;
 }
 
 export interface SummaryFigure {

@@ -10,7 +10,18 @@ import { mkdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import type { PipelineDefinition, PluginRef } from '../config/load.js';
-import { errorMessage, isAbortError, isRetryableByDefault, SluiceError, wrapPluginError } from '../errors.js';
+import {
+  attributeStreamErrors,
+  type ErrorCode,
+  type ErrorContext,
+  errorMessage,
+  isAbortError,
+  isRetryableByDefault,
+  SluiceError,
+  type StreamOrigin,
+  streamErrorOrigin,
+  wrapPluginError,
+} from '../errors.js';
 import { compileIncludeExclude, type PathPredicate } from '../glob.js';
 import { itemIdentity } from '../item.js';
 import type { Ledger } from '../ledger/ledger.js';
@@ -142,6 +153,11 @@ interface Job {
    * compression ratio and space saved.
    */
   figures: SummaryFigure[];
+  /**
+   * Source paths of the companions steps declared for this item (`x.csv.sha256`, `x.gpg.sig`):
+   * the source's after_success follows the item's own to them.
+   */
+  companions: Set<string>;
 }
 
 const MAX_SLOWEST = 5;
@@ -264,8 +280,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       openSibling: async (item: Item, name: string, signal?: AbortSignal) => {
         const source = this.sources.find((s) => s.name === item.source);
         if (!source?.instance.openPath) return null;
-        const dir = item.path.includes('/') ? item.path.slice(0, item.path.lastIndexOf('/') + 1) : '';
-        return source.instance.openPath(dir + name, signal);
+        return source.instance.openPath(siblingPath(item, name), signal);
       },
       // Reports made outside process() (none today); per-item ones go through the job.
       report: (figure: SummaryFigure) => {
@@ -504,7 +519,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     const label = `${source.name}:${item.path}`;
     let finalizeOnly = false;
     /** What an earlier attempt committed, when only its after_success failed. */
-    let committedEarlier: Pick<Job, 'leaves' | 'bytesIn' | 'figures'> | undefined;
+    let committedEarlier: Pick<Job, 'leaves' | 'bytesIn' | 'figures' | 'companions'> | undefined;
     if (!this.options.force) {
       const record = await this.ledger.get(this.def.name, id);
       if (record?.state === 'finalized') {
@@ -529,6 +544,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         bytesIn: 0,
         committed,
         figures: [],
+        companions: new Set(),
         plan: this.options.dryRun
           ? { source: source.name, path: item.path, destinations: [], action: finalizeOnly ? 'finalize-only' : 'write' }
           : undefined,
@@ -538,6 +554,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           job.leaves = committedEarlier.leaves;
           job.bytesIn = committedEarlier.bytesIn;
           job.figures = committedEarlier.figures;
+          job.companions = committedEarlier.companions;
         } else if (!finalizeOnly) {
           if (!this.options.dryRun) this.ledger.record(this.def.name, id, { state: 'seen', attempts: attempt });
           const chainRoot = this.countedRoot(item, job);
@@ -556,11 +573,12 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           const destinations = job.leaves.flatMap((l) => l.locations);
           if (!finalizeOnly) this.ledger.record(this.def.name, id, { state: 'committed', attempts: attempt, destinations });
           // Every copy is committed: if after_success fails now, a retry redoes only that step.
-          if (!finalizeOnly) committedEarlier = { leaves: job.leaves, bytesIn: job.bytesIn, figures: job.figures };
+          if (!finalizeOnly) committedEarlier = { leaves: job.leaves, bytesIn: job.bytesIn, figures: job.figures, companions: job.companions };
           finalizeOnly = true;
           if (this.ledger.flushBeforeSourceChange && source.afterSuccess !== 'keep') await this.ledger.flush();
           await this.afterSuccess(source, item);
           this.ledger.record(this.def.name, id, { state: 'finalized', attempts: attempt });
+          await this.tidyCompanions(source, item, job.companions);
         }
         const bytesOut = job.leaves.reduce((n, l) => n + l.bytes, 0);
         summary.ok++;
@@ -599,9 +617,18 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     return this.steps.some((s) => s.ref.plugin.kind !== 'step');
   }
 
-  /** Counts the bytes read from the source, when steps change bytes (else in = out). */
-  private countedRoot(item: Item, job: Job): Item {
-    const progress = this.options.trackProgress ? { source: job.source.name, path: item.path, size: item.size, started: performance.now() } : undefined;
+  /**
+   * The listed item as the step chain starts from it: its read errors named after the source,
+   * and the bytes read from the source counted when steps change bytes (else in = out).
+   */
+  private countedRoot(listed: Item, job: Job): Item {
+    const { source } = job;
+    const origin: StreamOrigin = {
+      context: { pipeline: this.def.name, step: source.ref.stepId, plugin: source.ref.name, item: `${source.name}:${listed.path}` },
+      code: 'SLUICE_E_SOURCE',
+    };
+    const item = { ...listed, open: attributedOpen(listed.open, origin) };
+    const progress = this.options.trackProgress ? { source: source.name, path: item.path, size: item.size, started: performance.now() } : undefined;
     if (progress) this.reading.set(job, progress);
     if (!this.hasByteSteps() && !progress) return item;
     return {
@@ -628,7 +655,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
 
   private stamp(raw: unknown, item: Item, source: SourceRuntime): SluiceError {
     if (raw instanceof SluiceError && raw.context.item) return raw;
-    return wrapPluginError(raw, { pipeline: this.def.name, item: `${source.name}:${item.path}` });
+    return located(raw, { pipeline: this.def.name, item: `${source.name}:${item.path}` });
   }
 
   private isRetryable(err: SluiceError): boolean {
@@ -654,26 +681,37 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     }
     const step = this.steps[index];
     const context = { pipeline: this.def.name, step: step.ref.stepId, plugin: step.ref.name, item: `${item.source}:${item.path}` };
+    const ctx: StepContext = {
+      ...step.ctx,
+      signal: job.signal,
+      report: (figure) => job.figures.push(figure),
+      reportCompanion: (of, name) => {
+        if (of.source === job.source.name) job.companions.add(siblingPath(of, name));
+      },
+    };
     let out: StepOutput;
     try {
-      out = await step.instance.process(item, { ...step.ctx, signal: job.signal, report: (figure) => job.figures.push(figure) });
+      out = await step.instance.process(item, ctx);
     } catch (err) {
-      throw wrapPluginError(err, context);
+      throw located(err, context);
     }
     if (out === null) {
       job.filtered++;
       return;
     }
+    // Bytes this step made: their stream errors are its own, even when a sink reports them.
+    const origin: StreamOrigin = { context, code: 'SLUICE_E_PLUGIN' };
+    const attributed = (next: Item): Item => (next.open === item.open ? next : { ...next, open: attributedOpen(next.open, origin) });
     if (Array.isArray(out)) {
-      for (const next of out) await this.runChain(next, index + 1, job);
+      for (const next of out) await this.runChain(attributed(next), index + 1, job);
     } else if (isAsyncIterable(out)) {
       try {
-        for await (const next of out) await this.runChain(next, index + 1, job);
+        for await (const next of out) await this.runChain(attributed(next), index + 1, job);
       } catch (err) {
-        throw wrapPluginError(err, context);
+        throw located(err, context);
       }
     } else {
-      await this.runChain(out, index + 1, job);
+      await this.runChain(attributed(out), index + 1, job);
     }
   }
 
@@ -818,7 +856,8 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     try {
       return await fn();
     } catch (err) {
-      throw wrapPluginError(err, { pipeline: this.def.name, step: sink.ref.stepId, plugin: sink.ref.name, ...context }, 'SLUICE_E_SINK');
+      // A sink fails too when the bytes it reads fail: `located` names the step that made them.
+      throw located(err, { pipeline: this.def.name, step: sink.ref.stepId, plugin: sink.ref.name, ...context }, 'SLUICE_E_SINK');
     }
   }
 
@@ -858,6 +897,49 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       else if (typeof action === 'object') await source.instance.move!(item, action.move_to);
     } catch (err) {
       throw wrapPluginError(err, context, 'SLUICE_E_SOURCE');
+    }
+  }
+
+  /**
+   * Applies after_success (delete / move_to) to the companions steps declared for a finalized
+   * item, after the item's own. Only paths a step's `isCompanion` matches follow: those are
+   * never items of their own, so nothing else finalizes them. A companion that does not exist
+   * is skipped. A failure is logged, not counted against the item: its bytes are delivered and
+   * finalized, and retrying the item would redo an after_success that already happened.
+   */
+  private async tidyCompanions(source: SourceRuntime, item: Item, companions: ReadonlySet<string>): Promise<void> {
+    if (source.afterSuccess === 'keep' || !source.instance.openPath) return;
+    for (const path of companions) {
+      if (path === item.path || !this.companionChecks.some((isCompanion) => isCompanion(path))) continue;
+      const { item: companion } = await this.reviveItem({ source: source.name, path });
+      const { maxAttempts } = this.def.policy.retry;
+      for (let attempt = 1; !this.work.signal.aborted; attempt++) {
+        try {
+          await this.afterSuccess(source, companion);
+          this.log.debug({ item: `${source.name}:${item.path}`, companion: path }, 'companion finalized with its item');
+          break;
+        } catch (raw) {
+          // Declared companions may not exist (a `.sig` that was never dropped): nothing to do.
+          if (!(await this.existsAtSource(source, path))) break;
+          const err = raw instanceof SluiceError ? raw : wrapPluginError(raw, {}, 'SLUICE_E_SOURCE');
+          if (attempt >= maxAttempts || !this.isRetryable(err)) {
+            this.log.warn({ item: `${source.name}:${item.path}`, companion: path, err: errorMessage(err) }, 'companion left at the source');
+            break;
+          }
+          await sleep(backoffDelay(attempt, this.def.policy.retry), this.work.signal).catch(() => undefined);
+        }
+      }
+    }
+  }
+
+  /** Whether `path` exists at the source (true when that cannot be told: assume it does). */
+  private async existsAtSource(source: SourceRuntime, path: string): Promise<boolean> {
+    try {
+      const stream = await source.instance.openPath!(path, this.work.signal);
+      stream?.destroy();
+      return stream !== null;
+    } catch {
+      return true;
     }
   }
 
@@ -916,6 +998,36 @@ function normalizeAfterSuccess(value: unknown): SourceRuntime['afterSuccess'] {
     if ('delete' in value) return 'delete';
   }
   throw new SluiceError('SLUICE_E_CONFIG', `unsupported after_success: ${JSON.stringify(value)}`);
+}
+
+/** Source path of the file `name` in the folder of `item` (`in/x.csv` + `x.csv.sha256`). */
+function siblingPath(item: Pick<Item, 'path'>, name: string): string {
+  const dir = item.path.includes('/') ? item.path.slice(0, item.path.lastIndexOf('/') + 1) : '';
+  return dir + name;
+}
+
+/** An `open` whose stream errors, and whose own failures, are attributed to `origin`. */
+function attributedOpen(open: Item['open'], origin: StreamOrigin): Item['open'] {
+  return async (signal?: AbortSignal) => {
+    let stream: Readable;
+    try {
+      stream = await open(signal);
+    } catch (err) {
+      throw located(err, origin.context, origin.code);
+    }
+    attributeStreamErrors(stream, origin);
+    return stream;
+  };
+}
+
+/**
+ * Wraps `err` with where it happened: the step or source whose stream emitted it when a
+ * stream did (the sink consuming the bytes only passes it on), else `fallback`.
+ */
+function located(err: unknown, fallback: ErrorContext, code: ErrorCode = 'SLUICE_E_PLUGIN'): SluiceError {
+  const fromStream = err instanceof SluiceError && err.context.step ? undefined : streamErrorOrigin(err);
+  if (fromStream) return wrapPluginError(fromStream.error, fromStream.origin.context, fromStream.origin.code);
+  return wrapPluginError(err, fallback, code);
 }
 
 function fanOut(source: Readable, n: number): PassThrough[] {

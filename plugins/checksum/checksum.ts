@@ -105,7 +105,9 @@ export const checksumPlugin = definePlugin({
     'The bytes pass through unchanged. The digest (sha256, sha1, md5 or crc32c) is computed as they stream;',
     'a mismatch errors the stream before it ends, so the sink commits nothing.',
     'With `expect: companion`, `x.sha256` / `x.md5` / `x.sha1` / `x.crc32c` and `SHA256SUMS`-style files are',
-    'consumed as companions and not processed as files of their own. When the expected value is known before',
+    'consumed as companions and not processed as files of their own; a per-file companion is deleted or moved with',
+    'its file by the source’s `after_success`, while a `SHA256SUMS`-style listing (shared by the folder) stays.',
+    'When the expected value is known before',
     'streaming it is recorded in the item’s `checksums` (so sinks can store it as metadata).',
     'crc32c is a built-in slicing-by-8 implementation (no dependency).',
   ].join(' '),
@@ -136,6 +138,9 @@ export const checksumPlugin = definePlugin({
       for (const candidate of [perFile, listing]) {
         const stream = await ctx.openSibling(item, candidate);
         if (!stream) continue;
+        // `x.csv.sha256` belongs to x.csv and is finalized with it; a SUMS listing serves the
+        // whole folder and stays at the source.
+        if (candidate === perFile) ctx.reportCompanion?.(item, candidate);
         const text = (await readSmallFile(stream, candidate, MAX_COMPANION_BYTES)).toString('utf8');
         const found = findChecksum(text, name, algorithm, candidate === perFile);
         if (found !== undefined) return found;

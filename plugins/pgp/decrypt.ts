@@ -63,7 +63,8 @@ export const pgpDecryptPlugin = definePlugin({
     'the stream waits for gpg’s exit status. A wrong key or tampered message fails the item without retries.',
     '',
     'With `verify_signature`, inline signatures and detached `<file>.sig` / `<file>.asc` companions (over the encrypted',
-    'file, verified while it streams) are checked; those companions are not processed as files of their own.',
+    'file, verified while it streams) are checked. `.sig` companions (and `.gpg.asc` / `.pgp.asc` ones when verifying)',
+    'are not processed as files of their own; the source’s `after_success` deletes or moves them with their file.',
   ].join('\n'),
   config,
   examples: [
@@ -119,6 +120,11 @@ export const pgpDecryptPlugin = definePlugin({
 
     return {
       process(item, ctx) {
+        // Detached signatures are companions whether or not they are checked (isCompanion):
+        // they go with their file when the source deletes or moves it, if they exist.
+        for (const name of detachedSignatureNames(itemName(item))) {
+          if (isDetachedSignature(name, verify !== undefined)) ctx.reportCompanion?.(item, name);
+        }
         return deriveItem(item, {
           path: stripPgpExtension(item.path),
           open: (signal) => decryptStream(item, ctx, signal),

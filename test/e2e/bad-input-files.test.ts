@@ -70,18 +70,18 @@ describe('PGP: tampered, wrong key, not PGP, empty', () => {
 
   const expected: Record<string, Record<string, RegExp>> = {
     gpg: {
-      'tampered-middle.csv.gpg': /item "local:tampered-middle\.csv": PGP decryption failed \(gpg\): .*(manipulated|invalid packet|decryption failed)/,
-      'tampered-end.csv.gpg': /item "local:tampered-end\.csv": PGP decryption failed \(gpg\): .*manipulated/,
-      'wrong-key.csv.gpg': /item "local:wrong-key\.csv": PGP decryption failed \(gpg\): decryption failed: No secret key/,
-      'not-pgp.csv.gpg': /item "local:not-pgp\.csv": PGP decryption failed \(gpg\): no valid OpenPGP data found/,
-      'empty.csv.gpg': /item "local:empty\.csv": PGP decryption failed \(gpg\): the input is empty$/,
+      'tampered-middle.csv.gpg': /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:tampered-middle\.csv\.gpg": PGP decryption failed \(gpg\): .*(manipulated|invalid packet|decryption failed)/,
+      'tampered-end.csv.gpg': /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:tampered-end\.csv\.gpg": PGP decryption failed \(gpg\): .*manipulated/,
+      'wrong-key.csv.gpg': /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:wrong-key\.csv\.gpg": PGP decryption failed \(gpg\): decryption failed: No secret key/,
+      'not-pgp.csv.gpg': /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:not-pgp\.csv\.gpg": PGP decryption failed \(gpg\): no valid OpenPGP data found/,
+      'empty.csv.gpg': /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:empty\.csv\.gpg": PGP decryption failed \(gpg\): the input is empty$/,
     },
     openpgp: {
-      'tampered-middle.csv.gpg': /item "local:tampered-middle\.csv": PGP decryption failed \(openpgp\): .*(Modification detected|Error)/,
-      'tampered-end.csv.gpg': /item "local:tampered-end\.csv": PGP decryption failed \(openpgp\): Modification detected/,
-      'wrong-key.csv.gpg': /item "local:wrong-key\.csv": PGP decryption failed \(openpgp\): .*No decryption key packets found/,
-      'not-pgp.csv.gpg': /item "local:not-pgp\.csv": PGP decryption failed \(openpgp\): Misformed armored text/,
-      'empty.csv.gpg': /item "local:empty\.csv": PGP decryption failed \(openpgp\): the message is empty$/,
+      'tampered-middle.csv.gpg': /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:tampered-middle\.csv\.gpg": PGP decryption failed \(openpgp\): .*(Modification detected|Error)/,
+      'tampered-end.csv.gpg': /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:tampered-end\.csv\.gpg": PGP decryption failed \(openpgp\): Modification detected/,
+      'wrong-key.csv.gpg': /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:wrong-key\.csv\.gpg": PGP decryption failed \(openpgp\): .*No decryption key packets found/,
+      'not-pgp.csv.gpg': /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:not-pgp\.csv\.gpg": PGP decryption failed \(openpgp\): Misformed armored text/,
+      'empty.csv.gpg': /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:empty\.csv\.gpg": PGP decryption failed \(openpgp\): the message is empty$/,
     },
   };
 
@@ -126,7 +126,7 @@ describe('checksum companions', () => {
     const mismatch = failureOf(s, 'mismatch.csv');
     expect(mismatch.code).toBe('SLUICE_E_BAD_DATA');
     expect(mismatch.error).toBe(
-      `[ck sink.local] item "local:mismatch.csv": sha256 mismatch: expected ${sha256('original\n')}, computed ${sha256('tampered\n')}`,
+      `[ck steps[0].checksum] item "local:mismatch.csv": sha256 mismatch: expected ${sha256('original\n')}, computed ${sha256('tampered\n')}`,
     );
     for (const name of ['orphan.csv', 'garbled.csv']) {
       const f = failureOf(s, name);
@@ -134,10 +134,36 @@ describe('checksum companions', () => {
       expect(f.error).toBe(`[ck steps[0].checksum] item "local:${name}": no expected sha256 for "${name}": no companion checksum file lists it`);
     }
     expect(listFiles(ws.path('ck', 'out'))).toEqual(['empty.csv', 'good.csv']);
-    // Failed items and their companions stay at the source.
-    const left = listFiles(ws.path('ck', 'in'));
-    for (const name of ['mismatch.csv', 'mismatch.csv.sha256', 'orphan.csv', 'garbled.csv', 'garbled.csv.sha256']) expect(left).toContain(name);
-    expect(left).not.toContain('good.csv');
+    // Delivered items went with their companions; failed items and theirs stay at the source.
+    expect(listFiles(ws.path('ck', 'in'))).toEqual(['garbled.csv', 'garbled.csv.sha256', 'mismatch.csv', 'mismatch.csv.sha256', 'orphan.csv']);
+  });
+
+  it('per-file companions follow their file (delete and move_to), a shared SHA256SUMS stays until tidied by hand', async () => {
+    const rows = (n: number) => `${Array.from({ length: n }, (_, i) => `${i},${i * 7}`).join('\n')}\n`;
+    for (const mode of ['delete', 'move']) {
+      ws.write(`ckf/${mode}/in/a.csv`, rows(10));
+      ws.write(`ckf/${mode}/in/a.csv.sha256`, `${sha256(rows(10))}  a.csv\n`);
+      ws.write(`ckf/${mode}/in/sub/b.csv`, rows(20));
+      ws.write(`ckf/${mode}/in/sub/b.csv.sha256`, `${sha256(rows(20))}\n`);
+      // Listed in the shared SUMS only (c, d) and in both (a): SUMS must outlive every one of them.
+      ws.write(`ckf/${mode}/in/c.csv`, rows(30));
+      ws.write(`ckf/${mode}/in/d.csv`, rows(40));
+      ws.write(`ckf/${mode}/in/SHA256SUMS`, [10, 30, 40].map((n, i) => `${sha256(rows(n))}  ${'acd'[i]}.csv`).join('\n'));
+    }
+    const pipeline = (mode: string, after: string) =>
+      ws.pipeline(
+        `name: ckf-${mode}\nsource:\n  local: { path: ./in, recursive: true, exclude: ["*.sha256"], after_success: ${after} }\nsteps:\n  - checksum: { expect: companion }\nsink:\n  local: { path: ./out }\n`,
+        `ckf/${mode}/pipeline.yaml`,
+      );
+    const deleted = await runPipelineFile(pipeline('delete', 'delete'));
+    expect(deleted).toMatchObject({ ok: 4, failed: 0 });
+    expect(listFiles(ws.path('ckf', 'delete', 'out'))).toEqual(['a.csv', 'c.csv', 'd.csv', 'sub/b.csv']);
+    expect(listFiles(ws.path('ckf', 'delete', 'in'))).toEqual(['SHA256SUMS']);
+
+    const moved = await runPipelineFile(pipeline('move', '{ move_to: ./done }'));
+    expect(moved).toMatchObject({ ok: 4, failed: 0 });
+    expect(listFiles(ws.path('ckf', 'move', 'done'))).toEqual(['a.csv', 'a.csv.sha256', 'c.csv', 'd.csv', 'sub/b.csv', 'sub/b.csv.sha256']);
+    expect(listFiles(ws.path('ckf', 'move', 'in'))).toEqual(['SHA256SUMS']);
   });
 });
 
@@ -194,7 +220,7 @@ sink:
     // Regression: DuckDB's multi-line error quoting the spool path used to be the message.
     expect(failureOf(s, 'empty.parquet')).toMatchObject({
       code: 'SLUICE_E_BAD_DATA',
-      error: '[empty-parquet] item "local:empty.parquet": "empty.parquet" is not a Parquet file (0 bytes, the PAR1 marker is missing at its start or end)',
+      error: '[empty-parquet steps[0].parquet_optimize] item "local:empty.parquet": "empty.parquet" is not a Parquet file (0 bytes, the PAR1 marker is missing at its start or end)',
     });
     expect(failureOf(s, 'note.txt').error).toContain('"note.txt" is not a Parquet file (18 bytes');
     expect(listFiles(ws.path('empty2', 'out'))).toEqual([]);

@@ -149,6 +149,9 @@ const MOVED = [
   'statement_march.pdf.gpg',
 ];
 
+/** Detached signatures of two moved files: companions, they follow their file. */
+const SIGNATURES = ['catalog.xml.gpg.sig', 'sales_20240310.csv.gz.gpg.sig'];
+
 describe('octo-acme workflow', () => {
   it('decrypts, unpacks and files every good drop by type; the tampered one fails for good', async () => {
     const summary = await runWorkflow('octo-sftp-to-s3', env, { stateDir: ws.path('state') });
@@ -160,15 +163,13 @@ describe('octo-acme workflow', () => {
     for (const [key, sha] of expected) expect(sha256(await getObject(client, BUCKET, key)), key).toBe(sha);
   });
 
-  it('moved the processed originals to processed/ and left the rest in place', () => {
+  it('moved the processed originals, with their .sig companions, to processed/ and left the rest in place', () => {
     expect(listFiles(outgoing)).toEqual(
       [
         'broken_20240311.csv.gz.gpg',
-        'catalog.xml.gpg.sig',
         'fresh_20240312.csv.gz.gpg',
         'readme.txt',
-        'sales_20240310.csv.gz.gpg.sig',
-        ...MOVED.map((n) => `processed/${n}`),
+        ...[...MOVED, ...SIGNATURES].map((n) => `processed/${n}`),
       ].sort(),
     );
   });
@@ -187,6 +188,6 @@ describe('octo-acme workflow', () => {
     const again = await runWorkflow('octo-sftp-to-s3', env, { stateDir: ws.path('state') });
     expect(again).toMatchObject({ ok: 0, failed: 1, filesWritten: 0, filtered: 1 });
     expect((await s3.requests()).filter((q) => q.method === 'PUT' || q.method === 'POST')).toEqual([]);
-    expect(readdirSync(join(outgoing, 'processed')).sort()).toEqual(MOVED);
+    expect(readdirSync(join(outgoing, 'processed')).sort()).toEqual([...MOVED, ...SIGNATURES].sort());
   });
 });
