@@ -137,34 +137,6 @@ describe('checksum companions', () => {
     // Delivered items went with their companions; failed items and theirs stay at the source.
     expect(listFiles(ws.path('ck', 'in'))).toEqual(['garbled.csv', 'garbled.csv.sha256', 'mismatch.csv', 'mismatch.csv.sha256', 'orphan.csv']);
   });
-
-  it('per-file companions follow their file (delete and move_to), a shared SHA256SUMS stays until tidied by hand', async () => {
-    const rows = (n: number) => `${Array.from({ length: n }, (_, i) => `${i},${i * 7}`).join('\n')}\n`;
-    for (const mode of ['delete', 'move']) {
-      ws.write(`ckf/${mode}/in/a.csv`, rows(10));
-      ws.write(`ckf/${mode}/in/a.csv.sha256`, `${sha256(rows(10))}  a.csv\n`);
-      ws.write(`ckf/${mode}/in/sub/b.csv`, rows(20));
-      ws.write(`ckf/${mode}/in/sub/b.csv.sha256`, `${sha256(rows(20))}\n`);
-      // Listed in the shared SUMS only (c, d) and in both (a): SUMS must outlive every one of them.
-      ws.write(`ckf/${mode}/in/c.csv`, rows(30));
-      ws.write(`ckf/${mode}/in/d.csv`, rows(40));
-      ws.write(`ckf/${mode}/in/SHA256SUMS`, [10, 30, 40].map((n, i) => `${sha256(rows(n))}  ${'acd'[i]}.csv`).join('\n'));
-    }
-    const pipeline = (mode: string, after: string) =>
-      ws.pipeline(
-        `name: ckf-${mode}\nsource:\n  local: { path: ./in, recursive: true, exclude: ["*.sha256"], after_success: ${after} }\nsteps:\n  - checksum: { expect: companion }\nsink:\n  local: { path: ./out }\n`,
-        `ckf/${mode}/pipeline.yaml`,
-      );
-    const deleted = await runPipelineFile(pipeline('delete', 'delete'));
-    expect(deleted).toMatchObject({ ok: 4, failed: 0 });
-    expect(listFiles(ws.path('ckf', 'delete', 'out'))).toEqual(['a.csv', 'c.csv', 'd.csv', 'sub/b.csv']);
-    expect(listFiles(ws.path('ckf', 'delete', 'in'))).toEqual(['SHA256SUMS']);
-
-    const moved = await runPipelineFile(pipeline('move', '{ move_to: ./done }'));
-    expect(moved).toMatchObject({ ok: 4, failed: 0 });
-    expect(listFiles(ws.path('ckf', 'move', 'done'))).toEqual(['a.csv', 'a.csv.sha256', 'c.csv', 'd.csv', 'sub/b.csv', 'sub/b.csv.sha256']);
-    expect(listFiles(ws.path('ckf', 'move', 'in'))).toEqual(['SHA256SUMS']);
-  });
 });
 
 describe('empty (0-byte) files through every step kind', () => {
