@@ -3,14 +3,22 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const benchDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const repoDir = join(benchDir, '..');
 export const sluiceBin = join(repoDir, 'bin', 'sluice.js');
 
+/**
+ * Runs `cmd args` under measure.py: { wall_s, max_rss_kib, code }. While the environment
+ * variable BENCH_SLUICE_CPU_PROF names a folder, every `node bin/sluice.js …` run writes a
+ * V8 CPU profile there (bench/peers.mjs --profile); other commands are left alone.
+ */
 export function measure(cmd, args, opts = {}) {
+  const profileDir = process.env.BENCH_SLUICE_CPU_PROF;
+  if (profileDir && cmd === 'node' && args[0] === sluiceBin)
+    args = ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, ...args];
   const out = execFileSync('python3', [join(benchDir, 'lib', 'measure.py'), cmd, ...args], {
     encoding: 'utf8',
     cwd: opts.cwd,
@@ -21,6 +29,21 @@ export function measure(cmd, args, opts = {}) {
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
   return r;
 }
+
+/** `sluice run FILE --force` as a measured whole process, quiet, ledger under `stateDir`. */
+export const runSluice = (file, stateDir) =>
+  measure('node', [
+    sluiceBin,
+    'run',
+    file,
+    '--force',
+    '--quiet',
+    '--no-progress',
+    '--log-format',
+    'json',
+    '--state-dir',
+    stateDir,
+  ]);
 
 export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -46,13 +69,22 @@ export function writeSection(name, markdown) {
   const file = join(benchDir, 'RESULTS.md');
   const start = `<!-- bench:${name}:start -->`;
   const end = `<!-- bench:${name}:end -->`;
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n\nWritten by the bench scripts; each section is replaced by its own script.\n';
+  let text = existsSync(file)
+    ? readFileSync(file, 'utf8')
+    : '# Benchmark results\n\nWritten by the bench scripts; each section is replaced by its own script.\n';
   const block = `${start}\n${markdown.trim()}\n${end}`;
   const i = text.indexOf(start);
   const j = text.indexOf(end);
-  text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`;
+  text =
+    i >= 0 && j > i
+      ? text.slice(0, i) + block + text.slice(j + end.length)
+      : `${text.trimEnd()}\n\n${block}\n`;
   writeFileSync(file, text);
 }
+
+/** True when the module at `moduleUrl` is the script node was started with (not imported). */
+export const isMain = (moduleUrl) =>
+  process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(moduleUrl);
 
 export const fmt = (n, d = 2) => Number(n).toFixed(d);
 

@@ -1,165 +1,53 @@
-// Plain-JS starters for the benchmark servers (the test helpers are TypeScript under test/):
-// s3rver as a child process, OpenSSH sshd with its own config, both on 127.0.0.1 at free ports.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+// The benchmarks' servers are the test suite's own (test/servers/*.ts): one implementation of
+// how sshd and s3rver are started. Node 20 cannot import TypeScript, so the few modules needed
+// are transpiled (types stripped, no type check) into bench/data/servers-js/test/servers/ —
+// two levels deep like the originals, so s3rver.ts's `cwd: <dir>/../..` still resolves
+// `require('s3rver')` through the repo's node_modules.
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { repoDir } from './common.mjs';
+import { pathToFileURL } from 'node:url';
+import { benchDir, repoDir } from './common.mjs';
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+const MODULES = ['remote-fs-net', 'unix-user', 'sshd', 's3rver'];
+const outDir = join(benchDir, 'data', 'servers-js', 'test', 'servers');
 
-async function waitForPort(port, timeoutMs, failed) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const problem = failed();
-    if (problem) throw new Error(problem);
-    const open = await new Promise((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
+async function loadServer(name) {
+  const ts = (await import('typescript')).default;
+  mkdirSync(outDir, { recursive: true });
+  for (const module of MODULES) {
+    const src = join(repoDir, 'test', 'servers', `${module}.ts`);
+    const dst = join(outDir, `${module}.js`);
+    let fresh = false;
+    try {
+      fresh = statSync(dst).mtimeMs >= statSync(src).mtimeMs;
+    } catch {}
+    if (fresh) continue;
+    const { outputText } = ts.transpileModule(readFileSync(src, 'utf8'), {
+      compilerOptions: {
+        module: ts.ModuleKind.ESNext,
+        target: ts.ScriptTarget.ES2022,
+        verbatimModuleSyntax: true,
+      },
+      fileName: src,
     });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
+    writeFileSync(dst, outputText);
   }
+  return import(pathToFileURL(join(outDir, `${name}.js`)).href);
 }
 
-function stopChild(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-const S3RVER_CHILD = `
-const S3rver = require('s3rver');
-const server = new S3rver({ address: '127.0.0.1', port: 0, directory: process.argv[1], silent: true });
-server.run().then((a) => process.stdout.write(JSON.stringify({ port: a.port }) + '\\n'), (e) => { console.error(e); process.exit(1); });
-process.on('SIGTERM', () => server.close().finally(() => process.exit(0)));
-`;
-
-/** s3rver needs --openssl-legacy-provider for ListObjectsV2 pagination (DES continuation tokens). */
+/** s3rver in a child process, without the per-request log the tests read. */
 export async function startS3rver() {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-s3rver-'));
-  const child = spawn(process.execPath, ['-e', S3RVER_CHILD, dir], {
-    cwd: repoDir,
-    env: { ...process.env, NODE_OPTIONS: '--openssl-legacy-provider' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  process.once('exit', () => child.kill('SIGKILL'));
-  const port = await new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`s3rver exited with ${code}`)));
-    createInterface({ input: child.stdout }).once('line', (line) => resolve(JSON.parse(line).port));
-  });
-  const endpoint = `http://127.0.0.1:${port}`;
-  return {
-    endpoint,
-    pid: child.pid,
-    async createBucket(name) {
-      const res = await fetch(`${endpoint}/${name}`, { method: 'PUT' });
-      if (res.status !== 200) throw new Error(`creating bucket ${name}: HTTP ${res.status}`);
-    },
-    async stop() {
-      await stopChild(child);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const { startS3rver: start } = await loadServer('s3rver');
+  return start({ logRequests: false });
 }
 
-function ensureUnixUser(username) {
-  const password = `pw-${randomBytes(9).toString('base64url')}`;
-  if (spawnSync('id', ['-u', username]).status !== 0) {
-    execFileSync('useradd', ['--create-home', '--shell', '/bin/bash', username], { stdio: 'pipe' });
-  }
-  execFileSync('chpasswd', { input: `${username}:${password}\n`, stdio: ['pipe', 'pipe', 'pipe'] });
-  const uid = Number(execFileSync('id', ['-u', username]).toString().trim());
-  const gid = Number(execFileSync('id', ['-g', username]).toString().trim());
-  return { username, password, uid, gid };
-}
-
-/** OpenSSH sshd (internal-sftp) for a local user with a key pair; files live under `rootDir`. */
+/**
+ * OpenSSH sshd for the bench's own user (not the tests' `sluice-sftp`, whose password the
+ * tests set), plus the uid/gid that own its `rootDir`, for writing files the server serves.
+ */
 export async function startSshd(username = 'sluice-bench') {
-  const user = ensureUnixUser(username);
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-sshd-'));
-  chmodSync(dir, 0o711);
-  const rootDir = join(dir, 'files');
-  mkdirSync(rootDir);
-  chownSync(rootDir, user.uid, user.gid);
-  mkdirSync('/run/sshd', { recursive: true });
-  const hostKey = join(dir, 'host_ed25519');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
-  const hostKeySha256 = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${hostKey}.pub`]).toString().split(' ')[1];
-  const privateKeyFile = join(dir, 'client_ed25519');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', privateKeyFile]);
-  const keys = join(dir, 'authorized_keys');
-  mkdirSync(keys);
-  writeFileSync(join(keys, username), readFileSync(`${privateKeyFile}.pub`));
-  const port = await freePort();
-  const config = join(dir, 'sshd_config');
-  writeFileSync(
-    config,
-    [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${hostKey}`,
-      `PidFile ${join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${keys}/%u`,
-      'StrictModes no',
-      'PasswordAuthentication yes',
-      'UsePAM no',
-      'Subsystem sftp internal-sftp',
-      `AllowUsers ${username}`,
-      'MaxStartups 100',
-      'MaxSessions 100',
-      '',
-    ].join('\n'),
-  );
-  const log = join(dir, 'sshd.log');
-  const child = spawn('/usr/sbin/sshd', ['-D', '-f', config, '-E', log], { stdio: 'ignore' });
-  process.once('exit', () => child.kill('SIGKILL'));
-  let exited;
-  child.once('exit', (code) => {
-    exited = `sshd exited with ${code}`;
-  });
-  await waitForPort(port, 10_000, () => exited);
-  return {
-    host: '127.0.0.1',
-    port,
-    username,
-    privateKeyFile,
-    hostKeySha256,
-    rootDir,
-    uid: user.uid,
-    gid: user.gid,
-    async stop() {
-      const kids = spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)]).stdout.toString().trim();
-      for (const pid of kids ? kids.split(/\s+/).map(Number) : []) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {}
-      }
-      await stopChild(child);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const { startSshd: start } = await loadServer('sshd');
+  const sshd = await start(username);
+  const { uid, gid } = statSync(sshd.rootDir);
+  return Object.assign(sshd, { uid, gid });
 }

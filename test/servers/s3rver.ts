@@ -39,7 +39,7 @@ const CHILD_SCRIPT = `
 const S3rver = require('s3rver');
 const server = new S3rver({ address: '127.0.0.1', port: 0, directory: process.argv[1], silent: true });
 server.run().then((address) => {
-  server.httpServer.prependListener('request', (req) => {
+  if (process.argv[2] !== 'quiet') server.httpServer.prependListener('request', (req) => {
     process.stdout.write(JSON.stringify({ log: { method: req.method, url: req.url, copy: 'x-amz-copy-source' in req.headers } }) + '\\n');
   });
   process.stdout.write(JSON.stringify({ port: address.port }) + '\\n');
@@ -49,9 +49,13 @@ process.on('SIGTERM', () => server.close().finally(() => process.exit(0)));
 
 const FLUSH_MARKER = '/sluice-log-flush-';
 
-export async function startS3rver(): Promise<S3rverHandle> {
+/**
+ * `logRequests: false` (the benchmarks) keeps s3rver from writing a line per request: a parent
+ * blocked in execFileSync would not drain them, and the pipe would stall the server.
+ */
+export async function startS3rver(options: { logRequests?: boolean } = {}): Promise<S3rverHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-s3rver-'));
-  const child = spawn(process.execPath, ['-e', CHILD_SCRIPT, dir], {
+  const child = spawn(process.execPath, ['-e', CHILD_SCRIPT, dir, options.logRequests === false ? 'quiet' : 'log'], {
     cwd: join(import.meta.dirname, '..', '..'),
     env: { ...process.env, NODE_OPTIONS: '--openssl-legacy-provider' },
     stdio: ['ignore', 'pipe', 'pipe'],

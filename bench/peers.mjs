@@ -1,0 +1,550 @@
+#!/usr/bin/env node
+// Sluice against its peers, every comparison in one run of one script (issue 7), each peer
+// measured right beside Sluice (alternated and repeated where a round is cheap). The cases
+// themselves live in core.mjs, transforms.mjs and connectors.mjs; this script picks sizes,
+// runs them and writes one ratio table (the "peers" section of bench/RESULTS.md).
+//
+// Usage: npm run bench:peers [-- --quick] [-- --only gunzip,pgp] [-- --profile]
+//   --quick    smaller inputs and one round (a smoke run; the section says so)
+//   --only     comma-separated comparison names (see COMPARISONS below)
+//   --profile  run the chosen comparisons with `--cpu-prof` on every Sluice process and write
+//              where Sluice's time goes (the "peers-profile" section) instead of the ratio table
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  bigFileSftpToS3,
+  segregateS3,
+  sluiceSftpToS3,
+  smallFilesSftpToS3,
+  startConnectorBench,
+} from './connectors.mjs';
+import { bigFileInProcess, smallFilesVsRclone } from './core.mjs';
+import { benchDir, fmt, machine, measure, median, repoDir, sluiceBin, writeSection } from './lib/common.mjs';
+import { cleanOutputs, compare, gunzipCases, gzipCases, pgpCases } from './transforms.mjs';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const profile = args.includes('--profile');
+const onlyAt = args.findIndex((a) => a === '--only' || a.startsWith('--only='));
+const only =
+  onlyAt < 0
+    ? null
+    : (args[onlyAt].includes('=') ? args[onlyAt].split('=')[1] : (args[onlyAt + 1] ?? ''))
+        .split(',')
+        .filter(Boolean);
+
+const MiB = 2 ** 20;
+const SIZES = quick
+  ? {
+      localBig: 256 * MiB,
+      localRounds: 1,
+      smallFiles: 5000,
+      smallRounds: 1,
+      gunzip: 256 * MiB,
+      gzip: 128 * MiB,
+      codecRounds: 1,
+      pgp: 128 * MiB,
+      pgpRounds: 1,
+      sftpSmall: 300,
+      sftpBig: 128 * MiB,
+      segregate: 500,
+      rss: [64 * MiB, 512 * MiB],
+    }
+  : {
+      localBig: 1024 * MiB,
+      localRounds: 3,
+      smallFiles: 20000,
+      smallRounds: 3,
+      gunzip: 1024 * MiB,
+      gzip: 1024 * MiB,
+      codecRounds: 2,
+      pgp: 512 * MiB,
+      pgpRounds: 3,
+      sftpSmall: 2000,
+      sftpBig: 1024 * MiB,
+      segregate: 10000,
+      rss: [256 * MiB, 4096 * MiB],
+    };
+
+const size = (bytes) => (bytes >= 1024 * MiB ? `${bytes / 1024 / MiB} GiB` : `${bytes / MiB} MiB`);
+const count = (n) => n.toLocaleString('en');
+const mbps = (bytes, seconds) => `${fmt(bytes / 1e6 / seconds, 0)} MB/s`;
+const perSecond = (n, seconds, unit) => `${fmt(n / seconds, 0)} ${unit}/s`;
+const rssOf = (kib) => `${fmt(kib / 1024, 0)} MiB`;
+
+/**
+ * A row of the ratio table. `ratio` is Sluice's throughput over the peer's on the same work
+ * (> 1: Sluice is faster); `met` is decided against `target` unless given.
+ */
+const row = (name, workload, sluice, peer, ratio, target, extra = {}) => ({
+  name,
+  workload,
+  sluice,
+  peer,
+  ratio,
+  target,
+  met: target === null ? null : ratio >= target,
+  ...extra,
+});
+
+/** Throughput comparisons from transforms.mjs's `compare` (medians of whole processes). */
+function codecRow(name, workload, bytes, results, ours, theirs, target) {
+  const a = results[ours];
+  const b = results[theirs];
+  return row(
+    name,
+    workload,
+    `${mbps(bytes, a.wall)}`,
+    `\`${theirs}\` ${mbps(bytes, b.wall)}`,
+    b.wall / a.wall,
+    target,
+    { rss: [a.rss * 1024, b.rss * 1024], walls: [a.wall, b.wall] },
+  );
+}
+
+/** Connector comparisons: { sluice, rclone } measure results of one piece of work. */
+function connectorRow(name, workload, result, throughput, peerName, target) {
+  const { sluice, rclone } = result;
+  return row(
+    name,
+    workload,
+    throughput(sluice.wall_s),
+    `${peerName} ${throughput(rclone.wall_s)}`,
+    rclone.wall_s / sluice.wall_s,
+    target,
+    {
+      rss: [sluice.max_rss_kib, rclone.max_rss_kib],
+      walls: [sluice.wall_s, rclone.wall_s],
+    },
+  );
+}
+
+let connectors = null;
+const connectorBench = async () => {
+  connectors ??= await startConnectorBench();
+  return connectors;
+};
+
+const COMPARISONS = {
+  'local-big': {
+    title: 'one big file local → local vs raw Node streams',
+    async run(S) {
+      const t = await bigFileInProcess({ bytes: S.localBig, rounds: S.localRounds });
+      return [
+        row(
+          'local-big',
+          `1 × ${size(S.localBig)} local → local, in one process (verify: size)`,
+          mbps(S.localBig, t.size),
+          `\`stream.pipeline\` copy ${mbps(S.localBig, t.raw)}`,
+          t.raw / t.size,
+          0.9,
+        ),
+      ];
+    },
+  },
+  'small-files': {
+    title: 'many small files local → local vs rclone',
+    async run(S) {
+      const t = smallFilesVsRclone({ count: S.smallFiles, rounds: S.smallRounds });
+      if (t.rclone === null) throw new Error('rclone is required (apt-get install rclone)');
+      return [
+        row(
+          'small-files',
+          `${count(S.smallFiles)} × 4 KiB in 100 folders, local → local, concurrency 16`,
+          perSecond(S.smallFiles, t.sluice, 'files'),
+          `\`rclone copy\` ${perSecond(S.smallFiles, t.rclone, 'files')}`,
+          t.rclone / t.sluice,
+          1.0,
+          { rss: [t.sluiceRssKib, t.rcloneRssKib], walls: [t.sluice, t.rclone] },
+        ),
+      ];
+    },
+  },
+  gunzip: {
+    title: 'gunzip vs pigz and gzip',
+    async run(S) {
+      const { compressedBytes, cases } = gunzipCases(S.gunzip);
+      const results = compare(cases, S.codecRounds + 1);
+      cleanOutputs();
+      const workload = `gunzip ${size(S.gunzip)} (${fmt(compressedBytes / MiB, 0)} MiB .gz), local → decompress → local`;
+      return [
+        codecRow('gunzip', workload, S.gunzip, results, 'Sluice decompress', 'pigz -dc', 1.0),
+        codecRow('gunzip', workload, S.gunzip, results, 'Sluice decompress', 'gzip -dc', null),
+      ];
+    },
+  },
+  gzip: {
+    title: 'gzip -6 vs gzip',
+    async run(S) {
+      const { gzip } = gzipCases(S.gzip);
+      // pigz -6 is in transforms.mjs's table; here only the issue's comparison, to save minutes.
+      const results = compare(
+        { 'gzip -6': gzip['gzip -6'], 'Sluice compress gzip 6': gzip['Sluice compress gzip 6'] },
+        S.codecRounds,
+      );
+      cleanOutputs();
+      return [
+        codecRow(
+          'gzip',
+          `gzip level 6 of ${size(S.gzip)}, local → compress → local`,
+          S.gzip,
+          results,
+          'Sluice compress gzip 6',
+          'gzip -6',
+          1.4,
+        ),
+      ];
+    },
+  },
+  pgp: {
+    title: 'pgp_decrypt vs gpg',
+    async run(S) {
+      const rows = [];
+      for (const [kind, target] of [
+        ['compressed', 0.8],
+        ['uncompressed', 0.5],
+      ]) {
+        const results = compare(pgpCases(S.pgp, kind, ['gpg']), S.pgpRounds);
+        cleanOutputs();
+        rows.push(
+          codecRow(
+            'pgp',
+            `pgp_decrypt (gpg engine) of ${size(S.pgp)}, ${kind} message, RSA-3072`,
+            S.pgp,
+            results,
+            'Sluice pgp_decrypt, gpg engine',
+            'gpg --decrypt',
+            target,
+          ),
+        );
+      }
+      return rows;
+    },
+  },
+  'sftp-s3-small': {
+    title: 'small files sftp → s3 vs rclone',
+    async run(S) {
+      const ctx = await connectorBench();
+      const result = smallFilesSftpToS3(ctx, S.sftpSmall);
+      return [
+        connectorRow(
+          'sftp-s3-small',
+          `${count(S.sftpSmall)} × 64 KiB sftp → s3, concurrency 16`,
+          result,
+          (s) => perSecond(S.sftpSmall, s, 'files'),
+          '`rclone copy`',
+          1.0,
+        ),
+      ];
+    },
+  },
+  'sftp-s3-big': {
+    title: 'one big file sftp → s3 vs rclone',
+    async run(S) {
+      const ctx = await connectorBench();
+      const result = bigFileSftpToS3(ctx, S.sftpBig);
+      return [
+        connectorRow(
+          'sftp-s3-big',
+          `1 × ${size(S.sftpBig)} sftp → s3 (multipart)`,
+          result,
+          (s) => mbps(S.sftpBig, s),
+          '`rclone copy`',
+          1.0,
+        ),
+      ];
+    },
+  },
+  segregate: {
+    title: 'S3 → S3 segregation vs rclone',
+    async run(S) {
+      const ctx = await connectorBench();
+      const result = segregateS3(ctx, S.segregate);
+      return [
+        connectorRow(
+          'segregate',
+          `${count(S.segregate)} keys s3 → s3, Sluice segregates by date (rclone: flat \`move\`), concurrency 16`,
+          result,
+          (s) => perSecond(S.segregate, s, 'keys'),
+          '`rclone move`',
+          1.0,
+        ),
+      ];
+    },
+  },
+  rss: {
+    title: 'peak RSS, one file sftp → s3, small vs huge',
+    async run(S) {
+      const ctx = await connectorBench();
+      const [small, huge] = S.rss.map((bytes) => sluiceSftpToS3(ctx, bytes));
+      const growth = huge.max_rss_kib / small.max_rss_kib;
+      return [
+        row(
+          'rss',
+          `peak RSS, 1 file sftp → s3 (multipart), ${size(S.rss[0])} vs ${size(S.rss[1])} (${mbps(S.rss[1], huge.wall_s)} on the big one)`,
+          `${rssOf(small.max_rss_kib)} vs ${rssOf(huge.max_rss_kib)}`,
+          '—',
+          growth,
+          null,
+          {
+            ratioText: `${fmt(growth)}× growth`,
+            targetText: '< 150 MiB, flat (< 1.2×)',
+            met: huge.max_rss_kib < 150 * 1024 && growth < 1.2,
+          },
+        ),
+      ];
+    },
+  },
+};
+
+/** Sluice/peer ratio of `name`'s rows with Sluice's start-up taken out of its wall time. */
+const withoutStartup = (run, name) =>
+  run.rows
+    .filter((r) => r.name === name && r.walls)
+    .map((r) => fmt(r.walls[1] / Math.max(0.001, r.walls[0] - run.startup.run)))
+    .join(' / ');
+const PROFILED =
+  'the [CPU profile](#where-sluice-spends-its-time-in-the-peer-comparisons-benchpeers---profile) of its Sluice process';
+
+/**
+ * Why a comparison falls short of its target: what `--profile` (main-thread CPU profiles, at
+ * the commit named in that section) and the measured start-up show. Shown for ✗ rows only.
+ */
+const LIMITS = {
+  'local-big': (run) =>
+    `no start-up in this figure (one process): the Sluice pass adds the size check, a ledger row and the atomic rename to the same byte copy, ${fmt(run.rows.find((r) => r.name === 'local-big').ratio)}× here; issue 2's quiet-machine run measured 0.96 (core section), so under this run's load the gap is mostly scheduling noise on 2 shared cores.`,
+  'small-files': (run) =>
+    `CPU-bound on one core. In ${PROFILED} the main thread is on CPU ~86 % of the wall time; the largest shares are the per-file fs calls Node makes from it (native \`stat\`, \`copyFile\`, \`rename\` ≈ 26 % together, each a thread-pool round trip), start-up (module loading + ajv ≈ 20 %) and Sluice's own runtime and SQLite ledger (≈ 11 %). rclone does the same syscalls from goroutines on both cores. Without the start-up the ratio is ${withoutStartup(run, 'small-files')}, so the per-file path is what must get cheaper (fewer calls per file: list with stats, batch ledger rows, a worker pool for copies).`,
+  gunzip: (run) =>
+    `start-up and the main thread. The inflate itself runs on a libuv pool thread, so it is absent from ${PROFILED}: there module loading + ajv are ~32 % of the main thread's CPU, GC ~15 %, Node's zlib/fs stream JS ~10 %. pigz reads, inflates and writes on separate threads. With Sluice's start-up taken out the ratios (vs pigz / vs gzip) are ${withoutStartup(run, 'gunzip')}.`,
+  gzip: (run) =>
+    `deflate level 6 itself (one libuv thread per stream, the same zlib as \`gzip\`); ${PROFILED} shows the main thread mostly idle, waiting for it. Without start-up: ${withoutStartup(run, 'gzip')}.`,
+  pgp: (run) =>
+    `start-up and two extra pipes. In ${PROFILED} (128 MiB, uncompressed message) module loading + ajv are ~43 % of the main thread's CPU; the rest is moving every byte through the \`gpg\` child (written to its stdin, read back from its stdout, then written to the file), where \`gpg --decrypt -o\` writes straight to the file. Without start-up (compressed / uncompressed): ${withoutStartup(run, 'pgp')}.`,
+  'sftp-s3-small': (run) =>
+    `per-request CPU in one Node process. In ${PROFILED} the process is on CPU most of the time, the AWS SDK v3 middleware (\`@smithy/*\`, \`@aws-sdk/*\`: serialisation, SigV4 signing, endpoint resolution) and socket writes being the largest shares; per file Sluice sends PutObject and a HeadObject (to verify the stored size) where rclone sends one request, and does an SFTP open/read/close plus ledger writes. Without start-up: ${withoutStartup(run, 'sftp-s3-small')}.`,
+  'sftp-s3-big': (run) =>
+    `the main thread is on CPU only part of the time (${PROFILED}, here for the 512 MiB RSS run of the same path: 58 %): GC ~29 %, socket \`writeBuffer\` ~18 %, \`crypto\` ~16 % (ssh2's cipher and the SDK's SHA-256 of every part for SigV4 over plain http), ssh2 ~5 %; the rest is waiting — ssh2's \`createReadStream\` keeps one read request in flight per file where rclone pipelines many, so one big file is bound by SFTP round trips. Without start-up: ${withoutStartup(run, 'sftp-s3-big')}.`,
+  segregate: (run) =>
+    `CPU in the AWS SDK: ${PROFILED} is ~90 % on CPU, ~42 % of it in \`@smithy/*\`/\`@aws-sdk/*\` middleware. Per key Sluice sends CopyObject, a HeadObject to check the copy, DeleteObject, and writes its ledger; rclone sends CopyObject and DeleteObject from Go on both cores. Batching deletes (DeleteObjects, 1,000 keys a request) and trusting CopyObject's ETag instead of a HEAD would cut a third of the requests. Without start-up: ${withoutStartup(run, 'segregate')}.`,
+  rss: (run) => {
+    const small = run.rows.find((r) => r.name === 'sftp-s3-small');
+    return `flat (it does not grow with the file), but above 150 MiB. The level is the connectors' fixed cost plus the multipart buffers: the same process moving 64 KiB files peaks at ${small?.rss ? rssOf(small.rss[0]) : 'a similar level'}${small?.rss ? '' : ''}; a big file adds the s3 sink's \`part_size\` × \`queue_size\` parts (8 MiB × 4 by default, which \`@aws-sdk/lib-storage\` copies while assembling them) and the stream buffers in between. Issue 2's < 150 MiB target was set for local → local (128 MiB there).`;
+  },
+};
+
+/** Whole-process cost of `sluice run` on an empty folder: what every Sluice figure above includes. */
+function startupCost() {
+  const dir = join(benchDir, 'data', 'peers');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'empty'), { recursive: true });
+  const file = join(dir, 'empty.yaml');
+  writeFileSync(
+    file,
+    `name: empty\nsource:\n  local: { path: ${join(dir, 'empty')} }\nsink:\n  local: { path: ${join(dir, 'out')} }\n`,
+  );
+  const run = median(
+    [0, 1, 2].map(
+      () =>
+        measure('node', [
+          sluiceBin,
+          'run',
+          file,
+          '--quiet',
+          '--log-format',
+          'json',
+          '--state-dir',
+          join(dir, 'state'),
+        ]).wall_s,
+    ),
+  );
+  const node = median([0, 1, 2].map(() => measure('node', ['-e', '0']).wall_s));
+  rmSync(dir, { recursive: true, force: true });
+  return { run, node };
+}
+
+// ---- CPU profiles (--profile)
+
+/** Where a profiled function's self time is booked: a package, a Sluice module, Node or V8. */
+function category({ url, functionName }) {
+  if (!url) {
+    if (functionName === '(idle)') return 'idle (waiting for I/O)';
+    if (functionName === '(garbage collector)') return 'GC';
+    if (functionName === '(program)') return 'V8 / native (program)';
+    return `native \`${functionName}\``;
+  }
+  const pkg = url.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/)?.[1];
+  if (pkg)
+    return pkg.startsWith('@smithy/') || pkg.startsWith('@aws-sdk/')
+      ? 'AWS SDK (`@aws-sdk/*`, `@smithy/*`)'
+      : `\`${pkg}\``;
+  const own = url.match(/\/dist\/(core|plugins)\/([^/]+)/);
+  if (own) return `Sluice ${own[1]}/${own[2].replace(/\.js$/, '')}`;
+  if (url.startsWith('node:'))
+    return `Node \`${url
+      .slice(5)
+      .replace(/^internal\//, '')
+      .split('/')[0]
+      .replace(/\.js$/, '')}\``;
+  return url;
+}
+
+function summarizeProfile(file) {
+  const prof = JSON.parse(readFileSync(file, 'utf8'));
+  const nodes = new Map(prof.nodes.map((n) => [n.id, n]));
+  const byCategory = new Map();
+  prof.samples.forEach((id, i) => {
+    const key = category(nodes.get(id).callFrame);
+    byCategory.set(key, (byCategory.get(key) ?? 0) + (prof.timeDeltas[i] ?? 0));
+  });
+  const wall = (prof.endTime - prof.startTime) / 1e6;
+  const idle = (byCategory.get('idle (waiting for I/O)') ?? 0) / 1e6;
+  const cpu = wall - idle;
+  const top = [...byCategory.entries()]
+    .filter(([k]) => k !== 'idle (waiting for I/O)')
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 7)
+    .map(([k, us]) => `${k} ${fmt((us / 1e6 / cpu) * 100, 0)} %`);
+  return { wall, cpu, top };
+}
+
+// ---- run
+
+const loadNow = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+  cwd: repoDir,
+  encoding: 'utf8',
+}).trim();
+const dirty =
+  execFileSync('git', ['status', '--porcelain', '--', 'core', 'plugins'], {
+    cwd: repoDir,
+    encoding: 'utf8',
+  }).trim() !== '';
+// `--only sftp-s3` picks every comparison whose name starts with it.
+const chosen = Object.keys(COMPARISONS).filter(
+  (name) => !only || only.some((o) => name === o || name.startsWith(`${o}-`)),
+);
+for (const o of only ?? [])
+  if (!chosen.some((name) => name === o || name.startsWith(`${o}-`)))
+    throw new Error(`--only: no comparison "${o}" (known: ${Object.keys(COMPARISONS).join(', ')})`);
+
+const machineLine = machine();
+const started = Date.now();
+const resultsFile = join(benchDir, 'data', 'peers-results.json');
+if (args.includes('--report')) {
+  // Re-renders the section from the last full or quick run (e.g. after editing LIMITS).
+  render(JSON.parse(readFileSync(resultsFile, 'utf8')));
+  process.exit(0);
+}
+const rows = [];
+const loads = [];
+const profiles = [];
+const profileRoot = join(benchDir, 'data', 'profiles');
+try {
+  for (const name of chosen) {
+    const load = loadNow();
+    const t = Date.now();
+    console.log(`== ${name}: ${COMPARISONS[name].title}${quick ? ' (quick)' : ''}, load ${load}`);
+    const dir = join(profileRoot, name);
+    if (profile) {
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      process.env.BENCH_SLUICE_CPU_PROF = dir;
+    }
+    const got = await COMPARISONS[name].run(SIZES);
+    delete process.env.BENCH_SLUICE_CPU_PROF;
+    if (profile) {
+      const files = readdirSync(dir)
+        .map((f) => join(dir, f))
+        .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs);
+      if (files.length)
+        profiles.push({ name, workload: got.at(-1).workload, ...summarizeProfile(files.at(-1)) });
+    }
+    loads.push(`${name} ${load}`);
+    for (const r of got)
+      console.log(
+        `   ${r.workload}: Sluice ${r.sluice}, peer ${r.peer}, ratio ${r.ratioText ?? fmt(r.ratio)} (${((Date.now() - t) / 1000).toFixed(0)} s)`,
+      );
+    rows.push(...got);
+  }
+} finally {
+  await connectors?.stop();
+}
+const minutes = (Date.now() - started) / 60000;
+const startup = startupCost();
+const loadAtEnd = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const at = `commit \`${commit}\`${dirty ? ' (with uncommitted changes in core/ or plugins/)' : ''}`;
+if (profile) {
+  // Merged with earlier --profile runs, so `--only x --profile` refreshes just x's row.
+  const profilesFile = join(benchDir, 'data', 'peers-profiles.json');
+  let earlier = [];
+  try {
+    earlier = JSON.parse(readFileSync(profilesFile, 'utf8'));
+  } catch {}
+  const stamp = `${at}, ${quick ? 'quick' : 'full'} sizes, load ${loads.map((l) => l.split(' ')[1]).join('/')}`;
+  const merged = [
+    ...earlier.filter((e) => !profiles.some((p) => p.name === e.name)),
+    ...profiles.map((p) => ({ ...p, stamp })),
+  ];
+  merged.sort((a, b) => Object.keys(COMPARISONS).indexOf(a.name) - Object.keys(COMPARISONS).indexOf(b.name));
+  mkdirSync(join(benchDir, 'data'), { recursive: true });
+  writeFileSync(profilesFile, JSON.stringify(merged, null, 2));
+  const lines = [
+    '## Where Sluice spends its time in the peer comparisons (`bench:peers --profile`)',
+    '',
+    `${machineLine}. The last Sluice process of each comparison, run with \`--cpu-prof\`: wall time, time its main thread spent on CPU (wall minus V8's idle samples) and the biggest shares of that CPU time by self time (a function's own time, booked to its package or Sluice module). Work that Node hands to its thread pool (zlib, fs calls) or to child processes (gpg) is not in these shares; profiling slows the process, so the walls are not the benchmark's.`,
+    '',
+    '| comparison | profiled workload | measured at | wall | on CPU | where the main thread’s CPU time goes |',
+    '|---|---|---|---:|---:|---|',
+    ...merged.map(
+      (p) =>
+        `| ${p.name} | ${p.workload} | ${p.stamp} | ${fmt(p.wall)} s | ${fmt((p.cpu / p.wall) * 100, 0)} % | ${p.top.join(', ')} |`,
+    ),
+    '',
+    `Sluice start-up (\`sluice run\` of an empty folder, whole process): ${fmt(startup.run * 1000, 0)} ms (\`node -e 0\`: ${fmt(startup.node * 1000, 0)} ms).`,
+    '',
+    'Reproduce: `npm run build && node bench/peers.mjs --quick --profile` (profiles stay in `bench/data/profiles/`).',
+  ];
+  writeSection('peers-profile', lines.join('\n'));
+  console.log(lines.join('\n'));
+} else {
+  const run = { rows, loads, minutes, startup, loadAtEnd, at, machineLine, quick, sizes: SIZES };
+  mkdirSync(join(benchDir, 'data'), { recursive: true });
+  writeFileSync(resultsFile, JSON.stringify(run, null, 2));
+  render(run);
+}
+
+/** Writes the "peers" section of bench/RESULTS.md from one run's figures. */
+function render(run) {
+  const { rows, loads, minutes, startup, loadAtEnd, at, machineLine, quick, sizes: SIZES } = run;
+  const mark = (r) => (r.met === null ? '—' : r.met ? '✓' : '✗');
+  const failing = [...new Set(rows.filter((r) => r.met === false).map((r) => r.name))];
+  const lines = [
+    `## Against peers, one script, one run (issue 7)${quick ? ' — QUICK SMOKE RUN (small inputs, one round)' : ''}`,
+    '',
+    `Measured at ${at}; ${machineLine}, ${loadAtEnd} at the end; ${fmt(minutes, 0)} min. ${quick ? '**Quick mode: inputs shrunk and single rounds — not the figures to quote.** ' : ''}Each peer runs right beside Sluice in the same script (alternated after a warm-up where a round is cheap: local-big and small-files ${SIZES.localRounds} rounds, gunzip ${SIZES.codecRounds + 1}, gzip ${SIZES.codecRounds}, pgp ${SIZES.pgpRounds}; the server cases once each, on sshd and s3rver started by the script on 127.0.0.1). Times are whole processes (\`bench/lib/measure.py\`) except local-big, which runs in one process as issue 2 asks. **Ratio** = Sluice's throughput ÷ the peer's on the same work (above 1: Sluice is faster).`,
+    '',
+    '| workload | Sluice | peer | ratio | target | | peak RSS Sluice / peer |',
+    '|---|---:|---:|---:|---:|:-:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${r.workload} | ${r.sluice} | ${r.peer} | **${r.ratioText ?? fmt(r.ratio)}** | ${r.targetText ?? (r.target === null ? '—' : `≥ ${r.target}`)} | ${mark(r)} | ${r.rss ? `${rssOf(r.rss[0])} / ${rssOf(r.rss[1])}` : ''} |`,
+    ),
+    '',
+    `Notes. Every whole-process Sluice figure includes its start-up: \`sluice run\` of an empty folder takes ${fmt(startup.run * 1000, 0)} ms here (\`node -e 0\`: ${fmt(startup.node * 1000, 0)} ms). Load average (1 min) when each comparison started: ${loads.join(', ')} — a shared 2-core machine with other engineers' test runs on it; ratios measured side by side in this run are what counts, absolute figures move ±15 % or more between runs. S3 → S3: Sluice lists the keys, parses a date from each name and copies each key server-side (CopyObject) to \`segregated/YYYY/MM/DD/HH/<name>\`, checks the copy, records it in its ledger and deletes the source key; \`rclone move\` copies the same keys server-side to one flat prefix and deletes them (it cannot derive folders from names) — the same number of copies and deletes, without the per-key date parsing, ledger or check. Both sftp → s3 and S3 → S3 share one s3rver process with the peer (a Node server, itself a bottleneck).`,
+    '',
+  ];
+  if (failing.length) {
+    lines.push('### What limits us (rows marked ✗)', '');
+    for (const name of failing) lines.push(`- **${name}**: ${LIMITS[name]?.(run) ?? 'not profiled yet.'}`);
+    lines.push('');
+  }
+  lines.push(
+    'Details per area: [CPU profiles of these comparisons](#where-sluice-spends-its-time-in-the-peer-comparisons-benchpeers---profile), [core](#core-local--local-issue-2), [transforms](#transforms-through-the-runtime-issue-3), [connectors](#connectors-sluice-vs-rclone-issue-4), [scale-out](#scale-out-1-vs-4-workers-issue-6).',
+    '',
+    `Reproduce: \`npm run bench:peers\` (full, ~${Math.max(1, Math.round(minutes))} min here), \`-- --quick\` for a smoke run, \`-- --only ${Object.keys(COMPARISONS).join(',')}\` for some, \`-- --profile\` for the CPU breakdown.`,
+  );
+  writeSection('peers', lines.join('\n'));
+  console.log(lines.join('\n'));
+}
