@@ -51,6 +51,8 @@ export interface PipelineDefinition {
   stateDir: string;
   /** sha256 of the file's text: identifies the loaded version (status, reloads). */
   hash: string;
+  /** The text it was loaded from (published to cluster workers as this version). */
+  text: string;
 }
 
 export interface LoadOptions {
@@ -282,6 +284,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     policy: toPolicy(shape.policy as PolicyT | undefined),
     stateDir: stateDirSetting ? resolve(baseDir, stateDirSetting) : join(baseDir, '.sluice'),
     hash: createHash('sha256').update(text).digest('hex').slice(0, 16),
+    text,
   };
 }
 

@@ -1,5 +1,6 @@
 // Test and bench plugins for scale-out: a source whose listing is slow (so a lister can be
-// killed mid-listing) and a local sink with injected latency (an I/O-bound sink).
+// killed mid-listing), a local sink with injected latency (an I/O-bound sink) and a step that
+// kills its worker on chosen items (a poison item).
 import { createHash } from 'node:crypto';
 import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -81,4 +82,20 @@ export const slowSink = definePlugin({
   },
 });
 
-export default [slowSource, slowSink];
+/** Kills its own process when an item's path contains `match`: a worker dying mid-item, every time. */
+export const crashOn = definePlugin({
+  name: 'crash_on',
+  kind: 'step',
+  summary: 'SIGKILLs the running process on items whose path contains `match` (test fixture: a poison item).',
+  config: Type.Object({ match: Type.String({ description: 'Substring of the item path.' }) }, { additionalProperties: false }),
+  create(config) {
+    return {
+      async process(item) {
+        if (item.path.includes(config.match)) process.kill(process.pid, 'SIGKILL');
+        return item;
+      },
+    };
+  },
+});
+
+export default [slowSource, slowSink, crashOn];
