@@ -903,26 +903,26 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
   /**
    * Applies after_success (delete / move_to) to the companions steps declared for a finalized
    * item, after the item's own. Only paths a step's `isCompanion` matches follow: those are
-   * never items of their own, so nothing else finalizes them. A companion that does not exist
-   * is skipped. A failure is logged, not counted against the item: its bytes are delivered and
-   * finalized, and retrying the item would redo an after_success that already happened.
+   * never items of their own, so nothing else finalizes them. A failure is logged, not counted
+   * against the item: its bytes are delivered and finalized, and retrying the item would redo
+   * an after_success that already happened.
    */
   private async tidyCompanions(source: SourceRuntime, item: Item, companions: ReadonlySet<string>): Promise<void> {
     if (source.afterSuccess === 'keep' || !source.instance.openPath) return;
+    const { maxAttempts } = this.def.policy.retry;
     for (const path of companions) {
       if (path === item.path || !this.companionChecks.some((isCompanion) => isCompanion(path))) continue;
       const { item: companion } = await this.reviveItem({ source: source.name, path });
-      const { maxAttempts } = this.def.policy.retry;
-      for (let attempt = 1; !this.work.signal.aborted; attempt++) {
+      for (let attempt = 1; ; attempt++) {
         try {
-          await this.afterSuccess(source, companion);
-          this.log.debug({ item: `${source.name}:${item.path}`, companion: path }, 'companion finalized with its item');
+          // A declared companion may not exist (a `.sig` that was never dropped). Look first: a
+          // move of a missing file is not harmless everywhere (FTP's replacing rename deletes
+          // a taken target before it finds the source missing).
+          if (await this.existsAtSource(source, path)) await this.afterSuccess(source, companion);
           break;
         } catch (raw) {
-          // Declared companions may not exist (a `.sig` that was never dropped): nothing to do.
-          if (!(await this.existsAtSource(source, path))) break;
-          const err = raw instanceof SluiceError ? raw : wrapPluginError(raw, {}, 'SLUICE_E_SOURCE');
-          if (attempt >= maxAttempts || !this.isRetryable(err)) {
+          const err = wrapPluginError(raw, { pipeline: this.def.name, step: source.ref.stepId, plugin: source.ref.name, item: `${source.name}:${path}` }, 'SLUICE_E_SOURCE');
+          if (this.work.signal.aborted || attempt >= maxAttempts || !this.isRetryable(err)) {
             this.log.warn({ item: `${source.name}:${item.path}`, companion: path, err: errorMessage(err) }, 'companion left at the source');
             break;
           }
@@ -932,15 +932,10 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     }
   }
 
-  /** Whether `path` exists at the source (true when that cannot be told: assume it does). */
   private async existsAtSource(source: SourceRuntime, path: string): Promise<boolean> {
-    try {
-      const stream = await source.instance.openPath!(path, this.work.signal);
-      stream?.destroy();
-      return stream !== null;
-    } catch {
-      return true;
-    }
+    const stream = await source.instance.openPath!(path, this.work.signal);
+    stream?.destroy();
+    return stream !== null;
   }
 
   private async fail(source: SourceRuntime, item: Item, err: SluiceError, attempts: number, summary: RunSummary, plan: PlanEntry | undefined): Promise<void> {
