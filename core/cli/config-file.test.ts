@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../errors.js';
-import { applyConfigFile, findConfigFile, readConfigFile } from './config-file.js';
+import { applyConfigFile, type ConfigurableOptions, findConfigFile, readConfigFile } from './config-file.js';
 import { isPipelineFileName } from './common.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-config-file-'));
@@ -77,7 +77,7 @@ describe('sluice.config.yaml', () => {
       stateDir: '/from/flag',
       var: ['A=file', 'B=file', 'B=flag'],
     });
-    expect(applyConfigFile({ config: f }, { SLUICE_CLUSTER: 'redis://env:6379' }).cluster).toBeUndefined();
+    expect(applyConfigFile<ConfigurableOptions>({ config: f }, { SLUICE_CLUSTER: 'redis://env:6379' }).cluster).toBeUndefined();
     expect(applyConfigFile({ config: f, cluster: 'redis://flag:6379' }, {}).cluster).toBe('redis://flag:6379');
   });
 
