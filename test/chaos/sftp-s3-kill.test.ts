@@ -198,7 +198,7 @@ describe(`chaos: sftp → s3 under SIGKILL (${FILES} files, ${KILLS} kills)`, ()
         byTrigger: Object.fromEntries(['start-up', 'after-files', 'mid-multipart'].map((t) => [t, triggers.filter((n) => n === t).length])),
         rounds: result.rounds.length,
         roundSeconds: result.rounds.map((r) => Math.round(r.ms / 100) / 10),
-        completedRounds: completed.map((r) => ({ round: r.round, code: r.code })),
+        completedRounds: completed.map((r) => ({ round: r.round, code: r.code, output: r.output?.slice(-600) })),
         okPerCompletedRun: summaries.map((s) => s.ok),
         retries: summaries.reduce((n, s) => n + s.retries, 0),
         leftIncompleteUploads: leftUploads.length,

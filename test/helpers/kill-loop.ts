@@ -63,6 +63,8 @@ export interface KillRound {
   remaining: number;
   /** What `killMoment` said about this round's kill (e.g. which trigger), for the report. */
   note?: string;
+  /** The end of its output, when a round that was not killed exited non-zero. */
+  output?: string;
 }
 
 export interface KillLoopOptions {
@@ -136,7 +138,15 @@ export async function killLoop(options: KillLoopOptions): Promise<KillLoopResult
     const killed = killing && signal === 'SIGKILL';
     if (killed) kills++;
     const remaining = await options.afterRound(round, killed);
-    rounds.push({ round, killed, code, ms: Math.round(performance.now() - started), remaining, note: killed ? note : undefined });
+    rounds.push({
+      round,
+      killed,
+      code,
+      ms: Math.round(performance.now() - started),
+      remaining,
+      note: killed ? note : undefined,
+      output: !killed && code !== 0 ? tail() : undefined,
+    });
     finished = !killed && code === 0 && remaining === 0;
   }
   return { rounds, kills, finished };
