@@ -14,7 +14,7 @@ import type { Plugin } from '../plugin-api.js';
 import { loadPluginModule, nearest, type PluginRegistry, type PluginRole } from '../registry.js';
 import { parseDuration } from '../units.js';
 import { PipelineShape, type PolicyT, type RetryPolicyT, type TriggerT } from './schema.js';
-import { escapePointer, type SchemaProblem, splitPointer, validateAgainst } from './validate.js';
+import { escapePointer, preloadValidators, type SchemaProblem, splitPointer, validateAgainst } from './validate.js';
 
 export interface PluginRef {
   role: PluginRole;
@@ -150,6 +150,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   registerSecretsIn(raw);
   // Shape problems are collected, and the plugin configs are still checked, so that one
   // `sluice validate` shows every problem of the file.
+  await preloadValidators([PipelineShape]);
   const shapeProblems = validateAgainst(PipelineShape, raw);
   for (const p of shapeProblems) problem(p.path, p.message, { hint: p.hint, atKey: p.message.startsWith('unknown key') });
   const shape = raw as Record<string, unknown> & { name: string; plugins?: string[] };
@@ -214,24 +215,36 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     return ref;
   };
 
-  const listOf = (single: string, plural: string): Array<[Record<string, unknown>, string, string]> => {
+  /** `[entry, JSON pointer, label]` of each plugin entry; the label prefixes step ids (`sinks[0]`). */
+  type Entry = [Record<string, unknown>, string, string];
+  const listOf = (single: string, plural: string): Entry[] => {
     if (shape[single] !== undefined) return [[shape[single] as Record<string, unknown>, `/${single}`, single]];
     const list = Array.isArray(shape[plural]) ? (shape[plural] as Record<string, unknown>[]) : [];
     return list.map((e, i) => [e, `/${plural}/${i}`, `${plural}[${i}]`]);
   };
+  const sourceEntries = listOf('source', 'sources');
+  const stepEntries = (Array.isArray(shape.steps) ? (shape.steps as Record<string, unknown>[]) : []).map(
+    (e, i): Entry => [e, `/steps/${i}`, `steps[${i}]`],
+  );
+  const sinkEntries = listOf('sink', 'sinks');
+  const onErrorEntries: Entry[] = shape.on_error ? [[shape.on_error as Record<string, unknown>, '/on_error', 'on_error']] : [];
 
-  const sources = listOf('source', 'sources')
-    .map(([entry, pointer, label]) => resolveEntry(entry, pointer, 'source', (n) => `${label}.${n}`))
-    .filter((r): r is PluginRef => r !== undefined);
-  const steps = (Array.isArray(shape.steps) ? (shape.steps as Record<string, unknown>[]) : [])
-    .map((entry, i) => resolveEntry(entry, `/steps/${i}`, 'step', (n) => `steps[${i}].${n}`))
-    .filter((r): r is PluginRef => r !== undefined);
-  const sinks = listOf('sink', 'sinks')
-    .map(([entry, pointer, label]) => resolveEntry(entry, pointer, 'sink', (n) => `${label}.${n}`))
-    .filter((r): r is PluginRef => r !== undefined);
-  const onError = shape.on_error
-    ? resolveEntry(shape.on_error as Record<string, unknown>, '/on_error', 'sink', (n) => `on_error.${n}`)
-    : undefined;
+  // Only the validators of the plugins this file names are loaded.
+  const configSchemas = (role: PluginRole, entries: Entry[]) =>
+    entries.flatMap(([entry]) => (isSingleKeyMap(entry) ? (registry.get(role, Object.keys(entry)[0])?.config ?? []) : []));
+  await preloadValidators([
+    ...configSchemas('source', sourceEntries),
+    ...configSchemas('step', stepEntries),
+    ...configSchemas('sink', [...sinkEntries, ...onErrorEntries]),
+  ]);
+  const resolveAll = (entries: Entry[], role: PluginRole) =>
+    entries
+      .map(([entry, pointer, label]) => resolveEntry(entry, pointer, role, (n) => `${label}.${n}`))
+      .filter((r): r is PluginRef => r !== undefined);
+  const sources = resolveAll(sourceEntries, 'source');
+  const steps = resolveAll(stepEntries, 'step');
+  const sinks = resolveAll(sinkEntries, 'sink');
+  const onError = resolveAll(onErrorEntries, 'sink')[0];
 
   const names = new Map<string, PluginRef>();
   for (const s of sources) {

@@ -1,8 +1,19 @@
 /**
  * JSON Schema validation with ajv, and turning ajv's errors into one clear message per problem.
+ *
+ * Compiling a schema with ajv costs tens of milliseconds, and a pipeline needs a handful, so
+ * the build precompiles the core shape and every built-in plugin schema to standalone code
+ * (`precompiledValidatorsCode`, one module per schema, made by scripts/build-cli.mjs); the CLI
+ * registers them (`usePrecompiledValidators`) and the loader imports the ones a pipeline uses
+ * (`preloadValidators`). A validator is found by a hash of its schema's JSON, so a
+ * schema that is not exactly the one precompiled (a third-party plugin, a test plugin, a
+ * source run without the build) is compiled by ajv here, with the same options, and behaves
+ * the same. ajv itself is loaded only then.
  */
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { TSchema } from '@sinclair/typebox';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv, ErrorObject, Options } from 'ajv';
 import { nearest } from '../registry.js';
 
 export interface SchemaProblem {
@@ -12,16 +23,80 @@ export interface SchemaProblem {
   hint?: string;
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false, verbose: true });
-ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+/** What ajv's compiled and standalone validators both are. */
+export interface Validator {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
 
-const compiled = new WeakMap<object, ValidateFunction>();
+const AJV_OPTIONS: Options = { allErrors: true, useDefaults: true, coerceTypes: true, strict: false, verbose: true };
 
-function validatorFor(schema: TSchema): ValidateFunction {
-  let fn = compiled.get(schema);
+// `require`, not `import`: validation stays synchronous and ajv (≈60 ms to load) is not
+// loaded at all when every schema has a precompiled validator.
+const requireHere = createRequire(import.meta.url);
+
+function newAjv(extra: Options = {}): Ajv {
+  const { Ajv: AjvClass } = requireHere('ajv') as typeof import('ajv');
+  const instance = new AjvClass({ ...AJV_OPTIONS, ...extra });
+  instance.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+  return instance;
+}
+
+let runtimeAjv: Ajv | undefined;
+/** Precompiled validator modules by validator name, each loaded when a pipeline needs it. */
+const precompiled = new Map<string, () => Promise<Record<string, Validator>>>();
+const validators = new WeakMap<object, Validator>();
+
+/** The name of `schema`'s validator: a hash of exactly what ajv sees (its JSON). */
+export function validatorName(schema: TSchema): string {
+  return `v${createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 32)}`;
+}
+
+/** Registers the modules made by `precompiledValidatorsCode`, by the name of the validator each exports. */
+export function usePrecompiledValidators(modules: Record<string, () => Promise<Record<string, Validator>>>): void {
+  for (const [name, load] of Object.entries(modules)) precompiled.set(name, load);
+}
+
+/**
+ * Loads the precompiled validators of `schemas` that exist, so that `validateAgainst` does not
+ * compile them. Without it (or for other schemas) validation is the same, only slower to start.
+ */
+export async function preloadValidators(schemas: Iterable<TSchema>): Promise<void> {
+  if (precompiled.size === 0) return;
+  await Promise.all(
+    [...schemas].map(async (schema) => {
+      if (validators.has(schema)) return;
+      const name = validatorName(schema);
+      const load = precompiled.get(name);
+      const fn = load ? (await load())[name] : undefined;
+      if (fn) validators.set(schema, fn);
+    }),
+  );
+}
+
+/**
+ * An ES module exporting one standalone validator per distinct schema, named by
+ * `validatorName`. It imports ajv's small runtime helpers (`ajv/dist/runtime/*`) only.
+ */
+export function precompiledValidatorsCode(schemas: Iterable<TSchema>): string {
+  const ajv = newAjv({ code: { source: true, esm: true } });
+  const names: Record<string, string> = {};
+  for (const schema of schemas) {
+    const name = validatorName(schema);
+    if (names[name]) continue;
+    ajv.addSchema(schema, name);
+    names[name] = name;
+  }
+  const { default: standaloneCode } = requireHere('ajv/dist/standalone') as typeof import('ajv/dist/standalone/index.js');
+  return standaloneCode(ajv, names);
+}
+
+function validatorFor(schema: TSchema): Validator {
+  let fn = validators.get(schema);
   if (!fn) {
-    fn = ajv.compile(schema);
-    compiled.set(schema, fn);
+    runtimeAjv ??= newAjv();
+    fn = runtimeAjv.compile(schema);
+    validators.set(schema, fn);
   }
   return fn;
 }
