@@ -18,11 +18,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 const outdir = join(dist, 'cli');
 
-// Pure-JS libraries every start needs are inlined (ajv's small runtime helpers too, imported by
-// the precompiled validators). Every other dependency stays an ordinary import resolved from
+// Pure-JS libraries that `sluice run` loads on every start are inlined, with their own
+// dependencies (prom-client brings ~100 files of @opentelemetry/api), and ajv's small runtime
+// helpers imported by the precompiled validators. Every other dependency stays an ordinary import resolved from
 // node_modules: native modules, SDKs that plugins import lazily, pino and its worker transports,
 // and ajv itself, which validate.ts loads only for a schema that was not precompiled.
-const INLINED = new Set(['@sinclair/typebox', 'yaml', 'cac', 'picomatch', 'ajv']);
+const INLINED = new Set(['@sinclair/typebox', 'yaml', 'cac', 'picomatch', 'ajv', 'prom-client', 'cron-parser', 'log-update', 'p-limit']);
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const external = Object.keys(pkg.dependencies)
   .filter((name) => !INLINED.has(name))
