@@ -46,7 +46,8 @@ export interface Ledger {
    * When true, the runtime awaits `flush()` between recording `committed` and changing the
    * source (after_success delete/move): a process or worker killed in between must leave the
    * `committed` record (for the worker that takes its job over, and so that a deleted source
-   * never leaves its item recorded as merely `seen`).
+   * never leaves its item recorded as merely `seen`), and again right after recording
+   * `finalized` (a kill then would leave a delivered item `committed` for good).
    */
   readonly flushBeforeSourceChange?: boolean;
 }

@@ -575,9 +575,13 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           // Every copy is committed: if after_success fails now, a retry redoes only that step.
           if (!finalizeOnly) committedEarlier = { leaves: job.leaves, bytesIn: job.bytesIn, figures: job.figures, companions: job.companions };
           finalizeOnly = true;
-          if (this.ledger.flushBeforeSourceChange && source.afterSuccess !== 'keep') await this.ledger.flush();
+          const durable = this.ledger.flushBeforeSourceChange === true && source.afterSuccess !== 'keep';
+          if (durable) await this.ledger.flush();
           await this.afterSuccess(source, item);
           this.ledger.record(this.def.name, id, { state: 'finalized', attempts: attempt });
+          // The source file is gone (or moved): nothing will list it again to correct its record,
+          // so `finalized` is written now rather than with the next batch.
+          if (durable) await this.ledger.flush();
           await this.tidyCompanions(source, item, job.companions);
         }
         const bytesOut = job.leaves.reduce((n, l) => n + l.bytes, 0);
@@ -934,8 +938,12 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
 
   private async existsAtSource(source: SourceRuntime, path: string): Promise<boolean> {
     const stream = await source.instance.openPath!(path, this.work.signal);
-    stream?.destroy();
-    return stream !== null;
+    if (!stream) return false;
+    // Only a probe: a stream that opens lazily may fail after this (the file deleted meanwhile);
+    // that late error is not a failure, and unheard it would crash the process.
+    stream.on('error', () => undefined);
+    stream.destroy();
+    return true;
   }
 
   private async fail(source: SourceRuntime, item: Item, err: SluiceError, attempts: number, summary: RunSummary, plan: PlanEntry | undefined): Promise<void> {
