@@ -76,7 +76,7 @@ export async function preloadValidators(schemas: Iterable<TSchema>): Promise<voi
 
 /**
  * An ES module exporting one standalone validator per distinct schema, named by
- * `validatorName`. It imports ajv's small runtime helpers (`ajv/dist/runtime/*`) only.
+ * `validatorName`. It needs only ajv's small runtime helpers (`require('ajv/dist/runtime/…')`).
  */
 export function precompiledValidatorsCode(schemas: Iterable<TSchema>): string {
   const ajv = newAjv({ code: { source: true, esm: true } });
