@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { SluiceError } from '../../errors.js';
 import { createLogger, type LogFormat, parseRotation } from '../../observe/log.js';
 import type { Logger } from '../../observe/logger.js';
-import { SluiceMetrics } from '../../observe/metrics.js';
+import type { SluiceMetrics } from '../../observe/metrics.js';
 import { ProgressDisplay } from '../../observe/progress.js';
 import { type StatusServer, startStatusServer } from '../../observe/status-server.js';
 import type { PipelineSupervisor } from '../../runtime/supervisor.js';
@@ -27,7 +27,8 @@ const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.m
 
 export class Host {
   readonly supervisors: PipelineSupervisor[] = [];
-  readonly metrics: SluiceMetrics;
+  /** Prometheus metrics: only when served (`--metrics-port`; prom-client is not loaded otherwise). */
+  metrics: SluiceMetrics | undefined;
   readonly logger: Logger;
   readonly format: LogFormat;
   readonly progress: ProgressDisplay | undefined;
@@ -72,7 +73,6 @@ export class Host {
     });
     this.logger = logger;
     this.closeLog = close;
-    this.metrics = new SluiceMetrics(() => new Map(this.supervisors.map((s) => [s.name, s.inFlight])));
     this.onSignal = (sig) => {
       if (!this.stopping.signal.aborted) {
         this.logger.warn({ signal: sig }, 'stopping: no new items; in-flight items finish (signal again to abort now)');
@@ -94,7 +94,10 @@ export class Host {
     if (opts.metricsPort !== undefined) {
       const port = Number(opts.metricsPort);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SluiceError('SLUICE_E_USAGE', `--metrics-port takes a port number, got "${opts.metricsPort}"`);
-      host.server = await startStatusServer({ host: opts.metricsHost, port, metrics: host.metrics, status: () => host.status() });
+      const { SluiceMetrics } = await import('../../observe/metrics.js');
+      const metrics = new SluiceMetrics(() => new Map(host.supervisors.map((s) => [s.name, s.inFlight])));
+      host.metrics = metrics;
+      host.server = await startStatusServer({ host: opts.metricsHost, port, metrics, status: () => host.status() });
       host.logger.info({ url: host.server.url }, 'status page, /status, /metrics and /healthz are served');
     }
     host.progress?.start();

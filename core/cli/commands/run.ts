@@ -52,7 +52,7 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
       once: opts.once,
       dryRun: opts.dryRun,
       force: opts.force,
-      metrics: opts.metricsPort !== undefined ? host.metrics : undefined,
+      metrics: host.metrics,
       trackProgress: host.progress !== undefined || opts.metricsPort !== undefined,
       cluster,
       onSummary,

@@ -83,7 +83,7 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
     byFile.delete(file);
     log.info({ pipeline: supervisor.name, file: basename(file) }, 'pipeline file removed: draining and stopping it');
     await supervisor.stop();
-    host.metrics.reload(supervisor.name, 'removed');
+    host.metrics?.reload(supervisor.name, 'removed');
     host.supervisors.splice(host.supervisors.indexOf(supervisor), 1);
   };
   const changed = (file: string) => {
