@@ -243,14 +243,14 @@ export const MAX_SINGLE_COPY_BYTES = 5 * 1024 ** 3;
 
 /**
  * Server-side copy into the connection's bucket. With `metadata` the copy gets exactly that
- * metadata (REPLACE); without, it keeps the source's.
+ * metadata (REPLACE); without, it keeps the source's. Returns the new object's ETag (unquoted).
  */
 export async function copyObject(
   conn: S3Connection,
   from: { bucket: string; key: string },
   toKey: string,
   options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
-): Promise<void> {
+): Promise<string | undefined> {
   const send = (style: 'component' | 'uri') =>
     conn.client.send(
       new conn.sdk.CopyObjectCommand({
@@ -262,14 +262,16 @@ export async function copyObject(
       }),
       { abortSignal: options.signal },
     );
+  let result: { CopyObjectResult?: { ETag?: string } };
   try {
-    await send('component');
+    result = await send('component');
   } catch (err) {
     // A source key that was just listed "does not exist": the server decoded CopySource with
     // decodeURI semantics, so say it that way once.
     if (!isNotFound(err) || !URI_RESERVED.test(from.key)) throw err;
-    await send('uri');
+    result = await send('uri');
   }
+  return result.CopyObjectResult?.ETag?.replace(/^"|"$/g, '');
 }
 
 export async function deleteObject(conn: S3Connection, key: string, signal?: AbortSignal): Promise<void> {

@@ -198,8 +198,9 @@ export const s3Sink = definePlugin({
         if (decision.commit) return decision.commit;
         const key = decision.key;
         const replaceMetadata = !metadata.isEmpty || sha256 !== undefined;
+        let copyEtag: string | undefined;
         try {
-          await copyObject(conn, from, key, {
+          copyEtag = await copyObject(conn, from, key, {
             metadata: replaceMetadata ? metadata.render(item, sha256) : undefined,
             signal,
           });
@@ -212,6 +213,11 @@ export const s3Sink = definePlugin({
             err,
           );
         }
+        // A single-part object's ETag is the MD5 of its bytes: the copy reporting the listed
+        // ETag is a content check stronger than the stored size, without a HeadObject. Multipart
+        // sources ("…-N"), KMS-encrypted ones and anything else fall back to the HeadObject.
+        const sameBytes = copyEtag !== undefined && item.etag !== undefined && !item.etag.includes('-') && copyEtag === item.etag;
+        if (sameBytes && item.size !== undefined) return { location: s3Location(conn.bucket, key), size: item.size };
         return { location: s3Location(conn.bucket, key), size: await storedSize(key) };
       },
 

@@ -200,7 +200,9 @@ export const s3Source = definePlugin({
         }
         await attempt(
           `cannot copy ${s3Location(conn.bucket, key)} to ${s3Location(conn.bucket, target)}`,
-          () => copyObject(conn, { bucket: conn.bucket, key }, target),
+          async () => {
+            await copyObject(conn, { bucket: conn.bucket, key }, target);
+          },
         );
         await attempt(`cannot delete ${s3Location(conn.bucket, key)} after copying it to ${target}`, () =>
           deleteObject(conn, key),

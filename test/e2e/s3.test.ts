@@ -362,11 +362,25 @@ describe('s3 → s3 on the same endpoint', () => {
     expect(objectGets).toEqual([]);
     // 3 copies, plus one retry in s3rver's decodeURI spelling for the key with `#` and `+`.
     expect(requests.filter((r) => r.copy)).toHaveLength(4);
+    // Each copy reported the listed ETag (MD5 of the bytes): no HeadObject to check its size.
+    expect(requests.filter((r) => r.method === 'HEAD')).toEqual([]);
     for (const name of names) {
       expect((await get(`segregated/2024/01/31/07/${name}`)).toString()).toBe(`cdr ${name}`);
       expect(await exists(`incoming/${name}`)).toBe(false);
     }
     expect(await exists('incoming/nested/ignored.dat')).toBe(true);
+  });
+
+  it('checks a copy with a HeadObject when the ETag cannot vouch for the bytes (multipart source)', async () => {
+    await put('mp/part.dat', 'twelve bytes');
+    const src = await source({ prefix: 'mp/' });
+    const target = await sink();
+    const [item] = await collect(src.list(new AbortController().signal));
+    await server.clearRequests();
+    // A multipart object's ETag ("<md5 of part md5s>-N") is not the MD5 of its bytes.
+    const commit = await target.copy!({ ...item, etag: `${item.etag}-2`, size: 999 }, 'mp-copy/part.dat', new AbortController().signal);
+    expect(commit).toEqual({ location: `s3://${BUCKET}/mp-copy/part.dat`, size: 12 });
+    expect((await server.requests()).filter((r) => r.method === 'HEAD')).toHaveLength(1);
   });
 
   it('declines to copy items from another endpoint or with changed bytes', async () => {
