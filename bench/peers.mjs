@@ -304,33 +304,45 @@ const withoutStartup = (run, name) =>
     .filter((r) => r.name === name && r.walls)
     .map((r) => fmt(r.walls[1] / Math.max(0.001, r.walls[0] - run.startup.run)))
     .join(' / ');
-const PROFILED =
-  'the [CPU profile](#where-sluice-spends-its-time-in-the-peer-comparisons-benchpeers---profile) of its Sluice process';
+const PROFILE_LINK = '#where-sluice-spends-its-time-in-the-peer-comparisons-benchpeers---profile';
+
+/** What the last `--profile` run found for `name` (bench/data/peers-profiles.json), as a phrase. */
+function profiled(name) {
+  let entry;
+  try {
+    entry = JSON.parse(readFileSync(join(benchDir, 'data', 'peers-profiles.json'), 'utf8')).find(
+      (p) => p.name === name,
+    );
+  } catch {}
+  if (!entry) return `its [CPU profile](${PROFILE_LINK})`;
+  return `its [CPU profile](${PROFILE_LINK}) (${entry.workload}: main thread on CPU ${fmt((entry.cpu / entry.wall) * 100, 0)} % of ${fmt(entry.wall, 1)} s; ${entry.top.slice(0, 5).join(', ')})`;
+}
 
 /**
- * Why a comparison falls short of its target: what `--profile` (main-thread CPU profiles, at
- * the commit named in that section) and the measured start-up show. Shown for ✗ rows only.
+ * Why a comparison falls short of its target, from `--profile` (main-thread CPU profiles) and
+ * the measured start-up. Shown for ✗ rows only; `node bench/peers.mjs --report` re-renders.
  */
 const LIMITS = {
   'local-big': (run) =>
-    `no start-up in this figure (one process): the Sluice pass adds the size check, a ledger row and the atomic rename to the same byte copy, ${fmt(run.rows.find((r) => r.name === 'local-big').ratio)}× here; issue 2's quiet-machine run measured 0.96 (core section), so under this run's load the gap is mostly scheduling noise on 2 shared cores.`,
+    `one process, so no start-up in the figure; the Sluice pass adds a size check, a ledger row and the atomic rename to the same byte copy (${fmt(run.rows.find((r) => r.name === 'local-big').ratio)}× here). Issue 2's quiet-machine run measured 0.96 (core section).`,
   'small-files': (run) =>
-    `CPU-bound on one core. In ${PROFILED} the main thread is on CPU ~86 % of the wall time; the largest shares are the per-file fs calls Node makes from it (native \`stat\`, \`copyFile\`, \`rename\` ≈ 26 % together, each a thread-pool round trip), start-up (module loading + ajv ≈ 20 %) and Sluice's own runtime and SQLite ledger (≈ 11 %). rclone does the same syscalls from goroutines on both cores. Without the start-up the ratio is ${withoutStartup(run, 'small-files')}, so the per-file path is what must get cheaper (fewer calls per file: list with stats, batch ledger rows, a worker pool for copies).`,
+    `per-file work on one core. See ${profiled('small-files')}: the main thread is on CPU most of the time, in the fs calls Node makes from it for every file (\`stat\`, \`copyFile\`, \`rename\`: each a round trip through the thread pool), Sluice's own per-item code and its SQLite ledger. rclone makes the same syscalls from goroutines on both cores. With Sluice's start-up taken out the ratio is ${withoutStartup(run, 'small-files')}: the per-file path is what must get cheaper (fewer calls per file, batched ledger rows, or copies in a worker pool).`,
   gunzip: (run) =>
-    `start-up and the main thread. The inflate itself runs on a libuv pool thread, so it is absent from ${PROFILED}: there module loading + ajv are ~32 % of the main thread's CPU, GC ~15 %, Node's zlib/fs stream JS ~10 %. pigz reads, inflates and writes on separate threads. With Sluice's start-up taken out the ratios (vs pigz / vs gzip) are ${withoutStartup(run, 'gunzip')}.`,
+    `the inflate runs on one libuv thread per stream, so it is absent from ${profiled('gunzip')}, whose main thread is on CPU for part of the time (module loading, stream and zlib bookkeeping, GC) and otherwise waits for that one inflate thread. pigz reads, inflates and writes (and checks the CRC) on separate threads. With start-up taken out (vs pigz / vs gzip): ${withoutStartup(run, 'gunzip')}.`,
   gzip: (run) =>
-    `deflate level 6 itself (one libuv thread per stream, the same zlib as \`gzip\`); ${PROFILED} shows the main thread mostly idle, waiting for it. Without start-up: ${withoutStartup(run, 'gzip')}.`,
+    `deflate level 6 itself, on one libuv thread (the same zlib as \`gzip\`); ${profiled('gzip')}. Without start-up: ${withoutStartup(run, 'gzip')}.`,
   pgp: (run) =>
-    `start-up and two extra pipes. In ${PROFILED} (128 MiB, uncompressed message) module loading + ajv are ~43 % of the main thread's CPU; the rest is moving every byte through the \`gpg\` child (written to its stdin, read back from its stdout, then written to the file), where \`gpg --decrypt -o\` writes straight to the file. Without start-up (compressed / uncompressed): ${withoutStartup(run, 'pgp')}.`,
+    `two extra pipes. See ${profiled('pgp')}: after module loading at start-up, the main thread's time goes to stream plumbing and pipe writes — moving every byte through the \`gpg\` child (written to its stdin, read back from its stdout, then written to the file), where \`gpg --decrypt -o\` writes straight to the file. With start-up taken out (compressed / uncompressed): ${withoutStartup(run, 'pgp')}.`,
   'sftp-s3-small': (run) =>
-    `per-request CPU in one Node process. In ${PROFILED} the process is on CPU most of the time, the AWS SDK v3 middleware (\`@smithy/*\`, \`@aws-sdk/*\`: serialisation, SigV4 signing, endpoint resolution) and socket writes being the largest shares; per file Sluice sends PutObject and a HeadObject (to verify the stored size) where rclone sends one request, and does an SFTP open/read/close plus ledger writes. Without start-up: ${withoutStartup(run, 'sftp-s3-small')}.`,
+    `per-request CPU in one Node process. See ${profiled('sftp-s3-small')}: the AWS SDK v3 middleware (\`@smithy/*\`, \`@aws-sdk/*\`: serialisation, SigV4 signing, endpoint resolution) and socket writes are the largest shares; per file Sluice sends PutObject and a HeadObject (to verify the stored size) where rclone sends one request, plus an SFTP open/read/close and ledger writes. With start-up taken out: ${withoutStartup(run, 'sftp-s3-small')}.`,
   'sftp-s3-big': (run) =>
-    `the main thread is on CPU only part of the time (${PROFILED}, here for the 512 MiB RSS run of the same path: 58 %): GC ~29 %, socket \`writeBuffer\` ~18 %, \`crypto\` ~16 % (ssh2's cipher and the SDK's SHA-256 of every part for SigV4 over plain http), ssh2 ~5 %; the rest is waiting — ssh2's \`createReadStream\` keeps one read request in flight per file where rclone pipelines many, so one big file is bound by SFTP round trips. Without start-up: ${withoutStartup(run, 'sftp-s3-big')}.`,
+    `see ${profiled('sftp-s3-big')}: the main thread is on CPU only part of the time — GC, socket writes and \`crypto\` (ssh2's cipher and the SDK's SHA-256 of every part for SigV4 over plain http) — and waits the rest: ssh2's \`ReadStream._read\` sends the next SFTP read only when the previous one has answered (one request in flight per file), where rclone keeps many in flight, so one big file is bound by SFTP round trips. With start-up taken out: ${withoutStartup(run, 'sftp-s3-big')}.`,
   segregate: (run) =>
-    `CPU in the AWS SDK: ${PROFILED} is ~90 % on CPU, ~42 % of it in \`@smithy/*\`/\`@aws-sdk/*\` middleware. Per key Sluice sends CopyObject, a HeadObject to check the copy, DeleteObject, and writes its ledger; rclone sends CopyObject and DeleteObject from Go on both cores. Batching deletes (DeleteObjects, 1,000 keys a request) and trusting CopyObject's ETag instead of a HEAD would cut a third of the requests. Without start-up: ${withoutStartup(run, 'segregate')}.`,
+    `CPU in the AWS SDK. See ${profiled('segregate')}. Per key Sluice sent CopyObject, a HeadObject to check the copy and DeleteObject, and wrote its ledger; rclone sends CopyObject and DeleteObject from Go on both cores. Commit 40a2b7c (after this run) drops the HeadObject when the copy's ETag matches the listed one; batching deletes (DeleteObjects, 1,000 keys a request) would cut most of the remaining third. With start-up taken out: ${withoutStartup(run, 'segregate')}.`,
   rss: (run) => {
     const small = run.rows.find((r) => r.name === 'sftp-s3-small');
-    return `flat (it does not grow with the file), but above 150 MiB. The level is the connectors' fixed cost plus the multipart buffers: the same process moving 64 KiB files peaks at ${small?.rss ? rssOf(small.rss[0]) : 'a similar level'}${small?.rss ? '' : ''}; a big file adds the s3 sink's \`part_size\` × \`queue_size\` parts (8 MiB × 4 by default, which \`@aws-sdk/lib-storage\` copies while assembling them) and the stream buffers in between. Issue 2's < 150 MiB target was set for local → local (128 MiB there).`;
+    const rss = run.rows.find((r) => r.name === 'rss');
+    return `${rss.ratio < 1.2 ? 'nearly flat' : 'not flat'} (${fmt((rss.ratio - 1) * 100, 0)} % more for a 16× larger file), but above 150 MiB. ${small?.rss ? `The same process moving 64 KiB files peaks at ${rssOf(small.rss[0])}: that is the fixed cost of Node, the AWS SDK and ssh2 loaded together; ` : ''}a big file adds the s3 sink's \`part_size\` × \`queue_size\` parts (8 MiB × 4 by default, which \`@aws-sdk/lib-storage\` copies while assembling them) and the stream buffers in between. Issue 2's < 150 MiB target was set for local → local (128 MiB there).`;
   },
 };
 
@@ -379,6 +391,7 @@ function category({ url, functionName }) {
     return pkg.startsWith('@smithy/') || pkg.startsWith('@aws-sdk/')
       ? 'AWS SDK (`@aws-sdk/*`, `@smithy/*`)'
       : `\`${pkg}\``;
+  if (/\/dist\/cli\//.test(url)) return 'Sluice (bundled `dist/cli`)';
   const own = url.match(/\/dist\/(core|plugins)\/([^/]+)/);
   if (own) return `Sluice ${own[1]}/${own[2].replace(/\.js$/, '')}`;
   if (url.startsWith('node:'))
@@ -482,10 +495,11 @@ if (profile) {
   try {
     earlier = JSON.parse(readFileSync(profilesFile, 'utf8'));
   } catch {}
-  const stamp = `${at}, ${quick ? 'quick' : 'full'} sizes, load ${loads.map((l) => l.split(' ')[1]).join('/')}`;
+  const stamp = (name) =>
+    `${at}, ${quick ? 'quick' : 'full'} sizes, load ${loads.find((l) => l.startsWith(`${name} `))?.split(' ')[1]}`;
   const merged = [
     ...earlier.filter((e) => !profiles.some((p) => p.name === e.name)),
-    ...profiles.map((p) => ({ ...p, stamp })),
+    ...profiles.map((p) => ({ ...p, stamp: stamp(p.name) })),
   ];
   merged.sort((a, b) => Object.keys(COMPARISONS).indexOf(a.name) - Object.keys(COMPARISONS).indexOf(b.name));
   mkdirSync(join(benchDir, 'data'), { recursive: true });
@@ -504,7 +518,7 @@ if (profile) {
     '',
     `Sluice start-up (\`sluice run\` of an empty folder, whole process): ${fmt(startup.run * 1000, 0)} ms (\`node -e 0\`: ${fmt(startup.node * 1000, 0)} ms).`,
     '',
-    'Reproduce: `npm run build && node bench/peers.mjs --quick --profile` (profiles stay in `bench/data/profiles/`).',
+    'Reproduce: `npm run build && node bench/peers.mjs --quick --profile [--only NAME]` (profiles stay in `bench/data/profiles/`; an `--only` run replaces just its rows).',
   ];
   writeSection('peers-profile', lines.join('\n'));
   console.log(lines.join('\n'));
