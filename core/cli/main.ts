@@ -51,13 +51,13 @@ const COMMANDS: Array<{ name: string; description: string; options: OptionName[]
   {
     name: 'test <...pipelines>',
     description: 'Run pipeline tests (<name>.test.yaml beside each pipeline) with local stand-ins for sources and sinks',
-    options: ['vars'],
+    options: ['vars', 'config'],
     load: async () => (await import('./commands/test.js')).testCommand,
   },
   {
     name: 'validate <...pipelines>',
     description: 'Check pipeline files: YAML, shape, every plugin config; errors name file:line:col',
-    options: ['vars'],
+    options: ['vars', 'config'],
     load: async () => (await import('./commands/validate.js')).validateCommand,
   },
   {

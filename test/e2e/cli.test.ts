@@ -148,6 +148,28 @@ describe('sluice run', () => {
   });
 });
 
+describe('sluice.config.yaml defaults', () => {
+  it('gives validate and run their vars and state_dir; flags win; a broken file exits 2 with file:line:col', () => {
+    ws.write('conf/defaults.yaml', 'state_dir: ../cfg-state\nvars: { OUT: cfg-out }\n');
+    ws.write('cfg-in/a.txt', 'a');
+    ws.pipeline('name: cfg\nsource:\n  local: { path: ./cfg-in }\nsink:\n  local: { path: \"./${OUT}\" }\n', 'cfg.yaml');
+    expect(sluice(['validate', 'cfg.yaml']).stderr).toMatch(/environment variable OUT is not set/);
+    expect(sluice(['validate', 'cfg.yaml', '--config', 'conf/defaults.yaml']).code).toBe(0);
+    expect(sluice(['run', 'cfg.yaml', '--quiet'], { SLUICE_CONFIG: 'conf/defaults.yaml' }).code).toBe(0);
+    expect(listFiles(ws.path('cfg-out'))).toEqual(['a.txt']);
+    // state_dir is relative to the defaults file.
+    expect(listFiles(ws.path('cfg-state'))).toContain('ledger.sqlite');
+    expect(sluice(['run', 'cfg.yaml', '--config', 'conf/defaults.yaml', '--var', 'OUT=flag-out', '--force', '--quiet']).code).toBe(0);
+    expect(listFiles(ws.path('flag-out'))).toEqual(['a.txt']);
+
+    ws.write('conf/bad.yaml', 'state_dir: x\nstat_dir: y\n');
+    const bad = sluice(['run', 'cfg.yaml', '--config', 'conf/bad.yaml']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toMatch(/^conf\/bad\.yaml:2:1: unknown setting "stat_dir" — known settings: cluster, state_dir, /);
+    expect(sluice(['run', 'cfg.yaml', '--config', 'conf/none.yaml']).stderr.trim()).toBe('config file not found: conf/none.yaml');
+  });
+});
+
 describe('sluice plugins and schema', () => {
   it('lists plugins and documents one from its schema', () => {
     const list = sluice(['plugins']);
