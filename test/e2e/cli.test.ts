@@ -152,7 +152,7 @@ describe('sluice.config.yaml defaults', () => {
   it('gives validate and run their vars and state_dir; flags win; a broken file exits 2 with file:line:col', () => {
     ws.write('conf/defaults.yaml', 'state_dir: ../cfg-state\nvars: { OUT: cfg-out }\n');
     ws.write('cfg-in/a.txt', 'a');
-    ws.pipeline('name: cfg\nsource:\n  local: { path: ./cfg-in }\nsink:\n  local: { path: \"./${OUT}\" }\n', 'cfg.yaml');
+    ws.pipeline('name: cfg\nsource:\n  local: { path: ./cfg-in }\nsink:\n  local: { path: "./${OUT}" }\n', 'cfg.yaml');
     expect(sluice(['validate', 'cfg.yaml']).stderr).toMatch(/environment variable OUT is not set/);
     expect(sluice(['validate', 'cfg.yaml', '--config', 'conf/defaults.yaml']).code).toBe(0);
     expect(sluice(['run', 'cfg.yaml', '--quiet'], { SLUICE_CONFIG: 'conf/defaults.yaml' }).code).toBe(0);
