@@ -6,6 +6,7 @@
 import type { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
+import { HashTap, pipeThrough } from '../../core/streams.js';
 import { definePlugin, type Item, type SinkCommit, type SinkWriteRequest } from '../../core/plugin-api.js';
 import { Size, sinkCommon } from '../../core/schema-fragments.js';
 import { parseSize } from '../../core/units.js';
@@ -103,14 +104,17 @@ export const s3Sink = definePlugin({
       }
     };
 
-    /** Uploads `body` to `key`; rejects with the body's own error when the body failed. */
+    /**
+     * Uploads `body` to `key`; rejects with the body's own error when the body failed. Returns
+     * the object's ETag (unquoted) as the server reported it.
+     */
     const upload = async (
       key: string,
       item: Item,
       body: Readable,
       sha256: string | undefined,
       signal: AbortSignal,
-    ) => {
+    ): Promise<string | undefined> => {
       let bodyError: unknown;
       body.once('error', (err) => {
         bodyError ??= err;
@@ -132,7 +136,8 @@ export const s3Sink = definePlugin({
         abortController: abort,
       });
       try {
-        await uploader.done();
+        const result = (await uploader.done()) as { ETag?: string };
+        return result.ETag?.replace(/^"|"$/g, '');
       } catch (err) {
         body.destroy();
         // lib-storage reports the abort call's failure in place of the cause when the abort fails.
@@ -160,17 +165,25 @@ export const s3Sink = definePlugin({
         });
         if (decision.commit) return decision.commit;
         const key = decision.key;
+        // A single-part upload's ETag is the MD5 of the bytes S3 received: when it equals the
+        // MD5 of what was sent, the object is verified (bytes, so size too) without a
+        // HeadObject. Multipart uploads, KMS-encrypted buckets (other ETags) and bodies of
+        // unknown size keep the HeadObject.
+        const md5 = req.size !== undefined && req.size < partSize ? new HashTap('md5') : undefined;
+        let etag: string | undefined;
         if (!metadata.needsSha256 || req.sha256 !== undefined) {
-          await upload(key, req.item, req.body, req.sha256, req.signal);
+          etag = await upload(key, req.item, md5 ? pipeThrough(req.body, md5) : req.body, req.sha256, req.signal);
         } else {
           const spooled = await spoolHashed(req.body, ctx.tempDir);
           try {
-            await upload(key, req.item, spooled.open(), spooled.sha256, req.signal);
+            etag = await upload(key, req.item, md5 ? pipeThrough(spooled.open(), md5) : spooled.open(), spooled.sha256, req.signal);
           } finally {
             await spooled.remove();
           }
         }
-        return { location: s3Location(conn.bucket, key), size: await storedSize(key) };
+        const location = s3Location(conn.bucket, key);
+        if (md5 && md5.bytes < partSize && etag !== undefined && etag === md5.digest()) return { location, size: md5.bytes };
+        return { location, size: await storedSize(key) };
       },
 
       async copy(item: Item, destination: string, signal: AbortSignal): Promise<SinkCommit | null> {

@@ -209,6 +209,22 @@ describe('s3 sink', () => {
     ).toBe('hello');
   });
 
+  it('verifies a single-part upload by its ETag (the MD5 of the bytes), else with a HeadObject', async () => {
+    const target = await sink({ prefix: 'etag', part_size: '5MiB' });
+    const heads = async () => (await server.requests()).filter((r) => r.method === 'HEAD').length;
+    await server.clearRequests();
+    // Size known and below part_size: one PutObject whose ETag is checked, no HeadObject.
+    expect(await writeTo(target, 'known.txt', Buffer.from('hello etag'), { size: 10 })).toEqual({ location: `s3://${BUCKET}/etag/known.txt`, size: 10 });
+    expect(await heads()).toBe(0);
+    // Size unknown: the stored size is read back with a HeadObject.
+    expect((await writeTo(target, 'unknown.txt', Buffer.from('hello etag'))).size).toBe(10);
+    expect(await heads()).toBe(1);
+    // Multipart (its ETag is not the MD5 of the bytes): HeadObject.
+    const data = patternBytes(6 * MiB, 7);
+    expect((await writeTo(target, 'multi.bin', Readable.from(chunksOf(data, 256 * 1024)), { size: data.length })).size).toBe(data.length);
+    expect(await heads()).toBe(2);
+  });
+
   it('writes a multi-part object whose bytes read back identical', async () => {
     const data = patternBytes(12 * MiB + 123, 42);
     await server.clearRequests();

@@ -65,7 +65,7 @@ export function writeTo(
   sink: SinkInstance,
   destination: string,
   body: Buffer | Readable,
-  extra: { sha256?: string } = {},
+  extra: { sha256?: string; size?: number } = {},
 ): Promise<SinkCommit> {
   const item = {
     source: 'test',
