@@ -72,6 +72,8 @@ export function clusterTiming(env: NodeJS.ProcessEnv = process.env) {
   return {
     /** How long a job stays locked to a silent worker before another takes it over. */
     stallMs: num('SLUICE_CLUSTER_STALL_MS', 30_000),
+    /** A job whose workers died this many times is failed (ledger, on_error): a poison item. */
+    maxStalls: num('SLUICE_CLUSTER_MAX_STALLS', 5),
     /** Lister lock lifetime without renewal (renewed every third of it). */
     listerTtlMs: num('SLUICE_CLUSTER_LISTER_TTL_MS', 15_000),
     /** How often `run --cluster` checks its pass's jobs. */

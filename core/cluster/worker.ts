@@ -17,11 +17,6 @@ import { redactUrl } from './url.js';
 import { fetchPipelineText } from './config-store.js';
 import { type ItemJobData, type ItemOutcome, outcomeOf } from './jobs.js';
 
-/**
- * A job whose worker died this many times is failed (ledger, on_error) rather than run again:
- * a poison item. BullMQ's own limit is one more, so the job reaches a worker that fails it.
- */
-const MAX_STALLS = Number(process.env.SLUICE_CLUSTER_MAX_STALLS) || 5;
 /** Pipeline versions kept loaded per pipeline (old ones finish their items, then are closed). */
 const MAX_VERSIONS = 3;
 
@@ -125,8 +120,8 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
         const listed = await runner.reviveItem(job.data.item);
         const summary = runner.newSummary();
         const started = performance.now();
-        if (job.stalledCounter >= MAX_STALLS) {
-          // Its workers died MAX_STALLS times while running it (killed, out of memory, a crash
+        if (job.stalledCounter >= timing.maxStalls) {
+          // Its workers died maxStalls times while running it (killed, out of memory, a crash
           // in native code): a poison item. It fails like any item, into on_error, once.
           const err = new SluiceError(
             'SLUICE_E_INTERNAL',
@@ -153,7 +148,8 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
         concurrency: options.concurrency ?? def.policy.concurrency,
         lockDuration: timing.stallMs,
         stalledInterval: timing.stallMs,
-        maxStalledCount: MAX_STALLS + 1,
+        // One more than ours, so a poison job always reaches a worker that records it.
+        maxStalledCount: timing.maxStalls + 1,
       });
       worker.on('failed', (job, err) => {
         log.error({ pipeline: def.name, item: job ? `${job.data.item.source}:${job.data.item.path}` : undefined, err: errorMessage(err) }, 'job failed');
