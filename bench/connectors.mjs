@@ -89,11 +89,7 @@ export async function startConnectorBench() {
     ],
     sftpYaml: (path) => [
       '  sftp:',
-      `    host: ${sshd.host}`,
-      `    port: ${sshd.port}`,
-      `    username: ${sshd.username}`,
-      `    private_key_file: ${sshd.privateKeyFile}`,
-      `    host_key_sha256: "${sshd.hostKeySha256}"`,
+      ...sshd.sftpYaml(),
       `    path: ${path}`,
       `    max_connections: ${CONCURRENCY}`,
     ],

@@ -28,11 +28,7 @@ async function proxyToSshd(): Promise<FaultProxy> {
 
 function sftpYaml(proxy: FaultProxy, path: string): string[] {
   return [
-    `    host: 127.0.0.1`,
-    `    port: ${proxy.port}`,
-    `    username: ${sshd.username}`,
-    `    private_key_file: ${sshd.privateKeyFile}`,
-    `    host_key_sha256: "${sshd.hostKeySha256}"`,
+    ...sshd.sftpYaml({ host: '127.0.0.1', port: proxy.port }),
     `    path: ${path}`,
     '    max_connections: 8',
     '    connect_timeout: 5s',

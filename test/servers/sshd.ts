@@ -28,6 +28,11 @@ export interface SshdHandle {
    * child, which keeps serving the connection.
    */
   killSessions(): void;
+  /**
+   * The connection keys of an `sftp:` source or sink for this server (key auth, pinned host
+   * key), as YAML lines indented under the plugin name; `via` points them at a proxy.
+   */
+  sftpYaml(via?: { host: string; port: number }): string[];
   stop(): Promise<void>;
 }
 
@@ -94,6 +99,13 @@ export async function startSshd(username = 'sluice-sftp'): Promise<SshdHandle> {
     rootDir,
     pid,
     killSessions: () => killDescendants(pid),
+    sftpYaml: (via) => [
+      `    host: ${via?.host ?? '127.0.0.1'}`,
+      `    port: ${via?.port ?? port}`,
+      `    username: ${username}`,
+      `    private_key_file: ${privateKeyFile}`,
+      `    host_key_sha256: "${hostKeySha256}"`,
+    ],
     async stop() {
       killDescendants(pid);
       await stopPid(pid);
