@@ -6,26 +6,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { Queue } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterEnv, type SluiceProcess, spawnSluice } from '../helpers/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { clusterSuite } from '../helpers/cluster-suite.js';
 import { expectNoLoss, localCopies, writeNumberedFiles } from '../helpers/kill-loop.js';
-import { listFiles, makeWorkspace, sha256 } from '../helpers/workspace.js';
-import { type RedisHandle, startRedis } from '../servers/redis.js';
+import { listFiles, sha256 } from '../helpers/workspace.js';
 
 const FILES = 2000;
 const KILLS = 4;
-const ws = makeWorkspace('sluice-cluster-kill-');
-let redis: RedisHandle;
-const processes: SluiceProcess[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await Promise.allSettled(processes.map((p) => p.kill()));
-  await redis?.stop();
-  ws.cleanup();
-});
+const suite = clusterSuite('sluice-cluster-kill-');
+const { ws, start } = suite;
 
 describe('cluster: worker crashes', () => {
   it(`moves ${FILES} files exactly once while a worker is SIGKILLed ${KILLS} times`, async () => {
@@ -35,16 +24,13 @@ describe('cluster: worker crashes', () => {
       'move.yaml',
     );
     const startWorker = () => {
-      const w = spawnSluice(['worker', '--cluster', redis.url, 'move.yaml', '--log-format', 'json', '--quiet'], ws.dir);
-      processes.push(w);
-      return w;
+      return start(['worker', '--cluster', suite.redis.url, 'move.yaml', '--log-format', 'json', '--quiet']);
     };
     const workers = [startWorker(), startWorker(), startWorker()];
 
     const checkNoLoss = () => expectNoLoss(hashes, listFiles(ws.path('in')), localCopies(ws.path('out')));
 
-    const run = spawnSluice(['run', '--cluster', redis.url, 'move.yaml', '--summary-json', 'summary.json', '--log-format', 'json', '--quiet'], ws.dir, clusterEnv());
-    processes.push(run);
+    const run = start(['run', '--cluster', suite.redis.url, 'move.yaml', '--summary-json', 'summary.json', '--log-format', 'json', '--quiet']);
     let runExit: number | null | undefined;
     void run.exited.then((code) => {
       runExit = code;
@@ -80,7 +66,7 @@ describe('cluster: worker crashes', () => {
     expect(listFiles(ws.path('out', '.sluice-tmp'))).toEqual([]);
 
     // No stuck jobs: nothing waiting, active, delayed or failed.
-    const queue = new Queue('{cmove}', { connection: { host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: null }, prefix: 'sluice' });
+    const queue = new Queue('{cmove}', { connection: { host: '127.0.0.1', port: suite.redis.port, maxRetriesPerRequest: null }, prefix: 'sluice' });
     try {
       const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized', 'completed');
       expect(counts).toEqual({ waiting: 0, active: 0, delayed: 0, failed: 0, prioritized: 0, completed: FILES });

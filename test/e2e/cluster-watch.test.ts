@@ -8,30 +8,14 @@
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterEnv, clusterPlugins, type SluiceProcess, sluiceBin, spawnSluice, waitFor } from '../helpers/cluster.js';
-import { listFiles, makeWorkspace } from '../helpers/workspace.js';
-import { type RedisHandle, startRedis } from '../servers/redis.js';
-
-let redis: RedisHandle;
-const processes: SluiceProcess[] = [];
-const ws = makeWorkspace('sluice-cluster-watch-');
-
-beforeAll(async () => {
-  redis = await startRedis({ persistent: true });
-});
-afterAll(async () => {
-  await Promise.allSettled(processes.map((p) => p.kill()));
-  await redis?.stop();
-  ws.cleanup();
-});
+import { describe, expect, it } from 'vitest';
+import { clusterPlugins, sluiceBin, waitFor } from '../helpers/cluster.js';
+import { clusterSuite } from '../helpers/cluster-suite.js';
+import { listFiles } from '../helpers/workspace.js';
 
 /** Every process gets REDIS_PORT: the first test leaves a sluice.config.yaml that uses it. */
-function start(args: string[], extraEnv: Record<string, string> = {}): SluiceProcess {
-  const p = spawnSluice(args, ws.dir, clusterEnv({ REDIS_PORT: new URL(redis.url).port, ...extraEnv }));
-  processes.push(p);
-  return p;
-}
+const suite = clusterSuite('sluice-cluster-watch-', { persistent: true, env: () => ({ REDIS_PORT: String(suite.redis.port) }) });
+const { ws, start } = suite;
 const put = (dir: string, names: string[]) => {
   for (const n of names) ws.write(`${dir}/${n}`, `content of ${n}\n`.repeat(200));
 };
@@ -44,7 +28,7 @@ describe('sluice watch --cluster', () => {
     // The lister finds the cluster in ./sluice.config.yaml; ${REDIS_PORT} comes from the environment.
     ws.write('sluice.config.yaml', 'cluster: redis://127.0.0.1:${REDIS_PORT}\nlog_format: json\n');
     // The worker finds the same file (so it needs REDIS_PORT too); its --cluster flag wins.
-    const worker = start(['worker', '--cluster', redis.url, 'cw.yaml', '--log-format', 'json']);
+    const worker = start(['worker', '--cluster', suite.redis.url, 'cw.yaml', '--log-format', 'json']);
     const watch = start(['watch', 'cw.yaml', '--debounce', '100']);
 
     put('cw-in', ['a.txt', 'b.txt']);
@@ -71,7 +55,7 @@ describe('sluice watch --cluster', () => {
     ws.pipeline(version('cw-v2'), 'cw.yaml');
     const history = execFileSync(process.execPath, [sluiceBin, 'history', 'cw.yaml', '--state', 'finalized'], {
       cwd: ws.dir,
-      env: { ...process.env, REDIS_PORT: new URL(redis.url).port },
+      env: { ...process.env, REDIS_PORT: String(suite.redis.port) },
     }).toString();
     const paths = history.trim().split('\n').map((l) => (JSON.parse(l) as { path: string }).path);
     expect(paths.sort()).toEqual(['a.txt', 'b.txt', 'c.txt', 'd.txt']);
@@ -87,16 +71,16 @@ describe('one job per item across versions', () => {
     const version = (out: string) => `name: col\nsource:\n  local: { path: ./col-in, after_success: delete }\nsink:\n  local: { path: ./${out} }\n`;
     ws.pipeline(version('col-v1'), 'col.yaml');
     put('col-in', ['x1.txt', 'x2.txt', 'x3.txt']);
-    const run1 = start(['run', '--cluster', redis.url, 'col.yaml', '--summary-json', 'col1.json', '--log-format', 'json']);
-    const probe = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const run1 = start(['run', '--cluster', suite.redis.url, 'col.yaml', '--summary-json', 'col1.json', '--log-format', 'json']);
+    const probe = new Redis(suite.redis.url, { maxRetriesPerRequest: null });
     try {
       await waitFor(async () => (await probe.llen('sluice:{col}:wait')) === 3, 60_000, 'three queued jobs');
       ws.pipeline(version('col-v2'), 'col.yaml');
-      const run2 = start(['run', '--cluster', redis.url, 'col.yaml', '--summary-json', 'col2.json', '--log-format', 'json']);
+      const run2 = start(['run', '--cluster', suite.redis.url, 'col.yaml', '--summary-json', 'col2.json', '--log-format', 'json']);
       await waitFor(() => run2.output().includes('listed; waiting for the workers'), 60_000, 'the v2 pass to list');
       expect(await probe.llen('sluice:{col}:wait')).toBe(3);
 
-      const worker = start(['worker', '--cluster', redis.url, 'col.yaml', '--log-format', 'json']);
+      const worker = start(['worker', '--cluster', suite.redis.url, 'col.yaml', '--log-format', 'json']);
       expect(await run1.exited, run1.output()).toBe(0);
       expect(await run2.exited, run2.output()).toBe(0);
       expect(await worker.stop(), worker.output()).toBe(0);
@@ -118,14 +102,14 @@ describe('a poison item', () => {
       'poison.yaml',
     );
     const env = { SLUICE_CLUSTER_MAX_STALLS: '2' };
-    const run = start(['run', '--cluster', redis.url, 'poison.yaml', '--summary-json', 'poison.json', '--log-format', 'json'], env);
+    const run = start(['run', '--cluster', suite.redis.url, 'poison.yaml', '--summary-json', 'poison.json', '--log-format', 'json'], env);
     // One item at a time, so the crash takes down only the poison item's job; a dead worker is
     // replaced at once, as a supervisor (systemd, Kubernetes) would.
     let deaths = 0;
     let finished = false;
     const workers = (async () => {
       while (!finished) {
-        const w = start(['worker', '--cluster', redis.url, 'poison.yaml', '--concurrency', '1', '--log-format', 'json'], env);
+        const w = start(['worker', '--cluster', suite.redis.url, 'poison.yaml', '--concurrency', '1', '--log-format', 'json'], env);
         const code = await Promise.race([w.exited, run.exited.then(() => 'run-ended' as const)]);
         if (code === 'run-ended') {
           await waitFor(() => w.output().includes('worker ready'), 60_000, 'the last worker to be up');
@@ -160,9 +144,9 @@ describe('a poison item', () => {
     expect(listFiles(ws.path('p-err'))).toEqual(['local/poison.csv', 'local/poison.csv.error.json']);
     const reason = JSON.parse(ws.read('p-err/local/poison.csv.error.json')) as { error: string; attempts: number };
     expect(reason.error).toMatch(/died 2 times/);
-    const failed = execFileSync(process.execPath, [sluiceBin, 'history', '--cluster', redis.url, 'poison.yaml', '--state', 'failed'], {
+    const failed = execFileSync(process.execPath, [sluiceBin, 'history', '--cluster', suite.redis.url, 'poison.yaml', '--state', 'failed'], {
       cwd: ws.dir,
-      env: { ...process.env, REDIS_PORT: new URL(redis.url).port },
+      env: { ...process.env, REDIS_PORT: String(suite.redis.port) },
     }).toString();
     // sluice.config.yaml says log_format: json, so history prints JSON lines.
     expect(failed.trim().split('\n').map((l) => JSON.parse(l) as { path: string; state: string })).toEqual([

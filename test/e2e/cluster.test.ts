@@ -7,34 +7,18 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RedisLedger } from '../../core/ledger/redis.js';
-import { clusterEnv, clusterPlugins, type SluiceProcess, sluiceBin, spawnSluice, waitFor } from '../helpers/cluster.js';
-import { listFiles, makeWorkspace, sha256 } from '../helpers/workspace.js';
-import { type RedisHandle, startRedis } from '../servers/redis.js';
+import { clusterPlugins, sluiceBin, waitFor } from '../helpers/cluster.js';
+import { clusterSuite } from '../helpers/cluster-suite.js';
+import { listFiles, sha256 } from '../helpers/workspace.js';
 
-let redis: RedisHandle;
-const processes: SluiceProcess[] = [];
-const ws = makeWorkspace('sluice-cluster-');
+const suite = clusterSuite('sluice-cluster-', { persistent: true });
+const { ws, start } = suite;
 
-beforeAll(async () => {
-  redis = await startRedis({ persistent: true });
-});
-afterAll(async () => {
-  await Promise.allSettled(processes.map((p) => p.kill()));
-  await redis?.stop();
-  ws.cleanup();
-});
-
-function start(args: string[], env = clusterEnv()): SluiceProcess {
-  const p = spawnSluice(args, ws.dir, env);
-  processes.push(p);
-  return p;
-}
-
-const worker = (file: string) => start(['worker', '--cluster', redis.url, file, '--log-format', 'json']);
-const run = (file: string, summary: string, env = clusterEnv()) =>
-  start(['run', '--cluster', redis.url, file, '--summary-json', summary, '--log-format', 'json', '--quiet'], env);
+const worker = (file: string) => start(['worker', '--cluster', suite.redis.url, file, '--log-format', 'json']);
+const run = (file: string, summary: string) =>
+  start(['run', '--cluster', suite.redis.url, file, '--summary-json', summary, '--log-format', 'json', '--quiet']);
 const summaryOf = (file: string) => JSON.parse(ws.read(file)) as { ok: number; failed: number; skipped: number; failures: unknown[] };
 
 function generated(i: number, size: number): string {
@@ -45,7 +29,7 @@ function generated(i: number, size: number): string {
 
 describe('Redis ledger', () => {
   it('records, merges destinations, clears errors and lists history like the SQLite ledger', async () => {
-    const ledger = RedisLedger.connect(redis.url);
+    const ledger = RedisLedger.connect(suite.redis.url);
     try {
       const id = { source: 'src', path: 'a/b.txt', version: '10:1000' };
       expect(await ledger.get('led', id)).toBeUndefined();
@@ -82,7 +66,7 @@ describe('cluster runs', () => {
       'takeover.yaml',
     );
     const w = worker('takeover.yaml');
-    const probe = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const probe = new Redis(suite.redis.url, { maxRetriesPerRequest: null });
     try {
       const lockKey = 'sluice:{takeover}:lister';
       const a = run('takeover.yaml', 'takeover-a.json');
@@ -124,7 +108,7 @@ describe('cluster runs', () => {
     const r = run('restart.yaml', 'restart.json');
     await waitFor(() => listFiles(ws.path('restart-out')).length > 10, 20_000, 'first items at the sink');
     expect(listFiles(ws.path('restart-out')).length).toBeLessThan(COUNT);
-    await redis.restart(800);
+    await suite.redis.restart(800);
     expect(await r.exited, r.output()).toBe(0);
     const s = summaryOf('restart.json');
     expect(s.failed).toBe(0);
@@ -160,7 +144,7 @@ describe('cluster runs', () => {
     //    starts on v3: the queued items still finish under v2 (their version), not v3.
     put(['d.txt', 'e.txt']);
     const r3 = run('reload.yaml', 'r3.json');
-    const probe = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const probe = new Redis(suite.redis.url, { maxRetriesPerRequest: null });
     try {
       await waitFor(async () => (await probe.llen('sluice:{reload}:wait')) === 2, 20_000, 'two queued jobs');
     } finally {
@@ -179,11 +163,11 @@ describe('cluster runs', () => {
     expect(await w.stop()).toBe(0);
 
     // `sluice history --cluster` reads the Redis ledger.
-    const history = execFileSync(process.execPath, [sluiceBin, 'history', '--cluster', redis.url, 'reload.yaml', '--limit', '3'], { cwd: ws.dir }).toString();
+    const history = execFileSync(process.execPath, [sluiceBin, 'history', '--cluster', suite.redis.url, 'reload.yaml', '--limit', '3'], { cwd: ws.dir }).toString();
     const lines = history.trim().split('\n');
     expect(lines).toHaveLength(3);
     expect(lines[0]).toMatch(/finalized\s+local:f\.txt → .*reload-v3\/f\.txt/);
-    const failed = execFileSync(process.execPath, [sluiceBin, 'history', '--cluster', redis.url, 'reload.yaml', '--state', 'failed'], { cwd: ws.dir }).toString();
+    const failed = execFileSync(process.execPath, [sluiceBin, 'history', '--cluster', suite.redis.url, 'reload.yaml', '--state', 'failed'], { cwd: ws.dir }).toString();
     expect(failed).toContain('no items recorded for reload');
   }, 90_000);
 });
