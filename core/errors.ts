@@ -22,6 +22,14 @@ export const ERROR_CODES = {
   SLUICE_E_LEDGER: 'The ledger (state store) could not be opened or written.',
   SLUICE_E_USAGE: 'The command line is invalid.',
   SLUICE_E_ABORTED: 'The run was interrupted before the item finished.',
+  SLUICE_E_NAME:
+    'A listed file’s name cannot be represented safely (invalid UTF-8, a control character, or a character that would make it another path); it is reported, never read, deleted or moved.',
+  SLUICE_E_CHANGED:
+    'The source file changed after it was listed (another version is there now): its tidy-up (delete / move_to) was not done, and the new version is left for the next pass.',
+  SLUICE_E_COLLISION: 'Two items of one pass would land on the same destination; the second is failed and its source kept.',
+  SLUICE_E_LOCKED: 'Another process is running this pipeline on the same state folder (or another file declares the same pipeline name).',
+  SLUICE_E_FENCED:
+    'A cluster worker lost its job (it was paused past the stall interval and another worker took the item over); it stopped without side effects.',
   SLUICE_E_INTERNAL: 'An unexpected error inside Sluice: please report it with the log.',
 } as const;
 

@@ -12,6 +12,8 @@ export interface NewItem {
   meta?: Record<string, unknown>;
   origin?: ItemOrigin;
   open(signal?: AbortSignal): Promise<Readable>;
+  /** See `Item.rejected`: the entry is reported as a failed item, never opened or tidied. */
+  rejected?: string;
 }
 
 /** Makes an item as a source lists it. `path` is normalised to a relative POSIX path. */
@@ -26,6 +28,7 @@ export function createItem(init: NewItem): Item {
     meta: init.meta ?? {},
     origin: init.origin,
     open: init.open,
+    ...(init.rejected !== undefined ? { rejected: init.rejected } : {}),
   };
 }
 

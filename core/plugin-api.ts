@@ -42,6 +42,13 @@ export interface Item {
    * source; for an unpacked entry it may only be called once (the archive is read sequentially).
    */
   open(signal?: AbortSignal): Promise<Readable>;
+  /**
+   * Set by a source for a listed entry it cannot represent safely or could not read (a name
+   * that is not valid UTF-8 or holds control characters, an unreadable folder): the runtime
+   * reports it as a failed item with this reason (`SLUICE_E_NAME`) and never opens, deletes
+   * or moves it. `path` is then a display form only.
+   */
+  readonly rejected?: string;
 }
 
 export interface ItemOrigin {
@@ -114,9 +121,19 @@ export interface SourceInstance {
   readAll?(item: Item, signal?: AbortSignal): Promise<Buffer>;
   /** Opens another file at this source by relative path; null when it does not exist. */
   openPath?(path: string, signal?: AbortSignal): Promise<Readable | null>;
-  /** Deletes a listed item (after_success: delete). */
+  /**
+   * Deletes a listed item (after_success: delete) — only the version that was listed. Where the
+   * backend has conditional requests (S3/Azure `If-Match` on the etag) use them; on file systems
+   * rename the file aside, check size + mtime against the item, then delete (or rename it back).
+   * When the file at the path is no longer the listed version, leave it and throw a SluiceError
+   * `SLUICE_E_CHANGED`: the runtime keeps the delivered version finalized and the new one is
+   * listed next pass. A file already gone is not an error.
+   */
   remove?(item: Item): Promise<void>;
-  /** Moves a listed item into folder `toDir` keeping its relative path (after_success: move_to). */
+  /**
+   * Moves a listed item into folder `toDir` keeping its relative path (after_success: move_to),
+   * with the same version check as `remove`. Across file systems (EXDEV) copy, verify, delete.
+   */
   move?(item: Item, toDir: string): Promise<void>;
   /** Classifies a thrown error for the retry policy; undefined = use the default rules. */
   isRetryable?(err: unknown): boolean | undefined;
@@ -136,16 +153,37 @@ export interface SinkWriteRequest {
   /** sha256 of the bytes when known before writing (e.g. for metadata templates). */
   readonly sha256?: string;
   readonly signal: AbortSignal;
+  /**
+   * With `if_exists: rename`, the sink awaits this for each name (the plain one included)
+   * before it makes the bytes visible under it: the runtime records the name durably, so a redo
+   * after a crash finds the copy an earlier attempt committed instead of writing a twin.
+   * Optional for API compatibility; the runtime always provides it.
+   */
+  reserve?(destination: string): Promise<void>;
 }
 
 export interface SinkCommit {
   /** Where the object landed, for logs and the ledger (e.g. `s3://bucket/key`). */
   readonly location: string;
-  /** Size the backend reports for what it stored (the runtime compares it). */
+  /**
+   * The relative destination the bytes are at when it differs from the one asked for
+   * (`if_exists: rename` → `x (1).csv`). The runtime removes exactly this on a failed
+   * verification and records it.
+   */
+  readonly destination?: string;
+  /**
+   * Size the backend reports for what it stored (the runtime compares it). A commit without a
+   * size fails `verify: size` (only `verify: none` accepts a sink that cannot say what it
+   * stored). For a skip: the size of the object that was already there.
+   */
   readonly size?: number;
   /** sha256 the backend reports or recomputed (the runtime compares it when present). */
   readonly sha256?: string;
-  /** True when `if_exists: skip` left an existing object in place. */
+  /**
+   * True when `if_exists: skip` (or `fail` finding the same bytes) left an existing object in
+   * place. The runtime counts a skip as delivered only when the existing object holds the same
+   * bytes (it compares `sha256` when given, else re-reads it with `readBack`).
+   */
   readonly skipped?: boolean;
 }
 
@@ -171,7 +209,10 @@ export interface SinkInstance {
   copy?(item: Item, destination: string, signal: AbortSignal): Promise<SinkCommit | null>;
   /** Re-reads a committed object (for `verify: sha256`). */
   readBack?(destination: string, signal: AbortSignal): Promise<Readable>;
-  /** Removes a committed object (used when verification fails). */
+  /**
+   * Removes an object this attempt committed (verification failed, or a later entry of the
+   * same archive failed): `destination` is the commit's own `destination` when it reported one.
+   */
   remove?(destination: string): Promise<void>;
   isRetryable?(err: unknown): boolean | undefined;
   close?(): Promise<void>;
