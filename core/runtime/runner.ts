@@ -86,6 +86,17 @@ export interface RunSummary {
   plan: PlanEntry[];
 }
 
+/** How a caller (a cluster worker) keeps an item from acting once it no longer owns it. */
+export interface ProcessOptions {
+  /**
+   * Awaited right before every commit to a sink and before every source tidy-up; throws a
+   * SluiceError `SLUICE_E_FENCED` when the caller has lost the item (a cluster worker whose job
+   * lock expired). The runtime then stops the item without any further side effect and records
+   * nothing for it.
+   */
+  fence?: () => Promise<void>;
+}
+
 /** A listed item and the name of the source that listed it. */
 export interface ListedItem {
   source: string;
@@ -404,7 +415,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
    * Processes one listed item to the end (steps, sinks, verify, finalize or fail), counting it
    * in `summary`. Distributed workers call this for items another process listed.
    */
-  async processListed(listed: ListedItem, summary: RunSummary): Promise<void> {
+  async processListed(listed: ListedItem, summary: RunSummary, _options: ProcessOptions = {}): Promise<void> {
     await this.start();
     this.inFlight++;
     this.currentSummary ??= summary;
