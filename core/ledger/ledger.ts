@@ -7,6 +7,17 @@ import type { ItemIdentity } from '../plugin-api.js';
 
 export type LedgerState = 'seen' | 'committed' | 'finalized' | 'failed';
 
+/**
+ * How far an item got. A record never moves to a lower rank: once an item's copies are
+ * committed, a late `failed` (a worker that lost its job, a tidy-up that failed, a forced redo
+ * that failed) must not make the next pass deliver it again, nor forget the destinations it chose.
+ */
+export const STATE_RANK: Readonly<Record<LedgerState, number>> = { seen: 0, failed: 0, committed: 1, finalized: 2 };
+
+export function stateRank(state: LedgerState): number {
+  return STATE_RANK[state];
+}
+
 export interface LedgerRecord {
   pipeline: string;
   source: string;
@@ -35,6 +46,13 @@ export interface Ledger {
    * Records a state change. Writes are batched (one transaction per batch): a crash may lose
    * the last few records, which only means those items are redone — the sink commit is
    * atomic and deterministic, so redoing yields the same single copy.
+   *
+   * Monotonic per item: an update whose state ranks lower than the stored one (STATE_RANK:
+   * seen = failed < committed < finalized) is ignored, whole — `failed` never replaces
+   * `committed` or `finalized`, `seen` never replaces either. Equal ranks replace each other
+   * (`seen` ⇄ `failed`; `committed` and `finalized` update their own attempts and destinations).
+   * The store decides this in its own write (atomically, so two writers racing on one item
+   * cannot interleave a read and a write), never the caller.
    */
   record(pipeline: string, id: ItemIdentity, update: LedgerUpdate): void;
   /** Writes everything recorded so far. */

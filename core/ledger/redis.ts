@@ -6,15 +6,47 @@
  * for the worker that takes its job over.
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Redis, Result } from 'ioredis';
 import { connectRedis, pipelineKey } from '../cluster/connection.js';
 import { SluiceError } from '../errors.js';
 import type { ItemIdentity } from '../plugin-api.js';
-import type { Ledger, LedgerRecord, LedgerState, LedgerUpdate } from './ledger.js';
+import { type Ledger, type LedgerRecord, type LedgerState, type LedgerUpdate, STATE_RANK, stateRank } from './ledger.js';
 
 /** History keeps this many recent items per pipeline (item records themselves are kept). */
 const RECENT_KEEP = 100_000;
 const TRIM_EVERY = 1000;
+
+/**
+ * One item's state change, applied in Redis so that it is atomic and needs no read first: an
+ * update ranking below the stored state is dropped (see Ledger.record). KEYS: item hash,
+ * recent set. ARGV: state, its rank, attempts, updatedAt, pipeline, source, path, version,
+ * destinations ('' keeps the stored ones), has-error flag, error, TTL seconds (0: none), how
+ * many recent entries to keep (0: no trim this time).
+ */
+const RECORD = `
+local rank = { ${Object.entries(STATE_RANK)
+  .map(([state, rank]) => `${state} = ${rank}`)
+  .join(', ')} }
+if ARGV[13] ~= '0' then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[13]) - 1) end
+local stored = redis.call('HGET', KEYS[1], 'state')
+if stored and (rank[stored] or 0) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'pipeline', ARGV[5], 'source', ARGV[6], 'path', ARGV[7], 'version', ARGV[8],
+  'state', ARGV[1], 'attempts', ARGV[3], 'updatedAt', ARGV[4])
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'destinations', ARGV[9]) end
+if ARGV[10] == '1' then redis.call('HSET', KEYS[1], 'error', ARGV[11]) else redis.call('HDEL', KEYS[1], 'error') end
+if ARGV[12] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[12]) end
+redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1])
+return 1`;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    sluiceLedgerRecord(
+      itemKey: string,
+      recentKey: string,
+      ...args: Array<string | number>
+    ): Result<number, Context>;
+  }
+}
 
 export interface RedisLedgerOptions {
   /** Expire item records this long after their last change (default: keep). */
@@ -30,7 +62,10 @@ export class RedisLedger implements Ledger {
   constructor(
     private readonly redis: Redis,
     private readonly options: RedisLedgerOptions & { ownsConnection?: boolean } = {},
-  ) {}
+  ) {
+    // ioredis sends the script by its SHA and loads it on NOSCRIPT (a restarted Redis).
+    redis.defineCommand('sluiceLedgerRecord', { numberOfKeys: 2, lua: RECORD });
+  }
 
   static connect(url: string, options: RedisLedgerOptions = {}): RedisLedger {
     return new RedisLedger(connectRedis(url), { ...options, ownsConnection: true });
@@ -50,35 +85,33 @@ export class RedisLedger implements Ledger {
   }
 
   record(pipeline: string, id: ItemIdentity, update: LedgerUpdate): void {
-    const key = this.itemKey(pipeline, id);
     const now = Date.now();
-    const fields: Record<string, string> = {
-      pipeline,
-      source: id.source,
-      path: id.path,
-      version: id.version,
-      state: update.state,
-      attempts: String(update.attempts ?? 0),
-      updatedAt: String(now),
-    };
-    // Like the SQLite ledger: a later record without destinations keeps the earlier ones.
-    if (update.destinations?.length) fields.destinations = JSON.stringify(update.destinations);
-    if (update.error !== undefined) fields.error = update.error;
-    const tx = this.redis.multi().hset(key, fields);
-    if (update.error === undefined) tx.hdel(key, 'error');
-    if (this.options.ttlSeconds) tx.expire(key, this.options.ttlSeconds);
-    const recent = pipelineKey(pipeline, 'ledger-recent');
-    tx.zadd(recent, now, key);
-    if (++this.writes % TRIM_EVERY === 0) tx.zremrangebyrank(recent, 0, -RECENT_KEEP - 1);
-    const write = tx.exec().then(
-      (replies) => {
-        const failed = replies?.find(([err]) => err);
-        if (failed) this.failure ??= failed[0];
-      },
-      (err) => {
-        this.failure ??= err;
-      },
-    );
+    const trim = ++this.writes % TRIM_EVERY === 0 ? RECENT_KEEP : 0;
+    const write = this.redis
+      .sluiceLedgerRecord(
+        this.itemKey(pipeline, id),
+        pipelineKey(pipeline, 'ledger-recent'),
+        update.state,
+        stateRank(update.state),
+        String(update.attempts ?? 0),
+        String(now),
+        pipeline,
+        id.source,
+        id.path,
+        id.version,
+        // Like the SQLite ledger: a later record without destinations keeps the earlier ones.
+        update.destinations?.length ? JSON.stringify(update.destinations) : '',
+        update.error === undefined ? '0' : '1',
+        update.error ?? '',
+        this.options.ttlSeconds ?? 0,
+        trim,
+      )
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          this.failure ??= err;
+        },
+      );
     this.inflight.add(write);
     void write.finally(() => this.inflight.delete(write));
   }

@@ -4,9 +4,15 @@ import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { SluiceError } from '../errors.js';
 import type { ItemIdentity } from '../plugin-api.js';
-import { type Ledger, type LedgerRecord, type LedgerState, type LedgerUpdate, ledgerKey } from './ledger.js';
+import { type Ledger, type LedgerRecord, type LedgerState, type LedgerUpdate, ledgerKey, STATE_RANK, stateRank } from './ledger.js';
 
 const BATCH_SIZE = 512;
+
+/** The rank of a state column, in SQL (see STATE_RANK). */
+const SQL_RANK = (column: string) =>
+  `CASE ${column} ${Object.entries(STATE_RANK)
+    .map(([state, rank]) => `WHEN '${state}' THEN ${rank}`)
+    .join(' ')} ELSE 0 END`;
 const BATCH_DELAY_MS = 25;
 
 interface Row {
@@ -59,7 +65,8 @@ export class SqliteLedger implements Ledger {
       ON CONFLICT (pipeline, source, path, version) DO UPDATE SET
         state = excluded.state, attempts = excluded.attempts,
         destinations = CASE WHEN excluded.destinations = '[]' THEN items.destinations ELSE excluded.destinations END,
-        error = excluded.error, updated_at = excluded.updated_at`);
+        error = excluded.error, updated_at = excluded.updated_at
+      WHERE ${SQL_RANK('excluded.state')} >= ${SQL_RANK('items.state')}`);
     this.writeBatch = db.transaction((rows: Pending[]) => {
       for (const r of rows) {
         this.upsertStmt.run({
@@ -91,14 +98,21 @@ export class SqliteLedger implements Ledger {
 
   async get(pipeline: string, id: ItemIdentity): Promise<LedgerRecord | undefined> {
     const queued = this.pending.get(ledgerKey(pipeline, id));
-    if (queued) return toRecord(queued);
     const row = this.getStmt.get(pipeline, id.source, id.path, id.version) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    const stored = row ? fromRow(row) : undefined;
+    if (!queued) return stored;
+    // What the row will hold once the batch is written (the upsert's rank condition and its
+    // keeping of earlier destinations).
+    if (stored && stateRank(queued.update.state) < stateRank(stored.state)) return stored;
+    const record = toRecord(queued);
+    return record.destinations.length === 0 && stored ? { ...record, destinations: stored.destinations } : record;
   }
 
   record(pipeline: string, id: ItemIdentity, update: LedgerUpdate): void {
     const key = ledgerKey(pipeline, id);
     const prior = this.pending.get(key);
+    // The batch holds one update per item, so it applies the rank rule the upsert applies.
+    if (prior && stateRank(update.state) < stateRank(prior.update.state)) return;
     // Keep destinations recorded earlier in the same batch (committed → finalized).
     const destinations = update.destinations ?? prior?.update.destinations;
     this.pending.set(key, { pipeline, id, update: { ...update, destinations }, at: Date.now() });
