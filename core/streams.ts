@@ -75,16 +75,28 @@ export class HashTap extends Transform {
   bytes = 0;
   private readonly hash: Hash | null;
   private digestValue: string | undefined;
+  private readonly expected: { bytes: number; mismatch: (read: number) => Error } | undefined;
 
-  constructor(algorithm: string | null = 'sha256') {
+  /**
+   * With `expected`, the stream errors at its end (before a consumer sees it end) when the
+   * bytes that passed differ from `expected.bytes`: a source compares what it delivered with
+   * the size it listed, so a file truncated or grown while it streams is never committed.
+   */
+  constructor(algorithm: string | null = 'sha256', expected?: { bytes: number; mismatch: (read: number) => Error }) {
     super({ highWaterMark: STREAM_CHUNK });
     this.hash = algorithm ? createHash(algorithm) : null;
+    this.expected = expected;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     this.hash?.update(chunk);
     cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.expected && this.bytes !== this.expected.bytes) cb(this.expected.mismatch(this.bytes));
+    else cb();
   }
 
   /** Hex digest; only valid once the stream has ended. */

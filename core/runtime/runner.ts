@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import type { PipelineDefinition, PluginRef } from '../config/load.js';
@@ -28,6 +29,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import { type Logger, silentLogger } from '../observe/logger.js';
 import type {
   Item,
+  ItemIdentity,
   PluginContext,
   SinkCommit,
   SinkInstance,
@@ -37,7 +39,7 @@ import type {
   StepOutput,
   SummaryFigure,
 } from '../plugin-api.js';
-import { drainInto, HashTap, pipeThrough, STREAM_CHUNK } from '../streams.js';
+import { drainInto, HashTap, hashStream, pipeThrough, STREAM_CHUNK } from '../streams.js';
 import { parseDuration } from '../units.js';
 import { safeDestination } from './destination.js';
 import { backoffDelay, RateLimiter, sleep } from './timing.js';
@@ -137,7 +139,21 @@ interface SinkRuntime {
   ref: PluginRef;
   instance: SinkInstance;
   verify: 'size' | 'sha256' | 'none';
+  ifExists: 'overwrite' | 'skip' | 'fail' | 'rename';
 }
+
+/**
+ * What one pass knows across its items: the identities listed (a listing that repeats an item
+ * — offset pagination while the server inserts — processes it once) and which item claimed
+ * each destination (two items on one destination: the second fails, keeping its source).
+ */
+interface PassState {
+  listed: Set<string>;
+  claimed: Map<string, string>;
+}
+
+/** Prefix of the ledger entries that record names `if_exists: rename` reserved before a commit. */
+const RESERVED = 'reserved:';
 
 interface StepRuntime {
   ref: PluginRef;
@@ -157,7 +173,18 @@ interface Job {
   chainOpen?: Item['open'];
   /** `sink index \u0000 destination` committed in an earlier attempt of this run: not rewritten. */
   committed: Set<string>;
-  plan: PlanEntry | undefined;
+  /** What this item's attempts wrote (never a skip): removed again if the item fails for good. */
+  written: Array<{ sink: SinkRuntime; destination: string }>;
+  /** Destinations claimed by this attempt (a second leaf on one of them is a collision). */
+  claims: Set<string>;
+  pass: PassState;
+  /** True when finalizing changes the source (delete / move_to): a skip must then hold the same bytes. */
+  touchesSource: boolean;
+  /** Ledger entries of the names reserved for rename, this run's and a crashed run's. */
+  reserved: Set<string>;
+  /** Per sink index: names a crashed earlier run reserved (one of them may hold this item's copy). */
+  reservedEarlier: Map<number, string[]>;
+  fence: () => Promise<void>;
   /**
    * Figures steps reported during this attempt. Added to the summary only when the item
    * succeeds: a retried attempt re-runs its steps, and counting each attempt inflated the
@@ -197,9 +224,11 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     super();
     this.def = def;
     this.options = options;
-    this.ledger = options.ledger;
+    this.ledger = options.dryRun ? readOnlyLedger(options.ledger) : options.ledger;
     this.log = (options.log ?? silentLogger).child({ pipeline: def.name });
-    this.tempRoot = join(def.stateDir, 'tmp', `${process.pid}-${Date.now().toString(36)}`);
+    // A dry run writes nothing under the pipeline's folders, not even spool space.
+    const tempBase = options.dryRun ? join(tmpdir(), 'sluice-plan') : join(def.stateDir, 'tmp');
+    this.tempRoot = join(tempBase, `${process.pid}-${Date.now().toString(36)}`);
     if (def.policy.ratePerSecond) this.rate = new RateLimiter(def.policy.ratePerSecond);
     // Every in-flight stream listens to these: no leak, just many items at once.
     setMaxListeners(0, this.intake.signal, this.work.signal);
@@ -269,7 +298,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       if (instance.isCompanion) this.companionChecks.push(instance.isCompanion.bind(instance));
     }
     for (const ref of this.def.sinks) this.sinks.push(await this.sinkRuntime(ref));
-    if (this.def.onError) this.deadLetter = await this.sinkRuntime(this.def.onError);
+    if (this.def.onError && !this.options.dryRun) this.deadLetter = await this.sinkRuntime(this.def.onError);
   }
 
   private unsupported(ref: PluginRef, what: string): SluiceError {
@@ -278,10 +307,11 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     });
   }
 
+  /** A dry run writes through a sink that only counts: no sink plugin is created, nothing is made. */
   private async sinkRuntime(ref: PluginRef): Promise<SinkRuntime> {
-    const instance = await this.create<SinkInstance>(ref);
-    const verify = ((ref.config as { verify?: SinkRuntime['verify'] }).verify ?? 'size') as SinkRuntime['verify'];
-    return { ref, instance, verify };
+    const cfg = ref.config as { verify?: SinkRuntime['verify']; if_exists?: SinkRuntime['ifExists'] };
+    const instance = this.options.dryRun ? countingSink() : await this.create<SinkInstance>(ref);
+    return { ref, instance, verify: cfg.verify ?? 'size', ifExists: cfg.if_exists ?? 'overwrite' };
   }
 
   private stepContext(ref: PluginRef): StepContext {
@@ -415,12 +445,12 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
    * Processes one listed item to the end (steps, sinks, verify, finalize or fail), counting it
    * in `summary`. Distributed workers call this for items another process listed.
    */
-  async processListed(listed: ListedItem, summary: RunSummary, _options: ProcessOptions = {}): Promise<void> {
+  async processListed(listed: ListedItem, summary: RunSummary, options: ProcessOptions = {}): Promise<void> {
     await this.start();
     this.inFlight++;
     this.currentSummary ??= summary;
     try {
-      await this.processRoot(this.sourceRuntime(listed.source), listed.item, summary);
+      await this.processRoot(this.sourceRuntime(listed.source), listed.item, summary, options);
     } finally {
       this.inFlight--;
       if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
@@ -435,7 +465,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
   async failListed(listed: ListedItem, err: SluiceError, attempts: number, summary: RunSummary): Promise<void> {
     await this.start();
     const source = this.sourceRuntime(listed.source);
-    await this.fail(source, listed.item, err, attempts, summary, undefined);
+    await this.fail(source, listed.item, err, attempts, summary);
     await this.ledger.flush();
   }
 
@@ -503,6 +533,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
   }
 
   private async *listAll(summary: RunSummary): AsyncGenerator<{ source: SourceRuntime; item: Item }> {
+    const { listed } = this.passState(summary);
     for (const source of this.sources) {
       let listing: AsyncIterable<Item>;
       try {
@@ -516,6 +547,13 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
             summary.filtered++;
             continue;
           }
+          // One identity, once per pass, whatever the listing repeats.
+          const key = `${source.name}\u0000${item.path}`;
+          if (listed.has(key)) {
+            this.log.debug({ item: `${source.name}:${item.path}` }, 'listed again in this pass; processed once');
+            continue;
+          }
+          listed.add(key);
           yield { source, item };
         }
       } catch (err) {
@@ -525,12 +563,17 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     }
   }
 
-  private async processRoot(source: SourceRuntime, item: Item, summary: RunSummary): Promise<void> {
+  private async processRoot(source: SourceRuntime, item: Item, summary: RunSummary, options: ProcessOptions): Promise<void> {
+    if (item.rejected !== undefined) {
+      await this.reject(source, item, summary);
+      return;
+    }
     const id = itemIdentity(item);
     const label = `${source.name}:${item.path}`;
     let finalizeOnly = false;
     /** What an earlier attempt committed, when only its after_success failed. */
     let committedEarlier: Pick<Job, 'leaves' | 'bytesIn' | 'figures' | 'companions'> | undefined;
+    let reservedEarlier: string[] = [];
     if (!this.options.force) {
       const record = await this.ledger.get(this.def.name, id);
       if (record?.state === 'finalized') {
@@ -540,11 +583,15 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         return;
       }
       finalizeOnly = record?.state === 'committed';
+      if (record?.state === 'seen') reservedEarlier = record.destinations.filter((d) => d.startsWith(RESERVED));
     }
     const started = performance.now();
     this.emit('item:start', { source: source.name, path: item.path, size: item.size });
     const { maxAttempts } = this.def.policy.retry;
     const committed = new Set<string>();
+    const written: Job['written'] = [];
+    const reserved = new Set(reservedEarlier);
+    const pass = this.passState(summary);
     for (let attempt = 1; ; attempt++) {
       const job: Job = {
         source,
@@ -554,11 +601,15 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         filtered: 0,
         bytesIn: 0,
         committed,
+        written,
+        claims: new Set(),
+        pass,
+        touchesSource: source.afterSuccess !== 'keep' && !this.options.dryRun,
+        reserved,
+        reservedEarlier: parseReserved(reservedEarlier),
+        fence: options.fence ?? (async () => undefined),
         figures: [],
         companions: new Set(),
-        plan: this.options.dryRun
-          ? { source: source.name, path: item.path, destinations: [], action: finalizeOnly ? 'finalize-only' : 'write' }
-          : undefined,
       };
       try {
         if (committedEarlier) {
@@ -567,33 +618,30 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           job.figures = committedEarlier.figures;
           job.companions = committedEarlier.companions;
         } else if (!finalizeOnly) {
-          if (!this.options.dryRun) this.ledger.record(this.def.name, id, { state: 'seen', attempts: attempt });
+          this.ledger.record(this.def.name, id, { state: 'seen', attempts: attempt, destinations: [...reserved] });
           const chainRoot = this.countedRoot(item, job);
           job.chainOpen = chainRoot.open;
           await this.runChain(chainRoot, 0, job);
           if (job.leaves.length === 0 && job.filtered > 0) {
             summary.filtered++;
-            if (job.plan) summary.plan.push({ ...job.plan, action: 'filtered' });
+            if (this.options.dryRun) summary.plan.push({ source: source.name, path: item.path, destinations: [], action: 'filtered' });
             return;
           }
         }
         if (this.work.signal.aborted) throw this.work.signal.reason;
-        if (job.plan) {
-          summary.plan.push(job.plan);
+        if (this.options.dryRun) {
+          const bytes = job.leaves.reduce((n, l) => n + l.bytes, 0);
+          const destinations = job.leaves.map((l) => l.destination);
+          summary.plan.push({ source: source.name, path: item.path, destinations, action: finalizeOnly ? 'finalize-only' : 'write', ...(finalizeOnly ? {} : { bytes }) });
         } else {
-          const destinations = job.leaves.flatMap((l) => l.locations);
-          if (!finalizeOnly) this.ledger.record(this.def.name, id, { state: 'committed', attempts: attempt, destinations });
-          // Every copy is committed: if after_success fails now, a retry redoes only that step.
-          if (!finalizeOnly) committedEarlier = { leaves: job.leaves, bytesIn: job.bytesIn, figures: job.figures, companions: job.companions };
+          if (!finalizeOnly) {
+            const destinations = job.leaves.flatMap((l) => l.locations);
+            this.ledger.record(this.def.name, id, { state: 'committed', attempts: attempt, destinations });
+            // Every copy is committed: if after_success fails now, a retry redoes only that step.
+            committedEarlier = { leaves: job.leaves, bytesIn: job.bytesIn, figures: job.figures, companions: job.companions };
+          }
           finalizeOnly = true;
-          const durable = this.ledger.flushBeforeSourceChange === true && source.afterSuccess !== 'keep';
-          if (durable) await this.ledger.flush();
-          await this.afterSuccess(source, item);
-          this.ledger.record(this.def.name, id, { state: 'finalized', attempts: attempt });
-          // The source file is gone (or moved): nothing will list it again to correct its record,
-          // so `finalized` is written now rather than with the next batch.
-          if (durable) await this.ledger.flush();
-          await this.tidyCompanions(source, item, job.companions);
+          await this.finalize(source, item, id, attempt, job);
         }
         const bytesOut = job.leaves.reduce((n, l) => n + l.bytes, 0);
         summary.ok++;
@@ -607,6 +655,12 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         return;
       } catch (raw) {
         const err = this.stamp(raw, item, source);
+        if (err.code === 'SLUICE_E_FENCED') {
+          // Another worker owns the item now: anything more from here (a record, a dead
+          // letter, removing what was written) could undo its work.
+          this.log.warn({ item: label, err: errorMessage(err) }, 'lost the item to another worker; stopped without side effects');
+          throw err;
+        }
         if (this.work.signal.aborted) {
           this.log.warn({ item: label }, 'interrupted; the item will be redone next run');
           return;
@@ -620,13 +674,80 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           await sleep(delay, this.work.signal).catch(() => undefined);
           continue;
         }
-        await this.fail(source, item, err, attempt, summary, job.plan);
+        if (finalizeOnly) {
+          // Delivered and recorded `committed`; only the tidy-up failed. The record stays
+          // `committed` (no dead letter: the bytes are where they belong), so the next pass
+          // retries the tidy-up alone instead of delivering the file again.
+          this.countFailure(source, item, err, attempt, summary, 'delivered, but the source could not be tidied up; the next pass retries the tidy-up alone');
+          return;
+        }
+        await this.rollback(job, label);
+        await this.fail(source, item, err, attempt, summary);
         return;
       } finally {
         this.reading.delete(job);
       }
     }
   }
+
+  /**
+   * The source's after_success on the delivered version, then its companions. A source that
+   * finds another version at the path (SLUICE_E_CHANGED) leaves it for the next pass: the
+   * delivered version is done.
+   */
+  private async finalize(source: SourceRuntime, item: Item, id: ItemIdentity, attempt: number, job: Job): Promise<void> {
+    const durable = this.ledger.flushBeforeSourceChange === true && source.afterSuccess !== 'keep';
+    if (durable) await this.ledger.flush();
+    if (source.afterSuccess !== 'keep') await job.fence();
+    try {
+      await this.afterSuccess(source, item);
+    } catch (err) {
+      if (!(err instanceof SluiceError && err.code === 'SLUICE_E_CHANGED')) throw err;
+      this.log.warn({ item: `${source.name}:${item.path}`, err: errorMessage(err) }, 'the source changed after it was listed; the new version is left for the next pass');
+    }
+    this.ledger.record(this.def.name, id, { state: 'finalized', attempts: attempt });
+    // The source file is gone (or moved): nothing will list it again to correct its record,
+    // so `finalized` is written now rather than with the next batch.
+    if (durable) await this.ledger.flush();
+    await this.tidyCompanions(source, item, job);
+  }
+
+  /** A listed entry the source could not represent safely: reported, never opened or tidied. */
+  private async reject(source: SourceRuntime, item: Item, summary: RunSummary): Promise<void> {
+    const err = new SluiceError('SLUICE_E_NAME', item.rejected ?? 'rejected by the source', {
+      retryable: false,
+      context: { pipeline: this.def.name, step: source.ref.stepId, plugin: source.ref.name, item: `${source.name}:${item.path}` },
+    });
+    this.emit('item:start', { source: source.name, path: item.path, size: item.size });
+    await this.fail(source, item, err, 1, summary, { deadLetter: false });
+  }
+
+  /**
+   * Removes what this item's attempts committed, when the item fails for good: an archive whose
+   * later entry is corrupt leaves none of its entries (all or nothing), and a source that is
+   * kept is not delivered in part.
+   */
+  private async rollback(job: Job, label: string): Promise<void> {
+    for (const { sink, destination } of job.written.splice(0)) {
+      try {
+        await sink.instance.remove?.(destination);
+      } catch (err) {
+        this.log.warn({ item: label, destination, err: errorMessage(err) }, 'could not remove a copy of a failed item');
+      }
+    }
+    for (const key of job.claims) job.pass.claimed.delete(key);
+  }
+
+  private passState(summary: RunSummary): PassState {
+    let state = this.passes.get(summary);
+    if (!state) {
+      state = { listed: new Set(), claimed: new Map() };
+      this.passes.set(summary, state);
+    }
+    return state;
+  }
+
+  private readonly passes = new WeakMap<RunSummary, PassState>();
 
   private hasByteSteps(): boolean {
     return this.steps.some((s) => s.ref.plugin.kind !== 'step');
@@ -645,11 +766,12 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     const item = { ...listed, open: attributedOpen(listed.open, origin) };
     const progress = this.options.trackProgress ? { source: source.name, path: item.path, size: item.size, started: performance.now() } : undefined;
     if (progress) this.reading.set(job, progress);
-    if (!this.hasByteSteps() && !progress) return item;
+    const expected = listed.size === undefined ? undefined : { bytes: listed.size, mismatch: (read: number) => listedSizeMismatch(listed.size!, read, origin) };
+    if (!this.hasByteSteps() && !progress && !expected) return item;
     return {
       ...item,
       open: async (signal?: AbortSignal) => {
-        const tap = new HashTap(null);
+        const tap = new HashTap(null, expected);
         if (progress) this.reading.set(job, { ...progress, tap });
         tap.on('end', () => {
           job.bytesIn += tap.bytes;
@@ -734,18 +856,15 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
   private async commitLeaf(item: Item, job: Job): Promise<void> {
     const context = { item: `${item.source}:${item.path}` };
     const destination = safeDestination(item.destination ?? item.path, context);
-    if (job.plan) {
-      const body = await item.open(job.signal);
-      let bytes = 0;
-      for await (const chunk of body) bytes += (chunk as Buffer).length;
-      job.plan.destinations.push(destination);
-      job.plan.bytes = (job.plan.bytes ?? 0) + bytes;
-      job.leaves.push({ destination, locations: [], bytes });
-      return;
-    }
-    const pending = this.sinks.map((s, i) => ({ sink: s, key: `${i}\u0000${destination}` })).filter((p) => !job.committed.has(p.key));
+    this.claim(destination, job, context);
+    const pending = this.sinks.map((s, i) => ({ sink: s, index: i, key: `${i}\u0000${destination}` })).filter((p) => !job.committed.has(p.key));
     const locations: string[] = [];
     let bytes = 0;
+    const settle = (p: (typeof pending)[number], commit: SinkCommit) => {
+      job.committed.add(p.key);
+      if (!commit.skipped) job.written.push({ sink: p.sink, destination: commit.destination ?? destination });
+      locations.push(commit.location);
+    };
 
     const copied: typeof pending = [];
     // A server-side copy takes the bytes from where the source keeps them, so only for an
@@ -754,11 +873,17 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     if (item.origin && item.open === job.chainOpen) {
       for (const p of pending) {
         if (!p.sink.instance.copy) continue;
-        const commit = await this.guardSink(p.sink, context, () => p.sink.instance.copy!(item, destination, job.signal));
-        if (commit) {
-          if (item.size !== undefined) await this.verify(p.sink, destination, commit, { bytes: item.size, sha256: item.checksums.sha256 }, job.signal, context);
-          job.committed.add(p.key);
-          locations.push(commit.location);
+        await job.fence();
+        const copy = await this.guardSink(p.sink, context, () => p.sink.instance.copy!(item, destination, job.signal));
+        if (copy) {
+          if (!copy.skipped && copy.size !== undefined && item.size !== undefined && copy.size !== item.size) {
+            // The copy took the bytes the source holds now: a file that changed since it was listed.
+            await p.sink.instance.remove?.(copy.destination ?? destination).catch(() => undefined);
+            throw listedSizeMismatch(item.size, copy.size, this.sourceOrigin(job));
+          }
+          const sent = { bytes: item.size ?? -1, sha256: item.checksums.sha256 };
+          const commit = await this.verify(p.sink, p.index, destination, copy, sent, job, context, item);
+          settle(p, commit);
           bytes = item.size ?? commit.size ?? 0;
           if (copied.length === 0) job.bytesIn += bytes; // never read through the counting tap
           copied.push(p);
@@ -770,26 +895,53 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       // The listed item, not `item`: a rename step changes the path but not the bytes, and a
       // source reads by the path it listed.
       const data = await job.source.instance.readAll!(job.root, job.signal);
-      const sha256 = this.wantsSha256(toWrite) ? createHash('sha256').update(data).digest('hex') : undefined;
+      if (data.length !== item.size) throw listedSizeMismatch(item.size!, data.length, this.sourceOrigin(job));
+      const sha256 = this.wantsSha256(toWrite, job) ? createHash('sha256').update(data).digest('hex') : undefined;
       const sent = { bytes: data.length, sha256 };
       for (const p of toWrite) {
+        await job.fence();
         const commit = await this.guardSink(p.sink, context, () =>
-          p.sink.instance.writeBuffer!({ item, destination, data, size: data.length, sha256: sent.sha256, signal: job.signal }),
+          p.sink.instance.writeBuffer!({ item, destination, data, size: data.length, sha256: sent.sha256, signal: job.signal, reserve: this.reserver(p.index, job) }),
         );
-        await this.verify(p.sink, destination, commit, sent, job.signal, context);
-        job.committed.add(p.key);
-        locations.push(commit.location);
+        settle(p, await this.verify(p.sink, p.index, destination, commit, sent, job, context, item));
       }
       bytes = data.length;
     } else if (toWrite.length > 0 || pending.length === 0) {
       const result = await this.streamToSinks(item, destination, toWrite, job, context);
-      for (const [i, p] of toWrite.entries()) {
-        job.committed.add(p.key);
-        locations.push(result.commits[i].location);
-      }
+      for (const [i, p] of toWrite.entries()) settle(p, result.commits[i]);
       bytes = result.bytes;
     }
     job.leaves.push({ destination, locations, bytes });
+  }
+
+  /**
+   * One destination holds one item per pass: a second item (or a second entry of one archive)
+   * aiming at a destination already claimed fails, naming both, and keeps its source.
+   */
+  private claim(destination: string, job: Job, context: { item: string }): void {
+    const owner = `${job.source.name}:${job.root.path}`;
+    const holder = job.pass.claimed.get(destination);
+    // The same item's earlier attempt may hold it; a second leaf of this attempt may not.
+    if (holder === undefined || (holder === owner && !job.claims.has(destination))) {
+      job.pass.claimed.set(destination, owner);
+      job.claims.add(destination);
+      return;
+    }
+    const other = holder === owner ? 'another entry of the same item' : `"${holder}"`;
+    throw new SluiceError('SLUICE_E_COLLISION', `destination "${destination}" is already taken in this pass by ${other}; this item was not written and its source is kept`, {
+      retryable: false,
+      context: { ...context, hint: 'make destinations unique, e.g. keep the folder ({path}) or add {stem}/{source} to the rename template' },
+    });
+  }
+
+  /** The `reserve` a sink calls before it makes bytes visible under a name (if_exists: rename). */
+  private reserver(index: number, job: Job): ((destination: string) => Promise<void>) | undefined {
+    if (this.sinks[index].ifExists !== 'rename' || this.options.dryRun) return undefined;
+    return async (destination: string) => {
+      job.reserved.add(`${RESERVED}${index}:${destination}`);
+      this.ledger.record(this.def.name, itemIdentity(job.root), { state: 'seen', attempts: 1, destinations: [...job.reserved] });
+      await this.ledger.flush();
+    };
   }
 
   /**
@@ -809,17 +961,25 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
 
   /**
    * sha256 is computed while streaming only when something compares it: a sink verifying by
-   * sha256, or one whose backend reports a checksum. Hashing runs at about the speed of a
-   * page-cache copy, so hashing unconditionally would halve local throughput for nothing.
+   * sha256, one whose backend reports a checksum, a skip that must prove it holds the same bytes
+   * before the source is touched, or a redo looking for the copy a crashed run committed.
+   * Hashing runs at about the speed of a page-cache copy, so hashing unconditionally would
+   * halve local throughput for nothing.
    */
-  private wantsSha256(targets: Array<{ sink: SinkRuntime }>): boolean {
-    return targets.some((t) => t.sink.verify === 'sha256' || t.sink.instance.reportsSha256 === true);
+  private wantsSha256(targets: Array<{ sink: SinkRuntime; index: number }>, job: Job): boolean {
+    return targets.some(
+      (t) =>
+        t.sink.verify === 'sha256' ||
+        t.sink.instance.reportsSha256 === true ||
+        (job.touchesSource && (t.sink.ifExists === 'skip' || t.sink.ifExists === 'fail')) ||
+        job.reservedEarlier.has(t.index),
+    );
   }
 
   private async streamToSinks(
     item: Item,
     destination: string,
-    targets: Array<{ sink: SinkRuntime; key: string }>,
+    targets: Array<{ sink: SinkRuntime; index: number; key: string }>,
     job: Job,
     context: { item: string },
   ): Promise<{ bytes: number; commits: SinkCommit[] }> {
@@ -836,7 +996,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
       body = createReadStream(spooled, { highWaterMark: STREAM_CHUNK });
     }
     try {
-      const tap = new HashTap(this.wantsSha256(targets) ? 'sha256' : null);
+      const tap = new HashTap(this.wantsSha256(targets, job) ? 'sha256' : null);
       const flowing = pipeThrough(body, tap);
       if (targets.length === 0) {
         // Every sink already has this entry from an earlier attempt: just consume the bytes.
@@ -845,10 +1005,11 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
         }
         return { bytes: tap.bytes, commits: [] };
       }
+      await job.fence();
       const bodies = targets.length === 1 ? [flowing] : fanOut(flowing, targets.length);
       const writes = targets.map((t, i) =>
         this.guardSink(t.sink, context, () =>
-          t.sink.instance.write({ item, destination, body: bodies[i], size: item.size, sha256, signal: job.signal }),
+          t.sink.instance.write({ item, destination, body: bodies[i], size: item.size, sha256, signal: job.signal, reserve: this.reserver(t.index, job) }),
         ),
       );
       // One sink failing aborts the others: no sink commits bytes the others did not get.
@@ -858,9 +1019,18 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           flowing.destroy(err);
         });
       }
-      const commits = await Promise.all(writes);
+      const settled = await Promise.allSettled(writes);
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed) {
+        // What the other sinks committed before one failed would otherwise stay behind.
+        for (const [i, r] of settled.entries()) {
+          if (r.status === 'fulfilled' && !r.value.skipped) job.written.push({ sink: targets[i].sink, destination: r.value.destination ?? destination });
+        }
+        throw (failed as PromiseRejectedResult).reason;
+      }
+      const commits = settled.map((r) => (r as PromiseFulfilledResult<SinkCommit>).value);
       const sent = { bytes: tap.bytes, sha256: tap.digest() };
-      for (const [i, t] of targets.entries()) await this.verify(t.sink, destination, commits[i], sent, job.signal, context);
+      for (const [i, t] of targets.entries()) commits[i] = await this.verify(t.sink, t.index, destination, commits[i], sent, job, context, item);
       return { bytes: tap.bytes, commits };
     } finally {
       if (spooled) await unlink(spooled).catch(() => undefined);
@@ -876,32 +1046,100 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     }
   }
 
+  /**
+   * The verification contract: what the backend reports it holds is compared with what was
+   * sent. A sink that reports no size fails `verify: size`; a failure removes only what this
+   * attempt wrote. A skip counts as delivered when the source is kept, or when the existing
+   * object holds the same bytes. Returns the commit to record (a crashed run's copy, when the
+   * redo finds one of the names it reserved holding these bytes).
+   */
   private async verify(
     sink: SinkRuntime,
+    index: number,
     destination: string,
     commit: SinkCommit,
     sent: { bytes: number; sha256?: string },
-    signal: AbortSignal,
+    job: Job,
     context: { item: string },
-  ): Promise<void> {
-    if (commit.skipped || sink.verify === 'none') return;
+    item: Item,
+  ): Promise<SinkCommit> {
     const where = { pipeline: this.def.name, step: sink.ref.stepId, plugin: sink.ref.name, ...context };
-    const mismatch = async (what: string) => {
-      await sink.instance.remove?.(destination).catch(() => undefined);
-      return new SluiceError('SLUICE_E_VERIFY', `${commit.location}: ${what}`, { context: where, retryable: true });
+    const written = commit.destination ?? destination;
+    if (commit.skipped) {
+      if (job.touchesSource) await this.checkSkip(sink, written, commit, sent, job, where, item);
+      return commit;
+    }
+    const mismatch = async (what: string, options: { retryable?: boolean; hint?: string } = {}) => {
+      await sink.instance.remove?.(written).catch(() => undefined);
+      return new SluiceError('SLUICE_E_VERIFY', `${commit.location}: ${what}`, { context: { ...where, hint: options.hint }, retryable: options.retryable ?? true });
     };
-    if (commit.size !== undefined && commit.size !== sent.bytes) {
-      throw await mismatch(`stored ${commit.size} bytes but ${sent.bytes} were sent`);
+    if (sink.verify !== 'none') {
+      if (commit.size === undefined) {
+        throw await mismatch('the sink did not report what it stored, so the copy cannot be verified', {
+          retryable: false,
+          hint: `set verify: none on ${sink.ref.stepId} to accept copies nobody can check`,
+        });
+      }
+      if (sent.bytes >= 0 && commit.size !== sent.bytes) throw await mismatch(`stored ${commit.size} bytes but ${sent.bytes} were sent`);
+      if (commit.sha256 && sent.sha256 && commit.sha256 !== sent.sha256) {
+        throw await mismatch(`stored sha256 ${commit.sha256} differs from the sent ${sent.sha256}`);
+      }
+      if (sink.verify === 'sha256' && sent.sha256 && !commit.sha256) {
+        if (!sink.instance.readBack) throw await mismatch('verify: sha256 was asked, but the sink neither reported a sha256 nor can re-read the object', { retryable: false });
+        const stored = await this.hashAt(sink, written, job.signal);
+        if (stored !== sent.sha256) throw await mismatch(`re-read sha256 ${stored} differs from the sent ${sent.sha256}`);
+      }
     }
-    if (commit.sha256 && sent.sha256 && commit.sha256 !== sent.sha256) {
-      throw await mismatch(`stored sha256 ${commit.sha256} differs from the sent ${sent.sha256}`);
+    return this.reuseReserved(sink, index, written, commit, sent, job);
+  }
+
+  /** A skip may stand for the item only if the object already there holds the same bytes. */
+  private async checkSkip(sink: SinkRuntime, written: string, commit: SinkCommit, sent: { bytes: number; sha256?: string }, job: Job, where: ErrorContext, item: Item): Promise<void> {
+    const differs = () =>
+      new SluiceError('SLUICE_E_EXISTS', `${commit.location} already holds other bytes; if_exists: ${sink.ifExists} left it in place, so the source is kept`, {
+        retryable: false,
+        context: { ...where, hint: 'use if_exists: rename or overwrite, or after_success: keep' },
+      });
+    if (commit.size !== undefined && sent.bytes >= 0 && commit.size !== sent.bytes) throw differs();
+    if (!sink.instance.readBack && !commit.sha256) {
+      throw new SluiceError('SLUICE_E_EXISTS', `${commit.location} exists and the sink cannot re-read it to show it holds the same bytes, so the source is kept`, { retryable: false, context: where });
     }
-    if (sink.verify === 'sha256' && sent.sha256 && !commit.sha256) {
-      if (!sink.instance.readBack) throw await mismatch('verify: sha256 was asked, but the sink neither reported a sha256 nor can re-read the object');
-      const tap = new HashTap();
-      await drainInto(pipeThrough(await sink.instance.readBack(destination, signal), tap), new PassThrough().resume(), signal);
-      if (tap.digest() !== sent.sha256) throw await mismatch(`re-read sha256 ${tap.digest()} differs from the sent ${sent.sha256}`);
+    const expected = sent.sha256 ?? (await hashStream(await item.open(job.signal))).digest;
+    const existing = commit.sha256 ?? (await this.hashAt(sink, written, job.signal));
+    if (existing !== expected) throw differs();
+  }
+
+  /**
+   * A redo after a crash between a rename-mode commit and its ledger record: if one of the
+   * names the crashed run reserved holds exactly these bytes, that is this item's copy — the
+   * twin this attempt just wrote is removed and the earlier copy recorded.
+   */
+  private async reuseReserved(sink: SinkRuntime, index: number, written: string, commit: SinkCommit, sent: { bytes: number; sha256?: string }, job: Job): Promise<SinkCommit> {
+    const earlier = job.reservedEarlier.get(index);
+    if (!earlier || !sent.sha256 || !sink.instance.readBack) return commit;
+    for (const name of earlier) {
+      if (name === written) continue;
+      const existing = await this.hashAt(sink, name, job.signal).catch(() => undefined);
+      if (existing !== sent.sha256) continue;
+      await sink.instance.remove?.(written);
+      const location = commit.location.endsWith(written) ? commit.location.slice(0, -written.length) + name : name;
+      return { ...commit, location, destination: name };
     }
+    return commit;
+  }
+
+  private async hashAt(sink: SinkRuntime, destination: string, signal: AbortSignal): Promise<string> {
+    const tap = new HashTap();
+    await drainInto(pipeThrough(await sink.instance.readBack!(destination, signal), tap), new PassThrough().resume(), signal);
+    return tap.digest()!;
+  }
+
+  private sourceOrigin(job: Job): StreamOrigin {
+    const { source } = job;
+    return {
+      context: { pipeline: this.def.name, step: source.ref.stepId, plugin: source.ref.name, item: `${source.name}:${job.root.path}` },
+      code: 'SLUICE_E_SOURCE',
+    };
   }
 
   private async afterSuccess(source: SourceRuntime, item: Item): Promise<void> {
@@ -922,10 +1160,10 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
    * against the item: its bytes are delivered and finalized, and retrying the item would redo
    * an after_success that already happened.
    */
-  private async tidyCompanions(source: SourceRuntime, item: Item, companions: ReadonlySet<string>): Promise<void> {
+  private async tidyCompanions(source: SourceRuntime, item: Item, job: Job): Promise<void> {
     if (source.afterSuccess === 'keep' || !source.instance.openPath) return;
     const { maxAttempts } = this.def.policy.retry;
-    for (const path of companions) {
+    for (const path of job.companions) {
       if (path === item.path || !this.companionChecks.some((isCompanion) => isCompanion(path))) continue;
       const { item: companion } = await this.reviveItem({ source: source.name, path });
       for (let attempt = 1; ; attempt++) {
@@ -933,10 +1171,14 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
           // A declared companion may not exist (a `.sig` that was never dropped). Look first: a
           // move of a missing file is not harmless everywhere (FTP's replacing rename deletes
           // a taken target before it finds the source missing).
-          if (await this.existsAtSource(source, path)) await this.afterSuccess(source, companion);
+          if (await this.existsAtSource(source, path)) {
+            await job.fence();
+            await this.afterSuccess(source, companion);
+          }
           break;
         } catch (raw) {
           const err = wrapPluginError(raw, { pipeline: this.def.name, step: source.ref.stepId, plugin: source.ref.name, item: `${source.name}:${path}` }, 'SLUICE_E_SOURCE');
+          if (err.code === 'SLUICE_E_FENCED') throw err;
           if (this.work.signal.aborted || attempt >= maxAttempts || !this.isRetryable(err)) {
             this.log.warn({ item: `${source.name}:${item.path}`, companion: path, err: errorMessage(err) }, 'companion left at the source');
             break;
@@ -957,18 +1199,24 @@ export class PipelineRunner extends EventEmitter<RunEvents> {
     return true;
   }
 
-  private async fail(source: SourceRuntime, item: Item, err: SluiceError, attempts: number, summary: RunSummary, plan: PlanEntry | undefined): Promise<void> {
+  /** Counts an item that failed for good in the summary, the events and the log. */
+  private countFailure(source: SourceRuntime, item: Item, err: SluiceError, attempts: number, summary: RunSummary, note?: string): string {
     const message = errorMessage(err);
     summary.failed++;
     summary.failures.push({ source: source.name, path: item.path, code: err.code, error: message });
     this.emit('item:failed', { source: source.name, path: item.path, error: message, code: err.code });
-    this.log.error({ item: `${source.name}:${item.path}`, code: err.code, attempts, err: message }, 'item failed');
-    if (plan) {
-      summary.plan.push({ ...plan, action: 'failed', error: message });
+    this.log.error({ item: `${source.name}:${item.path}`, code: err.code, attempts, err: message }, note ?? 'item failed');
+    return message;
+  }
+
+  private async fail(source: SourceRuntime, item: Item, err: SluiceError, attempts: number, summary: RunSummary, options: { deadLetter?: boolean } = {}): Promise<void> {
+    const message = this.countFailure(source, item, err, attempts, summary);
+    if (this.options.dryRun) {
+      summary.plan.push({ source: source.name, path: item.path, destinations: [], action: 'failed', error: message });
       return;
     }
     this.ledger.record(this.def.name, itemIdentity(item), { state: 'failed', attempts, error: message });
-    if (this.deadLetter) await this.sendToDeadLetter(source, item, err, attempts);
+    if (this.deadLetter && options.deadLetter !== false) await this.sendToDeadLetter(source, item, err, attempts);
   }
 
   /** Puts the original bytes and a `<name>.error.json` reason into the on_error sink. */
@@ -1055,4 +1303,47 @@ function fanOut(source: Readable, n: number): PassThrough[] {
 
 function isAsyncIterable(v: unknown): v is AsyncIterable<Item> {
   return typeof v === 'object' && v !== null && Symbol.asyncIterator in v;
+}
+
+/** The error of a source whose bytes differ in length from what it listed. */
+function listedSizeMismatch(listed: number, read: number, origin: StreamOrigin): SluiceError {
+  return new SluiceError('SLUICE_E_CHANGED', `read ${read} bytes but the source listed ${listed}: the file changed while it was read, so this copy is not kept`, {
+    retryable: false,
+    context: origin.context,
+  });
+}
+
+/** `reserved:<sink index>:<destination>` ledger entries, per sink index. */
+function parseReserved(entries: readonly string[]): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const entry of entries) {
+    const rest = entry.slice(RESERVED.length);
+    const colon = rest.indexOf(':');
+    const index = Number(rest.slice(0, colon));
+    if (colon < 0 || !Number.isInteger(index)) continue;
+    out.set(index, [...(out.get(index) ?? []), rest.slice(colon + 1)]);
+  }
+  return out;
+}
+
+/** The sink of a dry run: reads the bytes to count them, stores nothing. */
+function countingSink(): SinkInstance {
+  return {
+    async write(req) {
+      let size = 0;
+      for await (const chunk of req.body) size += (chunk as Buffer).length;
+      return { location: req.destination, size };
+    },
+  };
+}
+
+/** The ledger a dry run sees: what was done before, and nothing it records. */
+function readOnlyLedger(ledger: Ledger): Ledger {
+  return {
+    get: (pipeline, id) => ledger.get(pipeline, id),
+    history: (pipeline, options) => ledger.history(pipeline, options),
+    record: () => undefined,
+    flush: async () => undefined,
+    close: () => ledger.close(),
+  };
 }

@@ -43,4 +43,31 @@ describe('crash recovery', () => {
     expect(existsSync(ws.path('out', '.sluice-tmp')) ? readdirSync(ws.path('out', '.sluice-tmp')) : []).toEqual([]);
     expect(listFiles(ws.path('in'))).toEqual([]);
   }, 240_000);
+
+  it('redoes an if_exists: rename item after a SIGKILL without writing a numbered twin', async () => {
+    const files = 1000;
+    const hashes = writeNumberedFiles(ws, 'in-rename', files);
+    ws.pipeline(
+      'name: move-rename\nsource:\n  local: { path: ./in-rename, after_success: delete }\nsink:\n  local: { path: ./out-rename, if_exists: rename }\npolicy:\n  concurrency: 8\n',
+      'move-rename.yaml',
+    );
+    const result = await killLoop({
+      args: () => ['run', 'move-rename.yaml', '--log-format', 'json', '--quiet'],
+      cwd: ws.dir,
+      kills: 5,
+      maxKillAttempts: 5,
+      killMoment: async (_round, exited) => {
+        await sleepUnless(200 + Math.floor(Math.random() * 600), exited);
+        return undefined;
+      },
+      afterRound: () => expectNoLoss(hashes, listFiles(ws.path('in-rename')), localCopies(ws.path('out-rename'))),
+      maxRounds: 40,
+      roundTimeoutMs: 120_000,
+    });
+    expect(result.finished).toBe(true);
+    const out = listFiles(ws.path('out-rename'));
+    // A twin would be `name (1).ext`: the ledger knew which names the killed run had reserved.
+    expect(out.filter((rel) => / \(\d+\)/.test(rel))).toEqual([]);
+    expect(out).toHaveLength(files);
+  }, 240_000);
 });

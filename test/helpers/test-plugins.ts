@@ -1,12 +1,15 @@
 /** Plugins that misbehave on purpose, for runtime tests (pure logic stand-ins, not connectors). */
+import { truncateSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { createItem, deriveItem, itemName } from '../../core/item.js';
-import { definePlugin, type Plugin } from '../../core/plugin-api.js';
+import { definePlugin, type Plugin, type SinkCommit } from '../../core/plugin-api.js';
 import type { PluginRegistry } from '../../core/registry.js';
 import { builtinRegistry } from '../../core/runtime/run-file.js';
 import { pipeThrough } from '../../core/streams.js';
+import { localSink } from '../../plugins/local/sink.js';
 
 /** Fails items whose name matches `pattern` the first `times` attempts (retryable or not). */
 export const flaky = definePlugin({
@@ -149,7 +152,89 @@ export const stickySource = definePlugin({
 });
 export const stickyStats = { opens: 0 };
 
-export const testPlugins: Plugin[] = [flaky, breakStream, splitLines, carelessUpper, stickySource];
+/**
+ * In-memory files listed the way a misbehaving server lists them: every item twice (offset
+ * pagination while the server inserts at the front), plus one entry it cannot name safely.
+ */
+export const repeatingSource = definePlugin({
+  name: 'repeating_source',
+  kind: 'source',
+  summary: 'test: lists every file twice and one rejected entry',
+  config: Type.Object({ files: Type.Integer() }),
+  create(cfg) {
+    const item = (i: number) =>
+      createItem({
+        source: 'repeating_source',
+        path: `r${i}.txt`,
+        size: 3,
+        mtime: new Date(0),
+        open: async () => {
+          repeatingStats.opens++;
+          return Readable.from([Buffer.from(`r${i}\n`)]);
+        },
+      });
+    return {
+      async *list() {
+        for (let i = 0; i < cfg.files; i++) yield item(i);
+        yield createItem({ source: 'repeating_source', path: 'caf\ufffd.txt', rejected: 'the name is not valid UTF-8', open: async () => Readable.from([]) });
+        for (let i = 0; i < cfg.files; i++) yield item(i);
+      },
+    };
+  },
+});
+export const repeatingStats = { opens: 0 };
+
+/** Truncates the listed local file to `to_bytes` before its bytes are read (a producer rewriting it mid-run). */
+export const truncateSource = definePlugin({
+  name: 'truncate_source',
+  kind: 'step',
+  summary: 'test: truncates the source file of each item',
+  config: Type.Object({ root: Type.String(), to_bytes: Type.Integer() }),
+  create(cfg, ctx) {
+    return {
+      process(item) {
+        truncateSync(resolve(ctx.baseDir, cfg.root, item.path), cfg.to_bytes);
+        return item;
+      },
+    };
+  },
+});
+
+/** A sink that stores nothing it can describe: drains the bytes and reports no size. */
+export const mumSink = definePlugin({
+  name: 'mum_sink',
+  kind: 'sink',
+  summary: 'test: a sink that cannot report what it stored',
+  config: Type.Object({ verify: Type.Optional(Type.Union([Type.Literal('size'), Type.Literal('sha256'), Type.Literal('none')])) }),
+  create() {
+    return {
+      async write(req) {
+        for await (const _ of req.body) {
+          // stored somewhere nobody can check
+        }
+        return { location: `mum://${req.destination}` };
+      },
+    };
+  },
+});
+
+/** The local sink, but every commit claims one byte more than it stored (a corrupting backend). */
+export const lyingLocalSink = definePlugin({
+  ...localSink,
+  name: 'lying_local',
+  async create(cfg, ctx) {
+    const inner = await localSink.create(cfg, ctx);
+    const lie = (commit: SinkCommit): SinkCommit => (commit.skipped ? commit : { ...commit, size: (commit.size ?? 0) + 1 });
+    return {
+      ...inner,
+      copy: undefined,
+      writeBuffer: undefined,
+      write: async (req) => lie(await inner.write(req)),
+    };
+  },
+});
+
+export const testPlugins: Plugin[] = [flaky, breakStream, splitLines, carelessUpper, stickySource, repeatingSource, truncateSource, mumSink, lyingLocalSink];
 
 export function testRegistry(): PluginRegistry {
   return builtinRegistry().extend(testPlugins.map((plugin) => ({ plugin, origin: 'test' })));
