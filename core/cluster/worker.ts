@@ -15,7 +15,11 @@ import { PipelineRunner } from '../runtime/runner.js';
 import { clusterTiming, connectRedis, ensureReachable, QUEUE_PREFIX, queueName } from './connection.js';
 import { redactUrl } from './url.js';
 import { fetchPipelineText } from './config-store.js';
+import { JobFence } from './fence.js';
 import { type ItemJobData, type ItemOutcome, outcomeOf } from './jobs.js';
+
+/** BullMQ's errors for a job whose lock is no longer this worker's (renewal, completion, failure). */
+const LOCK_LOST = /^(could not renew lock|Missing lock|Lock mismatch) for job /;
 
 /** Pipeline versions kept loaded per pipeline (old ones finish their items, then are closed). */
 const MAX_VERSIONS = 3;
@@ -115,12 +119,38 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
   try {
     for (const def of options.defs) {
       const pipeline = versions.get(def.name)!;
-      const process = async (job: Job<ItemJobData, ItemOutcome>): Promise<ItemOutcome> => {
+      /** The fences of the jobs this worker runs now, by job id (a job id can be here twice: see below). */
+      const fences = new Map<string, Set<JobFence>>();
+      const process = async (job: Job<ItemJobData, ItemOutcome>, token?: string): Promise<ItemOutcome> => {
+        if (!token || !job.id) throw new SluiceError('SLUICE_E_INTERNAL', 'BullMQ gave the worker a job without an id or lock token');
+        const fence = new JobFence(job, token, timing.stallMs);
+        const mine = fences.get(job.id) ?? new Set();
+        fences.set(job.id, mine.add(fence));
+        try {
+          const outcome = await processItem(job, fence);
+          // Lost after its last fenced step (or while nothing was left to fence): BullMQ refuses
+          // to complete a job whose lock is gone anyway; throwing says so in this worker's log.
+          fence.signal.throwIfAborted();
+          return outcome;
+        } catch (err) {
+          if (!fence.fenced && !(err instanceof SluiceError && err.code === 'SLUICE_E_FENCED')) throw err;
+          log.warn(
+            { pipeline: def.name, item: `${job.data.item.source}:${job.data.item.path}`, err: errorMessage(fence.signal.reason ?? err) },
+            'stopped an item whose job this worker lost; nothing more is written or recorded for it here',
+          );
+          throw err;
+        } finally {
+          mine.delete(fence);
+          if (mine.size === 0) fences.delete(job.id);
+        }
+      };
+      const processItem = async (job: Job<ItemJobData, ItemOutcome>, fence: JobFence): Promise<ItemOutcome> => {
         const runner = await pipeline.runner(job.data.hash, job.data.force === true);
-        const listed = await runner.reviveItem(job.data.item);
+        const listed = fence.guard(await runner.reviveItem(job.data.item));
         const summary = runner.newSummary();
         const started = performance.now();
         if (job.stalledCounter >= timing.maxStalls) {
+          await fence.check();
           // Its workers died maxStalls times while running it (killed, out of memory, a crash
           // in native code): a poison item. It fails like any item, into on_error, once.
           const err = new SluiceError(
@@ -132,7 +162,7 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
           await runner.failListed(listed, err, job.stalledCounter, summary);
           return outcomeOf(summary, performance.now() - started);
         }
-        await runner.processListed(listed, summary);
+        await runner.processListed(listed, summary, { fence: () => fence.check() });
         await ledger.flush();
         const outcome = outcomeOf(summary, performance.now() - started);
         // Finalized by an earlier start of this very job (its worker died before reporting):
@@ -154,7 +184,19 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
       worker.on('failed', (job, err) => {
         log.error({ pipeline: def.name, item: job ? `${job.data.item.source}:${job.data.item.path}` : undefined, err: errorMessage(err) }, 'job failed');
       });
-      worker.on('error', (err) => log.warn({ pipeline: def.name, err: errorMessage(err) }, 'queue connection problem; retrying'));
+      // BullMQ renews locks in the background; a failed renewal means another worker may
+      // already hold the job (BullMQ then only logs "could not renew lock"). The item must stop
+      // now, not at its next fence: each fence of that job id confirms with its own token (the
+      // same job may be running here twice, once before a pause and once taken again after it).
+      worker.on('lockRenewalFailed', (jobIds) => {
+        for (const id of jobIds) for (const fence of fences.get(id) ?? []) void fence.check().catch(() => undefined);
+      });
+      worker.on('error', (err) => {
+        if (LOCK_LOST.test(err.message)) {
+          log.warn({ pipeline: def.name, err: err.message }, 'this worker lost the lock of a job (paused or cut off past the stall interval); another worker redoes its item');
+        }
+        else log.warn({ pipeline: def.name, err: errorMessage(err) }, 'queue connection problem; retrying');
+      });
       workers.push(worker);
       log.info({ pipeline: def.name, version: def.hash, cluster: redactUrl(options.url), concurrency: options.concurrency ?? def.policy.concurrency }, 'worker ready');
     }
