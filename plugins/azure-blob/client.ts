@@ -3,13 +3,15 @@
  * key, or SAS), the client factory (the Azure SDK is imported lazily), error classification.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import type { BlobItem, BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { registerSecret } from '../../core/observe/redact.js';
 import { Secret } from '../../core/schema-fragments.js';
 import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
+import { quotedEtag } from '../object-store/keys.js';
+import { changedError, type ListedVersion, type ListPage } from '../object-store/source.js';
 
 export const azureConnectionFields = {
   connection_string: Type.Optional(
@@ -184,6 +186,12 @@ export function isAzureRetryable(err: unknown): boolean | undefined {
   return e.statusCode === 429 || e.statusCode === 408 || e.statusCode >= 500;
 }
 
+/** A conditional request whose condition did not hold (412; 409 for If-None-Match: * on a write). */
+export function isConditionNotMet(err: unknown): boolean {
+  const e = err as { statusCode?: number; code?: string };
+  return e?.statusCode === 412 || e?.code === 'ConditionNotMet' || e?.code === 'BlobAlreadyExists';
+}
+
 export function isBlobNotFound(err: unknown): boolean {
   const e = err as { statusCode?: number; code?: string };
   return e?.statusCode === 404 || e?.code === 'BlobNotFound';
@@ -243,16 +251,18 @@ export function relabelDroppedDownload(body: Readable, location: string, signal?
 
 /**
  * Server-side copy of `fromUrl` (a blob of the same account, or any URL the service can read)
- * to `toBlob`, waiting until the copy is complete.
+ * to `toBlob`, waiting until the copy is complete; with `ifMatch` (unquoted etag) only that
+ * version of the source is copied.
  */
 export async function copyBlob(
   conn: AzureConnection,
   fromUrl: string,
   toBlob: string,
-  options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
+  options: { metadata?: Record<string, string>; signal?: AbortSignal; ifMatch?: string } = {},
 ): Promise<void> {
   const poller = await conn.container.getBlobClient(toBlob).beginCopyFromURL(fromUrl, {
     metadata: options.metadata,
+    sourceConditions: options.ifMatch === undefined ? undefined : { ifMatch: quotedEtag(options.ifMatch) },
     abortSignal: options.signal,
     intervalInMs: 200,
   });
@@ -274,6 +284,57 @@ export function blobUrl(conn: AzureConnection, container: string, blob: string):
 
 export async function deleteBlob(conn: AzureConnection, blob: string, signal?: AbortSignal): Promise<void> {
   await conn.container.getBlobClient(blob).delete({ abortSignal: signal });
+}
+
+/** Deletes `blob` only while it is the listed `version` (If-Match on its etag). */
+export async function deleteBlobVersion(conn: AzureConnection, blob: string, version: ListedVersion): Promise<void> {
+  try {
+    await conn.container.getBlobClient(blob).delete({
+      conditions: version.etag === undefined ? undefined : { ifMatch: quotedEtag(version.etag) },
+    });
+  } catch (err) {
+    if (isConditionNotMet(err)) {
+      throw changedError(azureLocation(conn, blob), 'deleted', 'its etag no longer matches');
+    }
+    if (!isBlobNotFound(err)) throw err;
+  }
+}
+
+/** Copies `blob` to `toBlob` in the container only while it is the listed `version`. */
+export async function copyBlobVersion(
+  conn: AzureConnection,
+  blob: string,
+  version: ListedVersion,
+  toBlob: string,
+): Promise<void> {
+  try {
+    await copyBlob(conn, conn.container.getBlobClient(blob).url, toBlob, { ifMatch: version.etag });
+  } catch (err) {
+    if (isConditionNotMet(err)) throw changedError(azureLocation(conn, blob), 'moved', 'its etag no longer matches');
+    throw err;
+  }
+}
+
+/** One listing page under `prefix` (names come decoded from the SDK, `Encoded` ones included). */
+export async function listBlobsPage(
+  conn: AzureConnection,
+  prefix: string,
+  options: { recursive: boolean; pageSize: number; token?: string; signal: AbortSignal },
+): Promise<ListPage> {
+  const listOptions = { prefix: prefix || undefined, abortSignal: options.signal };
+  const byPage = { maxPageSize: options.pageSize, continuationToken: options.token };
+  const page = options.recursive
+    ? (await conn.container.listBlobsFlat(listOptions).byPage(byPage).next()).value
+    : (await conn.container.listBlobsByHierarchy('/', listOptions).byPage(byPage).next()).value;
+  if (!page) return { objects: [] };
+  const blobs: BlobItem[] = page.segment.blobItems;
+  const objects = blobs.map((blob) => ({
+    key: blob.name,
+    size: blob.properties.contentLength,
+    mtime: blob.properties.lastModified,
+    etag: blob.properties.etag,
+  }));
+  return { objects, next: page.continuationToken || undefined };
 }
 
 export function azureObjectAccess(conn: AzureConnection): ObjectStoreAccess {

@@ -1,23 +1,21 @@
 /** `azure_blob` source: lists blobs under a prefix of a container, lazily, page by page. */
-import type { Readable } from 'node:stream';
-import type { BlobItem } from '@azure/storage-blob';
 import { Type } from '@sinclair/typebox';
-import { SluiceError } from '../../core/errors.js';
-import { createItem } from '../../core/item.js';
-import { definePlugin, type Item } from '../../core/plugin-api.js';
+import { definePlugin } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
-import { folderPrefix, joinKey } from '../object-store/keys.js';
+import { quotedEtag } from '../object-store/keys.js';
+import { createObjectStoreSource, type SourceBackend } from '../object-store/source.js';
 import {
   AZURE_ORIGIN_KIND,
   azureConnectionFields,
   azureError,
   azureLocation,
   connectAzure,
-  copyBlob,
-  deleteBlob,
+  copyBlobVersion,
+  deleteBlobVersion,
   downloadBlob,
   isAzureRetryable,
   isBlobNotFound,
+  listBlobsPage,
   validateAzureConnection,
 } from './client.js';
 
@@ -49,7 +47,7 @@ export const azureBlobSource = definePlugin({
   kind: 'source',
   summary: 'Lists and reads blobs under a prefix of an Azure Storage container.',
   description:
-    'Listing is paginated and lazy. Item identity is etag + size + last-modified; reads are pinned to the listed etag, so a replaced blob is never processed under the old identity. `after_success: {move_to: dir}` copies the blob server-side to `dir/<path>` in the same container, then deletes it.',
+    'Listing is paginated and lazy. Item identity is etag + size + last-modified; reads are pinned to the listed etag, so a replaced blob is never processed under the old identity. A name that is not a plain relative path below the prefix (`a//b`, `./a`, `../a`, a backslash, a control character) is reported as a failed item and left in place, never read or tidied under another name. `after_success` deletes or moves only the listed version (If-Match); a replaced blob is left for the next pass. `after_success: {move_to: dir}` copies the blob server-side to `dir/<path>` in the same container, then deletes it.',
   config,
   examples: [
     {
@@ -60,113 +58,30 @@ export const azureBlobSource = definePlugin({
   validate: validateAzureConnection,
   async create(cfg, ctx) {
     const conn = await connectAzure(cfg);
-    const sourceName = cfg.name ?? 'azure_blob';
-    const prefix = folderPrefix(cfg.prefix);
-    const namesByItem = new WeakMap<Item, string>();
-
-    const makeItem = (blob: BlobItem): Item => {
-      const name = blob.name;
-      const etag = blob.properties.etag;
-      const item = createItem({
-        source: sourceName,
-        path: name.slice(prefix.length),
-        size: blob.properties.contentLength,
-        mtime: blob.properties.lastModified,
-        etag: etag?.replace(/^"|"$/g, ''),
-        origin: {
-          kind: AZURE_ORIGIN_KIND,
-          endpoint: conn.endpointId,
-          location: { container: conn.container.containerName, blob: name },
-        },
-        open: async (signal) => {
-          try {
-            return await downloadBlob(conn, name, { signal, ifMatch: etag });
-          } catch (err) {
-            throw azureError('SLUICE_E_SOURCE', `cannot read ${azureLocation(conn, name)}`, err);
-          }
-        },
-      });
-      namesByItem.set(item, name);
-      return item;
+    const container = conn.container.containerName;
+    const backend: SourceBackend = {
+      location: (blob) => azureLocation(conn, blob),
+      listPage: (prefix, recursive, token, signal) =>
+        listBlobsPage(conn, prefix, { recursive, pageSize: cfg.page_size, token, signal }),
+      read: (blob, { signal, etag }) =>
+        downloadBlob(conn, blob, { signal, ifMatch: etag === undefined ? undefined : quotedEtag(etag) }),
+      isNotFound: isBlobNotFound,
+      origin: (blob) => ({ kind: AZURE_ORIGIN_KIND, endpoint: conn.endpointId, location: { container, blob } }),
+      keyFromOrigin: (origin) =>
+        origin?.kind === AZURE_ORIGIN_KIND && origin.endpoint === conn.endpointId && origin.location.container === container
+          ? origin.location.blob
+          : undefined,
+      deleteVersion: (blob, version) => deleteBlobVersion(conn, blob, version),
+      copyVersion: (blob, version, toBlob) => copyBlobVersion(conn, blob, version, toBlob),
+      error: (what, err) => azureError('SLUICE_E_SOURCE', what, err),
     };
-
-    const nameOf = (item: Item): string => {
-      const known = namesByItem.get(item);
-      if (known !== undefined) return known;
-      const origin = item.origin;
-      if (
-        origin?.kind === AZURE_ORIGIN_KIND &&
-        origin.endpoint === conn.endpointId &&
-        origin.location.container === conn.container.containerName
-      ) {
-        return origin.location.blob;
-      }
-      return prefix + item.path;
-    };
-
-    const pages = (signal: AbortSignal): AsyncIterable<{ segment: { blobItems: BlobItem[] } }> => {
-      const options = { prefix: prefix || undefined, abortSignal: signal };
-      const byPage = { maxPageSize: cfg.page_size };
-      return cfg.recursive
-        ? conn.container.listBlobsFlat(options).byPage(byPage)
-        : conn.container.listBlobsByHierarchy('/', options).byPage(byPage);
-    };
-
-    const attempt = async (what: string, action: () => Promise<void>) => {
-      try {
-        await action();
-      } catch (err) {
-        throw azureError('SLUICE_E_SOURCE', what, err);
-      }
-    };
-
     return {
-      async *list(signal: AbortSignal) {
-        try {
-          for await (const page of pages(signal)) {
-            for (const blob of page.segment.blobItems) {
-              // Names ending in `/` are folder markers (hierarchical namespace, tools), not files.
-              if (!blob.name.endsWith('/')) yield makeItem(blob);
-            }
-            if (signal.aborted) return;
-          }
-        } catch (err) {
-          throw azureError('SLUICE_E_SOURCE', `cannot list ${azureLocation(conn, prefix)}`, err);
-        }
-      },
-
-      async openPath(path: string, signal?: AbortSignal): Promise<Readable | null> {
-        const name = joinKey(prefix, path);
-        try {
-          return await downloadBlob(conn, name, { signal });
-        } catch (err) {
-          if (isBlobNotFound(err)) return null;
-          throw azureError('SLUICE_E_SOURCE', `cannot read ${azureLocation(conn, name)}`, err);
-        }
-      },
-
-      async remove(item: Item) {
-        const name = nameOf(item);
-        await attempt(`cannot delete ${azureLocation(conn, name)}`, () => deleteBlob(conn, name));
-      },
-
-      async move(item: Item, toDir: string) {
-        const name = nameOf(item);
-        const target = joinKey(folderPrefix(toDir), item.path);
-        if (target === name) {
-          throw new SluiceError('SLUICE_E_SOURCE', `cannot move ${azureLocation(conn, name)} onto itself`, {
-            retryable: false,
-          });
-        }
-        await attempt(`cannot copy ${azureLocation(conn, name)} to ${target}`, () =>
-          copyBlob(conn, conn.container.getBlobClient(name).url, target),
-        );
-        await attempt(`cannot delete ${azureLocation(conn, name)} after copying it to ${target}`, () =>
-          deleteBlob(conn, name),
-        );
-        ctx.log.debug({ from: name, to: target }, 'azure blob moved');
-      },
-
+      ...createObjectStoreSource(backend, {
+        sourceName: cfg.name ?? 'azure_blob',
+        prefixes: [cfg.prefix],
+        recursive: cfg.recursive,
+        log: ctx.log,
+      }),
       isRetryable: isAzureRetryable,
     };
   },

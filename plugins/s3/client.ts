@@ -9,6 +9,8 @@ import { SluiceError } from '../../core/errors.js';
 import { registerSecret } from '../../core/observe/redact.js';
 import { Secret } from '../../core/schema-fragments.js';
 import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
+import { quotedEtag } from '../object-store/keys.js';
+import { changedError, type ListedVersion, type ListPage, versionChange } from '../object-store/source.js';
 
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
 
@@ -185,6 +187,12 @@ export function isS3Retryable(err: unknown): boolean | undefined {
   return status === 429 || status === 408 || status >= 500;
 }
 
+/** A conditional request (If-Match, If-None-Match) whose condition did not hold. */
+export function isPreconditionFailed(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'PreconditionFailed' || e?.$metadata?.httpStatusCode === 412;
+}
+
 export function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
@@ -243,13 +251,14 @@ export const MAX_SINGLE_COPY_BYTES = 5 * 1024 ** 3;
 
 /**
  * Server-side copy into the connection's bucket. With `metadata` the copy gets exactly that
- * metadata (REPLACE); without, it keeps the source's. Returns the new object's ETag (unquoted).
+ * metadata (REPLACE); without, it keeps the source's; with `ifMatch` (unquoted etag) only that
+ * version of the source is copied. Returns the new object's ETag (unquoted).
  */
 export async function copyObject(
   conn: S3Connection,
   from: { bucket: string; key: string },
   toKey: string,
-  options: { metadata?: Record<string, string>; signal?: AbortSignal } = {},
+  options: { metadata?: Record<string, string>; signal?: AbortSignal; ifMatch?: string } = {},
 ): Promise<string | undefined> {
   const send = (style: 'component' | 'uri') =>
     conn.client.send(
@@ -257,6 +266,9 @@ export async function copyObject(
         Bucket: conn.bucket,
         Key: toKey,
         CopySource: copySource(from.bucket, from.key, style),
+        // Pins the copy to the listed version; it also makes the `uri` retry below safe on a
+        // service that would decode that form as another key (a different object, another etag).
+        CopySourceIfMatch: options.ifMatch === undefined ? undefined : quotedEtag(options.ifMatch),
         Metadata: options.metadata,
         MetadataDirective: options.metadata ? 'REPLACE' : undefined,
       }),
@@ -278,4 +290,118 @@ export async function deleteObject(conn: S3Connection, key: string, signal?: Abo
   await conn.client.send(new conn.sdk.DeleteObjectCommand({ Bucket: conn.bucket, Key: key }), {
     abortSignal: signal,
   });
+}
+
+/** Size and ETag (unquoted) of an object, or null when there is none. */
+export async function headObject(
+  conn: S3Connection,
+  key: string,
+  signal?: AbortSignal,
+): Promise<{ size?: number; etag?: string } | null> {
+  try {
+    const head = await conn.client.send(new conn.sdk.HeadObjectCommand({ Bucket: conn.bucket, Key: key }), {
+      abortSignal: signal,
+    });
+    return { size: head.ContentLength, etag: head.ETag?.replace(/^"|"$/g, '') };
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
+  }
+}
+
+/**
+ * Throws `changedError` when the object at `key` is no longer `version`; false when it is gone.
+ * AWS honours If-Match on DeleteObject and CopySourceIfMatch, which settles it in the request
+ * itself; s3rver (and other S3-compatible stores) ignore them, so this HeadObject is what
+ * protects a newer version there — up to the moment between it and the request that follows.
+ */
+async function stillListedVersion(conn: S3Connection, key: string, version: ListedVersion, action: string) {
+  if (version.etag === undefined && version.size === undefined) return true;
+  const now = await headObject(conn, key);
+  if (now === null) return false;
+  const change = versionChange(version, now);
+  if (change !== undefined) throw changedError(s3Location(conn.bucket, key), action, change);
+  return true;
+}
+
+/** Deletes `key` only while it is the listed `version` (see `stillListedVersion`). */
+export async function deleteObjectVersion(conn: S3Connection, key: string, version: ListedVersion): Promise<void> {
+  if (!(await stillListedVersion(conn, key, version, 'deleted'))) return;
+  try {
+    await conn.client.send(
+      new conn.sdk.DeleteObjectCommand({
+        Bucket: conn.bucket,
+        Key: key,
+        IfMatch: version.etag === undefined ? undefined : quotedEtag(version.etag),
+      }),
+    );
+  } catch (err) {
+    if (isPreconditionFailed(err)) {
+      throw changedError(s3Location(conn.bucket, key), 'deleted', 'its ETag no longer matches');
+    }
+    // AWS answers a conditional delete of a key that is gone with 404: gone is what was asked.
+    if (!isNotFound(err)) throw err;
+  }
+}
+
+/** Copies `key` to `toKey` in the bucket only while it is the listed `version`. */
+export async function copyObjectVersion(
+  conn: S3Connection,
+  key: string,
+  version: ListedVersion,
+  toKey: string,
+): Promise<void> {
+  const location = s3Location(conn.bucket, key);
+  if (version.size !== undefined && version.size > MAX_SINGLE_COPY_BYTES) {
+    throw new SluiceError(
+      'SLUICE_E_SOURCE',
+      `cannot move ${location}: objects over 5 GiB need a multipart copy, which this source does not do; use after_success: delete or keep`,
+      { retryable: false },
+    );
+  }
+  if (!(await stillListedVersion(conn, key, version, 'moved'))) {
+    throw new SluiceError('SLUICE_E_SOURCE', `cannot move ${location}: it is gone`, { retryable: false });
+  }
+  try {
+    await copyObject(conn, { bucket: conn.bucket, key }, toKey, { ifMatch: version.etag });
+  } catch (err) {
+    if (isPreconditionFailed(err)) throw changedError(location, 'moved', 'its ETag no longer matches');
+    throw err;
+  }
+}
+
+/**
+ * One ListObjectsV2 page. Keys are asked URL-encoded: XML cannot carry every character a key
+ * may hold (control characters), and a service that honours the request says so in the
+ * response (`EncodingType: url`, `+` for a space, as AWS and MinIO encode); s3rver does not
+ * encode and does not say so.
+ */
+export async function listObjectsPage(
+  conn: S3Connection,
+  prefix: string,
+  options: { recursive: boolean; pageSize: number; token?: string; signal: AbortSignal },
+): Promise<ListPage> {
+  const page = await conn.client.send(
+    new conn.sdk.ListObjectsV2Command({
+      Bucket: conn.bucket,
+      Prefix: prefix || undefined,
+      Delimiter: options.recursive ? undefined : '/',
+      MaxKeys: options.pageSize,
+      ContinuationToken: options.token,
+      EncodingType: 'url',
+    }),
+    { abortSignal: options.signal },
+  );
+  const encoded = page.EncodingType === 'url';
+  const objects = (page.Contents ?? []).flatMap((object) => {
+    if (object.Key === undefined) return [];
+    const listed = { size: object.Size, mtime: object.LastModified, etag: object.ETag };
+    if (!encoded) return [{ ...listed, key: object.Key }];
+    try {
+      return [{ ...listed, key: decodeURIComponent(object.Key.replace(/\+/g, '%20')) }];
+    } catch {
+      return [{ ...listed, key: object.Key, unreadable: 'the listed key is not valid URL-encoded UTF-8' }];
+    }
+  });
+  return { objects, next: page.IsTruncated ? page.NextContinuationToken : undefined };
 }

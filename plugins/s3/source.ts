@@ -1,20 +1,18 @@
 /** `s3` source: lists objects under one or more prefixes of a bucket, lazily, page by page. */
-import type { Readable } from 'node:stream';
-import type { _Object, ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
-import { createItem } from '../../core/item.js';
-import { definePlugin, type Item } from '../../core/plugin-api.js';
+import { definePlugin } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
-import { folderPrefix, joinKey } from '../object-store/keys.js';
+import { quotedEtag } from '../object-store/keys.js';
+import { createObjectStoreSource, type SourceBackend } from '../object-store/source.js';
 import {
   connectS3,
-  copyObject,
-  deleteObject,
+  copyObjectVersion,
+  deleteObjectVersion,
   getObjectStream,
   isNotFound,
   isS3Retryable,
-  MAX_SINGLE_COPY_BYTES,
+  listObjectsPage,
   S3_ORIGIN_KIND,
   s3ConnectionFields,
   s3Error,
@@ -57,7 +55,7 @@ export const s3Source = definePlugin({
   kind: 'source',
   summary: 'Lists and reads objects under a prefix of an S3 (or S3-compatible) bucket.',
   description:
-    'Listing is paginated and lazy. Item identity is etag + size + LastModified; reads are pinned to the listed etag (If-Match), so a replaced object is never processed under the old identity. Items carry their bucket/key as origin, so an s3 sink on the same endpoint copies them server-side without downloading. `after_success: {move_to: dir}` moves objects to `dir/<path>` in the same bucket (dir is a key prefix from the bucket root).',
+    'Listing is paginated and lazy. Item identity is etag + size + LastModified; reads are pinned to the listed etag (If-Match), so a replaced object is never processed under the old identity. A key that is not a plain relative path below the prefix (`a//b`, `./a`, `../a`, a backslash, a control character) is reported as a failed item and left in place, never read or tidied under another name. `after_success` deletes or moves only the listed version (If-Match, after a HeadObject check for services that ignore it); a replaced object is left for the next pass. Items carry their bucket/key as origin, so an s3 sink on the same endpoint copies them server-side without downloading. `after_success: {move_to: dir}` moves objects to `dir/<path>` in the same bucket (dir is a key prefix from the bucket root).',
   config,
   examples: [
     {
@@ -79,139 +77,30 @@ export const s3Source = definePlugin({
   async create(cfg, ctx) {
     s3Source.validate!(cfg);
     const conn = await connectS3(cfg);
-    const sourceName = cfg.name ?? 's3';
-    const prefixes = (cfg.prefixes ?? [cfg.prefix]).map(folderPrefix);
-    const keysByItem = new WeakMap<Item, string>();
-
-    const makeItem = (prefix: string, object: _Object & { Key: string }): Item => {
-      const key = object.Key;
-      const quotedEtag = object.ETag;
-      const item = createItem({
-        source: sourceName,
-        path: key.slice(prefix.length),
-        size: object.Size,
-        mtime: object.LastModified,
-        etag: quotedEtag?.replace(/^"|"$/g, ''),
-        origin: { kind: S3_ORIGIN_KIND, endpoint: conn.endpointId, location: { bucket: conn.bucket, key } },
-        open: async (signal) => {
-          try {
-            return await getObjectStream(conn, key, { signal, ifMatch: quotedEtag });
-          } catch (err) {
-            throw s3Error('SLUICE_E_SOURCE', `cannot read ${s3Location(conn.bucket, key)}`, err);
-          }
-        },
-      });
-      keysByItem.set(item, key);
-      return item;
+    const backend: SourceBackend = {
+      location: (key) => s3Location(conn.bucket, key),
+      listPage: (prefix, recursive, token, signal) =>
+        listObjectsPage(conn, prefix, { recursive, pageSize: cfg.page_size, token, signal }),
+      read: (key, { signal, etag }) =>
+        getObjectStream(conn, key, { signal, ifMatch: etag === undefined ? undefined : quotedEtag(etag) }),
+      isNotFound,
+      origin: (key) => ({ kind: S3_ORIGIN_KIND, endpoint: conn.endpointId, location: { bucket: conn.bucket, key } }),
+      keyFromOrigin: (origin) =>
+        origin?.kind === S3_ORIGIN_KIND && origin.endpoint === conn.endpointId && origin.location.bucket === conn.bucket
+          ? origin.location.key
+          : undefined,
+      deleteVersion: (key, version) => deleteObjectVersion(conn, key, version),
+      copyVersion: (key, version, toKey) => copyObjectVersion(conn, key, version, toKey),
+      error: (what, err) => s3Error('SLUICE_E_SOURCE', what, err),
     };
-
-    /** The key of an item this source listed (also when a step derived a new item from it). */
-    const keyOf = (item: Item): string => {
-      const known = keysByItem.get(item);
-      if (known !== undefined) return known;
-      const origin = item.origin;
-      if (
-        origin?.kind === S3_ORIGIN_KIND &&
-        origin.endpoint === conn.endpointId &&
-        origin.location.bucket === conn.bucket
-      ) {
-        return origin.location.key;
-      }
-      return prefixes[0] + item.path;
-    };
-
-    /** True when an earlier prefix already listed `key` (overlapping prefixes). */
-    const listedEarlier = (key: string, index: number): boolean =>
-      prefixes
-        .slice(0, index)
-        .some((p) => key.startsWith(p) && (cfg.recursive || !key.slice(p.length).includes('/')));
-
-    async function* listPrefix(prefix: string, index: number, signal: AbortSignal): AsyncGenerator<Item> {
-      let token: string | undefined;
-      do {
-        let page: ListObjectsV2CommandOutput;
-        try {
-          page = await conn.client.send(
-            new conn.sdk.ListObjectsV2Command({
-              Bucket: conn.bucket,
-              Prefix: prefix || undefined,
-              Delimiter: cfg.recursive ? undefined : '/',
-              MaxKeys: cfg.page_size,
-              ContinuationToken: token,
-            }),
-            { abortSignal: signal },
-          );
-        } catch (err) {
-          throw s3Error('SLUICE_E_SOURCE', `cannot list ${s3Location(conn.bucket, prefix)}`, err);
-        }
-        for (const object of page.Contents ?? []) {
-          const key = object.Key;
-          // Keys ending in `/` are folder markers made by consoles, not files.
-          if (key === undefined || key.endsWith('/') || listedEarlier(key, index)) continue;
-          yield makeItem(prefix, { ...object, Key: key });
-        }
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token !== undefined && !signal.aborted);
-    }
-
-    const attempt = async (what: string, action: () => Promise<void>) => {
-      try {
-        await action();
-      } catch (err) {
-        throw s3Error('SLUICE_E_SOURCE', what, err);
-      }
-    };
-
     return {
-      async *list(signal: AbortSignal) {
-        for (const [index, prefix] of prefixes.entries()) {
-          if (signal.aborted) return;
-          yield* listPrefix(prefix, index, signal);
-        }
-      },
-
-      async openPath(path: string, signal?: AbortSignal): Promise<Readable | null> {
-        for (const prefix of prefixes) {
-          const key = joinKey(prefix, path);
-          try {
-            return await getObjectStream(conn, key, { signal });
-          } catch (err) {
-            if (!isNotFound(err))
-              throw s3Error('SLUICE_E_SOURCE', `cannot read ${s3Location(conn.bucket, key)}`, err);
-          }
-        }
-        return null;
-      },
-
-      async remove(item: Item) {
-        const key = keyOf(item);
-        await attempt(`cannot delete ${s3Location(conn.bucket, key)}`, () => deleteObject(conn, key));
-      },
-
-      async move(item: Item, toDir: string) {
-        const key = keyOf(item);
-        const target = joinKey(folderPrefix(toDir), item.path);
-        if (item.size !== undefined && item.size > MAX_SINGLE_COPY_BYTES) {
-          throw new SluiceError(
-            'SLUICE_E_SOURCE',
-            `cannot move ${s3Location(conn.bucket, key)}: objects over 5 GiB need a multipart copy, which this source does not do; use after_success: delete or keep`,
-            { retryable: false },
-          );
-        }
-        await attempt(
-          `cannot copy ${s3Location(conn.bucket, key)} to ${s3Location(conn.bucket, target)}`,
-          async () => {
-            await copyObject(conn, { bucket: conn.bucket, key }, target);
-          },
-        );
-        await attempt(`cannot delete ${s3Location(conn.bucket, key)} after copying it to ${target}`, () =>
-          deleteObject(conn, key),
-        );
-        ctx.log.debug({ from: key, to: target }, 's3 object moved');
-      },
-
+      ...createObjectStoreSource(backend, {
+        sourceName: cfg.name ?? 's3',
+        prefixes: cfg.prefixes ?? [cfg.prefix],
+        recursive: cfg.recursive,
+        log: ctx.log,
+      }),
       isRetryable: isS3Retryable,
-
       async close() {
         conn.client.destroy();
       },

@@ -1,0 +1,246 @@
+/**
+ * The listing, reading and tidying half shared by the S3 and Azure Blob sources: each connector
+ * is an adapter (`SourceBackend`) for its service's calls; the rules live here once.
+ *
+ * - A key is one name: an item's path is its key below the prefix exactly, or the item is
+ *   rejected (`Item.rejected`) — never opened, deleted or moved under another key. Every later
+ *   call (read, delete, copy) uses the exact listed key, carried in the item's origin.
+ * - Tidy-up acts on the listed version only: delete and move are conditional on the listed etag;
+ *   a changed object is left for the next pass (`SLUICE_E_CHANGED`).
+ * - Every listing ends: a continuation token that comes back twice stops it with an error.
+ */
+import type { Readable } from 'node:stream';
+import { escapeControl, SluiceError } from '../../core/errors.js';
+import { createItem, normalizeItemPath } from '../../core/item.js';
+import type { Item, ItemOrigin, SourceInstance } from '../../core/plugin-api.js';
+import { displayKey, folderPrefix, joinKey, unquotedEtag, unsafeKeyReason } from './keys.js';
+
+export interface ListedObject {
+  key: string;
+  size?: number;
+  mtime?: Date;
+  /** As the service reports it, quoted or not. */
+  etag?: string;
+  /** Set when the service's listing cannot be turned back into the exact key (then `key` is as given). */
+  unreadable?: string;
+}
+
+export interface ListPage {
+  objects: ListedObject[];
+  /** Token of the next page; undefined on the last. */
+  next?: string;
+}
+
+/** The version a tidy-up may act on: what the listing said. */
+export interface ListedVersion {
+  /** Unquoted. */
+  etag?: string;
+  size?: number;
+}
+
+export interface SourceBackend {
+  /** Display form of a key, e.g. `s3://bucket/key`. */
+  location(key: string): string;
+  /** One page of the objects under `prefix` (a folder prefix, `` for all). */
+  listPage(prefix: string, recursive: boolean, token: string | undefined, signal: AbortSignal): Promise<ListPage>;
+  /** Reads `key`; with `etag` only that version (a replaced object fails the read). */
+  read(key: string, options: { signal?: AbortSignal; etag?: string }): Promise<Readable>;
+  isNotFound(err: unknown): boolean;
+  origin(key: string): ItemOrigin;
+  /** The exact key an origin names when it is an object of this source's bucket or container. */
+  keyFromOrigin(origin: ItemOrigin | undefined): string | undefined;
+  /**
+   * Deletes `key` only while it is still `version` (conditional request, plus whatever check
+   * the service needs); throws `changedError` when it is not, returns quietly when it is gone.
+   */
+  deleteVersion(key: string, version: ListedVersion): Promise<void>;
+  /** Server-side copy of `key` (only while it is `version`, else `changedError`) to `toKey`. */
+  copyVersion(key: string, version: ListedVersion, toKey: string): Promise<void>;
+  /** The error to report for a failed call (`what` failed, the service's reason, retry class). */
+  error(what: string, err: unknown): SluiceError;
+}
+
+export interface ObjectStoreSourceOptions {
+  /** Name items carry as `source`. */
+  sourceName: string;
+  /** Folders listed in order (a key under two of them is listed once). */
+  prefixes: string[];
+  recursive: boolean;
+  log: { debug(fields: Record<string, unknown>, message: string): void };
+}
+
+/** A tidy-up found another version than the listed one at the key. */
+export function changedError(location: string, action: string, now: string): SluiceError {
+  return new SluiceError(
+    'SLUICE_E_CHANGED',
+    `${location} was not ${action}: it changed after it was listed (${now}); the new version is left for the next pass`,
+    { retryable: false },
+  );
+}
+
+/** How the object now at a key differs from the listed version, or undefined when it does not. */
+export function versionChange(listed: ListedVersion, now: { etag?: string; size?: number }): string | undefined {
+  const etag = unquotedEtag(now.etag);
+  if (listed.etag !== undefined && etag !== undefined && etag !== listed.etag) {
+    return `etag ${listed.etag} when listed, ${etag} now`;
+  }
+  if (listed.size !== undefined && now.size !== undefined && now.size !== listed.size) {
+    return `${listed.size} bytes when listed, ${now.size} now`;
+  }
+  return undefined;
+}
+
+/** The listing, reading and tidy-up of a source (the connector adds isRetryable and close). */
+export function createObjectStoreSource(
+  backend: SourceBackend,
+  options: ObjectStoreSourceOptions,
+): Pick<SourceInstance, 'list' | 'openPath' | 'remove' | 'move'> {
+  const prefixes = options.prefixes.map(folderPrefix);
+  const keysByItem = new WeakMap<Item, string>();
+
+  const makeItem = (prefix: string, object: ListedObject): Item => {
+    const { key } = object;
+    const relative = key.startsWith(prefix) ? key.slice(prefix.length) : key;
+    const etag = unquotedEtag(object.etag);
+    const unsafe =
+      object.unreadable ??
+      unsafeKeyReason(relative) ??
+      (normalizeItemPath(relative) !== relative ? 'the item path model would turn it into another path' : undefined);
+    if (unsafe !== undefined) {
+      const rejected = `the key "${escapeControl(key)}" cannot be processed safely: ${unsafe}; it is left in place`;
+      return createItem({
+        source: options.sourceName,
+        path: displayKey(relative),
+        size: object.size,
+        mtime: object.mtime,
+        etag,
+        rejected,
+        open: async () => {
+          throw new SluiceError('SLUICE_E_NAME', rejected, { retryable: false });
+        },
+      });
+    }
+    const item = createItem({
+      source: options.sourceName,
+      path: relative,
+      size: object.size,
+      mtime: object.mtime,
+      etag,
+      origin: backend.origin(key),
+      open: async (signal) => {
+        try {
+          return await backend.read(key, { signal, etag });
+        } catch (err) {
+          throw backend.error(`cannot read ${backend.location(key)}`, err);
+        }
+      },
+    });
+    keysByItem.set(item, key);
+    return item;
+  };
+
+  /**
+   * The exact key of an item this source listed — also when a step derived a new item from it
+   * (the origin survives) or a worker revived it. Only an item known by path alone (a
+   * companion) is looked up under the first prefix.
+   */
+  const keyOf = (item: Item): string =>
+    keysByItem.get(item) ?? backend.keyFromOrigin(item.origin) ?? joinKey(prefixes[0], item.path);
+
+  const versionOf = (item: Item): ListedVersion => ({ etag: item.etag, size: item.size });
+
+  /** True when an earlier prefix already listed `key` (overlapping prefixes). */
+  const listedEarlier = (key: string, index: number): boolean =>
+    prefixes
+      .slice(0, index)
+      .some((p) => key.startsWith(p) && (options.recursive || !key.slice(p.length).includes('/')));
+
+  async function* listPrefix(prefix: string, index: number, signal: AbortSignal): AsyncGenerator<Item> {
+    const tokens = new Set<string>();
+    let token: string | undefined;
+    do {
+      let page: ListPage;
+      try {
+        page = await backend.listPage(prefix, options.recursive, token, signal);
+      } catch (err) {
+        throw backend.error(`cannot list ${backend.location(prefix)}`, err);
+      }
+      for (const object of page.objects) {
+        if (object.unreadable === undefined) {
+          // Keys ending in `/` are folder markers made by consoles and tools, not files.
+          if (object.key.endsWith('/') || !object.key.startsWith(prefix) || listedEarlier(object.key, index)) continue;
+        }
+        yield makeItem(prefix, object);
+      }
+      token = page.next;
+      if (token !== undefined) {
+        // A service that hands out a token again would have the listing go round for ever.
+        if (tokens.has(token)) {
+          throw new SluiceError(
+            'SLUICE_E_SOURCE',
+            `cannot list ${backend.location(prefix)}: the service returned a continuation token it had already given (the listing would never end)`,
+            { retryable: true },
+          );
+        }
+        tokens.add(token);
+      }
+    } while (token !== undefined && !signal.aborted);
+  }
+
+  return {
+    async *list(signal: AbortSignal) {
+      for (const [index, prefix] of prefixes.entries()) {
+        if (signal.aborted) return;
+        yield* listPrefix(prefix, index, signal);
+      }
+    },
+
+    async openPath(path: string, signal?: AbortSignal): Promise<Readable | null> {
+      // A path that is not a safe key below the prefix names no listed item.
+      if (unsafeKeyReason(path) !== undefined) return null;
+      for (const prefix of prefixes) {
+        const key = joinKey(prefix, path);
+        try {
+          return await backend.read(key, { signal });
+        } catch (err) {
+          if (!backend.isNotFound(err)) throw backend.error(`cannot read ${backend.location(key)}`, err);
+        }
+      }
+      return null;
+    },
+
+    async remove(item: Item) {
+      const key = keyOf(item);
+      try {
+        await backend.deleteVersion(key, versionOf(item));
+      } catch (err) {
+        throw backend.error(`cannot delete ${backend.location(key)}`, err);
+      }
+    },
+
+    async move(item: Item, toDir: string) {
+      const key = keyOf(item);
+      const target = joinKey(folderPrefix(toDir), item.path);
+      if (target === key) {
+        throw new SluiceError('SLUICE_E_SOURCE', `cannot move ${backend.location(key)} onto itself`, {
+          retryable: false,
+        });
+      }
+      const version = versionOf(item);
+      try {
+        await backend.copyVersion(key, version, target);
+      } catch (err) {
+        throw backend.error(`cannot copy ${backend.location(key)} to ${backend.location(target)}`, err);
+      }
+      try {
+        await backend.deleteVersion(key, version);
+      } catch (err) {
+        throw backend.error(
+          `cannot delete ${backend.location(key)} after copying it to ${backend.location(target)}`,
+          err,
+        );
+      }
+      options.log.debug({ from: key, to: target }, 'object moved');
+    },
+  };
+}
