@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
+import { escapeControl, SluiceError } from './errors.js';
 import type { Item, ItemIdentity, ItemOrigin } from './plugin-api.js';
 
 export interface NewItem {
@@ -16,7 +18,10 @@ export interface NewItem {
   rejected?: string;
 }
 
-/** Makes an item as a source lists it. `path` is normalised to a relative POSIX path. */
+/**
+ * Makes an item as a source lists it. `path` is normalised to a relative POSIX path without
+ * changing which file it names (see `normalizeItemPath`).
+ */
 export function createItem(init: NewItem): Item {
   return {
     source: init.source,
@@ -92,7 +97,113 @@ export function itemIdentity(item: Item): ItemIdentity {
   return { source: item.source, path: item.path, version };
 }
 
-/** Turns backslashes into slashes, drops leading `./` and `/`, collapses `//`. */
+/**
+ * Drops leading `./` and `/` and collapses `//`: only spellings of the same path. A backslash
+ * is a character of a POSIX file name (`a\b.txt` is one file, not `a/b.txt`), so it stays.
+ */
 export function normalizeItemPath(path: string): string {
-  return path.replace(/\\/g, '/').replace(/\/{2,}/g, '/').replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+  return path.replace(/\/{2,}/g, '/').replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+}
+
+/**
+ * Why a listed name cannot be an item path, or undefined when it can. A control character
+ * (NUL, newline…) breaks logs, listings and protocols; U+FFFD is what a client library
+ * decodes undecodable bytes into (SFTP and FTP names are bytes), so such a name no longer
+ * addresses the file it came from — it could even address another one.
+ */
+export function unsafeNameReason(name: string): string | undefined {
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'its name holds a control character (NUL, newline, tab…)';
+  if (name.includes('\ufffd')) {
+    return 'its name is not valid UTF-8 (the bytes decode to U+FFFD, so it cannot be addressed again); rename it at the source';
+  }
+  return undefined;
+}
+
+/**
+ * True when a file found at an item's path is still the version that was listed: same size
+ * and mtime, the mtime compared at `mtimePrecisionMs` (FTP and SFTP give whole seconds).
+ * A field the listing did not give is not compared.
+ */
+export function isListedVersion(
+  item: Pick<Item, 'size' | 'mtime'>,
+  found: { size: number; mtime?: Date },
+  mtimePrecisionMs = 1,
+): boolean {
+  if (item.size !== undefined && item.size !== found.size) return false;
+  if (item.mtime === undefined || found.mtime === undefined) return true;
+  const at = (d: Date) => Math.floor(d.getTime() / mtimePrecisionMs);
+  return at(item.mtime) === at(found.mtime);
+}
+
+const ASIDE_NAME = /^\..*\.sluice-tidy-[0-9a-f]{12}$/;
+
+/**
+ * The hidden name a file-system source renames a listed file to while it checks its version
+ * before a delete or move. It is derived from the item's path and version, so a retry after a
+ * lost connection finds the file an earlier attempt set aside. At most 40 characters of the
+ * name are kept, so the aside name fits where the name did.
+ */
+export function asideName(item: Pick<Item, 'source' | 'path' | 'size' | 'mtime'>): string {
+  const version = `${item.source}\0${item.path}\0${item.size ?? '?'}\0${item.mtime?.getTime() ?? '?'}`;
+  const hex = createHash('sha256').update(version).digest('hex').slice(0, 12);
+  return `.${[...itemName(item)].slice(0, 40).join('')}.sluice-tidy-${hex}`;
+}
+
+/** True for a name `asideName` makes: listings skip it (a tidy-up in progress). */
+export function isAsideName(name: string): boolean {
+  return ASIDE_NAME.test(name);
+}
+
+/** What `tidyListedVersion` needs from a file system; paths are the backend's own. */
+export interface AsideOps {
+  /** undefined when nothing is at `path`; `file` false for a folder, link or device. */
+  stat(path: string): Promise<{ size: number; mtime?: Date; file: boolean } | undefined>;
+  /** Renames unless `to` exists (then false, nothing done); throws when `from` is missing. */
+  renameIfAbsent(from: string, to: string): Promise<boolean>;
+}
+
+/**
+ * Deletes or moves a listed file only if it is still the listed version: renames it aside
+ * (atomically: a producer replacing the file now replaces the name, not our aside copy), checks
+ * the aside file's size and mtime, then runs `act` on it. Another version is renamed back and
+ * reported as SLUICE_E_CHANGED, for the next pass to take. A file already gone is not an error.
+ */
+export async function tidyListedVersion(
+  fs: AsideOps,
+  item: Pick<Item, 'source' | 'path' | 'size' | 'mtime'>,
+  path: string,
+  aside: string,
+  act: (aside: string) => Promise<void>,
+  mtimePrecisionMs = 1,
+): Promise<void> {
+  if (!(await fs.stat(aside))) {
+    try {
+      await fs.renameIfAbsent(path, aside);
+    } catch (err) {
+      if (!(await fs.stat(path)) && !(await fs.stat(aside))) return; // already gone
+      throw err;
+    }
+  }
+  const found = await fs.stat(aside);
+  if (!found) return;
+  const where = `${item.source}:${escapeControl(item.path)}`;
+  if (found.file && isListedVersion(item, found, mtimePrecisionMs)) {
+    try {
+      await act(aside);
+    } catch (err) {
+      await fs.renameIfAbsent(aside, path).catch(() => false);
+      throw err;
+    }
+    return;
+  }
+  const restored = await fs.renameIfAbsent(aside, path).catch(() => false);
+  const listed = `${item.size ?? '?'} bytes, mtime ${item.mtime?.toISOString() ?? '?'}`;
+  const now = found.file ? `${found.size} bytes, mtime ${found.mtime?.toISOString() ?? '?'}` : 'not a regular file';
+  throw new SluiceError(
+    'SLUICE_E_CHANGED',
+    `${where} changed since it was listed (listed ${listed}; now ${now}): not tidied, left for the next pass${
+      restored ? '' : `; a newer file took its name meanwhile, so this version stays at ${aside}`
+    }`,
+    { retryable: false },
+  );
 }

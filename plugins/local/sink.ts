@@ -4,7 +4,7 @@ import { mkdir, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
-import { definePlugin } from '../../core/plugin-api.js';
+import { definePlugin, type SinkCommit } from '../../core/plugin-api.js';
 import { sinkCommon } from '../../core/schema-fragments.js';
 import { drainInto, STREAM_CHUNK } from '../../core/streams.js';
 import { copyFile, link, rename, stat, writeFile } from './fs-callbacks.js';
@@ -60,18 +60,28 @@ export const localSink = definePlugin({
     };
 
     /** Puts a finished temp file in place; removes it when anything fails. */
-    const commit = async (temp: string, destination: string, size: number) => {
+    const commit = async (
+      temp: string,
+      destination: string,
+      size: number,
+      reserve?: (destination: string) => Promise<void>,
+    ): Promise<SinkCommit> => {
       const dest = target(destination);
-      let placed: string | null = null;
+      let placed: Placed | undefined;
       try {
         if (cfg.fsync) await fsyncFile(temp);
         await ensureDir(dirname(dest));
-        placed = await place(temp, dest, ifExists);
+        placed = await place(temp, destination, dest, ifExists, reserve);
       } finally {
         // After a rename the temp name is gone; after a link (or a failure) it must go.
-        if (placed === null || ifExists !== 'overwrite') await unlink(temp).catch(() => undefined);
+        if (placed?.kept !== undefined || placed === undefined || ifExists !== 'overwrite') await unlink(temp).catch(() => undefined);
       }
-      return placed === null ? { location: dest, skipped: true } : { location: placed, size };
+      if (placed.kept !== undefined) return { location: dest, size: placed.kept, skipped: true };
+      return {
+        location: placed.path,
+        size,
+        ...(placed.destination !== destination ? { destination: placed.destination } : {}),
+      };
     };
 
     return {
@@ -84,16 +94,17 @@ export const localSink = definePlugin({
           await unlink(temp).catch(() => undefined);
           throw err;
         }
-        return commit(temp, req.destination, out.bytesWritten);
+        return commit(temp, req.destination, out.bytesWritten, req.reserve);
       },
       /**
        * A file from a local source whose bytes no step changed is copied by the kernel
        * (`copyFile`: one thread-pool call instead of a read and a write stream). Not with
-       * `verify: sha256`, which needs the bytes to pass through a hash.
+       * `verify: sha256`, which needs the bytes to pass through a hash, nor with `if_exists:
+       * rename`, whose names must be reserved through the write request.
        */
       async copy(item, destination) {
         const from = item.origin?.kind === 'local' ? item.origin.location.path : undefined;
-        if (!from || cfg.verify === 'sha256') return null;
+        if (!from || cfg.verify === 'sha256' || ifExists === 'rename') return null;
         const temp = join(tempDir, `${++counter}`);
         let size: number;
         try {
@@ -113,7 +124,7 @@ export const localSink = definePlugin({
           await unlink(temp).catch(() => undefined);
           throw err;
         }
-        return commit(temp, req.destination, req.data.length);
+        return commit(temp, req.destination, req.data.length, req.reserve);
       },
       async readBack(destination) {
         return createReadStream(target(destination), { highWaterMark: STREAM_CHUNK });
@@ -134,27 +145,39 @@ export const localSink = definePlugin({
   },
 });
 
+/** Where `place` put a file: its path and relative destination, or the size of the file it left in place. */
+type Placed = { path: string; destination: string; kept?: undefined } | { kept: number };
+
 /**
- * Moves `temp` to `dest` per `if_exists`. Returns the final path, or null when skipped.
- * `overwrite` renames (atomic replace); the others hard-link, which fails on an existing name.
+ * Moves `temp` to `dest` (the sink path of `destination`) per `if_exists`. `overwrite` renames
+ * (atomic replace); the others hard-link, which fails on an existing name. With `rename`,
+ * each candidate name is reserved before the bytes appear under it.
  */
-async function place(temp: string, dest: string, ifExists: string): Promise<string | null> {
+async function place(
+  temp: string,
+  destination: string,
+  dest: string,
+  ifExists: string,
+  reserve?: (destination: string) => Promise<void>,
+): Promise<Placed> {
   if (ifExists === 'overwrite') {
     await rename(temp, dest);
-    return dest;
+    return { path: dest, destination };
   }
   for (let n = 0; n < 10_000; n++) {
-    const candidate = n === 0 ? dest : numbered(dest, n);
+    const candidate = n === 0 ? destination : numbered(destination, n);
+    const path = n === 0 ? dest : numbered(dest, n);
+    if (ifExists === 'rename') await reserve?.(candidate);
     try {
-      await link(temp, candidate);
-      return candidate;
+      await link(temp, path);
+      return { path, destination: candidate };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    if (ifExists === 'skip') return null;
+    if (ifExists === 'skip') return { kept: (await stat(dest)).size };
     if (ifExists === 'fail') {
       // Our own earlier copy (a redo after a crash) holds the same bytes: that is success.
-      if (await sameContent(temp, dest)) return dest;
+      if (await sameContent(temp, dest)) return { kept: (await stat(dest)).size };
       throw new SluiceError('SLUICE_E_EXISTS', `${dest} exists with different content (if_exists: fail)`, {
         retryable: false,
       });
@@ -165,13 +188,15 @@ async function place(temp: string, dest: string, ifExists: string): Promise<stri
   });
 }
 
+/** `dir/name (n).ext`, for a sink path or a relative destination (both use `/` here). */
 function numbered(path: string, n: number): string {
-  const dir = dirname(path);
-  const name = path.slice(dir.length + 1);
+  const slash = path.lastIndexOf('/');
+  const dir = path.slice(0, slash + 1);
+  const name = path.slice(slash + 1);
   const dot = name.lastIndexOf('.');
   const stem = dot > 0 ? name.slice(0, dot) : name;
   const ext = dot > 0 ? name.slice(dot) : '';
-  return join(dir, `${stem} (${n})${ext}`);
+  return `${dir}${stem} (${n})${ext}`;
 }
 
 async function sameContent(a: string, b: string): Promise<boolean> {
@@ -181,7 +206,7 @@ async function sameContent(a: string, b: string): Promise<boolean> {
   return ha === hb;
 }
 
-async function sha256File(path: string): Promise<string> {
+export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, { highWaterMark: STREAM_CHUNK }))
     hash.update(chunk as Buffer);

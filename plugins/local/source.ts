@@ -1,13 +1,15 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, opendir, rename, unlink } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { constants, createReadStream } from 'node:fs';
+import { copyFile, lstat, mkdir, opendir, realpath, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { Type } from '@sinclair/typebox';
-import { createItem } from '../../core/item.js';
+import { escapeControl, SluiceError } from '../../core/errors.js';
+import { type AsideOps, asideName, createItem, isAsideName, tidyListedVersion } from '../../core/item.js';
 import { definePlugin, type Item } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
-import { readFile, stat } from './fs-callbacks.js';
+import { link, readFile, stat } from './fs-callbacks.js';
+import { sha256File } from './sink.js';
 
 const config = Type.Object(
   {
@@ -28,12 +30,44 @@ const config = Type.Object(
 /** Folders Sluice itself writes (temp files, state): never listed as input. */
 const INTERNAL = /^\.sluice(-tmp)?$/;
 
+/**
+ * Opens never follow a link in the last component: the listing never yields links. Node takes
+ * numeric flags everywhere; its typings only admit the string forms.
+ */
+const READ_FLAGS = (constants.O_RDONLY | constants.O_NOFOLLOW) as unknown as string;
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const lossyUtf8 = new TextDecoder('utf-8');
+
+/** A listed name as text, or why it cannot be one (invalid UTF-8, a control character). */
+function decodeName(raw: Buffer): { name: string; rejected?: string } {
+  let name: string;
+  try {
+    name = strictUtf8.decode(raw);
+  } catch {
+    return {
+      name: escapeControl(lossyUtf8.decode(raw)),
+      rejected: `its name is not valid UTF-8 (bytes ${raw.toString('hex').replace(/(..)(?!$)/g, '$1 ')}; a Latin-1 name from a legacy system?): rename it at the source`,
+    };
+  }
+  if (/[\u0000-\u001f\u007f]/.test(name)) {
+    return { name: escapeControl(name), rejected: 'its name holds a control character (newline, tab…)' };
+  }
+  return { name };
+}
+
+function nameError(path: string, why: string): SluiceError {
+  return new SluiceError('SLUICE_E_NAME', `"${escapeControl(path)}" ${why}`, { retryable: false });
+}
+
+const isMissing = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+
 export const localSource = definePlugin({
   name: 'local',
   kind: 'source',
   summary: 'Files in a local folder (recursive, globs, min_age, keep/delete/move after success).',
   description:
-    'Lists a folder lazily, one directory at a time. Identity is path + size + mtime, so a file rewritten in place is processed again. A `move_to` folder inside the source folder is never listed.',
+    'Lists a folder lazily, one directory at a time. Identity is path + size + mtime, so a file rewritten in place is processed again. A `move_to` folder inside the source folder is never listed. Symbolic links are neither listed nor followed (a link could lead outside the folder). A name that is not valid UTF-8 or holds a control character, and a sub-folder that cannot be read, are reported as failed items; the listing goes on. `delete` and `move_to` act only on the version that was listed: the file is renamed aside to a hidden `.<name>.sluice-tidy-<hex>`, checked (size + mtime), then deleted or moved — a file changed meanwhile is put back for the next pass. `move_to` onto another file system copies, verifies (size and sha256) and then deletes.',
   config,
   examples: [
     {
@@ -55,47 +89,87 @@ export const localSource = definePlugin({
     const openFile = (abs: string, size?: number) =>
       Promise.resolve(
         createReadStream(abs, {
+          flags: READ_FLAGS,
           highWaterMark: size !== undefined ? Math.max(Math.min(size + 1, STREAM_CHUNK), 16) : STREAM_CHUNK,
         }),
       );
 
-    const itemAt = (abs: string, size: number, mtime: Date) =>
+    let realRoot: string | undefined;
+    /**
+     * The absolute path of an item path, refused (SLUICE_E_NAME) unless it names a file inside
+     * the root: no `..`, `.` or empty segment, and the real (links resolved) folder holding it
+     * lies inside the real root — a folder replaced by a link after the listing leads nowhere.
+     * ENOENT when its folder is gone.
+     */
+    const locate = async (relPath: string): Promise<string> => {
+      const segments = relPath.split('/');
+      if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\0'))) {
+        throw nameError(relPath, `is not a path inside ${root}`);
+      }
+      realRoot ??= await realpath(root);
+      const folder = await realpath(join(root, ...segments.slice(0, -1)));
+      if (folder !== realRoot && !folder.startsWith(realRoot + sep)) {
+        throw nameError(relPath, `leads outside ${root} (through a symbolic link to ${folder})`);
+      }
+      return join(folder, segments[segments.length - 1]);
+    };
+
+    const itemAt = (relPath: string, size: number, mtime: Date) =>
       createItem({
         source: name,
-        path: relative(root, abs).split(sep).join('/'),
+        path: relPath,
         size,
         mtime,
-        origin: { kind: 'local', endpoint: 'localhost', location: { path: abs } },
-        open: () => openFile(abs, size),
+        origin: { kind: 'local', endpoint: 'localhost', location: { path: join(root, ...relPath.split('/')) } },
+        open: async () => openFile(await locate(relPath), size),
       });
 
-    async function* walk(dir: string, signal: AbortSignal): AsyncGenerator<Item> {
-      let handle: Awaited<ReturnType<typeof opendir>>;
+    const rejectedAt = (relPath: string, reason: string, size?: number, mtime?: Date) =>
+      createItem({
+        source: name,
+        path: relPath,
+        size,
+        mtime,
+        rejected: reason,
+        open: () => Promise.reject(nameError(relPath, reason)),
+      });
+
+    async function* walk(dir: string, relDir: string, signal: AbortSignal): AsyncGenerator<Item> {
+      const subdirs: Array<[string, string]> = [];
       try {
-        handle = await opendir(dir, { bufferSize: 256 });
+        // Names as bytes: a name that is not UTF-8 must not be decoded into another file's name.
+        const handle = await opendir(dir, { bufferSize: 256, encoding: 'buffer' as BufferEncoding });
+        for await (const entry of handle) {
+          if (signal.aborted) return;
+          const raw = entry.name as unknown as Buffer;
+          const { name: entryName, rejected } = decodeName(raw);
+          if (INTERNAL.test(entryName) || isAsideName(entryName)) continue;
+          const relPath = relDir === '' ? entryName : `${relDir}/${entryName}`;
+          const abs = join(dir, entryName);
+          if (entry.isDirectory()) {
+            if (cfg.recursive === false || abs === moveTo) continue;
+            if (rejected) yield rejectedAt(relPath, `${rejected} (a folder: its files are not listed)`);
+            else subdirs.push([abs, relPath]);
+            continue;
+          }
+          if (!entry.isFile()) continue;
+          let st: Awaited<ReturnType<typeof stat>>;
+          try {
+            st = await stat(rejected ? Buffer.concat([Buffer.from(`${dir}${sep}`), raw]) : abs);
+          } catch {
+            continue; // vanished between readdir and stat
+          }
+          yield rejected ? rejectedAt(relPath, rejected, st.size, st.mtime) : itemAt(relPath, st.size, st.mtime);
+        }
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && dir !== root) return; // removed while listing
-        throw err;
+        if (isMissing(err) && dir !== root) return; // removed while listing
+        if (dir === root) throw err;
+        // One unreadable folder must not hide the others: report it and go on.
+        const code = (err as NodeJS.ErrnoException).code;
+        yield rejectedAt(relDir, `this folder could not be listed (${code ?? (err as Error).message}): its files were not read`);
+        return;
       }
-      const subdirs: string[] = [];
-      for await (const entry of handle) {
-        if (signal.aborted) return;
-        if (INTERNAL.test(entry.name)) continue;
-        const abs = join(dir, entry.name);
-        if (entry.isDirectory()) {
-          if (cfg.recursive !== false && abs !== moveTo) subdirs.push(abs);
-          continue;
-        }
-        if (!entry.isFile()) continue;
-        let st: Awaited<ReturnType<typeof stat>>;
-        try {
-          st = await stat(abs);
-        } catch {
-          continue; // vanished between readdir and stat
-        }
-        yield itemAt(abs, st.size, st.mtime);
-      }
-      for (const sub of subdirs) yield* walk(sub, signal);
+      for (const [abs, relPath] of subdirs) yield* walk(abs, relPath, signal);
     }
 
     const stableMs = cfg.min_age !== undefined ? parseDuration(cfg.min_age) : 1000;
@@ -138,7 +212,7 @@ export const localSource = definePlugin({
           } else if (now - seen.stillSince >= stableMs && now - st.mtimeMs >= stableMs) {
             candidates.delete(abs);
             yielded.set(abs, key);
-            ready.push(itemAt(abs, st.size, st.mtime));
+            ready.push(itemAt(relative(root, abs).split(sep).join('/'), st.size, st.mtime));
             poke();
           }
         } catch {
@@ -176,9 +250,9 @@ export const localSource = definePlugin({
       signal.addEventListener('abort', onAbort);
       try {
         await new Promise<void>((resolve, reject) => watcher.once('ready', resolve).once('error', reject));
-        for await (const item of walk(root, signal)) {
+        for await (const item of walk(root, '', signal)) {
           const abs = join(root, item.path);
-          if (Date.now() - (item.mtime?.getTime() ?? 0) >= stableMs) {
+          if (item.rejected || Date.now() - (item.mtime?.getTime() ?? 0) >= stableMs) {
             yielded.set(abs, versionKey(item.size ?? -1, item.mtime?.getTime() ?? -1));
             yield item;
           } else {
@@ -203,28 +277,106 @@ export const localSource = definePlugin({
       }
     }
 
-    return {
-      list: (signal) => (cfg.watch ? watchAndList(signal) : walk(root, signal)),
-      readAll: (item) => readFile(join(root, item.path)),
-      async openPath(path) {
-        const abs = resolve(root, path);
-        if (!abs.startsWith(root + sep)) return null;
+    const aside: AsideOps = {
+      async stat(path) {
         try {
-          const st = await stat(abs);
+          const st = await lstat(path);
+          return { size: st.size, mtime: st.mtime, file: st.isFile() };
+        } catch (err) {
+          if (isMissing(err)) return undefined;
+          throw err;
+        }
+      },
+      async renameIfAbsent(from, to) {
+        // A hard link never replaces an existing name (rename would: it could drop a new file).
+        try {
+          await link(from, to);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+          throw err;
+        }
+        await unlink(from);
+        return true;
+      },
+    };
+    /** Runs a version-checked tidy-up of `item`; a file whose folder is gone is already gone. */
+    const tidy = async (item: Item, act: (asidePath: string) => Promise<void>) => {
+      let abs: string;
+      try {
+        abs = await locate(item.path);
+      } catch (err) {
+        if (isMissing(err)) return;
+        throw err;
+      }
+      const away: AsideOps = {
+        ...aside,
+        // Away, the rename itself is the atomic step: a producer replacing the file now replaces the name.
+        renameIfAbsent: async (from, to) => {
+          if (from !== abs) return aside.renameIfAbsent(from, to);
+          if (await aside.stat(to)) return false;
+          await rename(from, to);
+          return true;
+        },
+      };
+      await tidyListedVersion(away, item, abs, join(dirname(abs), asideName(item)), act);
+    };
+
+    /** Moves a file onto another file system: copy beside the target, verify, rename in, delete. */
+    const moveAcross = async (from: string, target: string, temp: string) => {
+      try {
+        await copyFile(from, temp);
+        const [a, b] = await Promise.all([stat(from), stat(temp)]);
+        const [ha, hb] = a.size === b.size ? await Promise.all([sha256File(from), sha256File(temp)]) : ['', '-'];
+        if (ha !== hb) {
+          throw new SluiceError('SLUICE_E_SOURCE', `move_to: the copy of ${from} at ${target} differs from it (size or sha256)`, {
+            retryable: true,
+          });
+        }
+        await rename(temp, target);
+      } catch (err) {
+        await unlink(temp).catch(() => undefined);
+        throw err;
+      }
+      await unlink(from);
+    };
+
+    return {
+      list: (signal) => (cfg.watch ? watchAndList(signal) : walk(root, '', signal)),
+      readAll: async (item) => readFile(await locate(item.path), { flag: READ_FLAGS }),
+      async openPath(path) {
+        let abs: string;
+        try {
+          abs = await locate(path);
+        } catch (err) {
+          if (isMissing(err) || (err instanceof SluiceError && err.code === 'SLUICE_E_NAME')) return null;
+          throw err;
+        }
+        try {
+          const st = await lstat(abs);
           return st.isFile() ? openFile(abs, st.size) : null;
         } catch {
           return null;
         }
       },
       async remove(item) {
-        await unlink(join(root, item.path)).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOENT') throw err;
-        });
+        await tidy(item, (asidePath) => unlink(asidePath));
       },
       async move(item, toDir) {
-        const target = join(resolve(ctx.baseDir, toDir), item.path);
-        await mkdir(dirname(target), { recursive: true });
-        await rename(join(root, item.path), target);
+        const base = resolve(ctx.baseDir, toDir);
+        const target = join(base, ...item.path.split('/'));
+        await tidy(item, async (asidePath) => {
+          await mkdir(dirname(target), { recursive: true });
+          const [realBase, folder] = await Promise.all([realpath(base), realpath(dirname(target))]);
+          if (folder !== realBase && !folder.startsWith(realBase + sep)) {
+            throw nameError(item.path, `would be moved outside ${base} (through a symbolic link to ${folder})`);
+          }
+          try {
+            await rename(asidePath, target);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+            await moveAcross(asidePath, target, join(dirname(target), basename(asidePath)));
+          }
+        });
       },
       isRetryable(err) {
         const code = (err as NodeJS.ErrnoException)?.code;
