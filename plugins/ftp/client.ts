@@ -267,7 +267,7 @@ class FtpConnection implements RemoteConnection {
       const path = posix.join(where, info.name);
       if (info.isSymbolicLink) {
         const target = await this.stat(path).catch(() => undefined);
-        if (target) entries.push({ name: info.name, ...target });
+        if (target) entries.push({ name: info.name, ...target, link: true });
         continue;
       }
       // Without MLSD, LIST dates are minute-precise local text: ask MDTM for files (UTC seconds).

@@ -9,7 +9,7 @@ export const ftpSource = definePlugin({
   kind: 'source',
   summary: 'Lists and reads files on an FTP or FTPS (explicit/implicit TLS) server.',
   description:
-    'Walks `path` (recursively by default, one folder at a time) in passive mode. basic-ftp lists with MLSD when the server offers it and falls back to LIST; with LIST, file mtimes come from MDTM (one round trip per file) because LIST dates are minute-precise text. Each transfer borrows one of `max_connections` pooled control connections (FTP runs one transfer per connection); a dropped connection is replaced on the next borrow. `after_success: {move_to}` keeps the relative path and replaces an existing target (delete-then-rename on servers that refuse RNTO onto a file).',
+    'Walks `path` (recursively by default, one folder at a time) in passive mode; a link to a folder is not descended into. A name that is not valid UTF-8 or holds a control character, and a folder that cannot be read, are reported as failed items; the listing goes on. basic-ftp lists with MLSD when the server offers it and falls back to LIST; with LIST, file mtimes come from MDTM (one round trip per file) because LIST dates are minute-precise text. Each transfer borrows one of `max_connections` pooled control connections (FTP runs one transfer per connection); a dropped connection is replaced on the next borrow. `after_success` acts only on the listed version: the file is renamed aside to a hidden `.<name>.sluice-tidy-<hex>`, its size and MDTM (whole seconds) checked, then deleted or moved — a file changed meanwhile is put back. `move_to` keeps the relative path and replaces an existing target (delete-then-rename on servers that refuse RNTO onto a file).',
   config: Type.Object(
     {
       ...sourceCommon,

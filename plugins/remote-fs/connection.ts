@@ -9,6 +9,8 @@ export interface RemoteEntry {
   type: RemoteEntryType;
   size: number;
   mtime?: Date;
+  /** A symbolic link (type and size are its target's). */
+  link?: boolean;
 }
 
 export interface RemoteStat {

@@ -30,12 +30,18 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
   async function commit(
     c: RemoteConnection,
     temp: string,
-    target: string,
+    req: SinkWriteRequest,
     sent: HashTap,
   ): Promise<SinkCommit> {
-    const committed = async (path: string, skipped = false): Promise<SinkCommit> => {
+    const target = joinRemote(root, req.destination);
+    const committed = async (path: string, skipped = false, destination = req.destination): Promise<SinkCommit> => {
       const stat = await c.stat(path);
-      return { location: describe(path), size: stat?.size, ...(skipped ? { skipped } : {}) };
+      return {
+        location: describe(path),
+        size: stat?.size,
+        ...(skipped ? { skipped } : {}),
+        ...(destination !== req.destination ? { destination } : {}),
+      };
     };
     switch (ifExists) {
       case 'overwrite':
@@ -60,8 +66,10 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
       }
       case 'rename':
         for (let n = 0; n < MAX_RENAME_ATTEMPTS; n++) {
-          const candidate = n === 0 ? target : numberedPath(target, n);
-          if (await c.renameIfAbsent(temp, candidate)) return committed(candidate);
+          const candidate = n === 0 ? req.destination : numberedPath(req.destination, n);
+          await req.reserve?.(candidate);
+          const path = joinRemote(root, candidate);
+          if (await c.renameIfAbsent(temp, path)) return committed(path, false, candidate);
         }
         await c.remove(temp);
         throw new SluiceError(
@@ -102,7 +110,7 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
       ({ connection } = await pool.acquire(req.signal));
       await connection.mkdirp(posix.dirname(target));
       await connection.upload(temp, pipeThrough(req.body, sent));
-      const result = await commit(connection, temp, target, sent);
+      const result = await commit(connection, temp, req, sent);
       pool.release(connection);
       return result;
     } catch (err) {

@@ -1,6 +1,14 @@
 /** The listing/reading/tidying half shared by the SFTP and FTP sources. */
 import { posix } from 'node:path';
-import { createItem } from '../../core/item.js';
+import { escapeControl, SluiceError } from '../../core/errors.js';
+import {
+  type AsideOps,
+  asideName,
+  createItem,
+  isAsideName,
+  tidyListedVersion,
+  unsafeNameReason,
+} from '../../core/item.js';
 import type { Item, SourceInstance } from '../../core/plugin-api.js';
 import type { RemoteConnection } from './connection.js';
 import { isTempName, joinRemote } from './paths.js';
@@ -23,9 +31,22 @@ export interface RemoteSourceOptions {
   isRetryable: (err: unknown) => boolean | undefined;
 }
 
+/** SFTP v3 attributes and FTP's MDTM give whole seconds: versions compare at that precision. */
+const MTIME_PRECISION_MS = 1000;
+
 export function createRemoteSource(options: RemoteSourceOptions): SourceInstance {
   const { pool, root } = options;
   const moveTo = options.moveTo === undefined ? undefined : normalizeRemoteDir(options.moveTo);
+
+  const rejectedAt = (relPath: string, reason: string, size?: number, mtime?: Date) =>
+    createItem({
+      source: options.sourceName,
+      path: escapeControl(relPath),
+      size,
+      mtime,
+      rejected: reason,
+      open: () => Promise.reject(nameError(relPath, reason)),
+    });
 
   async function* list(signal: AbortSignal): AsyncGenerator<Item> {
     // Depth-first, one folder at a time, so the first items flow before the tree is walked.
@@ -33,14 +54,32 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
     while (pending.length > 0) {
       signal.throwIfAborted();
       const relDir = pending.pop()!;
-      const entries = await pool.use((c) => c.list(joinRemote(root, relDir)), signal);
+      let entries: Awaited<ReturnType<RemoteConnection['list']>>;
+      try {
+        entries = await pool.use((c) => c.list(joinRemote(root, relDir)), signal);
+      } catch (err) {
+        // One unreadable folder must not hide the others: report it and go on. A dropped
+        // connection (retryable) still fails the listing, to be retried as a whole.
+        if (relDir === '' || options.isRetryable(err) !== false) throw err;
+        yield rejectedAt(relDir, `this folder could not be listed (${(err as Error).message}): its files were not read`);
+        continue;
+      }
       entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       const subdirs: string[] = [];
       for (const entry of entries) {
         const relPath = relDir === '' ? entry.name : `${relDir}/${entry.name}`;
+        const unsafe = unsafeNameReason(entry.name);
         if (entry.type === 'directory') {
-          if (options.recursive && normalizeRemoteDir(joinRemote(root, relPath)) !== moveTo) subdirs.push(relPath);
-        } else if (entry.type === 'file' && !isTempName(entry.name)) {
+          if (!options.recursive || normalizeRemoteDir(joinRemote(root, relPath)) === moveTo) continue;
+          // A linked folder could lead outside `path` or back to one of its parents (no end).
+          if (entry.link) continue;
+          if (unsafe) yield rejectedAt(relPath, `${unsafe} (a folder: its files are not listed)`);
+          else subdirs.push(relPath);
+        } else if (entry.type === 'file' && !isTempName(entry.name) && !isAsideName(entry.name)) {
+          if (unsafe) {
+            yield rejectedAt(relPath, unsafe, entry.size, entry.mtime);
+            continue;
+          }
           const remotePath = joinRemote(root, relPath);
           yield createItem({
             source: options.sourceName,
@@ -55,28 +94,68 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
     }
   }
 
+  /**
+   * Runs a version-checked tidy-up of `item` on one connection. Not through `pool.use`, which
+   * repeats a task on a fresh connection: a repeat must see what the first try did (the file
+   * already aside), and the runtime's retry does that with the version-derived aside name.
+   */
+  async function tidy(item: Item, act: (c: RemoteConnection, aside: string) => Promise<void>): Promise<void> {
+    const path = joinRemote(root, inside(item.path));
+    const aside = posix.join(posix.dirname(path), asideName(item));
+    const { connection: c } = await pool.acquire();
+    const ops: AsideOps = {
+      stat: async (p) => {
+        const found = await c.stat(p);
+        return found && { size: found.size, mtime: found.mtime, file: found.type === 'file' };
+      },
+      renameIfAbsent: (from, to) => c.renameIfAbsent(from, to),
+    };
+    try {
+      await tidyListedVersion(ops, item, path, aside, (a) => act(c, a), MTIME_PRECISION_MS);
+      pool.release(c);
+    } catch (err) {
+      pool.releaseAfter(c, err);
+      throw err;
+    }
+  }
+
   return {
     list,
     async openPath(relPath, signal) {
+      if (!isInside(relPath)) return null;
       const remotePath = joinRemote(root, relPath);
       const stat = await pool.use((c) => c.stat(remotePath), signal);
       if (stat?.type !== 'file') return null;
       return openPooledRead(pool, remotePath, signal);
     },
     async remove(item) {
-      await pool.use((c) => c.remove(joinRemote(root, item.path)));
+      await tidy(item, (c, aside) => c.remove(aside));
     },
     async move(item, toDir) {
-      const from = joinRemote(root, item.path);
-      const to = joinRemote(toDir, item.path);
-      await pool.use(async (c) => {
+      const to = joinRemote(toDir, inside(item.path));
+      await tidy(item, async (c, aside) => {
         await c.mkdirp(posix.dirname(to));
-        await c.renameOver(from, to);
+        await c.renameOver(aside, to);
       });
     },
     isRetryable: options.isRetryable,
     close: () => pool.close(),
   };
+}
+
+/** True when a relative item path names a file below its root: no `..`, `.` or empty segment. */
+function isInside(relPath: string): boolean {
+  return !relPath.split('/').some((s) => s === '' || s === '.' || s === '..') && !unsafeNameReason(relPath);
+}
+
+/** `relPath` when it names a file below the root; a SLUICE_E_NAME error otherwise. */
+function inside(relPath: string): string {
+  if (!isInside(relPath)) throw nameError(relPath, 'is not a path inside the source folder');
+  return relPath;
+}
+
+function nameError(path: string, why: string): SluiceError {
+  return new SluiceError('SLUICE_E_NAME', `"${escapeControl(path)}" ${why}`, { retryable: false });
 }
 
 /** `a/b/`, `./a//b` → `a/b`; `/x/` → `/x`: folder paths in one spelling, for comparison. */

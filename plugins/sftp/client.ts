@@ -365,7 +365,7 @@ class SftpConnection implements RemoteConnection {
       if (attrs.isSymbolicLink()) {
         // Follow links so a linked file is listed like any other; a dangling one is left out.
         const target = await this.stat(`${dir}/${filename}`).catch(() => undefined);
-        if (target) entries.push({ name: filename, ...target });
+        if (target) entries.push({ name: filename, ...target, link: true });
       } else {
         entries.push({ name: filename, ...remoteStat(attrs) });
       }

@@ -9,7 +9,7 @@ export const sftpSource = definePlugin({
   kind: 'source',
   summary: 'Lists and reads files on an SFTP server (OpenSSH and compatible), host key pinned.',
   description:
-    'Walks `path` (recursively by default, one folder at a time) and lists every regular file with its size and mtime; symbolic links are followed. Each read borrows one of `max_connections` pooled SSH sessions; a dropped session is replaced on the next borrow. `after_success: {move_to}` keeps the relative path under the target folder and replaces an existing file there (OpenSSH posix-rename). The server key must be pinned with `host_key_sha256`; a refused connection names the fingerprint the server presented.',
+    'Walks `path` (recursively by default, one folder at a time) and lists every regular file with its size and mtime; a symbolic link to a file is followed, a link to a folder is not descended into (it could lead outside `path` or loop). A name that is not valid UTF-8 or holds a control character, and a folder that cannot be read, are reported as failed items; the listing goes on. Each read borrows one of `max_connections` pooled SSH sessions; a dropped session is replaced on the next borrow. `after_success` acts only on the listed version: the file is renamed aside to a hidden `.<name>.sluice-tidy-<hex>`, its size and mtime (whole seconds) checked, then deleted or moved — a file changed meanwhile is put back for the next pass. `move_to` keeps the relative path under the target folder and replaces an existing file there (OpenSSH posix-rename). The server key must be pinned with `host_key_sha256`; a refused connection names the fingerprint the server presented.',
   config: Type.Object(
     {
       ...sourceCommon,
