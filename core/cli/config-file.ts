@@ -14,7 +14,7 @@ import { dirname, relative, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
 import { ConfigErrors, interpolate } from '../config/load.js';
 import { SluiceError } from '../errors.js';
-import { registerSecret } from '../observe/redact.js';
+import { registerSecret, SECRET_ENV_NAME } from '../observe/redact.js';
 
 export const CONFIG_FILE_NAMES = ['sluice.config.yaml', 'sluice.config.yml'];
 
@@ -92,7 +92,7 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
     }
     const result = interpolate(String(node.value), env);
     for (const name of result.missing) problem(node, `environment variable ${name} is not set and has no default`, 'SLUICE_E_ENV', `set it, or write \${${name}:-default}`);
-    for (const name of result.used) if (/pass|secret|token|key$|credential/i.test(name)) registerSecret(env[name]);
+    for (const name of result.used) if (SECRET_ENV_NAME.test(name)) registerSecret(env[name]);
     return result.value;
   };
   if (problems.length === 0 && isMap(root)) {

@@ -9,7 +9,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { isCollection, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Scalar, visit } from 'yaml';
 import { SluiceError } from '../errors.js';
-import { registerSecret, registerSecretsIn } from '../observe/redact.js';
+import { registerSecret, registerSecretsIn, SECRET_ENV_NAME } from '../observe/redact.js';
 import type { Plugin } from '../plugin-api.js';
 import { loadPluginModule, nearest, type PluginRegistry, type PluginRole } from '../registry.js';
 import { parseDuration } from '../units.js';
@@ -133,7 +133,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
           }),
         );
       }
-      for (const name of result.used) if (/pass|secret|token|key$|credential|connection/i.test(name)) registerSecret(env[name]);
+      for (const name of result.used) if (SECRET_ENV_NAME.test(name)) registerSecret(env[name]);
       node.value = result.value;
     },
   });
@@ -146,8 +146,9 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     });
   }
   // Secrets are registered before anything is validated: a problem elsewhere in the file may
-  // quote the same value (`port: ${DB_PASSWORD}` → `must be integer, got string "…"`).
-  registerSecretsIn(raw);
+  // quote the same value (`port: ${DB_PASSWORD}` → `must be integer, got string "…"`). Here the
+  // credentials inside strings (URL passwords, signatures); each plugin's `x-secret` fields below.
+  registerSecretsIn(PipelineShape, raw);
   // Shape problems are collected, and the plugin configs are still checked, so that one
   // `sluice validate` shows every problem of the file.
   await preloadValidators([PipelineShape]);
@@ -199,12 +200,12 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       return undefined;
     }
     const config = (entry[name] ?? {}) as Record<string, unknown>;
+    registerSecretsIn(plugin.config, config);
     const configProblems: SchemaProblem[] = validateAgainst(plugin.config, config);
     for (const p of configProblems) {
       problem(configPointer + p.path, p.message, { step: id, plugin: name, hint: p.hint, atKey: p.message.startsWith('unknown key') });
     }
     if (configProblems.length > 0) return undefined;
-    registerSecretsIn(config);
     const ref: PluginRef = { role, name, plugin, config, stepId: id, jsonPath: configPointer };
     try {
       plugin.validate?.(config);

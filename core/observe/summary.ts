@@ -1,7 +1,11 @@
 import type { RunSummary } from '../runtime/runner.js';
 import { formatBytes, formatDuration } from '../units.js';
+import { redact, redactDeep } from './redact.js';
 
-/** The end-of-pass summary as a few human lines. */
+/**
+ * The end-of-pass summary as a few human lines. Redacted as a whole: it goes to stdout, not
+ * through the logger, and paths come from listings (a presigned URL may be one).
+ */
 export function formatSummary(s: RunSummary): string {
   const lines: string[] = [];
   const head = s.dryRun ? `${s.pipeline} (dry run)` : s.pipeline;
@@ -23,11 +27,11 @@ export function formatSummary(s: RunSummary): string {
   }
   for (const f of s.failures.slice(0, 20)) lines.push(`  FAILED ${f.source}:${f.path} [${f.code}] ${f.error}`);
   if (s.failures.length > 20) lines.push(`  … and ${s.failures.length - 20} more failures`);
-  return lines.join('\n');
+  return redact(lines.join('\n'));
 }
 
-/** Summary for `--summary-json` and JSON logs. */
+/** Summary for `--summary-json` (written to a file, not through the logger) and JSON logs. */
 export function summaryJson(s: RunSummary): Record<string, unknown> {
   const { plan: _plan, ...rest } = s;
-  return { ...rest, durationMs: Math.round(s.durationMs) };
+  return redactDeep({ ...rest, durationMs: Math.round(s.durationMs) });
 }
