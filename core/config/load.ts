@@ -278,8 +278,8 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     try {
       scheduleOf(shape.trigger as TriggerT);
     } catch (err) {
-      const jsonPath = err instanceof SluiceError ? err.context.jsonPath : undefined;
-      problem(jsonPath ?? '/trigger', (err as Error).message);
+      const context = err instanceof SluiceError ? err.context : {};
+      problem(context.jsonPath ?? '/trigger', (err as Error).message, { hint: context.hint });
     }
   }
   if (errors.length > 0) throw new ConfigErrors(errors);

@@ -16,22 +16,39 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy, random: () 
   return policy.jitter === 'full' ? random() * exp : exp;
 }
 
-/** Resolves after `ms`; rejects with the signal's reason when it aborts first. */
+/**
+ * The longest delay one timer can take: Node stores delays as 32-bit signed integers and runs a
+ * longer one after 1 ms (with a warning), so a schedule 30 days out would fire at once.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Resolves after `ms` (any length: waits longer than one timer can take are chained); rejects
+ * with the signal's reason when it aborts first.
+ */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason);
       return;
     }
-    const timer = setTimeout(() => {
+    let left = ms;
+    let timer: NodeJS.Timeout;
+    const wait = () => {
+      const chunk = Math.min(left, MAX_TIMER_MS);
+      left -= chunk;
+      timer = setTimeout(left > 0 ? wait : done, chunk);
+    };
+    const done = () => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    };
     const onAbort = () => {
       clearTimeout(timer);
       reject(signal?.reason);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    wait();
   });
 }
 

@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { loadPipeline } from '../config/load.js';
+import { PluginRegistry } from '../registry.js';
+import { MAX_TIMER_MS, RateLimiter, sleep } from './timing.js';
 import { scheduleOf, skipMissed } from './trigger.js';
 
 describe('scheduleOf', () => {
@@ -25,15 +28,46 @@ describe('scheduleOf', () => {
     expect(scheduleOf({ cron: '0 * * * *' }).nextAfter(new Date('2024-01-01T10:20:00Z'))?.toISOString()).toBe('2024-01-01T11:00:00.000Z');
   });
 
-  it('rejects a bad expression or timezone as a config error at /trigger/cron', () => {
+  it('rejects a bad expression or timezone as a config error at /trigger/cron or /trigger/timezone', () => {
     expect(() => scheduleOf({ cron: '61 * * * *' })).toThrow(/trigger\.cron "61 \* \* \* \*" \(timezone UTC\) is invalid/);
-    try {
-      scheduleOf({ cron: '0 * * * *', timezone: 'Mars/Olympus' });
-      expect.unreachable();
-    } catch (err) {
-      expect((err as { code: string; context: { jsonPath: string } }).code).toBe('SLUICE_E_CONFIG');
-      expect((err as { context: { jsonPath: string } }).context.jsonPath).toBe('/trigger/cron');
+    const thrown = (trigger: Parameters<typeof scheduleOf>[0]) => {
+      try {
+        scheduleOf(trigger);
+      } catch (err) {
+        return err as { code: string; message: string; context: { jsonPath: string } };
+      }
+      return expect.unreachable();
+    };
+    const tz = thrown({ cron: '0 * * * *', timezone: 'Mars/Olympus' });
+    expect(tz.code).toBe('SLUICE_E_CONFIG');
+    expect(tz.context.jsonPath).toBe('/trigger/timezone');
+    expect(tz.message).toBe('trigger.timezone "Mars/Olympus" is not a known IANA timezone');
+    // cron-parser takes a fixed offset, Intl does not: only real zones pass.
+    expect(thrown({ cron: '0 * * * *', timezone: 'UTC+2' }).context.jsonPath).toBe('/trigger/timezone');
+    expect(thrown({ every: '1h', timezone: 'Europe/Pariss' }).context.jsonPath).toBe('/trigger/timezone');
+  });
+
+  it('rejects a cron expression without 5 or 6 fields (cron-parser accepts "0 1 * *" and "0")', () => {
+    for (const cron of ['0 1 * *', '0', '0 0 1 * * * *']) {
+      expect(() => scheduleOf({ cron }), cron).toThrow(/a cron expression has 5 \(minute hour day-of-month month day-of-week\) or 6 \(seconds first\)/);
     }
+    expect(scheduleOf({ cron: '@monthly' }).nextAfter(new Date('2024-01-02T00:00:00Z'))?.toISOString()).toBe('2024-02-01T00:00:00.000Z');
+    expect(scheduleOf({ cron: '0 0 6 * * 1-5' }).nextAfter(new Date('2024-01-05T07:00:00Z'))?.toISOString()).toBe('2024-01-08T06:00:00.000Z');
+  });
+
+  it('reports a 4-field cron and an unknown timezone from the pipeline file, with file:line:col', async () => {
+    const text = (trigger: string) => `name: p\ntrigger:\n${trigger}\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n`;
+    const load = (trigger: string) => loadPipeline('/tmp/sluice-trigger-test/p.yaml', { registry: new PluginRegistry(), text: text(trigger) }).then(
+      () => expect.unreachable(),
+      (err: Error & { toUserString(): string }) => err.toUserString(),
+    );
+    // The plugins are unknown to an empty registry: those errors come after the trigger's.
+    expect(await load('  cron: "0 0 1 *"')).toMatch(
+      /^\/tmp\/sluice-trigger-test\/p\.yaml:3:9: \/trigger\/cron: trigger\.cron "0 0 1 \*" has 4 fields; a cron expression has 5 .* — e\.g\. "0 6 \* \* 1-5"/m,
+    );
+    expect(await load('  cron: "0 0 1 * *"\n  timezone: Europe/Pariss')).toMatch(
+      /^\/tmp\/sluice-trigger-test\/p\.yaml:4:13: \/trigger\/timezone: trigger\.timezone "Europe\/Pariss" is not a known IANA timezone/m,
+    );
   });
 });
 
@@ -53,5 +87,67 @@ describe('skipMissed', () => {
 
   it('ends a one-shot schedule', () => {
     expect(skipMissed(scheduleOf(undefined), new Date(), new Date())).toEqual({ skipped: 0, next: undefined });
+  });
+});
+
+describe('timers longer than setTimeout can take (2^31-1 ms, about 24.8 days)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  const DAY = 24 * 3600 * 1000;
+
+  it('a wait of 40 days does not end early: it is chained in chunks, not overflowed to 1 ms', async () => {
+    vi.useFakeTimers();
+    let done = false;
+    void sleep(40 * DAY).then(() => {
+      done = true;
+    });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(MAX_TIMER_MS);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(40 * DAY - MAX_TIMER_MS - 1000 - 1);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(done).toBe(true);
+  });
+
+  it('a trigger due 30 days ahead (every: 30d, cron on the 1st seen from the 2nd) is waited for', async () => {
+    vi.useFakeTimers({ now: new Date('2024-03-02T00:00:00Z') });
+    for (const schedule of [scheduleOf({ every: '30d' }), scheduleOf({ cron: '0 0 1 * *' })]) {
+      const next = schedule.nextAfter(new Date())!;
+      let done = false;
+      void sleep(next.getTime() - Date.now()).then(() => {
+        done = true;
+      });
+      await vi.advanceTimersByTimeAsync(next.getTime() - Date.now() - 1);
+      expect(done, schedule.description).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(done, schedule.description).toBe(true);
+    }
+  });
+
+  it('an abort during a later chunk still rejects the wait at once', async () => {
+    vi.useFakeTimers();
+    const stop = new AbortController();
+    const wait = sleep(60 * DAY, stop.signal);
+    await vi.advanceTimersByTimeAsync(30 * DAY);
+    stop.abort(new Error('stopped'));
+    await expect(wait).rejects.toThrow('stopped');
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a rate limit slower than one item per 25 days waits its full interval', async () => {
+    vi.useFakeTimers();
+    const limiter = new RateLimiter(1 / (30 * 24 * 3600));
+    await limiter.take();
+    let second = false;
+    void limiter.take().then(() => {
+      second = true;
+    });
+    await vi.advanceTimersByTimeAsync(MAX_TIMER_MS + 1000);
+    expect(second).toBe(false);
+    await vi.advanceTimersByTimeAsync(30 * DAY);
+    expect(second).toBe(true);
   });
 });

@@ -15,6 +15,7 @@ export interface Schedule {
 }
 
 export function scheduleOf(trigger: TriggerT | undefined): Schedule {
+  if (trigger?.timezone !== undefined) checkTimezone(trigger.timezone);
   if (trigger?.every !== undefined) {
     const intervalMs = parseDuration(trigger.every);
     if (!(intervalMs > 0)) throw new SluiceError('SLUICE_E_CONFIG', `trigger.every must be longer than 0, got "${trigger.every}"`, { context: { jsonPath: '/trigger/every' } });
@@ -23,8 +24,9 @@ export function scheduleOf(trigger: TriggerT | undefined): Schedule {
   if (trigger?.cron !== undefined) {
     const expression = trigger.cron;
     const tz = trigger.timezone ?? 'UTC';
+    checkCronFields(expression);
     try {
-      // Parsing once up front turns a bad expression or timezone into a config error.
+      // Parsing once up front turns a bad expression into a config error.
       CronExpressionParser.parse(expression, { tz }).next();
     } catch (err) {
       throw new SluiceError('SLUICE_E_CONFIG', `trigger.cron "${expression}" (timezone ${tz}) is invalid: ${(err as Error).message}`, {
@@ -37,6 +39,33 @@ export function scheduleOf(trigger: TriggerT | undefined): Schedule {
     };
   }
   return { description: 'once', nextAfter: () => undefined };
+}
+
+/**
+ * cron-parser reads fewer fields than five as a shorter expression (`0 0 1 *` is accepted, and
+ * means something else than its writer meant), so the count is checked here: five fields
+ * (minute hour day month weekday), six with seconds first, or an alias such as `@daily`.
+ */
+function checkCronFields(expression: string): void {
+  const fields = expression.trim().split(/\s+/).filter(Boolean);
+  if (fields.length === 1 && fields[0].startsWith('@')) return;
+  if (fields.length === 5 || fields.length === 6) return;
+  throw new SluiceError(
+    'SLUICE_E_CONFIG',
+    `trigger.cron "${expression}" has ${fields.length} field${fields.length === 1 ? '' : 's'}; a cron expression has 5 (minute hour day-of-month month day-of-week) or 6 (seconds first)`,
+    { context: { jsonPath: '/trigger/cron', hint: 'e.g. "0 6 * * 1-5" for 06:00 on weekdays, or "@daily"' } },
+  );
+}
+
+/** Only a zone the runtime knows (IANA, as Intl reads it): cron-parser accepts some others and misreads them. */
+function checkTimezone(tz: string): void {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+  } catch {
+    throw new SluiceError('SLUICE_E_CONFIG', `trigger.timezone "${tz}" is not a known IANA timezone`, {
+      context: { jsonPath: '/trigger/timezone', hint: 'e.g. "UTC", "Europe/Paris", "America/New_York"' },
+    });
+  }
 }
 
 /**
