@@ -252,16 +252,17 @@ export function relabelDroppedDownload(body: Readable, location: string, signal?
 /**
  * Server-side copy of `fromUrl` (a blob of the same account, or any URL the service can read)
  * to `toBlob`, waiting until the copy is complete; with `ifMatch` (unquoted etag) only that
- * version of the source is copied.
+ * version of the source is copied; with `ifNoneMatch` only onto a free name.
  */
 export async function copyBlob(
   conn: AzureConnection,
   fromUrl: string,
   toBlob: string,
-  options: { metadata?: Record<string, string>; signal?: AbortSignal; ifMatch?: string } = {},
+  options: { metadata?: Record<string, string>; signal?: AbortSignal; ifMatch?: string; ifNoneMatch?: boolean } = {},
 ): Promise<void> {
   const poller = await conn.container.getBlobClient(toBlob).beginCopyFromURL(fromUrl, {
     metadata: options.metadata,
+    conditions: options.ifNoneMatch ? { ifNoneMatch: '*' } : undefined,
     sourceConditions: options.ifMatch === undefined ? undefined : { ifMatch: quotedEtag(options.ifMatch) },
     abortSignal: options.signal,
     intervalInMs: 200,

@@ -3,15 +3,14 @@
  * clean end (`uploadStream`), so a blob appears whole or not at all. Untouched items from an
  * azure_blob source of the same account are copied server-side.
  */
-import type { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
-import { definePlugin, type Item, type SinkCommit, type SinkWriteRequest } from '../../core/plugin-api.js';
+import { definePlugin } from '../../core/plugin-api.js';
 import { Size, sinkCommon } from '../../core/schema-fragments.js';
 import { parseSize } from '../../core/units.js';
-import { decideForCopy, decideForWrite } from '../object-store/if-exists.js';
-import { folderPrefix, joinKey } from '../object-store/keys.js';
-import { compileMetadata, spoolHashed } from '../object-store/metadata.js';
+import { takenError } from '../object-store/if-exists.js';
+import { compileMetadata } from '../object-store/metadata.js';
+import { createObjectStoreSink, type SinkBackend } from '../object-store/sink.js';
 import {
   AZURE_ORIGIN_KIND,
   AZURE_SHA256_METADATA,
@@ -23,8 +22,8 @@ import {
   connectAzure,
   copyBlob,
   deleteBlob,
-  downloadBlob,
   isAzureRetryable,
+  isConditionNotMet,
   validateAzureConnection,
 } from './client.js';
 
@@ -92,10 +91,6 @@ export const azureBlobSink = definePlugin({
   async create(cfg, ctx) {
     azureBlobSink.validate!(cfg);
     const conn = await connectAzure(cfg);
-    const prefix = folderPrefix(cfg.prefix);
-    const access = azureObjectAccess(conn);
-    const ifExists = cfg.if_exists ?? 'overwrite';
-    const metadata = compileMetadata(cfg.metadata ?? {}, AZURE_SHA256_METADATA);
     const blockSize = parseSize(cfg.block_size);
     if (cfg.create_container) {
       try {
@@ -105,124 +100,74 @@ export const azureBlobSink = definePlugin({
       }
     }
 
-    const storedSize = async (name: string): Promise<number | undefined> => {
-      try {
-        return (await access.stat(name))?.size;
-      } catch (err) {
-        throw azureError('SLUICE_E_SINK', `cannot check ${azureLocation(conn, name)} after writing it`, err);
-      }
-    };
+    const backend: SinkBackend = {
+      ...azureObjectAccess(conn),
 
-    /** Uploads `body` to `name`; rejects with the body's own error when the body failed. */
-    const upload = async (
-      name: string,
-      item: Item,
-      body: Readable,
-      sha256: string | undefined,
-      signal: AbortSignal,
-    ) => {
-      let bodyError: unknown;
-      body.once('error', (err) => {
-        bodyError ??= err;
-      });
-      try {
-        await conn.container.getBlockBlobClient(name).uploadStream(body, blockSize, cfg.concurrency, {
-          metadata: metadata.render(item, sha256),
-          abortSignal: signal,
+      async upload(name, body, metadata, { exclusive, signal }) {
+        let bodyError: unknown;
+        body.once('error', (err) => {
+          bodyError ??= err;
         });
-      } catch (err) {
-        body.destroy();
-        if (bodyError !== undefined) throw bodyError;
-        throw azureError('SLUICE_E_SINK', `cannot upload ${azureLocation(conn, name)}`, err);
-      }
-    };
-
-    return {
-      async write(req: SinkWriteRequest): Promise<SinkCommit> {
-        const wanted = joinKey(prefix, req.destination);
-        let decision: Awaited<ReturnType<typeof decideForWrite>>;
         try {
-          decision = await decideForWrite(access, wanted, ifExists, req.body, req.signal);
+          // The conditions apply to the block list commit: the blob appears only if the name
+          // is still free (409 BlobAlreadyExists otherwise).
+          await conn.container.getBlockBlobClient(name).uploadStream(body, blockSize, cfg.concurrency, {
+            metadata,
+            abortSignal: signal,
+            conditions: exclusive ? { ifNoneMatch: '*' } : undefined,
+          });
         } catch (err) {
-          throw azureError('SLUICE_E_SINK', `cannot check ${azureLocation(conn, wanted)}`, err);
+          body.destroy();
+          if (bodyError !== undefined) throw bodyError;
+          if (exclusive && isConditionNotMet(err)) throw takenError(azureLocation(conn, name));
+          throw azureError('SLUICE_E_SINK', `cannot upload ${azureLocation(conn, name)}`, err);
         }
-        if (decision.commit) return decision.commit;
-        const name = decision.key;
-        if (!metadata.needsSha256 || req.sha256 !== undefined) {
-          await upload(name, req.item, req.body, req.sha256, req.signal);
-        } else {
-          const spooled = await spoolHashed(req.body, ctx.tempDir);
-          try {
-            await upload(name, req.item, spooled.open(), spooled.sha256, req.signal);
-          } finally {
-            await spooled.remove();
-          }
-        }
-        return { location: azureLocation(conn, name), size: await storedSize(name) };
+        return undefined;
       },
 
-      async copy(item: Item, destination: string, signal: AbortSignal): Promise<SinkCommit | null> {
+      copyableFrom(item) {
         const origin = item.origin;
-        if (origin?.kind !== AZURE_ORIGIN_KIND || origin.endpoint !== conn.endpointId) return null;
-        const sha256 = item.checksums.sha256;
-        if (metadata.needsSha256 && sha256 === undefined) return null;
-        const target = joinKey(prefix, destination);
-        if (origin.location.container === conn.container.containerName && origin.location.blob === target) {
-          throw new SluiceError(
-            'SLUICE_E_DESTINATION',
-            `destination ${azureLocation(conn, target)} is the source blob itself`,
-            {
-              retryable: false,
-            },
-          );
-        }
-        let decision: Awaited<ReturnType<typeof decideForCopy>>;
+        if (origin?.kind !== AZURE_ORIGIN_KIND || origin.endpoint !== conn.endpointId) return undefined;
+        return { key: origin.location.container === conn.container.containerName ? origin.location.blob : undefined };
+      },
+
+      async copy(item, name, { metadata, exclusive, signal }) {
+        const { container, blob } = item.origin!.location;
+        const where = `cannot copy ${blob} to ${azureLocation(conn, name)}`;
         try {
-          decision = await decideForCopy(access, target, ifExists, item, signal);
-        } catch (err) {
-          throw azureError('SLUICE_E_SINK', `cannot check ${azureLocation(conn, target)}`, err);
-        }
-        if (decision === null) return null;
-        if (decision.commit) return decision.commit;
-        const name = decision.key;
-        const sourceUrl = blobUrl(conn, origin.location.container, origin.location.blob);
-        const replaceMetadata = !metadata.isEmpty || sha256 !== undefined;
-        try {
-          await copyBlob(conn, sourceUrl, name, {
-            metadata: replaceMetadata ? metadata.render(item, sha256) : undefined,
+          await copyBlob(conn, blobUrl(conn, container, blob), name, {
+            metadata,
             signal,
+            ifMatch: item.etag,
+            ifNoneMatch: exclusive,
           });
         } catch (err) {
           // The sink's credentials may not read the source container: let the runtime stream it.
           const status = (err as { statusCode?: number }).statusCode;
           if (status === 403 || status === 401) return null;
-          throw azureError(
-            'SLUICE_E_SINK',
-            `cannot copy ${origin.location.blob} to ${azureLocation(conn, name)}`,
-            err,
-          );
+          if (isConditionNotMet(err)) {
+            throw new SluiceError(
+              'SLUICE_E_SINK',
+              `${where}: ${exclusive ? 'the source changed since it was listed, or the destination was created meanwhile' : 'the source changed since it was listed'}`,
+              { cause: err, retryable: exclusive },
+            );
+          }
+          throw azureError('SLUICE_E_SINK', where, err);
         }
-        return { location: azureLocation(conn, name), size: await storedSize(name) };
+        return undefined;
       },
 
-      async readBack(destination: string, signal: AbortSignal): Promise<Readable> {
-        const name = joinKey(prefix, destination);
-        try {
-          return await downloadBlob(conn, name, { signal });
-        } catch (err) {
-          throw azureError('SLUICE_E_SINK', `cannot read back ${azureLocation(conn, name)}`, err);
-        }
-      },
+      delete: (name) => deleteBlob(conn, name),
+      error: (what, err) => azureError('SLUICE_E_SINK', what, err),
+    };
 
-      async remove(destination: string): Promise<void> {
-        const name = joinKey(prefix, destination);
-        try {
-          await deleteBlob(conn, name);
-        } catch (err) {
-          throw azureError('SLUICE_E_SINK', `cannot delete ${azureLocation(conn, name)}`, err);
-        }
-      },
-
+    return {
+      ...createObjectStoreSink(backend, {
+        prefix: cfg.prefix,
+        ifExists: cfg.if_exists ?? 'overwrite',
+        metadata: compileMetadata(cfg.metadata ?? {}, AZURE_SHA256_METADATA),
+        tempDir: ctx.tempDir,
+      }),
       isRetryable: isAzureRetryable,
     };
   },

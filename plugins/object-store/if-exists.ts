@@ -8,7 +8,7 @@ import { finished } from 'node:stream/promises';
 import { SluiceError } from '../../core/errors.js';
 import type { Item, SinkCommit } from '../../core/plugin-api.js';
 import { hashStream } from '../../core/streams.js';
-import { numberedKey } from './keys.js';
+import { joinKey, numberedKey } from './keys.js';
 
 export type IfExistsMode = 'overwrite' | 'skip' | 'fail' | 'rename';
 
@@ -27,34 +27,46 @@ export interface ObjectStoreAccess {
   read(key: string, signal?: AbortSignal): Promise<Readable>;
 }
 
-/** Either upload to `key`, or the item is already settled (`commit`) and nothing is written. */
-export type ExistsDecision = { key: string; commit?: undefined } | { key?: undefined; commit: SinkCommit };
+/**
+ * Either write to `key` — `destination` relative to the sink prefix (a numbered one with
+ * `rename`), `exclusive` when the write must not replace an object that appeared since the
+ * check (If-None-Match: *) — or the item is already settled (`commit`) and nothing is written.
+ */
+export type ExistsDecision =
+  | { key: string; destination: string; exclusive: boolean; commit?: undefined }
+  | { key?: undefined; commit: SinkCommit };
+
+/** What a server-side copy does: copy to `key` (see `ExistsDecision`), or nothing (`commit`). */
+export type CopyDecision = { key: string; exclusive: boolean; commit?: undefined } | { key?: undefined; commit: SinkCommit };
 
 /** Most numbered names `rename` tries before giving up (a runaway loop otherwise). */
 const MAX_RENAME_ATTEMPTS = 10_000;
 
 /**
- * Applies `mode` before writing `body` to `key`. For `skip` and `fail` on an existing object the
- * body is consumed here (the sink contract: a write always reads its body to the end).
+ * Applies `mode` before writing `body` to `destination` under `prefix`. For `skip` and `fail` on
+ * an existing object the body is consumed here (the sink contract: a write always reads its body
+ * to the end). With `rename`, `reserve` is awaited for the name chosen before it is returned.
  */
 export async function decideForWrite(
   store: ObjectStoreAccess,
-  key: string,
+  prefix: string,
+  destination: string,
   mode: IfExistsMode,
   body: Readable,
-  signal?: AbortSignal,
+  options: { signal?: AbortSignal; reserve?: (destination: string) => Promise<void> } = {},
 ): Promise<ExistsDecision> {
-  if (mode === 'overwrite') return { key };
-  if (mode === 'rename') return { key: await freeKey(store, key, signal) };
-  const existing = await store.stat(key, signal);
-  if (!existing) return { key };
+  const key = joinKey(prefix, destination);
+  if (mode === 'overwrite') return { key, destination, exclusive: false };
+  if (mode === 'rename') return freeName(store, prefix, destination, options);
+  const existing = await store.stat(key, options.signal);
+  if (!existing) return { key, destination, exclusive: true };
   if (mode === 'skip') {
     await drain(body);
     return { commit: { location: store.location(key), size: existing.size, skipped: true } };
   }
   const incoming = await hashStream(body);
   if (incoming.size === existing.size) {
-    const existingSha256 = existing.sha256 ?? (await hashStream(await store.read(key, signal))).digest;
+    const existingSha256 = existing.sha256 ?? (await hashStream(await store.read(key, options.signal))).digest;
     if (existingSha256 === incoming.digest) {
       return {
         commit: { location: store.location(key), size: existing.size, sha256: existingSha256, skipped: true },
@@ -65,9 +77,10 @@ export async function decideForWrite(
 }
 
 /**
- * Applies `mode` before a server-side copy of `item` to `key`. Returns null when only the bytes
- * could tell (`fail` against an object whose checksum is unknown): the caller then declines the
- * copy and the runtime streams the item through `write`, which can compare.
+ * Applies `mode` before a server-side copy of `item` to `key`. Returns null when the copy must
+ * not be done: `rename` (a copy cannot reserve the name it takes, so the runtime streams the
+ * item through `write`, which does), or `fail` against an object whose checksum is unknown (only
+ * the bytes could tell; `write` compares them).
  */
 export async function decideForCopy(
   store: ObjectStoreAccess,
@@ -75,11 +88,11 @@ export async function decideForCopy(
   mode: IfExistsMode,
   item: Item,
   signal?: AbortSignal,
-): Promise<ExistsDecision | null> {
-  if (mode === 'overwrite') return { key };
-  if (mode === 'rename') return { key: await freeKey(store, key, signal) };
+): Promise<CopyDecision | null> {
+  if (mode === 'overwrite') return { key, exclusive: false };
+  if (mode === 'rename') return null;
   const existing = await store.stat(key, signal);
-  if (!existing) return { key };
+  if (!existing) return { key, exclusive: true };
   const settled = { commit: { location: store.location(key), size: existing.size, skipped: true } };
   if (mode === 'skip') return settled;
   const itemSha256 = item.checksums.sha256;
@@ -88,16 +101,36 @@ export async function decideForCopy(
   throw existsError(store, key);
 }
 
-async function freeKey(store: ObjectStoreAccess, key: string, signal?: AbortSignal): Promise<string> {
-  if (!(await store.stat(key, signal))) return key;
-  for (let n = 1; n <= MAX_RENAME_ATTEMPTS; n++) {
-    const candidate = numberedKey(key, n);
-    if (!(await store.stat(candidate, signal))) return candidate;
+/** The first free name of `destination`, `destination (1)`… — reserved before it is returned. */
+async function freeName(
+  store: ObjectStoreAccess,
+  prefix: string,
+  destination: string,
+  options: { signal?: AbortSignal; reserve?: (destination: string) => Promise<void> },
+): Promise<ExistsDecision> {
+  for (let n = 0; n <= MAX_RENAME_ATTEMPTS; n++) {
+    const candidate = n === 0 ? destination : numberedKey(destination, n);
+    const key = joinKey(prefix, candidate);
+    if (await store.stat(key, options.signal)) continue;
+    await options.reserve?.(candidate);
+    return { key, destination: candidate, exclusive: true };
   }
   throw new SluiceError(
     'SLUICE_E_EXISTS',
-    `if_exists: rename found no free name for ${store.location(key)} after ${MAX_RENAME_ATTEMPTS} attempts`,
+    `if_exists: rename found no free name for ${store.location(joinKey(prefix, destination))} after ${MAX_RENAME_ATTEMPTS} attempts`,
     { retryable: false },
+  );
+}
+
+/**
+ * An exclusive write (If-None-Match: *) found an object created at `key` after the check: the
+ * attempt is retried, and the retry decides again (skip, compare, or the next numbered name).
+ */
+export function takenError(location: string): SluiceError {
+  return new SluiceError(
+    'SLUICE_E_SINK',
+    `${location} was created by another writer while Sluice was writing it; nothing was replaced, the next attempt decides again`,
+    { retryable: true },
   );
 }
 

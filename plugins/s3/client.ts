@@ -252,13 +252,13 @@ export const MAX_SINGLE_COPY_BYTES = 5 * 1024 ** 3;
 /**
  * Server-side copy into the connection's bucket. With `metadata` the copy gets exactly that
  * metadata (REPLACE); without, it keeps the source's; with `ifMatch` (unquoted etag) only that
- * version of the source is copied. Returns the new object's ETag (unquoted).
+ * version of the source is copied; with `ifNoneMatch` only onto a free key. Returns the new object's ETag (unquoted).
  */
 export async function copyObject(
   conn: S3Connection,
   from: { bucket: string; key: string },
   toKey: string,
-  options: { metadata?: Record<string, string>; signal?: AbortSignal; ifMatch?: string } = {},
+  options: { metadata?: Record<string, string>; signal?: AbortSignal; ifMatch?: string; ifNoneMatch?: boolean } = {},
 ): Promise<string | undefined> {
   const send = (style: 'component' | 'uri') =>
     conn.client.send(
@@ -269,6 +269,7 @@ export async function copyObject(
         // Pins the copy to the listed version; it also makes the `uri` retry below safe on a
         // service that would decode that form as another key (a different object, another etag).
         CopySourceIfMatch: options.ifMatch === undefined ? undefined : quotedEtag(options.ifMatch),
+        IfNoneMatch: options.ifNoneMatch ? '*' : undefined,
         Metadata: options.metadata,
         MetadataDirective: options.metadata ? 'REPLACE' : undefined,
       }),
