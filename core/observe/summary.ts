@@ -1,4 +1,4 @@
-import type { RunSummary } from '../runtime/runner.js';
+import type { RunSummary } from './run-summary.js';
 import { formatBytes, formatDuration } from '../units.js';
 import { redact, redactDeep } from './redact.js';
 

@@ -1,0 +1,87 @@
+/**
+ * What one pass reports: the summary every output prints (terminal, JSON, status page,
+ * metrics), the plan of a dry run, and the per-item events progress displays follow.
+ */
+import type { SummaryFigure } from '../plugin-api.js';
+
+export interface PlanEntry {
+  source: string;
+  path: string;
+  /** Sink-relative destinations; empty when the item was filtered out. */
+  destinations: string[];
+  action: 'write' | 'skip-done' | 'finalize-only' | 'filtered' | 'failed';
+  bytes?: number;
+  error?: string;
+}
+
+export interface RunSummary {
+  pipeline: string;
+  /** Listed items finalized in this pass. */
+  ok: number;
+  failed: number;
+  /** Listed items skipped because the ledger has them finalized. */
+  skipped: number;
+  /** Items dropped by a filter step or not yet old enough (`min_age`). */
+  filtered: number;
+  /** Files committed to sinks (an archive's entries count one each). */
+  filesWritten: number;
+  bytesIn: number;
+  bytesOut: number;
+  compression: { bytesIn: number; bytesOut: number };
+  retries: number;
+  durationMs: number;
+  interrupted: boolean;
+  dryRun: boolean;
+  failures: Array<{ source: string; path: string; code: string; error: string }>;
+  slowest: Array<{ path: string; ms: number }>;
+  plan: PlanEntry[];
+}
+
+export interface RunEvents {
+  'item:start': [{ source: string; path: string; size?: number }];
+  'item:done': [{ source: string; path: string; ms: number; bytes: number; bytesIn: number }];
+  'item:skipped': [{ source: string; path: string }];
+  'item:failed': [{ source: string; path: string; error: string; code: string }];
+  'item:retry': [{ source: string; path: string; attempt: number; delayMs: number; error: string }];
+}
+
+const MAX_SLOWEST = 5;
+
+/** A zeroed summary for one pass. */
+export function newSummary(pipeline: string, dryRun: boolean): RunSummary {
+  return {
+    pipeline,
+    ok: 0,
+    failed: 0,
+    skipped: 0,
+    filtered: 0,
+    filesWritten: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    compression: { bytesIn: 0, bytesOut: 0 },
+    retries: 0,
+    durationMs: 0,
+    interrupted: false,
+    dryRun,
+    failures: [],
+    slowest: [],
+    plan: [],
+  };
+}
+
+export function addFigure(summary: RunSummary, figure: SummaryFigure): void {
+  if (figure.kind === 'compression') {
+    summary.compression.bytesIn += figure.bytesIn;
+    summary.compression.bytesOut += figure.bytesOut;
+  }
+}
+
+/** Keeps the few slowest items of the pass, slowest first. */
+export function noteSlowest(summary: RunSummary, path: string, ms: number): void {
+  const list = summary.slowest;
+  if (list.length < MAX_SLOWEST || ms > list[list.length - 1].ms) {
+    list.push({ path, ms: Math.round(ms) });
+    list.sort((a, b) => b.ms - a.ms);
+    list.length = Math.min(list.length, MAX_SLOWEST);
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * One listed item from the ledger check to its end: attempts with backoff, each running the
+ * step chain into delivery, then finalisation — or, once no attempt is left, failure.
+ */
+import { errorMessage, SluiceError } from '../errors.js';
+import { itemIdentity } from '../item.js';
+import { addFigure, noteSlowest, type RunSummary } from '../observe/run-summary.js';
+import type { Item } from '../plugin-api.js';
+import { chainRoot, runChain } from './chain.js';
+import { label, located, type SourceRuntime } from './driver.js';
+import { countFailure, fail, finalize, reject, rollback } from './finalize.js';
+import { type Job, type PassState, parseReserved, RESERVED, type Stage } from './stage.js';
+import { backoffDelay, sleep } from './timing.js';
+
+/** How a caller (a cluster worker) keeps an item from acting once it no longer owns it. */
+export interface ProcessOptions {
+  /**
+   * Awaited right before every commit to a sink and before every source tidy-up; throws a
+   * SluiceError `SLUICE_E_FENCED` when the caller has lost the item (a cluster worker whose job
+   * lock expired). The runtime then stops the item without any further side effect and records
+   * nothing for it.
+   */
+  fence?: () => Promise<void>;
+  /** Process items the ledger says are done. */
+  force?: boolean;
+}
+
+export async function processItem(stage: Stage, source: SourceRuntime, item: Item, summary: RunSummary, pass: PassState, options: ProcessOptions): Promise<void> {
+  if (item.rejected !== undefined) {
+    await reject(stage, source, item, summary);
+    return;
+  }
+  const id = itemIdentity(item);
+  let finalizeOnly = false;
+  /** What an earlier attempt committed, when only its after_success failed. */
+  let committedEarlier: Pick<Job, 'leaves' | 'bytesIn' | 'figures' | 'companions'> | undefined;
+  let reservedEarlier: string[] = [];
+  if (!options.force) {
+    const record = await stage.ledger.get(stage.def.name, id);
+    if (record?.state === 'finalized') {
+      summary.skipped++;
+      stage.emit('item:skipped', { source: source.name, path: item.path });
+      if (stage.dryRun) summary.plan.push({ source: source.name, path: item.path, destinations: record.destinations, action: 'skip-done' });
+      return;
+    }
+    finalizeOnly = record?.state === 'committed';
+    if (record?.state === 'seen') reservedEarlier = record.destinations.filter((d) => d.startsWith(RESERVED));
+  }
+  const started = performance.now();
+  stage.emit('item:start', { source: source.name, path: item.path, size: item.size });
+  const { maxAttempts } = stage.def.policy.retry;
+  // What carries over from one attempt to the next.
+  const committed = new Set<string>();
+  const written: Job['written'] = [];
+  const reserved = new Set(reservedEarlier);
+  for (let attempt = 1; ; attempt++) {
+    const job: Job = {
+      source,
+      root: item,
+      signal: stage.signal,
+      leaves: [],
+      filtered: 0,
+      bytesIn: 0,
+      committed,
+      written,
+      claims: new Set(),
+      pass,
+      touchesSource: source.afterSuccess !== 'keep' && !stage.dryRun,
+      reserved,
+      reservedEarlier: parseReserved(reservedEarlier),
+      fence: options.fence ?? (async () => undefined),
+      figures: [],
+      companions: new Set(),
+    };
+    try {
+      if (committedEarlier) {
+        Object.assign(job, committedEarlier);
+      } else if (!finalizeOnly) {
+        stage.ledger.record(stage.def.name, id, { state: 'seen', attempts: attempt, destinations: [...reserved] });
+        const root = chainRoot(stage, item, job);
+        job.chainOpen = root.open;
+        await runChain(stage, root, 0, job);
+        if (job.leaves.length === 0 && job.filtered > 0) {
+          summary.filtered++;
+          if (stage.dryRun) summary.plan.push({ source: source.name, path: item.path, destinations: [], action: 'filtered' });
+          return;
+        }
+      }
+      if (stage.signal.aborted) throw stage.signal.reason;
+      if (stage.dryRun) {
+        const bytes = job.leaves.reduce((n, l) => n + l.bytes, 0);
+        const destinations = job.leaves.map((l) => l.destination);
+        summary.plan.push({ source: source.name, path: item.path, destinations, action: finalizeOnly ? 'finalize-only' : 'write', ...(finalizeOnly ? {} : { bytes }) });
+      } else {
+        if (!finalizeOnly) {
+          const destinations = job.leaves.flatMap((l) => l.locations);
+          stage.ledger.record(stage.def.name, id, { state: 'committed', attempts: attempt, destinations });
+          // Every copy is committed: if after_success fails now, a retry redoes only that step.
+          committedEarlier = { leaves: job.leaves, bytesIn: job.bytesIn, figures: job.figures, companions: job.companions };
+        }
+        finalizeOnly = true;
+        await finalize(stage, source, item, id, attempt, job);
+      }
+      countSuccess(stage, source, item, job, summary, performance.now() - started);
+      return;
+    } catch (raw) {
+      const err = stamp(stage, raw, item, source);
+      if (err.code === 'SLUICE_E_FENCED') {
+        // Another worker owns the item now: anything more from here (a record, a dead letter,
+        // removing what was written) could undo its work.
+        stage.log.warn({ item: label(item), err: errorMessage(err) }, 'lost the item to another worker; stopped without side effects');
+        throw err;
+      }
+      if (stage.signal.aborted) {
+        stage.log.warn({ item: label(item) }, 'interrupted; the item will be redone next run');
+        return;
+      }
+      if (stage.driver.isRetryable(err) && attempt < maxAttempts) {
+        const delay = Math.max(backoffDelay(attempt, stage.def.policy.retry), err.retryAfterMs ?? 0);
+        summary.retries++;
+        stage.emit('item:retry', { source: source.name, path: item.path, attempt, delayMs: delay, error: errorMessage(err) });
+        stage.log.warn({ item: label(item), attempt, delayMs: Math.round(delay), err: errorMessage(err) }, 'retrying');
+        await sleep(delay, stage.signal).catch(() => undefined);
+        continue;
+      }
+      if (finalizeOnly) {
+        // Delivered and recorded `committed`; only the tidy-up failed. The record stays
+        // `committed` (no dead letter: the bytes are where they belong), so the next pass
+        // retries the tidy-up alone instead of delivering the file again.
+        countFailure(stage, source, item, err, attempt, summary, 'delivered, but the source could not be tidied up; the next pass retries the tidy-up alone');
+        return;
+      }
+      await rollback(stage, job);
+      await fail(stage, source, item, err, attempt, summary);
+      return;
+    } finally {
+      stage.reading?.delete(job);
+    }
+  }
+}
+
+function countSuccess(stage: Stage, source: SourceRuntime, item: Item, job: Job, summary: RunSummary, ms: number): void {
+  const bytesOut = job.leaves.reduce((n, l) => n + l.bytes, 0);
+  const bytesIn = stage.driver.hasByteSteps ? job.bytesIn : bytesOut;
+  summary.ok++;
+  summary.filesWritten += job.leaves.length;
+  summary.bytesOut += bytesOut;
+  summary.bytesIn += bytesIn;
+  for (const figure of job.figures) addFigure(summary, figure);
+  noteSlowest(summary, item.path, ms);
+  stage.emit('item:done', { source: source.name, path: item.path, ms, bytes: bytesOut, bytesIn });
+}
+
+function stamp(stage: Stage, raw: unknown, item: Item, source: SourceRuntime): SluiceError {
+  if (raw instanceof SluiceError && raw.context.item) return raw;
+  return located(raw, { pipeline: stage.def.name, item: `${source.name}:${item.path}` });
+}

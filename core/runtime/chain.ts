@@ -1,0 +1,78 @@
+/**
+ * The step chain: one listed item through every step, depth first (an unpacker's entries go
+ * one by one to the end before the next is pulled), each final item handed to delivery.
+ */
+import type { StreamOrigin } from '../errors.js';
+import type { Item, StepContext, StepOutput } from '../plugin-api.js';
+import { HashTap, pipeThrough } from '../streams.js';
+import { deliver } from './deliver.js';
+import { attributedOpen, label, located, siblingPath } from './driver.js';
+import { type Job, listedSizeMismatch, type Stage, sourceOrigin } from './stage.js';
+
+/**
+ * The listed item as the step chain starts from it: its read errors named after the source,
+ * the bytes read from the source counted when steps change bytes (else in = out), and those
+ * bytes compared with the size the source listed — a file truncated or grown while it is
+ * read fails instead of being committed short.
+ */
+export function chainRoot(stage: Stage, listed: Item, job: Job): Item {
+  const origin = sourceOrigin(stage, job);
+  const item = { ...listed, open: attributedOpen(listed.open, origin) };
+  const progress = stage.reading ? { source: job.source.name, path: item.path, size: item.size, started: performance.now() } : undefined;
+  if (progress) stage.reading?.set(job, progress);
+  const expected = listed.size === undefined ? undefined : { bytes: listed.size, mismatch: (read: number) => listedSizeMismatch(listed.size!, read, origin) };
+  if (!stage.driver.hasByteSteps && !progress && !expected) return item;
+  return {
+    ...item,
+    open: async (signal?: AbortSignal) => {
+      const tap = new HashTap(null, expected);
+      if (progress) stage.reading?.set(job, { ...progress, tap });
+      tap.on('end', () => {
+        job.bytesIn += tap.bytes;
+      });
+      return pipeThrough(await item.open(signal), tap);
+    },
+  };
+}
+
+export async function runChain(stage: Stage, item: Item, index: number, job: Job): Promise<void> {
+  if (job.signal.aborted) throw job.signal.reason;
+  const { steps } = stage.driver;
+  if (index === steps.length) {
+    await deliver(stage, item, job);
+    return;
+  }
+  const step = steps[index];
+  const context = stage.driver.where(step.ref, label(item));
+  const ctx: StepContext = {
+    ...step.ctx,
+    signal: job.signal,
+    report: (figure) => job.figures.push(figure),
+    reportCompanion: (of, name) => {
+      if (of.source === job.source.name) job.companions.add(siblingPath(of, name));
+    },
+  };
+  const out: StepOutput = await stage.driver.process(step, item, ctx);
+  if (out === null) {
+    job.filtered++;
+    return;
+  }
+  // Bytes this step made: their stream errors are its own, even when a sink reports them.
+  const origin: StreamOrigin = { context, code: 'SLUICE_E_PLUGIN' };
+  const attributed = (next: Item): Item => (next.open === item.open ? next : { ...next, open: attributedOpen(next.open, origin) });
+  if (Array.isArray(out)) {
+    for (const next of out) await runChain(stage, attributed(next), index + 1, job);
+  } else if (isAsyncIterable(out)) {
+    try {
+      for await (const next of out) await runChain(stage, attributed(next), index + 1, job);
+    } catch (err) {
+      throw located(err, context);
+    }
+  } else {
+    await runChain(stage, attributed(out), index + 1, job);
+  }
+}
+
+function isAsyncIterable(v: unknown): v is AsyncIterable<Item> {
+  return typeof v === 'object' && v !== null && Symbol.asyncIterator in v;
+}

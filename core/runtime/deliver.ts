@@ -1,0 +1,307 @@
+/**
+ * Delivery: one final item to every sink — a server-side copy, the whole small file, or one
+ * stream fanned out — then the verification contract: what each backend says it holds is
+ * compared with what was read and sent, and a failure removes only what this attempt wrote.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { type ErrorContext, SluiceError } from '../errors.js';
+import { itemIdentity } from '../item.js';
+import type { Item, SinkCommit } from '../plugin-api.js';
+import { drainInto, HashTap, hashStream, pipeThrough, STREAM_CHUNK } from '../streams.js';
+import { safeDestination } from './destination.js';
+import { label, type SinkRuntime } from './driver.js';
+import { type Job, listedSizeMismatch, RESERVED, type Stage, sourceOrigin } from './stage.js';
+
+/** Largest file read whole into memory on the small-file fast path. */
+const WHOLE_FILE_LIMIT = 1024 * 1024;
+
+interface Target {
+  sink: SinkRuntime;
+  index: number;
+  key: string;
+}
+
+interface Sent {
+  /** Bytes sent, or -1 when a server-side copy of an item of unknown size sent none. */
+  bytes: number;
+  sha256?: string;
+}
+
+/** Writes one final item to every sink, verifies, and records where it landed. */
+export async function deliver(stage: Stage, item: Item, job: Job): Promise<void> {
+  const context = { item: label(item) };
+  const destination = safeDestination(item.destination ?? item.path, context);
+  claim(destination, job, context);
+  const pending: Target[] = stage.driver.sinks
+    .map((sink, index) => ({ sink, index, key: `${index}\u0000${destination}` }))
+    .filter((t) => !job.committed.has(t.key));
+  const locations: string[] = [];
+  let bytes = 0;
+  const settle = (t: Target, commit: SinkCommit) => {
+    job.committed.add(t.key);
+    if (!commit.skipped) job.written.push({ sink: t.sink, destination: commit.destination ?? destination });
+    locations.push(commit.location);
+  };
+
+  const copied: Target[] = [];
+  // A server-side copy takes the bytes from where the source keeps them, so only for an item
+  // whose bytes no step touched: its open() is still the one the chain started from (a plugin
+  // that forgot to clear `origin` must not have its transform skipped).
+  if (item.origin && item.open === job.chainOpen) {
+    for (const t of pending) {
+      if (!t.sink.instance.copy) continue;
+      await job.fence();
+      const copy = await stage.driver.copy(t.sink, item, destination, job.signal);
+      if (!copy) continue;
+      if (!copy.skipped && copy.size !== undefined && item.size !== undefined && copy.size !== item.size) {
+        // The copy took the bytes the source holds now: a file that changed since it was listed.
+        await stage.driver.removeAt(t.sink, copy.destination ?? destination).catch(() => undefined);
+        throw listedSizeMismatch(item.size, copy.size, sourceOrigin(stage, job));
+      }
+      const commit = await verify(stage, t, destination, copy, { bytes: item.size ?? -1, sha256: item.checksums.sha256 }, job, item);
+      settle(t, commit);
+      bytes = item.size ?? commit.size ?? 0;
+      if (copied.length === 0) job.bytesIn += bytes; // never read through the counting tap
+      copied.push(t);
+    }
+  }
+  const toWrite = pending.filter((t) => !copied.includes(t));
+  if (toWrite.length > 0 && canWriteWhole(stage, item, toWrite, job)) {
+    // The listed item, not `item`: a rename step changes the path but not the bytes, and a
+    // source reads by the path it listed.
+    const data = await stage.driver.readAll(job.source, job.root, job.signal);
+    if (data.length !== item.size) throw listedSizeMismatch(item.size!, data.length, sourceOrigin(stage, job));
+    const sha256 = wantsSha256(toWrite, job) ? createHash('sha256').update(data).digest('hex') : undefined;
+    const sent = { bytes: data.length, sha256 };
+    for (const t of toWrite) {
+      await job.fence();
+      const commit = await stage.driver.writeBuffer(t.sink, context.item, {
+        item,
+        destination,
+        data,
+        size: data.length,
+        sha256,
+        signal: job.signal,
+        reserve: reserver(stage, t, job),
+      });
+      settle(t, await verify(stage, t, destination, commit, sent, job, item));
+    }
+    bytes = data.length;
+  } else if (toWrite.length > 0 || pending.length === 0) {
+    const result = await streamToSinks(stage, item, destination, toWrite, job);
+    for (const [i, t] of toWrite.entries()) settle(t, result.commits[i]);
+    bytes = result.bytes;
+  }
+  job.leaves.push({ destination, locations, bytes });
+}
+
+/**
+ * One destination holds one item per pass: a second item (or a second entry of one archive)
+ * aiming at a destination already claimed fails, naming both, and keeps its source.
+ */
+function claim(destination: string, job: Job, context: { item: string }): void {
+  const owner = `${job.source.name}:${job.root.path}`;
+  const holder = job.pass.claimed.get(destination);
+  // The same item's earlier attempt may hold it; a second leaf of this attempt may not.
+  if (holder === undefined || (holder === owner && !job.claims.has(destination))) {
+    job.pass.claimed.set(destination, owner);
+    job.claims.add(destination);
+    return;
+  }
+  const other = holder === owner ? 'another entry of the same item' : `"${holder}"`;
+  throw new SluiceError('SLUICE_E_COLLISION', `destination "${destination}" is already taken in this pass by ${other}; this item was not written and its source is kept`, {
+    retryable: false,
+    context: { ...context, hint: 'make destinations unique, e.g. keep the folder ({path}) or add {stem}/{source} to the rename template' },
+  });
+}
+
+/** The `reserve` a sink calls before it makes bytes visible under a name (if_exists: rename). */
+function reserver(stage: Stage, target: Target, job: Job): ((destination: string) => Promise<void>) | undefined {
+  if (target.sink.ifExists !== 'rename' || stage.dryRun) return undefined;
+  return async (destination: string) => {
+    job.reserved.add(`${RESERVED}${target.index}:${destination}`);
+    stage.ledger.record(stage.def.name, itemIdentity(job.root), { state: 'seen', attempts: 1, destinations: [...job.reserved] });
+    await stage.ledger.flush();
+  };
+}
+
+/**
+ * Small files whose bytes no step changed go through `readAll` + `writeBuffer` when both
+ * ends support it: per-file stream set-up dominates at thousands of files a second.
+ */
+function canWriteWhole(stage: Stage, item: Item, targets: Target[], job: Job): boolean {
+  return (
+    item.open === job.chainOpen &&
+    !stage.driver.hasByteSteps &&
+    item.size !== undefined &&
+    item.size <= WHOLE_FILE_LIMIT &&
+    job.source.instance.readAll !== undefined &&
+    targets.every((t) => t.sink.instance.writeBuffer !== undefined)
+  );
+}
+
+/**
+ * sha256 is computed while streaming only when something compares it: a sink verifying by
+ * sha256, one whose backend reports a checksum, a skip that must prove it holds the same bytes
+ * before the source is touched, or a redo looking for the copy a crashed run committed.
+ * Hashing runs at about the speed of a page-cache copy, so hashing unconditionally would
+ * halve local throughput for nothing.
+ */
+function wantsSha256(targets: Target[], job: Job): boolean {
+  return targets.some(
+    (t) =>
+      t.sink.verify === 'sha256' ||
+      t.sink.instance.reportsSha256 === true ||
+      (job.touchesSource && (t.sink.ifExists === 'skip' || t.sink.ifExists === 'fail')) ||
+      job.reservedEarlier.has(t.index),
+  );
+}
+
+async function streamToSinks(stage: Stage, item: Item, destination: string, targets: Target[], job: Job): Promise<{ bytes: number; commits: SinkCommit[] }> {
+  let body = await item.open(job.signal);
+  let sha256: string | undefined = item.checksums.sha256;
+  let spooled: string | undefined;
+  if (!sha256 && targets.some((t) => t.sink.instance.needsSha256)) {
+    // A sink needs the hash before writing (metadata): spool once while hashing.
+    spooled = join(stage.tempRoot, `spool-${Math.random().toString(36).slice(2)}`);
+    await mkdir(stage.tempRoot, { recursive: true });
+    const tap = new HashTap();
+    await drainInto(pipeThrough(body, tap), createWriteStream(spooled), job.signal);
+    sha256 = tap.digest();
+    body = createReadStream(spooled, { highWaterMark: STREAM_CHUNK });
+  }
+  try {
+    const tap = new HashTap(wantsSha256(targets, job) ? 'sha256' : null);
+    const flowing = pipeThrough(body, tap);
+    if (targets.length === 0) {
+      // Every sink already has this entry from an earlier attempt: just consume the bytes.
+      for await (const _ of flowing) {
+        /* drain */
+      }
+      return { bytes: tap.bytes, commits: [] };
+    }
+    await job.fence();
+    const bodies = targets.length === 1 ? [flowing] : fanOut(flowing, targets.length);
+    const writes = targets.map((t, i) =>
+      stage.driver.write(t.sink, label(item), { item, destination, body: bodies[i], size: item.size, sha256, signal: job.signal, reserve: reserver(stage, t, job) }),
+    );
+    // One sink failing aborts the others: no sink commits bytes the others did not get.
+    for (const w of writes) {
+      w.catch((err) => {
+        for (const b of bodies) b.destroy(err);
+        flowing.destroy(err);
+      });
+    }
+    const settled = await Promise.allSettled(writes);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      // What the other sinks committed before one failed would otherwise stay behind.
+      for (const [i, r] of settled.entries()) {
+        if (r.status === 'fulfilled' && !r.value.skipped) job.written.push({ sink: targets[i].sink, destination: r.value.destination ?? destination });
+      }
+      throw failed.reason;
+    }
+    const commits = settled.map((r) => (r as PromiseFulfilledResult<SinkCommit>).value);
+    const sent = { bytes: tap.bytes, sha256: tap.digest() };
+    for (const [i, t] of targets.entries()) commits[i] = await verify(stage, t, destination, commits[i], sent, job, item);
+    return { bytes: tap.bytes, commits };
+  } finally {
+    if (spooled) await unlink(spooled).catch(() => undefined);
+  }
+}
+
+/**
+ * The verification contract: what the backend reports it holds is compared with what was
+ * sent. A sink that reports no size fails `verify: size`; a failure removes only what this
+ * attempt wrote. A skip counts as delivered when the source is kept, or when the existing
+ * object holds the same bytes. Returns the commit to record (a crashed run's copy, when the
+ * redo finds one of the names it reserved holding these bytes).
+ */
+async function verify(stage: Stage, target: Target, destination: string, commit: SinkCommit, sent: Sent, job: Job, item: Item): Promise<SinkCommit> {
+  const { sink } = target;
+  const where = stage.driver.where(sink.ref, label(item));
+  const written = commit.destination ?? destination;
+  if (commit.skipped) {
+    if (job.touchesSource) await checkSkip(stage, sink, written, commit, sent, job, where, item);
+    return commit;
+  }
+  const mismatch = async (what: string, options: { retryable?: boolean; hint?: string } = {}) => {
+    await stage.driver.removeAt(sink, written).catch(() => undefined);
+    return new SluiceError('SLUICE_E_VERIFY', `${commit.location}: ${what}`, { context: { ...where, hint: options.hint }, retryable: options.retryable ?? true });
+  };
+  if (sink.verify !== 'none') {
+    if (commit.size === undefined) {
+      throw await mismatch('the sink did not report what it stored, so the copy cannot be verified', {
+        retryable: false,
+        hint: `set verify: none on ${sink.ref.stepId} to accept copies nobody can check`,
+      });
+    }
+    if (sent.bytes >= 0 && commit.size !== sent.bytes) throw await mismatch(`stored ${commit.size} bytes but ${sent.bytes} were sent`);
+    if (commit.sha256 && sent.sha256 && commit.sha256 !== sent.sha256) {
+      throw await mismatch(`stored sha256 ${commit.sha256} differs from the sent ${sent.sha256}`);
+    }
+    if (sink.verify === 'sha256' && sent.sha256 && !commit.sha256) {
+      if (!sink.instance.readBack) throw await mismatch('verify: sha256 was asked, but the sink neither reported a sha256 nor can re-read the object', { retryable: false });
+      const stored = await hashAt(stage, sink, written, job.signal);
+      if (stored !== sent.sha256) throw await mismatch(`re-read sha256 ${stored} differs from the sent ${sent.sha256}`);
+    }
+  }
+  return reuseReserved(stage, target, written, commit, sent, job);
+}
+
+/** A skip may stand for the item only if the object already there holds the same bytes. */
+async function checkSkip(stage: Stage, sink: SinkRuntime, written: string, commit: SinkCommit, sent: Sent, job: Job, where: ErrorContext, item: Item): Promise<void> {
+  const differs = () =>
+    new SluiceError('SLUICE_E_EXISTS', `${commit.location} already holds other bytes; if_exists: ${sink.ifExists} left it in place, so the source is kept`, {
+      retryable: false,
+      context: { ...where, hint: 'use if_exists: rename or overwrite, or after_success: keep' },
+    });
+  if (commit.size !== undefined && sent.bytes >= 0 && commit.size !== sent.bytes) throw differs();
+  if (!sink.instance.readBack && !commit.sha256) {
+    throw new SluiceError('SLUICE_E_EXISTS', `${commit.location} exists and the sink cannot re-read it to show it holds the same bytes, so the source is kept`, {
+      retryable: false,
+      context: where,
+    });
+  }
+  const expected = sent.sha256 ?? (await hashStream(await item.open(job.signal))).digest;
+  const existing = commit.sha256 ?? (await hashAt(stage, sink, written, job.signal));
+  if (existing !== expected) throw differs();
+}
+
+/**
+ * A redo after a crash between a rename-mode commit and its ledger record: if one of the
+ * names the crashed run reserved holds exactly these bytes, that is this item's copy — the
+ * twin this attempt just wrote is removed and the earlier copy recorded.
+ */
+async function reuseReserved(stage: Stage, target: Target, written: string, commit: SinkCommit, sent: Sent, job: Job): Promise<SinkCommit> {
+  const earlier = job.reservedEarlier.get(target.index);
+  if (!earlier || !sent.sha256 || !target.sink.instance.readBack) return commit;
+  for (const name of earlier) {
+    if (name === written) continue;
+    const existing = await hashAt(stage, target.sink, name, job.signal).catch(() => undefined);
+    if (existing !== sent.sha256) continue;
+    await stage.driver.removeAt(target.sink, written);
+    const location = commit.location.endsWith(written) ? commit.location.slice(0, -written.length) + name : name;
+    return { ...commit, location, destination: name };
+  }
+  return commit;
+}
+
+async function hashAt(stage: Stage, sink: SinkRuntime, destination: string, signal: AbortSignal): Promise<string> {
+  const tap = new HashTap();
+  await drainInto(pipeThrough(await stage.driver.readBack(sink, destination, signal), tap), new PassThrough().resume(), signal);
+  return tap.digest()!;
+}
+
+function fanOut(source: Readable, n: number): PassThrough[] {
+  const outs = Array.from({ length: n }, () => new PassThrough({ highWaterMark: STREAM_CHUNK }));
+  for (const o of outs) source.pipe(o);
+  source.on('error', (err) => {
+    for (const o of outs) o.destroy(err);
+  });
+  return outs;
+}
