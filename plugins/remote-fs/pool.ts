@@ -32,7 +32,8 @@ export class ConnectionPool<C extends PooledConnection> {
   constructor(private readonly options: PoolOptions<C>) {
     const every = options.keepaliveMs ?? 0;
     if (every > 0) {
-      this.keepaliveTimer = setInterval(() => void this.pingIdle(), every);
+      // Past 2^31-1 ms a Node timer fires after 1 ms: `keepalive_interval: 30d` would flood the server.
+      this.keepaliveTimer = setInterval(() => void this.pingIdle(), Math.min(every, 2 ** 31 - 1));
       this.keepaliveTimer.unref();
     }
   }
