@@ -18,15 +18,14 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { Type } from '@sinclair/typebox';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
-import { definePlugin, type Item, type SinkCommit, type SourceInstance } from '../../core/plugin-api.js';
+import type { Item, SourceInstance } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/runtime/run-file.js';
 import { localSink } from '../../plugins/local/sink.js';
 import { localSource } from '../../plugins/local/source.js';
 import { makePluginContext } from '../helpers/context.js';
-import { testRegistry } from '../helpers/test-plugins.js';
+import { REPLACED_CONTENT, safetyRegistry } from '../helpers/replacing-sink.js';
 import { listFiles, makeWorkspace, sha256, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
@@ -36,31 +35,13 @@ afterEach(() => {
   ws?.cleanup();
 });
 
-/**
- * The local sink, but after each commit a producer replaces the source file `replace` (a path
- * relative to the pipeline file) with new bytes: the window between commit and after_success.
- */
-const replacingSink = definePlugin({
-  ...localSink,
-  name: 'replacing_local',
-  config: Type.Object({ path: Type.String(), replace: Type.String() }),
-  async create(cfg, ctx) {
-    const inner = await localSink.create({ path: cfg.path }, ctx);
-    const replace = (commit: SinkCommit) => {
-      const file = join(ctx.baseDir, cfg.replace);
-      writeFileSync(file, 'the producer’s new version, never delivered');
-      utimesSync(file, new Date(), new Date(Date.now() + 7000));
-      return commit;
-    };
-    return { ...inner, copy: undefined, writeBuffer: undefined, write: async (req) => replace(await inner.write(req)) };
-  },
-});
-
-const registry = () => testRegistry().extend([{ plugin: replacingSink, origin: 'test' }]);
-const run = (file: string) => runPipelineFile(file, { registry: registry() });
+const run = (file: string) => runPipelineFile(file, { registry: safetyRegistry() });
 
 async function source(path: string, extra: Record<string, unknown> = {}): Promise<SourceInstance> {
-  return localSource.create({ path, recursive: true, ...extra } as never, makePluginContext({ baseDir: ws.dir }));
+  return localSource.create(
+    { path, recursive: true, ...extra } as never,
+    makePluginContext({ baseDir: ws.dir }),
+  );
 }
 
 async function listAll(src: SourceInstance): Promise<Item[]> {
@@ -135,7 +116,12 @@ describe('local: a name is one name', () => {
     expect(await src.openPath!('../../../victim.txt')).toBeNull();
 
     const file = ws.pipeline(
-      pipeline('victim', 'path: ./x/y/in\nafter_success: delete', 'local: { path: ./out }', 'steps:\n  - rename: { to: "{name}" }\n'),
+      pipeline(
+        'victim',
+        'path: ./x/y/in\nafter_success: delete',
+        'local: { path: ./out }',
+        'steps:\n  - rename: { to: "{name}" }\n',
+      ),
     );
     const result = await run(file);
     expect(ws.read('victim.txt')).toBe('outside the root');
@@ -154,7 +140,9 @@ describe('local: a name is one name', () => {
     const rejected = items.filter((i) => i.rejected);
     expect(items.filter((i) => !i.rejected).map((i) => i.path)).toEqual(['good.txt']);
     expect(rejected).toHaveLength(2);
-    expect(rejected.find((i) => i.path.startsWith('caf'))?.rejected).toMatch(/not valid UTF-8 \(bytes 63 61 66 e9/);
+    expect(rejected.find((i) => i.path.startsWith('caf'))?.rejected).toMatch(
+      /not valid UTF-8 \(bytes 63 61 66 e9/,
+    );
     expect(rejected.find((i) => i.path.startsWith('line'))).toMatchObject({
       path: 'line\\x0abreak.txt',
       rejected: expect.stringMatching(/control character/),
@@ -237,12 +225,16 @@ describe('local: tidy-up acts only on the listed version', () => {
     ws = makeWorkspace();
     ws.write('in/big.bin', 'the version that was delivered');
     const file = ws.pipeline(
-      pipeline('replace', 'path: ./in\nafter_success: delete', 'replacing_local: { path: ./out, replace: ./in/big.bin }'),
+      pipeline(
+        'replace',
+        'path: ./in\nafter_success: delete',
+        'replacing_local: { path: ./out, replace: ./in/big.bin }',
+      ),
     );
     const result = await run(file);
     expect(result).toMatchObject({ ok: 1, failed: 0 });
     expect(ws.read('out/big.bin')).toBe('the version that was delivered');
-    expect(ws.read('in/big.bin')).toBe('the producer’s new version, never delivered');
+    expect(ws.read('in/big.bin')).toBe(REPLACED_CONTENT);
     expect(readdirSync(ws.path('in'))).toEqual(['big.bin']);
   });
 });
@@ -272,7 +264,10 @@ describe('local sink: the name it wrote', () => {
   it('if_exists: rename reserves each candidate and reports the destination written; skip reports the existing size', async () => {
     ws = makeWorkspace();
     ws.write('out/x.csv', 'already here, longer');
-    const sink = await localSink.create({ path: './out', if_exists: 'rename' } as never, makePluginContext({ baseDir: ws.dir }));
+    const sink = await localSink.create(
+      { path: './out', if_exists: 'rename' } as never,
+      makePluginContext({ baseDir: ws.dir }),
+    );
     const reserved: string[] = [];
     const commit = await sink.write({
       item: { source: 's', path: 'x.csv' } as Item,
@@ -288,10 +283,23 @@ describe('local sink: the name it wrote', () => {
     expect(reserved).toEqual(['x.csv', 'x (1).csv']);
     expect(commit).toMatchObject({ destination: 'x (1).csv', size: 3 });
     expect(ws.read('out/x (1).csv')).toBe('new');
-    expect(await sink.copy?.({ source: 's', path: 'x.csv', origin: { kind: 'local', endpoint: 'localhost', location: { path: ws.path('out/x.csv') } } } as unknown as Item, 'y.csv', new AbortController().signal)).toBeNull();
+    expect(
+      await sink.copy?.(
+        {
+          source: 's',
+          path: 'x.csv',
+          origin: { kind: 'local', endpoint: 'localhost', location: { path: ws.path('out/x.csv') } },
+        } as unknown as Item,
+        'y.csv',
+        new AbortController().signal,
+      ),
+    ).toBeNull();
     await sink.close?.();
 
-    const skip = await localSink.create({ path: './out', if_exists: 'skip' } as never, makePluginContext({ baseDir: ws.dir }));
+    const skip = await localSink.create(
+      { path: './out', if_exists: 'skip' } as never,
+      makePluginContext({ baseDir: ws.dir }),
+    );
     const skipped = await skip.write({
       item: { source: 's', path: 'x.csv' } as Item,
       destination: 'x.csv',

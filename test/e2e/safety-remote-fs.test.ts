@@ -1,0 +1,322 @@
+/**
+ * Data safety on the SFTP and FTP connectors (issue 11), against real sshd and vsftpd: a name
+ * is one name, an unreadable folder does not stop the listing, a linked folder is not walked,
+ * tidy-up acts only on the listed version, and the sink reports the name it wrote.
+ */
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SluiceError } from '../../core/errors.js';
+import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
+import { runPipelineFile } from '../../core/runtime/run-file.js';
+import { ftpSink } from '../../plugins/ftp/sink.js';
+import { ftpSource } from '../../plugins/ftp/source.js';
+import { sftpSink } from '../../plugins/sftp/sink.js';
+import { sftpSource } from '../../plugins/sftp/source.js';
+import { makePluginContext } from '../helpers/context.js';
+import { REPLACED_CONTENT, safetyRegistry } from '../helpers/replacing-sink.js';
+import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { type SshdHandle, startSshd } from '../servers/sshd.js';
+import { startVsftpd, type VsftpdHandle } from '../servers/vsftpd.js';
+
+interface Connector {
+  name: 'sftp' | 'ftp';
+  start(): Promise<{ rootDir: string; username: string; stop(): Promise<void> }>;
+  /** The connection keys of a source or sink (YAML lines under the plugin name), `path` excluded. */
+  yaml(): string[];
+  /** The configured `path` of folder `dir` under the server's root. */
+  path(dir: string): string;
+  source(path: string): Promise<SourceInstance>;
+  sink(path: string, ifExists: 'rename' | 'skip'): Promise<SinkInstance>;
+}
+
+let sshd: SshdHandle;
+let vsftpd: VsftpdHandle;
+
+const connectors: Connector[] = [
+  {
+    name: 'sftp',
+    start: async () => (sshd = await startSshd('sluice-safety')),
+    yaml: () => sshd.sftpYaml(),
+    path: (dir) => join(sshd.rootDir, dir),
+    source: async (path) =>
+      sftpSource.create({ ...sftpBase(), path, recursive: true } as never, makePluginContext()),
+    sink: async (path, ifExists) =>
+      sftpSink.create({ ...sftpBase(), path, if_exists: ifExists } as never, makePluginContext()),
+  },
+  {
+    name: 'ftp',
+    start: async () => (vsftpd = await startVsftpd({ username: 'sluice-ftp-safety' })),
+    yaml: () => [
+      `    host: ${vsftpd.host}`,
+      `    port: ${vsftpd.port}`,
+      `    username: ${vsftpd.username}`,
+      `    password: "${vsftpd.password}"`,
+    ],
+    path: (dir) => dir,
+    source: async (path) =>
+      ftpSource.create({ ...ftpBase(), path, recursive: true } as never, makePluginContext()),
+    sink: async (path, ifExists) =>
+      ftpSink.create({ ...ftpBase(), path, if_exists: ifExists } as never, makePluginContext()),
+  },
+];
+
+function sftpBase() {
+  return {
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.username,
+    private_key_file: sshd.privateKeyFile,
+    host_key_sha256: sshd.hostKeySha256,
+    insecure_accept_any_host_key: false,
+    max_connections: 2,
+    connect_timeout: '10s',
+    keepalive_interval: '15s',
+  };
+}
+
+function ftpBase() {
+  return {
+    host: vsftpd.host,
+    port: vsftpd.port,
+    username: vsftpd.username,
+    password: vsftpd.password,
+    secure: false,
+    insecure_tls: false,
+    max_connections: 2,
+    timeout: '10s',
+    keepalive_interval: '60s',
+  };
+}
+
+async function listAll(src: SourceInstance): Promise<Item[]> {
+  const items: Item[] = [];
+  for await (const item of src.list(new AbortController().signal)) items.push(item);
+  return items.sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await promise;
+    return undefined;
+  } catch (err) {
+    return err instanceof SluiceError ? err.code : String(err);
+  }
+}
+
+for (const connector of connectors) {
+  describe(`${connector.name}: data safety`, () => {
+    let server: Awaited<ReturnType<Connector['start']>>;
+    let uid: number;
+    let gid: number;
+    let ws: Workspace;
+    const opened: Array<SourceInstance | SinkInstance> = [];
+
+    /** Writes files (name → bytes; a name may be a Buffer of raw bytes) into `dir` on the server, owned by its user. */
+    const put = (dir: string, files: Array<[string | Buffer, string]>) => {
+      const abs = join(server.rootDir, dir);
+      mkdirSync(abs, { recursive: true });
+      chownSync(abs, uid, gid);
+      for (const [name, body] of files) {
+        const path = Buffer.isBuffer(name) ? Buffer.concat([Buffer.from(`${abs}/`), name]) : join(abs, name);
+        writeFileSync(path, body);
+        chownSync(path, uid, gid);
+      }
+    };
+    const source = async (dir: string) => {
+      const src = await connector.source(connector.path(dir));
+      opened.push(src);
+      return src;
+    };
+    const pipeline = (name: string, dir: string, extra: string, sink = 'local: { path: ./out }') =>
+      ws.pipeline(
+        [
+          `name: ${name}`,
+          'source:',
+          `  ${connector.name}:`,
+          ...connector.yaml(),
+          `    path: "${connector.path(dir)}"`,
+          ...extra.split('\n').map((l) => `    ${l}`),
+          'sink:',
+          `  ${sink}`,
+          '',
+        ].join('\n'),
+        `${name}.yaml`,
+      );
+    const run = (file: string) => runPipelineFile(file, { registry: safetyRegistry() });
+
+    beforeAll(async () => {
+      server = await connector.start();
+      uid = Number(execFileSync('id', ['-u', server.username]).toString());
+      gid = Number(execFileSync('id', ['-g', server.username]).toString());
+      ws = makeWorkspace();
+    });
+
+    afterAll(async () => {
+      await Promise.allSettled(opened.map((o) => o.close?.()));
+      ws?.cleanup();
+      await server?.stop();
+    });
+
+    it('a\\b.txt is its own file: never delivered or deleted as a/b.txt', async () => {
+      put('bs', [['a\\b.txt', 'backslash file']]);
+      put('bs/a', [['b.txt', 'the real a/b.txt']]);
+      const items = await listAll(await source('bs'));
+      expect(items.map((i) => i.path)).toEqual(['a/b.txt', 'a\\b.txt']);
+
+      const result = await run(pipeline('bs', 'bs', 'after_success: delete', 'local: { path: ./out-bs }'));
+      expect(ws.read('out-bs/a/b.txt')).toBe('the real a/b.txt');
+      expect(readdirSync(join(server.rootDir, 'bs')).sort()).toEqual(['a', 'a\\b.txt']);
+      expect(readdirSync(join(server.rootDir, 'bs/a'))).toEqual([]);
+      expect(result).toMatchObject({ ok: 1, failed: 1 });
+    });
+
+    it('..\\..\\victim.txt stays a name; a path that leads out is refused', async () => {
+      put('v/in', [['..\\..\\victim.txt', 'dropped']]);
+      put('', [['victim.txt', 'outside the root']]);
+      const src = await source('v/in');
+      const [item] = await listAll(src);
+      expect(item.path).toBe('..\\..\\victim.txt');
+      const forged = { ...item, path: '../../victim.txt' };
+      expect(await codeOf(src.remove!(forged))).toBe('SLUICE_E_NAME');
+      expect(await codeOf(src.move!(forged, connector.path('moved')))).toBe('SLUICE_E_NAME');
+      expect(await src.openPath!('../../victim.txt')).toBeNull();
+      expect(existsSync(join(server.rootDir, 'victim.txt'))).toBe(true);
+
+      const result = await run(
+        pipeline(
+          'victim',
+          'v/in',
+          'after_success: delete',
+          'local: { path: ./out-v }\nsteps:\n  - rename: { to: "{name}" }',
+        ),
+      );
+      expect(result).toMatchObject({ ok: 0, failed: 1 });
+      expect(readdirSync(join(server.rootDir, 'v/in'))).toEqual(['..\\..\\victim.txt']);
+      expect(existsSync(join(server.rootDir, 'victim.txt'))).toBe(true);
+    });
+
+    it('reports a Latin-1 name as a failed item, never skipped or mapped', async () => {
+      put('latin', [
+        [Buffer.from('caf\xe9.txt', 'latin1'), 'legacy'],
+        ['good.txt', 'good'],
+      ]);
+      const items = await listAll(await source('latin'));
+      expect(items.map((i) => [i.path, i.rejected === undefined])).toEqual([
+        ['caf\ufffd.txt', false],
+        ['good.txt', true],
+      ]);
+      expect(items[0].rejected).toMatch(/not valid UTF-8/);
+      expect(await codeOf(items[0].open())).toBe('SLUICE_E_NAME');
+
+      const result = await run(
+        pipeline('latin', 'latin', 'after_success: delete', 'local: { path: ./out-latin }'),
+      );
+      expect(result).toMatchObject({ ok: 1, failed: 1 });
+      expect(readdirSync(join(server.rootDir, 'latin'), { encoding: 'buffer' })).toEqual([
+        Buffer.from('caf\xe9.txt', 'latin1'),
+      ]);
+    });
+
+    it('reports an unreadable folder and goes on with the others; does not walk a linked folder', async () => {
+      put('locked/a', [['1.txt', 'one']]);
+      put('locked/b-locked', [['2.txt', 'two']]);
+      put('locked/c', [['3.txt', 'three']]);
+      chmodSync(join(server.rootDir, 'locked/b-locked'), 0o000);
+      // A link back to its parent: walked, it would never end.
+      symlinkSync('..', join(server.rootDir, 'locked/c/loop'));
+      const items = await listAll(await source('locked'));
+      expect(items.map((i) => i.path)).toEqual(['a/1.txt', 'b-locked', 'c/3.txt']);
+      expect(items[1].rejected).toMatch(/could not be listed/);
+
+      const result = await run(
+        pipeline('locked', 'locked', 'after_success: delete', 'local: { path: ./out-locked }'),
+      );
+      expect(result).toMatchObject({ ok: 2, failed: 1 });
+      expect(readdirSync(ws.path('out-locked')).sort()).toEqual(['a', 'c']);
+      chmodSync(join(server.rootDir, 'locked/b-locked'), 0o755);
+      expect(readdirSync(join(server.rootDir, 'locked/b-locked'))).toEqual(['2.txt']);
+    });
+
+    it('remove and move leave a file changed since the listing (SLUICE_E_CHANGED), act on an unchanged one', async () => {
+      put('ver', [
+        ['big.bin', 'old version'],
+        ['other.bin', 'stays the same'],
+      ]);
+      const src = await source('ver');
+      const [big, other] = await listAll(src);
+      const file = join(server.rootDir, 'ver/big.bin');
+      // Same size, an mtime seconds later: another version all the same.
+      writeFileSync(file, 'new version');
+      utimesSync(file, new Date(), new Date(big.mtime!.getTime() + 5000));
+      expect(await codeOf(src.remove!(big))).toBe('SLUICE_E_CHANGED');
+      expect(await codeOf(src.move!(big, connector.path('ver-done')))).toBe('SLUICE_E_CHANGED');
+      expect(readdirSync(join(server.rootDir, 'ver')).sort()).toEqual(['big.bin', 'other.bin']);
+
+      await src.move!(other, connector.path('ver-done'));
+      expect(readdirSync(join(server.rootDir, 'ver-done'))).toEqual(['other.bin']);
+      await src.remove!(other); // already gone: not an error
+      await src.remove!(big).catch(() => undefined);
+      expect(readdirSync(join(server.rootDir, 'ver'))).toEqual(['big.bin']);
+    });
+
+    it('a file replaced between commit and after_success: delete is kept for the next pass', async () => {
+      put('rep', [['big.bin', 'the version that was delivered']]);
+      const replace = join(server.rootDir, 'rep/big.bin');
+      const result = await run(
+        pipeline(
+          'rep',
+          'rep',
+          'after_success: delete',
+          `replacing_local: { path: ./out-rep, replace: "${replace}" }`,
+        ),
+      );
+      expect(result).toMatchObject({ ok: 1, failed: 0 });
+      expect(ws.read('out-rep/big.bin')).toBe('the version that was delivered');
+      expect(readdirSync(join(server.rootDir, 'rep'))).toEqual(['big.bin']);
+      expect(readFileSync(replace, 'utf8')).toBe(REPLACED_CONTENT);
+    });
+
+    it('sink: if_exists: rename reserves each candidate and reports the destination written; skip reports the existing size', async () => {
+      put('snk', [['x.csv', 'already here, longer']]);
+      const sink = await connector.sink(connector.path('snk'), 'rename');
+      opened.push(sink);
+      const reserved: string[] = [];
+      const commit = await sink.write({
+        item: { source: 's', path: 'x.csv' } as Item,
+        destination: 'x.csv',
+        body: Readable.from([Buffer.from('new')]),
+        signal: new AbortController().signal,
+        reserve: async (name) => {
+          expect(existsSync(join(server.rootDir, 'snk', name))).toBe(name === 'x.csv');
+          reserved.push(name);
+        },
+      });
+      expect(reserved).toEqual(['x.csv', 'x (1).csv']);
+      expect(commit).toMatchObject({ destination: 'x (1).csv', size: 3 });
+
+      const skip = await connector.sink(connector.path('snk'), 'skip');
+      opened.push(skip);
+      const skipped = await skip.write({
+        item: { source: 's', path: 'x.csv' } as Item,
+        destination: 'x.csv',
+        body: Readable.from([Buffer.from('new')]),
+        signal: new AbortController().signal,
+      });
+      expect(skipped).toMatchObject({ skipped: true, size: 'already here, longer'.length });
+      expect(skipped.destination).toBeUndefined();
+    });
+  });
+}
