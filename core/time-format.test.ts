@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  compileStrftime,
-  compileStrptime,
-  strftime,
-  TimeFormatError,
-  validateFormat,
-  validateTimezone,
-} from './time-format.js';
+import { compileStrftime, strftime, TimeFormatError, validateFormat, validateTimezone } from './time-format.js';
+import { compileStrptime } from './time-parse.js';
 
 // Tuesday 5 March 2024, 07:08:09 UTC (a leap year, day 65).
 const MARCH_5 = new Date(Date.UTC(2024, 2, 5, 7, 8, 9));

@@ -6,7 +6,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { itemName } from '../../core/item.js';
 import type { Item } from '../../core/plugin-api.js';
-import { compileStrptime, type Strptime } from '../../core/time-format.js';
+import { compileStrptime, type Strptime } from '../../core/time-parse.js';
 import { parseDuration } from '../../core/units.js';
 import { compileRegex } from './item-match.js';
 
