@@ -13,6 +13,7 @@ import { registerSecret, registerSecretsIn, SECRET_ENV_NAME } from '../observe/r
 import type { Plugin } from '../plugin-api.js';
 import { loadPluginModule, nearest, type PluginRegistry, type PluginRole } from '../registry.js';
 import { parseDuration } from '../units.js';
+import { rootProblems } from './roots.js';
 import { PipelineShape, type PolicyT, type RetryPolicyT, type TriggerT } from './schema.js';
 import { escapePointer, preloadValidators, type SchemaProblem, splitPointer, validateAgainst } from './validate.js';
 
@@ -282,9 +283,11 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       problem(context.jsonPath ?? '/trigger', (err as Error).message, { hint: context.hint });
     }
   }
+  const stateDirSetting = options.stateDir ?? (shape.state as { dir?: string } | undefined)?.dir;
+  const stateDir = stateDirSetting ? resolve(baseDir, stateDirSetting) : join(baseDir, '.sluice');
+  for (const p of rootProblems({ sources, sinks, onError, baseDir, stateDir })) problem(p.pointer, p.message, { step: p.ref.stepId, plugin: p.ref.name, hint: p.hint });
   if (errors.length > 0) throw new ConfigErrors(errors);
 
-  const stateDirSetting = options.stateDir ?? (shape.state as { dir?: string } | undefined)?.dir;
   return {
     file: absFile,
     baseDir,
@@ -296,7 +299,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     sinks,
     onError,
     policy: toPolicy(shape.policy as PolicyT | undefined),
-    stateDir: stateDirSetting ? resolve(baseDir, stateDirSetting) : join(baseDir, '.sluice'),
+    stateDir,
     hash: createHash('sha256').update(text).digest('hex').slice(0, 16),
     text,
   };
