@@ -234,7 +234,32 @@ export const lyingLocalSink = definePlugin({
   },
 });
 
-export const testPlugins: Plugin[] = [flaky, breakStream, splitLines, carelessUpper, stickySource, repeatingSource, truncateSource, mumSink, lyingLocalSink];
+/**
+ * A sink whose backend answers "busy" to the first `busy_times` writes with an error only this
+ * sink knows to be transient: its own classifier says retry, the default rules would not.
+ */
+export const pickySink = definePlugin({
+  name: 'picky_sink',
+  kind: 'sink',
+  summary: 'test: fails with its own transient error, classified by itself',
+  config: Type.Object({ busy_times: Type.Integer({ default: 1 }) }),
+  create(cfg) {
+    let writes = 0;
+    return {
+      async write(req) {
+        let size = 0;
+        for await (const chunk of req.body) size += (chunk as Buffer).length;
+        if (++writes <= cfg.busy_times) throw Object.assign(new Error('backend says: come back later'), { code: 'PICKY_BUSY' });
+        return { location: `picky://${req.destination}`, size };
+      },
+      isRetryable(err) {
+        return (err as { code?: unknown })?.code === 'PICKY_BUSY' ? true : undefined;
+      },
+    };
+  },
+});
+
+export const testPlugins: Plugin[] = [pickySink, flaky, breakStream, splitLines, carelessUpper, stickySource, repeatingSource, truncateSource, mumSink, lyingLocalSink];
 
 export function testRegistry(): PluginRegistry {
   return builtinRegistry().extend(testPlugins.map((plugin) => ({ plugin, origin: 'test' })));
