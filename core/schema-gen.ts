@@ -157,5 +157,6 @@ const EXIT_TEXT: Record<string, string> = {
   ok: 'everything processed, or nothing to do',
   failed: 'some items failed for good (see the summary, `sluice history --state failed`, and `on_error`)',
   usage: 'invalid pipeline file or command line: nothing was run',
+  locked: 'the pipeline is running already on this state folder (`SLUICE_E_LOCKED`, naming the holder’s pid, host and file), or another file declares its name: nothing was run',
   interrupted: 'interrupted by a second SIGINT/SIGTERM: in-flight items were aborted, nothing half-written',
 };

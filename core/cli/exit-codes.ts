@@ -6,6 +6,8 @@ export const EXIT = {
   failed: 1,
   /** Invalid pipeline or command line: nothing was run. */
   usage: 2,
+  /** The pipeline is running already (same name and state folder, SLUICE_E_LOCKED): nothing was run. */
+  locked: 3,
   /** Interrupted (second SIGINT/SIGTERM): in-flight items aborted, nothing half-written. */
   interrupted: 130,
 } as const;

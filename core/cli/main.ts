@@ -143,7 +143,9 @@ export function reportError(err: unknown): number {
   if (err instanceof SluiceError) {
     process.stderr.write(`${err.toUserString()}\n`);
     // 2 only for what the user must fix before anything can run; a source that cannot list
-    // (server down, bad credentials) is a failed run: 1.
+    // (server down, bad credentials) is a failed run: 1. A run that found its pipeline running
+    // already did nothing and is told apart (3), so a cron wrapper can treat it as "skipped".
+    if (err.code === 'SLUICE_E_LOCKED') return EXIT.locked;
     return INVALID_INPUT_CODES.has(err.code) ? EXIT.usage : EXIT.failed;
   }
   if (err instanceof Error && /Unknown option|missing required args|Unused args/i.test(err.message)) {

@@ -1,5 +1,5 @@
 /** Embedded ledger: SQLite (better-sqlite3) in WAL mode, writes batched per transaction. */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { SluiceError } from '../errors.js';
@@ -48,17 +48,24 @@ export class SqliteLedger implements Ledger {
   private readonly upsertStmt: BetterSqlite3.Statement;
   private readonly writeBatch: (rows: Pending[]) => void;
 
-  private constructor(private readonly db: BetterSqlite3.Database) {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
+  private constructor(
+    private readonly db: BetterSqlite3.Database,
+    /** Opened for reading only (`sluice plan`, `history`, dry runs): `record` refuses. */
+    private readonly readOnly = false,
+  ) {
     db.pragma('busy_timeout = 5000');
-    db.exec(`CREATE TABLE IF NOT EXISTS items (
+    // A read-only connection takes the database as it is: changing its mode or schema would write.
+    if (!db.readonly) {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.exec(`CREATE TABLE IF NOT EXISTS items (
       pipeline TEXT NOT NULL, source TEXT NOT NULL, path TEXT NOT NULL, version TEXT NOT NULL,
       state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, destinations TEXT NOT NULL DEFAULT '[]',
       error TEXT, updated_at INTEGER NOT NULL,
       PRIMARY KEY (pipeline, source, path, version)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS items_recent ON items (pipeline, updated_at);`);
+    }
     this.getStmt = db.prepare('SELECT * FROM items WHERE pipeline = ? AND source = ? AND path = ? AND version = ?');
     this.upsertStmt = db.prepare(`INSERT INTO items (pipeline, source, path, version, state, attempts, destinations, error, updated_at)
       VALUES (@pipeline, @source, @path, @version, @state, @attempts, @destinations, @error, @updated_at)
@@ -84,11 +91,27 @@ export class SqliteLedger implements Ledger {
     });
   }
 
-  static async open(stateDir: string): Promise<SqliteLedger> {
+  /**
+   * `readOnly` writes nothing at all — no state folder, no ledger, not even SQLite's `-wal`/`-shm`
+   * files, which a read-only connection to a WAL database creates (and leaves) when they are
+   * absent. A missing ledger reads as an empty one. A ledger some process has open (its `-wal`
+   * and `-shm` exist) is read in place, seeing that process's latest writes; a closed one is
+   * read from a copy in memory.
+   */
+  static async open(stateDir: string, options: { readOnly?: boolean } = {}): Promise<SqliteLedger> {
     try {
-      mkdirSync(stateDir, { recursive: true });
       const { default: Database } = await import('better-sqlite3');
-      return new SqliteLedger(new Database(join(stateDir, 'ledger.sqlite')));
+      const file = join(stateDir, 'ledger.sqlite');
+      if (options.readOnly) {
+        if (!existsSync(file)) return new SqliteLedger(new Database(':memory:'), true);
+        if (existsSync(`${file}-wal`) && existsSync(`${file}-shm`)) return new SqliteLedger(new Database(file, { readonly: true, fileMustExist: true }), true);
+        const image = readFileSync(file);
+        // Bytes 18–19 of the header say WAL (2); an in-memory database reads only the rollback form (1).
+        if (image.length >= 20 && image[18] === 2 && image[19] === 2) image.fill(1, 18, 20);
+        return new SqliteLedger(new Database(image, { readonly: true }), true);
+      }
+      mkdirSync(stateDir, { recursive: true });
+      return new SqliteLedger(new Database(file));
     } catch (err) {
       throw new SluiceError('SLUICE_E_LEDGER', `cannot open the ledger in ${stateDir}: ${(err as Error).message}`, {
         cause: err,
@@ -109,6 +132,7 @@ export class SqliteLedger implements Ledger {
   }
 
   record(pipeline: string, id: ItemIdentity, update: LedgerUpdate): void {
+    if (this.readOnly) throw new SluiceError('SLUICE_E_INTERNAL', `the ledger was opened read-only (a dry run records nothing); cannot record ${id.source}:${id.path}`);
     const key = ledgerKey(pipeline, id);
     const prior = this.pending.get(key);
     // The batch holds one update per item, so it applies the rank rule the upsert applies.

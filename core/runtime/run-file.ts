@@ -5,6 +5,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import { SqliteLedger } from '../ledger/sqlite.js';
 import type { Logger } from '../observe/logger.js';
 import { PluginRegistry } from '../registry.js';
+import { PipelineLock } from './pipeline-lock.js';
 import { PipelineRunner, type RunSummary } from './runner.js';
 
 let defaultRegistry: PluginRegistry | undefined;
@@ -36,17 +37,26 @@ export async function runPipelineFile(file: string, options: RunFileOptions = {}
   return runPipeline(def, options);
 }
 
+/**
+ * One pass of `def`. A real pass holds the pipeline's lock (one process per pipeline and state
+ * folder) unless the caller brings its own ledger (and with it its own exclusivity). A dry run
+ * takes no lock and opens the ledger read-only: it creates neither the state folder nor the ledger.
+ */
 export async function runPipeline(def: PipelineDefinition, options: RunFileOptions = {}): Promise<RunSummary> {
-  const ledger = options.ledger ?? (await SqliteLedger.open(def.stateDir));
-  const runner = new PipelineRunner(def, { dryRun: options.dryRun, force: options.force, log: options.log, ledger });
-  options.onRunner?.(runner);
-  const onAbort = () => void runner.drain();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const lock = options.dryRun || options.ledger ? undefined : await PipelineLock.acquire(def);
+  let ledger: Ledger | undefined;
+  let runner: PipelineRunner | undefined;
+  const onAbort = () => void runner?.drain();
   try {
+    ledger = options.ledger ?? (await SqliteLedger.open(def.stateDir, { readOnly: options.dryRun }));
+    runner = new PipelineRunner(def, { dryRun: options.dryRun, force: options.force, log: options.log, ledger });
+    options.onRunner?.(runner);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     return await runner.runPass();
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
-    await runner.close();
-    if (!options.ledger) await ledger.close();
+    await runner?.close();
+    if (!options.ledger) await ledger?.close();
+    lock?.release();
   }
 }

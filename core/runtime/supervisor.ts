@@ -15,6 +15,7 @@ import { SqliteLedger } from '../ledger/sqlite.js';
 import type { Logger } from '../observe/logger.js';
 import type { SluiceMetrics } from '../observe/metrics.js';
 import type { PluginRegistry } from '../registry.js';
+import { PipelineLock } from './pipeline-lock.js';
 import { loadPipelineFile } from './run-file.js';
 import type { ItemOutcome } from '../cluster/jobs.js';
 import { PipelineRunner, type RunSummary } from './runner.js';
@@ -41,8 +42,15 @@ export interface SupervisorOptions {
   /**
    * Cluster mode (`--cluster redis://…`): each pass lists and enqueues the items in Redis and
    * waits for the workers (`sluice worker`) to finish them; nothing runs in this process.
+   * No pipeline lock is taken then: the state folder is not used, and the cluster's lister
+   * election (one lister per pipeline, job id = item identity) is what keeps runs apart.
    */
   cluster?: string;
+  /**
+   * The other pipeline file of this process that declares pipeline `name`, if any (`watch`):
+   * a file that would take a name another file runs under is refused, whatever their state folders.
+   */
+  nameTakenBy?: (name: string, file: string) => string | undefined;
 }
 
 export interface ReloadResult {
@@ -97,6 +105,10 @@ export class PipelineSupervisor {
   /** Serializes reloads and stop: one version change at a time. */
   private changing: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /** Held from the first start to the stop, across reloads that keep the name and state folder. */
+  private lock: PipelineLock | undefined;
+  /** The pipeline name this file runs under, claimed before its version starts. */
+  private claimed: string | undefined;
   private doneResolve!: () => void;
   private doneReject!: (err: unknown) => void;
   /** Settles when the pipeline has nothing left to do (one-shot trigger) or was stopped. */
@@ -114,6 +126,11 @@ export class PipelineSupervisor {
 
   get name(): string {
     return this.version?.def.name ?? basename(this.file).replace(/\.ya?ml$/, '');
+  }
+
+  /** The pipeline name this file runs (or is starting) under; undefined before it first started. */
+  get pipelineName(): string | undefined {
+    return this.claimed;
   }
 
   get state(): SupervisorState {
@@ -140,10 +157,38 @@ export class PipelineSupervisor {
     return this.version?.runner?.activeItems ?? 0; // the runner is made once the version's ledger is open
   }
 
-  /** Loads the file and starts it; throws when the file is invalid (nothing is started). */
+  /**
+   * Loads the file and starts it; throws when the file is invalid or the pipeline is locked by
+   * another run (`SLUICE_E_LOCKED`): nothing is started.
+   */
   async start(def?: PipelineDefinition): Promise<void> {
     const loaded = def ?? (await this.load());
+    this.lock = await this.claim(loaded);
     this.launch(loaded);
+  }
+
+  /**
+   * Claims `def`'s name and takes its lock (the one held already when name and state folder are
+   * the same). Throws `SLUICE_E_LOCKED`, leaving the claim as it was. Dry runs write nothing and
+   * take no lock; cluster mode has its own lister election.
+   */
+  private async claim(def: PipelineDefinition): Promise<PipelineLock | undefined> {
+    const other = this.options.nameTakenBy?.(def.name, this.file);
+    if (other !== undefined) {
+      throw new SluiceError('SLUICE_E_LOCKED', `pipeline name "${def.name}" is already declared by ${other}; ${this.file} was not started`, {
+        context: { hint: 'each pipeline file needs its own `name:` (it keys the ledger, logs and metrics)' },
+      });
+    }
+    const before = this.claimed;
+    this.claimed = def.name;
+    if (this.options.dryRun || this.options.cluster) return undefined;
+    if (this.lock?.covers(def)) return this.lock;
+    try {
+      return await PipelineLock.acquire(def);
+    } catch (err) {
+      this.claimed = before;
+      throw err;
+    }
   }
 
   /**
@@ -171,9 +216,27 @@ export class PipelineSupervisor {
       return this.lastReloadValue;
     }
     if (this.version && this.version.def.hash === def.hash) return { at, result: 'unchanged', hash: def.hash };
+    let lock: PipelineLock | undefined;
+    try {
+      lock = await this.claim(def);
+    } catch (err) {
+      const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
+      this.lastReloadValue = { at, result: 'invalid', error };
+      this.options.metrics?.reload(this.name, 'invalid');
+      this.options.log.error({ pipeline: def.name, file: this.file, err: error, running: this.version?.def.hash ?? null }, 'pipeline file refused: its pipeline runs elsewhere; the running version keeps running');
+      if (!this.version) this.stateValue = 'invalid';
+      return this.lastReloadValue;
+    }
     const from = this.version?.def.hash;
     if (this.version) await this.retire(this.version);
-    if (this.stopped) return { at, result: 'unchanged' };
+    if (lock !== this.lock) {
+      this.lock?.release();
+      this.lock = lock;
+    }
+    if (this.stopped) {
+      this.releaseLock();
+      return { at, result: 'unchanged' };
+    }
     this.launch(def);
     this.lastReloadValue = { at, result: 'ok', hash: def.hash };
     this.options.metrics?.reload(def.name, 'ok');
@@ -186,11 +249,18 @@ export class PipelineSupervisor {
     this.stopped = true;
     const next = this.changing.then(async () => {
       if (this.version) await this.retire(this.version, drainTimeoutMs);
+      this.releaseLock();
       this.stateValue = 'stopped';
       this.doneResolve();
     });
     this.changing = next.catch(() => undefined);
     return next;
+  }
+
+  private releaseLock(): void {
+    this.lock?.release();
+    this.lock = undefined;
+    this.claimed = undefined;
   }
 
   /** Aborts in-flight items now; nothing half-written is committed. */
@@ -264,7 +334,8 @@ export class PipelineSupervisor {
 
   /** Embedded mode: the version's own ledger and runner; passes run in this process. */
   private async embeddedPasses(v: Version): Promise<() => Promise<RunSummary>> {
-    const ledger = await SqliteLedger.open(v.def.stateDir);
+    // A dry run reads what was done before and creates neither the state folder nor the ledger.
+    const ledger = await SqliteLedger.open(v.def.stateDir, { readOnly: this.options.dryRun });
     const runner = new PipelineRunner(v.def, {
       ledger,
       log: this.options.log,

@@ -19,7 +19,8 @@ export async function historyCommand(file: string, opts: CommonOptions & { limit
     const { RedisLedger } = await import('../../ledger/redis.js');
     ledger = RedisLedger.connect(url);
   } else {
-    ledger = await SqliteLedger.open(def.stateDir);
+    // Looking must not create the state folder or a ledger.
+    ledger = await SqliteLedger.open(def.stateDir, { readOnly: true });
   }
   try {
     const records = await ledger.history(def.name, { limit: opts.limit ? Number(opts.limit) : 50, state: opts.state as LedgerState | undefined });

@@ -3,9 +3,13 @@ import { formatBytes } from '../../units.js';
 import { type CommonOptions, makeLogger, parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 
-/** Dry run that prints every source → destination mapping. */
+/**
+ * Dry run that prints every source → destination mapping. It writes nothing: the ledger is read
+ * only, the runner's temp files go to the OS temp folder, and no log file is opened (plan has no
+ * --log-file; a defaults file's `log_file` is for the runs).
+ */
 export async function planCommand(file: string, opts: CommonOptions & { force?: boolean; cluster?: string }): Promise<number> {
-  const { logger, close } = makeLogger({ ...opts, quiet: opts.quiet ?? true });
+  const { logger, close } = makeLogger({ ...opts, logFile: undefined, quiet: opts.quiet ?? true });
   // With --cluster, what is "done before" comes from the cluster's ledger.
   const url = (await import('../../cluster/url.js')).clusterUrl(opts.cluster);
   const ledger = url ? (await import('../../ledger/redis.js')).RedisLedger.connect(url) : undefined;

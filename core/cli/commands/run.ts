@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { PipelineDefinition } from '../../config/load.js';
+import { SluiceError } from '../../errors.js';
 import { formatSummary, summaryJson } from '../../observe/summary.js';
 import { loadPipelineFile } from '../../runtime/run-file.js';
 import type { RunSummary } from '../../runtime/runner.js';
@@ -30,6 +31,14 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
   for (const f of files) {
     const def = await loadPipelineFile(f, { vars, stateDir: opts.stateDir });
     scheduleOf(def.trigger);
+    // Two files of one pipeline on one state folder share ledger records: run one after the
+    // other, the second would take the first one's items for its own and skip them.
+    const twin = defs.find((d) => d.name === def.name && d.stateDir === def.stateDir);
+    if (twin) {
+      throw new SluiceError('SLUICE_E_USAGE', `${twin.file} and ${def.file} both declare pipeline "${def.name}" on state folder ${def.stateDir}`, {
+        context: { hint: 'give each file its own `name:` (or its own state folder)' },
+      });
+    }
     defs.push(def);
   }
   // With --cluster, passes list into Redis and wait for the workers; the rest is the same.

@@ -71,6 +71,7 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
       announce: true,
       cluster,
       onSummary,
+      nameTakenBy: (name, self) => [...byFile.values()].find((s) => s.file !== self && s.pipelineName === name)?.file,
     });
     byFile.set(file, supervisor);
     host.supervisors.push(supervisor);
