@@ -222,7 +222,7 @@ export const localSource = definePlugin({
       const watcher = watch(root, {
         ignoreInitial: true,
         depth: cfg.recursive === false ? 0 : undefined,
-        ignored: (path: string) => path !== root && isInternal(path),
+        ignored: (path: string) => path !== root && (isInternal(path) || isAsideName(basename(path))),
       });
       const touched = (abs: string) => {
         candidates.set(abs, candidates.get(abs) ?? { size: -1, mtimeMs: -1, stillSince: Date.now() });
