@@ -4,7 +4,6 @@
  * are printed above the progress block, never through it.
  */
 import { createLogUpdate } from 'log-update';
-import type { PipelineSupervisor } from '../runtime/supervisor.js';
 import { formatBytes, formatDuration } from '../units.js';
 
 export interface ProgressFigures {
@@ -40,7 +39,15 @@ export function progressLine(f: ProgressFigures, color: boolean): string {
   return `${name} ${bar} ${finished}/${total}${f.counted ? '' : '+'} files${failed}  ${formatBytes(f.bytes)}  ${formatBytes(rate)}/s${eta}  (${f.state}, ${f.inFlight} in flight)`;
 }
 
-export function figuresOf(s: PipelineSupervisor, now = Date.now()): ProgressFigures {
+/** What a progress line reads of a running pipeline (the runtime's supervisor is one). */
+export interface ProgressSubject {
+  readonly name: string;
+  readonly state: string;
+  readonly inFlight: number;
+  readonly pass?: { done: number; failed: number; skipped: number; total: number; counted: boolean; bytesIn: number; startedAt: number } | undefined;
+}
+
+export function figuresOf(s: ProgressSubject, now = Date.now()): ProgressFigures {
   const pass = s.pass;
   return {
     name: s.name,
@@ -62,7 +69,7 @@ export class ProgressDisplay {
 
   constructor(
     private readonly stream: NodeJS.WriteStream,
-    private readonly supervisors: () => PipelineSupervisor[],
+    private readonly supervisors: () => ProgressSubject[],
     private readonly color: boolean,
   ) {
     this.render = createLogUpdate(stream);
