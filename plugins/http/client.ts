@@ -4,13 +4,20 @@
  * `retryable`/`retryAfterMs` the runtime's retry policy reads (429/5xx/network: retry;
  * other 4xx: do not).
  */
-import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import http, { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { type ErrorCode, isAbortError, isRetryableByDefault, SluiceError } from '../../core/errors.js';
-import { registerSecret, SECRET_KEY } from '../../core/observe/redact.js';
+import { credentialsIn, registerSecret, SECRET_KEY } from '../../core/observe/redact.js';
 
 export type Headers = Readonly<Record<string, string>>;
+
+export interface HeadResult {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** The URL that answered (after redirects). */
+  readonly url: URL;
+}
 
 export interface HttpClientOptions {
   /** Most sockets open at once per host (the agent's maxSockets). */
@@ -35,9 +42,8 @@ export class HttpClient {
   }
 
   /**
-   * GET that follows redirects (configured headers are dropped when a redirect leaves the
-   * origin, so a token never leaks to, say, a presigned storage URL) and resolves with a 2xx
-   * response whose body the caller must consume. `allow404` resolves null on 404/410.
+   * GET that follows redirects (see `follow`) and resolves with a 2xx response whose body the
+   * caller must consume. `allow404` resolves null on 404/410.
    */
   async get(
     url: URL,
@@ -45,32 +51,74 @@ export class HttpClient {
     signal?: AbortSignal,
     allow404 = false,
   ): Promise<IncomingMessage | null> {
+    const { res, url: final } = await this.follow('GET', url, headers, signal);
+    const status = res.statusCode ?? 0;
+    if (allow404 && (status === 404 || status === 410)) {
+      res.resume();
+      return null;
+    }
+    return this.expectSuccess(res, 'GET', final);
+  }
+
+  /**
+   * HEAD that follows redirects like `get`; resolves with whatever status the server answered
+   * (the caller decides what a 404 or a 405 means) and the headers.
+   */
+  async head(url: URL, headers: Headers, signal?: AbortSignal): Promise<HeadResult> {
+    const { res, url: final } = await this.follow('HEAD', url, headers, signal);
+    res.resume();
+    return { status: res.statusCode ?? 0, headers: res.headers, url: final };
+  }
+
+  /**
+   * Sends a body-less GET/HEAD and follows up to MAX_REDIRECTS redirects. A Location is data
+   * from the server, so: configured headers are dropped once a redirect leaves the origin (a
+   * token never travels to, say, a presigned storage URL), and only http(s) targets are
+   * followed, never from https down to plain http.
+   */
+  private async follow(
+    method: 'GET' | 'HEAD',
+    url: URL,
+    headers: Headers,
+    signal?: AbortSignal,
+  ): Promise<{ res: IncomingMessage; url: URL }> {
     let current = url;
     let currentHeaders = headers;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      const res = await this.send('GET', current, currentHeaders, signal);
+      const res = await this.send(method, current, currentHeaders, signal);
       const status = res.statusCode ?? 0;
       const location = res.headers.location;
-      if (status >= 300 && status < 400 && location) {
-        res.resume();
-        const next = new URL(location, current);
-        if (next.origin !== current.origin) currentHeaders = {};
-        current = next;
-        continue;
-      }
-      if (allow404 && (status === 404 || status === 410)) {
-        res.resume();
-        return null;
-      }
-      return this.expectSuccess(res, 'GET', current);
+      if (!(status >= 300 && status < 400 && location)) return { res, url: current };
+      res.resume();
+      const next = this.redirectTarget(method, current, location);
+      if (next.origin !== current.origin) currentHeaders = {};
+      current = next;
     }
     throw new SluiceError(
       this.options.errorCode,
-      `GET ${displayUrl(url)}: more than ${MAX_REDIRECTS} redirects`,
-      {
-        retryable: false,
-      },
+      `${method} ${displayUrl(url)}: more than ${MAX_REDIRECTS} redirects`,
+      { retryable: false },
     );
+  }
+
+  private redirectTarget(method: string, from: URL, location: string): URL {
+    const refuse = (why: string) =>
+      new SluiceError(
+        this.options.errorCode,
+        `${method} ${displayUrl(from)} redirects ${why}; not followed`,
+        { retryable: false },
+      );
+    let next: URL;
+    try {
+      next = new URL(location, from);
+    } catch {
+      throw refuse('to an invalid URL');
+    }
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') throw refuse(`to a ${next.protocol} URL`);
+    if (from.protocol === 'https:' && next.protocol === 'http:') {
+      throw refuse(`from https to plain http (${displayUrl(next)})`);
+    }
+    return next;
   }
 
   /** GET of a JSON document (small: list pages). */
@@ -79,22 +127,9 @@ export class HttpClient {
     return this.readJson(res, 'GET', url);
   }
 
-  /** A body-less request (DELETE…) that must answer 2xx; 404/410 count as done when `allow404`. */
-  async call(
-    method: string,
-    url: URL,
-    headers: Headers,
-    allow404: boolean,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    const res = await this.send(method, url, headers, signal);
-    const status = res.statusCode ?? 0;
-    if (allow404 && (status === 404 || status === 410)) {
-      res.resume();
-      return;
-    }
-    await this.expectSuccess(res, method, url);
-    res.resume();
+  /** A body-less request (DELETE…) without redirects; the caller reads the status. */
+  request(method: string, url: URL, headers: Headers, signal?: AbortSignal): Promise<IncomingMessage> {
+    return this.send(method, url, headers, signal);
   }
 
   /**
@@ -269,11 +304,27 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-/** The URL for messages, with secret-looking query parameters masked. */
+/**
+ * Query parameters that carry a credential beyond the config keys SECRET_KEY knows: presigned
+ * URL signatures (S3 `X-Amz-Signature`, GCS `X-Goog-Signature`, Azure SAS `sig`, S3 v2
+ * `Signature`) and the access key ids that go with them.
+ */
+const URL_SECRET_PARAM = /signature|^sig$|credential|accesskeyid/i;
+
+function isSecretParam(name: string): boolean {
+  return SECRET_KEY.test(name) || URL_SECRET_PARAM.test(name);
+}
+
+/**
+ * The URL for messages, logs and the ledger: userinfo and secret-looking query parameters
+ * (tokens, keys, presigned signatures) masked. Every URL the http plugins print goes through it.
+ */
 export function displayUrl(url: URL): string {
   const shown = new URL(url);
-  for (const key of [...shown.searchParams.keys()]) {
-    if (SECRET_KEY.test(key)) shown.searchParams.set(key, '***');
+  if (shown.username) shown.username = '***';
+  if (shown.password) shown.password = '***';
+  for (const key of new Set(shown.searchParams.keys())) {
+    if (isSecretParam(key)) shown.searchParams.set(key, '***');
   }
   return shown.href;
 }
@@ -289,20 +340,8 @@ export function registerHttpSecrets(headers: Headers | undefined, urls: readonly
     const credential = /^\S+\s+(\S.*)$/.exec(value)?.[1];
     if (credential) registerSecret(credential);
   }
-  for (const text of urls) {
-    // Templates are not URLs yet; query values are secrets regardless of placeholders.
-    for (const match of text.matchAll(/[?&]([^=&#]+)=([^&#]*)/g)) {
-      if (SECRET_KEY.test(match[1])) registerSecret(safeDecode(match[2]));
-    }
-  }
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
+  // Templates are not URLs yet; the credentials in them are found by their form.
+  for (const text of urls) for (const credential of credentialsIn(text)) registerSecret(credential);
 }
 
 async function readSnippet(res: IncomingMessage): Promise<string> {

@@ -77,4 +77,14 @@ describe('displayUrl', () => {
       'https://h/p?month=6&api_key=***&token=***',
     );
   });
+  it('masks userinfo and presigned signatures (S3, GCS, Azure SAS)', () => {
+    const shown = displayUrl(
+      new URL(
+        'https://me:pa55@h/b/k?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=abc&X-Goog-Signature=def&sv=2022&sig=ghi&page=2',
+      ),
+    );
+    expect(shown).toBe(
+      'https://***:***@h/b/k?X-Amz-Credential=***&X-Amz-Signature=***&X-Goog-Signature=***&sv=2022&sig=***&page=2',
+    );
+  });
 });

@@ -2,13 +2,18 @@
  * `http` sink: uploads each item with one streamed PUT or POST. Atomicity is the server's
  * business: when the item's stream fails mid-way the request is destroyed before its end, so a
  * well-behaved server (one that stores a body only once it was received completely) keeps
- * nothing. The server's JSON reply may report size/sha256 for verification.
+ * nothing. What the server stored comes from its JSON reply or a HEAD of the stored file
+ * (`verify_from`); a 2xx alone proves nothing, and the bytes sent are never reported as stored.
  */
 import type { IncomingMessage } from 'node:http';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
-import { definePlugin, type SinkCommit, type SinkInstance } from '../../core/plugin-api.js';
-import { Verify } from '../../core/schema-fragments.js';
+import {
+  definePlugin,
+  type SinkCommit,
+  type SinkInstance,
+  type SinkWriteRequest,
+} from '../../core/plugin-api.js';
 import { displayUrl, HttpClient, registerHttpSecrets } from './client.js';
 import { mergeHeaders } from './headers.js';
 import { getDotted } from './json-path.js';
@@ -50,20 +55,77 @@ export const httpSinkConfig = Type.Object(
       description:
         'When the destination exists: `overwrite`; or send `If-None-Match: *` and, on 412 Precondition Failed, `skip` the item or `fail`. Needs a server that honours If-None-Match.',
     }),
-    verify: Type.Optional(Verify),
+    verify_from: Type.Union([Type.Literal('auto'), Type.Literal('response'), Type.Literal('head')], {
+      default: 'auto',
+      description:
+        'Where the size `verify: size` compares comes from: `response` — the JSON reply (`response.size`); `head` — a HEAD request to `head_url` after the upload, whose Content-Length is the stored size; `auto` — the reply’s size when it has one, else that HEAD (for POST only when `head_url` is set). An upload whose stored size cannot be learned fails (the bytes sent are never taken for the bytes stored) unless `verify: none`.',
+    }),
+    head_url: Type.Optional(
+      UrlTemplateField(
+        'URL of the stored file for the HEAD of `verify_from` and of `if_exists: skip` (which reports the existing file’s size). Default: the upload URL, for PUT.',
+      ),
+    ),
+    verify: Type.Optional(
+      Type.Union([Type.Literal('size'), Type.Literal('sha256'), Type.Literal('none')], {
+        default: 'size',
+        description:
+          '`size` (default): the stored size (see `verify_from`) must equal the bytes sent; `sha256`: the reply must report the stored content’s sha256 (`response.sha256`), as HTTP has no read-back; `none`: accept a 2xx answer without checking what the server stored — the explicit opt-out for APIs that report nothing.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 
 const DEFAULT_RESPONSE_FIELDS = { size: 'size', sha256: 'sha256' };
 
+const VERIFIABLE_HINT =
+  'set response.size to where the JSON reply reports the stored size, or head_url to a URL whose HEAD answers the stored file’s Content-Length (verify_from), or write verify: none to accept uploads unchecked';
+
+type HttpSinkConfig = Static<typeof httpSinkConfig>;
+
+/**
+ * What `sluice validate` can see without a server: the URL templates, and contradictions in how
+ * to verify (each error's hint says how to make the sink verifiable).
+ */
+function checkVerifiable(config: HttpSinkConfig): void {
+  compileUrlTemplate(config.url, '/url');
+  if (config.head_url) compileUrlTemplate(config.head_url, '/head_url');
+  const verifyFrom = config.verify_from ?? 'auto';
+  const verify = config.verify ?? 'size';
+  if (verify === 'sha256' && verifyFrom === 'head') {
+    throw new SluiceError(
+      'SLUICE_E_CONFIG',
+      'a HEAD reports no sha256, so verify: sha256 cannot be checked',
+      {
+        context: {
+          jsonPath: '/verify_from',
+          hint: 'use verify_from: response with response.sha256 naming the sha256 in the upload’s JSON reply, or verify: size',
+        },
+      },
+    );
+  }
+  if (verify !== 'none' && verifyFrom === 'head' && (config.method ?? 'PUT') === 'POST' && !config.head_url) {
+    throw new SluiceError(
+      'SLUICE_E_CONFIG',
+      'verify_from: head with method POST needs head_url: a POST URL names where files are sent, not the stored file',
+      {
+        context: {
+          jsonPath: '/verify_from',
+          hint: `set head_url to the stored file’s URL (e.g. https://api/files/{path}), or ${VERIFIABLE_HINT}`,
+        },
+      },
+    );
+  }
+}
+
 export const httpSink = definePlugin({
   name: 'http',
   kind: 'sink',
   summary: 'Uploads each file with a streamed PUT or POST to a REST API.',
   description:
-    'The body streams (Content-Length when the size is known, chunked otherwise); 2xx is success. `verify` compares what the server’s JSON reply reports (`response`); there is no read-back, so `verify: sha256` needs a sha256 in the reply. A failing item stream destroys the request mid-body, so a well-behaved server stores nothing. 429/5xx/network errors are retryable (Retry-After is honoured), other 4xx are not.',
+    'The body streams (Content-Length when the size is known, chunked otherwise); 2xx is success. `verify` compares what the server stored — its JSON reply (`response`) or a HEAD of the stored file (`verify_from`, `head_url`) — with what was sent; an upload whose stored size cannot be learned fails unless `verify: none`. There is no read-back, so `verify: sha256` needs a sha256 in the reply. A failing item stream destroys the request mid-body, so a well-behaved server stores nothing. 429/5xx/network errors are retryable (Retry-After is honoured), other 4xx are not.',
   config: httpSinkConfig,
+  validate: checkVerifiable,
   examples: [
     {
       title: 'PUT to a REST API',
@@ -74,7 +136,7 @@ headers:
     },
   ],
   create(config): SinkInstance {
-    registerHttpSecrets(config.headers, [config.url]);
+    registerHttpSecrets(config.headers, [config.url, config.head_url ?? '']);
     const uploadUrl = compileUrlTemplate(config.url, '/url');
     const client = new HttpClient(clientOptions(config, 'SLUICE_E_SINK'));
     const ifExists = config.if_exists ?? 'overwrite';
@@ -111,6 +173,53 @@ headers:
       };
     };
 
+    const verify = config.verify ?? 'size';
+    const verifyFrom = config.verify_from ?? 'auto';
+    const headUrl = config.head_url ? compileUrlTemplate(config.head_url, '/head_url') : undefined;
+    /** The stored file's URL for a HEAD, or undefined when there is none to ask (a POST without head_url). */
+    const storedUrl = (req: SinkWriteRequest, uploadedTo: URL): URL | undefined =>
+      headUrl ? headUrl.render(req.item, req.destination) : method === 'PUT' ? uploadedTo : undefined;
+
+    /** Content-Length of a HEAD of the stored file, or why there is none. */
+    const headSize = async (url: URL, signal: AbortSignal): Promise<number | string> => {
+      const { status, headers: answer } = await client.head(url, config.headers ?? {}, signal);
+      if (status === 404 || status === 410)
+        return `HEAD ${displayUrl(url)} answered ${status}: nothing is there`;
+      if (status < 200 || status >= 300) return `HEAD ${displayUrl(url)} answered ${status}`;
+      const length = Number(answer['content-length']);
+      return answer['content-length'] !== undefined && Number.isSafeInteger(length) && length >= 0
+        ? length
+        : `HEAD ${displayUrl(url)} has no Content-Length`;
+    };
+
+    /** Adds the stored size `verify: size` needs, from the reply or a HEAD; fails when there is none. */
+    const confirmStored = async (
+      commit: SinkCommit,
+      req: SinkWriteRequest,
+      url: URL,
+      status: number,
+    ): Promise<SinkCommit> => {
+      if (verify !== 'size' || (verifyFrom !== 'head' && commit.size !== undefined)) return commit;
+      const unverifiable = (why: string) =>
+        new SluiceError(
+          'SLUICE_E_VERIFY',
+          `${method} ${displayUrl(url)} answered ${status} but did not say what it stored (${why}): ${VERIFIABLE_HINT}`,
+          { retryable: false },
+        );
+      const target = verifyFrom === 'response' ? undefined : storedUrl(req, url);
+      if (!target) {
+        throw unverifiable(
+          verifyFrom === 'response'
+            ? 'its reply has no size'
+            : 'its reply has no size and a POST has no head_url to ask',
+        );
+      }
+      const size = await headSize(target, req.signal);
+      if (typeof size === 'string')
+        throw unverifiable(commit.size === undefined ? `its reply has no size; ${size}` : size);
+      return { ...commit, size };
+    };
+
     return {
       async write(req) {
         const url = uploadUrl.render(req.item, req.destination);
@@ -125,7 +234,11 @@ headers:
           }
           // The contract says a sink consumes the body: drain what was not sent.
           req.body.resume();
-          return { location: displayUrl(url), skipped: true };
+          // The runtime counts a skip as delivered only when the existing file holds the same
+          // bytes: say its size when the server tells it, never the size of what was not sent.
+          const target = storedUrl(req, url);
+          const size = target ? await headSize(target, req.signal) : undefined;
+          return { location: displayUrl(url), skipped: true, ...(typeof size === 'number' ? { size } : {}) };
         }
         try {
           await client.expectSuccess(res, method, url);
@@ -133,7 +246,7 @@ headers:
           req.body.destroy();
           throw err;
         }
-        return readCommit(res, url);
+        return confirmStored(await readCommit(res, url), req, url, res.statusCode ?? 0);
       },
       async close() {
         client.close();

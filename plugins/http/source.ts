@@ -2,11 +2,12 @@
  * `http` source: lists files through a paginated JSON REST API and downloads each with a
  * streamed GET. After success it can delete a file with its own request (the API's DELETE).
  */
+import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
 import { isRetryableByDefault, SluiceError } from '../../core/errors.js';
-import { createItem } from '../../core/item.js';
+import { createItem, itemIdentity } from '../../core/item.js';
 import { definePlugin, type Item, type SourceInstance } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { pipeThrough } from '../../core/streams.js';
@@ -51,7 +52,7 @@ const HttpAfterSuccess = Type.Union(
   {
     default: 'keep',
     description:
-      'What to do with a file once every copy of it is committed and verified: `keep` it, or `delete` it with a request (a 404/410 answer counts as already deleted). Moving is not supported over HTTP.',
+      'What to do with a file once every copy of it is committed and verified: `keep` it, or `delete` it with a request (a 404/410 answer counts as already deleted). The request is conditional on the listed version: `If-Match` with its etag (list.fields.etag), else `If-Unmodified-Since` with its mtime; a 412 answer leaves the newer file for the next pass. Moving is not supported over HTTP.',
   },
 );
 
@@ -79,7 +80,7 @@ export const httpSourceConfig = Type.Object(
         next: Type.Optional(
           Type.String({
             description:
-              'Dotted path to the next page in each page: a URL (absolute or relative to the page), or a cursor/page token when `next_param` is set. Null, absent or empty: last page.',
+              'Dotted path to the next page in each page: a URL (absolute or relative to the page), or a cursor/page token when `next_param` is set. Null, absent or empty: last page. A next page on another origin than `list.url` is fetched without the configured headers. A listing whose pages loop (a next URL seen before, or a page listing exactly the files of an earlier one) fails with an error naming the page.',
           }),
         ),
         next_param: Type.Optional(
@@ -88,6 +89,12 @@ export const httpSourceConfig = Type.Object(
               'Query parameter that carries the `next` token: the next page is `list.url` with `?<next_param>=<token>` (an absolute URL in `next` is still followed).',
           }),
         ),
+        max_pages: Type.Integer({
+          minimum: 1,
+          default: 10_000,
+          description:
+            'Most pages one listing fetches: a listing that reaches it fails with an error naming the page, so an API whose `next` never ends cannot keep a pass running forever. Raise it for APIs with more pages.',
+        }),
         attempts: Type.Integer({
           minimum: 1,
           default: 3,
@@ -221,6 +228,18 @@ download:
       for (const [field, fieldPath] of Object.entries(fields)) {
         if (fieldPath !== undefined) meta[field] = getDotted(element, fieldPath);
       }
+      const unsafe = unsafePathReason(path);
+      if (unsafe) {
+        const reason = `${where}: the path "${displayPath(path)}" ${unsafe}; it is not downloaded or deleted`;
+        const refuse = () => Promise.reject(new SluiceError('SLUICE_E_NAME', reason, { retryable: false }));
+        return createItem({
+          source: sourceName,
+          path: displayPath(path),
+          meta,
+          rejected: reason,
+          open: refuse,
+        });
+      }
       const sha256 = fields.sha256 ? getDotted(element, fields.sha256) : undefined;
       const etag = fields.etag ? getDotted(element, fields.etag) : undefined;
       const item: Item = createItem({
@@ -261,9 +280,11 @@ download:
 
     const fetchPage = async (url: URL, signal: AbortSignal): Promise<unknown> => {
       const attempts = config.list.attempts ?? 3;
+      // A next link is data from the server: credentials go only to the origin they were given for.
+      const headers = url.origin === firstPage.origin ? listHeaders : {};
       for (let attempt = 1; ; attempt++) {
         try {
-          return await client.getJson(url, listHeaders, signal);
+          return await client.getJson(url, headers, signal);
         } catch (err) {
           if (attempt >= attempts || !isRetryableByDefault(err)) throw err;
           const backoffMs = Math.min(30_000, 500 * 2 ** (attempt - 1));
@@ -277,19 +298,38 @@ download:
       }
     };
 
+    /** True when the download URL answers 404/410 (the file is gone), false on any other answer. */
+    const isGone = async (item: Item): Promise<boolean> => {
+      const url = downloadUrl.render(item, item.path);
+      const { status } = await client.head(
+        url,
+        headersFor(url, config.headers, inherited, config.download.headers),
+      );
+      return status === 404 || status === 410;
+    };
+
+    /*
+     * A listing that does not end is an error, not a warning: the pass cannot know which files
+     * it never saw, so it must not look complete (exit 0) while files stay undelivered.
+     */
+    const loops = (pageUrl: URL, why: string) =>
+      new SluiceError('SLUICE_E_SOURCE', `list page ${displayUrl(pageUrl)} ${why}; the listing stops here`, {
+        retryable: false,
+      });
+
     return {
       async *list(signal) {
+        const maxPages = config.list.max_pages ?? 10_000;
         const fetched = new Set<string>();
+        /** Fingerprint of each non-empty page's items → the page that listed them first. */
+        const pageContents = new Map<string, URL>();
+        /** Version of each path yielded: one listing yields a path once, whatever the pages repeat. */
+        const yielded = new Map<string, string>();
         let pageUrl: URL | null = firstPage;
         while (pageUrl && !signal.aborted) {
-          if (fetched.has(pageUrl.href)) {
-            throw new SluiceError(
-              'SLUICE_E_SOURCE',
-              `list pagination loops: ${displayUrl(pageUrl)} was already fetched`,
-              {
-                retryable: false,
-              },
-            );
+          if (fetched.has(pageUrl.href)) throw loops(pageUrl, 'was already fetched (list.next loops)');
+          if (fetched.size >= maxPages) {
+            throw loops(pageUrl, `would be page ${maxPages + 1}, more than list.max_pages (${maxPages})`);
           }
           fetched.add(pageUrl.href);
           const page = await fetchPage(pageUrl, signal);
@@ -301,7 +341,35 @@ download:
               { retryable: false },
             );
           }
-          for (const [index, element] of elements.entries()) yield toItem(element, pageUrl, index);
+          const items = elements.map((element, index) => toItem(element, pageUrl!, index));
+          if (items.length > 0) {
+            const fingerprint = pageFingerprint(items);
+            const earlier = pageContents.get(fingerprint);
+            if (earlier) {
+              throw loops(
+                pageUrl,
+                `lists exactly the files of the earlier page ${displayUrl(earlier)} (list.next loops)`,
+              );
+            }
+            pageContents.set(fingerprint, pageUrl);
+          }
+          for (const item of items) {
+            const version = versionOf(item);
+            // A rejected entry must never hide a listed file whose path looks like its display form.
+            const key = item.rejected ? `\u0000${item.path}` : item.path;
+            const seen = yielded.get(key);
+            if (seen !== undefined) {
+              if (seen !== version) {
+                ctx.log.warn(
+                  { path: item.path, page: displayUrl(pageUrl) },
+                  'a file is listed twice with different versions; the first is processed, the other is left for the next pass',
+                );
+              }
+              continue;
+            }
+            yielded.set(key, version);
+            yield item;
+          }
           pageUrl = nextPage(page, pageUrl);
         }
       },
@@ -319,13 +387,31 @@ download:
           },
       remove: afterDelete
         ? async (item) => {
+            if (item.rejected) throw new SluiceError('SLUICE_E_NAME', item.rejected, { retryable: false });
             const url = deleteUrl!.render(item, item.path);
-            await client.call(
-              afterDelete.method ?? 'DELETE',
-              url,
+            const method = afterDelete.method ?? 'DELETE';
+            const headers = mergeHeaders(
               headersFor(url, config.headers, inherited, afterDelete.headers),
-              true,
+              versionCondition(item),
             );
+            const res = await client.request(method, url, headers);
+            const status = res.statusCode ?? 0;
+            if (status === 404 || status === 410) {
+              res.resume();
+              return;
+            }
+            if (status === 412) {
+              res.resume();
+              // A server may answer 412 for a file that is gone too (no current version matches).
+              if (await isGone(item)) return;
+              throw new SluiceError(
+                'SLUICE_E_CHANGED',
+                `${method} ${displayUrl(url)}: "${item.path}" changed after it was listed (412 Precondition Failed); the newer file is left for the next pass`,
+                { retryable: false },
+              );
+            }
+            await client.expectSuccess(res, method, url);
+            res.resume();
           }
         : undefined,
       async close() {
@@ -345,6 +431,65 @@ function parseListUrl(text: string): URL {
   throw new SluiceError('SLUICE_E_CONFIG', `"${text}" is not an http(s) URL`, {
     context: { jsonPath: '/list/url' },
   });
+}
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Why a listed path cannot be used as one file's name, or undefined. Each of these would make
+ * the rendered download/delete URL, or the local path it is written to, name another file:
+ * `\` is a separator elsewhere, `.`/`..` segments resolve away in URLs and paths, an empty
+ * segment collapses, a control character or a lone surrogate has no faithful encoding.
+ */
+function unsafePathReason(path: string): string | undefined {
+  if (path.includes('\\')) return 'holds a backslash, which would make it another path';
+  if (/[\u0000-\u001f\u007f]/.test(path)) return 'holds a control character';
+  if (LONE_SURROGATE.test(path)) return 'is not valid Unicode';
+  const segments = path.replace(/^\/+/, '').split('/');
+  if (segments.some((s) => s === '.' || s === '..'))
+    return 'has a "." or ".." segment, which would make it another path';
+  if (segments.some((s) => s === '')) return 'has an empty segment ("//" or a trailing "/")';
+  return undefined;
+}
+
+/**
+ * A rejected path as it can be shown: what made it unsafe percent-escaped (`%` too, so two
+ * rejected paths never show alike), and nothing a path normalisation would fold into another
+ * listed file's path (`./a` into `a`, `x//y` into `x/y`).
+ */
+function displayPath(path: string): string {
+  const percent = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`;
+  return path
+    .replace(
+      /[%\\\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
+      percent,
+    )
+    .split('/')
+    .map((segment) => (segment === '.' || segment === '..' ? segment.replace(/\./g, percent) : segment))
+    .join('/')
+    .replace(/^\/|\/(?=\/|$)/g, percent);
+}
+
+function versionOf(item: Item): string {
+  return itemIdentity(item).version;
+}
+
+/** What a page lists, independent of order: equal for two pages that list the same files. */
+function pageFingerprint(items: readonly Item[]): string {
+  const keys = items.map((item) => `${item.path}\u0000${versionOf(item)}`).sort();
+  return createHash('sha256').update(keys.join('\n')).digest('hex');
+}
+
+/**
+ * The precondition that makes a delete act only on the listed version: `If-Match` with a strong
+ * etag, else `If-Unmodified-Since` with the mtime (a weak etag never matches `If-Match`).
+ */
+function versionCondition(item: Item): Record<string, string> {
+  if (item.etag && !item.etag.startsWith('W/')) {
+    return { 'if-match': item.etag.startsWith('"') ? item.etag : `"${item.etag}"` };
+  }
+  if (item.mtime) return { 'if-unmodified-since': item.mtime.toUTCString() };
+  return {};
 }
 
 function toSize(value: unknown): number | undefined {
