@@ -294,10 +294,11 @@ export async function deleteBlobVersion(conn: AzureConnection, blob: string, ver
       conditions: version.etag === undefined ? undefined : { ifMatch: quotedEtag(version.etag) },
     });
   } catch (err) {
-    if (isConditionNotMet(err)) {
+    // If-Match fails on a blob that is gone too (HTTP semantics): gone is what was asked.
+    if (isConditionNotMet(err) && (await azureObjectAccess(conn).stat(blob)) !== null) {
       throw changedError(azureLocation(conn, blob), 'deleted', 'its etag no longer matches');
     }
-    if (!isBlobNotFound(err)) throw err;
+    if (!isConditionNotMet(err) && !isBlobNotFound(err)) throw err;
   }
 }
 

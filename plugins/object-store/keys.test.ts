@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { folderPrefix, joinKey, numberedKey } from './keys.js';
+import { displayKey, folderPrefix, joinKey, numberedKey, unsafeKeyReason } from './keys.js';
 
 describe('object-store keys', () => {
   it('treats a prefix as a folder', () => {
@@ -21,5 +21,26 @@ describe('object-store keys', () => {
     expect(numberedKey('dir/data.tar.gz', 2)).toBe('dir/data.tar (2).gz');
     expect(numberedKey('README', 3)).toBe('README (3)');
     expect(numberedKey('a.b/.env', 1)).toBe('a.b/.env (1)');
+  });
+
+  it('refuses keys that are not exactly one safe relative path', () => {
+    for (const ok of ['a.txt', 'a/b.txt', 'a b/ü #1+2%.txt', '.env', 'a/..b/c..']) expect(unsafeKeyReason(ok)).toBeUndefined();
+    expect(unsafeKeyReason('a//b.txt')).toMatch(/empty segment/);
+    expect(unsafeKeyReason('/a.txt')).toMatch(/starts with/);
+    expect(unsafeKeyReason('./a.txt')).toMatch(/"\." or "\.\."/);
+    expect(unsafeKeyReason('x/../a.txt')).toMatch(/"\." or "\.\."/);
+    expect(unsafeKeyReason('..\\..\\victim.txt')).toMatch(/backslash/);
+    expect(unsafeKeyReason('a\nb.txt')).toMatch(/control character/);
+    expect(unsafeKeyReason('a\u0000b')).toMatch(/control character/);
+    expect(unsafeKeyReason('caf\ufffd.txt')).toMatch(/UTF-8/);
+    expect(unsafeKeyReason('')).toMatch(/no name/);
+  });
+
+  it('displays a refused key on one line, not as the key it would be confused with', () => {
+    expect(displayKey('a//b.txt')).toBe('a/%2Fb.txt');
+    expect(displayKey('a///b.txt')).toBe('a/%2F%2Fb.txt');
+    expect(displayKey('/a.txt')).toBe('%2Fa.txt');
+    expect(displayKey('../x/./y')).toBe('%2E%2E/x/%2E/y');
+    expect(displayKey('a\\b\n100%')).toBe('a%5Cb%0A100%25');
   });
 });

@@ -1,0 +1,57 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { SluiceError } from '../../core/errors.js';
+import { createObjectStoreSource, type ListPage, type SourceBackend, versionChange } from './source.js';
+
+/** A backend whose listing is scripted page by page (pure logic of the shared source). */
+function scripted(pages: Record<string, ListPage>): SourceBackend {
+  return {
+    location: (key) => `mem://${key}`,
+    listPage: async (_prefix, _recursive, token) => pages[token ?? ''] ?? { objects: [] },
+    read: async () => Readable.from([]),
+    isNotFound: () => false,
+    origin: (key) => ({ kind: 'mem', endpoint: 'mem', location: { key } }),
+    keyFromOrigin: (origin) => origin?.location.key,
+    deleteVersion: async () => undefined,
+    copyVersion: async () => undefined,
+    error: (what, err) => (err instanceof SluiceError ? err : new SluiceError('SLUICE_E_SOURCE', `${what}: ${String(err)}`)),
+  };
+}
+
+const log = { debug: () => undefined };
+
+describe('object-store source', () => {
+  it('ends a listing whose service hands out a continuation token again', async () => {
+    const source = createObjectStoreSource(
+      scripted({
+        '': { objects: [{ key: 'in/a.txt' }], next: 't1' },
+        t1: { objects: [{ key: 'in/b.txt' }], next: 't2' },
+        t2: { objects: [{ key: 'in/c.txt' }], next: 't1' },
+      }),
+      { sourceName: 'mem', prefixes: ['in'], recursive: true, log },
+    );
+    const seen: string[] = [];
+    const listing = (async () => {
+      for await (const item of source.list(new AbortController().signal)) seen.push(item.path);
+    })();
+    await expect(listing).rejects.toThrow(/continuation token it had already given/);
+    expect(seen).toEqual(['a.txt', 'b.txt', 'c.txt']);
+  });
+
+  it('lists `inbox`, not `inbox2/`, and names each item by its exact key', async () => {
+    const source = createObjectStoreSource(
+      scripted({ '': { objects: [{ key: 'inbox/x.txt', etag: '"e1"' }, { key: 'inbox2/y.txt' }] } }),
+      { sourceName: 'mem', prefixes: ['inbox'], recursive: true, log },
+    );
+    const items = [];
+    for await (const item of source.list(new AbortController().signal)) items.push(item);
+    expect(items.map((i) => [i.path, i.etag, i.origin?.location.key])).toEqual([['x.txt', 'e1', 'inbox/x.txt']]);
+  });
+
+  it('describes how the object at a key differs from the listed version', () => {
+    expect(versionChange({ etag: 'e1', size: 3 }, { etag: '"e1"', size: 3 })).toBeUndefined();
+    expect(versionChange({ etag: 'e1' }, { etag: '"e2"' })).toBe('etag e1 when listed, e2 now');
+    expect(versionChange({ size: 3 }, { size: 4 })).toBe('3 bytes when listed, 4 now');
+    expect(versionChange({}, { etag: 'e2', size: 4 })).toBeUndefined();
+  });
+});
