@@ -8,8 +8,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { basename, dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
 import type { PipelineDefinition, PluginRef } from '../../config/load.js';
 import { SluiceError } from '../../errors.js';
 import { builtinRegistry, loadPipelineFile, runPipeline } from '../../runtime/run-file.js';
@@ -66,12 +66,19 @@ export async function testCommand(paths: string[], opts: { var?: string | string
 
 function readCases(testFile: string): TestCase[] {
   const bad = (msg: string) => new SluiceError('SLUICE_E_CONFIG', `${testFile}: ${msg}`);
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(testFile, 'utf8'));
-  } catch (err) {
-    throw bad(`YAML syntax: ${(err as Error).message.split('\n')[0]}`);
-  }
+  const lines = new LineCounter();
+  const parsed = parseDocument(readFileSync(testFile, 'utf8'), { lineCounter: lines, prettyErrors: false });
+  if (parsed.errors.length > 0) throw bad(`YAML syntax: ${parsed.errors[0].message.split('\n')[0]}`);
+  const doc = parsed.toJS() as unknown;
+  /** A path of the test file must name a file inside its temp folder: checked before anything is written. */
+  const checkPath = (path: unknown, at: Array<string | number>, what: string) => {
+    if (typeof path === 'string' && staysInside(path)) return;
+    const node = parsed.getIn(at, true) as { range?: [number, number] } | undefined;
+    const pos = lines.linePos(node?.range?.[0] ?? 0);
+    throw new SluiceError('SLUICE_E_CONFIG', `${at.join('.')}: ${what} ${JSON.stringify(path)} is not a relative path to a file inside the test's folder`, {
+      context: { file: testFile, line: pos.line, column: pos.col, hint: 'write it relative to the source (or sink) folder, without leading `/` and without `..` leading out' },
+    });
+  };
   const tests = (doc as { tests?: unknown })?.tests;
   if (!Array.isArray(tests) || tests.length === 0) throw bad('expected a `tests:` list with at least one case');
   return tests.map((t, i) => {
@@ -82,8 +89,13 @@ function readCases(testFile: string): TestCase[] {
     for (const [j, input] of c.inputs.entries()) {
       const given = ['content', 'base64', 'file'].filter((k) => (input as unknown as Record<string, unknown>)[k] !== undefined);
       if (typeof input?.path !== 'string' || given.length !== 1) throw bad(`${where}.inputs[${j}]: needs a path and exactly one of content, base64, file`);
+      checkPath(input.path, ['tests', i, 'inputs', j, 'path'], 'input path');
     }
     if (!c.expect || typeof c.expect !== 'object') throw bad(`${where}: needs expect: {files, failures}`);
+    for (const [k, file] of (Array.isArray(c.expect.files) ? c.expect.files : []).entries()) {
+      checkPath(file?.path, ['tests', i, 'expect', 'files', k, 'path'], 'expected path');
+      if (file.sink !== undefined && !(Number.isInteger(file.sink) && file.sink >= 0)) throw bad(`${where}.expect.files[${k}]: sink is the index of a sink (0, 1, …)`);
+    }
     return c as TestCase;
   });
 }
@@ -131,7 +143,8 @@ async function runCase(def: PipelineDefinition, c: TestCase, testDir: string): P
     for (const input of c.inputs) {
       const source = input.source ?? firstSource;
       if (!testDef.sources.some((s) => s.sourceName === source)) return [`input ${input.path}: the pipeline has no source named "${source}"`];
-      const target = join(work, 'in', source, input.path);
+      const target = under(join(work, 'in', source), input.path);
+      if (!target) return [`input ${input.path}: outside the folder of source "${source}"`];
       mkdirSync(dirname(target), { recursive: true });
       const bytes =
         input.content !== undefined
@@ -156,7 +169,11 @@ async function runCase(def: PipelineDefinition, c: TestCase, testDir: string): P
 
     const expectedFiles = c.expect.files ?? [];
     for (const e of expectedFiles) {
-      const abs = join(work, 'out', String(e.sink ?? 0), e.path);
+      const abs = (e.sink ?? 0) < testDef.sinks.length ? under(join(work, 'out', String(e.sink ?? 0)), e.path) : undefined;
+      if (!abs) {
+        problems.push(`expected ${e.path}: the pipeline has no sink ${e.sink}`);
+        continue;
+      }
       if (!existsSync(abs)) {
         problems.push(`missing ${e.path}${e.sink ? ` in sink ${e.sink}` : ''}`);
         continue;
@@ -182,6 +199,19 @@ async function runCase(def: PipelineDefinition, c: TestCase, testDir: string): P
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** Whether `rel` names a file below whatever folder it is resolved in. */
+function staysInside(rel: string): boolean {
+  const n = normalize(rel);
+  return rel !== '' && !isAbsolute(rel) && n !== '.' && n !== '..' && !n.startsWith(`..${sep}`);
+}
+
+/** `rel` resolved under `folder`, or undefined when it names the folder itself or anything outside it. */
+function under(folder: string, rel: string): string | undefined {
+  const base = folder.endsWith(sep) ? folder : folder + sep;
+  const abs = resolve(folder, rel);
+  return abs.startsWith(base) && abs.length > base.length ? abs : undefined;
 }
 
 function describeDiff(expected: string, actual: Buffer): string {
