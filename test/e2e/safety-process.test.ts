@@ -125,6 +125,22 @@ describe('one process per pipeline and state folder (#7)', () => {
     expect(await watch.exited).toBe(0);
     expect([...listFiles(ws.path('out-a')), ...listFiles(ws.path('out-b'))]).toEqual(['a.txt']);
   });
+  it('watch refuses a reload that takes the name another file runs under; the running version keeps running', async () => {
+    ws = makeWorkspace('sluice-rename-clash-');
+    ws.pipeline('name: one\ntrigger: { every: 200ms }\nsource:\n  local: { path: ./in-1 }\nsink:\n  local: { path: ./out-1 }\n', 'one.yaml');
+    const two = (name: string) => `name: ${name}\ntrigger: { every: 200ms }\nsource:\n  local: { path: ./in-2 }\nsink:\n  local: { path: ./out-2 }\n`;
+    ws.pipeline(two('two'), 'two.yaml');
+    const watch = start(['watch', '.', '--debounce', '50']);
+    await watch.waitForLog((l) => l.msg === 'pipeline loaded' && l.pipeline === 'two', 20_000, 'two.yaml to start');
+    await watch.waitForLog((l) => l.msg === 'pipeline loaded' && l.pipeline === 'one', 20_000, 'one.yaml to start');
+    ws.pipeline(two('one'), 'two.yaml');
+    const refused = await watch.waitForLog((l) => l.msg === 'pipeline file refused: its pipeline runs elsewhere; the running version keeps running', 20_000, 'the clashing reload refused');
+    expect(String(refused.err)).toMatch(/pipeline name "one" is already declared by .*one\.yaml; .*two\.yaml was not started/);
+    ws.write('in-2/x.txt', 'x');
+    await until(() => listFiles(ws.path('out-2')), (f) => f.length === 1, 20_000, 'the running version of two.yaml to go on');
+    watch.kill('SIGTERM');
+    expect(await watch.exited).toBe(0);
+  });
 });
 
 describe('sinks never write where a source lists (#6)', () => {
