@@ -66,7 +66,9 @@ export class JobFence {
     const open = listed.item.open.bind(listed.item);
     const guarded = async (runtimeSignal?: AbortSignal): Promise<Readable> => {
       signal.throwIfAborted();
-      const stream = await open(runtimeSignal ? AbortSignal.any([runtimeSignal, signal]) : signal);
+      // Not handed to the source: a source may end the stream with a plain AbortError, which
+      // the runtime would take for an item failure rather than a lost job.
+      const stream = await open(runtimeSignal);
       const stop = () => stream.destroy(signal.reason as Error);
       if (signal.aborted) stop();
       else {

@@ -1,8 +1,9 @@
 // Test and bench plugins for scale-out: a source whose listing is slow (so a lister can be
 // killed mid-listing), a local sink with injected latency (an I/O-bound sink) and a step that
-// kills its worker on chosen items (a poison item).
+// kills its worker on chosen items (a poison item), and a step that holds an item while a marker
+// file exists (to pause a worker mid-item from outside).
 import { createHash } from 'node:crypto';
-import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { definePlugin, Type } from 'sluice';
@@ -98,4 +99,30 @@ export const crashOn = definePlugin({
   },
 });
 
-export default [slowSource, slowSink, crashOn];
+/**
+ * While `<dir>/hold` exists, holds items whose path contains `match`, after writing
+ * `<dir>/reached-<pid>` (which worker holds it). Test fixture: a worker paused mid-item.
+ */
+export const holdOn = definePlugin({
+  name: 'hold_on',
+  kind: 'step',
+  summary: 'Holds items whose path contains `match` while `<dir>/hold` exists (test fixture).',
+  config: Type.Object(
+    { match: Type.String({ description: 'Substring of the item path.' }), dir: Type.String({ description: 'Folder of the marker files.' }) },
+    { additionalProperties: false },
+  ),
+  create(config, ctx) {
+    const dir = resolve(ctx.baseDir, config.dir);
+    const holding = () => access(join(dir, 'hold')).then(() => true, () => false);
+    return {
+      async process(item) {
+        if (!item.path.includes(config.match) || !(await holding())) return item;
+        await writeFile(join(dir, `reached-${process.pid}`), item.path);
+        while (await holding()) await sleep(20);
+        return item;
+      },
+    };
+  },
+});
+
+export default [slowSource, slowSink, crashOn, holdOn];
