@@ -135,23 +135,44 @@ export function isListedVersion(
   return at(item.mtime) === at(found.mtime);
 }
 
-const ASIDE_NAME = /^\..*\.sluice-tidy-[0-9a-f]{12}$/;
+const ASIDE_NAME = /^\.(.+)\.sluice-tidy-[0-9a-f]{12}$/;
 
 /**
  * The hidden name a file-system source renames a listed file to while it checks its version
  * before a delete or move. It is derived from the item's path and version, so a retry after a
- * lost connection finds the file an earlier attempt set aside. At most 40 characters of the
- * name are kept, so the aside name fits where the name did.
+ * lost connection finds the file an earlier attempt set aside, and it holds the whole name, so
+ * a listing after a crash can tell which file it was (see `asideOriginal`).
  */
 export function asideName(item: Pick<Item, 'source' | 'path' | 'size' | 'mtime'>): string {
   const version = `${item.source}\0${item.path}\0${item.size ?? '?'}\0${item.mtime?.getTime() ?? '?'}`;
   const hex = createHash('sha256').update(version).digest('hex').slice(0, 12);
-  return `.${[...itemName(item)].slice(0, 40).join('')}.sluice-tidy-${hex}`;
+  return `.${itemName(item)}.sluice-tidy-${hex}`;
 }
 
-/** True for a name `asideName` makes: listings skip it (a tidy-up in progress). */
-export function isAsideName(name: string): boolean {
-  return ASIDE_NAME.test(name);
+/** The name of the file an aside name was made for; undefined for any other name. */
+export function asideOriginal(name: string): string | undefined {
+  return ASIDE_NAME.exec(name)?.[1];
+}
+
+/**
+ * A file a tidy-up set aside and a crash left there, found by a listing: the item it was,
+ * when it still is that version (its tidy-up is then redone: the runtime's ledger holds it as
+ * delivered), or why it is reported instead (another version: only a person can tell which).
+ */
+export function strandedAside(
+  source: string,
+  relDir: string,
+  name: string,
+  found: { size: number; mtime?: Date },
+): { path: string; rejected?: string } | undefined {
+  const original = asideOriginal(name);
+  if (original === undefined) return undefined;
+  const path = relDir === '' ? original : `${relDir}/${original}`;
+  if (asideName({ source, path, size: found.size, mtime: found.mtime }) === name) return { path };
+  return {
+    path: relDir === '' ? name : `${relDir}/${name}`,
+    rejected: `an interrupted tidy-up left this file aside, and it is not the version it set aside: rename it back to "${escapeControl(original)}" to have it processed`,
+  };
 }
 
 /** What `tidyListedVersion` needs from a file system; paths are the backend's own. */

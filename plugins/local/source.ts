@@ -3,7 +3,14 @@ import { copyFile, lstat, mkdir, opendir, realpath, rename, unlink } from 'node:
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { escapeControl, SluiceError } from '../../core/errors.js';
-import { type AsideOps, asideName, createItem, isAsideName, tidyListedVersion } from '../../core/item.js';
+import {
+  type AsideOps,
+  asideName,
+  asideOriginal,
+  createItem,
+  strandedAside,
+  tidyListedVersion,
+} from '../../core/item.js';
 import { definePlugin, type Item } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
@@ -114,15 +121,21 @@ export const localSource = definePlugin({
       return join(folder, segments[segments.length - 1]);
     };
 
-    const itemAt = (relPath: string, size: number, mtime: Date) =>
+    /** An item; `storedAs` is where its bytes are when that is not its path (a file left aside). */
+    const itemAt = (relPath: string, size: number, mtime: Date, storedAs = relPath) =>
       createItem({
         source: name,
         path: relPath,
         size,
         mtime,
-        origin: { kind: 'local', endpoint: 'localhost', location: { path: join(root, ...relPath.split('/')) } },
-        open: async () => openFile(await locate(relPath), size),
+        origin: { kind: 'local', endpoint: 'localhost', location: { path: join(root, ...storedAs.split('/')) } },
+        open: async () => openFile(await locate(storedAs), size),
       });
+    /** Where an item's bytes are, relative to the root: its origin (a file left aside) or its path. */
+    const storedAt = (item: Item) =>
+      item.origin?.kind === 'local' && typeof item.origin.location.path === 'string'
+        ? relative(root, item.origin.location.path).split(sep).join('/')
+        : item.path;
 
     const rejectedAt = (relPath: string, reason: string, size?: number, mtime?: Date) =>
       createItem({
@@ -143,7 +156,7 @@ export const localSource = definePlugin({
           if (signal.aborted) return;
           const raw = entry.name as unknown as Buffer;
           const { name: entryName, rejected } = decodeName(raw);
-          if (INTERNAL.test(entryName) || isAsideName(entryName)) continue;
+          if (INTERNAL.test(entryName)) continue;
           const relPath = relDir === '' ? entryName : `${relDir}/${entryName}`;
           const abs = join(dir, entryName);
           if (entry.isDirectory()) {
@@ -159,7 +172,15 @@ export const localSource = definePlugin({
           } catch {
             continue; // vanished between readdir and stat
           }
-          yield rejected ? rejectedAt(relPath, rejected, st.size, st.mtime) : itemAt(relPath, st.size, st.mtime);
+          if (rejected) {
+            yield rejectedAt(relPath, rejected, st.size, st.mtime);
+            continue;
+          }
+          // A file a killed tidy-up set aside: listed as the item it was, so its tidy-up is redone.
+          const stranded = strandedAside(name, relDir, entryName, st);
+          if (stranded?.rejected) yield rejectedAt(stranded.path, stranded.rejected, st.size, st.mtime);
+          else if (stranded) yield itemAt(stranded.path, st.size, st.mtime, relPath);
+          else yield itemAt(relPath, st.size, st.mtime);
         }
       } catch (err) {
         if (isMissing(err) && dir !== root) return; // removed while listing
@@ -222,7 +243,7 @@ export const localSource = definePlugin({
       const watcher = watch(root, {
         ignoreInitial: true,
         depth: cfg.recursive === false ? 0 : undefined,
-        ignored: (path: string) => path !== root && (isInternal(path) || isAsideName(basename(path))),
+        ignored: (path: string) => path !== root && (isInternal(path) || asideOriginal(basename(path)) !== undefined),
       });
       const touched = (abs: string) => {
         candidates.set(abs, candidates.get(abs) ?? { size: -1, mtimeMs: -1, stillSince: Date.now() });
@@ -342,7 +363,7 @@ export const localSource = definePlugin({
 
     return {
       list: (signal) => (cfg.watch ? watchAndList(signal) : walk(root, '', signal)),
-      readAll: async (item) => readFile(await locate(item.path), { flag: READ_FLAGS }),
+      readAll: async (item) => readFile(await locate(storedAt(item)), { flag: READ_FLAGS }),
       async openPath(path) {
         let abs: string;
         try {

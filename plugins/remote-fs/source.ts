@@ -5,7 +5,7 @@ import {
   type AsideOps,
   asideName,
   createItem,
-  isAsideName,
+  strandedAside,
   tidyListedVersion,
   unsafeNameReason,
 } from '../../core/item.js';
@@ -75,15 +75,21 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
           if (entry.link) continue;
           if (unsafe) yield rejectedAt(relPath, `${unsafe} (a folder: its files are not listed)`);
           else subdirs.push(relPath);
-        } else if (entry.type === 'file' && !isTempName(entry.name) && !isAsideName(entry.name)) {
+        } else if (entry.type === 'file' && !isTempName(entry.name)) {
           if (unsafe) {
             yield rejectedAt(relPath, unsafe, entry.size, entry.mtime);
+            continue;
+          }
+          // A file a tidy-up set aside before a crash: listed as the item it was, so its tidy-up is redone.
+          const stranded = strandedAside(options.sourceName, relDir, entry.name, entry);
+          if (stranded?.rejected) {
+            yield rejectedAt(stranded.path, stranded.rejected, entry.size, entry.mtime);
             continue;
           }
           const remotePath = joinRemote(root, relPath);
           yield createItem({
             source: options.sourceName,
-            path: relPath,
+            path: stranded?.path ?? relPath,
             size: entry.size,
             mtime: entry.mtime,
             open: (s) => openPooledRead(pool, remotePath, s),

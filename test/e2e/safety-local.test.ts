@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
+import { asideName } from '../../core/item.js';
 import type { Item, SourceInstance } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/runtime/run-file.js';
 import { localSink } from '../../plugins/local/sink.js';
@@ -109,8 +110,10 @@ describe('local: a name is one name', () => {
     expect(items.map((i) => i.path)).toEqual(['..\\..\\..\\victim.txt', 'ok.txt']);
     expect((await src.readAll!(items[0])).toString()).toBe('dropped by anyone');
     // A path that does lead out (a forged or revived item) is refused by every operation.
-    const forged = { ...items[0], path: '../../../victim.txt' };
+    const forged = { ...items[0], path: '../../../victim.txt', origin: undefined };
     expect(await codeOf(src.readAll!(forged))).toBe('SLUICE_E_NAME');
+    const origin = { kind: 'local', endpoint: 'localhost', location: { path: ws.path('victim.txt') } };
+    expect(await codeOf(src.readAll!({ ...items[1], origin }))).toBe('SLUICE_E_NAME');
     expect(await codeOf(src.remove!(forged))).toBe('SLUICE_E_NAME');
     expect(await codeOf(src.move!(forged, 'done'))).toBe('SLUICE_E_NAME');
     expect(await src.openPath!('../../../victim.txt')).toBeNull();
@@ -219,6 +222,27 @@ describe('local: tidy-up acts only on the listed version', () => {
     await src.move!(other, 'done');
     expect(ws.read('done/other.bin')).toBe('stays the same');
     await src.remove!(other); // already gone: not an error
+  });
+
+  it('a file a killed tidy-up left aside is listed as the item it was, and its tidy-up redone', async () => {
+    ws = makeWorkspace();
+    ws.write('in/d/f.dat', 'delivered, then set aside');
+    ws.write('in/d/g.dat', 'set aside, then replaced by its producer');
+    const src = await source('in');
+    const [f, g] = await listAll(src);
+    // What a SIGKILL between the rename aside and the unlink leaves behind.
+    renameSync(ws.path('in/d/f.dat'), ws.path('in/d', asideName(f)));
+    renameSync(ws.path('in/d/g.dat'), ws.path('in/d', asideName(g)));
+    writeFileSync(ws.path('in/d', asideName(g)), 'another version');
+    const again = await listAll(src);
+    expect(again.map((i) => [i.path, i.size, i.mtime?.getTime(), i.rejected === undefined])).toEqual([
+      [`d/${asideName(g)}`, 'another version'.length, expect.any(Number), false],
+      ['d/f.dat', f.size, f.mtime!.getTime(), true],
+    ]);
+    expect(again[0].rejected).toMatch(/rename it back to "g.dat"/);
+    expect((await src.readAll!(again[1])).toString()).toBe('delivered, then set aside');
+    await src.remove!(again[1]);
+    expect(readdirSync(ws.path('in/d'))).toEqual([asideName(g)]);
   });
 
   it('a file replaced between commit and after_success: delete is kept for the next pass', async () => {

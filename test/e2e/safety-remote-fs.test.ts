@@ -11,6 +11,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -19,6 +20,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
+import { asideName } from '../../core/item.js';
 import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/runtime/run-file.js';
 import { ftpSink } from '../../plugins/ftp/sink.js';
@@ -26,6 +28,7 @@ import { ftpSource } from '../../plugins/ftp/source.js';
 import { sftpSink } from '../../plugins/sftp/sink.js';
 import { sftpSource } from '../../plugins/sftp/source.js';
 import { makePluginContext } from '../helpers/context.js';
+import { readAll } from '../helpers/remote-fs-fixtures.js';
 import { REPLACED_CONTENT, safetyRegistry } from '../helpers/replacing-sink.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 import { type SshdHandle, startSshd } from '../servers/sshd.js';
@@ -270,6 +273,23 @@ for (const connector of connectors) {
       await src.remove!(other); // already gone: not an error
       await src.remove!(big).catch(() => undefined);
       expect(readdirSync(join(server.rootDir, 'ver'))).toEqual(['big.bin']);
+    });
+
+    it('a file a tidy-up left aside (connection lost, process killed) is listed as the item it was and tidied', async () => {
+      put('strand', [['f.dat', 'delivered, then set aside']]);
+      const src = await source('strand');
+      const [f] = await listAll(src);
+      renameSync(join(server.rootDir, 'strand/f.dat'), join(server.rootDir, 'strand', asideName(f)));
+      const [again] = await listAll(src);
+      expect([again.path, again.size, again.mtime?.getTime(), again.rejected]).toEqual([
+        'f.dat',
+        f.size,
+        f.mtime!.getTime(),
+        undefined,
+      ]);
+      expect((await readAll(await again.open())).toString()).toBe('delivered, then set aside');
+      await src.remove!(again);
+      expect(readdirSync(join(server.rootDir, 'strand'))).toEqual([]);
     });
 
     it('a file replaced between commit and after_success: delete is kept for the next pass', async () => {
