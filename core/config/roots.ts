@@ -284,3 +284,24 @@ export function rootProblems(def: {
   }
   return problems;
 }
+
+/**
+ * Per sink index, the folders (relative to the sink's root) where a source lists: a sink whose
+ * root contains a source root is valid, but a destination under one of these folders would be
+ * listed again by that source, so the runtime refuses it item by item.
+ */
+export function sourceFoldersInSinks(def: { sources: PluginRef[]; sinks: PluginRef[]; baseDir: string }): Map<number, string[]> {
+  const rootsOf = (ref: PluginRef) => PLUGIN_ROOTS[ref.name]?.(ref.config, def.baseDir);
+  const sourceRoots = def.sources.flatMap((ref) => rootsOf(ref)?.roots ?? []);
+  const out = new Map<number, string[]>();
+  def.sinks.forEach((sink, index) => {
+    for (const root of rootsOf(sink)?.roots ?? []) {
+      for (const src of sourceRoots) {
+        if (src.store !== root.store || !within(src, root) || src.path === root.path) continue;
+        const folder = root.path === '' ? src.path : src.path.slice(root.path.length + 1);
+        out.set(index, [...(out.get(index) ?? []), folder]);
+      }
+    }
+  });
+  return out;
+}

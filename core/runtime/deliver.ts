@@ -35,6 +35,7 @@ interface Sent {
 export async function deliver(stage: Stage, item: Item, job: Job): Promise<void> {
   const context = { item: label(item) };
   const destination = safeDestination(item.destination ?? item.path, context);
+  outsideSources(stage, destination, context);
   claim(destination, job, context);
   const pending: Target[] = stage.driver.sinks
     .map((sink, index) => ({ sink, index, key: `${index}\u0000${destination}` }))
@@ -100,6 +101,23 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
 }
 
 /**
+ * A sink whose root contains a source's root is valid (validate checks the roots), but a
+ * destination under that source's folder would be listed again: delivered again every pass,
+ * or the only copy deleted with `after_success: delete`.
+ */
+function outsideSources(stage: Stage, destination: string, context: { item: string }): void {
+  for (const [index, folders] of stage.driver.sourceFolders) {
+    const folder = folders.find((f) => destination === f || destination.startsWith(`${f}/`));
+    if (!folder) continue;
+    const sink = stage.driver.sinks[index];
+    throw new SluiceError('SLUICE_E_DESTINATION', `destination "${destination}" of ${sink.ref.stepId} lies in "${folder}", where a source lists: it would be delivered again`, {
+      retryable: false,
+      context: { ...context, step: sink.ref.stepId, hint: 'route it to a folder outside every source root' },
+    });
+  }
+}
+
+/**
  * One destination holds one item per pass: a second item (or a second entry of one archive)
  * aiming at a destination already claimed fails, naming both, and keeps its source.
  */
@@ -123,6 +141,10 @@ function claim(destination: string, job: Job, context: { item: string }): void {
 function reserver(stage: Stage, target: Target, job: Job): ((destination: string) => Promise<void>) | undefined {
   if (target.sink.ifExists !== 'rename' || stage.dryRun) return undefined;
   return async (destination: string) => {
+    // The last moment before bytes become visible, however long the stream before it took: a
+    // worker paused mid-write would otherwise commit a numbered twin of its successor's copy
+    // (and overwrite that successor's reservations in the ledger).
+    await job.fence();
     job.reserved.add(`${RESERVED}${target.index}:${destination}`);
     stage.ledger.record(stage.def.name, itemIdentity(job.root), { state: 'seen', attempts: 1, destinations: [...job.reserved] });
     await stage.ledger.flush();

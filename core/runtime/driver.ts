@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { PipelineDefinition, PluginRef } from '../config/load.js';
+import { sourceFoldersInSinks } from '../config/roots.js';
 import {
   attributeStreamErrors,
   type ErrorCode,
@@ -96,6 +97,8 @@ export class PluginDriver {
   deadLetter: SinkRuntime | undefined;
   /** True when a step changes bytes (then bytes in and out are counted apart). */
   hasByteSteps = false;
+  /** Per sink index: folders under the sink's root where a source lists (never a destination). */
+  readonly sourceFolders: Map<number, string[]>;
   private readonly companionChecks: Array<(path: string) => boolean> = [];
   /** Every instance by step id: the plugin an error names is asked whether to retry. */
   private readonly byStep = new Map<string, { isRetryable?(err: unknown): boolean | undefined }>();
@@ -104,7 +107,9 @@ export class PluginDriver {
   constructor(
     private readonly def: PipelineDefinition,
     private readonly options: DriverOptions,
-  ) {}
+  ) {
+    this.sourceFolders = sourceFoldersInSinks(def);
+  }
 
   /** Creates every plugin instance once; concurrent callers share one start. */
   start(): Promise<void> {

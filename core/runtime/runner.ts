@@ -158,15 +158,20 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
     const summary = this.newSummary();
     this.currentSummary = summary;
     const listing = this.list(summary)[Symbol.asyncIterator]();
+    // A listing that fails stops every worker from pulling, but the pass ends only once the
+    // items already in flight have finished: returning earlier let the caller close the ledger
+    // under them.
+    let listingFailed: { error: unknown } | undefined;
     const worker = async () => {
       for (;;) {
-        if (this.intake.signal.aborted) return;
+        if (this.intake.signal.aborted || listingFailed) return;
         let next: IteratorResult<ListedItem>;
         try {
           next = await listing.next();
-        } catch (err) {
-          if (this.intake.signal.aborted && isAbortError(err)) return;
-          throw err;
+        } catch (error) {
+          if (this.intake.signal.aborted && isAbortError(error)) return;
+          listingFailed ??= { error };
+          return;
         }
         if (next.done) return;
         if (this.rate) await this.rate.take(this.intake.signal).catch(() => undefined);
@@ -174,7 +179,10 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
       }
     };
     try {
-      await Promise.all(Array.from({ length: this.def.policy.concurrency }, worker));
+      const workers = await Promise.allSettled(Array.from({ length: this.def.policy.concurrency }, worker));
+      const failed = workers.find((w): w is PromiseRejectedResult => w.status === 'rejected');
+      if (listingFailed) throw listingFailed.error;
+      if (failed) throw failed.reason;
     } finally {
       // Workers that stopped on intake left the listing suspended: close it so sources release
       // what they hold (a watching source's file watcher would keep the process alive).

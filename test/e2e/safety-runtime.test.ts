@@ -239,3 +239,28 @@ it('leaves the other sinks of a fan-out clean when one sink fails', async () => 
   expect(listFiles(ws.path('out'))).toEqual([]);
   expect(listFiles(ws.path('out2'))).toEqual([]);
 });
+
+it('ends a pass whose listing fails only after the items in flight have finished', async () => {
+  ws = makeWorkspace();
+  const file = ws.pipeline('name: broken\nsource:\n  broken_listing: { files: 3 }\nsink:\n  local: { path: ./out }\npolicy:\n  concurrency: 4\n');
+  await expect(run(file)).rejects.toThrow(/listing connection dropped/);
+  // Closing the ledger under them used to crash the in-flight items ("database connection is not open").
+  expect(listFiles(ws.path('out'))).toEqual(['b0.txt', 'b1.txt', 'b2.txt']);
+  const ledger = await SqliteLedger.open(ws.path('.sluice'));
+  const states = (await ledger.history('broken')).map((r) => r.state);
+  await ledger.close();
+  expect(states).toEqual(['finalized', 'finalized', 'finalized']);
+});
+
+it('refuses a destination that a template routes into a source folder inside the sink root', async () => {
+  ws = makeWorkspace();
+  ws.write('data/in/a.csv', 'abc');
+  const file = ws.pipeline(
+    `name: loop\nsource:\n  local: { path: ./data/in, after_success: delete }\nsteps:\n  - rename: { to: "in/copy-{name}" }\nsink:\n  local: { path: ./data }\n${oneAttempt}`,
+  );
+  const summary = await run(file);
+  expect(summary).toMatchObject({ ok: 0, failed: 1 });
+  expect(summary.failures[0]).toMatchObject({ code: 'SLUICE_E_DESTINATION' });
+  expect(summary.failures[0].error).toMatch(/lies in "in", where a source lists/);
+  expect(listFiles(ws.path('data'))).toEqual(['in/a.csv']);
+});

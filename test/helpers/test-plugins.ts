@@ -259,7 +259,34 @@ export const pickySink = definePlugin({
   },
 });
 
-export const testPlugins: Plugin[] = [pickySink, flaky, breakStream, splitLines, carelessUpper, stickySource, repeatingSource, truncateSource, mumSink, lyingLocalSink];
+/** Lists `files` slow-to-read items, then fails (a server dropping the listing mid-pass). */
+export const brokenListing = definePlugin({
+  name: 'broken_listing',
+  kind: 'source',
+  summary: 'test: the listing fails after some items',
+  config: Type.Object({ files: Type.Integer(), read_ms: Type.Integer({ default: 300 }) }),
+  create(cfg) {
+    return {
+      async *list() {
+        for (let i = 0; i < cfg.files; i++) {
+          yield createItem({
+            source: 'broken_listing',
+            path: `b${i}.txt`,
+            size: 3,
+            mtime: new Date(0),
+            open: async () => {
+              await new Promise((resolve) => setTimeout(resolve, cfg.read_ms));
+              return Readable.from([Buffer.from(`b${i}\n`)]);
+            },
+          });
+        }
+        throw new SluiceError('SLUICE_E_SOURCE', 'listing connection dropped', { retryable: false });
+      },
+    };
+  },
+});
+
+export const testPlugins: Plugin[] = [brokenListing, pickySink, flaky, breakStream, splitLines, carelessUpper, stickySource, repeatingSource, truncateSource, mumSink, lyingLocalSink];
 
 export function testRegistry(): PluginRegistry {
   return builtinRegistry().extend(testPlugins.map((plugin) => ({ plugin, origin: 'test' })));
