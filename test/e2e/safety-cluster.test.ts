@@ -5,7 +5,7 @@
  * a second copy (`one (1).txt`) nor delete a new file of the same name, nor move the ledger
  * record backwards. Also the fence itself, against a real Redis and real BullMQ jobs.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { type Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -124,67 +124,73 @@ describe('JobFence (real Redis, real BullMQ jobs)', () => {
 });
 
 describe('cluster: a worker paused past the stall interval', () => {
-  it('stops without side effects when it resumes: one copy, the new file kept, the ledger still finalized', async () => {
-    mkdirSync(ws.path('markers'), { recursive: true });
-    ws.write('markers/hold', '');
-    ws.write('in/one.txt', 'version 1\n');
-    ws.pipeline(
-      `name: fence\nplugins: [${clusterPlugins}]\nsource:\n  local: { path: ./in, after_success: delete }\nsteps:\n  - hold_on: { match: one, dir: ./markers }\nsink:\n  local: { path: ./out, if_exists: rename }\n`,
-      'fence.yaml',
-    );
-    const worker = () => start(['worker', '--cluster', suite.redis.url, 'fence.yaml', '--log-format', 'json']);
-    const a = worker();
-    const run = start(['run', '--cluster', suite.redis.url, 'fence.yaml', '--summary-json', 'summary.json', '--log-format', 'json', '--quiet']);
-    await waitFor(() => existsSync(ws.path(`markers/reached-${a.pid}`)), 20_000, 'worker A to hold the item');
+  const cases = [
+    { where: 'in a step', name: 'fence-step', middle: 'steps:\n  - hold_on: { match: one, dir: ./markers }\nsink:\n  local: { path: ./out, if_exists: rename }' },
+    // The bytes are read and the sink is about to make them visible: the fence before the
+    // stream started is long past.
+    { where: 'inside the sink write, after the last byte', name: 'fence-sink', middle: 'sink:\n  hold_sink: { path: ./out, dir: ./markers, if_exists: rename }' },
+  ];
+  for (const { where, name, middle } of cases) {
+    it(`paused ${where}, it stops without side effects when it resumes: one copy, the new file kept, the ledger still finalized`, async () => {
+      const path = (...parts: string[]) => ws.path(name, ...parts);
+      ws.write(`${name}/markers/hold`, '');
+      ws.write(`${name}/in/one.txt`, 'version 1\n');
+      ws.pipeline(`name: ${name}\nplugins: [${clusterPlugins}]\nsource:\n  local: { path: ./in, after_success: delete }\n${middle}\n`, `${name}/pipeline.yaml`);
+      const args = (command: string) => [command, '--cluster', suite.redis.url, `${name}/pipeline.yaml`, '--log-format', 'json'];
+      const worker = () => start(args('worker'));
+      const a = worker();
+      const run = start([...args('run'), '--summary-json', path('summary.json'), '--quiet']);
+      await waitFor(() => existsSync(path(`markers/reached-${a.pid}`)), 20_000, 'worker A to hold the item');
 
-    a.child.kill('SIGSTOP');
-    let stopped = true;
-    try {
-      rmSync(ws.path('markers/hold'));
-      const b = worker();
-      expect(await run.exited, run.output()).toBe(0);
-      expect(JSON.parse(ws.read('summary.json'))).toMatchObject({ ok: 1, failed: 0 });
-      expect(listFiles(ws.path('out'))).toEqual(['one.txt']);
-      expect(existsSync(ws.path('in/one.txt'))).toBe(false);
-
-      // A producer drops a new file of the same name (and size); then A wakes up mid-item.
-      ws.write('in/one.txt', 'version 2\n');
-      a.child.kill('SIGCONT');
-      stopped = false;
-      const fencedLog = 'stopped an item whose job this worker lost';
-      // Without a fence, A goes on to commit and tidy up instead: the files below say what it did.
-      await waitFor(() => a.output().includes(fencedLog), 10_000, 'worker A to stop its item').catch(() => undefined);
-      // Anything A would still do (a commit, a delete, a ledger write) is done by now.
-      await new Promise((r) => setTimeout(r, 1000));
-
-      expect(listFiles(ws.path('out')).filter((f) => !f.startsWith('.sluice-tmp/'))).toEqual(['one.txt']);
-      expect(readFileSync(ws.path('out/one.txt'), 'utf8')).toBe('version 1\n');
-      expect(readFileSync(ws.path('in/one.txt'), 'utf8')).toBe('version 2\n');
-
-      const ledger = RedisLedger.connect(suite.redis.url);
+      a.child.kill('SIGSTOP');
+      let stopped = true;
       try {
-        const records = await ledger.history('fence');
-        expect(records).toHaveLength(1);
-        expect(records[0]).toMatchObject({ path: 'one.txt', state: 'finalized' });
-        expect(records[0].destinations).toHaveLength(1);
-        expect(records[0].destinations[0]).toMatch(/out\/one\.txt$/);
-      } finally {
-        await ledger.close();
-      }
-      expect(a.output()).toContain(fencedLog);
-      expect(a.output()).not.toContain('job failed');
-      expect(a.output()).not.toContain('item failed');
+        rmSync(path('markers/hold'));
+        const b = worker();
+        expect(await run.exited, run.output()).toBe(0);
+        expect(JSON.parse(readFileSync(path('summary.json'), 'utf8'))).toMatchObject({ ok: 1, failed: 0 });
+        expect(listFiles(path('out'))).toEqual(['one.txt']);
+        expect(existsSync(path('in/one.txt'))).toBe(false);
 
-      const queue = new Queue('{fence}', { connection: { host: '127.0.0.1', port: suite.redis.port, maxRetriesPerRequest: null }, prefix: 'sluice' });
-      try {
-        expect(await queue.getJobCounts('completed', 'failed', 'delayed', 'active', 'wait')).toEqual({ completed: 1, failed: 0, delayed: 0, active: 0, wait: 0 });
+        // A producer drops a new file of the same name (and size); then A wakes up mid-item.
+        ws.write(`${name}/in/one.txt`, 'version 2\n');
+        a.child.kill('SIGCONT');
+        stopped = false;
+        const fencedLog = 'stopped an item whose job this worker lost';
+        // Without a fence, A goes on to commit and tidy up instead: the files below say what it did.
+        await waitFor(() => a.output().includes(fencedLog), 10_000, 'worker A to stop its item').catch(() => undefined);
+        // Anything A would still do (a commit, a delete, a ledger write) is done by now.
+        await new Promise((r) => setTimeout(r, 1000));
+
+        expect(listFiles(path('out')).filter((f) => !f.startsWith('.sluice-tmp/'))).toEqual(['one.txt']);
+        expect(readFileSync(path('out/one.txt'), 'utf8')).toBe('version 1\n');
+        expect(readFileSync(path('in/one.txt'), 'utf8')).toBe('version 2\n');
+
+        const ledger = RedisLedger.connect(suite.redis.url);
+        try {
+          const records = await ledger.history(name);
+          expect(records).toHaveLength(1);
+          expect(records[0]).toMatchObject({ path: 'one.txt', state: 'finalized' });
+          expect(records[0].destinations).toHaveLength(1);
+          expect(records[0].destinations[0]).toMatch(/out\/one\.txt$/);
+        } finally {
+          await ledger.close();
+        }
+        expect(a.output()).toContain(fencedLog);
+        expect(a.output()).not.toContain('job failed');
+        expect(a.output()).not.toContain('item failed');
+
+        const queue = new Queue(`{${name}}`, { connection: { host: '127.0.0.1', port: suite.redis.port, maxRetriesPerRequest: null }, prefix: 'sluice' });
+        try {
+          expect(await queue.getJobCounts('completed', 'failed', 'delayed', 'active', 'wait')).toEqual({ completed: 1, failed: 0, delayed: 0, active: 0, wait: 0 });
+        } finally {
+          await queue.close();
+        }
+        expect(await a.stop()).toBe(0);
+        expect(await b.stop()).toBe(0);
       } finally {
-        await queue.close();
+        if (stopped) a.child.kill('SIGCONT');
       }
-      expect(await a.stop()).toBe(0);
-      expect(await b.stop()).toBe(0);
-    } finally {
-      if (stopped) a.child.kill('SIGCONT');
-    }
-  }, 90_000);
+    }, 90_000);
+  }
 });

@@ -1,10 +1,10 @@
 // Test and bench plugins for scale-out: a source whose listing is slow (so a lister can be
 // killed mid-listing), a local sink with injected latency (an I/O-bound sink) and a step that
-// kills its worker on chosen items (a poison item), and a step that holds an item while a marker
-// file exists (to pause a worker mid-item from outside).
+// kills its worker on chosen items (a poison item), and a step and a sink that hold an item while
+// a marker file exists (to pause a worker mid-item from outside).
 import { createHash } from 'node:crypto';
 import { access, mkdir, rename, unlink, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { definePlugin, Type } from 'sluice';
 
@@ -99,10 +99,15 @@ export const crashOn = definePlugin({
   },
 });
 
-/**
- * While `<dir>/hold` exists, holds items whose path contains `match`, after writing
- * `<dir>/reached-<pid>` (which worker holds it). Test fixture: a worker paused mid-item.
- */
+/** While `<dir>/hold` exists: writes `<dir>/reached-<pid>` (which worker holds), then waits. */
+async function holdWhileMarked(dir, what) {
+  const holding = () => access(join(dir, 'hold')).then(() => true, () => false);
+  if (!(await holding())) return;
+  await writeFile(join(dir, `reached-${process.pid}`), what);
+  while (await holding()) await sleep(20);
+}
+
+/** Holds items whose path contains `match` while `<dir>/hold` exists. Test fixture: a worker paused mid-item. */
 export const holdOn = definePlugin({
   name: 'hold_on',
   kind: 'step',
@@ -113,16 +118,54 @@ export const holdOn = definePlugin({
   ),
   create(config, ctx) {
     const dir = resolve(ctx.baseDir, config.dir);
-    const holding = () => access(join(dir, 'hold')).then(() => true, () => false);
     return {
       async process(item) {
-        if (!item.path.includes(config.match) || !(await holding())) return item;
-        await writeFile(join(dir, `reached-${process.pid}`), item.path);
-        while (await holding()) await sleep(20);
+        if (item.path.includes(config.match)) await holdWhileMarked(dir, item.path);
         return item;
       },
     };
   },
 });
 
-export default [slowSource, slowSink, crashOn, holdOn];
+/**
+ * A local sink with `if_exists: rename` that, once it has read all of an item's bytes, holds it
+ * while `<dir>/hold` exists, then reserves the first free name and writes it. Test fixture: a
+ * worker paused between the end of a stream and its commit.
+ */
+export const holdSink = definePlugin({
+  name: 'hold_sink',
+  kind: 'sink',
+  summary: 'Writes under `path`, numbering taken names; holds each file before writing while `<dir>/hold` exists (test fixture).',
+  config: Type.Object(
+    {
+      path: Type.String({ description: 'Root folder.' }),
+      dir: Type.String({ description: 'Folder of the marker files.' }),
+      if_exists: Type.Literal('rename', { description: 'The only mode of this fixture.' }),
+    },
+    { additionalProperties: false },
+  ),
+  create(config, ctx) {
+    const root = resolve(ctx.baseDir, config.path);
+    const dir = resolve(ctx.baseDir, config.dir);
+    const exists = (p) => access(p).then(() => true, () => false);
+    return {
+      async write(req) {
+        const chunks = [];
+        for await (const c of req.body) chunks.push(c);
+        const data = Buffer.concat(chunks);
+        await holdWhileMarked(dir, req.destination);
+        const ext = extname(req.destination);
+        const stem = req.destination.slice(0, req.destination.length - ext.length);
+        let destination = req.destination;
+        for (let n = 1; await exists(join(root, destination)); n++) destination = `${stem} (${n})${ext}`;
+        await req.reserve(destination);
+        const dest = join(root, destination);
+        await mkdir(dirname(dest), { recursive: true });
+        await writeFile(dest, data, { flag: 'wx' });
+        return { location: dest, size: data.length, destination };
+      },
+    };
+  },
+});
+
+export default [slowSource, slowSink, crashOn, holdOn, holdSink];
