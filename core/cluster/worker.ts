@@ -10,6 +10,7 @@ import type { PipelineDefinition } from '../config/load.js';
 import { errorMessage, SluiceError } from '../errors.js';
 import { RedisLedger } from '../ledger/redis.js';
 import type { Logger } from '../observe/logger.js';
+import type { PluginRegistry } from '../registry.js';
 import { loadPipelineFile } from '../runtime/run-file.js';
 import { PipelineRunner } from '../runtime/runner.js';
 import { clusterTiming, connectRedis, ensureReachable, QUEUE_PREFIX, queueName } from './connection.js';
@@ -28,6 +29,8 @@ export interface ClusterWorkerOptions {
   url: string;
   /** Pipelines this worker serves, as loaded from its files. */
   defs: PipelineDefinition[];
+  /** The plugins those pipelines may name (the CLI brings the built-in ones). */
+  registry: PluginRegistry;
   vars?: Record<string, string>;
   stateDir?: string;
   log: Logger;
@@ -74,7 +77,7 @@ class PipelineVersions {
       if (text === null) {
         throw new SluiceError('SLUICE_E_CONFIG', `pipeline ${name} version ${hash} is not published in Redis (expired?); it cannot be run`);
       }
-      def = await loadPipelineFile(file, { vars: this.options.vars, stateDir: this.options.stateDir, text });
+      def = await loadPipelineFile(file, { registry: this.options.registry, vars: this.options.vars, stateDir: this.options.stateDir, text });
       this.options.log.info({ pipeline: name, version: hash }, 'loaded a new pipeline version from the cluster');
     }
     const runner = new PipelineRunner(def, { ledger: this.ledger, log: this.options.log, force });
@@ -194,8 +197,9 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
       worker.on('error', (err) => {
         if (LOCK_LOST.test(err.message)) {
           log.warn({ pipeline: def.name, err: err.message }, 'this worker lost the lock of a job (paused or cut off past the stall interval); another worker redoes its item');
+        } else {
+          log.warn({ pipeline: def.name, err: errorMessage(err) }, 'queue connection problem; retrying');
         }
-        else log.warn({ pipeline: def.name, err: errorMessage(err) }, 'queue connection problem; retrying');
       });
       workers.push(worker);
       log.info({ pipeline: def.name, version: def.hash, cluster: redactUrl(options.url), concurrency: options.concurrency ?? def.policy.concurrency }, 'worker ready');
