@@ -2,6 +2,11 @@
  * The public SDK for plugin authors: `import { definePlugin, Type } from 'sluice'`.
  * Everything here is covered by the plugin API version (`PLUGIN_API_VERSION`).
  */
+import type { PipelineDefinition } from './config/load.js';
+import { builtinRegistry } from './builtins.js';
+import type { RunSummary } from './observe/run-summary.js';
+import * as runFile from './runtime/run-file.js';
+
 export { type Static, type TSchema, Type } from '@sinclair/typebox';
 export { type ErrorCode, SluiceError } from './errors.js';
 export { createItem, deriveItem, itemDir, itemExt, itemName, itemStem } from './item.js';
@@ -23,8 +28,24 @@ export {
   type StepInstance,
   type StepOutput,
 } from './plugin-api.js';
-export { runPipelineFile, loadPipelineFile } from './runtime/run-file.js';
-export type { RunSummary } from './runtime/runner.js';
+export type { RunSummary } from './observe/run-summary.js';
+export { builtinRegistry } from './builtins.js';
+
 export { AfterSuccess, Duration, IfExists, Secret, Size, sinkCommon, sourceCommon, Verify } from './schema-fragments.js';
 export { HashTap, pipeThrough, STREAM_CHUNK } from './streams.js';
 export { parseDuration, parseSize } from './units.js';
+
+/** Options of `runPipelineFile` / `loadPipelineFile`; the registry defaults to the built-in plugins. */
+export type RunFileOptions = Omit<runFile.RunFileOptions, 'registry'> & { registry?: runFile.RunFileOptions['registry'] };
+
+/** Loads `file` (with the built-in plugins unless a registry is given) and runs one pass. */
+export function runPipelineFile(file: string, options: RunFileOptions = {}): Promise<RunSummary> {
+  return runFile.runPipelineFile(file, { ...options, registry: options.registry ?? builtinRegistry() });
+}
+
+/** Loads and validates `file` (with the built-in plugins unless a registry is given). */
+export function loadPipelineFile(file: string, options: Omit<RunFileOptions, 'dryRun' | 'force' | 'log' | 'ledger'> = {}): Promise<PipelineDefinition> {
+  return runFile.loadPipelineFile(file, { ...options, registry: options.registry ?? builtinRegistry() });
+}
+
+export { runPipeline } from './runtime/run-file.js';

@@ -17,19 +17,9 @@ import { rootProblems } from './roots.js';
 import { PipelineShape, type PolicyT, type RetryPolicyT, type TriggerT } from './schema.js';
 import { escapePointer, preloadValidators, type SchemaProblem, splitPointer, validateAgainst } from './validate.js';
 
-export interface PluginRef {
-  role: PluginRole;
-  name: string;
-  plugin: Plugin;
-  /** Validated config with defaults applied. */
-  config: Record<string, unknown>;
-  /** For messages: `steps[1].segregate`, `source.s3`, `sinks[0].local`, `on_error.local`. */
-  stepId: string;
-  /** JSON pointer of the plugin's config, e.g. `/steps/1/segregate`. */
-  jsonPath: string;
-  /** Sources only: the name used in ledger keys and `{source}`. */
-  sourceName?: string;
-}
+import type { PluginRef } from './plugin-ref.js';
+
+export type { PluginRef };
 
 export interface Policy {
   concurrency: number;
@@ -275,7 +265,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   } else if (shape.trigger) {
     // Checked at load, not only when `run` starts, so `validate` rejects a bad cron expression
     // too and the message carries file:line:col. Imported lazily: cron-parser is not small.
-    const { scheduleOf } = await import('../runtime/trigger.js');
+    const { scheduleOf } = await import('./trigger.js');
     try {
       scheduleOf(shape.trigger as TriggerT);
     } catch (err) {

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { builtinRegistry } from '../runtime/run-file.js';
+import { builtinRegistry } from '../builtins.js';
 import { loadPipeline } from './load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-roots-'));

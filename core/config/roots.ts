@@ -13,7 +13,7 @@
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, basename as fsBasename, join, posix, resolve, sep } from 'node:path';
-import type { PluginRef } from './load.js';
+import type { PluginRef } from './plugin-ref.js';
 
 /** Where a plugin's files are: roots compare only within one `store`. */
 export interface Root {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { loadPipeline } from '../config/load.js';
+import { loadPipeline } from './load.js';
 import { PluginRegistry } from '../registry.js';
-import { MAX_TIMER_MS, RateLimiter, sleep } from './timing.js';
+import { MAX_TIMER_MS, RateLimiter, sleep } from '../runtime/timing.js';
 import { scheduleOf, skipMissed } from './trigger.js';
 
 describe('scheduleOf', () => {

@@ -3,7 +3,7 @@
  * A schedule only answers "when is the next pass due after t"; the supervisor owns the loop.
  */
 import { CronExpressionParser } from 'cron-parser';
-import type { TriggerT } from '../config/schema.js';
+import type { TriggerT } from './schema.js';
 import { SluiceError } from '../errors.js';
 import { parseDuration } from '../units.js';
 

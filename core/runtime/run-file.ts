@@ -1,22 +1,15 @@
 /** Library entry points: load a pipeline file and run one pass, as the CLI does. */
-import { builtinPlugins } from '../../plugins/index.js';
 import { type LoadOptions, loadPipeline, type PipelineDefinition } from '../config/load.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { SqliteLedger } from '../ledger/sqlite.js';
 import type { Logger } from '../observe/logger.js';
-import { PluginRegistry } from '../registry.js';
+import type { PluginRegistry } from '../registry.js';
 import { PipelineLock } from './pipeline-lock.js';
 import { PipelineRunner, type RunSummary } from './runner.js';
 
-let defaultRegistry: PluginRegistry | undefined;
-
-export function builtinRegistry(): PluginRegistry {
-  defaultRegistry ??= new PluginRegistry(builtinPlugins);
-  return defaultRegistry;
-}
-
 export interface RunFileOptions extends Omit<LoadOptions, 'registry'> {
-  registry?: PluginRegistry;
+  /** The plugins pipelines may name (the composition root brings the built-in ones). */
+  registry: PluginRegistry;
   dryRun?: boolean;
   force?: boolean;
   log?: Logger;
@@ -27,12 +20,12 @@ export interface RunFileOptions extends Omit<LoadOptions, 'registry'> {
   onRunner?: (runner: PipelineRunner) => void;
 }
 
-export function loadPipelineFile(file: string, options: Omit<RunFileOptions, 'dryRun' | 'force' | 'log' | 'ledger'> = {}): Promise<PipelineDefinition> {
-  return loadPipeline(file, { ...options, registry: options.registry ?? builtinRegistry() });
+export function loadPipelineFile(file: string, options: Omit<RunFileOptions, 'dryRun' | 'force' | 'log' | 'ledger'>): Promise<PipelineDefinition> {
+  return loadPipeline(file, options);
 }
 
 /** Loads `file` and runs one pass with the embedded ledger (unless one is given). */
-export async function runPipelineFile(file: string, options: RunFileOptions = {}): Promise<RunSummary> {
+export async function runPipelineFile(file: string, options: RunFileOptions): Promise<RunSummary> {
   const def = await loadPipelineFile(file, options);
   return runPipeline(def, options);
 }
@@ -42,7 +35,7 @@ export async function runPipelineFile(file: string, options: RunFileOptions = {}
  * folder) unless the caller brings its own ledger (and with it its own exclusivity). A dry run
  * takes no lock and opens the ledger read-only: it creates neither the state folder nor the ledger.
  */
-export async function runPipeline(def: PipelineDefinition, options: RunFileOptions = {}): Promise<RunSummary> {
+export async function runPipeline(def: PipelineDefinition, options: Omit<RunFileOptions, 'registry'> = {}): Promise<RunSummary> {
   const lock = options.dryRun || options.ledger ? undefined : await PipelineLock.acquire(def);
   let ledger: Ledger | undefined;
   let runner: PipelineRunner | undefined;

@@ -17,16 +17,16 @@ import type { SluiceMetrics } from '../observe/metrics.js';
 import type { PluginRegistry } from '../registry.js';
 import { PipelineLock } from './pipeline-lock.js';
 import { loadPipelineFile } from './run-file.js';
-import type { ItemOutcome } from '../cluster/jobs.js';
 import { PipelineRunner, type RunSummary } from './runner.js';
 import { sleep } from './timing.js';
-import { type Schedule, scheduleOf, skipMissed } from './trigger.js';
+import { type Schedule, scheduleOf, skipMissed } from '../config/trigger.js';
 
 export type SupervisorState = 'starting' | 'running' | 'waiting' | 'draining' | 'finished' | 'stopped' | 'invalid' | 'failed';
 
 export interface SupervisorOptions {
   log: Logger;
-  registry?: PluginRegistry;
+  /** The plugins pipelines may name (the CLI brings the built-in ones). */
+  registry: PluginRegistry;
   vars?: Record<string, string>;
   stateDir?: string;
   /** One pass whatever the trigger says (`sluice run --once`). */
@@ -40,18 +40,29 @@ export interface SupervisorOptions {
   /** Log starts and stops of versions at info (long-running modes) rather than debug. */
   announce?: boolean;
   /**
-   * Cluster mode (`--cluster redis://…`): each pass lists and enqueues the items in Redis and
-   * waits for the workers (`sluice worker`) to finish them; nothing runs in this process.
-   * No pipeline lock is taken then: the state folder is not used, and the cluster's lister
-   * election (one lister per pipeline, job id = item identity) is what keeps runs apart.
+   * Passes that run elsewhere, injected by the CLI (`--cluster redis://…`: each pass lists and
+   * enqueues the items in Redis and waits for the workers to finish them; nothing runs in this
+   * process). No pipeline lock is taken then: the state folder is not used, and the cluster's
+   * lister election (one lister per pipeline, job id = item identity) keeps runs apart.
    */
-  cluster?: string;
+  remote?: RemotePasses;
   /**
    * The other pipeline file of this process that declares pipeline `name`, if any (`watch`):
    * a file that would take a name another file runs under is refused, whatever their state folders.
    */
   nameTakenBy?: (name: string, file: string) => string | undefined;
 }
+
+/** Counts items of a pass that runs elsewhere, as their outcomes come in. */
+export interface PassEvents {
+  done(e: { ms: number; bytesIn: number; bytesOut: number }): void;
+  failed(e: { source: string; path: string; code: string; error: string }): void;
+  skipped(): void;
+  retried(): void;
+}
+
+/** One pass of `def` run elsewhere (cluster mode); aborting `signal` stops waiting for it. */
+export type RemotePasses = (def: PipelineDefinition, pass: { signal: AbortSignal; events: PassEvents }) => Promise<RunSummary>;
 
 export interface ReloadResult {
   at: string;
@@ -181,7 +192,7 @@ export class PipelineSupervisor {
     }
     const before = this.claimed;
     this.claimed = def.name;
-    if (this.options.dryRun || this.options.cluster) return undefined;
+    if (this.options.dryRun || this.options.remote) return undefined;
     if (this.lock?.covers(def)) return this.lock;
     try {
       return await PipelineLock.acquire(def);
@@ -294,7 +305,7 @@ export class PipelineSupervisor {
 
   private async loop(v: Version): Promise<void> {
     const log = this.options.log.child({ pipeline: v.def.name });
-    const runPass = this.options.cluster ? await this.clusterPasses(v, this.options.cluster) : await this.embeddedPasses(v);
+    const runPass = this.options.remote ? this.remotePasses(v, this.options.remote) : await this.embeddedPasses(v);
     const announce = this.options.announce || v.schedule.description !== 'once';
     log[announce ? 'info' : 'debug']({ file: this.file, hash: v.def.hash, trigger: v.schedule.description }, 'pipeline started');
     let due = new Date();
@@ -356,23 +367,16 @@ export class PipelineSupervisor {
    * (reload, stop) ends the wait; the jobs already queued finish on the workers under this
    * version, and a newer version's listing collapses into them instead of planning them twice.
    */
-  private async clusterPasses(v: Version, url: string): Promise<() => Promise<RunSummary>> {
-    const { runClusterPass } = await import('../cluster/run.js');
-    const onOutcome = (where: { source: string; path: string }, o: ItemOutcome) => {
-      if (o.outcome === 'ok') this.itemDone(v.def.name, o.ms, o.bytesIn, o.bytesOut);
-      else if (o.outcome === 'failed') this.itemFailed(v.def.name, where.source, where.path, o.failure?.code ?? 'SLUICE_E_INTERNAL', o.failure?.error ?? 'failed');
-      else if (o.outcome === 'skipped') this.itemSkipped(v.def.name);
-      for (let i = 0; i < o.retries; i++) this.itemRetried(v.def.name);
+  private remotePasses(v: Version, remote: RemotePasses): () => Promise<RunSummary> {
+    const name = v.def.name;
+    const events: PassEvents = {
+      done: (e) => this.itemDone(name, e.ms, e.bytesIn, e.bytesOut),
+      failed: (e) => this.itemFailed(name, e.source, e.path, e.code, e.error),
+      skipped: () => this.itemSkipped(name),
+      retried: () => this.itemRetried(name),
     };
     return async () => {
-      const summary = await runClusterPass(v.def, {
-        url,
-        log: this.options.log,
-        dryRun: this.options.dryRun,
-        force: this.options.force,
-        signal: v.stop.signal,
-        onOutcome,
-      });
+      const summary = await remote(v.def, { signal: v.stop.signal, events });
       // Items the listing found finalized already are skipped without a job.
       const seen = this.passValue?.skipped ?? 0;
       for (let i = seen; i < summary.skipped; i++) this.itemSkipped(v.def.name);

@@ -4,7 +4,7 @@ import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
 import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import { azureBlobSink } from '../../plugins/azure-blob/sink.js';
 import { azureBlobSource } from '../../plugins/azure-blob/source.js';
 import { makePluginContext } from '../helpers/context.js';

@@ -9,7 +9,7 @@
 import { execFileSync, execSync } from 'node:child_process';
 import { createReadStream, mkdirSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import type { RunSummary } from '../../core/runtime/runner.js';
 import { hashStream } from '../../core/streams.js';
 import { listFiles, makeWorkspace } from '../helpers/workspace.js';

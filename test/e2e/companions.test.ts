@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../core/ledger/sqlite.js';
-import { loadPipelineFile, runPipelineFile } from '../../core/runtime/run-file.js';
+import { loadPipelineFile, runPipelineFile } from '../../core/sdk.js';
 import { PipelineRunner } from '../../core/runtime/runner.js';
 import { listFiles, makeWorkspace, sha256 } from '../helpers/workspace.js';
 

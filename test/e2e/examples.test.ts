@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigErrors } from '../../core/config/load.js';
 import { SluiceError } from '../../core/errors.js';
-import { builtinRegistry, loadPipelineFile } from '../../core/runtime/run-file.js';
+import { builtinRegistry, loadPipelineFile } from '../../core/sdk.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const sharedExamples = join(root, '..', 'shared', 'examples');
@@ -27,9 +27,10 @@ function yamlFiles(dir: string): string[] {
 
 function varsOf(file: string): Record<string, string> {
   const vars: Record<string, string> = {};
-  // Any value of the right kind: a port must still be a number.
+  // Any value of the right kind: a port must still be a number, a URL a URL.
   for (const m of readFileSync(file, 'utf8').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)) {
-    vars[m[1]] = m[1].endsWith('PORT') ? '2222' : `value-of-${m[1].toLowerCase()}`;
+    const name = m[1];
+    vars[name] = name.endsWith('PORT') ? '2222' : name.endsWith('_URL') ? `https://${name.toLowerCase().replace(/_/g, '-')}.example` : `value-of-${name.toLowerCase()}`;
   }
   return vars;
 }

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import {
   describeFaults,
   expectExactlyTheCorpus,

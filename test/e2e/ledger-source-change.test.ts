@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createItem } from '../../core/item.js';
 import { definePlugin } from '../../core/plugin-api.js';
-import { builtinRegistry, runPipelineFile } from '../../core/runtime/run-file.js';
+import { builtinRegistry, runPipelineFile } from '../../core/sdk.js';
 import { makeWorkspace } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-ledger-change-');

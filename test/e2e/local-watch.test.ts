@@ -2,7 +2,7 @@
 import { appendFileSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../core/ledger/sqlite.js';
-import { loadPipelineFile } from '../../core/runtime/run-file.js';
+import { loadPipelineFile } from '../../core/sdk.js';
 import { PipelineRunner } from '../../core/runtime/runner.js';
 import { sleep, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';

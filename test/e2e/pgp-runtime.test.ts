@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import { makeWorkspace, sha256 } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-pgp-rt-');

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../core/ledger/sqlite.js';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import { stickyStats, testRegistry } from '../helpers/test-plugins.js';
 import { listFiles, makeWorkspace, sha256, type Workspace } from '../helpers/workspace.js';
 

@@ -12,7 +12,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
 import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import { s3Sink } from '../../plugins/s3/sink.js';
 import { s3Source } from '../../plugins/s3/source.js';
 import { makePluginContext } from '../helpers/context.js';

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
 import type { Logger } from '../../core/observe/logger.js';
 import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
-import { loadPipelineFile, runPipelineFile } from '../../core/runtime/run-file.js';
+import { loadPipelineFile, runPipelineFile } from '../../core/sdk.js';
 import { httpSink } from '../../plugins/http/sink.js';
 import { httpSource } from '../../plugins/http/source.js';
 import { makePluginContext } from '../helpers/context.js';

@@ -22,7 +22,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
 import { asideName } from '../../core/item.js';
 import type { Item, SourceInstance } from '../../core/plugin-api.js';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import { localSink } from '../../plugins/local/sink.js';
 import { localSource } from '../../plugins/local/source.js';
 import { makePluginContext } from '../helpers/context.js';

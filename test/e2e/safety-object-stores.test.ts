@@ -11,7 +11,7 @@ import { SluiceError } from '../../core/errors.js';
 import { definePlugin, type Item, type SinkInstance, type SourceInstance } from '../../core/plugin-api.js';
 import { deriveItem } from '../../core/item.js';
 import { PluginRegistry } from '../../core/registry.js';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import { builtinPlugins } from '../../plugins/index.js';
 import { azureBlobSink } from '../../plugins/azure-blob/sink.js';
 import { azureBlobSource } from '../../plugins/azure-blob/source.js';

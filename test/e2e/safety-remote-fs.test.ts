@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
 import { asideName } from '../../core/item.js';
 import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import { ftpSink } from '../../plugins/ftp/sink.js';
 import { ftpSource } from '../../plugins/ftp/source.js';
 import { sftpSink } from '../../plugins/sftp/sink.js';

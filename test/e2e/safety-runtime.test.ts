@@ -11,7 +11,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
 import { SqliteLedger } from '../../core/ledger/sqlite.js';
-import { loadPipelineFile, runPipelineFile } from '../../core/runtime/run-file.js';
+import { loadPipelineFile, runPipelineFile } from '../../core/sdk.js';
 import { type ListedItem, PipelineRunner } from '../../core/runtime/runner.js';
 import { itemIdentity } from '../../core/item.js';
 import { repeatingStats, testRegistry } from '../helpers/test-plugins.js';

@@ -6,7 +6,7 @@
  */
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runPipelineFile } from '../../core/runtime/run-file.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import type { RunSummary } from '../../core/runtime/runner.js';
 import { listKeys, s3rverClient } from '../helpers/workflows.js';
 import { listFiles, makeWorkspace } from '../helpers/workspace.js';

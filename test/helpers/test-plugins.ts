@@ -7,7 +7,7 @@ import { SluiceError } from '../../core/errors.js';
 import { createItem, deriveItem, itemName } from '../../core/item.js';
 import { definePlugin, type Plugin, type SinkCommit } from '../../core/plugin-api.js';
 import type { PluginRegistry } from '../../core/registry.js';
-import { builtinRegistry } from '../../core/runtime/run-file.js';
+import { builtinRegistry } from '../../core/sdk.js';
 import { pipeThrough } from '../../core/streams.js';
 import { localSink } from '../../plugins/local/sink.js';
 

@@ -1,7 +1,7 @@
 import { SluiceError } from '../../errors.js';
 import type { Ledger, LedgerState } from '../../ledger/ledger.js';
 import { SqliteLedger } from '../../ledger/sqlite.js';
-import { loadPipelineFile } from '../../runtime/run-file.js';
+import { loadPipelineFile } from '../../sdk.js';
 import { type CommonOptions, parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 

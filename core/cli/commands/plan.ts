@@ -1,4 +1,4 @@
-import { runPipelineFile } from '../../runtime/run-file.js';
+import { runPipelineFile } from '../../sdk.js';
 import { formatBytes } from '../../units.js';
 import { type CommonOptions, makeLogger, parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';

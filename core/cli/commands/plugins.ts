@@ -1,6 +1,6 @@
 import { SluiceError } from '../../errors.js';
 import { nearest } from '../../registry.js';
-import { builtinRegistry } from '../../runtime/run-file.js';
+import { builtinRegistry } from '../../sdk.js';
 import { pluginMarkdown } from '../../schema-gen.js';
 import { EXIT } from '../exit-codes.js';
 

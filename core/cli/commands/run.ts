@@ -2,10 +2,10 @@ import { writeFileSync } from 'node:fs';
 import type { PipelineDefinition } from '../../config/load.js';
 import { SluiceError } from '../../errors.js';
 import { formatSummary, summaryJson } from '../../observe/summary.js';
-import { loadPipelineFile } from '../../runtime/run-file.js';
+import { builtinRegistry, loadPipelineFile } from '../../sdk.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import { PipelineSupervisor } from '../../runtime/supervisor.js';
-import { scheduleOf } from '../../runtime/trigger.js';
+import { scheduleOf } from '../../config/trigger.js';
 import { expandPipelinePaths, parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { Host, type HostOptions } from './host.js';
@@ -45,6 +45,7 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
   const cluster = (await import('../../cluster/url.js')).clusterUrl(opts.cluster);
 
   const host = await Host.create('run', opts);
+  const remote = cluster ? (await import('../../cluster/passes.js')).clusterPasses(cluster, { log: host.logger, dryRun: opts.dryRun, force: opts.force }) : undefined;
   const summaries: RunSummary[] = [];
   const onSummary = (summary: RunSummary) => {
     summaries.push(summary);
@@ -63,7 +64,8 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
       force: opts.force,
       metrics: host.metrics,
       trackProgress: host.progress !== undefined || opts.metricsPort !== undefined,
-      cluster,
+      remote,
+      registry: builtinRegistry(),
       onSummary,
     });
     host.supervisors.push(supervisor);

@@ -12,7 +12,7 @@ import { basename, dirname, isAbsolute, join, normalize, relative, resolve, sep 
 import { LineCounter, parseDocument } from 'yaml';
 import type { PipelineDefinition, PluginRef } from '../../config/load.js';
 import { SluiceError } from '../../errors.js';
-import { builtinRegistry, loadPipelineFile, runPipeline } from '../../runtime/run-file.js';
+import { builtinRegistry, loadPipelineFile, runPipeline } from '../../sdk.js';
 import { parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 

@@ -1,5 +1,5 @@
 import { errorMessage } from '../../errors.js';
-import { loadPipelineFile } from '../../runtime/run-file.js';
+import { loadPipelineFile } from '../../sdk.js';
 import { expandPipelinePaths, parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 

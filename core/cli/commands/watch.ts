@@ -4,6 +4,7 @@ import { SluiceError } from '../../errors.js';
 import { formatSummary, summaryJson } from '../../observe/summary.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import { PipelineSupervisor } from '../../runtime/supervisor.js';
+import { builtinRegistry } from '../../sdk.js';
 import { isPipelineFileName, parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { Host, type HostOptions } from './host.js';
@@ -39,6 +40,7 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
   const cluster = (await import('../../cluster/url.js')).clusterUrl(opts.cluster);
   const host = await Host.create('watch', opts);
   const log = host.logger;
+  const remote = cluster ? (await import('../../cluster/passes.js')).clusterPasses(cluster, { log }) : undefined;
   const byFile = new Map<string, PipelineSupervisor>();
   const timers = new Map<string, NodeJS.Timeout>();
   const onSummary = (summary: RunSummary) => {
@@ -69,7 +71,8 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
       metrics: host.metrics,
       trackProgress: true,
       announce: true,
-      cluster,
+      remote,
+      registry: builtinRegistry(),
       onSummary,
       nameTakenBy: (name, self) => [...byFile.values()].find((s) => s.file !== self && s.pipelineName === name)?.file,
     });

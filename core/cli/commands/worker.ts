@@ -1,6 +1,6 @@
 import type { PipelineDefinition } from '../../config/load.js';
 import { SluiceError } from '../../errors.js';
-import { loadPipelineFile } from '../../runtime/run-file.js';
+import { builtinRegistry, loadPipelineFile } from '../../sdk.js';
 import { type CommonOptions, expandPipelinePaths, makeLogger, parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 
@@ -37,7 +37,7 @@ export async function workerCommand(paths: string[], opts: WorkerOptions): Promi
   process.on('SIGTERM', onSignal);
   try {
     const { runClusterWorker } = await import('../../cluster/worker.js');
-    await runClusterWorker({ url, defs, vars, stateDir: opts.stateDir, log: logger, concurrency, signal: stop.signal });
+    await runClusterWorker({ url, defs, registry: builtinRegistry(), vars, stateDir: opts.stateDir, log: logger, concurrency, signal: stop.signal });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

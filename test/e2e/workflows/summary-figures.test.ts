@@ -7,7 +7,7 @@ import { Type } from '@sinclair/typebox';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../../core/errors.js';
 import { definePlugin } from '../../../core/plugin-api.js';
-import { runPipelineFile } from '../../../core/runtime/run-file.js';
+import { runPipelineFile } from '../../../core/sdk.js';
 import { testRegistry } from '../../helpers/test-plugins.js';
 import { makeWorkspace, type Workspace } from '../../helpers/workspace.js';
 
