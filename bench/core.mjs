@@ -80,7 +80,7 @@ export async function bigFileInProcess({ bytes, rounds }) {
   makeBigFile(big, bytes);
   rmSync(join(data, 'out'), { recursive: true, force: true });
   const bigIn = inboxOf(big, 'big');
-  const { runPipelineFile } = await import(join(benchDir, '..', 'dist', 'core', 'runtime', 'run-file.js'));
+  const { runPipelineFile } = await import(join(benchDir, '..', 'dist', 'core', 'sdk.js'));
   const bigPipeline = (verify) => {
     const file = join(data, `big-${verify}.yaml`);
     writeFileSync(
