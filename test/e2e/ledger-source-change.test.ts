@@ -20,10 +20,10 @@ afterAll(() => ws.cleanup());
 /** State of each item in the ledger file when its source change was asked for. */
 const onDiskAtChange = new Map<string, string | undefined>();
 
-function stateOnDisk(path: string): string | undefined {
+function stateOnDisk(pipeline: string, path: string): string | undefined {
   const db = new Database(ws.path('.sluice', 'ledger.sqlite'), { readonly: true, fileMustExist: true });
   try {
-    const row = db.prepare('SELECT state FROM items WHERE pipeline = ? AND path = ?').get('probe', path) as { state: string } | undefined;
+    const row = db.prepare('SELECT state FROM items WHERE pipeline = ? AND path = ?').get(pipeline, path) as { state: string } | undefined;
     return row?.state;
   } finally {
     db.close();
@@ -47,10 +47,10 @@ const probeSource = definePlugin({
         }
       },
       async remove(item) {
-        onDiskAtChange.set(`delete ${item.path}`, stateOnDisk(item.path));
+        onDiskAtChange.set(`delete ${item.path}`, stateOnDisk('probe-delete', item.path));
       },
       async move(item) {
-        onDiskAtChange.set(`move ${item.path}`, stateOnDisk(item.path));
+        onDiskAtChange.set(`move ${item.path}`, stateOnDisk('probe-move', item.path));
       },
     };
   },
@@ -62,7 +62,9 @@ describe('ledger before a source change', () => {
     ['move', '{ move_to: /done }'],
   ])('the committed record is in the ledger file before the source %s', async (action, afterSuccess) => {
     const file = ws.pipeline(
-      `name: probe\nsource:\n  ledger_probe: { count: 20, after_success: ${afterSuccess} }\nsink:\n  local: { path: ./out-${action} }\npolicy:\n  concurrency: 4\n`,
+      // One pipeline per case: the second would otherwise redo the first one's finalized items,
+      // whose records never go back to committed.
+      `name: probe-${action}\nsource:\n  ledger_probe: { count: 20, after_success: ${afterSuccess} }\nsink:\n  local: { path: ./out-${action} }\npolicy:\n  concurrency: 4\n`,
       `probe-${action}.yaml`,
     );
     const summary = await runPipelineFile(file, { registry: builtinRegistry().extend([{ plugin: probeSource, origin: 'test' }]), force: true });
