@@ -1,30 +1,22 @@
 /**
- * Redis connections and key names of cluster mode. Every key of a pipeline carries the
+ * Redis connections and key names of cluster mode (the connection and pipeline keys it shares
+ * with the Redis ledger live in core/ledger/redis-connection.ts). Every key of a pipeline carries the
  * pipeline name as a hash tag (`{name}`), so a pipeline's queue, ledger and lock live in one
  * Redis Cluster slot and pipelines spread over shards.
  */
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { SluiceError } from '../errors.js';
 import type { ItemIdentity } from '../plugin-api.js';
 import { redactUrl } from './url.js';
+
+export { connectRedis, pipelineKey } from '../ledger/redis-connection.js';
 
 /** BullMQ key prefix: jobs live at `sluice:{pipeline}:<job id>`. */
 export const QUEUE_PREFIX = 'sluice';
 
 /**
- * A connection that waits through Redis restarts instead of failing commands (BullMQ requires
- * `maxRetriesPerRequest: null`; the ledger wants the same: a write is delayed, never lost).
- */
-export function connectRedis(url: string): Redis {
-  const redis = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true });
-  // ioredis logs unhandled connection errors itself; reconnects are automatic.
-  redis.on('error', () => undefined);
-  return redis;
-}
-
-/**
- * Waits until the first connection is up. Later outages are waited through (see above), but
+ * Waits until the first connection is up. Later outages are waited through (see connectRedis), but
  * a Redis that was never reachable is a mistake to report, not to wait on forever.
  */
 export async function ensureReachable(redis: Redis, url: string, timeoutMs = Number(process.env.SLUICE_CLUSTER_CONNECT_MS) || 10_000): Promise<void> {
@@ -47,10 +39,6 @@ export async function ensureReachable(redis: Redis, url: string, timeoutMs = Num
 /** The BullMQ queue of a pipeline (the braces make it a Redis Cluster hash tag). */
 export function queueName(pipeline: string): string {
   return `{${pipeline}}`;
-}
-
-export function pipelineKey(pipeline: string, ...parts: string[]): string {
-  return ['sluice', `{${pipeline}}`, ...parts].join(':');
 }
 
 /**

@@ -7,9 +7,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis, Result } from 'ioredis';
-import { connectRedis, pipelineKey } from '../cluster/connection.js';
+
 import { SluiceError } from '../errors.js';
 import type { ItemIdentity } from '../plugin-api.js';
+import { connectRedis, pipelineKey } from './redis-connection.js';
 import { type Ledger, type LedgerRecord, type LedgerState, type LedgerUpdate, STATE_RANK, stateRank } from './ledger.js';
 
 /** History keeps this many recent items per pipeline (item records themselves are kept). */
