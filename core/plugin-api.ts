@@ -154,10 +154,12 @@ export interface SinkWriteRequest {
   readonly sha256?: string;
   readonly signal: AbortSignal;
   /**
-   * With `if_exists: rename`, the sink awaits this for each name (the plain one included)
-   * before it makes the bytes visible under it: the runtime records the name durably, so a redo
-   * after a crash finds the copy an earlier attempt committed instead of writing a twin.
-   * Optional for API compatibility; the runtime always provides it.
+   * The sink awaits this right before it makes the bytes visible under a name (before the
+   * rename, link or final commit; with `if_exists: rename` for each candidate name, the plain
+   * one included). The runtime fences there (a cluster worker that lost its job stops: the call
+   * throws) and, with `rename`, records the name durably, so a redo after a crash finds the copy
+   * an earlier attempt committed instead of writing a twin. Optional for API compatibility;
+   * the runtime always provides it.
    */
   reserve?(destination: string): Promise<void>;
 }

@@ -137,14 +137,17 @@ function claim(destination: string, job: Job, context: { item: string }): void {
   });
 }
 
-/** The `reserve` a sink calls before it makes bytes visible under a name (if_exists: rename). */
+/**
+ * The `reserve` a sink awaits right before it makes bytes visible under a name: the last moment
+ * to fence, however long the stream before it took (a cluster worker paused mid-write would
+ * otherwise commit over, or a numbered twin of, its successor's copy); with `if_exists: rename`
+ * the name is also recorded durably, so a redo after a crash finds the copy.
+ */
 function reserver(stage: Stage, target: Target, job: Job): ((destination: string) => Promise<void>) | undefined {
-  if (target.sink.ifExists !== 'rename' || stage.dryRun) return undefined;
+  if (stage.dryRun) return undefined;
   return async (destination: string) => {
-    // The last moment before bytes become visible, however long the stream before it took: a
-    // worker paused mid-write would otherwise commit a numbered twin of its successor's copy
-    // (and overwrite that successor's reservations in the ledger).
     await job.fence();
+    if (target.sink.ifExists !== 'rename') return;
     job.reserved.add(`${RESERVED}${target.index}:${destination}`);
     stage.ledger.record(stage.def.name, itemIdentity(job.root), { state: 'seen', attempts: 1, destinations: [...job.reserved] });
     await stage.ledger.flush();

@@ -223,6 +223,8 @@ headers:
     return {
       async write(req) {
         const url = uploadUrl.render(req.item, req.destination);
+        // The server makes the bytes visible as the request ends; this is the last point before it.
+        await req.reserve?.(req.destination);
         const res = await client.upload(method, url, headers, req.body, req.size, req.signal);
         if (res.statusCode === 412 && ifExists !== 'overwrite') {
           res.resume();

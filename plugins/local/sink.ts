@@ -150,8 +150,8 @@ type Placed = { path: string; destination: string; kept?: undefined } | { kept: 
 
 /**
  * Moves `temp` to `dest` (the sink path of `destination`) per `if_exists`. `overwrite` renames
- * (atomic replace); the others hard-link, which fails on an existing name. With `rename`,
- * each candidate name is reserved before the bytes appear under it.
+ * (atomic replace); the others hard-link, which fails on an existing name. Each name is
+ * reserved right before the bytes appear under it (every candidate, with `rename`).
  */
 async function place(
   temp: string,
@@ -161,13 +161,14 @@ async function place(
   reserve?: (destination: string) => Promise<void>,
 ): Promise<Placed> {
   if (ifExists === 'overwrite') {
+    await reserve?.(destination);
     await rename(temp, dest);
     return { path: dest, destination };
   }
   for (let n = 0; n < 10_000; n++) {
     const candidate = n === 0 ? destination : numbered(destination, n);
     const path = n === 0 ? dest : numbered(dest, n);
-    if (ifExists === 'rename') await reserve?.(candidate);
+    await reserve?.(candidate);
     try {
       await link(temp, path);
       return { path, destination: candidate };

@@ -45,7 +45,7 @@ const MAX_RENAME_ATTEMPTS = 10_000;
 /**
  * Applies `mode` before writing `body` to `destination` under `prefix`. For `skip` and `fail` on
  * an existing object the body is consumed here (the sink contract: a write always reads its body
- * to the end). With `rename`, `reserve` is awaited for the name chosen before it is returned.
+ * to the end). `reserve` is awaited for the name chosen before it is returned.
  */
 export async function decideForWrite(
   store: ObjectStoreAccess,
@@ -56,10 +56,18 @@ export async function decideForWrite(
   options: { signal?: AbortSignal; reserve?: (destination: string) => Promise<void> } = {},
 ): Promise<ExistsDecision> {
   const key = joinKey(prefix, destination);
-  if (mode === 'overwrite') return { key, destination, exclusive: false };
   if (mode === 'rename') return freeName(store, prefix, destination, options);
+  // Object stores make the bytes visible when the upload completes, inside the backend's
+  // upload: this is the last point before it (a lost cluster job also aborts the stream).
+  if (mode === 'overwrite') {
+    await options.reserve?.(destination);
+    return { key, destination, exclusive: false };
+  }
   const existing = await store.stat(key, options.signal);
-  if (!existing) return { key, destination, exclusive: true };
+  if (!existing) {
+    await options.reserve?.(destination);
+    return { key, destination, exclusive: true };
+  }
   if (mode === 'skip') {
     await drain(body);
     return { commit: { location: store.location(key), size: existing.size, skipped: true } };

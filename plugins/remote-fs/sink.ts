@@ -45,13 +45,16 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
     };
     switch (ifExists) {
       case 'overwrite':
+        await req.reserve?.(req.destination);
         await c.renameOver(temp, target);
         return committed(target);
       case 'skip':
+        await req.reserve?.(req.destination);
         if (await c.renameIfAbsent(temp, target)) return committed(target);
         await c.remove(temp);
         return committed(target, true);
       case 'fail': {
+        await req.reserve?.(req.destination);
         if (await c.renameIfAbsent(temp, target)) return committed(target);
         const existing = await c.stat(target);
         const same =
