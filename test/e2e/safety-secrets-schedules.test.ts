@@ -98,11 +98,12 @@ describe('secrets in URLs and signatures are masked in every output (#10)', () =
     expect(outputs.find((o) => o.label === 'validate')?.code).toBe(0);
     const pretty = output('run pretty');
     expect(pretty).toMatch(/FAILED http:report\.csv \[SLUICE_E_SOURCE\] .*HTTP 404/);
-    expect(pretty).toContain('http://dl-user:***@127.0.0.1:');
+    // The http plugin's display form masks the user name too; redact() alone keeps it.
+    expect(pretty).toMatch(/http:\/\/(dl-user|\*\*\*):\*\*\*@127\.0\.0\.1:/);
     expect(pretty).toContain('X-Amz-Signature=***');
     expect(pretty).toContain('sftp://mirror:***@10.0.0.9/in');
     expect(pretty).toContain('&sig=***');
-    expect(output('history')).toMatch(/failed\s+http:report\.csv .*HTTP 404 .*dl-user:\*\*\*@/);
+    expect(output('history')).toMatch(/failed\s+http:report\.csv .*HTTP 404 .*(dl-user|\*\*\*):\*\*\*@/);
     expect(listFiles(ws.path('dead'))).toEqual(['http/report.csv.error.json']);
     const reason = JSON.parse(readFileSync(ws.path('dead', 'http', 'report.csv.error.json'), 'utf8')) as { error: string };
     expect(reason.error).toContain('X-Amz-Credential=***');
