@@ -20,6 +20,7 @@ import {
   wrapPluginError,
 } from '../errors.js';
 import { compileIncludeExclude, type PathPredicate } from '../glob.js';
+import type { IfExistsMode } from '../if-exists.js';
 import type { Logger } from '../observe/logger.js';
 import type {
   Item,
@@ -38,7 +39,6 @@ import { countingSink } from './dry-run.js';
 
 /** `after_success` as the runtime applies it. */
 export type AfterSuccess = 'keep' | 'delete' | { move_to: string };
-export type IfExists = 'overwrite' | 'skip' | 'fail' | 'rename';
 export type Verify = 'size' | 'sha256' | 'none';
 
 /** A source and the fields of its config the runtime enforces. */
@@ -56,7 +56,7 @@ export interface SinkRuntime {
   ref: PluginRef;
   instance: SinkInstance;
   verify: Verify;
-  ifExists: IfExists;
+  ifExists: IfExistsMode;
 }
 
 export interface StepRuntime {
@@ -76,7 +76,7 @@ interface SourceFields {
 /** The runtime-owned fields of a sink config. */
 interface SinkFields {
   verify?: Verify;
-  if_exists?: IfExists;
+  if_exists?: IfExistsMode;
 }
 
 export interface DriverOptions {

@@ -4,6 +4,7 @@ import { mkdir, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
+import { existsWithOtherBytes, noFreeName, renameCandidates } from '../../core/if-exists.js';
 import { definePlugin, type SinkCommit } from '../../core/plugin-api.js';
 import { sinkCommon } from '../../core/schema-fragments.js';
 import { drainInto, STREAM_CHUNK } from '../../core/streams.js';
@@ -165,9 +166,10 @@ async function place(
     await rename(temp, dest);
     return { path: dest, destination };
   }
-  for (let n = 0; n < 10_000; n++) {
-    const candidate = n === 0 ? destination : numbered(destination, n);
-    const path = n === 0 ? dest : numbered(dest, n);
+  // `dest` is the sink root followed by `destination`: a candidate changes only that tail.
+  const rootPart = dest.slice(0, dest.length - destination.length);
+  for (const candidate of renameCandidates(destination)) {
+    const path = rootPart + candidate;
     await reserve?.(candidate);
     try {
       await link(temp, path);
@@ -179,25 +181,10 @@ async function place(
     if (ifExists === 'fail') {
       // Our own earlier copy (a redo after a crash) holds the same bytes: that is success.
       if (await sameContent(temp, dest)) return { kept: (await stat(dest)).size };
-      throw new SluiceError('SLUICE_E_EXISTS', `${dest} exists with different content (if_exists: fail)`, {
-        retryable: false,
-      });
+      throw existsWithOtherBytes(dest);
     }
   }
-  throw new SluiceError('SLUICE_E_EXISTS', `no free name for ${dest} after 10000 tries (if_exists: rename)`, {
-    retryable: false,
-  });
-}
-
-/** `dir/name (n).ext`, for a sink path or a relative destination (both use `/` here). */
-function numbered(path: string, n: number): string {
-  const slash = path.lastIndexOf('/');
-  const dir = path.slice(0, slash + 1);
-  const name = path.slice(slash + 1);
-  const dot = name.lastIndexOf('.');
-  const stem = dot > 0 ? name.slice(0, dot) : name;
-  const ext = dot > 0 ? name.slice(dot) : '';
-  return `${dir}${stem} (${n})${ext}`;
+  throw noFreeName(dest);
 }
 
 async function sameContent(a: string, b: string): Promise<boolean> {

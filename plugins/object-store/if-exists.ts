@@ -8,9 +8,10 @@ import { finished } from 'node:stream/promises';
 import { SluiceError } from '../../core/errors.js';
 import type { Item, SinkCommit } from '../../core/plugin-api.js';
 import { hashStream } from '../../core/streams.js';
-import { joinKey, numberedKey } from './keys.js';
+import { existsWithOtherBytes, type IfExistsMode, noFreeName, renameCandidates } from '../../core/if-exists.js';
+import { joinKey } from './keys.js';
 
-export type IfExistsMode = 'overwrite' | 'skip' | 'fail' | 'rename';
+export type { IfExistsMode };
 
 export interface StoredObject {
   size: number;
@@ -38,9 +39,6 @@ export type ExistsDecision =
 
 /** What a server-side copy does: copy to `key` (see `ExistsDecision`), or nothing (`commit`). */
 export type CopyDecision = { key: string; exclusive: boolean; commit?: undefined } | { key?: undefined; commit: SinkCommit };
-
-/** Most numbered names `rename` tries before giving up (a runaway loop otherwise). */
-const MAX_RENAME_ATTEMPTS = 10_000;
 
 /**
  * Applies `mode` before writing `body` to `destination` under `prefix`. For `skip` and `fail` on
@@ -116,18 +114,13 @@ async function freeName(
   destination: string,
   options: { signal?: AbortSignal; reserve?: (destination: string) => Promise<void> },
 ): Promise<ExistsDecision> {
-  for (let n = 0; n <= MAX_RENAME_ATTEMPTS; n++) {
-    const candidate = n === 0 ? destination : numberedKey(destination, n);
+  for (const candidate of renameCandidates(destination)) {
     const key = joinKey(prefix, candidate);
     if (await store.stat(key, options.signal)) continue;
     await options.reserve?.(candidate);
     return { key, destination: candidate, exclusive: true };
   }
-  throw new SluiceError(
-    'SLUICE_E_EXISTS',
-    `if_exists: rename found no free name for ${store.location(joinKey(prefix, destination))} after ${MAX_RENAME_ATTEMPTS} attempts`,
-    { retryable: false },
-  );
+  throw noFreeName(store.location(joinKey(prefix, destination)));
 }
 
 /**
@@ -143,11 +136,7 @@ export function takenError(location: string): SluiceError {
 }
 
 function existsError(store: ObjectStoreAccess, key: string): SluiceError {
-  return new SluiceError(
-    'SLUICE_E_EXISTS',
-    `${store.location(key)} already exists with different content (if_exists: fail)`,
-    { retryable: false },
-  );
+  return existsWithOtherBytes(store.location(key));
 }
 
 async function drain(body: Readable): Promise<void> {

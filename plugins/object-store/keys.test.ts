@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { displayKey, folderPrefix, joinKey, numberedKey, unsafeKeyReason } from './keys.js';
+import { numberedName as numberedKey } from '../../core/if-exists.js';
+import { displayKey, folderPrefix, joinKey, unsafeKeyReason } from './keys.js';
 
 describe('object-store keys', () => {
   it('treats a prefix as a folder', () => {

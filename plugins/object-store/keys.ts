@@ -13,17 +13,6 @@ export function joinKey(prefix: string, relative: string): string {
   return folderPrefix(prefix) + relative.replace(/^\/+/, '');
 }
 
-/** `dir/name (n).ext` — the key `if_exists: rename` tries for the n-th collision. */
-export function numberedKey(key: string, n: number): string {
-  const slash = key.lastIndexOf('/');
-  const dir = key.slice(0, slash + 1);
-  const base = key.slice(slash + 1);
-  const dot = base.lastIndexOf('.');
-  const stem = dot > 0 ? base.slice(0, dot) : base;
-  const ext = dot > 0 ? base.slice(dot) : '';
-  return `${dir}${stem} (${n})${ext}`;
-}
-
 /**
  * Why `relative` (a listed key below its prefix) cannot be an item path, or undefined when it
  * can. An item path must name this key and no other: everything downstream (the item path model,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isTempName, joinRemote, numberedPath, tempPathFor } from './paths.js';
+import { numberedName as numberedPath } from '../../core/if-exists.js';
+import { isTempName, joinRemote, tempPathFor } from './paths.js';
 
 describe('remote paths', () => {
   it('joins roots and relative paths', () => {

@@ -24,12 +24,3 @@ export function isTempName(name: string): boolean {
   return TEMP_NAME.test(name);
 }
 
-/** `dir/name (n).ext` — the name `if_exists: rename` tries for the n-th collision. */
-export function numberedPath(path: string, n: number): string {
-  const dir = posix.dirname(path);
-  const base = posix.basename(path);
-  const dot = base.lastIndexOf('.');
-  const stem = dot > 0 ? base.slice(0, dot) : base;
-  const ext = dot > 0 ? base.slice(dot) : '';
-  return posix.join(dir, `${stem} (${n})${ext}`);
-}

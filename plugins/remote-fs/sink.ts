@@ -1,15 +1,15 @@
 /** The atomic-write half shared by the SFTP and FTP sinks: temp name in the same folder, then rename. */
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import { SluiceError } from '../../core/errors.js';
+import { existsWithOtherBytes, type IfExistsMode, noFreeName, renameCandidates } from '../../core/if-exists.js';
 import type { SinkCommit, SinkInstance, SinkWriteRequest } from '../../core/plugin-api.js';
 import { HashTap, hashStream, pipeThrough } from '../../core/streams.js';
 import type { RemoteConnection } from './connection.js';
-import { joinRemote, numberedPath, tempPathFor } from './paths.js';
+import { joinRemote, tempPathFor } from './paths.js';
 import type { ConnectionPool } from './pool.js';
 import { openPooledRead } from './read.js';
 
-export type IfExists = 'overwrite' | 'skip' | 'fail' | 'rename';
+export type IfExists = IfExistsMode;
 
 export interface RemoteSinkOptions {
   pool: ConnectionPool<RemoteConnection>;
@@ -21,8 +21,6 @@ export interface RemoteSinkOptions {
   isRetryable: (err: unknown) => boolean | undefined;
 }
 
-/** Upper bound on `name (n).ext` attempts for `if_exists: rename`. */
-const MAX_RENAME_ATTEMPTS = 10_000;
 
 export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
   const { pool, root, ifExists, describe } = options;
@@ -62,26 +60,16 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
           (await hashStream(await c.openRead(target, () => {}))).digest === sent.digest();
         await c.remove(temp);
         if (same) return committed(target, true);
-        throw new SluiceError('SLUICE_E_EXISTS', `${describe(target)} exists and holds different bytes`, {
-          retryable: false,
-          context: { hint: 'if_exists is fail; use overwrite, skip or rename to allow this' },
-        });
+        throw existsWithOtherBytes(describe(target));
       }
       case 'rename':
-        for (let n = 0; n < MAX_RENAME_ATTEMPTS; n++) {
-          const candidate = n === 0 ? req.destination : numberedPath(req.destination, n);
+        for (const candidate of renameCandidates(req.destination)) {
           await req.reserve?.(candidate);
           const path = joinRemote(root, candidate);
           if (await c.renameIfAbsent(temp, path)) return committed(path, false, candidate);
         }
         await c.remove(temp);
-        throw new SluiceError(
-          'SLUICE_E_SINK',
-          `no free name for ${describe(target)} after ${MAX_RENAME_ATTEMPTS} tries`,
-          {
-            retryable: false,
-          },
-        );
+        throw noFreeName(describe(target));
     }
   }
 
