@@ -148,21 +148,31 @@ describe(`chaos: sftp → s3 under SIGKILL (${FILES} files, ${KILLS} kills)`, ()
       /** Every 5th kill waits for a new multipart upload (while large files remain), every 5th at start-up, the rest after a random share of the files left. */
       const killMoment = async (round: number, killsLeft: number, exited: AbortSignal): Promise<KillTrigger> => {
         const left = countSourceFiles();
-        const largeLeft = largeFiles.some((rel) => existsSync(join(outgoing, rel)));
-        if (round % 5 === 0 && largeLeft) {
+        // A large file already in the bucket whose source is still there (committed, its delete
+        // killed) is only tidied up next round: no upload will start for it, so waiting for one
+        // would let the round finish without its kill. (The bucket is read only here: reading it
+        // takes a while, and the round runs meanwhile.)
+        const largeLeft = async () => {
+          const uploaded = await readBucket();
+          return largeFiles.some((rel) => existsSync(join(outgoing, rel)) && uploaded.get(rel) !== hashes.get(rel));
+        };
+        if (round % 5 === 0 && (await largeLeft())) {
           for (const id of openUploads()) seenUploads.add(id);
           const fresh = await pollUntil(() => openUploads().some((id) => !seenUploads.has(id)), exited);
-          if (fresh) await sleepUnless(randomInt(0, 600), exited);
+          // Short: a large file's upload takes well under a second here, and a kill after it completed would hit no upload.
+          if (fresh) await sleepUnless(randomInt(0, 150), exited);
           return 'mid-multipart';
         }
         if (round % 5 === 1) {
           await sleepUnless(randomInt(200, 2500), exited);
           return 'start-up';
         }
-        // Spread the kills over the files: on average the share each remaining kill should see.
-        const target = left - randomInt(1, Math.max(2, Math.floor((2 * left) / (Math.max(1, killsLeft) + 2))));
-        await pollUntil(() => countSourceFiles() <= target, exited, 100);
-        await sleepUnless(randomInt(0, 300), exited);
+        // Spread the kills over the files, keeping work for the kills still to come: a round that
+        // finishes before its kill lands ends the loop with fewer kills than asked (files go by
+        // at ~25 ms each here, so the poll and the pause after it must stay short too).
+        const target = left - randomInt(1, Math.max(2, Math.floor(left / (Math.max(1, killsLeft) + 2))));
+        await pollUntil(() => countSourceFiles() <= target, exited, 25);
+        await sleepUnless(randomInt(0, 100), exited);
         return 'after-files';
       };
 
