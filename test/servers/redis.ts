@@ -28,8 +28,14 @@ export async function startRedis(options: { persistent?: boolean } = {}): Promis
       '--daemonize', 'yes', '--pidfile', pidFile, '--dir', dir, '--logfile', join(dir, 'redis.log'),
     ]);
     await waitForPort(port, 10_000);
-    for (let i = 0; i < 200 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 10));
-    return Number(readFileSync(pidFile, 'utf8').trim());
+    // The pid file appears before redis has written its number: an empty read is 0, and
+    // signalling pid 0 would SIGTERM the test runner's whole process group.
+    for (let i = 0; i < 500; i++) {
+      const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
+      if (Number.isInteger(pid) && pid > 1) return pid;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`redis-server wrote no pid to ${pidFile}`);
   };
   const handle: RedisHandle = {
     url: `redis://127.0.0.1:${port}`,

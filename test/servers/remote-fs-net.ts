@@ -39,6 +39,8 @@ export async function waitForPort(
 
 /** Sends `signal` to `pid` and waits until the process is gone. */
 export async function stopPid(pid: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  // 0 or a negative number would signal a whole process group — the test runner's own.
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to signal pid ${pid}`);
   try {
     process.kill(pid, signal);
   } catch {
@@ -60,6 +62,7 @@ export async function stopPid(pid: number, signal: NodeJS.Signals = 'SIGTERM'): 
 }
 
 export function childPids(pid: number): number[] {
+  if (!Number.isInteger(pid) || pid <= 1) return [];
   // ps exits with 1 when there are none: that is an answer, not a failure.
   const out = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)])
     .stdout.toString()
