@@ -12,7 +12,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
-import { ConfigErrors, interpolate } from '../config/load.js';
+import { interpolate } from '../config/interpolate.js';
+import { ConfigErrors } from '../config/load.js';
 import { SluiceError } from '../errors.js';
 import { registerSecret, SECRET_ENV_NAME } from '../observe/redact.js';
 

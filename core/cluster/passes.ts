@@ -4,7 +4,7 @@
  * (`--cluster URL`); the runtime itself knows nothing of Redis.
  */
 import type { Logger } from '../observe/logger.js';
-import type { RemotePasses } from '../runtime/supervisor.js';
+import type { RemotePasses } from '../runtime/pass-modes.js';
 import { runClusterPass } from './run.js';
 
 export function clusterPasses(url: string, options: { log: Logger; dryRun?: boolean; force?: boolean }): RemotePasses {

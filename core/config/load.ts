@@ -4,10 +4,9 @@
  * SluiceError naming file:line:col, the JSON path, the step and the plugin.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { parseEnv } from 'node:util';
-import { isCollection, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Scalar, visit } from 'yaml';
+import { LineCounter, type Node, parseDocument, type Scalar, visit } from 'yaml';
 import { SluiceError } from '../errors.js';
 import { registerSecret, registerSecretsIn, SECRET_ENV_NAME } from '../observe/redact.js';
 import type { Plugin } from '../plugin-api.js';
@@ -17,7 +16,9 @@ import { rootProblems } from './roots.js';
 import { PipelineShape, type PolicyT, type RetryPolicyT, type TriggerT } from './schema.js';
 import { escapePointer, preloadValidators, type SchemaProblem, splitPointer, validateAgainst } from './validate.js';
 
+import { interpolate, readDotEnv } from './interpolate.js';
 import type { PluginRef } from './plugin-ref.js';
+import { nodeOffset } from './yaml-position.js';
 
 export type { PluginRef };
 
@@ -350,65 +351,6 @@ function toPolicy(p: PolicyT | undefined): Policy {
     },
     drainTimeoutMs: parseDuration(p?.drain_timeout ?? '30s'),
   };
-}
-
-/** Offset of the node at `segments` (or of its key), or of its nearest existing ancestor. */
-function nodeOffset(root: Node | null, segments: string[], atKey = false): number {
-  let node: Node | null = root;
-  let offset = root?.range?.[0] ?? 0;
-  for (const [index, seg] of segments.entries()) {
-    if (!node || !isCollection(node)) break;
-    let next: unknown;
-    if (isSeq(node)) next = node.items[Number(seg)];
-    else if (isMap(node)) {
-      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg);
-      if (!pair) break;
-      // Point at the key when asked or when the value is empty (`decompress:`), else at the value.
-      next = pair.value ?? pair.key;
-      if ((!pair.value || (atKey && index === segments.length - 1)) && isScalar(pair.key)) {
-        offset = pair.key.range?.[0] ?? offset;
-        node = null;
-        break;
-      }
-    }
-    if (!next || typeof next !== 'object') break;
-    node = next as Node;
-    offset = node.range?.[0] ?? offset;
-  }
-  return offset;
-}
-
-interface Interpolated {
-  value: string;
-  missing: string[];
-  used: string[];
-}
-
-const VAR_PATTERN = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}/g;
-
-/** `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset); `$${` is a literal `${`. */
-export function interpolate(text: string, env: Record<string, string | undefined>): Interpolated {
-  const missing: string[] = [];
-  const used: string[] = [];
-  const value = text.replace(VAR_PATTERN, (match, name: string | undefined, op: string | undefined, fallback: string | undefined) => {
-    if (match === '$${') return '${';
-    const v = env[name!];
-    used.push(name!);
-    if (op === ':-') return v === undefined || v === '' ? (fallback ?? '') : v;
-    if (op === '-') return v === undefined ? (fallback ?? '') : v;
-    if (v === undefined) {
-      missing.push(name!);
-      return '';
-    }
-    return v;
-  });
-  return { value, missing, used };
-}
-
-function readDotEnv(dir: string): Record<string, string> {
-  const file = join(dir, '.env');
-  if (!existsSync(file)) return {};
-  return parseEnv(readFileSync(file, 'utf8')) as Record<string, string>;
 }
 
 function displayPath(abs: string): string {

@@ -11,13 +11,15 @@
 import { basename } from 'node:path';
 import type { PipelineDefinition } from '../config/load.js';
 import { errorMessage, SluiceError } from '../errors.js';
-import { SqliteLedger } from '../ledger/sqlite.js';
+import type { SqliteLedger } from '../ledger/sqlite.js';
 import type { Logger } from '../observe/logger.js';
 import type { SluiceMetrics } from '../observe/metrics.js';
+import { type PassProgress, PipelineCounters } from '../observe/pipeline-counters.js';
 import type { PluginRegistry } from '../registry.js';
+import { countTotals, embeddedPasses, type PassEvents, type RemotePasses, remotePasses } from './pass-modes.js';
 import { PipelineLock } from './pipeline-lock.js';
 import { loadPipelineFile } from './run-file.js';
-import { PipelineRunner, type RunSummary } from './runner.js';
+import type { PipelineRunner, RunSummary } from './runner.js';
 import { sleep } from './timing.js';
 import { type Schedule, scheduleOf, skipMissed } from '../config/trigger.js';
 
@@ -53,16 +55,7 @@ export interface SupervisorOptions {
   nameTakenBy?: (name: string, file: string) => string | undefined;
 }
 
-/** Counts items of a pass that runs elsewhere, as their outcomes come in. */
-export interface PassEvents {
-  done(e: { ms: number; bytesIn: number; bytesOut: number }): void;
-  failed(e: { source: string; path: string; code: string; error: string }): void;
-  skipped(): void;
-  retried(): void;
-}
-
-/** One pass of `def` run elsewhere (cluster mode); aborting `signal` stops waiting for it. */
-export type RemotePasses = (def: PipelineDefinition, pass: { signal: AbortSignal; events: PassEvents }) => Promise<RunSummary>;
+export type { PassEvents, RemotePasses };
 
 export interface ReloadResult {
   at: string;
@@ -71,19 +64,7 @@ export interface ReloadResult {
   error?: string;
 }
 
-/** Counters of the pass in progress (progress display). */
-export interface PassProgress {
-  startedAt: number;
-  done: number;
-  failed: number;
-  skipped: number;
-  bytesIn: number;
-  bytesOut: number;
-  /** Items and bytes listed so far by a counting listing (progress only); `counted` once it ended. */
-  total: number;
-  totalBytes: number;
-  counted: boolean;
-}
+export type { PassProgress };
 
 interface Version {
   def: PipelineDefinition;
@@ -96,9 +77,6 @@ interface Version {
   loop: Promise<void>;
 }
 
-const MAX_FAILURES = 20;
-const RATE_WINDOW_MS = 60_000;
-
 export class PipelineSupervisor {
   readonly file: string;
   private readonly options: SupervisorOptions;
@@ -106,13 +84,8 @@ export class PipelineSupervisor {
   private stateValue: SupervisorState = 'starting';
   private lastReloadValue: ReloadResult | undefined;
   private lastError: string | undefined;
-  private readonly failures: Array<{ at: string; source: string; path: string; code: string; error: string }> = [];
-  private readonly recentDone: Array<{ t: number; bytes: number }> = [];
-  private totals = { ok: 0, failed: 0, skipped: 0, filtered: 0, retries: 0, bytesIn: 0, bytesOut: 0, passes: 0, passesSkipped: 0 };
-  private lastSuccessAt: string | undefined;
-  private lastPassValue: RunSummary | undefined;
+  private readonly counters: PipelineCounters;
   private nextPassAt: Date | undefined;
-  private passValue: PassProgress | undefined;
   /** Serializes reloads and stop: one version change at a time. */
   private changing: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -128,6 +101,7 @@ export class PipelineSupervisor {
   constructor(file: string, options: SupervisorOptions) {
     this.file = file;
     this.options = options;
+    this.counters = new PipelineCounters(() => this.name, options.metrics);
     this.done = new Promise<void>((resolve, reject) => {
       this.doneResolve = resolve;
       this.doneReject = reject;
@@ -157,7 +131,7 @@ export class PipelineSupervisor {
   }
 
   get pass(): PassProgress | undefined {
-    return this.passValue;
+    return this.counters.pass;
   }
 
   get lastReload(): ReloadResult | undefined {
@@ -219,24 +193,14 @@ export class PipelineSupervisor {
     try {
       def = await this.load();
     } catch (err) {
-      const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
-      this.lastReloadValue = { at, result: 'invalid', error };
-      this.options.metrics?.reload(this.name, 'invalid');
-      this.options.log.error({ pipeline: this.name, file: this.file, err: error, running: this.version?.def.hash ?? null }, 'reload rejected: invalid pipeline file; the running version keeps running');
-      if (!this.version) this.stateValue = 'invalid';
-      return this.lastReloadValue;
+      return this.refused(at, err, this.name, 'reload rejected: invalid pipeline file; the running version keeps running');
     }
     if (this.version && this.version.def.hash === def.hash) return { at, result: 'unchanged', hash: def.hash };
     let lock: PipelineLock | undefined;
     try {
       lock = await this.claim(def);
     } catch (err) {
-      const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
-      this.lastReloadValue = { at, result: 'invalid', error };
-      this.options.metrics?.reload(this.name, 'invalid');
-      this.options.log.error({ pipeline: def.name, file: this.file, err: error, running: this.version?.def.hash ?? null }, 'pipeline file refused: its pipeline runs elsewhere; the running version keeps running');
-      if (!this.version) this.stateValue = 'invalid';
-      return this.lastReloadValue;
+      return this.refused(at, err, def.name, 'pipeline file refused: its pipeline runs elsewhere; the running version keeps running');
     }
     const from = this.version?.def.hash;
     if (this.version) await this.retire(this.version);
@@ -252,6 +216,16 @@ export class PipelineSupervisor {
     this.lastReloadValue = { at, result: 'ok', hash: def.hash };
     this.options.metrics?.reload(def.name, 'ok');
     this.options.log.info({ pipeline: def.name, file: this.file, from: from ?? null, to: def.hash }, from ? 'pipeline reloaded' : 'pipeline loaded');
+    return this.lastReloadValue;
+  }
+
+  /** A reload that does not take effect: reported, and the running version keeps running. */
+  private refused(at: string, err: unknown, pipeline: string, message: string): ReloadResult {
+    const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
+    this.lastReloadValue = { at, result: 'invalid', error };
+    this.options.metrics?.reload(this.name, 'invalid');
+    this.options.log.error({ pipeline, file: this.file, err: error, running: this.version?.def.hash ?? null }, message);
+    if (!this.version) this.stateValue = 'invalid';
     return this.lastReloadValue;
   }
 
@@ -305,7 +279,15 @@ export class PipelineSupervisor {
 
   private async loop(v: Version): Promise<void> {
     const log = this.options.log.child({ pipeline: v.def.name });
-    const runPass = this.options.remote ? this.remotePasses(v, this.options.remote) : await this.embeddedPasses(v);
+    let runPass: () => Promise<RunSummary>;
+    if (this.options.remote) {
+      runPass = remotePasses(v.def, this.options.remote, v.stop.signal, this.counters);
+    } else {
+      const embedded = await embeddedPasses(v.def, this.options, this.counters);
+      v.ledger = embedded.ledger;
+      v.runner = embedded.runner;
+      runPass = embedded.runPass;
+    }
     const announce = this.options.announce || v.schedule.description !== 'once';
     log[announce ? 'info' : 'debug']({ file: this.file, hash: v.def.hash, trigger: v.schedule.description }, 'pipeline started');
     let due = new Date();
@@ -313,8 +295,8 @@ export class PipelineSupervisor {
       if (v.stop.signal.aborted) return;
       this.stateValue = 'running';
       this.nextPassAt = undefined;
-      this.passValue = { startedAt: Date.now(), done: 0, failed: 0, skipped: 0, bytesIn: 0, bytesOut: 0, total: 0, totalBytes: 0, counted: false };
-      if (this.options.trackProgress && v.runner) void this.countTotals(v.runner, v.def, this.passValue);
+      const pass = this.counters.passStarted();
+      if (this.options.trackProgress && v.runner) void countTotals(v.runner, v.def, pass);
       let summary: RunSummary | undefined;
       try {
         summary = await runPass();
@@ -323,12 +305,14 @@ export class PipelineSupervisor {
         this.lastError = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
         log.error({ err: this.lastError }, 'pass failed; the next one runs at its due time');
       }
-      if (summary) this.passFinished(summary);
+      if (summary) {
+        this.counters.passFinished(summary);
+        this.options.onSummary?.(summary, this);
+      }
       if (v.stop.signal.aborted) return;
       const { skipped, next } = skipMissed(v.schedule, due, new Date());
       if (skipped > 0) {
-        this.totals.passesSkipped += skipped;
-        this.options.metrics?.passSkipped(v.def.name, skipped);
+        this.counters.passesSkipped(skipped);
         log.warn({ skipped, trigger: v.schedule.description }, 'the pass ran past its next due time: skipped, passes never overlap');
       }
       if (!next) {
@@ -341,114 +325,6 @@ export class PipelineSupervisor {
       await sleep(Math.max(0, next.getTime() - Date.now()), v.stop.signal).catch(() => undefined);
       due = next;
     }
-  }
-
-  /** Embedded mode: the version's own ledger and runner; passes run in this process. */
-  private async embeddedPasses(v: Version): Promise<() => Promise<RunSummary>> {
-    // A dry run reads what was done before and creates neither the state folder nor the ledger.
-    const ledger = await SqliteLedger.open(v.def.stateDir, { readOnly: this.options.dryRun });
-    const runner = new PipelineRunner(v.def, {
-      ledger,
-      log: this.options.log,
-      dryRun: this.options.dryRun,
-      force: this.options.force,
-      trackProgress: this.options.trackProgress,
-    });
-    v.ledger = ledger;
-    v.runner = runner;
-    this.observe(runner, v.def.name);
-    // Before anything lists: the counting listing and the pass must not both create plugins.
-    await runner.start();
-    return () => runner.runPass();
-  }
-
-  /**
-   * Cluster mode: a pass lists into the queue and waits for the workers. Retiring the version
-   * (reload, stop) ends the wait; the jobs already queued finish on the workers under this
-   * version, and a newer version's listing collapses into them instead of planning them twice.
-   */
-  private remotePasses(v: Version, remote: RemotePasses): () => Promise<RunSummary> {
-    const name = v.def.name;
-    const events: PassEvents = {
-      done: (e) => this.itemDone(name, e.ms, e.bytesIn, e.bytesOut),
-      failed: (e) => this.itemFailed(name, e.source, e.path, e.code, e.error),
-      skipped: () => this.itemSkipped(name),
-      retried: () => this.itemRetried(name),
-    };
-    return async () => {
-      const summary = await remote(v.def, { signal: v.stop.signal, events });
-      // Items the listing found finalized already are skipped without a job.
-      const seen = this.passValue?.skipped ?? 0;
-      for (let i = seen; i < summary.skipped; i++) this.itemSkipped(v.def.name);
-      return summary;
-    };
-  }
-
-  /**
-   * For the progress display only: a second, counting listing gives files/total and an ETA.
-   * Not for watching sources, whose listing never ends.
-   */
-  private async countTotals(runner: PipelineRunner, def: PipelineDefinition, pass: PassProgress): Promise<void> {
-    if (def.sources.some((s) => s.config.watch === true)) return;
-    try {
-      for await (const { item } of runner.list()) {
-        pass.total++;
-        pass.totalBytes += item.size ?? 0;
-      }
-      pass.counted = true;
-    } catch {
-      // the pass itself reports listing errors
-    }
-  }
-
-  private passFinished(summary: RunSummary): void {
-    this.lastPassValue = summary;
-    this.totals.passes++;
-    this.totals.filtered += summary.filtered;
-    this.options.metrics?.itemOutcome(summary.pipeline, 'filtered', summary.filtered);
-    this.options.onSummary?.(summary, this);
-  }
-
-  private observe(runner: PipelineRunner, pipeline: string): void {
-    runner.on('item:done', (e) => this.itemDone(pipeline, e.ms, e.bytesIn, e.bytes));
-    runner.on('item:failed', (e) => this.itemFailed(pipeline, e.source, e.path, e.code, e.error));
-    runner.on('item:skipped', () => this.itemSkipped(pipeline));
-    runner.on('item:retry', () => this.itemRetried(pipeline));
-  }
-
-  private itemDone(pipeline: string, ms: number, bytesIn: number, bytes: number): void {
-    this.totals.ok++;
-    this.totals.bytesIn += bytesIn;
-    this.totals.bytesOut += bytes;
-    if (this.passValue) {
-      this.passValue.done++;
-      this.passValue.bytesIn += bytesIn;
-      this.passValue.bytesOut += bytes;
-    }
-    this.lastSuccessAt = new Date().toISOString();
-    const now = Date.now();
-    this.recentDone.push({ t: now, bytes });
-    while (this.recentDone.length > 0 && now - this.recentDone[0].t > RATE_WINDOW_MS) this.recentDone.shift();
-    this.options.metrics?.itemDone(pipeline, ms, bytesIn, bytes);
-  }
-
-  private itemFailed(pipeline: string, source: string, path: string, code: string, error: string): void {
-    this.totals.failed++;
-    if (this.passValue) this.passValue.failed++;
-    this.failures.unshift({ at: new Date().toISOString(), source, path, code, error });
-    this.failures.length = Math.min(this.failures.length, MAX_FAILURES);
-    this.options.metrics?.itemOutcome(pipeline, 'failed');
-  }
-
-  private itemSkipped(pipeline: string): void {
-    this.totals.skipped++;
-    if (this.passValue) this.passValue.skipped++;
-    this.options.metrics?.itemOutcome(pipeline, 'skipped');
-  }
-
-  private itemRetried(pipeline: string): void {
-    this.totals.retries++;
-    this.options.metrics?.retry(pipeline);
   }
 
   /** Ends a version: intake stops, its pass returns (drained or aborted), then it is closed. */
@@ -481,9 +357,6 @@ export class PipelineSupervisor {
 
   /** Everything /status and the status page show about this pipeline. */
   status() {
-    const now = Date.now();
-    const recent = this.recentDone.filter((d) => now - d.t <= RATE_WINDOW_MS);
-    const span = recent.length > 0 ? Math.max(1, now - Math.min(recent[0].t, now - 1000)) / 1000 : 1;
     const def = this.version?.def;
     return {
       name: this.name,
@@ -501,23 +374,9 @@ export class PipelineSupervisor {
         ms: Math.round(i.ms),
       })),
       inFlightCount: this.inFlight,
-      totals: { ...this.totals },
-      throughput: {
-        filesPerMinute: Math.round((recent.length / span) * 60 * 10) / 10,
-        bytesPerSecond: Math.round(recent.reduce((n, d) => n + d.bytes, 0) / span),
-      },
-      lastSuccessAt: this.lastSuccessAt ?? null,
-      lastPass: this.lastPassValue
-        ? {
-            ok: this.lastPassValue.ok,
-            failed: this.lastPassValue.failed,
-            skipped: this.lastPassValue.skipped,
-            durationMs: Math.round(this.lastPassValue.durationMs),
-          }
-        : null,
+      ...this.counters.snapshot(),
       lastError: this.lastError ?? null,
       lastReload: this.lastReloadValue ?? null,
-      recentFailures: [...this.failures],
     };
   }
 }
