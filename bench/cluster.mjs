@@ -28,7 +28,22 @@ const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-cluster-'));
 const port = await freePort();
 const url = `redis://127.0.0.1:${port}`;
 const pidFile = join(dir, 'redis.pid');
-execFileSync('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', pidFile, '--dir', dir]);
+execFileSync('redis-server', [
+  '--bind',
+  '127.0.0.1',
+  '--port',
+  String(port),
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--daemonize',
+  'yes',
+  '--pidfile',
+  pidFile,
+  '--dir',
+  dir,
+]);
 for (let i = 0; i < 100 && !existsSync(pidFile); i++) await sleep(20);
 const redisPid = Number(readFileSync(pidFile, 'utf8'));
 
@@ -42,7 +57,11 @@ writeFileSync(
 );
 
 function startWorker() {
-  const child = spawn(process.execPath, [sluiceBin, 'worker', '--cluster', url, 'bench.yaml', '--log-format', 'json'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [sluiceBin, 'worker', '--cluster', url, 'bench.yaml', '--log-format', 'json'],
+    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let log = '';
   child.stderr.on('data', (d) => {
     log += d;
@@ -59,7 +78,22 @@ async function round(workers) {
   const ws = Array.from({ length: workers }, startWorker);
   await Promise.all(ws.map((w) => w.ready));
   const started = performance.now();
-  execFileSync(process.execPath, [sluiceBin, 'run', '--cluster', url, 'bench.yaml', '--summary-json', 'summary.json', '--log-format', 'json', '--quiet'], { cwd: dir, stdio: 'ignore' });
+  execFileSync(
+    process.execPath,
+    [
+      sluiceBin,
+      'run',
+      '--cluster',
+      url,
+      'bench.yaml',
+      '--summary-json',
+      'summary.json',
+      '--log-format',
+      'json',
+      '--quiet',
+    ],
+    { cwd: dir, stdio: 'ignore' },
+  );
   const seconds = (performance.now() - started) / 1000;
   for (const w of ws) w.child.kill('SIGTERM');
   await Promise.all(ws.map((w) => w.exited));

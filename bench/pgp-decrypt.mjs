@@ -8,6 +8,7 @@
  *   npm run build && node bench/pgp-decrypt.mjs [--size-mib 256] [--rounds 3]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import {
   createReadStream,
   createWriteStream,
@@ -22,7 +23,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { once } from 'node:events';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 

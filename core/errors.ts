@@ -6,18 +6,22 @@
 import { redact } from './observe/redact.js';
 
 export const ERROR_CODES = {
-  SLUICE_E_CONFIG: 'The pipeline file is invalid: YAML syntax, shape, a plugin config, a template or a pattern.',
+  SLUICE_E_CONFIG:
+    'The pipeline file is invalid: YAML syntax, shape, a plugin config, a template or a pattern.',
   SLUICE_E_ENV: 'A `${VAR}` reference names an environment variable that is not set and has no default.',
   SLUICE_E_UNKNOWN_PLUGIN: 'A pipeline names a plugin that is neither built in nor listed under `plugins:`.',
   SLUICE_E_PLUGIN_LOAD: 'A third-party plugin could not be loaded, or is of the wrong kind or API version.',
   SLUICE_E_PLUGIN: 'A plugin failed while processing an item; the message names plugin, step and item.',
   SLUICE_E_SOURCE: 'A source could not list or read its files.',
   SLUICE_E_SINK: 'A sink could not write or commit an item.',
-  SLUICE_E_DESTINATION: 'A destination path escapes the sink root (`..`, absolute, NUL, backslash tricks) or is empty.',
+  SLUICE_E_DESTINATION:
+    'A destination path escapes the sink root (`..`, absolute, NUL, backslash tricks) or is empty.',
   SLUICE_E_EXISTS: 'The destination exists, holds different bytes, and the sink has `if_exists: fail`.',
   SLUICE_E_VERIFY: 'What the sink stored differs from what was sent (size or checksum).',
-  SLUICE_E_TEMPLATE: 'A destination template could not be rendered for an item (e.g. a missing `{meta.KEY}`).',
-  SLUICE_E_BAD_DATA: 'The item’s bytes are invalid for a step (corrupt archive, wrong key, tampered message…).',
+  SLUICE_E_TEMPLATE:
+    'A destination template could not be rendered for an item (e.g. a missing `{meta.KEY}`).',
+  SLUICE_E_BAD_DATA:
+    'The item’s bytes are invalid for a step (corrupt archive, wrong key, tampered message…).',
   SLUICE_E_LIMIT: 'A safety limit stopped an item (archive bomb, entry count, traversal).',
   SLUICE_E_LEDGER: 'The ledger (state store) could not be opened or written.',
   SLUICE_E_USAGE: 'The command line is invalid.',
@@ -26,8 +30,10 @@ export const ERROR_CODES = {
     'A listed file’s name cannot be represented safely (invalid UTF-8, a control character, or a character that would make it another path); it is reported, never read, deleted or moved.',
   SLUICE_E_CHANGED:
     'The source file changed after it was listed (another version is there now): its tidy-up (delete / move_to) was not done, and the new version is left for the next pass.',
-  SLUICE_E_COLLISION: 'Two items of one pass would land on the same destination; the second is failed and its source kept.',
-  SLUICE_E_LOCKED: 'Another process is running this pipeline on the same state folder (or another file declares the same pipeline name).',
+  SLUICE_E_COLLISION:
+    'Two items of one pass would land on the same destination; the second is failed and its source kept.',
+  SLUICE_E_LOCKED:
+    'Another process is running this pipeline on the same state folder (or another file declares the same pipeline name).',
   SLUICE_E_FENCED:
     'A cluster worker lost its job (it was paused past the stall interval and another worker took the item over); it stopped without side effects.',
   SLUICE_E_INTERNAL: 'An unexpected error inside Sluice: please report it with the log.',
@@ -112,7 +118,11 @@ export function errorMessage(err: unknown): string {
  * Wraps an error thrown by plugin code with where it happened, keeping a SluiceError's own
  * code and the original as `cause` (Rollup's PluginDriver does the same for its hooks).
  */
-export function wrapPluginError(err: unknown, context: ErrorContext, fallback: ErrorCode = 'SLUICE_E_PLUGIN'): SluiceError {
+export function wrapPluginError(
+  err: unknown,
+  context: ErrorContext,
+  fallback: ErrorCode = 'SLUICE_E_PLUGIN',
+): SluiceError {
   if (err instanceof SluiceError) {
     const merged = { ...context, ...stripUndefined(err.context) };
     return new SluiceError(err.code, err.message, {
@@ -141,7 +151,10 @@ const streamOrigins = new WeakMap<object, StreamOrigin>();
  * with it) and only surface where the sink consumes the last stage: remembering the first stream
  * that emitted an error lets the runtime name the step that produced it instead of the sink.
  */
-export function attributeStreamErrors(stream: { on(event: 'error', listener: (err: unknown) => void): unknown }, origin: StreamOrigin): void {
+export function attributeStreamErrors(
+  stream: { on(event: 'error', listener: (err: unknown) => void): unknown },
+  origin: StreamOrigin,
+): void {
   stream.on('error', (err) => {
     if (typeof err === 'object' && err !== null && !streamOrigins.has(err)) streamOrigins.set(err, origin);
   });
@@ -150,7 +163,11 @@ export function attributeStreamErrors(stream: { on(event: 'error', listener: (er
 /** The stream-attributed error in `err` or its chain of causes, with where it came from. */
 export function streamErrorOrigin(err: unknown): { error: unknown; origin: StreamOrigin } | undefined {
   const seen = new Set<unknown>();
-  for (let e = err; typeof e === 'object' && e !== null && !seen.has(e); e = (e as { cause?: unknown }).cause) {
+  for (
+    let e = err;
+    typeof e === 'object' && e !== null && !seen.has(e);
+    e = (e as { cause?: unknown }).cause
+  ) {
     seen.add(e);
     const origin = streamOrigins.get(e);
     if (origin) return { error: e, origin };
@@ -189,7 +206,8 @@ const RETRYABLE_NET_CODES = new Set([
   'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
-const RETRYABLE_MESSAGES = /socket hang up|timed? ?out|connection (reset|closed|lost)|ECONNRESET|not connected|client is closed|No response from server|read ECONNRESET|Throttl|SlowDown|Too Many Requests|ServiceUnavailable|RequestTimeout/i;
+const RETRYABLE_MESSAGES =
+  /socket hang up|timed? ?out|connection (reset|closed|lost)|ECONNRESET|not connected|client is closed|No response from server|read ECONNRESET|Throttl|SlowDown|Too Many Requests|ServiceUnavailable|RequestTimeout/i;
 
 /**
  * The default retry classification: network resets, timeouts, 5xx, 429 and throttling retry;
@@ -198,17 +216,24 @@ const RETRYABLE_MESSAGES = /socket hang up|timed? ?out|connection (reset|closed|
 export function isRetryableByDefault(err: unknown): boolean {
   if (err instanceof SluiceError) {
     if (err.retryable !== undefined) return err.retryable;
-    if (err.code !== 'SLUICE_E_PLUGIN' && err.code !== 'SLUICE_E_SINK' && err.code !== 'SLUICE_E_SOURCE') return false;
+    if (err.code !== 'SLUICE_E_PLUGIN' && err.code !== 'SLUICE_E_SINK' && err.code !== 'SLUICE_E_SOURCE')
+      return false;
     return err.cause !== undefined && err.cause !== err && isRetryableByDefault(err.cause);
   }
   if (typeof err !== 'object' || err === null) return false;
-  const e = err as Record<string, unknown> & { $metadata?: { httpStatusCode?: number }; $retryable?: unknown };
+  const e = err as Record<string, unknown> & {
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: unknown;
+  };
   if (e.retryable === true || e.$retryable) return true;
   if (e.retryable === false) return false;
   const status = numberOr(e.statusCode) ?? numberOr(e.status) ?? e.$metadata?.httpStatusCode;
   if (status !== undefined) return status === 429 || status === 408 || status >= 500;
   if (typeof e.code === 'string' && RETRYABLE_NET_CODES.has(e.code)) return true;
-  if (typeof e.code === 'number' && (e.code === 421 || e.code === 425 || e.code === 426 || e.code === 450 || e.code === 451)) {
+  if (
+    typeof e.code === 'number' &&
+    (e.code === 421 || e.code === 425 || e.code === 426 || e.code === 450 || e.code === 451)
+  ) {
     return true; // FTP transient replies
   }
   const message = typeof e.message === 'string' ? e.message : '';

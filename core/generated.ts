@@ -1,7 +1,8 @@
 /** The generated files and their content; `npm run docs` writes them, a test checks them. */
+
+import { builtinRegistry } from './builtins.js';
 import { EXIT } from './cli/exit-codes.js';
 import { ERROR_CODES } from './errors.js';
-import { builtinRegistry } from './builtins.js';
 import { errorsMarkdown, pipelineJsonSchema, pluginsMarkdown } from './schema-gen.js';
 
 export function generatedFiles(): Record<string, string> {

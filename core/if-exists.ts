@@ -30,15 +30,23 @@ export function* renameCandidates(destination: string): Generator<string> {
 
 /** `rename` found every candidate taken. */
 export function noFreeName(location: string): SluiceError {
-  return new SluiceError('SLUICE_E_EXISTS', `if_exists: rename found no free name for ${location} after ${MAX_RENAME_ATTEMPTS} tries`, {
-    retryable: false,
-  });
+  return new SluiceError(
+    'SLUICE_E_EXISTS',
+    `if_exists: rename found no free name for ${location} after ${MAX_RENAME_ATTEMPTS} tries`,
+    {
+      retryable: false,
+    },
+  );
 }
 
 /** `fail` found another object with other bytes at the destination. */
 export function existsWithOtherBytes(location: string): SluiceError {
-  return new SluiceError('SLUICE_E_EXISTS', `${location} already exists with different content (if_exists: fail)`, {
-    retryable: false,
-    context: { hint: 'use overwrite, skip or rename to allow this' },
-  });
+  return new SluiceError(
+    'SLUICE_E_EXISTS',
+    `${location} already exists with different content (if_exists: fail)`,
+    {
+      retryable: false,
+      context: { hint: 'use overwrite, skip or rename to allow this' },
+    },
+  );
 }

@@ -102,7 +102,10 @@ export function itemIdentity(item: Item): ItemIdentity {
  * is a character of a POSIX file name (`a\b.txt` is one file, not `a/b.txt`), so it stays.
  */
 export function normalizeItemPath(path: string): string {
-  return path.replace(/\/{2,}/g, '/').replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+  return path
+    .replace(/\/{2,}/g, '/')
+    .replace(/^(\.\/)+/, '')
+    .replace(/^\/+/, '');
 }
 
 /**
@@ -219,7 +222,9 @@ export async function tidyListedVersion(
   }
   const restored = await fs.renameIfAbsent(aside, path).catch(() => false);
   const listed = `${item.size ?? '?'} bytes, mtime ${item.mtime?.toISOString() ?? '?'}`;
-  const now = found.file ? `${found.size} bytes, mtime ${found.mtime?.toISOString() ?? '?'}` : 'not a regular file';
+  const now = found.file
+    ? `${found.size} bytes, mtime ${found.mtime?.toISOString() ?? '?'}`
+    : 'not a regular file';
   throw new SluiceError(
     'SLUICE_E_CHANGED',
     `${where} changed since it was listed (listed ${listed}; now ${now}): not tidied, left for the next pass${

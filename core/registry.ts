@@ -66,21 +66,32 @@ export async function loadPluginModule(specifier: string, baseDir: string): Prom
   try {
     mod = (await import(target)) as Record<string, unknown>;
   } catch (err) {
-    throw new SluiceError('SLUICE_E_PLUGIN_LOAD', `cannot load plugin module "${specifier}": ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new SluiceError(
+      'SLUICE_E_PLUGIN_LOAD',
+      `cannot load plugin module "${specifier}": ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   const candidates: unknown[] = [];
   if (Array.isArray(mod.plugins)) candidates.push(...mod.plugins);
-  else if (mod.default !== undefined) candidates.push(...(Array.isArray(mod.default) ? mod.default : [mod.default]));
+  else if (mod.default !== undefined)
+    candidates.push(...(Array.isArray(mod.default) ? mod.default : [mod.default]));
   else candidates.push(...Object.values(mod));
   const plugins = candidates.filter(isPluginLike);
   if (plugins.length === 0) {
-    throw new SluiceError('SLUICE_E_PLUGIN_LOAD', `module "${specifier}" exports no plugin (use definePlugin from "sluice")`);
+    throw new SluiceError(
+      'SLUICE_E_PLUGIN_LOAD',
+      `module "${specifier}" exports no plugin (use definePlugin from "sluice")`,
+    );
   }
   for (const p of plugins) {
     if (!VALID_KINDS.includes(p.kind)) {
-      throw new SluiceError('SLUICE_E_PLUGIN_LOAD', `plugin "${p.name}" from "${specifier}" has unknown kind "${p.kind}"`);
+      throw new SluiceError(
+        'SLUICE_E_PLUGIN_LOAD',
+        `plugin "${p.name}" from "${specifier}" has unknown kind "${p.kind}"`,
+      );
     }
     const version = p.apiVersion ?? PLUGIN_API_VERSION;
     if (version !== PLUGIN_API_VERSION) {

@@ -42,12 +42,17 @@ export const sourceCommon = {
   name: Type.Optional(
     Type.String({
       pattern: '^[A-Za-z0-9_.-]+$',
-      description: 'Name of this source in ledger keys and as `{source}` in templates (default: the plugin name).',
+      description:
+        'Name of this source in ledger keys and as `{source}` in templates (default: the plugin name).',
     }),
   ),
-  include: Type.Optional(Globs('Globs of files to take (a glob without `/` matches the file name at any depth).')),
+  include: Type.Optional(
+    Globs('Globs of files to take (a glob without `/` matches the file name at any depth).'),
+  ),
   exclude: Type.Optional(Globs('Globs of files to leave alone.')),
-  min_age: Type.Optional(Duration({ description: 'Skip files modified more recently than this (still being written).' })),
+  min_age: Type.Optional(
+    Duration({ description: 'Skip files modified more recently than this (still being written).' }),
+  ),
   after_success: Type.Optional(AfterSuccess),
 };
 

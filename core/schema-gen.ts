@@ -34,11 +34,24 @@ export function pipelineJsonSchema(registry: PluginRegistry): Record<string, unk
   const sink = entryFor('sink');
   const step = entryFor('step');
   props.source = { ...source, description: 'Where files come from: one plugin.' };
-  props.sources = { type: 'array', minItems: 1, items: source, description: 'Several sources, each with an optional `name`.' };
+  props.sources = {
+    type: 'array',
+    minItems: 1,
+    items: source,
+    description: 'Several sources, each with an optional `name`.',
+  };
   props.steps = { type: 'array', items: step, description: 'Steps applied in order.' };
   props.sink = { ...sink, description: 'Where files go: one plugin.' };
-  props.sinks = { type: 'array', minItems: 1, items: sink, description: 'Fan-out: every item is committed to each sink.' };
-  props.on_error = { ...sink, description: 'Dead-letter sink: failed items and a `<name>.error.json` reason.' };
+  props.sinks = {
+    type: 'array',
+    minItems: 1,
+    items: sink,
+    description: 'Fan-out: every item is committed to each sink.',
+  };
+  props.on_error = {
+    ...sink,
+    description: 'Dead-letter sink: failed items and a `<name>.error.json` reason.',
+  };
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
     $id: 'https://sluice.dev/schemas/pipeline.schema.json',
@@ -61,7 +74,8 @@ export function describeType(s: Record<string, unknown>): string {
   if (Array.isArray(s.anyOf)) return (s.anyOf as Record<string, unknown>[]).map(describeType).join(' | ');
   if (s.type === 'array') return `${describeType((s.items as Record<string, unknown>) ?? {})}[]`;
   if (s.type === 'object' && s.properties) return `{${Object.keys(s.properties).join(', ')}}`;
-  if (s.type === 'string' && Array.isArray(s.examples)) return `string (e.g. ${(s.examples as string[]).slice(0, 2).join(', ')})`;
+  if (s.type === 'string' && Array.isArray(s.examples))
+    return `string (e.g. ${(s.examples as string[]).slice(0, 2).join(', ')})`;
   return typeof s.type === 'string' ? s.type : 'any';
 }
 
@@ -86,7 +100,8 @@ export function pluginMarkdown(plugin: Plugin): string {
   if (fields.length > 0) {
     lines.push('| key | type | default | description |', '|---|---|---|---|');
     for (const f of fields) {
-      const def = f.default === undefined ? (f.required ? '**required**' : '') : `\`${JSON.stringify(f.default)}\``;
+      const def =
+        f.default === undefined ? (f.required ? '**required**' : '') : `\`${JSON.stringify(f.default)}\``;
       lines.push(`| \`${f.name}\` | ${escapeCell(f.type)} | ${def} | ${escapeCell(f.description)} |`);
     }
     lines.push('');
@@ -96,7 +111,16 @@ export function pluginMarkdown(plugin: Plugin): string {
       .split('\n')
       .map((l) => `    ${l}`)
       .join('\n');
-    lines.push(`${ex.title}:`, '', '```yaml', `${roleKey(plugin)}:`, `  ${plugin.name}:`, body.replace(/^ {4}/gm, '    '), '```', '');
+    lines.push(
+      `${ex.title}:`,
+      '',
+      '```yaml',
+      `${roleKey(plugin)}:`,
+      `  ${plugin.name}:`,
+      body.replace(/^ {4}/gm, '    '),
+      '```',
+      '',
+    );
   }
   return lines.join('\n');
 }
@@ -157,6 +181,7 @@ const EXIT_TEXT: Record<string, string> = {
   ok: 'everything processed, or nothing to do',
   failed: 'some items failed for good (see the summary, `sluice history --state failed`, and `on_error`)',
   usage: 'invalid pipeline file or command line: nothing was run',
-  locked: 'the pipeline is running already on this state folder (`SLUICE_E_LOCKED`, naming the holder’s pid, host and file), or another file declares its name: nothing was run',
+  locked:
+    'the pipeline is running already on this state folder (`SLUICE_E_LOCKED`, naming the holder’s pid, host and file), or another file declares its name: nothing was run',
   interrupted: 'interrupted by a second SIGINT/SIGTERM: in-flight items were aborted, nothing half-written',
 };

@@ -2,16 +2,19 @@
  * The public SDK for plugin authors: `import { definePlugin, Type } from 'sluice'`.
  * Everything here is covered by the plugin API version (`PLUGIN_API_VERSION`).
  */
-import type { PipelineDefinition } from './config/load.js';
+
 import { builtinRegistry } from './builtins.js';
+import type { PipelineDefinition } from './config/load.js';
 import type { RunSummary } from './observe/run-summary.js';
 import * as runFile from './runtime/run-file.js';
 
 export { type Static, type TSchema, Type } from '@sinclair/typebox';
+export { builtinRegistry } from './builtins.js';
 export { type ErrorCode, SluiceError } from './errors.js';
 export { createItem, deriveItem, itemDir, itemExt, itemName, itemStem } from './item.js';
 export type { Logger } from './observe/logger.js';
 export { registerSecret } from './observe/redact.js';
+export type { RunSummary } from './observe/run-summary.js';
 export {
   definePlugin,
   type Item,
@@ -28,15 +31,24 @@ export {
   type StepInstance,
   type StepOutput,
 } from './plugin-api.js';
-export type { RunSummary } from './observe/run-summary.js';
-export { builtinRegistry } from './builtins.js';
 
-export { AfterSuccess, Duration, IfExists, Secret, Size, sinkCommon, sourceCommon, Verify } from './schema-fragments.js';
+export {
+  AfterSuccess,
+  Duration,
+  IfExists,
+  Secret,
+  Size,
+  sinkCommon,
+  sourceCommon,
+  Verify,
+} from './schema-fragments.js';
 export { HashTap, pipeThrough, STREAM_CHUNK } from './streams.js';
 export { parseDuration, parseSize } from './units.js';
 
 /** Options of `runPipelineFile` / `loadPipelineFile`; the registry defaults to the built-in plugins. */
-export type RunFileOptions = Omit<runFile.RunFileOptions, 'registry'> & { registry?: runFile.RunFileOptions['registry'] };
+export type RunFileOptions = Omit<runFile.RunFileOptions, 'registry'> & {
+  registry?: runFile.RunFileOptions['registry'];
+};
 
 /** Loads `file` (with the built-in plugins unless a registry is given) and runs one pass. */
 export function runPipelineFile(file: string, options: RunFileOptions = {}): Promise<RunSummary> {
@@ -44,7 +56,10 @@ export function runPipelineFile(file: string, options: RunFileOptions = {}): Pro
 }
 
 /** Loads and validates `file` (with the built-in plugins unless a registry is given). */
-export function loadPipelineFile(file: string, options: Omit<RunFileOptions, 'dryRun' | 'force' | 'log' | 'ledger'> = {}): Promise<PipelineDefinition> {
+export function loadPipelineFile(
+  file: string,
+  options: Omit<RunFileOptions, 'dryRun' | 'force' | 'log' | 'ledger'> = {},
+): Promise<PipelineDefinition> {
   return runFile.loadPipelineFile(file, { ...options, registry: options.registry ?? builtinRegistry() });
 }
 

@@ -82,7 +82,10 @@ export class HashTap extends Transform {
    * bytes that passed differ from `expected.bytes`: a source compares what it delivered with
    * the size it listed, so a file truncated or grown while it streams is never committed.
    */
-  constructor(algorithm: string | null = 'sha256', expected?: { bytes: number; mismatch: (read: number) => Error }) {
+  constructor(
+    algorithm: string | null = 'sha256',
+    expected?: { bytes: number; mismatch: (read: number) => Error },
+  ) {
     super({ highWaterMark: STREAM_CHUNK });
     this.hash = algorithm ? createHash(algorithm) : null;
     this.expected = expected;
@@ -108,7 +111,10 @@ export class HashTap extends Transform {
 }
 
 /** Reads a stream to the end and returns its sha256 (hex) and size. */
-export async function hashStream(stream: Readable, algorithm = 'sha256'): Promise<{ digest: string; size: number }> {
+export async function hashStream(
+  stream: Readable,
+  algorithm = 'sha256',
+): Promise<{ digest: string; size: number }> {
   const hash = createHash(algorithm);
   let size = 0;
   for await (const chunk of stream) {

@@ -121,7 +121,8 @@ export function compileTemplate(text: string, options: CompileTemplateOptions = 
   if (options.relativePath) {
     const probe = parts.map((p) => ('literal' in p ? p.literal : 'x')).join('');
     const escapeReason = pathEscapeReason(probe);
-    if (escapeReason) fail(`template "${text}" ${escapeReason}`, 0, 'destinations are relative to the sink root');
+    if (escapeReason)
+      fail(`template "${text}" ${escapeReason}`, 0, 'destinations are relative to the sink root');
   }
 
   return {

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { compileStrftime, strftime, TimeFormatError, validateFormat, validateTimezone } from './time-format.js';
+import {
+  compileStrftime,
+  strftime,
+  TimeFormatError,
+  validateFormat,
+  validateTimezone,
+} from './time-format.js';
 import { compileStrptime } from './time-parse.js';
 
 // Tuesday 5 March 2024, 07:08:09 UTC (a leap year, day 65).

@@ -3,7 +3,14 @@
  * (`%Y%m%d`, `%d-%b-%Y`…), for dates in file names. UTC by default; an IANA timezone is
  * honoured through Intl.
  */
-import { MONTHS, type TimeZoneOption, tokenize, validateTimezone, wallClockToInstant, WEEKDAYS } from './time-format.js';
+import {
+  MONTHS,
+  type TimeZoneOption,
+  tokenize,
+  validateTimezone,
+  WEEKDAYS,
+  wallClockToInstant,
+} from './time-format.js';
 
 const NAME_ALTERNATIVES = (names: string[], abbreviated: boolean) =>
   names.map((n) => (abbreviated ? n.slice(0, 3) : n)).join('|');

@@ -4,24 +4,24 @@
  */
 import type { Plugin } from '../core/plugin-api.js';
 import { decompressPlugin } from './archive/decompress.js';
+import { azureBlobSink } from './azure-blob/sink.js';
+import { azureBlobSource } from './azure-blob/source.js';
+import { checksumPlugin } from './checksum/checksum.js';
 import { compressPlugin } from './compress/compress.js';
 import { filterPlugin } from './core-steps/filter.js';
 import { renamePlugin } from './core-steps/rename.js';
 import { segregatePlugin } from './core-steps/segregate.js';
 import { setMetaPlugin } from './core-steps/set-meta.js';
+import { ftpSink, ftpSource } from './ftp/index.js';
 import { httpSink } from './http/sink.js';
 import { httpSource } from './http/source.js';
 import { localSink, localSource } from './local/index.js';
-import { azureBlobSink } from './azure-blob/sink.js';
-import { azureBlobSource } from './azure-blob/source.js';
-import { s3Sink } from './s3/sink.js';
-import { s3Source } from './s3/source.js';
-import { ftpSink, ftpSource } from './ftp/index.js';
-import { sftpSink, sftpSource } from './sftp/index.js';
-import { checksumPlugin } from './checksum/checksum.js';
+import { parquetOptimizePlugin } from './parquet/optimize.js';
 import { pgpDecryptPlugin } from './pgp/decrypt.js';
 import { pgpEncryptPlugin } from './pgp/encrypt.js';
-import { parquetOptimizePlugin } from './parquet/optimize.js';
+import { s3Sink } from './s3/sink.js';
+import { s3Source } from './s3/source.js';
+import { sftpSink, sftpSource } from './sftp/index.js';
 
 // core item steps and local connector
 // (one line per plugin; keep alphabetical within a family)
@@ -48,4 +48,5 @@ export const builtinPlugins: readonly Plugin[] = [
   pgpDecryptPlugin,
   pgpEncryptPlugin,
   checksumPlugin,
-  parquetOptimizePlugin,];
+  parquetOptimizePlugin,
+];

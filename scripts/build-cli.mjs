@@ -23,7 +23,17 @@ const outdir = join(dist, 'cli');
 // helpers imported by the precompiled validators. Every other dependency stays an ordinary import resolved from
 // node_modules: native modules, SDKs that plugins import lazily, pino and its worker transports,
 // and ajv itself, which validate.ts loads only for a schema that was not precompiled.
-const INLINED = new Set(['@sinclair/typebox', 'yaml', 'cac', 'picomatch', 'ajv', 'prom-client', 'cron-parser', 'log-update', 'p-limit']);
+const INLINED = new Set([
+  '@sinclair/typebox',
+  'yaml',
+  'cac',
+  'picomatch',
+  'ajv',
+  'prom-client',
+  'cron-parser',
+  'log-update',
+  'p-limit',
+]);
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const external = Object.keys(pkg.dependencies)
   .filter((name) => !INLINED.has(name))
@@ -40,20 +50,29 @@ const generatedModules = new Map();
 // One module (and chunk) per schema: a pipeline loads the few validators it uses, not all.
 for (const schema of [PipelineShape, ...builtinPlugins.map((plugin) => plugin.config)]) {
   const name = validatorName(schema);
-  if (!generatedModules.has(`${name}.js`)) generatedModules.set(`${name}.js`, precompiledValidatorsCode([schema]));
+  if (!generatedModules.has(`${name}.js`))
+    generatedModules.set(`${name}.js`, precompiledValidatorsCode([schema]));
 }
-const loaders = [...generatedModules.keys()].map((file) => `  ${file.slice(0, -3)}: () => import('generated:${file}'),`);
+const loaders = [...generatedModules.keys()].map(
+  (file) => `  ${file.slice(0, -3)}: () => import('generated:${file}'),`,
+);
 generatedModules.set(
   'precompiled.js',
   `import { usePrecompiledValidators } from './core/config/validate.js';\nusePrecompiledValidators({\n${loaders.join('\n')}\n});\n`,
 );
-generatedModules.set('sluice.js', `import 'generated:precompiled.js';\nexport { main } from './core/cli/main.js';\n`);
+generatedModules.set(
+  'sluice.js',
+  `import 'generated:precompiled.js';\nexport { main } from './core/cli/main.js';\n`,
+);
 generatedModules.set('sdk.js', `import 'generated:precompiled.js';\nexport * from './core/sdk.js';\n`);
 
 const generated = {
   name: 'generated',
   setup(builder) {
-    builder.onResolve({ filter: /^generated:/ }, (args) => ({ path: args.path.slice('generated:'.length), namespace: 'generated' }));
+    builder.onResolve({ filter: /^generated:/ }, (args) => ({
+      path: args.path.slice('generated:'.length),
+      namespace: 'generated',
+    }));
     builder.onLoad({ filter: /.*/, namespace: 'generated' }, (args) => ({
       contents: generatedModules.get(args.path),
       resolveDir: dist,
@@ -71,11 +90,18 @@ const keepModuleUrls = {
   name: 'keep-module-urls',
   setup(builder) {
     builder.onLoad({ filter: /\.js$/ }, (args) => {
-      if (!args.path.startsWith(dist + sep) || args.path.includes(`${sep}node_modules${sep}`)) return undefined;
+      if (!args.path.startsWith(dist + sep) || args.path.includes(`${sep}node_modules${sep}`))
+        return undefined;
       const text = readFileSync(args.path, 'utf8');
       if (!text.includes('import.meta.url')) return undefined;
       const moduleUrl = relative(outdir, args.path).split(sep).join('/');
-      return { contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(moduleUrl)}, import.meta.url).href`), loader: 'js' };
+      return {
+        contents: text.replaceAll(
+          'import.meta.url',
+          `new URL(${JSON.stringify(moduleUrl)}, import.meta.url).href`,
+        ),
+        loader: 'js',
+      };
     });
   },
 };
@@ -101,7 +127,9 @@ const result = await build({
   metafile: true,
   logLevel: 'warning',
   // Inlined CommonJS code (ajv, yaml, cac, picomatch) calls require() for Node built-ins.
-  banner: { js: "import { createRequire as __sluiceCreateRequire } from 'node:module';\nconst require = __sluiceCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __sluiceCreateRequire } from 'node:module';\nconst require = __sluiceCreateRequire(import.meta.url);",
+  },
 });
 const current = new Set(Object.keys(result.metafile.outputs).map((file) => join(root, file)));
 const dayAgo = Date.now() - 24 * 3600 * 1000;

@@ -11,7 +11,9 @@ import { gzipSync } from 'node:zlib';
 
 const dirArg = process.argv.indexOf('--dir');
 const root =
-  dirArg > 0 ? process.argv[dirArg + 1] : join(dirname(fileURLToPath(import.meta.url)), '..', 'pipelines', 'demo');
+  dirArg > 0
+    ? process.argv[dirArg + 1]
+    : join(dirname(fileURLToPath(import.meta.url)), '..', 'pipelines', 'demo');
 const inbox = join(root, 'inbox');
 if (process.argv.includes('--reset')) rmSync(root, { recursive: true, force: true });
 if (existsSync(inbox)) {
@@ -19,7 +21,8 @@ if (existsSync(inbox)) {
   process.exit(0);
 }
 
-const csv = (rows) => `id,amount,when\n${Array.from({ length: rows }, (_, i) => `${i},${(i * 3.7).toFixed(2)},2024-03-${String((i % 28) + 1).padStart(2, '0')}`).join('\n')}\n`;
+const csv = (rows) =>
+  `id,amount,when\n${Array.from({ length: rows }, (_, i) => `${i},${(i * 3.7).toFixed(2)},2024-03-${String((i % 28) + 1).padStart(2, '0')}`).join('\n')}\n`;
 const put = (rel, data) => {
   const abs = join(inbox, rel);
   mkdirSync(dirname(abs), { recursive: true });

@@ -14,7 +14,9 @@ it('imports flow one way: cli → runtime / cluster → config, ledger, observe 
   const result = await cruise(['core', 'plugins'], { ruleSet: config, validate: true, ...config.options });
   const output = result.output as ICruiseResult;
   const violations = output.summary.violations.map((v) =>
-    v.cycle?.length ? `${v.rule.name}: ${v.from} → ${v.cycle.map((c) => c.name).join(' → ')}` : `${v.rule.name}: ${v.from} → ${v.to}`,
+    v.cycle?.length
+      ? `${v.rule.name}: ${v.from} → ${v.cycle.map((c) => c.name).join(' → ')}`
+      : `${v.rule.name}: ${v.from} → ${v.to}`,
   );
   expect(violations).toEqual([]);
   // The rules bite: the cruise saw the whole tree.

@@ -54,10 +54,19 @@ export function expandPipelinePaths(paths: string[]): string[] {
 
 export function makeLogger(opts: CommonOptions) {
   const format: LogFormat =
-    opts.logFormat === 'json' ? 'json' : opts.logFormat === 'pretty' ? 'pretty' : process.stderr.isTTY ? 'pretty' : 'json';
+    opts.logFormat === 'json'
+      ? 'json'
+      : opts.logFormat === 'pretty'
+        ? 'pretty'
+        : process.stderr.isTTY
+          ? 'pretty'
+          : 'json';
   if (opts.logFormat && opts.logFormat !== 'json' && opts.logFormat !== 'pretty') {
     throw new SluiceError('SLUICE_E_USAGE', `--log-format is pretty or json, got "${opts.logFormat}"`);
   }
   const color = format === 'pretty' && process.stderr.isTTY === true && !process.env.NO_COLOR;
-  return { format, ...createLogger({ format, level: opts.quiet ? 'warn' : 'info', file: opts.logFile, color }) };
+  return {
+    format,
+    ...createLogger({ format, level: opts.quiet ? 'warn' : 'info', file: opts.logFile, color }),
+  };
 }

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../errors.js';
-import { applyConfigFile, type ConfigurableOptions, findConfigFile, readConfigFile } from './config-file.js';
 import { isPipelineFileName } from './common.js';
+import { applyConfigFile, type ConfigurableOptions, findConfigFile, readConfigFile } from './config-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-config-file-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,7 +42,10 @@ describe('sluice.config.yaml', () => {
   });
 
   it('reports every problem with file:line:col', () => {
-    const f = file('bad.yaml', 'cluster: redis://${NOPE_NOT_SET}\nclustr: x\nlog_format: xml\nmetrics_port: 99999\nvars: [a]\n');
+    const f = file(
+      'bad.yaml',
+      'cluster: redis://${NOPE_NOT_SET}\nclustr: x\nlog_format: xml\nmetrics_port: 99999\nvars: [a]\n',
+    );
     const message = userMessage(() => readConfigFile(f, {}));
     const lines = message.split('\n');
     expect(lines).toHaveLength(5);
@@ -54,8 +57,12 @@ describe('sluice.config.yaml', () => {
   });
 
   it('reports YAML syntax errors and a file that is not a mapping', () => {
-    expect(userMessage(() => readConfigFile(file('syntax.yaml', 'cluster: [unclosed\n'), {}))).toMatch(/syntax\.yaml:\d+:\d+: .*YAML syntax/);
-    expect(userMessage(() => readConfigFile(file('list.yaml', '- a\n- b\n'), {}))).toMatch(/list\.yaml:1:1: .*mapping of settings/);
+    expect(userMessage(() => readConfigFile(file('syntax.yaml', 'cluster: [unclosed\n'), {}))).toMatch(
+      /syntax\.yaml:\d+:\d+: .*YAML syntax/,
+    );
+    expect(userMessage(() => readConfigFile(file('list.yaml', '- a\n- b\n'), {}))).toMatch(
+      /list\.yaml:1:1: .*mapping of settings/,
+    );
   });
 
   it('is found by --config, then $SLUICE_CONFIG, then in the current folder', () => {
@@ -67,18 +74,27 @@ describe('sluice.config.yaml', () => {
     const other = file('other.yaml', 'state_dir: o\n');
     expect(findConfigFile(undefined, { SLUICE_CONFIG: other }, sub)).toBe(other);
     expect(findConfigFile(other, { SLUICE_CONFIG: local }, sub)).toBe(other);
-    expect(userMessage(() => findConfigFile('missing.yaml', {}, sub))).toMatch(/config file not found: missing\.yaml/);
+    expect(userMessage(() => findConfigFile('missing.yaml', {}, sub))).toMatch(
+      /config file not found: missing\.yaml/,
+    );
   });
 
   it('fills only what the command line left out; the environment beats the file', () => {
-    const f = file('defaults.yaml', 'cluster: redis://file:6379\nstate_dir: /from/file\nvars: { A: file, B: file }\n');
+    const f = file(
+      'defaults.yaml',
+      'cluster: redis://file:6379\nstate_dir: /from/file\nvars: { A: file, B: file }\n',
+    );
     expect(applyConfigFile({ config: f, stateDir: '/from/flag', var: ['B=flag'] }, {})).toMatchObject({
       cluster: 'redis://file:6379',
       stateDir: '/from/flag',
       var: ['A=file', 'B=file', 'B=flag'],
     });
-    expect(applyConfigFile<ConfigurableOptions>({ config: f }, { SLUICE_CLUSTER: 'redis://env:6379' }).cluster).toBeUndefined();
-    expect(applyConfigFile({ config: f, cluster: 'redis://flag:6379' }, {}).cluster).toBe('redis://flag:6379');
+    expect(
+      applyConfigFile<ConfigurableOptions>({ config: f }, { SLUICE_CLUSTER: 'redis://env:6379' }).cluster,
+    ).toBeUndefined();
+    expect(applyConfigFile({ config: f, cluster: 'redis://flag:6379' }, {}).cluster).toBe(
+      'redis://flag:6379',
+    );
   });
 
   it('is never taken for a pipeline in a folder', () => {

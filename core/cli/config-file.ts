@@ -55,7 +55,11 @@ export interface ConfigurableOptions {
 }
 
 /** Which defaults file applies, if any. */
-export function findConfigFile(option: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string | undefined {
+export function findConfigFile(
+  option: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+): string | undefined {
   const named = option ?? (env.SLUICE_CONFIG || undefined);
   if (named !== undefined) {
     const file = resolve(cwd, named);
@@ -76,15 +80,24 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
     const pos = lines.linePos(node?.range?.[0] ?? 0);
     return { file: shown, line: pos.line, column: pos.col };
   };
-  const problem = (node: Node | null | undefined, message: string, code: SluiceError['code'] = 'SLUICE_E_CONFIG', hint?: string) =>
-    problems.push(new SluiceError(code, message, { context: { ...at(node), ...(hint ? { hint } : {}) } }));
+  const problem = (
+    node: Node | null | undefined,
+    message: string,
+    code: SluiceError['code'] = 'SLUICE_E_CONFIG',
+    hint?: string,
+  ) => problems.push(new SluiceError(code, message, { context: { ...at(node), ...(hint ? { hint } : {}) } }));
   for (const e of doc.errors) {
     const pos = lines.linePos(e.pos[0]);
-    problems.push(new SluiceError('SLUICE_E_CONFIG', `YAML syntax: ${e.message.split('\n')[0]}`, { context: { file: shown, line: pos.line, column: pos.col } }));
+    problems.push(
+      new SluiceError('SLUICE_E_CONFIG', `YAML syntax: ${e.message.split('\n')[0]}`, {
+        context: { file: shown, line: pos.line, column: pos.col },
+      }),
+    );
   }
   const defaults: CliDefaults = { file, vars: {} };
   const root = doc.contents;
-  if (problems.length === 0 && root !== null && !isMap(root)) problem(root, 'a config file is a mapping of settings (cluster, state_dir, …)');
+  if (problems.length === 0 && root !== null && !isMap(root))
+    problem(root, 'a config file is a mapping of settings (cluster, state_dir, …)');
   const baseDir = dirname(file);
   const stringOf = (node: unknown, where: string): string | undefined => {
     if (!isScalar(node) || (typeof node.value !== 'string' && typeof node.value !== 'number')) {
@@ -92,7 +105,13 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
       return undefined;
     }
     const result = interpolate(String(node.value), env);
-    for (const name of result.missing) problem(node, `environment variable ${name} is not set and has no default`, 'SLUICE_E_ENV', `set it, or write \${${name}:-default}`);
+    for (const name of result.missing)
+      problem(
+        node,
+        `environment variable ${name} is not set and has no default`,
+        'SLUICE_E_ENV',
+        `set it, or write \${${name}:-default}`,
+      );
     for (const name of result.used) if (SECRET_ENV_NAME.test(name)) registerSecret(env[name]);
     return result.value;
   };
@@ -101,7 +120,12 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
       const keyNode = pair.key as Node;
       const key = isScalar(keyNode) ? String(keyNode.value) : '';
       if (!(key in KEYS)) {
-        problem(keyNode, `unknown setting "${key}"`, 'SLUICE_E_CONFIG', `known settings: ${Object.keys(KEYS).join(', ')}`);
+        problem(
+          keyNode,
+          `unknown setting "${key}"`,
+          'SLUICE_E_CONFIG',
+          `known settings: ${Object.keys(KEYS).join(', ')}`,
+        );
         continue;
       }
       const kind = KEYS[key as Key];
@@ -128,7 +152,8 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
           defaults.stateDir = resolve(baseDir, value);
           break;
         case 'log_format':
-          if (value !== 'json' && value !== 'pretty') problem(pair.value as Node, `log_format is pretty or json, got "${value}"`);
+          if (value !== 'json' && value !== 'pretty')
+            problem(pair.value as Node, `log_format is pretty or json, got "${value}"`);
           else defaults.logFormat = value;
           break;
         case 'log_file':
@@ -139,7 +164,8 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
           break;
         case 'metrics_port': {
           const port = Number(value);
-          if (!Number.isInteger(port) || port < 0 || port > 65535) problem(pair.value as Node, `metrics_port must be a port number, got "${value}"`);
+          if (!Number.isInteger(port) || port < 0 || port > 65535)
+            problem(pair.value as Node, `metrics_port must be a port number, got "${value}"`);
           else defaults.metricsPort = port;
           break;
         }
@@ -154,7 +180,10 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
  * Fills the options a command did not get on its command line from the defaults file (and
  * leaves alone what the environment sets: `SLUICE_CLUSTER` wins over the file's `cluster`).
  */
-export function applyConfigFile<T extends ConfigurableOptions>(opts: T, env: NodeJS.ProcessEnv = process.env): T {
+export function applyConfigFile<T extends ConfigurableOptions>(
+  opts: T,
+  env: NodeJS.ProcessEnv = process.env,
+): T {
   const file = findConfigFile(opts.config, env);
   if (!file) return opts;
   const d = readConfigFile(file, env);

@@ -7,50 +7,127 @@ import { cac } from 'cac';
 import { errorMessage, SluiceError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 export const OPTIONS = {
-  dryRun: { flag: '--dry-run', description: 'Run every step but write nothing, touch no source, record nothing' },
+  dryRun: {
+    flag: '--dry-run',
+    description: 'Run every step but write nothing, touch no source, record nothing',
+  },
   force: { flag: '--force', description: 'Process items the ledger says are already done' },
-  vars: { flag: '--var <KEY=VALUE>', description: 'Set a ${VAR} for the pipeline (repeatable; wins over the environment)' },
-  stateDir: { flag: '--state-dir <dir>', description: 'State folder (ledger); default .sluice/ beside each pipeline' },
+  vars: {
+    flag: '--var <KEY=VALUE>',
+    description: 'Set a ${VAR} for the pipeline (repeatable; wins over the environment)',
+  },
+  stateDir: {
+    flag: '--state-dir <dir>',
+    description: 'State folder (ledger); default .sluice/ beside each pipeline',
+  },
   logFormat: { flag: '--log-format <format>', description: 'pretty (default on a TTY) or json' },
   logFile: { flag: '--log-file <file>', description: 'Also append JSON logs to this file' },
   quiet: { flag: '--quiet', description: 'Only warnings and errors' },
   summaryJson: { flag: '--summary-json <file>', description: 'Write the run summary as JSON to this file' },
   once: { flag: '--once', description: 'Run a single pass whatever the trigger says' },
   errorLog: { flag: '--error-log <file>', description: 'Also append error log lines (JSON) to this file' },
-  logRotate: { flag: '--log-rotate <size|daily>', description: 'Rotate --log-file and --error-log at this size (10MiB) or daily' },
+  logRotate: {
+    flag: '--log-rotate <size|daily>',
+    description: 'Rotate --log-file and --error-log at this size (10MiB) or daily',
+  },
   logKeep: { flag: '--log-keep <n>', description: 'Rotated log files to keep (default 5)' },
-  metricsPort: { flag: '--metrics-port <port>', description: 'Serve /metrics (Prometheus), /status, /healthz and the status page on this port' },
-  metricsHost: { flag: '--metrics-host <host>', description: 'Address the metrics/status server binds (default 127.0.0.1)' },
+  metricsPort: {
+    flag: '--metrics-port <port>',
+    description: 'Serve /metrics (Prometheus), /status, /healthz and the status page on this port',
+  },
+  metricsHost: {
+    flag: '--metrics-host <host>',
+    description: 'Address the metrics/status server binds (default 127.0.0.1)',
+  },
   progress: { flag: '--no-progress', description: 'No live progress lines on a TTY' },
-  debounce: { flag: '--debounce <ms>', description: 'Wait this long after a pipeline file changes before reloading it (default 300)' },
+  debounce: {
+    flag: '--debounce <ms>',
+    description: 'Wait this long after a pipeline file changes before reloading it (default 300)',
+  },
   limit: { flag: '--limit <n>', description: 'How many records to show (default 50)' },
-  state: { flag: '--state <state>', description: 'Only records in this state (seen, committed, finalized, failed)' },
-  cluster: { flag: '--cluster <url>', description: 'Scale-out: queue, ledger and lister lock in this Redis (redis://…; default $SLUICE_CLUSTER)' },
-  config: { flag: '--config <file>', description: 'Defaults file (cluster, state_dir, logs, vars); default $SLUICE_CONFIG or ./sluice.config.yaml' },
-  concurrency: { flag: '--concurrency <n>', description: "Items in flight in this worker (default: each pipeline's policy.concurrency)" },
+  state: {
+    flag: '--state <state>',
+    description: 'Only records in this state (seen, committed, finalized, failed)',
+  },
+  cluster: {
+    flag: '--cluster <url>',
+    description:
+      'Scale-out: queue, ledger and lister lock in this Redis (redis://…; default $SLUICE_CLUSTER)',
+  },
+  config: {
+    flag: '--config <file>',
+    description:
+      'Defaults file (cluster, state_dir, logs, vars); default $SLUICE_CONFIG or ./sluice.config.yaml',
+  },
+  concurrency: {
+    flag: '--concurrency <n>',
+    description: "Items in flight in this worker (default: each pipeline's policy.concurrency)",
+  },
 } as const;
 
 type OptionName = keyof typeof OPTIONS;
 
-const COMMANDS: Array<{ name: string; description: string; options: OptionName[]; load: () => Promise<(args: never, opts: never) => Promise<number>> }> = [
+const COMMANDS: Array<{
+  name: string;
+  description: string;
+  options: OptionName[];
+  load: () => Promise<(args: never, opts: never) => Promise<number>>;
+}> = [
   {
     name: 'run <...pipelines>',
     description: 'Run pipeline files (or every *.yaml in folders): one pass, or by their trigger',
-    options: ['dryRun', 'force', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet', 'summaryJson', 'once', 'errorLog', 'logRotate', 'logKeep', 'metricsPort', 'metricsHost', 'progress', 'cluster', 'config'],
+    options: [
+      'dryRun',
+      'force',
+      'vars',
+      'stateDir',
+      'logFormat',
+      'logFile',
+      'quiet',
+      'summaryJson',
+      'once',
+      'errorLog',
+      'logRotate',
+      'logKeep',
+      'metricsPort',
+      'metricsHost',
+      'progress',
+      'cluster',
+      'config',
+    ],
     load: async () => (await import('./commands/run.js')).runCommand,
   },
   {
     name: 'watch <...paths>',
-    description: 'Run pipeline files (or every *.yaml in folders) on their triggers; hot-reload each one when it changes',
-    options: ['vars', 'stateDir', 'logFormat', 'logFile', 'errorLog', 'logRotate', 'logKeep', 'quiet', 'metricsPort', 'metricsHost', 'progress', 'debounce', 'cluster', 'config'],
+    description:
+      'Run pipeline files (or every *.yaml in folders) on their triggers; hot-reload each one when it changes',
+    options: [
+      'vars',
+      'stateDir',
+      'logFormat',
+      'logFile',
+      'errorLog',
+      'logRotate',
+      'logKeep',
+      'quiet',
+      'metricsPort',
+      'metricsHost',
+      'progress',
+      'debounce',
+      'cluster',
+      'config',
+    ],
     load: async () => (await import('./commands/watch.js')).watchCommand,
   },
   {
     name: 'test <...pipelines>',
-    description: 'Run pipeline tests (<name>.test.yaml beside each pipeline) with local stand-ins for sources and sinks',
+    description:
+      'Run pipeline tests (<name>.test.yaml beside each pipeline) with local stand-ins for sources and sinks',
     options: ['vars', 'config'],
     load: async () => (await import('./commands/test.js')).testCommand,
   },
@@ -68,7 +145,8 @@ const COMMANDS: Array<{ name: string; description: string; options: OptionName[]
   },
   {
     name: 'schema',
-    description: 'Print the JSON Schema of pipeline files (for editors; the repo copy is schemas/pipeline.schema.json)',
+    description:
+      'Print the JSON Schema of pipeline files (for editors; the repo copy is schemas/pipeline.schema.json)',
     options: [],
     load: async () => (await import('./commands/schema.js')).schemaCommand,
   },
@@ -86,7 +164,8 @@ const COMMANDS: Array<{ name: string; description: string; options: OptionName[]
   },
   {
     name: 'worker <...pipelines>',
-    description: 'Scale-out worker: process the queued items of these pipelines (files or folders) from --cluster',
+    description:
+      'Scale-out worker: process the queued items of these pipelines (files or folders) from --cluster',
     options: ['cluster', 'config', 'concurrency', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet'],
     load: async () => (await import('./commands/worker.js')).workerCommand,
   },
@@ -116,7 +195,8 @@ export async function main(argv: string[]): Promise<void> {
     const parsed = cli.parse(['node', 'sluice', ...argv], { run: false });
     if (parsed.options.help || parsed.options.version) return;
     if (!cli.matchedCommand) {
-      if (cli.args.length > 0) throw new SluiceError('SLUICE_E_USAGE', `unknown command "${cli.args[0]}" (see sluice --help)`);
+      if (cli.args.length > 0)
+        throw new SluiceError('SLUICE_E_USAGE', `unknown command "${cli.args[0]}" (see sluice --help)`);
       cli.outputHelp();
       process.exitCode = EXIT.usage;
       return;

@@ -20,6 +20,10 @@ export async function publishPipeline(redis: Redis, def: PipelineDefinition): Pr
   await redis.set(configKey(def.name, def.hash), def.text, 'EX', CONFIG_TTL_SECONDS);
 }
 
-export async function fetchPipelineText(redis: Redis, pipeline: string, hash: string): Promise<string | null> {
+export async function fetchPipelineText(
+  redis: Redis,
+  pipeline: string,
+  hash: string,
+): Promise<string | null> {
   return redis.get(configKey(pipeline, hash));
 }

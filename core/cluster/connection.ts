@@ -19,7 +19,11 @@ export const QUEUE_PREFIX = 'sluice';
  * Waits until the first connection is up. Later outages are waited through (see connectRedis), but
  * a Redis that was never reachable is a mistake to report, not to wait on forever.
  */
-export async function ensureReachable(redis: Redis, url: string, timeoutMs = Number(process.env.SLUICE_CLUSTER_CONNECT_MS) || 10_000): Promise<void> {
+export async function ensureReachable(
+  redis: Redis,
+  url: string,
+  timeoutMs = Number(process.env.SLUICE_CLUSTER_CONNECT_MS) || 10_000,
+): Promise<void> {
   if (redis.status === 'ready') return;
   const ready = new Promise<boolean>((resolve) => redis.once('ready', () => resolve(true)));
   let timer: NodeJS.Timeout | undefined;
@@ -30,9 +34,13 @@ export async function ensureReachable(redis: Redis, url: string, timeoutMs = Num
   clearTimeout(timer);
   if (!ok) {
     redis.disconnect();
-    throw new SluiceError('SLUICE_E_USAGE', `cannot reach Redis at ${redactUrl(url)} within ${Math.round(timeoutMs / 1000)}s`, {
-      context: { hint: 'check --cluster / SLUICE_CLUSTER, and that redis-server is running' },
-    });
+    throw new SluiceError(
+      'SLUICE_E_USAGE',
+      `cannot reach Redis at ${redactUrl(url)} within ${Math.round(timeoutMs / 1000)}s`,
+      {
+        context: { hint: 'check --cluster / SLUICE_CLUSTER, and that redis-server is running' },
+      },
+    );
   }
 }
 
@@ -48,7 +56,10 @@ export function queueName(pipeline: string): string {
  * no item is ever in flight twice. A finished job is replaced by the next listing (see run.ts).
  */
 export function jobId(pipeline: string, id: ItemIdentity): string {
-  return createHash('sha256').update(`${pipeline}\u0000${id.source}\u0000${id.path}\u0000${id.version}`).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(`${pipeline}\u0000${id.source}\u0000${id.path}\u0000${id.version}`)
+    .digest('hex')
+    .slice(0, 32);
 }
 
 /** Tuning through the environment (documented in docs/scale-out.md). */
@@ -67,6 +78,8 @@ export function clusterTiming(env: NodeJS.ProcessEnv = process.env) {
     /** How often `run --cluster` checks its pass's jobs. */
     pollMs: num('SLUICE_CLUSTER_POLL_MS', 500),
     /** Ledger records expire this long after their last change (unset: kept). */
-    ledgerTtlSeconds: env.SLUICE_LEDGER_TTL_DAYS ? num('SLUICE_LEDGER_TTL_DAYS', 0) * 86_400 || undefined : undefined,
+    ledgerTtlSeconds: env.SLUICE_LEDGER_TTL_DAYS
+      ? num('SLUICE_LEDGER_TTL_DAYS', 0) * 86_400 || undefined
+      : undefined,
   };
 }

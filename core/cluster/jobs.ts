@@ -24,7 +24,8 @@ export interface ItemOutcome {
 
 /** Reads the outcome of one item out of the summary it was processed with. */
 export function outcomeOf(summary: RunSummary, ms: number): ItemOutcome {
-  const outcome = summary.failed > 0 ? 'failed' : summary.ok > 0 ? 'ok' : summary.skipped > 0 ? 'skipped' : 'filtered';
+  const outcome =
+    summary.failed > 0 ? 'failed' : summary.ok > 0 ? 'ok' : summary.skipped > 0 ? 'skipped' : 'filtered';
   const failure = summary.failures[0];
   return {
     outcome,
@@ -41,7 +42,11 @@ export function outcomeOf(summary: RunSummary, ms: number): ItemOutcome {
 const MAX_SLOWEST = 5;
 
 /** Adds one item's outcome to a pass summary. */
-export function addOutcome(summary: RunSummary, where: { source: string; path: string }, o: ItemOutcome): void {
+export function addOutcome(
+  summary: RunSummary,
+  where: { source: string; path: string },
+  o: ItemOutcome,
+): void {
   summary[o.outcome]++;
   summary.bytesIn += o.bytesIn;
   summary.bytesOut += o.bytesOut;
@@ -50,7 +55,11 @@ export function addOutcome(summary: RunSummary, where: { source: string; path: s
   summary.compression.bytesOut += o.compression?.bytesOut ?? 0;
   summary.retries += o.retries;
   if (o.outcome === 'failed') {
-    summary.failures.push({ ...where, code: o.failure?.code ?? 'SLUICE_E_INTERNAL', error: o.failure?.error ?? 'failed' });
+    summary.failures.push({
+      ...where,
+      code: o.failure?.code ?? 'SLUICE_E_INTERNAL',
+      error: o.failure?.error ?? 'failed',
+    });
   }
   if (o.outcome === 'ok') {
     const list = summary.slowest;

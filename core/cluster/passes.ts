@@ -7,7 +7,10 @@ import type { Logger } from '../observe/logger.js';
 import type { RemotePasses } from '../runtime/pass-modes.js';
 import { runClusterPass } from './run.js';
 
-export function clusterPasses(url: string, options: { log: Logger; dryRun?: boolean; force?: boolean }): RemotePasses {
+export function clusterPasses(
+  url: string,
+  options: { log: Logger; dryRun?: boolean; force?: boolean },
+): RemotePasses {
   return (def, { signal, events }) =>
     runClusterPass(def, {
       url,
@@ -17,7 +20,12 @@ export function clusterPasses(url: string, options: { log: Logger; dryRun?: bool
       signal,
       onOutcome: (where, o) => {
         if (o.outcome === 'ok') events.done({ ms: o.ms, bytesIn: o.bytesIn, bytesOut: o.bytesOut });
-        else if (o.outcome === 'failed') events.failed({ ...where, code: o.failure?.code ?? 'SLUICE_E_INTERNAL', error: o.failure?.error ?? 'failed' });
+        else if (o.outcome === 'failed')
+          events.failed({
+            ...where,
+            code: o.failure?.code ?? 'SLUICE_E_INTERNAL',
+            error: o.failure?.error ?? 'failed',
+          });
         else if (o.outcome === 'skipped') events.skipped();
         for (let i = 0; i < o.retries; i++) events.retried();
       },

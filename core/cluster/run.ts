@@ -15,10 +15,18 @@ import { runPipeline } from '../runtime/run-file.js';
 import { type ListedItem, PipelineRunner, type RunSummary } from '../runtime/runner.js';
 import { sleep } from '../runtime/timing.js';
 import { publishPipeline } from './config-store.js';
-import { clusterTiming, connectRedis, ensureReachable, jobId, pipelineKey, QUEUE_PREFIX, queueName } from './connection.js';
-import { redactUrl } from './url.js';
+import {
+  clusterTiming,
+  connectRedis,
+  ensureReachable,
+  jobId,
+  pipelineKey,
+  QUEUE_PREFIX,
+  queueName,
+} from './connection.js';
 import { addOutcome, type ItemJobData, type ItemOutcome } from './jobs.js';
 import { ListerLock } from './lock.js';
+import { redactUrl } from './url.js';
 
 const ENQUEUE_BATCH = 200;
 
@@ -48,14 +56,27 @@ interface Tracked {
   identity: ItemIdentity;
 }
 
-export async function runClusterPass(def: PipelineDefinition, options: ClusterPassOptions): Promise<RunSummary> {
+export async function runClusterPass(
+  def: PipelineDefinition,
+  options: ClusterPassOptions,
+): Promise<RunSummary> {
   const redis = connectRedis(options.url);
   await ensureReachable(redis, options.url);
   const ledger = new RedisLedger(redis, { ttlSeconds: clusterTiming().ledgerTtlSeconds });
   try {
     // A dry run writes nothing and queues nothing: it runs here, against the cluster's ledger.
-    if (options.dryRun) return await runPipeline(def, { dryRun: true, force: options.force, log: options.log, ledger, signal: options.signal });
-    const queue = new Queue<ItemJobData, ItemOutcome>(queueName(def.name), { connection: redis, prefix: QUEUE_PREFIX });
+    if (options.dryRun)
+      return await runPipeline(def, {
+        dryRun: true,
+        force: options.force,
+        log: options.log,
+        ledger,
+        signal: options.signal,
+      });
+    const queue = new Queue<ItemJobData, ItemOutcome>(queueName(def.name), {
+      connection: redis,
+      prefix: QUEUE_PREFIX,
+    });
     try {
       return await new ClusterPass(def, options, redis, ledger, queue).run();
     } finally {
@@ -94,7 +115,10 @@ class ClusterPass {
       await publishPipeline(this.redis, this.def);
       const listed = await this.listAsLeader();
       if (listed) {
-        this.log.info({ jobs: this.tracked.size, skipped: this.summary.skipped }, 'listed; waiting for the workers');
+        this.log.info(
+          { jobs: this.tracked.size, skipped: this.summary.skipped },
+          'listed; waiting for the workers',
+        );
         await this.waitForJobs();
       }
     } finally {
@@ -110,7 +134,10 @@ class ClusterPass {
     const lock = new ListerLock(this.redis, pipelineKey(this.def.name, 'lister'), this.timing.listerTtlMs);
     while (!this.stop.aborted) {
       const acquired = await lock.acquire(this.stop, (holder) =>
-        this.log.info({ holder, cluster: redactUrl(this.options.url) }, 'another process is listing this pipeline; waiting for the lister lock'),
+        this.log.info(
+          { holder, cluster: redactUrl(this.options.url) },
+          'another process is listing this pipeline; waiting for the lister lock',
+        ),
       );
       if (!acquired) return false;
       // Counts of a listing cut short by a lost lock are discarded; enqueued jobs are kept.
@@ -170,7 +197,11 @@ class ClusterPass {
       if (finishedOn[i]) await this.queue.remove(e.id).catch(() => undefined);
       jobs.push({
         name: 'item',
-        data: { hash: this.def.hash, item: PipelineRunner.describe(e.listed), ...(this.options.force ? { force: true } : {}) },
+        data: {
+          hash: this.def.hash,
+          item: PipelineRunner.describe(e.listed),
+          ...(this.options.force ? { force: true } : {}),
+        },
         opts: { jobId: e.id, ...JOB_RETENTION },
       });
       this.tracked.set(e.id, { source: e.listed.source, path: e.listed.item.path, identity: e.identity });
@@ -193,7 +224,10 @@ class ClusterPass {
       if (pending.size === 0) break;
       if (Date.now() - lastReport > 30_000) {
         lastReport = Date.now();
-        this.log.info({ pending: pending.size, done: this.tracked.size - pending.size }, 'waiting for the workers');
+        this.log.info(
+          { pending: pending.size, done: this.tracked.size - pending.size },
+          'waiting for the workers',
+        );
       }
       await sleep(this.timing.pollMs, this.stop).catch(() => undefined);
     }
@@ -217,13 +251,25 @@ class ClusterPass {
         const [finishedOn, returnvalue, failedReason] = fields as Array<string | null>;
         const where = pending.get(id)!;
         if (finishedOn) {
-          const outcome: ItemOutcome | null = returnvalue ? (JSON.parse(returnvalue) as ItemOutcome | null) : null;
+          const outcome: ItemOutcome | null = returnvalue
+            ? (JSON.parse(returnvalue) as ItemOutcome | null)
+            : null;
           this.finished(where, outcome ?? failedOutcome(failedReason ?? 'the job failed'));
           pending.delete(id);
-        } else if (!finishedOn && !returnvalue && !failedReason && !(await this.redis.exists(this.queue.toKey(id)))) {
+        } else if (
+          !finishedOn &&
+          !returnvalue &&
+          !failedReason &&
+          !(await this.redis.exists(this.queue.toKey(id)))
+        ) {
           // Removed already (retention): the ledger knows how it ended.
           const record = await this.ledger.get(this.def.name, where.identity);
-          this.finished(where, record?.state === 'finalized' ? okOutcome() : failedOutcome(record?.error ?? 'the job left the queue unfinished'));
+          this.finished(
+            where,
+            record?.state === 'finalized'
+              ? okOutcome()
+              : failedOutcome(record?.error ?? 'the job left the queue unfinished'),
+          );
           pending.delete(id);
         }
       }
@@ -236,5 +282,13 @@ function okOutcome(): ItemOutcome {
 }
 
 function failedOutcome(error: string): ItemOutcome {
-  return { outcome: 'failed', bytesIn: 0, bytesOut: 0, filesWritten: 0, retries: 0, ms: 0, failure: { code: 'SLUICE_E_INTERNAL', error } };
+  return {
+    outcome: 'failed',
+    bytesIn: 0,
+    bytesOut: 0,
+    filesWritten: 0,
+    retries: 0,
+    ms: 0,
+    failure: { code: 'SLUICE_E_INTERNAL', error },
+  };
 }

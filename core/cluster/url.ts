@@ -2,11 +2,17 @@
 import { SluiceError } from '../errors.js';
 
 /** `--cluster`, else `SLUICE_CLUSTER`; undefined = embedded mode. */
-export function clusterUrl(option: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function clusterUrl(
+  option: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
   const url = option ?? env.SLUICE_CLUSTER;
   if (url === undefined || url === '') return undefined;
   if (!/^rediss?:\/\//.test(url)) {
-    throw new SluiceError('SLUICE_E_USAGE', `--cluster takes a redis:// or rediss:// URL, got "${redactUrl(url)}"`);
+    throw new SluiceError(
+      'SLUICE_E_USAGE',
+      `--cluster takes a redis:// or rediss:// URL, got "${redactUrl(url)}"`,
+    );
   }
   return url;
 }

@@ -13,11 +13,11 @@ import type { Logger } from '../observe/logger.js';
 import type { PluginRegistry } from '../registry.js';
 import { loadPipelineFile } from '../runtime/run-file.js';
 import { PipelineRunner } from '../runtime/runner.js';
-import { clusterTiming, connectRedis, ensureReachable, QUEUE_PREFIX, queueName } from './connection.js';
-import { redactUrl } from './url.js';
 import { fetchPipelineText } from './config-store.js';
+import { clusterTiming, connectRedis, ensureReachable, QUEUE_PREFIX, queueName } from './connection.js';
 import { JobFence } from './fence.js';
 import { type ItemJobData, type ItemOutcome, outcomeOf } from './jobs.js';
+import { redactUrl } from './url.js';
 
 /** BullMQ's errors for a job whose lock is no longer this worker's (renewal, completion, failure). */
 const LOCK_LOST = /^(could not renew lock|Missing lock|Lock mismatch) for job /;
@@ -75,10 +75,21 @@ class PipelineVersions {
     if (hash !== def.hash) {
       const text = await fetchPipelineText(this.redis, name, hash);
       if (text === null) {
-        throw new SluiceError('SLUICE_E_CONFIG', `pipeline ${name} version ${hash} is not published in Redis (expired?); it cannot be run`);
+        throw new SluiceError(
+          'SLUICE_E_CONFIG',
+          `pipeline ${name} version ${hash} is not published in Redis (expired?); it cannot be run`,
+        );
       }
-      def = await loadPipelineFile(file, { registry: this.options.registry, vars: this.options.vars, stateDir: this.options.stateDir, text });
-      this.options.log.info({ pipeline: name, version: hash }, 'loaded a new pipeline version from the cluster');
+      def = await loadPipelineFile(file, {
+        registry: this.options.registry,
+        vars: this.options.vars,
+        stateDir: this.options.stateDir,
+        text,
+      });
+      this.options.log.info(
+        { pipeline: name, version: hash },
+        'loaded a new pipeline version from the cluster',
+      );
     }
     const runner = new PipelineRunner(def, { ledger: this.ledger, log: this.options.log, force });
     await runner.start();
@@ -113,10 +124,13 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
   const ledger = new RedisLedger(redis, { ttlSeconds: timing.ledgerTtlSeconds });
   const names = new Set<string>();
   for (const def of options.defs) {
-    if (names.has(def.name)) throw new SluiceError('SLUICE_E_USAGE', `two pipeline files are named "${def.name}"`);
+    if (names.has(def.name))
+      throw new SluiceError('SLUICE_E_USAGE', `two pipeline files are named "${def.name}"`);
     names.add(def.name);
   }
-  const versions = new Map(options.defs.map((def) => [def.name, new PipelineVersions(def, redis, ledger, options)]));
+  const versions = new Map(
+    options.defs.map((def) => [def.name, new PipelineVersions(def, redis, ledger, options)]),
+  );
   const workers: Worker[] = [];
   const connections: Redis[] = [redis];
   try {
@@ -125,7 +139,11 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
       /** The fences of the jobs this worker runs now, by job id (a job id can be here twice: see below). */
       const fences = new Map<string, Set<JobFence>>();
       const process = async (job: Job<ItemJobData, ItemOutcome>, token?: string): Promise<ItemOutcome> => {
-        if (!token || !job.id) throw new SluiceError('SLUICE_E_INTERNAL', 'BullMQ gave the worker a job without an id or lock token');
+        if (!token || !job.id)
+          throw new SluiceError(
+            'SLUICE_E_INTERNAL',
+            'BullMQ gave the worker a job without an id or lock token',
+          );
         const fence = new JobFence(job, token, timing.stallMs);
         const mine = fences.get(job.id) ?? new Set();
         fences.set(job.id, mine.add(fence));
@@ -138,7 +156,11 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
         } catch (err) {
           if (!fence.fenced && !(err instanceof SluiceError && err.code === 'SLUICE_E_FENCED')) throw err;
           log.warn(
-            { pipeline: def.name, item: `${job.data.item.source}:${job.data.item.path}`, err: errorMessage(fence.signal.reason ?? err) },
+            {
+              pipeline: def.name,
+              item: `${job.data.item.source}:${job.data.item.path}`,
+              err: errorMessage(fence.signal.reason ?? err),
+            },
             'stopped an item whose job this worker lost; nothing more is written or recorded for it here',
           );
           throw err;
@@ -147,7 +169,10 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
           if (mine.size === 0) fences.delete(job.id);
         }
       };
-      const processItem = async (job: Job<ItemJobData, ItemOutcome>, fence: JobFence): Promise<ItemOutcome> => {
+      const processItem = async (
+        job: Job<ItemJobData, ItemOutcome>,
+        fence: JobFence,
+      ): Promise<ItemOutcome> => {
         const runner = await pipeline.runner(job.data.hash, job.data.force === true);
         const listed = fence.guard(await runner.reviveItem(job.data.item));
         const summary = runner.newSummary();
@@ -161,7 +186,10 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
             `the worker processing this item died ${job.stalledCounter} times (killed, out of memory or crashed); it is not retried again`,
             { retryable: false },
           );
-          log.error({ pipeline: def.name, item: `${listed.source}:${listed.item.path}`, stalls: job.stalledCounter }, 'giving up on a poison item');
+          log.error(
+            { pipeline: def.name, item: `${listed.source}:${listed.item.path}`, stalls: job.stalledCounter },
+            'giving up on a poison item',
+          );
           await runner.failListed(listed, err, job.stalledCounter, summary);
           return outcomeOf(summary, performance.now() - started);
         }
@@ -185,26 +213,46 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
         maxStalledCount: timing.maxStalls + 1,
       });
       worker.on('failed', (job, err) => {
-        log.error({ pipeline: def.name, item: job ? `${job.data.item.source}:${job.data.item.path}` : undefined, err: errorMessage(err) }, 'job failed');
+        log.error(
+          {
+            pipeline: def.name,
+            item: job ? `${job.data.item.source}:${job.data.item.path}` : undefined,
+            err: errorMessage(err),
+          },
+          'job failed',
+        );
       });
       // BullMQ renews locks in the background; a failed renewal means another worker may
       // already hold the job (BullMQ then only logs "could not renew lock"). The item must stop
       // now, not at its next fence: each fence of that job id confirms with its own token (the
       // same job may be running here twice, once before a pause and once taken again after it).
       worker.on('lockRenewalFailed', (jobIds) => {
-        for (const id of jobIds) for (const fence of fences.get(id) ?? []) void fence.check().catch(() => undefined);
+        for (const id of jobIds)
+          for (const fence of fences.get(id) ?? []) void fence.check().catch(() => undefined);
       });
       worker.on('error', (err) => {
         if (LOCK_LOST.test(err.message)) {
-          log.warn({ pipeline: def.name, err: err.message }, 'this worker lost the lock of a job (paused or cut off past the stall interval); another worker redoes its item');
+          log.warn(
+            { pipeline: def.name, err: err.message },
+            'this worker lost the lock of a job (paused or cut off past the stall interval); another worker redoes its item',
+          );
         } else {
           log.warn({ pipeline: def.name, err: errorMessage(err) }, 'queue connection problem; retrying');
         }
       });
       workers.push(worker);
-      log.info({ pipeline: def.name, version: def.hash, cluster: redactUrl(options.url), concurrency: options.concurrency ?? def.policy.concurrency }, 'worker ready');
+      log.info(
+        {
+          pipeline: def.name,
+          version: def.hash,
+          cluster: redactUrl(options.url),
+          concurrency: options.concurrency ?? def.policy.concurrency,
+        },
+        'worker ready',
+      );
     }
-    if (!options.signal.aborted) await new Promise((resolve) => options.signal.addEventListener('abort', resolve, { once: true }));
+    if (!options.signal.aborted)
+      await new Promise((resolve) => options.signal.addEventListener('abort', resolve, { once: true }));
     log.info({}, 'stopping: active items finish, no new ones are taken');
   } finally {
     // close() waits for the active jobs; their items finish and are recorded.

@@ -18,18 +18,21 @@ const VAR_PATTERN = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}/g;
 export function interpolate(text: string, env: Record<string, string | undefined>): Interpolated {
   const missing: string[] = [];
   const used: string[] = [];
-  const value = text.replace(VAR_PATTERN, (match, name: string | undefined, op: string | undefined, fallback: string | undefined) => {
-    if (match === '$${') return '${';
-    const v = env[name!];
-    used.push(name!);
-    if (op === ':-') return v === undefined || v === '' ? (fallback ?? '') : v;
-    if (op === '-') return v === undefined ? (fallback ?? '') : v;
-    if (v === undefined) {
-      missing.push(name!);
-      return '';
-    }
-    return v;
-  });
+  const value = text.replace(
+    VAR_PATTERN,
+    (match, name: string | undefined, op: string | undefined, fallback: string | undefined) => {
+      if (match === '$${') return '${';
+      const v = env[name!];
+      used.push(name!);
+      if (op === ':-') return v === undefined || v === '' ? (fallback ?? '') : v;
+      if (op === '-') return v === undefined ? (fallback ?? '') : v;
+      if (v === undefined) {
+        missing.push(name!);
+        return '';
+      }
+      return v;
+    },
+  );
   return { value, missing, used };
 }
 

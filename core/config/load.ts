@@ -12,12 +12,17 @@ import { registerSecret, registerSecretsIn, SECRET_ENV_NAME } from '../observe/r
 import type { Plugin } from '../plugin-api.js';
 import { loadPluginModule, nearest, type PluginRegistry, type PluginRole } from '../registry.js';
 import { parseDuration } from '../units.js';
-import { rootProblems } from './roots.js';
-import { PipelineShape, type PolicyT, type RetryPolicyT, type TriggerT } from './schema.js';
-import { escapePointer, preloadValidators, type SchemaProblem, splitPointer, validateAgainst } from './validate.js';
-
 import { interpolate, readDotEnv } from './interpolate.js';
 import type { PluginRef } from './plugin-ref.js';
+import { rootProblems } from './roots.js';
+import { PipelineShape, type PolicyT, type RetryPolicyT, type TriggerT } from './schema.js';
+import {
+  escapePointer,
+  preloadValidators,
+  type SchemaProblem,
+  splitPointer,
+  validateAgainst,
+} from './validate.js';
 import { nodeOffset } from './yaml-position.js';
 
 export type { PluginRef };
@@ -25,7 +30,13 @@ export type { PluginRef };
 export interface Policy {
   concurrency: number;
   ratePerSecond?: number;
-  retry: { maxAttempts: number; initialDelayMs: number; maxDelayMs: number; multiplier: number; jitter: 'full' | 'none' };
+  retry: {
+    maxAttempts: number;
+    initialDelayMs: number;
+    maxDelayMs: number;
+    multiplier: number;
+    jitter: 'full' | 'none';
+  };
   drainTimeoutMs: number;
 }
 
@@ -62,7 +73,10 @@ export interface LoadOptions {
 export class ConfigErrors extends SluiceError {
   readonly errors: SluiceError[];
   constructor(unsorted: SluiceError[]) {
-    const errors = [...unsorted].sort((a, b) => (a.context.line ?? 0) - (b.context.line ?? 0) || (a.context.column ?? 0) - (b.context.column ?? 0));
+    const errors = [...unsorted].sort(
+      (a, b) =>
+        (a.context.line ?? 0) - (b.context.line ?? 0) || (a.context.column ?? 0) - (b.context.column ?? 0),
+    );
     super(errors[0].code, errors.map((e) => e.toUserString()).join('\n'), { context: errors[0].context });
     this.errors = errors;
   }
@@ -79,9 +93,13 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   try {
     text = options.text ?? readFileSync(absFile, 'utf8');
   } catch (err) {
-    throw new SluiceError('SLUICE_E_CONFIG', `cannot read pipeline file: ${(err as NodeJS.ErrnoException).code ?? err}`, {
-      context: { file: shownFile },
-    });
+    throw new SluiceError(
+      'SLUICE_E_CONFIG',
+      `cannot read pipeline file: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      {
+        context: { file: shownFile },
+      },
+    );
   }
 
   const lineCounter = new LineCounter();
@@ -94,21 +112,36 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     throw new ConfigErrors(
       doc.errors.map(
         (e) =>
-          new SluiceError('SLUICE_E_CONFIG', `YAML syntax: ${e.message.split('\n')[0]}`, { context: at(e.pos[0]) }),
+          new SluiceError('SLUICE_E_CONFIG', `YAML syntax: ${e.message.split('\n')[0]}`, {
+            context: at(e.pos[0]),
+          }),
       ),
     );
   }
 
   const errors: SluiceError[] = [];
-  const locate = (pointer: string, atKey = false) => at(nodeOffset(doc.contents as Node | null, splitPointer(pointer), atKey));
+  const locate = (pointer: string, atKey = false) =>
+    at(nodeOffset(doc.contents as Node | null, splitPointer(pointer), atKey));
   const problem = (
     pointer: string,
     message: string,
-    extra: { step?: string; plugin?: string; hint?: string; code?: SluiceError['code']; atKey?: boolean } = {},
+    extra: {
+      step?: string;
+      plugin?: string;
+      hint?: string;
+      code?: SluiceError['code'];
+      atKey?: boolean;
+    } = {},
   ) =>
     errors.push(
       new SluiceError(extra.code ?? 'SLUICE_E_CONFIG', `${pointer || '/'}: ${message}`, {
-        context: { ...locate(pointer, extra.atKey), jsonPath: pointer, step: extra.step, plugin: extra.plugin, hint: extra.hint },
+        context: {
+          ...locate(pointer, extra.atKey),
+          jsonPath: pointer,
+          step: extra.step,
+          plugin: extra.plugin,
+          hint: extra.hint,
+        },
       }),
     );
 
@@ -121,7 +154,10 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       for (const name of result.missing) {
         errors.push(
           new SluiceError('SLUICE_E_ENV', `environment variable ${name} is not set and has no default`, {
-            context: { ...at(node.range?.[0] ?? 0), hint: `set it, pass --var ${name}=VALUE, or write \${${name}:-default}` },
+            context: {
+              ...at(node.range?.[0] ?? 0),
+              hint: `set it, pass --var ${name}=VALUE, or write \${${name}:-default}`,
+            },
           }),
         );
       }
@@ -133,9 +169,13 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
 
   const raw = doc.toJS() as unknown;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new SluiceError('SLUICE_E_CONFIG', 'a pipeline file must be a map with name, source(s), steps and sink(s)', {
-      context: at(0),
-    });
+    throw new SluiceError(
+      'SLUICE_E_CONFIG',
+      'a pipeline file must be a map with name, source(s), steps and sink(s)',
+      {
+        context: at(0),
+      },
+    );
   }
   // Secrets are registered before anything is validated: a problem elsewhere in the file may
   // quote the same value (`port: ${DB_PASSWORD}` → `must be integer, got string "…"`). Here the
@@ -145,11 +185,13 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   // `sluice validate` shows every problem of the file.
   await preloadValidators([PipelineShape]);
   const shapeProblems = validateAgainst(PipelineShape, raw);
-  for (const p of shapeProblems) problem(p.path, p.message, { hint: p.hint, atKey: p.message.startsWith('unknown key') });
+  for (const p of shapeProblems)
+    problem(p.path, p.message, { hint: p.hint, atKey: p.message.startsWith('unknown key') });
   const shape = raw as Record<string, unknown> & { name: string; plugins?: string[] };
   exactlyOne(shape, 'source', 'sources', problem);
   exactlyOne(shape, 'sink', 'sinks', problem);
-  if (shapeProblems.some((p) => p.path === '/plugins' || p.path.startsWith('/plugins/'))) throw new ConfigErrors(errors);
+  if (shapeProblems.some((p) => p.path === '/plugins' || p.path.startsWith('/plugins/')))
+    throw new ConfigErrors(errors);
 
   let registry = options.registry;
   if (shape.plugins?.length) {
@@ -170,7 +212,12 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     }
   }
 
-  const resolveEntry = (entry: Record<string, unknown>, pointer: string, role: PluginRole, stepId: (n: string) => string) => {
+  const resolveEntry = (
+    entry: Record<string, unknown>,
+    pointer: string,
+    role: PluginRole,
+    stepId: (n: string) => string,
+  ) => {
     if (!isSingleKeyMap(entry)) return undefined; // reported by the shape pass
     const name = Object.keys(entry)[0];
     const id = stepId(name);
@@ -178,7 +225,9 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     const configPointer = `${pointer}/${escapePointer(name)}`;
     if (!plugin) {
       const suggestion = nearest(name, registry.names(role));
-      const otherRole = (['source', 'sink', 'step'] as const).find((r) => r !== role && registry.get(r, name));
+      const otherRole = (['source', 'sink', 'step'] as const).find(
+        (r) => r !== role && registry.get(r, name),
+      );
       problem(configPointer, `unknown ${role === 'step' ? 'step' : role} plugin "${name}"`, {
         code: 'SLUICE_E_UNKNOWN_PLUGIN',
         step: id,
@@ -195,7 +244,12 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     registerSecretsIn(plugin.config, config);
     const configProblems: SchemaProblem[] = validateAgainst(plugin.config, config);
     for (const p of configProblems) {
-      problem(configPointer + p.path, p.message, { step: id, plugin: name, hint: p.hint, atKey: p.message.startsWith('unknown key') });
+      problem(configPointer + p.path, p.message, {
+        step: id,
+        plugin: name,
+        hint: p.hint,
+        atKey: p.message.startsWith('unknown key'),
+      });
     }
     if (configProblems.length > 0) return undefined;
     const ref: PluginRef = { role, name, plugin, config, stepId: id, jsonPath: configPointer };
@@ -211,7 +265,8 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   /** `[entry, JSON pointer, label]` of each plugin entry; the label prefixes step ids (`sinks[0]`). */
   type Entry = [Record<string, unknown>, string, string];
   const listOf = (single: string, plural: string): Entry[] => {
-    if (shape[single] !== undefined) return [[shape[single] as Record<string, unknown>, `/${single}`, single]];
+    if (shape[single] !== undefined)
+      return [[shape[single] as Record<string, unknown>, `/${single}`, single]];
     const list = Array.isArray(shape[plural]) ? (shape[plural] as Record<string, unknown>[]) : [];
     return list.map((e, i) => [e, `/${plural}/${i}`, `${plural}[${i}]`]);
   };
@@ -220,11 +275,15 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     (e, i): Entry => [e, `/steps/${i}`, `steps[${i}]`],
   );
   const sinkEntries = listOf('sink', 'sinks');
-  const onErrorEntries: Entry[] = shape.on_error ? [[shape.on_error as Record<string, unknown>, '/on_error', 'on_error']] : [];
+  const onErrorEntries: Entry[] = shape.on_error
+    ? [[shape.on_error as Record<string, unknown>, '/on_error', 'on_error']]
+    : [];
 
   // Only the validators of the plugins this file names are loaded.
   const configSchemas = (role: PluginRole, entries: Entry[]) =>
-    entries.flatMap(([entry]) => (isSingleKeyMap(entry) ? (registry.get(role, Object.keys(entry)[0])?.config ?? []) : []));
+    entries.flatMap(([entry]) =>
+      isSingleKeyMap(entry) ? (registry.get(role, Object.keys(entry)[0])?.config ?? []) : [],
+    );
   await preloadValidators([
     ...configSchemas('source', sourceEntries),
     ...configSchemas('step', stepEntries),
@@ -276,7 +335,8 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   }
   const stateDirSetting = options.stateDir ?? (shape.state as { dir?: string } | undefined)?.dir;
   const stateDir = stateDirSetting ? resolve(baseDir, stateDirSetting) : join(baseDir, '.sluice');
-  for (const p of rootProblems({ sources, sinks, onError, baseDir, stateDir })) problem(p.pointer, p.message, { step: p.ref.stepId, plugin: p.ref.name, hint: p.hint });
+  for (const p of rootProblems({ sources, sinks, onError, baseDir, stateDir }))
+    problem(p.pointer, p.message, { step: p.ref.stepId, plugin: p.ref.name, hint: p.hint });
   if (errors.length > 0) throw new ConfigErrors(errors);
 
   return {
@@ -299,12 +359,20 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
 function reportPluginConfigError(
   err: unknown,
   ref: PluginRef,
-  problem: (pointer: string, message: string, extra?: { step?: string; plugin?: string; hint?: string }) => void,
+  problem: (
+    pointer: string,
+    message: string,
+    extra?: { step?: string; plugin?: string; hint?: string },
+  ) => void,
 ): void {
   const rel = err instanceof SluiceError ? (err.context.jsonPath ?? '') : '';
   const raw = err instanceof SluiceError ? err.message : ((err as Error)?.message ?? String(err));
   const message = rel ? raw.replace(` at ${rel}`, '') : raw;
-  problem(ref.jsonPath + rel, message, { step: ref.stepId, plugin: ref.name, hint: err instanceof SluiceError ? err.context.hint : undefined });
+  problem(ref.jsonPath + rel, message, {
+    step: ref.stepId,
+    plugin: ref.name,
+    hint: err instanceof SluiceError ? err.context.hint : undefined,
+  });
 }
 
 function validationContext(ref: PluginRef, baseDir: string) {
@@ -312,7 +380,15 @@ function validationContext(ref: PluginRef, baseDir: string) {
   return {
     pipeline: 'validate',
     stepId: ref.stepId,
-    log: { debug() {}, info() {}, warn() {}, error() {}, child() { return this; } },
+    log: {
+      debug() {},
+      info() {},
+      warn() {},
+      error() {},
+      child() {
+        return this;
+      },
+    },
     tempDir: join(baseDir, '.sluice', 'tmp'),
     stateDir: join(baseDir, '.sluice'),
     baseDir,

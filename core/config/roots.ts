@@ -290,7 +290,11 @@ export function rootProblems(def: {
  * root contains a source root is valid, but a destination under one of these folders would be
  * listed again by that source, so the runtime refuses it item by item.
  */
-export function sourceFoldersInSinks(def: { sources: PluginRef[]; sinks: PluginRef[]; baseDir: string }): Map<number, string[]> {
+export function sourceFoldersInSinks(def: {
+  sources: PluginRef[];
+  sinks: PluginRef[];
+  baseDir: string;
+}): Map<number, string[]> {
   const rootsOf = (ref: PluginRef) => PLUGIN_ROOTS[ref.name]?.(ref.config, def.baseDir);
   const sourceRoots = def.sources.flatMap((ref) => rootsOf(ref)?.roots ?? []);
   const out = new Map<number, string[]>();

@@ -11,7 +11,11 @@ export const PluginEntry = Type.Record(Type.String(), Type.Any(), {
 
 export const RetryPolicy = Type.Object(
   {
-    max_attempts: Type.Integer({ minimum: 1, default: 3, description: 'Attempts per item, the first included.' }),
+    max_attempts: Type.Integer({
+      minimum: 1,
+      default: 3,
+      description: 'Attempts per item, the first included.',
+    }),
     initial_delay: Duration({ default: '1s', description: 'Delay before the first retry.' }),
     max_delay: Duration({ default: '60s', description: 'Upper bound of any delay.' }),
     multiplier: Type.Number({ minimum: 1, default: 2, description: 'Growth of the delay per attempt.' }),
@@ -20,7 +24,10 @@ export const RetryPolicy = Type.Object(
       description: 'Full jitter: each delay is uniform in [0, computed delay] (AWS architecture blog).',
     }),
   },
-  { additionalProperties: false, description: 'Retry of failed items: exponential backoff with full jitter.' },
+  {
+    additionalProperties: false,
+    description: 'Retry of failed items: exponential backoff with full jitter.',
+  },
 );
 
 export const Policy = Type.Object(
@@ -28,13 +35,18 @@ export const Policy = Type.Object(
     concurrency: Type.Integer({ minimum: 1, default: 4, description: 'Items (files) in flight at once.' }),
     rate_limit: Type.Optional(
       Type.Object(
-        { per_second: Type.Number({ exclusiveMinimum: 0, description: 'Items started per second at most.' }) },
+        {
+          per_second: Type.Number({ exclusiveMinimum: 0, description: 'Items started per second at most.' }),
+        },
         { additionalProperties: false },
       ),
     ),
     retry: Type.Optional(RetryPolicy),
     drain_timeout: Type.Optional(
-      Duration({ default: '30s', description: 'On stop/reload: how long in-flight items may finish before they are aborted.' }),
+      Duration({
+        default: '30s',
+        description: 'On stop/reload: how long in-flight items may finish before they are aborted.',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -43,30 +55,45 @@ export const Policy = Type.Object(
 export const Trigger = Type.Object(
   {
     every: Type.Optional(Duration({ description: 'Run a pass at this interval.' })),
-    cron: Type.Optional(Type.String({ description: 'Cron expression (5 or 6 fields) for when passes start.' })),
-    timezone: Type.Optional(Type.String({ description: 'IANA timezone of the cron expression (default UTC).' })),
+    cron: Type.Optional(
+      Type.String({ description: 'Cron expression (5 or 6 fields) for when passes start.' }),
+    ),
+    timezone: Type.Optional(
+      Type.String({ description: 'IANA timezone of the cron expression (default UTC).' }),
+    ),
   },
   { additionalProperties: false, description: 'When passes run. Default: once.' },
 );
 
 export const PipelineShape = Type.Object(
   {
-    name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', description: 'Pipeline name (ledger key, logs).' }),
+    name: Type.String({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
+      description: 'Pipeline name (ledger key, logs).',
+    }),
     description: Type.Optional(Type.String()),
     plugins: Type.Optional(
-      Type.Array(Type.String(), { description: 'Third-party plugin modules: npm package names or paths relative to this file.' }),
+      Type.Array(Type.String(), {
+        description: 'Third-party plugin modules: npm package names or paths relative to this file.',
+      }),
     ),
     trigger: Type.Optional(Trigger),
     source: Type.Optional(PluginEntry),
     sources: Type.Optional(Type.Array(PluginEntry, { minItems: 1 })),
     steps: Type.Optional(Type.Array(PluginEntry)),
     sink: Type.Optional(PluginEntry),
-    sinks: Type.Optional(Type.Array(PluginEntry, { minItems: 1, description: 'Fan-out: every item is committed to each.' })),
+    sinks: Type.Optional(
+      Type.Array(PluginEntry, { minItems: 1, description: 'Fan-out: every item is committed to each.' }),
+    ),
     on_error: Type.Optional(PluginEntry),
     policy: Type.Optional(Policy),
     state: Type.Optional(
       Type.Object(
-        { dir: Type.Optional(Type.String({ description: 'State folder (ledger); default `.sluice/` beside the pipeline.' })) },
+        {
+          dir: Type.Optional(
+            Type.String({ description: 'State folder (ledger); default `.sluice/` beside the pipeline.' }),
+          ),
+        },
         { additionalProperties: false },
       ),
     ),

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { loadPipeline } from './load.js';
 import { PluginRegistry } from '../registry.js';
 import { MAX_TIMER_MS, RateLimiter, sleep } from '../runtime/timing.js';
+import { loadPipeline } from './load.js';
 import { scheduleOf, skipMissed } from './trigger.js';
 
 describe('scheduleOf', () => {
@@ -25,11 +25,15 @@ describe('scheduleOf', () => {
   });
 
   it('defaults cron to UTC', () => {
-    expect(scheduleOf({ cron: '0 * * * *' }).nextAfter(new Date('2024-01-01T10:20:00Z'))?.toISOString()).toBe('2024-01-01T11:00:00.000Z');
+    expect(scheduleOf({ cron: '0 * * * *' }).nextAfter(new Date('2024-01-01T10:20:00Z'))?.toISOString()).toBe(
+      '2024-01-01T11:00:00.000Z',
+    );
   });
 
   it('rejects a bad expression or timezone as a config error at /trigger/cron or /trigger/timezone', () => {
-    expect(() => scheduleOf({ cron: '61 * * * *' })).toThrow(/trigger\.cron "61 \* \* \* \*" \(timezone UTC\) is invalid/);
+    expect(() => scheduleOf({ cron: '61 * * * *' })).toThrow(
+      /trigger\.cron "61 \* \* \* \*" \(timezone UTC\) is invalid/,
+    );
     const thrown = (trigger: Parameters<typeof scheduleOf>[0]) => {
       try {
         scheduleOf(trigger);
@@ -49,18 +53,29 @@ describe('scheduleOf', () => {
 
   it('rejects a cron expression without 5 or 6 fields (cron-parser accepts "0 1 * *" and "0")', () => {
     for (const cron of ['0 1 * *', '0', '0 0 1 * * * *']) {
-      expect(() => scheduleOf({ cron }), cron).toThrow(/a cron expression has 5 \(minute hour day-of-month month day-of-week\) or 6 \(seconds first\)/);
+      expect(() => scheduleOf({ cron }), cron).toThrow(
+        /a cron expression has 5 \(minute hour day-of-month month day-of-week\) or 6 \(seconds first\)/,
+      );
     }
-    expect(scheduleOf({ cron: '@monthly' }).nextAfter(new Date('2024-01-02T00:00:00Z'))?.toISOString()).toBe('2024-02-01T00:00:00.000Z');
-    expect(scheduleOf({ cron: '0 0 6 * * 1-5' }).nextAfter(new Date('2024-01-05T07:00:00Z'))?.toISOString()).toBe('2024-01-08T06:00:00.000Z');
+    expect(scheduleOf({ cron: '@monthly' }).nextAfter(new Date('2024-01-02T00:00:00Z'))?.toISOString()).toBe(
+      '2024-02-01T00:00:00.000Z',
+    );
+    expect(
+      scheduleOf({ cron: '0 0 6 * * 1-5' }).nextAfter(new Date('2024-01-05T07:00:00Z'))?.toISOString(),
+    ).toBe('2024-01-08T06:00:00.000Z');
   });
 
   it('reports a 4-field cron and an unknown timezone from the pipeline file, with file:line:col', async () => {
-    const text = (trigger: string) => `name: p\ntrigger:\n${trigger}\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n`;
-    const load = (trigger: string) => loadPipeline('/tmp/sluice-trigger-test/p.yaml', { registry: new PluginRegistry(), text: text(trigger) }).then(
-      () => expect.unreachable(),
-      (err: Error & { toUserString(): string }) => err.toUserString(),
-    );
+    const text = (trigger: string) =>
+      `name: p\ntrigger:\n${trigger}\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n`;
+    const load = (trigger: string) =>
+      loadPipeline('/tmp/sluice-trigger-test/p.yaml', {
+        registry: new PluginRegistry(),
+        text: text(trigger),
+      }).then(
+        () => expect.unreachable(),
+        (err: Error & { toUserString(): string }) => err.toUserString(),
+      );
     // The plugins are unknown to an empty registry: those errors come after the trigger's.
     expect(await load('  cron: "0 0 1 *"')).toMatch(
       /^\/tmp\/sluice-trigger-test\/p\.yaml:3:9: \/trigger\/cron: trigger\.cron "0 0 1 \*" has 4 fields; a cron expression has 5 .* — e\.g\. "0 6 \* \* 1-5"/m,
@@ -81,12 +96,19 @@ describe('skipMissed', () => {
   });
 
   it('skips nothing when the pass ended before the next due time', () => {
-    const r = skipMissed(scheduleOf({ every: '1m' }), new Date('2024-01-01T10:00:00Z'), new Date('2024-01-01T10:00:20Z'));
+    const r = skipMissed(
+      scheduleOf({ every: '1m' }),
+      new Date('2024-01-01T10:00:00Z'),
+      new Date('2024-01-01T10:00:20Z'),
+    );
     expect(r).toEqual({ skipped: 0, next: new Date('2024-01-01T10:01:00Z') });
   });
 
   it('ends a one-shot schedule', () => {
-    expect(skipMissed(scheduleOf(undefined), new Date(), new Date())).toEqual({ skipped: 0, next: undefined });
+    expect(skipMissed(scheduleOf(undefined), new Date(), new Date())).toEqual({
+      skipped: 0,
+      next: undefined,
+    });
   });
 });
 

@@ -3,9 +3,9 @@
  * A schedule only answers "when is the next pass due after t"; the supervisor owns the loop.
  */
 import { CronExpressionParser } from 'cron-parser';
-import type { TriggerT } from './schema.js';
 import { SluiceError } from '../errors.js';
 import { parseDuration } from '../units.js';
+import type { TriggerT } from './schema.js';
 
 export interface Schedule {
   /** `once`, `every 15m`, `cron 0 6 * * 1-5 (Europe/Paris)`: for logs and /status. */
@@ -18,8 +18,16 @@ export function scheduleOf(trigger: TriggerT | undefined): Schedule {
   if (trigger?.timezone !== undefined) checkTimezone(trigger.timezone);
   if (trigger?.every !== undefined) {
     const intervalMs = parseDuration(trigger.every);
-    if (!(intervalMs > 0)) throw new SluiceError('SLUICE_E_CONFIG', `trigger.every must be longer than 0, got "${trigger.every}"`, { context: { jsonPath: '/trigger/every' } });
-    return { description: `every ${trigger.every}`, nextAfter: (after) => new Date(after.getTime() + intervalMs) };
+    if (!(intervalMs > 0))
+      throw new SluiceError(
+        'SLUICE_E_CONFIG',
+        `trigger.every must be longer than 0, got "${trigger.every}"`,
+        { context: { jsonPath: '/trigger/every' } },
+      );
+    return {
+      description: `every ${trigger.every}`,
+      nextAfter: (after) => new Date(after.getTime() + intervalMs),
+    };
   }
   if (trigger?.cron !== undefined) {
     const expression = trigger.cron;
@@ -29,13 +37,18 @@ export function scheduleOf(trigger: TriggerT | undefined): Schedule {
       // Parsing once up front turns a bad expression into a config error.
       CronExpressionParser.parse(expression, { tz }).next();
     } catch (err) {
-      throw new SluiceError('SLUICE_E_CONFIG', `trigger.cron "${expression}" (timezone ${tz}) is invalid: ${(err as Error).message}`, {
-        context: { jsonPath: '/trigger/cron' },
-      });
+      throw new SluiceError(
+        'SLUICE_E_CONFIG',
+        `trigger.cron "${expression}" (timezone ${tz}) is invalid: ${(err as Error).message}`,
+        {
+          context: { jsonPath: '/trigger/cron' },
+        },
+      );
     }
     return {
       description: `cron ${expression} (${tz})`,
-      nextAfter: (after) => CronExpressionParser.parse(expression, { tz, currentDate: after }).next().toDate(),
+      nextAfter: (after) =>
+        CronExpressionParser.parse(expression, { tz, currentDate: after }).next().toDate(),
     };
   }
   return { description: 'once', nextAfter: () => undefined };
@@ -72,7 +85,11 @@ function checkTimezone(tz: string): void {
  * Due times that fell inside a pass which ran past them: they are skipped, not queued, so
  * passes never overlap nor pile up. Returns how many were skipped and the next due time.
  */
-export function skipMissed(schedule: Schedule, due: Date, now: Date): { skipped: number; next: Date | undefined } {
+export function skipMissed(
+  schedule: Schedule,
+  due: Date,
+  now: Date,
+): { skipped: number; next: Date | undefined } {
   let next: Date | undefined = schedule.nextAfter(due);
   let skipped = 0;
   while (next && next.getTime() <= now.getTime()) {

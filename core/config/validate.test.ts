@@ -55,11 +55,21 @@ const asJson = (v: unknown): unknown => JSON.parse(JSON.stringify(v));
 
 const schemas: Array<[string, TSchema, string[]]> = [
   ['pipeline shape', PipelineShape, []],
-  ...builtinPlugins.map((p): [string, TSchema, string[]] => [`${p.kind} ${p.name}`, p.config, (p.examples ?? []).map((e) => e.yaml)]),
+  ...builtinPlugins.map((p): [string, TSchema, string[]] => [
+    `${p.kind} ${p.name}`,
+    p.config,
+    (p.examples ?? []).map((e) => e.yaml),
+  ]),
 ];
 
 describe('precompiled validators', () => {
-  const runtime = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false, verbose: true });
+  const runtime = new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    coerceTypes: true,
+    strict: false,
+    verbose: true,
+  });
   runtime.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
 
   for (const [label, schema, examples] of schemas) {
@@ -98,6 +108,8 @@ describe('precompiled validators', () => {
     expect(loads).toBe(1);
     expect(validateAgainst(copy, structuredClone(bad))).toEqual(expected);
     // No precompiled module for `other`: compiled by ajv, same answers as ever.
-    expect(validateAgainst(other, { to: 3, extra: 1 }).map((p) => p.message)).toEqual(['unknown key "extra"']);
+    expect(validateAgainst(other, { to: 3, extra: 1 }).map((p) => p.message)).toEqual([
+      'unknown key "extra"',
+    ]);
   });
 });

@@ -29,7 +29,13 @@ export interface Validator {
   errors?: ErrorObject[] | null;
 }
 
-const AJV_OPTIONS: Options = { allErrors: true, useDefaults: true, coerceTypes: true, strict: false, verbose: true };
+const AJV_OPTIONS: Options = {
+  allErrors: true,
+  useDefaults: true,
+  coerceTypes: true,
+  strict: false,
+  verbose: true,
+};
 
 // `require`, not `import`: validation stays synchronous and ajv (≈60 ms to load) is not
 // loaded at all when every schema has a precompiled validator.
@@ -53,7 +59,9 @@ export function validatorName(schema: TSchema): string {
 }
 
 /** Registers the modules made by `precompiledValidatorsCode`, by the name of the validator each exports. */
-export function usePrecompiledValidators(modules: Record<string, () => Promise<Record<string, Validator>>>): void {
+export function usePrecompiledValidators(
+  modules: Record<string, () => Promise<Record<string, Validator>>>,
+): void {
   for (const [name, load] of Object.entries(modules)) precompiled.set(name, load);
 }
 
@@ -87,7 +95,9 @@ export function precompiledValidatorsCode(schemas: Iterable<TSchema>): string {
     ajv.addSchema(schema, name);
     names[name] = name;
   }
-  const { default: standaloneCode } = requireHere('ajv/dist/standalone') as typeof import('ajv/dist/standalone/index.js');
+  const { default: standaloneCode } = requireHere(
+    'ajv/dist/standalone',
+  ) as typeof import('ajv/dist/standalone/index.js');
   return standaloneCode(ajv, names);
 }
 
@@ -139,7 +149,9 @@ function dropBranchNoise(errors: ErrorObject[]): ErrorObject[] {
     if (data !== null && typeof data === 'object' && !Array.isArray(data)) {
       const objectBranches = branches
         .map((b, i) => ({ b, i }))
-        .filter(({ b }) => b.type === 'object' || b.properties !== undefined || b.patternProperties !== undefined);
+        .filter(
+          ({ b }) => b.type === 'object' || b.properties !== undefined || b.patternProperties !== undefined,
+        );
       if (objectBranches.length === 1) keepBranch = objectBranches[0].i;
     }
     result = result.filter((e) => {
@@ -162,7 +174,11 @@ function describe(e: ErrorObject): SchemaProblem {
       return {
         path: `${path}/${escapePointer(key)}`,
         message: `unknown key "${key}"`,
-        hint: suggestion ? `did you mean "${suggestion}"?` : known.length ? `known keys: ${known.join(', ')}` : undefined,
+        hint: suggestion
+          ? `did you mean "${suggestion}"?`
+          : known.length
+            ? `known keys: ${known.join(', ')}`
+            : undefined,
       };
     }
     case 'required': {
@@ -171,9 +187,15 @@ function describe(e: ErrorObject): SchemaProblem {
     }
     case 'anyOf':
     case 'oneOf':
-      return { path, message: `${showValue(e.data)} is not valid here: expected ${alternatives(e.schema as TSchema[], (e.parentSchema as TSchema | undefined)?.examples)}` };
+      return {
+        path,
+        message: `${showValue(e.data)} is not valid here: expected ${alternatives(e.schema as TSchema[], (e.parentSchema as TSchema | undefined)?.examples)}`,
+      };
     case 'const':
-      return { path, message: `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` };
+      return {
+        path,
+        message: `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`,
+      };
     case 'enum':
       return {
         path,
@@ -210,7 +232,8 @@ function alternatives(branches: TSchema[], unionExamples?: unknown): string {
     if (b.const !== undefined) return JSON.stringify(b.const);
     if (b.enum) return (b.enum as unknown[]).map((v) => JSON.stringify(v)).join(' | ');
     if (b.type === 'object' && b.properties) return `{${Object.keys(b.properties).join(', ')}}`;
-    if (b.type === 'string' && b.pattern && Array.isArray(examples)) return `a string like ${(examples as string[]).slice(0, 3).join(', ')}`;
+    if (b.type === 'string' && b.pattern && Array.isArray(examples))
+      return `a string like ${(examples as string[]).slice(0, 3).join(', ')}`;
     return b.type ? `a ${b.type}` : 'another form';
   });
   return [...new Set(parts)].join(' | ');

@@ -50,7 +50,11 @@ const stores: Array<[string, () => Promise<Ledger>]> = [
 ];
 
 describe.each(stores)('%s ledger: monotonic records', (_store, open) => {
-  const item = (): ItemIdentity => ({ source: 'in', path: `dir/file-${++n}.txt`, version: '10:1700000000000' });
+  const item = (): ItemIdentity => ({
+    source: 'in',
+    path: `dir/file-${++n}.txt`,
+    version: '10:1700000000000',
+  });
 
   /** Records `updates`, each in its own batch (flushed) or all in one batch. */
   async function apply(ledger: Ledger, id: ItemIdentity, updates: LedgerUpdate[], batched: boolean) {
@@ -97,15 +101,33 @@ describe.each(stores)('%s ledger: monotonic records', (_store, open) => {
       expect(committed).toMatchObject({ state: 'committed', attempts: 2, destinations: ['out/b.txt'] });
       expect(committed?.error).toBeUndefined();
       // A committed record can still be finalized, and a finalized one not be made committed.
-      expect(await apply(ledger, b, [{ state: 'finalized', attempts: 3 }, { state: 'committed', attempts: 4, destinations: ['out/b (1).txt'] }], batched)).toMatchObject(
-        { state: 'finalized', attempts: 3, destinations: ['out/b.txt'] },
-      );
+      expect(
+        await apply(
+          ledger,
+          b,
+          [
+            { state: 'finalized', attempts: 3 },
+            { state: 'committed', attempts: 4, destinations: ['out/b (1).txt'] },
+          ],
+          batched,
+        ),
+      ).toMatchObject({ state: 'finalized', attempts: 3, destinations: ['out/b.txt'] });
     });
 
     it(`equal ranks replace each other (${how})`, async () => {
       const ledger = await open();
       const a = item();
-      expect(await apply(ledger, a, [{ state: 'seen', attempts: 1 }, { state: 'failed', attempts: 1, error: 'boom' }], batched)).toMatchObject({
+      expect(
+        await apply(
+          ledger,
+          a,
+          [
+            { state: 'seen', attempts: 1 },
+            { state: 'failed', attempts: 1, error: 'boom' },
+          ],
+          batched,
+        ),
+      ).toMatchObject({
         state: 'failed',
         error: 'boom',
       });

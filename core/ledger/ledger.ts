@@ -12,7 +12,12 @@ export type LedgerState = 'seen' | 'committed' | 'finalized' | 'failed';
  * committed, a late `failed` (a worker that lost its job, a tidy-up that failed, a forced redo
  * that failed) must not make the next pass deliver it again, nor forget the destinations it chose.
  */
-export const STATE_RANK: Readonly<Record<LedgerState, number>> = { seen: 0, failed: 0, committed: 1, finalized: 2 };
+export const STATE_RANK: Readonly<Record<LedgerState, number>> = {
+  seen: 0,
+  failed: 0,
+  committed: 1,
+  finalized: 2,
+};
 
 export function stateRank(state: LedgerState): number {
   return STATE_RANK[state];

@@ -10,8 +10,15 @@ import type { Redis, Result } from 'ioredis';
 
 import { SluiceError } from '../errors.js';
 import type { ItemIdentity } from '../plugin-api.js';
+import {
+  type Ledger,
+  type LedgerRecord,
+  type LedgerState,
+  type LedgerUpdate,
+  STATE_RANK,
+  stateRank,
+} from './ledger.js';
 import { connectRedis, pipelineKey } from './redis-connection.js';
-import { type Ledger, type LedgerRecord, type LedgerState, type LedgerUpdate, STATE_RANK, stateRank } from './ledger.js';
 
 /** History keeps this many recent items per pipeline (item records themselves are kept). */
 const RECENT_KEEP = 100_000;
@@ -126,7 +133,10 @@ export class RedisLedger implements Ledger {
     }
   }
 
-  async history(pipeline: string, options: { limit?: number; state?: LedgerState } = {}): Promise<LedgerRecord[]> {
+  async history(
+    pipeline: string,
+    options: { limit?: number; state?: LedgerState } = {},
+  ): Promise<LedgerRecord[]> {
     await this.flush();
     const limit = options.limit ?? 50;
     const recent = pipelineKey(pipeline, 'ledger-recent');
@@ -158,7 +168,10 @@ export class RedisLedger implements Ledger {
 }
 
 function itemHash(id: ItemIdentity): string {
-  return createHash('sha256').update(`${id.source}\u0000${id.path}\u0000${id.version}`).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(`${id.source}\u0000${id.path}\u0000${id.version}`)
+    .digest('hex')
+    .slice(0, 32);
 }
 
 function fromFields(f: Record<string, string>): LedgerRecord {
@@ -176,5 +189,9 @@ function fromFields(f: Record<string, string>): LedgerRecord {
 }
 
 function ledgerError(what: 'read' | 'write', err: unknown): SluiceError {
-  return new SluiceError('SLUICE_E_LEDGER', `cannot ${what} the Redis ledger: ${(err as Error)?.message ?? err}`, { cause: err });
+  return new SluiceError(
+    'SLUICE_E_LEDGER',
+    `cannot ${what} the Redis ledger: ${(err as Error)?.message ?? err}`,
+    { cause: err },
+  );
 }

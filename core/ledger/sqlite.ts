@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { SluiceError } from '../errors.js';
 import type { ItemIdentity } from '../plugin-api.js';
-import { type Ledger, type LedgerRecord, type LedgerState, type LedgerUpdate, ledgerKey, STATE_RANK, stateRank } from './ledger.js';
+import {
+  type Ledger,
+  type LedgerRecord,
+  type LedgerState,
+  type LedgerUpdate,
+  ledgerKey,
+  STATE_RANK,
+  stateRank,
+} from './ledger.js';
 
 const BATCH_SIZE = 512;
 
@@ -66,8 +74,11 @@ export class SqliteLedger implements Ledger {
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS items_recent ON items (pipeline, updated_at);`);
     }
-    this.getStmt = db.prepare('SELECT * FROM items WHERE pipeline = ? AND source = ? AND path = ? AND version = ?');
-    this.upsertStmt = db.prepare(`INSERT INTO items (pipeline, source, path, version, state, attempts, destinations, error, updated_at)
+    this.getStmt = db.prepare(
+      'SELECT * FROM items WHERE pipeline = ? AND source = ? AND path = ? AND version = ?',
+    );
+    this.upsertStmt =
+      db.prepare(`INSERT INTO items (pipeline, source, path, version, state, attempts, destinations, error, updated_at)
       VALUES (@pipeline, @source, @path, @version, @state, @attempts, @destinations, @error, @updated_at)
       ON CONFLICT (pipeline, source, path, version) DO UPDATE SET
         state = excluded.state, attempts = excluded.attempts,
@@ -104,7 +115,8 @@ export class SqliteLedger implements Ledger {
       const file = join(stateDir, 'ledger.sqlite');
       if (options.readOnly) {
         if (!existsSync(file)) return new SqliteLedger(new Database(':memory:'), true);
-        if (existsSync(`${file}-wal`) && existsSync(`${file}-shm`)) return new SqliteLedger(new Database(file, { readonly: true, fileMustExist: true }), true);
+        if (existsSync(`${file}-wal`) && existsSync(`${file}-shm`))
+          return new SqliteLedger(new Database(file, { readonly: true, fileMustExist: true }), true);
         const image = readFileSync(file);
         // Bytes 18–19 of the header say WAL (2); an in-memory database reads only the rollback form (1).
         if (image.length >= 20 && image[18] === 2 && image[19] === 2) image.fill(1, 18, 20);
@@ -113,9 +125,13 @@ export class SqliteLedger implements Ledger {
       mkdirSync(stateDir, { recursive: true });
       return new SqliteLedger(new Database(file));
     } catch (err) {
-      throw new SluiceError('SLUICE_E_LEDGER', `cannot open the ledger in ${stateDir}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new SluiceError(
+        'SLUICE_E_LEDGER',
+        `cannot open the ledger in ${stateDir}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 
@@ -128,11 +144,17 @@ export class SqliteLedger implements Ledger {
     // keeping of earlier destinations).
     if (stored && stateRank(queued.update.state) < stateRank(stored.state)) return stored;
     const record = toRecord(queued);
-    return record.destinations.length === 0 && stored ? { ...record, destinations: stored.destinations } : record;
+    return record.destinations.length === 0 && stored
+      ? { ...record, destinations: stored.destinations }
+      : record;
   }
 
   record(pipeline: string, id: ItemIdentity, update: LedgerUpdate): void {
-    if (this.readOnly) throw new SluiceError('SLUICE_E_INTERNAL', `the ledger was opened read-only (a dry run records nothing); cannot record ${id.source}:${id.path}`);
+    if (this.readOnly)
+      throw new SluiceError(
+        'SLUICE_E_INTERNAL',
+        `the ledger was opened read-only (a dry run records nothing); cannot record ${id.source}:${id.path}`,
+      );
     const key = ledgerKey(pipeline, id);
     const prior = this.pending.get(key);
     // The batch holds one update per item, so it applies the rank rule the upsert applies.
@@ -159,18 +181,25 @@ export class SqliteLedger implements Ledger {
     try {
       this.writeBatch(rows);
     } catch (err) {
-      throw new SluiceError('SLUICE_E_LEDGER', `cannot write the ledger: ${(err as Error).message}`, { cause: err });
+      throw new SluiceError('SLUICE_E_LEDGER', `cannot write the ledger: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
 
-  async history(pipeline: string, options: { limit?: number; state?: LedgerState } = {}): Promise<LedgerRecord[]> {
+  async history(
+    pipeline: string,
+    options: { limit?: number; state?: LedgerState } = {},
+  ): Promise<LedgerRecord[]> {
     this.flushNow();
     const limit = options.limit ?? 50;
     const rows = options.state
       ? (this.db
           .prepare('SELECT * FROM items WHERE pipeline = ? AND state = ? ORDER BY updated_at DESC LIMIT ?')
           .all(pipeline, options.state, limit) as Row[])
-      : (this.db.prepare('SELECT * FROM items WHERE pipeline = ? ORDER BY updated_at DESC LIMIT ?').all(pipeline, limit) as Row[]);
+      : (this.db
+          .prepare('SELECT * FROM items WHERE pipeline = ? ORDER BY updated_at DESC LIMIT ?')
+          .all(pipeline, limit) as Row[]);
     return rows.map(fromRow);
   }
 

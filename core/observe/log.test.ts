@@ -14,7 +14,11 @@ describe('RotatingFile', () => {
     for (let i = 0; i < 10; i++) file.write(`${JSON.stringify({ i, pad: 'x'.repeat(30) })}\n`);
     file.close();
     expect(readdirSync(dir).sort()).toEqual(['app.log', 'app.log.1', 'app.log.2']);
-    const lines = (name: string) => readFileSync(join(dir, name), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { i: number }).i);
+    const lines = (name: string) =>
+      readFileSync(join(dir, name), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { i: number }).i);
     // 43-byte lines, 100-byte files: two lines per file, newest in app.log.
     expect(lines('app.log')).toEqual([8, 9]);
     expect(lines('app.log.1')).toEqual([6, 7]);
@@ -43,7 +47,9 @@ describe('parseRotation', () => {
   });
 
   it('rejects nonsense with usage errors', () => {
-    expect(() => parseRotation('weekly', undefined)).toThrow(/--log-rotate takes a size \(10MiB\) or "daily", got "weekly"/);
+    expect(() => parseRotation('weekly', undefined)).toThrow(
+      /--log-rotate takes a size \(10MiB\) or "daily", got "weekly"/,
+    );
     expect(() => parseRotation('1MiB', '0')).toThrow(/--log-keep takes a whole number ≥ 1, got "0"/);
   });
 });

@@ -4,9 +4,9 @@
  */
 import { closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
+import pino from 'pino';
 import { SluiceError } from '../errors.js';
 import { parseSize } from '../units.js';
-import pino from 'pino';
 import type { Logger } from './logger.js';
 import { redact } from './redact.js';
 
@@ -34,10 +34,14 @@ export interface RotationPolicy {
 }
 
 /** `--log-rotate 10MiB|daily` and `--log-keep N` into a policy. */
-export function parseRotation(rotate: string | undefined, keep: string | number | undefined): RotationPolicy | undefined {
+export function parseRotation(
+  rotate: string | undefined,
+  keep: string | number | undefined,
+): RotationPolicy | undefined {
   if (rotate === undefined) return undefined;
   const keepN = keep === undefined ? 5 : Number(keep);
-  if (!Number.isInteger(keepN) || keepN < 1) throw new SluiceError('SLUICE_E_USAGE', `--log-keep takes a whole number ≥ 1, got "${keep}"`);
+  if (!Number.isInteger(keepN) || keepN < 1)
+    throw new SluiceError('SLUICE_E_USAGE', `--log-keep takes a whole number ≥ 1, got "${keep}"`);
   if (rotate === 'daily') return { daily: true, keep: keepN };
   let maxBytes: number;
   try {
@@ -45,7 +49,8 @@ export function parseRotation(rotate: string | undefined, keep: string | number 
   } catch {
     throw new SluiceError('SLUICE_E_USAGE', `--log-rotate takes a size (10MiB) or "daily", got "${rotate}"`);
   }
-  if (!(maxBytes > 0)) throw new SluiceError('SLUICE_E_USAGE', `--log-rotate size must be more than 0, got "${rotate}"`);
+  if (!(maxBytes > 0))
+    throw new SluiceError('SLUICE_E_USAGE', `--log-rotate size must be more than 0, got "${rotate}"`);
   return { maxBytes, keep: keepN };
 }
 
@@ -66,9 +71,13 @@ export class RotatingFile {
     try {
       this.fd = openSync(path, 'a');
     } catch (err) {
-      throw new SluiceError('SLUICE_E_USAGE', `cannot open the log file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
-        context: { hint: 'its folder must exist and be writable' },
-      });
+      throw new SluiceError(
+        'SLUICE_E_USAGE',
+        `cannot open the log file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        {
+          context: { hint: 'its folder must exist and be writable' },
+        },
+      );
     }
     const st = statSync(path);
     this.size = st.size;
@@ -81,7 +90,8 @@ export class RotatingFile {
     const p = this.policy;
     if (p && this.size > 0) {
       const today = localDay(new Date());
-      if ((p.maxBytes !== undefined && this.size + bytes > p.maxBytes) || (p.daily && today !== this.day)) this.rotate();
+      if ((p.maxBytes !== undefined && this.size + bytes > p.maxBytes) || (p.daily && today !== this.day))
+        this.rotate();
     }
     writeSync(this.fd, line);
     this.size += bytes;
@@ -91,7 +101,8 @@ export class RotatingFile {
     closeSync(this.fd);
     const keep = this.policy!.keep;
     rmSync(`${this.path}.${keep}`, { force: true });
-    for (let i = keep - 1; i >= 1; i--) if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+    for (let i = keep - 1; i >= 1; i--)
+      if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
     renameSync(this.path, `${this.path}.1`);
     this.fd = openSync(this.path, 'a');
     this.size = 0;
@@ -109,8 +120,21 @@ function localDay(d: Date): string {
   return `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
 }
 
-const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
-const LEVEL_COLORS: Record<number, string> = { 20: '\x1b[90m', 30: '\x1b[36m', 40: '\x1b[33m', 50: '\x1b[31m', 60: '\x1b[31m' };
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+const LEVEL_COLORS: Record<number, string> = {
+  20: '\x1b[90m',
+  30: '\x1b[36m',
+  40: '\x1b[33m',
+  50: '\x1b[31m',
+  60: '\x1b[31m',
+};
 const OMIT = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
 
 export function createLogger(options: LogOptions): { logger: Logger; close(): Promise<void> } {
@@ -130,7 +154,10 @@ export function createLogger(options: LogOptions): { logger: Logger; close(): Pr
       cb();
     },
   });
-  const logger = pino({ level: options.level ?? 'info', base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, sink);
+  const logger = pino(
+    { level: options.level ?? 'info', base: undefined, timestamp: pino.stdTimeFunctions.isoTime },
+    sink,
+  );
   return {
     logger: logger as unknown as Logger,
     close: async () => {

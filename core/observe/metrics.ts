@@ -24,8 +24,18 @@ export class SluiceMetrics {
       labelNames: ['pipeline', 'outcome'],
       registers,
     });
-    this.bytesIn = new Counter({ name: 'sluice_bytes_in_total', help: 'Bytes read from sources.', labelNames: ['pipeline'], registers });
-    this.bytesOut = new Counter({ name: 'sluice_bytes_out_total', help: 'Bytes committed to sinks.', labelNames: ['pipeline'], registers });
+    this.bytesIn = new Counter({
+      name: 'sluice_bytes_in_total',
+      help: 'Bytes read from sources.',
+      labelNames: ['pipeline'],
+      registers,
+    });
+    this.bytesOut = new Counter({
+      name: 'sluice_bytes_out_total',
+      help: 'Bytes committed to sinks.',
+      labelNames: ['pipeline'],
+      registers,
+    });
     this.duration = new Histogram({
       name: 'sluice_item_duration_seconds',
       help: 'Time from an item’s start to its finalization.',
@@ -33,7 +43,12 @@ export class SluiceMetrics {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers,
     });
-    this.retries = new Counter({ name: 'sluice_retries_total', help: 'Item retries.', labelNames: ['pipeline'], registers });
+    this.retries = new Counter({
+      name: 'sluice_retries_total',
+      help: 'Item retries.',
+      labelNames: ['pipeline'],
+      registers,
+    });
     this.reloads = new Counter({
       name: 'sluice_reloads_total',
       help: 'Pipeline file reloads by result: ok (new version running), invalid (old version kept), removed.',

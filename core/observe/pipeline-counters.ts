@@ -25,10 +25,26 @@ const MAX_FAILURES = 20;
 const RATE_WINDOW_MS = 60_000;
 
 export class PipelineCounters {
-  readonly totals = { ok: 0, failed: 0, skipped: 0, filtered: 0, retries: 0, bytesIn: 0, bytesOut: 0, passes: 0, passesSkipped: 0 };
+  readonly totals = {
+    ok: 0,
+    failed: 0,
+    skipped: 0,
+    filtered: 0,
+    retries: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    passes: 0,
+    passesSkipped: 0,
+  };
   /** The pass in progress (or the last one, until the next starts). */
   pass: PassProgress | undefined;
-  private readonly failures: Array<{ at: string; source: string; path: string; code: string; error: string }> = [];
+  private readonly failures: Array<{
+    at: string;
+    source: string;
+    path: string;
+    code: string;
+    error: string;
+  }> = [];
   private readonly recentDone: Array<{ t: number; bytes: number }> = [];
   private lastSuccessAt: string | undefined;
   private lastPass: RunSummary | undefined;
@@ -39,7 +55,17 @@ export class PipelineCounters {
   ) {}
 
   passStarted(): PassProgress {
-    this.pass = { startedAt: Date.now(), done: 0, failed: 0, skipped: 0, bytesIn: 0, bytesOut: 0, total: 0, totalBytes: 0, counted: false };
+    this.pass = {
+      startedAt: Date.now(),
+      done: 0,
+      failed: 0,
+      skipped: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      total: 0,
+      totalBytes: 0,
+      counted: false,
+    };
     return this.pass;
   }
 
@@ -103,7 +129,12 @@ export class PipelineCounters {
       },
       lastSuccessAt: this.lastSuccessAt ?? null,
       lastPass: this.lastPass
-        ? { ok: this.lastPass.ok, failed: this.lastPass.failed, skipped: this.lastPass.skipped, durationMs: Math.round(this.lastPass.durationMs) }
+        ? {
+            ok: this.lastPass.ok,
+            failed: this.lastPass.failed,
+            skipped: this.lastPass.skipped,
+            durationMs: Math.round(this.lastPass.durationMs),
+          }
         : null,
       recentFailures: [...this.failures],
     };

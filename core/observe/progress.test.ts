@@ -1,13 +1,38 @@
 import { describe, expect, it } from 'vitest';
 import { progressLine } from './progress.js';
 
-const base = { name: 'orders', state: 'running', done: 0, failed: 0, skipped: 0, total: 0, counted: false, bytes: 0, elapsedMs: 0, inFlight: 0 };
+const base = {
+  name: 'orders',
+  state: 'running',
+  done: 0,
+  failed: 0,
+  skipped: 0,
+  total: 0,
+  counted: false,
+  bytes: 0,
+  elapsedMs: 0,
+  inFlight: 0,
+};
 
 describe('progressLine', () => {
   it('shows done/total, bytes, rate and an ETA once the total is known', () => {
-    const line = progressLine({ ...base, done: 20, skipped: 10, total: 60, counted: true, bytes: 10 * 1024 * 1024, elapsedMs: 10_000, inFlight: 4 }, false);
+    const line = progressLine(
+      {
+        ...base,
+        done: 20,
+        skipped: 10,
+        total: 60,
+        counted: true,
+        bytes: 10 * 1024 * 1024,
+        elapsedMs: 10_000,
+        inFlight: 4,
+      },
+      false,
+    );
     // 30 of 60 finished; 20 processed in 10 s → 30 left take 15 s.
-    expect(line).toBe('orders [██████████░░░░░░░░░░] 30/60 files  10.0 MiB  1.0 MiB/s ETA 15.0s  (running, 4 in flight)');
+    expect(line).toBe(
+      'orders [██████████░░░░░░░░░░] 30/60 files  10.0 MiB  1.0 MiB/s ETA 15.0s  (running, 4 in flight)',
+    );
   });
 
   it('marks a total still being listed with + and draws no bar', () => {

@@ -32,7 +32,8 @@ export function progressLine(f: ProgressFigures, color: boolean): string {
   const processed = f.done + f.failed;
   const remaining = total - finished;
   let eta = '';
-  if (f.counted && remaining > 0 && processed > 0) eta = ` ETA ${formatDuration((f.elapsedMs / processed) * remaining)}`;
+  if (f.counted && remaining > 0 && processed > 0)
+    eta = ` ETA ${formatDuration((f.elapsedMs / processed) * remaining)}`;
   else if (f.counted && remaining === 0) eta = ' done';
   const failed = f.failed > 0 ? (color ? ` \x1b[31m${f.failed} failed\x1b[0m` : ` ${f.failed} failed`) : '';
   const name = color ? `\x1b[1m${f.name}\x1b[0m` : f.name;
@@ -44,7 +45,17 @@ export interface ProgressSubject {
   readonly name: string;
   readonly state: string;
   readonly inFlight: number;
-  readonly pass?: { done: number; failed: number; skipped: number; total: number; counted: boolean; bytesIn: number; startedAt: number } | undefined;
+  readonly pass?:
+    | {
+        done: number;
+        failed: number;
+        skipped: number;
+        total: number;
+        counted: boolean;
+        bytesIn: number;
+        startedAt: number;
+      }
+    | undefined;
 }
 
 export function figuresOf(s: ProgressSubject, now = Date.now()): ProgressFigures {
@@ -88,7 +99,11 @@ export class ProgressDisplay {
   }
 
   private draw(): void {
-    this.render(this.supervisors().map((s) => progressLine(figuresOf(s), this.color)).join('\n'));
+    this.render(
+      this.supervisors()
+        .map((s) => progressLine(figuresOf(s), this.color))
+        .join('\n'),
+    );
   }
 
   stop(): void {

@@ -6,15 +6,25 @@ import { credentialsIn, redact, redactDeep, registerSecretsIn } from './redact.j
 
 describe('redact masks credentials by their form, registered or not', () => {
   it('the password of a URL userinfo, whatever the scheme, keeping the user and host', () => {
-    expect(redact('cannot connect to sftp://user:pa55word@host:22/in')).toBe('cannot connect to sftp://user:***@host:22/in');
-    expect(redact('GET https://u:p4ss@x.example/a?b=1 failed')).toBe('GET https://u:***@x.example/a?b=1 failed');
+    expect(redact('cannot connect to sftp://user:pa55word@host:22/in')).toBe(
+      'cannot connect to sftp://user:***@host:22/in',
+    );
+    expect(redact('GET https://u:p4ss@x.example/a?b=1 failed')).toBe(
+      'GET https://u:***@x.example/a?b=1 failed',
+    );
     expect(redact('redis://:Redis-Pw-1@127.0.0.1:6379/0')).toBe('redis://:***@127.0.0.1:6379/0');
     // Up to the last `@` of the authority, as URL parsers read it.
     expect(redact('ftp://me:p@ss@w0rd@host/x')).toBe('ftp://me:***@host/x');
   });
 
   it('leaves URLs without a password alone', () => {
-    for (const text of ['http://host:8080/x', 'sftp://user@host/in', 'see https://a.example/b?c=d@e', 'mailto:a@b.example', 'a:b@c']) {
+    for (const text of [
+      'http://host:8080/x',
+      'sftp://user@host/in',
+      'see https://a.example/b?c=d@e',
+      'mailto:a@b.example',
+      'a:b@c',
+    ]) {
       expect(redact(text)).toBe(text);
     }
   });
@@ -25,16 +35,22 @@ describe('redact masks credentials by their form, registered or not', () => {
     expect(redact(presigned)).toBe(
       'https://b.s3.amazonaws.com/k.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***&X-Amz-Date=20240101T000000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Security-Token=***&X-Amz-Signature=***',
     );
-    expect(redact('https://acct.blob.core.windows.net/c/b?sv=2022-11-02&se=2030-01-01&sp=r&sig=AbC%2Bd%3D')).toBe(
-      'https://acct.blob.core.windows.net/c/b?sv=2022-11-02&se=2030-01-01&sp=r&sig=***',
+    expect(
+      redact('https://acct.blob.core.windows.net/c/b?sv=2022-11-02&se=2030-01-01&sp=r&sig=AbC%2Bd%3D'),
+    ).toBe('https://acct.blob.core.windows.net/c/b?sv=2022-11-02&se=2030-01-01&sp=r&sig=***');
+    expect(
+      redact(
+        'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=QUJD+/ODk=;EndpointSuffix=core.windows.net',
+      ),
+    ).toBe('DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=***;EndpointSuffix=core.windows.net');
+    expect(redact('BlobEndpoint=https://a/;SharedAccessSignature=sv=2022-11-02&sig=Zm9v')).toBe(
+      'BlobEndpoint=https://a/;SharedAccessSignature=***&sig=***',
     );
-    expect(redact('DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=QUJD+/ODk=;EndpointSuffix=core.windows.net')).toBe(
-      'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=***;EndpointSuffix=core.windows.net',
-    );
-    expect(redact('BlobEndpoint=https://a/;SharedAccessSignature=sv=2022-11-02&sig=Zm9v')).toBe('BlobEndpoint=https://a/;SharedAccessSignature=***&sig=***');
-    expect(redact('Authorization: AWS4-HMAC-SHA256 Credential=AKIA/20240101/s3, SignedHeaders=host, Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024')).toBe(
-      'Authorization: AWS4-HMAC-SHA256 Credential=***, SignedHeaders=host, Signature=***',
-    );
+    expect(
+      redact(
+        'Authorization: AWS4-HMAC-SHA256 Credential=AKIA/20240101/s3, SignedHeaders=host, Signature=fe5f80f77d5fa3beca038a248ff027d0445342fe2855ddc963176630326f1024',
+      ),
+    ).toBe('Authorization: AWS4-HMAC-SHA256 Credential=***, SignedHeaders=host, Signature=***');
     expect(redact('GET /files?access_token=ya29.a0Af&page=2')).toBe('GET /files?access_token=***&page=2');
   });
 
@@ -42,19 +58,33 @@ describe('redact masks credentials by their form, registered or not', () => {
     const line = JSON.stringify({ err: 'GET http://u:Pw-123@h/x?sig=S1g failed', other: 'x@y.example' });
     const masked = redact(line);
     expect(JSON.parse(masked)).toEqual({ err: 'GET http://u:***@h/x?sig=*** failed', other: 'x@y.example' });
-    expect(redact('<CanonicalQueryString>X-Amz-Credential=AKIA%2F1&amp;X-Amz-Signature=abc</CanonicalQueryString>')).toBe(
-      '<CanonicalQueryString>X-Amz-Credential=***&amp;X-Amz-Signature=***</CanonicalQueryString>',
-    );
+    expect(
+      redact(
+        '<CanonicalQueryString>X-Amz-Credential=AKIA%2F1&amp;X-Amz-Signature=abc</CanonicalQueryString>',
+      ),
+    ).toBe('<CanonicalQueryString>X-Amz-Credential=***&amp;X-Amz-Signature=***</CanonicalQueryString>');
   });
 
   it('reaches every error text: SluiceError messages and errorMessage of any thrown value', () => {
-    expect(new SluiceError('SLUICE_E_SOURCE', 'listing sftp://bob:Bob-Pw-77@10.0.0.1/in failed').message).toBe('listing sftp://bob:***@10.0.0.1/in failed');
-    expect(errorMessage(new Error('403 for https://x/y?X-Amz-Signature=deadbeef'))).toBe('403 for https://x/y?X-Amz-Signature=***');
+    expect(
+      new SluiceError('SLUICE_E_SOURCE', 'listing sftp://bob:Bob-Pw-77@10.0.0.1/in failed').message,
+    ).toBe('listing sftp://bob:***@10.0.0.1/in failed');
+    expect(errorMessage(new Error('403 for https://x/y?X-Amz-Signature=deadbeef'))).toBe(
+      '403 for https://x/y?X-Amz-Signature=***',
+    );
   });
 
   it('redactDeep masks every string of a summary-like value and keeps the rest', () => {
-    const summary = { ok: 1, failures: [{ path: 'a.csv', error: 'sftp://u:Deep-Pw-1@h' }], interrupted: false };
-    expect(redactDeep(summary)).toEqual({ ok: 1, failures: [{ path: 'a.csv', error: 'sftp://u:***@h' }], interrupted: false });
+    const summary = {
+      ok: 1,
+      failures: [{ path: 'a.csv', error: 'sftp://u:Deep-Pw-1@h' }],
+      interrupted: false,
+    };
+    expect(redactDeep(summary)).toEqual({
+      ok: 1,
+      failures: [{ path: 'a.csv', error: 'sftp://u:***@h' }],
+      interrupted: false,
+    });
   });
 });
 
@@ -84,8 +114,17 @@ describe('registerSecretsIn: the schema says what is secret', () => {
   });
 
   it('registers credential-named entries of free-form string maps (headers), and numbers under x-secret', () => {
-    registerSecretsIn(schema, { headers: { Authorization: 'Bearer Hdr-Token-0004', 'X-Api-Key': 'Hdr-Key-0005', Accept: 'text/csv-0006' }, password: 12345678 });
-    expect(redact('Bearer Hdr-Token-0004 / Hdr-Key-0005 / text/csv-0006 / 12345678')).toBe('*** / *** / text/csv-0006 / ***');
+    registerSecretsIn(schema, {
+      headers: {
+        Authorization: 'Bearer Hdr-Token-0004',
+        'X-Api-Key': 'Hdr-Key-0005',
+        Accept: 'text/csv-0006',
+      },
+      password: 12345678,
+    });
+    expect(redact('Bearer Hdr-Token-0004 / Hdr-Key-0005 / text/csv-0006 / 12345678')).toBe(
+      '*** / *** / text/csv-0006 / ***',
+    );
   });
 
   it('registers the credentials inside any string, so they are masked where they appear alone', () => {

@@ -119,7 +119,9 @@ function walk(schemas: Schema[], value: unknown, secret: boolean): void {
     return;
   }
   if (Array.isArray(value)) {
-    const items = all.flatMap((s) => (s.items === undefined ? [] : Array.isArray(s.items) ? s.items : [s.items]));
+    const items = all.flatMap((s) =>
+      s.items === undefined ? [] : Array.isArray(s.items) ? s.items : [s.items],
+    );
     for (const v of value) walk(items, v, isSecret);
     return;
   }

@@ -1,6 +1,6 @@
-import type { RunSummary } from './run-summary.js';
 import { formatBytes, formatDuration } from '../units.js';
 import { redact, redactDeep } from './redact.js';
+import type { RunSummary } from './run-summary.js';
 
 /**
  * The end-of-pass summary as a few human lines. Redacted as a whole: it goes to stdout, not
@@ -25,7 +25,8 @@ export function formatSummary(s: RunSummary): string {
   if (s.slowest.length > 0 && s.ok + s.failed > 1) {
     lines.push(`  slowest: ${s.slowest.map((x) => `${x.path} (${formatDuration(x.ms)})`).join(', ')}`);
   }
-  for (const f of s.failures.slice(0, 20)) lines.push(`  FAILED ${f.source}:${f.path} [${f.code}] ${f.error}`);
+  for (const f of s.failures.slice(0, 20))
+    lines.push(`  FAILED ${f.source}:${f.path} [${f.code}] ${f.error}`);
   if (s.failures.length > 20) lines.push(`  … and ${s.failures.length - 20} more failures`);
   return redact(lines.join('\n'));
 }

@@ -25,7 +25,14 @@ export interface ProcessOptions {
   force?: boolean;
 }
 
-export async function processItem(stage: Stage, source: SourceRuntime, item: Item, summary: RunSummary, pass: PassState, options: ProcessOptions): Promise<void> {
+export async function processItem(
+  stage: Stage,
+  source: SourceRuntime,
+  item: Item,
+  summary: RunSummary,
+  pass: PassState,
+  options: ProcessOptions,
+): Promise<void> {
   if (item.rejected !== undefined) {
     await reject(stage, source, item, summary);
     return;
@@ -40,7 +47,13 @@ export async function processItem(stage: Stage, source: SourceRuntime, item: Ite
     if (record?.state === 'finalized') {
       summary.skipped++;
       stage.emit('item:skipped', { source: source.name, path: item.path });
-      if (stage.dryRun) summary.plan.push({ source: source.name, path: item.path, destinations: record.destinations, action: 'skip-done' });
+      if (stage.dryRun)
+        summary.plan.push({
+          source: source.name,
+          path: item.path,
+          destinations: record.destinations,
+          action: 'skip-done',
+        });
       return;
     }
     finalizeOnly = record?.state === 'committed';
@@ -76,13 +89,18 @@ export async function processItem(stage: Stage, source: SourceRuntime, item: Ite
       if (committedEarlier) {
         Object.assign(job, committedEarlier);
       } else if (!finalizeOnly) {
-        stage.ledger.record(stage.def.name, id, { state: 'seen', attempts: attempt, destinations: [...reserved] });
+        stage.ledger.record(stage.def.name, id, {
+          state: 'seen',
+          attempts: attempt,
+          destinations: [...reserved],
+        });
         const root = chainRoot(stage, item, job);
         job.chainOpen = root.open;
         await runChain(stage, root, 0, job);
         if (job.leaves.length === 0 && job.filtered > 0) {
           summary.filtered++;
-          if (stage.dryRun) summary.plan.push({ source: source.name, path: item.path, destinations: [], action: 'filtered' });
+          if (stage.dryRun)
+            summary.plan.push({ source: source.name, path: item.path, destinations: [], action: 'filtered' });
           return;
         }
       }
@@ -90,13 +108,24 @@ export async function processItem(stage: Stage, source: SourceRuntime, item: Ite
       if (stage.dryRun) {
         const bytes = job.leaves.reduce((n, l) => n + l.bytes, 0);
         const destinations = job.leaves.map((l) => l.destination);
-        summary.plan.push({ source: source.name, path: item.path, destinations, action: finalizeOnly ? 'finalize-only' : 'write', ...(finalizeOnly ? {} : { bytes }) });
+        summary.plan.push({
+          source: source.name,
+          path: item.path,
+          destinations,
+          action: finalizeOnly ? 'finalize-only' : 'write',
+          ...(finalizeOnly ? {} : { bytes }),
+        });
       } else {
         if (!finalizeOnly) {
           const destinations = job.leaves.flatMap((l) => l.locations);
           stage.ledger.record(stage.def.name, id, { state: 'committed', attempts: attempt, destinations });
           // Every copy is committed: if after_success fails now, a retry redoes only that step.
-          committedEarlier = { leaves: job.leaves, bytesIn: job.bytesIn, figures: job.figures, companions: job.companions };
+          committedEarlier = {
+            leaves: job.leaves,
+            bytesIn: job.bytesIn,
+            figures: job.figures,
+            companions: job.companions,
+          };
         }
         finalizeOnly = true;
         await finalize(stage, source, item, id, attempt, job);
@@ -108,7 +137,10 @@ export async function processItem(stage: Stage, source: SourceRuntime, item: Ite
       if (err.code === 'SLUICE_E_FENCED') {
         // Another worker owns the item now: anything more from here (a record, a dead letter,
         // removing what was written) could undo its work.
-        stage.log.warn({ item: label(item), err: errorMessage(err) }, 'lost the item to another worker; stopped without side effects');
+        stage.log.warn(
+          { item: label(item), err: errorMessage(err) },
+          'lost the item to another worker; stopped without side effects',
+        );
         throw err;
       }
       if (stage.signal.aborted) {
@@ -118,8 +150,17 @@ export async function processItem(stage: Stage, source: SourceRuntime, item: Ite
       if (stage.driver.isRetryable(err) && attempt < maxAttempts) {
         const delay = Math.max(backoffDelay(attempt, stage.def.policy.retry), err.retryAfterMs ?? 0);
         summary.retries++;
-        stage.emit('item:retry', { source: source.name, path: item.path, attempt, delayMs: delay, error: errorMessage(err) });
-        stage.log.warn({ item: label(item), attempt, delayMs: Math.round(delay), err: errorMessage(err) }, 'retrying');
+        stage.emit('item:retry', {
+          source: source.name,
+          path: item.path,
+          attempt,
+          delayMs: delay,
+          error: errorMessage(err),
+        });
+        stage.log.warn(
+          { item: label(item), attempt, delayMs: Math.round(delay), err: errorMessage(err) },
+          'retrying',
+        );
         await sleep(delay, stage.signal).catch(() => undefined);
         continue;
       }
@@ -127,7 +168,15 @@ export async function processItem(stage: Stage, source: SourceRuntime, item: Ite
         // Delivered and recorded `committed`; only the tidy-up failed. The record stays
         // `committed` (no dead letter: the bytes are where they belong), so the next pass
         // retries the tidy-up alone instead of delivering the file again.
-        countFailure(stage, source, item, err, attempt, summary, 'delivered, but the source could not be tidied up; the next pass retries the tidy-up alone');
+        countFailure(
+          stage,
+          source,
+          item,
+          err,
+          attempt,
+          summary,
+          'delivered, but the source could not be tidied up; the next pass retries the tidy-up alone',
+        );
         return;
       }
       await rollback(stage, job);
@@ -139,7 +188,14 @@ export async function processItem(stage: Stage, source: SourceRuntime, item: Ite
   }
 }
 
-function countSuccess(stage: Stage, source: SourceRuntime, item: Item, job: Job, summary: RunSummary, ms: number): void {
+function countSuccess(
+  stage: Stage,
+  source: SourceRuntime,
+  item: Item,
+  job: Job,
+  summary: RunSummary,
+  ms: number,
+): void {
   const bytesOut = job.leaves.reduce((n, l) => n + l.bytes, 0);
   const bytesIn = stage.driver.hasByteSteps ? job.bytesIn : bytesOut;
   summary.ok++;

@@ -18,9 +18,14 @@ import { type Job, listedSizeMismatch, type Stage, sourceOrigin } from './stage.
 export function chainRoot(stage: Stage, listed: Item, job: Job): Item {
   const origin = sourceOrigin(stage, job);
   const item = { ...listed, open: attributedOpen(listed.open, origin) };
-  const progress = stage.reading ? { source: job.source.name, path: item.path, size: item.size, started: performance.now() } : undefined;
+  const progress = stage.reading
+    ? { source: job.source.name, path: item.path, size: item.size, started: performance.now() }
+    : undefined;
   if (progress) stage.reading?.set(job, progress);
-  const expected = listed.size === undefined ? undefined : { bytes: listed.size, mismatch: (read: number) => listedSizeMismatch(listed.size!, read, origin) };
+  const expected =
+    listed.size === undefined
+      ? undefined
+      : { bytes: listed.size, mismatch: (read: number) => listedSizeMismatch(listed.size!, read, origin) };
   if (!stage.driver.hasByteSteps && !progress && !expected) return item;
   return {
     ...item,
@@ -59,7 +64,8 @@ export async function runChain(stage: Stage, item: Item, index: number, job: Job
   }
   // Bytes this step made: their stream errors are its own, even when a sink reports them.
   const origin: StreamOrigin = { context, code: 'SLUICE_E_PLUGIN' };
-  const attributed = (next: Item): Item => (next.open === item.open ? next : { ...next, open: attributedOpen(next.open, origin) });
+  const attributed = (next: Item): Item =>
+    next.open === item.open ? next : { ...next, open: attributedOpen(next.open, origin) };
   if (Array.isArray(out)) {
     for (const next of out) await runChain(stage, attributed(next), index + 1, job);
   } else if (isAsyncIterable(out)) {

@@ -63,7 +63,15 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
         await stage.driver.removeAt(t.sink, copy.destination ?? destination).catch(() => undefined);
         throw listedSizeMismatch(item.size, copy.size, sourceOrigin(stage, job));
       }
-      const commit = await verify(stage, t, destination, copy, { bytes: item.size ?? -1, sha256: item.checksums.sha256 }, job, item);
+      const commit = await verify(
+        stage,
+        t,
+        destination,
+        copy,
+        { bytes: item.size ?? -1, sha256: item.checksums.sha256 },
+        job,
+        item,
+      );
       settle(t, commit);
       bytes = item.size ?? commit.size ?? 0;
       if (copied.length === 0) job.bytesIn += bytes; // never read through the counting tap
@@ -75,7 +83,8 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
     // The listed item, not `item`: a rename step changes the path but not the bytes, and a
     // source reads by the path it listed.
     const data = await stage.driver.readAll(job.source, job.root, job.signal);
-    if (data.length !== item.size) throw listedSizeMismatch(item.size!, data.length, sourceOrigin(stage, job));
+    if (data.length !== item.size)
+      throw listedSizeMismatch(item.size!, data.length, sourceOrigin(stage, job));
     const sha256 = wantsSha256(toWrite, job) ? createHash('sha256').update(data).digest('hex') : undefined;
     const sent = { bytes: data.length, sha256 };
     for (const t of toWrite) {
@@ -110,10 +119,18 @@ function outsideSources(stage: Stage, destination: string, context: { item: stri
     const folder = folders.find((f) => destination === f || destination.startsWith(`${f}/`));
     if (!folder) continue;
     const sink = stage.driver.sinks[index];
-    throw new SluiceError('SLUICE_E_DESTINATION', `destination "${destination}" of ${sink.ref.stepId} lies in "${folder}", where a source lists: it would be delivered again`, {
-      retryable: false,
-      context: { ...context, step: sink.ref.stepId, hint: 'route it to a folder outside every source root' },
-    });
+    throw new SluiceError(
+      'SLUICE_E_DESTINATION',
+      `destination "${destination}" of ${sink.ref.stepId} lies in "${folder}", where a source lists: it would be delivered again`,
+      {
+        retryable: false,
+        context: {
+          ...context,
+          step: sink.ref.stepId,
+          hint: 'route it to a folder outside every source root',
+        },
+      },
+    );
   }
 }
 
@@ -131,10 +148,17 @@ function claim(destination: string, job: Job, context: { item: string }): void {
     return;
   }
   const other = holder === owner ? 'another entry of the same item' : `"${holder}"`;
-  throw new SluiceError('SLUICE_E_COLLISION', `destination "${destination}" is already taken in this pass by ${other}; this item was not written and its source is kept`, {
-    retryable: false,
-    context: { ...context, hint: 'make destinations unique, e.g. keep the folder ({path}) or add {stem}/{source} to the rename template' },
-  });
+  throw new SluiceError(
+    'SLUICE_E_COLLISION',
+    `destination "${destination}" is already taken in this pass by ${other}; this item was not written and its source is kept`,
+    {
+      retryable: false,
+      context: {
+        ...context,
+        hint: 'make destinations unique, e.g. keep the folder ({path}) or add {stem}/{source} to the rename template',
+      },
+    },
+  );
 }
 
 /**
@@ -143,13 +167,21 @@ function claim(destination: string, job: Job, context: { item: string }): void {
  * otherwise commit over, or a numbered twin of, its successor's copy); with `if_exists: rename`
  * the name is also recorded durably, so a redo after a crash finds the copy.
  */
-function reserver(stage: Stage, target: Target, job: Job): ((destination: string) => Promise<void>) | undefined {
+function reserver(
+  stage: Stage,
+  target: Target,
+  job: Job,
+): ((destination: string) => Promise<void>) | undefined {
   if (stage.dryRun) return undefined;
   return async (destination: string) => {
     await job.fence();
     if (target.sink.ifExists !== 'rename') return;
     job.reserved.add(`${RESERVED}${target.index}:${destination}`);
-    stage.ledger.record(stage.def.name, itemIdentity(job.root), { state: 'seen', attempts: 1, destinations: [...job.reserved] });
+    stage.ledger.record(stage.def.name, itemIdentity(job.root), {
+      state: 'seen',
+      attempts: 1,
+      destinations: [...job.reserved],
+    });
     await stage.ledger.flush();
   };
 }
@@ -186,7 +218,13 @@ function wantsSha256(targets: Target[], job: Job): boolean {
   );
 }
 
-async function streamToSinks(stage: Stage, item: Item, destination: string, targets: Target[], job: Job): Promise<{ bytes: number; commits: SinkCommit[] }> {
+async function streamToSinks(
+  stage: Stage,
+  item: Item,
+  destination: string,
+  targets: Target[],
+  job: Job,
+): Promise<{ bytes: number; commits: SinkCommit[] }> {
   let body = await item.open(job.signal);
   let sha256: string | undefined = item.checksums.sha256;
   let spooled: string | undefined;
@@ -212,7 +250,15 @@ async function streamToSinks(stage: Stage, item: Item, destination: string, targ
     await job.fence();
     const bodies = targets.length === 1 ? [flowing] : fanOut(flowing, targets.length);
     const writes = targets.map((t, i) =>
-      stage.driver.write(t.sink, label(item), { item, destination, body: bodies[i], size: item.size, sha256, signal: job.signal, reserve: reserver(stage, t, job) }),
+      stage.driver.write(t.sink, label(item), {
+        item,
+        destination,
+        body: bodies[i],
+        size: item.size,
+        sha256,
+        signal: job.signal,
+        reserve: reserver(stage, t, job),
+      }),
     );
     // One sink failing aborts the others: no sink commits bytes the others did not get.
     for (const w of writes) {
@@ -226,13 +272,15 @@ async function streamToSinks(stage: Stage, item: Item, destination: string, targ
     if (failed) {
       // What the other sinks committed before one failed would otherwise stay behind.
       for (const [i, r] of settled.entries()) {
-        if (r.status === 'fulfilled' && !r.value.skipped) job.written.push({ sink: targets[i].sink, destination: r.value.destination ?? destination });
+        if (r.status === 'fulfilled' && !r.value.skipped)
+          job.written.push({ sink: targets[i].sink, destination: r.value.destination ?? destination });
       }
       throw failed.reason;
     }
     const commits = settled.map((r) => (r as PromiseFulfilledResult<SinkCommit>).value);
     const sent = { bytes: tap.bytes, sha256: tap.digest() };
-    for (const [i, t] of targets.entries()) commits[i] = await verify(stage, t, destination, commits[i], sent, job, item);
+    for (const [i, t] of targets.entries())
+      commits[i] = await verify(stage, t, destination, commits[i], sent, job, item);
     return { bytes: tap.bytes, commits };
   } finally {
     if (spooled) await unlink(spooled).catch(() => undefined);
@@ -246,7 +294,15 @@ async function streamToSinks(stage: Stage, item: Item, destination: string, targ
  * object holds the same bytes. Returns the commit to record (a crashed run's copy, when the
  * redo finds one of the names it reserved holding these bytes).
  */
-async function verify(stage: Stage, target: Target, destination: string, commit: SinkCommit, sent: Sent, job: Job, item: Item): Promise<SinkCommit> {
+async function verify(
+  stage: Stage,
+  target: Target,
+  destination: string,
+  commit: SinkCommit,
+  sent: Sent,
+  job: Job,
+  item: Item,
+): Promise<SinkCommit> {
   const { sink } = target;
   const where = stage.driver.where(sink.ref, label(item));
   const written = commit.destination ?? destination;
@@ -256,7 +312,10 @@ async function verify(stage: Stage, target: Target, destination: string, commit:
   }
   const mismatch = async (what: string, options: { retryable?: boolean; hint?: string } = {}) => {
     await stage.driver.removeAt(sink, written).catch(() => undefined);
-    return new SluiceError('SLUICE_E_VERIFY', `${commit.location}: ${what}`, { context: { ...where, hint: options.hint }, retryable: options.retryable ?? true });
+    return new SluiceError('SLUICE_E_VERIFY', `${commit.location}: ${what}`, {
+      context: { ...where, hint: options.hint },
+      retryable: options.retryable ?? true,
+    });
   };
   if (sink.verify !== 'none') {
     if (commit.size === undefined) {
@@ -265,32 +324,55 @@ async function verify(stage: Stage, target: Target, destination: string, commit:
         hint: `set verify: none on ${sink.ref.stepId} to accept copies nobody can check`,
       });
     }
-    if (sent.bytes >= 0 && commit.size !== sent.bytes) throw await mismatch(`stored ${commit.size} bytes but ${sent.bytes} were sent`);
+    if (sent.bytes >= 0 && commit.size !== sent.bytes)
+      throw await mismatch(`stored ${commit.size} bytes but ${sent.bytes} were sent`);
     if (commit.sha256 && sent.sha256 && commit.sha256 !== sent.sha256) {
       throw await mismatch(`stored sha256 ${commit.sha256} differs from the sent ${sent.sha256}`);
     }
     if (sink.verify === 'sha256' && sent.sha256 && !commit.sha256) {
-      if (!sink.instance.readBack) throw await mismatch('verify: sha256 was asked, but the sink neither reported a sha256 nor can re-read the object', { retryable: false });
+      if (!sink.instance.readBack)
+        throw await mismatch(
+          'verify: sha256 was asked, but the sink neither reported a sha256 nor can re-read the object',
+          { retryable: false },
+        );
       const stored = await hashAt(stage, sink, written, job.signal);
-      if (stored !== sent.sha256) throw await mismatch(`re-read sha256 ${stored} differs from the sent ${sent.sha256}`);
+      if (stored !== sent.sha256)
+        throw await mismatch(`re-read sha256 ${stored} differs from the sent ${sent.sha256}`);
     }
   }
   return reuseReserved(stage, target, written, commit, sent, job);
 }
 
 /** A skip may stand for the item only if the object already there holds the same bytes. */
-async function checkSkip(stage: Stage, sink: SinkRuntime, written: string, commit: SinkCommit, sent: Sent, job: Job, where: ErrorContext, item: Item): Promise<void> {
+async function checkSkip(
+  stage: Stage,
+  sink: SinkRuntime,
+  written: string,
+  commit: SinkCommit,
+  sent: Sent,
+  job: Job,
+  where: ErrorContext,
+  item: Item,
+): Promise<void> {
   const differs = () =>
-    new SluiceError('SLUICE_E_EXISTS', `${commit.location} already holds other bytes; if_exists: ${sink.ifExists} left it in place, so the source is kept`, {
-      retryable: false,
-      context: { ...where, hint: 'use if_exists: rename or overwrite, or after_success: keep' },
-    });
+    new SluiceError(
+      'SLUICE_E_EXISTS',
+      `${commit.location} already holds other bytes; if_exists: ${sink.ifExists} left it in place, so the source is kept`,
+      {
+        retryable: false,
+        context: { ...where, hint: 'use if_exists: rename or overwrite, or after_success: keep' },
+      },
+    );
   if (commit.size !== undefined && sent.bytes >= 0 && commit.size !== sent.bytes) throw differs();
   if (!sink.instance.readBack && !commit.sha256) {
-    throw new SluiceError('SLUICE_E_EXISTS', `${commit.location} exists and the sink cannot re-read it to show it holds the same bytes, so the source is kept`, {
-      retryable: false,
-      context: where,
-    });
+    throw new SluiceError(
+      'SLUICE_E_EXISTS',
+      `${commit.location} exists and the sink cannot re-read it to show it holds the same bytes, so the source is kept`,
+      {
+        retryable: false,
+        context: where,
+      },
+    );
   }
   const expected = sent.sha256 ?? (await hashStream(await item.open(job.signal))).digest;
   const existing = commit.sha256 ?? (await hashAt(stage, sink, written, job.signal));
@@ -302,7 +384,14 @@ async function checkSkip(stage: Stage, sink: SinkRuntime, written: string, commi
  * names the crashed run reserved holds exactly these bytes, that is this item's copy — the
  * twin this attempt just wrote is removed and the earlier copy recorded.
  */
-async function reuseReserved(stage: Stage, target: Target, written: string, commit: SinkCommit, sent: Sent, job: Job): Promise<SinkCommit> {
+async function reuseReserved(
+  stage: Stage,
+  target: Target,
+  written: string,
+  commit: SinkCommit,
+  sent: Sent,
+  job: Job,
+): Promise<SinkCommit> {
   const earlier = job.reservedEarlier.get(target.index);
   if (!earlier || !sent.sha256 || !target.sink.instance.readBack) return commit;
   for (const name of earlier) {
@@ -310,15 +399,26 @@ async function reuseReserved(stage: Stage, target: Target, written: string, comm
     const existing = await hashAt(stage, target.sink, name, job.signal).catch(() => undefined);
     if (existing !== sent.sha256) continue;
     await stage.driver.removeAt(target.sink, written);
-    const location = commit.location.endsWith(written) ? commit.location.slice(0, -written.length) + name : name;
+    const location = commit.location.endsWith(written)
+      ? commit.location.slice(0, -written.length) + name
+      : name;
     return { ...commit, location, destination: name };
   }
   return commit;
 }
 
-async function hashAt(stage: Stage, sink: SinkRuntime, destination: string, signal: AbortSignal): Promise<string> {
+async function hashAt(
+  stage: Stage,
+  sink: SinkRuntime,
+  destination: string,
+  signal: AbortSignal,
+): Promise<string> {
   const tap = new HashTap();
-  await drainInto(pipeThrough(await stage.driver.readBack(sink, destination, signal), tap), new PassThrough().resume(), signal);
+  await drainInto(
+    pipeThrough(await stage.driver.readBack(sink, destination, signal), tap),
+    new PassThrough().resume(),
+    signal,
+  );
   return tap.digest()!;
 }
 

@@ -47,7 +47,10 @@ export function describeItem(listed: ListedItem): ItemDescription {
 export function reviveItem(driver: PluginDriver, desc: ItemDescription): ListedItem {
   const source = driver.source(desc.source);
   if (!source.instance.openPath) {
-    throw new SluiceError('SLUICE_E_CONFIG', `the ${source.ref.name} source cannot open files by path, so it cannot be distributed`);
+    throw new SluiceError(
+      'SLUICE_E_CONFIG',
+      `the ${source.ref.name} source cannot open files by path, so it cannot be distributed`,
+    );
   }
   const item: Item = {
     source: desc.source,
@@ -61,7 +64,11 @@ export function reviveItem(driver: PluginDriver, desc: ItemDescription): ListedI
     open: async (signal?: AbortSignal) => {
       const stream = await driver.openPath(source, desc.path, signal);
       if (!stream) {
-        throw new SluiceError('SLUICE_E_SOURCE', `${desc.source}:${desc.path} no longer exists at the source`, { retryable: false });
+        throw new SluiceError(
+          'SLUICE_E_SOURCE',
+          `${desc.source}:${desc.path} no longer exists at the source`,
+          { retryable: false },
+        );
       }
       return stream;
     },

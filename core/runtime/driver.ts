@@ -123,7 +123,8 @@ export class PluginDriver {
       const cfg = ref.config as SourceFields;
       const afterSuccess = normalizeAfterSuccess(cfg.after_success);
       if (afterSuccess === 'delete' && !instance.remove) throw this.unsupported(ref, 'after_success: delete');
-      if (typeof afterSuccess === 'object' && !instance.move) throw this.unsupported(ref, 'after_success: move_to');
+      if (typeof afterSuccess === 'object' && !instance.move)
+        throw this.unsupported(ref, 'after_success: move_to');
       this.sources.push({
         ref,
         name: ref.sourceName ?? ref.name,
@@ -155,7 +156,9 @@ export class PluginDriver {
     };
   }
 
-  private async create<T extends { isRetryable?(err: unknown): boolean | undefined }>(ref: PluginRef): Promise<T> {
+  private async create<T extends { isRetryable?(err: unknown): boolean | undefined }>(
+    ref: PluginRef,
+  ): Promise<T> {
     const ctx = this.pluginContext(ref);
     await mkdir(ctx.tempDir, { recursive: true });
     let instance: T;
@@ -187,17 +190,25 @@ export class PluginDriver {
   }
 
   private unsupported(ref: PluginRef, what: string): SluiceError {
-    return new SluiceError('SLUICE_E_CONFIG', `the ${ref.name} source does not support ${what}`, { context: this.where(ref) });
+    return new SluiceError('SLUICE_E_CONFIG', `the ${ref.name} source does not support ${what}`, {
+      context: this.where(ref),
+    });
   }
 
   /** Where an error of `ref` happened, for its context. */
   where(ref: PluginRef, item?: string): ErrorContext {
-    return { pipeline: this.def.name, step: ref.stepId, plugin: ref.name, ...(item !== undefined ? { item } : {}) };
+    return {
+      pipeline: this.def.name,
+      step: ref.stepId,
+      plugin: ref.name,
+      ...(item !== undefined ? { item } : {}),
+    };
   }
 
   source(name: string): SourceRuntime {
     const source = this.sources.find((s) => s.name === name);
-    if (!source) throw new SluiceError('SLUICE_E_CONFIG', `pipeline ${this.def.name} has no source named "${name}"`);
+    if (!source)
+      throw new SluiceError('SLUICE_E_CONFIG', `pipeline ${this.def.name} has no source named "${name}"`);
     return source;
   }
 
@@ -214,7 +225,9 @@ export class PluginDriver {
    */
   isRetryable(err: SluiceError): boolean {
     if (err.retryable !== undefined) return err.retryable;
-    const verdict = err.context.step ? this.byStep.get(err.context.step)?.isRetryable?.(err.cause) : undefined;
+    const verdict = err.context.step
+      ? this.byStep.get(err.context.step)?.isRetryable?.(err.cause)
+      : undefined;
     return verdict ?? isRetryableByDefault(err);
   }
 
@@ -238,7 +251,9 @@ export class PluginDriver {
 
   openPath(source: SourceRuntime, path: string, signal?: AbortSignal): Promise<Readable | null> {
     if (!source.instance.openPath) return Promise.resolve(null);
-    return this.sourceHook(source, { source: source.name, path }, () => source.instance.openPath!(path, signal));
+    return this.sourceHook(source, { source: source.name, path }, () =>
+      source.instance.openPath!(path, signal),
+    );
   }
 
   /** after_success on a listed item (delete / move_to), version-checked by the source. */
@@ -254,7 +269,11 @@ export class PluginDriver {
     return this.sinkHook(sink, item, () => sink.instance.write(req));
   }
 
-  writeBuffer(sink: SinkRuntime, item: string, req: Parameters<NonNullable<SinkInstance['writeBuffer']>>[0]): Promise<SinkCommit> {
+  writeBuffer(
+    sink: SinkRuntime,
+    item: string,
+    req: Parameters<NonNullable<SinkInstance['writeBuffer']>>[0],
+  ): Promise<SinkCommit> {
     return this.sinkHook(sink, item, () => sink.instance.writeBuffer!(req));
   }
 
@@ -271,7 +290,11 @@ export class PluginDriver {
     return this.sinkHook(sink, destination, async () => sink.instance.remove?.(destination));
   }
 
-  private async sourceHook<T>(source: SourceRuntime, item: Pick<Item, 'source' | 'path'>, fn: () => Promise<T>): Promise<T> {
+  private async sourceHook<T>(
+    source: SourceRuntime,
+    item: Pick<Item, 'source' | 'path'>,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     try {
       return await fn();
     } catch (err) {
@@ -342,7 +365,11 @@ export function attributedOpen(open: Item['open'], origin: StreamOrigin): Item['
  * Wraps `err` with where it happened: the step or source whose stream emitted it when a
  * stream did (the sink consuming the bytes only passes it on), else `fallback`.
  */
-export function located(err: unknown, fallback: ErrorContext, code: ErrorCode = 'SLUICE_E_PLUGIN'): SluiceError {
+export function located(
+  err: unknown,
+  fallback: ErrorContext,
+  code: ErrorCode = 'SLUICE_E_PLUGIN',
+): SluiceError {
   const fromStream = err instanceof SluiceError && err.context.step ? undefined : streamErrorOrigin(err);
   if (fromStream) return wrapPluginError(fromStream.error, fromStream.origin.context, fromStream.origin.code);
   return wrapPluginError(err, fallback, code);

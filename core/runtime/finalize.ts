@@ -8,8 +8,8 @@ import { errorMessage, SluiceError, wrapPluginError } from '../errors.js';
 import { itemIdentity } from '../item.js';
 import type { RunSummary } from '../observe/run-summary.js';
 import type { Item, ItemIdentity } from '../plugin-api.js';
-import { safeDestination } from './destination.js';
 import { reviveItem } from './described.js';
+import { safeDestination } from './destination.js';
 import { label, type SourceRuntime } from './driver.js';
 import type { Job, Stage } from './stage.js';
 import { backoffDelay, sleep } from './timing.js';
@@ -19,7 +19,14 @@ import { backoffDelay, sleep } from './timing.js';
  * finds another version at the path (SLUICE_E_CHANGED) leaves it for the next pass: the
  * delivered version is done.
  */
-export async function finalize(stage: Stage, source: SourceRuntime, item: Item, id: ItemIdentity, attempt: number, job: Job): Promise<void> {
+export async function finalize(
+  stage: Stage,
+  source: SourceRuntime,
+  item: Item,
+  id: ItemIdentity,
+  attempt: number,
+  job: Job,
+): Promise<void> {
   const durable = stage.ledger.flushBeforeSourceChange === true && source.afterSuccess !== 'keep';
   if (durable) await stage.ledger.flush();
   if (source.afterSuccess !== 'keep') {
@@ -28,7 +35,10 @@ export async function finalize(stage: Stage, source: SourceRuntime, item: Item, 
       await stage.driver.tidy(source, item);
     } catch (err) {
       if (!(err instanceof SluiceError && err.code === 'SLUICE_E_CHANGED')) throw err;
-      stage.log.warn({ item: label(item), err: errorMessage(err) }, 'the source changed after it was listed; the new version is left for the next pass');
+      stage.log.warn(
+        { item: label(item), err: errorMessage(err) },
+        'the source changed after it was listed; the new version is left for the next pass',
+      );
     }
   }
   stage.ledger.record(stage.def.name, id, { state: 'finalized', attempts: attempt });
@@ -62,10 +72,17 @@ async function tidyCompanions(stage: Stage, source: SourceRuntime, item: Item, j
         }
         break;
       } catch (raw) {
-        const err = wrapPluginError(raw, stage.driver.where(source.ref, `${source.name}:${path}`), 'SLUICE_E_SOURCE');
+        const err = wrapPluginError(
+          raw,
+          stage.driver.where(source.ref, `${source.name}:${path}`),
+          'SLUICE_E_SOURCE',
+        );
         if (err.code === 'SLUICE_E_FENCED') throw err;
         if (stage.signal.aborted || attempt >= maxAttempts || !stage.driver.isRetryable(err)) {
-          stage.log.warn({ item: label(item), companion: path, err: errorMessage(err) }, 'companion left at the source');
+          stage.log.warn(
+            { item: label(item), companion: path, err: errorMessage(err) },
+            'companion left at the source',
+          );
           break;
         }
         await sleep(backoffDelay(attempt, stage.def.policy.retry), stage.signal).catch(() => undefined);
@@ -94,19 +111,33 @@ export async function rollback(stage: Stage, job: Job): Promise<void> {
     try {
       await stage.driver.removeAt(sink, destination);
     } catch (err) {
-      stage.log.warn({ item: label(job.root), destination, err: errorMessage(err) }, 'could not remove a copy of a failed item');
+      stage.log.warn(
+        { item: label(job.root), destination, err: errorMessage(err) },
+        'could not remove a copy of a failed item',
+      );
     }
   }
   for (const key of job.claims) job.pass.claimed.delete(key);
 }
 
 /** Counts an item that failed for good in the summary, the events and the log. */
-export function countFailure(stage: Stage, source: SourceRuntime, item: Item, err: SluiceError, attempts: number, summary: RunSummary, note?: string): string {
+export function countFailure(
+  stage: Stage,
+  source: SourceRuntime,
+  item: Item,
+  err: SluiceError,
+  attempts: number,
+  summary: RunSummary,
+  note?: string,
+): string {
   const message = errorMessage(err);
   summary.failed++;
   summary.failures.push({ source: source.name, path: item.path, code: err.code, error: message });
   stage.emit('item:failed', { source: source.name, path: item.path, error: message, code: err.code });
-  stage.log.error({ item: `${source.name}:${item.path}`, code: err.code, attempts, err: message }, note ?? 'item failed');
+  stage.log.error(
+    { item: `${source.name}:${item.path}`, code: err.code, attempts, err: message },
+    note ?? 'item failed',
+  );
   return message;
 }
 
@@ -122,15 +153,27 @@ export async function fail(
 ): Promise<void> {
   const message = countFailure(stage, source, item, err, attempts, summary);
   if (stage.dryRun) {
-    summary.plan.push({ source: source.name, path: item.path, destinations: [], action: 'failed', error: message });
+    summary.plan.push({
+      source: source.name,
+      path: item.path,
+      destinations: [],
+      action: 'failed',
+      error: message,
+    });
     return;
   }
   stage.ledger.record(stage.def.name, itemIdentity(item), { state: 'failed', attempts, error: message });
-  if (stage.driver.deadLetter && options.deadLetter !== false) await sendToDeadLetter(stage, source, item, err, attempts);
+  if (stage.driver.deadLetter && options.deadLetter !== false)
+    await sendToDeadLetter(stage, source, item, err, attempts);
 }
 
 /** A listed entry the source could not represent safely: reported, never opened or tidied. */
-export async function reject(stage: Stage, source: SourceRuntime, item: Item, summary: RunSummary): Promise<void> {
+export async function reject(
+  stage: Stage,
+  source: SourceRuntime,
+  item: Item,
+  summary: RunSummary,
+): Promise<void> {
   const err = new SluiceError('SLUICE_E_NAME', item.rejected ?? 'rejected by the source', {
     retryable: false,
     context: stage.driver.where(source.ref, `${source.name}:${item.path}`),
@@ -140,7 +183,13 @@ export async function reject(stage: Stage, source: SourceRuntime, item: Item, su
 }
 
 /** Puts the original bytes and a `<name>.error.json` reason into the on_error sink. */
-async function sendToDeadLetter(stage: Stage, source: SourceRuntime, item: Item, err: SluiceError, attempts: number): Promise<void> {
+async function sendToDeadLetter(
+  stage: Stage,
+  source: SourceRuntime,
+  item: Item,
+  err: SluiceError,
+  attempts: number,
+): Promise<void> {
   const dl = stage.driver.deadLetter!;
   const reason: Record<string, unknown> = {
     pipeline: stage.def.name,
@@ -161,8 +210,17 @@ async function sendToDeadLetter(stage: Stage, source: SourceRuntime, item: Item,
       reason.copy_error = errorMessage(copyErr);
     }
     const json = Buffer.from(`${JSON.stringify(reason, null, 2)}\n`);
-    await stage.driver.write(dl, label(item), { item, destination: `${destination}.error.json`, body: Readable.from([json]), size: json.length, signal });
+    await stage.driver.write(dl, label(item), {
+      item,
+      destination: `${destination}.error.json`,
+      body: Readable.from([json]),
+      size: json.length,
+      signal,
+    });
   } catch (dlErr) {
-    stage.log.error({ item: `${source.name}:${item.path}`, err: errorMessage(dlErr) }, 'could not write to on_error');
+    stage.log.error(
+      { item: `${source.name}:${item.path}`, err: errorMessage(dlErr) },
+      'could not write to on_error',
+    );
   }
 }

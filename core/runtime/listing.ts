@@ -8,7 +8,12 @@ import type { Item } from '../plugin-api.js';
 import { label, type SourceRuntime } from './driver.js';
 import type { PassState, Stage } from './stage.js';
 
-export async function* listSources(stage: Stage, summary: RunSummary, pass: PassState, intake: AbortSignal): AsyncGenerator<{ source: SourceRuntime; item: Item }> {
+export async function* listSources(
+  stage: Stage,
+  summary: RunSummary,
+  pass: PassState,
+  intake: AbortSignal,
+): AsyncGenerator<{ source: SourceRuntime; item: Item }> {
   for (const source of stage.driver.sources) {
     try {
       for await (const item of stage.driver.list(source, intake)) {

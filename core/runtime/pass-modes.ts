@@ -19,7 +19,10 @@ export interface PassEvents {
 }
 
 /** One pass of `def` run elsewhere (cluster mode); aborting `signal` stops waiting for it. */
-export type RemotePasses = (def: PipelineDefinition, pass: { signal: AbortSignal; events: PassEvents }) => Promise<RunSummary>;
+export type RemotePasses = (
+  def: PipelineDefinition,
+  pass: { signal: AbortSignal; events: PassEvents },
+) => Promise<RunSummary>;
 
 export interface EmbeddedPasses {
   ledger: SqliteLedger;
@@ -35,7 +38,13 @@ export async function embeddedPasses(
 ): Promise<EmbeddedPasses> {
   // A dry run reads what was done before and creates neither the state folder nor the ledger.
   const ledger = await SqliteLedger.open(def.stateDir, { readOnly: options.dryRun });
-  const runner = new PipelineRunner(def, { ledger, log: options.log, dryRun: options.dryRun, force: options.force, trackProgress: options.trackProgress });
+  const runner = new PipelineRunner(def, {
+    ledger,
+    log: options.log,
+    dryRun: options.dryRun,
+    force: options.force,
+    trackProgress: options.trackProgress,
+  });
   runner.on('item:done', (e) => events.done({ ms: e.ms, bytesIn: e.bytesIn, bytesOut: e.bytes }));
   runner.on('item:failed', (e) => events.failed(e));
   runner.on('item:skipped', () => events.skipped());
@@ -50,7 +59,12 @@ export async function embeddedPasses(
  * (reload, stop) ends the wait; the jobs already queued finish on the workers under this
  * version, and a newer version's listing collapses into them instead of planning them twice.
  */
-export function remotePasses(def: PipelineDefinition, remote: RemotePasses, signal: AbortSignal, events: PassEvents & { readonly pass?: PassProgress }): () => Promise<RunSummary> {
+export function remotePasses(
+  def: PipelineDefinition,
+  remote: RemotePasses,
+  signal: AbortSignal,
+  events: PassEvents & { readonly pass?: PassProgress },
+): () => Promise<RunSummary> {
   return async () => {
     const summary = await remote(def, { signal, events });
     // Items the listing found finalized already are skipped without a job.
@@ -63,7 +77,11 @@ export function remotePasses(def: PipelineDefinition, remote: RemotePasses, sign
  * For the progress display only: a second, counting listing gives files/total and an ETA.
  * Not for watching sources, whose listing never ends.
  */
-export async function countTotals(runner: PipelineRunner, def: PipelineDefinition, pass: PassProgress): Promise<void> {
+export async function countTotals(
+  runner: PipelineRunner,
+  def: PipelineDefinition,
+  pass: PassProgress,
+): Promise<void> {
   if (def.sources.some((s) => s.config.watch === true)) return;
   try {
     for await (const { item } of runner.list()) {

@@ -20,7 +20,10 @@ export interface RunFileOptions extends Omit<LoadOptions, 'registry'> {
   onRunner?: (runner: PipelineRunner) => void;
 }
 
-export function loadPipelineFile(file: string, options: Omit<RunFileOptions, 'dryRun' | 'force' | 'log' | 'ledger'>): Promise<PipelineDefinition> {
+export function loadPipelineFile(
+  file: string,
+  options: Omit<RunFileOptions, 'dryRun' | 'force' | 'log' | 'ledger'>,
+): Promise<PipelineDefinition> {
   return loadPipeline(file, options);
 }
 
@@ -35,14 +38,22 @@ export async function runPipelineFile(file: string, options: RunFileOptions): Pr
  * folder) unless the caller brings its own ledger (and with it its own exclusivity). A dry run
  * takes no lock and opens the ledger read-only: it creates neither the state folder nor the ledger.
  */
-export async function runPipeline(def: PipelineDefinition, options: Omit<RunFileOptions, 'registry'> = {}): Promise<RunSummary> {
+export async function runPipeline(
+  def: PipelineDefinition,
+  options: Omit<RunFileOptions, 'registry'> = {},
+): Promise<RunSummary> {
   const lock = options.dryRun || options.ledger ? undefined : await PipelineLock.acquire(def);
   let ledger: Ledger | undefined;
   let runner: PipelineRunner | undefined;
   const onAbort = () => void runner?.drain();
   try {
     ledger = options.ledger ?? (await SqliteLedger.open(def.stateDir, { readOnly: options.dryRun }));
-    runner = new PipelineRunner(def, { dryRun: options.dryRun, force: options.force, log: options.log, ledger });
+    runner = new PipelineRunner(def, {
+      dryRun: options.dryRun,
+      force: options.force,
+      log: options.log,
+      ledger,
+    });
     options.onRunner?.(runner);
     options.signal?.addEventListener('abort', onAbort, { once: true });
     return await runner.runPass();

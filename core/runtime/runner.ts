@@ -22,8 +22,8 @@ import { addFigure, newSummary, type RunEvents, type RunSummary } from '../obser
 import type { ItemIdentity } from '../plugin-api.js';
 import { type ProcessOptions, processItem } from './attempt.js';
 import { describeItem, type ItemDescription, type ListedItem, reviveItem } from './described.js';
-import { readOnlyLedger } from './dry-run.js';
 import { PluginDriver } from './driver.js';
+import { readOnlyLedger } from './dry-run.js';
 import { fail } from './finalize.js';
 import { listSources } from './listing.js';
 import type { Job, PassState, ReadingProgress, Stage } from './stage.js';
@@ -100,7 +100,13 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
   /** With `trackProgress`: each in-flight item and how many of its source bytes were read. */
   get inFlightItems(): Array<{ source: string; path: string; size?: number; bytesRead: number; ms: number }> {
     const now = performance.now();
-    return [...(this.reading?.values() ?? [])].map((r) => ({ source: r.source, path: r.path, size: r.size, bytesRead: r.tap?.bytes ?? 0, ms: now - r.started }));
+    return [...(this.reading?.values() ?? [])].map((r) => ({
+      source: r.source,
+      path: r.path,
+      size: r.size,
+      bytesRead: r.tap?.bytes ?? 0,
+      ms: now - r.started,
+    }));
   }
 
   /** Creates every plugin instance (memoized: a pass, a cluster worker and /status share it). */
@@ -204,7 +210,14 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
     this.inFlight++;
     this.currentSummary ??= summary;
     try {
-      await processItem(this, this.driver.source(listed.source), listed.item, summary, this.passState(summary), { force: this.force, ...options });
+      await processItem(
+        this,
+        this.driver.source(listed.source),
+        listed.item,
+        summary,
+        this.passState(summary),
+        { force: this.force, ...options },
+      );
     } finally {
       this.inFlight--;
       if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
@@ -216,7 +229,12 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
    * counted in `summary`, recorded `failed` in the ledger, sent to `on_error`. For items the
    * cluster gives up on (a job whose workers died while running it again and again).
    */
-  async failListed(listed: ListedItem, err: SluiceError, attempts: number, summary: RunSummary): Promise<void> {
+  async failListed(
+    listed: ListedItem,
+    err: SluiceError,
+    attempts: number,
+    summary: RunSummary,
+  ): Promise<void> {
     await this.start();
     await fail(this, this.driver.source(listed.source), listed.item, err, attempts, summary);
     await this.ledger.flush();
@@ -241,7 +259,13 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
   /** Lists every source with include/exclude, companions and min_age applied, each identity once. */
   async *list(summary: RunSummary = this.newSummary()): AsyncGenerator<ListedItem> {
     await this.start();
-    for await (const { source, item } of listSources(this, summary, this.passState(summary), this.intake.signal)) yield { source: source.name, item };
+    for await (const { source, item } of listSources(
+      this,
+      summary,
+      this.passState(summary),
+      this.intake.signal,
+    ))
+      yield { source: source.name, item };
   }
 
   private passState(summary: RunSummary): PassState {

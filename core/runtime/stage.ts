@@ -102,13 +102,20 @@ export function parseReserved(entries: readonly string[]): Map<number, string[]>
 
 /** Where the listed item's bytes come from, for the errors they raise. */
 export function sourceOrigin(stage: Stage, job: Job): StreamOrigin {
-  return { context: stage.driver.where(job.source.ref, `${job.source.name}:${job.root.path}`), code: 'SLUICE_E_SOURCE' };
+  return {
+    context: stage.driver.where(job.source.ref, `${job.source.name}:${job.root.path}`),
+    code: 'SLUICE_E_SOURCE',
+  };
 }
 
 /** The error of a source whose bytes differ in length from what it listed. */
 export function listedSizeMismatch(listed: number, read: number, origin: StreamOrigin): SluiceError {
-  return new SluiceError('SLUICE_E_CHANGED', `read ${read} bytes but the source listed ${listed}: the file changed while it was read, so this copy is not kept`, {
-    retryable: false,
-    context: origin.context,
-  });
+  return new SluiceError(
+    'SLUICE_E_CHANGED',
+    `read ${read} bytes but the source listed ${listed}: the file changed while it was read, so this copy is not kept`,
+    {
+      retryable: false,
+      context: origin.context,
+    },
+  );
 }

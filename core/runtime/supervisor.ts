@@ -10,20 +10,34 @@
  */
 import { basename } from 'node:path';
 import type { PipelineDefinition } from '../config/load.js';
+import { type Schedule, scheduleOf, skipMissed } from '../config/trigger.js';
 import { errorMessage, SluiceError } from '../errors.js';
 import type { SqliteLedger } from '../ledger/sqlite.js';
 import type { Logger } from '../observe/logger.js';
 import type { SluiceMetrics } from '../observe/metrics.js';
 import { type PassProgress, PipelineCounters } from '../observe/pipeline-counters.js';
 import type { PluginRegistry } from '../registry.js';
-import { countTotals, embeddedPasses, type PassEvents, type RemotePasses, remotePasses } from './pass-modes.js';
+import {
+  countTotals,
+  embeddedPasses,
+  type PassEvents,
+  type RemotePasses,
+  remotePasses,
+} from './pass-modes.js';
 import { PipelineLock } from './pipeline-lock.js';
 import { loadPipelineFile } from './run-file.js';
 import type { PipelineRunner, RunSummary } from './runner.js';
 import { sleep } from './timing.js';
-import { type Schedule, scheduleOf, skipMissed } from '../config/trigger.js';
 
-export type SupervisorState = 'starting' | 'running' | 'waiting' | 'draining' | 'finished' | 'stopped' | 'invalid' | 'failed';
+export type SupervisorState =
+  | 'starting'
+  | 'running'
+  | 'waiting'
+  | 'draining'
+  | 'finished'
+  | 'stopped'
+  | 'invalid'
+  | 'failed';
 
 export interface SupervisorOptions {
   log: Logger;
@@ -160,9 +174,15 @@ export class PipelineSupervisor {
   private async claim(def: PipelineDefinition): Promise<PipelineLock | undefined> {
     const other = this.options.nameTakenBy?.(def.name, this.file);
     if (other !== undefined) {
-      throw new SluiceError('SLUICE_E_LOCKED', `pipeline name "${def.name}" is already declared by ${other}; ${this.file} was not started`, {
-        context: { hint: 'each pipeline file needs its own `name:` (it keys the ledger, logs and metrics)' },
-      });
+      throw new SluiceError(
+        'SLUICE_E_LOCKED',
+        `pipeline name "${def.name}" is already declared by ${other}; ${this.file} was not started`,
+        {
+          context: {
+            hint: 'each pipeline file needs its own `name:` (it keys the ledger, logs and metrics)',
+          },
+        },
+      );
     }
     const before = this.claimed;
     this.claimed = def.name;
@@ -193,14 +213,25 @@ export class PipelineSupervisor {
     try {
       def = await this.load();
     } catch (err) {
-      return this.refused(at, err, this.name, 'reload rejected: invalid pipeline file; the running version keeps running');
+      return this.refused(
+        at,
+        err,
+        this.name,
+        'reload rejected: invalid pipeline file; the running version keeps running',
+      );
     }
-    if (this.version && this.version.def.hash === def.hash) return { at, result: 'unchanged', hash: def.hash };
+    if (this.version && this.version.def.hash === def.hash)
+      return { at, result: 'unchanged', hash: def.hash };
     let lock: PipelineLock | undefined;
     try {
       lock = await this.claim(def);
     } catch (err) {
-      return this.refused(at, err, def.name, 'pipeline file refused: its pipeline runs elsewhere; the running version keeps running');
+      return this.refused(
+        at,
+        err,
+        def.name,
+        'pipeline file refused: its pipeline runs elsewhere; the running version keeps running',
+      );
     }
     const from = this.version?.def.hash;
     if (this.version) await this.retire(this.version);
@@ -215,7 +246,10 @@ export class PipelineSupervisor {
     this.launch(def);
     this.lastReloadValue = { at, result: 'ok', hash: def.hash };
     this.options.metrics?.reload(def.name, 'ok');
-    this.options.log.info({ pipeline: def.name, file: this.file, from: from ?? null, to: def.hash }, from ? 'pipeline reloaded' : 'pipeline loaded');
+    this.options.log.info(
+      { pipeline: def.name, file: this.file, from: from ?? null, to: def.hash },
+      from ? 'pipeline reloaded' : 'pipeline loaded',
+    );
     return this.lastReloadValue;
   }
 
@@ -224,7 +258,10 @@ export class PipelineSupervisor {
     const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
     this.lastReloadValue = { at, result: 'invalid', error };
     this.options.metrics?.reload(this.name, 'invalid');
-    this.options.log.error({ pipeline, file: this.file, err: error, running: this.version?.def.hash ?? null }, message);
+    this.options.log.error(
+      { pipeline, file: this.file, err: error, running: this.version?.def.hash ?? null },
+      message,
+    );
     if (!this.version) this.stateValue = 'invalid';
     return this.lastReloadValue;
   }
@@ -289,7 +326,10 @@ export class PipelineSupervisor {
       runPass = embedded.runPass;
     }
     const announce = this.options.announce || v.schedule.description !== 'once';
-    log[announce ? 'info' : 'debug']({ file: this.file, hash: v.def.hash, trigger: v.schedule.description }, 'pipeline started');
+    log[announce ? 'info' : 'debug'](
+      { file: this.file, hash: v.def.hash, trigger: v.schedule.description },
+      'pipeline started',
+    );
     let due = new Date();
     for (;;) {
       if (v.stop.signal.aborted) return;
@@ -313,7 +353,10 @@ export class PipelineSupervisor {
       const { skipped, next } = skipMissed(v.schedule, due, new Date());
       if (skipped > 0) {
         this.counters.passesSkipped(skipped);
-        log.warn({ skipped, trigger: v.schedule.description }, 'the pass ran past its next due time: skipped, passes never overlap');
+        log.warn(
+          { skipped, trigger: v.schedule.description },
+          'the pass ran past its next due time: skipped, passes never overlap',
+        );
       }
       if (!next) {
         this.stateValue = 'finished';
@@ -332,7 +375,8 @@ export class PipelineSupervisor {
     if (this.version === v) this.stateValue = 'draining';
     const log = this.options.log.child({ pipeline: v.def.name });
     const inFlight = v.runner?.activeItems ?? 0;
-    if (inFlight > 0) log.info({ inFlight, hash: v.def.hash }, 'draining: in-flight items finish, no new ones start');
+    if (inFlight > 0)
+      log.info({ inFlight, hash: v.def.hash }, 'draining: in-flight items finish, no new ones start');
     v.stop.abort();
     v.runner?.stopIntake();
     const timeout = new AbortController(); // cancelled once drained: a pending timer would keep the process alive
@@ -345,14 +389,20 @@ export class PipelineSupervisor {
     ]);
     timeout.abort();
     if (!settled) {
-      log.warn({ drainTimeoutMs }, 'drain timeout: aborting in-flight items (they are redone later, nothing half-written is kept)');
+      log.warn(
+        { drainTimeoutMs },
+        'drain timeout: aborting in-flight items (they are redone later, nothing half-written is kept)',
+      );
       v.runner?.abortNow();
       await v.loop;
     }
     await v.runner?.close();
     await v.ledger?.close();
     if (this.version === v) this.version = undefined;
-    log[this.options.announce || v.schedule.description !== 'once' ? 'info' : 'debug']({ hash: v.def.hash }, 'pipeline version stopped');
+    log[this.options.announce || v.schedule.description !== 'once' ? 'info' : 'debug'](
+      { hash: v.def.hash },
+      'pipeline version stopped',
+    );
   }
 
   /** Everything /status and the status page show about this pipeline. */

@@ -11,7 +11,11 @@ export interface BackoffPolicy {
  * Delay before retry number `attempt` (1 = after the first failure): exponential, capped, and
  * with full jitter a uniform draw in [0, delay] so that many clients retrying together spread out.
  */
-export function backoffDelay(attempt: number, policy: BackoffPolicy, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  policy: BackoffPolicy,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** (attempt - 1));
   return policy.jitter === 'full' ? random() * exp : exp;
 }

@@ -6,9 +6,9 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { BlobItem, BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
-import { STREAM_CHUNK } from '../../core/streams.js';
 import { registerSecret } from '../../core/observe/redact.js';
 import { Secret } from '../../core/schema-fragments.js';
+import { STREAM_CHUNK } from '../../core/streams.js';
 import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
 import { quotedEtag } from '../object-store/keys.js';
 import { changedError, type ListedVersion, type ListPage } from '../object-store/source.js';
@@ -222,7 +222,11 @@ export async function downloadBlob(
     abortSignal: options.signal,
     conditions: options.ifMatch ? { ifMatch: options.ifMatch } : undefined,
   });
-  return relabelDroppedDownload(response.readableStreamBody as Readable, azureLocation(conn, blob), options.signal);
+  return relabelDroppedDownload(
+    response.readableStreamBody as Readable,
+    azureLocation(conn, blob),
+    options.signal,
+  );
 }
 
 /**
@@ -236,10 +240,14 @@ export function relabelDroppedDownload(body: Readable, location: string, signal?
     const dropped = err?.name === 'AbortError' && !signal?.aborted;
     out.destroy(
       dropped
-        ? new SluiceError('SLUICE_E_SOURCE', `download of ${location} was cut off: the connection dropped mid-body`, {
-            cause: err,
-            retryable: true,
-          })
+        ? new SluiceError(
+            'SLUICE_E_SOURCE',
+            `download of ${location} was cut off: the connection dropped mid-body`,
+            {
+              cause: err,
+              retryable: true,
+            },
+          )
         : err,
     );
   });
@@ -258,7 +266,12 @@ export async function copyBlob(
   conn: AzureConnection,
   fromUrl: string,
   toBlob: string,
-  options: { metadata?: Record<string, string>; signal?: AbortSignal; ifMatch?: string; ifNoneMatch?: boolean } = {},
+  options: {
+    metadata?: Record<string, string>;
+    signal?: AbortSignal;
+    ifMatch?: string;
+    ifNoneMatch?: boolean;
+  } = {},
 ): Promise<void> {
   const poller = await conn.container.getBlobClient(toBlob).beginCopyFromURL(fromUrl, {
     metadata: options.metadata,
@@ -288,7 +301,11 @@ export async function deleteBlob(conn: AzureConnection, blob: string, signal?: A
 }
 
 /** Deletes `blob` only while it is the listed `version` (If-Match on its etag). */
-export async function deleteBlobVersion(conn: AzureConnection, blob: string, version: ListedVersion): Promise<void> {
+export async function deleteBlobVersion(
+  conn: AzureConnection,
+  blob: string,
+  version: ListedVersion,
+): Promise<void> {
   try {
     await conn.container.getBlobClient(blob).delete({
       conditions: version.etag === undefined ? undefined : { ifMatch: quotedEtag(version.etag) },
@@ -312,7 +329,8 @@ export async function copyBlobVersion(
   try {
     await copyBlob(conn, conn.container.getBlobClient(blob).url, toBlob, { ifMatch: version.etag });
   } catch (err) {
-    if (isConditionNotMet(err)) throw changedError(azureLocation(conn, blob), 'moved', 'its etag no longer matches');
+    if (isConditionNotMet(err))
+      throw changedError(azureLocation(conn, blob), 'moved', 'its etag no longer matches');
     throw err;
   }
 }

@@ -128,7 +128,9 @@ export const azureBlobSink = definePlugin({
       copyableFrom(item) {
         const origin = item.origin;
         if (origin?.kind !== AZURE_ORIGIN_KIND || origin.endpoint !== conn.endpointId) return undefined;
-        return { key: origin.location.container === conn.container.containerName ? origin.location.blob : undefined };
+        return {
+          key: origin.location.container === conn.container.containerName ? origin.location.blob : undefined,
+        };
       },
 
       async copy(item, name, { metadata, exclusive, signal }) {

@@ -66,9 +66,15 @@ export const azureBlobSource = definePlugin({
       read: (blob, { signal, etag }) =>
         downloadBlob(conn, blob, { signal, ifMatch: etag === undefined ? undefined : quotedEtag(etag) }),
       isNotFound: isBlobNotFound,
-      origin: (blob) => ({ kind: AZURE_ORIGIN_KIND, endpoint: conn.endpointId, location: { container, blob } }),
+      origin: (blob) => ({
+        kind: AZURE_ORIGIN_KIND,
+        endpoint: conn.endpointId,
+        location: { container, blob },
+      }),
       keyFromOrigin: (origin) =>
-        origin?.kind === AZURE_ORIGIN_KIND && origin.endpoint === conn.endpointId && origin.location.container === container
+        origin?.kind === AZURE_ORIGIN_KIND &&
+        origin.endpoint === conn.endpointId &&
+        origin.location.container === container
           ? origin.location.blob
           : undefined,
       deleteVersion: (blob, version) => deleteBlobVersion(conn, blob, version),

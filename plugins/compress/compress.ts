@@ -1,5 +1,5 @@
-import { type Static, Type } from '@sinclair/typebox';
 import { constants, createBrotliCompress, createGzip } from 'node:zlib';
+import { type Static, Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { deriveItem } from '../../core/item.js';
 import { definePlugin } from '../../core/plugin-api.js';

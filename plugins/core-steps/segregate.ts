@@ -100,9 +100,14 @@ export const segregatePlugin = definePlugin({
         to: compileTemplate(route.to, { jsonPath: `/routes/${i}/to`, relativePath: true }),
       }),
     );
-    const single = config.to === undefined ? undefined : compileTemplate(config.to, { jsonPath: '/to', relativePath: true });
+    const single =
+      config.to === undefined
+        ? undefined
+        : compileTemplate(config.to, { jsonPath: '/to', relativePath: true });
     const fallback =
-      config.default === undefined ? undefined : compileTemplate(config.default, { jsonPath: '/default', relativePath: true });
+      config.default === undefined
+        ? undefined
+        : compileTemplate(config.default, { jsonPath: '/default', relativePath: true });
     const unmatched =
       config.unmatched === undefined
         ? undefined

@@ -26,7 +26,9 @@ describe('ftpSettings ca_file', () => {
   it('reads a ca_file relative to the pipeline folder, and names a missing one', async () => {
     const ctx = makePluginContext();
     writeFileSync(join(ctx.baseDir, 'ca.pem'), 'PEM');
-    expect(String((await ftpSettings({ ...base, ca_file: 'ca.pem' }, ctx, 'SLUICE_E_SOURCE')).tls.ca)).toBe('PEM');
+    expect(String((await ftpSettings({ ...base, ca_file: 'ca.pem' }, ctx, 'SLUICE_E_SOURCE')).tls.ca)).toBe(
+      'PEM',
+    );
     const missing = ftpSettings({ ...base, ca_file: 'nope.pem' }, ctx, 'SLUICE_E_SOURCE');
     await expect(missing).rejects.toBeInstanceOf(SluiceError);
     await expect(missing).rejects.toThrow(/cannot read ca_file .*nope\.pem/);

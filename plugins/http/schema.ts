@@ -1,9 +1,9 @@
 /** Config fields the http source and sink share. */
 import { Type } from '@sinclair/typebox';
-import { parseDuration } from '../../core/units.js';
-import { Duration } from '../../core/schema-fragments.js';
-import type { HttpClientOptions } from './client.js';
 import type { ErrorCode } from '../../core/errors.js';
+import { Duration } from '../../core/schema-fragments.js';
+import { parseDuration } from '../../core/units.js';
+import type { HttpClientOptions } from './client.js';
 
 export const HeaderMap = (description: string) =>
   Type.Record(Type.String(), Type.String(), {

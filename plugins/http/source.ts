@@ -3,7 +3,7 @@
  * streamed GET. After success it can delete a file with its own request (the API's DELETE).
  */
 import { createHash } from 'node:crypto';
-import { Transform, type TransformCallback, type Readable } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
 import { isRetryableByDefault, SluiceError } from '../../core/errors.js';

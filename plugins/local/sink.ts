@@ -75,7 +75,8 @@ export const localSink = definePlugin({
         placed = await place(temp, destination, dest, ifExists, reserve);
       } finally {
         // After a rename the temp name is gone; after a link (or a failure) it must go.
-        if (placed?.kept !== undefined || placed === undefined || ifExists !== 'overwrite') await unlink(temp).catch(() => undefined);
+        if (placed?.kept !== undefined || placed === undefined || ifExists !== 'overwrite')
+          await unlink(temp).catch(() => undefined);
       }
       if (placed.kept !== undefined) return { location: dest, size: placed.kept, skipped: true };
       return {

@@ -128,7 +128,11 @@ export const localSource = definePlugin({
         path: relPath,
         size,
         mtime,
-        origin: { kind: 'local', endpoint: 'localhost', location: { path: join(root, ...storedAs.split('/')) } },
+        origin: {
+          kind: 'local',
+          endpoint: 'localhost',
+          location: { path: join(root, ...storedAs.split('/')) },
+        },
         open: async () => openFile(await locate(storedAs), size),
       });
     /** Where an item's bytes are, relative to the root: its origin (a file left aside) or its path. */
@@ -187,7 +191,10 @@ export const localSource = definePlugin({
         if (dir === root) throw err;
         // One unreadable folder must not hide the others: report it and go on.
         const code = (err as NodeJS.ErrnoException).code;
-        yield rejectedAt(relDir, `this folder could not be listed (${code ?? (err as Error).message}): its files were not read`);
+        yield rejectedAt(
+          relDir,
+          `this folder could not be listed (${code ?? (err as Error).message}): its files were not read`,
+        );
         return;
       }
       for (const [abs, relPath] of subdirs) yield* walk(abs, relPath, signal);
@@ -243,7 +250,8 @@ export const localSource = definePlugin({
       const watcher = watch(root, {
         ignoreInitial: true,
         depth: cfg.recursive === false ? 0 : undefined,
-        ignored: (path: string) => path !== root && (isInternal(path) || asideOriginal(basename(path)) !== undefined),
+        ignored: (path: string) =>
+          path !== root && (isInternal(path) || asideOriginal(basename(path)) !== undefined),
       });
       const touched = (abs: string) => {
         candidates.set(abs, candidates.get(abs) ?? { size: -1, mtimeMs: -1, stillSince: Date.now() });
@@ -347,11 +355,16 @@ export const localSource = definePlugin({
       try {
         await copyFile(from, temp);
         const [a, b] = await Promise.all([stat(from), stat(temp)]);
-        const [ha, hb] = a.size === b.size ? await Promise.all([sha256File(from), sha256File(temp)]) : ['', '-'];
+        const [ha, hb] =
+          a.size === b.size ? await Promise.all([sha256File(from), sha256File(temp)]) : ['', '-'];
         if (ha !== hb) {
-          throw new SluiceError('SLUICE_E_SOURCE', `move_to: the copy of ${from} at ${target} differs from it (size or sha256)`, {
-            retryable: true,
-          });
+          throw new SluiceError(
+            'SLUICE_E_SOURCE',
+            `move_to: the copy of ${from} at ${target} differs from it (size or sha256)`,
+            {
+              retryable: true,
+            },
+          );
         }
         await rename(temp, target);
       } catch (err) {
@@ -389,7 +402,10 @@ export const localSource = definePlugin({
           await mkdir(dirname(target), { recursive: true });
           const [realBase, folder] = await Promise.all([realpath(base), realpath(dirname(target))]);
           if (folder !== realBase && !folder.startsWith(realBase + sep)) {
-            throw nameError(item.path, `would be moved outside ${base} (through a symbolic link to ${folder})`);
+            throw nameError(
+              item.path,
+              `would be moved outside ${base} (through a symbolic link to ${folder})`,
+            );
           }
           try {
             await rename(asidePath, target);

@@ -6,9 +6,14 @@
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { SluiceError } from '../../core/errors.js';
+import {
+  existsWithOtherBytes,
+  type IfExistsMode,
+  noFreeName,
+  renameCandidates,
+} from '../../core/if-exists.js';
 import type { Item, SinkCommit } from '../../core/plugin-api.js';
 import { hashStream } from '../../core/streams.js';
-import { existsWithOtherBytes, type IfExistsMode, noFreeName, renameCandidates } from '../../core/if-exists.js';
 import { joinKey } from './keys.js';
 
 export type { IfExistsMode };
@@ -38,7 +43,9 @@ export type ExistsDecision =
   | { key?: undefined; commit: SinkCommit };
 
 /** What a server-side copy does: copy to `key` (see `ExistsDecision`), or nothing (`commit`). */
-export type CopyDecision = { key: string; exclusive: boolean; commit?: undefined } | { key?: undefined; commit: SinkCommit };
+export type CopyDecision =
+  | { key: string; exclusive: boolean; commit?: undefined }
+  | { key?: undefined; commit: SinkCommit };
 
 /**
  * Applies `mode` before writing `body` to `destination` under `prefix`. For `skip` and `fail` on
@@ -72,7 +79,8 @@ export async function decideForWrite(
   }
   const incoming = await hashStream(body);
   if (incoming.size === existing.size) {
-    const existingSha256 = existing.sha256 ?? (await hashStream(await store.read(key, options.signal))).digest;
+    const existingSha256 =
+      existing.sha256 ?? (await hashStream(await store.read(key, options.signal))).digest;
     if (existingSha256 === incoming.digest) {
       return {
         commit: { location: store.location(key), size: existing.size, sha256: existingSha256, skipped: true },

@@ -25,7 +25,8 @@ describe('object-store keys', () => {
   });
 
   it('refuses keys that are not exactly one safe relative path', () => {
-    for (const ok of ['a.txt', 'a/b.txt', 'a b/ü #1+2%.txt', '.env', 'a/..b/c..']) expect(unsafeKeyReason(ok)).toBeUndefined();
+    for (const ok of ['a.txt', 'a/b.txt', 'a b/ü #1+2%.txt', '.env', 'a/..b/c..'])
+      expect(unsafeKeyReason(ok)).toBeUndefined();
     expect(unsafeKeyReason('a//b.txt')).toMatch(/empty segment/);
     expect(unsafeKeyReason('/a.txt')).toMatch(/starts with/);
     expect(unsafeKeyReason('./a.txt')).toMatch(/"\." or "\.\."/);

@@ -45,7 +45,10 @@ export function displayKey(relative: string): string {
     .map((s) => (s === '.' ? '%2E' : s === '..' ? '%2E%2E' : s))
     .join('/');
   // An empty segment shows as the slash that made it: `a//b` → `a/%2Fb`, `/a` → `%2Fa`.
-  return dots.replace(/(^|\/)(\/+)/g, (_, lead: string, slashes: string) => lead + '%2F'.repeat(slashes.length));
+  return dots.replace(
+    /(^|\/)(\/+)/g,
+    (_, lead: string, slashes: string) => lead + '%2F'.repeat(slashes.length),
+  );
 }
 
 /** An etag as HTTP conditions want it (`"…"`), from the unquoted form items carry. */

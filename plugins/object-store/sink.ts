@@ -12,7 +12,7 @@
 import type { Readable } from 'node:stream';
 import { SluiceError } from '../../core/errors.js';
 import type { Item, SinkCommit, SinkInstance, SinkWriteRequest } from '../../core/plugin-api.js';
-import { type IfExistsMode, type ObjectStoreAccess, decideForCopy, decideForWrite } from './if-exists.js';
+import { decideForCopy, decideForWrite, type IfExistsMode, type ObjectStoreAccess } from './if-exists.js';
 import { folderPrefix, joinKey } from './keys.js';
 import { type MetadataTemplates, spoolHashed } from './metadata.js';
 
@@ -30,7 +30,12 @@ export interface SinkBackend extends ObjectStoreAccess {
    * the body failed. Resolves to the stored size when the upload itself proves it (S3: a
    * single-part ETag equal to the MD5 of what was sent), else undefined (then it is asked).
    */
-  upload(key: string, body: Readable, metadata: Record<string, string>, options: UploadOptions): Promise<number | undefined>;
+  upload(
+    key: string,
+    body: Readable,
+    metadata: Record<string, string>,
+    options: UploadOptions,
+  ): Promise<number | undefined>;
   /**
    * Where `item`'s bytes are when this service can copy them server-side (same endpoint,
    * within limits): `key` is set when they are in this sink's own bucket or container.

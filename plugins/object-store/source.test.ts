@@ -14,7 +14,8 @@ function scripted(pages: Record<string, ListPage>): SourceBackend {
     keyFromOrigin: (origin) => origin?.location.key,
     deleteVersion: async () => undefined,
     copyVersion: async () => undefined,
-    error: (what, err) => (err instanceof SluiceError ? err : new SluiceError('SLUICE_E_SOURCE', `${what}: ${String(err)}`)),
+    error: (what, err) =>
+      err instanceof SluiceError ? err : new SluiceError('SLUICE_E_SOURCE', `${what}: ${String(err)}`),
   };
 }
 
@@ -45,7 +46,9 @@ describe('object-store source', () => {
     );
     const items = [];
     for await (const item of source.list(new AbortController().signal)) items.push(item);
-    expect(items.map((i) => [i.path, i.etag, i.origin?.location.key])).toEqual([['x.txt', 'e1', 'inbox/x.txt']]);
+    expect(items.map((i) => [i.path, i.etag, i.origin?.location.key])).toEqual([
+      ['x.txt', 'e1', 'inbox/x.txt'],
+    ]);
   });
 
   it('describes how the object at a key differs from the listed version', () => {

@@ -42,7 +42,12 @@ export interface SourceBackend {
   /** Display form of a key, e.g. `s3://bucket/key`. */
   location(key: string): string;
   /** One page of the objects under `prefix` (a folder prefix, `` for all). */
-  listPage(prefix: string, recursive: boolean, token: string | undefined, signal: AbortSignal): Promise<ListPage>;
+  listPage(
+    prefix: string,
+    recursive: boolean,
+    token: string | undefined,
+    signal: AbortSignal,
+  ): Promise<ListPage>;
   /** Reads `key`; with `etag` only that version (a replaced object fails the read). */
   read(key: string, options: { signal?: AbortSignal; etag?: string }): Promise<Readable>;
   isNotFound(err: unknown): boolean;
@@ -79,7 +84,10 @@ export function changedError(location: string, action: string, now: string): Slu
 }
 
 /** How the object now at a key differs from the listed version, or undefined when it does not. */
-export function versionChange(listed: ListedVersion, now: { etag?: string; size?: number }): string | undefined {
+export function versionChange(
+  listed: ListedVersion,
+  now: { etag?: string; size?: number },
+): string | undefined {
   const etag = unquotedEtag(now.etag);
   if (listed.etag !== undefined && etag !== undefined && etag !== listed.etag) {
     return `etag ${listed.etag} when listed, ${etag} now`;
@@ -105,7 +113,9 @@ export function createObjectStoreSource(
     const unsafe =
       object.unreadable ??
       unsafeKeyReason(relative) ??
-      (normalizeItemPath(relative) !== relative ? 'the item path model would turn it into another path' : undefined);
+      (normalizeItemPath(relative) !== relative
+        ? 'the item path model would turn it into another path'
+        : undefined);
     if (unsafe !== undefined) {
       const rejected = `the key "${escapeControl(key)}" cannot be processed safely: ${unsafe}; it is left in place`;
       return createItem({
@@ -168,7 +178,8 @@ export function createObjectStoreSource(
       for (const object of page.objects) {
         if (object.unreadable === undefined) {
           // Keys ending in `/` are folder markers made by consoles and tools, not files.
-          if (object.key.endsWith('/') || !object.key.startsWith(prefix) || listedEarlier(object.key, index)) continue;
+          if (object.key.endsWith('/') || !object.key.startsWith(prefix) || listedEarlier(object.key, index))
+            continue;
         }
         yield makeItem(prefix, object);
       }

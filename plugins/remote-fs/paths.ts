@@ -23,4 +23,3 @@ export function tempPathFor(path: string): string {
 export function isTempName(name: string): boolean {
   return TEMP_NAME.test(name);
 }
-

@@ -1,7 +1,12 @@
 /** The atomic-write half shared by the SFTP and FTP sinks: temp name in the same folder, then rename. */
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import { existsWithOtherBytes, type IfExistsMode, noFreeName, renameCandidates } from '../../core/if-exists.js';
+import {
+  existsWithOtherBytes,
+  type IfExistsMode,
+  noFreeName,
+  renameCandidates,
+} from '../../core/if-exists.js';
 import type { SinkCommit, SinkInstance, SinkWriteRequest } from '../../core/plugin-api.js';
 import { HashTap, hashStream, pipeThrough } from '../../core/streams.js';
 import type { RemoteConnection } from './connection.js';
@@ -21,7 +26,6 @@ export interface RemoteSinkOptions {
   isRetryable: (err: unknown) => boolean | undefined;
 }
 
-
 export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
   const { pool, root, ifExists, describe } = options;
 
@@ -32,7 +36,11 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
     sent: HashTap,
   ): Promise<SinkCommit> {
     const target = joinRemote(root, req.destination);
-    const committed = async (path: string, skipped = false, destination = req.destination): Promise<SinkCommit> => {
+    const committed = async (
+      path: string,
+      skipped = false,
+      destination = req.destination,
+    ): Promise<SinkCommit> => {
       const stat = await c.stat(path);
       return {
         location: describe(path),

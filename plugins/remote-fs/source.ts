@@ -12,8 +12,8 @@ import {
 import type { Item, SourceInstance } from '../../core/plugin-api.js';
 import type { RemoteConnection } from './connection.js';
 import { isTempName, joinRemote } from './paths.js';
-import { openPooledRead } from './read.js';
 import type { ConnectionPool } from './pool.js';
+import { openPooledRead } from './read.js';
 
 export interface RemoteSourceOptions {
   pool: ConnectionPool<RemoteConnection>;
@@ -61,7 +61,10 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
         // One unreadable folder must not hide the others: report it and go on. A dropped
         // connection (retryable) still fails the listing, to be retried as a whole.
         if (relDir === '' || options.isRetryable(err) !== false) throw err;
-        yield rejectedAt(relDir, `this folder could not be listed (${(err as Error).message}): its files were not read`);
+        yield rejectedAt(
+          relDir,
+          `this folder could not be listed (${(err as Error).message}): its files were not read`,
+        );
         continue;
       }
       entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -258,7 +258,12 @@ export async function copyObject(
   conn: S3Connection,
   from: { bucket: string; key: string },
   toKey: string,
-  options: { metadata?: Record<string, string>; signal?: AbortSignal; ifMatch?: string; ifNoneMatch?: boolean } = {},
+  options: {
+    metadata?: Record<string, string>;
+    signal?: AbortSignal;
+    ifMatch?: string;
+    ifNoneMatch?: boolean;
+  } = {},
 ): Promise<string | undefined> {
   const send = (style: 'component' | 'uri') =>
     conn.client.send(
@@ -326,7 +331,11 @@ async function stillListedVersion(conn: S3Connection, key: string, version: List
 }
 
 /** Deletes `key` only while it is the listed `version` (see `stillListedVersion`). */
-export async function deleteObjectVersion(conn: S3Connection, key: string, version: ListedVersion): Promise<void> {
+export async function deleteObjectVersion(
+  conn: S3Connection,
+  key: string,
+  version: ListedVersion,
+): Promise<void> {
   if (!(await stillListedVersion(conn, key, version, 'deleted'))) return;
   try {
     await conn.client.send(

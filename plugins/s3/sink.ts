@@ -112,7 +112,13 @@ export const s3Sink = definePlugin({
           client: conn.client,
           // lib-storage passes IfNoneMatch to the PutObject of a single part and to
           // CompleteMultipartUpload: the object appears only if the key is still free.
-          params: { Bucket: conn.bucket, Key: key, Body: sent, Metadata: metadata, IfNoneMatch: exclusive ? '*' : undefined },
+          params: {
+            Bucket: conn.bucket,
+            Key: key,
+            Body: sent,
+            Metadata: metadata,
+            IfNoneMatch: exclusive ? '*' : undefined,
+          },
           partSize,
           queueSize: cfg.queue_size,
           leavePartsOnError: false,
@@ -130,7 +136,9 @@ export const s3Sink = definePlugin({
         } finally {
           signal.removeEventListener('abort', onAbort);
         }
-        return md5 && md5.bytes < partSize && etag !== undefined && etag === md5.digest() ? md5.bytes : undefined;
+        return md5 && md5.bytes < partSize && etag !== undefined && etag === md5.digest()
+          ? md5.bytes
+          : undefined;
       },
 
       copyableFrom(item) {
@@ -144,7 +152,12 @@ export const s3Sink = definePlugin({
         const from = { bucket: item.origin!.location.bucket, key: item.origin!.location.key };
         let copyEtag: string | undefined;
         try {
-          copyEtag = await copyObject(conn, from, key, { metadata, signal, ifMatch: item.etag, ifNoneMatch: exclusive });
+          copyEtag = await copyObject(conn, from, key, {
+            metadata,
+            signal,
+            ifMatch: item.etag,
+            ifNoneMatch: exclusive,
+          });
         } catch (err) {
           // The sink's credentials may not read the source bucket: let the runtime stream it.
           if ((err as { name?: string }).name === 'AccessDenied') return null;
@@ -156,13 +169,20 @@ export const s3Sink = definePlugin({
               { cause: err, retryable: exclusive },
             );
           }
-          throw s3Error('SLUICE_E_SINK', `cannot copy ${s3Location(from.bucket, from.key)} to ${s3Location(conn.bucket, key)}`, err);
+          throw s3Error(
+            'SLUICE_E_SINK',
+            `cannot copy ${s3Location(from.bucket, from.key)} to ${s3Location(conn.bucket, key)}`,
+            err,
+          );
         }
         // A single-part object's ETag is the MD5 of its bytes: the copy reporting the listed
         // ETag is a content check stronger than the stored size, without a HeadObject. Multipart
         // sources ("…-N"), KMS-encrypted ones and anything else fall back to the HeadObject.
         const sameBytes =
-          copyEtag !== undefined && item.etag !== undefined && !item.etag.includes('-') && copyEtag === item.etag;
+          copyEtag !== undefined &&
+          item.etag !== undefined &&
+          !item.etag.includes('-') &&
+          copyEtag === item.etag;
         return sameBytes ? item.size : undefined;
       },
 

@@ -84,9 +84,15 @@ export const s3Source = definePlugin({
       read: (key, { signal, etag }) =>
         getObjectStream(conn, key, { signal, ifMatch: etag === undefined ? undefined : quotedEtag(etag) }),
       isNotFound,
-      origin: (key) => ({ kind: S3_ORIGIN_KIND, endpoint: conn.endpointId, location: { bucket: conn.bucket, key } }),
+      origin: (key) => ({
+        kind: S3_ORIGIN_KIND,
+        endpoint: conn.endpointId,
+        location: { bucket: conn.bucket, key },
+      }),
       keyFromOrigin: (origin) =>
-        origin?.kind === S3_ORIGIN_KIND && origin.endpoint === conn.endpointId && origin.location.bucket === conn.bucket
+        origin?.kind === S3_ORIGIN_KIND &&
+        origin.endpoint === conn.endpointId &&
+        origin.location.bucket === conn.bucket
           ? origin.location.key
           : undefined,
       deleteVersion: (key, version) => deleteObjectVersion(conn, key, version),

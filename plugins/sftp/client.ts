@@ -250,7 +250,9 @@ class SftpConnection implements RemoteConnection {
   /** Calls `listener` if the session dies before the returned function is called. */
   private onLost(listener: (err: Error) => void): () => void {
     if (this.dead) {
-      queueMicrotask(() => listener(Object.assign(new Error('SFTP connection lost'), { code: 'ERR_NOT_CONNECTED' })));
+      queueMicrotask(() =>
+        listener(Object.assign(new Error('SFTP connection lost'), { code: 'ERR_NOT_CONNECTED' })),
+      );
       return () => {};
     }
     this.lostListeners.add(listener);

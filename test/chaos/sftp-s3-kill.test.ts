@@ -10,7 +10,15 @@
  * `npm run test:chaos` runs 2,000 / 30).
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,7 +73,8 @@ function writeCorpus(): Map<string, string> {
     const path = join(outgoing, rel);
     if (!existsSync(dirname(path))) {
       mkdirSync(dirname(path), { recursive: true });
-      for (let dir = dirname(path); dir.length >= outgoing.length; dir = dirname(dir)) chownSync(dir, uid, gid);
+      for (let dir = dirname(path); dir.length >= outgoing.length; dir = dirname(dir))
+        chownSync(dir, uid, gid);
     }
     writeFileSync(path, data);
     chownSync(path, uid, gid);
@@ -77,7 +86,8 @@ function writeCorpus(): Map<string, string> {
 /** Files left in the SFTP folder (cheap enough to poll while a round runs). */
 function countSourceFiles(dir = outgoing): number {
   let n = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) n += entry.isDirectory() ? countSourceFiles(join(dir, entry.name)) : 1;
+  for (const entry of readdirSync(dir, { withFileTypes: true }))
+    n += entry.isDirectory() ? countSourceFiles(join(dir, entry.name)) : 1;
   return n;
 }
 
@@ -146,7 +156,11 @@ describe(`chaos: sftp → s3 under SIGKILL (${FILES} files, ${KILLS} kills)`, ()
       const seenUploads = new Set<string>();
 
       /** Every 5th kill waits for a new multipart upload (while large files remain), every 5th at start-up, the rest after a random share of the files left. */
-      const killMoment = async (round: number, killsLeft: number, exited: AbortSignal): Promise<KillTrigger> => {
+      const killMoment = async (
+        round: number,
+        killsLeft: number,
+        exited: AbortSignal,
+      ): Promise<KillTrigger> => {
         const left = countSourceFiles();
         // A large file already in the bucket whose source is still there (committed, its delete
         // killed) is only tidied up next round: no upload will start for it, so waiting for one
@@ -154,7 +168,9 @@ describe(`chaos: sftp → s3 under SIGKILL (${FILES} files, ${KILLS} kills)`, ()
         // takes a while, and the round runs meanwhile.)
         const largeLeft = async () => {
           const uploaded = await readBucket();
-          return largeFiles.some((rel) => existsSync(join(outgoing, rel)) && uploaded.get(rel) !== hashes.get(rel));
+          return largeFiles.some(
+            (rel) => existsSync(join(outgoing, rel)) && uploaded.get(rel) !== hashes.get(rel),
+          );
         };
         if (round % 5 === 0 && (await largeLeft())) {
           for (const id of openUploads()) seenUploads.add(id);
@@ -178,7 +194,15 @@ describe(`chaos: sftp → s3 under SIGKILL (${FILES} files, ${KILLS} kills)`, ()
 
       let killsSoFar = 0;
       const result = await killLoop({
-        args: (round) => ['run', 'chaos.yaml', '--log-format', 'json', '--quiet', '--summary-json', `summary-${round}.json`],
+        args: (round) => [
+          'run',
+          'chaos.yaml',
+          '--log-format',
+          'json',
+          '--quiet',
+          '--summary-json',
+          `summary-${round}.json`,
+        ],
         cwd: ws.dir,
         env,
         kills: KILLS,
@@ -194,17 +218,34 @@ describe(`chaos: sftp → s3 under SIGKILL (${FILES} files, ${KILLS} kills)`, ()
       const completed = result.rounds.filter((r) => !r.killed);
       const summaries = completed
         .filter((r) => existsSync(ws.path(`summary-${r.round}.json`)))
-        .map((r) => JSON.parse(ws.read(`summary-${r.round}.json`)) as { ok: number; failed: number; retries: number; failures: unknown[] });
+        .map(
+          (r) =>
+            JSON.parse(ws.read(`summary-${r.round}.json`)) as {
+              ok: number;
+              failed: number;
+              retries: number;
+              failures: unknown[];
+            },
+        );
       const triggers = result.rounds.filter((r) => r.killed).map((r) => r.note);
       const leftUploads = openUploads();
       const report = {
         files: FILES,
         largeFiles: largeFiles.length,
         killsLanded: result.kills,
-        byTrigger: Object.fromEntries(['start-up', 'after-files', 'mid-multipart'].map((t) => [t, triggers.filter((n) => n === t).length])),
+        byTrigger: Object.fromEntries(
+          ['start-up', 'after-files', 'mid-multipart'].map((t) => [
+            t,
+            triggers.filter((n) => n === t).length,
+          ]),
+        ),
         rounds: result.rounds.length,
         roundSeconds: result.rounds.map((r) => Math.round(r.ms / 100) / 10),
-        completedRounds: completed.map((r) => ({ round: r.round, code: r.code, output: r.output?.slice(-600) })),
+        completedRounds: completed.map((r) => ({
+          round: r.round,
+          code: r.code,
+          output: r.output?.slice(-600),
+        })),
         okPerCompletedRun: summaries.map((s) => s.ok),
         retries: summaries.reduce((n, s) => n + s.retries, 0),
         leftIncompleteUploads: leftUploads.length,
@@ -230,7 +271,11 @@ describe(`chaos: sftp → s3 under SIGKILL (${FILES} files, ${KILLS} kills)`, ()
       expect(leftUploads.length).toBeLessThanOrEqual(result.kills * CONCURRENCY);
 
       expect(listFiles(outgoing)).toEqual([]);
-      const history = await runCli(['history', 'chaos.yaml', '--limit', String(FILES * 2), '--log-format', 'json'], ws.dir, env);
+      const history = await runCli(
+        ['history', 'chaos.yaml', '--limit', String(FILES * 2), '--log-format', 'json'],
+        ws.dir,
+        env,
+      );
       expect(history.code, history.stderr).toBe(0);
       const records = history.stdout
         .trim()
@@ -244,7 +289,9 @@ describe(`chaos: sftp → s3 under SIGKILL (${FILES} files, ${KILLS} kills)`, ()
       for (const r of records) expect(r.destinations, r.path).toEqual([`s3://${BUCKET}/${r.path}`]);
       const committedOnly = records.filter((r) => r.state === 'committed').map((r) => r.path);
       expect(committedOnly.length).toBeLessThanOrEqual(result.kills * CONCURRENCY);
-      console.log(`chaos sftp → s3: ledger ${records.length - committedOnly.length} finalized, ${committedOnly.length} committed (${committedOnly.join(', ')})`);
+      console.log(
+        `chaos sftp → s3: ledger ${records.length - committedOnly.length} finalized, ${committedOnly.length} committed (${committedOnly.join(', ')})`,
+      );
     },
     Math.max(300_000, 120_000 + FILES * 300 + KILLS * 15_000),
   );

@@ -23,7 +23,7 @@ import { SluiceError } from '../../core/errors.js';
 import { createItem } from '../../core/item.js';
 import type { Item, StepOutput } from '../../core/plugin-api.js';
 import { hashStream } from '../../core/streams.js';
-import { decompressPlugin, type DecompressConfig } from '../../plugins/archive/decompress.js';
+import { type DecompressConfig, decompressPlugin } from '../../plugins/archive/decompress.js';
 import { makePluginContext, makeStepContext } from '../helpers/context.js';
 
 let work: string;

@@ -9,16 +9,18 @@
 import { execFileSync, execSync } from 'node:child_process';
 import { createReadStream, mkdirSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runPipelineFile } from '../../core/sdk.js';
 import type { RunSummary } from '../../core/runtime/runner.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import { hashStream } from '../../core/streams.js';
 import { listFiles, makeWorkspace } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-bad-archives-');
 afterAll(() => ws.cleanup());
 
-const sh = (command: string, cwd = ws.dir) => execSync(command, { cwd, stdio: ['ignore', 'ignore', 'pipe'], shell: '/bin/bash' });
-const python = (script: string) => execFileSync('python3', ['-c', script], { cwd: ws.path('in'), stdio: ['ignore', 'ignore', 'pipe'] });
+const sh = (command: string, cwd = ws.dir) =>
+  execSync(command, { cwd, stdio: ['ignore', 'ignore', 'pipe'], shell: '/bin/bash' });
+const python = (script: string) =>
+  execFileSync('python3', ['-c', script], { cwd: ws.path('in'), stdio: ['ignore', 'ignore', 'pipe'] });
 
 interface BadCase {
   /** Test name (the input as docs/reliability.md lists it). */
@@ -30,55 +32,200 @@ interface BadCase {
 }
 
 const BAD: BadCase[] = [
-  { name: 'corrupt gzip (bytes overwritten mid-stream)', file: 'gz/corrupt.csv.gz', code: 'SLUICE_E_BAD_DATA', message: /"gz\/corrupt\.csv\.gz": not a valid gzip file \(invalid (distance too far back|block type|stored block lengths|code lengths set)/ },
-  { name: 'truncated gzip', file: 'gz/truncated.csv.gz', code: 'SLUICE_E_BAD_DATA', message: /"gz\/truncated\.csv\.gz": not a valid gzip file \(unexpected end of file\)/ },
-  { name: 'plain text named .gz', file: 'gz/fake.csv.gz', code: 'SLUICE_E_BAD_DATA', message: /"gz\/fake\.csv\.gz": not a valid gzip file \(incorrect header check\)/ },
-  { name: 'empty (0-byte) .gz', file: 'gz/empty.csv.gz', code: 'SLUICE_E_BAD_DATA', message: /"gz\/empty\.csv\.gz": not a valid gzip file \(unexpected end of file\)/ },
-  { name: 'gzip bomb (2.5 MB of zeros in ~2.5 KB, max_ratio 200)', file: 'gz/bomb.bin.gz', code: 'SLUICE_E_LIMIT', message: /archive "gz\/bomb\.bin\.gz": expands more than 200× .*max_ratio\): likely a decompression bomb/ },
-  { name: 'corrupt tar (header overwritten)', file: 'tar-corrupt/corrupt.tar', code: 'SLUICE_E_BAD_DATA', message: /"tar-corrupt\/corrupt\.tar": not a valid tar archive \(Invalid tar header/ },
-  { name: 'truncated tar (cut inside the 3rd entry)', file: 'tar-truncated/truncated.tar', code: 'SLUICE_E_BAD_DATA', message: /"tar-truncated\/truncated\.tar": not a valid tar archive \(Unexpected end of data\)/ },
-  { name: 'truncated tar.gz', file: 'tgz-truncated/truncated.tar.gz', code: 'SLUICE_E_BAD_DATA', message: /"tgz-truncated\/truncated\.tar\.gz": not a valid (tar\.gz archive|gzip file) \(unexpected end of file\)/ },
-  { name: 'tar with a symbolic link (after a good entry)', file: 'tar-symlink/symlink.tar', code: 'SLUICE_E_LIMIT', message: /archive "tar-symlink\/symlink\.tar": entry "link" is a symbolic link; links are refused/ },
-  { name: 'tar with a ../ entry (after a good entry)', file: 'tar-dotdot/dotdot.tar', code: 'SLUICE_E_LIMIT', message: /archive "tar-dotdot\/dotdot\.tar": entry "\.\.\/evil\.txt" escapes the archive folder/ },
-  { name: 'tar with an absolute entry', file: 'tar-abs/abs.tar', code: 'SLUICE_E_LIMIT', message: /archive "tar-abs\/abs\.tar": entry "\/tmp\/evil\.txt" is an absolute path/ },
-  { name: 'corrupt zip (deflate data overwritten)', file: 'zip-corrupt/corrupt.zip', code: 'SLUICE_E_BAD_DATA', message: /"zip-corrupt\/corrupt\.zip": not a valid zip archive/ },
-  { name: 'truncated zip (no central directory)', file: 'zip-truncated/truncated.zip', code: 'SLUICE_E_BAD_DATA', message: /"zip-truncated\/truncated\.zip": not a valid zip \(no end of central directory record; truncated\?\)/ },
-  { name: 'empty (0-byte) .zip', file: 'zip-empty/empty.zip', code: 'SLUICE_E_BAD_DATA', message: /"zip-empty\/empty\.zip": not a valid zip \(no end of central directory record/ },
-  { name: 'zip entry ../evil', file: 'zip-dotdot/dotdot.zip', code: 'SLUICE_E_LIMIT', message: /archive "zip-dotdot\/dotdot\.zip": entry "\.\.\/evil" escapes the archive folder/ },
-  { name: 'zip entry /abs', file: 'zip-abs/abs.zip', code: 'SLUICE_E_LIMIT', message: /archive "zip-abs\/abs\.zip": entry "\/abs" is an absolute path/ },
-  { name: 'zip entry ..\\win', file: 'zip-win/win.zip', code: 'SLUICE_E_LIMIT', message: /archive "zip-win\/win\.zip": entry "\.\.\\win" escapes the archive folder/ },
-  { name: 'zip entry C:x', file: 'zip-drive/drive.zip', code: 'SLUICE_E_LIMIT', message: /archive "zip-drive\/drive\.zip": entry "C:x" starts with a drive letter/ },
-  { name: 'zip bomb (2.5 MB of zeros deflated to ~2.5 KB)', file: 'zip-bomb/bomb.zip', code: 'SLUICE_E_LIMIT', message: /archive "zip-bomb\/bomb\.zip": expands more than 200× .*likely a decompression bomb/ },
-  { name: 'zip with too many entries (30 > max_entries 20)', file: 'zip-many/many.zip', code: 'SLUICE_E_LIMIT', message: /archive "zip-many\/many\.zip": holds 30 entries, more than 20 \(max_entries\)/ },
-  { name: 'zip with an encrypted entry (zip -P)', file: 'zip-encrypted/encrypted.zip', code: 'SLUICE_E_BAD_DATA', message: /"zip-encrypted\/encrypted\.zip": entry "plain\.txt" is encrypted \(not supported\)/ },
-  { name: 'zip over max_total_size (4 × 1 MiB, limit 3 MiB)', file: 'zip-total/total.zip', code: 'SLUICE_E_LIMIT', message: /"zip-total\/total\.zip".*(max_total_size)/ },
+  {
+    name: 'corrupt gzip (bytes overwritten mid-stream)',
+    file: 'gz/corrupt.csv.gz',
+    code: 'SLUICE_E_BAD_DATA',
+    message:
+      /"gz\/corrupt\.csv\.gz": not a valid gzip file \(invalid (distance too far back|block type|stored block lengths|code lengths set)/,
+  },
+  {
+    name: 'truncated gzip',
+    file: 'gz/truncated.csv.gz',
+    code: 'SLUICE_E_BAD_DATA',
+    message: /"gz\/truncated\.csv\.gz": not a valid gzip file \(unexpected end of file\)/,
+  },
+  {
+    name: 'plain text named .gz',
+    file: 'gz/fake.csv.gz',
+    code: 'SLUICE_E_BAD_DATA',
+    message: /"gz\/fake\.csv\.gz": not a valid gzip file \(incorrect header check\)/,
+  },
+  {
+    name: 'empty (0-byte) .gz',
+    file: 'gz/empty.csv.gz',
+    code: 'SLUICE_E_BAD_DATA',
+    message: /"gz\/empty\.csv\.gz": not a valid gzip file \(unexpected end of file\)/,
+  },
+  {
+    name: 'gzip bomb (2.5 MB of zeros in ~2.5 KB, max_ratio 200)',
+    file: 'gz/bomb.bin.gz',
+    code: 'SLUICE_E_LIMIT',
+    message: /archive "gz\/bomb\.bin\.gz": expands more than 200× .*max_ratio\): likely a decompression bomb/,
+  },
+  {
+    name: 'corrupt tar (header overwritten)',
+    file: 'tar-corrupt/corrupt.tar',
+    code: 'SLUICE_E_BAD_DATA',
+    message: /"tar-corrupt\/corrupt\.tar": not a valid tar archive \(Invalid tar header/,
+  },
+  {
+    name: 'truncated tar (cut inside the 3rd entry)',
+    file: 'tar-truncated/truncated.tar',
+    code: 'SLUICE_E_BAD_DATA',
+    message: /"tar-truncated\/truncated\.tar": not a valid tar archive \(Unexpected end of data\)/,
+  },
+  {
+    name: 'truncated tar.gz',
+    file: 'tgz-truncated/truncated.tar.gz',
+    code: 'SLUICE_E_BAD_DATA',
+    message:
+      /"tgz-truncated\/truncated\.tar\.gz": not a valid (tar\.gz archive|gzip file) \(unexpected end of file\)/,
+  },
+  {
+    name: 'tar with a symbolic link (after a good entry)',
+    file: 'tar-symlink/symlink.tar',
+    code: 'SLUICE_E_LIMIT',
+    message: /archive "tar-symlink\/symlink\.tar": entry "link" is a symbolic link; links are refused/,
+  },
+  {
+    name: 'tar with a ../ entry (after a good entry)',
+    file: 'tar-dotdot/dotdot.tar',
+    code: 'SLUICE_E_LIMIT',
+    message: /archive "tar-dotdot\/dotdot\.tar": entry "\.\.\/evil\.txt" escapes the archive folder/,
+  },
+  {
+    name: 'tar with an absolute entry',
+    file: 'tar-abs/abs.tar',
+    code: 'SLUICE_E_LIMIT',
+    message: /archive "tar-abs\/abs\.tar": entry "\/tmp\/evil\.txt" is an absolute path/,
+  },
+  {
+    name: 'corrupt zip (deflate data overwritten)',
+    file: 'zip-corrupt/corrupt.zip',
+    code: 'SLUICE_E_BAD_DATA',
+    message: /"zip-corrupt\/corrupt\.zip": not a valid zip archive/,
+  },
+  {
+    name: 'truncated zip (no central directory)',
+    file: 'zip-truncated/truncated.zip',
+    code: 'SLUICE_E_BAD_DATA',
+    message:
+      /"zip-truncated\/truncated\.zip": not a valid zip \(no end of central directory record; truncated\?\)/,
+  },
+  {
+    name: 'empty (0-byte) .zip',
+    file: 'zip-empty/empty.zip',
+    code: 'SLUICE_E_BAD_DATA',
+    message: /"zip-empty\/empty\.zip": not a valid zip \(no end of central directory record/,
+  },
+  {
+    name: 'zip entry ../evil',
+    file: 'zip-dotdot/dotdot.zip',
+    code: 'SLUICE_E_LIMIT',
+    message: /archive "zip-dotdot\/dotdot\.zip": entry "\.\.\/evil" escapes the archive folder/,
+  },
+  {
+    name: 'zip entry /abs',
+    file: 'zip-abs/abs.zip',
+    code: 'SLUICE_E_LIMIT',
+    message: /archive "zip-abs\/abs\.zip": entry "\/abs" is an absolute path/,
+  },
+  {
+    name: 'zip entry ..\\win',
+    file: 'zip-win/win.zip',
+    code: 'SLUICE_E_LIMIT',
+    message: /archive "zip-win\/win\.zip": entry "\.\.\\win" escapes the archive folder/,
+  },
+  {
+    name: 'zip entry C:x',
+    file: 'zip-drive/drive.zip',
+    code: 'SLUICE_E_LIMIT',
+    message: /archive "zip-drive\/drive\.zip": entry "C:x" starts with a drive letter/,
+  },
+  {
+    name: 'zip bomb (2.5 MB of zeros deflated to ~2.5 KB)',
+    file: 'zip-bomb/bomb.zip',
+    code: 'SLUICE_E_LIMIT',
+    message: /archive "zip-bomb\/bomb\.zip": expands more than 200× .*likely a decompression bomb/,
+  },
+  {
+    name: 'zip with too many entries (30 > max_entries 20)',
+    file: 'zip-many/many.zip',
+    code: 'SLUICE_E_LIMIT',
+    message: /archive "zip-many\/many\.zip": holds 30 entries, more than 20 \(max_entries\)/,
+  },
+  {
+    name: 'zip with an encrypted entry (zip -P)',
+    file: 'zip-encrypted/encrypted.zip',
+    code: 'SLUICE_E_BAD_DATA',
+    message: /"zip-encrypted\/encrypted\.zip": entry "plain\.txt" is encrypted \(not supported\)/,
+  },
+  {
+    name: 'zip over max_total_size (4 × 1 MiB, limit 3 MiB)',
+    file: 'zip-total/total.zip',
+    code: 'SLUICE_E_LIMIT',
+    message: /"zip-total\/total\.zip".*(max_total_size)/,
+  },
 ];
 
 /** Good inputs of the same run, and the files they must leave in the sink. */
-const GOOD_OUTPUT = ['good/plain.txt', 'good/plain.csv', 'good/a.txt', 'good/b.txt', 'good/empty.txt', 'nested/n2.tar.gz'].sort();
+const GOOD_OUTPUT = [
+  'good/plain.txt',
+  'good/plain.csv',
+  'good/a.txt',
+  'good/b.txt',
+  'good/empty.txt',
+  'nested/n2.tar.gz',
+].sort();
 
 let summary: RunSummary;
 const failureOf = (file: string) => summary.failures.find((f) => f.path === file);
 
 beforeAll(async () => {
-  for (const d of ['gz', 'good/src', 'nested/src', 'tarsrc', 'zipsrc']) mkdirSync(ws.path('in', d), { recursive: true });
+  for (const d of ['gz', 'good/src', 'nested/src', 'tarsrc', 'zipsrc'])
+    mkdirSync(ws.path('in', d), { recursive: true });
   // Inputs made by the real tools.
   sh('seq 1 20000 > plain.txt', ws.path('in'));
-  sh(`gzip -c plain.txt > gz/corrupt.csv.gz && printf '\\xff\\xff\\xff\\xff\\x00\\x00\\xff\\xff' | dd of=gz/corrupt.csv.gz bs=1 seek=2000 conv=notrunc status=none`, ws.path('in'));
+  sh(
+    `gzip -c plain.txt > gz/corrupt.csv.gz && printf '\\xff\\xff\\xff\\xff\\x00\\x00\\xff\\xff' | dd of=gz/corrupt.csv.gz bs=1 seek=2000 conv=notrunc status=none`,
+    ws.path('in'),
+  );
   sh('gzip -c plain.txt > gz/truncated.csv.gz && truncate -s 3000 gz/truncated.csv.gz', ws.path('in'));
   sh("printf 'this is not gzip' > gz/fake.csv.gz && : > gz/empty.csv.gz", ws.path('in'));
   sh('head -c 2500000 /dev/zero | gzip -9 > gz/bomb.bin.gz', ws.path('in'));
   sh('rm plain.txt', ws.path('in'));
   // tar: a.txt, b.txt, then a big third entry.
   sh('echo a > tarsrc/a.txt && echo b > tarsrc/b.txt && seq 1 50000 > tarsrc/big.txt', ws.path('in'));
-  sh('mkdir tar-corrupt tar-truncated tgz-truncated tar-symlink && tar -cf tar-corrupt/corrupt.tar -C tarsrc . && printf "garbage!garbage!" | dd of=tar-corrupt/corrupt.tar bs=1 seek=100 conv=notrunc status=none', ws.path('in'));
-  sh('tar -cf tar-truncated/truncated.tar -C tarsrc a.txt b.txt big.txt && truncate -s 20000 tar-truncated/truncated.tar', ws.path('in'));
-  sh('tar -czf tgz-truncated/truncated.tar.gz -C tarsrc a.txt b.txt big.txt && truncate -s 20000 tgz-truncated/truncated.tar.gz', ws.path('in'));
-  sh('ln -s /etc/passwd tarsrc/link && tar -cf tar-symlink/symlink.tar -C tarsrc a.txt link && rm tarsrc/link', ws.path('in'));
+  sh(
+    'mkdir tar-corrupt tar-truncated tgz-truncated tar-symlink && tar -cf tar-corrupt/corrupt.tar -C tarsrc . && printf "garbage!garbage!" | dd of=tar-corrupt/corrupt.tar bs=1 seek=100 conv=notrunc status=none',
+    ws.path('in'),
+  );
+  sh(
+    'tar -cf tar-truncated/truncated.tar -C tarsrc a.txt b.txt big.txt && truncate -s 20000 tar-truncated/truncated.tar',
+    ws.path('in'),
+  );
+  sh(
+    'tar -czf tgz-truncated/truncated.tar.gz -C tarsrc a.txt b.txt big.txt && truncate -s 20000 tgz-truncated/truncated.tar.gz',
+    ws.path('in'),
+  );
+  sh(
+    'ln -s /etc/passwd tarsrc/link && tar -cf tar-symlink/symlink.tar -C tarsrc a.txt link && rm tarsrc/link',
+    ws.path('in'),
+  );
   // zip
-  sh('mkdir zip-corrupt zip-truncated zip-encrypted zip-empty && zip -q zip-corrupt/corrupt.zip tarsrc/big.txt && printf garbagegarbage | dd of=zip-corrupt/corrupt.zip bs=1 seek=2000 conv=notrunc status=none', ws.path('in'));
-  sh('zip -q -j zip-truncated/truncated.zip tarsrc/big.txt tarsrc/a.txt && truncate -s 30000 zip-truncated/truncated.zip && : > zip-empty/empty.zip', ws.path('in'));
-  sh('seq 1 1000 > plain.txt && zip -q -P s3cretZip zip-encrypted/encrypted.zip plain.txt && rm plain.txt', ws.path('in'));
+  sh(
+    'mkdir zip-corrupt zip-truncated zip-encrypted zip-empty && zip -q zip-corrupt/corrupt.zip tarsrc/big.txt && printf garbagegarbage | dd of=zip-corrupt/corrupt.zip bs=1 seek=2000 conv=notrunc status=none',
+    ws.path('in'),
+  );
+  sh(
+    'zip -q -j zip-truncated/truncated.zip tarsrc/big.txt tarsrc/a.txt && truncate -s 30000 zip-truncated/truncated.zip && : > zip-empty/empty.zip',
+    ws.path('in'),
+  );
+  sh(
+    'seq 1 1000 > plain.txt && zip -q -P s3cretZip zip-encrypted/encrypted.zip plain.txt && rm plain.txt',
+    ws.path('in'),
+  );
   python(`
 import io, os, tarfile, zipfile
 def tar(name, entries):
@@ -102,9 +249,15 @@ zipped('zip-total/total.zip', [('part%d.txt' % i, os.urandom(1024 * 1024)) for i
 zipped('good/ok.zip', [('a.txt', 'a'), ('b.txt', 'b')])
 `);
   // Good inputs: a gzip file, a plain file, an empty plain file, a zip.
-  sh('seq 1 100 > good/src/plain.csv && gzip -c good/src/plain.csv > good/plain.csv.gz && mv good/src/plain.csv good/src/../plain.txt && rmdir good/src && : > good/empty.txt', ws.path('in'));
+  sh(
+    'seq 1 100 > good/src/plain.csv && gzip -c good/src/plain.csv > good/plain.csv.gz && mv good/src/plain.csv good/src/../plain.txt && rmdir good/src && : > good/empty.txt',
+    ws.path('in'),
+  );
   // Nested: n4.zip ⊃ n3.zip ⊃ n2.tar.gz ⊃ x.txt; with max_depth 1 the tar.gz comes out whole.
-  sh('echo deep > nested/src/x.txt && tar -czf nested/src/n2.tar.gz -C nested/src x.txt && (cd nested/src && zip -q n3.zip n2.tar.gz && zip -q ../n4.zip n3.zip) && rm -r nested/src', ws.path('in'));
+  sh(
+    'echo deep > nested/src/x.txt && tar -czf nested/src/n2.tar.gz -C nested/src x.txt && (cd nested/src && zip -q n3.zip n2.tar.gz && zip -q ../n4.zip n3.zip) && rm -r nested/src',
+    ws.path('in'),
+  );
   sh('rm -r tarsrc zipsrc', ws.path('in'));
 
   const file = ws.pipeline(`name: bad-archives
@@ -122,7 +275,10 @@ describe('bad archives and compressed files, one run beside good files', () => {
   for (const c of BAD) {
     it(c.name, () => {
       const failure = failureOf(c.file);
-      expect(failure, `no failure recorded for ${c.file}; failures: ${JSON.stringify(summary.failures, null, 1)}`).toBeDefined();
+      expect(
+        failure,
+        `no failure recorded for ${c.file}; failures: ${JSON.stringify(summary.failures, null, 1)}`,
+      ).toBeDefined();
       expect(failure?.code).toBe(c.code);
       expect(failure?.error).toMatch(c.message);
       expect(failure?.error).not.toMatch(/\n\s+at /); // no stack trace

@@ -7,8 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runPipelineFile } from '../../core/sdk.js';
 import type { RunSummary } from '../../core/runtime/runner.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import { listFiles, makeWorkspace, sha256 } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-bad-files-');
@@ -16,7 +16,9 @@ const home = ws.path('gnupg');
 const PASSPHRASE = 'corpus-key-passphrase-31415';
 
 function gpg(args: string[]): Buffer {
-  return execFileSync('gpg', ['--homedir', home, '--batch', '--yes', '--trust-model', 'always', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync('gpg', ['--homedir', home, '--batch', '--yes', '--trust-model', 'always', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 afterAll(() => {
@@ -33,7 +35,18 @@ beforeAll(() => {
   ws.write('other.params', params('other@example.com', '%no-protection'));
   gpg(['--pinentry-mode', 'loopback', '--gen-key', ws.path('ours.params')]);
   gpg(['--gen-key', ws.path('other.params')]);
-  ws.write('keys/ours.asc', gpg(['--pinentry-mode', 'loopback', '--passphrase', PASSPHRASE, '--armor', '--export-secret-keys', 'ours@example.com']));
+  ws.write(
+    'keys/ours.asc',
+    gpg([
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      PASSPHRASE,
+      '--armor',
+      '--export-secret-keys',
+      'ours@example.com',
+    ]),
+  );
 }, 60_000);
 
 function failureOf(s: RunSummary, path: string) {
@@ -45,13 +58,20 @@ function failureOf(s: RunSummary, path: string) {
 
 describe('PGP: tampered, wrong key, not PGP, empty', () => {
   const plain = Buffer.from(Array.from({ length: 40_000 }, (_, i) => `${i},row ${i}\n`).join(''));
-  const bad = ['tampered-middle.csv.gpg', 'tampered-end.csv.gpg', 'wrong-key.csv.gpg', 'not-pgp.csv.gpg', 'empty.csv.gpg'];
+  const bad = [
+    'tampered-middle.csv.gpg',
+    'tampered-end.csv.gpg',
+    'wrong-key.csv.gpg',
+    'not-pgp.csv.gpg',
+    'empty.csv.gpg',
+  ];
 
   beforeAll(() => {
     ws.write('plain.csv', plain);
     for (const engine of ['gpg', 'openpgp']) {
       const dir = ws.path('pgp', engine, 'in');
-      const enc = (out: string, to: string) => gpg(['-r', to, '--compress-algo', 'none', '-o', `${dir}/${out}`, '-e', ws.path('plain.csv')]);
+      const enc = (out: string, to: string) =>
+        gpg(['-r', to, '--compress-algo', 'none', '-o', `${dir}/${out}`, '-e', ws.path('plain.csv')]);
       execFileSync('mkdir', ['-p', dir]);
       enc('good.csv.gpg', 'ours@example.com');
       enc('wrong-key.csv.gpg', 'other@example.com');
@@ -70,18 +90,28 @@ describe('PGP: tampered, wrong key, not PGP, empty', () => {
 
   const expected: Record<string, Record<string, RegExp>> = {
     gpg: {
-      'tampered-middle.csv.gpg': /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:tampered-middle\.csv\.gpg": PGP decryption failed \(gpg\): .*(manipulated|invalid packet|decryption failed)/,
-      'tampered-end.csv.gpg': /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:tampered-end\.csv\.gpg": PGP decryption failed \(gpg\): .*manipulated/,
-      'wrong-key.csv.gpg': /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:wrong-key\.csv\.gpg": PGP decryption failed \(gpg\): decryption failed: No secret key/,
-      'not-pgp.csv.gpg': /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:not-pgp\.csv\.gpg": PGP decryption failed \(gpg\): no valid OpenPGP data found/,
-      'empty.csv.gpg': /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:empty\.csv\.gpg": PGP decryption failed \(gpg\): the input is empty$/,
+      'tampered-middle.csv.gpg':
+        /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:tampered-middle\.csv\.gpg": PGP decryption failed \(gpg\): .*(manipulated|invalid packet|decryption failed)/,
+      'tampered-end.csv.gpg':
+        /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:tampered-end\.csv\.gpg": PGP decryption failed \(gpg\): .*manipulated/,
+      'wrong-key.csv.gpg':
+        /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:wrong-key\.csv\.gpg": PGP decryption failed \(gpg\): decryption failed: No secret key/,
+      'not-pgp.csv.gpg':
+        /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:not-pgp\.csv\.gpg": PGP decryption failed \(gpg\): no valid OpenPGP data found/,
+      'empty.csv.gpg':
+        /^\[pgp-gpg steps\[0\]\.pgp_decrypt\] item "local:empty\.csv\.gpg": PGP decryption failed \(gpg\): the input is empty$/,
     },
     openpgp: {
-      'tampered-middle.csv.gpg': /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:tampered-middle\.csv\.gpg": PGP decryption failed \(openpgp\): .*(Modification detected|Error)/,
-      'tampered-end.csv.gpg': /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:tampered-end\.csv\.gpg": PGP decryption failed \(openpgp\): Modification detected/,
-      'wrong-key.csv.gpg': /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:wrong-key\.csv\.gpg": PGP decryption failed \(openpgp\): .*No decryption key packets found/,
-      'not-pgp.csv.gpg': /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:not-pgp\.csv\.gpg": PGP decryption failed \(openpgp\): Misformed armored text/,
-      'empty.csv.gpg': /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:empty\.csv\.gpg": PGP decryption failed \(openpgp\): the message is empty$/,
+      'tampered-middle.csv.gpg':
+        /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:tampered-middle\.csv\.gpg": PGP decryption failed \(openpgp\): .*(Modification detected|Error)/,
+      'tampered-end.csv.gpg':
+        /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:tampered-end\.csv\.gpg": PGP decryption failed \(openpgp\): Modification detected/,
+      'wrong-key.csv.gpg':
+        /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:wrong-key\.csv\.gpg": PGP decryption failed \(openpgp\): .*No decryption key packets found/,
+      'not-pgp.csv.gpg':
+        /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:not-pgp\.csv\.gpg": PGP decryption failed \(openpgp\): Misformed armored text/,
+      'empty.csv.gpg':
+        /^\[pgp-openpgp steps\[0\]\.pgp_decrypt\] item "local:empty\.csv\.gpg": PGP decryption failed \(openpgp\): the message is empty$/,
     },
   };
 
@@ -131,11 +161,19 @@ describe('checksum companions', () => {
     for (const name of ['orphan.csv', 'garbled.csv']) {
       const f = failureOf(s, name);
       expect(f.code).toBe('SLUICE_E_BAD_DATA');
-      expect(f.error).toBe(`[ck steps[0].checksum] item "local:${name}": no expected sha256 for "${name}": no companion checksum file lists it`);
+      expect(f.error).toBe(
+        `[ck steps[0].checksum] item "local:${name}": no expected sha256 for "${name}": no companion checksum file lists it`,
+      );
     }
     expect(listFiles(ws.path('ck', 'out'))).toEqual(['empty.csv', 'good.csv']);
     // Delivered items went with their companions; failed items and theirs stay at the source.
-    expect(listFiles(ws.path('ck', 'in'))).toEqual(['garbled.csv', 'garbled.csv.sha256', 'mismatch.csv', 'mismatch.csv.sha256', 'orphan.csv']);
+    expect(listFiles(ws.path('ck', 'in'))).toEqual([
+      'garbled.csv',
+      'garbled.csv.sha256',
+      'mismatch.csv',
+      'mismatch.csv.sha256',
+      'orphan.csv',
+    ]);
   });
 });
 
@@ -172,9 +210,15 @@ sink:
     expect(s.ok).toBe(2);
     const year = String(new Date().getUTCFullYear());
     // brotli and zstd outputs are not decompressed by `decompress` (gzip/tar/zip only): names keep .br.zst.
-    expect(listFiles(ws.path('empty', 'out'))).toEqual([`${year}/renamed/empty.txt.br.zst`, `${year}/renamed/small.txt.br.zst`]);
+    expect(listFiles(ws.path('empty', 'out'))).toEqual([
+      `${year}/renamed/empty.txt.br.zst`,
+      `${year}/renamed/small.txt.br.zst`,
+    ]);
     const unzstd = (name: string) =>
-      execFileSync('sh', ['-c', `zstd -dc "${ws.path('empty', 'out', year, 'renamed', name)}" | node -e "process.stdin.pipe(require('zlib').createBrotliDecompress()).pipe(process.stdout)"`]);
+      execFileSync('sh', [
+        '-c',
+        `zstd -dc "${ws.path('empty', 'out', year, 'renamed', name)}" | node -e "process.stdin.pipe(require('zlib').createBrotliDecompress()).pipe(process.stdout)"`,
+      ]);
     expect(unzstd('empty.txt.br.zst').length).toBe(0);
     expect(unzstd('small.txt.br.zst').toString()).toBe('small\n');
     expect(listFiles(ws.path('empty', 'in'))).toEqual([]);
@@ -192,7 +236,8 @@ sink:
     // Regression: DuckDB's multi-line error quoting the spool path used to be the message.
     expect(failureOf(s, 'empty.parquet')).toMatchObject({
       code: 'SLUICE_E_BAD_DATA',
-      error: '[empty-parquet steps[0].parquet_optimize] item "local:empty.parquet": "empty.parquet" is not a Parquet file (0 bytes, the PAR1 marker is missing at its start or end)',
+      error:
+        '[empty-parquet steps[0].parquet_optimize] item "local:empty.parquet": "empty.parquet" is not a Parquet file (0 bytes, the PAR1 marker is missing at its start or end)',
     });
     expect(failureOf(s, 'note.txt').error).toContain('"note.txt" is not a Parquet file (18 bytes');
     expect(listFiles(ws.path('empty2', 'out'))).toEqual([]);
@@ -224,7 +269,10 @@ describe('file names', () => {
   });
 
   it('copies every odd name byte for byte (NFC and NFD kept apart); a newline in a name fails that item only', async () => {
-    const file = ws.pipeline('name: names\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n', 'names/copy.yaml');
+    const file = ws.pipeline(
+      'name: names\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n',
+      'names/copy.yaml',
+    );
     const s = await runPipelineFile(file);
     expect(s).toMatchObject({ ok: NAMES.length, failed: 1 });
     // Reported by the source itself (a name it cannot represent safely), under an escaped display path.
@@ -234,7 +282,9 @@ describe('file names', () => {
     expect(nl.error).toContain('item "local:new\\x0aline.txt"'); // one error, one line
     expect(nl.error).not.toContain('\n');
     const out = readdirSync(ws.path('names', 'out')).filter((n) => n !== '.sluice-tmp');
-    expect(out.map((n) => Buffer.from(n).toString('hex')).sort()).toEqual(NAMES.map((n) => Buffer.from(n).toString('hex')).sort());
+    expect(out.map((n) => Buffer.from(n).toString('hex')).sort()).toEqual(
+      NAMES.map((n) => Buffer.from(n).toString('hex')).sort(),
+    );
     for (const n of NAMES) expect(readFileSync(ws.path('names', 'out', n), 'utf8')).toBe(`content of ${n}`);
   });
 
@@ -273,8 +323,16 @@ describe('file names', () => {
         'SLUICE_E_DESTINATION',
         /rename of "a\.txt" with "\{meta\.d\}\/\{name\}" gives "\.\.\/\.\.\/escape\/a\.txt", which is not a safe relative path: it contains a "\.\." segment/,
       ],
-      ['set_meta: { d: "/etc" }\n  - segregate: { to: "{meta.d}/{name}" }', 'SLUICE_E_DESTINATION', /destination "\/etc\/a\.txt" is absolute; destinations are relative to the sink root/],
-      ['rename: { to: "{meta.nope}/{name}" }', 'SLUICE_E_TEMPLATE', /uses \{meta\.nope\} but item "a\.txt" has no meta "nope"/],
+      [
+        'set_meta: { d: "/etc" }\n  - segregate: { to: "{meta.d}/{name}" }',
+        'SLUICE_E_DESTINATION',
+        /destination "\/etc\/a\.txt" is absolute; destinations are relative to the sink root/,
+      ],
+      [
+        'rename: { to: "{meta.nope}/{name}" }',
+        'SLUICE_E_TEMPLATE',
+        /uses \{meta\.nope\} but item "a\.txt" has no meta "nope"/,
+      ],
     ];
     for (const [i, [steps, code, message]] of cases.entries()) {
       const file = ws.pipeline(
@@ -287,6 +345,12 @@ describe('file names', () => {
       expect(failureOf(s, 'a.txt').error).toMatch(message);
     }
     // Nothing written anywhere (`../../escape` from out/sink would be escape/escape), sources kept.
-    expect(listFiles(ws.path('escape')).filter((f) => !f.startsWith('.sluice/'))).toEqual(['in/a.txt', 'in/b.txt', 'p0.yaml', 'p1.yaml', 'p2.yaml']);
+    expect(listFiles(ws.path('escape')).filter((f) => !f.startsWith('.sluice/'))).toEqual([
+      'in/a.txt',
+      'in/b.txt',
+      'p0.yaml',
+      'p1.yaml',
+      'p2.yaml',
+    ]);
   });
 });

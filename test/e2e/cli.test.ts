@@ -28,37 +28,44 @@ const BAD: Array<{ name: string; yaml: string; message: RegExp }> = [
   {
     name: 'unknown-plugin',
     yaml: 'name: typo\nsource:\n  local: { path: ./in }\nsteps:\n  - segragate:\n      to: "x/{name}"\nsink:\n  local: { path: ./out }\n',
-    message: /^unknown-plugin\.yaml:5:5: \[steps\[0\]\.segragate\] \/steps\/0\/segragate: unknown step plugin "segragate" — did you mean "segregate"\?$/,
+    message:
+      /^unknown-plugin\.yaml:5:5: \[steps\[0\]\.segragate\] \/steps\/0\/segragate: unknown step plugin "segragate" — did you mean "segregate"\?$/,
   },
   {
     name: 'wrong-type',
     yaml: 'name: wt\nsource:\n  local:\n    path: ./in\n    recursive: maybe\nsink:\n  local: { path: ./out }\n',
-    message: /^wrong-type\.yaml:5:16: \[source\.local\] \/source\/local\/recursive: must be boolean, got string "maybe"$/,
+    message:
+      /^wrong-type\.yaml:5:16: \[source\.local\] \/source\/local\/recursive: must be boolean, got string "maybe"$/,
   },
   {
     name: 'unknown-key',
     yaml: 'name: uk\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out, if_exist: skip }\n',
-    message: /^unknown-key\.yaml:5:25: \[sink\.local\] \/sink\/local\/if_exist: unknown key "if_exist" — did you mean "if_exists"\?$/,
+    message:
+      /^unknown-key\.yaml:5:25: \[sink\.local\] \/sink\/local\/if_exist: unknown key "if_exist" — did you mean "if_exists"\?$/,
   },
   {
     name: 'missing-env',
     yaml: 'name: env\nsource:\n  local:\n    path: ${INBOX_DIR}\nsink:\n  local: { path: ./out }\n',
-    message: /^missing-env\.yaml:4:11: environment variable INBOX_DIR is not set and has no default — set it, pass --var INBOX_DIR=VALUE/,
+    message:
+      /^missing-env\.yaml:4:11: environment variable INBOX_DIR is not set and has no default — set it, pass --var INBOX_DIR=VALUE/,
   },
   {
     name: 'bad-regex',
-    yaml: "name: re\nsource:\n  local: { path: ./in }\nsteps:\n  - segregate:\n      date:\n        from: name\n        pattern: '(\\d{8}'\n      to: \"{date:%Y}/{name}\"\nsink:\n  local: { path: ./out }\n",
-    message: /^bad-regex\.yaml:8:18: \[steps\[0\]\.segregate\] \/steps\/0\/segregate\/date\/pattern: invalid regular expression: .*Unterminated group/,
+    yaml: 'name: re\nsource:\n  local: { path: ./in }\nsteps:\n  - segregate:\n      date:\n        from: name\n        pattern: \'(\\d{8}\'\n      to: "{date:%Y}/{name}"\nsink:\n  local: { path: ./out }\n',
+    message:
+      /^bad-regex\.yaml:8:18: \[steps\[0\]\.segregate\] \/steps\/0\/segregate\/date\/pattern: invalid regular expression: .*Unterminated group/,
   },
   {
     name: 'bad-format',
     yaml: "name: fmt\nsource:\n  local: { path: ./in }\nsteps:\n  - segregate:\n      date: { from: name, pattern: '(\\d{8})', format: '%Y%m%K' }\n      to: \"{date:%Y}/{name}\"\nsink:\n  local: { path: ./out }\n",
-    message: /^bad-format\.yaml:6:55: \[steps\[0\]\.segregate\] \/steps\/0\/segregate\/date\/format: .*unknown format token "%K"/,
+    message:
+      /^bad-format\.yaml:6:55: \[steps\[0\]\.segregate\] \/steps\/0\/segregate\/date\/format: .*unknown format token "%K"/,
   },
   {
     name: 'escaping-destination',
     yaml: 'name: esc\nsource:\n  local: { path: ./in }\nsteps:\n  - rename:\n      to: "../../etc/{name}"\nsink:\n  local: { path: ./out }\n',
-    message: /^escaping-destination\.yaml:6:11: \[steps\[0\]\.rename\] \/steps\/0\/rename\/to: template "\.\.\/\.\.\/etc\/\{name\}" escapes the sink root/,
+    message:
+      /^escaping-destination\.yaml:6:11: \[steps\[0\]\.rename\] \/steps\/0\/rename\/to: template "\.\.\/\.\.\/etc\/\{name\}" escapes the sink root/,
   },
 ];
 
@@ -82,7 +89,12 @@ describe('sluice validate: one clear message with file:line:col', () => {
     );
     const r = sluice(['validate', 'many.yaml']);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['many.yaml:5:16:', 'many.yaml:7:25:', 'many.yaml:9:16:']);
+    expect(
+      r.stderr
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ')[0]),
+    ).toEqual(['many.yaml:5:16:', 'many.yaml:7:25:', 'many.yaml:9:16:']);
   });
 });
 
@@ -90,7 +102,11 @@ describe('sluice run', () => {
   it('runs the demo, then finds nothing new, then redoes everything with --force', () => {
     const demo = ws.path('demo-pipeline.yaml');
     copyFileSync(join(root, 'pipelines', 'local-demo.yaml'), demo);
-    const made = spawnSync(process.execPath, [join(root, 'scripts', 'make-demo-inbox.mjs'), '--dir', ws.path('demo')], { encoding: 'utf8' });
+    const made = spawnSync(
+      process.execPath,
+      [join(root, 'scripts', 'make-demo-inbox.mjs'), '--dir', ws.path('demo')],
+      { encoding: 'utf8' },
+    );
     expect(made.status).toBe(0);
     const first = sluice(['run', 'demo-pipeline.yaml', '--log-format', 'pretty']);
     expect(first.stderr).toBe('');
@@ -115,7 +131,10 @@ describe('sluice run', () => {
   it('exits 1 when an item fails, and prints the failure', () => {
     ws.write('fail-in/ok.txt', 'fine');
     ws.write('fail-in/bad.gz', 'this is not gzip');
-    ws.pipeline('name: failing\nsource:\n  local: { path: ./fail-in }\nsteps:\n  - decompress: {}\nsink:\n  local: { path: ./fail-out }\n', 'failing.yaml');
+    ws.pipeline(
+      'name: failing\nsource:\n  local: { path: ./fail-in }\nsteps:\n  - decompress: {}\nsink:\n  local: { path: ./fail-out }\n',
+      'failing.yaml',
+    );
     const r = sluice(['run', 'failing.yaml', '--log-format', 'pretty']);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/1 ok, 1 failed/);
@@ -128,10 +147,15 @@ describe('sluice run', () => {
     expect(sluice(['run', 'no-such.yaml']).stderr).toMatch(/no such file or folder: no-such\.yaml/);
     expect(sluice(['run', 'x.yaml', '--var', 'novalue']).code).toBe(2);
     ws.write('logs-in/a.txt', 'a');
-    ws.pipeline('name: logs\nsource:\n  local: { path: ./logs-in }\nsink:\n  local: { path: ./logs-out }\n', 'logs.yaml');
+    ws.pipeline(
+      'name: logs\nsource:\n  local: { path: ./logs-in }\nsink:\n  local: { path: ./logs-out }\n',
+      'logs.yaml',
+    );
     const noFolder = sluice(['run', 'logs.yaml', '--log-file', 'no-such-folder/sluice.log']);
     expect(noFolder.code).toBe(2);
-    expect(noFolder.stderr.trim()).toBe('cannot open the log file no-such-folder/sluice.log: ENOENT — its folder must exist and be writable');
+    expect(noFolder.stderr.trim()).toBe(
+      'cannot open the log file no-such-folder/sluice.log: ENOENT — its folder must exist and be writable',
+    );
   });
 
   it('plans without side effects', () => {
@@ -152,21 +176,39 @@ describe('sluice.config.yaml defaults', () => {
   it('gives validate and run their vars and state_dir; flags win; a broken file exits 2 with file:line:col', () => {
     ws.write('conf/defaults.yaml', 'state_dir: ../cfg-state\nvars: { OUT: cfg-out }\n');
     ws.write('cfg-in/a.txt', 'a');
-    ws.pipeline('name: cfg\nsource:\n  local: { path: ./cfg-in }\nsink:\n  local: { path: "./${OUT}" }\n', 'cfg.yaml');
+    ws.pipeline(
+      'name: cfg\nsource:\n  local: { path: ./cfg-in }\nsink:\n  local: { path: "./${OUT}" }\n',
+      'cfg.yaml',
+    );
     expect(sluice(['validate', 'cfg.yaml']).stderr).toMatch(/environment variable OUT is not set/);
     expect(sluice(['validate', 'cfg.yaml', '--config', 'conf/defaults.yaml']).code).toBe(0);
     expect(sluice(['run', 'cfg.yaml', '--quiet'], { SLUICE_CONFIG: 'conf/defaults.yaml' }).code).toBe(0);
     expect(listFiles(ws.path('cfg-out'))).toEqual(['a.txt']);
     // state_dir is relative to the defaults file.
     expect(listFiles(ws.path('cfg-state'))).toContain('ledger.sqlite');
-    expect(sluice(['run', 'cfg.yaml', '--config', 'conf/defaults.yaml', '--var', 'OUT=flag-out', '--force', '--quiet']).code).toBe(0);
+    expect(
+      sluice([
+        'run',
+        'cfg.yaml',
+        '--config',
+        'conf/defaults.yaml',
+        '--var',
+        'OUT=flag-out',
+        '--force',
+        '--quiet',
+      ]).code,
+    ).toBe(0);
     expect(listFiles(ws.path('flag-out'))).toEqual(['a.txt']);
 
     ws.write('conf/bad.yaml', 'state_dir: x\nstat_dir: y\n');
     const bad = sluice(['run', 'cfg.yaml', '--config', 'conf/bad.yaml']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr.trim()).toMatch(/^conf\/bad\.yaml:2:1: unknown setting "stat_dir" — known settings: cluster, state_dir, /);
-    expect(sluice(['run', 'cfg.yaml', '--config', 'conf/none.yaml']).stderr.trim()).toBe('config file not found: conf/none.yaml');
+    expect(bad.stderr.trim()).toMatch(
+      /^conf\/bad\.yaml:2:1: unknown setting "stat_dir" — known settings: cluster, state_dir, /,
+    );
+    expect(sluice(['run', 'cfg.yaml', '--config', 'conf/none.yaml']).stderr.trim()).toBe(
+      'config file not found: conf/none.yaml',
+    );
   });
 });
 

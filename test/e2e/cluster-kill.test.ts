@@ -30,7 +30,17 @@ describe('cluster: worker crashes', () => {
 
     const checkNoLoss = () => expectNoLoss(hashes, listFiles(ws.path('in')), localCopies(ws.path('out')));
 
-    const run = start(['run', '--cluster', suite.redis.url, 'move.yaml', '--summary-json', 'summary.json', '--log-format', 'json', '--quiet']);
+    const run = start([
+      'run',
+      '--cluster',
+      suite.redis.url,
+      'move.yaml',
+      '--summary-json',
+      'summary.json',
+      '--log-format',
+      'json',
+      '--quiet',
+    ]);
     let runExit: number | null | undefined;
     void run.exited.then((code) => {
       runExit = code;
@@ -66,10 +76,27 @@ describe('cluster: worker crashes', () => {
     expect(listFiles(ws.path('out', '.sluice-tmp'))).toEqual([]);
 
     // No stuck jobs: nothing waiting, active, delayed or failed.
-    const queue = new Queue('{cmove}', { connection: { host: '127.0.0.1', port: suite.redis.port, maxRetriesPerRequest: null }, prefix: 'sluice' });
+    const queue = new Queue('{cmove}', {
+      connection: { host: '127.0.0.1', port: suite.redis.port, maxRetriesPerRequest: null },
+      prefix: 'sluice',
+    });
     try {
-      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized', 'completed');
-      expect(counts).toEqual({ waiting: 0, active: 0, delayed: 0, failed: 0, prioritized: 0, completed: FILES });
+      const counts = await queue.getJobCounts(
+        'waiting',
+        'active',
+        'delayed',
+        'failed',
+        'prioritized',
+        'completed',
+      );
+      expect(counts).toEqual({
+        waiting: 0,
+        active: 0,
+        delayed: 0,
+        failed: 0,
+        prioritized: 0,
+        completed: FILES,
+      });
     } finally {
       await queue.close();
     }

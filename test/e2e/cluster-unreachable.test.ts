@@ -12,14 +12,21 @@ describe('cluster mode without a reachable Redis', () => {
   for (const command of ['run', 'worker']) {
     it(`${command} exits 2 with a clear message and no password`, () => {
       ws.write('in/a.txt', 'a');
-      ws.pipeline('name: down\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n', 'down.yaml');
+      ws.pipeline(
+        'name: down\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n',
+        'down.yaml',
+      );
       const started = Date.now();
-      const r = spawnSync(process.execPath, [bin, command, '--cluster', 'redis://:S3cret-Pass@127.0.0.1:1', 'down.yaml'], {
-        cwd: ws.dir,
-        encoding: 'utf8',
-        env: { ...process.env, SLUICE_CLUSTER_CONNECT_MS: '1500' },
-        timeout: 30_000,
-      });
+      const r = spawnSync(
+        process.execPath,
+        [bin, command, '--cluster', 'redis://:S3cret-Pass@127.0.0.1:1', 'down.yaml'],
+        {
+          cwd: ws.dir,
+          encoding: 'utf8',
+          env: { ...process.env, SLUICE_CLUSTER_CONNECT_MS: '1500' },
+          timeout: 30_000,
+        },
+      );
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(/cannot reach Redis at redis:\/\/.*127\.0\.0\.1:1 within 2s/);
       expect(r.stderr + r.stdout).not.toContain('S3cret-Pass');

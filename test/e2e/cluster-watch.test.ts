@@ -14,7 +14,10 @@ import { clusterSuite } from '../helpers/cluster-suite.js';
 import { listFiles } from '../helpers/workspace.js';
 
 /** Every process gets REDIS_PORT: the first test leaves a sluice.config.yaml that uses it. */
-const suite = clusterSuite('sluice-cluster-watch-', { persistent: true, env: () => ({ REDIS_PORT: String(suite.redis.port) }) });
+const suite = clusterSuite('sluice-cluster-watch-', {
+  persistent: true,
+  env: () => ({ REDIS_PORT: String(suite.redis.port) }),
+});
 const { ws, start } = suite;
 const put = (dir: string, names: string[]) => {
   for (const n of names) ws.write(`${dir}/${n}`, `content of ${n}\n`.repeat(200));
@@ -42,7 +45,11 @@ describe('sluice watch --cluster', () => {
     expect(worker.output()).toContain('loaded a new pipeline version from the cluster');
 
     ws.pipeline(`${version('cw-v3')}sink_typo: true\n`, 'cw.yaml');
-    await waitFor(() => watch.output().includes('reload rejected'), 60_000, 'the invalid edit to be reported');
+    await waitFor(
+      () => watch.output().includes('reload rejected'),
+      60_000,
+      'the invalid edit to be reported',
+    );
     put('cw-in', ['d.txt']);
     await waitFor(() => listFiles(ws.path('cw-v2')).length === 2, 60_000, 'd in cw-v2 (the running version)');
 
@@ -53,11 +60,18 @@ describe('sluice watch --cluster', () => {
     // config file, and prints JSON lines as the file's log_format says).
     expect(listFiles(ws.path('.sluice'))).toEqual([]);
     ws.pipeline(version('cw-v2'), 'cw.yaml');
-    const history = execFileSync(process.execPath, [sluiceBin, 'history', 'cw.yaml', '--state', 'finalized'], {
-      cwd: ws.dir,
-      env: { ...process.env, REDIS_PORT: String(suite.redis.port) },
-    }).toString();
-    const paths = history.trim().split('\n').map((l) => (JSON.parse(l) as { path: string }).path);
+    const history = execFileSync(
+      process.execPath,
+      [sluiceBin, 'history', 'cw.yaml', '--state', 'finalized'],
+      {
+        cwd: ws.dir,
+        env: { ...process.env, REDIS_PORT: String(suite.redis.port) },
+      },
+    ).toString();
+    const paths = history
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { path: string }).path);
     expect(paths.sort()).toEqual(['a.txt', 'b.txt', 'c.txt', 'd.txt']);
 
     expect(await watch.stop(), watch.output()).toBe(0);
@@ -68,16 +82,39 @@ describe('sluice watch --cluster', () => {
 
 describe('one job per item across versions', () => {
   it('an item queued under v1 and listed again under v2 runs once, under v1', async () => {
-    const version = (out: string) => `name: col\nsource:\n  local: { path: ./col-in, after_success: delete }\nsink:\n  local: { path: ./${out} }\n`;
+    const version = (out: string) =>
+      `name: col\nsource:\n  local: { path: ./col-in, after_success: delete }\nsink:\n  local: { path: ./${out} }\n`;
     ws.pipeline(version('col-v1'), 'col.yaml');
     put('col-in', ['x1.txt', 'x2.txt', 'x3.txt']);
-    const run1 = start(['run', '--cluster', suite.redis.url, 'col.yaml', '--summary-json', 'col1.json', '--log-format', 'json']);
+    const run1 = start([
+      'run',
+      '--cluster',
+      suite.redis.url,
+      'col.yaml',
+      '--summary-json',
+      'col1.json',
+      '--log-format',
+      'json',
+    ]);
     const probe = new Redis(suite.redis.url, { maxRetriesPerRequest: null });
     try {
       await waitFor(async () => (await probe.llen('sluice:{col}:wait')) === 3, 60_000, 'three queued jobs');
       ws.pipeline(version('col-v2'), 'col.yaml');
-      const run2 = start(['run', '--cluster', suite.redis.url, 'col.yaml', '--summary-json', 'col2.json', '--log-format', 'json']);
-      await waitFor(() => run2.output().includes('listed; waiting for the workers'), 60_000, 'the v2 pass to list');
+      const run2 = start([
+        'run',
+        '--cluster',
+        suite.redis.url,
+        'col.yaml',
+        '--summary-json',
+        'col2.json',
+        '--log-format',
+        'json',
+      ]);
+      await waitFor(
+        () => run2.output().includes('listed; waiting for the workers'),
+        60_000,
+        'the v2 pass to list',
+      );
       expect(await probe.llen('sluice:{col}:wait')).toBe(3);
 
       const worker = start(['worker', '--cluster', suite.redis.url, 'col.yaml', '--log-format', 'json']);
@@ -89,7 +126,8 @@ describe('one job per item across versions', () => {
     }
     expect(listFiles(ws.path('col-v1'))).toEqual(['x1.txt', 'x2.txt', 'x3.txt']);
     expect(listFiles(ws.path('col-v2'))).toEqual([]);
-    for (const f of ['col1.json', 'col2.json']) expect(JSON.parse(ws.read(f))).toMatchObject({ ok: 3, failed: 0 });
+    for (const f of ['col1.json', 'col2.json'])
+      expect(JSON.parse(ws.read(f))).toMatchObject({ ok: 3, failed: 0 });
   }, 180_000);
 });
 
@@ -102,14 +140,38 @@ describe('a poison item', () => {
       'poison.yaml',
     );
     const env = { SLUICE_CLUSTER_MAX_STALLS: '2' };
-    const run = start(['run', '--cluster', suite.redis.url, 'poison.yaml', '--summary-json', 'poison.json', '--log-format', 'json'], env);
+    const run = start(
+      [
+        'run',
+        '--cluster',
+        suite.redis.url,
+        'poison.yaml',
+        '--summary-json',
+        'poison.json',
+        '--log-format',
+        'json',
+      ],
+      env,
+    );
     // One item at a time, so the crash takes down only the poison item's job; a dead worker is
     // replaced at once, as a supervisor (systemd, Kubernetes) would.
     let deaths = 0;
     let finished = false;
     const workers = (async () => {
       while (!finished) {
-        const w = start(['worker', '--cluster', suite.redis.url, 'poison.yaml', '--concurrency', '1', '--log-format', 'json'], env);
+        const w = start(
+          [
+            'worker',
+            '--cluster',
+            suite.redis.url,
+            'poison.yaml',
+            '--concurrency',
+            '1',
+            '--log-format',
+            'json',
+          ],
+          env,
+        );
         const code = await Promise.race([w.exited, run.exited.then(() => 'run-ended' as const)]);
         if (code === 'run-ended') {
           await waitFor(() => w.output().includes('worker ready'), 60_000, 'the last worker to be up');
@@ -142,15 +204,25 @@ describe('a poison item', () => {
     expect(listFiles(ws.path('p-out'))).toEqual(names.map((n) => `${n}.gz`).sort());
     expect(listFiles(ws.path('p-in'))).toEqual(['poison.csv']); // a failed item's source is kept
     expect(listFiles(ws.path('p-err'))).toEqual(['local/poison.csv', 'local/poison.csv.error.json']);
-    const reason = JSON.parse(ws.read('p-err/local/poison.csv.error.json')) as { error: string; attempts: number };
+    const reason = JSON.parse(ws.read('p-err/local/poison.csv.error.json')) as {
+      error: string;
+      attempts: number;
+    };
     expect(reason.error).toMatch(/died 2 times/);
-    const failed = execFileSync(process.execPath, [sluiceBin, 'history', '--cluster', suite.redis.url, 'poison.yaml', '--state', 'failed'], {
-      cwd: ws.dir,
-      env: { ...process.env, REDIS_PORT: String(suite.redis.port) },
-    }).toString();
+    const failed = execFileSync(
+      process.execPath,
+      [sluiceBin, 'history', '--cluster', suite.redis.url, 'poison.yaml', '--state', 'failed'],
+      {
+        cwd: ws.dir,
+        env: { ...process.env, REDIS_PORT: String(suite.redis.port) },
+      },
+    ).toString();
     // sluice.config.yaml says log_format: json, so history prints JSON lines.
-    expect(failed.trim().split('\n').map((l) => JSON.parse(l) as { path: string; state: string })).toEqual([
-      expect.objectContaining({ path: 'poison.csv', state: 'failed' }),
-    ]);
+    expect(
+      failed
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { path: string; state: string }),
+    ).toEqual([expect.objectContaining({ path: 'poison.csv', state: 'failed' })]);
   }, 240_000);
 });

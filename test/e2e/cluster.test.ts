@@ -16,10 +16,22 @@ import { listFiles, sha256 } from '../helpers/workspace.js';
 const suite = clusterSuite('sluice-cluster-', { persistent: true });
 const { ws, start } = suite;
 
-const worker = (file: string) => start(['worker', '--cluster', suite.redis.url, file, '--log-format', 'json']);
+const worker = (file: string) =>
+  start(['worker', '--cluster', suite.redis.url, file, '--log-format', 'json']);
 const run = (file: string, summary: string) =>
-  start(['run', '--cluster', suite.redis.url, file, '--summary-json', summary, '--log-format', 'json', '--quiet']);
-const summaryOf = (file: string) => JSON.parse(ws.read(file)) as { ok: number; failed: number; skipped: number; failures: unknown[] };
+  start([
+    'run',
+    '--cluster',
+    suite.redis.url,
+    file,
+    '--summary-json',
+    summary,
+    '--log-format',
+    'json',
+    '--quiet',
+  ]);
+const summaryOf = (file: string) =>
+  JSON.parse(ws.read(file)) as { ok: number; failed: number; skipped: number; failures: unknown[] };
 
 function generated(i: number, size: number): string {
   const body = Buffer.alloc(size, i % 251);
@@ -40,7 +52,15 @@ describe('Redis ledger', () => {
       ledger.record('led', id, { state: 'finalized', attempts: 2 });
       await ledger.flush();
       const rec = await ledger.get('led', id);
-      expect(rec).toMatchObject({ pipeline: 'led', source: 'src', path: 'a/b.txt', version: '10:1000', state: 'finalized', attempts: 2, destinations: ['/out/a/b.txt'] });
+      expect(rec).toMatchObject({
+        pipeline: 'led',
+        source: 'src',
+        path: 'a/b.txt',
+        version: '10:1000',
+        state: 'finalized',
+        attempts: 2,
+        destinations: ['/out/a/b.txt'],
+      });
       expect(rec?.error).toBeUndefined();
       expect(await ledger.get('led', { ...id, version: '11:1000' })).toBeUndefined();
 
@@ -70,14 +90,22 @@ describe('cluster runs', () => {
     try {
       const lockKey = 'sluice:{takeover}:lister';
       const a = run('takeover.yaml', 'takeover-a.json');
-      await waitFor(async () => (await probe.get(lockKey))?.includes(`:${a.pid}:`) === true, 20_000, 'lister A to hold the lock');
+      await waitFor(
+        async () => (await probe.get(lockKey))?.includes(`:${a.pid}:`) === true,
+        20_000,
+        'lister A to hold the lock',
+      );
       const b = run('takeover.yaml', 'takeover-b.json');
       // A lists for ~6 s; kill it once it has enqueued some items.
       await waitFor(() => listFiles(ws.path('takeover-out')).length > 20, 20_000, 'first items at the sink');
       expect(await probe.get(lockKey)).toContain(`:${a.pid}:`);
       await a.kill();
       const killedAt = Date.now();
-      await waitFor(async () => (await probe.get(lockKey))?.includes(`:${b.pid}:`) === true, 10_000, 'lister B to take the lock');
+      await waitFor(
+        async () => (await probe.get(lockKey))?.includes(`:${b.pid}:`) === true,
+        10_000,
+        'lister B to take the lock',
+      );
       const takeoverMs = Date.now() - killedAt;
       expect(takeoverMs).toBeLessThan(2000 + 1000); // TTL (2 s in tests) + B's poll period and process slack
 
@@ -163,17 +191,27 @@ describe('cluster runs', () => {
     expect(await w.stop()).toBe(0);
 
     // `sluice history --cluster` reads the Redis ledger.
-    const history = execFileSync(process.execPath, [sluiceBin, 'history', '--cluster', suite.redis.url, 'reload.yaml', '--limit', '3'], { cwd: ws.dir }).toString();
+    const history = execFileSync(
+      process.execPath,
+      [sluiceBin, 'history', '--cluster', suite.redis.url, 'reload.yaml', '--limit', '3'],
+      { cwd: ws.dir },
+    ).toString();
     const lines = history.trim().split('\n');
     expect(lines).toHaveLength(3);
     expect(lines[0]).toMatch(/finalized\s+local:f\.txt → .*reload-v3\/f\.txt/);
-    const failed = execFileSync(process.execPath, [sluiceBin, 'history', '--cluster', suite.redis.url, 'reload.yaml', '--state', 'failed'], { cwd: ws.dir }).toString();
+    const failed = execFileSync(
+      process.execPath,
+      [sluiceBin, 'history', '--cluster', suite.redis.url, 'reload.yaml', '--state', 'failed'],
+      { cwd: ws.dir },
+    ).toString();
     expect(failed).toContain('no items recorded for reload');
   }, 90_000);
 });
 
 // Keep the helper's hash in sync with the fixture plugin's bytes.
 it('generated() matches the fixture plugin', async () => {
-  const { generatedBody } = (await import(clusterPlugins)) as { generatedBody: (i: number, size: number) => Buffer };
+  const { generatedBody } = (await import(clusterPlugins)) as {
+    generatedBody: (i: number, size: number) => Buffer;
+  };
   expect(createHash('sha256').update(generatedBody(7, 700)).digest('hex')).toBe(generated(7, 700));
 });

@@ -7,8 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../core/ledger/sqlite.js';
-import { loadPipelineFile, runPipelineFile } from '../../core/sdk.js';
 import { PipelineRunner } from '../../core/runtime/runner.js';
+import { loadPipelineFile, runPipelineFile } from '../../core/sdk.js';
 import { listFiles, makeWorkspace, sha256 } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-companions-');
@@ -25,7 +25,10 @@ function checksumDrop(dir: string): void {
   // c and d are listed only in the shared SUMS (a in both): it must outlive every one of them.
   ws.write(`${dir}/in/c.csv`, rows(30));
   ws.write(`${dir}/in/d.csv`, rows(40));
-  ws.write(`${dir}/in/SHA256SUMS`, [10, 30, 40].map((n, i) => `${sha256(rows(n))}  ${'acd'[i]}.csv`).join('\n'));
+  ws.write(
+    `${dir}/in/SHA256SUMS`,
+    [10, 30, 40].map((n, i) => `${sha256(rows(n))}  ${'acd'[i]}.csv`).join('\n'),
+  );
   // A bad one: it fails, and it and its companion stay.
   ws.write(`${dir}/in/e.csv`, 'tampered\n');
   ws.write(`${dir}/in/e.csv.sha256`, `${sha256('original\n')}  e.csv\n`);
@@ -50,7 +53,14 @@ describe('checksum companions', () => {
     checksumDrop('mv');
     const summary = await runPipelineFile(checksumPipeline('mv', '{ move_to: ./done }'));
     expect(summary).toMatchObject({ ok: 4, failed: 1 });
-    expect(listFiles(ws.path('mv', 'done'))).toEqual(['a.csv', 'a.csv.sha256', 'c.csv', 'd.csv', 'sub/b.csv', 'sub/b.csv.sha256']);
+    expect(listFiles(ws.path('mv', 'done'))).toEqual([
+      'a.csv',
+      'a.csv.sha256',
+      'c.csv',
+      'd.csv',
+      'sub/b.csv',
+      'sub/b.csv.sha256',
+    ]);
     expect(listFiles(ws.path('mv', 'in'))).toEqual(['SHA256SUMS', 'e.csv', 'e.csv.sha256']);
   });
 
@@ -83,11 +93,17 @@ describe('checksum companions', () => {
 
 describe('detached PGP signatures', () => {
   const home = ws.path('gnupg');
-  const gpg = (args: string[]) => execFileSync('gpg', ['--homedir', home, '--batch', '--yes', '--trust-model', 'always', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const gpg = (args: string[]) =>
+    execFileSync('gpg', ['--homedir', home, '--batch', '--yes', '--trust-model', 'always', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
 
   beforeAll(() => {
     execFileSync('mkdir', ['-m', '700', home]);
-    ws.write('key.params', 'Key-Type: eddsa\nKey-Curve: ed25519\nSubkey-Type: ecdh\nSubkey-Curve: cv25519\nName-Real: K\nName-Email: k@example.com\nExpire-Date: 0\n%no-protection\n%commit\n');
+    ws.write(
+      'key.params',
+      'Key-Type: eddsa\nKey-Curve: ed25519\nSubkey-Type: ecdh\nSubkey-Curve: cv25519\nName-Real: K\nName-Email: k@example.com\nExpire-Date: 0\n%no-protection\n%commit\n',
+    );
     gpg(['--gen-key', ws.path('key.params')]);
     ws.write('keys/secret.asc', gpg(['--armor', '--export-secret-keys', 'k@example.com']));
     ws.write('keys/public.asc', gpg(['--armor', '--export', 'k@example.com']));
@@ -95,10 +111,32 @@ describe('detached PGP signatures', () => {
       ws.write(`${dir}/plain.csv`, rows(500));
       execFileSync('mkdir', ['-p', ws.path(dir, 'in')]);
       for (const name of ['binary-sig', 'armored-sig', 'unsigned']) {
-        gpg(['-r', 'k@example.com', '-o', ws.path(dir, 'in', `${name}.csv.gpg`), '-e', ws.path(dir, 'plain.csv')]);
+        gpg([
+          '-r',
+          'k@example.com',
+          '-o',
+          ws.path(dir, 'in', `${name}.csv.gpg`),
+          '-e',
+          ws.path(dir, 'plain.csv'),
+        ]);
       }
-      gpg(['-u', 'k@example.com', '-o', ws.path(dir, 'in', 'binary-sig.csv.gpg.sig'), '--detach-sign', ws.path(dir, 'in', 'binary-sig.csv.gpg')]);
-      gpg(['-u', 'k@example.com', '--armor', '-o', ws.path(dir, 'in', 'armored-sig.csv.gpg.asc'), '--detach-sign', ws.path(dir, 'in', 'armored-sig.csv.gpg')]);
+      gpg([
+        '-u',
+        'k@example.com',
+        '-o',
+        ws.path(dir, 'in', 'binary-sig.csv.gpg.sig'),
+        '--detach-sign',
+        ws.path(dir, 'in', 'binary-sig.csv.gpg'),
+      ]);
+      gpg([
+        '-u',
+        'k@example.com',
+        '--armor',
+        '-o',
+        ws.path(dir, 'in', 'armored-sig.csv.gpg.asc'),
+        '--detach-sign',
+        ws.path(dir, 'in', 'armored-sig.csv.gpg'),
+      ]);
     }
   }, 60_000);
 
@@ -113,10 +151,19 @@ describe('detached PGP signatures', () => {
     );
 
   it('verified .sig and .gpg.asc companions are deleted with their file', async () => {
-    const summary = await runPipelineFile(pgpPipeline('verified', ', verify_signature: { public_key_files: [../keys/public.asc], required: false }'));
+    const summary = await runPipelineFile(
+      pgpPipeline(
+        'verified',
+        ', verify_signature: { public_key_files: [../keys/public.asc], required: false }',
+      ),
+    );
     expect(summary.failures).toEqual([]);
     expect(summary).toMatchObject({ ok: 3, failed: 0 });
-    expect(listFiles(ws.path('verified', 'out'))).toEqual(['armored-sig.csv', 'binary-sig.csv', 'unsigned.csv']);
+    expect(listFiles(ws.path('verified', 'out'))).toEqual([
+      'armored-sig.csv',
+      'binary-sig.csv',
+      'unsigned.csv',
+    ]);
     expect(listFiles(ws.path('verified', 'in'))).toEqual([]);
   });
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
 import { createItem } from '../../core/item.js';
 import type { Item } from '../../core/plugin-api.js';
-import { compressPlugin, type CompressConfig } from '../../plugins/compress/compress.js';
+import { type CompressConfig, compressPlugin } from '../../plugins/compress/compress.js';
 import { makePluginContext, makeStepContext } from '../helpers/context.js';
 
 let work: string;

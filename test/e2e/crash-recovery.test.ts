@@ -5,7 +5,13 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { expectNoLoss, killLoop, localCopies, sleepUnless, writeNumberedFiles } from '../helpers/kill-loop.js';
+import {
+  expectNoLoss,
+  killLoop,
+  localCopies,
+  sleepUnless,
+  writeNumberedFiles,
+} from '../helpers/kill-loop.js';
 import { listFiles, makeWorkspace, sha256 } from '../helpers/workspace.js';
 
 const FILES = 2000;
@@ -40,7 +46,9 @@ describe('crash recovery', () => {
     const out = listFiles(ws.path('out'));
     expect(out).toHaveLength(FILES);
     for (const rel of out) expect(sha256(readFileSync(ws.path('out', rel)))).toBe(hashes.get(rel));
-    expect(existsSync(ws.path('out', '.sluice-tmp')) ? readdirSync(ws.path('out', '.sluice-tmp')) : []).toEqual([]);
+    expect(
+      existsSync(ws.path('out', '.sluice-tmp')) ? readdirSync(ws.path('out', '.sluice-tmp')) : [],
+    ).toEqual([]);
     expect(listFiles(ws.path('in'))).toEqual([]);
   }, 240_000);
 
@@ -60,7 +68,8 @@ describe('crash recovery', () => {
         await sleepUnless(200 + Math.floor(Math.random() * 600), exited);
         return undefined;
       },
-      afterRound: () => expectNoLoss(hashes, listFiles(ws.path('in-rename')), localCopies(ws.path('out-rename'))),
+      afterRound: () =>
+        expectNoLoss(hashes, listFiles(ws.path('in-rename')), localCopies(ws.path('out-rename'))),
       maxRounds: 40,
       roundTimeoutMs: 120_000,
     });

@@ -30,14 +30,21 @@ function varsOf(file: string): Record<string, string> {
   // Any value of the right kind: a port must still be a number, a URL a URL.
   for (const m of readFileSync(file, 'utf8').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)) {
     const name = m[1];
-    vars[name] = name.endsWith('PORT') ? '2222' : name.endsWith('_URL') ? `https://${name.toLowerCase().replace(/_/g, '-')}.example` : `value-of-${name.toLowerCase()}`;
+    vars[name] = name.endsWith('PORT')
+      ? '2222'
+      : name.endsWith('_URL')
+        ? `https://${name.toLowerCase().replace(/_/g, '-')}.example`
+        : `value-of-${name.toLowerCase()}`;
   }
   return vars;
 }
 
 describe('reference pipelines validate', () => {
   it('finds the shared examples beside the repository', () => {
-    expect(existsSync(sharedExamples), `${sharedExamples} is missing: CI clones main with shared/ beside it`).toBe(true);
+    expect(
+      existsSync(sharedExamples),
+      `${sharedExamples} is missing: CI clones main with shared/ beside it`,
+    ).toBe(true);
   });
 
   it('lists only plugins that really do not exist yet', () => {
@@ -48,7 +55,10 @@ describe('reference pipelines validate', () => {
     }
   });
 
-  const files = [...(existsSync(sharedExamples) ? yamlFiles(sharedExamples) : []), ...yamlFiles(join(root, 'pipelines'))];
+  const files = [
+    ...(existsSync(sharedExamples) ? yamlFiles(sharedExamples) : []),
+    ...yamlFiles(join(root, 'pipelines')),
+  ];
   for (const file of files) {
     it(file.slice(root.length - 4), async () => {
       try {
@@ -56,7 +66,12 @@ describe('reference pipelines validate', () => {
       } catch (err) {
         const errors = err instanceof ConfigErrors ? err.errors : [err as SluiceError];
         const unexpected = errors.filter(
-          (e) => !(e instanceof SluiceError && e.code === 'SLUICE_E_UNKNOWN_PLUGIN' && NOT_BUILT_YET.some((n) => e.message.includes(`"${n}"`))),
+          (e) =>
+            !(
+              e instanceof SluiceError &&
+              e.code === 'SLUICE_E_UNKNOWN_PLUGIN' &&
+              NOT_BUILT_YET.some((n) => e.message.includes(`"${n}"`))
+            ),
         );
         expect(unexpected.map((e) => (e instanceof SluiceError ? e.toUserString() : String(e)))).toEqual([]);
       }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultProxy, startFaultProxy } from '../servers/fault-proxy.js';
 

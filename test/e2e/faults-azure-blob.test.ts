@@ -38,19 +38,29 @@ afterAll(async () => {
 });
 
 async function proxyToAzurite(): Promise<FaultProxy> {
-  return startFaultProxy({ target: { host: '127.0.0.1', port: Number(new URL(azurite.accountUrl).port) }, faults: faultProfile() });
+  return startFaultProxy({
+    target: { host: '127.0.0.1', port: Number(new URL(azurite.accountUrl).port) },
+    faults: faultProfile(),
+  });
 }
 
 function azureYaml(proxy: FaultProxy, prefix: string): string[] {
   const blobEndpoint = `http://127.0.0.1:${proxy.port}/${azurite.account}`;
   const connectionString = `DefaultEndpointsProtocol=http;AccountName=${azurite.account};AccountKey=${azurite.accountKey};BlobEndpoint=${blobEndpoint};`;
-  return [`    connection_string: "${connectionString}"`, `    container: ${CONTAINER}`, `    prefix: ${prefix}`];
+  return [
+    `    connection_string: "${connectionString}"`,
+    `    container: ${CONTAINER}`,
+    `    prefix: ${prefix}`,
+  ];
 }
 
 async function blobsUnder(prefix: string): Promise<Array<{ path: string; sha256: string }>> {
   const out: Array<{ path: string; sha256: string }> = [];
   for await (const blob of container.listBlobsFlat({ prefix })) {
-    out.push({ path: blob.name.slice(prefix.length), sha256: sha256Of(await container.getBlobClient(blob.name).downloadToBuffer()) });
+    out.push({
+      path: blob.name.slice(prefix.length),
+      sha256: sha256Of(await container.getBlobClient(blob.name).downloadToBuffer()),
+    });
   }
   return out;
 }
@@ -62,7 +72,15 @@ describe('azure_blob under network faults', () => {
     const proxy = await proxyToAzurite();
     try {
       const file = ws.pipeline(
-        ['name: faults-azure-sink', 'source:', '  local: { path: ./up }', 'sink:', '  azure_blob:', ...azureYaml(proxy, 'landed/'), FAULT_POLICY_YAML].join('\n'),
+        [
+          'name: faults-azure-sink',
+          'source:',
+          '  local: { path: ./up }',
+          'sink:',
+          '  azure_blob:',
+          ...azureYaml(proxy, 'landed/'),
+          FAULT_POLICY_YAML,
+        ].join('\n'),
         'azure-sink.yaml',
       );
       const summary = await runPipelineFile(file, { stateDir: ws.path('state-sink') });
@@ -73,7 +91,8 @@ describe('azure_blob under network faults', () => {
       expectExactlyTheCorpus(await blobsUnder('landed/'), files);
       // Uncommitted blocks of aborted uploads never become blobs.
       const uncommitted: string[] = [];
-      for await (const blob of container.listBlobsFlat({ prefix: 'landed/', includeUncommitedBlobs: true })) uncommitted.push(blob.name);
+      for await (const blob of container.listBlobsFlat({ prefix: 'landed/', includeUncommitedBlobs: true }))
+        uncommitted.push(blob.name);
       expect(uncommitted).toHaveLength(files.length);
     } finally {
       await proxy.stop();
@@ -86,13 +105,24 @@ describe('azure_blob under network faults', () => {
     const proxy = await proxyToAzurite();
     try {
       const file = ws.pipeline(
-        ['name: faults-azure-source', 'source:', '  azure_blob:', ...azureYaml(proxy, 'outgoing/'), 'sink:', '  local: { path: ./down }', FAULT_POLICY_YAML].join('\n'),
+        [
+          'name: faults-azure-source',
+          'source:',
+          '  azure_blob:',
+          ...azureYaml(proxy, 'outgoing/'),
+          'sink:',
+          '  local: { path: ./down }',
+          FAULT_POLICY_YAML,
+        ].join('\n'),
         'azure-source.yaml',
       );
       const summary = await runPipelineFile(file, { stateDir: ws.path('state-source') });
       console.info(describeFaults('azure_blob source', summary, [proxy]));
       expectSurvivedFaults(summary, files, [proxy]);
-      const arrived = listFiles(ws.path('down')).map((path) => ({ path, sha256: sha256Of(readFileSync(ws.path('down', path))) }));
+      const arrived = listFiles(ws.path('down')).map((path) => ({
+        path,
+        sha256: sha256Of(readFileSync(ws.path('down', path))),
+      }));
       expectExactlyTheCorpus(arrived, files);
     } finally {
       await proxy.stop();

@@ -31,7 +31,10 @@ afterAll(() => ws?.cleanup());
 
 async function withApi(run: (api: RestApi, proxy: FaultProxy) => Promise<void>): Promise<void> {
   const api = await startRestApi({ token: TOKEN, pageSize: 50 });
-  const proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: Number(new URL(api.url).port) }, faults: faultProfile() });
+  const proxy = await startFaultProxy({
+    target: { host: '127.0.0.1', port: Number(new URL(api.url).port) },
+    faults: faultProfile(),
+  });
   try {
     await run(api, proxy);
   } finally {
@@ -63,7 +66,10 @@ describe('http under network faults', () => {
       const summary = await runPipelineFile(file, { stateDir: ws.path('state-sink') });
       console.info(describeFaults('http sink', summary, [proxy]));
       expectSurvivedFaults(summary, files, [proxy]);
-      expectExactlyTheCorpus(api.files().map((f) => ({ path: f.name, sha256: f.sha256 })), files);
+      expectExactlyTheCorpus(
+        api.files().map((f) => ({ path: f.name, sha256: f.sha256 })),
+        files,
+      );
       expect(await api.pendingUploads()).toBe(0);
     });
   });
@@ -94,7 +100,10 @@ describe('http under network faults', () => {
       const summary = await runPipelineFile(file, { stateDir: ws.path('state-source') });
       console.info(describeFaults('http source', summary, [proxy]));
       expectSurvivedFaults(summary, files, [proxy]);
-      const arrived = listFiles(ws.path('down')).map((path) => ({ path, sha256: sha256Of(readFileSync(ws.path('down', path))) }));
+      const arrived = listFiles(ws.path('down')).map((path) => ({
+        path,
+        sha256: sha256Of(readFileSync(ws.path('down', path))),
+      }));
       expectExactlyTheCorpus(arrived, files);
     });
   });

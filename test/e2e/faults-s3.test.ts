@@ -49,7 +49,10 @@ afterAll(async () => {
 });
 
 async function proxyToS3rver(): Promise<FaultProxy> {
-  return startFaultProxy({ target: { host: '127.0.0.1', port: Number(new URL(server.endpoint).port) }, faults: faultProfile() });
+  return startFaultProxy({
+    target: { host: '127.0.0.1', port: Number(new URL(server.endpoint).port) },
+    faults: faultProfile(),
+  });
 }
 
 function s3Yaml(proxy: FaultProxy, prefix: string): string[] {
@@ -66,7 +69,9 @@ async function keysUnder(prefix: string): Promise<string[]> {
   const keys: string[] = [];
   let token: string | undefined;
   do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }));
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix, ContinuationToken: token }),
+    );
     keys.push(...(page.Contents ?? []).map((o) => o.Key!));
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
@@ -91,14 +96,24 @@ describe('s3 under network faults', () => {
     const proxy = await proxyToS3rver();
     try {
       const file = ws.pipeline(
-        ['name: faults-s3-sink', 'source:', '  local: { path: ./up }', 'sink:', '  s3:', ...s3Yaml(proxy, 'landed/'), FAULT_POLICY_YAML].join('\n'),
+        [
+          'name: faults-s3-sink',
+          'source:',
+          '  local: { path: ./up }',
+          'sink:',
+          '  s3:',
+          ...s3Yaml(proxy, 'landed/'),
+          FAULT_POLICY_YAML,
+        ].join('\n'),
         's3-sink.yaml',
       );
       const summary = await runPipelineFile(file, { stateDir: ws.path('state-sink') });
       console.info(describeFaults('s3 sink', summary, [proxy]));
       expectSurvivedFaults(summary, files, [proxy]);
       const keys = await keysUnder('landed/');
-      const arrived = await Promise.all(keys.map(async (key) => ({ path: key.slice('landed/'.length), sha256: await objectSha256(key) })));
+      const arrived = await Promise.all(
+        keys.map(async (key) => ({ path: key.slice('landed/'.length), sha256: await objectSha256(key) })),
+      );
       expectExactlyTheCorpus(arrived, files);
     } finally {
       delete process.env.AWS_MAX_ATTEMPTS;
@@ -108,17 +123,29 @@ describe('s3 under network faults', () => {
 
   it('source: s3 → local downloads every object exactly once', async () => {
     const files = makeCorpus();
-    for (const f of files) await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `outgoing/${f.path}`, Body: f.data }));
+    for (const f of files)
+      await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `outgoing/${f.path}`, Body: f.data }));
     const proxy = await proxyToS3rver();
     try {
       const file = ws.pipeline(
-        ['name: faults-s3-source', 'source:', '  s3:', ...s3Yaml(proxy, 'outgoing/'), 'sink:', '  local: { path: ./down }', FAULT_POLICY_YAML].join('\n'),
+        [
+          'name: faults-s3-source',
+          'source:',
+          '  s3:',
+          ...s3Yaml(proxy, 'outgoing/'),
+          'sink:',
+          '  local: { path: ./down }',
+          FAULT_POLICY_YAML,
+        ].join('\n'),
         's3-source.yaml',
       );
       const summary = await runPipelineFile(file, { stateDir: ws.path('state-source') });
       console.info(describeFaults('s3 source', summary, [proxy]));
       expectSurvivedFaults(summary, files, [proxy]);
-      const arrived = listFiles(ws.path('down')).map((path) => ({ path, sha256: sha256Of(readFileSync(ws.path('down', path))) }));
+      const arrived = listFiles(ws.path('down')).map((path) => ({
+        path,
+        sha256: sha256Of(readFileSync(ws.path('down', path))),
+      }));
       expectExactlyTheCorpus(arrived, files);
       expect(await keysUnder('outgoing/')).toHaveLength(files.length);
     } finally {

@@ -23,7 +23,9 @@ const onDiskAtChange = new Map<string, string | undefined>();
 function stateOnDisk(pipeline: string, path: string): string | undefined {
   const db = new Database(ws.path('.sluice', 'ledger.sqlite'), { readonly: true, fileMustExist: true });
   try {
-    const row = db.prepare('SELECT state FROM items WHERE pipeline = ? AND path = ?').get(pipeline, path) as { state: string } | undefined;
+    const row = db.prepare('SELECT state FROM items WHERE pipeline = ? AND path = ?').get(pipeline, path) as
+      | { state: string }
+      | undefined;
     return row?.state;
   } finally {
     db.close();
@@ -43,7 +45,13 @@ const probeSource = definePlugin({
       async *list() {
         for (let i = 0; i < cfg.count; i++) {
           const body = Buffer.from(`file ${i}\n`);
-          yield createItem({ source: 'ledger_probe', path: `f-${i}.txt`, size: body.length, mtime: new Date(0), open: async () => Readable.from([body]) });
+          yield createItem({
+            source: 'ledger_probe',
+            path: `f-${i}.txt`,
+            size: body.length,
+            mtime: new Date(0),
+            open: async () => Readable.from([body]),
+          });
         }
       },
       async remove(item) {
@@ -67,9 +75,14 @@ describe('ledger before a source change', () => {
       `name: probe-${action}\nsource:\n  ledger_probe: { count: 20, after_success: ${afterSuccess} }\nsink:\n  local: { path: ./out-${action} }\npolicy:\n  concurrency: 4\n`,
       `probe-${action}.yaml`,
     );
-    const summary = await runPipelineFile(file, { registry: builtinRegistry().extend([{ plugin: probeSource, origin: 'test' }]), force: true });
+    const summary = await runPipelineFile(file, {
+      registry: builtinRegistry().extend([{ plugin: probeSource, origin: 'test' }]),
+      force: true,
+    });
     expect(summary).toMatchObject({ ok: 20, failed: 0 });
-    const states = [...onDiskAtChange].filter(([key]) => key.startsWith(`${action} `)).map(([, state]) => state);
+    const states = [...onDiskAtChange]
+      .filter(([key]) => key.startsWith(`${action} `))
+      .map(([, state]) => state);
     expect(states).toEqual(Array.from({ length: 20 }, () => 'committed'));
   });
 });

@@ -2,8 +2,8 @@
 import { appendFileSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../core/ledger/sqlite.js';
-import { loadPipelineFile } from '../../core/sdk.js';
 import { PipelineRunner } from '../../core/runtime/runner.js';
+import { loadPipelineFile } from '../../core/sdk.js';
 import { sleep, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -14,13 +14,20 @@ describe('local source, watch: true', () => {
   it('takes existing files, then new ones, only once they stopped growing for min_age', async () => {
     ws = makeWorkspace('sluice-lwatch-');
     ws.write('in/old.txt', 'already there');
-    const file = ws.pipeline('name: lw\nsource:\n  local: { path: ./in, watch: true, min_age: 400ms, after_success: delete }\nsink:\n  local: { path: ./out, if_exists: fail }\n');
+    const file = ws.pipeline(
+      'name: lw\nsource:\n  local: { path: ./in, watch: true, min_age: 400ms, after_success: delete }\nsink:\n  local: { path: ./out, if_exists: fail }\n',
+    );
     const def = await loadPipelineFile(file);
     const ledger = await SqliteLedger.open(def.stateDir);
     const runner = new PipelineRunner(def, { ledger });
     const pass = runner.runPass();
     try {
-      await until(() => listFiles(ws.path('out')), (f) => f.includes('old.txt'), 10_000, 'the existing file');
+      await until(
+        () => listFiles(ws.path('out')),
+        (f) => f.includes('old.txt'),
+        10_000,
+        'the existing file',
+      );
 
       // A slow writer: 8 appends 150 ms apart. The file must not be taken half-written.
       ws.write('in/growing.log', 'line 0\n');
@@ -30,10 +37,22 @@ describe('local source, watch: true', () => {
         appendFileSync(ws.path('in/growing.log'), `line ${i}\n`);
       }
       ws.write('in/sub/new.bin', Buffer.alloc(5000, 1));
-      await until(() => listFiles(ws.path('out')), (f) => f.length === 3, 10_000, 'the new files');
-      expect(readFileSync(ws.path('out/growing.log'), 'utf8')).toBe(Array.from({ length: 8 }, (_, i) => `line ${i}\n`).join(''));
+      await until(
+        () => listFiles(ws.path('out')),
+        (f) => f.length === 3,
+        10_000,
+        'the new files',
+      );
+      expect(readFileSync(ws.path('out/growing.log'), 'utf8')).toBe(
+        Array.from({ length: 8 }, (_, i) => `line ${i}\n`).join(''),
+      );
       expect(listFiles(ws.path('out'))).toEqual(['growing.log', 'old.txt', 'sub/new.bin']);
-      await until(() => listFiles(ws.path('in')), (f) => f.length === 0, 5_000, 'the source to be emptied');
+      await until(
+        () => listFiles(ws.path('in')),
+        (f) => f.length === 0,
+        5_000,
+        'the source to be emptied',
+      );
     } finally {
       runner.stopIntake();
       const summary = await pass;

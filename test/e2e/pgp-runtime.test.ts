@@ -21,15 +21,40 @@ describe('pgp_decrypt in a deep project folder', () => {
   it('decrypts with the gpg engine and leaves no GNUPGHOME behind', async () => {
     const home = ws.path('gnupg');
     execFileSync('mkdir', ['-m', '700', home]);
-    ws.write('key.params', 'Key-Type: RSA\nKey-Length: 2048\nName-Real: T\nName-Email: t@example.com\nExpire-Date: 0\n%no-protection\n%commit\n');
-    execFileSync('gpg', ['--homedir', home, '--batch', '--gen-key', ws.path('key.params')], { stdio: 'ignore' });
-    const key = execFileSync('gpg', ['--homedir', home, '--batch', '--armor', '--export-secret-keys', 't@example.com']);
+    ws.write(
+      'key.params',
+      'Key-Type: RSA\nKey-Length: 2048\nName-Real: T\nName-Email: t@example.com\nExpire-Date: 0\n%no-protection\n%commit\n',
+    );
+    execFileSync('gpg', ['--homedir', home, '--batch', '--gen-key', ws.path('key.params')], {
+      stdio: 'ignore',
+    });
+    const key = execFileSync('gpg', [
+      '--homedir',
+      home,
+      '--batch',
+      '--armor',
+      '--export-secret-keys',
+      't@example.com',
+    ]);
     const deep = join('a'.repeat(60), 'b'.repeat(60));
     ws.write(`${deep}/key.asc`, key);
     const plain = 'id,value\n'.repeat(5000);
     ws.write('plain.csv', plain);
     ws.write(`${deep}/in/report.csv.gpg`, '');
-    execFileSync('gpg', ['--homedir', home, '--batch', '--yes', '--trust-model', 'always', '-r', 't@example.com', '-o', ws.path(deep, 'in', 'report.csv.gpg'), '--encrypt', ws.path('plain.csv')]);
+    execFileSync('gpg', [
+      '--homedir',
+      home,
+      '--batch',
+      '--yes',
+      '--trust-model',
+      'always',
+      '-r',
+      't@example.com',
+      '-o',
+      ws.path(deep, 'in', 'report.csv.gpg'),
+      '--encrypt',
+      ws.path('plain.csv'),
+    ]);
     const file = ws.pipeline(
       'name: deep\nsource:\n  local: { path: ./in }\nsteps:\n  - pgp_decrypt: { private_key_file: ./key.asc, engine: gpg }\nsink:\n  local: { path: ./out }\n',
       `${deep}/deep.yaml`,

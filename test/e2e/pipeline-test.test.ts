@@ -12,7 +12,11 @@ const ws = makeWorkspace('sluice-ptest-');
 afterAll(() => ws.cleanup());
 
 function sluice(args: string[], cwd = ws.dir) {
-  const r = spawnSync(process.execPath, [SLUICE_BIN, ...args], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+  const r = spawnSync(process.execPath, [SLUICE_BIN, ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -50,7 +54,9 @@ describe('sluice test', () => {
     );
     const r = sluice(['test', 'route.yaml']);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('PASS route.yaml › csv routed, other files to misc, notes.txt not included\nall pipeline tests passed\n');
+    expect(r.stdout).toBe(
+      'PASS route.yaml › csv routed, other files to misc, notes.txt not included\nall pipeline tests passed\n',
+    );
     expect(r.code).toBe(0);
   });
 
@@ -77,7 +83,9 @@ describe('sluice test', () => {
     expect(r.stdout.split('\n')).toEqual([
       'FAIL wrong.yaml › wrong expectations',
       '  - expected d.csv to fail, but it did not',
-      expect.stringMatching(/^ {2}- unexpected failure of c\.csv\.gz: \[SLUICE_E_BAD_DATA\] .*not a valid gzip file/),
+      expect.stringMatching(
+        /^ {2}- unexpected failure of c\.csv\.gz: \[SLUICE_E_BAD_DATA\] .*not a valid gzip file/,
+      ),
       '  - csv/a.csv: content differs — line 2: expected "1,3", got "1,2"',
       '  - missing csv/missing.csv',
       '  - unexpected file csv/d.csv',
@@ -95,7 +103,12 @@ describe('sluice test', () => {
 
   it('every pipeline in pipelines/ with a .test.yaml passes its tests', () => {
     const dir = join(root, 'pipelines');
-    const tested = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && !f.includes('.test.') && existsSync(join(dir, f.replace(/\.ya?ml$/, '.test.yaml'))));
+    const tested = readdirSync(dir).filter(
+      (f) =>
+        /\.ya?ml$/.test(f) &&
+        !f.includes('.test.') &&
+        existsSync(join(dir, f.replace(/\.ya?ml$/, '.test.yaml'))),
+    );
     expect(tested.length).toBeGreaterThan(0);
     for (const f of tested) {
       const r = sluice(['test', join('pipelines', f)], root);

@@ -7,9 +7,9 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runPipelineFile } from '../../core/sdk.js';
-import { type SshdHandle, startSshd } from '../servers/sshd.js';
 import { testRegistry } from '../helpers/test-plugins.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { type SshdHandle, startSshd } from '../servers/sshd.js';
 
 let sshd: SshdHandle;
 let ws: Workspace;

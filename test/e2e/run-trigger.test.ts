@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SLUICE_BIN, statusPort, type SluiceProcess, startSluice, until } from '../helpers/sluice-process.js';
+import { SLUICE_BIN, type SluiceProcess, startSluice, statusPort, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
@@ -53,12 +53,30 @@ describe('sluice run with a trigger', () => {
   it('runs a pass every interval, picks up new files, and exits 0 on SIGTERM', async () => {
     ws = makeWorkspace('sluice-trigger-');
     ws.write('in/a.txt', 'a');
-    ws.pipeline('name: every\ntrigger: { every: 300ms }\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n', 'every.yaml');
+    ws.pipeline(
+      'name: every\ntrigger: { every: 300ms }\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n',
+      'every.yaml',
+    );
     proc = startSluice(['run', 'every.yaml'], ws.dir);
-    await until(() => listFiles(ws.path('out')), (f) => f.length === 1, 10_000, 'the first pass');
+    await until(
+      () => listFiles(ws.path('out')),
+      (f) => f.length === 1,
+      10_000,
+      'the first pass',
+    );
     ws.write('in/b.txt', 'b');
-    await until(() => listFiles(ws.path('out')), (f) => f.length === 2, 10_000, 'a later pass to take the new file');
-    await until(() => passes(proc!).length, (n) => n >= 3, 10_000, 'three passes');
+    await until(
+      () => listFiles(ws.path('out')),
+      (f) => f.length === 2,
+      10_000,
+      'a later pass to take the new file',
+    );
+    await until(
+      () => passes(proc!).length,
+      (n) => n >= 3,
+      10_000,
+      'three passes',
+    );
     const started = proc.logs.find((l) => l.msg === 'pipeline started');
     expect(started).toMatchObject({ pipeline: 'every', trigger: 'every 300ms' });
     proc.kill('SIGTERM');
@@ -73,8 +91,15 @@ describe('sluice run with a trigger', () => {
       'cron.yaml',
     );
     proc = startSluice(['run', 'cron.yaml'], ws.dir);
-    await until(() => passes(proc!).length, (n) => n >= 2, 10_000, 'two cron passes a second apart');
-    expect(proc.logs.find((l) => l.msg === 'pipeline started')).toMatchObject({ trigger: 'cron * * * * * * (Europe/Paris)' });
+    await until(
+      () => passes(proc!).length,
+      (n) => n >= 2,
+      10_000,
+      'two cron passes a second apart',
+    );
+    expect(proc.logs.find((l) => l.msg === 'pipeline started')).toMatchObject({
+      trigger: 'cron * * * * * * (Europe/Paris)',
+    });
     proc.kill('SIGINT');
     expect(await proc.exited).toBe(0);
 
@@ -93,7 +118,11 @@ describe('sluice run with a trigger', () => {
     );
     proc = startSluice(['run', 'slowpass.yaml', '--metrics-port', '0'], ws.dir);
     const port = await statusPort(proc);
-    const skipped = await proc.waitForLog((l) => String(l.msg).includes('skipped, passes never overlap'), 15_000, 'a skipped pass');
+    const skipped = await proc.waitForLog(
+      (l) => String(l.msg).includes('skipped, passes never overlap'),
+      15_000,
+      'a skipped pass',
+    );
     expect(skipped.skipped).toBeGreaterThanOrEqual(2);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/^sluice_passes_skipped_total\{pipeline="slowpass"\} [1-9]/m);
@@ -114,7 +143,9 @@ describe('signals', () => {
   }
 
   async function inFlight(port: number): Promise<number> {
-    const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { pipelines: Array<{ inFlightCount: number }> };
+    const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as {
+      pipelines: Array<{ inFlightCount: number }>;
+    };
     return status.pipelines[0]?.inFlightCount ?? 0;
   }
 
@@ -123,7 +154,12 @@ describe('signals', () => {
     slowPipeline(ws);
     proc = startSluice(['run', 'slow.yaml', '--metrics-port', '0'], ws.dir);
     const port = await statusPort(proc);
-    await until(() => inFlight(port).catch(() => 0), (n) => n === 1, 10_000, 'the file to be in flight');
+    await until(
+      () => inFlight(port).catch(() => 0),
+      (n) => n === 1,
+      10_000,
+      'the file to be in flight',
+    );
     proc.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
     expect(listFiles(ws.path('out'))).toEqual(['big.bin']);
@@ -136,7 +172,12 @@ describe('signals', () => {
     slowPipeline(ws);
     proc = startSluice(['run', 'slow.yaml', '--metrics-port', '0'], ws.dir);
     const port = await statusPort(proc);
-    await until(() => inFlight(port).catch(() => 0), (n) => n === 1, 10_000, 'the file to be in flight');
+    await until(
+      () => inFlight(port).catch(() => 0),
+      (n) => n === 1,
+      10_000,
+      'the file to be in flight',
+    );
     const t0 = Date.now();
     proc.kill('SIGTERM');
     await proc.waitForLog((l) => String(l.msg).startsWith('stopping'), 5_000, 'the first signal to be taken');
@@ -153,18 +194,37 @@ describe('log files', () => {
     ws = makeWorkspace('sluice-logs-');
     for (let i = 0; i < 30; i++) ws.write(`in/ok${i}.txt.gz`, gzipSync(`line ${i}\n`));
     ws.write('in/broken.txt.gz', 'this is not gzip');
-    ws.pipeline('name: logs\nsource:\n  local: { path: ./in }\nsteps:\n  - decompress: {}\nsink:\n  local: { path: ./out }\n', 'logs.yaml');
+    ws.pipeline(
+      'name: logs\nsource:\n  local: { path: ./in }\nsteps:\n  - decompress: {}\nsink:\n  local: { path: ./out }\n',
+      'logs.yaml',
+    );
     const run = startSluice(
-      ['run', 'logs.yaml', '--log-file', 'sluice.log', '--error-log', 'errors.log', '--log-rotate', '600B', '--log-keep', '2'],
+      [
+        'run',
+        'logs.yaml',
+        '--log-file',
+        'sluice.log',
+        '--error-log',
+        'errors.log',
+        '--log-rotate',
+        '600B',
+        '--log-keep',
+        '2',
+      ],
       ws.dir,
     );
     expect(await run.exited).toBe(1); // one file failed
     expect(listFiles(ws.path('out'))).toHaveLength(30);
 
-    const errors = readFileSync(ws.path('errors.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const errors = readFileSync(ws.path('errors.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(errors.length).toBeGreaterThanOrEqual(1);
     for (const e of errors) expect(e.level).toBeGreaterThanOrEqual(50);
-    expect(errors.some((e) => e.msg === 'item failed' && String(e.item).includes('broken.txt.gz'))).toBe(true);
+    expect(errors.some((e) => e.msg === 'item failed' && String(e.item).includes('broken.txt.gz'))).toBe(
+      true,
+    );
 
     // The summary line alone is longer than 600 B, so the main log rotated; only 2 old files kept.
     expect(existsSync(ws.path('sluice.log.1'))).toBe(true);
@@ -187,16 +247,29 @@ describe('progress on a TTY', () => {
   it('draws a live progress line per pipeline (through a real pseudo-terminal)', () => {
     ws = makeWorkspace('sluice-tty-');
     for (let i = 0; i < 12; i++) ws.write(`in/f${i}.bin`, Buffer.alloc(100_000, i));
-    ws.pipeline('name: tty\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\npolicy:\n  rate_limit: { per_second: 20 }\n', 'tty.yaml');
+    ws.pipeline(
+      'name: tty\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\npolicy:\n  rate_limit: { per_second: 20 }\n',
+      'tty.yaml',
+    );
     // util-linux `script` gives the child a pseudo-terminal, as a user's shell would.
-    const r = spawnSync('script', ['-qec', `stty rows 40 cols 160; ${JSON.stringify(process.execPath)} ${JSON.stringify(SLUICE_BIN)} run tty.yaml`, '/dev/null'], {
-      cwd: ws.dir,
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' },
-    });
+    const r = spawnSync(
+      'script',
+      [
+        '-qec',
+        `stty rows 40 cols 160; ${JSON.stringify(process.execPath)} ${JSON.stringify(SLUICE_BIN)} run tty.yaml`,
+        '/dev/null',
+      ],
+      {
+        cwd: ws.dir,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' },
+      },
+    );
     expect(r.status).toBe(0);
     const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-    expect(screen).toMatch(/tty \[[█░]{20}\] \d+\/12 files {2}[\d.]+ (KiB|MiB) {2}[\d.]+ (KiB|MiB)\/s ETA [\d.]+m?s/);
+    expect(screen).toMatch(
+      /tty \[[█░]{20}\] \d+\/12 files {2}[\d.]+ (KiB|MiB) {2}[\d.]+ (KiB|MiB)\/s ETA [\d.]+m?s/,
+    );
     expect(screen).toMatch(/tty \[█{20}\] 12\/12 files .* done/);
     expect(screen).toContain('tty: 12 ok, 0 failed');
     expect(screen).not.toContain('"level"'); // human output on a TTY, not JSON

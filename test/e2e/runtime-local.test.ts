@@ -27,7 +27,9 @@ describe('local → local', () => {
   it('copies a tree, skips it on the second run, and redoes it with --force', async () => {
     ws = makeWorkspace();
     const hashes = seed(ws, 10);
-    const file = ws.pipeline('name: copy\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n');
+    const file = ws.pipeline(
+      'name: copy\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n',
+    );
     const first = await run(file);
     expect(first).toMatchObject({ ok: 10, failed: 0, skipped: 0, filesWritten: 10 });
     expect(listFiles(ws.path('out'))).toEqual([...hashes.keys()].sort());
@@ -44,7 +46,9 @@ describe('local → local', () => {
   it('processes a file again when it changes (new size/mtime = new version)', async () => {
     ws = makeWorkspace();
     ws.write('in/a.txt', 'one');
-    const file = ws.pipeline('name: versions\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n');
+    const file = ws.pipeline(
+      'name: versions\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n',
+    );
     expect((await run(file)).ok).toBe(1);
     ws.write('in/a.txt', 'two, longer');
     utimesSync(ws.path('in/a.txt'), new Date(), new Date(Date.now() + 5000));
@@ -56,7 +60,10 @@ describe('local → local', () => {
     ws = makeWorkspace();
     seed(ws, 4, 'del');
     seed(ws, 4, 'mv');
-    const del = ws.pipeline('name: del\nsource:\n  local: { path: ./del, after_success: delete }\nsink:\n  local: { path: ./out-del }\n', 'del.yaml');
+    const del = ws.pipeline(
+      'name: del\nsource:\n  local: { path: ./del, after_success: delete }\nsink:\n  local: { path: ./out-del }\n',
+      'del.yaml',
+    );
     const mv = ws.pipeline(
       'name: mv\nsource:\n  local:\n    path: ./mv\n    after_success: { move_to: ./mv/done }\nsink:\n  local: { path: ./out-mv }\n',
       'mv.yaml',
@@ -65,7 +72,12 @@ describe('local → local', () => {
     expect(listFiles(ws.path('del'))).toEqual([]);
     expect(listFiles(ws.path('out-del'))).toHaveLength(4);
     expect((await run(mv)).ok).toBe(4);
-    expect(listFiles(ws.path('mv'))).toEqual(['done/f1.txt', 'done/f2.txt', 'done/sub/f0.txt', 'done/sub/f3.txt']);
+    expect(listFiles(ws.path('mv'))).toEqual([
+      'done/f1.txt',
+      'done/f2.txt',
+      'done/sub/f0.txt',
+      'done/sub/f3.txt',
+    ]);
     // The move_to folder inside the source is never listed again.
     expect((await run(mv)).ok).toBe(0);
   });
@@ -176,7 +188,9 @@ sinks:
   it('writes nothing, touches no source and records nothing in a dry run', async () => {
     ws = makeWorkspace();
     seed(ws, 3);
-    const file = ws.pipeline('name: dry\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local: { path: ./out }\n');
+    const file = ws.pipeline(
+      'name: dry\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local: { path: ./out }\n',
+    );
     const s = await run(file, { dryRun: true });
     expect(s.plan.map((p) => p.destinations[0]).sort()).toEqual(['f1.txt', 'f2.txt', 'sub/f0.txt']);
     expect(listFiles(ws.path('out'))).toEqual([]);
@@ -206,7 +220,10 @@ sink:
     ws = makeWorkspace();
     ws.write('in/a.txt', 'new');
     const mk = (mode: string, out: string) =>
-      ws.pipeline(`name: ie-${mode}\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./${out}, if_exists: ${mode} }\n`, `${mode}.yaml`);
+      ws.pipeline(
+        `name: ie-${mode}\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./${out}, if_exists: ${mode} }\n`,
+        `${mode}.yaml`,
+      );
     ws.write('skip/a.txt', 'old');
     ws.write('fail/a.txt', 'old');
     ws.write('rename/a.txt', 'old');
@@ -219,7 +236,10 @@ sink:
     expect((await run(mk('rename', 'rename'))).ok).toBe(1);
     expect(listFiles(ws.path('rename'))).toEqual(['a (1).txt', 'a.txt']);
     // fail mode accepts an existing file with identical bytes (our own copy from a crashed run).
-    const same = ws.pipeline('name: ie-same\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./same, if_exists: fail }\n', 'same.yaml');
+    const same = ws.pipeline(
+      'name: ie-same\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./same, if_exists: fail }\n',
+      'same.yaml',
+    );
     expect((await run(same)).ok).toBe(1);
   });
 
@@ -227,7 +247,9 @@ sink:
     ws = makeWorkspace();
     ws.write('in/a.txt', 'quiet');
     ws.write('in/big.txt', 'x'.repeat(3_000_000));
-    const file = ws.pipeline('name: careless\nsource:\n  local: { path: ./in }\nsteps:\n  - careless_upper: {}\nsink:\n  local: { path: ./out }\n');
+    const file = ws.pipeline(
+      'name: careless\nsource:\n  local: { path: ./in }\nsteps:\n  - careless_upper: {}\nsink:\n  local: { path: ./out }\n',
+    );
     expect((await run(file)).ok).toBe(2);
     expect(ws.read('out/a.txt')).toBe('QUIET');
     expect(ws.read('out/big.txt')).toBe('X'.repeat(3_000_000));
@@ -252,7 +274,9 @@ policy:
   it('verifies sha256 by re-reading when asked', async () => {
     ws = makeWorkspace();
     ws.write('in/a.bin', Buffer.alloc(2_000_000, 7));
-    const file = ws.pipeline('name: v\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out, verify: sha256 }\n');
+    const file = ws.pipeline(
+      'name: v\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out, verify: sha256 }\n',
+    );
     expect((await run(file)).ok).toBe(1);
     expect(statSync(ws.path('out/a.bin')).size).toBe(2_000_000);
   });

@@ -214,14 +214,20 @@ describe('s3 sink', () => {
     const heads = async () => (await server.requests()).filter((r) => r.method === 'HEAD').length;
     await server.clearRequests();
     // Size known and below part_size: one PutObject whose ETag is checked, no HeadObject.
-    expect(await writeTo(target, 'known.txt', Buffer.from('hello etag'), { size: 10 })).toEqual({ location: `s3://${BUCKET}/etag/known.txt`, size: 10 });
+    expect(await writeTo(target, 'known.txt', Buffer.from('hello etag'), { size: 10 })).toEqual({
+      location: `s3://${BUCKET}/etag/known.txt`,
+      size: 10,
+    });
     expect(await heads()).toBe(0);
     // Size unknown: the stored size is read back with a HeadObject.
     expect((await writeTo(target, 'unknown.txt', Buffer.from('hello etag'))).size).toBe(10);
     expect(await heads()).toBe(1);
     // Multipart (its ETag is not the MD5 of the bytes): HeadObject.
     const data = patternBytes(6 * MiB, 7);
-    expect((await writeTo(target, 'multi.bin', Readable.from(chunksOf(data, 256 * 1024)), { size: data.length })).size).toBe(data.length);
+    expect(
+      (await writeTo(target, 'multi.bin', Readable.from(chunksOf(data, 256 * 1024)), { size: data.length }))
+        .size,
+    ).toBe(data.length);
     expect(await heads()).toBe(2);
   });
 
@@ -397,7 +403,11 @@ describe('s3 → s3 on the same endpoint', () => {
     const [item] = await collect(src.list(new AbortController().signal));
     await server.clearRequests();
     // A multipart object's ETag ("<md5 of part md5s>-N") is not the MD5 of its bytes.
-    const commit = await target.copy!({ ...item, etag: `${item.etag}-2`, size: 999 }, 'mp-copy/part.dat', new AbortController().signal);
+    const commit = await target.copy!(
+      { ...item, etag: `${item.etag}-2`, size: 999 },
+      'mp-copy/part.dat',
+      new AbortController().signal,
+    );
     expect(commit).toEqual({ location: `s3://${BUCKET}/mp-copy/part.dat`, size: 12 });
     expect((await server.requests()).filter((r) => r.method === 'HEAD')).toHaveLength(1);
   });

@@ -107,10 +107,19 @@ describe('JobFence (real Redis, real BullMQ jobs)', () => {
     await expect(jobA.moveToCompleted('done by A', 'token-a', false)).rejects.toThrow(/lock/i);
     await expect(jobA.moveToFailed(new Error('fenced'), 'token-a')).rejects.toThrow(/lock/i);
     release();
-    await waitFor(async () => (await queue.getJobState('j1')) === 'completed', 10_000, 'B to complete the job');
+    await waitFor(
+      async () => (await queue.getJobState('j1')) === 'completed',
+      10_000,
+      'B to complete the job',
+    );
     const done = await queue.getJob('j1');
     expect(done?.returnvalue).toBe('done by B');
-    expect(await queue.getJobCounts('failed', 'delayed', 'active', 'wait')).toEqual({ failed: 0, delayed: 0, active: 0, wait: 0 });
+    expect(await queue.getJobCounts('failed', 'delayed', 'active', 'wait')).toEqual({
+      failed: 0,
+      delayed: 0,
+      active: 0,
+      wait: 0,
+    });
   });
 
   it('throws SLUICE_E_FENCED when the lock merely expired (the job not taken yet), and never re-takes it', async () => {
@@ -125,18 +134,37 @@ describe('JobFence (real Redis, real BullMQ jobs)', () => {
 
 describe('cluster: a worker paused past the stall interval', () => {
   const cases = [
-    { where: 'in a step', name: 'fence-step', middle: 'steps:\n  - hold_on: { match: one, dir: ./markers }\nsink:\n  local: { path: ./out, if_exists: rename }' },
+    {
+      where: 'in a step',
+      name: 'fence-step',
+      middle:
+        'steps:\n  - hold_on: { match: one, dir: ./markers }\nsink:\n  local: { path: ./out, if_exists: rename }',
+    },
     // The bytes are read and the sink is about to make them visible: the fence before the
     // stream started is long past.
-    { where: 'inside the sink write, after the last byte', name: 'fence-sink', middle: 'sink:\n  hold_sink: { path: ./out, dir: ./markers, if_exists: rename }' },
+    {
+      where: 'inside the sink write, after the last byte',
+      name: 'fence-sink',
+      middle: 'sink:\n  hold_sink: { path: ./out, dir: ./markers, if_exists: rename }',
+    },
   ];
   for (const { where, name, middle } of cases) {
     it(`paused ${where}, it stops without side effects when it resumes: one copy, the new file kept, the ledger still finalized`, async () => {
       const path = (...parts: string[]) => ws.path(name, ...parts);
       ws.write(`${name}/markers/hold`, '');
       ws.write(`${name}/in/one.txt`, 'version 1\n');
-      ws.pipeline(`name: ${name}\nplugins: [${clusterPlugins}]\nsource:\n  local: { path: ./in, after_success: delete }\n${middle}\n`, `${name}/pipeline.yaml`);
-      const args = (command: string) => [command, '--cluster', suite.redis.url, `${name}/pipeline.yaml`, '--log-format', 'json'];
+      ws.pipeline(
+        `name: ${name}\nplugins: [${clusterPlugins}]\nsource:\n  local: { path: ./in, after_success: delete }\n${middle}\n`,
+        `${name}/pipeline.yaml`,
+      );
+      const args = (command: string) => [
+        command,
+        '--cluster',
+        suite.redis.url,
+        `${name}/pipeline.yaml`,
+        '--log-format',
+        'json',
+      ];
       const worker = () => start(args('worker'));
       const a = worker();
       const run = start([...args('run'), '--summary-json', path('summary.json'), '--quiet']);
@@ -158,7 +186,9 @@ describe('cluster: a worker paused past the stall interval', () => {
         stopped = false;
         const fencedLog = 'stopped an item whose job this worker lost';
         // Without a fence, A goes on to commit and tidy up instead: the files below say what it did.
-        await waitFor(() => a.output().includes(fencedLog), 10_000, 'worker A to stop its item').catch(() => undefined);
+        await waitFor(() => a.output().includes(fencedLog), 10_000, 'worker A to stop its item').catch(
+          () => undefined,
+        );
         // Anything A would still do (a commit, a delete, a ledger write) is done by now.
         await new Promise((r) => setTimeout(r, 1000));
 
@@ -180,9 +210,18 @@ describe('cluster: a worker paused past the stall interval', () => {
         expect(a.output()).not.toContain('job failed');
         expect(a.output()).not.toContain('item failed');
 
-        const queue = new Queue(`{${name}}`, { connection: { host: '127.0.0.1', port: suite.redis.port, maxRetriesPerRequest: null }, prefix: 'sluice' });
+        const queue = new Queue(`{${name}}`, {
+          connection: { host: '127.0.0.1', port: suite.redis.port, maxRetriesPerRequest: null },
+          prefix: 'sluice',
+        });
         try {
-          expect(await queue.getJobCounts('completed', 'failed', 'delayed', 'active', 'wait')).toEqual({ completed: 1, failed: 0, delayed: 0, active: 0, wait: 0 });
+          expect(await queue.getJobCounts('completed', 'failed', 'delayed', 'active', 'wait')).toEqual({
+            completed: 1,
+            failed: 0,
+            delayed: 0,
+            active: 0,
+            wait: 0,
+          });
         } finally {
           await queue.close();
         }

@@ -6,18 +6,18 @@
 import { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { Type } from '@sinclair/typebox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
-import { definePlugin, type Item, type SinkInstance, type SourceInstance } from '../../core/plugin-api.js';
 import { deriveItem } from '../../core/item.js';
+import { definePlugin, type Item, type SinkInstance, type SourceInstance } from '../../core/plugin-api.js';
 import { PluginRegistry } from '../../core/registry.js';
 import { runPipelineFile } from '../../core/sdk.js';
-import { builtinPlugins } from '../../plugins/index.js';
 import { azureBlobSink } from '../../plugins/azure-blob/sink.js';
 import { azureBlobSource } from '../../plugins/azure-blob/source.js';
+import { builtinPlugins } from '../../plugins/index.js';
 import { s3Sink } from '../../plugins/s3/sink.js';
 import { s3Source } from '../../plugins/s3/source.js';
-import { Type } from '@sinclair/typebox';
 import { makePluginContext } from '../helpers/context.js';
 import { collect, configure, readAll } from '../helpers/object-store.js';
 import { makeWorkspace } from '../helpers/workspace.js';
@@ -76,7 +76,8 @@ const s3Store: Store = {
   }),
   source: async (extra) =>
     s3Source.create(configure(s3Source, { ...s3Store.connection(), ...extra }), makePluginContext()),
-  sink: async (extra) => s3Sink.create(configure(s3Sink, { ...s3Store.connection(), ...extra }), makePluginContext()),
+  sink: async (extra) =>
+    s3Sink.create(configure(s3Sink, { ...s3Store.connection(), ...extra }), makePluginContext()),
   async put(key, body) {
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
   },
@@ -98,9 +99,15 @@ const azureStore: Store = {
   exclusiveWrites: true,
   connection: () => ({ connection_string: azurite.connectionString, container: BUCKET }),
   source: async (extra) =>
-    azureBlobSource.create(configure(azureBlobSource, { ...azureStore.connection(), ...extra }), makePluginContext()),
+    azureBlobSource.create(
+      configure(azureBlobSource, { ...azureStore.connection(), ...extra }),
+      makePluginContext(),
+    ),
   sink: async (extra) =>
-    azureBlobSink.create(configure(azureBlobSink, { ...azureStore.connection(), ...extra }), makePluginContext()),
+    azureBlobSink.create(
+      configure(azureBlobSink, { ...azureStore.connection(), ...extra }),
+      makePluginContext(),
+    ),
   async put(key, body) {
     await container.getBlockBlobClient(key).upload(body, Buffer.byteLength(body));
   },
@@ -122,7 +129,13 @@ function yamlConnection(store: Store, indent: string): string[] {
 
 /** Body of a sink write the way the runtime makes it. */
 function writeRequest(destination: string, body: string, reserve?: (d: string) => Promise<void>) {
-  const item = { source: 'test', path: destination, checksums: {}, meta: {}, open: async () => Readable.from([]) } as Item;
+  const item = {
+    source: 'test',
+    path: destination,
+    checksums: {},
+    meta: {},
+    open: async () => Readable.from([]),
+  } as Item;
   return {
     item,
     destination,
@@ -253,7 +266,9 @@ describe.each([s3Store, azureStore])('$name: tidy-up acts on the listed version 
           '  local: { path: ./out }',
         ].join('\n'),
       );
-      const summary = await runPipelineFile(file, { registry: new PluginRegistry([...builtinPlugins, overwrite]) });
+      const summary = await runPipelineFile(file, {
+        registry: new PluginRegistry([...builtinPlugins, overwrite]),
+      });
       expect(summary).toMatchObject({ ok: 1, failed: 0 });
       expect(ws.read('out/inbox.csv')).toBe('version 1');
       expect(await store.get(`${run}inbox.csv`)).toBe('version 2, never delivered');
@@ -334,15 +349,18 @@ describe.each([s3Store, azureStore])('$name: sink commits', (store) => {
     await Promise.all([src.close?.(), target.close?.()]);
   });
 
-  it.runIf(store.exclusiveWrites)('an object created between the check and the commit is not replaced', async () => {
-    const target = await store.sink({ prefix, if_exists: 'rename' });
-    // The reservation is the last step before the upload: create the object there, as a racing writer would.
-    const racer = async (d: string) => store.put(prefix + d, 'the other writer');
-    const err = await target.write(writeRequest('race.csv', 'mine', racer)).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'SLUICE_E_SINK', retryable: true });
-    expect(await store.get(`${prefix}race.csv`)).toBe('the other writer');
-    await target.close?.();
-  });
+  it.runIf(store.exclusiveWrites)(
+    'an object created between the check and the commit is not replaced',
+    async () => {
+      const target = await store.sink({ prefix, if_exists: 'rename' });
+      // The reservation is the last step before the upload: create the object there, as a racing writer would.
+      const racer = async (d: string) => store.put(prefix + d, 'the other writer');
+      const err = await target.write(writeRequest('race.csv', 'mine', racer)).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'SLUICE_E_SINK', retryable: true });
+      expect(await store.get(`${prefix}race.csv`)).toBe('the other writer');
+      await target.close?.();
+    },
+  );
 
   it('a pipeline with if_exists: rename writes the numbered name and keeps the existing object', async () => {
     const run = `${prefix}run/`;

@@ -55,7 +55,9 @@ function snapshot(root: string): string[] {
         out.push(`${rel}/ ${st.mode}`);
         walk(abs);
       } else {
-        out.push(`${rel} ${st.size} ${st.mode} ${st.mtimeMs} ${createHash('sha256').update(readFileSync(abs)).digest('hex')}`);
+        out.push(
+          `${rel} ${st.size} ${st.mode} ${st.mtimeMs} ${createHash('sha256').update(readFileSync(abs)).digest('hex')}`,
+        );
       }
     }
   };
@@ -73,7 +75,12 @@ describe('one process per pipeline and state folder (#7)', () => {
     for (let i = 0; i < FILES; i++) ws.write(`in/f${String(i).padStart(3, '0')}.txt`, `file ${i}\n`);
     ws.pipeline(slowPipeline(), 'overlap.yaml');
     const first = start(['run', 'overlap.yaml']);
-    await until(() => listFiles(ws.path('out')).length, (n) => n >= 10, 20_000, 'the first run to be under way');
+    await until(
+      () => listFiles(ws.path('out')).length,
+      (n) => n >= 10,
+      20_000,
+      'the first run to be under way',
+    );
 
     const second = sluice(['run', 'overlap.yaml']);
     expect(second.code).toBe(3);
@@ -97,7 +104,12 @@ describe('one process per pipeline and state folder (#7)', () => {
     for (let i = 0; i < FILES; i++) ws.write(`in/f${String(i).padStart(3, '0')}.txt`, `file ${i}\n`);
     ws.pipeline(slowPipeline(), 'overlap.yaml');
     const first = start(['run', 'overlap.yaml']);
-    await until(() => listFiles(ws.path('out')).length, (n) => n >= 10, 20_000, 'the first run to be under way');
+    await until(
+      () => listFiles(ws.path('out')).length,
+      (n) => n >= 10,
+      20_000,
+      'the first run to be under way',
+    );
     first.kill('SIGKILL');
     await first.exited;
     const next = sluice(['run', 'overlap.yaml']);
@@ -110,34 +122,76 @@ describe('one process per pipeline and state folder (#7)', () => {
   it('run refuses two files declaring one pipeline on one state folder; watch runs only one of them and names both', async () => {
     ws = makeWorkspace('sluice-same-name-');
     ws.write('in/a.txt', 'a');
-    ws.pipeline('name: same\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out-a }\n', 'a.yaml');
-    ws.pipeline('name: same\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out-b }\n', 'b.yaml');
+    ws.pipeline(
+      'name: same\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out-a }\n',
+      'a.yaml',
+    );
+    ws.pipeline(
+      'name: same\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out-b }\n',
+      'b.yaml',
+    );
     const run = sluice(['run', '.']);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/a\.yaml and .*b\.yaml both declare pipeline "same" on state folder/);
     expect(listFiles(ws.path('out-a'))).toEqual([]);
 
     const watch = start(['watch', '.']);
-    const refused = await watch.waitForLog((l) => l.msg === 'pipeline file refused: its pipeline runs elsewhere; the running version keeps running', 20_000, 'the second file refused');
-    expect(String(refused.err)).toMatch(/pipeline name "same" is already declared by .*[ab]\.yaml; .*[ab]\.yaml was not started/);
-    await until(() => [...listFiles(ws.path('out-a')), ...listFiles(ws.path('out-b'))], (f) => f.length === 1, 20_000, 'the running one to deliver');
+    const refused = await watch.waitForLog(
+      (l) =>
+        l.msg === 'pipeline file refused: its pipeline runs elsewhere; the running version keeps running',
+      20_000,
+      'the second file refused',
+    );
+    expect(String(refused.err)).toMatch(
+      /pipeline name "same" is already declared by .*[ab]\.yaml; .*[ab]\.yaml was not started/,
+    );
+    await until(
+      () => [...listFiles(ws.path('out-a')), ...listFiles(ws.path('out-b'))],
+      (f) => f.length === 1,
+      20_000,
+      'the running one to deliver',
+    );
     watch.kill('SIGTERM');
     expect(await watch.exited).toBe(0);
     expect([...listFiles(ws.path('out-a')), ...listFiles(ws.path('out-b'))]).toEqual(['a.txt']);
   });
   it('watch refuses a reload that takes the name another file runs under; the running version keeps running', async () => {
     ws = makeWorkspace('sluice-rename-clash-');
-    ws.pipeline('name: one\ntrigger: { every: 200ms }\nsource:\n  local: { path: ./in-1 }\nsink:\n  local: { path: ./out-1 }\n', 'one.yaml');
-    const two = (name: string) => `name: ${name}\ntrigger: { every: 200ms }\nsource:\n  local: { path: ./in-2 }\nsink:\n  local: { path: ./out-2 }\n`;
+    ws.pipeline(
+      'name: one\ntrigger: { every: 200ms }\nsource:\n  local: { path: ./in-1 }\nsink:\n  local: { path: ./out-1 }\n',
+      'one.yaml',
+    );
+    const two = (name: string) =>
+      `name: ${name}\ntrigger: { every: 200ms }\nsource:\n  local: { path: ./in-2 }\nsink:\n  local: { path: ./out-2 }\n`;
     ws.pipeline(two('two'), 'two.yaml');
     const watch = start(['watch', '.', '--debounce', '50']);
-    await watch.waitForLog((l) => l.msg === 'pipeline loaded' && l.pipeline === 'two', 20_000, 'two.yaml to start');
-    await watch.waitForLog((l) => l.msg === 'pipeline loaded' && l.pipeline === 'one', 20_000, 'one.yaml to start');
+    await watch.waitForLog(
+      (l) => l.msg === 'pipeline loaded' && l.pipeline === 'two',
+      20_000,
+      'two.yaml to start',
+    );
+    await watch.waitForLog(
+      (l) => l.msg === 'pipeline loaded' && l.pipeline === 'one',
+      20_000,
+      'one.yaml to start',
+    );
     ws.pipeline(two('one'), 'two.yaml');
-    const refused = await watch.waitForLog((l) => l.msg === 'pipeline file refused: its pipeline runs elsewhere; the running version keeps running', 20_000, 'the clashing reload refused');
-    expect(String(refused.err)).toMatch(/pipeline name "one" is already declared by .*one\.yaml; .*two\.yaml was not started/);
+    const refused = await watch.waitForLog(
+      (l) =>
+        l.msg === 'pipeline file refused: its pipeline runs elsewhere; the running version keeps running',
+      20_000,
+      'the clashing reload refused',
+    );
+    expect(String(refused.err)).toMatch(
+      /pipeline name "one" is already declared by .*one\.yaml; .*two\.yaml was not started/,
+    );
     ws.write('in-2/x.txt', 'x');
-    await until(() => listFiles(ws.path('out-2')), (f) => f.length === 1, 20_000, 'the running version of two.yaml to go on');
+    await until(
+      () => listFiles(ws.path('out-2')),
+      (f) => f.length === 1,
+      20_000,
+      'the running version of two.yaml to go on',
+    );
     watch.kill('SIGTERM');
     expect(await watch.exited).toBe(0);
   });
@@ -146,11 +200,21 @@ describe('one process per pipeline and state folder (#7)', () => {
 describe('sinks never write where a source lists (#6)', () => {
   it('validate rejects a local sink inside or equal to the source, at the sink, naming both roots', () => {
     ws = makeWorkspace('sluice-overlap-validate-');
-    ws.pipeline('name: inside\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local:\n    path: ./in/processed\n', 'inside.yaml');
-    ws.pipeline('name: same\nsource:\n  local: { path: ./data }\nsink:\n  local: { path: ./data/ }\n', 'same.yaml');
+    ws.pipeline(
+      'name: inside\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local:\n    path: ./in/processed\n',
+      'inside.yaml',
+    );
+    ws.pipeline(
+      'name: same\nsource:\n  local: { path: ./data }\nsink:\n  local: { path: ./data/ }\n',
+      'same.yaml',
+    );
     const inside = sluice(['validate', 'inside.yaml']);
     expect(inside.code).toBe(2);
-    expect(inside.stderr).toMatch(new RegExp(`^inside\\.yaml:6:11: \\[sink\\.local\\] .*writes under ${ws.path('in', 'processed')}, which is inside ${ws.path('in')}, the root of source\\.local`));
+    expect(inside.stderr).toMatch(
+      new RegExp(
+        `^inside\\.yaml:6:11: \\[sink\\.local\\] .*writes under ${ws.path('in', 'processed')}, which is inside ${ws.path('in')}, the root of source\\.local`,
+      ),
+    );
     const same = sluice(['validate', 'same.yaml']);
     expect(same.code).toBe(2);
     expect(same.stderr).toMatch(/^same\.yaml:5:18: .*which is the root of source\.local/);
@@ -162,16 +226,34 @@ describe('sinks never write where a source lists (#6)', () => {
 
   it('validate rejects sftp and s3 sinks inside their source on the same server, and accepts another login or bucket', () => {
     ws = makeWorkspace('sluice-overlap-remote-');
-    const sftp = (user: string) => `host: 127.0.0.1\n    port: 2222\n    username: ${user}\n    password: pw\n    insecure_accept_any_host_key: true`;
-    ws.pipeline(`name: sftp\nsource:\n  sftp:\n    ${sftp('acme')}\n    path: /upload\nsink:\n  sftp:\n    ${sftp('acme')}\n    path: /upload/done\n`, 'sftp.yaml');
-    ws.pipeline(`name: sftp2\nsource:\n  sftp:\n    ${sftp('acme')}\n    path: /upload\nsink:\n  sftp:\n    ${sftp('other')}\n    path: /upload/done\n`, 'sftp2.yaml');
-    const s3 = (bucket: string) => `bucket: ${bucket}\n    endpoint: http://127.0.0.1:4569\n    access_key_id: k\n    secret_access_key: s`;
-    ws.pipeline(`name: s3\nsource:\n  s3:\n    ${s3('data')}\n    prefix: landing/\nsink:\n  s3:\n    ${s3('data')}\n    prefix: landing/sorted/\n`, 's3.yaml');
-    ws.pipeline(`name: s32\nsource:\n  s3:\n    ${s3('data')}\n    prefix: landing/\nsink:\n  s3:\n    ${s3('archive')}\n    prefix: landing/sorted/\n`, 's32.yaml');
+    const sftp = (user: string) =>
+      `host: 127.0.0.1\n    port: 2222\n    username: ${user}\n    password: pw\n    insecure_accept_any_host_key: true`;
+    ws.pipeline(
+      `name: sftp\nsource:\n  sftp:\n    ${sftp('acme')}\n    path: /upload\nsink:\n  sftp:\n    ${sftp('acme')}\n    path: /upload/done\n`,
+      'sftp.yaml',
+    );
+    ws.pipeline(
+      `name: sftp2\nsource:\n  sftp:\n    ${sftp('acme')}\n    path: /upload\nsink:\n  sftp:\n    ${sftp('other')}\n    path: /upload/done\n`,
+      'sftp2.yaml',
+    );
+    const s3 = (bucket: string) =>
+      `bucket: ${bucket}\n    endpoint: http://127.0.0.1:4569\n    access_key_id: k\n    secret_access_key: s`;
+    ws.pipeline(
+      `name: s3\nsource:\n  s3:\n    ${s3('data')}\n    prefix: landing/\nsink:\n  s3:\n    ${s3('data')}\n    prefix: landing/sorted/\n`,
+      's3.yaml',
+    );
+    ws.pipeline(
+      `name: s32\nsource:\n  s3:\n    ${s3('data')}\n    prefix: landing/\nsink:\n  s3:\n    ${s3('archive')}\n    prefix: landing/sorted/\n`,
+      's32.yaml',
+    );
     const bad = sluice(['validate', 'sftp.yaml', 's3.yaml']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/^sftp\.yaml:17:11: \[sink\.sftp\] .*writes under sftp:\/\/acme@127\.0\.0\.1:2222\/upload\/done, which is inside sftp:\/\/acme@127\.0\.0\.1:2222\/upload, the root of source\.sftp/m);
-    expect(bad.stderr).toMatch(/^s3\.yaml:15:13: \[sink\.s3\] .*writes under s3:\/\/data\/landing\/sorted, which is inside s3:\/\/data\/landing, the root of source\.s3/m);
+    expect(bad.stderr).toMatch(
+      /^sftp\.yaml:17:11: \[sink\.sftp\] .*writes under sftp:\/\/acme@127\.0\.0\.1:2222\/upload\/done, which is inside sftp:\/\/acme@127\.0\.0\.1:2222\/upload, the root of source\.sftp/m,
+    );
+    expect(bad.stderr).toMatch(
+      /^s3\.yaml:15:13: \[sink\.s3\] .*writes under s3:\/\/data\/landing\/sorted, which is inside s3:\/\/data\/landing, the root of source\.s3/m,
+    );
     const good = sluice(['validate', 'sftp2.yaml', 's32.yaml']);
     expect(good.stderr).toBe('');
     expect(good.code).toBe(0);
@@ -223,12 +305,19 @@ describe('writes where nothing should be written (#13)', () => {
     // The temp folder is inside the workspace, so anything written outside it would show.
     const input = sluice(['test', 't.yaml'], { TMPDIR: ws.path('tmp') });
     expect(input.code).toBe(2);
-    expect(input.stderr).toMatch(/^t\.test\.yaml:4:15: tests\.0\.inputs\.0\.path: input path "\.\.\/\.\.\/\.\.\/\.\.\/escaped\.txt" is not a relative path to a file inside the test's folder/);
+    expect(input.stderr).toMatch(
+      /^t\.test\.yaml:4:15: tests\.0\.inputs\.0\.path: input path "\.\.\/\.\.\/\.\.\/\.\.\/escaped\.txt" is not a relative path to a file inside the test's folder/,
+    );
     expect(snapshot(ws.dir)).toEqual(before);
 
-    ws.write('t.test.yaml', 'tests:\n  - name: peeks\n    inputs:\n      - path: a.txt\n        content: "x"\n    expect:\n      files:\n        - path: /etc/hostname\n');
+    ws.write(
+      't.test.yaml',
+      'tests:\n  - name: peeks\n    inputs:\n      - path: a.txt\n        content: "x"\n    expect:\n      files:\n        - path: /etc/hostname\n',
+    );
     const expected = sluice(['test', 't.yaml'], { TMPDIR: ws.path('tmp') });
     expect(expected.code).toBe(2);
-    expect(expected.stderr).toMatch(/^t\.test\.yaml:8:17: tests\.0\.expect\.files\.0\.path: expected path "\/etc\/hostname" is not a relative path/);
+    expect(expected.stderr).toMatch(
+      /^t\.test\.yaml:8:17: tests\.0\.expect\.files\.0\.path: expected path "\/etc\/hostname" is not a relative path/,
+    );
   });
 });

@@ -10,10 +10,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
-import { SqliteLedger } from '../../core/ledger/sqlite.js';
-import { loadPipelineFile, runPipelineFile } from '../../core/sdk.js';
-import { type ListedItem, PipelineRunner } from '../../core/runtime/runner.js';
 import { itemIdentity } from '../../core/item.js';
+import { SqliteLedger } from '../../core/ledger/sqlite.js';
+import { type ListedItem, PipelineRunner } from '../../core/runtime/runner.js';
+import { loadPipelineFile, runPipelineFile } from '../../core/sdk.js';
 import { repeatingStats, testRegistry } from '../helpers/test-plugins.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -21,7 +21,8 @@ let ws: Workspace;
 afterEach(() => ws?.cleanup());
 
 const registry = testRegistry();
-const run = (file: string, opts: Parameters<typeof runPipelineFile>[1] = {}) => runPipelineFile(file, { registry, ...opts });
+const run = (file: string, opts: Parameters<typeof runPipelineFile>[1] = {}) =>
+  runPipelineFile(file, { registry, ...opts });
 const oneAttempt = 'policy:\n  retry: { max_attempts: 1 }\n';
 
 describe('a skip is delivered only when the existing copy holds the same bytes', () => {
@@ -31,7 +32,9 @@ describe('a skip is delivered only when the existing copy holds the same bytes',
     ws.write('in/same.csv', 'same\n');
     ws.write('out/report.csv', 'last month\n');
     ws.write('out/same.csv', 'same\n');
-    const file = ws.pipeline('name: skip\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local: { path: ./out, if_exists: skip }\n');
+    const file = ws.pipeline(
+      'name: skip\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local: { path: ./out, if_exists: skip }\n',
+    );
     const summary = await run(file);
     expect(summary).toMatchObject({ ok: 1, failed: 1 });
     expect(summary.failures[0]).toMatchObject({ path: 'report.csv', code: 'SLUICE_E_EXISTS' });
@@ -45,7 +48,9 @@ describe('a skip is delivered only when the existing copy holds the same bytes',
     ws = makeWorkspace();
     ws.write('in/report.csv', 'new figures\n');
     ws.write('out/report.csv', 'last month\n');
-    const file = ws.pipeline('name: skip-keep\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out, if_exists: skip }\n');
+    const file = ws.pipeline(
+      'name: skip-keep\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out, if_exists: skip }\n',
+    );
     expect(await run(file)).toMatchObject({ ok: 1, failed: 0 });
     expect(ws.read('out/report.csv')).toBe('last month\n');
   });
@@ -55,14 +60,20 @@ describe('verification', () => {
   it('fails a sink that cannot report what it stored, unless verify: none', async () => {
     ws = makeWorkspace();
     ws.write('in/a.txt', 'abc');
-    const strict = ws.pipeline(`name: mum\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  mum_sink: {}\n${oneAttempt}`, 'strict.yaml');
+    const strict = ws.pipeline(
+      `name: mum\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  mum_sink: {}\n${oneAttempt}`,
+      'strict.yaml',
+    );
     const summary = await run(strict);
     expect(summary).toMatchObject({ ok: 0, failed: 1 });
     expect(summary.failures[0].code).toBe('SLUICE_E_VERIFY');
     expect(summary.failures[0].error).toMatch(/did not report what it stored.*verify: none/);
     expect(ws.read('in/a.txt')).toBe('abc');
 
-    const lax = ws.pipeline('name: mum-lax\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  mum_sink: { verify: none }\n', 'lax.yaml');
+    const lax = ws.pipeline(
+      'name: mum-lax\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  mum_sink: { verify: none }\n',
+      'lax.yaml',
+    );
     expect(await run(lax)).toMatchObject({ ok: 1, failed: 0 });
     expect(existsSync(ws.path('in/a.txt'))).toBe(false);
   });
@@ -95,7 +106,9 @@ describe('verification', () => {
     ws = makeWorkspace();
     ws.write('in/report.csv', 'new figures\n');
     ws.write('out/report.csv', 'last month\n');
-    const file = ws.pipeline(`name: lying\nsource:\n  local: { path: ./in }\nsink:\n  lying_local: { path: ./out, if_exists: rename }\n${oneAttempt}`);
+    const file = ws.pipeline(
+      `name: lying\nsource:\n  local: { path: ./in }\nsink:\n  lying_local: { path: ./out, if_exists: rename }\n${oneAttempt}`,
+    );
     const summary = await run(file);
     expect(summary).toMatchObject({ ok: 0, failed: 1 });
     expect(summary.failures[0].code).toBe('SLUICE_E_VERIFY');
@@ -116,7 +129,9 @@ describe('one destination, one item per pass', () => {
     const summary = await run(file);
     expect(summary).toMatchObject({ ok: 1, failed: 1 });
     expect(summary.failures[0].code).toBe('SLUICE_E_COLLISION');
-    expect(summary.failures[0].error).toMatch(/"x.csv" is already taken in this pass by "local:(a|b)\/x.csv"/);
+    expect(summary.failures[0].error).toMatch(
+      /"x.csv" is already taken in this pass by "local:(a|b)\/x.csv"/,
+    );
     const kept = listFiles(ws.path('in'));
     expect(kept).toHaveLength(1);
     expect(ws.read('out/x.csv')).toBe(kept[0] === 'a/x.csv' ? 'from b\n' : 'from a\n');
@@ -149,7 +164,9 @@ data[i:i+9] = b'XXXXXXXXX'
 open(sys.argv[1], 'wb').write(bytes(data))`,
       zip,
     ]);
-    const file = ws.pipeline(`name: zip\nsource:\n  local: { path: ./in, include: ["*.zip"], after_success: delete }\nsteps:\n  - decompress: {}\nsink:\n  local: { path: ./out }\n${oneAttempt}`);
+    const file = ws.pipeline(
+      `name: zip\nsource:\n  local: { path: ./in, include: ["*.zip"], after_success: delete }\nsteps:\n  - decompress: {}\nsink:\n  local: { path: ./out }\n${oneAttempt}`,
+    );
     const summary = await run(file);
     expect(summary).toMatchObject({ ok: 0, failed: 1 });
     expect(listFiles(ws.path('out'))).toEqual([]);
@@ -162,7 +179,9 @@ describe('finalisation', () => {
     ws = makeWorkspace();
     ws.write('in/a.txt', 'abc');
     ws.write('done', 'a file where the move_to folder should be');
-    const file = ws.pipeline(`name: tidy\nsource:\n  local:\n    path: ./in\n    after_success: { move_to: ./done }\nsink:\n  local: { path: ./out }\n${oneAttempt}`);
+    const file = ws.pipeline(
+      `name: tidy\nsource:\n  local:\n    path: ./in\n    after_success: { move_to: ./done }\nsink:\n  local: { path: ./out }\n${oneAttempt}`,
+    );
     const first = await run(file);
     expect(first).toMatchObject({ ok: 0, failed: 1 });
     const ledger = await SqliteLedger.open(ws.path('.sluice'));
@@ -181,7 +200,9 @@ describe('finalisation', () => {
   it('processes an item the listing repeats once, and reports an entry the source rejected', async () => {
     ws = makeWorkspace();
     repeatingStats.opens = 0;
-    const file = ws.pipeline('name: repeats\nsource:\n  repeating_source: { files: 3 }\nsink:\n  local: { path: ./out, if_exists: rename }\n');
+    const file = ws.pipeline(
+      'name: repeats\nsource:\n  repeating_source: { files: 3 }\nsink:\n  local: { path: ./out, if_exists: rename }\n',
+    );
     const summary = await run(file);
     expect(summary).toMatchObject({ ok: 3, failed: 1 });
     expect(summary.failures[0]).toMatchObject({ code: 'SLUICE_E_NAME', path: 'caf\ufffd.txt' });
@@ -193,7 +214,9 @@ describe('finalisation', () => {
   it('stops a fenced item without side effects: nothing written, nothing recorded but "seen"', async () => {
     ws = makeWorkspace();
     ws.write('in/a.txt', 'abc');
-    const file = ws.pipeline('name: fenced\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local: { path: ./out }\non_error:\n  local: { path: ./dead }\n');
+    const file = ws.pipeline(
+      'name: fenced\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local: { path: ./out }\non_error:\n  local: { path: ./dead }\n',
+    );
     const def = await loadPipelineFile(file, { registry });
     const ledger = await SqliteLedger.open(ws.path('state'));
     const runner = new PipelineRunner(def, { ledger });
@@ -205,7 +228,9 @@ describe('finalisation', () => {
       const fence = async () => {
         throw new SluiceError('SLUICE_E_FENCED', 'the job lock was lost');
       };
-      await expect(runner.processListed(listed, summary, { fence })).rejects.toMatchObject({ code: 'SLUICE_E_FENCED' });
+      await expect(runner.processListed(listed, summary, { fence })).rejects.toMatchObject({
+        code: 'SLUICE_E_FENCED',
+      });
       await ledger.flush();
       expect((await ledger.get('fenced', itemIdentity(listed.item)))?.state).toBe('seen');
       expect(summary.failed).toBe(0);
@@ -221,9 +246,13 @@ describe('finalisation', () => {
   it('writes no sink or dead-letter folder in a dry run', async () => {
     ws = makeWorkspace();
     ws.write('in/a.txt', 'abc');
-    const file = ws.pipeline('name: dry\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local: { path: ./out }\non_error:\n  local: { path: ./dead }\n');
+    const file = ws.pipeline(
+      'name: dry\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local: { path: ./out }\non_error:\n  local: { path: ./dead }\n',
+    );
     const summary = await run(file, { dryRun: true });
-    expect(summary.plan).toEqual([{ source: 'local', path: 'a.txt', destinations: ['a.txt'], action: 'write', bytes: 3 }]);
+    expect(summary.plan).toEqual([
+      { source: 'local', path: 'a.txt', destinations: ['a.txt'], action: 'write', bytes: 3 },
+    ]);
     expect(existsSync(ws.path('out'))).toBe(false);
     expect(existsSync(ws.path('dead'))).toBe(false);
     expect(ws.read('in/a.txt')).toBe('abc');
@@ -233,7 +262,9 @@ describe('finalisation', () => {
 it('leaves the other sinks of a fan-out clean when one sink fails', async () => {
   ws = makeWorkspace();
   ws.write('in/a.txt', 'abc');
-  const file = ws.pipeline(`name: fan\nsource:\n  local: { path: ./in }\nsinks:\n  - local: { path: ./out }\n  - lying_local: { path: ./out2 }\n${oneAttempt}`);
+  const file = ws.pipeline(
+    `name: fan\nsource:\n  local: { path: ./in }\nsinks:\n  - local: { path: ./out }\n  - lying_local: { path: ./out2 }\n${oneAttempt}`,
+  );
   const summary = await run(file);
   expect(summary).toMatchObject({ ok: 0, failed: 1 });
   expect(listFiles(ws.path('out'))).toEqual([]);
@@ -242,7 +273,9 @@ it('leaves the other sinks of a fan-out clean when one sink fails', async () => 
 
 it('ends a pass whose listing fails only after the items in flight have finished', async () => {
   ws = makeWorkspace();
-  const file = ws.pipeline('name: broken\nsource:\n  broken_listing: { files: 3 }\nsink:\n  local: { path: ./out }\npolicy:\n  concurrency: 4\n');
+  const file = ws.pipeline(
+    'name: broken\nsource:\n  broken_listing: { files: 3 }\nsink:\n  local: { path: ./out }\npolicy:\n  concurrency: 4\n',
+  );
   await expect(run(file)).rejects.toThrow(/listing connection dropped/);
   // Closing the ledger under them used to crash the in-flight items ("database connection is not open").
   expect(listFiles(ws.path('out'))).toEqual(['b0.txt', 'b1.txt', 'b2.txt']);

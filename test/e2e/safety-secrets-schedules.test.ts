@@ -36,7 +36,10 @@ const outputs: Array<{ label: string; code: number | null; text: string }> = [];
 
 function sluice(label: string, args: string[]): Promise<number | null> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [SLUICE_BIN, ...args], { cwd: ws.dir, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+    const child = spawn(process.execPath, [SLUICE_BIN, ...args], {
+      cwd: ws.dir,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    });
     let text = '';
     child.stdout.on('data', (d: Buffer) => {
       text += d.toString();
@@ -78,7 +81,18 @@ beforeAll(async () => {
     'presigned.yaml',
   );
   ws.write('logs/.keep', '');
-  await sluice('run json', ['run', 'presigned.yaml', '--log-format', 'json', '--log-file', 'logs/run.log', '--error-log', 'logs/errors.log', '--summary-json', 'logs/summary.json']);
+  await sluice('run json', [
+    'run',
+    'presigned.yaml',
+    '--log-format',
+    'json',
+    '--log-file',
+    'logs/run.log',
+    '--error-log',
+    'logs/errors.log',
+    '--summary-json',
+    'logs/summary.json',
+  ]);
   await sluice('run pretty', ['run', 'presigned.yaml', '--log-format', 'pretty', '--force']);
   await sluice('plan', ['plan', 'presigned.yaml', '--force']);
   await sluice('validate', ['validate', 'presigned.yaml']);
@@ -105,7 +119,9 @@ describe('secrets in URLs and signatures are masked in every output (#10)', () =
     expect(pretty).toContain('&sig=***');
     expect(output('history')).toMatch(/failed\s+http:report\.csv .*HTTP 404 .*(dl-user|\*\*\*):\*\*\*@/);
     expect(listFiles(ws.path('dead'))).toEqual(['http/report.csv.error.json']);
-    const reason = JSON.parse(readFileSync(ws.path('dead', 'http', 'report.csv.error.json'), 'utf8')) as { error: string };
+    const reason = JSON.parse(readFileSync(ws.path('dead', 'http', 'report.csv.error.json'), 'utf8')) as {
+      error: string;
+    };
     expect(reason.error).toContain('X-Amz-Credential=***');
   });
 
@@ -113,12 +129,20 @@ describe('secrets in URLs and signatures are masked in every output (#10)', () =
     const leaks: string[] = [];
     const check = (where: string, text: string) => {
       for (const [name, value] of Object.entries(SECRETS)) {
-        for (const form of new Set([value, decodeURIComponent(value)])) if (text.includes(form)) leaks.push(`${name} in ${where}`);
+        for (const form of new Set([value, decodeURIComponent(value)]))
+          if (text.includes(form)) leaks.push(`${name} in ${where}`);
       }
     };
     for (const o of outputs) check(`output of ${o.label}`, o.text);
     const written = listFiles(ws.dir).filter((f) => !f.endsWith('.yaml'));
-    expect(written).toEqual(expect.arrayContaining(['logs/run.log', 'logs/errors.log', 'logs/summary.json', 'dead/http/report.csv.error.json']));
+    expect(written).toEqual(
+      expect.arrayContaining([
+        'logs/run.log',
+        'logs/errors.log',
+        'logs/summary.json',
+        'dead/http/report.csv.error.json',
+      ]),
+    );
     expect(written.some((f) => f.startsWith('.sluice/'))).toBe(true);
     for (const f of written) check(f, readFileSync(ws.path(f)).toString('latin1'));
     expect(leaks).toEqual([]);
@@ -130,7 +154,10 @@ describe('a schedule further ahead than one timer can wait (#11)', () => {
     const sched = makeWorkspace('sluice-safety-schedule-');
     try {
       sched.write('in/a.txt', 'a');
-      sched.pipeline('name: monthly\ntrigger: { every: 30d }\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n', 'monthly.yaml');
+      sched.pipeline(
+        'name: monthly\ntrigger: { every: 30d }\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n',
+        'monthly.yaml',
+      );
       const proc = startSluice(['run', 'monthly.yaml', '--log-format', 'json'], sched.dir);
       try {
         await proc.waitForLog((l) => l.msg === 'pass finished', 15_000, 'the first pass');

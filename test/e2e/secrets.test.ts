@@ -36,7 +36,9 @@ let closedPort: number;
 const outputs: Array<{ label: string; code: number | null; text: string }> = [];
 
 function gpg(args: string[]): Buffer {
-  return execFileSync('gpg', ['--homedir', home, '--batch', '--yes', '--trust-model', 'always', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync('gpg', ['--homedir', home, '--batch', '--yes', '--trust-model', 'always', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** A port nothing listens on: bound once, then released. */
@@ -90,7 +92,18 @@ beforeAll(async () => {
     `Key-Type: eddsa\nKey-Curve: ed25519\nSubkey-Type: ecdh\nSubkey-Curve: cv25519\nName-Real: K\nName-Email: k@example.com\nExpire-Date: 0\nPassphrase: ${SECRETS.KEY_PASSPHRASE}\n%commit\n`,
   );
   gpg(['--pinentry-mode', 'loopback', '--gen-key', ws.path('key.params')]);
-  ws.write('keys/k.asc', gpg(['--pinentry-mode', 'loopback', '--passphrase', SECRETS.KEY_PASSPHRASE, '--armor', '--export-secret-keys', 'k@example.com']));
+  ws.write(
+    'keys/k.asc',
+    gpg([
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      SECRETS.KEY_PASSPHRASE,
+      '--armor',
+      '--export-secret-keys',
+      'k@example.com',
+    ]),
+  );
   ws.write('plain.csv', 'id,value\n1,2\n');
   ws.write('in/report.csv', 'id,value\n1,2\n');
   gpg(['-r', 'k@example.com', '-o', ws.path('in', 'report.csv.gpg'), '-e', ws.path('plain.csv')]);
@@ -110,7 +123,10 @@ beforeAll(async () => {
     's3-sink',
     `source:\n  local: { path: ./in }\nsink:\n  s3:\n    bucket: bucket-x\n    endpoint: http://127.0.0.1:${closedPort}\n    access_key_id: AKIAEXAMPLEKEYID0001\n    secret_access_key: \${S3_SECRET}\n${deadLetter.replace('./dead', './dead-s3')}${policy}`,
   );
-  p('azure-sink', `source:\n  local: { path: ./in }\nsink:\n  azure_blob:\n    connection_string: \${AZURE_CONN}\n    container: container-x\n${policy}`);
+  p(
+    'azure-sink',
+    `source:\n  local: { path: ./in }\nsink:\n  azure_blob:\n    connection_string: \${AZURE_CONN}\n    container: container-x\n${policy}`,
+  );
   p(
     'azure-bad-conn',
     `source:\n  local: { path: ./in }\nsink:\n  azure_blob:\n    connection_string: "AccountName=devacct;AccountKey=${SECRETS.INLINE_CONN_KEY};Garbage"\n    container: container-x\n`,
@@ -132,18 +148,50 @@ beforeAll(async () => {
 
   const runs: Array<[string, string[]]> = [];
   for (const format of ['json', 'pretty']) {
-    const files = (label: string) => ['--log-file', `logs/${label}-${format}.log`, '--error-log', `logs/${label}-${format}.errors.log`, '--summary-json', `logs/${label}-${format}.summary.json`];
-    for (const name of ['pgp-gpg', 'pgp-openpgp', 'http-source', 's3-sink', 'azure-sink', 'azure-bad-conn', 'sftp-source', 'http-sink', 'invalid-config']) {
-      runs.push([`${name} (${format})`, ['run', `${name}.yaml`, '--log-format', format, '--force', ...files(name)]]);
+    const files = (label: string) => [
+      '--log-file',
+      `logs/${label}-${format}.log`,
+      '--error-log',
+      `logs/${label}-${format}.errors.log`,
+      '--summary-json',
+      `logs/${label}-${format}.summary.json`,
+    ];
+    for (const name of [
+      'pgp-gpg',
+      'pgp-openpgp',
+      'http-source',
+      's3-sink',
+      'azure-sink',
+      'azure-bad-conn',
+      'sftp-source',
+      'http-sink',
+      'invalid-config',
+    ]) {
+      runs.push([
+        `${name} (${format})`,
+        ['run', `${name}.yaml`, '--log-format', format, '--force', ...files(name)],
+      ]);
     }
   }
   runs.push(['validate', ['validate', 'invalid-config.yaml', 'azure-bad-conn.yaml']]);
   runs.push(['plan', ['plan', 'http-sink.yaml', '--log-format', 'json']]);
   ws.write('logs/.keep', '');
   // A cluster URL with a password, Redis unreachable (gives up after 10 s), while the rest run.
-  const cluster = sluice('cluster url with a password', ['run', 's3-sink.yaml', '--cluster', `redis://:${SECRETS.REDIS_PASSWORD}@127.0.0.1:${closedPort}`, '--log-format', 'json'], 20_000);
+  const cluster = sluice(
+    'cluster url with a password',
+    [
+      'run',
+      's3-sink.yaml',
+      '--cluster',
+      `redis://:${SECRETS.REDIS_PASSWORD}@127.0.0.1:${closedPort}`,
+      '--log-format',
+      'json',
+    ],
+    20_000,
+  );
   // Two at a time: the machine is shared, and a few of these wait on SDK retries.
-  for (let i = 0; i < runs.length; i += 2) await Promise.all(runs.slice(i, i + 2).map(([label, args]) => sluice(label, args)));
+  for (let i = 0; i < runs.length; i += 2)
+    await Promise.all(runs.slice(i, i + 2).map(([label, args]) => sluice(label, args)));
   await cluster;
 }, 240_000);
 
@@ -157,13 +205,20 @@ describe('secrets stay out of every output', () => {
     const code = (label: string) => outputs.find((o) => o.label === label)?.code;
     for (const format of ['json', 'pretty']) {
       for (const name of ['s3-sink', 'azure-sink', 'sftp-source', 'http-sink', 'http-source']) {
-        expect(code(`${name} (${format})`), outputs.find((o) => o.label === `${name} (${format})`)?.text).toBe(1);
+        expect(
+          code(`${name} (${format})`),
+          outputs.find((o) => o.label === `${name} (${format})`)?.text,
+        ).toBe(1);
       }
       // A wrong passphrase is found when the step starts (the key is unlocked once): exit 2.
       for (const engine of ['gpg', 'openpgp']) {
         const run = outputs.find((o) => o.label === `pgp-${engine} (${format})`);
         expect(run?.code).toBe(2);
-        expect(run?.text).toMatch(new RegExp(`\\[pgp-${engine} steps\\[0\\]\\.pgp_decrypt\\] (the passphrase does not unlock the private key|cannot unlock the private key: .*Incorrect key passphrase)`));
+        expect(run?.text).toMatch(
+          new RegExp(
+            `\\[pgp-${engine} steps\\[0\\]\\.pgp_decrypt\\] (the passphrase does not unlock the private key|cannot unlock the private key: .*Incorrect key passphrase)`,
+          ),
+        );
       }
       expect(code(`invalid-config (${format})`)).toBe(2);
       expect(code(`azure-bad-conn (${format})`)).toBe(2);
@@ -176,12 +231,24 @@ describe('secrets stay out of every output', () => {
     expect(invalid).toMatch(/invalid-config\.yaml:\d+:\d+: .*unknown key "pasword"/);
     expect(invalid).toMatch(/\/source\/sftp\/port: must be integer, got string "\*\*\*"/);
     // Dead letters were written, with their reasons.
-    expect(listFiles(ws.path('dead-s3'))).toEqual(['local/report.csv', 'local/report.csv.error.json', 'local/report.csv.gpg', 'local/report.csv.gpg.error.json']);
+    expect(listFiles(ws.path('dead-s3'))).toEqual([
+      'local/report.csv',
+      'local/report.csv.error.json',
+      'local/report.csv.gpg',
+      'local/report.csv.gpg.error.json',
+    ]);
     expect(listFiles(ws.path('dead-http'))).toContain('local/report.csv.error.json');
     // Passes that ran wrote a summary (a source that cannot list, or an invalid config, ends the run before one).
     const summaries = listFiles(ws.path('logs')).filter((f) => f.endsWith('.summary.json'));
-    expect(summaries).toEqual(['azure-sink', 'http-sink', 's3-sink'].flatMap((n) => [`${n}-json.summary.json`, `${n}-pretty.summary.json`]));
-    expect(listFiles(ws.path('logs')).filter((f) => f.endsWith('.errors.log')).length).toBeGreaterThanOrEqual(10);
+    expect(summaries).toEqual(
+      ['azure-sink', 'http-sink', 's3-sink'].flatMap((n) => [
+        `${n}-json.summary.json`,
+        `${n}-pretty.summary.json`,
+      ]),
+    );
+    expect(listFiles(ws.path('logs')).filter((f) => f.endsWith('.errors.log')).length).toBeGreaterThanOrEqual(
+      10,
+    );
   });
 
   it('no secret value appears in stdout/stderr, log files, error logs, summaries, dead-letter reasons or the ledger', () => {
@@ -194,7 +261,12 @@ describe('secrets stay out of every output', () => {
     };
     for (const o of outputs) check(`output of ${o.label}`, o.text);
     const written = listFiles(ws.dir).filter(
-      (f) => !f.endsWith('.yaml') && !f.startsWith('gnupg/') && !f.startsWith('keys/') && !f.startsWith('in/') && f !== 'key.params',
+      (f) =>
+        !f.endsWith('.yaml') &&
+        !f.startsWith('gnupg/') &&
+        !f.startsWith('keys/') &&
+        !f.startsWith('in/') &&
+        f !== 'key.params',
     );
     expect(written.some((f) => f.startsWith('.sluice/'))).toBe(true); // the ledger is searched too
     expect(written.some((f) => f.endsWith('.error.json'))).toBe(true);

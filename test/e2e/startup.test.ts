@@ -27,11 +27,15 @@ Module._load = function (request, ...rest) {
 );
 
 function validate(file: string) {
-  const r = spawnSync(process.execPath, ['--require', tracer, join(root, 'bin', 'sluice.js'), 'validate', file], {
-    cwd: ws.dir,
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--require', tracer, join(root, 'bin', 'sluice.js'), 'validate', file],
+    {
+      cwd: ws.dir,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    },
+  );
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -46,9 +50,14 @@ describe('CLI start-up', () => {
     expect(ok.stdout).toBe('ok  good.yaml (good: 1 source(s), 1 step(s), 1 sink(s))\n');
     expect(ok.code).toBe(0);
 
-    writeFileSync(join(ws.dir, 'bad.yaml'), 'name: bad\nsource:\n  local: { path: ./in, recursive: maybe }\nsink:\n  local: { path: ./out }\n');
+    writeFileSync(
+      join(ws.dir, 'bad.yaml'),
+      'name: bad\nsource:\n  local: { path: ./in, recursive: maybe }\nsink:\n  local: { path: ./out }\n',
+    );
     const bad = validate('bad.yaml');
-    expect(bad.stderr).toBe('bad.yaml:3:35: [source.local] /source/local/recursive: must be boolean, got string "maybe"\n');
+    expect(bad.stderr).toBe(
+      'bad.yaml:3:35: [source.local] /source/local/recursive: must be boolean, got string "maybe"\n',
+    );
     expect(bad.code).toBe(2);
   });
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { statusPort, type SluiceProcess, startSluice, until } from '../helpers/sluice-process.js';
+import { type SluiceProcess, startSluice, statusPort, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -21,10 +21,13 @@ let port: number;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the status page test needs Debian's chromium (sudo apt-get install -y chromium)`);
+    throw new Error(
+      `${CHROMIUM} is missing: the status page test needs Debian's chromium (sudo apt-get install -y chromium)`,
+    );
   }
   ws = makeWorkspace('sluice-status-');
-  for (let i = 0; i < 12; i++) ws.write(`orders-in/order-${i}.csv.gz`, gzipSync(`id,amount\n${i},${i * 10}\n`));
+  for (let i = 0; i < 12; i++)
+    ws.write(`orders-in/order-${i}.csv.gz`, gzipSync(`id,amount\n${i},${i * 10}\n`));
   ws.write('orders-in/truncated.csv.gz', gzipSync('id,amount\n1,2\n').subarray(0, 12));
   ws.write('reports-in/r1.txt', 'report one');
   ws.write('reports-in/r2.txt', 'report two');
@@ -32,13 +35,28 @@ beforeAll(async () => {
     'name: orders\nsource:\n  local: { path: ./orders-in, watch: true, min_age: 100ms }\nsteps:\n  - decompress: {}\nsink:\n  local: { path: ./orders-out }\npolicy:\n  retry: { max_attempts: 1 }\n',
     'orders.yaml',
   );
-  ws.pipeline('name: reports\nsource:\n  local: { path: ./reports-in, watch: true, min_age: 100ms }\nsink:\n  local: { path: ./reports-out }\n', 'reports.yaml');
+  ws.pipeline(
+    'name: reports\nsource:\n  local: { path: ./reports-in, watch: true, min_age: 100ms }\nsink:\n  local: { path: ./reports-out }\n',
+    'reports.yaml',
+  );
   proc = startSluice(['watch', '.', '--metrics-port', '0', '--debounce', '50'], ws.dir);
   port = await statusPort(proc);
-  await until(() => listFiles(ws.path('orders-out')).length + listFiles(ws.path('reports-out')).length, (n) => n === 14, 20_000, 'both pipelines to copy their files');
+  await until(
+    () => listFiles(ws.path('orders-out')).length + listFiles(ws.path('reports-out')).length,
+    (n) => n === 14,
+    20_000,
+    'both pipelines to copy their files',
+  );
   // An invalid edit: the page must show it was rejected and the old version kept.
-  writeFileSync(ws.path('reports.yaml'), 'name: reports\nsource:\n  local: { path: ./reports-in, watch: yes please }\nsink:\n  local: { path: ./reports-out }\n');
-  await proc.waitForLog((l) => String(l.msg).startsWith('reload rejected'), 10_000, 'the invalid edit to be rejected');
+  writeFileSync(
+    ws.path('reports.yaml'),
+    'name: reports\nsource:\n  local: { path: ./reports-in, watch: yes please }\nsink:\n  local: { path: ./reports-out }\n',
+  );
+  await proc.waitForLog(
+    (l) => String(l.msg).startsWith('reload rejected'),
+    10_000,
+    'the invalid edit to be rejected',
+  );
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
 }, 60_000);
 
@@ -62,14 +80,17 @@ describe('status page', () => {
     await expect.poll(() => orders.locator('h2').textContent()).toBe('orders');
     expect(await reports.locator('h2').textContent()).toBe('reports');
     expect(await orders.locator('.state').textContent()).toBe('running');
-    const figure = (card: typeof orders, label: string) => card.locator('.fig', { hasText: label }).locator('b').textContent();
+    const figure = (card: typeof orders, label: string) =>
+      card.locator('.fig', { hasText: label }).locator('b').textContent();
     expect(await figure(orders, 'ok')).toBe('12');
     expect(await figure(orders, 'failed')).toBe('1');
     expect(await figure(reports, 'ok')).toBe('2');
 
     const failure = orders.locator('table.failures tr').first();
     expect(await failure.textContent()).toContain('local:truncated.csv.gz');
-    expect(await failure.locator('.reason').textContent()).toMatch(/^\[SLUICE_E_[A-Z_]+\] .*(unexpected end|truncated|corrupt)/i);
+    expect(await failure.locator('.reason').textContent()).toMatch(
+      /^\[SLUICE_E_[A-Z_]+\] .*(unexpected end|truncated|corrupt)/i,
+    );
 
     const reload = await reports.locator('.reload').textContent();
     expect(reload).toMatch(/^rejected, previous version kept: reports\.yaml:3:\d+: .*watch: must be boolean/);

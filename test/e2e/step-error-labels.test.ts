@@ -6,8 +6,8 @@
  */
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runPipelineFile } from '../../core/sdk.js';
 import type { RunSummary } from '../../core/runtime/runner.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import { listKeys, s3rverClient } from '../helpers/workflows.js';
 import { listFiles, makeWorkspace } from '../helpers/workspace.js';
 import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
@@ -16,7 +16,9 @@ const ws = makeWorkspace('sluice-labels-');
 let s3: S3rverHandle;
 
 /** ~1.3 MB of CSV in ~300 KB of gzip: the damage sits well past the first chunk the sink reads. */
-const plain = Buffer.from(Array.from({ length: 60_000 }, (_, i) => `${i};${(i * 7919) % 100_003};row ${i}\n`).join(''));
+const plain = Buffer.from(
+  Array.from({ length: 60_000 }, (_, i) => `${i};${(i * 7919) % 100_003};row ${i}\n`).join(''),
+);
 const good = gzipSync(plain);
 const corrupt = Buffer.from(good);
 corrupt.fill(0xff, Math.floor(corrupt.length / 2), Math.floor(corrupt.length / 2) + 8);
@@ -40,7 +42,9 @@ function onlyFailure(summary: RunSummary) {
 
 /** The whole message; only zlib's reason (which depends on where the damage falls) is loose. */
 const decompressError = (pipeline: string) =>
-  new RegExp(`^\\[${pipeline} steps\\[0\\]\\.decompress\\] item "corrupt\\.csv\\.gz": "corrupt\\.csv\\.gz": not a valid gzip file \\(invalid [a-z ]+\\)$`);
+  new RegExp(
+    `^\\[${pipeline} steps\\[0\\]\\.decompress\\] item "corrupt\\.csv\\.gz": "corrupt\\.csv\\.gz": not a valid gzip file \\(invalid [a-z ]+\\)$`,
+  );
 
 /** `<name>/in` through decompress into `bucket` on s3rver, without retries. */
 function decompressToS3(name: string, bucket: string): string {

@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { statusPort, type SluiceProcess, sleep, startSluice, until } from '../helpers/sluice-process.js';
+import { type SluiceProcess, sleep, startSluice, statusPort, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, sha256, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
@@ -89,13 +89,24 @@ describe('sluice watch', () => {
     writing = false;
     await writer;
 
-    await until(() => listFiles(ws.path('in')).length, (n) => n === 0, 30_000, 'the source folder to be emptied');
-    await until(() => listFiles(ws.path('out')).length, (n) => n >= expected.size, 10_000, 'every file at the sink');
+    await until(
+      () => listFiles(ws.path('in')).length,
+      (n) => n === 0,
+      30_000,
+      'the source folder to be emptied',
+    );
+    await until(
+      () => listFiles(ws.path('out')).length,
+      (n) => n >= expected.size,
+      10_000,
+      'every file at the sink',
+    );
 
     // Exactly once: the same names, the same bytes, nothing extra (no temp files, no duplicates).
     const landed = listFiles(ws.path('out'));
     expect(landed).toEqual([...expected.keys()].sort());
-    for (const name of landed) expect(sha256(readFileSync(ws.path('out', name))), name).toBe(expected.get(name));
+    for (const name of landed)
+      expect(sha256(readFileSync(ws.path('out', name))), name).toBe(expected.get(name));
     expect(proc.logs.filter((l) => l.msg === 'item failed')).toEqual([]);
 
     const m = await metrics(port);
@@ -115,10 +126,20 @@ describe('sluice watch', () => {
     expect(String(rejected[0].err)).toMatch(/^hot\.yaml:\d+:\d+: /);
 
     const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as {
-      pipelines: Array<{ name: string; state: string; hash: string; lastReload: { result: string; hash: string } }>;
+      pipelines: Array<{
+        name: string;
+        state: string;
+        hash: string;
+        lastReload: { result: string; hash: string };
+      }>;
     };
     expect(status.pipelines).toHaveLength(1);
-    expect(status.pipelines[0]).toMatchObject({ name: 'hot', state: 'running', hash: hashOf(lastValid), lastReload: { result: 'ok', hash: hashOf(lastValid) } });
+    expect(status.pipelines[0]).toMatchObject({
+      name: 'hot',
+      state: 'running',
+      hash: hashOf(lastValid),
+      lastReload: { result: 'ok', hash: hashOf(lastValid) },
+    });
 
     proc.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
@@ -127,25 +148,62 @@ describe('sluice watch', () => {
   it('starts a pipeline for a new file, keeps a bad new file out, and drains and stops a deleted one', async () => {
     ws = makeWorkspace('sluice-watch-');
     ws.write('a-in/one.txt', 'one');
-    ws.pipeline('name: first\nsource:\n  local: { path: ./a-in, watch: true, min_age: 100ms }\nsink:\n  local: { path: ./a-out }\n', 'first.yaml');
+    ws.pipeline(
+      'name: first\nsource:\n  local: { path: ./a-in, watch: true, min_age: 100ms }\nsink:\n  local: { path: ./a-out }\n',
+      'first.yaml',
+    );
     proc = startSluice(['watch', '.', '--metrics-port', '0', '--debounce', '50'], ws.dir);
     const port = await statusPort(proc);
-    await until(() => listFiles(ws.path('a-out')), (f) => f.length === 1, 15_000, 'first to copy one.txt');
+    await until(
+      () => listFiles(ws.path('a-out')),
+      (f) => f.length === 1,
+      15_000,
+      'first to copy one.txt',
+    );
 
     ws.write('b-in/two.txt', 'two');
-    ws.pipeline('name: second\nsource:\n  local: { path: ./b-in }\nsink:\n  local: { path: ./b-out }\n', 'second.yaml');
-    ws.pipeline('name: third\nsource:\n  local: { path: ./c-in, recursive: perhaps }\nsink:\n  local: { path: ./c-out }\n', 'third.yaml');
-    await until(() => listFiles(ws.path('b-out')), (f) => f.length === 1, 15_000, 'the new pipeline to run');
-    const bad = await proc.waitForLog((l) => String(l.msg).startsWith('reload rejected') && l.pipeline === 'third', 10_000, 'the bad file to be reported');
+    ws.pipeline(
+      'name: second\nsource:\n  local: { path: ./b-in }\nsink:\n  local: { path: ./b-out }\n',
+      'second.yaml',
+    );
+    ws.pipeline(
+      'name: third\nsource:\n  local: { path: ./c-in, recursive: perhaps }\nsink:\n  local: { path: ./c-out }\n',
+      'third.yaml',
+    );
+    await until(
+      () => listFiles(ws.path('b-out')),
+      (f) => f.length === 1,
+      15_000,
+      'the new pipeline to run',
+    );
+    const bad = await proc.waitForLog(
+      (l) => String(l.msg).startsWith('reload rejected') && l.pipeline === 'third',
+      10_000,
+      'the bad file to be reported',
+    );
     expect(String(bad.err)).toMatch(/^third\.yaml:3:37: .*recursive: must be boolean/);
 
     const status = async () =>
-      ((await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { pipelines: Array<{ name: string; state: string }> }).pipelines;
-    const states = (list: Array<{ name: string; state: string }>) => JSON.stringify(list.map((p) => [p.name, p.state]).sort());
-    await until(status, (list) => states(list) === '[["first","running"],["second","finished"],["third","invalid"]]', 10_000, 'the three states');
+      (
+        (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as {
+          pipelines: Array<{ name: string; state: string }>;
+        }
+      ).pipelines;
+    const states = (list: Array<{ name: string; state: string }>) =>
+      JSON.stringify(list.map((p) => [p.name, p.state]).sort());
+    await until(
+      status,
+      (list) => states(list) === '[["first","running"],["second","finished"],["third","invalid"]]',
+      10_000,
+      'the three states',
+    );
 
     rmSync(ws.path('first.yaml'));
-    await proc.waitForLog((l) => l.msg === 'pipeline version stopped' && l.pipeline === 'first', 10_000, 'the deleted pipeline to stop');
+    await proc.waitForLog(
+      (l) => l.msg === 'pipeline version stopped' && l.pipeline === 'first',
+      10_000,
+      'the deleted pipeline to stop',
+    );
     await until(status, (p) => !p.some((x) => x.name === 'first'), 5_000, 'first to leave /status');
     // Its watching source stopped too: a new file there stays put.
     ws.write('a-in/late.txt', 'late');

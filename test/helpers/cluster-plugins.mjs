@@ -39,7 +39,16 @@ export const slowSource = definePlugin({
           await sleep(config.delay_ms);
           if (signal?.aborted) return;
           const path = `f${i}.dat`;
-          yield { source, path, size: config.size, mtime: new Date(0), etag: `e${i}`, checksums: {}, meta: {}, open: open(i) };
+          yield {
+            source,
+            path,
+            size: config.size,
+            mtime: new Date(0),
+            etag: `e${i}`,
+            checksums: {},
+            meta: {},
+            open: open(i),
+          };
         }
       },
       async openPath(path) {
@@ -88,7 +97,10 @@ export const crashOn = definePlugin({
   name: 'crash_on',
   kind: 'step',
   summary: 'SIGKILLs the running process on items whose path contains `match` (test fixture: a poison item).',
-  config: Type.Object({ match: Type.String({ description: 'Substring of the item path.' }) }, { additionalProperties: false }),
+  config: Type.Object(
+    { match: Type.String({ description: 'Substring of the item path.' }) },
+    { additionalProperties: false },
+  ),
   create(config) {
     return {
       async process(item) {
@@ -101,7 +113,11 @@ export const crashOn = definePlugin({
 
 /** While `<dir>/hold` exists: writes `<dir>/reached-<pid>` (which worker holds), then waits. */
 async function holdWhileMarked(dir, what) {
-  const holding = () => access(join(dir, 'hold')).then(() => true, () => false);
+  const holding = () =>
+    access(join(dir, 'hold')).then(
+      () => true,
+      () => false,
+    );
   if (!(await holding())) return;
   await writeFile(join(dir, `reached-${process.pid}`), what);
   while (await holding()) await sleep(20);
@@ -113,7 +129,10 @@ export const holdOn = definePlugin({
   kind: 'step',
   summary: 'Holds items whose path contains `match` while `<dir>/hold` exists (test fixture).',
   config: Type.Object(
-    { match: Type.String({ description: 'Substring of the item path.' }), dir: Type.String({ description: 'Folder of the marker files.' }) },
+    {
+      match: Type.String({ description: 'Substring of the item path.' }),
+      dir: Type.String({ description: 'Folder of the marker files.' }),
+    },
     { additionalProperties: false },
   ),
   create(config, ctx) {
@@ -135,7 +154,8 @@ export const holdOn = definePlugin({
 export const holdSink = definePlugin({
   name: 'hold_sink',
   kind: 'sink',
-  summary: 'Writes under `path`, numbering taken names; holds each file before writing while `<dir>/hold` exists (test fixture).',
+  summary:
+    'Writes under `path`, numbering taken names; holds each file before writing while `<dir>/hold` exists (test fixture).',
   config: Type.Object(
     {
       path: Type.String({ description: 'Root folder.' }),
@@ -147,7 +167,11 @@ export const holdSink = definePlugin({
   create(config, ctx) {
     const root = resolve(ctx.baseDir, config.path);
     const dir = resolve(ctx.baseDir, config.dir);
-    const exists = (p) => access(p).then(() => true, () => false);
+    const exists = (p) =>
+      access(p).then(
+        () => true,
+        () => false,
+      );
     return {
       async write(req) {
         const chunks = [];

@@ -15,7 +15,10 @@ export interface ClusterSuite {
   start(args: string[], extraEnv?: Record<string, string>): SluiceProcess;
 }
 
-export function clusterSuite(prefix: string, options: { persistent?: boolean; env?: () => Record<string, string> } = {}): ClusterSuite {
+export function clusterSuite(
+  prefix: string,
+  options: { persistent?: boolean; env?: () => Record<string, string> } = {},
+): ClusterSuite {
   const ws = makeWorkspace(prefix);
   const processes: SluiceProcess[] = [];
   let redis: RedisHandle | undefined;

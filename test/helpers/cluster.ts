@@ -18,11 +18,25 @@ export interface SluiceProcess {
 
 /** Fast stall detection and lister takeover, so the tests run in seconds. */
 export function clusterEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...process.env, SLUICE_CLUSTER_STALL_MS: '2000', SLUICE_CLUSTER_LISTER_TTL_MS: '2000', SLUICE_CLUSTER_POLL_MS: '200', ...extra };
+  return {
+    ...process.env,
+    SLUICE_CLUSTER_STALL_MS: '2000',
+    SLUICE_CLUSTER_LISTER_TTL_MS: '2000',
+    SLUICE_CLUSTER_POLL_MS: '200',
+    ...extra,
+  };
 }
 
-export function spawnSluice(args: string[], cwd: string, env: NodeJS.ProcessEnv = clusterEnv()): SluiceProcess {
-  const child = spawn(process.execPath, [sluiceBin, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnSluice(
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = clusterEnv(),
+): SluiceProcess {
+  const child = spawn(process.execPath, [sluiceBin, ...args], {
+    cwd,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => {
     out += d.toString();
@@ -48,7 +62,11 @@ export function spawnSluice(args: string[], cwd: string, env: NodeJS.ProcessEnv 
 }
 
 /** Resolves when `check` is true, polling every 50 ms; rejects after `timeoutMs`. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

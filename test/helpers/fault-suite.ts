@@ -7,8 +7,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { expect, it } from 'vitest';
-import { runPipelineFile } from '../../core/sdk.js';
 import type { RunSummary } from '../../core/runtime/runner.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import type { FaultProxy, ProxyFaults } from '../servers/fault-proxy.js';
 import { listFiles, type Workspace } from './workspace.js';
 

@@ -39,14 +39,19 @@ export function localCopies(root: string): (rel: string) => string | undefined {
  * bytes at the sink (`copyOf` gives the sha256 of the sink's copy, undefined when there is none).
  * Returns how many files are still at the source.
  */
-export function expectNoLoss(expected: Map<string, string>, atSource: Iterable<string>, copyOf: (rel: string) => string | undefined): number {
+export function expectNoLoss(
+  expected: Map<string, string>,
+  atSource: Iterable<string>,
+  copyOf: (rel: string) => string | undefined,
+): number {
   const remaining = new Set(atSource);
   const lost: string[] = [];
   for (const [rel, hash] of expected) {
     if (remaining.has(rel)) continue;
     const copy = copyOf(rel);
     if (copy === undefined) lost.push(`${rel} deleted at the source but missing in the sink`);
-    else if (copy !== hash) lost.push(`${rel} deleted at the source but its copy differs (sha256 ${copy}, expected ${hash})`);
+    else if (copy !== hash)
+      lost.push(`${rel} deleted at the source but its copy differs (sha256 ${copy}, expected ${hash})`);
   }
   expect(lost).toEqual([]);
   return remaining.size;
@@ -133,7 +138,9 @@ export async function killLoop(options: KillLoopOptions): Promise<KillLoopResult
     }
     const { code, signal } = await exit;
     if (!killing && signal === 'SIGKILL') {
-      throw new Error(`round ${round}: sluice ${options.args(round).join(' ')} hung (no exit within ${options.roundTimeoutMs} ms); output:\n${tail()}`);
+      throw new Error(
+        `round ${round}: sluice ${options.args(round).join(' ')} hung (no exit within ${options.roundTimeoutMs} ms); output:\n${tail()}`,
+      );
     }
     const killed = killing && signal === 'SIGKILL';
     if (killed) kills++;

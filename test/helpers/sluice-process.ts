@@ -11,7 +11,11 @@ export interface SluiceProcess {
   stdout(): string;
   stderr(): string;
   /** Resolves with the first log line (past or future) matching; rejects after `timeoutMs`. */
-  waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number, what?: string): Promise<Record<string, unknown>>;
+  waitForLog(
+    match: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+    what?: string,
+  ): Promise<Record<string, unknown>>;
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
   kill(signal?: NodeJS.Signals): void;
@@ -27,7 +31,10 @@ export function startSluice(args: string[], cwd: string, env: Record<string, str
   let err = '';
   let partial = '';
   const logs: Array<Record<string, unknown>> = [];
-  const waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  const waiters: Array<{
+    match: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }> = [];
   child.stdout!.on('data', (c: Buffer) => {
     out += c.toString();
   });
@@ -62,7 +69,13 @@ export function startSluice(args: string[], cwd: string, env: Record<string, str
       const found = logs.find(match);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; stderr:\n${err.slice(-3000)}`)), timeoutMs);
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(`timed out after ${timeoutMs} ms waiting for ${what}; stderr:\n${err.slice(-3000)}`),
+            ),
+          timeoutMs,
+        );
         waiters.push({
           match,
           resolve: (l) => {
@@ -84,16 +97,28 @@ export function startSluice(args: string[], cwd: string, env: Record<string, str
  * one, so parallel test files never race for a port), read from its start-up log line.
  */
 export async function statusPort(p: SluiceProcess): Promise<number> {
-  const line = await p.waitForLog((l) => typeof l.url === 'string' && String(l.msg).startsWith('status page'), 20_000, 'the status server');
+  const line = await p.waitForLog(
+    (l) => typeof l.url === 'string' && String(l.msg).startsWith('status page'),
+    20_000,
+    'the status server',
+  );
   return Number(new URL(String(line.url)).port);
 }
 
-export async function until<T>(probe: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+export async function until<T>(
+  probe: () => T | Promise<T>,
+  ok: (v: T) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
     if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(v)?.slice(0, 500)})`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(v)?.slice(0, 500)})`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }

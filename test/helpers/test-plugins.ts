@@ -30,7 +30,9 @@ export const flaky = definePlugin({
         const n = (seen.get(item.path) ?? 0) + 1;
         seen.set(item.path, n);
         if (n <= cfg.times) {
-          throw new SluiceError('SLUICE_E_PLUGIN', `flaky failure ${n} on ${item.path}`, { retryable: cfg.retryable });
+          throw new SluiceError('SLUICE_E_PLUGIN', `flaky failure ${n} on ${item.path}`, {
+            retryable: cfg.retryable,
+          });
         }
         return item;
       },
@@ -57,11 +59,20 @@ export const breakStream = definePlugin({
               new Transform({
                 transform(chunk: Buffer, _e, cb) {
                   n += chunk.length;
-                  if (n > cfg.after_bytes) cb(new SluiceError('SLUICE_E_BAD_DATA', 'integrity check failed at end', { retryable: false }));
+                  if (n > cfg.after_bytes)
+                    cb(
+                      new SluiceError('SLUICE_E_BAD_DATA', 'integrity check failed at end', {
+                        retryable: false,
+                      }),
+                    );
                   else cb(null, chunk);
                 },
                 flush(cb) {
-                  cb(new SluiceError('SLUICE_E_BAD_DATA', 'integrity check failed at end', { retryable: false }));
+                  cb(
+                    new SluiceError('SLUICE_E_BAD_DATA', 'integrity check failed at end', {
+                      retryable: false,
+                    }),
+                  );
                 },
               }),
             );
@@ -85,7 +96,10 @@ export const splitLines = definePlugin({
         for await (const chunk of await item.open()) text += chunk.toString();
         const lines = text.split('\n').filter(Boolean);
         for (const [i, line] of lines.entries()) {
-          yield deriveItem(item, { path: `${item.path}.${i}`, open: async () => Readable.from([Buffer.from(line)]) });
+          yield deriveItem(item, {
+            path: `${item.path}.${i}`,
+            open: async () => Readable.from([Buffer.from(line)]),
+          });
         }
       },
     };
@@ -145,7 +159,8 @@ export const stickySource = definePlugin({
       async remove(item) {
         const n = (removals.get(item.path) ?? 0) + 1;
         removals.set(item.path, n);
-        if (n === 1) throw new SluiceError('SLUICE_E_SOURCE', `delete of ${item.path} timed out`, { retryable: true });
+        if (n === 1)
+          throw new SluiceError('SLUICE_E_SOURCE', `delete of ${item.path} timed out`, { retryable: true });
       },
     };
   },
@@ -176,7 +191,12 @@ export const repeatingSource = definePlugin({
     return {
       async *list() {
         for (let i = 0; i < cfg.files; i++) yield item(i);
-        yield createItem({ source: 'repeating_source', path: 'caf\ufffd.txt', rejected: 'the name is not valid UTF-8', open: async () => Readable.from([]) });
+        yield createItem({
+          source: 'repeating_source',
+          path: 'caf\ufffd.txt',
+          rejected: 'the name is not valid UTF-8',
+          open: async () => Readable.from([]),
+        });
         for (let i = 0; i < cfg.files; i++) yield item(i);
       },
     };
@@ -205,7 +225,9 @@ export const mumSink = definePlugin({
   name: 'mum_sink',
   kind: 'sink',
   summary: 'test: a sink that cannot report what it stored',
-  config: Type.Object({ verify: Type.Optional(Type.Union([Type.Literal('size'), Type.Literal('sha256'), Type.Literal('none')])) }),
+  config: Type.Object({
+    verify: Type.Optional(Type.Union([Type.Literal('size'), Type.Literal('sha256'), Type.Literal('none')])),
+  }),
   create() {
     return {
       async write(req) {
@@ -224,7 +246,8 @@ export const lyingLocalSink = definePlugin({
   name: 'lying_local',
   async create(cfg, ctx) {
     const inner = await localSink.create(cfg, ctx);
-    const lie = (commit: SinkCommit): SinkCommit => (commit.skipped ? commit : { ...commit, size: (commit.size ?? 0) + 1 });
+    const lie = (commit: SinkCommit): SinkCommit =>
+      commit.skipped ? commit : { ...commit, size: (commit.size ?? 0) + 1 };
     return {
       ...inner,
       copy: undefined,
@@ -249,7 +272,8 @@ export const pickySink = definePlugin({
       async write(req) {
         let size = 0;
         for await (const chunk of req.body) size += (chunk as Buffer).length;
-        if (++writes <= cfg.busy_times) throw Object.assign(new Error('backend says: come back later'), { code: 'PICKY_BUSY' });
+        if (++writes <= cfg.busy_times)
+          throw Object.assign(new Error('backend says: come back later'), { code: 'PICKY_BUSY' });
         return { location: `picky://${req.destination}`, size };
       },
       isRetryable(err) {
@@ -286,7 +310,19 @@ export const brokenListing = definePlugin({
   },
 });
 
-export const testPlugins: Plugin[] = [brokenListing, pickySink, flaky, breakStream, splitLines, carelessUpper, stickySource, repeatingSource, truncateSource, mumSink, lyingLocalSink];
+export const testPlugins: Plugin[] = [
+  brokenListing,
+  pickySink,
+  flaky,
+  breakStream,
+  splitLines,
+  carelessUpper,
+  stickySource,
+  repeatingSource,
+  truncateSource,
+  mumSink,
+  lyingLocalSink,
+];
 
 export function testRegistry(): PluginRegistry {
   return builtinRegistry().extend(testPlugins.map((plugin) => ({ plugin, origin: 'test' })));

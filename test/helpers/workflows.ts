@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
-import { runPipelineFile } from '../../core/sdk.js';
 import type { RunSummary } from '../../core/runtime/runner.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import type { S3rverHandle } from '../servers/s3rver.js';
 import { readAll } from './object-store.js';
 import { SLUICE_BIN } from './sluice-process.js';
@@ -20,7 +20,11 @@ export const pipelineFile = (name: string) => join(PIPELINES_DIR, `${name}.yaml`
  * One pass of `pipelines/<name>.yaml` in-process. `env` replaces the process environment for
  * interpolation (so a test cannot pass by accident on a variable set elsewhere).
  */
-export function runWorkflow(name: string, env: Record<string, string>, options: { stateDir: string; dryRun?: boolean; force?: boolean }): Promise<RunSummary> {
+export function runWorkflow(
+  name: string,
+  env: Record<string, string>,
+  options: { stateDir: string; dryRun?: boolean; force?: boolean },
+): Promise<RunSummary> {
   return runPipelineFile(pipelineFile(name), { env, ...options });
 }
 
@@ -34,7 +38,12 @@ export interface CliResult {
  * `node bin/sluice.js <args>` with only PATH/HOME and `env` in its environment. Asynchronous:
  * a test server living in the test process (the REST API) must keep serving meanwhile.
  */
-export function runCli(args: string[], cwd: string, env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  cwd: string,
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [SLUICE_BIN, ...args], {
       cwd,
@@ -51,7 +60,11 @@ export function runCli(args: string[], cwd: string, env: Record<string, string>,
     });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`sluice ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr:\n${stderr.slice(-3000)}`));
+      reject(
+        new Error(
+          `sluice ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr:\n${stderr.slice(-3000)}`,
+        ),
+      );
     }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -95,13 +108,21 @@ export async function getObject(client: S3Client, bucket: string, key: string): 
   return readAll(res.Body as Readable);
 }
 
-export async function headMetadata(client: S3Client, bucket: string, key: string): Promise<Record<string, string>> {
+export async function headMetadata(
+  client: S3Client,
+  bucket: string,
+  key: string,
+): Promise<Record<string, string>> {
   const res = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
   return res.Metadata ?? {};
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight (seeding servers quickly). */
-export async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+export async function inParallel<T>(
+  items: T[],
+  limit: number,
+  fn: (item: T) => Promise<unknown>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) await fn(items[next++]);

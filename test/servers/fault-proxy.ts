@@ -3,8 +3,9 @@
  * an FTP control connection…): reset a connection after N bytes, stall it, slow every chunk.
  * Faults can be limited to every k-th connection and switched on/off while running.
  */
-import { createServer, connect, type Socket } from 'node:net';
+
 import type { AddressInfo } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface ProxyFaults {

@@ -22,10 +22,25 @@ export async function startRedis(options: { persistent?: boolean } = {}): Promis
   const port = await freePort();
   const pidFile = join(dir, 'redis.pid');
   const launch = async () => {
-    const persistence = options.persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+    const persistence = options.persistent
+      ? ['--appendonly', 'yes', '--appendfsync', 'always']
+      : ['--appendonly', 'no'];
     execFileSync('redis-server', [
-      '--bind', '127.0.0.1', '--port', String(port), '--save', '', ...persistence,
-      '--daemonize', 'yes', '--pidfile', pidFile, '--dir', dir, '--logfile', join(dir, 'redis.log'),
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--save',
+      '',
+      ...persistence,
+      '--daemonize',
+      'yes',
+      '--pidfile',
+      pidFile,
+      '--dir',
+      dir,
+      '--logfile',
+      join(dir, 'redis.log'),
     ]);
     await waitForPort(port, 10_000);
     // The pid file appears before redis has written its number: an empty read is 0, and

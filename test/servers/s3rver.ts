@@ -55,11 +55,15 @@ const FLUSH_MARKER = '/sluice-log-flush-';
  */
 export async function startS3rver(options: { logRequests?: boolean } = {}): Promise<S3rverHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-s3rver-'));
-  const child = spawn(process.execPath, ['-e', CHILD_SCRIPT, dir, options.logRequests === false ? 'quiet' : 'log'], {
-    cwd: join(import.meta.dirname, '..', '..'),
-    env: { ...process.env, NODE_OPTIONS: '--openssl-legacy-provider' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['-e', CHILD_SCRIPT, dir, options.logRequests === false ? 'quiet' : 'log'],
+    {
+      cwd: join(import.meta.dirname, '..', '..'),
+      env: { ...process.env, NODE_OPTIONS: '--openssl-legacy-provider' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   // Should the test process die without afterAll, do not leave the server behind.
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);

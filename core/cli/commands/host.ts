@@ -23,7 +23,9 @@ export interface HostOptions extends CommonOptions {
   progress?: boolean;
 }
 
-const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 export class Host {
   readonly supervisors: PipelineSupervisor[] = [];
@@ -52,7 +54,9 @@ export class Host {
     this.format = (opts.logFormat as LogFormat | undefined) ?? (tty ? 'pretty' : 'json');
     const color = this.format === 'pretty' && tty && !process.env.NO_COLOR;
     const showProgress = opts.progress !== false && tty && this.format === 'pretty' && !opts.quiet;
-    this.progress = showProgress ? new ProgressDisplay(process.stderr, () => this.supervisors, color) : undefined;
+    this.progress = showProgress
+      ? new ProgressDisplay(process.stderr, () => this.supervisors, color)
+      : undefined;
     const progress = this.progress;
     const destination = progress
       ? new Writable({
@@ -75,11 +79,17 @@ export class Host {
     this.closeLog = close;
     this.onSignal = (sig) => {
       if (!this.stopping.signal.aborted) {
-        this.logger.warn({ signal: sig }, 'stopping: no new items; in-flight items finish (signal again to abort now)');
+        this.logger.warn(
+          { signal: sig },
+          'stopping: no new items; in-flight items finish (signal again to abort now)',
+        );
         this.stopping.abort();
         return;
       }
-      this.logger.error({ signal: sig }, 'aborting now: in-flight items are abandoned, nothing half-written is committed');
+      this.logger.error(
+        { signal: sig },
+        'aborting now: in-flight items are abandoned, nothing half-written is committed',
+      );
       this.aborted = true;
       for (const s of this.supervisors) s.abortNow();
       // The aborted passes unwind on their own; a stuck plugin must not keep the process alive.
@@ -93,11 +103,20 @@ export class Host {
     process.on('SIGTERM', host.onSignal);
     if (opts.metricsPort !== undefined) {
       const port = Number(opts.metricsPort);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SluiceError('SLUICE_E_USAGE', `--metrics-port takes a port number, got "${opts.metricsPort}"`);
+      if (!Number.isInteger(port) || port < 0 || port > 65535)
+        throw new SluiceError(
+          'SLUICE_E_USAGE',
+          `--metrics-port takes a port number, got "${opts.metricsPort}"`,
+        );
       const { SluiceMetrics } = await import('../../observe/metrics.js');
       const metrics = new SluiceMetrics(() => new Map(host.supervisors.map((s) => [s.name, s.inFlight])));
       host.metrics = metrics;
-      host.server = await startStatusServer({ host: opts.metricsHost, port, metrics, status: () => host.status() });
+      host.server = await startStatusServer({
+        host: opts.metricsHost,
+        port,
+        metrics,
+        status: () => host.status(),
+      });
       host.logger.info({ url: host.server.url }, 'status page, /status, /metrics and /healthz are served');
     }
     host.progress?.start();
@@ -106,7 +125,13 @@ export class Host {
 
   status() {
     return {
-      sluice: { version: pkg.version, command: this.command, pid: process.pid, startedAt: this.startedAt, stopping: this.stopping.signal.aborted },
+      sluice: {
+        version: pkg.version,
+        command: this.command,
+        pid: process.pid,
+        startedAt: this.startedAt,
+        stopping: this.stopping.signal.aborted,
+      },
       pipelines: this.supervisors.map((s) => s.status()),
     };
   }

@@ -8,13 +8,23 @@ import { EXIT } from '../exit-codes.js';
  * only, the runner's temp files go to the OS temp folder, and no log file is opened (plan has no
  * --log-file; a defaults file's `log_file` is for the runs).
  */
-export async function planCommand(file: string, opts: CommonOptions & { force?: boolean; cluster?: string }): Promise<number> {
+export async function planCommand(
+  file: string,
+  opts: CommonOptions & { force?: boolean; cluster?: string },
+): Promise<number> {
   const { logger, close } = makeLogger({ ...opts, logFile: undefined, quiet: opts.quiet ?? true });
   // With --cluster, what is "done before" comes from the cluster's ledger.
   const url = (await import('../../cluster/url.js')).clusterUrl(opts.cluster);
   const ledger = url ? (await import('../../ledger/redis.js')).RedisLedger.connect(url) : undefined;
   try {
-    const summary = await runPipelineFile(file, { vars: parseVars(opts.var), stateDir: opts.stateDir, force: opts.force, dryRun: true, log: logger, ledger });
+    const summary = await runPipelineFile(file, {
+      vars: parseVars(opts.var),
+      stateDir: opts.stateDir,
+      force: opts.force,
+      dryRun: true,
+      log: logger,
+      ledger,
+    });
     const out: string[] = [];
     for (const e of summary.plan) {
       const from = `${e.source}:${e.path}`;

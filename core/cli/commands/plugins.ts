@@ -1,7 +1,7 @@
 import { SluiceError } from '../../errors.js';
 import { nearest } from '../../registry.js';
-import { builtinRegistry } from '../../sdk.js';
 import { pluginMarkdown } from '../../schema-gen.js';
+import { builtinRegistry } from '../../sdk.js';
 import { EXIT } from '../exit-codes.js';
 
 export async function pluginsCommand(name: string | undefined): Promise<number> {
@@ -21,7 +21,9 @@ export async function pluginsCommand(name: string | undefined): Promise<number> 
     process.stdout.write('\nsluice plugins <name> shows one plugin’s configuration.\n');
     return EXIT.ok;
   }
-  const found = (['source', 'step', 'sink'] as const).map((r) => registry.get(r, name)).filter((p) => p !== undefined);
+  const found = (['source', 'step', 'sink'] as const)
+    .map((r) => registry.get(r, name))
+    .filter((p) => p !== undefined);
   if (found.length === 0) {
     const all = registry.all().map((p) => p.name);
     const guess = nearest(name, all);

@@ -1,11 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import type { PipelineDefinition } from '../../config/load.js';
+import { scheduleOf } from '../../config/trigger.js';
 import { SluiceError } from '../../errors.js';
 import { formatSummary, summaryJson } from '../../observe/summary.js';
-import { builtinRegistry, loadPipelineFile } from '../../sdk.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import { PipelineSupervisor } from '../../runtime/supervisor.js';
-import { scheduleOf } from '../../config/trigger.js';
+import { builtinRegistry, loadPipelineFile } from '../../sdk.js';
 import { expandPipelinePaths, parseVars } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { Host, type HostOptions } from './host.js';
@@ -35,9 +35,13 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
     // other, the second would take the first one's items for its own and skip them.
     const twin = defs.find((d) => d.name === def.name && d.stateDir === def.stateDir);
     if (twin) {
-      throw new SluiceError('SLUICE_E_USAGE', `${twin.file} and ${def.file} both declare pipeline "${def.name}" on state folder ${def.stateDir}`, {
-        context: { hint: 'give each file its own `name:` (or its own state folder)' },
-      });
+      throw new SluiceError(
+        'SLUICE_E_USAGE',
+        `${twin.file} and ${def.file} both declare pipeline "${def.name}" on state folder ${def.stateDir}`,
+        {
+          context: { hint: 'give each file its own `name:` (or its own state folder)' },
+        },
+      );
     }
     defs.push(def);
   }
@@ -45,11 +49,18 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
   const cluster = (await import('../../cluster/url.js')).clusterUrl(opts.cluster);
 
   const host = await Host.create('run', opts);
-  const remote = cluster ? (await import('../../cluster/passes.js')).clusterPasses(cluster, { log: host.logger, dryRun: opts.dryRun, force: opts.force }) : undefined;
+  const remote = cluster
+    ? (await import('../../cluster/passes.js')).clusterPasses(cluster, {
+        log: host.logger,
+        dryRun: opts.dryRun,
+        force: opts.force,
+      })
+    : undefined;
   const summaries: RunSummary[] = [];
   const onSummary = (summary: RunSummary) => {
     summaries.push(summary);
-    if (host.format === 'json') host.logger.info({ pipeline: summary.pipeline, summary: summaryJson(summary) }, 'pass finished');
+    if (host.format === 'json')
+      host.logger.info({ pipeline: summary.pipeline, summary: summaryJson(summary) }, 'pass finished');
     else if (host.progress) host.progress.print(`${formatSummary(summary)}\n`);
     else process.stdout.write(`${formatSummary(summary)}\n`);
     if (opts.summaryJson) writeSummaries(opts.summaryJson, summaries);
@@ -71,11 +82,14 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
     host.supervisors.push(supervisor);
     return supervisor;
   };
-  const stopOnSignal = new Promise<void>((resolve) => host.stopping.signal.addEventListener('abort', () => resolve(), { once: true }));
+  const stopOnSignal = new Promise<void>((resolve) =>
+    host.stopping.signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
 
   let error: unknown;
   try {
-    const scheduled = !opts.once && defs.some((d) => d.trigger?.every !== undefined || d.trigger?.cron !== undefined);
+    const scheduled =
+      !opts.once && defs.some((d) => d.trigger?.every !== undefined || d.trigger?.cron !== undefined);
     if (scheduled) {
       const supervisors = defs.map(supervise);
       for (const [i, s] of supervisors.entries()) await s.start(defs[i]);

@@ -6,7 +6,16 @@
  * expected destinations, contents and failures.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
@@ -47,7 +56,8 @@ export async function testCommand(paths: string[], opts: { var?: string | string
   let failed = 0;
   for (const file of paths) {
     const testFile = testFileFor(file);
-    if (!existsSync(testFile)) throw new SluiceError('SLUICE_E_USAGE', `no tests for ${file}: expected ${testFile}`);
+    if (!existsSync(testFile))
+      throw new SluiceError('SLUICE_E_USAGE', `no tests for ${file}: expected ${testFile}`);
     const def = await loadPipelineFile(file, { vars });
     const cases = readCases(testFile);
     for (const c of cases) {
@@ -56,11 +66,17 @@ export async function testCommand(paths: string[], opts: { var?: string | string
         process.stdout.write(`PASS ${basename(file)} › ${c.name}\n`);
       } else {
         failed++;
-        process.stdout.write(`FAIL ${basename(file)} › ${c.name}\n${problems.map((p) => `  - ${p}\n`).join('')}`);
+        process.stdout.write(
+          `FAIL ${basename(file)} › ${c.name}\n${problems.map((p) => `  - ${p}\n`).join('')}`,
+        );
       }
     }
   }
-  process.stdout.write(failed === 0 ? 'all pipeline tests passed\n' : `${failed} pipeline test${failed === 1 ? '' : 's'} failed\n`);
+  process.stdout.write(
+    failed === 0
+      ? 'all pipeline tests passed\n'
+      : `${failed} pipeline test${failed === 1 ? '' : 's'} failed\n`,
+  );
   return failed === 0 ? EXIT.ok : EXIT.failed;
 }
 
@@ -75,26 +91,41 @@ function readCases(testFile: string): TestCase[] {
     if (typeof path === 'string' && staysInside(path)) return;
     const node = parsed.getIn(at, true) as { range?: [number, number] } | undefined;
     const pos = lines.linePos(node?.range?.[0] ?? 0);
-    throw new SluiceError('SLUICE_E_CONFIG', `${at.join('.')}: ${what} ${JSON.stringify(path)} is not a relative path to a file inside the test's folder`, {
-      context: { file: testFile, line: pos.line, column: pos.col, hint: 'write it relative to the source (or sink) folder, without leading `/` and without `..` leading out' },
-    });
+    throw new SluiceError(
+      'SLUICE_E_CONFIG',
+      `${at.join('.')}: ${what} ${JSON.stringify(path)} is not a relative path to a file inside the test's folder`,
+      {
+        context: {
+          file: testFile,
+          line: pos.line,
+          column: pos.col,
+          hint: 'write it relative to the source (or sink) folder, without leading `/` and without `..` leading out',
+        },
+      },
+    );
   };
   const tests = (doc as { tests?: unknown })?.tests;
-  if (!Array.isArray(tests) || tests.length === 0) throw bad('expected a `tests:` list with at least one case');
+  if (!Array.isArray(tests) || tests.length === 0)
+    throw bad('expected a `tests:` list with at least one case');
   return tests.map((t, i) => {
     const c = t as Partial<TestCase>;
     const where = `tests[${i}]${c?.name ? ` (${c.name})` : ''}`;
     if (!c || typeof c.name !== 'string') throw bad(`${where}: needs a name`);
-    if (!Array.isArray(c.inputs) || c.inputs.length === 0) throw bad(`${where}: needs inputs: [{path, content | base64 | file}]`);
+    if (!Array.isArray(c.inputs) || c.inputs.length === 0)
+      throw bad(`${where}: needs inputs: [{path, content | base64 | file}]`);
     for (const [j, input] of c.inputs.entries()) {
-      const given = ['content', 'base64', 'file'].filter((k) => (input as unknown as Record<string, unknown>)[k] !== undefined);
-      if (typeof input?.path !== 'string' || given.length !== 1) throw bad(`${where}.inputs[${j}]: needs a path and exactly one of content, base64, file`);
+      const given = ['content', 'base64', 'file'].filter(
+        (k) => (input as unknown as Record<string, unknown>)[k] !== undefined,
+      );
+      if (typeof input?.path !== 'string' || given.length !== 1)
+        throw bad(`${where}.inputs[${j}]: needs a path and exactly one of content, base64, file`);
       checkPath(input.path, ['tests', i, 'inputs', j, 'path'], 'input path');
     }
     if (!c.expect || typeof c.expect !== 'object') throw bad(`${where}: needs expect: {files, failures}`);
     for (const [k, file] of (Array.isArray(c.expect.files) ? c.expect.files : []).entries()) {
       checkPath(file?.path, ['tests', i, 'expect', 'files', k, 'path'], 'expected path');
-      if (file.sink !== undefined && !(Number.isInteger(file.sink) && file.sink >= 0)) throw bad(`${where}.expect.files[${k}]: sink is the index of a sink (0, 1, …)`);
+      if (file.sink !== undefined && !(Number.isInteger(file.sink) && file.sink >= 0))
+        throw bad(`${where}.expect.files[${k}]: sink is the index of a sink (0, 1, …)`);
     }
     return c as TestCase;
   });
@@ -105,7 +136,8 @@ function standIn(def: PipelineDefinition, work: string): PipelineDefinition {
   const registry = builtinRegistry();
   const localSource = registry.get('source', 'local');
   const localSink = registry.get('sink', 'local');
-  if (!localSource || !localSink) throw new SluiceError('SLUICE_E_INTERNAL', 'the local plugins are not registered');
+  if (!localSource || !localSink)
+    throw new SluiceError('SLUICE_E_INTERNAL', 'the local plugins are not registered');
   const sources: PluginRef[] = def.sources.map((ref) => {
     const cfg = ref.config as { include?: string[]; exclude?: string[] };
     const name = ref.sourceName ?? ref.name;
@@ -114,14 +146,24 @@ function standIn(def: PipelineDefinition, work: string): PipelineDefinition {
       name: 'local',
       plugin: localSource,
       sourceName: name,
-      config: { name, path: join(work, 'in', name), recursive: true, include: cfg.include, exclude: cfg.exclude },
+      config: {
+        name,
+        path: join(work, 'in', name),
+        recursive: true,
+        include: cfg.include,
+        exclude: cfg.exclude,
+      },
     };
   });
   const sinks: PluginRef[] = def.sinks.map((ref, i) => ({
     ...ref,
     name: 'local',
     plugin: localSink,
-    config: { path: join(work, 'out', String(i)), if_exists: (ref.config as { if_exists?: string }).if_exists ?? 'overwrite', verify: 'size' },
+    config: {
+      path: join(work, 'out', String(i)),
+      if_exists: (ref.config as { if_exists?: string }).if_exists ?? 'overwrite',
+      verify: 'size',
+    },
   }));
   return {
     ...def,
@@ -139,10 +181,12 @@ async function runCase(def: PipelineDefinition, c: TestCase, testDir: string): P
   try {
     const testDef = standIn(def, work);
     const firstSource = testDef.sources[0].sourceName!;
-    for (const name of testDef.sources.map((s) => s.sourceName!)) mkdirSync(join(work, 'in', name), { recursive: true });
+    for (const name of testDef.sources.map((s) => s.sourceName!))
+      mkdirSync(join(work, 'in', name), { recursive: true });
     for (const input of c.inputs) {
       const source = input.source ?? firstSource;
-      if (!testDef.sources.some((s) => s.sourceName === source)) return [`input ${input.path}: the pipeline has no source named "${source}"`];
+      if (!testDef.sources.some((s) => s.sourceName === source))
+        return [`input ${input.path}: the pipeline has no source named "${source}"`];
       const target = under(join(work, 'in', source), input.path);
       if (!target) return [`input ${input.path}: outside the folder of source "${source}"`];
       mkdirSync(dirname(target), { recursive: true });
@@ -161,15 +205,20 @@ async function runCase(def: PipelineDefinition, c: TestCase, testDir: string): P
     for (const f of expectedFailures) {
       const got = summary.failures.find((x) => x.path === f.path);
       if (!got) problems.push(`expected ${f.path} to fail, but it did not`);
-      else if (f.error && !got.error.includes(f.error)) problems.push(`${f.path} failed with "${got.error}", expected a message containing "${f.error}"`);
+      else if (f.error && !got.error.includes(f.error))
+        problems.push(`${f.path} failed with "${got.error}", expected a message containing "${f.error}"`);
     }
     for (const got of summary.failures) {
-      if (!expectedFailures.some((f) => f.path === got.path)) problems.push(`unexpected failure of ${got.path}: [${got.code}] ${got.error}`);
+      if (!expectedFailures.some((f) => f.path === got.path))
+        problems.push(`unexpected failure of ${got.path}: [${got.code}] ${got.error}`);
     }
 
     const expectedFiles = c.expect.files ?? [];
     for (const e of expectedFiles) {
-      const abs = (e.sink ?? 0) < testDef.sinks.length ? under(join(work, 'out', String(e.sink ?? 0)), e.path) : undefined;
+      const abs =
+        (e.sink ?? 0) < testDef.sinks.length
+          ? under(join(work, 'out', String(e.sink ?? 0)), e.path)
+          : undefined;
       if (!abs) {
         problems.push(`expected ${e.path}: the pipeline has no sink ${e.sink}`);
         continue;
@@ -179,8 +228,10 @@ async function runCase(def: PipelineDefinition, c: TestCase, testDir: string): P
         continue;
       }
       const actual = readFileSync(abs);
-      if (e.content !== undefined && !actual.equals(Buffer.from(e.content))) problems.push(`${e.path}: content differs — ${describeDiff(e.content, actual)}`);
-      if (e.contains !== undefined && !actual.includes(e.contains)) problems.push(`${e.path}: does not contain "${e.contains}"`);
+      if (e.content !== undefined && !actual.equals(Buffer.from(e.content)))
+        problems.push(`${e.path}: content differs — ${describeDiff(e.content, actual)}`);
+      if (e.contains !== undefined && !actual.includes(e.contains))
+        problems.push(`${e.path}: does not contain "${e.contains}"`);
       if (e.sha256 !== undefined) {
         const h = createHash('sha256').update(actual).digest('hex');
         if (h !== e.sha256) problems.push(`${e.path}: sha256 ${h}, expected ${e.sha256}`);
@@ -189,7 +240,10 @@ async function runCase(def: PipelineDefinition, c: TestCase, testDir: string): P
     if (c.expect.only !== false) {
       for (const [i] of testDef.sinks.entries()) {
         for (const written of listTree(join(work, 'out', String(i)))) {
-          if (!expectedFiles.some((e) => (e.sink ?? 0) === i && e.path === written) && (i === 0 || expectedFiles.some((e) => e.sink === i))) {
+          if (
+            !expectedFiles.some((e) => (e.sink ?? 0) === i && e.path === written) &&
+            (i === 0 || expectedFiles.some((e) => e.sink === i))
+          ) {
             problems.push(`unexpected file ${written}${i ? ` in sink ${i}` : ''}`);
           }
         }
@@ -219,7 +273,8 @@ function describeDiff(expected: string, actual: Buffer): string {
   const e = expected.split('\n');
   const a = text.split('\n');
   for (let i = 0; i < Math.max(e.length, a.length); i++) {
-    if (e[i] !== a[i]) return `line ${i + 1}: expected ${JSON.stringify(e[i] ?? '<end>')}, got ${JSON.stringify(a[i] ?? '<end>')}`;
+    if (e[i] !== a[i])
+      return `line ${i + 1}: expected ${JSON.stringify(e[i] ?? '<end>')}, got ${JSON.stringify(a[i] ?? '<end>')}`;
   }
   return `expected ${Buffer.byteLength(expected)} bytes, got ${actual.length}`;
 }

@@ -9,7 +9,9 @@ export async function validateCommand(paths: string[], opts: { var?: string | st
   for (const file of expandPipelinePaths(paths)) {
     try {
       const def = await loadPipelineFile(file, { vars });
-      process.stdout.write(`ok  ${file} (${def.name}: ${def.sources.length} source(s), ${def.steps.length} step(s), ${def.sinks.length} sink(s))\n`);
+      process.stdout.write(
+        `ok  ${file} (${def.name}: ${def.sources.length} source(s), ${def.steps.length} step(s), ${def.sinks.length} sink(s))\n`,
+      );
     } catch (err) {
       bad++;
       process.stderr.write(`${errorMessage(err)}\n`);

@@ -27,24 +27,29 @@ const isPipelineFile = (path: string) => isPipelineFileName(basename(path));
 export async function watchCommand(paths: string[], opts: WatchOptions): Promise<number> {
   const vars = parseVars(opts.var);
   const debounceMs = opts.debounce === undefined ? 300 : Number(opts.debounce);
-  if (!Number.isFinite(debounceMs) || debounceMs < 0) throw new SluiceError('SLUICE_E_USAGE', `--debounce takes milliseconds, got "${opts.debounce}"`);
+  if (!Number.isFinite(debounceMs) || debounceMs < 0)
+    throw new SluiceError('SLUICE_E_USAGE', `--debounce takes milliseconds, got "${opts.debounce}"`);
   const targets = paths.map((p) => {
     if (!existsSync(p)) throw new SluiceError('SLUICE_E_USAGE', `no such file or folder: ${p}`);
     return { path: resolve(p), dir: statSync(p).isDirectory() };
   });
   const explicitFiles = new Set(targets.filter((t) => !t.dir).map((t) => t.path));
   const folders = targets.filter((t) => t.dir).map((t) => t.path);
-  const watched = (abs: string) => explicitFiles.has(abs) || (isPipelineFile(abs) && folders.some((d) => resolve(abs, '..') === d));
+  const watched = (abs: string) =>
+    explicitFiles.has(abs) || (isPipelineFile(abs) && folders.some((d) => resolve(abs, '..') === d));
 
   // With --cluster this process is the pipelines' lister: passes enqueue, `sluice worker`s run.
   const cluster = (await import('../../cluster/url.js')).clusterUrl(opts.cluster);
   const host = await Host.create('watch', opts);
   const log = host.logger;
-  const remote = cluster ? (await import('../../cluster/passes.js')).clusterPasses(cluster, { log }) : undefined;
+  const remote = cluster
+    ? (await import('../../cluster/passes.js')).clusterPasses(cluster, { log })
+    : undefined;
   const byFile = new Map<string, PipelineSupervisor>();
   const timers = new Map<string, NodeJS.Timeout>();
   const onSummary = (summary: RunSummary) => {
-    if (host.format === 'json') log.info({ pipeline: summary.pipeline, summary: summaryJson(summary) }, 'pass finished');
+    if (host.format === 'json')
+      log.info({ pipeline: summary.pipeline, summary: summaryJson(summary) }, 'pass finished');
     else if (host.progress) host.progress.print(`${formatSummary(summary)}\n`);
     else process.stdout.write(`${formatSummary(summary)}\n`);
   };
@@ -52,7 +57,9 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
   // One change at a time per file, in order; different files change independently.
   const queues = new Map<string, Promise<void>>();
   const enqueue = (file: string, job: () => Promise<void>) => {
-    const next = (queues.get(file) ?? Promise.resolve()).then(job).catch((err) => log.error({ file, err: String(err) }, 'watch: unexpected error'));
+    const next = (queues.get(file) ?? Promise.resolve())
+      .then(job)
+      .catch((err) => log.error({ file, err: String(err) }, 'watch: unexpected error'));
     queues.set(file, next);
   };
 
@@ -61,7 +68,8 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
     const existing = byFile.get(file);
     if (existing) {
       const r = await existing.reload();
-      if (r.result === 'ok') log.info({ pipeline: existing.name, file: basename(file), hash: r.hash }, 'reload applied');
+      if (r.result === 'ok')
+        log.info({ pipeline: existing.name, file: basename(file), hash: r.hash }, 'reload applied');
       return;
     }
     const supervisor = new PipelineSupervisor(file, {
@@ -74,7 +82,8 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
       remote,
       registry: builtinRegistry(),
       onSummary,
-      nameTakenBy: (name, self) => [...byFile.values()].find((s) => s.file !== self && s.pipelineName === name)?.file,
+      nameTakenBy: (name, self) =>
+        [...byFile.values()].find((s) => s.file !== self && s.pipelineName === name)?.file,
     });
     byFile.set(file, supervisor);
     host.supervisors.push(supervisor);
@@ -85,7 +94,10 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
     const supervisor = byFile.get(file);
     if (!supervisor) return;
     byFile.delete(file);
-    log.info({ pipeline: supervisor.name, file: basename(file) }, 'pipeline file removed: draining and stopping it');
+    log.info(
+      { pipeline: supervisor.name, file: basename(file) },
+      'pipeline file removed: draining and stopping it',
+    );
     await supervisor.stop();
     host.metrics?.reload(supervisor.name, 'removed');
     host.supervisors.splice(host.supervisors.indexOf(supervisor), 1);
@@ -105,7 +117,8 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
   const watcher = watch([...folders, ...explicitFiles], {
     depth: 0,
     ignoreInitial: false,
-    ignored: (path: string, stats?: { isFile(): boolean }) => stats?.isFile() === true && !watched(resolve(path)),
+    ignored: (path: string, stats?: { isFile(): boolean }) =>
+      stats?.isFile() === true && !watched(resolve(path)),
   });
   watcher.on('add', (p) => changed(resolve(p)));
   watcher.on('change', (p) => changed(resolve(p)));

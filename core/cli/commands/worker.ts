@@ -13,21 +13,29 @@ interface WorkerOptions extends CommonOptions {
 export async function workerCommand(paths: string[], opts: WorkerOptions): Promise<number> {
   const { clusterUrl } = await import('../../cluster/url.js');
   const url = clusterUrl(opts.cluster);
-  if (!url) throw new SluiceError('SLUICE_E_USAGE', 'sluice worker needs --cluster redis://… (or SLUICE_CLUSTER)');
+  if (!url)
+    throw new SluiceError('SLUICE_E_USAGE', 'sluice worker needs --cluster redis://… (or SLUICE_CLUSTER)');
   const concurrency = opts.concurrency === undefined ? undefined : Number(opts.concurrency);
   if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) {
-    throw new SluiceError('SLUICE_E_USAGE', `--concurrency takes a positive integer, got "${opts.concurrency}"`);
+    throw new SluiceError(
+      'SLUICE_E_USAGE',
+      `--concurrency takes a positive integer, got "${opts.concurrency}"`,
+    );
   }
   const vars = parseVars(opts.var);
   const defs: PipelineDefinition[] = [];
-  for (const f of expandPipelinePaths(paths)) defs.push(await loadPipelineFile(f, { vars, stateDir: opts.stateDir }));
+  for (const f of expandPipelinePaths(paths))
+    defs.push(await loadPipelineFile(f, { vars, stateDir: opts.stateDir }));
 
   const { logger, close } = makeLogger(opts);
   const stop = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     if (++signals === 1) {
-      logger.warn({ signal: sig }, 'stopping: active items finish (signal again to abort now; their jobs go to other workers)');
+      logger.warn(
+        { signal: sig },
+        'stopping: active items finish (signal again to abort now; their jobs go to other workers)',
+      );
       stop.abort();
     } else {
       process.exit(EXIT.interrupted);
@@ -37,7 +45,16 @@ export async function workerCommand(paths: string[], opts: WorkerOptions): Promi
   process.on('SIGTERM', onSignal);
   try {
     const { runClusterWorker } = await import('../../cluster/worker.js');
-    await runClusterWorker({ url, defs, registry: builtinRegistry(), vars, stateDir: opts.stateDir, log: logger, concurrency, signal: stop.signal });
+    await runClusterWorker({
+      url,
+      defs,
+      registry: builtinRegistry(),
+      vars,
+      stateDir: opts.stateDir,
+      log: logger,
+      concurrency,
+      signal: stop.signal,
+    });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -7,7 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../../helpers/object-store.js';
-import { getObject, inParallel, listKeys, runWorkflow, s3rverClient, s3rverEnv } from '../../helpers/workflows.js';
+import {
+  getObject,
+  inParallel,
+  listKeys,
+  runWorkflow,
+  s3rverClient,
+  s3rverEnv,
+} from '../../helpers/workflows.js';
 import { makeWorkspace, type Workspace } from '../../helpers/workspace.js';
 import { type S3rverHandle, startS3rver } from '../../servers/s3rver.js';
 
@@ -24,7 +31,10 @@ const NESTED = ['incoming/2024/CHARGINGCDR_nested-20240101-00_0001.ccn', 'incomi
 
 function cdrBody(i: number): Buffer {
   // A few hundred records of ;-separated text plus some binary tail, like a real CCN dump.
-  const lines = Array.from({ length: 20 + (i % 40) }, (_, r) => `${i};${r};4670${(i * 7919 + r) % 1_000_000};${(r * 13) % 3600};OK`);
+  const lines = Array.from(
+    { length: 20 + (i % 40) },
+    (_, r) => `${i};${r};4670${(i * 7919 + r) % 1_000_000};${(r * 13) % 3600};OK`,
+  );
   return Buffer.concat([Buffer.from(`${lines.join('\n')}\n`), randomBytes(64 + (i % 512))]);
 }
 
@@ -38,7 +48,10 @@ function cdrNames(): Array<{ name: string; key: string | null }> {
     const hh = String(day.getUTCHours()).padStart(2, '0');
     const seq = String(i).padStart(5, '0');
     const node = nodes[i % nodes.length];
-    const name = i % 2 === 0 ? `CHARGINGCDR_${node}-${ymd}-${hh}${seq}.ccn` : `CHARGINGCDR_${node}-${ymd}${hh}_${seq}.ccn`;
+    const name =
+      i % 2 === 0
+        ? `CHARGINGCDR_${node}-${ymd}-${hh}${seq}.ccn`
+        : `CHARGINGCDR_${node}-${ymd}${hh}_${seq}.ccn`;
     const folder = `${ymd.slice(0, 4)}/${ymd.slice(4, 6)}/${ymd.slice(6, 8)}/${hh}`;
     out.push({ name, key: `segregated/${folder}/${name}` });
   }
@@ -63,7 +76,9 @@ beforeAll(async () => {
   env = { CDR_BUCKET: BUCKET, ...s3rverEnv(server) };
   const objects = cdrNames().map((o, i) => ({ ...o, body: cdrBody(i) }));
   for (const o of objects) expected.set(o.name, { key: o.key ?? `errors/${o.name}`, sha: sha256(o.body) });
-  await inParallel(objects, 16, (o) => client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `incoming/${o.name}`, Body: o.body })));
+  await inParallel(objects, 16, (o) =>
+    client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `incoming/${o.name}`, Body: o.body })),
+  );
   for (const key of NESTED) await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: key }));
   await server.clearRequests();
 });

@@ -49,7 +49,19 @@ const JUNE_FILES: Array<[string, number, boolean]> = [
 
 function cli(extra: string[]): Promise<CliResult> {
   return runCli(
-    ['run', pipelineFile('datahub-compress'), '--var', 'MONTH=06', '--var', 'YEAR=2023', '--state-dir', ws.path('state'), '--log-format', 'pretty', ...extra],
+    [
+      'run',
+      pipelineFile('datahub-compress'),
+      '--var',
+      'MONTH=06',
+      '--var',
+      'YEAR=2023',
+      '--state-dir',
+      ws.path('state'),
+      '--log-format',
+      'pretty',
+      ...extra,
+    ],
     ws.dir,
     env,
   );
@@ -84,10 +96,17 @@ describe('datahub-compress workflow (CLI)', () => {
     const r = await cli(['--dry-run']);
     expect(r.stderr).not.toMatch(/FAILED|error/i);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^datahub-compress \(dry run\): 3 ok, 0 failed, 0 skipped \(done before\), 3 filtered/m);
+    expect(r.stdout).toMatch(
+      /^datahub-compress \(dry run\): 3 ok, 0 failed, 0 skipped \(done before\), 3 filtered/m,
+    );
     expect(r.stdout).toMatch(/compression: .* ratio \d+\.\d\d:1, saved .*\(\d+\.\d%\)/);
     expect(writes()).toEqual([]);
-    expect(api.files().map((f) => f.name).sort()).toEqual([...originals.keys()].sort());
+    expect(
+      api
+        .files()
+        .map((f) => f.name)
+        .sort(),
+    ).toEqual([...originals.keys()].sort());
   });
 
   it('compresses the big files of the month, PUTs them as .gz, deletes the originals, retrying 429/500', async () => {
@@ -98,7 +117,9 @@ describe('datahub-compress workflow (CLI)', () => {
     const r = await cli(['--summary-json', ws.path('summary.json')]);
     expect(r.stderr).not.toMatch(/FAILED/);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^datahub-compress: 3 ok, 0 failed, 0 skipped \(done before\), 3 filtered — 3 files written/m);
+    expect(r.stdout).toMatch(
+      /^datahub-compress: 3 ok, 0 failed, 0 skipped \(done before\), 3 filtered — 3 files written/m,
+    );
     expect(r.stdout).toMatch(/compression: .* ratio \d+\.\d\d:1, saved .*\(\d+\.\d%\)/);
 
     const summary = JSON.parse(readFileSync(ws.path('summary.json'), 'utf8')) as {

@@ -9,7 +9,14 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../../helpers/object-store.js';
-import { getObject, headMetadata, listKeys, runWorkflow, s3rverClient, s3rverEnv } from '../../helpers/workflows.js';
+import {
+  getObject,
+  headMetadata,
+  listKeys,
+  runWorkflow,
+  s3rverClient,
+  s3rverEnv,
+} from '../../helpers/workflows.js';
 import { listFiles, makeWorkspace, type Workspace } from '../../helpers/workspace.js';
 import { type S3rverHandle, startS3rver } from '../../servers/s3rver.js';
 
@@ -73,7 +80,9 @@ describe('monthly-results workflow', () => {
     const summary = await runWorkflow('monthly-results-s3', env, { stateDir: ws.path('state') });
     expect(summary.failures).toEqual([]);
     expect(summary).toMatchObject({ ok: 3, failed: 0, filesWritten: 3 });
-    expect(summary.compression.bytesIn).toBe(RESULTS.reduce((n, r) => n + statSync(ws.path('results', 'uploaded', r.path)).size, 0));
+    expect(summary.compression.bytesIn).toBe(
+      RESULTS.reduce((n, r) => n + statSync(ws.path('results', 'uploaded', r.path)).size, 0),
+    );
 
     expect(await listKeys(client, BUCKET)).toEqual(RESULTS.map(keyOf).sort());
     for (const r of RESULTS) {
@@ -101,11 +110,22 @@ describe('monthly-results workflow', () => {
       );
       expect(diff[0].d, r.path).toBe(0);
       const codecs = await query(`SELECT DISTINCT compression FROM parquet_metadata('${copy}')`);
-      expect(codecs.map((c) => c.compression), r.path).toEqual(['SNAPPY']);
+      expect(
+        codecs.map((c) => c.compression),
+        r.path,
+      ).toEqual(['SNAPPY']);
       const types = Object.fromEntries(
-        (await query(`DESCRIBE SELECT * FROM read_parquet('${copy}')`)).map((c) => [c.column_name, c.column_type]),
+        (await query(`DESCRIBE SELECT * FROM read_parquet('${copy}')`)).map((c) => [
+          c.column_name,
+          c.column_type,
+        ]),
       );
-      expect(types, r.path).toMatchObject({ customer_id: 'INTEGER', segment: 'INTEGER', revenue_eur: 'FLOAT', region: 'VARCHAR' });
+      expect(types, r.path).toMatchObject({
+        customer_id: 'INTEGER',
+        segment: 'INTEGER',
+        revenue_eur: 'FLOAT',
+        region: 'VARCHAR',
+      });
     }
   });
 
@@ -113,7 +133,10 @@ describe('monthly-results workflow', () => {
     expect(listFiles(ws.path('results'))).toEqual(
       ['README.txt', 'region/.keep', ...RESULTS.map((r) => `uploaded/${r.path}`)].sort(),
     );
-    for (const r of RESULTS) expect(sha256(readFileSync(ws.path('results', 'uploaded', r.path))), r.path).toBe(originalSha.get(r.path));
+    for (const r of RESULTS)
+      expect(sha256(readFileSync(ws.path('results', 'uploaded', r.path))), r.path).toBe(
+        originalSha.get(r.path),
+      );
     await server.clearRequests();
     const again = await runWorkflow('monthly-results-s3', env, { stateDir: ws.path('state') });
     expect(again).toMatchObject({ ok: 0, failed: 0, filesWritten: 0 });

@@ -6,7 +6,15 @@
  * stay where they are; the tampered one lands in on_error with its reason.
  */
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -31,14 +39,29 @@ const expected = new Map<string, string>();
 let brokenSha = '';
 
 function gpg(args: string[], input?: Buffer): Buffer {
-  return execFileSync('gpg', ['--homedir', ws.path('gnupg'), '--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', PASSPHRASE, ...args], {
-    input,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  return execFileSync(
+    'gpg',
+    [
+      '--homedir',
+      ws.path('gnupg'),
+      '--batch',
+      '--yes',
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      PASSPHRASE,
+      ...args,
+    ],
+    {
+      input,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
 }
 
-const encrypt = (plain: Buffer, extra: string[] = []) => gpg(['--trust-model', 'always', '--recipient', 'data@acme.example', ...extra, '--encrypt'], plain);
+const encrypt = (plain: Buffer, extra: string[] = []) =>
+  gpg(['--trust-model', 'always', '--recipient', 'data@acme.example', ...extra, '--encrypt'], plain);
 
 /** Writes a dropped file as the SFTP user owns it, with the given mtime. */
 function drop(name: string, content: Buffer, mtime = DROPPED_AT): void {
@@ -50,7 +73,9 @@ function drop(name: string, content: Buffer, mtime = DROPPED_AT): void {
 }
 
 function csv(rows: number, seed: number): Buffer {
-  return Buffer.from(`id;sku;qty;price\n${Array.from({ length: rows }, (_, i) => `${i};SKU-${(i * seed) % 9973};${i % 17};${((i * seed) % 10000) / 100}`).join('\n')}\n`);
+  return Buffer.from(
+    `id;sku;qty;price\n${Array.from({ length: rows }, (_, i) => `${i};SKU-${(i * seed) % 9973};${i % 17};${((i * seed) % 10000) / 100}`).join('\n')}\n`,
+  );
 }
 
 beforeAll(async () => {
@@ -75,7 +100,11 @@ beforeAll(async () => {
     inventory: csv(1500, 13),
     orders: csv(300, 3),
     signed: csv(800, 11),
-    pdf: Buffer.concat([Buffer.from('%PDF-1.4\n'), Buffer.alloc(20_000, 'statement '), Buffer.from('\n%%EOF\n')]),
+    pdf: Buffer.concat([
+      Buffer.from('%PDF-1.4\n'),
+      Buffer.alloc(20_000, 'statement '),
+      Buffer.from('\n%%EOF\n'),
+    ]),
     xml: Buffer.from(`<?xml version="1.0"?>\n<catalog>${'<item sku="1">x</item>'.repeat(500)}</catalog>\n`),
     notes: Buffer.from('delivery notes for March\n'),
     bundleCsv: csv(200, 5),
@@ -84,18 +113,31 @@ beforeAll(async () => {
   drop('sales_20240310.csv.gz.gpg', encrypt(gzipSync(plain.sales)));
   drop('inventory 2024-03 (v2) #1.csv.gz.gpg', encrypt(gzipSync(plain.inventory)));
   drop('orders.csv.pgp', encrypt(plain.orders, ['--armor']));
-  drop('signed_20240310.csv.gz.gpg', encrypt(gzipSync(plain.signed), ['--local-user', 'data@acme.example', '--sign']));
+  drop(
+    'signed_20240310.csv.gz.gpg',
+    encrypt(gzipSync(plain.signed), ['--local-user', 'data@acme.example', '--sign']),
+  );
   drop('statement_march.pdf.gpg', encrypt(plain.pdf));
   drop('catalog.xml.gpg', encrypt(plain.xml));
   drop('notes.txt.gpg', encrypt(plain.notes));
   // A tar.gz bundle: its entries are filed one by one.
   ws.write('bundle/report.csv', plain.bundleCsv);
   ws.write('bundle/docs/manual.pdf', plain.bundlePdf);
-  execFileSync('tar', ['-czf', ws.path('bundle.tar.gz'), '-C', ws.path('bundle'), 'report.csv', 'docs/manual.pdf']);
+  execFileSync('tar', [
+    '-czf',
+    ws.path('bundle.tar.gz'),
+    '-C',
+    ws.path('bundle'),
+    'report.csv',
+    'docs/manual.pdf',
+  ]);
   drop('bundle_20240310.tar.gz.gpg', encrypt(readFileSync(ws.path('bundle.tar.gz'))));
   // Detached signatures over two encrypted files: companions, never files of their own.
   for (const name of ['sales_20240310.csv.gz.gpg', 'catalog.xml.gpg']) {
-    drop(`${name}.sig`, gpg(['--local-user', 'data@acme.example', '--detach-sign', '--output', '-', join(outgoing, name)]));
+    drop(
+      `${name}.sig`,
+      gpg(['--local-user', 'data@acme.example', '--detach-sign', '--output', '-', join(outgoing, name)]),
+    );
   }
   // Tampered in the middle of its encrypted body: decryption must fail for good.
   const broken = encrypt(gzipSync(csv(3000, 17)));
@@ -155,9 +197,25 @@ const SIGNATURES = ['catalog.xml.gpg.sig', 'sales_20240310.csv.gz.gpg.sig'];
 describe('octo-acme workflow', () => {
   it('decrypts, unpacks and files every good drop by type; the tampered one fails for good', async () => {
     const summary = await runWorkflow('octo-sftp-to-s3', env, { stateDir: ws.path('state') });
-    expect(summary.failures.filter((f) => !f.path.startsWith('broken')).map((f) => `${f.path}: ${f.code} ${f.error}`)).toEqual([]);
-    expect(summary).toMatchObject({ ok: MOVED.length, failed: 1, filesWritten: expected.size, filtered: 1, retries: 0 });
-    expect(summary.failures).toEqual([expect.objectContaining({ source: 'sftp', path: 'broken_20240311.csv.gz.gpg', code: 'SLUICE_E_BAD_DATA' })]);
+    expect(
+      summary.failures
+        .filter((f) => !f.path.startsWith('broken'))
+        .map((f) => `${f.path}: ${f.code} ${f.error}`),
+    ).toEqual([]);
+    expect(summary).toMatchObject({
+      ok: MOVED.length,
+      failed: 1,
+      filesWritten: expected.size,
+      filtered: 1,
+      retries: 0,
+    });
+    expect(summary.failures).toEqual([
+      expect.objectContaining({
+        source: 'sftp',
+        path: 'broken_20240311.csv.gz.gpg',
+        code: 'SLUICE_E_BAD_DATA',
+      }),
+    ]);
 
     expect(await listKeys(client, BUCKET)).toEqual([...expected.keys()].sort());
     for (const [key, sha] of expected) expect(sha256(await getObject(client, BUCKET, key)), key).toBe(sha);
@@ -176,10 +234,20 @@ describe('octo-acme workflow', () => {
 
   it('put the tampered file, unchanged, with a reason, in on_error', () => {
     const failed = ws.path('failed', 'octo-acme');
-    expect(listFiles(failed)).toEqual(['sftp/broken_20240311.csv.gz.gpg', 'sftp/broken_20240311.csv.gz.gpg.error.json']);
+    expect(listFiles(failed)).toEqual([
+      'sftp/broken_20240311.csv.gz.gpg',
+      'sftp/broken_20240311.csv.gz.gpg.error.json',
+    ]);
     expect(sha256(readFileSync(join(failed, 'sftp/broken_20240311.csv.gz.gpg')))).toBe(brokenSha);
-    const reason = JSON.parse(readFileSync(join(failed, 'sftp/broken_20240311.csv.gz.gpg.error.json'), 'utf8')) as Record<string, unknown>;
-    expect(reason).toMatchObject({ pipeline: 'octo-acme', source: 'sftp', path: 'broken_20240311.csv.gz.gpg', code: 'SLUICE_E_BAD_DATA' });
+    const reason = JSON.parse(
+      readFileSync(join(failed, 'sftp/broken_20240311.csv.gz.gpg.error.json'), 'utf8'),
+    ) as Record<string, unknown>;
+    expect(reason).toMatchObject({
+      pipeline: 'octo-acme',
+      source: 'sftp',
+      path: 'broken_20240311.csv.gz.gpg',
+      code: 'SLUICE_E_BAD_DATA',
+    });
     expect(JSON.stringify(reason)).not.toContain(PASSPHRASE);
   });
 

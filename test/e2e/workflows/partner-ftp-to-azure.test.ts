@@ -42,7 +42,12 @@ const ZIPS: ZipSpec[] = [
     server: 'a',
     name: 'export 2024-03-15 #1.zip',
     mtime: '2024-03-15T10:00:00Z',
-    entries: ['données/été 2024.csv', 'report "final".txt', '#1 summary 100%.csv', 'nested/deep/dir/file.bin'],
+    entries: [
+      'données/été 2024.csv',
+      'report "final".txt',
+      '#1 summary 100%.csv',
+      'nested/deep/dir/file.bin',
+    ],
   },
   {
     server: 'a',
@@ -79,11 +84,19 @@ function makeZip(target: string, files: Record<string, string>, dirs: string[]):
 
 function entryBytes(i: number): Buffer {
   // Half text, half random: realistic exports, compressible but not a bomb.
-  const text = Buffer.from(`row;value\n${Array.from({ length: 200 + i * 50 }, (_, r) => `${r};${(r * 31 + i) % 1000}`).join('\n')}\n`);
+  const text = Buffer.from(
+    `row;value\n${Array.from({ length: 200 + i * 50 }, (_, r) => `${r};${(r * 31 + i) % 1000}`).join('\n')}\n`,
+  );
   return Buffer.concat([text, randomBytes(10_000 + i * 3_000)]);
 }
 
-function place(dir: string, name: string, data: Buffer, mtime: Date, owner: { uid: number; gid: number }): void {
+function place(
+  dir: string,
+  name: string,
+  data: Buffer,
+  mtime: Date,
+  owner: { uid: number; gid: number },
+): void {
   const file = join(dir, name);
   writeFileSync(file, data);
   chownSync(file, owner.uid, owner.gid);
@@ -124,7 +137,13 @@ beforeAll(async () => {
     mkdirSync(ws.path('zips'), { recursive: true });
     makeZip(zipFile, files, zip.dirs ?? []);
     const dir = zip.server === 'a' ? exportsDir : outDir;
-    place(dir, zip.name, readFileSync(zipFile), new Date(zip.mtime), zip.server === 'a' ? owners.a : owners.b);
+    place(
+      dir,
+      zip.name,
+      readFileSync(zipFile),
+      new Date(zip.mtime),
+      zip.server === 'a' ? owners.a : owners.b,
+    );
   }
   // Not zips: never taken.
   place(exportsDir, 'README.txt', Buffer.from('exports are hourly\n'), new Date(), owners.a);
@@ -173,8 +192,12 @@ describe('partner-ingest workflow', () => {
   });
 
   it('leaves the partners’ files where they are, and a rerun does nothing', async () => {
-    expect(listFiles(exportsDir)).toEqual(['README.txt', ...ZIPS.filter((z) => z.server === 'a').map((z) => z.name)].sort());
-    expect(listFiles(outDir)).toEqual(['out_2024-03-15.zip.md5', ...ZIPS.filter((z) => z.server === 'b').map((z) => z.name)].sort());
+    expect(listFiles(exportsDir)).toEqual(
+      ['README.txt', ...ZIPS.filter((z) => z.server === 'a').map((z) => z.name)].sort(),
+    );
+    expect(listFiles(outDir)).toEqual(
+      ['out_2024-03-15.zip.md5', ...ZIPS.filter((z) => z.server === 'b').map((z) => z.name)].sort(),
+    );
     const again = await runWorkflow('partner-ftp-to-azure', env, { stateDir: ws.path('state') });
     expect(again).toMatchObject({ ok: 0, failed: 0, skipped: ZIPS.length, filesWritten: 0 });
   });

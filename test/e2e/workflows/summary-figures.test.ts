@@ -24,7 +24,10 @@ const reportThenFail = definePlugin({
         ctx.report({ kind: 'compression', bytesIn: 1000, bytesOut: 100 });
         const n = (attempts.get(item.path) ?? 0) + 1;
         attempts.set(item.path, n);
-        if (n === 1) throw new SluiceError('SLUICE_E_PLUGIN', `first attempt of ${item.path} fails`, { retryable: true });
+        if (n === 1)
+          throw new SluiceError('SLUICE_E_PLUGIN', `first attempt of ${item.path} fails`, {
+            retryable: true,
+          });
         return item;
       },
     };
