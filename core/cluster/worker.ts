@@ -193,7 +193,7 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
           await runner.failListed(listed, err, job.stalledCounter, summary);
           return outcomeOf(summary, performance.now() - started);
         }
-        await runner.processListed(listed, summary, { fence: () => fence.check() });
+        await runner.processListed(listed, summary, { fence: () => fence.check(), signal: fence.signal });
         await ledger.flush();
         const outcome = outcomeOf(summary, performance.now() - started);
         // Finalized by an earlier start of this very job (its worker died before reporting):

@@ -21,6 +21,11 @@ export interface ProcessOptions {
    * nothing for it.
    */
   fence?: () => Promise<void>;
+  /**
+   * Aborted when the caller has lost the item (its reason a `SLUICE_E_FENCED` error): the
+   * item's steps, reads and sinks are aborted at once instead of running on to the next fence.
+   */
+  signal?: AbortSignal;
   /** Process items the ledger says are done. */
   force?: boolean;
 }
@@ -62,6 +67,7 @@ export async function processItem(
   const started = performance.now();
   stage.emit('item:start', { source: source.name, path: item.path, size: item.size });
   const { maxAttempts } = stage.def.policy.retry;
+  const signal = options.signal ? AbortSignal.any([stage.signal, options.signal]) : stage.signal;
   // What carries over from one attempt to the next.
   const committed = new Set<string>();
   const written: Job['written'] = [];
@@ -70,7 +76,7 @@ export async function processItem(
     const job: Job = {
       source,
       root: item,
-      signal: stage.signal,
+      signal,
       leaves: [],
       filtered: 0,
       bytesIn: 0,
@@ -104,7 +110,7 @@ export async function processItem(
           return;
         }
       }
-      if (stage.signal.aborted) throw stage.signal.reason;
+      if (signal.aborted) throw signal.reason;
       if (stage.dryRun) {
         const bytes = job.leaves.reduce((n, l) => n + l.bytes, 0);
         const destinations = job.leaves.map((l) => l.destination);
@@ -133,7 +139,8 @@ export async function processItem(
       countSuccess(stage, source, item, job, summary, performance.now() - started);
       return;
     } catch (raw) {
-      const err = stamp(stage, raw, item, source);
+      // A lost item's work fails with whatever its aborted reads and sinks raised: the loss is the cause.
+      const err = stamp(stage, options.signal?.aborted ? options.signal.reason : raw, item, source);
       if (err.code === 'SLUICE_E_FENCED') {
         // Another worker owns the item now: anything more from here (a record, a dead letter,
         // removing what was written) could undo its work.
@@ -161,7 +168,7 @@ export async function processItem(
           { item: label(item), attempt, delayMs: Math.round(delay), err: errorMessage(err) },
           'retrying',
         );
-        await sleep(delay, stage.signal).catch(() => undefined);
+        await sleep(delay, signal).catch(() => undefined);
         continue;
       }
       if (finalizeOnly) {

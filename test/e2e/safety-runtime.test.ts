@@ -297,3 +297,30 @@ it('refuses a destination that a template routes into a source folder inside the
   expect(summary.failures[0].error).toMatch(/lies in "in", where a source lists/);
   expect(listFiles(ws.path('data'))).toEqual(['in/a.csv']);
 });
+
+it('stops an item at once when its caller loses it (ProcessOptions.signal), with no side effect', async () => {
+  ws = makeWorkspace();
+  const file = ws.pipeline(
+    'name: lost\nsource:\n  broken_listing: { files: 1, read_ms: 400 }\nsink:\n  local: { path: ./out }\non_error:\n  local: { path: ./dead }\n',
+  );
+  const def = await loadPipelineFile(file, { registry });
+  const ledger = await SqliteLedger.open(ws.path('state'));
+  const runner = new PipelineRunner(def, { ledger });
+  try {
+    const listing = runner.list()[Symbol.asyncIterator]();
+    const listed = (await listing.next()).value as ListedItem;
+    await listing.return?.(undefined);
+    const lost = new AbortController();
+    setTimeout(() => lost.abort(new SluiceError('SLUICE_E_FENCED', 'the job lock was lost')), 100);
+    const summary = runner.newSummary();
+    await expect(runner.processListed(listed, summary, { signal: lost.signal })).rejects.toMatchObject({
+      code: 'SLUICE_E_FENCED',
+    });
+    expect(summary.failed).toBe(0);
+  } finally {
+    await runner.close();
+    await ledger.close();
+  }
+  expect(listFiles(ws.path('out'))).toEqual([]);
+  expect(listFiles(ws.path('dead'))).toEqual([]);
+});
