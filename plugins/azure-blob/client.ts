@@ -6,7 +6,6 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { BlobItem, BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
-import { registerSecret } from '../../core/observe/redact.js';
 import { Secret } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
@@ -110,11 +109,6 @@ export function validateAzureConnection(config: AzureConnectionConfig): void {
 
 export async function connectAzure(config: AzureConnectionConfig): Promise<AzureConnection> {
   validateAzureConnection(config);
-  registerSecret(config.connection_string);
-  registerSecret(config.account_key);
-  registerSecret(config.sas_token);
-  if (config.sas_url) registerSecret(new URL(config.sas_url).search.slice(1));
-  registerSecret(accountKeyIn(config.connection_string));
 
   const sdk = await import('@azure/storage-blob');
   let container: ContainerClient;
@@ -143,10 +137,6 @@ export async function connectAzure(config: AzureConnectionConfig): Promise<Azure
     container = service.getContainerClient(config.container!);
   }
   return { sdk, container, endpointId: accountIdentity(container.url, container.containerName) };
-}
-
-function accountKeyIn(connectionString: string | undefined): string | undefined {
-  return connectionString ? /AccountKey=([^;]+)/i.exec(connectionString)?.[1] : undefined;
 }
 
 /** The account's blob service URL without query (SAS) and without the container segment. */

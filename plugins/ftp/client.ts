@@ -9,7 +9,6 @@ import type { ConnectionOptions } from 'node:tls';
 import { type Static, Type } from '@sinclair/typebox';
 import type { Client, FileInfo } from 'basic-ftp';
 import { type ErrorCode, isRetryableByDefault, SluiceError } from '../../core/errors.js';
-import { registerSecret } from '../../core/observe/redact.js';
 import type { PluginContext } from '../../core/plugin-api.js';
 import { Duration, Secret } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
@@ -78,7 +77,6 @@ export async function ftpSettings(
   ctx: PluginContext,
   errorCode: ErrorCode,
 ): Promise<FtpSettings> {
-  registerSecret(config.password);
   const secure = config.secure === true ? 'explicit' : config.secure;
   const tls: ConnectionOptions = { rejectUnauthorized: !config.insecure_tls };
   // Empty counts as unset, so that `ca_file: ${FTP_CA_FILE:-}` keeps the system CAs by default.

@@ -1,7 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { deriveItem } from '../../core/item.js';
-import { registerSecret } from '../../core/observe/redact.js';
 import { definePlugin } from '../../core/plugin-api.js';
 import { Secret } from '../../core/schema-fragments.js';
 import { type EncryptEngine, EngineField, type EngineName, resolveEngine } from './engines.js';
@@ -53,7 +52,6 @@ export const pgpEncryptPlugin = definePlugin({
         },
       );
     }
-    registerSecret(cfg.passphrase);
     const signingKey = cfg.signing_key_file
       ? await readKeyFile(cfg.signing_key_file, ctx.baseDir, '/signing_key_file')
       : undefined;

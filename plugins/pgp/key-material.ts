@@ -86,7 +86,6 @@ export async function loadPrivateKey(
       `${prefix}/${given[1] ?? 'private_key_file'}`,
     );
   }
-  registerSecret(cfg.passphrase);
   let key: KeyBytes;
   if (cfg.private_key_file !== undefined) {
     key = await readKeyFile(cfg.private_key_file, baseDir, `${prefix}/private_key_file`);

@@ -6,7 +6,6 @@ import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
-import { registerSecret } from '../../core/observe/redact.js';
 import { Secret } from '../../core/schema-fragments.js';
 import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
 import { quotedEtag } from '../object-store/keys.js';
@@ -97,9 +96,6 @@ export async function connectS3(config: S3ConnectionConfig): Promise<S3Connectio
       },
     );
   }
-  registerSecret(config.access_key_id);
-  registerSecret(config.secret_access_key);
-  registerSecret(config.session_token);
 
   const sdk = await import('@aws-sdk/client-s3');
   const maxSockets = config.max_connections ?? 50;

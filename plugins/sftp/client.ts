@@ -98,7 +98,8 @@ export async function sftpSettings(
       );
     }
   }
-  for (const secret of [config.password, config.passphrase, privateKey]) registerSecret(secret);
+  // The key file's contents are read here, not from the config: the schema cannot mark them.
+  registerSecret(privateKey);
   const agent = config.agent === true ? process.env.SSH_AUTH_SOCK : config.agent || undefined;
   if (config.agent === true && !agent) throw configError('agent: true but SSH_AUTH_SOCK is not set', 'agent');
   if (config.password === undefined && privateKey === undefined && agent === undefined) {
