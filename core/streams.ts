@@ -21,6 +21,11 @@ export function pipeThrough(source: Readable, ...transforms: NodeJS.ReadWriteStr
  * close upstream destroys `dst` with that error; `dst` closing early destroys `src`.
  */
 function link(src: Readable, dst: Duplex): Duplex {
+  // A source that failed before anyone piped it fires no more events: pass its end on now.
+  if (src.destroyed && !src.readableEnded) {
+    queueMicrotask(() => dst.destroy(src.errored ?? prematureClose()));
+    return dst;
+  }
   src.on('error', (err) => dst.destroy(err));
   src.on('close', () => {
     if (!src.readableEnded && !dst.destroyed) dst.destroy(prematureClose());
@@ -53,6 +58,7 @@ export function drainInto(src: Readable, dst: Writable, signal?: AbortSignal): P
     };
     const onAbort = () => fail(signal?.reason ?? new Error('aborted'));
     if (signal?.aborted) return onAbort();
+    if (src.destroyed && !src.readableEnded) return fail(src.errored ?? prematureClose());
     signal?.addEventListener('abort', onAbort, { once: true });
     src.on('error', fail);
     dst.on('error', fail);

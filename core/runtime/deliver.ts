@@ -240,6 +240,12 @@ async function streamToSinks(
   try {
     const tap = new HashTap(wantsSha256(targets, job) ? 'sha256' : null);
     const flowing = pipeThrough(body, tap);
+    // The bytes can fail before a sink reads them (a source found shorter than listed while a
+    // sink still connects): the failure aborts the writes, else a sink would wait forever on a
+    // stream that fires no more events, and the error would go unheard.
+    const bodyFailed = new AbortController();
+    flowing.on('error', (err) => bodyFailed.abort(err));
+    const signal = AbortSignal.any([job.signal, bodyFailed.signal]);
     if (targets.length === 0) {
       // Every sink already has this entry from an earlier attempt: just consume the bytes.
       for await (const _ of flowing) {
@@ -256,7 +262,7 @@ async function streamToSinks(
         body: bodies[i],
         size: item.size,
         sha256,
-        signal: job.signal,
+        signal,
         reserve: reserver(stage, t, job),
       }),
     );
@@ -275,7 +281,8 @@ async function streamToSinks(
         if (r.status === 'fulfilled' && !r.value.skipped)
           job.written.push({ sink: targets[i].sink, destination: r.value.destination ?? destination });
       }
-      throw failed.reason;
+      // A sink that failed because its bytes did reports that failure of the bytes, not its own.
+      throw bodyFailed.signal.aborted ? bodyFailed.signal.reason : failed.reason;
     }
     const commits = settled.map((r) => (r as PromiseFulfilledResult<SinkCommit>).value);
     const sent = { bytes: tap.bytes, sha256: tap.digest() };
