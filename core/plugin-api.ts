@@ -208,7 +208,13 @@ export interface SinkInstance {
   /** Writes a small item held in memory, with the same atomicity as `write` (fast path). */
   writeBuffer?(req: Omit<SinkWriteRequest, 'body'> & { readonly data: Buffer }): Promise<SinkCommit>;
   /** Server-side copy of an untouched item; return null when not possible for this item. */
-  copy?(item: Item, destination: string, signal: AbortSignal): Promise<SinkCommit | null>;
+  copy?(
+    item: Item,
+    destination: string,
+    signal: AbortSignal,
+    /** As `SinkWriteRequest.reserve`: awaited right before the copy becomes visible under a name. */
+    reserve?: (destination: string) => Promise<void>,
+  ): Promise<SinkCommit | null>;
   /** Re-reads a committed object (for `verify: sha256`). */
   readBack?(destination: string, signal: AbortSignal): Promise<Readable>;
   /**

@@ -56,7 +56,7 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
     for (const t of pending) {
       if (!t.sink.instance.copy) continue;
       await job.fence();
-      const copy = await stage.driver.copy(t.sink, item, destination, job.signal);
+      const copy = await stage.driver.copy(t.sink, item, destination, job.signal, reserver(stage, t, job));
       if (!copy) continue;
       if (!copy.skipped && copy.size !== undefined && item.size !== undefined && copy.size !== item.size) {
         // The copy took the bytes the source holds now: a file that changed since it was listed.
@@ -399,12 +399,13 @@ async function reuseReserved(
   sent: Sent,
   job: Job,
 ): Promise<SinkCommit> {
-  const earlier = job.reservedEarlier.get(target.index);
-  if (!earlier || !sent.sha256 || !target.sink.instance.readBack) return commit;
+  const earlier = job.reservedEarlier.get(target.index)?.filter((name) => name !== written);
+  if (!earlier?.length || !target.sink.instance.readBack) return commit;
+  // A server-side copy sent no bytes to hash: what it wrote is read back instead.
+  const mine = sent.sha256 ?? (await hashAt(stage, target.sink, written, job.signal));
   for (const name of earlier) {
-    if (name === written) continue;
     const existing = await hashAt(stage, target.sink, name, job.signal).catch(() => undefined);
-    if (existing !== sent.sha256) continue;
+    if (existing !== mine) continue;
     await stage.driver.removeAt(target.sink, written);
     const location = commit.location.endsWith(written)
       ? commit.location.slice(0, -written.length) + name

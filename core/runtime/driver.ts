@@ -277,8 +277,14 @@ export class PluginDriver {
     return this.sinkHook(sink, item, () => sink.instance.writeBuffer!(req));
   }
 
-  copy(sink: SinkRuntime, item: Item, destination: string, signal: AbortSignal): Promise<SinkCommit | null> {
-    return this.sinkHook(sink, label(item), () => sink.instance.copy!(item, destination, signal));
+  copy(
+    sink: SinkRuntime,
+    item: Item,
+    destination: string,
+    signal: AbortSignal,
+    reserve?: (destination: string) => Promise<void>,
+  ): Promise<SinkCommit | null> {
+    return this.sinkHook(sink, label(item), () => sink.instance.copy!(item, destination, signal, reserve));
   }
 
   readBack(sink: SinkRuntime, destination: string, signal: AbortSignal): Promise<Readable> {

@@ -104,9 +104,9 @@ export const localSink = definePlugin({
        * `verify: sha256`, which needs the bytes to pass through a hash, nor with `if_exists:
        * rename`, whose names must be reserved through the write request.
        */
-      async copy(item, destination) {
+      async copy(item, destination, _signal, reserve) {
         const from = item.origin?.kind === 'local' ? item.origin.location.path : undefined;
-        if (!from || cfg.verify === 'sha256' || ifExists === 'rename') return null;
+        if (!from || cfg.verify === 'sha256') return null;
         const temp = join(tempDir, `${++counter}`);
         let size: number;
         try {
@@ -116,7 +116,7 @@ export const localSink = definePlugin({
           await unlink(temp).catch(() => undefined);
           throw err;
         }
-        return commit(temp, destination, size);
+        return commit(temp, destination, size, reserve);
       },
       async writeBuffer(req) {
         const temp = join(tempDir, `${++counter}`);

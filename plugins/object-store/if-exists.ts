@@ -43,9 +43,7 @@ export type ExistsDecision =
   | { key?: undefined; commit: SinkCommit };
 
 /** What a server-side copy does: copy to `key` (see `ExistsDecision`), or nothing (`commit`). */
-export type CopyDecision =
-  | { key: string; exclusive: boolean; commit?: undefined }
-  | { key?: undefined; commit: SinkCommit };
+export type CopyDecision = ExistsDecision;
 
 /**
  * Applies `mode` before writing `body` to `destination` under `prefix`. For `skip` and `fail` on
@@ -91,22 +89,29 @@ export async function decideForWrite(
 }
 
 /**
- * Applies `mode` before a server-side copy of `item` to `key`. Returns null when the copy must
- * not be done: `rename` (a copy cannot reserve the name it takes, so the runtime streams the
- * item through `write`, which does), or `fail` against an object whose checksum is unknown (only
- * the bytes could tell; `write` compares them).
+ * Applies `mode` before a server-side copy of `item` to `destination` under `prefix`; `reserve`
+ * is awaited for the name chosen. Returns null when the copy must not be done: `fail` against an
+ * object whose checksum is unknown (only the bytes could tell; `write` compares them).
  */
 export async function decideForCopy(
   store: ObjectStoreAccess,
-  key: string,
+  prefix: string,
+  destination: string,
   mode: IfExistsMode,
   item: Item,
-  signal?: AbortSignal,
+  options: { signal?: AbortSignal; reserve?: (destination: string) => Promise<void> } = {},
 ): Promise<CopyDecision | null> {
-  if (mode === 'overwrite') return { key, exclusive: false };
-  if (mode === 'rename') return null;
-  const existing = await store.stat(key, signal);
-  if (!existing) return { key, exclusive: true };
+  const key = joinKey(prefix, destination);
+  if (mode === 'rename') return freeName(store, prefix, destination, options);
+  if (mode === 'overwrite') {
+    await options.reserve?.(destination);
+    return { key, destination, exclusive: false };
+  }
+  const existing = await store.stat(key, options.signal);
+  if (!existing) {
+    await options.reserve?.(destination);
+    return { key, destination, exclusive: true };
+  }
   const settled = { commit: { location: store.location(key), size: existing.size, skipped: true } };
   if (mode === 'skip') return settled;
   const itemSha256 = item.checksums.sha256;

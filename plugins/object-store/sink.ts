@@ -125,7 +125,12 @@ export function createObjectStoreSink(
       };
     },
 
-    async copy(item: Item, destination: string, signal: AbortSignal): Promise<SinkCommit | null> {
+    async copy(
+      item: Item,
+      destination: string,
+      signal: AbortSignal,
+      reserve?: (destination: string) => Promise<void>,
+    ): Promise<SinkCommit | null> {
       const from = backend.copyableFrom(item);
       if (!from) return null;
       const sha256 = item.checksums.sha256;
@@ -140,20 +145,25 @@ export function createObjectStoreSink(
       }
       let decision: Awaited<ReturnType<typeof decideForCopy>>;
       try {
-        decision = await decideForCopy(backend, target, ifExists, item, signal);
+        decision = await decideForCopy(backend, prefix, destination, ifExists, item, { signal, reserve });
       } catch (err) {
         throw backend.error(`cannot check ${backend.location(target)}`, err);
       }
       if (decision === null) return null;
       if (decision.commit) return decision.commit;
       const replaceMetadata = !metadata.isEmpty || sha256 !== undefined;
-      const size = await backend.copy(item, target, {
+      const { key } = decision;
+      const size = await backend.copy(item, key, {
         metadata: replaceMetadata ? metadata.render(item, sha256) : undefined,
         exclusive: decision.exclusive,
         signal,
       });
       if (size === null) return null;
-      return { location: backend.location(target), size: size ?? (await storedSize(target)) };
+      return {
+        location: backend.location(key),
+        size: size ?? (await storedSize(key)),
+        ...(decision.destination !== destination ? { destination: decision.destination } : {}),
+      };
     },
 
     async readBack(destination: string, signal: AbortSignal): Promise<Readable> {

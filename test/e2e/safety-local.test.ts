@@ -307,17 +307,23 @@ describe('local sink: the name it wrote', () => {
     expect(reserved).toEqual(['x.csv', 'x (1).csv']);
     expect(commit).toMatchObject({ destination: 'x (1).csv', size: 3 });
     expect(ws.read('out/x (1).csv')).toBe('new');
-    expect(
-      await sink.copy?.(
-        {
-          source: 's',
-          path: 'x.csv',
-          origin: { kind: 'local', endpoint: 'localhost', location: { path: ws.path('out/x.csv') } },
-        } as unknown as Item,
-        'y.csv',
-        new AbortController().signal,
-      ),
-    ).toBeNull();
+    // The kernel copy reserves its name the same way (a copy onto a taken name is numbered).
+    const copied: string[] = [];
+    const copy = await sink.copy?.(
+      {
+        source: 's',
+        path: 'x.csv',
+        origin: { kind: 'local', endpoint: 'localhost', location: { path: ws.path('out/x.csv') } },
+      } as unknown as Item,
+      'x.csv',
+      new AbortController().signal,
+      async (name) => {
+        copied.push(name);
+      },
+    );
+    expect(copied).toEqual(['x.csv', 'x (1).csv', 'x (2).csv']);
+    expect(copy).toMatchObject({ destination: 'x (2).csv', size: 'already here, longer'.length });
+    expect(ws.read('out/x (2).csv')).toBe('already here, longer');
     await sink.close?.();
 
     const skip = await localSink.create(

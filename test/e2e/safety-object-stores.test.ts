@@ -320,12 +320,23 @@ describe.each([s3Store, azureStore])('$name: sink commits', (store) => {
     await target.close?.();
   });
 
-  it('a server-side copy is declined with rename (a copy cannot reserve its name)', async () => {
+  it('a server-side copy with rename reserves the name it takes and reports it', async () => {
     await store.put(`${prefix}src/x.csv`, 'x');
+    await store.put(`${prefix}dst/x.csv`, 'taken');
     const src = await store.source({ prefix: `${prefix}src/` });
     const [item] = await collect(src.list(signal()));
     const renaming = await store.sink({ prefix: `${prefix}dst/`, if_exists: 'rename' });
-    expect(await renaming.copy!(item!, 'x.csv', signal())).toBeNull();
+    const reserved: string[] = [];
+    const reserve = async (name: string) => {
+      reserved.push(name);
+    };
+    expect(await renaming.copy!(item!, 'x.csv', signal(), reserve)).toMatchObject({
+      destination: 'x (1).csv',
+      size: 1,
+    });
+    expect(reserved).toEqual(['x (1).csv']);
+    expect(await store.get(`${prefix}dst/x (1).csv`)).toBe('x');
+    expect(await store.get(`${prefix}dst/x.csv`)).toBe('taken');
     const overwriting = await store.sink({ prefix: `${prefix}dst/` });
     expect(await overwriting.copy!(item!, 'x.csv', signal())).toMatchObject({ size: 1 });
     await Promise.all([src.close?.(), renaming.close?.(), overwriting.close?.()]);
