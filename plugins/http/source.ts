@@ -1,20 +1,24 @@
 /**
- * `http` source: lists files through a paginated JSON REST API and downloads each with a
- * streamed GET. After success it can delete a file with its own request (the API's DELETE).
+ * `http` source: lists files through a paginated JSON REST API, or from the rows of a SQL query
+ * (`list.sql`), and downloads each with a streamed GET. After success it can delete a file with
+ * its own request (the API's DELETE).
  */
 import { createHash } from 'node:crypto';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import { isRetryableByDefault, SluiceError } from '../../core/errors.js';
 import { createItem, itemIdentity } from '../../core/item.js';
 import { definePlugin, type Item, type SourceInstance } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { pipeThrough } from '../../core/streams.js';
+import { listRows, SqlListing, validateSqlListing } from '../sql/listing.js';
 import { displayUrl, HttpClient, registerHttpSecrets } from './client.js';
 import { headersFor, mergeHeaders } from './headers.js';
 import { getDotted } from './json-path.js';
+import { rejectedItem, toDate, toSize, unsafePathReason } from './listed.js';
 import { clientOptions, connectionFields, HeaderMap, UrlTemplateField } from './schema.js';
+import { rowToItem } from './sql-rows.js';
 import { compileUrlTemplate } from './url-template.js';
 
 const { after_success: _sharedAfterSuccess, ...sourceFields } = sourceCommon;
@@ -63,10 +67,18 @@ export const httpSourceConfig = Type.Object(
     ...connectionFields,
     list: Type.Object(
       {
-        url: Type.String({
-          minLength: 1,
-          description: 'URL of the first page of the file list (GET, JSON).',
-        }),
+        url: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description: 'URL of the first page of the file list (GET, JSON). Either this or `sql`.',
+          }),
+        ),
+        sql: Type.Optional(
+          SqlListing({
+            description:
+              'List from the rows of a PostgreSQL query instead of a URL (either this or `url`): each row is a file. Column `path` (required) is its relative path, `size` (bytes, checked against the download), `mtime` and `etag` are its version; every other column is `meta.<column>` (e.g. `{meta.id}` in `download.url`). Rows are read through a cursor, `batch_size` at a time. The URL-listing keys (`headers`, `items`, `next`, `fields`…) do not apply.',
+          }),
+        ),
         headers: Type.Optional(
           HeaderMap(
             'Headers for the list requests; also sent with download/delete requests to the same origin (scheme, host, port) as `list.url`.',
@@ -101,25 +113,34 @@ export const httpSourceConfig = Type.Object(
           description:
             'Tries per list page on retryable failures (429/5xx/network), waiting at least what Retry-After asks, so one throttled page does not end the listing.',
         }),
-        fields: Type.Object(
-          {
-            path: Type.String({ description: 'Dotted path to the file’s relative path or name (required).' }),
-            id: FieldPath('Dotted path to the file id (`{meta.id}` in URL templates).'),
-            size: FieldPath('Dotted path to the size in bytes (checked against Content-Length on download).'),
-            mtime: FieldPath(
-              'Dotted path to the modification time (ISO 8601 string, or epoch seconds/milliseconds).',
-            ),
-            etag: FieldPath('Dotted path to a version tag (part of the item identity when present).'),
-            sha256: FieldPath('Dotted path to the hex sha256 of the content, if the API gives it.'),
-          },
-          {
-            additionalProperties: false,
-            description:
-              'Where each item field is in a list element. Every element’s own keys also land in `meta`, and each mapped field as `meta.<field>`.',
-          },
+        fields: Type.Optional(
+          Type.Object(
+            {
+              path: Type.String({
+                description: 'Dotted path to the file’s relative path or name (required).',
+              }),
+              id: FieldPath('Dotted path to the file id (`{meta.id}` in URL templates).'),
+              size: FieldPath(
+                'Dotted path to the size in bytes (checked against Content-Length on download).',
+              ),
+              mtime: FieldPath(
+                'Dotted path to the modification time (ISO 8601 string, or epoch seconds/milliseconds).',
+              ),
+              etag: FieldPath('Dotted path to a version tag (part of the item identity when present).'),
+              sha256: FieldPath('Dotted path to the hex sha256 of the content, if the API gives it.'),
+            },
+            {
+              additionalProperties: false,
+              description:
+                'Where each item field is in a list element (required with `url`). Every element’s own keys also land in `meta`, and each mapped field as `meta.<field>`.',
+            },
+          ),
         ),
       },
-      { additionalProperties: false, description: 'How to list the files.' },
+      {
+        additionalProperties: false,
+        description: 'How to list the files: a paginated JSON API (`url`) or a SQL query (`sql`).',
+      },
     ),
     download: Type.Object(
       {
@@ -170,22 +191,29 @@ download:
   url: https://api.example.com/v2/objects/{path}`,
     },
   ],
+  validate(config) {
+    checkListing(config);
+  },
   create(config, ctx): SourceInstance {
+    checkListing(config);
     const sourceName = config.name ?? 'http';
     const afterDelete = typeof config.after_success === 'object' ? config.after_success.delete : undefined;
     registerHttpSecrets(
       mergeHeaders(config.headers, config.list.headers, config.download.headers, afterDelete?.headers),
-      [config.list.url, config.download.url, afterDelete?.url ?? ''],
+      [config.list.url ?? '', config.download.url, afterDelete?.url ?? ''],
     );
-    const firstPage = parseListUrl(config.list.url);
+    const sql = config.list.sql;
+    // Set exactly when the files come from a URL listing (checkListing).
+    const firstPage = sql ? undefined : parseListUrl(config.list.url ?? '');
     const downloadUrl = compileUrlTemplate(config.download.url, '/download/url');
     const deleteUrl = afterDelete
       ? compileUrlTemplate(afterDelete.url, '/after_success/delete/url')
       : undefined;
     const client = new HttpClient(clientOptions(config, 'SLUICE_E_SOURCE'));
     const listHeaders = mergeHeaders(config.headers, config.list.headers);
-    const inherited = { origin: firstPage.origin, headers: config.list.headers };
-    const fields = config.list.fields;
+    // The list's headers go with downloads to its origin; a SQL listing has no origin.
+    const inherited = { origin: firstPage?.origin ?? '', headers: config.list.headers };
+    const fields = config.list.fields ?? { path: 'path' };
     const itemsPath = config.list.items ?? '';
 
     const download = async (item: Item, signal?: AbortSignal): Promise<Readable> => {
@@ -229,17 +257,7 @@ download:
         if (fieldPath !== undefined) meta[field] = getDotted(element, fieldPath);
       }
       const unsafe = unsafePathReason(path);
-      if (unsafe) {
-        const reason = `${where}: the path "${displayPath(path)}" ${unsafe}; it is not downloaded or deleted`;
-        const refuse = () => Promise.reject(new SluiceError('SLUICE_E_NAME', reason, { retryable: false }));
-        return createItem({
-          source: sourceName,
-          path: displayPath(path),
-          meta,
-          rejected: reason,
-          open: refuse,
-        });
-      }
+      if (unsafe) return rejectedItem(sourceName, path, meta, where, unsafe);
       const sha256 = fields.sha256 ? getDotted(element, fields.sha256) : undefined;
       const etag = fields.etag ? getDotted(element, fields.etag) : undefined;
       const item: Item = createItem({
@@ -271,7 +289,7 @@ download:
       }
       const text = String(value);
       if (config.list.next_param && !/^https?:\/\//i.test(text)) {
-        const url = new URL(firstPage);
+        const url = new URL(firstPage!);
         url.searchParams.set(config.list.next_param, text);
         return url;
       }
@@ -281,7 +299,7 @@ download:
     const fetchPage = async (url: URL, signal: AbortSignal): Promise<unknown> => {
       const attempts = config.list.attempts ?? 3;
       // A next link is data from the server: credentials go only to the origin they were given for.
-      const headers = url.origin === firstPage.origin ? listHeaders : {};
+      const headers = url.origin === firstPage!.origin ? listHeaders : {};
       for (let attempt = 1; ; attempt++) {
         try {
           return await client.getJson(url, headers, signal);
@@ -319,13 +337,22 @@ download:
 
     return {
       async *list(signal) {
+        if (sql) {
+          // Each row once, as the query gives them; the runtime takes each path once per pass.
+          const where = `the SQL listing (list.sql.query)`;
+          let n = 0;
+          for await (const row of listRows(sql, signal)) {
+            yield rowToItem(row, ++n, { source: sourceName, where, open: download });
+          }
+          return;
+        }
         const maxPages = config.list.max_pages ?? 10_000;
         const fetched = new Set<string>();
         /** Fingerprint of each non-empty page's items → the page that listed them first. */
         const pageContents = new Map<string, URL>();
         /** Version of each path yielded: one listing yields a path once, whatever the pages repeat. */
         const yielded = new Map<string, string>();
-        let pageUrl: URL | null = firstPage;
+        let pageUrl: URL | null = firstPage!;
         while (pageUrl && !signal.aborted) {
           if (fetched.has(pageUrl.href)) throw loops(pageUrl, 'was already fetched (list.next loops)');
           if (fetched.size >= maxPages) {
@@ -421,6 +448,43 @@ download:
   },
 });
 
+type HttpSourceConfig = Static<typeof httpSourceConfig>;
+
+/**
+ * A listing is a URL or a SQL query, never both: the keys of one are checked here, not by a
+ * schema union, so that an error names the key (ajv reports a failed union as a whole).
+ */
+function checkListing(config: HttpSourceConfig): void {
+  const { list } = config;
+  const problem = (jsonPath: string, message: string) =>
+    new SluiceError('SLUICE_E_CONFIG', message, { context: { jsonPath } });
+  if (list.url !== undefined && list.sql !== undefined) {
+    throw problem('/list', 'list has both `url` and `sql`: list from a URL or from a SQL query, not both');
+  }
+  if (list.sql !== undefined) {
+    const urlOnly = (['headers', 'next', 'next_param', 'fields'] as const).filter(
+      (k) => list[k] !== undefined,
+    );
+    if (urlOnly.length > 0) {
+      throw problem(
+        `/list/${urlOnly[0]}`,
+        `list.${urlOnly[0]} is for a URL listing; with list.sql the columns name the fields (path, size, mtime, etag; others are meta) and headers go under \`headers\` or \`download.headers\``,
+      );
+    }
+    validateSqlListing(list.sql, '/list/sql');
+    return;
+  }
+  if (list.url === undefined) {
+    throw problem('/list', 'list needs `url` (a JSON API) or `sql` (a PostgreSQL query)');
+  }
+  if (list.fields === undefined) {
+    throw problem(
+      '/list/fields',
+      'list.fields is required with list.url: where each file’s path (and size, mtime…) is in a list element',
+    );
+  }
+}
+
 function parseListUrl(text: string): URL {
   try {
     const url = new URL(text);
@@ -431,43 +495,6 @@ function parseListUrl(text: string): URL {
   throw new SluiceError('SLUICE_E_CONFIG', `"${text}" is not an http(s) URL`, {
     context: { jsonPath: '/list/url' },
   });
-}
-
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/**
- * Why a listed path cannot be used as one file's name, or undefined. Each of these would make
- * the rendered download/delete URL, or the local path it is written to, name another file:
- * `\` is a separator elsewhere, `.`/`..` segments resolve away in URLs and paths, an empty
- * segment collapses, a control character or a lone surrogate has no faithful encoding.
- */
-function unsafePathReason(path: string): string | undefined {
-  if (path.includes('\\')) return 'holds a backslash, which would make it another path';
-  if (/[\u0000-\u001f\u007f]/.test(path)) return 'holds a control character';
-  if (LONE_SURROGATE.test(path)) return 'is not valid Unicode';
-  const segments = path.replace(/^\/+/, '').split('/');
-  if (segments.some((s) => s === '.' || s === '..'))
-    return 'has a "." or ".." segment, which would make it another path';
-  if (segments.some((s) => s === '')) return 'has an empty segment ("//" or a trailing "/")';
-  return undefined;
-}
-
-/**
- * A rejected path as it can be shown: what made it unsafe percent-escaped (`%` too, so two
- * rejected paths never show alike), and nothing a path normalisation would fold into another
- * listed file's path (`./a` into `a`, `x//y` into `x/y`).
- */
-function displayPath(path: string): string {
-  const percent = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`;
-  return path
-    .replace(
-      /[%\\\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
-      percent,
-    )
-    .split('/')
-    .map((segment) => (segment === '.' || segment === '..' ? segment.replace(/\./g, percent) : segment))
-    .join('/')
-    .replace(/^\/|\/(?=\/|$)/g, percent);
 }
 
 function versionOf(item: Item): string {
@@ -490,20 +517,6 @@ function versionCondition(item: Item): Record<string, string> {
   }
   if (item.mtime) return { 'if-unmodified-since': item.mtime.toUTCString() };
   return {};
-}
-
-function toSize(value: unknown): number | undefined {
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
-}
-
-/** ISO strings, or epoch numbers: below 1e11 they are seconds (1e11 s is the year 5138). */
-function toDate(value: unknown): Date | undefined {
-  let date: Date | undefined;
-  if (typeof value === 'number') date = new Date(value < 1e11 ? value * 1000 : value);
-  else if (typeof value === 'string' && value.trim() !== '')
-    date = /^\d+$/.test(value) ? toDate(Number(value)) : new Date(value);
-  return date && !Number.isNaN(date.getTime()) ? date : undefined;
 }
 
 function describeJson(value: unknown): string {
