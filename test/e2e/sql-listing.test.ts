@@ -16,7 +16,7 @@ import { httpSource } from '../../plugins/http/source.js';
 import { listRows, type SqlListingConfig } from '../../plugins/sql/listing.js';
 import { makePluginContext } from '../helpers/context.js';
 import { collect, configure, sha256 } from '../helpers/object-store.js';
-import { runWorkflow } from '../helpers/workflows.js';
+import { pipelineFile, runCli, runWorkflow } from '../helpers/workflows.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 import { type PostgresHandle, startPostgres } from '../servers/postgres.js';
 import { type RestApi, startRestApi } from '../servers/rest-api.js';
@@ -252,6 +252,28 @@ describe('what goes wrong is said clearly', () => {
     expect(err.toUserString()).not.toContain(wrong);
     expect(shown).not.toContain(db.password);
   });
+
+  it('through the CLI: a refused login fails the run, and no password is printed', async () => {
+    const wrong = 'Wr0ng-Passw0rd-cli';
+    const r = await runCli(
+      [
+        'run',
+        pipelineFile('datahub-compress-sql'),
+        '--state-dir',
+        ws.path('state-cli'),
+        '--log-format',
+        'json',
+      ],
+      ws.dir,
+      env({ DATAHUB_DB_URL: db.urlWith({ password: wrong }) }),
+    );
+    expect(r.code).not.toBe(0);
+    const output = r.stdout + r.stderr;
+    expect(output).toMatch(/cannot connect: password authentication failed for user \\?"sluice\\?"/);
+    expect(output).not.toContain(wrong);
+    expect(output).not.toContain(db.password);
+    expect(output).not.toContain(TOKEN);
+  }, 60_000);
 
   it('params are query parameters, never SQL text', async () => {
     const items = await listing({
