@@ -4,6 +4,7 @@
  * SQL puts `SqlListing()` into its schema, calls `validateSqlListing` from its `validate`,
  * and maps each row of `listRows` to an item; the rows themselves mean nothing here.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Static, Type } from '@sinclair/typebox';
 import { errorMessage, SluiceError } from '../../core/errors.js';
 import { Duration, Secret } from '../../core/schema-fragments.js';
@@ -162,7 +163,10 @@ export async function* listRows(config: SqlListingConfig, signal: AbortSignal): 
     signal.removeEventListener('abort', stop);
     // A consumer that stopped early leaves an open portal: closing it first lets the session end
     // cleanly. After a failed read or an abort there is nothing to close (and no answer would come).
-    if (cursor && !failed && !signal.aborted) await cursor.close().catch(() => {});
+    // Bounded: a connection that died unnoticed would never answer the close.
+    if (cursor && !failed && !signal.aborted) {
+      await Promise.race([cursor.close().catch(() => {}), sleep(5000, undefined, { ref: false })]);
+    }
     await client.end().catch(() => {});
   }
 }
