@@ -2,6 +2,7 @@
  * The import direction of docs/architecture.md, checked by test/architecture.test.ts:
  *
  *   cli (and the other composition roots: sdk.ts, generated.ts)
+ *     → api (the control API: only the CLI imports it)
  *     → runtime / cluster (cluster may use runtime, never the reverse)
  *       → config, ledger, observe, registry
  *         → the plugin kernel (plugin API, item, errors, streams, units, templates, redaction, logger)
@@ -46,6 +47,20 @@ module.exports = {
       severity: 'error',
       from: { path: '^core/cluster/' },
       to: { path: '^core/cli/|^plugins/' },
+    },
+    {
+      name: 'only-the-cli-imports-the-api',
+      comment: 'The control API (core/api) serves the CLI\'s status server and uses the runtime; nothing below the CLI imports it.',
+      severity: 'error',
+      from: { path: '^core/(config|ledger|observe|runtime|cluster)/|^plugins/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^core/api/' },
+    },
+    {
+      name: 'api-does-not-import-cli-cluster-or-plugins',
+      comment: 'Cluster mode reaches the API through the passes the CLI injects into the supervisor.',
+      severity: 'error',
+      from: { path: '^core/api/' },
+      to: { path: '^core/(cli|cluster)/|^plugins/' },
     },
     {
       name: 'no-circular',

@@ -44,6 +44,11 @@ export const OPTIONS = {
     flag: '--metrics-host <host>',
     description: 'Address the metrics/status server binds (default 127.0.0.1)',
   },
+  apiTokenFile: {
+    flag: '--api-token-file <file>',
+    description:
+      'Bearer token of the control API (/api/…; default $SLUICE_API_TOKEN); without one, the API answers 403',
+  },
   progress: { flag: '--no-progress', description: 'No live progress lines on a TTY' },
   debounce: {
     flag: '--debounce <ms>',
@@ -96,6 +101,7 @@ const COMMANDS: Array<{
       'logKeep',
       'metricsPort',
       'metricsHost',
+      'apiTokenFile',
       'progress',
       'cluster',
       'config',
@@ -117,6 +123,7 @@ const COMMANDS: Array<{
       'quiet',
       'metricsPort',
       'metricsHost',
+      'apiTokenFile',
       'progress',
       'debounce',
       'cluster',

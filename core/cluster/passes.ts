@@ -11,12 +11,12 @@ export function clusterPasses(
   url: string,
   options: { log: Logger; dryRun?: boolean; force?: boolean },
 ): RemotePasses {
-  return (def, { signal, events }) =>
+  return (def, { signal, events, force, dryRun }) =>
     runClusterPass(def, {
       url,
       log: options.log,
-      dryRun: options.dryRun,
-      force: options.force,
+      dryRun: dryRun ?? options.dryRun,
+      force: force ?? options.force,
       signal,
       onOutcome: (where, o) => {
         if (o.outcome === 'ok') events.done({ ms: o.ms, bytesIn: o.bytesIn, bytesOut: o.bytesOut });

@@ -21,6 +21,50 @@ export interface PassProgress {
   counted: boolean;
 }
 
+/** What a pass's progress shows: percent and ETA once its total is known, rates since it began. */
+export interface PassFigures {
+  /** Items listed by the counting listing; null until it has ended (or for a watching source). */
+  total: number | null;
+  done: number;
+  failed: number;
+  skipped: number;
+  /** 0 until the total is known; never 100 before the pass has ended. */
+  percent: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Bytes written per second and items per second, since the pass began. */
+  bytesPerSecond: number;
+  itemsPerSecond: number;
+  etaSeconds: number | null;
+}
+
+export function passFigures(pass: PassProgress, endedAt?: number): PassFigures {
+  const elapsed = Math.max(0.001, ((endedAt ?? Date.now()) - pass.startedAt) / 1000);
+  const handled = pass.done + pass.failed + pass.skipped;
+  const total = pass.counted ? pass.total : null;
+  const ratio = total === null ? 0 : total === 0 ? 1 : Math.min(1, handled / total);
+  const itemsPerSecond = handled / elapsed;
+  const left = total === null ? null : Math.max(0, total - handled);
+  return {
+    total,
+    done: pass.done,
+    failed: pass.failed,
+    skipped: pass.skipped,
+    // One decimal; an item a step fans out or filters shifts the count, so 100 waits for the end.
+    percent: endedAt === undefined ? Math.min(99.9, Math.floor(ratio * 1000) / 10) : 100,
+    bytesIn: pass.bytesIn,
+    bytesOut: pass.bytesOut,
+    bytesPerSecond: Math.round(pass.bytesOut / elapsed),
+    itemsPerSecond: Math.round(itemsPerSecond * 100) / 100,
+    etaSeconds:
+      left === null || endedAt !== undefined
+        ? null
+        : itemsPerSecond > 0
+          ? Math.ceil(left / itemsPerSecond)
+          : null,
+  };
+}
+
 const MAX_FAILURES = 20;
 const RATE_WINDOW_MS = 60_000;
 
@@ -48,6 +92,8 @@ export class PipelineCounters {
   private readonly recentDone: Array<{ t: number; bytes: number }> = [];
   private lastSuccessAt: string | undefined;
   private lastPass: RunSummary | undefined;
+  /** When the pass in `pass` ended; undefined while it runs. */
+  private passEndedAt: number | undefined;
 
   constructor(
     private readonly pipeline: () => string,
@@ -55,6 +101,7 @@ export class PipelineCounters {
   ) {}
 
   passStarted(): PassProgress {
+    this.passEndedAt = undefined;
     this.pass = {
       startedAt: Date.now(),
       done: 0,
@@ -69,8 +116,14 @@ export class PipelineCounters {
     return this.pass;
   }
 
+  /** The pass in progress ended without a summary (it threw). */
+  passEnded(): void {
+    this.passEndedAt ??= Date.now();
+  }
+
   passFinished(summary: RunSummary): void {
     this.lastPass = summary;
+    this.passEnded();
     this.totals.passes++;
     this.totals.filtered += summary.filtered;
     this.metrics?.itemOutcome(summary.pipeline, 'filtered', summary.filtered);
@@ -128,6 +181,11 @@ export class PipelineCounters {
         bytesPerSecond: Math.round(recent.reduce((n, d) => n + d.bytes, 0) / span),
       },
       lastSuccessAt: this.lastSuccessAt ?? null,
+      /** The pass in progress (percent, ETA); null between passes. */
+      currentPass:
+        this.pass && this.passEndedAt === undefined
+          ? { startedAt: new Date(this.pass.startedAt).toISOString(), ...passFigures(this.pass) }
+          : null,
       lastPass: this.lastPass
         ? {
             ok: this.lastPass.ok,

@@ -1,9 +1,11 @@
 /**
  * The HTTP side of a long-running Sluice: `/metrics` (Prometheus), `/healthz`, `/status`
  * (JSON) and `/` (a status page that polls `/status`; plain HTML + script, no build step).
- * Binds 127.0.0.1 unless told otherwise: the status names files and paths.
+ * Binds 127.0.0.1 unless told otherwise: the status names files and paths. The control API
+ * (core/api, injected by the CLI as `intercept`) sees every request first: it checks the token
+ * and serves `/api/`.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { errorMessage } from '../errors.js';
 import type { SluiceMetrics } from './metrics.js';
@@ -15,6 +17,8 @@ export interface StatusServerOptions {
   metrics: SluiceMetrics;
   /** The `/status` document. */
   status: () => unknown;
+  /** Sees each request first; returns true when it answered it. */
+  intercept?: (req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams) => boolean;
 }
 
 export interface StatusServer {
@@ -24,11 +28,13 @@ export interface StatusServer {
 
 export async function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = new URL(`http://localhost${req.url ?? '/'}`);
+    const path = url.pathname;
     const send = (code: number, type: string, body: string) => {
       res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
     };
+    if (options.intercept?.(req, res, path, url.searchParams)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
     if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
     if (path === '/status') {
@@ -46,7 +52,7 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
       );
       return;
     }
-    send(404, 'text/plain', 'not found: try /, /status, /metrics or /healthz\n');
+    send(404, 'text/plain', 'not found: try /, /status, /metrics, /healthz or /api/openapi.json\n');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -8,20 +8,49 @@ import { SqliteLedger } from '../ledger/sqlite.js';
 import type { Logger } from '../observe/logger.js';
 import type { PassProgress } from '../observe/pipeline-counters.js';
 import type { RunSummary } from '../observe/run-summary.js';
+import { PipelineLock } from './pipeline-lock.js';
 import { PipelineRunner } from './runner.js';
 
-/** Counts items of a pass as their outcomes come in. */
+/**
+ * Counts items of a pass as their outcomes come in. The item details (`started`, a retry's path)
+ * are given where the pass runs in this process; cluster job outcomes carry only the counts.
+ */
 export interface PassEvents {
-  done(e: { ms: number; bytesIn: number; bytesOut: number }): void;
+  started?(e: { source: string; path: string; size?: number }): void;
+  done(e: { ms: number; bytesIn: number; bytesOut: number; source?: string; path?: string }): void;
   failed(e: { source: string; path: string; code: string; error: string }): void;
-  skipped(): void;
-  retried(): void;
+  skipped(e?: { source: string; path: string }): void;
+  retried(e?: { source: string; path: string; attempt: number; error: string }): void;
 }
 
-/** One pass of `def` run elsewhere (cluster mode); aborting `signal` stops waiting for it. */
+/** One sink of pass events fed to several (the pipeline's counters and one run's record). */
+export function teeEvents(...sinks: PassEvents[]): PassEvents {
+  return {
+    started: (e) => {
+      for (const s of sinks) s.started?.(e);
+    },
+    done: (e) => {
+      for (const s of sinks) s.done(e);
+    },
+    failed: (e) => {
+      for (const s of sinks) s.failed(e);
+    },
+    skipped: (e) => {
+      for (const s of sinks) s.skipped(e);
+    },
+    retried: (e) => {
+      for (const s of sinks) s.retried(e);
+    },
+  };
+}
+
+/**
+ * One pass of `def` run elsewhere (cluster mode); aborting `signal` stops waiting for it.
+ * `force` / `dryRun` override the command line's for this pass (a run asked for through the API).
+ */
 export type RemotePasses = (
   def: PipelineDefinition,
-  pass: { signal: AbortSignal; events: PassEvents },
+  pass: { signal: AbortSignal; events: PassEvents; force?: boolean; dryRun?: boolean },
 ) => Promise<RunSummary>;
 
 export interface EmbeddedPasses {
@@ -45,10 +74,13 @@ export async function embeddedPasses(
     force: options.force,
     trackProgress: options.trackProgress,
   });
-  runner.on('item:done', (e) => events.done({ ms: e.ms, bytesIn: e.bytesIn, bytesOut: e.bytes }));
+  runner.on('item:start', (e) => events.started?.(e));
+  runner.on('item:done', (e) =>
+    events.done({ ms: e.ms, bytesIn: e.bytesIn, bytesOut: e.bytes, source: e.source, path: e.path }),
+  );
   runner.on('item:failed', (e) => events.failed(e));
-  runner.on('item:skipped', () => events.skipped());
-  runner.on('item:retry', () => events.retried());
+  runner.on('item:skipped', (e) => events.skipped(e));
+  runner.on('item:retry', (e) => events.retried(e));
   // Before anything lists: the counting listing and the pass must not both create plugins.
   await runner.start();
   return { ledger, runner, runPass: () => runner.runPass() };
@@ -91,5 +123,54 @@ export async function countTotals(
     pass.counted = true;
   } catch {
     // the pass itself reports listing errors
+  }
+}
+
+/**
+ * One pass asked for from outside the schedule (the control API): its own runner, so that
+ * cancelling it (aborting `drain`) stops this pass's intake and never the scheduled version's.
+ * It takes the pipeline lock unless the caller holds the one covering `def` already (`locked`);
+ * a dry run takes none and opens the ledger read-only. In cluster mode the pass lists into the
+ * queue like a scheduled one; cancelling stops the waiting, and the jobs already queued finish
+ * on the workers.
+ */
+export async function oneOffPass(
+  def: PipelineDefinition,
+  options: {
+    log: Logger;
+    dryRun?: boolean;
+    force?: boolean;
+    trackProgress?: boolean;
+    remote?: RemotePasses;
+    locked: boolean;
+  },
+  events: PassEvents,
+  pass: PassProgress,
+  signals: { drain: AbortSignal; abort: AbortSignal },
+): Promise<RunSummary> {
+  if (options.remote) {
+    const { remote, force, dryRun } = options;
+    const run = (d: PipelineDefinition, p: { signal: AbortSignal; events: PassEvents }) =>
+      remote(d, { ...p, force, dryRun });
+    return remotePasses(def, run, signals.drain, { ...events, pass })();
+  }
+  const lock = options.dryRun || options.locked ? undefined : await PipelineLock.acquire(def);
+  let embedded: EmbeddedPasses | undefined;
+  const drain = () => void embedded?.runner.drain();
+  const abort = () => embedded?.runner.abortNow();
+  try {
+    embedded = await embeddedPasses(def, options, events);
+    signals.drain.addEventListener('abort', drain, { once: true });
+    signals.abort.addEventListener('abort', abort, { once: true });
+    if (signals.abort.aborted) abort();
+    else if (signals.drain.aborted) drain();
+    if (options.trackProgress) void countTotals(embedded.runner, def, pass);
+    return await embedded.runPass();
+  } finally {
+    signals.drain.removeEventListener('abort', drain);
+    signals.abort.removeEventListener('abort', abort);
+    await embedded?.runner.close();
+    await embedded?.ledger.close();
+    lock?.release();
   }
 }

@@ -1,6 +1,8 @@
 /**
  * One pipeline file kept running: its trigger loop (passes never overlap; due times that fall
- * inside a running pass are skipped and logged), hot reload (parse + validate the new text;
+ * inside a running pass are skipped and logged), passes asked for from outside (`requestPass`,
+ * the control API: queued in the same loop, so they never overlap a scheduled pass or each
+ * other), hot reload (parse + validate the new text;
  * invalid → reported, the running version keeps running; valid → the old version stops
  * intake and drains its in-flight items, then the new version starts), and stop.
  *
@@ -20,9 +22,11 @@ import type { PluginRegistry } from '../registry.js';
 import {
   countTotals,
   embeddedPasses,
+  oneOffPass,
   type PassEvents,
   type RemotePasses,
   remotePasses,
+  teeEvents,
 } from './pass-modes.js';
 import { PipelineLock } from './pipeline-lock.js';
 import { loadPipelineFile } from './run-file.js';
@@ -71,6 +75,32 @@ export interface SupervisorOptions {
 
 export type { PassEvents, RemotePasses };
 
+/**
+ * A pass asked for outside the schedule (the control API). It runs in the supervisor's loop:
+ * after the pass in progress, never beside it, in the order asked; with its own runner (the file
+ * loaded with the run's variables, `force`, `dryRun`), the pipeline's lock and ledger.
+ */
+export interface PassRequest {
+  /** The run's `${VAR}` values, on top of the supervisor's (`--var`). */
+  vars: Record<string, string>;
+  /** The file loaded with them (`loadWith`) when the run was asked for; reloaded if the file changed since. */
+  def: PipelineDefinition;
+  force?: boolean;
+  dryRun?: boolean;
+  /** This run's item events (the pipeline's counters get them too). */
+  events?: PassEvents;
+  /** Aborted to cancel: a queued run never starts, a running one drains like SIGTERM. */
+  signal: AbortSignal;
+  /** The pass starts: its progress counters (`total` once the counting listing has ended). */
+  onStart?(pass: PassProgress, def: PipelineDefinition): void;
+}
+
+interface QueuedPass {
+  request: PassRequest;
+  resolve(summary: RunSummary): void;
+  reject(err: unknown): void;
+}
+
 export interface ReloadResult {
   at: string;
   result: 'ok' | 'invalid' | 'unchanged';
@@ -88,6 +118,8 @@ interface Version {
   ledger?: SqliteLedger;
   /** Aborted to end the version: wakes the wait between passes. */
   stop: AbortController;
+  /** Aborted when in-flight items must stop now (second signal, drain timeout), requested passes' too. */
+  hardStop: AbortController;
   loop: Promise<void>;
 }
 
@@ -107,6 +139,10 @@ export class PipelineSupervisor {
   private lock: PipelineLock | undefined;
   /** The pipeline name this file runs under, claimed before its version starts. */
   private claimed: string | undefined;
+  /** Passes asked for (`requestPass`), in order; the loop runs them between scheduled passes. */
+  private readonly requests: QueuedPass[] = [];
+  /** Aborted to wake the loop's wait when a pass is asked for. */
+  private wake = new AbortController();
   private doneResolve!: () => void;
   private doneReject!: (err: unknown) => void;
   /** Settles when the pipeline has nothing left to do (one-shot trigger) or was stopped. */
@@ -146,6 +182,47 @@ export class PipelineSupervisor {
 
   get pass(): PassProgress | undefined {
     return this.counters.pass;
+  }
+
+  /** Passes asked for that have not started yet. */
+  get queuedPasses(): number {
+    return this.requests.length;
+  }
+
+  /**
+   * The file loaded with `vars` on top of the supervisor's, validated as `sluice validate --var`
+   * would (throws `ConfigErrors` naming file:line:col). For a run asked for with variables.
+   */
+  loadWith(vars: Record<string, string>): Promise<PipelineDefinition> {
+    return this.load(vars);
+  }
+
+  /**
+   * Queues a pass (see PassRequest); resolves with its summary. Rejects with `SLUICE_E_ABORTED`
+   * when it is cancelled before it starts or the pipeline stops first, and with the pass's error.
+   */
+  requestPass(request: PassRequest): Promise<RunSummary> {
+    return new Promise<RunSummary>((resolve, reject) => {
+      if (this.stopped) {
+        reject(
+          new SluiceError('SLUICE_E_ABORTED', `pipeline "${this.name}" is stopping; the run did not start`),
+        );
+        return;
+      }
+      const queued: QueuedPass = { request, resolve, reject };
+      this.requests.push(queued);
+      request.signal.addEventListener(
+        'abort',
+        () => {
+          const at = this.requests.indexOf(queued);
+          if (at < 0) return; // started already: the pass drains
+          this.requests.splice(at, 1);
+          reject(new SluiceError('SLUICE_E_ABORTED', 'cancelled before it started'));
+        },
+        { once: true },
+      );
+      this.wake.abort();
+    });
   }
 
   get lastReload(): ReloadResult | undefined {
@@ -269,6 +346,8 @@ export class PipelineSupervisor {
   /** Stops intake, lets in-flight items finish (drain timeout, then abort), closes. */
   stop(drainTimeoutMs?: number): Promise<void> {
     this.stopped = true;
+    for (const q of this.requests.splice(0))
+      q.reject(new SluiceError('SLUICE_E_ABORTED', `pipeline "${this.name}" stopped before the run started`));
     const next = this.changing.then(async () => {
       if (this.version) await this.retire(this.version, drainTimeoutMs);
       this.releaseLock();
@@ -290,11 +369,13 @@ export class PipelineSupervisor {
     this.stopped = true;
     if (!this.version) return;
     this.version.stop.abort();
+    this.version.hardStop.abort();
     this.version.runner?.abortNow();
   }
 
-  private load(): Promise<PipelineDefinition> {
-    const { registry, vars, stateDir } = this.options;
+  private load(extraVars?: Record<string, string>): Promise<PipelineDefinition> {
+    const { registry, stateDir } = this.options;
+    const vars = extraVars ? { ...this.options.vars, ...extraVars } : this.options.vars;
     return loadPipelineFile(this.file, { registry, vars, stateDir }).then((def) => {
       scheduleOf(def.trigger); // a bad cron expression is a config error too
       return def;
@@ -304,7 +385,7 @@ export class PipelineSupervisor {
   private launch(def: PipelineDefinition): void {
     const schedule = this.options.once ? scheduleOf(undefined) : scheduleOf(def.trigger);
     const stop = new AbortController();
-    const version = { def, schedule, stop } as Version;
+    const version = { def, schedule, stop, hardStop: new AbortController() } as Version;
     this.version = version;
     this.stateValue = 'starting';
     version.loop = this.loop(version).catch((err) => {
@@ -330,9 +411,28 @@ export class PipelineSupervisor {
       { file: this.file, hash: v.def.hash, trigger: v.schedule.description },
       'pipeline started',
     );
-    let due = new Date();
+    let due: Date | undefined = new Date();
     for (;;) {
       if (v.stop.signal.aborted) return;
+      const requested = this.requests.shift();
+      if (requested) {
+        await this.runRequested(v, requested, log);
+        continue;
+      }
+      if (due === undefined) {
+        // Nothing scheduled any more: the pipeline has finished, but passes can still be asked for.
+        this.stateValue = 'finished';
+        this.nextPassAt = undefined;
+        this.doneResolve();
+        await this.idle(v);
+        continue;
+      }
+      if (due.getTime() > Date.now()) {
+        this.stateValue = 'waiting';
+        this.nextPassAt = due;
+        await this.idle(v, due);
+        continue;
+      }
       this.stateValue = 'running';
       this.nextPassAt = undefined;
       const pass = this.counters.passStarted();
@@ -345,6 +445,7 @@ export class PipelineSupervisor {
         this.lastError = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
         log.error({ err: this.lastError }, 'pass failed; the next one runs at its due time');
       }
+      this.counters.passEnded();
       if (summary) {
         this.counters.passFinished(summary);
         this.options.onSummary?.(summary, this);
@@ -358,16 +459,61 @@ export class PipelineSupervisor {
           'the pass ran past its next due time: skipped, passes never overlap',
         );
       }
-      if (!next) {
-        this.stateValue = 'finished';
-        this.doneResolve();
-        return;
-      }
-      this.stateValue = 'waiting';
-      this.nextPassAt = next;
-      await sleep(Math.max(0, next.getTime() - Date.now()), v.stop.signal).catch(() => undefined);
       due = next;
     }
+  }
+
+  /** Waits until `until` (or for good), a requested pass, or the version's end. */
+  private async idle(v: Version, until?: Date): Promise<void> {
+    if (this.requests.length > 0) return;
+    this.wake = new AbortController();
+    const signal = AbortSignal.any([v.stop.signal, this.wake.signal]);
+    const ms = until ? Math.max(0, until.getTime() - Date.now()) : Number.POSITIVE_INFINITY;
+    await sleep(ms, signal).catch(() => undefined);
+  }
+
+  /** Runs one requested pass in version `v`'s loop (see PassRequest). */
+  private async runRequested(v: Version, queued: QueuedPass, log: Logger): Promise<void> {
+    const { request } = queued;
+    if (request.signal.aborted) {
+      queued.reject(new SluiceError('SLUICE_E_ABORTED', 'cancelled before it started'));
+      return;
+    }
+    this.stateValue = 'running';
+    this.nextPassAt = undefined;
+    try {
+      // Asked for under an older text of the file: it runs the current one, with its variables.
+      const def = request.def.hash === v.def.hash ? request.def : await this.load(request.vars);
+      const pass = this.counters.passStarted();
+      request.onStart?.(pass, def);
+      log.info(
+        { vars: Object.keys(request.vars), force: request.force === true, dryRun: request.dryRun === true },
+        'requested pass started',
+      );
+      const summary = await oneOffPass(
+        def,
+        {
+          log: this.options.log,
+          dryRun: request.dryRun,
+          force: request.force,
+          trackProgress: this.options.trackProgress,
+          remote: this.options.remote,
+          locked: this.lock?.covers(def) === true,
+        },
+        request.events ? teeEvents(this.counters, request.events) : this.counters,
+        pass,
+        { drain: AbortSignal.any([request.signal, v.stop.signal]), abort: v.hardStop.signal },
+      );
+      this.counters.passFinished(summary);
+      this.options.onSummary?.(summary, this);
+      queued.resolve(summary);
+    } catch (err) {
+      const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
+      this.counters.passEnded();
+      log.error({ err: error }, 'requested pass failed');
+      queued.reject(err);
+    }
+    // The loop sets the state again (waiting, finished, running) as it goes on.
   }
 
   /** Ends a version: intake stops, its pass returns (drained or aborted), then it is closed. */
@@ -393,6 +539,7 @@ export class PipelineSupervisor {
         { drainTimeoutMs },
         'drain timeout: aborting in-flight items (they are redone later, nothing half-written is kept)',
       );
+      v.hardStop.abort();
       v.runner?.abortNow();
       await v.loop;
     }
@@ -415,6 +562,7 @@ export class PipelineSupervisor {
       hash: def?.hash ?? null,
       trigger: this.version?.schedule.description ?? null,
       nextPassAt: this.nextPassAt?.toISOString() ?? null,
+      queuedRuns: this.requests.length,
       inFlight: (this.version?.runner?.inFlightItems ?? []).map((i) => ({
         source: i.source,
         path: i.path,

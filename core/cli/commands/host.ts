@@ -20,6 +20,7 @@ export interface HostOptions extends CommonOptions {
   logKeep?: string | number;
   metricsPort?: string | number;
   metricsHost?: string;
+  apiTokenFile?: string;
   progress?: boolean;
 }
 
@@ -109,6 +110,11 @@ export class Host {
           `--metrics-port takes a port number, got "${opts.metricsPort}"`,
         );
       const { SluiceMetrics } = await import('../../observe/metrics.js');
+      const { ControlApi } = await import('../../api/server.js');
+      const { isLoopback, loadApiToken } = await import('../../api/auth.js');
+      const token = loadApiToken(opts.apiTokenFile);
+      const loopback = isLoopback(opts.metricsHost);
+      const api = new ControlApi({ supervisors: () => host.supervisors, token, loopback, log: host.logger });
       const metrics = new SluiceMetrics(() => new Map(host.supervisors.map((s) => [s.name, s.inFlight])));
       host.metrics = metrics;
       host.server = await startStatusServer({
@@ -116,8 +122,17 @@ export class Host {
         port,
         metrics,
         status: () => host.status(),
+        intercept: api.handle,
       });
-      host.logger.info({ url: host.server.url }, 'status page, /status, /metrics and /healthz are served');
+      host.logger.info(
+        { url: host.server.url, controlApi: token ? 'on' : 'off (no API token)' },
+        'status page, /status, /metrics, /healthz and the control API (/api/) are served',
+      );
+      if (!token && !loopback)
+        host.logger.warn(
+          { host: opts.metricsHost },
+          'the status server binds beyond loopback without an API token: /status and /metrics are open to the network, /api/ answers 403 (set --api-token-file or $SLUICE_API_TOKEN)',
+        );
     }
     host.progress?.start();
     return host;
