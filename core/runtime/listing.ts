@@ -26,7 +26,8 @@ export async function* listSources(
           continue;
         }
         // One identity, once per pass, whatever the listing repeats.
-        const key = `${source.name}\u0000${item.path}`;
+        // A rejected entry's path is only a display form: it must not hide a real file of that name.
+        const key = `${source.name}\u0000${item.rejected === undefined ? '' : 'rejected\u0000'}${item.path}`;
         if (pass.listed.has(key)) {
           stage.log.debug({ item: label(item) }, 'listed again in this pass; processed once');
           continue;

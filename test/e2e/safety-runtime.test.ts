@@ -211,6 +211,17 @@ describe('finalisation', () => {
     expect(repeatingStats.opens).toBe(3);
   });
 
+  it('never lets a rejected entry hide a real file of the same display path', async () => {
+    ws = makeWorkspace();
+    repeatingStats.opens = 0;
+    const file = ws.pipeline(
+      'name: shadow\nsource:\n  repeating_source: { files: 2, shadow: true }\nsink:\n  local: { path: ./out }\n',
+    );
+    const summary = await run(file);
+    expect(summary).toMatchObject({ ok: 2, failed: 2 });
+    expect(listFiles(ws.path('out'))).toEqual(['r0.txt', 'r1.txt']);
+  });
+
   it('stops a fenced item without side effects: nothing written, nothing recorded but "seen"', async () => {
     ws = makeWorkspace();
     ws.write('in/a.txt', 'abc');

@@ -175,7 +175,11 @@ export const repeatingSource = definePlugin({
   name: 'repeating_source',
   kind: 'source',
   summary: 'test: lists every file twice and one rejected entry',
-  config: Type.Object({ files: Type.Integer() }),
+  config: Type.Object({
+    files: Type.Integer(),
+    /** First lists a rejected entry whose display path is `r0.txt`, the name of a real file after it. */
+    shadow: Type.Optional(Type.Boolean()),
+  }),
   create(cfg) {
     const item = (i: number) =>
       createItem({
@@ -190,6 +194,14 @@ export const repeatingSource = definePlugin({
       });
     return {
       async *list() {
+        if (cfg.shadow) {
+          yield createItem({
+            source: 'repeating_source',
+            path: 'r0.txt',
+            rejected: 'a control character',
+            open: async () => Readable.from([]),
+          });
+        }
         for (let i = 0; i < cfg.files; i++) yield item(i);
         yield createItem({
           source: 'repeating_source',
