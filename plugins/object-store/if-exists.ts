@@ -58,19 +58,9 @@ export async function decideForWrite(
   body: Readable,
   options: { signal?: AbortSignal; reserve?: (destination: string) => Promise<void> } = {},
 ): Promise<ExistsDecision> {
-  const key = joinKey(prefix, destination);
-  if (mode === 'rename') return freeName(store, prefix, destination, options);
-  // Object stores make the bytes visible when the upload completes, inside the backend's
-  // upload: this is the last point before it (a lost cluster job also aborts the stream).
-  if (mode === 'overwrite') {
-    await options.reserve?.(destination);
-    return { key, destination, exclusive: false };
-  }
-  const existing = await store.stat(key, options.signal);
-  if (!existing) {
-    await options.reserve?.(destination);
-    return { key, destination, exclusive: true };
-  }
+  const named = await decideByName(store, prefix, destination, mode, options);
+  if (!('existing' in named)) return named;
+  const { key, existing } = named;
   if (mode === 'skip') {
     await drain(body);
     return { commit: { location: store.location(key), size: existing.size, skipped: true } };
@@ -101,23 +91,37 @@ export async function decideForCopy(
   item: Item,
   options: { signal?: AbortSignal; reserve?: (destination: string) => Promise<void> } = {},
 ): Promise<CopyDecision | null> {
-  const key = joinKey(prefix, destination);
-  if (mode === 'rename') return freeName(store, prefix, destination, options);
-  if (mode === 'overwrite') {
-    await options.reserve?.(destination);
-    return { key, destination, exclusive: false };
-  }
-  const existing = await store.stat(key, options.signal);
-  if (!existing) {
-    await options.reserve?.(destination);
-    return { key, destination, exclusive: true };
-  }
+  const named = await decideByName(store, prefix, destination, mode, options);
+  if (!('existing' in named)) return named;
+  const { key, existing } = named;
   const settled = { commit: { location: store.location(key), size: existing.size, skipped: true } };
   if (mode === 'skip') return settled;
   const itemSha256 = item.checksums.sha256;
   if (existing.size !== item.size || !itemSha256 || !existing.sha256) return null;
   if (itemSha256 === existing.sha256) return settled;
   throw existsError(store, key);
+}
+
+/**
+ * What every mode decides from names alone: `rename` takes the first free name, `overwrite` the
+ * destination, and a free destination is written exclusively — each reserved right before it is
+ * returned (object stores make bytes visible when the upload or copy completes, inside the
+ * backend's call: this is the last point before it). Otherwise the object already there, for
+ * `skip` and `fail` to judge.
+ */
+async function decideByName(
+  store: ObjectStoreAccess,
+  prefix: string,
+  destination: string,
+  mode: IfExistsMode,
+  options: { signal?: AbortSignal; reserve?: (destination: string) => Promise<void> },
+): Promise<ExistsDecision | { key: string; existing: StoredObject }> {
+  const key = joinKey(prefix, destination);
+  if (mode === 'rename') return freeName(store, prefix, destination, options);
+  const existing = mode === 'overwrite' ? null : await store.stat(key, options.signal);
+  if (existing) return { key, existing };
+  await options.reserve?.(destination);
+  return { key, destination, exclusive: mode !== 'overwrite' };
 }
 
 /** The first free name of `destination`, `destination (1)`… — reserved before it is returned. */

@@ -23,6 +23,24 @@ afterEach(() => ws?.cleanup());
 const registry = testRegistry();
 const run = (file: string, opts: Parameters<typeof runPipelineFile>[1] = {}) =>
   runPipelineFile(file, { registry, ...opts });
+/** A runner of `file` with its first listed item, as a cluster worker drives one; closed after `fn`. */
+async function withFirstItem(
+  file: string,
+  fn: (runner: PipelineRunner, listed: ListedItem, ledger: SqliteLedger) => Promise<void>,
+): Promise<void> {
+  const ledger = await SqliteLedger.open(ws.path('state'));
+  const runner = new PipelineRunner(await loadPipelineFile(file, { registry }), { ledger });
+  try {
+    const listing = runner.list()[Symbol.asyncIterator]();
+    const listed = (await listing.next()).value as ListedItem;
+    await listing.return?.(undefined);
+    await fn(runner, listed, ledger);
+  } finally {
+    await runner.close();
+    await ledger.close();
+  }
+}
+
 const oneAttempt = 'policy:\n  retry: { max_attempts: 1 }\n';
 
 describe('a skip is delivered only when the existing copy holds the same bytes', () => {
@@ -228,13 +246,7 @@ describe('finalisation', () => {
     const file = ws.pipeline(
       'name: fenced\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local: { path: ./out }\non_error:\n  local: { path: ./dead }\n',
     );
-    const def = await loadPipelineFile(file, { registry });
-    const ledger = await SqliteLedger.open(ws.path('state'));
-    const runner = new PipelineRunner(def, { ledger });
-    try {
-      const listing = runner.list()[Symbol.asyncIterator]();
-      const listed = (await listing.next()).value as ListedItem;
-      await listing.return?.(undefined);
+    await withFirstItem(file, async (runner, listed, ledger) => {
       const summary = runner.newSummary();
       const fence = async () => {
         throw new SluiceError('SLUICE_E_FENCED', 'the job lock was lost');
@@ -245,10 +257,7 @@ describe('finalisation', () => {
       await ledger.flush();
       expect((await ledger.get('fenced', itemIdentity(listed.item)))?.state).toBe('seen');
       expect(summary.failed).toBe(0);
-    } finally {
-      await runner.close();
-      await ledger.close();
-    }
+    });
     expect(listFiles(ws.path('out'))).toEqual([]);
     expect(listFiles(ws.path('dead'))).toEqual([]);
     expect(ws.read('in/a.txt')).toBe('abc');
@@ -314,13 +323,7 @@ it('stops an item at once when its caller loses it (ProcessOptions.signal), with
   const file = ws.pipeline(
     'name: lost\nsource:\n  broken_listing: { files: 1, read_ms: 400 }\nsink:\n  local: { path: ./out }\non_error:\n  local: { path: ./dead }\n',
   );
-  const def = await loadPipelineFile(file, { registry });
-  const ledger = await SqliteLedger.open(ws.path('state'));
-  const runner = new PipelineRunner(def, { ledger });
-  try {
-    const listing = runner.list()[Symbol.asyncIterator]();
-    const listed = (await listing.next()).value as ListedItem;
-    await listing.return?.(undefined);
+  await withFirstItem(file, async (runner, listed) => {
     const lost = new AbortController();
     setTimeout(() => lost.abort(new SluiceError('SLUICE_E_FENCED', 'the job lock was lost')), 100);
     const summary = runner.newSummary();
@@ -328,10 +331,7 @@ it('stops an item at once when its caller loses it (ProcessOptions.signal), with
       code: 'SLUICE_E_FENCED',
     });
     expect(summary.failed).toBe(0);
-  } finally {
-    await runner.close();
-    await ledger.close();
-  }
+  });
   expect(listFiles(ws.path('out'))).toEqual([]);
   expect(listFiles(ws.path('dead'))).toEqual([]);
 });
