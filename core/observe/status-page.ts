@@ -1,7 +1,10 @@
 /**
- * The status page served at `/`: one self-contained HTML document that polls `/status` every
- * 2 s and renders each pipeline (state, throughput, in-flight items, recent failures, last
- * reload). Text is inserted with textContent only, so file names cannot inject markup.
+ * The status page served at `/`: one self-contained HTML document that polls `/status` and
+ * `/api/runs` (every second while a pass runs, else every 2 s) and renders each pipeline (state,
+ * throughput, the pass in progress with percent and ETA, in-flight items, recent failures, last
+ * reload, recent runs) with a "Run now" button (the control API; the token is asked once and
+ * kept in sessionStorage, so it leaves with the tab). Text is inserted with textContent only,
+ * so file names cannot inject markup.
  */
 export const STATUS_PAGE_HTML = `<!doctype html>
 <html lang="en">
@@ -41,6 +44,15 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .none { color:var(--muted); font-style:italic; }
   .reload.ok { color:var(--ok); } .reload.invalid { color:var(--bad); white-space:pre-wrap; }
   #error { color:var(--bad); padding:0 1.5rem; }
+  .head button { margin-left:auto; font:inherit; font-size:.85rem; padding:.25rem .8rem; border-radius:6px; border:1px solid var(--bar); background:var(--bar); color:#fff; cursor:pointer; }
+  .head button:disabled { opacity:.5; cursor:default; }
+  .pass { margin:.2rem 0 .8rem; }
+  .pass .bar { height:14px; background:var(--line); border-radius:7px; overflow:hidden; }
+  .pass .bar div { height:100%; background:var(--bar); transition:width .4s; }
+  .pass .label { font-size:.85rem; color:var(--muted); margin-top:.2rem; }
+  .outcome { font-weight:600; }
+  .outcome.succeeded { color:var(--ok); } .outcome.failed { color:var(--bad); } .outcome.cancelled, .outcome.queued { color:var(--warn); } .outcome.running, .outcome.listing { color:var(--bar); }
+  .notice { color:var(--muted); font-size:.85rem; }
 </style>
 </head>
 <body>
@@ -56,17 +68,58 @@ const el = (tag, attrs, ...children) => {
 };
 const bytes = (n) => { if (n < 1024) return n + ' B'; const u = ['KiB','MiB','GiB','TiB']; let i = -1; do { n /= 1024; i++; } while (n >= 1024 && i < u.length - 1); return n.toFixed(1) + ' ' + u[i]; };
 const ago = (iso) => { if (!iso) return 'never'; const s = Math.round((Date.now() - Date.parse(iso)) / 1000); return s < 60 ? s + 's ago' : s < 3600 ? Math.round(s / 60) + 'm ago' : Math.round(s / 3600) + 'h ago'; };
+const TOKEN_KEY = 'sluice.apiToken';
+const notices = {};
+// The token is asked once per tab; a request that needs it retries once after asking.
+async function call(path, init, ask) {
+  const headers = Object.assign({}, (init || {}).headers);
+  let token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token && ask) { token = prompt('Sluice API token (--api-token-file / SLUICE_API_TOKEN)'); if (token) sessionStorage.setItem(TOKEN_KEY, token); }
+  if (token) headers.authorization = 'Bearer ' + token;
+  const res = await fetch(path, Object.assign({ cache: 'no-store' }, init, { headers }));
+  if (res.status === 401 && ask !== false) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    if (!ask) return call(path, init, true);
+  }
+  return res;
+}
+async function runNow(name, button) {
+  button.disabled = true;
+  try {
+    const res = await call('/api/pipelines/' + encodeURIComponent(name) + '/runs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }, true);
+    const body = await res.json().catch(() => ({}));
+    notices[name] = res.status === 202 ? 'run ' + body.run_id.slice(0, 8) + ' asked for at ' + new Date().toLocaleTimeString() : 'run refused (' + res.status + '): ' + (body.error || res.statusText) + (body.details ? ' — ' + body.details.join('; ') : '');
+  } catch (err) {
+    notices[name] = 'run failed: ' + err;
+  }
+  refresh();
+}
+const secs = (n) => n === null || n === undefined ? '—' : n < 60 ? n + 's' : n < 3600 ? Math.floor(n / 60) + 'm ' + (n % 60) + 's' : Math.floor(n / 3600) + 'h ' + Math.floor((n % 3600) / 60) + 'm';
 const fig = (value, label, cls) => el('div', { class: 'fig' + (cls ? ' ' + cls : '') }, el('b', {}, value), el('span', {}, label));
 
-function card(p) {
+function card(p, runs) {
   const c = el('section', { class: 'card', 'data-pipeline': p.name });
-  c.append(el('div', { class: 'head' }, el('h2', {}, p.name), el('span', { class: 'state ' + p.state }, p.state)));
+  const button = el('button', { class: 'run-now', type: 'button', title: 'Start a run of ' + p.name + ' (queued behind the pass in progress)' }, 'Run now');
+  button.addEventListener('click', () => runNow(p.name, button));
+  c.append(el('div', { class: 'head' }, el('h2', {}, p.name), el('span', { class: 'state ' + p.state }, p.state), button));
+  if (notices[p.name]) c.append(el('div', { class: 'notice' }, notices[p.name]));
   c.append(el('div', { class: 'sub' }, p.file + ' · version ' + (p.hash || '—') + ' · trigger ' + (p.trigger || '—') + (p.nextPassAt ? ' · next pass ' + new Date(p.nextPassAt).toLocaleTimeString() : '')));
   c.append(el('div', { class: 'figures' },
     fig(p.totals.ok, 'ok'), fig(p.totals.failed, 'failed', p.totals.failed ? 'bad' : ''), fig(p.totals.skipped, 'skipped'),
     fig(p.throughput.filesPerMinute, 'files/min'), fig(bytes(p.throughput.bytesPerSecond) + '/s', 'throughput')));
   c.append(el('div', { class: 'sub' }, 'bytes in ' + bytes(p.totals.bytesIn) + ' · out ' + bytes(p.totals.bytesOut) + ' · retries ' + p.totals.retries + ' · last success ' + ago(p.lastSuccessAt)));
 
+  // The pass in progress; between passes, the last run asked for (so its bar is seen at its end).
+  const lastRun = runs === null ? undefined : runs.find((r) => r.pipeline === p.name);
+  const bar = (percent) => { const b = el('div', { class: 'bar' }); b.append(el('div', { style: 'width:' + percent + '%' })); return b; };
+  if (p.currentPass) {
+    const cp = p.currentPass;
+    c.append(el('h3', {}, 'Pass in progress'), el('div', { class: 'pass', 'data-percent': String(cp.percent) }, bar(cp.percent),
+      el('div', { class: 'label' }, (cp.total === null ? 'listing… ' + (cp.done + cp.failed + cp.skipped) + ' handled' : cp.percent + ' % · ' + (cp.done + cp.failed + cp.skipped) + ' of ' + cp.total) + ' · ETA ' + secs(cp.etaSeconds) + ' · ' + bytes(cp.bytesPerSecond) + '/s' + (p.queuedRuns ? ' · ' + p.queuedRuns + ' run(s) queued' : ''))));
+  } else if (lastRun && lastRun.ended_at) {
+    c.append(el('h3', {}, 'Last run'), el('div', { class: 'pass', 'data-percent': String(lastRun.percent) }, bar(lastRun.percent),
+      el('div', { class: 'label' }, lastRun.percent + ' % · ' + lastRun.state + ' · ' + lastRun.done + ' ok, ' + lastRun.failed + ' failed · ended ' + ago(lastRun.ended_at))));
+  }
   c.append(el('h3', {}, 'In flight (' + p.inFlightCount + ')'));
   if (p.inFlight.length === 0) c.append(el('div', { class: 'none' }, 'nothing in flight'));
   else c.append(el('table', { class: 'inflight' }, ...p.inFlight.map((i) => el('tr', {},
@@ -84,24 +137,44 @@ function card(p) {
   else c.append(el('div', { class: 'reload ' + p.lastReload.result },
     (p.lastReload.result === 'ok' ? 'ok → version ' + p.lastReload.hash : 'rejected, previous version kept: ' + p.lastReload.error) + ' (' + ago(p.lastReload.at) + ')'));
   if (p.lastError) c.append(el('div', { class: 'reason' }, 'last pass error: ' + p.lastError));
+
+  c.append(el('h3', {}, 'Recent runs'));
+  const mine = runs === null ? null : runs.filter((r) => r.pipeline === p.name).slice(0, 6);
+  if (mine === null) c.append(el('div', { class: 'none' }, 'runs not available (control API token needed)'));
+  else if (mine.length === 0) c.append(el('div', { class: 'none' }, 'no runs asked for'));
+  else c.append(el('table', { class: 'runs' }, ...mine.map((r) => el('tr', { 'data-run': r.id },
+    el('td', {}, el('span', { class: 'outcome ' + r.state }, r.state)),
+    el('td', {}, r.percent + ' %'),
+    el('td', {}, r.done + ' ok · ' + r.failed + ' failed' + (r.failures.length ? ' (' + r.failures[0].path + ': ' + r.failures[0].reason + ')' : '')),
+    el('td', {}, ago(r.requested_at))))));
   return c;
 }
 
+let timer;
+let askedForStatus = false;
 async function refresh() {
+  clearTimeout(timer);
+  let busy = false;
   try {
-    const res = await fetch('/status', { cache: 'no-store' });
+    // A server bound beyond loopback wants the token for /status too: asked once per page load.
+    const res = await call('/status', {}, askedForStatus ? false : undefined);
+    askedForStatus = true;
+    if (res.status === 401) throw new Error('an API token is needed to read the status: reload the page to enter it');
     const s = await res.json();
+    const runsRes = await call('/api/runs?limit=100', {}, false);
+    const runs = runsRes.ok ? (await runsRes.json()).runs : null;
+    busy = s.pipelines.some((p) => p.currentPass) || (runs || []).some((r) => r.state === 'queued' || r.state === 'listing' || r.state === 'running');
     document.getElementById('error').textContent = '';
     document.getElementById('meta').textContent = 'v' + s.sluice.version + ' · ' + s.sluice.command + ' · pid ' + s.sluice.pid + ' · up ' + ago(s.sluice.startedAt).replace(' ago', '') + ' · updated ' + new Date().toLocaleTimeString();
     const main = document.getElementById('pipelines');
-    main.replaceChildren(...s.pipelines.map(card));
+    main.replaceChildren(...s.pipelines.map((p) => card(p, runs)));
     if (s.pipelines.length === 0) main.append(el('div', { class: 'none' }, 'no pipelines loaded'));
   } catch (err) {
     document.getElementById('error').textContent = 'cannot reach Sluice: ' + err;
   }
+  timer = setTimeout(refresh, busy ? 1000 : 2000);
 }
 refresh();
-setInterval(refresh, 2000);
 </script>
 </body>
 </html>

@@ -2,17 +2,20 @@
  * The status page in a real browser (Debian's chromium driven by playwright-core): what a user
  * sees at a glance — pipeline names, states, counts, a failure with its reason, the last
  * reload — and it refreshes by itself. A screenshot is saved to test-output/status-page.png.
+ * And the control API from the page: "Run now" asks for the token once, the run's bar goes to
+ * 100 % and the run is listed with its outcome (screenshot: docs/status-page-run.png).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SluiceProcess, startSluice, statusPort, until } from '../helpers/sluice-process.js';
+import { type SluiceProcess, sleep, startSluice, statusPort, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT = join(import.meta.dirname, '..', '..', 'test-output');
+const DOCS = join(import.meta.dirname, '..', '..', 'docs');
 
 let ws: Workspace;
 let proc: SluiceProcess;
@@ -104,4 +107,85 @@ describe('status page', () => {
     await page.screenshot({ path: join(OUTPUT, 'status-page.png'), fullPage: true });
     expect(existsSync(join(OUTPUT, 'status-page.png'))).toBe(true);
   }, 40_000);
+});
+
+describe('status page: Run now', () => {
+  it('starts a run with the token asked once, shows its bar reach 100 % and the run with its outcome', async () => {
+    const token = 'page-token-0123456789abcdef';
+    const run = makeWorkspace('sluice-status-run-');
+    let p: SluiceProcess | undefined;
+    try {
+      // A step that takes its time per file, so the bar is seen moving (a third-party plugin).
+      run.write(
+        'slow.mjs',
+        "export default { apiVersion: 1, name: 'slow', kind: 'step', summary: 'test: waits', config: { type: 'object' }, create() { return { async process(item) { await new Promise((r) => setTimeout(r, 150)); return item; } }; } };\n",
+      );
+      mkdirSync(run.path('in'), { recursive: true });
+      // Every day at 03:00 (its first pass runs at start): the page's run comes between passes.
+      run.pipeline(
+        "name: invoices\nplugins: [./slow.mjs]\ntrigger: { cron: '0 3 * * *' }\nsource:\n  local: { path: ./in }\nsteps:\n  - slow: {}\nsink:\n  local: { path: ./out }\npolicy:\n  concurrency: 2\n",
+        'invoices.yaml',
+      );
+      p = startSluice(['watch', '.', '--metrics-port', '0'], run.dir, { SLUICE_API_TOKEN: token });
+      const runPort = await statusPort(p);
+      const page = await browser.newPage({ viewport: { width: 900, height: 720 } });
+      const prompts: string[] = [];
+      page.on('dialog', (dialog) => {
+        prompts.push(dialog.message());
+        void dialog.accept(token);
+      });
+      await page.goto(`http://127.0.0.1:${runPort}/`);
+      const card = page.locator('section[data-pipeline="invoices"]');
+      await expect.poll(() => card.locator('.state').textContent(), { timeout: 10_000 }).toBe('waiting');
+      // Files that arrive after the scheduled pass: the next one is hours away, "Run now" takes them.
+      for (let i = 0; i < 16; i++) run.write(`in/invoice-${i}.csv`, `id,total\n${i},${i * 3}\n`);
+
+      await card.locator('button.run-now').click();
+      // The bar of the pass in progress moves, then the run's bar stands at 100 %.
+      const seen: number[] = [];
+      await until(
+        async () => {
+          const value = await card
+            .locator('.pass')
+            .getAttribute('data-percent')
+            .catch(() => null);
+          if (value !== null) seen.push(Number(value));
+          return card
+            .locator('table.runs .outcome')
+            .first()
+            .textContent()
+            .catch(() => null);
+        },
+        (outcome) => outcome === 'succeeded',
+        20_000,
+        'the run to succeed on the page',
+      );
+      await expect.poll(() => card.locator('.pass').getAttribute('data-percent')).toBe('100');
+      expect(seen.some((v) => v > 0 && v < 100)).toBe(true);
+      expect(await card.locator('.pass .label').textContent()).toMatch(
+        /^100 % · succeeded · 16 ok, 0 failed/,
+      );
+      expect(listFiles(run.path('out'))).toHaveLength(16);
+      expect(prompts).toHaveLength(1);
+      expect(prompts[0]).toMatch(/token/i);
+
+      await page.screenshot({ path: join(DOCS, 'status-page-run.png') });
+      expect(existsSync(join(DOCS, 'status-page-run.png'))).toBe(true);
+
+      // The token is kept for the tab: a second run asks nothing.
+      await card.locator('button.run-now').click();
+      await expect.poll(() => card.locator('table.runs tr').count(), { timeout: 10_000 }).toBe(2);
+      await sleep(200);
+      expect(prompts).toHaveLength(1);
+      await expect
+        .poll(() => card.locator('table.runs .outcome').first().textContent(), { timeout: 10_000 })
+        .toBe('succeeded');
+    } finally {
+      if (p && p.child.exitCode === null) {
+        p.kill('SIGTERM');
+        await p.exited;
+      }
+      run.cleanup();
+    }
+  }, 60_000);
 });
