@@ -1,10 +1,9 @@
 /**
- * One pipeline file kept running: its trigger loop (passes never overlap; due times that fall
- * inside a running pass are skipped and logged), passes asked for from outside (`requestPass`,
- * the control API: queued in the same loop, so they never overlap a scheduled pass or each
- * other), hot reload (parse + validate the new text;
- * invalid → reported, the running version keeps running; valid → the old version stops
- * intake and drains its in-flight items, then the new version starts), and stop.
+ * One pipeline file kept running: its name claimed and lock held, its current version (loaded
+ * text) running its passes (version.ts: the trigger loop, passes asked for from outside in
+ * between, never overlapping), hot reload (parse + validate the new text; invalid → reported,
+ * the running version keeps running; valid → the old version stops intake and drains its
+ * in-flight items, then the new version starts), stop, and what /status shows.
  *
  * Reloading never loses or repeats work: the ledger is per pipeline name, items the old
  * version finalized are skipped by the new one, and the new version only starts after the
@@ -12,26 +11,18 @@
  */
 import { basename } from 'node:path';
 import type { PipelineDefinition } from '../config/load.js';
-import { type Schedule, scheduleOf, skipMissed } from '../config/trigger.js';
+import { scheduleOf } from '../config/trigger.js';
 import { errorMessage, SluiceError } from '../errors.js';
-import type { SqliteLedger } from '../ledger/sqlite.js';
 import type { Logger } from '../observe/logger.js';
 import type { SluiceMetrics } from '../observe/metrics.js';
 import { type PassProgress, PipelineCounters } from '../observe/pipeline-counters.js';
 import type { PluginRegistry } from '../registry.js';
-import {
-  countTotals,
-  embeddedPasses,
-  oneOffPass,
-  type PassEvents,
-  type RemotePasses,
-  remotePasses,
-  teeEvents,
-} from './pass-modes.js';
+import type { PassEvents, RemotePasses } from './pass-modes.js';
+import { PassQueue, type PassRequest } from './pass-queue.js';
 import { PipelineLock } from './pipeline-lock.js';
 import { loadPipelineFile } from './run-file.js';
 import type { PipelineRunner, RunSummary } from './runner.js';
-import { sleep } from './timing.js';
+import { PipelineVersion, type VersionHost } from './version.js';
 
 export type SupervisorState =
   | 'starting'
@@ -73,33 +64,7 @@ export interface SupervisorOptions {
   nameTakenBy?: (name: string, file: string) => string | undefined;
 }
 
-export type { PassEvents, RemotePasses };
-
-/**
- * A pass asked for outside the schedule (the control API). It runs in the supervisor's loop:
- * after the pass in progress, never beside it, in the order asked; with its own runner (the file
- * loaded with the run's variables, `force`, `dryRun`), the pipeline's lock and ledger.
- */
-export interface PassRequest {
-  /** The run's `${VAR}` values, on top of the supervisor's (`--var`). */
-  vars: Record<string, string>;
-  /** The file loaded with them (`loadWith`) when the run was asked for; reloaded if the file changed since. */
-  def: PipelineDefinition;
-  force?: boolean;
-  dryRun?: boolean;
-  /** This run's item events (the pipeline's counters get them too). */
-  events?: PassEvents;
-  /** Aborted to cancel: a queued run never starts, a running one drains like SIGTERM. */
-  signal: AbortSignal;
-  /** The pass starts: its progress counters (`total` once the counting listing has ended). */
-  onStart?(pass: PassProgress, def: PipelineDefinition): void;
-}
-
-interface QueuedPass {
-  request: PassRequest;
-  resolve(summary: RunSummary): void;
-  reject(err: unknown): void;
-}
+export type { PassEvents, PassRequest, RemotePasses };
 
 export interface ReloadResult {
   at: string;
@@ -110,23 +75,10 @@ export interface ReloadResult {
 
 export type { PassProgress };
 
-interface Version {
-  def: PipelineDefinition;
-  schedule: Schedule;
-  /** Embedded mode only (in cluster mode the workers run the items). */
-  runner?: PipelineRunner;
-  ledger?: SqliteLedger;
-  /** Aborted to end the version: wakes the wait between passes. */
-  stop: AbortController;
-  /** Aborted when in-flight items must stop now (second signal, drain timeout), requested passes' too. */
-  hardStop: AbortController;
-  loop: Promise<void>;
-}
-
 export class PipelineSupervisor {
   readonly file: string;
   private readonly options: SupervisorOptions;
-  private version: Version | undefined;
+  private version: PipelineVersion | undefined;
   private stateValue: SupervisorState = 'starting';
   private lastReloadValue: ReloadResult | undefined;
   private lastError: string | undefined;
@@ -140,9 +92,9 @@ export class PipelineSupervisor {
   /** The pipeline name this file runs under, claimed before its version starts. */
   private claimed: string | undefined;
   /** Passes asked for (`requestPass`), in order; the loop runs them between scheduled passes. */
-  private readonly requests: QueuedPass[] = [];
-  /** Aborted to wake the loop's wait when a pass is asked for. */
-  private wake = new AbortController();
+  private readonly requests = new PassQueue();
+  /** What a version of this file sees of it. */
+  private readonly versionHost: VersionHost;
   private doneResolve!: () => void;
   private doneReject!: (err: unknown) => void;
   /** Settles when the pipeline has nothing left to do (one-shot trigger) or was stopped. */
@@ -152,6 +104,23 @@ export class PipelineSupervisor {
     this.file = file;
     this.options = options;
     this.counters = new PipelineCounters(() => this.name, options.metrics);
+    this.versionHost = {
+      file,
+      options,
+      counters: this.counters,
+      requests: this.requests,
+      setState: (state, nextPassAt) => {
+        this.stateValue = state;
+        this.nextPassAt = nextPassAt;
+      },
+      finished: () => this.doneResolve(),
+      passFailed: (error) => {
+        this.lastError = error;
+      },
+      summarized: (summary) => this.options.onSummary?.(summary, this),
+      load: (vars) => this.load(vars),
+      lockCovers: (def) => this.lock?.covers(def) === true,
+    };
     this.done = new Promise<void>((resolve, reject) => {
       this.doneResolve = resolve;
       this.doneReject = reject;
@@ -202,27 +171,12 @@ export class PipelineSupervisor {
    * when it is cancelled before it starts or the pipeline stops first, and with the pass's error.
    */
   requestPass(request: PassRequest): Promise<RunSummary> {
-    return new Promise<RunSummary>((resolve, reject) => {
-      if (this.stopped) {
-        reject(
-          new SluiceError('SLUICE_E_ABORTED', `pipeline "${this.name}" is stopping; the run did not start`),
-        );
-        return;
-      }
-      const queued: QueuedPass = { request, resolve, reject };
-      this.requests.push(queued);
-      request.signal.addEventListener(
-        'abort',
-        () => {
-          const at = this.requests.indexOf(queued);
-          if (at < 0) return; // started already: the pass drains
-          this.requests.splice(at, 1);
-          reject(new SluiceError('SLUICE_E_ABORTED', 'cancelled before it started'));
-        },
-        { once: true },
+    if (this.stopped) {
+      return Promise.reject(
+        new SluiceError('SLUICE_E_ABORTED', `pipeline "${this.name}" is stopping; the run did not start`),
       );
-      this.wake.abort();
-    });
+    }
+    return this.requests.add(request);
   }
 
   get lastReload(): ReloadResult | undefined {
@@ -346,8 +300,7 @@ export class PipelineSupervisor {
   /** Stops intake, lets in-flight items finish (drain timeout, then abort), closes. */
   stop(drainTimeoutMs?: number): Promise<void> {
     this.stopped = true;
-    for (const q of this.requests.splice(0))
-      q.reject(new SluiceError('SLUICE_E_ABORTED', `pipeline "${this.name}" stopped before the run started`));
+    this.requests.cancelAll(`pipeline "${this.name}" stopped before the run started`);
     const next = this.changing.then(async () => {
       if (this.version) await this.retire(this.version, drainTimeoutMs);
       this.releaseLock();
@@ -384,172 +337,20 @@ export class PipelineSupervisor {
 
   private launch(def: PipelineDefinition): void {
     const schedule = this.options.once ? scheduleOf(undefined) : scheduleOf(def.trigger);
-    const stop = new AbortController();
-    const version = { def, schedule, stop, hardStop: new AbortController() } as Version;
-    this.version = version;
     this.stateValue = 'starting';
-    version.loop = this.loop(version).catch((err) => {
+    const version = new PipelineVersion(def, schedule, this.versionHost);
+    this.version = version;
+    version.loop.catch((err) => {
       this.stateValue = 'failed';
       this.lastError = errorMessage(err);
       this.doneReject(err);
     });
   }
 
-  private async loop(v: Version): Promise<void> {
-    const log = this.options.log.child({ pipeline: v.def.name });
-    let runPass: () => Promise<RunSummary>;
-    if (this.options.remote) {
-      runPass = remotePasses(v.def, this.options.remote, v.stop.signal, this.counters);
-    } else {
-      const embedded = await embeddedPasses(v.def, this.options, this.counters);
-      v.ledger = embedded.ledger;
-      v.runner = embedded.runner;
-      runPass = embedded.runPass;
-    }
-    const announce = this.options.announce || v.schedule.description !== 'once';
-    log[announce ? 'info' : 'debug'](
-      { file: this.file, hash: v.def.hash, trigger: v.schedule.description },
-      'pipeline started',
-    );
-    let due: Date | undefined = new Date();
-    for (;;) {
-      if (v.stop.signal.aborted) return;
-      const requested = this.requests.shift();
-      if (requested) {
-        await this.runRequested(v, requested, log);
-        continue;
-      }
-      if (due === undefined) {
-        // Nothing scheduled any more: the pipeline has finished, but passes can still be asked for.
-        this.stateValue = 'finished';
-        this.nextPassAt = undefined;
-        this.doneResolve();
-        await this.idle(v);
-        continue;
-      }
-      if (due.getTime() > Date.now()) {
-        this.stateValue = 'waiting';
-        this.nextPassAt = due;
-        await this.idle(v, due);
-        continue;
-      }
-      this.stateValue = 'running';
-      this.nextPassAt = undefined;
-      const pass = this.counters.passStarted();
-      if (this.options.trackProgress && v.runner) void countTotals(v.runner, v.def, pass);
-      let summary: RunSummary | undefined;
-      try {
-        summary = await runPass();
-      } catch (err) {
-        if (v.schedule.nextAfter(due) === undefined) throw err; // one-shot: the caller reports it
-        this.lastError = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
-        log.error({ err: this.lastError }, 'pass failed; the next one runs at its due time');
-      }
-      this.counters.passEnded();
-      if (summary) {
-        this.counters.passFinished(summary);
-        this.options.onSummary?.(summary, this);
-      }
-      if (v.stop.signal.aborted) return;
-      const { skipped, next } = skipMissed(v.schedule, due, new Date());
-      if (skipped > 0) {
-        this.counters.passesSkipped(skipped);
-        log.warn(
-          { skipped, trigger: v.schedule.description },
-          'the pass ran past its next due time: skipped, passes never overlap',
-        );
-      }
-      due = next;
-    }
-  }
-
-  /** Waits until `until` (or for good), a requested pass, or the version's end. */
-  private async idle(v: Version, until?: Date): Promise<void> {
-    if (this.requests.length > 0) return;
-    this.wake = new AbortController();
-    const signal = AbortSignal.any([v.stop.signal, this.wake.signal]);
-    const ms = until ? Math.max(0, until.getTime() - Date.now()) : Number.POSITIVE_INFINITY;
-    await sleep(ms, signal).catch(() => undefined);
-  }
-
-  /** Runs one requested pass in version `v`'s loop (see PassRequest). */
-  private async runRequested(v: Version, queued: QueuedPass, log: Logger): Promise<void> {
-    const { request } = queued;
-    if (request.signal.aborted) {
-      queued.reject(new SluiceError('SLUICE_E_ABORTED', 'cancelled before it started'));
-      return;
-    }
-    this.stateValue = 'running';
-    this.nextPassAt = undefined;
-    try {
-      // Asked for under an older text of the file: it runs the current one, with its variables.
-      const def = request.def.hash === v.def.hash ? request.def : await this.load(request.vars);
-      const pass = this.counters.passStarted();
-      request.onStart?.(pass, def);
-      log.info(
-        { vars: Object.keys(request.vars), force: request.force === true, dryRun: request.dryRun === true },
-        'requested pass started',
-      );
-      const summary = await oneOffPass(
-        def,
-        {
-          log: this.options.log,
-          dryRun: request.dryRun,
-          force: request.force,
-          trackProgress: this.options.trackProgress,
-          remote: this.options.remote,
-          locked: this.lock?.covers(def) === true,
-        },
-        request.events ? teeEvents(this.counters, request.events) : this.counters,
-        pass,
-        { drain: AbortSignal.any([request.signal, v.stop.signal]), abort: v.hardStop.signal },
-      );
-      this.counters.passFinished(summary);
-      this.options.onSummary?.(summary, this);
-      queued.resolve(summary);
-    } catch (err) {
-      const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
-      this.counters.passEnded();
-      log.error({ err: error }, 'requested pass failed');
-      queued.reject(err);
-    }
-    // The loop sets the state again (waiting, finished, running) as it goes on.
-  }
-
-  /** Ends a version: intake stops, its pass returns (drained or aborted), then it is closed. */
-  private async retire(v: Version, drainTimeoutMs = v.def.policy.drainTimeoutMs): Promise<void> {
-    if (this.version === v) this.stateValue = 'draining';
-    const log = this.options.log.child({ pipeline: v.def.name });
-    const inFlight = v.runner?.activeItems ?? 0;
-    if (inFlight > 0)
-      log.info({ inFlight, hash: v.def.hash }, 'draining: in-flight items finish, no new ones start');
-    v.stop.abort();
-    v.runner?.stopIntake();
-    const timeout = new AbortController(); // cancelled once drained: a pending timer would keep the process alive
-    const settled = await Promise.race([
-      v.loop.then(() => true),
-      sleep(drainTimeoutMs, timeout.signal).then(
-        () => false,
-        () => true,
-      ),
-    ]);
-    timeout.abort();
-    if (!settled) {
-      log.warn(
-        { drainTimeoutMs },
-        'drain timeout: aborting in-flight items (they are redone later, nothing half-written is kept)',
-      );
-      v.hardStop.abort();
-      v.runner?.abortNow();
-      await v.loop;
-    }
-    await v.runner?.close();
-    await v.ledger?.close();
+  /** Ends a version (drained, or aborted at the drain timeout) and forgets it. */
+  private async retire(v: PipelineVersion, drainTimeoutMs?: number): Promise<void> {
+    await v.retire(drainTimeoutMs);
     if (this.version === v) this.version = undefined;
-    log[this.options.announce || v.schedule.description !== 'once' ? 'info' : 'debug'](
-      { hash: v.def.hash },
-      'pipeline version stopped',
-    );
   }
 
   /** Everything /status and the status page show about this pipeline. */
