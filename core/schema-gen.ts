@@ -52,12 +52,168 @@ export function pipelineJsonSchema(registry: PluginRegistry): Record<string, unk
     ...sink,
     description: 'Dead-letter sink: failed items and a `<name>.error.json` reason.',
   };
-  return {
+  return editorSchema({
     $schema: 'http://json-schema.org/draft-07/schema#',
     $id: 'https://sluice.dev/schemas/pipeline.schema.json',
     title: 'Sluice pipeline',
     ...shape,
     $defs: Object.fromEntries(Object.entries(defs).sort(([a], [b]) => a.localeCompare(b))),
+  }) as Record<string, unknown>;
+}
+
+type JsonSchema = Record<string, unknown>;
+
+/** A `${VAR}` written where the file's text is checked before interpolation. */
+const INTERPOLATION: JsonSchema = {
+  type: 'string',
+  pattern: '\\$\\{',
+  description: '`${VAR}` or `${VAR:-default}`: replaced before the value is checked.',
+};
+const SCALAR_TYPES = new Set(['string', 'integer', 'number', 'boolean', 'null']);
+const ANNOTATIONS = ['title', 'description', 'default', 'examples'];
+
+/**
+ * The schema an editor checks the file with, before `${…}` is interpolated and without the
+ * defaults the loader fills in (ajv `useDefaults`): a key with a default is not required, and
+ * wherever a number, a boolean, an enum or a patterned string is expected a `${…}` is accepted
+ * too. The loader keeps validating against the plugins' own schemas, after interpolation.
+ */
+export function editorSchema(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(editorSchema);
+  if (node === null || typeof node !== 'object') return node;
+  const s: JsonSchema = { ...(node as JsonSchema) };
+  for (const key of ['properties', 'patternProperties', '$defs', 'definitions']) {
+    if (s[key] && typeof s[key] === 'object')
+      s[key] = Object.fromEntries(Object.entries(s[key] as JsonSchema).map(([k, v]) => [k, editorSchema(v)]));
+  }
+  for (const key of [
+    'items',
+    'additionalProperties',
+    'not',
+    'if',
+    'then',
+    'else',
+    'contains',
+    'allOf',
+    'oneOf',
+  ])
+    if (s[key] && typeof s[key] === 'object') s[key] = editorSchema(s[key]);
+  if (Array.isArray(s.required) && s.properties) {
+    const props = s.properties as Record<string, JsonSchema>;
+    const required = (s.required as string[]).filter((k) => props[k]?.default === undefined);
+    if (required.length > 0) s.required = required;
+    else delete s.required;
+  }
+  if (Array.isArray(s.anyOf)) {
+    const members = s.anyOf as JsonSchema[];
+    if (members.every(isScalarSchema)) {
+      // A union of scalars (an enum, a duration as text or seconds): one more member.
+      if (members.some(needsInterpolation)) s.anyOf = [...members, INTERPOLATION];
+      return s;
+    }
+    s.anyOf = members.map(editorSchema);
+    return s;
+  }
+  if (isScalarSchema(s) && needsInterpolation(s)) {
+    const outer: JsonSchema = {};
+    for (const key of ANNOTATIONS) {
+      if (s[key] !== undefined) outer[key] = s[key];
+      delete s[key];
+    }
+    return { ...outer, anyOf: [s, INTERPOLATION] };
+  }
+  return s;
+}
+
+function isScalarSchema(s: JsonSchema): boolean {
+  return typeof s.type === 'string' && SCALAR_TYPES.has(s.type) && !s.anyOf;
+}
+
+/** A scalar a `${…}` would not satisfy: anything but a free-form string. */
+function needsInterpolation(s: JsonSchema): boolean {
+  if (s.type !== 'string') return s.type !== 'null';
+  return ['pattern', 'enum', 'const', 'format', 'maxLength'].some((k) => s[k] !== undefined);
+}
+
+/**
+ * `*.test.yaml` files of `sluice test` (the shape core/cli/commands/test.ts reads): each case's
+ * inputs written into a stand-in source folder, the files and failures expected.
+ */
+export function pipelineTestJsonSchema(): Record<string, unknown> {
+  const relPath = { type: 'string', minLength: 1, description: 'Relative to the stand-in folder.' };
+  const expectedFile = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['path'],
+    properties: {
+      path: { ...relPath, description: 'Where the file must land, relative to the sink.' },
+      sink: { type: 'integer', minimum: 0, description: 'Index of the sink (fan-out); default 0.' },
+      content: { type: 'string', description: 'The exact text.' },
+      contains: { type: 'string', description: 'Text the file contains.' },
+      sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$', description: 'sha256 of the bytes.' },
+    },
+  };
+  const input = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['path'],
+    oneOf: [{ required: ['content'] }, { required: ['base64'] }, { required: ['file'] }],
+    properties: {
+      path: { ...relPath, description: 'Path of the input, relative to the source folder.' },
+      source: { type: 'string', description: 'Name of the source it goes to (several sources).' },
+      content: { type: 'string', description: 'The file as text.' },
+      base64: { type: 'string', description: 'The file as base64 (binary).' },
+      file: { type: 'string', description: 'A file to copy, relative to the test file.' },
+    },
+  };
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    $id: 'https://sluice.dev/schemas/pipeline-test.schema.json',
+    title: 'Sluice pipeline tests (`sluice test`)',
+    type: 'object',
+    additionalProperties: false,
+    required: ['tests'],
+    properties: {
+      tests: {
+        type: 'array',
+        minItems: 1,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'inputs', 'expect'],
+          properties: {
+            name: { type: 'string', description: 'What the case shows.' },
+            inputs: { type: 'array', minItems: 1, items: input },
+            expect: {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                files: {
+                  type: 'array',
+                  items: { anyOf: [{ ...relPath, description: 'Only that it lands here.' }, expectedFile] },
+                },
+                failures: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    additionalProperties: false,
+                    required: ['path'],
+                    properties: {
+                      path: { type: 'string', description: 'The input that must fail.' },
+                      error: { type: 'string', description: 'Text the reason contains.' },
+                    },
+                  },
+                },
+                only: {
+                  type: 'boolean',
+                  description: 'Default true: no file but the expected ones may land; false allows others.',
+                },
+              },
+            },
+          },
+        },
+      },
+    },
   };
 }
 
