@@ -13,7 +13,7 @@ import { itemIdentity } from '../item.js';
 import type { Item, SinkCommit } from '../plugin-api.js';
 import { drainInto, HashTap, hashStream, pipeThrough, STREAM_CHUNK } from '../streams.js';
 import { safeDestination } from './destination.js';
-import { label, type SinkRuntime } from './driver.js';
+import { label, located, type SinkRuntime } from './driver.js';
 import { type Job, listedSizeMismatch, RESERVED, type Stage, sourceOrigin } from './stage.js';
 
 /** Largest file read whole into memory on the small-file fast path. */
@@ -281,8 +281,11 @@ async function streamToSinks(
         if (r.status === 'fulfilled' && !r.value.skipped)
           job.written.push({ sink: targets[i].sink, destination: r.value.destination ?? destination });
       }
-      // A sink that failed because its bytes did reports that failure of the bytes, not its own.
-      throw bodyFailed.signal.aborted ? bodyFailed.signal.reason : failed.reason;
+      // The first cause wins: a sink that failed because its bytes did reports that failure of
+      // the bytes, named after the step or source that produced them (not the sink's own).
+      const cause = bodyFailed.signal.aborted ? bodyFailed.signal.reason : failed.reason;
+      const sink = targets[settled.indexOf(failed)].sink;
+      throw located(cause, stage.driver.where(sink.ref, label(item)), 'SLUICE_E_SINK');
     }
     const commits = settled.map((r) => (r as PromiseFulfilledResult<SinkCommit>).value);
     const sent = { bytes: tap.bytes, sha256: tap.digest() };
