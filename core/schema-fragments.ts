@@ -54,6 +54,36 @@ export const sourceCommon = {
     Duration({ description: 'Skip files modified more recently than this (still being written).' }),
   ),
   after_success: Type.Optional(AfterSuccess),
+  ready: Type.Optional(
+    Type.Object(
+      {
+        marker: Type.String({
+          minLength: 1,
+          pattern: '^([^{}]|\\{(path|dir|name)\\})+$',
+          description:
+            'Path of the file whose presence says a file is complete. `{path}` is the file path, `{name}` its name, `{dir}` its folder; a template without `{path}` or `{dir}` is beside the file. A per-file marker (`{path}`, `{name}`) follows its file at after_success; a folder marker (`{dir}/_SUCCESS`) is never tidied.',
+          examples: ['{path}.done', '{dir}/_SUCCESS'],
+        }),
+      },
+      {
+        additionalProperties: false,
+        description: 'Take a file only once its marker exists (markers are never items).',
+      },
+    ),
+  ),
+  stable: Type.Optional(
+    Type.Union([Type.Boolean(), Duration()], {
+      description:
+        'Take a file only once two listings at least this long apart (`true`: 5s) saw the same size and mtime: an alternative to `min_age` for SFTP and FTP uploads. A pass looks again after that delay at the files it saw for the first time.',
+    }),
+  ),
+  skip_temporary: Type.Optional(
+    Type.Union([Type.Boolean(), Type.Array(Type.String())], {
+      description:
+        "Leave uploaders' temporary names alone: `true` (default) skips `*.part`, `*.filepart`, `*.tmp`, `.~*`, `*.crdownload`; `false` skips none; a list of globs replaces the defaults.",
+      default: true,
+    }),
+  ),
 };
 
 export const IfExists = Type.Union(

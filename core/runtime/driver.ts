@@ -36,6 +36,7 @@ import type {
 } from '../plugin-api.js';
 import { parseDuration } from '../units.js';
 import { countingSink } from './dry-run.js';
+import { ReadyMarker, StableFiles, stableMs, temporaryNames } from './readiness.js';
 
 /** `after_success` as the runtime applies it. */
 export type AfterSuccess = 'keep' | 'delete' | { move_to: string };
@@ -49,6 +50,12 @@ export interface SourceRuntime {
   accepts: PathPredicate;
   minAgeMs: number;
   afterSuccess: AfterSuccess;
+  /** `ready.marker`: files wait for it, and a per-file one follows its file at after_success. */
+  ready: ReadyMarker | undefined;
+  /** `stable`: what earlier listings saw of each file (kept across passes). */
+  stable: StableFiles | undefined;
+  /** `skip_temporary`: uploaders' temporary names, never listed as items. */
+  isTemporary: PathPredicate;
 }
 
 /** A sink and the fields of its config the runtime enforces. */
@@ -71,6 +78,9 @@ interface SourceFields {
   exclude?: string[];
   min_age?: string;
   after_success?: unknown;
+  ready?: { marker: string };
+  stable?: boolean | string | number;
+  skip_temporary?: boolean | string[];
 }
 
 /** The runtime-owned fields of a sink config. */
@@ -125,6 +135,8 @@ export class PluginDriver {
       if (afterSuccess === 'delete' && !instance.remove) throw this.unsupported(ref, 'after_success: delete');
       if (typeof afterSuccess === 'object' && !instance.move)
         throw this.unsupported(ref, 'after_success: move_to');
+      if (cfg.ready && !instance.openPath) throw this.unsupported(ref, 'ready markers');
+      const stableFor = stableMs(cfg.stable);
       this.sources.push({
         ref,
         name: ref.sourceName ?? ref.name,
@@ -132,6 +144,9 @@ export class PluginDriver {
         accepts: compileIncludeExclude(cfg.include, cfg.exclude),
         minAgeMs: cfg.min_age !== undefined ? parseDuration(cfg.min_age) : 0,
         afterSuccess,
+        ready: cfg.ready ? new ReadyMarker(cfg.ready.marker) : undefined,
+        stable: stableFor !== undefined ? new StableFiles(stableFor) : undefined,
+        isTemporary: temporaryNames(cfg.skip_temporary),
       });
     }
     for (const ref of this.def.steps) {

@@ -11,6 +11,7 @@ import type { Item, ItemIdentity } from '../plugin-api.js';
 import { reviveItem } from './described.js';
 import { safeDestination } from './destination.js';
 import { label, type SourceRuntime } from './driver.js';
+import { exists } from './readiness.js';
 import type { Job, Stage } from './stage.js';
 import { backoffDelay, sleep } from './timing.js';
 
@@ -50,23 +51,26 @@ export async function finalize(
 
 /**
  * Applies after_success (delete / move_to) to the companions steps declared for a finalized
- * item, after the item's own. Only paths a step's `isCompanion` matches follow: those are
- * never items of their own, so nothing else finalizes them. A failure is logged, not counted
+ * item, after the item's own, and to its per-file ready marker. Only paths a step's
+ * `isCompanion` matches follow: those are never items of their own, so nothing else finalizes
+ * them. A folder marker (`{dir}/_SUCCESS`) stays: other files of the folder still wait on it,
+ * and the source cannot tell when the last of them is done. A failure is logged, not counted
  * against the item: its bytes are delivered and finalized, and retrying the item would redo
  * an after_success that already happened.
  */
 async function tidyCompanions(stage: Stage, source: SourceRuntime, item: Item, job: Job): Promise<void> {
   if (source.afterSuccess === 'keep' || !source.instance.openPath) return;
   const { maxAttempts } = stage.def.policy.retry;
-  for (const path of job.companions) {
-    if (path === item.path || !stage.driver.isCompanion(path)) continue;
+  const paths = [...job.companions].filter((path) => path !== item.path && stage.driver.isCompanion(path));
+  if (source.ready?.perFile) paths.push(source.ready.markerFor(item.path));
+  for (const path of paths) {
     const { item: companion } = reviveItem(stage.driver, { source: source.name, path });
     for (let attempt = 1; ; attempt++) {
       try {
         // A declared companion may not exist (a `.sig` that was never dropped). Look first: a
         // move of a missing file is not harmless everywhere (FTP's replacing rename deletes a
         // taken target before it finds the source missing).
-        if (await existsAtSource(stage, source, path)) {
+        if (await exists(() => stage.driver.openPath(source, path, stage.signal))) {
           await job.fence();
           await stage.driver.tidy(source, companion);
         }
@@ -89,16 +93,6 @@ async function tidyCompanions(stage: Stage, source: SourceRuntime, item: Item, j
       }
     }
   }
-}
-
-async function existsAtSource(stage: Stage, source: SourceRuntime, path: string): Promise<boolean> {
-  const stream = await stage.driver.openPath(source, path, stage.signal);
-  if (!stream) return false;
-  // Only a probe: a stream that opens lazily may fail after this (the file deleted meanwhile);
-  // that late error is not a failure, and unheard it would crash the process.
-  stream.on('error', () => undefined);
-  stream.destroy();
-  return true;
 }
 
 /**

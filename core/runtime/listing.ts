@@ -1,12 +1,24 @@
 /**
  * Listing: every source in turn, with the runtime-owned filters applied — include/exclude,
- * companions (never items of their own), min_age — and each identity once per pass.
+ * companions and ready markers (never items of their own), uploaders' temporary names, min_age,
+ * `stable`, a missing ready marker — and each identity once per pass.
+ *
+ * `stable` needs two looks at a file. The source keeps what it saw across passes, so a file
+ * unchanged since the previous pass is taken at once; the files a pass sees for the first time
+ * (or changed) are looked at again in the same pass, by listing the source once more after the
+ * `stable` delay, so a one-shot `sluice run` takes a file that held still and leaves one that
+ * is still growing for the next run.
  */
-import { isAbortError, wrapPluginError } from '../errors.js';
+import { errorMessage, isAbortError, wrapPluginError } from '../errors.js';
 import type { RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
 import { label, type SourceRuntime } from './driver.js';
+import { exists } from './readiness.js';
 import type { PassState, Stage } from './stage.js';
+import { sleep } from './timing.js';
+
+/** Files a pass looks at twice at most (the rest wait for the next pass, which knows them). */
+const MAX_HELD = 10_000;
 
 export async function* listSources(
   stage: Stage,
@@ -15,29 +27,98 @@ export async function* listSources(
   intake: AbortSignal,
 ): AsyncGenerator<{ source: SourceRuntime; item: Item }> {
   for (const source of stage.driver.sources) {
+    /** Folder markers looked up in this pass (one marker, many files). */
+    const folderMarkers = new Map<string, boolean>();
+    const admit = (item: Item) => admitted(stage, source, item, summary, pass, intake, folderMarkers);
+    const held = new Map<string, Item>();
     try {
       for await (const item of stage.driver.list(source, intake)) {
         if (intake.aborted) return;
-        if (!source.accepts(item.path)) continue;
-        if (stage.driver.isCompanion(item.path)) continue;
-        // Now, not the listing's start: a watching source lists for as long as it runs.
-        if (source.minAgeMs > 0 && item.mtime && Date.now() - item.mtime.getTime() < source.minAgeMs) {
+        const verdict = screen(stage, source, item, summary);
+        if (verdict === 'hold') {
+          if (held.size < MAX_HELD) held.set(item.path, item);
+          else summary.filtered++;
+          continue;
+        }
+        if (verdict === 'take' && (await admit(item))) yield { source, item };
+      }
+      if (held.size === 0 || !source.stable) continue;
+      // The second look: files seen for the first time in this pass, after the `stable` delay.
+      stage.log.debug({ source: source.name, files: held.size }, 'looking again at files not known stable');
+      await sleep(source.stable.minMs, intake);
+      for await (const item of stage.driver.list(source, intake)) {
+        if (intake.aborted) return;
+        if (!held.delete(item.path)) continue;
+        if (!source.stable.isStable(item)) {
           summary.filtered++;
-          continue;
-        }
-        // One identity, once per pass, whatever the listing repeats.
-        // A rejected entry's path is only a display form: it must not hide a real file of that name.
-        const key = `${source.name}\u0000${item.rejected === undefined ? '' : 'rejected\u0000'}${item.path}`;
-        if (pass.listed.has(key)) {
-          stage.log.debug({ item: label(item) }, 'listed again in this pass; processed once');
-          continue;
-        }
-        pass.listed.add(key);
-        yield { source, item };
+          stage.log.debug({ item: label(item) }, 'still changing; left for the next pass');
+        } else if (await admit(item)) yield { source, item };
       }
     } catch (err) {
       if (intake.aborted && isAbortError(err)) return;
       throw wrapPluginError(err, stage.driver.where(source.ref), 'SLUICE_E_SOURCE');
     }
   }
+}
+
+/** The filters that need nothing but the listed entry: skip it, hold it for a second look, or take it. */
+function screen(
+  stage: Stage,
+  source: SourceRuntime,
+  item: Item,
+  summary: RunSummary,
+): 'skip' | 'hold' | 'take' {
+  if (!source.accepts(item.path) || source.isTemporary(item.path)) return 'skip';
+  if (stage.driver.isCompanion(item.path) || source.ready?.isMarker(item.path)) return 'skip';
+  if (item.rejected !== undefined) return 'take';
+  // Now, not the listing's start: a watching source lists for as long as it runs.
+  if (source.minAgeMs > 0 && item.mtime && Date.now() - item.mtime.getTime() < source.minAgeMs) {
+    summary.filtered++;
+    return 'skip';
+  }
+  if (source.stable && !source.stable.isStable(item)) return 'hold';
+  return 'take';
+}
+
+/** The ready marker and the once-per-pass rule; true when the item goes on. */
+async function admitted(
+  stage: Stage,
+  source: SourceRuntime,
+  item: Item,
+  summary: RunSummary,
+  pass: PassState,
+  intake: AbortSignal,
+  folderMarkers: Map<string, boolean>,
+): Promise<boolean> {
+  // One identity, once per pass, whatever the listing repeats.
+  // A rejected entry's path is only a display form: it must not hide a real file of that name.
+  const key = `${source.name}\u0000${item.rejected === undefined ? '' : 'rejected\u0000'}${item.path}`;
+  if (pass.listed.has(key)) {
+    stage.log.debug({ item: label(item) }, 'listed again in this pass; processed once');
+    return false;
+  }
+  if (source.ready && item.rejected === undefined) {
+    const marker = source.ready.markerFor(item.path);
+    let ready = folderMarkers.get(marker);
+    if (ready === undefined) {
+      try {
+        ready = await exists(() => stage.driver.openPath(source, marker, intake));
+      } catch (err) {
+        if (intake.aborted) throw err;
+        stage.log.warn(
+          { item: label(item), marker, err: errorMessage(err) },
+          'could not look for the ready marker',
+        );
+        ready = false;
+      }
+      if (!source.ready.perFile) folderMarkers.set(marker, ready);
+    }
+    if (!ready) {
+      summary.filtered++;
+      stage.log.debug({ item: label(item), marker }, 'waiting for its ready marker');
+      return false;
+    }
+  }
+  pass.listed.add(key);
+  return true;
 }
