@@ -303,6 +303,7 @@ export class ControlApi {
       .requestPass({
         vars: body.vars,
         def,
+        runId: run.id,
         force: body.force,
         dryRun: body.dryRun,
         events: run.events,

@@ -7,6 +7,16 @@ export interface ItemJobData {
   item: ItemDescription;
   /** `run --force`: process even when the ledger has the item finalized. */
   force?: boolean;
+  /**
+   * The control API run the item was listed for: the worker reports the item's events to that
+   * run's stream (see run-events.ts). Absent for scheduled passes and `run --cluster`.
+   */
+  run?: string;
+  /**
+   * That run's variables (`{"vars": …}` of the API): the worker loads the pipeline with them on
+   * top of its own, as the lister did, so the item is read and written where the run points.
+   */
+  vars?: Record<string, string>;
 }
 
 /** A job's return value: what the pass summary needs from one item. */

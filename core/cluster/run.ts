@@ -26,6 +26,7 @@ import {
 } from './connection.js';
 import { addOutcome, type ItemJobData, type ItemOutcome } from './jobs.js';
 import { ListerLock } from './lock.js';
+import { type RunItemEvent, readRunEvents, runEventsKey } from './run-events.js';
 import { redactUrl } from './url.js';
 
 const ENQUEUE_BATCH = 200;
@@ -44,16 +45,35 @@ export interface ClusterPassOptions {
   log: Logger;
   force?: boolean;
   dryRun?: boolean;
-  /** Aborting it stops listing and waiting (jobs already queued still run on the workers). */
+  /**
+   * Aborting it stops listing and waiting (jobs already queued still run on the workers). For
+   * an API run (`run`) it cancels: the run's jobs still waiting in the queue are removed, and
+   * the pass waits for its jobs already running until they finish or `abort` aborts.
+   */
   signal?: AbortSignal;
-  /** Called as each job of the pass is seen finished (progress, status page, metrics). */
-  onOutcome?: (where: { source: string; path: string }, outcome: ItemOutcome) => void;
+  /** Ends a cancelled run's wait for its running jobs (drain timeout, second signal). */
+  abort?: AbortSignal;
+  /** The control API run this pass is: its jobs carry the id, their workers report to its stream. */
+  run?: string;
+  /** The run's variables, given to the workers with each job (they load the pipeline with them). */
+  vars?: Record<string, string>;
+  /** The listing ended: items and bytes it found (those finalized already included). */
+  onListed?: (total: { items: number; bytes: number; skipped: number }) => void;
+  /** What a worker reported of an item of this run while it ran (started, retried). */
+  onRunEvent?: (event: RunItemEvent) => void;
+  /**
+   * Called as each job of the pass is seen finished (progress, status page, metrics).
+   * `reported`: the job is this run's, so its retries reached `onRunEvent` already.
+   */
+  onOutcome?: (where: { source: string; path: string }, outcome: ItemOutcome, reported: boolean) => void;
 }
 
 interface Tracked {
   source: string;
   path: string;
   identity: ItemIdentity;
+  /** Enqueued by this pass (not a job of another pass this listing collapsed into). */
+  own: boolean;
 }
 
 export async function runClusterPass(
@@ -95,6 +115,9 @@ class ClusterPass {
   private readonly runner: PipelineRunner;
   private readonly timing = clusterTiming();
   private readonly stop: AbortSignal;
+  private readonly hardStop: AbortSignal;
+  /** The run's event stream, and how far it was read. */
+  private readonly events: { key: string; last: string } | undefined;
 
   constructor(
     private readonly def: PipelineDefinition,
@@ -107,6 +130,8 @@ class ClusterPass {
     this.runner = new PipelineRunner(def, { ledger, log: options.log, force: options.force });
     this.summary = this.runner.newSummary();
     this.stop = options.signal ?? new AbortController().signal;
+    this.hardStop = options.abort ?? new AbortController().signal;
+    this.events = options.run ? { key: runEventsKey(def.name, options.run), last: '0-0' } : undefined;
   }
 
   async run(): Promise<RunSummary> {
@@ -116,12 +141,18 @@ class ClusterPass {
       const listed = await this.listAsLeader();
       if (listed) {
         this.log.info(
-          { jobs: this.tracked.size, skipped: this.summary.skipped },
+          {
+            jobs: this.tracked.size,
+            skipped: this.summary.skipped,
+            ...(this.options.run ? { run: this.options.run } : {}),
+          },
           'listed; waiting for the workers',
         );
-        await this.waitForJobs();
       }
+      // A run cancelled while listing still has to take back the jobs it enqueued so far.
+      if (listed || this.options.run) await this.waitForJobs();
     } finally {
+      if (this.events) await this.redis.del(this.events.key).catch(() => undefined);
       await this.runner.close();
       this.summary.durationMs = performance.now() - started;
       this.summary.interrupted = this.stop.aborted;
@@ -141,12 +172,17 @@ class ClusterPass {
       );
       if (!acquired) return false;
       // Counts of a listing cut short by a lost lock are discarded; enqueued jobs are kept.
-      const counts = { skipped: 0, filtered: 0 };
+      const counts = { skipped: 0, filtered: 0, bytes: 0 };
       try {
         const complete = await this.listOnce(lock.signal, counts);
         if (complete) {
           this.summary.skipped += counts.skipped;
           this.summary.filtered += counts.filtered;
+          this.options.onListed?.({
+            items: this.tracked.size + counts.skipped,
+            bytes: counts.bytes,
+            skipped: counts.skipped,
+          });
           return true;
         }
         this.log.warn({}, 'lost the lister lock while listing; listing again once it is ours');
@@ -157,11 +193,15 @@ class ClusterPass {
     return false;
   }
 
-  private async listOnce(lost: AbortSignal, counts: { skipped: number; filtered: number }): Promise<boolean> {
+  private async listOnce(
+    lost: AbortSignal,
+    counts: { skipped: number; filtered: number; bytes: number },
+  ): Promise<boolean> {
     const listingSummary = this.runner.newSummary();
     let batch: ListedItem[] = [];
     for await (const listed of this.runner.list(listingSummary)) {
       if (lost.aborted || this.stop.aborted) return false;
+      counts.bytes += listed.item.size ?? 0;
       batch.push(listed);
       if (batch.length >= ENQUEUE_BATCH) {
         counts.skipped += await this.enqueue(batch);
@@ -181,9 +221,9 @@ class ClusterPass {
       const identity = PipelineRunner.identity(listed);
       return { listed, identity, id: jobId(this.def.name, identity) };
     });
-    const [records, finishedOn] = await Promise.all([
+    const [records, jobFields] = await Promise.all([
       Promise.all(entries.map((e) => this.ledger.get(this.def.name, e.identity))),
-      Promise.all(entries.map((e) => this.redis.hget(this.queue.toKey(e.id), 'finishedOn'))),
+      Promise.all(entries.map((e) => this.redis.hmget(this.queue.toKey(e.id), 'finishedOn', 'timestamp'))),
     ]);
     let skipped = 0;
     const jobs: Array<{ name: string; data: ItemJobData; opts: Record<string, unknown> }> = [];
@@ -193,30 +233,52 @@ class ClusterPass {
         skipped++;
         continue;
       }
+      const [finishedOn, created] = jobFields[i];
       // A finished job of an earlier pass (a failed item, say) would swallow this listing: drop it.
-      if (finishedOn[i]) await this.queue.remove(e.id).catch(() => undefined);
+      if (finishedOn) await this.queue.remove(e.id).catch(() => undefined);
+      // Listing runs under the lister lock, so nothing else enqueues between this read and addBulk.
+      const own = Boolean(finishedOn) || !created;
       jobs.push({
         name: 'item',
         data: {
           hash: this.def.hash,
           item: PipelineRunner.describe(e.listed),
           ...(this.options.force ? { force: true } : {}),
+          ...(this.options.run ? { run: this.options.run } : {}),
+          ...(this.options.vars && Object.keys(this.options.vars).length > 0
+            ? { vars: this.options.vars }
+            : {}),
         },
         opts: { jobId: e.id, ...JOB_RETENTION },
       });
-      this.tracked.set(e.id, { source: e.listed.source, path: e.listed.item.path, identity: e.identity });
+      this.tracked.set(e.id, {
+        source: e.listed.source,
+        path: e.listed.item.path,
+        identity: e.identity,
+        own,
+      });
     }
     if (jobs.length > 0) await this.queue.addBulk(jobs as never);
     return skipped;
   }
 
-  /** Polls the pass's unfinished jobs until none is left. */
+  /**
+   * Polls the pass's unfinished jobs until none is left. Stopped: a scheduled pass stops
+   * waiting; an API run is cancelled — its waiting jobs are withdrawn, its running ones awaited.
+   */
   private async waitForJobs(): Promise<void> {
     const pending = new Map(this.tracked);
     let lastReport = Date.now();
-    while (pending.size > 0 && !this.stop.aborted) {
+    let withdrawn = false;
+    while (pending.size > 0 && !this.hardStop.aborted) {
+      if (this.stop.aborted && !this.options.run) break;
       try {
+        await this.readEvents();
         await this.collect(pending);
+        if (this.stop.aborted && !withdrawn) {
+          await this.withdraw(pending);
+          withdrawn = true;
+        }
       } catch (err) {
         if (isAbortError(err)) break;
         this.log.warn({ err: errorMessage(err) }, 'cannot read job states; retrying');
@@ -229,13 +291,53 @@ class ClusterPass {
           'waiting for the workers',
         );
       }
-      await sleep(this.timing.pollMs, this.stop).catch(() => undefined);
+      await sleep(this.timing.pollMs, this.stop.aborted ? this.hardStop : this.stop).catch(() => undefined);
     }
+    await this.readEvents().catch(() => undefined);
+  }
+
+  /**
+   * A cancelled run takes back its jobs still waiting in the queue (BullMQ refuses to remove a
+   * job a worker holds: those finish, and are waited for). Jobs of other passes this listing
+   * collapsed into are theirs: not removed, no longer waited for.
+   */
+  private async withdraw(pending: Map<string, Tracked>): Promise<void> {
+    let removed = 0;
+    const ids = [...pending.keys()];
+    for (let start = 0; start < ids.length; start += ENQUEUE_BATCH) {
+      const chunk = ids.slice(start, start + ENQUEUE_BATCH);
+      const codes = await Promise.all(
+        chunk.map((id) => (pending.get(id)!.own ? this.queue.remove(id).catch(() => 0) : -1)),
+      );
+      const gone = chunk.filter((_, i) => codes[i] !== 0);
+      // A job that finished between the last poll and its removal: the ledger knows it was done.
+      const records = await Promise.all(
+        gone.map((id) => this.ledger.get(this.def.name, pending.get(id)!.identity)),
+      );
+      for (const [i, id] of gone.entries()) {
+        if (codes[chunk.indexOf(id)] === 1) removed++;
+        if (records[i]?.state === 'finalized' && codes[chunk.indexOf(id)] === 1)
+          this.finished(pending.get(id)!, okOutcome());
+        pending.delete(id);
+      }
+    }
+    this.log.info(
+      { run: this.options.run, removed, running: pending.size },
+      'run cancelled: its waiting jobs were removed from the queue; the ones running finish',
+    );
+  }
+
+  /** Passes on what the workers reported of this run's items since the last read. */
+  private async readEvents(): Promise<void> {
+    if (!this.events) return;
+    const { events, last } = await readRunEvents(this.redis, this.events.key, this.events.last);
+    this.events.last = last;
+    for (const e of events) this.options.onRunEvent?.(e);
   }
 
   private finished(where: Tracked, outcome: ItemOutcome): void {
     addOutcome(this.summary, where, outcome);
-    this.options.onOutcome?.(where, outcome);
+    this.options.onOutcome?.(where, outcome, this.options.run !== undefined && where.own);
   }
 
   private async collect(pending: Map<string, Tracked>): Promise<void> {

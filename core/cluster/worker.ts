@@ -17,6 +17,7 @@ import { fetchPipelineText } from './config-store.js';
 import { clusterTiming, connectRedis, ensureReachable, QUEUE_PREFIX, queueName } from './connection.js';
 import { JobFence } from './fence.js';
 import { type ItemJobData, type ItemOutcome, outcomeOf } from './jobs.js';
+import { RunEventReporter } from './run-events.js';
 import { redactUrl } from './url.js';
 
 /** BullMQ's errors for a job whose lock is no longer this worker's (renewal, completion, failure). */
@@ -54,13 +55,16 @@ class PipelineVersions {
     private readonly redis: Redis,
     private readonly ledger: RedisLedger,
     private readonly options: ClusterWorkerOptions,
+    /** Reports the items of control API runs (every runner of the pipeline is followed). */
+    readonly reporter: RunEventReporter,
   ) {}
 
-  runner(hash: string, force: boolean): Promise<PipelineRunner> {
-    const key = `${hash}${force ? ':force' : ''}`;
+  runner(hash: string, force: boolean, vars?: Record<string, string>): Promise<PipelineRunner> {
+    const withVars = vars && Object.keys(vars).length > 0 ? vars : undefined;
+    const key = `${hash}${force ? ':force' : ''}${withVars ? `:${JSON.stringify(Object.entries(withVars).sort())}` : ''}`;
     let entry = this.loaded.get(key);
     if (!entry) {
-      entry = { runner: this.load(hash, force), lastUsed: Date.now() };
+      entry = { runner: this.load(hash, force, withVars), lastUsed: Date.now() };
       entry.runner.catch(() => this.loaded.delete(key));
       this.loaded.set(key, entry);
       void this.evict();
@@ -69,11 +73,12 @@ class PipelineVersions {
     return entry.runner;
   }
 
-  private async load(hash: string, force: boolean): Promise<PipelineRunner> {
+  /** A run's `vars` go on top of the worker's own, as they did on the lister that listed it. */
+  private async load(hash: string, force: boolean, vars?: Record<string, string>): Promise<PipelineRunner> {
     const { name, file } = this.file;
     let def = this.file;
-    if (hash !== def.hash) {
-      const text = await fetchPipelineText(this.redis, name, hash);
+    if (hash !== def.hash || vars) {
+      const text = hash === def.hash ? def.text : await fetchPipelineText(this.redis, name, hash);
       if (text === null) {
         throw new SluiceError(
           'SLUICE_E_CONFIG',
@@ -82,16 +87,18 @@ class PipelineVersions {
       }
       def = await loadPipelineFile(file, {
         registry: this.options.registry,
-        vars: this.options.vars,
+        vars: vars ? { ...this.options.vars, ...vars } : this.options.vars,
         stateDir: this.options.stateDir,
         text,
       });
-      this.options.log.info(
-        { pipeline: name, version: hash },
-        'loaded a new pipeline version from the cluster',
-      );
+      if (hash !== this.file.hash)
+        this.options.log.info(
+          { pipeline: name, version: hash },
+          'loaded a new pipeline version from the cluster',
+        );
     }
     const runner = new PipelineRunner(def, { ledger: this.ledger, log: this.options.log, force });
+    this.reporter.watch(runner);
     await runner.start();
     return runner;
   }
@@ -129,7 +136,10 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
     names.add(def.name);
   }
   const versions = new Map(
-    options.defs.map((def) => [def.name, new PipelineVersions(def, redis, ledger, options)]),
+    options.defs.map((def) => [
+      def.name,
+      new PipelineVersions(def, redis, ledger, options, new RunEventReporter(redis, def.name, log)),
+    ]),
   );
   const workers: Worker[] = [];
   const connections: Redis[] = [redis];
@@ -173,7 +183,7 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
         job: Job<ItemJobData, ItemOutcome>,
         fence: JobFence,
       ): Promise<ItemOutcome> => {
-        const runner = await pipeline.runner(job.data.hash, job.data.force === true);
+        const runner = await pipeline.runner(job.data.hash, job.data.force === true, job.data.vars);
         const listed = fence.guard(await runner.reviveItem(job.data.item));
         const summary = runner.newSummary();
         const started = performance.now();
@@ -193,7 +203,12 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<v
           await runner.failListed(listed, err, job.stalledCounter, summary);
           return outcomeOf(summary, performance.now() - started);
         }
-        await runner.processListed(listed, summary, { fence: () => fence.check(), signal: fence.signal });
+        const reported = pipeline.reporter.running(job.data.run, job.id!, listed.source, listed.item.path);
+        try {
+          await runner.processListed(listed, summary, { fence: () => fence.check(), signal: fence.signal });
+        } finally {
+          reported();
+        }
         await ledger.flush();
         const outcome = outcomeOf(summary, performance.now() - started);
         // Finalized by an earlier start of this very job (its worker died before reporting):

@@ -48,10 +48,25 @@ export function teeEvents(...sinks: PassEvents[]): PassEvents {
  * One pass of `def` run elsewhere (cluster mode); aborting `signal` stops waiting for it.
  * `force` / `dryRun` override the command line's for this pass (a run asked for through the API).
  */
-export type RemotePasses = (
-  def: PipelineDefinition,
-  pass: { signal: AbortSignal; events: PassEvents; force?: boolean; dryRun?: boolean },
-) => Promise<RunSummary>;
+export type RemotePasses = (def: PipelineDefinition, pass: RemotePass) => Promise<RunSummary>;
+
+export interface RemotePass {
+  signal: AbortSignal;
+  events: PassEvents;
+  force?: boolean;
+  dryRun?: boolean;
+  /**
+   * The control API run this pass is (its id): the workers report its items' events, and
+   * aborting `signal` cancels it — its jobs still waiting are taken out of the queue, and the
+   * pass waits for the ones running until they finish or `abort` aborts.
+   */
+  run?: string;
+  /** That run's variables: wherever the items run, the pipeline is loaded with them. */
+  vars?: Record<string, string>;
+  abort?: AbortSignal;
+  /** The listing ended with this many items (and bytes): the pass's total, for its percent. */
+  listed?(total: { items: number; bytes: number }): void;
+}
 
 export interface EmbeddedPasses {
   ledger: SqliteLedger;
@@ -97,8 +112,15 @@ export function remotePasses(
   signal: AbortSignal,
   events: PassEvents & { readonly pass?: PassProgress },
 ): () => Promise<RunSummary> {
+  const listed = (total: { items: number; bytes: number }) => {
+    const pass = events.pass;
+    if (!pass) return;
+    pass.total = total.items;
+    pass.totalBytes = total.bytes;
+    pass.counted = true;
+  };
   return async () => {
-    const summary = await remote(def, { signal, events });
+    const summary = await remote(def, { signal, events, listed });
     // Items the listing found finalized already are skipped without a job.
     for (let i = events.pass?.skipped ?? 0; i < summary.skipped; i++) events.skipped();
     return summary;
@@ -131,8 +153,8 @@ export async function countTotals(
  * cancelling it (aborting `drain`) stops this pass's intake and never the scheduled version's.
  * It takes the pipeline lock unless the caller holds the one covering `def` already (`locked`);
  * a dry run takes none and opens the ledger read-only. In cluster mode the pass lists into the
- * queue like a scheduled one; cancelling stops the waiting, and the jobs already queued finish
- * on the workers.
+ * queue like a scheduled one, its jobs tagged with the run (`runId`); cancelling it takes its
+ * waiting jobs out of the queue and waits for the running ones (see RemotePass).
  */
 export async function oneOffPass(
   def: PipelineDefinition,
@@ -143,15 +165,18 @@ export async function oneOffPass(
     trackProgress?: boolean;
     remote?: RemotePasses;
     locked: boolean;
+    /** The control API run this pass is, and its variables (cluster mode: its jobs carry both). */
+    runId?: string;
+    vars?: Record<string, string>;
   },
   events: PassEvents,
   pass: PassProgress,
   signals: { drain: AbortSignal; abort: AbortSignal },
 ): Promise<RunSummary> {
   if (options.remote) {
-    const { remote, force, dryRun } = options;
-    const run = (d: PipelineDefinition, p: { signal: AbortSignal; events: PassEvents }) =>
-      remote(d, { ...p, force, dryRun });
+    const { remote, force, dryRun, runId, vars } = options;
+    const run = (d: PipelineDefinition, p: RemotePass) =>
+      remote(d, { ...p, force, dryRun, run: runId, vars, abort: signals.abort });
     return remotePasses(def, run, signals.drain, { ...events, pass })();
   }
   const lock = options.dryRun || options.locked ? undefined : await PipelineLock.acquire(def);

@@ -21,6 +21,8 @@ export interface PassRequest {
   def: PipelineDefinition;
   force?: boolean;
   dryRun?: boolean;
+  /** The control API run this pass is (cluster mode tags its jobs with it). */
+  runId?: string;
   /** This run's item events (the pipeline's counters get them too). */
   events?: PassEvents;
   /** Aborted to cancel: a queued run never starts, a running one drains like SIGTERM. */

@@ -160,6 +160,8 @@ export class PipelineVersion {
           trackProgress: this.host.options.trackProgress,
           remote: this.host.options.remote,
           locked: this.host.lockCovers(def),
+          runId: request.runId,
+          vars: request.vars,
         },
         request.events ? teeEvents(this.host.counters, request.events) : this.host.counters,
         pass,
