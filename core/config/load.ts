@@ -15,7 +15,14 @@ import { parseDuration } from '../units.js';
 import { interpolate, readDotEnv } from './interpolate.js';
 import type { PluginRef } from './plugin-ref.js';
 import { rootProblems } from './roots.js';
-import { PipelineShape, type PolicyT, type RetryPolicyT, type TriggerT } from './schema.js';
+import {
+  type AlertsT,
+  type ExpectT,
+  PipelineShape,
+  type PolicyT,
+  type RetryPolicyT,
+  type TriggerT,
+} from './schema.js';
 import {
   escapePointer,
   preloadValidators,
@@ -52,6 +59,10 @@ export interface PipelineDefinition {
   onError?: PluginRef;
   policy: Policy;
   stateDir: string;
+  /** Who is told when the pipeline needs a human (core/alerts). */
+  alerts?: AlertsT;
+  /** Files expected by a deadline (a `missed_arrival` alert otherwise). */
+  expect?: ExpectT;
   /** sha256 of the file's text: identifies the loaded version (status, reloads). */
   hash: string;
   /** The text it was loaded from (published to cluster workers as this version). */
@@ -333,6 +344,11 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       problem(context.jsonPath ?? '/trigger', (err as Error).message, { hint: context.hint });
     }
   }
+  const expectTimezone = (shape.expect as ExpectT | undefined)?.timezone;
+  if (expectTimezone !== undefined && !knownTimezone(expectTimezone))
+    problem('/expect/timezone', `"${expectTimezone}" is not a known IANA timezone`, {
+      hint: 'e.g. "UTC", "Europe/Paris", "America/New_York"',
+    });
   const stateDirSetting = options.stateDir ?? (shape.state as { dir?: string } | undefined)?.dir;
   const stateDir = stateDirSetting ? resolve(baseDir, stateDirSetting) : join(baseDir, '.sluice');
   for (const p of rootProblems({ sources, sinks, onError, baseDir, stateDir }))
@@ -351,9 +367,20 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     onError,
     policy: toPolicy(shape.policy as PolicyT | undefined),
     stateDir,
+    alerts: shape.alerts as AlertsT | undefined,
+    expect: shape.expect as ExpectT | undefined,
     hash: createHash('sha256').update(text).digest('hex').slice(0, 16),
     text,
   };
+}
+
+function knownTimezone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function reportPluginConfigError(

@@ -1,6 +1,6 @@
 /** The core pipeline shape. Plugin configs are validated in a second pass by each plugin. */
 import { type Static, Type } from '@sinclair/typebox';
-import { Duration } from '../schema-fragments.js';
+import { Duration, Secret } from '../schema-fragments.js';
 
 /** `{plugin_name: config}` — a single-key map; the value is checked by the plugin's schema. */
 export const PluginEntry = Type.Record(Type.String(), Type.Any(), {
@@ -65,6 +65,110 @@ export const Trigger = Type.Object(
   { additionalProperties: false, description: 'When passes run. Default: once.' },
 );
 
+export const AlertTarget = Type.Union(
+  [
+    Type.Object(
+      {
+        webhook: Type.Object(
+          {
+            url: Secret(Type.String({ description: 'Receives each alert as a JSON POST.' })),
+            headers: Type.Optional(Type.Record(Type.String(), Secret(Type.String()))),
+          },
+          { additionalProperties: false },
+        ),
+      },
+      { additionalProperties: false },
+    ),
+    Type.Object(
+      {
+        slack: Type.Object(
+          {
+            url: Secret(Type.String({ description: 'A Slack-compatible incoming webhook (`{text}`).' })),
+            channel: Type.Optional(Type.String()),
+          },
+          { additionalProperties: false },
+        ),
+      },
+      { additionalProperties: false },
+    ),
+    Type.Object(
+      {
+        email: Type.Object(
+          {
+            smtp: Type.Object(
+              {
+                host: Type.String(),
+                port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+                secure: Type.Optional(
+                  Type.Boolean({
+                    description: 'TLS from the start (port 465); otherwise STARTTLS when offered.',
+                  }),
+                ),
+                user: Type.Optional(Type.String()),
+                password: Type.Optional(Secret(Type.String())),
+              },
+              { additionalProperties: false },
+            ),
+            from: Type.String(),
+            to: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })]),
+          },
+          { additionalProperties: false },
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ],
+  { description: 'A webhook (generic JSON), a Slack-compatible webhook, or email over SMTP.' },
+);
+
+export const AlertKinds = Type.Union([
+  Type.Literal('failures'),
+  Type.Literal('parked'),
+  Type.Literal('recovered'),
+  Type.Literal('reload_rejected'),
+  Type.Literal('missed_arrival'),
+]);
+
+export const Alerts = Type.Object(
+  {
+    targets: Type.Array(AlertTarget, { minItems: 1 }),
+    on: Type.Optional(
+      Type.Array(AlertKinds, {
+        description:
+          'Which alerts to send (default: all): `failures` (a pass with failed files), `parked` (a file set aside), `recovered` (a clean pass after failures), `reload_rejected`, `missed_arrival` (see `expect`).',
+      }),
+    ),
+    min_interval: Type.Optional(
+      Duration({ default: '1h', description: 'At most one alert of each kind per pipeline in this time.' }),
+    ),
+  },
+  { additionalProperties: false, description: 'Who is told when a pipeline needs a human.' },
+);
+
+const DAY = '(mon|tue|wed|thu|fri|sat|sun)';
+
+export const Expect = Type.Object(
+  {
+    files: Type.Optional(Type.Integer({ minimum: 1, default: 1, description: 'Files expected by then.' })),
+    by: Type.String({
+      pattern: '^([01]\\d|2[0-3]):[0-5]\\d(:[0-5]\\d)?$',
+      description: 'Deadline, `HH:MM` (or `HH:MM:SS`) in `timezone`.',
+    }),
+    timezone: Type.Optional(Type.String({ description: 'IANA timezone of `by` (default UTC).' })),
+    days: Type.Optional(
+      Type.Array(Type.String({ pattern: `^${DAY}(-${DAY})?$` }), {
+        minItems: 1,
+        description: 'Days the files are expected (`mon-fri`, `sat`); default every day.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Files expected by a deadline: fewer delivered since the previous deadline (or since the start) send a `missed_arrival` alert. Checked in the long-running modes.',
+  },
+);
+
 export const PipelineShape = Type.Object(
   {
     name: Type.String({
@@ -87,6 +191,8 @@ export const PipelineShape = Type.Object(
     ),
     on_error: Type.Optional(PluginEntry),
     policy: Type.Optional(Policy),
+    alerts: Type.Optional(Alerts),
+    expect: Type.Optional(Expect),
     state: Type.Optional(
       Type.Object(
         {
@@ -105,3 +211,6 @@ export type PipelineShapeT = Static<typeof PipelineShape>;
 export type PolicyT = Static<typeof Policy>;
 export type RetryPolicyT = Static<typeof RetryPolicy>;
 export type TriggerT = Static<typeof Trigger>;
+export type AlertTargetT = Static<typeof AlertTarget>;
+export type AlertsT = Static<typeof Alerts>;
+export type ExpectT = Static<typeof Expect>;
