@@ -4,6 +4,7 @@
  *   cli (and the other composition roots: sdk.ts, generated.ts)
  *     → api (the control API: only the CLI imports it)
  *     → runtime / cluster (cluster may use runtime, never the reverse)
+ *       → alerts (fed by the supervisor)
  *       → config, ledger, observe, registry
  *         → the plugin kernel (plugin API, item, errors, streams, units, templates, redaction, logger)
  *   plugins → the kernel only
@@ -33,7 +34,14 @@ module.exports = {
       comment: 'config, ledger and observe serve the runtime and the cluster; they never import them (nor plugins).',
       severity: 'error',
       from: { path: MIDDLE },
-      to: { path: '^core/(runtime|cluster|cli)/|^plugins/' },
+      to: { path: '^core/(runtime|cluster|cli|alerts)/|^plugins/' },
+    },
+    {
+      name: 'alerts-import-only-config-observe-kernel',
+      comment: 'The supervisor feeds alerts; alerting sees config, observe and the kernel, never the runtime above it.',
+      severity: 'error',
+      from: { path: '^core/alerts/' },
+      to: { path: '^core/(runtime|cluster|cli|api|ledger)/|^plugins/' },
     },
     {
       name: 'runtime-does-not-import-cluster-cli-or-plugins',

@@ -10,6 +10,7 @@
  * old one's pass has fully returned (no item is in flight in two versions at once).
  */
 import { basename } from 'node:path';
+import { PipelineAlerts } from '../alerts/alerts.js';
 import type { PipelineDefinition } from '../config/load.js';
 import { scheduleOf } from '../config/trigger.js';
 import { errorMessage, SluiceError } from '../errors.js';
@@ -22,6 +23,7 @@ import { PassQueue, type PassRequest } from './pass-queue.js';
 import { PipelineLock } from './pipeline-lock.js';
 import { loadPipelineFile } from './run-file.js';
 import type { PipelineRunner, RunSummary } from './runner.js';
+import { sleep } from './timing.js';
 import { PipelineVersion, type VersionHost } from './version.js';
 
 export type SupervisorState =
@@ -95,6 +97,8 @@ export class PipelineSupervisor {
   private readonly requests = new PassQueue();
   /** What a version of this file sees of it. */
   private readonly versionHost: VersionHost;
+  /** The file's alerts, kept across reloads (their rate limit too); none in dry runs. */
+  private readonly alerts: PipelineAlerts | undefined;
   private doneResolve!: () => void;
   private doneReject!: (err: unknown) => void;
   /** Settles when the pipeline has nothing left to do (one-shot trigger) or was stopped. */
@@ -104,6 +108,7 @@ export class PipelineSupervisor {
     this.file = file;
     this.options = options;
     this.counters = new PipelineCounters(() => this.name, options.metrics);
+    this.alerts = options.dryRun ? undefined : new PipelineAlerts({ log: options.log, sleep });
     this.versionHost = {
       file,
       options,
@@ -116,8 +121,12 @@ export class PipelineSupervisor {
       finished: () => this.doneResolve(),
       passFailed: (error) => {
         this.lastError = error;
+        this.alerts?.passFailed(error);
       },
-      summarized: (summary) => this.options.onSummary?.(summary, this),
+      summarized: (summary) => {
+        this.options.onSummary?.(summary, this);
+        this.alerts?.passEnded(summary);
+      },
       load: (vars) => this.load(vars),
       lockCovers: (def) => this.lock?.covers(def) === true,
     };
@@ -294,6 +303,7 @@ export class PipelineSupervisor {
       message,
     );
     if (!this.version) this.stateValue = 'invalid';
+    this.alerts?.reloadRejected(this.file, error);
     return this.lastReloadValue;
   }
 
@@ -304,6 +314,7 @@ export class PipelineSupervisor {
     const next = this.changing.then(async () => {
       if (this.version) await this.retire(this.version, drainTimeoutMs);
       this.releaseLock();
+      await this.alerts?.close();
       this.stateValue = 'stopped';
       this.doneResolve();
     });
@@ -338,6 +349,8 @@ export class PipelineSupervisor {
   private launch(def: PipelineDefinition): void {
     const schedule = this.options.once ? scheduleOf(undefined) : scheduleOf(def.trigger);
     this.stateValue = 'starting';
+    // Deadlines (`expect`) are watched only by a process that stays up.
+    this.alerts?.configure(def, this.options.announce === true || schedule.description !== 'once');
     const version = new PipelineVersion(def, schedule, this.versionHost);
     this.version = version;
     version.loop.catch((err) => {
