@@ -4,6 +4,7 @@
  */
 import { errorMessage, SluiceError } from '../errors.js';
 import { itemIdentity } from '../item.js';
+import { logItemDone } from '../observe/item-log.js';
 import { addFigure, noteSlowest, type RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
 import { chainRoot, runChain } from './chain.js';
@@ -212,6 +213,15 @@ function countSuccess(
   for (const figure of job.figures) addFigure(summary, figure);
   noteSlowest(summary, item.path, ms);
   stage.emit('item:done', { source: source.name, path: item.path, ms, bytes: bytesOut, bytesIn });
+  logItemDone(stage.log, {
+    item: label(item),
+    path: item.path,
+    destinations: job.leaves.flatMap((l) => (l.locations.length > 0 ? l.locations : [l.destination])),
+    bytesIn,
+    bytesOut,
+    ms,
+    dryRun: stage.dryRun,
+  });
 }
 
 function stamp(stage: Stage, raw: unknown, item: Item, source: SourceRuntime): SluiceError {

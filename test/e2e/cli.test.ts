@@ -109,7 +109,10 @@ describe('sluice run', () => {
     );
     expect(made.status).toBe(0);
     const first = sluice(['run', 'demo-pipeline.yaml', '--log-format', 'pretty']);
-    expect(first.stderr).toBe('');
+    // At info, one line per finished file and nothing else.
+    const lines = first.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(9);
+    for (const line of lines) expect(line).toMatch(/^\d\d:\d\d:\d\d INFO  done \S+ → .+ \(.+, \d/);
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/^local-demo: 9 ok, 0 failed, 0 skipped/);
     const out = listFiles(ws.path('demo', 'out'));
