@@ -356,6 +356,7 @@ export class PipelineSupervisor {
     version.loop.catch((err) => {
       this.stateValue = 'failed';
       this.lastError = errorMessage(err);
+      this.alerts?.passFailed(this.lastError);
       this.doneReject(err);
     });
   }

@@ -222,4 +222,37 @@ describe('alerts', () => {
     expect(JSON.parse(of('reload_rejected', '/hook')[0].body).text).toContain('bogus_key');
     expect(mails.filter((m) => m.includes('expected file(s)'))).toHaveLength(1);
   }, 60_000);
+
+  it('a one-shot run whose pass fails as a whole sends an alert', async () => {
+    posts.length = 0;
+    ws.write('broken/in/a.csv', 'a\n');
+    const file = ws.pipeline(
+      [
+        'name: broken',
+        'source:',
+        '  local: { path: ./in }',
+        'sink:',
+        '  local: { path: ./out }',
+        ...targets(),
+        '',
+      ].join('\n'),
+      'broken/pipeline.yaml',
+    );
+    const { rmSync } = await import('node:fs');
+    const supervisor = new PipelineSupervisor(file, {
+      log: recordingLogger([]),
+      registry: builtinRegistry(),
+    });
+    const def = await supervisor.loadWith({});
+    // The folder goes away after validation: the listing fails, and the pass with it.
+    rmSync(ws.path('broken/in'), { recursive: true });
+    await supervisor.start(def);
+    await expect(supervisor.done).rejects.toThrow();
+    // stop() rejects with what stopped a one-shot pipeline; the alert goes out all the same.
+    await supervisor.stop().catch(() => undefined);
+    await until(() => of('failures', '/hook').length >= 1, 'the failure alert');
+    const failed = of('failures', '/hook').map((p) => JSON.parse(p.body));
+    expect(failed).toHaveLength(1);
+    expect(failed[0].title).toBe('[sluice] broken: a pass failed');
+  }, 30_000);
 });
