@@ -4,7 +4,7 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import { PipelineShape } from './config/schema.js';
-import type { Plugin } from './plugin-api.js';
+import type { Plugin, PluginExample } from './plugin-api.js';
 import { type PluginRegistry, type PluginRole, roleOf } from './registry.js';
 
 function plain(schema: TSchema): Record<string, unknown> {
@@ -262,28 +262,23 @@ export function pluginMarkdown(plugin: Plugin): string {
     }
     lines.push('');
   }
-  for (const ex of plugin.examples ?? []) {
-    const body = ex.yaml
-      .split('\n')
-      .map((l) => `    ${l}`)
-      .join('\n');
-    lines.push(
-      `${ex.title}:`,
-      '',
-      '```yaml',
-      `${roleKey(plugin)}:`,
-      `  ${plugin.name}:`,
-      body.replace(/^ {4}/gm, '    '),
-      '```',
-      '',
-    );
-  }
+  for (const ex of plugin.examples ?? [])
+    lines.push(`${ex.title}:`, '', '```yaml', pluginExampleYaml(plugin, ex), '```', '');
   return lines.join('\n');
 }
 
-function roleKey(plugin: Plugin): string {
+/**
+ * One example as it goes into a pipeline: under its role key and its plugin name (a step as an
+ * item of `steps:`), so that pasted into a file with the other parts it validates as it is.
+ */
+export function pluginExampleYaml(plugin: Plugin, example: PluginExample): string {
+  const body = example.yaml.replace(/\s+$/, '');
   const role = roleOf(plugin.kind);
-  return role === 'step' ? 'steps:\n  -' : role;
+  const head = role === 'step' ? `steps:\n  - ${plugin.name}:` : `${role}:\n  ${plugin.name}:`;
+  if (body.trim() === '' || body.trim() === '{}') return `${head} {}`;
+  const indent = role === 'step' ? '      ' : '    ';
+  const lines = body.split('\n').map((l) => (l.trim() === '' ? '' : `${indent}${l.replace(/\s+$/, '')}`));
+  return `${head}\n${lines.join('\n')}`;
 }
 
 function escapeCell(s: string): string {

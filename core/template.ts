@@ -164,6 +164,14 @@ function compilePlaceholder(
   if (head === 'date' || head === 'now') {
     const format = colon === -1 ? DEFAULT_DATE_FORMAT : body.slice(colon + 1);
     const formatOffset = offset + 1 + colon + 1;
+    // `{date:YYYY/MM/DD}` would make literal YYYY/MM/DD folders without a word.
+    const momentStyle = /YYYY|YY|MM|DD|HH|mm|ss/.exec(format.replace(/%./g, ''));
+    if (momentStyle)
+      return fail(
+        `{${body}} in template "${text}": "${momentStyle[0]}" is not a date field here; date formats are strftime (%Y, %m, %d…)`,
+        formatOffset,
+        `write {${head}:${strftimeOf(format)}}`,
+      );
     let formatDate: ReturnType<typeof compileStrftime>;
     try {
       formatDate = compileStrftime(format);
@@ -262,4 +270,19 @@ function pathEscapeReason(path: string): string | undefined {
   if (path.includes('\\')) return 'contains a backslash';
   if (path.split('/').includes('..')) return 'escapes the sink root with ".."';
   return undefined;
+}
+
+const MOMENT_TO_STRFTIME: Array<[RegExp, string]> = [
+  [/YYYY/g, '%Y'],
+  [/YY/g, '%y'],
+  [/MM/g, '%m'],
+  [/DD/g, '%d'],
+  [/HH/g, '%H'],
+  [/mm/g, '%M'],
+  [/ss/g, '%S'],
+];
+
+/** `YYYY/MM/DD` → `%Y/%m/%d`, for the hint. */
+function strftimeOf(format: string): string {
+  return MOMENT_TO_STRFTIME.reduce((f, [re, to]) => f.replace(re, to), format);
 }

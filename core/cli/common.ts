@@ -1,14 +1,36 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SluiceError } from '../errors.js';
-import { createLogger, type LogFormat } from '../observe/log.js';
+import { createLogger, type LogFormat, type LogLevel, parseLogLevel } from '../observe/log.js';
 
 export interface CommonOptions {
   var?: string | string[];
+  /** `--set PATH=VALUE` (repeatable). */
+  set?: string | string[];
   stateDir?: string;
   logFormat?: string;
   logFile?: string;
   quiet?: boolean;
+  /** `--log-level` (or `log_level:` of the defaults file). */
+  logLevel?: string;
+  /** `-v`: debug. */
+  verbose?: boolean;
+  /** json (default) or pretty lines in --log-file. */
+  logFileFormat?: string;
+}
+
+/**
+ * The level of this command's logs: `--log-level`, else `-v` (debug) or `-q` (warn), else
+ * `$SLUICE_LOG_LEVEL`, else the defaults file's `log_level` (put into `logLevel` by
+ * applyConfigFile only when none of the others is given), else info.
+ */
+export function logLevelOf(opts: CommonOptions, env: NodeJS.ProcessEnv = process.env): LogLevel {
+  if (opts.logLevel !== undefined) return parseLogLevel(String(opts.logLevel), '--log-level');
+  if (opts.verbose && opts.quiet) throw new SluiceError('SLUICE_E_USAGE', 'give either -v or -q, not both');
+  if (opts.verbose) return 'debug';
+  if (opts.quiet) return 'warn';
+  if (env.SLUICE_LOG_LEVEL) return parseLogLevel(env.SLUICE_LOG_LEVEL, 'SLUICE_LOG_LEVEL');
+  return 'info';
 }
 
 /** `--var K=V` (repeatable) into a map. */
@@ -21,6 +43,11 @@ export function parseVars(value: string | string[] | undefined): Record<string, 
     vars[String(entry).slice(0, eq)] = String(entry).slice(eq + 1);
   }
   return vars;
+}
+
+/** `--set` flags as a list (cac gives one value as a string). */
+export function setFlags(value: string | string[] | undefined): string[] {
+  return value === undefined ? [] : (Array.isArray(value) ? value : [value]).map(String);
 }
 
 /** A pipeline file in a folder: *.yaml / *.yml, but not a pipeline test or the CLI defaults file. */
@@ -67,6 +94,18 @@ export function makeLogger(opts: CommonOptions) {
   const color = format === 'pretty' && process.stderr.isTTY === true && !process.env.NO_COLOR;
   return {
     format,
-    ...createLogger({ format, level: opts.quiet ? 'warn' : 'info', file: opts.logFile, color }),
+    ...createLogger({
+      format,
+      level: logLevelOf(opts),
+      file: opts.logFile,
+      fileFormat: fileFormatOf(opts),
+      color,
+    }),
   };
+}
+
+function fileFormatOf(opts: CommonOptions): LogFormat | undefined {
+  const f = opts.logFileFormat;
+  if (f === undefined || f === 'json' || f === 'pretty') return f;
+  throw new SluiceError('SLUICE_E_USAGE', `--log-file-format is json or pretty, got "${f}"`);
 }

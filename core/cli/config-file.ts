@@ -6,15 +6,19 @@
  *
  *     cluster: redis://:${REDIS_PASSWORD}@redis.internal:6379
  *     state_dir: /var/lib/sluice
- *     log_format: json
+ *     log_level: info
+ *     log_file: /var/log/sluice/sluice.log
+ *     log_file_format: json
+ *     log_rotate: daily
  *     vars: { REGION: eu-west-1 }
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
+import { ConfigErrors } from '../config/config-errors.js';
 import { interpolate } from '../config/interpolate.js';
-import { ConfigErrors } from '../config/load.js';
 import { SluiceError } from '../errors.js';
+import { LOG_LEVELS, parseRotation } from '../observe/log.js';
 import { registerSecret, SECRET_ENV_NAME } from '../observe/redact.js';
 
 export const CONFIG_FILE_NAMES = ['sluice.config.yaml', 'sluice.config.yml'];
@@ -23,9 +27,13 @@ export const CONFIG_FILE_NAMES = ['sluice.config.yaml', 'sluice.config.yml'];
 const KEYS = {
   cluster: 'string',
   state_dir: 'path',
+  log_level: 'string',
   log_format: 'string',
   log_file: 'path',
+  log_file_format: 'string',
   error_log: 'path',
+  log_rotate: 'string',
+  log_keep: 'integer',
   metrics_port: 'integer',
   vars: 'map',
 } as const;
@@ -35,9 +43,13 @@ export interface CliDefaults {
   file: string;
   cluster?: string;
   stateDir?: string;
+  logLevel?: string;
   logFormat?: string;
   logFile?: string;
+  logFileFormat?: string;
   errorLog?: string;
+  logRotate?: string;
+  logKeep?: number;
   metricsPort?: number;
   vars: Record<string, string>;
 }
@@ -47,9 +59,15 @@ export interface ConfigurableOptions {
   config?: string;
   cluster?: string;
   stateDir?: string;
+  logLevel?: string;
+  quiet?: boolean;
+  verbose?: boolean;
   logFormat?: string;
   logFile?: string;
+  logFileFormat?: string;
   errorLog?: string;
+  logRotate?: string;
+  logKeep?: string | number;
   metricsPort?: string | number;
   var?: string | string[];
 }
@@ -151,11 +169,33 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
         case 'state_dir':
           defaults.stateDir = resolve(baseDir, value);
           break;
-        case 'log_format':
-          if (value !== 'json' && value !== 'pretty')
-            problem(pair.value as Node, `log_format is pretty or json, got "${value}"`);
-          else defaults.logFormat = value;
+        case 'log_level':
+          if (!(LOG_LEVELS as readonly string[]).includes(value))
+            problem(pair.value as Node, `log_level is one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
+          else defaults.logLevel = value;
           break;
+        case 'log_format':
+        case 'log_file_format':
+          if (value !== 'json' && value !== 'pretty')
+            problem(pair.value as Node, `${key} is pretty or json, got "${value}"`);
+          else if (key === 'log_format') defaults.logFormat = value;
+          else defaults.logFileFormat = value;
+          break;
+        case 'log_rotate':
+          try {
+            parseRotation(value, undefined);
+            defaults.logRotate = value;
+          } catch (err) {
+            problem(pair.value as Node, (err as Error).message.replace('--log-rotate', 'log_rotate'));
+          }
+          break;
+        case 'log_keep': {
+          const keep = Number(value);
+          if (!Number.isInteger(keep) || keep < 1)
+            problem(pair.value as Node, `log_keep must be a whole number ≥ 1, got "${value}"`);
+          else defaults.logKeep = keep;
+          break;
+        }
         case 'log_file':
           defaults.logFile = resolve(baseDir, value);
           break;
@@ -192,9 +232,14 @@ export function applyConfigFile<T extends ConfigurableOptions>(
     ...opts,
     cluster: opts.cluster ?? (env.SLUICE_CLUSTER ? undefined : d.cluster),
     stateDir: opts.stateDir ?? d.stateDir,
+    // -v, -q and $SLUICE_LOG_LEVEL all win over the file's level.
+    logLevel: opts.logLevel ?? (opts.quiet || opts.verbose || env.SLUICE_LOG_LEVEL ? undefined : d.logLevel),
     logFormat: opts.logFormat ?? d.logFormat,
     logFile: opts.logFile ?? d.logFile,
+    logFileFormat: opts.logFileFormat ?? d.logFileFormat,
     errorLog: opts.errorLog ?? d.errorLog,
+    logRotate: opts.logRotate ?? d.logRotate,
+    logKeep: opts.logKeep ?? d.logKeep,
     metricsPort: opts.metricsPort ?? d.metricsPort,
     // --var values come last: parseVars keeps the last value of a name.
     var: [...Object.entries(d.vars).map(([k, v]) => `${k}=${v}`), ...cliVars.map(String)],

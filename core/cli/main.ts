@@ -27,7 +27,21 @@ export const OPTIONS = {
   },
   logFormat: { flag: '--log-format <format>', description: 'pretty (default on a TTY) or json' },
   logFile: { flag: '--log-file <file>', description: 'Also append JSON logs to this file' },
-  quiet: { flag: '--quiet', description: 'Only warnings and errors' },
+  quiet: { flag: '-q, --quiet', description: 'Only warnings and errors (as --log-level warn)' },
+  verbose: { flag: '-v, --verbose', description: 'Debug lines too (as --log-level debug)' },
+  logLevel: {
+    flag: '--log-level <level>',
+    description: 'trace, debug, info (default), warn or error; default $SLUICE_LOG_LEVEL',
+  },
+  logFileFormat: {
+    flag: '--log-file-format <format>',
+    description: 'json (default) or pretty: the lines of --log-file and --error-log',
+  },
+  set: {
+    flag: '--set <PATH=VALUE>',
+    description:
+      "Override a pipeline key for this run (repeatable; value in YAML): --set policy.concurrency=8, --set 'steps[0].filter.min_size=5MiB'",
+  },
   summaryJson: { flag: '--summary-json <file>', description: 'Write the run summary as JSON to this file' },
   once: { flag: '--once', description: 'Run a single pass whatever the trigger says' },
   errorLog: { flag: '--error-log <file>', description: 'Also append error log lines (JSON) to this file' },
@@ -105,6 +119,10 @@ const COMMANDS: Array<{
       'progress',
       'cluster',
       'config',
+      'set',
+      'logLevel',
+      'verbose',
+      'logFileFormat',
     ],
     load: async () => (await import('./commands/run.js')).runCommand,
   },
@@ -128,6 +146,10 @@ const COMMANDS: Array<{
       'debounce',
       'cluster',
       'config',
+      'set',
+      'logLevel',
+      'verbose',
+      'logFileFormat',
     ],
     load: async () => (await import('./commands/watch.js')).watchCommand,
   },
@@ -135,19 +157,30 @@ const COMMANDS: Array<{
     name: 'test <...pipelines>',
     description:
       'Run pipeline tests (<name>.test.yaml beside each pipeline) with local stand-ins for sources and sinks',
-    options: ['vars', 'config'],
+    options: ['vars', 'config', 'set'],
     load: async () => (await import('./commands/test.js')).testCommand,
   },
   {
     name: 'validate <...pipelines>',
     description: 'Check pipeline files: YAML, shape, every plugin config; errors name file:line:col',
-    options: ['vars', 'config'],
+    options: ['vars', 'config', 'set'],
     load: async () => (await import('./commands/validate.js')).validateCommand,
   },
   {
     name: 'plan <pipeline>',
     description: 'Dry run: every source → destination mapping and what the ledger would skip',
-    options: ['vars', 'stateDir', 'force', 'logFormat', 'quiet', 'cluster', 'config'],
+    options: [
+      'vars',
+      'stateDir',
+      'force',
+      'logFormat',
+      'quiet',
+      'cluster',
+      'config',
+      'set',
+      'logLevel',
+      'verbose',
+    ],
     load: async () => (await import('./commands/plan.js')).planCommand,
   },
   {
@@ -173,12 +206,25 @@ const COMMANDS: Array<{
     name: 'worker <...pipelines>',
     description:
       'Scale-out worker: process the queued items of these pipelines (files or folders) from --cluster',
-    options: ['cluster', 'config', 'concurrency', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet'],
+    options: [
+      'cluster',
+      'config',
+      'concurrency',
+      'vars',
+      'stateDir',
+      'logFormat',
+      'logFile',
+      'quiet',
+      'logLevel',
+      'verbose',
+      'logFileFormat',
+    ],
     load: async () => (await import('./commands/worker.js')).workerCommand,
   },
 ];
 
 export async function main(argv: string[]): Promise<void> {
+  ignoreClosedPipes();
   const cli = cac('sluice');
   let action: Promise<number> | undefined;
   for (const spec of COMMANDS) {
@@ -196,7 +242,8 @@ export async function main(argv: string[]): Promise<void> {
     });
   }
   cli.help();
-  cli.version(pkg.version);
+  // -v is --verbose, as in most tools that log; the version is -V / --version.
+  cli.version(pkg.version, '-V, --version');
   let code: number;
   try {
     const parsed = cli.parse(['node', 'sluice', ...argv], { run: false });
@@ -214,6 +261,19 @@ export async function main(argv: string[]): Promise<void> {
     code = reportError(err);
   }
   process.exitCode = code;
+}
+
+/**
+ * `sluice plugins | head -5`: once the reader is gone, what is left to print goes nowhere
+ * instead of ending the process with an unhandled EPIPE (a run keeps running to its end).
+ */
+function ignoreClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
+      throw err;
+    });
+  }
 }
 
 const INVALID_INPUT_CODES = new Set<SluiceError['code']>([

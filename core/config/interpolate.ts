@@ -3,8 +3,11 @@
  * cannot be injected) from the environment and a `.env` beside the pipeline.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parseEnv } from 'node:util';
+import { type Document, type Scalar, visit } from 'yaml';
+import { SluiceError } from '../errors.js';
+import { registerSecret, SECRET_ENV_NAME } from '../observe/redact.js';
 
 export interface Interpolated {
   value: string;
@@ -41,4 +44,47 @@ export function readDotEnv(dir: string): Record<string, string> {
   const file = join(dir, '.env');
   if (!existsSync(file)) return {};
   return parseEnv(readFileSync(file, 'utf8')) as Record<string, string>;
+}
+
+/**
+ * Interpolates `${VAR}` in every string value of `doc` in place (never keys, so the structure
+ * stays as written). A variable that is unset and has no default is an error at its place,
+ * saying where `.env` was looked for; a secret-looking variable's value is masked from here on.
+ */
+export function interpolateDocument(
+  doc: Document,
+  env: Record<string, string | undefined>,
+  dotEnvDir: string,
+  at: (offset: number) => { file: string; line: number; column: number },
+): SluiceError[] {
+  const errors: SluiceError[] = [];
+  const dotEnv = join(dotEnvDir, '.env');
+  const rel = relative(process.cwd(), dotEnv);
+  const shownDotEnv = rel && !rel.startsWith('..') ? rel : dotEnv;
+  const looked = existsSync(dotEnv)
+    ? `not in the environment nor in ${shownDotEnv}`
+    : `not in the environment, and there is no ${shownDotEnv}`;
+  visit(doc, {
+    Scalar(key, node: Scalar) {
+      if (key === 'key' || typeof node.value !== 'string') return;
+      const result = interpolate(node.value, env);
+      for (const name of result.missing) {
+        errors.push(
+          new SluiceError(
+            'SLUICE_E_ENV',
+            `environment variable ${name} is not set and has no default (${looked})`,
+            {
+              context: {
+                ...at(node.range?.[0] ?? 0),
+                hint: `set it, add ${name}=… to ${shownDotEnv}, pass --var ${name}=VALUE, or write \${${name}:-default}`,
+              },
+            },
+          ),
+        );
+      }
+      for (const name of result.used) if (SECRET_ENV_NAME.test(name)) registerSecret(env[name]);
+      node.value = result.value;
+    },
+  });
+  return errors;
 }

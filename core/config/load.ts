@@ -6,13 +6,15 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { LineCounter, type Node, parseDocument, type Scalar, visit } from 'yaml';
+import { LineCounter, type Node, parseDocument } from 'yaml';
 import { SluiceError } from '../errors.js';
-import { registerSecret, registerSecretsIn, SECRET_ENV_NAME } from '../observe/redact.js';
+import { registerSecretsIn } from '../observe/redact.js';
 import type { Plugin } from '../plugin-api.js';
 import { loadPluginModule, nearest, type PluginRegistry, type PluginRole } from '../registry.js';
 import { parseDuration } from '../units.js';
-import { interpolate, readDotEnv } from './interpolate.js';
+import { ConfigErrors } from './config-errors.js';
+import { interpolateDocument, readDotEnv } from './interpolate.js';
+import { applyOverrides, overrideAt, parseOverrides } from './overrides.js';
 import type { PluginRef } from './plugin-ref.js';
 import { rootProblems } from './roots.js';
 import {
@@ -30,9 +32,12 @@ import {
   splitPointer,
   validateAgainst,
 } from './validate.js';
+import { validationContext } from './validation-context.js';
+import { yamlProblems } from './yaml-errors.js';
 import { nodeOffset } from './yaml-position.js';
 
 export type { PluginRef };
+export { ConfigErrors };
 
 export interface Policy {
   concurrency: number;
@@ -78,22 +83,8 @@ export interface LoadOptions {
   text?: string;
   /** Overrides `state.dir`. */
   stateDir?: string;
-}
-
-/** All problems of one file, reported together. */
-export class ConfigErrors extends SluiceError {
-  readonly errors: SluiceError[];
-  constructor(unsorted: SluiceError[]) {
-    const errors = [...unsorted].sort(
-      (a, b) =>
-        (a.context.line ?? 0) - (b.context.line ?? 0) || (a.context.column ?? 0) - (b.context.column ?? 0),
-    );
-    super(errors[0].code, errors.map((e) => e.toUserString()).join('\n'), { context: errors[0].context });
-    this.errors = errors;
-  }
-  override toUserString(): string {
-    return this.errors.map((e) => e.toUserString()).join('\n');
-  }
+  /** `--set PATH=VALUE` flags: keys changed for this load, validated like the file. */
+  set?: string[];
 }
 
 export async function loadPipeline(file: string, options: LoadOptions): Promise<PipelineDefinition> {
@@ -119,20 +110,21 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     const pos = lineCounter.linePos(offset);
     return { file: shownFile, line: pos.line, column: pos.col };
   };
-  if (doc.errors.length > 0) {
-    throw new ConfigErrors(
-      doc.errors.map(
-        (e) =>
-          new SluiceError('SLUICE_E_CONFIG', `YAML syntax: ${e.message.split('\n')[0]}`, {
-            context: at(e.pos[0]),
-          }),
-      ),
-    );
-  }
+  const syntax = yamlProblems(doc, at);
+  if (syntax.length > 0) throw new ConfigErrors(syntax);
+  const overrides = parseOverrides(options.set);
+  const overrideProblems = applyOverrides(doc, overrides);
+  if (overrideProblems.length > 0) throw new ConfigErrors(overrideProblems);
+  // With --set, the version is the file as overridden: cluster workers load it from this text.
+  const loadedText = overrides.length > 0 ? String(doc) : text;
 
   const errors: SluiceError[] = [];
-  const locate = (pointer: string, atKey = false) =>
-    at(nodeOffset(doc.contents as Node | null, splitPointer(pointer), atKey));
+  const locate = (pointer: string, atKey = false) => {
+    // A value set by --set has no place in the file: the problem names the flag.
+    const set = overrideAt(overrides, pointer);
+    if (set) return { file: `${shownFile} (--set ${set.flag})` };
+    return at(nodeOffset(doc.contents as Node | null, splitPointer(pointer), atKey));
+  };
   const problem = (
     pointer: string,
     message: string,
@@ -156,26 +148,8 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       }),
     );
 
-  // Interpolate ${VAR} in string values (never keys), keeping the YAML structure intact.
   const env = { ...readDotEnv(baseDir), ...(options.env ?? process.env), ...(options.vars ?? {}) };
-  visit(doc, {
-    Scalar(key, node: Scalar) {
-      if (key === 'key' || typeof node.value !== 'string') return;
-      const result = interpolate(node.value, env);
-      for (const name of result.missing) {
-        errors.push(
-          new SluiceError('SLUICE_E_ENV', `environment variable ${name} is not set and has no default`, {
-            context: {
-              ...at(node.range?.[0] ?? 0),
-              hint: `set it, pass --var ${name}=VALUE, or write \${${name}:-default}`,
-            },
-          }),
-        );
-      }
-      for (const name of result.used) if (SECRET_ENV_NAME.test(name)) registerSecret(env[name]);
-      node.value = result.value;
-    },
-  });
+  errors.push(...interpolateDocument(doc, env, baseDir, at));
   if (errors.length > 0) throw new ConfigErrors(errors);
 
   const raw = doc.toJS() as unknown;
@@ -197,7 +171,10 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   await preloadValidators([PipelineShape]);
   const shapeProblems = validateAgainst(PipelineShape, raw);
   for (const p of shapeProblems)
-    problem(p.path, p.message, { hint: p.hint, atKey: p.message.startsWith('unknown key') });
+    problem(p.path, p.message, {
+      hint: p.hint ?? durationHint(p.message),
+      atKey: p.message.startsWith('unknown key'),
+    });
   const shape = raw as Record<string, unknown> & { name: string; plugins?: string[] };
   exactlyOne(shape, 'source', 'sources', problem);
   exactlyOne(shape, 'sink', 'sinks', problem);
@@ -333,7 +310,8 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   }
   if (shape.trigger && (shape.trigger as TriggerT).every && (shape.trigger as TriggerT).cron) {
     problem('/trigger', 'give either `every` or `cron`, not both');
-  } else if (shape.trigger) {
+  } else if (shape.trigger && !shapeProblems.some((p) => p.path.startsWith('/trigger'))) {
+    // A trigger the shape pass refused is reported once, there.
     // Checked at load, not only when `run` starts, so `validate` rejects a bad cron expression
     // too and the message carries file:line:col. Imported lazily: cron-parser is not small.
     const { scheduleOf } = await import('./trigger.js');
@@ -369,8 +347,8 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     stateDir,
     alerts: shape.alerts as AlertsT | undefined,
     expect: shape.expect as ExpectT | undefined,
-    hash: createHash('sha256').update(text).digest('hex').slice(0, 16),
-    text,
+    hash: createHash('sha256').update(loadedText).digest('hex').slice(0, 16),
+    text: loadedText,
   };
 }
 
@@ -400,27 +378,6 @@ function reportPluginConfigError(
     plugin: ref.name,
     hint: err instanceof SluiceError ? err.context.hint : undefined,
   });
-}
-
-function validationContext(ref: PluginRef, baseDir: string) {
-  const controller = new AbortController();
-  return {
-    pipeline: 'validate',
-    stepId: ref.stepId,
-    log: {
-      debug() {},
-      info() {},
-      warn() {},
-      error() {},
-      child() {
-        return this;
-      },
-    },
-    tempDir: join(baseDir, '.sluice', 'tmp'),
-    stateDir: join(baseDir, '.sluice'),
-    baseDir,
-    signal: controller.signal,
-  };
 }
 
 function isSingleKeyMap(v: unknown): v is Record<string, unknown> {
@@ -454,6 +411,13 @@ function toPolicy(p: PolicyT | undefined): Policy {
     },
     drainTimeoutMs: parseDuration(p?.drain_timeout ?? '30s'),
   };
+}
+
+/** `every: 5 minutes`: the unit is the part people get wrong. */
+function durationHint(message: string): string | undefined {
+  return message.includes('a string like 500ms')
+    ? 'a number and a unit without a space: ms, s, m, h, d or w (5m, 90s, 1h)'
+    : undefined;
 }
 
 function displayPath(abs: string): string {

@@ -11,10 +11,21 @@ import type { Logger } from './logger.js';
 import { redact } from './redact.js';
 
 export type LogFormat = 'json' | 'pretty';
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** `--log-level`, `SLUICE_LOG_LEVEL` or `log_level:`, checked; `where` names which one it came from. */
+export function parseLogLevel(value: string, where: string): LogLevel {
+  const level = value.trim().toLowerCase();
+  if ((LOG_LEVELS as readonly string[]).includes(level)) return level as LogLevel;
+  throw new SluiceError('SLUICE_E_USAGE', `${where} is one of ${LOG_LEVELS.join(', ')}, got "${value}"`);
+}
 
 export interface LogOptions {
   format: LogFormat;
-  level?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  level?: LogLevel | 'silent';
+  /** Format of `file` and `errorFile` (default json: one object per line). */
+  fileFormat?: LogFormat;
   /** Where lines go (default stderr). */
   destination?: NodeJS.WritableStream;
   /** Also append JSON lines to this file. */
@@ -137,19 +148,33 @@ const LEVEL_COLORS: Record<number, string> = {
 };
 const OMIT = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
 
-export function createLogger(options: LogOptions): { logger: Logger; close(): Promise<void> } {
+export interface CreatedLogger {
+  logger: Logger;
+  /**
+   * Appends an info line to the log file whatever the level (a pass's summary must reach the
+   * file under --quiet too). Nothing when there is no log file.
+   */
+  toFile(fields: Record<string, unknown>, msg: string): void;
+  close(): Promise<void>;
+}
+
+export function createLogger(options: LogOptions): CreatedLogger {
   const out = options.destination ?? process.stderr;
   const file = options.file ? new RotatingFile(options.file, options.rotate) : undefined;
   const errorFile = options.errorFile ? new RotatingFile(options.errorFile, options.rotate) : undefined;
+  const inFile = (line: string) => (options.fileFormat === 'pretty' ? humanLine(line, false) : line);
+  const writeFiles = (line: string) => {
+    try {
+      file?.write(inFile(line));
+      if (errorFile && /"level":(5|6)\d\b/.test(line)) errorFile.write(inFile(line));
+    } catch (err) {
+      out.write(`sluice: cannot write the log file: ${(err as Error).message}\n`);
+    }
+  };
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       const line = redact(chunk.toString());
-      try {
-        file?.write(line);
-        if (errorFile && /"level":(5|6)\d\b/.test(line)) errorFile.write(line);
-      } catch (err) {
-        out.write(`sluice: cannot write the log file: ${(err as Error).message}\n`);
-      }
+      writeFiles(line);
       out.write(options.format === 'json' ? line : humanLine(line, options.color === true));
       cb();
     },
@@ -160,6 +185,11 @@ export function createLogger(options: LogOptions): { logger: Logger; close(): Pr
   );
   return {
     logger: logger as unknown as Logger,
+    toFile(fields, msg) {
+      if (!file) return;
+      const line = JSON.stringify({ level: 30, time: new Date().toISOString(), ...fields, msg });
+      writeFiles(`${redact(line)}\n`);
+    },
     close: async () => {
       file?.close();
       errorFile?.close();

@@ -14,9 +14,13 @@ export class SluiceMetrics {
   private readonly reloads: Counter<'pipeline' | 'result'>;
   private readonly skippedPasses: Counter<'pipeline'>;
   private readonly lastSuccess: Gauge<'pipeline'>;
+  private readonly inFlight: () => Map<string, number>;
+  /** Pipelines whose series exist (at 0 until something happens). */
+  private readonly known = new Set<string>();
 
   /** `inFlight()` is read at scrape time: pipeline name → items being processed. */
   constructor(inFlight: () => Map<string, number>) {
+    this.inFlight = inFlight;
     const registers = [this.registry];
     this.items = new Counter({
       name: 'sluice_items_total',
@@ -79,6 +83,22 @@ export class SluiceMetrics {
     });
   }
 
+  /**
+   * Every series of `pipeline` at 0: an alert on `rate(sluice_retries_total[5m])` or
+   * `increase(sluice_items_total{outcome="failed"}[1h])` needs the series before the first event.
+   */
+  register(pipeline: string): void {
+    if (this.known.has(pipeline)) return;
+    this.known.add(pipeline);
+    for (const outcome of ['ok', 'failed', 'skipped', 'filtered']) this.items.inc({ pipeline, outcome }, 0);
+    this.bytesIn.inc({ pipeline }, 0);
+    this.bytesOut.inc({ pipeline }, 0);
+    this.retries.inc({ pipeline }, 0);
+    for (const result of ['ok', 'invalid', 'removed']) this.reloads.inc({ pipeline, result }, 0);
+    this.skippedPasses.inc({ pipeline }, 0);
+    this.duration.zero({ pipeline });
+  }
+
   itemDone(pipeline: string, ms: number, bytesIn: number, bytesOut: number): void {
     this.items.inc({ pipeline, outcome: 'ok' });
     this.bytesIn.inc({ pipeline }, bytesIn);
@@ -104,6 +124,7 @@ export class SluiceMetrics {
   }
 
   text(): Promise<string> {
+    for (const pipeline of this.inFlight().keys()) if (pipeline) this.register(pipeline);
     return this.registry.metrics();
   }
 

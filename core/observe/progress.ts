@@ -30,6 +30,7 @@ export function progressLine(f: ProgressFigures, color: boolean): string {
   const bar = f.counted ? `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}]` : `[${'·'.repeat(width)}]`;
   const rate = f.elapsedMs > 0 ? (f.bytes / f.elapsedMs) * 1000 : 0;
   const processed = f.done + f.failed;
+  const filesRate = f.elapsedMs > 0 ? (processed / f.elapsedMs) * 1000 : 0;
   const remaining = total - finished;
   let eta = '';
   if (f.counted && remaining > 0 && processed > 0)
@@ -37,7 +38,17 @@ export function progressLine(f: ProgressFigures, color: boolean): string {
   else if (f.counted && remaining === 0) eta = ' done';
   const failed = f.failed > 0 ? (color ? ` \x1b[31m${f.failed} failed\x1b[0m` : ` ${f.failed} failed`) : '';
   const name = color ? `\x1b[1m${f.name}\x1b[0m` : f.name;
-  return `${name} ${bar} ${finished}/${total}${f.counted ? '' : '+'} files${failed}  ${formatBytes(f.bytes)}  ${formatBytes(rate)}/s${eta}  (${f.state}, ${f.inFlight} in flight)`;
+  return `${name} ${bar} ${finished}/${total}${f.counted ? '' : '+'} files${failed}  ${formatBytes(f.bytes)}  ${formatRate(rate)}  ${formatFilesRate(filesRate)}${eta}  (${f.state}, ${f.inFlight} in flight)`;
+}
+
+/** Bytes per second, rounded as a person reads it: `407 B/s`, `1.2 MiB/s`. */
+export function formatRate(bytesPerSecond: number): string {
+  return `${formatBytes(bytesPerSecond < 1024 ? Math.round(bytesPerSecond) : bytesPerSecond)}/s`;
+}
+
+/** Files per second: one decimal under 10 (small-file runs), whole numbers above. */
+export function formatFilesRate(perSecond: number): string {
+  return `${perSecond < 10 ? perSecond.toFixed(1) : Math.round(perSecond)} files/s`;
 }
 
 /** What a progress line reads of a running pipeline (the runtime's supervisor is one). */

@@ -6,18 +6,21 @@
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { SluiceError } from '../../errors.js';
-import { createLogger, type LogFormat, parseRotation } from '../../observe/log.js';
+import { createLogger, type LogFormat, type LogLevel, parseRotation } from '../../observe/log.js';
 import type { Logger } from '../../observe/logger.js';
 import type { SluiceMetrics } from '../../observe/metrics.js';
 import { ProgressDisplay } from '../../observe/progress.js';
 import { type StatusServer, startStatusServer } from '../../observe/status-server.js';
+import { formatSummary, summaryJson } from '../../observe/summary.js';
+import type { RunSummary } from '../../runtime/runner.js';
 import type { PipelineSupervisor } from '../../runtime/supervisor.js';
-import type { CommonOptions } from '../common.js';
+import { type CommonOptions, logLevelOf } from '../common.js';
 
 export interface HostOptions extends CommonOptions {
   errorLog?: string;
   logRotate?: string;
   logKeep?: string | number;
+  logFileFormat?: string;
   metricsPort?: string | number;
   metricsHost?: string;
   apiTokenFile?: string;
@@ -41,6 +44,8 @@ export class Host {
   aborted = false;
   private server: StatusServer | undefined;
   private readonly closeLog: () => Promise<void>;
+  private readonly toFile: (fields: Record<string, unknown>, msg: string) => void;
+  private readonly level: LogLevel;
   private readonly startedAt = new Date().toISOString();
   private readonly onSignal: (sig: NodeJS.Signals) => void;
 
@@ -51,6 +56,13 @@ export class Host {
     if (opts.logFormat && opts.logFormat !== 'json' && opts.logFormat !== 'pretty') {
       throw new SluiceError('SLUICE_E_USAGE', `--log-format is pretty or json, got "${opts.logFormat}"`);
     }
+    if (opts.logFileFormat && opts.logFileFormat !== 'json' && opts.logFileFormat !== 'pretty') {
+      throw new SluiceError(
+        'SLUICE_E_USAGE',
+        `--log-file-format is json or pretty, got "${opts.logFileFormat}"`,
+      );
+    }
+    this.level = logLevelOf(opts);
     const tty = process.stderr.isTTY === true;
     this.format = (opts.logFormat as LogFormat | undefined) ?? (tty ? 'pretty' : 'json');
     const color = this.format === 'pretty' && tty && !process.env.NO_COLOR;
@@ -67,9 +79,10 @@ export class Host {
           },
         })
       : undefined;
-    const { logger, close } = createLogger({
+    const { logger, close, toFile } = createLogger({
       format: this.format,
-      level: opts.quiet ? 'warn' : 'info',
+      level: this.level,
+      fileFormat: opts.logFileFormat as LogFormat | undefined,
       file: opts.logFile,
       errorFile: opts.errorLog,
       rotate: parseRotation(opts.logRotate, opts.logKeep),
@@ -78,6 +91,7 @@ export class Host {
     });
     this.logger = logger;
     this.closeLog = close;
+    this.toFile = toFile;
     this.onSignal = (sig) => {
       if (!this.stopping.signal.aborted) {
         this.logger.warn(
@@ -149,6 +163,19 @@ export class Host {
       },
       pipelines: this.supervisors.map((s) => s.status()),
     };
+  }
+
+  /**
+   * A pass's summary: a log line in JSON, a block of text on a terminal, and in the log file
+   * always (under --quiet too: the file is the record of what ran).
+   */
+  reportSummary(summary: RunSummary): void {
+    const fields = { pipeline: summary.pipeline, summary: summaryJson(summary) };
+    const logged = this.format === 'json' && this.level !== 'warn' && this.level !== 'error';
+    if (this.format === 'json') this.logger.info(fields, 'pass finished');
+    else if (this.progress) this.progress.print(`${formatSummary(summary)}\n`);
+    else process.stdout.write(`${formatSummary(summary)}\n`);
+    if (!logged) this.toFile(fields, 'pass finished');
   }
 
   /** Drains and stops every supervisor. */

@@ -1,6 +1,6 @@
 import { runPipelineFile } from '../../sdk.js';
 import { formatBytes } from '../../units.js';
-import { type CommonOptions, makeLogger, parseVars } from '../common.js';
+import { type CommonOptions, makeLogger, parseVars, setFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 
 /**
@@ -19,6 +19,7 @@ export async function planCommand(
   try {
     const summary = await runPipelineFile(file, {
       vars: parseVars(opts.var),
+      set: setFlags(opts.set),
       stateDir: opts.stateDir,
       force: opts.force,
       dryRun: true,

@@ -2,11 +2,11 @@ import { writeFileSync } from 'node:fs';
 import type { PipelineDefinition } from '../../config/load.js';
 import { scheduleOf } from '../../config/trigger.js';
 import { SluiceError } from '../../errors.js';
-import { formatSummary, summaryJson } from '../../observe/summary.js';
+import { summaryJson } from '../../observe/summary.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import { PipelineSupervisor } from '../../runtime/supervisor.js';
 import { builtinRegistry, loadPipelineFile } from '../../sdk.js';
-import { expandPipelinePaths, parseVars } from '../common.js';
+import { expandPipelinePaths, parseVars, setFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { Host, type HostOptions } from './host.js';
 
@@ -26,10 +26,11 @@ interface RunOptions extends HostOptions {
 export async function runCommand(paths: string[], opts: RunOptions): Promise<number> {
   const files = expandPipelinePaths(paths);
   const vars = parseVars(opts.var);
+  const set = setFlags(opts.set);
   // Validate everything first: an invalid file runs nothing.
   const defs: PipelineDefinition[] = [];
   for (const f of files) {
-    const def = await loadPipelineFile(f, { vars, stateDir: opts.stateDir });
+    const def = await loadPipelineFile(f, { vars, set, stateDir: opts.stateDir });
     scheduleOf(def.trigger);
     // Two files of one pipeline on one state folder share ledger records: run one after the
     // other, the second would take the first one's items for its own and skip them.
@@ -59,16 +60,14 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
   const summaries: RunSummary[] = [];
   const onSummary = (summary: RunSummary) => {
     summaries.push(summary);
-    if (host.format === 'json')
-      host.logger.info({ pipeline: summary.pipeline, summary: summaryJson(summary) }, 'pass finished');
-    else if (host.progress) host.progress.print(`${formatSummary(summary)}\n`);
-    else process.stdout.write(`${formatSummary(summary)}\n`);
+    host.reportSummary(summary);
     if (opts.summaryJson) writeSummaries(opts.summaryJson, summaries);
   };
   const supervise = (def: PipelineDefinition) => {
     const supervisor = new PipelineSupervisor(def.file, {
       log: host.logger,
       vars,
+      set,
       stateDir: opts.stateDir,
       once: opts.once,
       dryRun: opts.dryRun,

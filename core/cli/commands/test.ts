@@ -22,7 +22,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { PipelineDefinition, PluginRef } from '../../config/load.js';
 import { SluiceError } from '../../errors.js';
 import { builtinRegistry, loadPipelineFile, runPipeline } from '../../sdk.js';
-import { parseVars } from '../common.js';
+import { parseVars, setFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 
 interface InputFile {
@@ -51,14 +51,18 @@ export function testFileFor(pipelineFile: string): string {
   return pipelineFile.replace(/\.ya?ml$/, '.test.yaml');
 }
 
-export async function testCommand(paths: string[], opts: { var?: string | string[] }): Promise<number> {
+export async function testCommand(
+  paths: string[],
+  opts: { var?: string | string[]; set?: string | string[] },
+): Promise<number> {
   const vars = parseVars(opts.var);
+  const set = setFlags(opts.set);
   let failed = 0;
   for (const file of paths) {
     const testFile = testFileFor(file);
     if (!existsSync(testFile))
       throw new SluiceError('SLUICE_E_USAGE', `no tests for ${file}: expected ${testFile}`);
-    const def = await loadPipelineFile(file, { vars });
+    const def = await loadPipelineFile(file, { vars, set });
     const cases = readCases(testFile);
     for (const c of cases) {
       const problems = await runCase(def, c, dirname(resolve(testFile)));

@@ -1,14 +1,18 @@
 import { errorMessage } from '../../errors.js';
 import { loadPipelineFile } from '../../sdk.js';
-import { expandPipelinePaths, parseVars } from '../common.js';
+import { expandPipelinePaths, parseVars, setFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 
-export async function validateCommand(paths: string[], opts: { var?: string | string[] }): Promise<number> {
+export async function validateCommand(
+  paths: string[],
+  opts: { var?: string | string[]; set?: string | string[] },
+): Promise<number> {
   const vars = parseVars(opts.var);
+  const set = setFlags(opts.set);
   let bad = 0;
   for (const file of expandPipelinePaths(paths)) {
     try {
-      const def = await loadPipelineFile(file, { vars });
+      const def = await loadPipelineFile(file, { vars, set });
       process.stdout.write(
         `ok  ${file} (${def.name}: ${def.sources.length} source(s), ${def.steps.length} step(s), ${def.sinks.length} sink(s))\n`,
       );

@@ -1,11 +1,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { SluiceError } from '../../errors.js';
-import { formatSummary, summaryJson } from '../../observe/summary.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import { PipelineSupervisor } from '../../runtime/supervisor.js';
 import { builtinRegistry } from '../../sdk.js';
-import { isPipelineFileName, parseVars } from '../common.js';
+import { isPipelineFileName, parseVars, setFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { Host, type HostOptions } from './host.js';
 
@@ -47,12 +46,7 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
     : undefined;
   const byFile = new Map<string, PipelineSupervisor>();
   const timers = new Map<string, NodeJS.Timeout>();
-  const onSummary = (summary: RunSummary) => {
-    if (host.format === 'json')
-      log.info({ pipeline: summary.pipeline, summary: summaryJson(summary) }, 'pass finished');
-    else if (host.progress) host.progress.print(`${formatSummary(summary)}\n`);
-    else process.stdout.write(`${formatSummary(summary)}\n`);
-  };
+  const onSummary = (summary: RunSummary) => host.reportSummary(summary);
 
   // One change at a time per file, in order; different files change independently.
   const queues = new Map<string, Promise<void>>();
@@ -75,6 +69,7 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
     const supervisor = new PipelineSupervisor(file, {
       log,
       vars,
+      set: setFlags(opts.set),
       stateDir: opts.stateDir,
       metrics: host.metrics,
       trackProgress: true,
