@@ -10,7 +10,7 @@
  *   plugins → the kernel only
  */
 const KERNEL =
-  '^core/(errors|plugin-api|schema-fragments|streams|item|units|template|glob|time-format|time-parse|if-exists)\\.ts$|^core/observe/(redact|logger)\\.ts$';
+  '^core/(errors|plugin-api|schema-fragments|streams|item|units|template|glob|time-format|time-parse|if-exists|item-match)\\.ts$|^core/observe/(redact|logger)\\.ts$';
 const MIDDLE = '^core/(config|ledger|observe)/|^core/(registry|schema-gen)\\.ts$';
 
 module.exports = {

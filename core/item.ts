@@ -42,6 +42,8 @@ export interface ItemChanges {
   meta?: Record<string, unknown>;
   date?: Date;
   destination?: string;
+  /** Named regex groups for `{match.NAME}` (replaces the item's). */
+  match?: Readonly<Record<string, string>>;
   size?: number;
   checksums?: Record<string, string>;
   /** New bytes: clears size, checksums and origin unless given again. */
@@ -60,6 +62,7 @@ export function deriveItem(item: Item, changes: ItemChanges): Item {
     meta: changes.meta ?? item.meta,
     date: changes.date ?? item.date,
     destination: 'destination' in changes ? changes.destination : item.destination,
+    match: changes.match ?? item.match,
     size: 'size' in changes ? changes.size : bytesChanged ? undefined : item.size,
     checksums: changes.checksums ?? (bytesChanged ? {} : item.checksums),
     origin: bytesChanged ? undefined : item.origin,

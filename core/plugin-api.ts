@@ -32,6 +32,8 @@ export interface Item {
   readonly date?: Date;
   /** Relative destination path assigned by a routing step; the sink joins it to its root. */
   readonly destination?: string;
+  /** Named groups of the regex of the last step `when` that matched (`{match.NAME}` in templates). */
+  readonly match?: Readonly<Record<string, string>>;
   /**
    * Where the untouched bytes live, for server-side copies. Set by sources; cleared by any step
    * that changes bytes. A sink may use it to copy without downloading.

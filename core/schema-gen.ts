@@ -4,6 +4,7 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import { PipelineShape } from './config/schema.js';
+import { StepWhen } from './item-match.js';
 import type { Plugin, PluginExample } from './plugin-api.js';
 import { type PluginRegistry, type PluginRole, roleOf } from './registry.js';
 
@@ -17,7 +18,7 @@ export function pipelineJsonSchema(registry: PluginRegistry): Record<string, unk
     const refs = registry.names(role).map((name) => {
       const plugin = registry.get(role, name)!;
       const id = `${role}.${name}`;
-      defs[id] = plain(plugin.config);
+      defs[id] = role === 'step' ? withStepWhen(plain(plugin.config), defs) : plain(plugin.config);
       return {
         type: 'object',
         description: plugin.summary,
@@ -62,6 +63,13 @@ export function pipelineJsonSchema(registry: PluginRegistry): Record<string, unk
 }
 
 type JsonSchema = Record<string, unknown>;
+
+/** Every step accepts `when` (the runtime applies it; the loader takes it out of the config). */
+function withStepWhen(config: JsonSchema, defs: JsonSchema): JsonSchema {
+  defs['core.step_when'] ??= plain(StepWhen);
+  const properties = (config.properties ?? {}) as JsonSchema;
+  return { ...config, properties: { when: { $ref: '#/$defs/core.step_when' }, ...properties } };
+}
 
 /** A `${VAR}` written where the file's text is checked before interpolation. */
 const INTERPOLATION: JsonSchema = {

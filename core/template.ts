@@ -2,7 +2,8 @@
  * Destination templates: `segregated/{date:%Y/%m/%d}/{name}`.
  *
  * Placeholders: `{name}` `{stem}` `{ext}` (no dot) `{dir}` (empty at the root) `{path}`
- * `{source}` `{sha256}` `{meta.KEY}` `{date:STRFTIME}` `{now:STRFTIME}`; bare `{date}` and
+ * `{source}` `{sha256}` `{meta.KEY}` `{match.NAME}` (a named regex group) `{date:STRFTIME}`
+ * `{now:STRFTIME}`; bare `{date}` and
  * `{now}` mean `%Y-%m-%d`. `{{` and `}}` are literal braces. A template is parsed once, at
  * config time, and a substituted value is never parsed again: an item named `{meta.x}%Y.csv`
  * stays exactly that.
@@ -19,6 +20,8 @@ export interface RenderScope {
   sha256?: string;
   /** Timezone for `{date:…}` and `{now:…}`: `UTC` (default) or an IANA name. */
   timezone?: string;
+  /** Named groups of the route's regexes (`{match.NAME}`); they win over the item's own. */
+  match?: Readonly<Record<string, string>>;
   /** Applied to every substituted value, never to the template's own text (e.g. URL encoding). */
   escape?: (value: string) => string;
 }
@@ -54,7 +57,7 @@ const ITEM_FIELDS: Record<string, ValueOf> = {
   source: (item) => item.source,
 };
 
-const PLACEHOLDER_NAMES = [...Object.keys(ITEM_FIELDS), 'sha256', 'date', 'now', 'meta.KEY'];
+const PLACEHOLDER_NAMES = [...Object.keys(ITEM_FIELDS), 'sha256', 'date', 'now', 'meta.KEY', 'match.NAME'];
 const DEFAULT_DATE_FORMAT = '%Y-%m-%d';
 
 type Part = { literal: string } | { placeholder: string; value: ValueOf };
@@ -159,6 +162,10 @@ function compilePlaceholder(
     const key = body.slice('meta.'.length);
     return (item) => metaValue(item, key, text);
   }
+  if (body.startsWith('match.') && body.length > 'match.'.length) {
+    const group = body.slice('match.'.length);
+    return (item, scope) => matchValue(item, scope, group, text);
+  }
   const colon = body.indexOf(':');
   const head = colon === -1 ? body : body.slice(0, colon);
   if (head === 'date' || head === 'now') {
@@ -204,6 +211,21 @@ function metaValue(item: Item, key: string, text: string): string {
   }
   if (value instanceof Date) return value.toISOString();
   return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
+function matchValue(item: Item, scope: RenderScope, group: string, text: string): string {
+  const value = scope.match?.[group] ?? item.match?.[group];
+  if (value === undefined) {
+    throw new SluiceError(
+      'SLUICE_E_TEMPLATE',
+      `template "${text}" uses {match.${group}} but no regex captured "${group}" for item "${item.path}"`,
+      {
+        context: { item: item.path, hint: 'name the group in the `when.regex` that selects this item' },
+        retryable: false,
+      },
+    );
+  }
+  return value;
 }
 
 /**

@@ -26,6 +26,7 @@ import {
   type TriggerT,
 } from './schema.js';
 import {
+import { stepWhenProblems, takeStepWhen } from './step-when.js';
   escapePointer,
   preloadValidators,
   type SchemaProblem,
@@ -228,12 +229,18 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       });
       return undefined;
     }
-    const config = (entry[name] ?? {}) as Record<string, unknown>;
+    const written = (entry[name] ?? {}) as Record<string, unknown>;
+    const { config, when } = role === 'step' ? takeStepWhen(written) : { config: written, when: undefined };
     registerSecretsIn(plugin.config, config);
     const configProblems: SchemaProblem[] = validateAgainst(plugin.config, config);
     for (const p of configProblems) {
       problem(configPointer + p.path, p.message, {
+    const stepWhen = role === 'step' ? stepWhenProblems(when, config) : undefined;
+    for (const p of stepWhen?.problems ?? [])
+      problem(configPointer + p.pointer, p.message, { step: id, plugin: name, hint: p.hint });
+    if (stepWhen?.problems.length) return undefined;
         step: id,
+    if (stepWhen?.when) ref.when = stepWhen.when;
         plugin: name,
         hint: p.hint,
         atKey: p.message.startsWith('unknown key'),

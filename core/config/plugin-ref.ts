@@ -1,4 +1,5 @@
 /** A plugin as a pipeline names it: which plugin, its validated config, and where it stands. */
+import type { MatchSpec } from '../item-match.js';
 import type { Plugin } from '../plugin-api.js';
 import type { PluginRole } from '../registry.js';
 
@@ -12,6 +13,8 @@ export interface PluginRef {
   stepId: string;
   /** JSON pointer of the plugin's config, e.g. `/steps/1/segregate`. */
   jsonPath: string;
+  /** Steps only: `when`, taken out of `config` (the runtime applies it, not the plugin). */
+  when?: MatchSpec;
   /** Sources only: the name used in ledger keys and `{source}`. */
   sourceName?: string;
 }

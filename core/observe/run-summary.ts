@@ -12,6 +12,8 @@ export interface PlanEntry {
   action: 'write' | 'skip-done' | 'finalize-only' | 'filtered' | 'failed';
   bytes?: number;
   error?: string;
+  /** Ids of the steps the item went through (a step whose `when` did not match it is absent). */
+  steps?: string[];
 }
 
 export interface RunSummary {

@@ -7,7 +7,7 @@ import { itemIdentity } from '../item.js';
 import { logItemDone } from '../observe/item-log.js';
 import { addFigure, noteSlowest, type RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
-import { chainRoot, runChain } from './chain.js';
+import { appliedSteps, chainRoot, runChain } from './chain.js';
 import { label, located, type SourceRuntime } from './driver.js';
 import { countFailure, fail, finalize, reject, rollback } from './finalize.js';
 import { type Job, type PassState, parseReserved, RESERVED, type Stage } from './stage.js';
@@ -120,7 +120,7 @@ export async function processItem(
           path: item.path,
           destinations,
           action: finalizeOnly ? 'finalize-only' : 'write',
-          ...(finalizeOnly ? {} : { bytes }),
+          ...(finalizeOnly ? {} : { bytes, steps: appliedSteps(job) }),
         });
       } else {
         if (!finalizeOnly) {

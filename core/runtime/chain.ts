@@ -3,10 +3,11 @@
  * one by one to the end before the next is pulled), each final item handed to delivery.
  */
 import type { StreamOrigin } from '../errors.js';
+import { deriveItem } from '../item.js';
 import type { Item, StepContext, StepOutput } from '../plugin-api.js';
 import { HashTap, pipeThrough } from '../streams.js';
 import { deliver } from './deliver.js';
-import { attributedOpen, label, located, siblingPath } from './driver.js';
+import { attributedOpen, label, located, type StepRuntime, siblingPath } from './driver.js';
 import { type Job, listedSizeMismatch, type Stage, sourceOrigin } from './stage.js';
 
 /**
@@ -48,6 +49,14 @@ export async function runChain(stage: Stage, item: Item, index: number, job: Job
     return;
   }
   const step = steps[index];
+  const input = stepInput(step, item);
+  if (!input) {
+    // Not selected by the step's `when`: the item goes on exactly as it came (bytes, name, all).
+    await runChain(stage, item, index + 1, job);
+    return;
+  }
+  applied(job).add(step.ref.stepId);
+  item = input;
   const context = stage.driver.where(step.ref, label(item));
   const ctx: StepContext = {
     ...step.ctx,
@@ -77,6 +86,28 @@ export async function runChain(stage: Stage, item: Item, index: number, job: Job
   } else {
     await runChain(stage, attributed(out), index + 1, job);
   }
+}
+
+/** The item as the step sees it (with the captures of its `when`), or null when `when` does not match. */
+function stepInput(step: StepRuntime, item: Item): Item | null {
+  if (!step.when) return item;
+  const captures = step.when(item, new Date());
+  if (captures === null) return null;
+  return Object.keys(captures).length > 0 ? deriveItem(item, { match: captures }) : item;
+}
+
+/** Steps each job's items went through (not skipped by `when`), in pipeline order. */
+const appliedByJob = new WeakMap<Job, Set<string>>();
+
+function applied(job: Job): Set<string> {
+  const set = appliedByJob.get(job) ?? new Set<string>();
+  appliedByJob.set(job, set);
+  return set;
+}
+
+/** The ids of the steps that applied to at least one of the job's items (`plan` shows them). */
+export function appliedSteps(job: Job): string[] {
+  return [...(appliedByJob.get(job) ?? [])];
 }
 
 function isAsyncIterable(v: unknown): v is AsyncIterable<Item> {

@@ -21,6 +21,7 @@ import {
 } from '../errors.js';
 import { compileIncludeExclude, type PathPredicate } from '../glob.js';
 import type { IfExistsMode } from '../if-exists.js';
+import { compileMatcher, type ItemMatcher } from '../item-match.js';
 import type { Logger } from '../observe/logger.js';
 import type {
   Item,
@@ -70,6 +71,8 @@ export interface StepRuntime {
   ref: PluginRef;
   instance: StepInstance;
   ctx: StepContext;
+  /** The step's `when`: items it does not match pass the step untouched. */
+  when?: ItemMatcher;
 }
 
 /** The runtime-owned fields of a source config (the shared schema fragments declare them). */
@@ -151,7 +154,8 @@ export class PluginDriver {
     }
     for (const ref of this.def.steps) {
       const instance = await this.create<StepInstance>(ref);
-      this.steps.push({ ref, instance, ctx: this.stepContext(ref) });
+      const when = ref.when ? compileMatcher(ref.when, `${ref.jsonPath}/when`).match : undefined;
+      this.steps.push({ ref, instance, ctx: this.stepContext(ref), ...(when ? { when } : {}) });
       if (instance.isCompanion) this.companionChecks.push(instance.isCompanion.bind(instance));
       if (ref.plugin.kind !== 'step') this.hasByteSteps = true;
     }

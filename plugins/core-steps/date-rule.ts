@@ -5,10 +5,10 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { itemName } from '../../core/item.js';
+import { compileRegex } from '../../core/item-match.js';
 import type { Item } from '../../core/plugin-api.js';
 import { compileStrptime, type Strptime } from '../../core/time-parse.js';
 import { parseDuration } from '../../core/units.js';
-import { compileRegex } from './item-match.js';
 
 const SIGNED_DURATION = /^\s*([+-])?\s*(\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w))\s*$/;
 
@@ -56,7 +56,7 @@ export const DateRule = Type.Object(
 export type DateRule = Static<typeof DateRule>;
 
 /** A found date, or why there is none (the item is then "unmatched"). */
-export type DateOutcome = { date: Date } | { reason: string };
+export type DateOutcome = { date: Date; captures?: Record<string, string> } | { reason: string };
 
 export type DateResolver = (item: Item, now: Date) => DateOutcome;
 
@@ -164,15 +164,23 @@ export function compileDateRule(
     } else {
       text = rule.from === 'name' ? itemName(item) : item.path;
     }
+    let captures: Record<string, string> | undefined;
     if (pattern) {
       const match = pattern.exec(text);
       if (!match) return { reason: `${what} "${text}" does not match pattern /${pattern.source}/` };
       text = dateText(match);
+      captures = namedGroups(match);
     }
     const date = parse(text);
     if (!date) return { reason: `"${text}" (from ${what}) is not a valid date for ${describe(text)}` };
-    return { date: shift(date) };
+    return captures ? { date: shift(date), captures } : { date: shift(date) };
   };
+}
+
+/** The named groups that took part in a match (`{match.NAME}` in segregate's templates). */
+function namedGroups(match: RegExpExecArray): Record<string, string> | undefined {
+  const entries = Object.entries(match.groups ?? {}).filter((e): e is [string, string] => e[1] !== undefined);
+  return entries.length > 0 ? Object.fromEntries(entries) : undefined;
 }
 
 /** Milliseconds of a signed duration (`-1d`, `+2h`, `30m`). */

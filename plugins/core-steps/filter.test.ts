@@ -79,4 +79,16 @@ describe('filter', () => {
       'invalid regular expression at /regex_path: Invalid regular expression: /*x/: Nothing to repeat',
     );
   });
+
+  it('with action: fail, fails a non-matching item (not retryable) naming the rule it broke', async () => {
+    const step = await filterPlugin.create({ min_size: '100KiB', action: 'fail' }, makePluginContext());
+    const big = testItem('big.csv', { size: 200 * 1024 });
+    expect(await runStep(step, big)).toBe(big);
+    const err = (await caught(() => runStep(step, testItem('tiny.csv', { size: 2 })))) as SluiceError;
+    expect(err.retryable).toBe(false);
+    expect(err.message).toBe('fails the filter: min_size: 100KiB (size 2 B)');
+    const glob = await filterPlugin.create({ include: ['*.csv'], action: 'fail' }, makePluginContext());
+    const pdf = (await caught(() => runStep(glob, testItem('a.pdf', { size: 2 })))) as SluiceError;
+    expect(pdf.message).toBe('fails the filter: include: ["*.csv"]');
+  });
 });

@@ -1,10 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { deriveItem } from '../../core/item.js';
+import { compileMatcher, type ItemMatcher, matchFields } from '../../core/item-match.js';
 import { definePlugin, type Item } from '../../core/plugin-api.js';
 import { type CompiledTemplate, compileTemplate } from '../../core/template.js';
 import { compileDateRule, DateRule } from './date-rule.js';
-import { compileMatch, type ItemCondition, matchFields } from './item-match.js';
 import { checkTimezoneConfig, TimezoneField } from './timezone.js';
 
 const Template = (description: string) => Type.String({ description, minLength: 1 });
@@ -38,6 +38,8 @@ export const segregatePlugin = definePlugin({
     '  without `unmatched` it fails with a message saying so. A chosen template that does not use',
     '  the date is rendered as usual (`documents/{name}` needs no date).',
     '- Dates are formatted (and date text is parsed) in `timezone`, UTC by default.',
+    '- Named groups of a route’s `when.regex` / `regex_path` and of `date.pattern` are',
+    '  `{match.NAME}` in the templates: `regex: "^(?<provider>[a-z]+)_"` → `to: "{match.provider}/{name}"`.',
   ].join('\n'),
   config: Type.Object(
     {
@@ -94,9 +96,9 @@ export const segregatePlugin = definePlugin({
       );
     }
     const resolveDate = compileDateRule(config.date, config.timezone, '/date');
-    const routes: { matches: ItemCondition; to: CompiledTemplate }[] = (config.routes ?? []).map(
+    const routes: { matches: ItemMatcher; to: CompiledTemplate }[] = (config.routes ?? []).map(
       (route, i) => ({
-        matches: compileMatch(route.when, `/routes/${i}/when`),
+        matches: compileMatcher(route.when, `/routes/${i}/when`).match,
         to: compileTemplate(route.to, { jsonPath: `/routes/${i}/to`, relativePath: true }),
       }),
     );
@@ -113,14 +115,25 @@ export const segregatePlugin = definePlugin({
         ? undefined
         : compileTemplate(config.unmatched, { jsonPath: '/unmatched', relativePath: true });
 
-    const chooseTemplate = (item: Item, now: Date): CompiledTemplate | undefined =>
-      single ?? routes.find((route) => route.matches(item, now))?.to ?? fallback;
+    /** The template for `item`, with the named groups of the route that chose it. */
+    const chooseTemplate = (
+      item: Item,
+      now: Date,
+    ): { template: CompiledTemplate | undefined; captures?: Record<string, string> } => {
+      if (single) return { template: single };
+      for (const route of routes) {
+        const captures = route.matches(item, now);
+        if (captures) return { template: route.to, captures };
+      }
+      return { template: fallback };
+    };
 
     return {
       process(item) {
         const now = new Date();
         const outcome = resolveDate(item, now);
-        let template = chooseTemplate(item, now);
+        const chosen = chooseTemplate(item, now);
+        let template = chosen.template;
         if ('reason' in outcome && template?.needsDate) {
           if (!unmatched) {
             throw new SluiceError(
@@ -144,6 +157,7 @@ export const segregatePlugin = definePlugin({
           now,
           timezone: config.timezone,
           sha256: item.checksums.sha256,
+          match: { ...('captures' in outcome ? outcome.captures : {}), ...chosen.captures },
         });
         return deriveItem(dated, { destination });
       },

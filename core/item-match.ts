@@ -1,14 +1,16 @@
 /**
- * Item conditions shared by `filter` and `segregate` routes: globs, regexes, extension, size,
- * age and meta, all ANDed. Compiled once at config time; config errors carry the JSON path.
+ * Item conditions shared by `filter`, `segregate` routes and the `when` of every step: globs,
+ * regexes, extension, size, age and meta, all ANDed. Compiled once at config time; config
+ * errors carry the JSON path. In the kernel because the runtime applies a step's `when` and
+ * plugins apply their own conditions with the same rules.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { SluiceError } from '../../core/errors.js';
-import { compileGlobs } from '../../core/glob.js';
-import { itemName } from '../../core/item.js';
-import type { Item } from '../../core/plugin-api.js';
-import { Duration, Globs, Size } from '../../core/schema-fragments.js';
-import { parseDuration, parseSize } from '../../core/units.js';
+import { SluiceError } from './errors.js';
+import { compileGlobs } from './glob.js';
+import { itemName } from './item.js';
+import type { Item } from './plugin-api.js';
+import { Duration, Globs, Size } from './schema-fragments.js';
+import { parseDuration, parseSize } from './units.js';
 
 const MetaValue = Type.Union([Type.String(), Type.Number(), Type.Boolean()]);
 
@@ -60,6 +62,23 @@ export type MatchSpec = Static<typeof MatchSpec>;
 /** True when `item` satisfies every condition; `now` is the reference for ages. */
 export type ItemCondition = (item: Item, now: Date) => boolean;
 
+/** Named groups of the `regex`/`regex_path` that matched (`{match.NAME}` in templates). */
+export type Captures = Readonly<Record<string, string>>;
+
+/** The captures of a matching item (`{}` without named groups), or null when it does not match. */
+export type ItemMatcher = (item: Item, now: Date) => Captures | null;
+
+export interface CompiledMatch {
+  match: ItemMatcher;
+  /** Names of the groups the regexes define: what a template of the same scope may use. */
+  groups: ReadonlySet<string>;
+}
+
+/** Names of the named groups `(?<NAME>…)` of a regular expression source. */
+export function groupNames(source: string): string[] {
+  return [...source.matchAll(/\(\?<([A-Za-z_$][\w$]*)>/g)].map((m) => m[1]);
+}
+
 /** Compiles a regular expression from config, or throws SLUICE_E_CONFIG at `jsonPath`. */
 export function compileRegex(source: string, jsonPath: string): RegExp {
   try {
@@ -94,7 +113,14 @@ const asList = <T>(value: T | readonly T[]): readonly T[] => (Array.isArray(valu
  * predicate. An empty spec matches every item.
  */
 export function compileMatch(spec: MatchSpec, jsonPath: string): ItemCondition {
+  const { match } = compileMatcher(spec, jsonPath);
+  return (item, now) => match(item, now) !== null;
+}
+
+/** Like `compileMatch`, keeping the named groups of the regexes that matched. */
+export function compileMatcher(spec: MatchSpec, jsonPath: string): CompiledMatch {
   const conditions: ItemCondition[] = [];
+  const capturing: Array<{ regex: RegExp; text: (item: Item) => string }> = [];
   if (spec.name !== undefined) {
     const globs = asList(spec.name);
     if (globs.some((g) => g.includes('/'))) {
@@ -115,11 +141,11 @@ export function compileMatch(spec: MatchSpec, jsonPath: string): ItemCondition {
   }
   if (spec.regex !== undefined) {
     const regex = compileRegex(spec.regex, `${jsonPath}/regex`);
-    conditions.push((item) => regex.test(itemName(item)));
+    capturing.push({ regex, text: itemName });
   }
   if (spec.regex_path !== undefined) {
     const regex = compileRegex(spec.regex_path, `${jsonPath}/regex_path`);
-    conditions.push((item) => regex.test(item.path));
+    capturing.push({ regex, text: (item) => item.path });
   }
   if (spec.ext !== undefined) {
     const suffixes = asList(spec.ext).map((e) => `.${e.replace(/^\./, '').toLowerCase()}`);
@@ -153,5 +179,29 @@ export function compileMatch(spec: MatchSpec, jsonPath: string): ItemCondition {
       });
     }
   }
-  return (item, now) => conditions.every((condition) => condition(item, now));
+  const groups = new Set(capturing.flatMap(({ regex }) => groupNames(regex.source)));
+  return {
+    groups,
+    match: (item, now) => {
+      if (!conditions.every((condition) => condition(item, now))) return null;
+      const captures: Record<string, string> = {};
+      for (const { regex, text } of capturing) {
+        const found = regex.exec(text(item));
+        if (!found) return null;
+        for (const [name, value] of Object.entries(found.groups ?? {}))
+          if (value !== undefined) captures[name] = value;
+      }
+      return captures;
+    },
+  };
 }
+
+/**
+ * `when:` on a step (any step): the runtime passes only the items that match to the step; the
+ * others go on untouched. Named groups of its regexes are `{match.NAME}` in the step's templates.
+ */
+export const StepWhen = Type.Object(matchFields, {
+  additionalProperties: false,
+  description:
+    'Run this step only for items meeting these conditions (all of them): name/path globs, regex, ext, size, age, meta. Other items pass it untouched.',
+});
