@@ -25,8 +25,8 @@ import {
   type RetryPolicyT,
   type TriggerT,
 } from './schema.js';
-import {
 import { stepWhenProblems, takeStepWhen } from './step-when.js';
+import {
   escapePointer,
   preloadValidators,
   type SchemaProblem,
@@ -235,19 +235,19 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     const configProblems: SchemaProblem[] = validateAgainst(plugin.config, config);
     for (const p of configProblems) {
       problem(configPointer + p.path, p.message, {
-    const stepWhen = role === 'step' ? stepWhenProblems(when, config) : undefined;
-    for (const p of stepWhen?.problems ?? [])
-      problem(configPointer + p.pointer, p.message, { step: id, plugin: name, hint: p.hint });
-    if (stepWhen?.problems.length) return undefined;
         step: id,
-    if (stepWhen?.when) ref.when = stepWhen.when;
         plugin: name,
         hint: p.hint,
         atKey: p.message.startsWith('unknown key'),
       });
     }
     if (configProblems.length > 0) return undefined;
+    const stepWhen = role === 'step' ? stepWhenProblems(when, config) : undefined;
+    for (const p of stepWhen?.problems ?? [])
+      problem(configPointer + p.pointer, p.message, { step: id, plugin: name, hint: p.hint });
+    if (stepWhen?.problems.length) return undefined;
     const ref: PluginRef = { role, name, plugin, config, stepId: id, jsonPath: configPointer };
+    if (stepWhen?.when) ref.when = stepWhen.when;
     try {
       plugin.validate?.(config);
     } catch (err) {
