@@ -24,6 +24,37 @@ const userMessage = (fn: () => unknown): string => {
 };
 
 describe('sluice.config.yaml', () => {
+  it('takes every log setting, and refuses bad ones at file:line:col', () => {
+    const f = file(
+      'logs.yaml',
+      'log_level: debug\nlog_file_format: pretty\nlog_rotate: 10MiB\nlog_keep: 7\n',
+    );
+    expect(readConfigFile(f, {})).toMatchObject({
+      logLevel: 'debug',
+      logFileFormat: 'pretty',
+      logRotate: '10MiB',
+      logKeep: 7,
+    });
+    const bad = file('bad-logs.yaml', 'log_level: loud\nlog_rotate: weekly\nlog_keep: 0\n');
+    const lines = userMessage(() => readConfigFile(bad, {}))
+      .split('\n')
+      .map((l) => l.replace(/^.*bad-logs\.yaml/, 'bad-logs.yaml'));
+    expect(lines).toEqual([
+      'bad-logs.yaml:1:12: log_level is one of trace, debug, info, warn, error, got "loud"',
+      'bad-logs.yaml:2:13: log_rotate takes a size (10MiB) or "daily", got "weekly"',
+      'bad-logs.yaml:3:11: log_keep must be a whole number ≥ 1, got "0"',
+    ]);
+  });
+
+  it('-q, -v and SLUICE_LOG_LEVEL win over the file’s log_level', () => {
+    const f = file('level.yaml', 'log_level: debug\n');
+    expect(applyConfigFile({ config: f }, {}).logLevel).toBe('debug');
+    expect(applyConfigFile({ config: f, quiet: true }, {}).logLevel).toBeUndefined();
+    expect(applyConfigFile({ config: f, verbose: true }, {}).logLevel).toBeUndefined();
+    expect(applyConfigFile({ config: f }, { SLUICE_LOG_LEVEL: 'warn' }).logLevel).toBeUndefined();
+    expect(applyConfigFile({ config: f, logLevel: 'error' }, {}).logLevel).toBe('error');
+  });
+
   it('reads every setting, interpolates ${VAR} and resolves paths against the file', () => {
     const f = file(
       'full.yaml',
