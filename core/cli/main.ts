@@ -83,6 +83,11 @@ export const OPTIONS = {
     description:
       'Defaults file (cluster, state_dir, logs, vars); default $SLUICE_CONFIG or ./sluice.config.yaml',
   },
+  all: { flag: '--all', description: 'retry: every parked (failed) item of the pipeline' },
+  format: {
+    flag: '--format <format>',
+    description: 'history: export every record (or --limit) as json (one per line) or csv',
+  },
   concurrency: {
     flag: '--concurrency <n>',
     description: "Items in flight in this worker (default: each pipeline's policy.concurrency)",
@@ -95,7 +100,7 @@ const COMMANDS: Array<{
   name: string;
   description: string;
   options: OptionName[];
-  load: () => Promise<(args: never, opts: never) => Promise<number>>;
+  load: () => Promise<(...args: never[]) => Promise<number>>;
 }> = [
   {
     name: 'run <...pipelines>',
@@ -199,8 +204,15 @@ const COMMANDS: Array<{
   {
     name: 'history <pipeline>',
     description: 'Recent items of a pipeline from its ledger',
-    options: ['vars', 'stateDir', 'limit', 'state', 'logFormat', 'cluster', 'config'],
+    options: ['vars', 'stateDir', 'limit', 'state', 'format', 'logFormat', 'cluster', 'config'],
     load: async () => (await import('./commands/history.js')).historyCommand,
+  },
+  {
+    name: 'retry <pipeline> [...paths]',
+    description:
+      'Replay parked (failed, dead-lettered) items through the pipeline as it is now: re-open their records, run one pass',
+    options: ['all', 'vars', 'stateDir', 'logFormat', 'logFile', 'quiet', 'summaryJson', 'cluster', 'config'],
+    load: async () => (await import('./commands/retry.js')).retryCommand,
   },
   {
     name: 'worker <...pipelines>',

@@ -16,13 +16,14 @@ import { ConfigErrors } from './config-errors.js';
 import { interpolateDocument, readDotEnv } from './interpolate.js';
 import { applyOverrides, overrideAt, parseOverrides } from './overrides.js';
 import type { PluginRef } from './plugin-ref.js';
+import { type IdentityMode, type Policy, toPolicy } from './policy.js';
 import { rootProblems } from './roots.js';
 import {
   type AlertsT,
   type ExpectT,
+  type IdentityT,
   PipelineShape,
   type PolicyT,
-  type RetryPolicyT,
   type TriggerT,
 } from './schema.js';
 import { stepWhenProblems, takeStepWhen } from './step-when.js';
@@ -37,21 +38,9 @@ import { validationContext } from './validation-context.js';
 import { yamlProblems } from './yaml-errors.js';
 import { nodeOffset } from './yaml-position.js';
 
+export type { FailedPolicy, IdentityMode, Policy } from './policy.js';
 export type { PluginRef };
 export { ConfigErrors };
-
-export interface Policy {
-  concurrency: number;
-  ratePerSecond?: number;
-  retry: {
-    maxAttempts: number;
-    initialDelayMs: number;
-    maxDelayMs: number;
-    multiplier: number;
-    jitter: 'full' | 'none';
-  };
-  drainTimeoutMs: number;
-}
 
 export interface PipelineDefinition {
   file: string;
@@ -64,7 +53,11 @@ export interface PipelineDefinition {
   sinks: PluginRef[];
   onError?: PluginRef;
   policy: Policy;
+  /** What makes two listings the same item (the ledger check); see docs/reliability.md. */
+  identity: IdentityMode;
   stateDir: string;
+  /** `state.retention`: finalized records older than this are pruned, a bounded batch per pass. */
+  retentionMs?: number;
   /** Who is told when the pipeline needs a human (core/alerts). */
   alerts?: AlertsT;
   /** Files expected by a deadline (a `missed_arrival` alert otherwise). */
@@ -351,7 +344,9 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     sinks,
     onError,
     policy: toPolicy(shape.policy as PolicyT | undefined),
+    identity: (shape.identity as IdentityT | undefined) ?? 'version',
     stateDir,
+    retentionMs: retentionOf(shape.state as { retention?: string } | undefined),
     alerts: shape.alerts as AlertsT | undefined,
     expect: shape.expect as ExpectT | undefined,
     hash: createHash('sha256').update(loadedText).digest('hex').slice(0, 16),
@@ -404,20 +399,8 @@ function exactlyOne(
   }
 }
 
-function toPolicy(p: PolicyT | undefined): Policy {
-  const r: Partial<RetryPolicyT> = p?.retry ?? {};
-  return {
-    concurrency: p?.concurrency ?? 4,
-    ratePerSecond: p?.rate_limit?.per_second,
-    retry: {
-      maxAttempts: r.max_attempts ?? 3,
-      initialDelayMs: parseDuration(r.initial_delay ?? '1s'),
-      maxDelayMs: parseDuration(r.max_delay ?? '60s'),
-      multiplier: r.multiplier ?? 2,
-      jitter: r.jitter ?? 'full',
-    },
-    drainTimeoutMs: parseDuration(p?.drain_timeout ?? '30s'),
-  };
+function retentionOf(state: { retention?: string } | undefined): number | undefined {
+  return state?.retention === undefined ? undefined : parseDuration(state.retention);
 }
 
 /** `every: 5 minutes`: the unit is the part people get wrong. */

@@ -30,6 +30,28 @@ export const RetryPolicy = Type.Object(
   },
 );
 
+export const FailedPolicy = Type.Union(
+  [
+    Type.Literal('on_change'),
+    Type.Literal('retry_every_pass'),
+    Type.Object(
+      { retry_after: Duration({ description: 'Try a parked item again once this long has passed.' }) },
+      { additionalProperties: false },
+    ),
+  ],
+  {
+    default: 'on_change',
+    description:
+      'An item that failed for good is parked: `on_change` (default) tries it again only once its identity changes (a new version, name or content), `retry_every_pass` on every pass, `{retry_after: 6h}` once that long has passed since it failed. `sluice retry` replays parked items.',
+  },
+);
+
+export const Identity = Type.Union([Type.Literal('version'), Type.Literal('name'), Type.Literal('content')], {
+  default: 'version',
+  description:
+    'What makes two listings "the same file", done once: `version` (path + size/mtime or ETag, per connector), `name` (the path alone: a re-upload of a done name is skipped), `content` (sha256 of the bytes, computed while reading them: the same bytes under any name are done once).',
+});
+
 export const Policy = Type.Object(
   {
     concurrency: Type.Integer({ minimum: 1, default: 4, description: 'Items (files) in flight at once.' }),
@@ -48,6 +70,7 @@ export const Policy = Type.Object(
         description: 'On stop/reload: how long in-flight items may finish before they are aborted.',
       }),
     ),
+    failed: Type.Optional(FailedPolicy),
   },
   { additionalProperties: false },
 );
@@ -193,11 +216,18 @@ export const PipelineShape = Type.Object(
     policy: Type.Optional(Policy),
     alerts: Type.Optional(Alerts),
     expect: Type.Optional(Expect),
+    identity: Type.Optional(Identity),
     state: Type.Optional(
       Type.Object(
         {
           dir: Type.Optional(
             Type.String({ description: 'State folder (ledger); default `.sluice/` beside the pipeline.' }),
+          ),
+          retention: Type.Optional(
+            Duration({
+              description:
+                'Forget finalized records older than this (e.g. 90d); committed and failed (parked) records are kept. Default: keep all.',
+            }),
           ),
         },
         { additionalProperties: false },
@@ -211,6 +241,8 @@ export type PipelineShapeT = Static<typeof PipelineShape>;
 export type PolicyT = Static<typeof Policy>;
 export type RetryPolicyT = Static<typeof RetryPolicy>;
 export type TriggerT = Static<typeof Trigger>;
+export type FailedPolicyT = Static<typeof FailedPolicy>;
+export type IdentityT = Static<typeof Identity>;
 export type AlertTargetT = Static<typeof AlertTarget>;
 export type AlertsT = Static<typeof Alerts>;
 export type ExpectT = Static<typeof Expect>;

@@ -181,3 +181,48 @@ describe('redis ledger: two writers racing on one item', () => {
     }
   });
 });
+
+describe.each(stores)('%s ledger: done by name, by content, re-opened failures', (_store, open) => {
+  it('finds a finalized record of any version of a path, and of the same bytes under any path', async () => {
+    const ledger = await open();
+    const pipeline = `lookup-${++n}`;
+    const sha = 'cd'.repeat(32);
+    ledger.record(
+      pipeline,
+      { source: 's', path: 'a.csv', version: '1:1' },
+      { state: 'committed', content: sha },
+    );
+    await ledger.flush();
+    // Committed is not done: neither lookup finds it yet.
+    expect(await ledger.doneByName(pipeline, 's', 'a.csv')).toBeUndefined();
+    expect(await ledger.doneByContent(pipeline, sha)).toBeUndefined();
+    ledger.record(
+      pipeline,
+      { source: 's', path: 'a.csv', version: '1:1' },
+      { state: 'finalized', content: sha },
+    );
+    ledger.record(
+      pipeline,
+      { source: 's', path: 'b.csv', version: '1:1' },
+      { state: 'failed', error: 'bad' },
+    );
+    await ledger.flush();
+    expect(await ledger.doneByName(pipeline, 's', 'a.csv')).toMatchObject({ version: '1:1', content: sha });
+    expect(await ledger.doneByName(pipeline, 's', 'b.csv')).toBeUndefined();
+    expect(await ledger.doneByName(pipeline, 'other', 'a.csv')).toBeUndefined();
+    expect(await ledger.doneByContent(pipeline, sha)).toMatchObject({ path: 'a.csv' });
+    expect(await ledger.doneByContent(pipeline, 'ef'.repeat(32))).toBeUndefined();
+  });
+
+  it('a failed (parked) record is re-opened by `seen` (sluice retry) and stays below committed', async () => {
+    const ledger = await open();
+    const pipeline = `reopen-${++n}`;
+    const id = { source: 's', path: 'x.csv', version: '1:1' };
+    ledger.record(pipeline, id, { state: 'failed', error: 'tampered' });
+    await ledger.flush();
+    ledger.record(pipeline, id, { state: 'seen' });
+    await ledger.flush();
+    expect(await ledger.get(pipeline, id)).toMatchObject({ state: 'seen' });
+    expect((await ledger.get(pipeline, id))?.error).toBeUndefined();
+  });
+});

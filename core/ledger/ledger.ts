@@ -12,6 +12,10 @@ export type LedgerState = 'seen' | 'committed' | 'finalized' | 'failed';
  * committed, a late `failed` (a worker that lost its job, a tidy-up that failed, a forced redo
  * that failed) must not make the next pass deliver it again, nor forget the destinations it chose.
  */
+/**
+ * A `failed` record is also what parks an item (policy.failed): it ranks with `seen`, so a
+ * replay (`sluice retry`, which records `seen`) re-opens it, and a later success replaces it.
+ */
 export const STATE_RANK: Readonly<Record<LedgerState, number>> = {
   seen: 0,
   failed: 0,
@@ -34,6 +38,8 @@ export interface LedgerRecord {
   /** Where the item's copies landed (sink locations), when committed. */
   destinations: string[];
   error?: string;
+  /** sha256 (hex) of the item's bytes as read from the source, when it was computed (`identity: content`). */
+  content?: string;
   updatedAt: Date;
 }
 
@@ -42,6 +48,8 @@ export interface LedgerUpdate {
   attempts?: number;
   destinations?: string[];
   error?: string;
+  /** See LedgerRecord.content; a later update without it keeps the stored one. */
+  content?: string;
 }
 
 export interface Ledger {
@@ -60,6 +68,20 @@ export interface Ledger {
    * cannot interleave a read and a write), never the caller.
    */
   record(pipeline: string, id: ItemIdentity, update: LedgerUpdate): void;
+  /**
+   * A finalized record of any version of this path (`identity: name`), the latest first. Records
+   * stay keyed by version whatever the identity, so switching identity back and forth keeps
+   * every record meaningful.
+   */
+  doneByName(pipeline: string, source: string, path: string): Promise<LedgerRecord | undefined>;
+  /** A finalized record whose bytes had this sha256, under any source, path or version (`identity: content`). */
+  doneByContent(pipeline: string, sha256: string): Promise<LedgerRecord | undefined>;
+  /**
+   * Deletes at most `limit` `finalized` records last changed before `before` (`state.retention`);
+   * returns how many. `committed`, `seen` and `failed` records are never pruned: they hold what
+   * a redo or a parked item needs.
+   */
+  prune(pipeline: string, before: Date, limit: number): Promise<number>;
   /** Writes everything recorded so far. */
   flush(): Promise<void>;
   /** Most recent records first. */

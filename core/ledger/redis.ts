@@ -27,9 +27,10 @@ const TRIM_EVERY = 1000;
 /**
  * One item's state change, applied in Redis so that it is atomic and needs no read first: an
  * update ranking below the stored state is dropped (see Ledger.record). KEYS: item hash,
- * recent set. ARGV: state, its rank, attempts, updatedAt, pipeline, source, path, version,
+ * recent set, name marker, content marker (both point at the item hash once it is finalized:
+ * `identity: name` and `content` look them up). ARGV: state, its rank, attempts, updatedAt, pipeline, source, path, version,
  * destinations ('' keeps the stored ones), has-error flag, error, TTL seconds (0: none), how
- * many recent entries to keep (0: no trim this time).
+ * many recent entries to keep (0: no trim this time), sha256 of the bytes ('' keeps the stored one).
  */
 const RECORD = `
 local rank = { ${Object.entries(STATE_RANK)
@@ -42,7 +43,16 @@ redis.call('HSET', KEYS[1], 'pipeline', ARGV[5], 'source', ARGV[6], 'path', ARGV
   'state', ARGV[1], 'attempts', ARGV[3], 'updatedAt', ARGV[4])
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'destinations', ARGV[9]) end
 if ARGV[10] == '1' then redis.call('HSET', KEYS[1], 'error', ARGV[11]) else redis.call('HDEL', KEYS[1], 'error') end
+if ARGV[14] ~= '' then redis.call('HSET', KEYS[1], 'content', ARGV[14]) end
 if ARGV[12] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[12]) end
+if ARGV[1] == 'finalized' then
+  redis.call('SET', KEYS[3], KEYS[1])
+  if ARGV[12] ~= '0' then redis.call('EXPIRE', KEYS[3], ARGV[12]) end
+  if ARGV[14] ~= '' then
+    redis.call('SET', KEYS[4], KEYS[1])
+    if ARGV[12] ~= '0' then redis.call('EXPIRE', KEYS[4], ARGV[12]) end
+  end
+end
 redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1])
 return 1`;
 
@@ -51,6 +61,8 @@ declare module 'ioredis' {
     sluiceLedgerRecord(
       itemKey: string,
       recentKey: string,
+      nameKey: string,
+      contentKey: string,
       ...args: Array<string | number>
     ): Result<number, Context>;
   }
@@ -72,7 +84,7 @@ export class RedisLedger implements Ledger {
     private readonly options: RedisLedgerOptions & { ownsConnection?: boolean } = {},
   ) {
     // ioredis sends the script by its SHA and loads it on NOSCRIPT (a restarted Redis).
-    redis.defineCommand('sluiceLedgerRecord', { numberOfKeys: 2, lua: RECORD });
+    redis.defineCommand('sluiceLedgerRecord', { numberOfKeys: 4, lua: RECORD });
   }
 
   static connect(url: string, options: RedisLedgerOptions = {}): RedisLedger {
@@ -81,6 +93,43 @@ export class RedisLedger implements Ledger {
 
   private itemKey(pipeline: string, id: ItemIdentity): string {
     return pipelineKey(pipeline, 'ledger', itemHash(id));
+  }
+
+  private nameKey(pipeline: string, source: string, path: string): string {
+    return pipelineKey(pipeline, 'ledger-name', itemHash({ source, path, version: '' }));
+  }
+
+  /**
+   * Through the marker the record script sets when an item is finalized: records written before
+   * the markers existed are not found (documented: switching identity on an older Redis ledger
+   * redoes its items once).
+   */
+  async doneByName(pipeline: string, source: string, path: string): Promise<LedgerRecord | undefined> {
+    return this.viaMarker(this.nameKey(pipeline, source, path));
+  }
+
+  async doneByContent(pipeline: string, sha256: string): Promise<LedgerRecord | undefined> {
+    return this.viaMarker(pipelineKey(pipeline, 'ledger-content', sha256));
+  }
+
+  /**
+   * Redis records expire by the ledger's TTL (cluster timing `ledgerTtlSeconds`), whatever their
+   * state; `state.retention` is not applied there (docs/reliability.md).
+   */
+  async prune(): Promise<number> {
+    return 0;
+  }
+
+  private async viaMarker(marker: string): Promise<LedgerRecord | undefined> {
+    await this.flush();
+    try {
+      const key = await this.redis.get(marker);
+      if (!key) return undefined;
+      const fields = await this.redis.hgetall(key);
+      return fields.state === 'finalized' ? fromFields(fields) : undefined;
+    } catch (err) {
+      throw ledgerError('read', err);
+    }
   }
 
   async get(pipeline: string, id: ItemIdentity): Promise<LedgerRecord | undefined> {
@@ -99,6 +148,8 @@ export class RedisLedger implements Ledger {
       .sluiceLedgerRecord(
         this.itemKey(pipeline, id),
         pipelineKey(pipeline, 'ledger-recent'),
+        this.nameKey(pipeline, id.source, id.path),
+        pipelineKey(pipeline, 'ledger-content', update.content ?? 'none'),
         update.state,
         stateRank(update.state),
         String(update.attempts ?? 0),
@@ -113,6 +164,7 @@ export class RedisLedger implements Ledger {
         update.error ?? '',
         this.options.ttlSeconds ?? 0,
         trim,
+        update.content ?? '',
       )
       .then(
         () => undefined,
@@ -184,6 +236,7 @@ function fromFields(f: Record<string, string>): LedgerRecord {
     attempts: Number(f.attempts ?? 0),
     destinations: f.destinations ? (JSON.parse(f.destinations) as string[]) : [],
     error: f.error,
+    content: f.content,
     updatedAt: new Date(Number(f.updatedAt)),
   };
 }

@@ -32,6 +32,7 @@ interface Row {
   attempts: number;
   destinations: string;
   error: string | null;
+  content?: string | null;
   updated_at: number;
 }
 
@@ -54,6 +55,9 @@ export class SqliteLedger implements Ledger {
   private timer: NodeJS.Timeout | null = null;
   private readonly getStmt: BetterSqlite3.Statement;
   private readonly upsertStmt: BetterSqlite3.Statement;
+  private readonly byNameStmt: BetterSqlite3.Statement;
+  private readonly byContentStmt: BetterSqlite3.Statement | undefined;
+  private readonly pruneStmt: BetterSqlite3.Statement;
   private readonly writeBatch: (rows: Pending[]) => void;
 
   private constructor(
@@ -72,19 +76,38 @@ export class SqliteLedger implements Ledger {
       error TEXT, updated_at INTEGER NOT NULL,
       PRIMARY KEY (pipeline, source, path, version)
     ) WITHOUT ROWID;
-    CREATE INDEX IF NOT EXISTS items_recent ON items (pipeline, updated_at);`);
+    CREATE INDEX IF NOT EXISTS items_recent ON items (pipeline, updated_at);
+    CREATE INDEX IF NOT EXISTS items_by_state ON items (pipeline, state, updated_at);`);
+      // Ledgers written before `identity: content` lack the column; adding it keeps their rows.
+      if (!hasColumn(db, 'content')) db.exec('ALTER TABLE items ADD COLUMN content TEXT');
+      db.exec(
+        'CREATE INDEX IF NOT EXISTS items_content ON items (pipeline, content) WHERE content IS NOT NULL',
+      );
     }
+    const withContent = hasColumn(db, 'content');
     this.getStmt = db.prepare(
       'SELECT * FROM items WHERE pipeline = ? AND source = ? AND path = ? AND version = ?',
     );
     this.upsertStmt =
-      db.prepare(`INSERT INTO items (pipeline, source, path, version, state, attempts, destinations, error, updated_at)
-      VALUES (@pipeline, @source, @path, @version, @state, @attempts, @destinations, @error, @updated_at)
+      db.prepare(`INSERT INTO items (pipeline, source, path, version, state, attempts, destinations, error, content, updated_at)
+      VALUES (@pipeline, @source, @path, @version, @state, @attempts, @destinations, @error, @content, @updated_at)
       ON CONFLICT (pipeline, source, path, version) DO UPDATE SET
         state = excluded.state, attempts = excluded.attempts,
         destinations = CASE WHEN excluded.destinations = '[]' THEN items.destinations ELSE excluded.destinations END,
-        error = excluded.error, updated_at = excluded.updated_at
+        error = excluded.error, content = COALESCE(excluded.content, items.content), updated_at = excluded.updated_at
       WHERE ${SQL_RANK('excluded.state')} >= ${SQL_RANK('items.state')}`);
+    this.byNameStmt = db.prepare(
+      `SELECT * FROM items WHERE pipeline = ? AND source = ? AND path = ? AND state = 'finalized' ORDER BY updated_at DESC LIMIT 1`,
+    );
+    this.byContentStmt = withContent
+      ? db.prepare(
+          `SELECT * FROM items WHERE pipeline = ? AND content = ? AND state = 'finalized' ORDER BY updated_at DESC LIMIT 1`,
+        )
+      : undefined;
+    // Through items_by_state: the oldest finalized records, never a scan of the whole ledger.
+    this.pruneStmt = db.prepare(`DELETE FROM items WHERE (pipeline, source, path, version) IN (
+      SELECT pipeline, source, path, version FROM items
+      WHERE pipeline = ? AND state = 'finalized' AND updated_at < ? ORDER BY updated_at LIMIT ?)`);
     this.writeBatch = db.transaction((rows: Pending[]) => {
       for (const r of rows) {
         this.upsertStmt.run({
@@ -96,6 +119,7 @@ export class SqliteLedger implements Ledger {
           attempts: r.update.attempts ?? 0,
           destinations: JSON.stringify(r.update.destinations ?? []),
           error: r.update.error ?? null,
+          content: r.update.content ?? null,
           updated_at: r.at,
         });
       }
@@ -166,6 +190,30 @@ export class SqliteLedger implements Ledger {
     else this.timer ??= setTimeout(() => this.flushNow(), BATCH_DELAY_MS);
   }
 
+  async doneByName(pipeline: string, source: string, path: string): Promise<LedgerRecord | undefined> {
+    this.flushNow();
+    const row = this.byNameStmt.get(pipeline, source, path) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  async doneByContent(pipeline: string, sha256: string): Promise<LedgerRecord | undefined> {
+    this.flushNow();
+    const row = this.byContentStmt?.get(pipeline, sha256) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  async prune(pipeline: string, before: Date, limit: number): Promise<number> {
+    this.flushNow();
+    if (this.readOnly) return 0;
+    try {
+      return this.pruneStmt.run(pipeline, before.getTime(), limit).changes;
+    } catch (err) {
+      throw new SluiceError('SLUICE_E_LEDGER', `cannot prune the ledger: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
   async flush(): Promise<void> {
     this.flushNow();
   }
@@ -209,6 +257,10 @@ export class SqliteLedger implements Ledger {
   }
 }
 
+function hasColumn(db: BetterSqlite3.Database, name: string): boolean {
+  return (db.pragma('table_info(items)') as Array<{ name: string }>).some((c) => c.name === name);
+}
+
 function fromRow(row: Row): LedgerRecord {
   return {
     pipeline: row.pipeline,
@@ -219,6 +271,7 @@ function fromRow(row: Row): LedgerRecord {
     attempts: row.attempts,
     destinations: JSON.parse(row.destinations) as string[],
     error: row.error ?? undefined,
+    content: row.content ?? undefined,
     updatedAt: new Date(row.updated_at),
   };
 }
@@ -233,6 +286,7 @@ function toRecord(p: Pending): LedgerRecord {
     attempts: p.update.attempts ?? 0,
     destinations: p.update.destinations ?? [],
     error: p.update.error,
+    content: p.update.content,
     updatedAt: new Date(p.at),
   };
 }

@@ -5,7 +5,7 @@
  * (cluster); it is one `PassEvents` sink for both.
  */
 import type { SluiceMetrics } from './metrics.js';
-import type { RunSummary } from './run-summary.js';
+import type { ParkedItem, RunSummary } from './run-summary.js';
 
 /** Counters of the pass in progress (progress display). */
 export interface PassProgress {
@@ -92,6 +92,11 @@ export class PipelineCounters {
   private readonly recentDone: Array<{ t: number; bytes: number }> = [];
   private lastSuccessAt: string | undefined;
   private lastPass: RunSummary | undefined;
+  /**
+   * The items the last pass held back (parked after failing for good): each once, whatever the
+   * number of passes, with its reason and since when; bounded by the summary's list.
+   */
+  private parked: { count: number; items: ParkedItem[] } = { count: 0, items: [] };
   /** When the pass in `pass` ended; undefined while it runs. */
   private passEndedAt: number | undefined;
 
@@ -126,6 +131,8 @@ export class PipelineCounters {
     this.passEnded();
     this.totals.passes++;
     this.totals.filtered += summary.filtered;
+    // A pass that listed nothing (interrupted) says nothing about what is parked.
+    if (!summary.interrupted) this.parked = { count: summary.parked, items: [...summary.parkedItems] };
     this.metrics?.itemOutcome(summary.pipeline, 'filtered', summary.filtered);
   }
 
@@ -191,10 +198,12 @@ export class PipelineCounters {
             ok: this.lastPass.ok,
             failed: this.lastPass.failed,
             skipped: this.lastPass.skipped,
+            parked: this.lastPass.parked,
             durationMs: Math.round(this.lastPass.durationMs),
           }
         : null,
       recentFailures: [...this.failures],
+      parked: { count: this.parked.count, items: [...this.parked.items] },
     };
   }
 }

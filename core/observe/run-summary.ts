@@ -23,6 +23,13 @@ export interface RunSummary {
   failed: number;
   /** Listed items skipped because the ledger has them finalized. */
   skipped: number;
+  /**
+   * Listed items held back because they failed for good before (policy.failed): counted here,
+   * not as failures, so a pass with only parked items is green.
+   */
+  parked: number;
+  /** The parked items by name (the first few), with the reason and when they failed. */
+  parkedItems: ParkedItem[];
   /** Items dropped by a filter step or not yet old enough (`min_age`). */
   filtered: number;
   /** Files committed to sinks (an archive's entries count one each). */
@@ -39,10 +46,19 @@ export interface RunSummary {
   plan: PlanEntry[];
 }
 
+export interface ParkedItem {
+  source: string;
+  path: string;
+  error: string;
+  /** When it failed (ISO 8601). */
+  since: string;
+}
+
 export interface RunEvents {
   'item:start': [{ source: string; path: string; size?: number }];
   'item:done': [{ source: string; path: string; ms: number; bytes: number; bytesIn: number }];
   'item:skipped': [{ source: string; path: string }];
+  'item:parked': [ParkedItem];
   'item:failed': [{ source: string; path: string; error: string; code: string }];
   'item:retry': [{ source: string; path: string; attempt: number; delayMs: number; error: string }];
 }
@@ -56,6 +72,8 @@ export function newSummary(pipeline: string, dryRun: boolean): RunSummary {
     ok: 0,
     failed: 0,
     skipped: 0,
+    parked: 0,
+    parkedItems: [],
     filtered: 0,
     filesWritten: 0,
     bytesIn: 0,

@@ -10,7 +10,8 @@ export function formatSummary(s: RunSummary): string {
   const lines: string[] = [];
   const head = s.dryRun ? `${s.pipeline} (dry run)` : s.pipeline;
   lines.push(
-    `${head}: ${s.ok} ok, ${s.failed} failed, ${s.skipped} skipped (done before), ${s.filtered} filtered` +
+    // "parked" only when some are, so a summary reads as before for pipelines that never park.
+    `${head}: ${s.ok} ok, ${s.failed} failed${s.parked > 0 ? `, ${s.parked} parked` : ''}, ${s.skipped} skipped (done before), ${s.filtered} filtered` +
       ` — ${s.filesWritten} file${s.filesWritten === 1 ? '' : 's'} written, ${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out` +
       `, ${s.retries} retr${s.retries === 1 ? 'y' : 'ies'}, ${formatDuration(s.durationMs)}` +
       (s.interrupted ? ' (interrupted)' : ''),
@@ -28,6 +29,12 @@ export function formatSummary(s: RunSummary): string {
   for (const f of s.failures.slice(0, 20))
     lines.push(`  FAILED ${f.source}:${f.path} [${f.code}] ${f.error}`);
   if (s.failures.length > 20) lines.push(`  … and ${s.failures.length - 20} more failures`);
+  for (const p of s.parkedItems.slice(0, 20))
+    lines.push(`  PARKED ${p.source}:${p.path} since ${p.since}: ${p.error}`);
+  if (s.parked > Math.min(20, s.parkedItems.length))
+    lines.push(
+      `  … and ${s.parked - Math.min(20, s.parkedItems.length)} more parked (sluice history --state failed; sluice retry)`,
+    );
   return redact(lines.join('\n'));
 }
 

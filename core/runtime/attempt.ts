@@ -10,6 +10,14 @@ import type { Item } from '../plugin-api.js';
 import { appliedSteps, chainRoot, runChain } from './chain.js';
 import { label, located, type SourceRuntime } from './driver.js';
 import { countFailure, fail, finalize, reject, rollback } from './finalize.js';
+import {
+  type ContentCheck,
+  checkLedger,
+  countParked,
+  hashingItem,
+  isParked,
+  pruneOncePerPass,
+} from './ledger-check.js';
 import { type Job, type PassState, parseReserved, RESERVED, type Stage } from './stage.js';
 import { backoffDelay, sleep } from './timing.js';
 
@@ -39,32 +47,36 @@ export async function processItem(
   pass: PassState,
   options: ProcessOptions,
 ): Promise<void> {
-  if (item.rejected !== undefined) {
-    await reject(stage, source, item, summary);
-    return;
-  }
   const id = itemIdentity(item);
+  await pruneOncePerPass(stage, pass);
   let finalizeOnly = false;
   /** What an earlier attempt committed, when only its after_success failed. */
   let committedEarlier: Pick<Job, 'leaves' | 'bytesIn' | 'figures' | 'companions'> | undefined;
   let reservedEarlier: string[] = [];
+  if (item.rejected !== undefined) {
+    // A rejected entry fails like any item, so it is parked like one (its version is its
+    // listing's); nothing else of the ledger applies to a name that cannot be addressed.
+    const record = options.force ? undefined : await stage.ledger.get(stage.def.name, id);
+    if (record?.state === 'failed' && isParked(stage, record))
+      countParked(stage, source, item, record, summary);
+    else await reject(stage, source, item, summary);
+    return;
+  }
   if (!options.force) {
-    const record = await stage.ledger.get(stage.def.name, id);
-    if (record?.state === 'finalized') {
-      summary.skipped++;
-      stage.emit('item:skipped', { source: source.name, path: item.path });
-      if (stage.dryRun)
-        summary.plan.push({
-          source: source.name,
-          path: item.path,
-          destinations: record.destinations,
-          action: 'skip-done',
-        });
+    const verdict = await checkLedger(stage, id);
+    if (verdict.kind === 'done') {
+      countSkipped(stage, source, item, verdict.record.destinations, summary);
       return;
     }
+    if (verdict.kind === 'parked') {
+      countParked(stage, source, item, verdict.record, summary);
+      return;
+    }
+    const record = verdict.record;
     finalizeOnly = record?.state === 'committed';
     if (record?.state === 'seen') reservedEarlier = record.destinations.filter((d) => d.startsWith(RESERVED));
   }
+  const content: ContentCheck | undefined = stage.def.identity === 'content' ? {} : undefined;
   const started = performance.now();
   stage.emit('item:start', { source: source.name, path: item.path, size: item.size });
   const { maxAttempts } = stage.def.policy.retry;
@@ -101,8 +113,10 @@ export async function processItem(
           attempts: attempt,
           destinations: [...reserved],
         });
-        const root = chainRoot(stage, item, job);
-        job.chainOpen = root.open;
+        const root = chainRoot(stage, content ? hashingItem(stage, item, id, content) : item, job);
+        // Marks the bytes as the source's own, which lets delivery skip reading them (server-side
+        // copy, the small-file path reading the listed item): `content` must read them itself.
+        if (!content) job.chainOpen = root.open;
         await runChain(stage, root, 0, job);
         if (job.leaves.length === 0 && job.filtered > 0) {
           summary.filtered++;
@@ -125,7 +139,12 @@ export async function processItem(
       } else {
         if (!finalizeOnly) {
           const destinations = job.leaves.flatMap((l) => l.locations);
-          stage.ledger.record(stage.def.name, id, { state: 'committed', attempts: attempt, destinations });
+          stage.ledger.record(stage.def.name, id, {
+            state: 'committed',
+            attempts: attempt,
+            destinations,
+            content: content?.sha256,
+          });
           // Every copy is committed: if after_success fails now, a retry redoes only that step.
           committedEarlier = {
             leaves: job.leaves,
@@ -135,7 +154,7 @@ export async function processItem(
           };
         }
         finalizeOnly = true;
-        await finalize(stage, source, item, id, attempt, job);
+        await finalize(stage, source, item, id, attempt, job, content?.sha256);
       }
       countSuccess(stage, source, item, job, summary, performance.now() - started);
       return;
@@ -153,6 +172,24 @@ export async function processItem(
       }
       if (stage.signal.aborted) {
         stage.log.warn({ item: label(item) }, 'interrupted; the item will be redone next run');
+        return;
+      }
+      if (content?.duplicate) {
+        await rollback(stage, job);
+        const { destinations } = content.duplicate;
+        // This identity is done too: the next pass skips it without reading it again.
+        if (!stage.dryRun)
+          stage.ledger.record(stage.def.name, id, {
+            state: 'finalized',
+            attempts: attempt,
+            destinations,
+            content: content.sha256,
+          });
+        stage.log.info(
+          { item: label(item), same_as: `${content.duplicate.source}:${content.duplicate.path}` },
+          'same bytes done before (identity: content); not delivered again, source left as it is',
+        );
+        countSkipped(stage, source, item, destinations, summary);
         return;
       }
       if (stage.driver.isRetryable(err) && attempt < maxAttempts) {
@@ -194,6 +231,19 @@ export async function processItem(
       stage.reading?.delete(job);
     }
   }
+}
+
+function countSkipped(
+  stage: Stage,
+  source: SourceRuntime,
+  item: Item,
+  destinations: string[],
+  summary: RunSummary,
+): void {
+  summary.skipped++;
+  stage.emit('item:skipped', { source: source.name, path: item.path });
+  if (stage.dryRun)
+    summary.plan.push({ source: source.name, path: item.path, destinations, action: 'skip-done' });
 }
 
 function countSuccess(

@@ -22,6 +22,9 @@ export function readOnlyLedger(ledger: Ledger): Ledger {
   return {
     get: (pipeline, id) => ledger.get(pipeline, id),
     history: (pipeline, options) => ledger.history(pipeline, options),
+    doneByName: (pipeline, source, path) => ledger.doneByName(pipeline, source, path),
+    doneByContent: (pipeline, sha256) => ledger.doneByContent(pipeline, sha256),
+    prune: async () => 0,
     record: () => undefined,
     flush: async () => undefined,
     close: () => ledger.close(),

@@ -27,6 +27,8 @@ export async function finalize(
   id: ItemIdentity,
   attempt: number,
   job: Job,
+  /** sha256 of the bytes, when read for `identity: content`. */
+  content?: string,
 ): Promise<void> {
   const durable = stage.ledger.flushBeforeSourceChange === true && source.afterSuccess !== 'keep';
   if (durable) await stage.ledger.flush();
@@ -42,7 +44,7 @@ export async function finalize(
       );
     }
   }
-  stage.ledger.record(stage.def.name, id, { state: 'finalized', attempts: attempt });
+  stage.ledger.record(stage.def.name, id, { state: 'finalized', attempts: attempt, content });
   // The source file is gone (or moved): nothing will list it again to correct its record, so
   // `finalized` is written now rather than with the next batch.
   if (durable) await stage.ledger.flush();

@@ -115,7 +115,7 @@ policy:
     expect(s).toMatchObject({ ok: 3, failed: 0, retries: 2 });
   });
 
-  it('sends items that fail for good to on_error with a reason file, records them failed, and retries them next run', async () => {
+  it('sends items that fail for good to on_error with a reason file, records them failed, parks them until retried', async () => {
     ws = makeWorkspace();
     seed(ws, 3);
     const file = ws.pipeline(`name: dead
@@ -141,10 +141,15 @@ on_error:
     expect((await ledger.history('dead', { state: 'failed' })).map((r) => r.path)).toEqual(['f2.txt']);
     await ledger.close();
 
-    // Once the cause is fixed (here: the failing step removed), the next run retries only the failed item.
+    // Once the cause is fixed (here: the failing step removed), the same version stays parked
+    // (policy.failed: on_change); a policy that retries takes only the failed item.
     ws.pipeline('name: dead\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n');
+    expect(await run(file)).toMatchObject({ ok: 0, skipped: 2, failed: 0, parked: 1 });
+    ws.pipeline(
+      'name: dead\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\npolicy:\n  failed: retry_every_pass\n',
+    );
     const again = await run(file);
-    expect(again).toMatchObject({ ok: 1, skipped: 2, failed: 0 });
+    expect(again).toMatchObject({ ok: 1, skipped: 2, failed: 0, parked: 0 });
   });
 
   it('commits nothing when the byte stream fails at the very end', async () => {
