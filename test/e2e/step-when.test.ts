@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generatedFiles } from '../../core/generated.js';
 import { loadPipelineFile, runPipelineFile } from '../../core/sdk.js';
+import { runCli } from '../helpers/workflows.js';
 import { makeWorkspace, sha256, sha256File } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-step-when-');
@@ -82,6 +83,16 @@ describe('when on steps, captures in routes', () => {
       'zeta_orders_20240302.csv': ['steps[2].segregate'],
       'manual.pdf': ['steps[2].segregate'],
     });
+  });
+
+  it('sluice plan prints the steps under each item', async () => {
+    ws.pipeline(pipeline(routes, 'cli-plan'), 'cli-plan.yaml');
+    const r = await runCli(['plan', 'cli-plan.yaml'], ws.dir, {});
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(
+      'local:acme_sales_20240301.csv.gz.gpg → data/sales/acme/acme_sales_20240301.csv\n  steps: steps[0].pgp_decrypt, steps[1].decompress, steps[2].segregate\n',
+    );
+    expect(r.stdout).toContain('local:manual.pdf → other/manual.pdf\n  steps: steps[2].segregate\n');
   });
 
   it('decrypts and unpacks only what `when` selects, routes by named groups, leaves the rest untouched', async () => {

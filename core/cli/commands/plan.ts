@@ -33,6 +33,8 @@ export async function planCommand(
         case 'write':
           for (const d of e.destinations) out.push(`${from} → ${d}`);
           if (e.destinations.length === 0) out.push(`${from} → (nothing to write)`);
+          // A step whose `when` did not select the item is missing here: the plan says which ran.
+          if (e.steps?.length) out.push(`  steps: ${e.steps.join(', ')}`);
           break;
         case 'skip-done':
           out.push(`${from} — skip: done before`);
