@@ -48,11 +48,13 @@ describe('sluice.config.yaml', () => {
 
   it('-q, -v and SLUICE_LOG_LEVEL win over the file’s log_level', () => {
     const f = file('level.yaml', 'log_level: debug\n');
-    expect(applyConfigFile({ config: f }, {}).logLevel).toBe('debug');
-    expect(applyConfigFile({ config: f, quiet: true }, {}).logLevel).toBeUndefined();
-    expect(applyConfigFile({ config: f, verbose: true }, {}).logLevel).toBeUndefined();
-    expect(applyConfigFile({ config: f }, { SLUICE_LOG_LEVEL: 'warn' }).logLevel).toBeUndefined();
-    expect(applyConfigFile({ config: f, logLevel: 'error' }, {}).logLevel).toBe('error');
+    const level = (opts: ConfigurableOptions, env: NodeJS.ProcessEnv = {}) =>
+      applyConfigFile({ config: f, ...opts }, env).logLevel;
+    expect(level({})).toBe('debug');
+    expect(level({ quiet: true })).toBeUndefined();
+    expect(level({ verbose: true })).toBeUndefined();
+    expect(level({}, { SLUICE_LOG_LEVEL: 'warn' })).toBeUndefined();
+    expect(level({ logLevel: 'error' })).toBe('error');
   });
 
   it('reads every setting, interpolates ${VAR} and resolves paths against the file', () => {

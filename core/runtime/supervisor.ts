@@ -42,6 +42,8 @@ export interface SupervisorOptions {
   registry: PluginRegistry;
   vars?: Record<string, string>;
   stateDir?: string;
+  /** `--set PATH=VALUE` flags applied to the file at every load. */
+  set?: string[];
   /** One pass whatever the trigger says (`sluice run --once`). */
   once?: boolean;
   dryRun?: boolean;
@@ -338,9 +340,9 @@ export class PipelineSupervisor {
   }
 
   private load(extraVars?: Record<string, string>): Promise<PipelineDefinition> {
-    const { registry, stateDir } = this.options;
+    const { registry, stateDir, set } = this.options;
     const vars = extraVars ? { ...this.options.vars, ...extraVars } : this.options.vars;
-    return loadPipelineFile(this.file, { registry, vars, stateDir }).then((def) => {
+    return loadPipelineFile(this.file, { registry, vars, stateDir, set }).then((def) => {
       scheduleOf(def.trigger); // a bad cron expression is a config error too
       return def;
     });
