@@ -47,7 +47,7 @@ export const azureBlobSource = definePlugin({
   kind: 'source',
   summary: 'Lists and reads blobs under a prefix of an Azure Storage container.',
   description:
-    'Listing is paginated and lazy. Item version (`identity: version`) is the blob's ETag alone (every write gives a new one, so a re-upload of the same bytes is taken again; `identity: content` or `name` skip it); reads are pinned to the listed etag, so a replaced blob is never processed under the old identity. A name that is not a plain relative path below the prefix (`a//b`, `./a`, `../a`, a backslash, a control character) is reported as a failed item and left in place, never read or tidied under another name. `after_success` deletes or moves only the listed version (If-Match); a replaced blob is left for the next pass. `after_success: {move_to: dir}` copies the blob server-side to `dir/<path>` in the same container, then deletes it.',
+    'Listing is paginated and lazy. Item version (`identity: version`) is the ETag of the blob alone (every write gives a new one, so a re-upload of the same bytes is taken again; `identity: content` or `name` skip it); reads are pinned to the listed etag, so a replaced blob is never processed under the old identity. A name that is not a plain relative path below the prefix (`a//b`, `./a`, `../a`, a backslash, a control character) is reported as a failed item and left in place, never read or tidied under another name. `after_success` deletes or moves only the listed version (If-Match); a replaced blob is left for the next pass. `after_success: {move_to: dir}` copies the blob server-side to `dir/<path>` in the same container, then deletes it.',
   config,
   examples: [
     {
