@@ -14,6 +14,7 @@ import { loadPluginModule, nearest, type PluginRegistry, type PluginRole } from 
 import { parseDuration } from '../units.js';
 import { ConfigErrors } from './config-errors.js';
 import { interpolateDocument, readDotEnv } from './interpolate.js';
+import { durationHint, exactlyOne, isSingleKeyMap, reportPluginConfigError } from './load-problems.js';
 import { applyOverrides, overrideAt, parseOverrides } from './overrides.js';
 import type { PluginRef } from './plugin-ref.js';
 import { type IdentityMode, type Policy, toPolicy } from './policy.js';
@@ -363,51 +364,8 @@ function knownTimezone(tz: string): boolean {
   }
 }
 
-function reportPluginConfigError(
-  err: unknown,
-  ref: PluginRef,
-  problem: (
-    pointer: string,
-    message: string,
-    extra?: { step?: string; plugin?: string; hint?: string },
-  ) => void,
-): void {
-  const rel = err instanceof SluiceError ? (err.context.jsonPath ?? '') : '';
-  const raw = err instanceof SluiceError ? err.message : ((err as Error)?.message ?? String(err));
-  const message = rel ? raw.replace(` at ${rel}`, '') : raw;
-  problem(ref.jsonPath + rel, message, {
-    step: ref.stepId,
-    plugin: ref.name,
-    hint: err instanceof SluiceError ? err.context.hint : undefined,
-  });
-}
-
-function isSingleKeyMap(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1;
-}
-
-function exactlyOne(
-  shape: Record<string, unknown>,
-  single: string,
-  plural: string,
-  problem: (pointer: string, message: string) => void,
-): void {
-  if (shape[single] !== undefined && shape[plural] !== undefined) {
-    problem(`/${plural}`, `give either \`${single}:\` or \`${plural}:\`, not both`);
-  } else if (shape[single] === undefined && shape[plural] === undefined) {
-    problem('', `missing \`${single}:\` (or \`${plural}:\` for several)`);
-  }
-}
-
 function retentionOf(state: { retention?: string } | undefined): number | undefined {
   return state?.retention === undefined ? undefined : parseDuration(state.retention);
-}
-
-/** `every: 5 minutes`: the unit is the part people get wrong. */
-function durationHint(message: string): string | undefined {
-  return message.includes('a string like 500ms')
-    ? 'a number and a unit without a space: ms, s, m, h, d or w (5m, 90s, 1h)'
-    : undefined;
 }
 
 function displayPath(abs: string): string {
