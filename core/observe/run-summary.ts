@@ -9,7 +9,7 @@ export interface PlanEntry {
   path: string;
   /** Sink-relative destinations; empty when the item was filtered out. */
   destinations: string[];
-  action: 'write' | 'skip-done' | 'finalize-only' | 'filtered' | 'failed';
+  action: 'write' | 'skip-done' | 'finalize-only' | 'filtered' | 'failed' | 'parked';
   bytes?: number;
   error?: string;
   /** Ids of the steps the item went through (a step whose `when` did not match it is absent). */

@@ -55,6 +55,14 @@ export function countParked(
     since: record.updatedAt.toISOString(),
   };
   if (summary.parkedItems.length < MAX_PARKED_LISTED) summary.parkedItems.push(entry);
+  if (stage.dryRun)
+    summary.plan.push({
+      source: source.name,
+      path: item.path,
+      destinations: [],
+      action: 'parked',
+      error: entry.error,
+    });
   stage.emit('item:parked', entry);
 }
 

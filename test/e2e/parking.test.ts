@@ -56,6 +56,10 @@ describe('failed files are parked', () => {
     ]);
     expect(second.stdout).toMatch(/1 ok, 0 failed, 1 parked/);
     expect(second.stdout).toMatch(/PARKED local:bad\.csv\.gz since \d{4}-\d\d-\d\dT/);
+    const plan = sluice(['plan', file]);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/^local:bad\.csv\.gz — parked \(failed before: .+\); held back/m);
+    expect(plan.stdout).toMatch(/2 done before, 1 parked/);
     const third = sluice(['run', file, '--summary-json', 'third.json']);
     expect(third.code).toBe(0);
     expect(JSON.parse(ws.read('third.json'))).toMatchObject({ ok: 0, failed: 0, parked: 1, skipped: 2 });

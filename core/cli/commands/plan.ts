@@ -48,11 +48,16 @@ export async function planCommand(
         case 'failed':
           out.push(`${from} — would fail: ${e.error}`);
           break;
+        case 'parked':
+          out.push(
+            `${from} — parked (failed before: ${e.error}); held back until it changes or \`sluice retry\``,
+          );
+          break;
       }
     }
     const writes = summary.plan.filter((e) => e.action === 'write');
     out.push(
-      `${writes.length} item(s) to process (${summary.filesWritten} file(s), ${formatBytes(summary.bytesOut)}), ${summary.skipped} done before, ${summary.filtered} filtered, ${summary.failed} would fail`,
+      `${writes.length} item(s) to process (${summary.filesWritten} file(s), ${formatBytes(summary.bytesOut)}), ${summary.skipped} done before, ${summary.parked} parked, ${summary.filtered} filtered, ${summary.failed} would fail`,
     );
     process.stdout.write(`${out.join('\n')}\n`);
     return summary.failed > 0 ? EXIT.failed : EXIT.ok;
