@@ -214,6 +214,24 @@ describe.each(stores)('%s ledger: done by name, by content, re-opened failures',
     expect(await ledger.doneByContent(pipeline, 'ef'.repeat(32))).toBeUndefined();
   });
 
+  it('finds a finalized record still waiting in its batch, with the destinations recorded before', async () => {
+    const ledger = await open();
+    const pipeline = `batched-${++n}`;
+    const sha = '12'.repeat(32);
+    const id = { source: 's', path: 'late.csv', version: '2:2' };
+    ledger.record(pipeline, id, { state: 'committed', destinations: ['/out/late.csv'], content: sha });
+    await ledger.flush();
+    ledger.record(pipeline, id, { state: 'finalized', content: sha });
+    expect(await ledger.doneByName(pipeline, 's', 'late.csv')).toMatchObject({
+      state: 'finalized',
+      destinations: ['/out/late.csv'],
+    });
+    expect(await ledger.doneByContent(pipeline, sha)).toMatchObject({
+      path: 'late.csv',
+      destinations: ['/out/late.csv'],
+    });
+  });
+
   it('a failed (parked) record is re-opened by `seen` (sluice retry) and stays below committed', async () => {
     const ledger = await open();
     const pipeline = `reopen-${++n}`;

@@ -191,15 +191,30 @@ export class SqliteLedger implements Ledger {
   }
 
   async doneByName(pipeline: string, source: string, path: string): Promise<LedgerRecord | undefined> {
-    this.flushNow();
+    const queued = this.queuedFinalized(
+      (p) => p.pipeline === pipeline && p.id.source === source && p.id.path === path,
+    );
+    if (queued) return this.get(pipeline, queued);
     const row = this.byNameStmt.get(pipeline, source, path) as Row | undefined;
     return row ? fromRow(row) : undefined;
   }
 
   async doneByContent(pipeline: string, sha256: string): Promise<LedgerRecord | undefined> {
-    this.flushNow();
+    const queued = this.queuedFinalized((p) => p.pipeline === pipeline && p.update.content === sha256);
+    if (queued) return this.get(pipeline, queued);
     const row = this.byContentStmt?.get(pipeline, sha256) as Row | undefined;
     return row ? fromRow(row) : undefined;
+  }
+
+  /**
+   * A finalized record still in the batch. Looked up there rather than by flushing first: these
+   * lookups run once per listed item (`identity: name`), and a flush each would cost one
+   * transaction per item. A batch entry never lowers a stored state, so it can only add a match;
+   * `get` then merges it with the stored row (destinations recorded in an earlier batch).
+   */
+  private queuedFinalized(match: (p: Pending) => boolean): ItemIdentity | undefined {
+    for (const p of this.pending.values()) if (p.update.state === 'finalized' && match(p)) return p.id;
+    return undefined;
   }
 
   async prune(pipeline: string, before: Date, limit: number): Promise<number> {
