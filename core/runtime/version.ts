@@ -190,7 +190,11 @@ export class PipelineVersion {
     this.runner?.stopIntake();
     const timeout = new AbortController(); // cancelled once drained: a pending timer would keep the process alive
     const settled = await Promise.race([
-      this.loop.then(() => true),
+      // A loop that failed has ended too (its error is the supervisor's to report, not the drain's).
+      this.loop.then(
+        () => true,
+        () => true,
+      ),
       sleep(drainTimeoutMs, timeout.signal).then(
         () => false,
         () => true,
@@ -204,7 +208,7 @@ export class PipelineVersion {
       );
       this.hardStop.abort();
       this.runner?.abortNow();
-      await this.loop;
+      await this.loop.catch(() => undefined);
     }
     await this.runner?.close();
     await this.ledger?.close();
