@@ -112,7 +112,7 @@ describe('sluice run', () => {
     // At info, one line per finished file and nothing else.
     const lines = first.stderr.trimEnd().split('\n');
     expect(lines).toHaveLength(9);
-    for (const line of lines) expect(line).toMatch(/^\d\d:\d\d:\d\d INFO  done \S+ → .+ \(.+, \d/);
+    for (const line of lines) expect(line).toMatch(/^\d\d:\d\d:\d\d INFO {2}done \S+ → .+ \(.+, \d/);
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/^local-demo: 9 ok, 0 failed, 0 skipped/);
     const out = listFiles(ws.path('demo', 'out'));
