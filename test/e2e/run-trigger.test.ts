@@ -268,7 +268,7 @@ describe('progress on a TTY', () => {
     expect(r.status).toBe(0);
     const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
     expect(screen).toMatch(
-      /tty \[[█░]{20}\] \d+\/12 files {2}[\d.]+ (KiB|MiB) {2}[\d.]+ (KiB|MiB)\/s ETA [\d.]+m?s/,
+      /tty \[[█░]{20}\] \d+\/12 files {2}[\d.]+ (KiB|MiB) {2}[\d.]+ (KiB|MiB)\/s {2}[\d.]+ files\/s ETA [\d.]+m?s/,
     );
     expect(screen).toMatch(/tty \[█{20}\] 12\/12 files .* done/);
     expect(screen).toContain('tty: 12 ok, 0 failed');

@@ -251,10 +251,11 @@ describe('octo-acme workflow', () => {
     expect(JSON.stringify(reason)).not.toContain(PASSPHRASE);
   });
 
-  it('a rerun processes nothing new: not processed/, not the fresh file, only the failed one again', async () => {
+  it('a rerun processes nothing new: not processed/, not the fresh file, and the failed one stays parked', async () => {
     await s3.clearRequests();
     const again = await runWorkflow('octo-sftp-to-s3', env, { stateDir: ws.path('state') });
-    expect(again).toMatchObject({ ok: 0, failed: 1, filesWritten: 0, filtered: 1 });
+    // The tampered file is parked until it changes (policy.failed: on_change): counted once, not failed again.
+    expect(again).toMatchObject({ ok: 0, failed: 0, parked: 1, filesWritten: 0, filtered: 1 });
     expect((await s3.requests()).filter((q) => q.method === 'PUT' || q.method === 'POST')).toEqual([]);
     expect(readdirSync(join(outgoing, 'processed')).sort()).toEqual([...MOVED, ...SIGNATURES].sort());
   });
