@@ -1,13 +1,14 @@
 /**
  * `sluice retry <pipeline> [--all | PATH…]`: replays items parked after failing for good (and
  * so dead-lettered, when the pipeline has `on_error`) through the pipeline as it is now. Their
- * `failed` records are re-opened as `seen` (the same rank, see STATE_RANK), then one ordinary
- * pass runs and takes them like new files. Bytes are read again from the source, not from the
+ * `failed` records are re-opened (ledger/reopen.ts, shared with the control API's retry), then
+ * one ordinary pass runs and takes them like new files. Bytes are read again from the source, not from the
  * dead-letter copy. When another process runs the pipeline (SLUICE_E_LOCKED), the re-opened
  * records are left for its next pass.
  */
 import { SluiceError } from '../../errors.js';
 import type { Ledger, LedgerRecord } from '../../ledger/ledger.js';
+import { reopenParked } from '../../ledger/reopen.js';
 import { SqliteLedger } from '../../ledger/sqlite.js';
 import { loadPipelineFile } from '../../sdk.js';
 import { parseVars } from '../common.js';
@@ -25,12 +26,13 @@ export async function retryCommand(file: string, paths: string[], opts: RetryOpt
       'name the paths to retry (as `sluice history` shows them), or --all',
     );
   const def = await loadPipelineFile(file, { vars: parseVars(opts.var), stateDir: opts.stateDir });
-  const reopened = await reopenFailed(
-    def.name,
-    await openLedger(def.stateDir, opts.cluster),
-    paths,
-    opts.all,
-  );
+  const ledger = await openLedger(def.stateDir, opts.cluster);
+  let reopened: LedgerRecord[];
+  try {
+    reopened = await reopenParked(ledger, def.name, opts.all === true ? { all: true } : { paths });
+  } finally {
+    await ledger.close();
+  }
   process.stdout.write(
     `${def.name}: ${reopened.length} parked item${reopened.length === 1 ? '' : 's'} re-opened${
       reopened.length > 0 ? `: ${reopened.map((r) => `${r.source}:${r.path}`).join(', ')}` : ''
@@ -53,35 +55,4 @@ async function openLedger(stateDir: string, cluster: string | undefined): Promis
   if (!url) return SqliteLedger.open(stateDir);
   const { RedisLedger } = await import('../../ledger/redis.js');
   return RedisLedger.connect(url);
-}
-
-/** Re-opens the matching `failed` records (every version of a named path); fails on a path with none. */
-async function reopenFailed(
-  pipeline: string,
-  ledger: Ledger,
-  paths: string[],
-  all: boolean | undefined,
-): Promise<LedgerRecord[]> {
-  try {
-    const failed = await ledger.history(pipeline, { state: 'failed', limit: Number.MAX_SAFE_INTEGER });
-    const wanted = new Set(paths.map((p) => p.replace(/^\/+/, '')));
-    const chosen = all
-      ? failed
-      : failed.filter((r) => wanted.has(r.path) || wanted.has(`${r.source}:${r.path}`));
-    const missing = [...wanted].filter(
-      (p) => !chosen.some((r) => r.path === p || `${r.source}:${r.path}` === p),
-    );
-    if (missing.length > 0)
-      throw new SluiceError(
-        'SLUICE_E_USAGE',
-        `no parked (failed) record of ${missing.map((p) => `"${p}"`).join(', ')} in pipeline "${pipeline}"`,
-        { context: { hint: 'see `sluice history <pipeline> --state failed`' } },
-      );
-    for (const r of chosen)
-      ledger.record(pipeline, { source: r.source, path: r.path, version: r.version }, { state: 'seen' });
-    await ledger.flush();
-    return chosen;
-  } finally {
-    await ledger.close();
-  }
 }
