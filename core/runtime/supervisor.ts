@@ -22,7 +22,7 @@ import type { PassEvents, RemotePasses } from './pass-modes.js';
 import { PassQueue, type PassRequest } from './pass-queue.js';
 import { PipelineLock } from './pipeline-lock.js';
 import { loadPipelineFile } from './run-file.js';
-import type { PipelineRunner, RunSummary } from './runner.js';
+import type { RunSummary } from './runner.js';
 import { sleep } from './timing.js';
 import { PipelineVersion, type VersionHost } from './version.js';
 
@@ -156,8 +156,8 @@ export class PipelineSupervisor {
     return this.version?.def;
   }
 
-  get runner(): PipelineRunner | undefined {
-    return this.version?.runner;
+  get ledger(): PipelineVersion['ledger'] | 'cluster' {
+    return this.options.remote ? 'cluster' : this.version?.ledger; // cluster: workers' passes, Redis ledger
   }
 
   get pass(): PassProgress | undefined {
