@@ -171,6 +171,69 @@ export const OPENAPI_DOCUMENT = {
         },
       },
     },
+    '/api/pipelines/{name}/retry': {
+      post: {
+        summary:
+          'Replay parked (failed, dead-lettered) items: re-open their ledger records and start a run, as `sluice retry` does',
+        description:
+          'The run is queued like POST /api/pipelines/{name}/runs (same run record, followed the same way). Embedded mode only: with --cluster, use `sluice retry --cluster` (409).',
+        security: [{ bearer: [] }],
+        parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+        requestBody: {
+          required: true,
+          content: json({
+            oneOf: [
+              {
+                type: 'object',
+                additionalProperties: false,
+                required: ['paths'],
+                properties: {
+                  paths: {
+                    type: 'array',
+                    minItems: 1,
+                    items: { type: 'string' },
+                    description: 'Paths as `sluice history` shows them (`path` or `source:path`)',
+                  },
+                },
+              },
+              {
+                type: 'object',
+                additionalProperties: false,
+                required: ['all'],
+                properties: { all: { const: true } },
+              },
+            ],
+          }),
+        },
+        responses: {
+          '202': {
+            description: 'Records re-opened, run accepted',
+            content: json({
+              type: 'object',
+              properties: {
+                run_id: { type: 'string' },
+                state: { type: 'string' },
+                queue_position: { type: ['integer', 'null'] },
+                href: { type: 'string' },
+                reopened: { type: 'array', items: { type: 'string' }, description: '`source:path` of each' },
+              },
+            }),
+          },
+          '400': {
+            description:
+              'Bad body, or a path has no parked record (named in details); nothing is re-opened then',
+            content: json(error),
+          },
+          '404': { description: 'No such pipeline', content: json(error) },
+          '409': {
+            description:
+              'Cluster mode (use `sluice retry --cluster`), a dry run, no running version, or a watching source',
+            content: json(error),
+          },
+          ...errors,
+        },
+      },
+    },
     '/api/runs': {
       get: {
         summary: 'Recent runs, newest first (kept in the state folders: they survive a restart)',

@@ -14,7 +14,9 @@ import type { Logger } from '../observe/logger.js';
 import type { PipelineSupervisor } from '../runtime/supervisor.js';
 import { ApiAuth } from './auth.js';
 import { streamRunEvents } from './events.js';
+import { HttpError } from './http-error.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
+import { parseRetryBody, reopenForRetry } from './retry.js';
 import { type RunRecord, RunStore, RunTracker } from './runs.js';
 
 export interface ControlApiOptions {
@@ -43,15 +45,7 @@ interface Route {
 const MAX_BODY = 64 * 1024;
 const MAX_LISTED = 100;
 
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly details?: string[],
-  ) {
-    super(message);
-  }
-}
+export { HttpError };
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -121,13 +115,17 @@ export const ROUTES: Route[] = [
     path: '/api/pipelines/{name}/runs',
     handle: async (api, req, res, params) => {
       const run = await api.startRun(params.name, parseRunBody(await readJson(req)));
-      const record = run.snapshot();
-      sendJson(res, 202, {
-        run_id: run.id,
-        state: record.state,
-        queue_position: api.queuePosition(run),
-        href: `/api/runs/${run.id}`,
-      });
+      sendJson(res, 202, api.accepted(run));
+    },
+  },
+  {
+    method: 'POST',
+    path: '/api/pipelines/{name}/retry',
+    handle: async (api, req, res, params) => {
+      const which = parseRetryBody(await readJson(req));
+      const reopened = await reopenForRetry(api.supervisor(params.name), which);
+      const run = await api.startRun(params.name, { vars: {}, force: false, dryRun: false });
+      sendJson(res, 202, { ...api.accepted(run), reopened });
     },
   },
   {
@@ -261,13 +259,7 @@ export class ControlApi {
     name: string,
     body: { vars: Record<string, string>; force: boolean; dryRun: boolean },
   ): Promise<RunTracker> {
-    const all = this.options.supervisors();
-    const supervisor = all.find((s) => s.name === name);
-    if (!supervisor)
-      throw new HttpError(
-        404,
-        `no pipeline "${name}" is loaded (loaded: ${all.map((s) => s.name).join(', ') || 'none'})`,
-      );
+    const supervisor = this.supervisor(name);
     if (!supervisor.definition)
       throw new HttpError(
         409,
@@ -319,6 +311,23 @@ export class ControlApi {
       'run requested through the API',
     );
     return run;
+  }
+
+  /** The supervisor of pipeline `name`; 404 when none is loaded. */
+  supervisor(name: string): PipelineSupervisor {
+    const all = this.options.supervisors();
+    const supervisor = all.find((s) => s.name === name);
+    if (supervisor) return supervisor;
+    throw new HttpError(
+      404,
+      `no pipeline "${name}" is loaded (loaded: ${all.map((s) => s.name).join(', ') || 'none'})`,
+    );
+  }
+
+  /** The 202 answer to a run asked for. */
+  accepted(run: RunTracker) {
+    const href = `/api/runs/${run.id}`;
+    return { run_id: run.id, state: run.snapshot().state, queue_position: this.queuePosition(run), href };
   }
 
   /** Where a queued run stands in its pipeline's queue (1 = next); null once it started. */
