@@ -2,8 +2,8 @@
  * The status page served at `/`: one self-contained HTML document that polls `/status` and
  * `/api/runs` (every second while a pass runs, else every 2 s) and renders each pipeline (state,
  * throughput, the pass in progress with percent and ETA, in-flight items, recent failures, last
- * reload, recent runs) with a "Run now" button (the control API; the token is asked once and
- * kept in sessionStorage, so it leaves with the tab). Text is inserted with textContent only,
+ * reload, recent runs, parked files with "Retry" and "Retry all") with a "Run now" button (the
+ * control API; the token is asked once and kept in sessionStorage, so it leaves with the tab). Text is inserted with textContent only,
  * so file names cannot inject markup.
  */
 export const STATUS_PAGE_HTML = `<!doctype html>
@@ -53,6 +53,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .outcome { font-weight:600; }
   .outcome.succeeded { color:var(--ok); } .outcome.failed { color:var(--bad); } .outcome.cancelled, .outcome.queued { color:var(--warn); } .outcome.running, .outcome.listing { color:var(--bar); }
   .notice { color:var(--muted); font-size:.85rem; }
+  button.retry { font:inherit; font-size:.75rem; padding:.1rem .6rem; border-radius:6px; border:1px solid var(--bar); background:transparent; color:var(--bar); cursor:pointer; text-transform:none; letter-spacing:0; }
+  button.retry:disabled { opacity:.5; cursor:default; }
+  table.parked td:nth-child(n+3) { white-space:nowrap; word-break:normal; width:1%; }
 </style>
 </head>
 <body>
@@ -83,17 +86,20 @@ async function call(path, init, ask) {
   }
   return res;
 }
-async function runNow(name, button) {
+// "Run now" (route runs, body {}) and "Retry" (route retry, body {paths} or {all}) start a run alike.
+async function ask(name, button, route, request, what) {
   button.disabled = true;
   try {
-    const res = await call('/api/pipelines/' + encodeURIComponent(name) + '/runs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }, true);
+    const res = await call('/api/pipelines/' + encodeURIComponent(name) + '/' + route, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) }, true);
     const body = await res.json().catch(() => ({}));
-    notices[name] = res.status === 202 ? 'run ' + body.run_id.slice(0, 8) + ' asked for at ' + new Date().toLocaleTimeString() : 'run refused (' + res.status + '): ' + (body.error || res.statusText) + (body.details ? ' — ' + body.details.join('; ') : '');
+    notices[name] = res.status === 202 ? (body.reopened ? body.reopened.length + ' parked item(s) re-opened; ' : '') + 'run ' + body.run_id.slice(0, 8) + ' asked for at ' + new Date().toLocaleTimeString() : what + ' refused (' + res.status + '): ' + (body.error || res.statusText) + (body.details ? ' — ' + body.details.join('; ') : '');
   } catch (err) {
-    notices[name] = 'run failed: ' + err;
+    notices[name] = what + ' failed: ' + err;
   }
   refresh();
 }
+const runNow = (name, button) => ask(name, button, 'runs', {}, 'run');
+const retryButton = (name, label, request, title) => { const b = el('button', { class: 'retry', type: 'button', title }, label); b.addEventListener('click', () => ask(name, b, 'retry', request, 'retry')); return b; };
 const secs = (n) => n === null || n === undefined ? '—' : n < 60 ? n + 's' : n < 3600 ? Math.floor(n / 60) + 'm ' + (n % 60) + 's' : Math.floor(n / 3600) + 'h ' + Math.floor((n % 3600) / 60) + 'm';
 const fig = (value, label, cls) => el('div', { class: 'fig' + (cls ? ' ' + cls : '') }, el('b', {}, value), el('span', {}, label));
 
@@ -131,6 +137,16 @@ function card(p, runs) {
   if (p.recentFailures.length === 0) c.append(el('div', { class: 'none' }, 'no failures'));
   else c.append(el('table', { class: 'failures' }, ...p.recentFailures.slice(0, 8).map((f) => el('tr', {},
     el('td', {}, f.source + ':' + f.path), el('td', { class: 'reason' }, '[' + f.code + '] ' + f.error), el('td', {}, ago(f.at))))));
+
+  // Parked: held back after failing for good, until they change or are retried (each listed once).
+  const parked = p.parked || { count: 0, items: [] };
+  if (parked.count > 0) {
+    c.append(el('h3', { class: 'parked-head' }, 'Parked (' + parked.count + ') ', retryButton(p.name, 'Retry all', { all: true }, 'Re-open every parked item of ' + p.name + ' and start a run')));
+    c.append(el('table', { class: 'parked' }, ...parked.items.map((i) => el('tr', { 'data-path': i.source + ':' + i.path },
+      el('td', {}, i.source + ':' + i.path), el('td', { class: 'reason' }, i.error), el('td', { title: i.since }, 'since ' + ago(i.since)),
+      el('td', {}, retryButton(p.name, 'Retry', { paths: [i.source + ':' + i.path] }, 'Re-open ' + i.path + ' and start a run'))))));
+    if (parked.count > parked.items.length) c.append(el('div', { class: 'none' }, '… and ' + (parked.count - parked.items.length) + ' more (Retry all takes them too; sluice history --state failed lists them)'));
+  }
 
   c.append(el('h3', {}, 'Last reload'));
   if (!p.lastReload) c.append(el('div', { class: 'none' }, 'none since start'));
