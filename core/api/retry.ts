@@ -50,6 +50,12 @@ export async function reopenForRetry(supervisor: PipelineSupervisor, which: Retr
       409,
       `pipeline "${name}" has no running version with an open ledger (${supervisor.state}); try again once it runs`,
     );
+  // Checked before re-opening: a run would be refused (409), leaving records re-opened for nothing.
+  if (supervisor.definition.sources.some((s) => s.config.watch === true))
+    throw new HttpError(
+      409,
+      `pipeline "${name}" watches its source: its pass never ends, so a retry run would never start (nothing was re-opened)`,
+    );
   try {
     const reopened = await reopenParked(ledger, supervisor.definition.name, which);
     return reopened.map((r) => `${r.source}:${r.path}`);

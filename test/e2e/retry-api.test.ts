@@ -43,6 +43,13 @@ policy:
   retry: { max_attempts: 1 }
 `;
 
+const LIVE = `name: live
+source:
+  local: { path: ./live-in, watch: true }
+sink:
+  local: { path: ./live-out }
+`;
+
 interface Run {
   id: string;
   state: string;
@@ -90,12 +97,18 @@ beforeAll(async () => {
   ws.write('in/bad-1.txt', 'bad one\n');
   ws.write('in/bad-2.txt', 'bad two\n');
   ws.pipeline(NIGHTLY, 'nightly.yaml');
-  proc = startSluice(['watch', 'nightly.yaml', '--metrics-port', '0'], ws.dir, { SLUICE_API_TOKEN: TOKEN });
+  ws.pipeline(LIVE, 'live.yaml');
+  mkdirSync(ws.path('live-in'), { recursive: true });
+  proc = startSluice(['watch', 'nightly.yaml', 'live.yaml', '--metrics-port', '0'], ws.dir, {
+    SLUICE_API_TOKEN: TOKEN,
+  });
   base = `http://127.0.0.1:${await statusPort(proc)}`;
   await until(
     () =>
-      get<{ pipelines: Array<{ state: string; last_pass: { failed: number } | null }> }>('/api/pipelines'),
-    (b) => b.pipelines[0]?.state === 'finished' && b.pipelines[0].last_pass !== null,
+      get<{ pipelines: Array<{ name: string; state: string; last_pass: { failed: number } | null }> }>(
+        '/api/pipelines',
+      ),
+    (b) => b.pipelines.some((p) => p.name === 'nightly' && p.state === 'finished' && p.last_pass !== null),
     20_000,
     'the first pass',
   );
@@ -126,7 +139,7 @@ describe('POST /api/pipelines/{name}/retry', () => {
     expect(Date.parse(parked?.items[0]?.since ?? '')).toBeLessThanOrEqual(Date.now());
   });
 
-  it('refuses without a token (401), a bad body (400), an unknown pipeline (404), and re-opens nothing', async () => {
+  it('refuses without a token (401), a bad body or path (400), an unknown pipeline (404), a watching one (409)', async () => {
     expect((await post('/api/pipelines/nightly/retry', { paths: ['bad-1.txt'] }, {})).status).toBe(401);
     const unknown = await post('/api/pipelines/nightly/retry', { paths: ['bad-1.txt', 'nope.txt'] });
     expect(unknown.status).toBe(400);
@@ -137,6 +150,11 @@ describe('POST /api/pipelines/{name}/retry', () => {
     expect((await post('/api/pipelines/nightly/retry', { all: true, paths: ['x'] })).status).toBe(400);
     expect((await post('/api/pipelines/nightly/retry', { paths: [3] })).status).toBe(400);
     expect((await post('/api/pipelines/nope/retry', { all: true })).status).toBe(404);
+    const live = await post('/api/pipelines/live/retry', { all: true });
+    expect(live.status).toBe(409);
+    expect(((await live.json()) as { error: string }).error).toMatch(
+      /watches its source.*nothing was re-opened/,
+    );
     // Nothing was re-opened (bad-1.txt was named next to the unknown path): still two parked, no run.
     expect((await parkedNow())?.count).toBe(2);
     expect((await get<{ runs: Run[] }>('/api/runs')).runs).toHaveLength(1);
