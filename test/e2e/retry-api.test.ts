@@ -3,13 +3,15 @@
  * a file that fails for good is parked (held back, listed once in /status with its reason),
  * `POST /api/pipelines/{name}/retry` after the cause is fixed re-opens it and queues a run that
  * delivers it; a path with no parked record is refused (400, named, nothing re-opened); no token
- * → 401. And on the status page (Chromium): the parked row, its "Retry" button delivers it
+ * → 401; in cluster mode, 409 pointing to `sluice retry --cluster`. And on the status page (Chromium): the parked row, its "Retry" button delivers it
  * (screenshot: test-output/status-page-parked.png).
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterEnv } from '../helpers/cluster.js';
+import { clusterSuite } from '../helpers/cluster-suite.js';
 import { type SluiceProcess, startSluice, statusPort, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -222,4 +224,45 @@ describe('status page', () => {
       .locator('[data-pipeline="nightly"] table.parked')
       .waitFor({ state: 'detached', timeout: 10_000 });
   });
+});
+
+describe('in cluster mode', () => {
+  const suite = clusterSuite('sluice-retry-api-cluster-');
+  let watch: SluiceProcess | undefined;
+  afterAll(async () => {
+    if (watch && watch.child.exitCode === null) {
+      watch.kill('SIGKILL');
+      await watch.exited;
+    }
+  });
+
+  it('answers 409: the parked records are in Redis, replayed with `sluice retry --cluster`', async () => {
+    suite.ws.pipeline(
+      'name: nightly\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\n',
+      'nightly.yaml',
+    );
+    mkdirSync(suite.ws.path('in'), { recursive: true });
+    const env = clusterEnv({ SLUICE_API_TOKEN: TOKEN });
+    watch = startSluice(
+      ['watch', 'nightly.yaml', '--cluster', suite.redis.url, '--metrics-port', '0'],
+      suite.ws.dir,
+      Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined)),
+    );
+    const api = `http://127.0.0.1:${await statusPort(watch)}/api/pipelines`;
+    await until(
+      async () => ((await (await fetch(api)).json()) as { pipelines: Array<{ state: string }> }).pipelines,
+      (p) => p.length === 1 && p[0]?.state !== 'starting',
+      30_000,
+      'the pipeline to start over the cluster',
+    );
+    const url = `${api}/nightly/retry`;
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth },
+      body: JSON.stringify({ all: true }),
+    });
+    const body = (await res.json()) as { error: string };
+    expect(res.status, JSON.stringify(body)).toBe(409);
+    expect(body.error).toMatch(/cluster workers.*sluice retry <file> --cluster <url>/);
+  }, 60_000);
 });
