@@ -44,8 +44,14 @@ execFileSync('redis-server', [
   '--dir',
   dir,
 ]);
-for (let i = 0; i < 100 && !existsSync(pidFile); i++) await sleep(20);
-const redisPid = Number(readFileSync(pidFile, 'utf8'));
+// The pid file appears before redis writes its number: an empty read is 0, and kill(0) would
+// signal this whole process group (see test/servers/redis.ts).
+let redisPid = 0;
+for (let i = 0; i < 250 && !(redisPid > 1); i++) {
+  redisPid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
+  if (!(redisPid > 1)) await sleep(20);
+}
+if (!(redisPid > 1)) throw new Error(`redis-server wrote no pid to ${pidFile}`);
 
 for (let i = 0; i < FILES; i++) {
   mkdirSync(join(dir, 'in', `d${i % 10}`), { recursive: true });
