@@ -96,6 +96,21 @@ export const OPTIONS = {
 
 type OptionName = keyof typeof OPTIONS;
 
+/** The logging options of the long-running commands (run and watch share them all). */
+const LOG_OPTIONS: OptionName[] = [
+  'logFormat',
+  'logFile',
+  'errorLog',
+  'logRotate',
+  'logKeep',
+  'quiet',
+  'logLevel',
+  'verbose',
+  'logFileFormat',
+];
+/** The status server's options: metrics, status page, control API, progress. */
+const SERVER_OPTIONS: OptionName[] = ['metricsPort', 'metricsHost', 'apiTokenFile', 'progress'];
+
 const COMMANDS: Array<{
   name: string;
   description: string;
@@ -110,24 +125,13 @@ const COMMANDS: Array<{
       'force',
       'vars',
       'stateDir',
-      'logFormat',
-      'logFile',
-      'quiet',
       'summaryJson',
       'once',
-      'errorLog',
-      'logRotate',
-      'logKeep',
-      'metricsPort',
-      'metricsHost',
-      'apiTokenFile',
-      'progress',
+      ...LOG_OPTIONS,
+      ...SERVER_OPTIONS,
       'cluster',
       'config',
       'set',
-      'logLevel',
-      'verbose',
-      'logFileFormat',
     ],
     load: async () => (await import('./commands/run.js')).runCommand,
   },
@@ -135,27 +139,7 @@ const COMMANDS: Array<{
     name: 'watch <...paths>',
     description:
       'Run pipeline files (or every *.yaml in folders) on their triggers; hot-reload each one when it changes',
-    options: [
-      'vars',
-      'stateDir',
-      'logFormat',
-      'logFile',
-      'errorLog',
-      'logRotate',
-      'logKeep',
-      'quiet',
-      'metricsPort',
-      'metricsHost',
-      'apiTokenFile',
-      'progress',
-      'debounce',
-      'cluster',
-      'config',
-      'set',
-      'logLevel',
-      'verbose',
-      'logFileFormat',
-    ],
+    options: ['vars', 'stateDir', ...LOG_OPTIONS, ...SERVER_OPTIONS, 'debounce', 'cluster', 'config', 'set'],
     load: async () => (await import('./commands/watch.js')).watchCommand,
   },
   {
