@@ -7,9 +7,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   expectNoLoss,
+  killAfterShare,
   killLoop,
   localCopies,
-  sleepUnless,
   writeNumberedFiles,
 } from '../helpers/kill-loop.js';
 import { listFiles, makeWorkspace, sha256 } from '../helpers/workspace.js';
@@ -32,10 +32,7 @@ describe('crash recovery', () => {
       cwd: ws.dir,
       kills: KILLS,
       maxKillAttempts: KILLS,
-      killMoment: async (_round, exited) => {
-        await sleepUnless(250 + Math.floor(Math.random() * 900), exited);
-        return undefined;
-      },
+      killMoment: killAfterShare(ws.path('in'), KILLS),
       afterRound: () => expectNoLoss(hashes, listFiles(ws.path('in')), localCopies(ws.path('out'))),
       maxRounds: 60,
       roundTimeoutMs: 120_000,
@@ -64,10 +61,7 @@ describe('crash recovery', () => {
       cwd: ws.dir,
       kills: 5,
       maxKillAttempts: 5,
-      killMoment: async (_round, exited) => {
-        await sleepUnless(200 + Math.floor(Math.random() * 600), exited);
-        return undefined;
-      },
+      killMoment: killAfterShare(ws.path('in-rename'), 5),
       afterRound: () =>
         expectNoLoss(hashes, listFiles(ws.path('in-rename')), localCopies(ws.path('out-rename'))),
       maxRounds: 40,

@@ -4,7 +4,7 @@
  * Used by test/e2e/crash-recovery.test.ts, test/e2e/cluster-kill.test.ts and test/chaos/.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { SLUICE_BIN } from './sluice-process.js';
@@ -196,4 +196,32 @@ export async function pollUntil(ready: () => boolean, signal: AbortSignal, every
     await sleepUnless(everyMs, signal);
   }
   return false;
+}
+
+/** Files under `dir`, recursively (no stat: cheap enough to poll while a run moves them). */
+export function countFiles(dir: string): number {
+  let n = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    n += entry.isDirectory() ? countFiles(join(dir, entry.name)) : 1;
+  }
+  return n;
+}
+
+/**
+ * A kill moment by progress, not by time: waits until a random share of the files left in
+ * `dir` has gone (each kill still to come gets about the same share), so a run that got faster
+ * (another Node, a quieter machine) still has work left for every kill. Timed moments let runs
+ * finish before their kill and the loop end a few kills short.
+ */
+export function killAfterShare(
+  dir: string,
+  kills: number,
+): (round: number, exited: AbortSignal) => Promise<undefined> {
+  return async (round, exited) => {
+    const left = countFiles(dir);
+    const share = Math.max(2, Math.floor(left / (Math.max(1, kills - round) + 1)));
+    const target = left - 1 - Math.floor(Math.random() * share);
+    await pollUntil(() => countFiles(dir) <= target, exited, 20);
+    return undefined;
+  };
 }
