@@ -1,35 +1,23 @@
 /**
  * Delivery: one final item to every sink — a server-side copy, the whole small file, or one
- * stream fanned out — then the verification contract: what each backend says it holds is
- * compared with what was read and sent, and a failure removes only what this attempt wrote.
+ * stream fanned out — each commit then checked by the verification contract (verify.ts).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { type ErrorContext, SluiceError } from '../errors.js';
+import { SluiceError } from '../errors.js';
 import { itemIdentity } from '../item.js';
 import type { Item, SinkCommit } from '../plugin-api.js';
-import { drainInto, HashTap, hashStream, pipeThrough, STREAM_CHUNK } from '../streams.js';
+import { drainInto, HashTap, pipeThrough, STREAM_CHUNK } from '../streams.js';
 import { safeDestination } from './destination.js';
-import { label, located, type SinkRuntime } from './driver.js';
+import { label, located } from './driver.js';
 import { type Job, listedSizeMismatch, RESERVED, type Stage, sourceOrigin } from './stage.js';
+import { type Target, verify } from './verify.js';
 
 /** Largest file read whole into memory on the small-file fast path. */
 const WHOLE_FILE_LIMIT = 1024 * 1024;
-
-interface Target {
-  sink: SinkRuntime;
-  index: number;
-  key: string;
-}
-
-interface Sent {
-  /** Bytes sent, or -1 when a server-side copy of an item of unknown size sent none. */
-  bytes: number;
-  sha256?: string;
-}
 
 /** Writes one final item to every sink, verifies, and records where it landed. */
 export async function deliver(stage: Stage, item: Item, job: Job): Promise<void> {
@@ -295,142 +283,6 @@ async function streamToSinks(
   } finally {
     if (spooled) await unlink(spooled).catch(() => undefined);
   }
-}
-
-/**
- * The verification contract: what the backend reports it holds is compared with what was
- * sent. A sink that reports no size fails `verify: size`; a failure removes only what this
- * attempt wrote. A skip counts as delivered when the source is kept, or when the existing
- * object holds the same bytes. Returns the commit to record (a crashed run's copy, when the
- * redo finds one of the names it reserved holding these bytes).
- */
-async function verify(
-  stage: Stage,
-  target: Target,
-  destination: string,
-  commit: SinkCommit,
-  sent: Sent,
-  job: Job,
-  item: Item,
-): Promise<SinkCommit> {
-  const { sink } = target;
-  const where = stage.driver.where(sink.ref, label(item));
-  const written = commit.destination ?? destination;
-  if (commit.skipped) {
-    if (job.touchesSource) await checkSkip(stage, sink, written, commit, sent, job, where, item);
-    return commit;
-  }
-  const mismatch = async (what: string, options: { retryable?: boolean; hint?: string } = {}) => {
-    await stage.driver.removeAt(sink, written).catch(() => undefined);
-    return new SluiceError('SLUICE_E_VERIFY', `${commit.location}: ${what}`, {
-      context: { ...where, hint: options.hint },
-      retryable: options.retryable ?? true,
-    });
-  };
-  if (sink.verify !== 'none') {
-    if (commit.size === undefined) {
-      throw await mismatch('the sink did not report what it stored, so the copy cannot be verified', {
-        retryable: false,
-        hint: `set verify: none on ${sink.ref.stepId} to accept copies nobody can check`,
-      });
-    }
-    if (sent.bytes >= 0 && commit.size !== sent.bytes)
-      throw await mismatch(`stored ${commit.size} bytes but ${sent.bytes} were sent`);
-    if (commit.sha256 && sent.sha256 && commit.sha256 !== sent.sha256) {
-      throw await mismatch(`stored sha256 ${commit.sha256} differs from the sent ${sent.sha256}`);
-    }
-    if (sink.verify === 'sha256' && sent.sha256 && !commit.sha256) {
-      if (!sink.instance.readBack)
-        throw await mismatch(
-          'verify: sha256 was asked, but the sink neither reported a sha256 nor can re-read the object',
-          { retryable: false },
-        );
-      const stored = await hashAt(stage, sink, written, job.signal);
-      if (stored !== sent.sha256)
-        throw await mismatch(`re-read sha256 ${stored} differs from the sent ${sent.sha256}`);
-    }
-  }
-  return reuseReserved(stage, target, written, commit, sent, job);
-}
-
-/** A skip may stand for the item only if the object already there holds the same bytes. */
-async function checkSkip(
-  stage: Stage,
-  sink: SinkRuntime,
-  written: string,
-  commit: SinkCommit,
-  sent: Sent,
-  job: Job,
-  where: ErrorContext,
-  item: Item,
-): Promise<void> {
-  const differs = () =>
-    new SluiceError(
-      'SLUICE_E_EXISTS',
-      `${commit.location} already holds other bytes; if_exists: ${sink.ifExists} left it in place, so the source is kept`,
-      {
-        retryable: false,
-        context: { ...where, hint: 'use if_exists: rename or overwrite, or after_success: keep' },
-      },
-    );
-  if (commit.size !== undefined && sent.bytes >= 0 && commit.size !== sent.bytes) throw differs();
-  if (!sink.instance.readBack && !commit.sha256) {
-    throw new SluiceError(
-      'SLUICE_E_EXISTS',
-      `${commit.location} exists and the sink cannot re-read it to show it holds the same bytes, so the source is kept`,
-      {
-        retryable: false,
-        context: where,
-      },
-    );
-  }
-  const expected = sent.sha256 ?? (await hashStream(await item.open(job.signal))).digest;
-  const existing = commit.sha256 ?? (await hashAt(stage, sink, written, job.signal));
-  if (existing !== expected) throw differs();
-}
-
-/**
- * A redo after a crash between a rename-mode commit and its ledger record: if one of the
- * names the crashed run reserved holds exactly these bytes, that is this item's copy — the
- * twin this attempt just wrote is removed and the earlier copy recorded.
- */
-async function reuseReserved(
-  stage: Stage,
-  target: Target,
-  written: string,
-  commit: SinkCommit,
-  sent: Sent,
-  job: Job,
-): Promise<SinkCommit> {
-  const earlier = job.reservedEarlier.get(target.index)?.filter((name) => name !== written);
-  if (!earlier?.length || !target.sink.instance.readBack) return commit;
-  // A server-side copy sent no bytes to hash: what it wrote is read back instead.
-  const mine = sent.sha256 ?? (await hashAt(stage, target.sink, written, job.signal));
-  for (const name of earlier) {
-    const existing = await hashAt(stage, target.sink, name, job.signal).catch(() => undefined);
-    if (existing !== mine) continue;
-    await stage.driver.removeAt(target.sink, written);
-    const location = commit.location.endsWith(written)
-      ? commit.location.slice(0, -written.length) + name
-      : name;
-    return { ...commit, location, destination: name };
-  }
-  return commit;
-}
-
-async function hashAt(
-  stage: Stage,
-  sink: SinkRuntime,
-  destination: string,
-  signal: AbortSignal,
-): Promise<string> {
-  const tap = new HashTap();
-  await drainInto(
-    pipeThrough(await stage.driver.readBack(sink, destination, signal), tap),
-    new PassThrough().resume(),
-    signal,
-  );
-  return tap.digest()!;
 }
 
 function fanOut(source: Readable, n: number): PassThrough[] {

@@ -19,8 +19,6 @@ import {
   streamErrorOrigin,
   wrapPluginError,
 } from '../errors.js';
-import { compileIncludeExclude, type PathPredicate } from '../glob.js';
-import type { IfExistsMode } from '../if-exists.js';
 import { compileMatcher, type ItemMatcher } from '../item-match.js';
 import type { Logger } from '../observe/logger.js';
 import type {
@@ -35,36 +33,20 @@ import type {
   StepOutput,
   SummaryFigure,
 } from '../plugin-api.js';
-import { parseDuration } from '../units.js';
 import { countingSink } from './dry-run.js';
-import { ReadyMarker, StableFiles, stableMs, temporaryNames } from './readiness.js';
-
-/** `after_success` as the runtime applies it. */
-export type AfterSuccess = 'keep' | 'delete' | { move_to: string };
-export type Verify = 'size' | 'sha256' | 'none';
+import { type SinkFields, type SourceFields, sinkFields, sourceFields } from './fields.js';
 
 /** A source and the fields of its config the runtime enforces. */
-export interface SourceRuntime {
+export interface SourceRuntime extends SourceFields {
   ref: PluginRef;
   name: string;
   instance: SourceInstance;
-  accepts: PathPredicate;
-  minAgeMs: number;
-  afterSuccess: AfterSuccess;
-  /** `ready.marker`: files wait for it, and a per-file one follows its file at after_success. */
-  ready: ReadyMarker | undefined;
-  /** `stable`: what earlier listings saw of each file (kept across passes). */
-  stable: StableFiles | undefined;
-  /** `skip_temporary`: uploaders' temporary names, never listed as items. */
-  isTemporary: PathPredicate;
 }
 
 /** A sink and the fields of its config the runtime enforces. */
-export interface SinkRuntime {
+export interface SinkRuntime extends SinkFields {
   ref: PluginRef;
   instance: SinkInstance;
-  verify: Verify;
-  ifExists: IfExistsMode;
 }
 
 export interface StepRuntime {
@@ -73,23 +55,6 @@ export interface StepRuntime {
   ctx: StepContext;
   /** The step's `when`: items it does not match pass the step untouched. */
   when?: ItemMatcher;
-}
-
-/** The runtime-owned fields of a source config (the shared schema fragments declare them). */
-interface SourceFields {
-  include?: string[];
-  exclude?: string[];
-  min_age?: string;
-  after_success?: unknown;
-  ready?: { marker: string };
-  stable?: boolean | string | number;
-  skip_temporary?: boolean | string[];
-}
-
-/** The runtime-owned fields of a sink config. */
-interface SinkFields {
-  verify?: Verify;
-  if_exists?: IfExistsMode;
 }
 
 export interface DriverOptions {
@@ -133,24 +98,13 @@ export class PluginDriver {
   private async createInstances(): Promise<void> {
     for (const ref of this.def.sources) {
       const instance = await this.create<SourceInstance>(ref);
-      const cfg = ref.config as SourceFields;
-      const afterSuccess = normalizeAfterSuccess(cfg.after_success);
-      if (afterSuccess === 'delete' && !instance.remove) throw this.unsupported(ref, 'after_success: delete');
-      if (typeof afterSuccess === 'object' && !instance.move)
+      const fields = sourceFields(ref);
+      if (fields.afterSuccess === 'delete' && !instance.remove)
+        throw this.unsupported(ref, 'after_success: delete');
+      if (typeof fields.afterSuccess === 'object' && !instance.move)
         throw this.unsupported(ref, 'after_success: move_to');
-      if (cfg.ready && !instance.openPath) throw this.unsupported(ref, 'ready markers');
-      const stableFor = stableMs(cfg.stable);
-      this.sources.push({
-        ref,
-        name: ref.sourceName ?? ref.name,
-        instance,
-        accepts: compileIncludeExclude(cfg.include, cfg.exclude),
-        minAgeMs: cfg.min_age !== undefined ? parseDuration(cfg.min_age) : 0,
-        afterSuccess,
-        ready: cfg.ready ? new ReadyMarker(cfg.ready.marker) : undefined,
-        stable: stableFor !== undefined ? new StableFiles(stableFor) : undefined,
-        isTemporary: temporaryNames(cfg.skip_temporary),
-      });
+      if (fields.ready && !instance.openPath) throw this.unsupported(ref, 'ready markers');
+      this.sources.push({ ref, name: ref.sourceName ?? ref.name, instance, ...fields });
     }
     for (const ref of this.def.steps) {
       const instance = await this.create<StepInstance>(ref);
@@ -191,9 +145,8 @@ export class PluginDriver {
   }
 
   private async sinkRuntime(ref: PluginRef): Promise<SinkRuntime> {
-    const cfg = ref.config as SinkFields;
     const instance = this.options.dryRun ? countingSink() : await this.create<SinkInstance>(ref);
-    return { ref, instance, verify: cfg.verify ?? 'size', ifExists: cfg.if_exists ?? 'overwrite' };
+    return { ref, instance, ...sinkFields(ref) };
   }
 
   private stepContext(ref: PluginRef): StepContext {
@@ -350,20 +303,6 @@ export class PluginDriver {
 /** `source:path`, how an item is named in messages. */
 export function label(item: Pick<Item, 'source' | 'path'>): string {
   return `${item.source}:${item.path}`;
-}
-
-/**
- * `keep`, `delete` and `{move_to}` are shared by every source; a source may define its own
- * object form whose `delete` key means "remove it" (the http source: `{delete: {url}}`).
- */
-function normalizeAfterSuccess(value: unknown): AfterSuccess {
-  if (value === undefined || value === 'keep') return 'keep';
-  if (value === 'delete') return 'delete';
-  if (typeof value === 'object' && value !== null) {
-    if ('move_to' in value) return { move_to: String((value as { move_to: unknown }).move_to) };
-    if ('delete' in value) return 'delete';
-  }
-  throw new SluiceError('SLUICE_E_CONFIG', `unsupported after_success: ${JSON.stringify(value)}`);
 }
 
 /** Source path of the file `name` in the folder of `item` (`in/x.csv` + `x.csv.sha256`). */
