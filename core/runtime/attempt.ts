@@ -18,7 +18,7 @@ import {
   isParked,
   pruneOncePerPass,
 } from './ledger-check.js';
-import { type Job, type PassState, parseReserved, RESERVED, type Stage } from './stage.js';
+import { type Job, linkSignals, type PassState, parseReserved, RESERVED, type Stage } from './stage.js';
 import { backoffDelay, sleep } from './timing.js';
 
 /** How a caller (a cluster worker) keeps an item from acting once it no longer owns it. */
@@ -80,156 +80,166 @@ export async function processItem(
   const started = performance.now();
   stage.emit('item:start', { source: source.name, path: item.path, size: item.size });
   const { maxAttempts } = stage.def.policy.retry;
-  const signal = options.signal ? AbortSignal.any([stage.signal, options.signal]) : stage.signal;
+  const linked = options.signal ? linkSignals(stage.signal, options.signal) : undefined;
+  const signal = linked?.signal ?? stage.signal;
   // What carries over from one attempt to the next.
   const committed = new Set<string>();
   const written: Job['written'] = [];
   const reserved = new Set(reservedEarlier);
-  for (let attempt = 1; ; attempt++) {
-    const job: Job = {
-      source,
-      root: item,
-      signal,
-      leaves: [],
-      filtered: 0,
-      bytesIn: 0,
-      committed,
-      written,
-      claims: new Set(),
-      pass,
-      touchesSource: source.afterSuccess !== 'keep' && !stage.dryRun,
-      reserved,
-      reservedEarlier: parseReserved(reservedEarlier),
-      fence: options.fence ?? (async () => undefined),
-      figures: [],
-      companions: new Set(),
-    };
-    try {
-      if (committedEarlier) {
-        Object.assign(job, committedEarlier);
-      } else if (!finalizeOnly) {
-        stage.ledger.record(stage.def.name, id, {
-          state: 'seen',
-          attempts: attempt,
-          destinations: [...reserved],
-        });
-        const root = chainRoot(stage, content ? hashingItem(stage, item, id, content) : item, job);
-        // Marks the bytes as the source's own, which lets delivery skip reading them (server-side
-        // copy, the small-file path reading the listed item): `content` must read them itself.
-        if (!content) job.chainOpen = root.open;
-        await runChain(stage, root, 0, job);
-        if (job.leaves.length === 0 && job.filtered > 0) {
-          summary.filtered++;
-          if (stage.dryRun)
-            summary.plan.push({ source: source.name, path: item.path, destinations: [], action: 'filtered' });
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const job: Job = {
+        source,
+        root: item,
+        signal,
+        leaves: [],
+        filtered: 0,
+        bytesIn: 0,
+        committed,
+        written,
+        claims: new Set(),
+        pass,
+        touchesSource: source.afterSuccess !== 'keep' && !stage.dryRun,
+        reserved,
+        reservedEarlier: parseReserved(reservedEarlier),
+        fence: options.fence ?? (async () => undefined),
+        figures: [],
+        companions: new Set(),
+      };
+      try {
+        if (committedEarlier) {
+          Object.assign(job, committedEarlier);
+        } else if (!finalizeOnly) {
+          stage.ledger.record(stage.def.name, id, {
+            state: 'seen',
+            attempts: attempt,
+            destinations: [...reserved],
+          });
+          const root = chainRoot(stage, content ? hashingItem(stage, item, id, content) : item, job);
+          // Marks the bytes as the source's own, which lets delivery skip reading them (server-side
+          // copy, the small-file path reading the listed item): `content` must read them itself.
+          if (!content) job.chainOpen = root.open;
+          await runChain(stage, root, 0, job);
+          if (job.leaves.length === 0 && job.filtered > 0) {
+            summary.filtered++;
+            if (stage.dryRun)
+              summary.plan.push({
+                source: source.name,
+                path: item.path,
+                destinations: [],
+                action: 'filtered',
+              });
+            return;
+          }
+        }
+        if (signal.aborted) throw signal.reason;
+        if (stage.dryRun) {
+          const bytes = job.leaves.reduce((n, l) => n + l.bytes, 0);
+          const destinations = job.leaves.map((l) => l.destination);
+          summary.plan.push({
+            source: source.name,
+            path: item.path,
+            destinations,
+            action: finalizeOnly ? 'finalize-only' : 'write',
+            ...(finalizeOnly ? {} : { bytes, steps: appliedSteps(job) }),
+          });
+        } else {
+          if (!finalizeOnly) {
+            const destinations = job.leaves.flatMap((l) => l.locations);
+            stage.ledger.record(stage.def.name, id, {
+              state: 'committed',
+              attempts: attempt,
+              destinations,
+              content: content?.sha256,
+            });
+            // Every copy is committed: if after_success fails now, a retry redoes only that step.
+            committedEarlier = {
+              leaves: job.leaves,
+              bytesIn: job.bytesIn,
+              figures: job.figures,
+              companions: job.companions,
+            };
+          }
+          finalizeOnly = true;
+          await finalize(stage, source, item, id, attempt, job, content?.sha256);
+        }
+        countSuccess(stage, source, item, job, summary, performance.now() - started);
+        return;
+      } catch (raw) {
+        // A lost item's work fails with whatever its aborted reads and sinks raised: the loss is the cause.
+        const err = stamp(stage, options.signal?.aborted ? options.signal.reason : raw, item, source);
+        if (err.code === 'SLUICE_E_FENCED') {
+          // Another worker owns the item now: anything more from here (a record, a dead letter,
+          // removing what was written) could undo its work.
+          stage.log.warn(
+            { item: label(item), err: errorMessage(err) },
+            'lost the item to another worker; stopped without side effects',
+          );
+          throw err;
+        }
+        if (stage.signal.aborted) {
+          stage.log.warn({ item: label(item) }, 'interrupted; the item will be redone next run');
           return;
         }
-      }
-      if (signal.aborted) throw signal.reason;
-      if (stage.dryRun) {
-        const bytes = job.leaves.reduce((n, l) => n + l.bytes, 0);
-        const destinations = job.leaves.map((l) => l.destination);
-        summary.plan.push({
-          source: source.name,
-          path: item.path,
-          destinations,
-          action: finalizeOnly ? 'finalize-only' : 'write',
-          ...(finalizeOnly ? {} : { bytes, steps: appliedSteps(job) }),
-        });
-      } else {
-        if (!finalizeOnly) {
-          const destinations = job.leaves.flatMap((l) => l.locations);
-          stage.ledger.record(stage.def.name, id, {
-            state: 'committed',
-            attempts: attempt,
-            destinations,
-            content: content?.sha256,
-          });
-          // Every copy is committed: if after_success fails now, a retry redoes only that step.
-          committedEarlier = {
-            leaves: job.leaves,
-            bytesIn: job.bytesIn,
-            figures: job.figures,
-            companions: job.companions,
-          };
+        if (content?.duplicate) {
+          await rollback(stage, job);
+          const { destinations } = content.duplicate;
+          // This identity is done too: the next pass skips it without reading it again.
+          if (!stage.dryRun)
+            stage.ledger.record(stage.def.name, id, {
+              state: 'finalized',
+              attempts: attempt,
+              destinations,
+              content: content.sha256,
+            });
+          stage.log.info(
+            { item: label(item), same_as: `${content.duplicate.source}:${content.duplicate.path}` },
+            'same bytes done before (identity: content); not delivered again, source left as it is',
+          );
+          countSkipped(stage, source, item, destinations, summary);
+          return;
         }
-        finalizeOnly = true;
-        await finalize(stage, source, item, id, attempt, job, content?.sha256);
-      }
-      countSuccess(stage, source, item, job, summary, performance.now() - started);
-      return;
-    } catch (raw) {
-      // A lost item's work fails with whatever its aborted reads and sinks raised: the loss is the cause.
-      const err = stamp(stage, options.signal?.aborted ? options.signal.reason : raw, item, source);
-      if (err.code === 'SLUICE_E_FENCED') {
-        // Another worker owns the item now: anything more from here (a record, a dead letter,
-        // removing what was written) could undo its work.
-        stage.log.warn(
-          { item: label(item), err: errorMessage(err) },
-          'lost the item to another worker; stopped without side effects',
-        );
-        throw err;
-      }
-      if (stage.signal.aborted) {
-        stage.log.warn({ item: label(item) }, 'interrupted; the item will be redone next run');
-        return;
-      }
-      if (content?.duplicate) {
-        await rollback(stage, job);
-        const { destinations } = content.duplicate;
-        // This identity is done too: the next pass skips it without reading it again.
-        if (!stage.dryRun)
-          stage.ledger.record(stage.def.name, id, {
-            state: 'finalized',
-            attempts: attempt,
-            destinations,
-            content: content.sha256,
+        if (stage.driver.isRetryable(err) && attempt < maxAttempts) {
+          const delay = Math.max(backoffDelay(attempt, stage.def.policy.retry), err.retryAfterMs ?? 0);
+          summary.retries++;
+          stage.emit('item:retry', {
+            source: source.name,
+            path: item.path,
+            attempt,
+            delayMs: delay,
+            error: errorMessage(err),
           });
-        stage.log.info(
-          { item: label(item), same_as: `${content.duplicate.source}:${content.duplicate.path}` },
-          'same bytes done before (identity: content); not delivered again, source left as it is',
-        );
-        countSkipped(stage, source, item, destinations, summary);
+          stage.log.warn(
+            { item: label(item), attempt, delayMs: Math.round(delay), err: errorMessage(err) },
+            'retrying',
+          );
+          await sleep(delay, signal).catch(() => undefined);
+          continue;
+        }
+        if (finalizeOnly) {
+          // Delivered and recorded `committed`; only the tidy-up failed. The record stays
+          // `committed` (no dead letter: the bytes are where they belong), so the next pass
+          // retries the tidy-up alone instead of delivering the file again.
+          countFailure(
+            stage,
+            source,
+            item,
+            err,
+            attempt,
+            summary,
+            'delivered, but the source could not be tidied up; the next pass retries the tidy-up alone',
+          );
+          return;
+        }
+        await rollback(stage, job);
+        await fail(stage, source, item, err, attempt, summary);
         return;
+      } finally {
+        stage.reading?.delete(job);
       }
-      if (stage.driver.isRetryable(err) && attempt < maxAttempts) {
-        const delay = Math.max(backoffDelay(attempt, stage.def.policy.retry), err.retryAfterMs ?? 0);
-        summary.retries++;
-        stage.emit('item:retry', {
-          source: source.name,
-          path: item.path,
-          attempt,
-          delayMs: delay,
-          error: errorMessage(err),
-        });
-        stage.log.warn(
-          { item: label(item), attempt, delayMs: Math.round(delay), err: errorMessage(err) },
-          'retrying',
-        );
-        await sleep(delay, signal).catch(() => undefined);
-        continue;
-      }
-      if (finalizeOnly) {
-        // Delivered and recorded `committed`; only the tidy-up failed. The record stays
-        // `committed` (no dead letter: the bytes are where they belong), so the next pass
-        // retries the tidy-up alone instead of delivering the file again.
-        countFailure(
-          stage,
-          source,
-          item,
-          err,
-          attempt,
-          summary,
-          'delivered, but the source could not be tidied up; the next pass retries the tidy-up alone',
-        );
-        return;
-      }
-      await rollback(stage, job);
-      await fail(stage, source, item, err, attempt, summary);
-      return;
-    } finally {
-      stage.reading?.delete(job);
     }
+  } finally {
+    linked?.dispose();
   }
 }
 

@@ -13,7 +13,7 @@ import type { Item, SinkCommit } from '../plugin-api.js';
 import { drainInto, HashTap, pipeThrough, STREAM_CHUNK } from '../streams.js';
 import { safeDestination } from './destination.js';
 import { label, located } from './driver.js';
-import { type Job, listedSizeMismatch, RESERVED, type Stage, sourceOrigin } from './stage.js';
+import { type Job, linkSignals, listedSizeMismatch, RESERVED, type Stage, sourceOrigin } from './stage.js';
 import { type Target, verify } from './verify.js';
 
 /** Largest file read whole into memory on the small-file fast path. */
@@ -225,6 +225,7 @@ async function streamToSinks(
     sha256 = tap.digest();
     body = createReadStream(spooled, { highWaterMark: STREAM_CHUNK });
   }
+  let disposeSignal: () => void = () => undefined;
   try {
     const tap = new HashTap(wantsSha256(targets, job) ? 'sha256' : null);
     const flowing = pipeThrough(body, tap);
@@ -233,7 +234,9 @@ async function streamToSinks(
     // stream that fires no more events, and the error would go unheard.
     const bodyFailed = new AbortController();
     flowing.on('error', (err) => bodyFailed.abort(err));
-    const signal = AbortSignal.any([job.signal, bodyFailed.signal]);
+    const linked = linkSignals(job.signal, bodyFailed.signal);
+    disposeSignal = linked.dispose;
+    const signal = linked.signal;
     if (targets.length === 0) {
       // Every sink already has this entry from an earlier attempt: just consume the bytes.
       for await (const _ of flowing) {
@@ -281,6 +284,7 @@ async function streamToSinks(
       commits[i] = await verify(stage, t, destination, commits[i], sent, job, item);
     return { bytes: tap.bytes, commits };
   } finally {
+    disposeSignal();
     if (spooled) await unlink(spooled).catch(() => undefined);
   }
 }

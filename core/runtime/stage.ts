@@ -119,3 +119,29 @@ export function listedSizeMismatch(listed: number, read: number, origin: StreamO
     },
   );
 }
+
+/**
+ * A signal aborted as soon as either is, for one item or one write. Unlike `AbortSignal.any`,
+ * nothing stays attached to the long-lived `parent` (the run's signal) once `dispose()` is
+ * called: an item a second for months must not leave a dependent behind each time.
+ */
+export function linkSignals(
+  parent: AbortSignal,
+  other: AbortSignal,
+): { signal: AbortSignal; dispose(): void } {
+  if (parent.aborted || other.aborted) {
+    return { signal: parent.aborted ? parent : other, dispose: () => undefined };
+  }
+  const controller = new AbortController();
+  const fromParent = () => controller.abort(parent.reason);
+  const fromOther = () => controller.abort(other.reason);
+  parent.addEventListener('abort', fromParent, { once: true });
+  other.addEventListener('abort', fromOther, { once: true });
+  return {
+    signal: controller.signal,
+    dispose() {
+      parent.removeEventListener('abort', fromParent);
+      other.removeEventListener('abort', fromOther);
+    },
+  };
+}
