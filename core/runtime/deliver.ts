@@ -48,6 +48,7 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
       if (!copy) continue;
       if (!copy.skipped && copy.size !== undefined && item.size !== undefined && copy.size !== item.size) {
         // The copy took the bytes the source holds now: a file that changed since it was listed.
+        await job.fence();
         await stage.driver.removeAt(t.sink, copy.destination ?? destination).catch(() => undefined);
         throw listedSizeMismatch(item.size, copy.size, sourceOrigin(stage, job));
       }
@@ -280,8 +281,19 @@ async function streamToSinks(
     }
     const commits = settled.map((r) => (r as PromiseFulfilledResult<SinkCommit>).value);
     const sent = { bytes: tap.bytes, sha256: tap.digest() };
-    for (const [i, t] of targets.entries())
-      commits[i] = await verify(stage, t, destination, commits[i], sent, job, item);
+    for (const [i, t] of targets.entries()) {
+      try {
+        commits[i] = await verify(stage, t, destination, commits[i], sent, job, item);
+      } catch (err) {
+        // The other sinks committed too (the failing one's copy is removed by verify): they are
+        // this attempt's to remove if the item fails for good, and not yet settled by the caller.
+        for (const [k, c] of commits.entries()) {
+          if (k !== i && !c.skipped)
+            job.written.push({ sink: targets[k].sink, destination: c.destination ?? destination });
+        }
+        throw err;
+      }
+    }
     return { bytes: tap.bytes, commits };
   } finally {
     disposeSignal();

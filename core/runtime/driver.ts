@@ -104,6 +104,9 @@ export class PluginDriver {
       if (typeof fields.afterSuccess === 'object' && !instance.move)
         throw this.unsupported(ref, 'after_success: move_to');
       if (fields.ready && !instance.openPath) throw this.unsupported(ref, 'ready markers');
+      // A watching listing never ends, so the second look `stable` needs never comes.
+      if (fields.stable && ref.config.watch === true)
+        throw this.unsupported(ref, '`stable` with `watch: true` (a watching source waits with `min_age`)');
       this.sources.push({ ref, name: ref.sourceName ?? ref.name, instance, ...fields });
     }
     for (const ref of this.def.steps) {

@@ -12,7 +12,7 @@ import { reviveItem } from './described.js';
 import { safeDestination } from './destination.js';
 import { label, type SourceRuntime } from './driver.js';
 import { exists } from './readiness.js';
-import type { Job, Stage } from './stage.js';
+import { type Job, linkSignals, type Stage } from './stage.js';
 import { backoffDelay, sleep } from './timing.js';
 
 /**
@@ -103,6 +103,8 @@ async function tidyCompanions(stage: Stage, source: SourceRuntime, item: Item, j
  * kept is not delivered in part.
  */
 export async function rollback(stage: Stage, job: Job): Promise<void> {
+  // A cluster worker that lost the item removes nothing: what is there may be its successor's.
+  await job.fence();
   for (const { sink, destination } of job.written.splice(0)) {
     try {
       await stage.driver.removeAt(sink, destination);
@@ -201,7 +203,22 @@ async function sendToDeadLetter(
     const destination = safeDestination(`${source.name}/${item.path}`);
     try {
       const body = await item.open(signal);
-      await stage.driver.write(dl, label(item), { item, destination, body, size: item.size, signal });
+      // The source failed this item already: its bytes may fail again before the dead-letter
+      // sink reads them — heard at once, and the write aborted, never an uncaught error.
+      const bodyFailed = new AbortController();
+      body.on('error', (e) => bodyFailed.abort(e));
+      const linked = linkSignals(signal, bodyFailed.signal);
+      try {
+        await stage.driver.write(dl, label(item), {
+          item,
+          destination,
+          body,
+          size: item.size,
+          signal: linked.signal,
+        });
+      } finally {
+        linked.dispose();
+      }
     } catch (copyErr) {
       reason.copy_error = errorMessage(copyErr);
     }

@@ -10,6 +10,7 @@
  * is still growing for the next run.
  */
 import { errorMessage, isAbortError, wrapPluginError } from '../errors.js';
+import { itemIdentity } from '../item.js';
 import type { RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
 import { label, type SourceRuntime } from './driver.js';
@@ -90,9 +91,8 @@ async function admitted(
   intake: AbortSignal,
   folderMarkers: Map<string, boolean>,
 ): Promise<boolean> {
-  // One identity, once per pass, whatever the listing repeats.
-  // A rejected entry's path is only a display form: it must not hide a real file of that name.
-  const key = `${source.name}\u0000${item.rejected === undefined ? '' : 'rejected\u0000'}${item.path}`;
+  // One identity, once at a time, whatever the listing repeats (see listedKey).
+  const key = listedKey(source.name, item);
   if (pass.listed.has(key)) {
     stage.log.debug({ item: label(item) }, 'listed again in this pass; processed once');
     return false;
@@ -121,4 +121,14 @@ async function admitted(
   }
   pass.listed.add(key);
   return true;
+}
+
+/**
+ * The key of an item in `PassState.listed`: source, path and version — a new version of a
+ * path (a file dropped again under its name) is another item. A rejected entry's path is only a
+ * display form: it must not hide a real file of that name.
+ */
+export function listedKey(source: string, item: Item): string {
+  const version = item.rejected === undefined ? itemIdentity(item).version : 'rejected';
+  return `${source}\u0000${version}\u0000${item.path}`;
 }

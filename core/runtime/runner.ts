@@ -25,7 +25,7 @@ import { describeItem, type ItemDescription, type ListedItem, reviveItem } from 
 import { PluginDriver } from './driver.js';
 import { readOnlyLedger } from './dry-run.js';
 import { fail } from './finalize.js';
-import { listSources } from './listing.js';
+import { listedKey, listSources } from './listing.js';
 import type { Job, PassState, ReadingProgress, Stage } from './stage.js';
 import { RateLimiter, sleep } from './timing.js';
 
@@ -60,6 +60,8 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
   private inFlight = 0;
   private readonly idleWaiters: Array<() => void> = [];
   private readonly rate: RateLimiter | undefined;
+  /** A source watches: one pass lasts as long as the version runs. */
+  private readonly watching: boolean;
 
   constructor(def: PipelineDefinition, options: RunOptions) {
     super();
@@ -73,6 +75,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
     const tempBase = this.dryRun ? join(tmpdir(), 'sluice-plan') : join(def.stateDir, 'tmp');
     this.tempRoot = join(tempBase, `${process.pid}-${Date.now().toString(36)}`);
     if (def.policy.ratePerSecond) this.rate = new RateLimiter(def.policy.ratePerSecond);
+    this.watching = def.sources.some((s) => s.config.watch === true);
     // Every in-flight stream listens to these: no leak, just many items at once.
     setMaxListeners(0, this.intake.signal, this.work.signal);
     this.driver = new PluginDriver(def, {
@@ -209,16 +212,14 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
     await this.start();
     this.inFlight++;
     this.currentSummary ??= summary;
+    const pass = this.passState(summary);
     try {
-      await processItem(
-        this,
-        this.driver.source(listed.source),
-        listed.item,
-        summary,
-        this.passState(summary),
-        { force: this.force, ...options },
-      );
+      await processItem(this, this.driver.source(listed.source), listed.item, summary, pass, {
+        force: this.force,
+        ...options,
+      });
     } finally {
+      this.release(pass, listed);
       this.inFlight--;
       if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
     }
@@ -266,6 +267,20 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
       this.intake.signal,
     ))
       yield { source: source.name, item };
+  }
+
+  /**
+   * An item that has ended no longer needs its place in the pass: a listing that repeats it
+   * later is answered by the ledger (done, parked), so the pass keeps only what is in flight —
+   * a watching source's pass lasts as long as the pipeline runs. Its destinations stay claimed
+   * for a pass that ends (one destination, one item per pass); a watching pass releases them,
+   * or a file dropped again under its name, or a later file routed there, would collide for good.
+   */
+  private release(pass: PassState, listed: ListedItem): void {
+    pass.listed.delete(listedKey(listed.source, listed.item));
+    if (!this.watching) return;
+    const owner = `${listed.source}:${listed.item.path}`;
+    for (const [destination, holder] of pass.claimed) if (holder === owner) pass.claimed.delete(destination);
   }
 
   private passState(summary: RunSummary): PassState {

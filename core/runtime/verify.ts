@@ -49,6 +49,7 @@ export async function verify(
     return commit;
   }
   const mismatch = async (what: string, options: { retryable?: boolean; hint?: string } = {}) => {
+    await job.fence(); // removing is a side effect too: a worker that lost the item removes nothing
     await stage.driver.removeAt(sink, written).catch(() => undefined);
     return new SluiceError('SLUICE_E_VERIFY', `${commit.location}: ${what}`, {
       context: { ...where, hint: options.hint },
@@ -137,6 +138,7 @@ async function reuseReserved(
   for (const name of earlier) {
     const existing = await hashAt(stage, target.sink, name, job.signal).catch(() => undefined);
     if (existing !== mine) continue;
+    await job.fence();
     await stage.driver.removeAt(target.sink, written);
     const location = commit.location.endsWith(written)
       ? commit.location.slice(0, -written.length) + name

@@ -62,3 +62,53 @@ describe('local source, watch: true', () => {
     }
   }, 30_000);
 });
+
+describe('a watching pass that lasts as long as the pipeline runs', () => {
+  it('takes a file dropped again under the same name, and routes a later file to a destination an earlier one had', async () => {
+    ws = makeWorkspace('sluice-lwatch-again-');
+    const file = ws.pipeline(
+      'name: lw-again\nsource:\n  local: { path: ./in, watch: true, min_age: 200ms, after_success: delete }\nsteps:\n  - rename: { to: "{name}" }\nsink:\n  local: { path: ./out, if_exists: rename }\n',
+    );
+    const def = await loadPipelineFile(file);
+    const ledger = await SqliteLedger.open(def.stateDir);
+    const runner = new PipelineRunner(def, { ledger });
+    const pass = runner.runPass();
+    try {
+      ws.write('in/r.csv', 'monday\n');
+      await until(
+        () => listFiles(ws.path('out')),
+        (f) => f.length === 1,
+        10_000,
+        'the first drop',
+      );
+      await until(
+        () => listFiles(ws.path('in')),
+        (f) => f.length === 0,
+        5_000,
+        'its source deleted',
+      );
+      // The same name again, then another folder's file flattened onto the same destination.
+      ws.write('in/r.csv', 'tuesday, longer\n');
+      await until(
+        () => listFiles(ws.path('out')),
+        (f) => f.length === 2,
+        10_000,
+        'the second drop',
+      );
+      ws.write('in/b/r.csv', 'from b\n');
+      await until(
+        () => listFiles(ws.path('out')),
+        (f) => f.length === 3,
+        10_000,
+        'the later file',
+      );
+      expect(listFiles(ws.path('out'))).toEqual(['r (1).csv', 'r (2).csv', 'r.csv']);
+      expect(readFileSync(ws.path('out/r (1).csv'), 'utf8')).toBe('tuesday, longer\n');
+    } finally {
+      runner.stopIntake();
+      await pass;
+      await runner.close();
+      await ledger.close();
+    }
+  }, 30_000);
+});
