@@ -335,3 +335,17 @@ it('stops an item at once when its caller loses it (ProcessOptions.signal), with
   expect(listFiles(ws.path('out'))).toEqual([]);
   expect(listFiles(ws.path('dead'))).toEqual([]);
 });
+
+it('removes the copies of every sink of a fan-out when the first sink fails its verification', async () => {
+  ws = makeWorkspace();
+  ws.write('in/a.txt', 'abc');
+  // A byte step: both sinks take the one stream (no server-side copy), then verify in turn.
+  const file = ws.pipeline(
+    `name: fan-first\nsource:\n  local: { path: ./in }\nsteps:\n  - compress: { format: gzip }\nsinks:\n  - lying_local: { path: ./out2 }\n  - local: { path: ./out }\n${oneAttempt}`,
+  );
+  const summary = await run(file);
+  expect(summary).toMatchObject({ ok: 0, failed: 1 });
+  // The second sink had committed before the first one's verification failed.
+  expect(listFiles(ws.path('out'))).toEqual([]);
+  expect(listFiles(ws.path('out2'))).toEqual([]);
+});
