@@ -10,25 +10,12 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterEnv, type SluiceProcess as WorkerProcess } from '../helpers/cluster.js';
 import { clusterSuite } from '../helpers/cluster-suite.js';
+import { SLOW_PLUGIN } from '../helpers/slow-plugin.js';
 import { type SluiceProcess, startSluice, statusPort, until } from '../helpers/sluice-process.js';
 import { listFiles } from '../helpers/workspace.js';
 
 const TOKEN = 'cluster-test-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
-
-/** A step that takes `ms` per item and refuses items whose path contains `fail`. */
-const SLOW_PLUGIN = `export default {
-  apiVersion: 1, name: 'slow', kind: 'step', summary: 'test: waits per item',
-  config: { type: 'object', properties: { ms: { type: 'integer' }, fail: { type: 'string' } }, additionalProperties: false },
-  create(cfg) {
-    return { async process(item) {
-      await new Promise((r) => setTimeout(r, cfg.ms));
-      if (item.path.includes(cfg.fail)) throw new Error('refused by the test: ' + item.path);
-      return item;
-    } };
-  },
-};
-`;
 
 // One file per provider, run through the API by provider name (the Octo shape).
 const OCTO = `name: octo

@@ -9,25 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES } from '../../core/api/server.js';
+import { SLOW_PLUGIN } from '../helpers/slow-plugin.js';
 import { SLUICE_BIN, type SluiceProcess, startSluice, statusPort, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const auth = { authorization: `Bearer ${TOKEN}` };
-
-/** A third-party step that takes `ms` per item and refuses items whose path contains `fail`. */
-const SLOW_PLUGIN = `export default {
-  apiVersion: 1, name: 'slow', kind: 'step', summary: 'test: waits per item',
-  config: { type: 'object', properties: { ms: { type: 'integer' }, fail: { type: 'string' } }, additionalProperties: false },
-  create(cfg) {
-    return { async process(item) {
-      await new Promise((r) => setTimeout(r, cfg.ms));
-      if (item.path.includes(cfg.fail)) throw new Error('refused by the test: ' + item.path);
-      return item;
-    } };
-  },
-};
-`;
 
 // The Octo shape: one pipeline file, run per provider through the API.
 const OCTO = `name: octo
