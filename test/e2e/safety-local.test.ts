@@ -19,7 +19,6 @@ import {
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SluiceError } from '../../core/errors.js';
 import { asideName } from '../../core/item.js';
 import type { Item, SourceInstance } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/sdk.js';
@@ -27,6 +26,7 @@ import { localSink } from '../../plugins/local/sink.js';
 import { localSource } from '../../plugins/local/source.js';
 import { makePluginContext } from '../helpers/context.js';
 import { REPLACED_CONTENT, safetyRegistry } from '../helpers/replacing-sink.js';
+import { codeOf, listAll } from '../helpers/source-probe.js';
 import { listFiles, makeWorkspace, sha256, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
@@ -43,21 +43,6 @@ async function source(path: string, extra: Record<string, unknown> = {}): Promis
     { path, recursive: true, ...extra } as never,
     makePluginContext({ baseDir: ws.dir }),
   );
-}
-
-async function listAll(src: SourceInstance): Promise<Item[]> {
-  const items: Item[] = [];
-  for await (const item of src.list(new AbortController().signal)) items.push(item);
-  return items.sort((a, b) => (a.path < b.path ? -1 : 1));
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (err) {
-    return err instanceof SluiceError ? err.code : String((err as NodeJS.ErrnoException).code ?? err);
-  }
 }
 
 const pipeline = (name: string, src: string, sink = 'local: { path: ./out }', steps = '') =>

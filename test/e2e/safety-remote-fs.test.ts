@@ -19,7 +19,6 @@ import {
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SluiceError } from '../../core/errors.js';
 import { asideName } from '../../core/item.js';
 import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/sdk.js';
@@ -30,6 +29,7 @@ import { sftpSource } from '../../plugins/sftp/source.js';
 import { makePluginContext } from '../helpers/context.js';
 import { readAll } from '../helpers/remote-fs-fixtures.js';
 import { REPLACED_CONTENT, safetyRegistry } from '../helpers/replacing-sink.js';
+import { codeOf, listAll } from '../helpers/source-probe.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 import { type SshdHandle, startSshd } from '../servers/sshd.js';
 import { startVsftpd, type VsftpdHandle } from '../servers/vsftpd.js';
@@ -102,21 +102,6 @@ function ftpBase() {
     timeout: '10s',
     keepalive_interval: '60s',
   };
-}
-
-async function listAll(src: SourceInstance): Promise<Item[]> {
-  const items: Item[] = [];
-  for await (const item of src.list(new AbortController().signal)) items.push(item);
-  return items.sort((a, b) => (a.path < b.path ? -1 : 1));
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (err) {
-    return err instanceof SluiceError ? err.code : String(err);
-  }
 }
 
 for (const connector of connectors) {
