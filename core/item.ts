@@ -16,6 +16,8 @@ export interface NewItem {
   open(signal?: AbortSignal): Promise<Readable>;
   /** See `Item.rejected`: the entry is reported as a failed item, never opened or tidied. */
   rejected?: string;
+  /** See `Item.root`: the configured root this item was listed under (multi-root sources). */
+  root?: string;
 }
 
 /**
@@ -34,6 +36,7 @@ export function createItem(init: NewItem): Item {
     origin: init.origin,
     open: init.open,
     ...(init.rejected !== undefined ? { rejected: init.rejected } : {}),
+    ...(init.root !== undefined ? { root: init.root } : {}),
   };
 }
 

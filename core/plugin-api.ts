@@ -51,6 +51,12 @@ export interface Item {
    * or moves it. `path` is then a display form only.
    */
   readonly rejected?: string;
+  /**
+   * For a source with several roots (`prefixes:` / `paths:`): the root this item was listed
+   * under, as written in the config. With `match: first` an item under an earlier root hides
+   * the same relative path under later ones; the summary counts items per root.
+   */
+  readonly root?: string;
 }
 
 export interface ItemOrigin {
@@ -111,6 +117,30 @@ export interface SummaryFigure {
   bytesOut: number;
 }
 
+/* --------------------------------------------------------------------------- pre-flight */
+
+/** What `check` is asked to prove (`sluice check`, and the cheap part at the start of a run). */
+export interface PreflightRequest {
+  /**
+   * `cheap`: connect and log in (host key, credentials) and prove the root (bucket, container,
+   * folder) exists — one or two requests, done by `run`/`watch` before any file is touched.
+   * `full`: also list the root, and for sinks write a probe object under a temporary name
+   * (`.sluice-check-<random>`) and remove it again.
+   */
+  readonly depth: 'cheap' | 'full';
+  readonly signal: AbortSignal;
+}
+
+/**
+ * The outcome of a check that passed: one short line of what was proven, e.g.
+ * `logged in to sftp://alice@host:22, /outgoing listed (12 entries)`. A check that fails throws a
+ * SluiceError whose message says what failed and why (`container "drops" does not exist`,
+ * `host key changed: expected SHA256:…, got SHA256:…`, `login refused for alice`), with a hint.
+ */
+export interface PreflightResult {
+  readonly detail: string;
+}
+
 /* ----------------------------------------------------------------------------- sources */
 
 export interface SourceInstance {
@@ -139,10 +169,24 @@ export interface SourceInstance {
   move?(item: Item, toDir: string): Promise<void>;
   /** Classifies a thrown error for the retry policy; undefined = use the default rules. */
   isRetryable?(err: unknown): boolean | undefined;
+  /** Pre-flight: see `PreflightRequest`. Never changes anything at the source. */
+  check?(req: PreflightRequest): Promise<PreflightResult>;
   close?(): Promise<void>;
 }
 
 /* ------------------------------------------------------------------------------- sinks */
+
+/** What a sink knows about an object already at a destination (`SinkInstance.stat`). */
+export interface DestinationStat {
+  readonly size: number;
+  /**
+   * The modification time the sink keeps for the object: the source's mtime it stored
+   * (`preserve_mtime`, e.g. S3/Azure metadata `mtime`, a file's mtime), else the backend's own.
+   */
+  readonly mtime?: Date;
+  /** Checksums the backend holds for the stored bytes, hex by algorithm (`md5`, `sha256`). */
+  readonly checksums?: Readonly<Record<string, string>>;
+}
 
 export interface SinkWriteRequest {
   readonly item: Item;
@@ -184,6 +228,14 @@ export interface SinkCommit {
   /** sha256 the backend reports or recomputed (the runtime compares it when present). */
   readonly sha256?: string;
   /**
+   * The modification time the backend reports it stored, read back after the commit (with
+   * `preserve_mtime`, the default, it should be the item's `mtime`). When both this and the
+   * item's mtime are known the runtime compares them at the sink's `mtimePrecisionMs`, and a
+   * mismatch fails verification like a size mismatch. Undefined when the sink keeps no mtime
+   * (`preserve_mtime: false`) or cannot read it back.
+   */
+  readonly mtime?: Date;
+  /**
    * True when `if_exists: skip` (or `fail` finding the same bytes) left an existing object in
    * place. The runtime counts a skip as delivered only when the existing object holds the same
    * bytes (it compares `sha256` when given, else re-reads it with `readBack`).
@@ -203,6 +255,11 @@ export interface SinkInstance {
    */
   readonly reportsSha256?: boolean;
   /**
+   * Granularity of the mtimes this sink stores and reports, in ms (1000 for SFTP/FTP, which keep
+   * whole seconds). The runtime truncates both sides to it before comparing. Default 1.
+   */
+  readonly mtimePrecisionMs?: number;
+  /**
    * Consumes `body` completely and makes the object visible atomically, only after the stream
    * ended cleanly. On any error: nothing visible at the destination, temp data removed, reject.
    */
@@ -219,6 +276,14 @@ export interface SinkInstance {
   ): Promise<SinkCommit | null>;
   /** Re-reads a committed object (for `verify: sha256`). */
   readBack?(destination: string, signal: AbortSignal): Promise<Readable>;
+  /**
+   * What is at `destination` now, or null when nothing is (one request: HEAD / stat). The
+   * runtime asks before reading the source when `if_exists` is `skip` or `fail` and the item
+   * reaches the sink unchanged, so an item already delivered is not downloaded again.
+   */
+  stat?(destination: string, signal: AbortSignal): Promise<DestinationStat | null>;
+  /** Pre-flight: see `PreflightRequest`. A `full` check writes and removes only a probe. */
+  check?(req: PreflightRequest): Promise<PreflightResult>;
   /**
    * Removes an object this attempt committed (verification failed, or a later entry of the
    * same archive failed): `destination` is the commit's own `destination` when it reported one.

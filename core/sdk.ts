@@ -16,6 +16,7 @@ export type { Logger } from './observe/logger.js';
 export { registerSecret } from './observe/redact.js';
 export type { RunSummary } from './observe/run-summary.js';
 export {
+  type DestinationStat,
   definePlugin,
   type Item,
   type ItemOrigin,
@@ -23,6 +24,8 @@ export {
   type Plugin,
   type PluginContext,
   type PluginKind,
+  type PreflightRequest,
+  type PreflightResult,
   type SinkCommit,
   type SinkInstance,
   type SinkWriteRequest,
