@@ -8,8 +8,9 @@ import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { Secret } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
-import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
+import { type ObjectStoreAccess, type StoredObject, storedChecksums } from '../object-store/if-exists.js';
 import { quotedEtag } from '../object-store/keys.js';
+import { MTIME_METADATA, parseStoredMtime } from '../object-store/mtime.js';
 import { changedError, type ListedVersion, type ListPage } from '../object-store/source.js';
 
 export const azureConnectionFields = {
@@ -331,20 +332,42 @@ export async function listBlobsPage(
   prefix: string,
   options: { recursive: boolean; pageSize: number; token?: string; signal: AbortSignal },
 ): Promise<ListPage> {
-  const listOptions = { prefix: prefix || undefined, abortSignal: options.signal };
+  // Metadata comes in the same response: the stored mtime and sha256 cost no request.
+  const listOptions = { prefix: prefix || undefined, abortSignal: options.signal, includeMetadata: true };
   const byPage = { maxPageSize: options.pageSize, continuationToken: options.token };
   const page = options.recursive
     ? (await conn.container.listBlobsFlat(listOptions).byPage(byPage).next()).value
     : (await conn.container.listBlobsByHierarchy('/', listOptions).byPage(byPage).next()).value;
   if (!page) return { objects: [] };
   const blobs: BlobItem[] = page.segment.blobItems;
-  const objects = blobs.map((blob) => ({
-    key: blob.name,
-    size: blob.properties.contentLength,
-    mtime: blob.properties.lastModified,
-    etag: blob.properties.etag,
-  }));
+  const objects = blobs.map((blob) => {
+    const stored = storedFromProperties({ ...blob.properties, metadata: blob.metadata });
+    return {
+      key: blob.name,
+      size: blob.properties.contentLength,
+      mtime: stored.mtime,
+      etag: blob.properties.etag,
+      checksums: storedChecksums(stored),
+    };
+  });
   return { objects, next: page.continuationToken || undefined };
+}
+
+/** What a blob's properties (getProperties, or a listing with metadata) say is stored. */
+export function storedFromProperties(props: {
+  contentLength?: number;
+  contentMD5?: Uint8Array;
+  lastModified?: Date;
+  metadata?: Record<string, string>;
+}): StoredObject {
+  const sha256 = props.metadata?.[AZURE_SHA256_METADATA];
+  const md5 = props.contentMD5?.length ? Buffer.from(props.contentMD5).toString('hex') : undefined;
+  return {
+    size: props.contentLength ?? 0,
+    ...(sha256 !== undefined ? { sha256 } : {}),
+    ...(md5 !== undefined ? { md5 } : {}),
+    mtime: parseStoredMtime(props.metadata?.[MTIME_METADATA]) ?? props.lastModified,
+  };
 }
 
 export function azureObjectAccess(conn: AzureConnection): ObjectStoreAccess {
@@ -353,7 +376,7 @@ export function azureObjectAccess(conn: AzureConnection): ObjectStoreAccess {
     async stat(blob, signal): Promise<StoredObject | null> {
       try {
         const props = await conn.container.getBlobClient(blob).getProperties({ abortSignal: signal });
-        return { size: props.contentLength ?? 0, sha256: props.metadata?.[AZURE_SHA256_METADATA] };
+        return storedFromProperties(props);
       } catch (err) {
         if (isBlobNotFound(err)) return null;
         throw err;

@@ -11,8 +11,21 @@
  */
 import type { Readable } from 'node:stream';
 import { SluiceError } from '../../core/errors.js';
-import type { Item, SinkCommit, SinkInstance, SinkWriteRequest } from '../../core/plugin-api.js';
-import { decideForCopy, decideForWrite, type IfExistsMode, type ObjectStoreAccess } from './if-exists.js';
+import type {
+  DestinationStat,
+  Item,
+  SinkCommit,
+  SinkInstance,
+  SinkWriteRequest,
+} from '../../core/plugin-api.js';
+import {
+  decideForCopy,
+  decideForWrite,
+  type IfExistsMode,
+  type ObjectStoreAccess,
+  type StoredObject,
+  storedChecksums,
+} from './if-exists.js';
 import { folderPrefix, joinKey } from './keys.js';
 import { type MetadataTemplates, spoolHashed } from './metadata.js';
 
@@ -67,12 +80,12 @@ export interface ObjectStoreSinkOptions {
 export function createObjectStoreSink(
   backend: SinkBackend,
   options: ObjectStoreSinkOptions,
-): Pick<SinkInstance, 'write' | 'copy' | 'readBack' | 'remove'> {
+): Pick<SinkInstance, 'write' | 'copy' | 'readBack' | 'remove' | 'stat' | 'mtimePrecisionMs'> {
   const prefix = folderPrefix(options.prefix);
   const { ifExists, metadata } = options;
 
-  const storedSize = async (key: string): Promise<number> => {
-    let stored: Awaited<ReturnType<SinkBackend['stat']>>;
+  const storedObject = async (key: string): Promise<StoredObject> => {
+    let stored: StoredObject | null;
     try {
       stored = await backend.stat(key);
     } catch (err) {
@@ -83,10 +96,40 @@ export function createObjectStoreSink(
         retryable: true,
       });
     }
-    return stored.size;
+    return stored;
+  };
+
+  /**
+   * What a write or copy to `key` reports. The stored mtime is read back (one HEAD /
+   * getProperties) whenever one was stored, even when the upload already proved the size: only
+   * the service can say what it kept. `provenSize` spares that request otherwise.
+   */
+  const committed = async (
+    key: string,
+    item: Item,
+    provenSize: number | undefined,
+    renamed: string | undefined,
+  ): Promise<SinkCommit> => {
+    const readsMtime = metadata.keepsMtime && item.mtime !== undefined;
+    let size = provenSize;
+    let mtime: Date | undefined;
+    if (size === undefined || readsMtime) {
+      const stored = await storedObject(key);
+      size = stored.size;
+      if (readsMtime) mtime = stored.mtime;
+    }
+    return {
+      location: backend.location(key),
+      size,
+      ...(mtime !== undefined ? { mtime } : {}),
+      ...(renamed !== undefined ? { destination: renamed } : {}),
+    };
   };
 
   return {
+    // A Date holds milliseconds; both spellings of the stored mtime keep at least that.
+    mtimePrecisionMs: 1,
+
     async write(req: SinkWriteRequest): Promise<SinkCommit> {
       let decision: Awaited<ReturnType<typeof decideForWrite>>;
       try {
@@ -118,11 +161,7 @@ export function createObjectStoreSink(
           await spooled.remove();
         }
       }
-      return {
-        location: backend.location(key),
-        size: size ?? (await storedSize(key)),
-        ...(destination !== req.destination ? { destination } : {}),
-      };
+      return committed(key, req.item, size, destination !== req.destination ? destination : undefined);
     },
 
     async copy(
@@ -151,18 +190,37 @@ export function createObjectStoreSink(
       }
       if (decision === null) return null;
       if (decision.commit) return decision.commit;
-      const replaceMetadata = !metadata.isEmpty || sha256 !== undefined;
+      // Nothing to store: the copy keeps the source's metadata.
+      const rendered = metadata.render(item, sha256);
       const { key } = decision;
       const size = await backend.copy(item, key, {
-        metadata: replaceMetadata ? metadata.render(item, sha256) : undefined,
+        metadata: Object.keys(rendered).length > 0 ? rendered : undefined,
         exclusive: decision.exclusive,
         signal,
       });
       if (size === null) return null;
+      return committed(
+        key,
+        item,
+        size,
+        decision.destination !== destination ? decision.destination : undefined,
+      );
+    },
+
+    async stat(destination: string, signal: AbortSignal): Promise<DestinationStat | null> {
+      const key = joinKey(prefix, destination);
+      let stored: StoredObject | null;
+      try {
+        stored = await backend.stat(key, signal);
+      } catch (err) {
+        throw backend.error(`cannot check ${backend.location(key)}`, err);
+      }
+      if (!stored) return null;
+      const checksums = storedChecksums(stored);
       return {
-        location: backend.location(key),
-        size: size ?? (await storedSize(key)),
-        ...(decision.destination !== destination ? { destination: decision.destination } : {}),
+        size: stored.size,
+        ...(stored.mtime !== undefined ? { mtime: stored.mtime } : {}),
+        ...(Object.keys(checksums).length > 0 ? { checksums } : {}),
       };
     },
 

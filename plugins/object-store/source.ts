@@ -21,6 +21,8 @@ export interface ListedObject {
   mtime?: Date;
   /** As the service reports it, quoted or not. */
   etag?: string;
+  /** Checksums the service holds for these bytes, hex by algorithm (`md5`, `sha256`). */
+  checksums?: Record<string, string>;
   /** Set when the service's listing cannot be turned back into the exact key (then `key` is as given). */
   unreadable?: string;
 }
@@ -136,6 +138,7 @@ export function createObjectStoreSource(
       size: object.size,
       mtime: object.mtime,
       etag,
+      checksums: object.checksums,
       origin: backend.origin(key),
       open: async (signal) => {
         try {

@@ -3,13 +3,21 @@
  * imported here, lazily, only when a pipeline uses S3), error classification, object access.
  */
 import type { Readable } from 'node:stream';
-import type { S3Client } from '@aws-sdk/client-s3';
+import type { HeadObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { Type } from '@sinclair/typebox';
+import pLimit from 'p-limit';
 import { SluiceError } from '../../core/errors.js';
 import { Secret } from '../../core/schema-fragments.js';
-import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
-import { quotedEtag } from '../object-store/keys.js';
-import { changedError, type ListedVersion, type ListPage, versionChange } from '../object-store/source.js';
+import { type ObjectStoreAccess, type StoredObject, storedChecksums } from '../object-store/if-exists.js';
+import { quotedEtag, unquotedEtag } from '../object-store/keys.js';
+import { MTIME_METADATA, parseStoredMtime } from '../object-store/mtime.js';
+import {
+  changedError,
+  type ListedObject,
+  type ListedVersion,
+  type ListPage,
+  versionChange,
+} from '../object-store/source.js';
 
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
 
@@ -221,6 +229,29 @@ export async function getObjectStream(
 /** Metadata key under which Sluice records the sha256 of what it uploaded (`x-amz-meta-sluice-sha256`). */
 export const S3_SHA256_METADATA = 'sluice-sha256';
 
+/** The MD5 an ETag is, hex: a single-part ETag (32 hex digits); a multipart one (`…-N`) is not. */
+export function etagMd5(etag: string | undefined): string | undefined {
+  const bare = unquotedEtag(etag);
+  return bare !== undefined && /^[0-9a-fA-F]{32}$/.test(bare) ? bare.toLowerCase() : undefined;
+}
+
+/**
+ * What a HeadObject says is stored. Under SSE-KMS and SSE-C the ETag is not the MD5 of the
+ * bytes: HeadObject tells, so no `md5` then (a listing cannot tell; see the source's docs).
+ */
+export function storedFromHead(head: HeadObjectCommandOutput): StoredObject {
+  const encrypted =
+    head.SSECustomerAlgorithm !== undefined || (head.ServerSideEncryption ?? '').startsWith('aws:kms');
+  const md5 = encrypted ? undefined : etagMd5(head.ETag);
+  const sha256 = head.Metadata?.[S3_SHA256_METADATA];
+  return {
+    size: head.ContentLength ?? 0,
+    ...(sha256 !== undefined ? { sha256 } : {}),
+    ...(md5 !== undefined ? { md5 } : {}),
+    mtime: parseStoredMtime(head.Metadata?.[MTIME_METADATA]) ?? head.LastModified,
+  };
+}
+
 export function s3ObjectAccess(conn: S3Connection): ObjectStoreAccess {
   return {
     location: (key) => s3Location(conn.bucket, key),
@@ -232,7 +263,7 @@ export function s3ObjectAccess(conn: S3Connection): ObjectStoreAccess {
             abortSignal: signal,
           },
         );
-        return { size: head.ContentLength ?? 0, sha256: head.Metadata?.[S3_SHA256_METADATA] };
+        return storedFromHead(head);
       } catch (err) {
         if (isNotFound(err)) return null;
         throw err;
@@ -240,6 +271,45 @@ export function s3ObjectAccess(conn: S3Connection): ObjectStoreAccess {
     },
     read: (key, signal) => getObjectStream(conn, key, { signal }),
   };
+}
+
+/** HeadObject requests in flight per listing page with `read_metadata`. */
+const METADATA_READS_IN_FLIGHT = 16;
+
+/**
+ * `objects` with what only a HeadObject tells (ListObjectsV2 carries no user metadata): the
+ * stored mtime and sha256, and whether the ETag is an MD5 (not under SSE-KMS/SSE-C). An object
+ * replaced or removed since it was listed keeps its listed values: its read, pinned to the
+ * listed ETag, fails anyway, and metadata of another version must not describe it.
+ */
+export async function withStoredMetadata(
+  conn: S3Connection,
+  objects: ListedObject[],
+  signal: AbortSignal,
+): Promise<ListedObject[]> {
+  const limit = pLimit(METADATA_READS_IN_FLIGHT);
+  const described = async (object: ListedObject): Promise<ListedObject> => {
+    let head: HeadObjectCommandOutput;
+    try {
+      head = await conn.client.send(
+        new conn.sdk.HeadObjectCommand({ Bucket: conn.bucket, Key: object.key }),
+        {
+          abortSignal: signal,
+        },
+      );
+    } catch (err) {
+      if (isNotFound(err)) return object;
+      throw err;
+    }
+    if (unquotedEtag(head.ETag) !== unquotedEtag(object.etag)) return object;
+    const stored = storedFromHead(head);
+    return { ...object, mtime: stored.mtime, checksums: storedChecksums(stored) };
+  };
+  return Promise.all(
+    objects.map((object) =>
+      object.unreadable !== undefined || object.key.endsWith('/') ? object : limit(() => described(object)),
+    ),
+  );
 }
 
 /** Objects larger than this cannot be copied with one CopyObject (a multipart copy would be needed). */
@@ -401,7 +471,13 @@ export async function listObjectsPage(
   const encoded = page.EncodingType === 'url';
   const objects = (page.Contents ?? []).flatMap((object) => {
     if (object.Key === undefined) return [];
-    const listed = { size: object.Size, mtime: object.LastModified, etag: object.ETag };
+    const md5 = etagMd5(object.ETag);
+    const listed = {
+      size: object.Size,
+      mtime: object.LastModified,
+      etag: object.ETag,
+      ...(md5 !== undefined ? { checksums: { md5 } } : {}),
+    };
     if (!encoded) return [{ ...listed, key: object.Key }];
     try {
       return [{ ...listed, key: decodeURIComponent(object.Key.replace(/\+/g, '%20')) }];

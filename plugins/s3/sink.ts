@@ -10,7 +10,8 @@ import { Size, sinkCommon } from '../../core/schema-fragments.js';
 import { HashTap, pipeThrough } from '../../core/streams.js';
 import { parseSize } from '../../core/units.js';
 import { takenError } from '../object-store/if-exists.js';
-import { compileMetadata } from '../object-store/metadata.js';
+import { compileMetadata, type MetadataOptions } from '../object-store/metadata.js';
+import { preserveMtimeField, s3MtimeValue } from '../object-store/mtime.js';
 import { createObjectStoreSink, type SinkBackend } from '../object-store/sink.js';
 import {
   connectS3,
@@ -29,6 +30,10 @@ import {
 
 /** S3's smallest allowed part (all but the last). */
 const MIN_PART_SIZE = 5 * 1024 * 1024;
+
+function metadataOptions(preserveMtime: boolean | undefined): MetadataOptions {
+  return { sha256Key: S3_SHA256_METADATA, mtimeValue: preserveMtime === false ? undefined : s3MtimeValue };
+}
 
 const config = Type.Object(
   {
@@ -55,6 +60,7 @@ const config = Type.Object(
       default: 4,
       description: 'Parts uploaded in parallel per object.',
     }),
+    preserve_mtime: preserveMtimeField,
     ...sinkCommon,
   },
   { additionalProperties: false },
@@ -78,7 +84,7 @@ export const s3Sink = definePlugin({
     },
   ],
   validate(cfg) {
-    compileMetadata(cfg.metadata ?? {}, S3_SHA256_METADATA);
+    compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime));
     if (parseSize(cfg.part_size) < MIN_PART_SIZE) {
       throw new SluiceError('SLUICE_E_CONFIG', 'part_size must be at least 5MiB (the S3 minimum)', {
         context: { jsonPath: '/part_size' },
@@ -194,7 +200,7 @@ export const s3Sink = definePlugin({
       ...createObjectStoreSink(backend, {
         prefix: cfg.prefix,
         ifExists: cfg.if_exists ?? 'overwrite',
-        metadata: compileMetadata(cfg.metadata ?? {}, S3_SHA256_METADATA),
+        metadata: compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime)),
         tempDir: ctx.tempDir,
       }),
       isRetryable: isS3Retryable,

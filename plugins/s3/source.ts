@@ -17,6 +17,7 @@ import {
   s3ConnectionFields,
   s3Error,
   s3Location,
+  withStoredMetadata,
 } from './client.js';
 
 const config = Type.Object(
@@ -44,6 +45,11 @@ const config = Type.Object(
       maximum: 1000,
       default: 1000,
       description: 'Keys per ListObjectsV2 page.',
+    }),
+    read_metadata: Type.Boolean({
+      default: false,
+      description:
+        "One HeadObject per listed object (16 at a time) to read what a listing does not carry: the stored mtime (metadata `mtime`, as Sluice's and rclone's sinks write it) becomes the item's mtime, the stored `sluice-sha256` its sha256 checksum, and SSE-KMS/SSE-C objects lose the ETag as md5. Off: an item's mtime is the object's LastModified, and its md5 the single-part ETag.",
     }),
     ...sourceCommon,
   },
@@ -79,8 +85,16 @@ export const s3Source = definePlugin({
     const conn = await connectS3(cfg);
     const backend: SourceBackend = {
       location: (key) => s3Location(conn.bucket, key),
-      listPage: (prefix, recursive, token, signal) =>
-        listObjectsPage(conn, prefix, { recursive, pageSize: cfg.page_size, token, signal }),
+      async listPage(prefix, recursive, token, signal) {
+        const page = await listObjectsPage(conn, prefix, {
+          recursive,
+          pageSize: cfg.page_size,
+          token,
+          signal,
+        });
+        if (!cfg.read_metadata) return page;
+        return { ...page, objects: await withStoredMetadata(conn, page.objects, signal) };
+      },
       read: (key, { signal, etag }) =>
         getObjectStream(conn, key, { signal, ifMatch: etag === undefined ? undefined : quotedEtag(etag) }),
       isNotFound,
