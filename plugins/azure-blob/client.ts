@@ -183,8 +183,11 @@ export function isConditionNotMet(err: unknown): boolean {
   return e?.statusCode === 412 || e?.code === 'ConditionNotMet' || e?.code === 'BlobAlreadyExists';
 }
 
+/** No blob at the name; a missing container is not that (it is an error, not an absence). */
 export function isBlobNotFound(err: unknown): boolean {
-  const e = err as { statusCode?: number; code?: string };
+  const e = err as { statusCode?: number; code?: string; details?: { errorCode?: string } };
+  // A HEAD (getProperties) has no body: the SDK puts the service's code in `details` only.
+  if ((e?.code ?? e?.details?.errorCode) === 'ContainerNotFound') return false;
   return e?.statusCode === 404 || e?.code === 'BlobNotFound';
 }
 

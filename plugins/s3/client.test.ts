@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
-import { copySource, isS3Retryable } from './client.js';
+import { copySource, etagMd5, isS3Retryable, storedFromHead } from './client.js';
 
 const s3Err = (name: string, status: number) =>
   Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
@@ -34,5 +34,23 @@ describe('copySource', () => {
 
   it('leaves reserved characters literal in the decodeURI spelling', () => {
     expect(copySource('b', 'dir/ü #1+2%.dat', 'uri')).toBe('b/dir/%C3%BC%20#1+2%25.dat');
+  });
+});
+
+describe('the MD5 an ETag is', () => {
+  const md5 = '5d41402abc4b2a76b9719d911017c592';
+  it('is a single-part ETag, not a multipart one', () => {
+    expect(etagMd5(`"${md5}"`)).toBe(md5);
+    expect(etagMd5(md5.toUpperCase())).toBe(md5);
+    expect(etagMd5(`"${md5}-2"`)).toBeUndefined();
+    expect(etagMd5(undefined)).toBeUndefined();
+  });
+
+  it('is none under SSE-KMS or SSE-C, whose ETags are not MD5s (SSE-S3 keeps it)', () => {
+    const head = { ETag: `"${md5}"`, ContentLength: 5, $metadata: {} };
+    expect(storedFromHead({ ...head, ServerSideEncryption: 'AES256' }).md5).toBe(md5);
+    expect(storedFromHead({ ...head, ServerSideEncryption: 'aws:kms' }).md5).toBeUndefined();
+    expect(storedFromHead({ ...head, ServerSideEncryption: 'aws:kms:dsse' }).md5).toBeUndefined();
+    expect(storedFromHead({ ...head, SSECustomerAlgorithm: 'AES256' }).md5).toBeUndefined();
   });
 });
