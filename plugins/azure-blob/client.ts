@@ -8,6 +8,7 @@ import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { Secret } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
+import { type CheckTarget, isUnreachable } from '../object-store/check.js';
 import { type ObjectStoreAccess, type StoredObject, storedChecksums } from '../object-store/if-exists.js';
 import { quotedEtag } from '../object-store/keys.js';
 import { MTIME_METADATA, parseStoredMtime } from '../object-store/mtime.js';
@@ -62,6 +63,8 @@ export interface AzureConnection {
   container: ContainerClient;
   /** Identity of the storage account for `Item.origin.endpoint`: its blob service URL. */
   endpointId: string;
+  /** Authorised by a SAS (which may not read container properties). */
+  sas: boolean;
 }
 
 export const AZURE_ORIGIN_KIND = 'azure_blob';
@@ -137,7 +140,15 @@ export async function connectAzure(config: AzureConnectionConfig): Promise<Azure
     }
     container = service.getContainerClient(config.container!);
   }
-  return { sdk, container, endpointId: accountIdentity(container.url, container.containerName) };
+  return {
+    sdk,
+    container,
+    endpointId: accountIdentity(container.url, container.containerName),
+    sas:
+      config.sas_token !== undefined ||
+      config.sas_url !== undefined ||
+      /(^|;)SharedAccessSignature=/i.test(config.connection_string ?? ''),
+  };
 }
 
 /** The account's blob service URL without query (SAS) and without the container segment. */
@@ -185,26 +196,100 @@ export function isConditionNotMet(err: unknown): boolean {
 
 /** No blob at the name; a missing container is not that (it is an error, not an absence). */
 export function isBlobNotFound(err: unknown): boolean {
-  const e = err as { statusCode?: number; code?: string; details?: { errorCode?: string } };
-  // A HEAD (getProperties) has no body: the SDK puts the service's code in `details` only.
-  if ((e?.code ?? e?.details?.errorCode) === 'ContainerNotFound') return false;
+  const e = err as { statusCode?: number; code?: string };
+  if (azureCode(err) === 'ContainerNotFound') return false;
   return e?.statusCode === 404 || e?.code === 'BlobNotFound';
 }
 
-/** The error a plugin reports for a failed Azure call; the SDK's message is cut at its first line (it appends request ids and XML). */
+/** The service's code of an Azure error (a HEAD's is only in `details`: it has no body). */
+function azureCode(err: unknown): string | undefined {
+  const e = err as { code?: string; details?: { errorCode?: string } };
+  return e?.code ?? e?.details?.errorCode;
+}
+
+/** The service's reason for a failed Azure call, cut at its first line (the SDK appends request ids and XML). */
+export function azureReason(err: unknown): string {
+  const e = err as { statusCode?: number; message?: string };
+  const firstLine = (e?.message || azureCode(err) || String(err)).split('\n')[0];
+  const status = [e?.statusCode, azureCode(err)].filter(Boolean).join(' ');
+  return status && !firstLine.startsWith(status) ? `${status}: ${firstLine}` : firstLine;
+}
+
+/** The error a plugin reports for a failed Azure call. */
 export function azureError(
   code: 'SLUICE_E_SOURCE' | 'SLUICE_E_SINK',
   what: string,
   err: unknown,
 ): SluiceError {
   if (err instanceof SluiceError) return err;
-  const e = err as { code?: string; statusCode?: number; message?: string };
-  const firstLine = (e?.message ?? String(err)).split('\n')[0];
-  const reason = [e?.statusCode, e?.code].filter(Boolean).join(' ');
-  return new SluiceError(code, `${what}: ${reason ? `${reason}: ` : ''}${firstLine}`, {
+  return new SluiceError(code, `${what}: ${azureReason(err)}`, {
     cause: err,
     retryable: isAzureRetryable(err),
   });
+}
+
+const REFUSED_CREDENTIALS = new Set([
+  'AuthenticationFailed',
+  'InvalidAuthenticationInfo',
+  'NoAuthenticationInformation',
+]);
+
+/** What a pre-flight check of a container reports, and how it reads Azure's errors. */
+export function azureCheckTarget(conn: AzureConnection): CheckTarget {
+  return {
+    noun: 'container',
+    name: conn.container.containerName,
+    endpoint: conn.endpointId,
+    credentialFields: 'connection_string, account + account_key, sas_token, sas_url or the Entra ID fields',
+    permission: (action) =>
+      ({
+        reach: 'read access to the container (SAS permission r, or a Storage Blob Data role)',
+        list: 'list access (SAS permission l, or Storage Blob Data Reader)',
+        write: 'write access (SAS permissions c and w, or Storage Blob Data Contributor)',
+        delete: 'delete access (SAS permission d, or Storage Blob Data Contributor)',
+      })[action],
+    async proveRoot(signal) {
+      try {
+        await conn.container.getProperties({ abortSignal: signal });
+        return;
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 403) throw err;
+      }
+      // 403: a service SAS may not read container properties; a HEAD of a free name proves the
+      // container is there (BlobNotFound, not ContainerNotFound) and the SAS is accepted.
+      if (conn.sas) {
+        try {
+          await conn.container
+            .getBlobClient(`.sluice-check-${Date.now()}`)
+            .getProperties({ abortSignal: signal });
+        } catch (probeErr) {
+          if (isBlobNotFound(probeErr)) return;
+        }
+      }
+      // A HEAD answer has no body: which credential problem, or a denial, only a GET's says.
+      await conn.container
+        .listBlobsFlat({ prefix: '.sluice-check-', abortSignal: signal })
+        .byPage({ maxPageSize: 1 })
+        .next();
+    },
+    failureOf(err) {
+      const code = azureCode(err);
+      const e = err as { statusCode?: number; name?: string };
+      if (code === 'ContainerNotFound') return 'missing';
+      if (
+        (code && REFUSED_CREDENTIALS.has(code)) ||
+        // Azurite answers a wrong key with AuthorizationFailure, worded as Azure's AuthenticationFailed.
+        /failed to authenticate/i.test((err as { message?: string })?.message ?? '') ||
+        e?.name === 'CredentialUnavailableError' ||
+        e?.name === 'AuthenticationError'
+      )
+        return 'credentials';
+      if (code?.startsWith('Authorization') || e?.statusCode === 403) return 'denied';
+      if (code === 'REQUEST_SEND_ERROR' || isUnreachable(err)) return 'unreachable';
+      return undefined;
+    },
+    reason: azureReason,
+  };
 }
 
 export async function downloadBlob(

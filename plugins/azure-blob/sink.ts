@@ -15,6 +15,7 @@ import { createObjectStoreSink, type SinkBackend } from '../object-store/sink.js
 import {
   AZURE_ORIGIN_KIND,
   AZURE_SHA256_METADATA,
+  azureCheckTarget,
   azureConnectionFields,
   azureError,
   azureLocation,
@@ -170,6 +171,7 @@ export const azureBlobSink = definePlugin({
 
       delete: (name) => deleteBlob(conn, name),
       error: (what, err) => azureError('SLUICE_E_SINK', what, err),
+      checks: azureCheckTarget(conn),
     };
 
     return {

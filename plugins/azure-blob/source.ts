@@ -6,6 +6,7 @@ import { quotedEtag } from '../object-store/keys.js';
 import { createObjectStoreSource, type SourceBackend } from '../object-store/source.js';
 import {
   AZURE_ORIGIN_KIND,
+  azureCheckTarget,
   azureConnectionFields,
   azureError,
   azureLocation,
@@ -80,6 +81,7 @@ export const azureBlobSource = definePlugin({
       deleteVersion: (blob, version) => deleteBlobVersion(conn, blob, version),
       copyVersion: (blob, version, toBlob) => copyBlobVersion(conn, blob, version, toBlob),
       error: (what, err) => azureError('SLUICE_E_SOURCE', what, err),
+      checks: azureCheckTarget(conn),
     };
     return {
       ...createObjectStoreSource(backend, {

@@ -9,7 +9,8 @@
  * object created between the check and the commit is never overwritten where the service
  * honours the condition (AWS, Azure, Azurite; s3rver ignores it).
  */
-import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { SluiceError } from '../../core/errors.js';
 import type {
   DestinationStat,
@@ -18,6 +19,7 @@ import type {
   SinkInstance,
   SinkWriteRequest,
 } from '../../core/plugin-api.js';
+import { type CheckTarget, checkError, checking } from './check.js';
 import {
   decideForCopy,
   decideForWrite,
@@ -66,6 +68,8 @@ export interface SinkBackend extends ObjectStoreAccess {
   ): Promise<number | undefined | null>;
   delete(key: string): Promise<void>;
   error(what: string, err: unknown): SluiceError;
+  /** Pre-flight: the root and how to read the service's errors. */
+  readonly checks: CheckTarget;
 }
 
 export interface ObjectStoreSinkOptions {
@@ -80,7 +84,7 @@ export interface ObjectStoreSinkOptions {
 export function createObjectStoreSink(
   backend: SinkBackend,
   options: ObjectStoreSinkOptions,
-): Pick<SinkInstance, 'write' | 'copy' | 'readBack' | 'remove' | 'stat' | 'mtimePrecisionMs'> {
+): Pick<SinkInstance, 'write' | 'copy' | 'readBack' | 'remove' | 'stat' | 'mtimePrecisionMs' | 'check'> {
   const prefix = folderPrefix(options.prefix);
   const { ifExists, metadata } = options;
 
@@ -222,6 +226,32 @@ export function createObjectStoreSink(
         ...(stored.mtime !== undefined ? { mtime: stored.mtime } : {}),
         ...(Object.keys(checksums).length > 0 ? { checksums } : {}),
       };
+    },
+
+    async check({ depth, signal }) {
+      const target = backend.checks;
+      await checking(target, 'SLUICE_E_SINK', 'reach', () => target.proveRoot(signal));
+      const proven = `${target.noun} "${target.name}" at ${target.endpoint} exists, credentials accepted`;
+      if (depth === 'cheap') return { detail: proven };
+      // Exclusive: a probe name that is somehow taken is never overwritten.
+      const probe = joinKey(prefix, `.sluice-check-${randomBytes(8).toString('hex')}`);
+      await checking(target, 'SLUICE_E_SINK', 'write', () =>
+        backend.upload(probe, Readable.from([]), {}, { exclusive: true, size: 0, signal }),
+      );
+      try {
+        await backend.delete(probe);
+      } catch (err) {
+        const failed = checkError(target, 'SLUICE_E_SINK', 'delete', err);
+        throw new SluiceError(
+          'SLUICE_E_SINK',
+          `${failed.message}; the probe ${backend.location(probe)} is left behind`,
+          {
+            cause: err,
+            context: failed.context,
+          },
+        );
+      }
+      return { detail: `${proven}; wrote and removed ${backend.location(probe)}` };
     },
 
     async readBack(destination: string, signal: AbortSignal): Promise<Readable> {

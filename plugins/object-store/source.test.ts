@@ -14,6 +14,16 @@ function scripted(pages: Record<string, ListPage>): SourceBackend {
     keyFromOrigin: (origin) => origin?.location.key,
     deleteVersion: async () => undefined,
     copyVersion: async () => undefined,
+    checks: {
+      noun: 'bucket',
+      name: 'mem',
+      endpoint: 'mem',
+      credentialFields: 'none',
+      permission: () => 'none',
+      proveRoot: async () => undefined,
+      failureOf: () => undefined,
+      reason: String,
+    },
     error: (what, err) =>
       err instanceof SluiceError ? err : new SluiceError('SLUICE_E_SOURCE', `${what}: ${String(err)}`),
   };

@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { escapeControl, SluiceError } from '../../core/errors.js';
 import { createItem, normalizeItemPath } from '../../core/item.js';
 import type { Item, ItemOrigin, SourceInstance } from '../../core/plugin-api.js';
+import { type CheckTarget, checking } from './check.js';
 import { displayKey, folderPrefix, joinKey, unquotedEtag, unsafeKeyReason } from './keys.js';
 
 export interface ListedObject {
@@ -50,6 +51,13 @@ export interface SourceBackend {
     token: string | undefined,
     signal: AbortSignal,
   ): Promise<ListPage>;
+  /**
+   * What the listing alone does not tell (S3 `read_metadata`: a HeadObject each), added to a
+   * page before its items are made; absent when the listing says it all.
+   */
+  describe?(objects: ListedObject[], signal: AbortSignal): Promise<ListedObject[]>;
+  /** Pre-flight: the root and how to read the service's errors. */
+  readonly checks: CheckTarget;
   /** Reads `key`; with `etag` only that version (a replaced object fails the read). */
   read(key: string, options: { signal?: AbortSignal; etag?: string }): Promise<Readable>;
   isNotFound(err: unknown): boolean;
@@ -104,7 +112,7 @@ export function versionChange(
 export function createObjectStoreSource(
   backend: SourceBackend,
   options: ObjectStoreSourceOptions,
-): Pick<SourceInstance, 'list' | 'openPath' | 'remove' | 'move'> {
+): Pick<SourceInstance, 'list' | 'openPath' | 'remove' | 'move' | 'check'> {
   const prefixes = options.prefixes.map(folderPrefix);
   const keysByItem = new WeakMap<Item, string>();
 
@@ -175,6 +183,7 @@ export function createObjectStoreSource(
       let page: ListPage;
       try {
         page = await backend.listPage(prefix, options.recursive, token, signal);
+        if (backend.describe) page = { ...page, objects: await backend.describe(page.objects, signal) };
       } catch (err) {
         throw backend.error(`cannot list ${backend.location(prefix)}`, err);
       }
@@ -202,6 +211,23 @@ export function createObjectStoreSource(
   }
 
   return {
+    async check({ depth, signal }) {
+      const target = backend.checks;
+      await checking(target, 'SLUICE_E_SOURCE', 'reach', () => target.proveRoot(signal));
+      const proven = `${target.noun} "${target.name}" at ${target.endpoint} exists, credentials accepted`;
+      if (depth === 'cheap') return { detail: proven };
+      const listed: string[] = [];
+      for (const prefix of prefixes) {
+        const page = await checking(target, 'SLUICE_E_SOURCE', 'list', () =>
+          backend.listPage(prefix, options.recursive, undefined, signal),
+        );
+        listed.push(
+          `${backend.location(prefix)} listed (${page.objects.length}${page.next ? '+' : ''} on the first page)`,
+        );
+      }
+      return { detail: `${proven}; ${listed.join(', ')}` };
+    },
+
     async *list(signal: AbortSignal) {
       for (const [index, prefix] of prefixes.entries()) {
         if (signal.aborted) return;

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
-import { copySource, etagMd5, isS3Retryable, storedFromHead } from './client.js';
+import { checkError } from '../object-store/check.js';
+import {
+  copySource,
+  etagMd5,
+  isS3Retryable,
+  type S3Connection,
+  s3CheckTarget,
+  storedFromHead,
+} from './client.js';
 
 const s3Err = (name: string, status: number) =>
   Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
@@ -52,5 +60,29 @@ describe('the MD5 an ETag is', () => {
     expect(storedFromHead({ ...head, ServerSideEncryption: 'aws:kms' }).md5).toBeUndefined();
     expect(storedFromHead({ ...head, ServerSideEncryption: 'aws:kms:dsse' }).md5).toBeUndefined();
     expect(storedFromHead({ ...head, SSECustomerAlgorithm: 'AES256' }).md5).toBeUndefined();
+  });
+});
+
+describe('s3 pre-flight failures', () => {
+  // s3rver has no access policies: AccessDenied is classified here from S3's own error shape.
+  const target = s3CheckTarget({ bucket: 'b', endpointId: 'aws' } as S3Connection, 'eu-west-1');
+  it('tells a denial from refused credentials, a missing bucket and an unreachable service', () => {
+    expect(target.failureOf(s3Err('AccessDenied', 403))).toBe('denied');
+    expect(target.failureOf(s3Err('InvalidAccessKeyId', 403))).toBe('credentials');
+    expect(target.failureOf(s3Err('SignatureDoesNotMatch', 403))).toBe('credentials');
+    expect(target.failureOf(s3Err('NoSuchBucket', 404))).toBe('missing');
+    expect(target.failureOf(s3Err('NotFound', 404))).toBe('missing');
+    expect(target.failureOf(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toBe(
+      'unreachable',
+    );
+    expect(target.failureOf(s3Err('InternalError', 500))).toBeUndefined();
+  });
+
+  it('says what a denial stops and which permission to grant', () => {
+    const err = checkError(target, 'SLUICE_E_SINK', 'write', s3Err('AccessDenied', 403));
+    expect(err.message).toBe(
+      'access denied to bucket "b" at AWS S3 (eu-west-1): the credentials are valid but may not write to it (AccessDenied)',
+    );
+    expect(err.context.hint).toBe('grant s3:PutObject under the prefix');
   });
 });

@@ -8,6 +8,7 @@ import { Type } from '@sinclair/typebox';
 import pLimit from 'p-limit';
 import { SluiceError } from '../../core/errors.js';
 import { Secret } from '../../core/schema-fragments.js';
+import { type CheckTarget, isUnreachable } from '../object-store/check.js';
 import { type ObjectStoreAccess, type StoredObject, storedChecksums } from '../object-store/if-exists.js';
 import { quotedEtag, unquotedEtag } from '../object-store/keys.js';
 import { MTIME_METADATA, parseStoredMtime } from '../object-store/mtime.js';
@@ -202,15 +203,77 @@ export function isNotFound(err: unknown): boolean {
   return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
 }
 
+/** The service's reason for a failed S3 call, one line (`NoSuchBucket: …`). */
+export function s3Reason(err: unknown): string {
+  const e = err as {
+    name?: string;
+    message?: string;
+    code?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const message =
+    e?.message || e?.code || (e?.$metadata?.httpStatusCode ? `HTTP ${e.$metadata.httpStatusCode}` : '');
+  if (!message) return String(err);
+  return e?.name && e.name !== 'Error' && !message.includes(e.name) ? `${e.name}: ${message}` : message;
+}
+
 /** The error a plugin reports for a failed S3 call: what, where, the service's reason, retry class. */
 export function s3Error(code: 'SLUICE_E_SOURCE' | 'SLUICE_E_SINK', what: string, err: unknown): SluiceError {
   if (err instanceof SluiceError) return err;
-  const e = err as { name?: string; message?: string };
-  const reason =
-    e?.name && e.message && !e.message.includes(e.name)
-      ? `${e.name}: ${e.message}`
-      : (e?.message ?? String(err));
-  return new SluiceError(code, `${what}: ${reason}`, { cause: err, retryable: isS3Retryable(err) });
+  return new SluiceError(code, `${what}: ${s3Reason(err)}`, { cause: err, retryable: isS3Retryable(err) });
+}
+
+const REFUSED_CREDENTIALS = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidToken',
+  'ExpiredToken',
+  'TokenRefreshRequired',
+  'AuthorizationHeaderMalformed',
+  'CredentialsProviderError',
+]);
+
+/** What a pre-flight check of an S3 bucket reports, and how it reads S3's errors. */
+export function s3CheckTarget(conn: S3Connection, region: string | undefined): CheckTarget {
+  return {
+    noun: 'bucket',
+    name: conn.bucket,
+    endpoint: conn.endpointId === 'aws' ? `AWS S3 (${region ?? 'us-east-1'})` : conn.endpointId,
+    credentialFields:
+      'access_key_id / secret_access_key / session_token, profile or role_arn (absent: the SDK default chain)',
+    permission: (action) =>
+      ({
+        reach: 's3:ListBucket on the bucket',
+        list: 's3:ListBucket on the bucket',
+        write: 's3:PutObject under the prefix',
+        delete: 's3:DeleteObject under the prefix',
+      })[action],
+    async proveRoot(signal) {
+      try {
+        await conn.client.send(new conn.sdk.HeadBucketCommand({ Bucket: conn.bucket }), {
+          abortSignal: signal,
+        });
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status !== 400 && status !== 403) throw err;
+        // A HEAD answer has no body: which credential problem, or a denial, only a GET's says.
+        await conn.client.send(new conn.sdk.ListObjectsV2Command({ Bucket: conn.bucket, MaxKeys: 1 }), {
+          abortSignal: signal,
+        });
+        throw err;
+      }
+    },
+    failureOf(err) {
+      const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+      const status = e?.$metadata?.httpStatusCode;
+      if (e?.name === 'NoSuchBucket' || (e?.name === 'NotFound' && status === 404)) return 'missing';
+      if (e?.name && REFUSED_CREDENTIALS.has(e.name)) return 'credentials';
+      if (e?.name === 'AccessDenied' || e?.name === 'AllAccessDisabled' || status === 403) return 'denied';
+      if (isUnreachable(err) || e?.name === 'TimeoutError') return 'unreachable';
+      return undefined;
+    },
+    reason: s3Reason,
+  };
 }
 
 /** Reads an object; the SDK's Node body is a Readable. */

@@ -22,6 +22,7 @@ import {
   MAX_SINGLE_COPY_BYTES,
   S3_ORIGIN_KIND,
   S3_SHA256_METADATA,
+  s3CheckTarget,
   s3ConnectionFields,
   s3Error,
   s3Location,
@@ -194,6 +195,7 @@ export const s3Sink = definePlugin({
 
       delete: (key) => deleteObject(conn, key),
       error: (what, err) => s3Error('SLUICE_E_SINK', what, err),
+      checks: s3CheckTarget(conn, cfg.region),
     };
 
     return {

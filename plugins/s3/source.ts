@@ -14,6 +14,7 @@ import {
   isS3Retryable,
   listObjectsPage,
   S3_ORIGIN_KIND,
+  s3CheckTarget,
   s3ConnectionFields,
   s3Error,
   s3Location,
@@ -85,16 +86,11 @@ export const s3Source = definePlugin({
     const conn = await connectS3(cfg);
     const backend: SourceBackend = {
       location: (key) => s3Location(conn.bucket, key),
-      async listPage(prefix, recursive, token, signal) {
-        const page = await listObjectsPage(conn, prefix, {
-          recursive,
-          pageSize: cfg.page_size,
-          token,
-          signal,
-        });
-        if (!cfg.read_metadata) return page;
-        return { ...page, objects: await withStoredMetadata(conn, page.objects, signal) };
-      },
+      listPage: (prefix, recursive, token, signal) =>
+        listObjectsPage(conn, prefix, { recursive, pageSize: cfg.page_size, token, signal }),
+      describe: cfg.read_metadata
+        ? (objects, signal) => withStoredMetadata(conn, objects, signal)
+        : undefined,
       read: (key, { signal, etag }) =>
         getObjectStream(conn, key, { signal, ifMatch: etag === undefined ? undefined : quotedEtag(etag) }),
       isNotFound,
@@ -112,6 +108,7 @@ export const s3Source = definePlugin({
       deleteVersion: (key, version) => deleteObjectVersion(conn, key, version),
       copyVersion: (key, version, toKey) => copyObjectVersion(conn, key, version, toKey),
       error: (what, err) => s3Error('SLUICE_E_SOURCE', what, err),
+      checks: s3CheckTarget(conn, cfg.region),
     };
     return {
       ...createObjectStoreSource(backend, {
