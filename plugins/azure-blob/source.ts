@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { definePlugin } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { quotedEtag } from '../object-store/keys.js';
+import { prefixFields, validatePrefixes } from '../object-store/prefixes.js';
 import { createObjectStoreSource, type SourceBackend } from '../object-store/source.js';
 import {
   AZURE_ORIGIN_KIND,
@@ -23,11 +24,7 @@ import {
 const config = Type.Object(
   {
     ...azureConnectionFields,
-    prefix: Type.String({
-      default: '',
-      description:
-        'Folder (name prefix) to list; a trailing `/` is implied. Item paths are blob names relative to it.',
-    }),
+    ...prefixFields('name', 'exports/'),
     recursive: Type.Boolean({
       default: true,
       description: 'List blobs at any depth below the prefix; false: only blobs directly under it.',
@@ -56,8 +53,12 @@ export const azureBlobSource = definePlugin({
       yaml: 'connection_string: ${AZURE_STORAGE_CONNECTION_STRING}\ncontainer: partner\nprefix: exports/\nafter_success:\n  move_to: done/\n',
     },
   ],
-  validate: validateAzureConnection,
+  validate(cfg) {
+    validateAzureConnection(cfg);
+    validatePrefixes(cfg);
+  },
   async create(cfg, ctx) {
+    azureBlobSource.validate!(cfg);
     const conn = await connectAzure(cfg);
     const container = conn.container.containerName;
     const backend: SourceBackend = {
@@ -86,7 +87,8 @@ export const azureBlobSource = definePlugin({
     return {
       ...createObjectStoreSource(backend, {
         sourceName: cfg.name ?? 'azure_blob',
-        prefixes: [cfg.prefix],
+        prefixes: cfg.prefixes ?? [cfg.prefix],
+        match: cfg.match,
         recursive: cfg.recursive,
         log: ctx.log,
       }),

@@ -61,6 +61,33 @@ describe('object-store source', () => {
     ]);
   });
 
+  it('with match: first, a path under an earlier prefix hides it under later ones; items carry their prefix', async () => {
+    const pages = (prefix: string): ListPage => {
+      const byPrefix: Record<string, string[]> = {
+        'one/': ['one/a.txt'],
+        'two/': ['two/a.txt', 'two/b.txt'],
+        'three/': ['three/a.txt', 'three/b.txt', 'three/c.txt'],
+      };
+      return { objects: (byPrefix[prefix] ?? []).map((key) => ({ key })) };
+    };
+    const backend = { ...scripted({}), listPage: async (prefix: string) => pages(prefix) };
+    const listed = async (match: 'all' | 'first') => {
+      const source = createObjectStoreSource(backend, {
+        sourceName: 'mem',
+        prefixes: ['one', 'two/', 'three'],
+        recursive: true,
+        match,
+        log,
+      });
+      const items = [];
+      for await (const item of source.list(new AbortController().signal))
+        items.push(`${item.root}:${item.path}`);
+      return items;
+    };
+    expect(await listed('first')).toEqual(['one:a.txt', 'two/:b.txt', 'three:c.txt']);
+    expect(await listed('all')).toHaveLength(6);
+  });
+
   it('describes how the object at a key differs from the listed version', () => {
     expect(versionChange({ etag: 'e1', size: 3 }, { etag: '"e1"', size: 3 })).toBeUndefined();
     expect(versionChange({ etag: 'e1' }, { etag: '"e2"' })).toBe('etag e1 when listed, e2 now');

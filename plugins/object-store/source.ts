@@ -78,8 +78,10 @@ export interface SourceBackend {
 export interface ObjectStoreSourceOptions {
   /** Name items carry as `source`. */
   sourceName: string;
-  /** Folders listed in order (a key under two of them is listed once). */
+  /** Folders listed in order (a key under two of them is listed once), as configured. */
   prefixes: string[];
+  /** `first`: a relative path is taken only from the first prefix that has it. */
+  match?: 'all' | 'first';
   recursive: boolean;
   log: { debug(fields: Record<string, unknown>, message: string): void };
 }
@@ -116,7 +118,12 @@ export function createObjectStoreSource(
   const prefixes = options.prefixes.map(folderPrefix);
   const keysByItem = new WeakMap<Item, string>();
 
-  const makeItem = (prefix: string, object: ListedObject): Item => {
+  // Items carry the prefix as configured, only when there are several to tell apart.
+  const rootOf = (index: number): string | undefined =>
+    options.prefixes.length > 1 ? options.prefixes[index] : undefined;
+  /** With `match: first`, the relative paths earlier prefixes served. */
+  const served = options.match === 'first' && prefixes.length > 1 ? new Set<string>() : undefined;
+  const makeItem = (prefix: string, object: ListedObject, root: string | undefined): Item => {
     const { key } = object;
     const relative = key.startsWith(prefix) ? key.slice(prefix.length) : key;
     const etag = unquotedEtag(object.etag);
@@ -135,6 +142,7 @@ export function createObjectStoreSource(
         mtime: object.mtime,
         etag,
         rejected,
+        root,
         open: async () => {
           throw new SluiceError('SLUICE_E_NAME', rejected, { retryable: false });
         },
@@ -148,6 +156,7 @@ export function createObjectStoreSource(
       etag,
       checksums: object.checksums,
       origin: backend.origin(key),
+      root,
       open: async (signal) => {
         try {
           return await backend.read(key, { signal, etag });
@@ -193,7 +202,18 @@ export function createObjectStoreSource(
           if (object.key.endsWith('/') || !object.key.startsWith(prefix) || listedEarlier(object.key, index))
             continue;
         }
-        yield makeItem(prefix, object);
+        const item = makeItem(prefix, object, rootOf(index));
+        if (served && item.rejected === undefined) {
+          if (served.has(item.path)) {
+            options.log.debug(
+              { key: object.key, root: item.root },
+              'hidden by the same path under an earlier prefix (match: first)',
+            );
+            continue;
+          }
+          served.add(item.path);
+        }
+        yield item;
       }
       token = page.next;
       if (token !== undefined) {

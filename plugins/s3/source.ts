@@ -1,9 +1,9 @@
 /** `s3` source: lists objects under one or more prefixes of a bucket, lazily, page by page. */
 import { Type } from '@sinclair/typebox';
-import { SluiceError } from '../../core/errors.js';
 import { definePlugin } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { quotedEtag } from '../object-store/keys.js';
+import { prefixFields, validatePrefixes } from '../object-store/prefixes.js';
 import { createObjectStoreSource, type SourceBackend } from '../object-store/source.js';
 import {
   connectS3,
@@ -24,19 +24,7 @@ import {
 const config = Type.Object(
   {
     ...s3ConnectionFields,
-    prefix: Type.String({
-      default: '',
-      description:
-        'Folder (key prefix) to list; a trailing `/` is implied. Item paths are keys relative to it.',
-      examples: ['incoming/'],
-    }),
-    prefixes: Type.Optional(
-      Type.Array(Type.String(), {
-        minItems: 1,
-        description:
-          'Several folders to list, in order, instead of `prefix`; each item keeps its path relative to the prefix that found it (a key under two of them is listed once).',
-      }),
-    ),
+    ...prefixFields('key', 'incoming/'),
     recursive: Type.Boolean({
       default: true,
       description: 'List keys at any depth below the prefix; false: only keys directly under it.',
@@ -74,13 +62,7 @@ export const s3Source = definePlugin({
       yaml: 'bucket: exports\nendpoint: http://minio.internal:9000\naccess_key_id: ${MINIO_KEY}\nsecret_access_key: ${MINIO_SECRET}\nprefixes: [daily/, weekly/]\n',
     },
   ],
-  validate(cfg) {
-    if (cfg.prefixes && cfg.prefix !== '') {
-      throw new SluiceError('SLUICE_E_CONFIG', 'use either prefix or prefixes, not both', {
-        context: { jsonPath: '/prefixes' },
-      });
-    }
-  },
+  validate: validatePrefixes,
   async create(cfg, ctx) {
     s3Source.validate!(cfg);
     const conn = await connectS3(cfg);
@@ -114,6 +96,7 @@ export const s3Source = definePlugin({
       ...createObjectStoreSource(backend, {
         sourceName: cfg.name ?? 's3',
         prefixes: cfg.prefixes ?? [cfg.prefix],
+        match: cfg.match,
         recursive: cfg.recursive,
         log: ctx.log,
       }),
