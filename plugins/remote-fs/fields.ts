@@ -16,3 +16,12 @@ export function remoteFsFields(connectionNoun: string) {
     }),
   };
 }
+
+/** Sink fields every remote file-system connector shares. */
+export const remoteSinkFields = {
+  preserve_mtime: Type.Boolean({
+    default: true,
+    description:
+      "Give each uploaded file the item's modification time (whole seconds) before it is renamed into place, read it back and report it for verification; `false` leaves the server's own time.",
+  }),
+};

@@ -7,6 +7,7 @@ import {
   noFreeName,
   renameCandidates,
 } from '../../core/if-exists.js';
+import type { Logger } from '../../core/observe/logger.js';
 import type { SinkCommit, SinkInstance, SinkWriteRequest } from '../../core/plugin-api.js';
 import { HashTap, hashStream, pipeThrough } from '../../core/streams.js';
 import type { RemoteConnection } from './connection.js';
@@ -24,7 +25,13 @@ export interface RemoteSinkOptions {
   /** `sftp://host:port/path` style location for logs and the ledger. */
   describe: (path: string) => string;
   isRetryable: (err: unknown) => boolean | undefined;
+  /** `preserve_mtime`: give the upload the item's mtime before the rename, and report it read back. */
+  preserveMtime: boolean;
+  log: Logger;
 }
+
+/** SFTP v3 attributes and FTP's MFMT/MDTM keep whole seconds. */
+const MTIME_PRECISION_MS = 1000;
 
 export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
   const { pool, root, ifExists, describe } = options;
@@ -34,6 +41,7 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
     temp: string,
     req: SinkWriteRequest,
     sent: HashTap,
+    mtimeKept: boolean,
   ): Promise<SinkCommit> {
     const target = joinRemote(root, req.destination);
     const committed = async (
@@ -41,10 +49,12 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
       skipped = false,
       destination = req.destination,
     ): Promise<SinkCommit> => {
+      // Read back after the rename: what the server holds now is what verification compares.
       const stat = await c.stat(path);
       return {
         location: describe(path),
         size: stat?.size,
+        ...(mtimeKept && !skipped && stat?.mtime ? { mtime: stat.mtime } : {}),
         ...(skipped ? { skipped } : {}),
         ...(destination !== req.destination ? { destination } : {}),
       };
@@ -81,6 +91,22 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
     }
   }
 
+  let mtimeUnsupportedSaid = false;
+
+  /** Gives the uploaded temp file the item's mtime (before the rename makes it visible). */
+  async function keepMtime(c: RemoteConnection, temp: string, mtime: Date | undefined): Promise<boolean> {
+    if (!options.preserveMtime || mtime === undefined) return false;
+    if (await c.setMtime(temp, mtime)) return true;
+    if (!mtimeUnsupportedSaid) {
+      mtimeUnsupportedSaid = true;
+      options.log.debug(
+        { location: describe(root) },
+        'the server offers no way to set a file modification time: files keep the time of their upload, and no mtime is reported for verification',
+      );
+    }
+    return false;
+  }
+
   async function removeQuietly(path: string): Promise<void> {
     try {
       await pool.use((c) => c.remove(path));
@@ -109,7 +135,8 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
       ({ connection } = await pool.acquire(req.signal));
       await connection.mkdirp(posix.dirname(target));
       await connection.upload(temp, pipeThrough(req.body, sent));
-      const result = await commit(connection, temp, req, sent);
+      const mtimeKept = await keepMtime(connection, temp, req.item.mtime);
+      const result = await commit(connection, temp, req, sent, mtimeKept);
       pool.release(connection);
       return result;
     } catch (err) {
@@ -124,6 +151,7 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
 
   return {
     write,
+    mtimePrecisionMs: MTIME_PRECISION_MS,
     readBack: (destination, signal) => openPooledRead(pool, joinRemote(root, destination), signal),
     async remove(destination) {
       await pool.use((c) => c.remove(joinRemote(root, destination)));

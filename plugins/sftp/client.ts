@@ -459,6 +459,14 @@ class SftpConnection implements RemoteConnection {
     await this.request('delete', path, (done) => this.sftp.unlink(path, done));
   }
 
+  async setMtime(path: string, mtime: Date): Promise<boolean> {
+    // SFTP v3 carries whole seconds; the access time becomes now, as `touch -m` leaves it alone.
+    const seconds = Math.floor(mtime.getTime() / 1000);
+    const now = Math.floor(Date.now() / 1000);
+    await this.request('setstat', path, (done) => this.sftp.utimes(path, now, seconds, done));
+    return true;
+  }
+
   async mkdirp(dir: string): Promise<void> {
     if (dir === '.' || dir === '/' || dir === '') return;
     const existing = await this.stat(dir);
