@@ -1,6 +1,7 @@
 /** The atomic-write half shared by the SFTP and FTP sinks: temp name in the same folder, then rename. */
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
+import { SluiceError } from '../../core/errors.js';
 import {
   existsWithOtherBytes,
   type IfExistsMode,
@@ -11,7 +12,7 @@ import type { Logger } from '../../core/observe/logger.js';
 import type { SinkCommit, SinkInstance, SinkWriteRequest } from '../../core/plugin-api.js';
 import { HashTap, hashStream, pipeThrough } from '../../core/streams.js';
 import type { RemoteConnection } from './connection.js';
-import { joinRemote, tempPathFor } from './paths.js';
+import { inside, joinRemote, tempPathFor } from './paths.js';
 import type { ConnectionPool } from './pool.js';
 import { openPooledRead } from './read.js';
 
@@ -152,6 +153,23 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
   return {
     write,
     mtimePrecisionMs: MTIME_PRECISION_MS,
+    async stat(destination, signal) {
+      const path = joinRemote(root, inside(destination, 'sink'));
+      const found = await pool.use((c) => c.stat(path), signal);
+      if (!found) return null;
+      if (found.type !== 'file') {
+        const what = found.type === 'directory' ? 'a folder' : 'not a regular file';
+        throw new SluiceError(
+          'SLUICE_E_SINK',
+          `${describe(path)} is ${what}: a file cannot be written there`,
+          {
+            retryable: false,
+          },
+        );
+      }
+      // SFTP and FTP servers hold no checksums of their files.
+      return { size: found.size, ...(found.mtime ? { mtime: found.mtime } : {}) };
+    },
     readBack: (destination, signal) => openPooledRead(pool, joinRemote(root, destination), signal),
     async remove(destination) {
       await pool.use((c) => c.remove(joinRemote(root, destination)));

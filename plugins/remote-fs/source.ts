@@ -1,6 +1,6 @@
 /** The listing/reading/tidying half shared by the SFTP and FTP sources. */
 import { posix } from 'node:path';
-import { escapeControl, SluiceError } from '../../core/errors.js';
+import { escapeControl } from '../../core/errors.js';
 import {
   type AsideOps,
   asideName,
@@ -11,7 +11,7 @@ import {
 } from '../../core/item.js';
 import type { Item, SourceInstance } from '../../core/plugin-api.js';
 import type { RemoteConnection } from './connection.js';
-import { isTempName, joinRemote } from './paths.js';
+import { inside, isInside, isTempName, joinRemote, nameError } from './paths.js';
 import type { ConnectionPool } from './pool.js';
 import { openPooledRead } from './read.js';
 
@@ -109,7 +109,7 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
    * already aside), and the runtime's retry does that with the version-derived aside name.
    */
   async function tidy(item: Item, act: (c: RemoteConnection, aside: string) => Promise<void>): Promise<void> {
-    const path = joinRemote(root, inside(item.path));
+    const path = joinRemote(root, inside(item.path, 'source'));
     const aside = posix.join(posix.dirname(path), asideName(item));
     const { connection: c } = await pool.acquire();
     const ops: AsideOps = {
@@ -141,7 +141,7 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
       await tidy(item, (c, aside) => c.remove(aside));
     },
     async move(item, toDir) {
-      const to = joinRemote(toDir, inside(item.path));
+      const to = joinRemote(toDir, inside(item.path, 'source'));
       await tidy(item, async (c, aside) => {
         await c.mkdirp(posix.dirname(to));
         await c.renameOver(aside, to);
@@ -150,21 +150,6 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
     isRetryable: options.isRetryable,
     close: () => pool.close(),
   };
-}
-
-/** True when a relative item path names a file below its root: no `..`, `.` or empty segment. */
-function isInside(relPath: string): boolean {
-  return !relPath.split('/').some((s) => s === '' || s === '.' || s === '..') && !unsafeNameReason(relPath);
-}
-
-/** `relPath` when it names a file below the root; a SLUICE_E_NAME error otherwise. */
-function inside(relPath: string): string {
-  if (!isInside(relPath)) throw nameError(relPath, 'is not a path inside the source folder');
-  return relPath;
-}
-
-function nameError(path: string, why: string): SluiceError {
-  return new SluiceError('SLUICE_E_NAME', `"${escapeControl(path)}" ${why}`, { retryable: false });
 }
 
 /** `a/b/`, `./a//b` → `a/b`; `/x/` → `/x`: folder paths in one spelling, for comparison. */
