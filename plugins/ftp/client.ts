@@ -13,6 +13,7 @@ import type { PluginContext } from '../../core/plugin-api.js';
 import { Duration, Secret } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
+import type { PreflightTraits } from '../remote-fs/check.js';
 import type { RemoteConnection, RemoteEntry, RemoteStat } from '../remote-fs/connection.js';
 import { remoteFsFields } from '../remote-fs/fields.js';
 import { ConnectionPool } from '../remote-fs/pool.js';
@@ -124,6 +125,18 @@ export function ftpLocation(settings: FtpSettings, path: string): string {
   const scheme = settings.secure ? 'ftps' : 'ftp';
   const absolute = path.startsWith('/') ? path : `/~/${path === '.' ? '' : path}`;
   return `${scheme}://${settings.host}:${settings.port}${absolute}`;
+}
+
+/** What the shared pre-flight checks need to know about FTP. */
+export function ftpPreflight(settings: FtpSettings): PreflightTraits {
+  return {
+    account: `${settings.username}@${settings.host}:${settings.port}`,
+    errorCode: settings.errorCode,
+    // 550 (not available), 553 (name not allowed: vsftpd's "Could not create file"), 532 (need an account).
+    isPermissionDenied: (err) =>
+      [532, 550, 553].includes(ftpReplyCode(err instanceof SluiceError ? err.cause : err) ?? 0),
+    absentMayBeForbidden: true,
+  };
 }
 
 /* ------------------------------------------------------------------ error classification */

@@ -11,6 +11,7 @@ import {
 import type { Logger } from '../../core/observe/logger.js';
 import type { SinkCommit, SinkInstance, SinkWriteRequest } from '../../core/plugin-api.js';
 import { HashTap, hashStream, pipeThrough } from '../../core/streams.js';
+import { checkRemoteSink, type PreflightTraits } from './check.js';
 import type { RemoteConnection } from './connection.js';
 import { inside, joinRemote, tempPathFor } from './paths.js';
 import type { ConnectionPool } from './pool.js';
@@ -29,6 +30,7 @@ export interface RemoteSinkOptions {
   /** `preserve_mtime`: give the upload the item's mtime before the rename, and report it read back. */
   preserveMtime: boolean;
   log: Logger;
+  preflight: PreflightTraits;
 }
 
 /** SFTP v3 attributes and FTP's MFMT/MDTM keep whole seconds. */
@@ -170,6 +172,7 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
       // SFTP and FTP servers hold no checksums of their files.
       return { size: found.size, ...(found.mtime ? { mtime: found.mtime } : {}) };
     },
+    check: (req) => checkRemoteSink({ ...options.preflight, pool, root, describe }, req),
     readBack: (destination, signal) => openPooledRead(pool, joinRemote(root, destination), signal),
     async remove(destination) {
       await pool.use((c) => c.remove(joinRemote(root, destination)));

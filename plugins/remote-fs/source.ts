@@ -10,6 +10,7 @@ import {
   unsafeNameReason,
 } from '../../core/item.js';
 import type { Item, SourceInstance } from '../../core/plugin-api.js';
+import { checkRemoteSource, type PreflightTraits } from './check.js';
 import type { RemoteConnection } from './connection.js';
 import { inside, isInside, isTempName, joinRemote, nameError } from './paths.js';
 import type { ConnectionPool } from './pool.js';
@@ -29,6 +30,9 @@ export interface RemoteSourceOptions {
    */
   moveTo?: string;
   isRetryable: (err: unknown) => boolean | undefined;
+  /** `sftp://host:port/path` style location for messages. */
+  describe: (path: string) => string;
+  preflight: PreflightTraits;
 }
 
 /** SFTP v3 attributes and FTP's MDTM give whole seconds: versions compare at that precision. */
@@ -147,6 +151,7 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
         await c.renameOver(aside, to);
       });
     },
+    check: (req) => checkRemoteSource({ ...options.preflight, pool, root, describe: options.describe }, req),
     isRetryable: options.isRetryable,
     close: () => pool.close(),
   };

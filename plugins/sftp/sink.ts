@@ -8,6 +8,7 @@ import {
   isSftpRetryable,
   sftpConnectionFields,
   sftpLocation,
+  sftpPreflight,
   sftpSettings,
 } from './client.js';
 
@@ -16,7 +17,7 @@ export const sftpSink = definePlugin({
   kind: 'sink',
   summary: 'Writes files to an SFTP server atomically (temp name, then rename), host key pinned.',
   description:
-    'Uploads each item to a hidden temp file `.<name>.sluice-tmp-<hex>` in the destination folder (created as needed), then renames it into place: OpenSSH posix-rename for `if_exists: overwrite` (atomic replace), a plain SFTP rename (which refuses an existing target) for skip/fail/rename. A failed or aborted upload removes its temp file. With `preserve_mtime` (default) the temp file gets the item mtime (SFTP setstat, whole seconds) before the rename, and the mtime read back after it is reported for verification (SFTP v3 holds 32-bit seconds: times after 2106 or before 1970 cannot be stored and fail verification). SFTP has no checksums: the sink reports size and mtime only. Up to `max_connections` uploads run at once.',
+    'Uploads each item to a hidden temp file `.<name>.sluice-tmp-<hex>` in the destination folder (created as needed), then renames it into place: OpenSSH posix-rename for `if_exists: overwrite` (atomic replace), a plain SFTP rename (which refuses an existing target) for skip/fail/rename. A failed or aborted upload removes its temp file. With `preserve_mtime` (default) the temp file gets the item mtime (SFTP setstat, whole seconds) before the rename, and the mtime read back after it is reported for verification (SFTP v3 holds 32-bit seconds: times after 2106 or before 1970 cannot be stored and fail verification). SFTP has no checksums: the sink reports size and mtime only. Up to `max_connections` uploads run at once. `sluice check` logs in and proves `path` is a folder (or that the first write will create it); at full depth it writes and removes a probe `.sluice-check-<hex>` there.',
   config: Type.Object(
     { ...sinkCommon, ...sftpConnectionFields, ...remoteSinkFields },
     { additionalProperties: false },
@@ -35,6 +36,7 @@ export const sftpSink = definePlugin({
       ifExists: config.if_exists ?? 'overwrite',
       describe: (path) => sftpLocation(settings, path),
       preserveMtime: config.preserve_mtime,
+      preflight: sftpPreflight(settings),
       log: ctx.log,
       isRetryable: isSftpRetryable,
     });

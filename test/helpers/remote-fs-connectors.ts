@@ -19,6 +19,8 @@ export interface RemoteServer {
   host: string;
   port: number;
   username: string;
+  /** SFTP: the host key fingerprint (`SHA256:…`). */
+  hostKey?: string;
   /** The server's folder for `path: .` of a sink or source made by `config`. */
   rootDir: string;
   /** The configured `path` of folder `dir` under `rootDir`. */
@@ -59,7 +61,7 @@ export const REMOTE_CONNECTORS: RemoteConnector[] = [
         path: path(dir),
         ...overrides,
       });
-      return finish('sftp', sshd, path, config, sshd.sftpYaml());
+      return { ...finish('sftp', sshd, path, config, sshd.sftpYaml()), hostKey: sshd.hostKeySha256 };
     },
   },
   {
