@@ -74,7 +74,7 @@ export interface FtpSettings {
 }
 
 export async function ftpSettings(
-  config: FtpConnectionConfig,
+  config: Omit<FtpConnectionConfig, 'path'>,
   ctx: PluginContext,
   errorCode: ErrorCode,
 ): Promise<FtpSettings> {

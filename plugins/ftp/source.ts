@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { definePlugin } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
+import { remoteSourceFields, rootsOf, validateRoots } from '../remote-fs/fields.js';
 import { createRemoteSource } from '../remote-fs/source.js';
 import {
   createFtpPool,
@@ -21,6 +22,7 @@ export const ftpSource = definePlugin({
     {
       ...sourceCommon,
       ...ftpConnectionFields,
+      ...remoteSourceFields,
       recursive: Type.Boolean({ default: true, description: 'Also list files in sub-folders of `path`.' }),
     },
     { additionalProperties: false },
@@ -31,12 +33,13 @@ export const ftpSource = definePlugin({
       yaml: 'name: partner_a\nhost: ${PARTNER_A_HOST}\nusername: ${PARTNER_A_USER}\npassword: ${PARTNER_A_PASSWORD}\nsecure: explicit\npath: /exports\ninclude: ["*.zip"]',
     },
   ],
+  validate: validateRoots,
   async create(config, ctx) {
     const settings = await ftpSettings(config, ctx, 'SLUICE_E_SOURCE');
     return createRemoteSource({
       pool: await createFtpPool(settings, config.max_connections),
       sourceName: config.name ?? 'ftp',
-      root: config.path,
+      ...rootsOf(config),
       recursive: config.recursive,
       moveTo: typeof config.after_success === 'object' ? config.after_success.move_to : undefined,
       isRetryable: isFtpRetryable,

@@ -81,7 +81,7 @@ export interface SftpSettings {
 
 /** Validates the connection part of a config, reads key files and registers every secret. */
 export async function sftpSettings(
-  config: SftpConnectionConfig,
+  config: Omit<SftpConnectionConfig, 'path'>,
   ctx: PluginContext,
   errorCode: ErrorCode,
 ): Promise<SftpSettings> {

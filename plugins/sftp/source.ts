@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { definePlugin } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
+import { remoteSourceFields, rootsOf, validateRoots } from '../remote-fs/fields.js';
 import { createRemoteSource } from '../remote-fs/source.js';
 import {
   createSftpPool,
@@ -21,6 +22,7 @@ export const sftpSource = definePlugin({
     {
       ...sourceCommon,
       ...sftpConnectionFields,
+      ...remoteSourceFields,
       recursive: Type.Boolean({ default: true, description: 'Also list files in sub-folders of `path`.' }),
     },
     { additionalProperties: false },
@@ -41,12 +43,13 @@ export const sftpSource = definePlugin({
       ].join('\n'),
     },
   ],
+  validate: validateRoots,
   async create(config, ctx) {
     const settings = await sftpSettings(config, ctx, 'SLUICE_E_SOURCE');
     return createRemoteSource({
       pool: await createSftpPool(settings, config.max_connections),
       sourceName: config.name ?? 'sftp',
-      root: config.path,
+      ...rootsOf(config),
       recursive: config.recursive,
       moveTo: typeof config.after_success === 'object' ? config.after_success.move_to : undefined,
       isRetryable: isSftpRetryable,
