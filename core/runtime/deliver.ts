@@ -13,6 +13,7 @@ import type { Item, SinkCommit } from '../plugin-api.js';
 import { drainInto, HashTap, pipeThrough, STREAM_CHUNK } from '../streams.js';
 import { safeDestination } from './destination.js';
 import { label, located } from './driver.js';
+import { alreadyPresent } from './precheck.js';
 import { type Job, linkSignals, listedSizeMismatch, RESERVED, type Stage, sourceOrigin } from './stage.js';
 import { type Target, verify } from './verify.js';
 
@@ -25,7 +26,7 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
   const destination = safeDestination(item.destination ?? item.path, context);
   outsideSources(stage, destination, context);
   claim(destination, job, context);
-  const pending: Target[] = stage.driver.sinks
+  let pending: Target[] = stage.driver.sinks
     .map((sink, index) => ({ sink, index, key: `${index}\u0000${destination}` }))
     .filter((t) => !job.committed.has(t.key));
   const locations: string[] = [];
@@ -35,6 +36,14 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
     if (!commit.skipped) job.written.push({ sink: t.sink, destination: commit.destination ?? destination });
     locations.push(commit.location);
   };
+  const present = await alreadyPresent(stage, item, destination, pending, job);
+  for (const { target, stat } of present)
+    settle(target, { location: destination, size: stat.size, mtime: stat.mtime, skipped: true });
+  if (present.length > 0 && present.length === pending.length) {
+    job.leaves.push({ destination, locations, bytes: 0, present: true });
+    return;
+  }
+  if (present.length > 0) pending = pending.filter((t) => !present.some((p) => p.target === t));
 
   const copied: Target[] = [];
   // A server-side copy takes the bytes from where the source keeps them, so only for an item
