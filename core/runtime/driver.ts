@@ -22,6 +22,7 @@ import {
 import { compileMatcher, type ItemMatcher } from '../item-match.js';
 import type { Logger } from '../observe/logger.js';
 import type {
+  DestinationStat,
   Item,
   PluginContext,
   SinkCommit,
@@ -265,6 +266,16 @@ export class PluginDriver {
     reserve?: (destination: string) => Promise<void>,
   ): Promise<SinkCommit | null> {
     return this.sinkHook(sink, label(item), () => sink.instance.copy!(item, destination, signal, reserve));
+  }
+
+  /** What is at `destination` of `sink` now (the destination pre-check), null when nothing. */
+  stat(
+    sink: SinkRuntime,
+    item: string,
+    destination: string,
+    signal: AbortSignal,
+  ): Promise<DestinationStat | null> {
+    return this.sinkHook(sink, item, () => sink.instance.stat!(destination, signal));
   }
 
   readBack(sink: SinkRuntime, destination: string, signal: AbortSignal): Promise<Readable> {
