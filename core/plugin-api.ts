@@ -357,7 +357,14 @@ interface PluginBase<K extends PluginKind, S extends TSchema, I> {
 }
 
 export type SourcePlugin<S extends TSchema = TSchema> = PluginBase<'source', S, SourceInstance>;
-export type SinkPlugin<S extends TSchema = TSchema> = PluginBase<'sink', S, SinkInstance>;
+export type SinkPlugin<S extends TSchema = TSchema> = PluginBase<'sink', S, SinkInstance> & {
+  /**
+   * Whether the sink's `copy` would take `item` server-side (same endpoint, within limits),
+   * judged from the config and the item alone, without a request. `plan` and `--dry-run`
+   * create no sink: they count such an item from its listed size instead of reading its bytes.
+   */
+  copies?(config: Static<S>, item: Item): boolean;
+};
 export type StepPlugin<S extends TSchema = TSchema> = PluginBase<
   'transform' | 'unpack' | 'step',
   S,

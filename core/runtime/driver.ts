@@ -149,7 +149,7 @@ export class PluginDriver {
   }
 
   private async sinkRuntime(ref: PluginRef): Promise<SinkRuntime> {
-    const instance = this.options.dryRun ? countingSink() : await this.create<SinkInstance>(ref);
+    const instance = this.options.dryRun ? countingSink(ref) : await this.create<SinkInstance>(ref);
     return { ref, instance, ...sinkFields(ref) };
   }
 
