@@ -94,7 +94,7 @@ export const s3Sink = definePlugin({
   },
   copies(cfg, item) {
     // The object store sink copies only what it can also give its metadata (see its copy()).
-    const needsSha256 = compileMetadata(cfg.metadata ?? {}, S3_SHA256_METADATA).needsSha256;
+    const needsSha256 = compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime)).needsSha256;
     return s3Copies(endpointIdentity(cfg.endpoint), item) && !(needsSha256 && !item.checksums.sha256);
   },
   async create(cfg, ctx) {
