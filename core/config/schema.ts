@@ -220,6 +220,12 @@ export const PipelineShape = Type.Object(
       Type.Array(PluginEntry, { minItems: 1, description: 'Fan-out: every item is committed to each.' }),
     ),
     on_error: Type.Optional(PluginEntry),
+    connections: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }), PluginEntry, {
+        description:
+          "This file's own named connections (`name: {plugin: {...}}`), used in a block as `connection: name`; they win over sluice.config.yaml's of the same name.",
+      }),
+    ),
     policy: Type.Optional(Policy),
     alerts: Type.Optional(Alerts),
     expect: Type.Optional(Expect),

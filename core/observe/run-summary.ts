@@ -39,6 +39,11 @@ export interface RunSummary {
   parked: number;
   /** The parked items by name (the first few), with the reason and when they failed. */
   parkedItems: ParkedItem[];
+  /**
+   * Of the `ok` items, those every sink already held (`if_exists: skip|fail`, found by the
+   * destination pre-check): finalized without reading them.
+   */
+  alreadyAtDestination: number;
   /** Items dropped by a filter step or not yet old enough (`min_age`). */
   filtered: number;
   /** Files committed to sinks (an archive's entries count one each). */
@@ -83,6 +88,7 @@ export function newSummary(pipeline: string, dryRun: boolean): RunSummary {
     skipped: 0,
     parked: 0,
     parkedItems: [],
+    alreadyAtDestination: 0,
     filtered: 0,
     filesWritten: 0,
     bytesIn: 0,

@@ -13,7 +13,7 @@ export function formatSummary(s: RunSummary): string {
   const head = s.dryRun ? `${s.pipeline} (dry run)` : s.pipeline;
   lines.push(
     // "parked" only when some are, so a summary reads as before for pipelines that never park.
-    `${head}: ${s.ok} ok, ${s.failed} failed${s.parked > 0 ? `, ${s.parked} parked` : ''}, ${s.skipped} skipped (done before), ${s.filtered} filtered` +
+    `${head}: ${s.ok} ok${s.alreadyAtDestination > 0 ? ` (${s.alreadyAtDestination} already at destination, not read)` : ''}, ${s.failed} failed${s.parked > 0 ? `, ${s.parked} parked` : ''}, ${s.skipped} skipped (done before), ${s.filtered} filtered` +
       ` — ${s.filesWritten} file${s.filesWritten === 1 ? '' : 's'} ${s.dryRun ? 'would be written' : 'written'}, ${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out` +
       `, ${s.retries} retr${s.retries === 1 ? 'y' : 'ies'}, ${formatDuration(s.durationMs)}` +
       (s.interrupted ? ' (interrupted)' : ''),

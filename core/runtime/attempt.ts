@@ -253,13 +253,23 @@ function countSuccess(
 ): void {
   const bytesOut = job.leaves.reduce((n, l) => n + l.bytes, 0);
   const bytesIn = stage.driver.hasByteSteps ? job.bytesIn : bytesOut;
+  // Every sink already held it (the destination pre-check): delivered without a byte read.
+  const present = job.leaves.length > 0 && job.leaves.every((l) => l.present);
   summary.ok++;
-  summary.filesWritten += job.leaves.length;
+  if (present) summary.alreadyAtDestination++;
+  summary.filesWritten += job.leaves.filter((l) => !l.present).length;
   summary.bytesOut += bytesOut;
   summary.bytesIn += bytesIn;
   for (const figure of job.figures) addFigure(summary, figure);
   noteSlowest(summary, item.path, ms);
   stage.emit('item:done', { source: source.name, path: item.path, ms, bytes: bytesOut, bytesIn });
+  if (present) {
+    stage.log.info(
+      { item: label(item), to: job.leaves.flatMap((l) => l.locations), ms: Math.round(ms) },
+      `already at destination: ${item.path} (not read)`,
+    );
+    return;
+  }
   logItemDone(stage.log, {
     item: label(item),
     path: item.path,

@@ -112,7 +112,7 @@ async function admitted(
     let ready = folderMarkers.get(marker);
     if (ready === undefined) {
       try {
-        ready = await exists(() => stage.driver.openPath(source, marker, intake));
+        ready = await exists(() => stage.driver.openPath(source, marker, intake, item.root));
       } catch (err) {
         if (intake.aborted) throw err;
         stage.log.warn(
@@ -140,6 +140,7 @@ async function admitted(
  * display form: it must not hide a real file of that name.
  */
 export function listedKey(source: string, item: Item): string {
-  const version = item.rejected === undefined ? itemIdentity(item).version : 'rejected';
-  return `${source}\u0000${version}\u0000${item.path}`;
+  const id = itemIdentity(item);
+  const version = item.rejected === undefined ? id.version : 'rejected';
+  return `${source}\u0000${version}\u0000${id.path}`;
 }
