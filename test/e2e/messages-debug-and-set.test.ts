@@ -4,23 +4,15 @@
  * by `history` and `worker`, which load pipelines too (a run with `--set name=…` keeps its
  * records under that name; a bad value is refused naming the flag).
  */
-import { spawnSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SLUICE_BIN } from '../helpers/sluice-process.js';
+import { runSluiceSync } from '../helpers/sluice-process.js';
 import { makeWorkspace } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-debug-set-');
 afterAll(() => ws.cleanup());
 
-function sluice(args: string[]) {
-  const r = spawnSync(process.execPath, [SLUICE_BIN, ...args], {
-    cwd: ws.dir,
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const sluice = (args: string[]) => runSluiceSync(args, ws.dir);
 
 const PIPELINE = `name: timed
 source:

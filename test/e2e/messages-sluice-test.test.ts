@@ -3,22 +3,14 @@
  * allows: "or just the path") is an expected file, not a crash; an input the source's
  * include / exclude (or its temporary names) leaves out is named with the filter that does it.
  */
-import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SLUICE_BIN } from '../helpers/sluice-process.js';
+import { runSluiceSync } from '../helpers/sluice-process.js';
 import { makeWorkspace } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-test-messages-');
 afterAll(() => ws.cleanup());
 
-function sluice(args: string[]) {
-  const r = spawnSync(process.execPath, [SLUICE_BIN, ...args], {
-    cwd: ws.dir,
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const sluice = (args: string[]) => runSluiceSync(args, ws.dir);
 
 const PIPELINE = `name: tables
 source:

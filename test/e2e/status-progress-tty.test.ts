@@ -1,11 +1,10 @@
 /**
  * The live progress line under a pseudo-terminal that reports no size (0 rows × 0 columns, as
  * some CI runners and `docker exec -t` give): it is drawn at 80 columns, not cut away to
- * nothing (issue 15 item 8). util-linux `script` gives the child its pseudo-terminal.
+ * nothing (issue 15 item 8).
  */
-import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SLUICE_BIN } from '../helpers/sluice-process.js';
+import { runSluiceInTerminal } from '../helpers/sluice-process.js';
 import { makeWorkspace } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-tty-nosize-');
@@ -18,21 +17,9 @@ describe('progress on a terminal without a size', () => {
       'name: tty\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\npolicy:\n  rate_limit: { per_second: 20 }\n',
       'tty.yaml',
     );
-    const r = spawnSync(
-      'script',
-      [
-        '-qec',
-        `stty rows 0 cols 0; ${JSON.stringify(process.execPath)} ${JSON.stringify(SLUICE_BIN)} run tty.yaml`,
-        '/dev/null',
-      ],
-      {
-        cwd: ws.dir,
-        encoding: 'utf8',
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' },
-      },
-    );
+    const r = runSluiceInTerminal(['run', 'tty.yaml'], ws.dir, { rows: 0, cols: 0 });
     expect(r.status).toBe(0);
-    const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    const screen = r.screen;
     expect(screen).toMatch(
       /tty \[[█░]{20}\] \d+\/12 files {2}[\d.]+ (KiB|MiB) {2}[\d.]+ (KiB|MiB)\/s {2}[\d.]+ files\/s/,
     );
