@@ -193,7 +193,7 @@ const COMMANDS: Array<{
   {
     name: 'history <pipeline>',
     description: 'Recent items of a pipeline from its ledger',
-    options: ['vars', 'stateDir', 'limit', 'state', 'format', 'logFormat', 'cluster', 'config'],
+    options: ['vars', 'stateDir', 'limit', 'state', 'format', 'logFormat', 'cluster', 'config', 'set'],
     load: async () => (await import('./commands/history.js')).historyCommand,
   },
   {
@@ -219,6 +219,7 @@ const COMMANDS: Array<{
       'logLevel',
       'verbose',
       'logFileFormat',
+      'set',
     ],
     load: async () => (await import('./commands/worker.js')).workerCommand,
   },

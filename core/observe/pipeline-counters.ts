@@ -82,8 +82,11 @@ export class PipelineCounters {
   };
   /** The pass in progress (or the last one, until the next starts). */
   pass: PassProgress | undefined;
+  /** The files that failed lately, each once: the latest failure, since when and how often. */
   private readonly failures: Array<{
     at: string;
+    firstAt: string;
+    count: number;
     source: string;
     path: string;
     code: string;
@@ -92,6 +95,7 @@ export class PipelineCounters {
   private readonly recentDone: Array<{ t: number; bytes: number }> = [];
   private lastSuccessAt: string | undefined;
   private lastPass: RunSummary | undefined;
+  private lastPassEndedAt: string | undefined;
   /**
    * The items the last pass held back (parked after failing for good): each once, whatever the
    * number of passes, with its reason and since when; bounded by the summary's list.
@@ -128,6 +132,7 @@ export class PipelineCounters {
 
   passFinished(summary: RunSummary): void {
     this.lastPass = summary;
+    this.lastPassEndedAt = new Date().toISOString();
     this.passEnded();
     this.totals.passes++;
     this.totals.filtered += summary.filtered;
@@ -160,7 +165,20 @@ export class PipelineCounters {
   failed(e: { source: string; path: string; code: string; error: string }): void {
     this.totals.failed++;
     if (this.pass) this.pass.failed++;
-    this.failures.unshift({ at: new Date().toISOString(), ...e });
+    // A file failing pass after pass is one row with a count, not a row per pass.
+    const at = new Date().toISOString();
+    const index = this.failures.findIndex((f) => f.source === e.source && f.path === e.path);
+    const earlier = index >= 0 ? this.failures.splice(index, 1)[0] : undefined;
+    const { source, path, code, error } = e;
+    this.failures.unshift({
+      at,
+      firstAt: earlier?.firstAt ?? at,
+      count: (earlier?.count ?? 0) + 1,
+      source,
+      path,
+      code,
+      error,
+    });
     this.failures.length = Math.min(this.failures.length, MAX_FAILURES);
     this.metrics?.itemOutcome(this.pipeline(), 'failed');
   }
@@ -195,6 +213,7 @@ export class PipelineCounters {
           : null,
       lastPass: this.lastPass
         ? {
+            endedAt: this.lastPassEndedAt,
             ok: this.lastPass.ok,
             failed: this.lastPass.failed,
             skipped: this.lastPass.skipped,

@@ -85,6 +85,22 @@ export function figuresOf(s: ProgressSubject, now = Date.now()): ProgressFigures
   };
 }
 
+/**
+ * The stream as log-update should see it: a pseudo-terminal that reports no size (0 × 0, as
+ * some CI runners and `docker exec -t` give) is drawn as 80 × 24 — log-update would otherwise cut
+ * every line away to fit 0 rows, and nothing would show.
+ */
+function sized(stream: NodeJS.WriteStream): NodeJS.WriteStream {
+  return new Proxy(stream, {
+    get(target, prop) {
+      if (prop === 'columns') return target.columns || 80;
+      if (prop === 'rows') return target.rows || 24;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 export class ProgressDisplay {
   private readonly render: ReturnType<typeof createLogUpdate>;
   private timer: NodeJS.Timeout | undefined;
@@ -94,7 +110,7 @@ export class ProgressDisplay {
     private readonly supervisors: () => ProgressSubject[],
     private readonly color: boolean,
   ) {
-    this.render = createLogUpdate(stream);
+    this.render = createLogUpdate(sized(stream));
   }
 
   start(): void {

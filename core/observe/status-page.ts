@@ -1,10 +1,12 @@
 /**
  * The status page served at `/`: one self-contained HTML document that polls `/status` and
  * `/api/runs` (every second while a pass runs, else every 2 s) and renders each pipeline (state,
- * throughput, the pass in progress with percent and ETA, in-flight items, recent failures, last
- * reload, recent runs, parked files with "Retry" and "Retry all") with a "Run now" button (the
- * control API; the token is asked once and kept in sessionStorage, so it leaves with the tab). Text is inserted with textContent only,
- * so file names cannot inject markup.
+ * throughput, the last pass apart from the last delivery, the pass in progress with percent and
+ * ETA, in-flight items, recent failures one row per file with a count, the last reload, recent
+ * runs, parked files with "Retry" and "Retry all") with a "Run now" button (the control API; the
+ * token is asked once and kept in sessionStorage, so it leaves with the tab). Readable from a
+ * phone (390 px) to a desktop: times never wrap, rows become lines on narrow screens. Text is
+ * inserted with textContent only, so file names cannot inject markup.
  */
 export const STATUS_PAGE_HTML = `<!doctype html>
 <html lang="en">
@@ -17,32 +19,35 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   @media (prefers-color-scheme: dark) { :root { --bg:#111418; --card:#1a1f26; --ink:#e6e9ef; --muted:#98a2b3; --line:#2b323c; --ok:#4ade80; --bad:#f87171; --warn:#fbbf24; --bar:#60a5fa; } }
   * { box-sizing: border-box; }
   body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; background:var(--bg); color:var(--ink); }
-  header { display:flex; align-items:baseline; gap:1rem; padding:1rem 1.5rem; border-bottom:1px solid var(--line); }
+  header { display:flex; flex-wrap:wrap; align-items:baseline; gap:.2rem 1rem; padding:1rem 1.5rem; border-bottom:1px solid var(--line); }
   header h1 { font-size:1.2rem; margin:0; }
   header .meta { color:var(--muted); }
-  main { padding:1rem 1.5rem; display:grid; gap:1rem; grid-template-columns:repeat(auto-fill, minmax(520px, 1fr)); }
+  main { padding:1rem 1.5rem; display:grid; gap:1rem; grid-template-columns:repeat(auto-fill, minmax(min(520px, 100%), 1fr)); }
   .card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:1rem 1.2rem; }
-  .head { display:flex; align-items:center; gap:.6rem; }
+  .head { display:flex; flex-wrap:wrap; align-items:center; gap:.6rem; }
   .head h2 { font-size:1.1rem; margin:0; }
   .state { font-size:.75rem; font-weight:600; text-transform:uppercase; padding:.1rem .5rem; border-radius:999px; border:1px solid currentColor; }
   .state.running, .state.waiting, .state.finished { color:var(--ok); }
   .state.draining, .state.starting { color:var(--warn); }
   .state.invalid, .state.failed { color:var(--bad); }
   .state.stopped { color:var(--muted); }
-  .sub { color:var(--muted); font-size:.85rem; margin:.2rem 0 .8rem; word-break:break-all; }
-  .figures { display:grid; grid-template-columns:repeat(5, 1fr); gap:.5rem; margin-bottom:.8rem; }
+  .sub { color:var(--muted); font-size:.85rem; margin:.2rem 0 .8rem; overflow-wrap:anywhere; }
+  .figures { display:grid; grid-template-columns:repeat(auto-fit, minmax(88px, 1fr)); gap:.5rem; margin-bottom:.8rem; }
   .fig { border:1px solid var(--line); border-radius:8px; padding:.4rem .6rem; }
   .fig b { display:block; font-size:1.25rem; }
   .fig span { color:var(--muted); font-size:.75rem; }
   .fig.bad b { color:var(--bad); }
   h3 { font-size:.8rem; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); margin:.8rem 0 .3rem; }
   table { width:100%; border-collapse:collapse; font-size:.85rem; }
-  td { padding:.25rem .3rem; border-top:1px solid var(--line); vertical-align:top; word-break:break-all; }
+  td { padding:.25rem .3rem; border-top:1px solid var(--line); vertical-align:top; overflow-wrap:anywhere; }
+  /* Times and counts never wrap (a narrow column broke "11s ago" letter by letter). */
+  td.when { white-space:nowrap; width:1%; color:var(--muted); }
+  .count { display:inline-block; margin-left:.4rem; padding:0 .4rem; border-radius:999px; background:var(--line); font-size:.75rem; white-space:nowrap; }
   .progress { width:120px; height:8px; background:var(--line); border-radius:4px; overflow:hidden; }
   .progress div { height:100%; background:var(--bar); }
   .reason { color:var(--bad); }
   .none { color:var(--muted); font-style:italic; }
-  .reload.ok { color:var(--ok); } .reload.invalid { color:var(--bad); white-space:pre-wrap; }
+  .reload.ok, .reload.unchanged { color:var(--ok); } .reload.invalid { color:var(--bad); white-space:pre-wrap; overflow-wrap:anywhere; }
   #error { color:var(--bad); padding:0 1.5rem; }
   .head button { margin-left:auto; font:inherit; font-size:.85rem; padding:.25rem .8rem; border-radius:6px; border:1px solid var(--bar); background:var(--bar); color:#fff; cursor:pointer; }
   .head button:disabled { opacity:.5; cursor:default; }
@@ -55,7 +60,19 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .notice { color:var(--muted); font-size:.85rem; }
   button.retry { font:inherit; font-size:.75rem; padding:.1rem .6rem; border-radius:6px; border:1px solid var(--bar); background:transparent; color:var(--bar); cursor:pointer; text-transform:none; letter-spacing:0; }
   button.retry:disabled { opacity:.5; cursor:default; }
-  table.parked td:nth-child(n+3) { white-space:nowrap; word-break:normal; width:1%; }
+  table.parked td:nth-child(n+3) { white-space:nowrap; overflow-wrap:normal; width:1%; }
+  /* A phone: less padding, and table rows as wrapping lines (the reason on a line of its own). */
+  @media (max-width: 640px) {
+    header, main { padding:.75rem; }
+    #error { padding:0 .75rem; }
+    .card { padding:.8rem; }
+    table, tbody { display:block; }
+    tr { display:flex; flex-wrap:wrap; align-items:baseline; gap:0 .6rem; border-top:1px solid var(--line); padding:.3rem 0; }
+    td { display:block; border-top:0; padding:0; }
+    td:first-child { flex:1 1 12rem; }
+    td.reason { flex-basis:100%; order:5; }
+    td.when, table.parked td:nth-child(n+3) { width:auto; }
+  }
 </style>
 </head>
 <body>
@@ -101,6 +118,13 @@ async function ask(name, button, route, request, what) {
 const runNow = (name, button) => ask(name, button, 'runs', {}, 'run');
 const retryButton = (name, label, request, title) => { const b = el('button', { class: 'retry', type: 'button', title }, label); b.addEventListener('click', () => ask(name, b, 'retry', request, 'retry')); return b; };
 const secs = (n) => n === null || n === undefined ? '—' : n < 60 ? n + 's' : n < 3600 ? Math.floor(n / 60) + 'm ' + (n % 60) + 's' : Math.floor(n / 3600) + 'h ' + Math.floor((n % 3600) / 60) + 'm';
+// "nothing new" (a pass that found nothing to do) is not "never delivered": both are said.
+const lastPassText = (p) => {
+  const l = p.lastPass;
+  if (!l) return p.currentPass ? 'in progress' : 'none yet';
+  const what = l.ok + l.failed === 0 ? 'nothing new' + (l.skipped ? ' (' + l.skipped + ' done before)' : '') : l.ok + ' delivered' + (l.failed ? ', ' + l.failed + ' failed' : '');
+  return what + (l.endedAt ? ', ' + ago(l.endedAt) : '');
+};
 const fig = (value, label, cls) => el('div', { class: 'fig' + (cls ? ' ' + cls : '') }, el('b', {}, value), el('span', {}, label));
 
 function card(p, runs) {
@@ -113,7 +137,8 @@ function card(p, runs) {
   c.append(el('div', { class: 'figures' },
     fig(p.totals.ok, 'ok'), fig(p.totals.failed, 'failed', p.totals.failed ? 'bad' : ''), fig(p.totals.skipped, 'skipped'),
     fig(p.throughput.filesPerMinute, 'files/min'), fig(bytes(p.throughput.bytesPerSecond) + '/s', 'throughput')));
-  c.append(el('div', { class: 'sub' }, 'bytes in ' + bytes(p.totals.bytesIn) + ' · out ' + bytes(p.totals.bytesOut) + ' · retries ' + p.totals.retries + ' · last success ' + ago(p.lastSuccessAt)));
+  c.append(el('div', { class: 'sub' }, 'bytes in ' + bytes(p.totals.bytesIn) + ' · out ' + bytes(p.totals.bytesOut) + ' · retries ' + p.totals.retries));
+  c.append(el('div', { class: 'sub lastpass' }, 'last pass: ' + lastPassText(p) + ' · last delivered: ' + ago(p.lastSuccessAt)));
 
   // The pass in progress; between passes, the last run asked for (so its bar is seen at its end).
   const lastRun = runs === null ? undefined : runs.find((r) => r.pipeline === p.name);
@@ -131,19 +156,21 @@ function card(p, runs) {
   else c.append(el('table', { class: 'inflight' }, ...p.inFlight.map((i) => el('tr', {},
     el('td', {}, i.source + ':' + i.path),
     el('td', {}, i.progress === null ? bytes(i.bytesRead) : (() => { const b = el('div', { class: 'progress' }); b.append(el('div', { style: 'width:' + Math.round(i.progress * 100) + '%' })); return b; })()),
-    el('td', {}, (i.ms / 1000).toFixed(1) + 's')))));
+    el('td', { class: 'when' }, (i.ms / 1000).toFixed(1) + 's')))));
 
   c.append(el('h3', {}, 'Recent failures'));
   if (p.recentFailures.length === 0) c.append(el('div', { class: 'none' }, 'no failures'));
-  else c.append(el('table', { class: 'failures' }, ...p.recentFailures.slice(0, 8).map((f) => el('tr', {},
-    el('td', {}, f.source + ':' + f.path), el('td', { class: 'reason' }, '[' + f.code + '] ' + f.error), el('td', {}, ago(f.at))))));
+  // One row per file: its latest failure, and how often it failed since when.
+  else c.append(el('table', { class: 'failures' }, ...p.recentFailures.slice(0, 8).map((f) => el('tr', { 'data-path': f.source + ':' + f.path },
+    el('td', {}, f.source + ':' + f.path, f.count > 1 ? el('span', { class: 'count', title: 'failed ' + f.count + ' times since ' + new Date(f.firstAt).toLocaleString() }, '×' + f.count) : null),
+    el('td', { class: 'reason' }, '[' + f.code + '] ' + f.error), el('td', { class: 'when' }, ago(f.at))))));
 
   // Parked: held back after failing for good, until they change or are retried (each listed once).
   const parked = p.parked || { count: 0, items: [] };
   if (parked.count > 0) {
     c.append(el('h3', { class: 'parked-head' }, 'Parked (' + parked.count + ') ', retryButton(p.name, 'Retry all', { all: true }, 'Re-open every parked item of ' + p.name + ' and start a run')));
     c.append(el('table', { class: 'parked' }, ...parked.items.map((i) => el('tr', { 'data-path': i.source + ':' + i.path },
-      el('td', {}, i.source + ':' + i.path), el('td', { class: 'reason' }, i.error), el('td', { title: i.since }, 'since ' + ago(i.since)),
+      el('td', {}, i.source + ':' + i.path), el('td', { class: 'reason' }, i.error), el('td', { class: 'when', title: i.since }, 'since ' + ago(i.since)),
       el('td', {}, retryButton(p.name, 'Retry', { paths: [i.source + ':' + i.path] }, 'Re-open ' + i.path + ' and start a run'))))));
     if (parked.count > parked.items.length) c.append(el('div', { class: 'none' }, '… and ' + (parked.count - parked.items.length) + ' more (Retry all takes them too; sluice history --state failed lists them)'));
   }
@@ -151,7 +178,7 @@ function card(p, runs) {
   c.append(el('h3', {}, 'Last reload'));
   if (!p.lastReload) c.append(el('div', { class: 'none' }, 'none since start'));
   else c.append(el('div', { class: 'reload ' + p.lastReload.result },
-    (p.lastReload.result === 'ok' ? 'ok → version ' + p.lastReload.hash : 'rejected, previous version kept: ' + p.lastReload.error) + ' (' + ago(p.lastReload.at) + ')'));
+    (p.lastReload.result === 'ok' ? 'ok → version ' + p.lastReload.hash : p.lastReload.result === 'unchanged' ? 'file re-read: same as the running version ' + p.lastReload.hash : 'rejected, previous version kept: ' + p.lastReload.error) + ' (' + ago(p.lastReload.at) + ')'));
   if (p.lastError) c.append(el('div', { class: 'reason' }, 'last pass error: ' + p.lastError));
 
   c.append(el('h3', {}, 'Recent runs'));
@@ -162,7 +189,7 @@ function card(p, runs) {
     el('td', {}, el('span', { class: 'outcome ' + r.state }, r.state)),
     el('td', {}, r.percent + ' %'),
     el('td', {}, r.done + ' ok · ' + r.failed + ' failed' + (r.failures.length ? ' (' + r.failures[0].path + ': ' + r.failures[0].reason + ')' : '')),
-    el('td', {}, ago(r.requested_at))))));
+    el('td', { class: 'when' }, ago(r.requested_at))))));
   return c;
 }
 

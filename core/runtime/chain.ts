@@ -66,7 +66,8 @@ export async function runChain(stage: Stage, item: Item, index: number, job: Job
       if (of.source === job.source.name) job.companions.add(siblingPath(of, name));
     },
   };
-  const out: StepOutput = await stage.driver.process(step, item, ctx);
+  const started = performance.now();
+  const out: StepOutput = timed(stage, step, item, await stage.driver.process(step, item, ctx), started);
   if (out === null) {
     job.filtered++;
     return;
@@ -108,6 +109,31 @@ function applied(job: Job): Set<string> {
 /** The ids of the steps that applied to at least one of the job's items (`plan` shows them). */
 export function appliedSteps(job: Job): string[] {
   return [...(appliedByJob.get(job) ?? [])];
+}
+
+/**
+ * `--log-level debug`: a line per step per item with its time. A step that makes new bytes is
+ * timed until they have all passed (its work happens while they stream), an unpacker until it
+ * has returned its entries' iterator, any other step until it returned.
+ */
+function timed(stage: Stage, step: StepRuntime, item: Item, out: StepOutput, started: number): StepOutput {
+  const log = () =>
+    stage.log.debug(
+      { item: label(item), step: step.ref.stepId, ms: Math.round(performance.now() - started) },
+      `step ${step.ref.stepId} took ${Math.round(performance.now() - started)}ms`,
+    );
+  if (out === null || Array.isArray(out) || isAsyncIterable(out) || out.open === item.open) {
+    log();
+    return out;
+  }
+  return {
+    ...out,
+    open: async (signal?: AbortSignal) => {
+      const stream = await out.open(signal);
+      stream.once('end', log);
+      return stream;
+    },
+  };
 }
 
 function isAsyncIterable(v: unknown): v is AsyncIterable<Item> {

@@ -14,7 +14,7 @@ import { itemIdentity } from '../item.js';
 import type { RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
 import { label, type SourceRuntime } from './driver.js';
-import { includeExcludeReason, minAgeReason, planFiltered, stableReason } from './plan.js';
+import { includeExcludeReason, minAgeReason, planFiltered, stableReason, TEMPORARY_REASON } from './plan.js';
 import { exists } from './readiness.js';
 import type { PassState, Stage } from './stage.js';
 import { sleep } from './timing.js';
@@ -72,11 +72,11 @@ function screen(
   summary: RunSummary,
 ): 'skip' | 'hold' | 'take' {
   if (!source.accepts(item.path)) {
-    planFiltered(stage, summary, source, item, () => includeExcludeReason(source, item.path));
+    planFiltered(stage, summary, source, item, () => includeExcludeReason(source.ref.config, item.path));
     return 'skip';
   }
   if (source.isTemporary(item.path)) {
-    planFiltered(stage, summary, source, item, () => "skip_temporary: an uploader's temporary name");
+    planFiltered(stage, summary, source, item, () => TEMPORARY_REASON);
     return 'skip';
   }
   if (stage.driver.isCompanion(item.path) || source.ready?.isMarker(item.path)) return 'skip';

@@ -56,9 +56,12 @@ export function planFiltered(
   });
 }
 
-/** Which of the source's `include` / `exclude` left `path` out, with the patterns. */
-export function includeExcludeReason(source: SourceRuntime, path: string): string {
-  const { include, exclude } = source.ref.config as { include?: string[]; exclude?: string[] };
+/** Which of a source config's `include` / `exclude` left `path` out, with the patterns. */
+export function includeExcludeReason(
+  config: { include?: string[]; exclude?: string[] },
+  path: string,
+): string {
+  const { include, exclude } = config;
   if (include?.length && !compileIncludeExclude(include)(path))
     return `include: [${include.join(', ')}] (not matched)`;
   return `exclude: [${(exclude ?? []).join(', ')}]`;
@@ -69,6 +72,8 @@ export function minAgeReason(source: SourceRuntime, item: Item): string {
   const age = item.mtime ? ` (modified ${formatDuration(Date.now() - item.mtime.getTime())} ago)` : '';
   return `min_age: ${String(source.ref.config.min_age)}${age}`;
 }
+
+export const TEMPORARY_REASON = "skip_temporary: an uploader's temporary name";
 
 /** `stable: still changing after 30.0s`. */
 export function stableReason(source: SourceRuntime): string {

@@ -262,8 +262,11 @@ export class PipelineSupervisor {
         'reload rejected: invalid pipeline file; the running version keeps running',
       );
     }
-    if (this.version && this.version.def.hash === def.hash)
-      return { at, result: 'unchanged', hash: def.hash };
+    if (this.version && this.version.def.hash === def.hash) {
+      // The last reload's state is the file's now: a rejected edit reverted is no longer rejected.
+      this.lastReloadValue = { at, result: 'unchanged', hash: def.hash };
+      return this.lastReloadValue;
+    }
     let lock: PipelineLock | undefined;
     try {
       lock = await this.claim(def);

@@ -55,7 +55,9 @@ describe('sluice test', () => {
     const r = sluice(['test', 'route.yaml']);
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe(
-      'PASS route.yaml › csv routed, other files to misc, notes.txt not included\nall pipeline tests passed\n',
+      'PASS route.yaml › csv routed, other files to misc, notes.txt not included\n' +
+        '  warning: input notes.txt never reaches the pipeline: source "sftp" leaves it out (include: [*.csv, *.gz] (not matched))\n' +
+        'all pipeline tests passed\n',
     );
     expect(r.code).toBe(0);
   });

@@ -4,24 +4,16 @@
  * the destination's location, the steps, and the source's tidy-up — as text and as JSON. The
  * real binary on local folders; nothing is written or touched.
  */
-import { spawnSync } from 'node:child_process';
 import { utimesSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PlanEntry } from '../../core/observe/run-summary.js';
-import { SLUICE_BIN } from '../helpers/sluice-process.js';
+import { runSluiceSync } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-plan-tells-');
 afterAll(() => ws.cleanup());
 
-function sluice(args: string[]) {
-  const r = spawnSync(process.execPath, [SLUICE_BIN, ...args], {
-    cwd: ws.dir,
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const sluice = (args: string[]) => runSluiceSync(args, ws.dir);
 
 const PIPELINE = `name: tells
 source:

@@ -3,11 +3,16 @@
  * overlap, --once, SIGTERM drains and exits 0, a second signal aborts (130) with nothing
  * half-committed, log files with rotation and an errors-only file, /metrics and /healthz.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SLUICE_BIN, type SluiceProcess, startSluice, statusPort, until } from '../helpers/sluice-process.js';
+import {
+  runSluiceInTerminal,
+  type SluiceProcess,
+  startSluice,
+  statusPort,
+  until,
+} from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
@@ -251,28 +256,16 @@ describe('progress on a TTY', () => {
       'name: tty\nsource:\n  local: { path: ./in }\nsink:\n  local: { path: ./out }\npolicy:\n  rate_limit: { per_second: 20 }\n',
       'tty.yaml',
     );
-    // util-linux `script` gives the child a pseudo-terminal, as a user's shell would.
-    const r = spawnSync(
-      'script',
-      [
-        '-qec',
-        `stty rows 40 cols 160; ${JSON.stringify(process.execPath)} ${JSON.stringify(SLUICE_BIN)} run tty.yaml`,
-        '/dev/null',
-      ],
-      {
-        cwd: ws.dir,
-        encoding: 'utf8',
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' },
-      },
-    );
+    // A pseudo-terminal, as a user's shell gives one.
+    const r = runSluiceInTerminal(['run', 'tty.yaml'], ws.dir, { rows: 40, cols: 160 });
     expect(r.status).toBe(0);
-    const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    const screen = r.screen;
     expect(screen).toMatch(
       /tty \[[█░]{20}\] \d+\/12 files {2}[\d.]+ (KiB|MiB) {2}[\d.]+ (KiB|MiB)\/s {2}[\d.]+ files\/s ETA [\d.]+m?s/,
     );
     expect(screen).toMatch(/tty \[█{20}\] 12\/12 files .* done/);
     expect(screen).toContain('tty: 12 ok, 0 failed');
     expect(screen).not.toContain('"level"'); // human output on a TTY, not JSON
-    expect(r.stdout).not.toMatch(/\x1b\[(1|3[0-7])m/); // NO_COLOR: no colours, only cursor control
+    expect(r.raw).not.toMatch(/\x1b\[(1|3[0-7])m/); // NO_COLOR: no colours, only cursor control
   }, 30_000);
 });

@@ -43,8 +43,9 @@ describe('trigger.run_at_start under watch', () => {
     await sleep(1000);
     expect(passes(proc)).toEqual([]);
     expect(listFiles(ws.path('out'))).toEqual([]);
-    const first = await proc.waitForLog((l) => l.msg === 'pass finished', 5000, 'the first pass');
-    expect(timeOf(first) - started).toBeGreaterThanOrEqual(1900);
+    const first = await proc.waitForLog((l) => l.msg === 'pass finished', 10_000, 'the first pass');
+    // Due 2 s after the version was made (a moment before its "pipeline started" line).
+    expect(timeOf(first) - started).toBeGreaterThanOrEqual(1500);
     expect(listFiles(ws.path('out'))).toEqual(['a.txt']);
   });
 
@@ -54,7 +55,7 @@ describe('trigger.run_at_start under watch', () => {
     ws.pipeline(text({ description: 'one', every: '3s' }), 'ticks.yaml');
     proc = startSluice(['watch', '.', '--debounce', '50'], ws.dir);
     // run_at_start defaults to true: a pass at once.
-    const first = timeOf(await proc.waitForLog((l) => l.msg === 'pass finished', 5000, 'the first pass'));
+    const first = timeOf(await proc.waitForLog((l) => l.msg === 'pass finished', 10_000, 'the first pass'));
     const p = proc;
     const reloads = () => p.logs.filter((l) => l.msg === 'pipeline reloaded').length;
 
@@ -63,14 +64,17 @@ describe('trigger.run_at_start under watch', () => {
     // Until the due time the first version had (first pass + 3 s), nothing runs.
     await sleep(Math.max(0, first + 2500 - Date.now()));
     expect(passes(proc)).toHaveLength(1);
-    await proc.waitForLog(() => passes(p).length === 2, 5000, 'the pass at its due time');
-    expect(timeOf(passes(proc)[1]) - first).toBeGreaterThanOrEqual(2900);
+    await proc.waitForLog(() => passes(p).length === 2, 10_000, 'the pass at its due time');
+    // 3 s after the first pass started (its end is `first`); a pass started by the reload would
+    // have ended some 100 ms after it.
+    expect(timeOf(passes(proc)[1]) - first).toBeGreaterThanOrEqual(2500);
 
     ws.write('in/b.txt', 'b');
     writeFileSync(ws.path('ticks.yaml'), text({ description: 'two, reworded', every: '3s', out: 'out2' }));
     const reloaded = timeOf(await proc.waitForLog(() => reloads() === 2, 5000, 'the real change'));
-    await proc.waitForLog(() => passes(p).length === 3, 5000, 'a pass at once after the change');
-    expect(timeOf(passes(proc)[2]) - reloaded).toBeLessThan(1500);
+    await proc.waitForLog(() => passes(p).length === 3, 10_000, 'a pass at once after the change');
+    // Well before the next due time (the first pass + 6 s, some 2.8 s after the reload).
+    expect(timeOf(passes(proc)[2]) - reloaded).toBeLessThan(2200);
     expect(listFiles(ws.path('out2'))).toEqual(['b.txt']);
   });
 });

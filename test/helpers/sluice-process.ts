@@ -1,5 +1,5 @@
 /** The `sluice` binary as a long-running child process: JSON log lines, waiting, signals, free ports. */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 export const SLUICE_BIN = join(import.meta.dirname, '..', '..', 'bin', 'sluice.js');
@@ -124,3 +124,43 @@ export async function until<T>(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * `node bin/sluice.js <args>` to its end, in `cwd`, with only PATH and HOME of this
+ * environment (and `env`): what a one-shot command prints and its exit code.
+ */
+export function runSluiceSync(
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [SLUICE_BIN, ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * `sluice <args>` on a pseudo-terminal of `rows` × `cols` (util-linux `script`, as a user's
+ * shell gives one; 0 × 0 is a terminal that reports no size), NO_COLOR set: the exit status,
+ * what it drew (`raw`) and that text without terminal control sequences (`screen`).
+ */
+export function runSluiceInTerminal(
+  args: string[],
+  cwd: string,
+  size: { rows: number; cols: number },
+): { status: number | null; raw: string; screen: string } {
+  const command = [process.execPath, SLUICE_BIN, ...args].map((a) => JSON.stringify(a)).join(' ');
+  const r = spawnSync(
+    'script',
+    ['-qec', `stty rows ${size.rows} cols ${size.cols}; ${command}`, '/dev/null'],
+    {
+      cwd,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' },
+    },
+  );
+  return { status: r.status, raw: r.stdout, screen: r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '') };
+}

@@ -3,7 +3,7 @@ import type { Ledger, LedgerRecord, LedgerState } from '../../ledger/ledger.js';
 import { SqliteLedger } from '../../ledger/sqlite.js';
 import { redact } from '../../observe/redact.js';
 import { loadPipelineFile } from '../../sdk.js';
-import { type CommonOptions, parseVars } from '../common.js';
+import { type CommonOptions, parseVars, setFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 
 const STATES = ['seen', 'committed', 'finalized', 'failed'];
@@ -32,7 +32,12 @@ export async function historyCommand(
   const limit = opts.limit === undefined ? undefined : Number(opts.limit);
   if (limit !== undefined && !(Number.isInteger(limit) && limit > 0))
     throw new SluiceError('SLUICE_E_USAGE', `--limit takes a positive whole number, got "${opts.limit}"`);
-  const def = await loadPipelineFile(file, { vars: parseVars(opts.var), stateDir: opts.stateDir });
+  // `--set` as given to the runs: it may change the name or the state folder the records are under.
+  const def = await loadPipelineFile(file, {
+    vars: parseVars(opts.var),
+    set: setFlags(opts.set),
+    stateDir: opts.stateDir,
+  });
   const { clusterUrl, redactUrl } = await import('../../cluster/url.js');
   const url = clusterUrl(opts.cluster);
   let ledger: Ledger;

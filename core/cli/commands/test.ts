@@ -21,6 +21,8 @@ import { basename, dirname, isAbsolute, join, normalize, relative, resolve, sep 
 import { LineCounter, parseDocument } from 'yaml';
 import type { PipelineDefinition, PluginRef } from '../../config/load.js';
 import { SluiceError } from '../../errors.js';
+import { sourceFields } from '../../runtime/fields.js';
+import { includeExcludeReason, TEMPORARY_REASON } from '../../runtime/plan.js';
 import { builtinRegistry, loadPipelineFile, runPipeline } from '../../sdk.js';
 import { parseVars, setFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
@@ -65,7 +67,8 @@ export async function testCommand(
     const def = await loadPipelineFile(file, { vars, set });
     const cases = readCases(testFile);
     for (const c of cases) {
-      const problems = await runCase(def, c, dirname(resolve(testFile)));
+      const warnings: string[] = [];
+      const problems = await runCase(def, c, dirname(resolve(testFile)), warnings);
       if (problems.length === 0) {
         process.stdout.write(`PASS ${basename(file)} › ${c.name}\n`);
       } else {
@@ -74,6 +77,7 @@ export async function testCommand(
           `FAIL ${basename(file)} › ${c.name}\n${problems.map((p) => `  - ${p}\n`).join('')}`,
         );
       }
+      for (const w of warnings) process.stdout.write(`  warning: ${w}\n`);
     }
   }
   process.stdout.write(
@@ -126,6 +130,9 @@ function readCases(testFile: string): TestCase[] {
       checkPath(input.path, ['tests', i, 'inputs', j, 'path'], 'input path');
     }
     if (!c.expect || typeof c.expect !== 'object') throw bad(`${where}: needs expect: {files, failures}`);
+    // A bare path means "only that it lands there" (the README and the test-file schema allow it).
+    if (Array.isArray(c.expect.files))
+      c.expect.files = c.expect.files.map((f) => (typeof f === 'string' ? { path: f } : f));
     for (const [k, file] of (Array.isArray(c.expect.files) ? c.expect.files : []).entries()) {
       checkPath(file?.path, ['tests', i, 'expect', 'files', k, 'path'], 'expected path');
       if (file.sink !== undefined && !(Number.isInteger(file.sink) && file.sink >= 0))
@@ -180,7 +187,12 @@ function standIn(def: PipelineDefinition, work: string): PipelineDefinition {
   };
 }
 
-async function runCase(def: PipelineDefinition, c: TestCase, testDir: string): Promise<string[]> {
+async function runCase(
+  def: PipelineDefinition,
+  c: TestCase,
+  testDir: string,
+  warnings: string[],
+): Promise<string[]> {
   const work = mkdtempSync(join(tmpdir(), 'sluice-test-'));
   try {
     const testDef = standIn(def, work);
@@ -193,6 +205,11 @@ async function runCase(def: PipelineDefinition, c: TestCase, testDir: string): P
         return [`input ${input.path}: the pipeline has no source named "${source}"`];
       const target = under(join(work, 'in', source), input.path);
       if (!target) return [`input ${input.path}: outside the folder of source "${source}"`];
+      const left = leftOut(testDef.sources.find((s) => s.sourceName === source)!, input.path);
+      if (left)
+        warnings.push(
+          `input ${input.path} never reaches the pipeline: source "${source}" leaves it out (${left})`,
+        );
       mkdirSync(dirname(target), { recursive: true });
       const bytes =
         input.content !== undefined
@@ -257,6 +274,14 @@ async function runCase(def: PipelineDefinition, c: TestCase, testDir: string): P
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** Why the source's listing leaves `path` out (include/exclude, temporary names), if it does. */
+function leftOut(ref: PluginRef, path: string): string | undefined {
+  const fields = sourceFields(ref);
+  if (!fields.accepts(path)) return includeExcludeReason(ref.config, path);
+  if (fields.isTemporary(path)) return TEMPORARY_REASON;
+  return undefined;
 }
 
 /** Whether `rel` names a file below whatever folder it is resolved in. */

@@ -1,7 +1,7 @@
 import type { PipelineDefinition } from '../../config/load.js';
 import { SluiceError } from '../../errors.js';
 import { builtinRegistry, loadPipelineFile } from '../../sdk.js';
-import { type CommonOptions, expandPipelinePaths, makeLogger, parseVars } from '../common.js';
+import { type CommonOptions, expandPipelinePaths, makeLogger, parseVars, setFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 
 interface WorkerOptions extends CommonOptions {
@@ -23,9 +23,12 @@ export async function workerCommand(paths: string[], opts: WorkerOptions): Promi
     );
   }
   const vars = parseVars(opts.var);
+  // `--set` as on the lister: the same overrides give the same version (hash) on both. Versions
+  // fetched from Redis are the lister's text, overrides included.
+  const set = setFlags(opts.set);
   const defs: PipelineDefinition[] = [];
   for (const f of expandPipelinePaths(paths))
-    defs.push(await loadPipelineFile(f, { vars, stateDir: opts.stateDir }));
+    defs.push(await loadPipelineFile(f, { vars, set, stateDir: opts.stateDir }));
 
   const { logger, close } = makeLogger(opts);
   const stop = new AbortController();
