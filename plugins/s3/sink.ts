@@ -27,6 +27,7 @@ import {
   s3Error,
   s3Location,
   s3ObjectAccess,
+  validateS3Connection,
 } from './client.js';
 
 /** S3's smallest allowed part (all but the last). */
@@ -85,6 +86,7 @@ export const s3Sink = definePlugin({
     },
   ],
   validate(cfg) {
+    validateS3Connection(cfg);
     compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime));
     if (parseSize(cfg.part_size) < MIN_PART_SIZE) {
       throw new SluiceError('SLUICE_E_CONFIG', 'part_size must be at least 5MiB (the S3 minimum)', {
