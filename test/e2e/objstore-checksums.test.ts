@@ -7,51 +7,27 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
 import { runPipelineFile } from '../../core/sdk.js';
 import { azureBlobSource } from '../../plugins/azure-blob/source.js';
 import { s3Source } from '../../plugins/s3/source.js';
 import { makePluginContext } from '../helpers/context.js';
 import { collect, configure, sha256 } from '../helpers/object-store.js';
+import { useObjectStoreServers } from '../helpers/object-store-servers.js';
 import { makeWorkspace } from '../helpers/workspace.js';
-import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
-import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
 
 const BUCKET = 'sluice-sums';
 const CONTAINER = 'sluice-sums';
 const FILES = { 'a.csv': 'alpha,1\n', 'b.csv': 'bravo,2\n', 'c.csv': 'charlie,3\n' };
 
-let s3: S3rverHandle;
-let azurite: AzuriteHandle;
-let client: S3Client;
-let container: ContainerClient;
-
 const md5 = (text: string) => createHash('md5').update(text).digest('hex');
 
-beforeAll(async () => {
-  [s3, azurite] = await Promise.all([startS3rver(), startAzurite()]);
-  await s3.createBucket(BUCKET);
-  client = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: s3.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
-  container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(CONTAINER);
-  await container.create();
-});
-
-afterAll(async () => {
-  client?.destroy();
-  await Promise.all([s3?.stop(), azurite?.stop()]);
-});
+const servers = useObjectStoreServers({ bucket: BUCKET, container: CONTAINER });
 
 const s3Connection = () => ({
   bucket: BUCKET,
-  endpoint: s3.endpoint,
+  endpoint: servers.s3.endpoint,
   access_key_id: 'S3RVER',
   secret_access_key: 'S3RVER',
 });
@@ -72,9 +48,9 @@ function verifyingPipeline(source: string[], algorithm: 'md5' | 'sha256'): strin
 describe('s3 items carry backend checksums', () => {
   it('fails an object whose bytes were altered on the server behind its ETag; the others deliver', async () => {
     for (const [name, text] of Object.entries(FILES))
-      await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `etag/${name}`, Body: text }));
+      await servers.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `etag/${name}`, Body: text }));
     // s3rver keeps each object's bytes in a file and its ETag in another: rot the bytes only.
-    writeFileSync(join(s3.dir, BUCKET, 'etag', 'b.csv._S3rver_object'), 'bravo,X\n');
+    writeFileSync(join(servers.s3.dir, BUCKET, 'etag', 'b.csv._S3rver_object'), 'bravo,X\n');
 
     const source = await s3Source.create(
       configure(s3Source, { ...s3Connection(), prefix: 'etag/' }),
@@ -108,7 +84,7 @@ describe('s3 items carry backend checksums', () => {
   });
 
   it('takes no md5 from a multipart ETag, and the stored sha256 with read_metadata', async () => {
-    await client.send(
+    await servers.client.send(
       new PutObjectCommand({
         Bucket: BUCKET,
         Key: 'meta/x.csv',
@@ -132,7 +108,7 @@ describe('s3 items carry backend checksums', () => {
   it('a wrong stored sha256 fails the item with expect: metadata (read_metadata)', async () => {
     for (const [name, text] of Object.entries(FILES)) {
       const stored = name === 'c.csv' ? sha256('something else') : sha256(text);
-      await client.send(
+      await servers.client.send(
         new PutObjectCommand({
           Bucket: BUCKET,
           Key: `sha/${name}`,
@@ -167,19 +143,19 @@ describe('s3 items carry backend checksums', () => {
 describe('azure items carry backend checksums', () => {
   it('fails a blob whose stored Content-MD5 disagrees with its bytes; the others deliver', async () => {
     for (const [name, text] of Object.entries(FILES)) {
-      await container
+      await servers.container
         .getBlockBlobClient(`md5/${name}`)
         .upload(text, text.length, { blobHTTPHeaders: { blobContentMD5: Buffer.from(md5(text), 'hex') } });
     }
     // Azurite here keeps blobs in memory: its bytes cannot be altered behind its back. Setting
     // another Content-MD5 (Set Blob Properties) makes the same disagreement from the other side.
-    await container
+    await servers.container
       .getBlobClient('md5/b.csv')
       .setHTTPHeaders({ blobContentMD5: Buffer.from(md5('bravo,X\n'), 'hex') });
 
     const source = await azureBlobSource.create(
       configure(azureBlobSource, {
-        connection_string: azurite.connectionString,
+        connection_string: servers.azurite.connectionString,
         container: CONTAINER,
         prefix: 'md5/',
       }),
@@ -194,7 +170,7 @@ describe('azure items carry backend checksums', () => {
         verifyingPipeline(
           [
             '  azure_blob:',
-            `    connection_string: "${azurite.connectionString}"`,
+            `    connection_string: "${servers.azurite.connectionString}"`,
             `    container: ${CONTAINER}`,
             '    prefix: md5/',
           ],

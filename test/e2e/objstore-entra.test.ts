@@ -6,8 +6,8 @@
  * bearer token it hands out is checked by Azurite for lifetime, issuer and audience (`basic`
  * does not verify signatures: no Entra ID tenant is reachable from here).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, realpathSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,10 +15,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/workflows.js';
 import { makeWorkspace } from '../helpers/workspace.js';
-import { freePort, waitForPort } from '../servers/remote-fs-net.js';
+import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
-let azurite: ChildProcess;
+let azurite: AzuriteHandle;
 let tokens: Server;
 let endpoint: string;
 let tokenEndpoint: string;
@@ -86,45 +86,13 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => tokens.listen(0, '127.0.0.1', resolve));
   tokenEndpoint = `http://127.0.0.1:${(tokens.address() as AddressInfo).port}/msi/token`;
 
-  const port = await freePort();
-  const bin = realpathSync(join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'azurite-blob'));
-  azurite = spawn(
-    process.execPath,
-    [
-      bin,
-      '--blobHost',
-      '127.0.0.1',
-      '--blobPort',
-      String(port),
-      '--inMemoryPersistence',
-      '--skipApiVersionCheck',
-      '--disableTelemetry',
-      '--silent',
-      '--oauth',
-      'basic',
-      '--cert',
-      certFile,
-      '--key',
-      keyFile,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  const killOnExit = () => azurite.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  azurite.once('exit', () => process.off('exit', killOnExit));
-  await waitForPort(port, 15_000, () =>
-    azurite.exitCode !== null ? `azurite exited with ${azurite.exitCode}` : undefined,
-  );
-  endpoint = `https://127.0.0.1:${port}/devstoreaccount1`;
+  azurite = await startAzurite({ oauth: { cert: certFile, key: keyFile } });
+  endpoint = azurite.accountUrl;
 });
 
 afterAll(async () => {
   await new Promise<void>((resolve) => (tokens ? tokens.close(() => resolve()) : resolve()));
-  if (azurite && azurite.exitCode === null) {
-    const exited = new Promise((resolve) => azurite.once('exit', resolve));
-    azurite.kill('SIGTERM');
-    await exited;
-  }
+  await azurite?.stop();
 });
 
 describe('azure_blob with Entra ID (credential: default)', () => {
