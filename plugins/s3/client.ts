@@ -460,6 +460,11 @@ export async function copyObject(
     ifNoneMatch?: boolean;
   } = {},
 ): Promise<string | undefined> {
+  const ifMatch = options.ifMatch === undefined ? undefined : quotedEtag(options.ifMatch);
+  // REPLACE drops every header of the source, not only its user metadata: carry them over
+  // (one HeadObject of the source), so a copy keeps its Content-Type as a plain copy does.
+  const replaced =
+    options.metadata && (await replacingHeaders(conn, from, options.metadata, ifMatch, options.signal));
   const send = (style: 'component' | 'uri') =>
     conn.client.send(
       new conn.sdk.CopyObjectCommand({
@@ -468,10 +473,9 @@ export async function copyObject(
         CopySource: copySource(from.bucket, from.key, style),
         // Pins the copy to the listed version; it also makes the `uri` retry below safe on a
         // service that would decode that form as another key (a different object, another etag).
-        CopySourceIfMatch: options.ifMatch === undefined ? undefined : quotedEtag(options.ifMatch),
+        CopySourceIfMatch: ifMatch,
         IfNoneMatch: options.ifNoneMatch ? '*' : undefined,
-        Metadata: options.metadata,
-        MetadataDirective: options.metadata ? 'REPLACE' : undefined,
+        ...(replaced ? { ...replaced, MetadataDirective: 'REPLACE' } : {}),
       }),
       { abortSignal: options.signal },
     );
@@ -485,6 +489,29 @@ export async function copyObject(
     result = await send('uri');
   }
   return result.CopyObjectResult?.ETag?.replace(/^"|"$/g, '');
+}
+
+/** The source's headers and user metadata, with `metadata` over them, for a REPLACE copy. */
+async function replacingHeaders(
+  conn: S3Connection,
+  from: { bucket: string; key: string },
+  metadata: Record<string, string>,
+  ifMatch: string | undefined,
+  signal: AbortSignal | undefined,
+) {
+  const source = await conn.client.send(
+    new conn.sdk.HeadObjectCommand({ Bucket: from.bucket, Key: from.key, IfMatch: ifMatch }),
+    { abortSignal: signal },
+  );
+  return {
+    ContentType: source.ContentType,
+    ContentEncoding: source.ContentEncoding,
+    ContentDisposition: source.ContentDisposition,
+    ContentLanguage: source.ContentLanguage,
+    CacheControl: source.CacheControl,
+    Expires: source.Expires,
+    Metadata: { ...source.Metadata, ...metadata },
+  };
 }
 
 export async function deleteObject(conn: S3Connection, key: string, signal?: AbortSignal): Promise<void> {

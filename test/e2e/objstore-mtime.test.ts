@@ -174,7 +174,8 @@ describe('preserve_mtime on s3', () => {
         Bucket: BUCKET,
         Key: 'copy-in/rclone.txt',
         Body: 'r',
-        Metadata: { mtime: S3_MTIME },
+        ContentType: 'text/csv',
+        Metadata: { mtime: S3_MTIME, owner: 'partner' },
       }),
     );
     await servers.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'copy-in/plain.txt', Body: 'p' }));
@@ -200,7 +201,13 @@ describe('preserve_mtime on s3', () => {
       await servers.s3.clearRequests();
       expect(await runPipelineFile(file)).toMatchObject({ ok: 2, failed: 0 });
       expect((await servers.s3.requests()).filter((r) => r.copy)).toHaveLength(2);
-      expect((await headMetadata('copy-out/rclone.txt')).mtime).toBe(S3_MTIME);
+      // The copy replaces the metadata (to store the mtime) yet keeps the source's headers and
+      // other metadata, as a plain copy would.
+      const copied = await servers.client.send(
+        new HeadObjectCommand({ Bucket: BUCKET, Key: 'copy-out/rclone.txt' }),
+      );
+      expect(copied.Metadata).toEqual({ mtime: S3_MTIME, owner: 'partner' });
+      expect(copied.ContentType).toBe('text/csv');
       expect((await headMetadata('copy-out/plain.txt')).mtime).toBe(s3MtimeValue(plainModified));
     } finally {
       ws.cleanup();
