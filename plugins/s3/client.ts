@@ -7,6 +7,7 @@ import type { HeadObjectCommandOutput, S3Client, S3ClientConfig } from '@aws-sdk
 import { Type } from '@sinclair/typebox';
 import pLimit from 'p-limit';
 import { SluiceError } from '../../core/errors.js';
+import type { Item } from '../../core/plugin-api.js';
 import { Secret } from '../../core/schema-fragments.js';
 import { type CheckTarget, isUnreachable } from '../object-store/check.js';
 import { type ObjectStoreAccess, type StoredObject, storedChecksums } from '../object-store/if-exists.js';
@@ -194,7 +195,19 @@ export async function connectS3(config: S3ConnectionConfig): Promise<S3Connectio
   return { sdk, client, bucket: config.bucket, endpointId: endpointIdentity(endpoint) };
 }
 
-function endpointIdentity(endpoint: string | undefined): string {
+/**
+ * True when CopyObject into a bucket of the endpoint `endpointId` can take `item`: an s3 item of
+ * the same endpoint, within one CopyObject's limit.
+ */
+export function s3Copies(endpointId: string, item: Item): boolean {
+  const origin = item.origin;
+  if (origin?.kind !== S3_ORIGIN_KIND || origin.endpoint !== endpointId) return false;
+  return item.size === undefined || item.size <= MAX_SINGLE_COPY_BYTES;
+}
+
+/** The endpoint identity of a config's `endpoint` (what `Item.origin.endpoint` holds). */
+export function endpointIdentity(endpoint: string | undefined): string {
+  endpoint = endpoint?.trim() || undefined;
   if (endpoint === undefined) return 'aws';
   const url = new URL(endpoint);
   return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;

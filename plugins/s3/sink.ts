@@ -17,13 +17,13 @@ import {
   connectS3,
   copyObject,
   deleteObject,
+  endpointIdentity,
   isPreconditionFailed,
   isS3Retryable,
-  MAX_SINGLE_COPY_BYTES,
-  S3_ORIGIN_KIND,
   S3_SHA256_METADATA,
   s3CheckTarget,
   s3ConnectionFields,
+  s3Copies,
   s3Error,
   s3Location,
   s3ObjectAccess,
@@ -94,6 +94,11 @@ export const s3Sink = definePlugin({
       });
     }
   },
+  copies(cfg, item) {
+    // The object store sink copies only what it can also give its metadata (see its copy()).
+    const needsSha256 = compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime)).needsSha256;
+    return s3Copies(endpointIdentity(cfg.endpoint), item) && !(needsSha256 && !item.checksums.sha256);
+  },
   async create(cfg, ctx) {
     s3Sink.validate!(cfg);
     const conn = await connectS3(cfg);
@@ -151,10 +156,9 @@ export const s3Sink = definePlugin({
       },
 
       copyableFrom(item) {
-        const origin = item.origin;
-        if (origin?.kind !== S3_ORIGIN_KIND || origin.endpoint !== conn.endpointId) return undefined;
-        if (item.size !== undefined && item.size > MAX_SINGLE_COPY_BYTES) return undefined;
-        return { key: origin.location.bucket === conn.bucket ? origin.location.key : undefined };
+        if (!s3Copies(conn.endpointId, item)) return undefined;
+        const { location } = item.origin!;
+        return { key: location.bucket === conn.bucket ? location.key : undefined };
       },
 
       async copy(item, key, { metadata, exclusive, signal }) {
