@@ -96,8 +96,8 @@ export const s3Sink = definePlugin({
   },
   copies(cfg, item) {
     // The object store sink copies only what it can also give its metadata (see its copy()).
-    const needsSha256 = compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime)).needsSha256;
-    return s3Copies(endpointIdentity(cfg.endpoint), item) && !(needsSha256 && !item.checksums.sha256);
+    const metadata = compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime));
+    return s3Copies(endpointIdentity(cfg.endpoint), item) && metadata.hasDigests(item, {});
   },
   async create(cfg, ctx) {
     s3Sink.validate!(cfg);

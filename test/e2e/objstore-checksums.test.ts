@@ -7,13 +7,15 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { runPipelineFile } from '../../core/sdk.js';
+import { azureBlobSink } from '../../plugins/azure-blob/sink.js';
 import { azureBlobSource } from '../../plugins/azure-blob/source.js';
+import { s3Sink } from '../../plugins/s3/sink.js';
 import { s3Source } from '../../plugins/s3/source.js';
 import { makePluginContext } from '../helpers/context.js';
-import { collect, configure, sha256 } from '../helpers/object-store.js';
+import { collect, configure, sha256, writeTo } from '../helpers/object-store.js';
 import { useObjectStoreServers } from '../helpers/object-store-servers.js';
 import { makeWorkspace } from '../helpers/workspace.js';
 
@@ -184,5 +186,63 @@ describe('azure items carry backend checksums', () => {
     } finally {
       ws.cleanup();
     }
+  });
+});
+
+describe('{md5}, {sha256} and {size} in sink metadata', () => {
+  const templates = { 'content-md5': '{md5}', 'content-sha256': '{sha256}', bytes: '{size}' };
+
+  it('asks the runtime for the digests (a pipeline) and hashes a body given without them (direct write)', async () => {
+    const ws = makeWorkspace();
+    try {
+      ws.write('in/x.csv', 'x,y\n');
+      const file = ws.pipeline(
+        [
+          'name: digests',
+          'source:',
+          '  local: { path: ./in }',
+          'sink:',
+          '  s3:',
+          ...Object.entries(s3Connection()).map(([k, v]) => `    ${k}: ${v}`),
+          '    prefix: digests/',
+          '    metadata:',
+          ...Object.entries(templates).map(([k, v]) => `      ${k}: "${v}"`),
+        ].join('\n'),
+      );
+      expect(await runPipelineFile(file)).toMatchObject({ ok: 1, failed: 0 });
+      const head = await servers.client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'digests/x.csv' }));
+      expect(head.Metadata).toMatchObject({
+        'content-md5': md5('x,y\n'),
+        'content-sha256': sha256('x,y\n'),
+        bytes: '4',
+      });
+    } finally {
+      ws.cleanup();
+    }
+    const s3 = await s3Sink.create(
+      configure(s3Sink, { ...s3Connection(), metadata: templates }),
+      makePluginContext(),
+    );
+    expect(s3.needsDigests).toEqual(['md5', 'sha256']);
+    await writeTo(s3, 'direct/y.csv', Buffer.from('yy'));
+    const head = await servers.client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'direct/y.csv' }));
+    expect(head.Metadata).toMatchObject({
+      'content-md5': md5('yy'),
+      'content-sha256': sha256('yy'),
+      bytes: '2',
+    });
+    await s3.close?.();
+
+    const azure = await azureBlobSink.create(
+      configure(azureBlobSink, {
+        connection_string: servers.azurite.connectionString,
+        container: CONTAINER,
+        metadata: { content_md5: '{md5}', bytes: '{size}' },
+      }),
+      makePluginContext(),
+    );
+    await writeTo(azure, 'direct/z.csv', Buffer.from('zzz'));
+    const props = await servers.container.getBlobClient('direct/z.csv').getProperties();
+    expect(props.metadata).toMatchObject({ content_md5: md5('zzz'), bytes: '3' });
   });
 });

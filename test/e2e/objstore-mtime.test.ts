@@ -7,7 +7,7 @@ import { utimesSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import type { Item, SinkInstance } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/sdk.js';
@@ -105,6 +105,21 @@ async function startRewritingProxy(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * Runs local → `sink` (YAML lines) for one file with a known mtime and returns the summary: the
+ * runtime compares the mtime the sink read back with the file's.
+ */
+async function runLocalTo(sink: string[]) {
+  const ws = makeWorkspace();
+  try {
+    utimesSync(ws.write('in/report.csv', 'a,b\n1,2\n'), MTIME, MTIME);
+    const file = ws.pipeline(['name: up', 'source:', '  local: { path: ./in }', 'sink:', ...sink].join('\n'));
+    return await runPipelineFile(file);
+  } finally {
+    ws.cleanup();
+  }
 }
 
 describe('stored mtime spelling (rclone compatible)', () => {
@@ -270,6 +285,18 @@ describe('preserve_mtime on s3', () => {
       await sink.close?.();
       // What reached the server is the real mtime: only the report differs.
       expect((await headMetadata('rewritten/a.txt')).mtime).toBe(S3_MTIME);
+
+      // Through the runtime: verification fails the item and removes what it wrote.
+      const summary = await runLocalTo(['  s3:', ...s3Yaml(proxy.endpoint), '    prefix: verified/']);
+      expect(summary).toMatchObject({ ok: 0, failed: 1 });
+      expect(summary.failures[0]).toMatchObject({
+        code: 'SLUICE_E_VERIFY',
+        error: expect.stringMatching(/stored mtime/),
+      });
+      const left = await servers.client.send(
+        new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'verified/' }),
+      );
+      expect(left.Contents ?? []).toEqual([]);
     } finally {
       await proxy.stop();
     }
@@ -382,6 +409,23 @@ describe('preserve_mtime on azure_blob', () => {
       expect((await servers.container.getBlobClient('rewritten/a.txt').getProperties()).metadata?.mtime).toBe(
         AZURE_MTIME,
       );
+
+      const summary = await runLocalTo([
+        '  azure_blob:',
+        `    account: ${servers.azurite.account}`,
+        `    account_key: ${servers.azurite.accountKey}`,
+        `    endpoint: ${proxy.endpoint}`,
+        `    container: ${CONTAINER}`,
+        '    prefix: verified/',
+      ]);
+      expect(summary).toMatchObject({ ok: 0, failed: 1 });
+      expect(summary.failures[0]).toMatchObject({
+        code: 'SLUICE_E_VERIFY',
+        error: expect.stringMatching(/stored mtime/),
+      });
+      const left: string[] = [];
+      for await (const blob of servers.container.listBlobsFlat({ prefix: 'verified/' })) left.push(blob.name);
+      expect(left).toEqual([]);
     } finally {
       await proxy.stop();
     }
