@@ -140,46 +140,29 @@ describe('stored mtime spelling (rclone compatible)', () => {
 
 describe('preserve_mtime on s3', () => {
   it('keeps a local file’s mtime (local → s3), and the s3 source reads it back with read_metadata', async () => {
-    const ws = makeWorkspace();
-    try {
-      utimesSync(ws.write('in/report.csv', 'a,b\n1,2\n'), MTIME, MTIME);
-      const file = ws.pipeline(
-        [
-          'name: up',
-          'source:',
-          '  local: { path: ./in }',
-          'sink:',
-          '  s3:',
-          ...s3Yaml(),
-          '    prefix: up/',
-        ].join('\n'),
-      );
-      expect(await runPipelineFile(file)).toMatchObject({ ok: 1, failed: 0 });
-      expect((await headMetadata('up/report.csv')).mtime).toBe(S3_MTIME);
+    expect(await runLocalTo(['  s3:', ...s3Yaml(), '    prefix: up/'])).toMatchObject({ ok: 1, failed: 0 });
+    expect((await headMetadata('up/report.csv')).mtime).toBe(S3_MTIME);
 
-      const connection = {
-        bucket: BUCKET,
-        endpoint: servers.s3.endpoint,
-        access_key_id: 'S3RVER',
-        secret_access_key: 'S3RVER',
-      };
-      const withMetadata = await s3Source.create(
-        configure(s3Source, { ...connection, prefix: 'up/', read_metadata: true }),
-        makePluginContext(),
-      );
-      const [listed] = await collect(withMetadata.list(new AbortController().signal));
-      expect(listed.mtime).toEqual(MTIME);
-      // Without the HeadObject an item has the object's LastModified (the upload's time).
-      const plain = await s3Source.create(
-        configure(s3Source, { ...connection, prefix: 'up/' }),
-        makePluginContext(),
-      );
-      const [bare] = await collect(plain.list(new AbortController().signal));
-      expect(bare.mtime!.getTime()).toBeGreaterThan(Date.now() - 120_000);
-      await Promise.all([withMetadata.close?.(), plain.close?.()]);
-    } finally {
-      ws.cleanup();
-    }
+    const connection = {
+      bucket: BUCKET,
+      endpoint: servers.s3.endpoint,
+      access_key_id: 'S3RVER',
+      secret_access_key: 'S3RVER',
+    };
+    const withMetadata = await s3Source.create(
+      configure(s3Source, { ...connection, prefix: 'up/', read_metadata: true }),
+      makePluginContext(),
+    );
+    const [listed] = await collect(withMetadata.list(new AbortController().signal));
+    expect(listed.mtime).toEqual(MTIME);
+    // Without the HeadObject an item has the object's LastModified (the upload's time).
+    const plain = await s3Source.create(
+      configure(s3Source, { ...connection, prefix: 'up/' }),
+      makePluginContext(),
+    );
+    const [bare] = await collect(plain.list(new AbortController().signal));
+    expect(bare.mtime!.getTime()).toBeGreaterThan(Date.now() - 120_000);
+    await Promise.all([withMetadata.close?.(), plain.close?.()]);
   });
 
   it('keeps the mtime through a server-side copy (s3 → s3), from metadata or from LastModified', async () => {
@@ -307,33 +290,21 @@ describe('preserve_mtime on azure_blob', () => {
   const connection = () => ({ connection_string: servers.azurite.connectionString, container: CONTAINER });
 
   it('keeps a local file’s mtime (local → azure), and the azure source lists it', async () => {
-    const ws = makeWorkspace();
-    try {
-      utimesSync(ws.write('in/report.csv', 'a,b\n1,2\n'), MTIME, MTIME);
-      const file = ws.pipeline(
-        [
-          'name: up',
-          'source:',
-          '  local: { path: ./in }',
-          'sink:',
-          '  azure_blob:',
-          `    connection_string: "${servers.azurite.connectionString}"`,
-          `    container: ${CONTAINER}`,
-          '    prefix: up/',
-        ].join('\n'),
-      );
-      expect(await runPipelineFile(file)).toMatchObject({ ok: 1, failed: 0 });
-      const props = await servers.container.getBlobClient('up/report.csv').getProperties();
-      expect(props.metadata?.mtime).toBe(AZURE_MTIME);
-      const source = await azureBlobSource.create(
-        configure(azureBlobSource, { ...connection(), prefix: 'up/' }),
-        makePluginContext(),
-      );
-      const [listed] = await collect(source.list(new AbortController().signal));
-      expect(listed.mtime).toEqual(MTIME);
-    } finally {
-      ws.cleanup();
-    }
+    const sink = [
+      '  azure_blob:',
+      `    connection_string: "${servers.azurite.connectionString}"`,
+      `    container: ${CONTAINER}`,
+      '    prefix: up/',
+    ];
+    expect(await runLocalTo(sink)).toMatchObject({ ok: 1, failed: 0 });
+    const props = await servers.container.getBlobClient('up/report.csv').getProperties();
+    expect(props.metadata?.mtime).toBe(AZURE_MTIME);
+    const source = await azureBlobSource.create(
+      configure(azureBlobSource, { ...connection(), prefix: 'up/' }),
+      makePluginContext(),
+    );
+    const [listed] = await collect(source.list(new AbortController().signal));
+    expect(listed.mtime).toEqual(MTIME);
   });
 
   it('keeps the mtime through a server-side copy (azure → azure)', async () => {
