@@ -38,6 +38,31 @@ export const azureConnectionFields = {
       }),
     ),
   ),
+  credential: Type.Optional(
+    Type.Literal('default', {
+      description:
+        'Entra ID through DefaultAzureCredential: environment (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE…), workload identity, managed identity, Azure CLI login; with `client_id`, that user-assigned managed identity. Needs `account` or `endpoint` (https).',
+    }),
+  ),
+  tenant_id: Type.Optional(
+    Type.String({
+      description: 'Entra ID tenant of the service principal (with `client_id`, `client_secret`).',
+    }),
+  ),
+  client_id: Type.Optional(
+    Type.String({
+      description:
+        'Application (client) id of the service principal (with `client_secret`), or of a user-assigned managed identity (with `credential: default`).',
+    }),
+  ),
+  client_secret: Type.Optional(
+    Secret(
+      Type.String({
+        description:
+          'Client secret of the service principal (ClientSecretCredential, with `tenant_id` and `client_id`).',
+      }),
+    ),
+  ),
   endpoint: Type.Optional(
     Type.String({
       description: 'Blob service URL for `account` (default `https://<account>.blob.core.windows.net`).',
@@ -54,6 +79,10 @@ export interface AzureConnectionConfig {
   account_key?: string;
   sas_token?: string;
   sas_url?: string;
+  credential?: 'default';
+  tenant_id?: string;
+  client_id?: string;
+  client_secret?: string;
   endpoint?: string;
   container?: string;
 }
@@ -76,19 +105,46 @@ function configError(message: string, jsonPath: string): SluiceError {
   return new SluiceError('SLUICE_E_CONFIG', message, { context: { jsonPath } });
 }
 
+/** Entra ID (`credential: default`, or a service principal's secret). */
+function usesEntraId(config: AzureConnectionConfig): boolean {
+  return config.credential === 'default' || config.client_secret !== undefined;
+}
+
 /** Static checks: exactly one way to authenticate, and a container. */
 export function validateAzureConnection(config: AzureConnectionConfig): void {
+  if (config.credential === 'default' && config.client_secret !== undefined) {
+    throw configError(
+      'client_secret is for a service principal; credential: default finds its own credentials — give one or the other',
+      '/client_secret',
+    );
+  }
+  if (config.client_secret !== undefined) {
+    const missing = (['tenant_id', 'client_id'] as const).find((field) => config[field] === undefined);
+    if (missing) throw configError(`${missing} is required with client_secret`, `/${missing}`);
+  } else if (config.credential === undefined) {
+    const stray = (['tenant_id', 'client_id'] as const).find((field) => config[field] !== undefined);
+    if (stray) {
+      throw configError(
+        `${stray} is only used with Entra ID: add client_secret (a service principal) or credential: default`,
+        `/${stray}`,
+      );
+    }
+  }
   const ways = [
     config.connection_string !== undefined,
     config.account_key !== undefined,
     config.sas_token !== undefined,
     config.sas_url !== undefined,
+    usesEntraId(config),
   ].filter(Boolean).length;
   if (ways !== 1) {
     throw configError(
-      'give exactly one of connection_string, account + account_key, account + sas_token, or sas_url',
+      'give exactly one of connection_string, account + account_key, account + sas_token, sas_url, or Entra ID (credential: default, or tenant_id + client_id + client_secret)',
       '',
     );
+  }
+  if (usesEntraId(config) && !config.account && !config.endpoint) {
+    throw configError('account (or endpoint) is required with Entra ID credentials', '/account');
   }
   if (
     (config.account_key !== undefined || config.sas_token !== undefined) &&
@@ -131,12 +187,21 @@ export async function connectAzure(config: AzureConnectionConfig): Promise<Azure
       service = new sdk.BlobServiceClient(config.sas_url);
     } else {
       const base = (config.endpoint ?? `https://${config.account}.blob.core.windows.net`).replace(/\/+$/, '');
-      service = config.account_key
-        ? new sdk.BlobServiceClient(
-            base,
-            new sdk.StorageSharedKeyCredential(config.account!, config.account_key),
-          )
-        : new sdk.BlobServiceClient(`${base}?${config.sas_token!.replace(/^\?/, '')}`);
+      if (usesEntraId(config)) {
+        const identity = await import('@azure/identity');
+        const credential = config.client_secret
+          ? new identity.ClientSecretCredential(config.tenant_id!, config.client_id!, config.client_secret)
+          : new identity.DefaultAzureCredential({
+              managedIdentityClientId: config.client_id,
+              tenantId: config.tenant_id,
+            });
+        service = new sdk.BlobServiceClient(base, credential);
+      } else if (config.account_key) {
+        const key = new sdk.StorageSharedKeyCredential(config.account!, config.account_key);
+        service = new sdk.BlobServiceClient(base, key);
+      } else {
+        service = new sdk.BlobServiceClient(`${base}?${config.sas_token!.replace(/^\?/, '')}`);
+      }
     }
     container = service.getContainerClient(config.container!);
   }

@@ -1,7 +1,8 @@
 /**
  * User metadata for object-store sinks. Metadata travels with the upload's first request, so
- * every value, including `{sha256}`, must be known before the first byte is sent: when it is
- * not, the sink spools the body to a temp file while hashing it (`spoolHashed`).
+ * every value, including `{sha256}` and `{md5}`, must be known before the first byte is sent:
+ * the sink asks the runtime for those digests (`needsDigests`), and when a caller gives none it
+ * spools the body to a temp file while hashing it (`spoolHashed`).
  */
 
 import { randomBytes } from 'node:crypto';
@@ -13,12 +14,19 @@ import { pipeline } from 'node:stream/promises';
 import { SluiceError } from '../../core/errors.js';
 import type { Item } from '../../core/plugin-api.js';
 import { HashTap, STREAM_CHUNK } from '../../core/streams.js';
-import { compileTemplate } from '../../core/template.js';
+import { compileTemplate, type Digest } from '../../core/template.js';
 import { MTIME_METADATA } from './mtime.js';
 
+/** What is known of the bytes being written, for `{sha256}`, `{md5}` and `{size}`. */
+export interface KnownBytes {
+  sha256?: string;
+  md5?: string;
+  size?: number;
+}
+
 export interface MetadataTemplates {
-  /** True when a value uses `{sha256}`: the sink must know the hash before uploading. */
-  readonly needsSha256: boolean;
+  /** The digests the values use (`{sha256}`, `{md5}`): the sink must know them before uploading. */
+  readonly digests: readonly Digest[];
   /** True when the item's mtime is stored (`preserve_mtime`). */
   readonly keepsMtime: boolean;
   /**
@@ -27,7 +35,9 @@ export interface MetadataTemplates {
    * copy of the same bytes without reading it back; with `mtimeValue`, the item's mtime under
    * `mtime` (see `mtime.ts`).
    */
-  render(item: Item, sha256: string | undefined): Record<string, string>;
+  render(item: Item, known: KnownBytes): Record<string, string>;
+  /** True when `known` (else the item's own checksums) has every digest the values use. */
+  hasDigests(item: Item, known: KnownBytes): boolean;
 }
 
 export interface MetadataOptions {
@@ -54,11 +64,14 @@ export function compileMetadata(
     }
     return [name, compileTemplate(text, { jsonPath: `/metadata/${name}` })] as const;
   });
+  const digests = [...new Set(compiled.flatMap(([, template]) => template.digests))];
   return {
-    needsSha256: compiled.some(([, template]) => template.needsSha256),
+    digests,
     keepsMtime: mtimeValue !== undefined,
-    render(item, sha256) {
-      const scope = { now: new Date(), sha256 };
+    hasDigests: (item, known) => digests.every((d) => (known[d] ?? item.checksums[d]) !== undefined),
+    render(item, known) {
+      const { sha256 } = known;
+      const scope = { now: new Date(), ...known };
       const rendered: Record<string, string> = {};
       for (const [name, template] of compiled) rendered[name] = template.render(item, scope);
       if (sha256 !== undefined) rendered[sha256Key] = sha256;
@@ -71,25 +84,28 @@ export function compileMetadata(
 export interface SpooledBody {
   size: number;
   sha256: string;
+  md5: string;
   open(): Readable;
   remove(): Promise<void>;
 }
 
-/** Writes `body` to a temp file under `tempDir`, hashing it on the way. */
+/** Writes `body` to a temp file under `tempDir`, hashing it (sha256 and md5) on the way. */
 export async function spoolHashed(body: Readable, tempDir: string): Promise<SpooledBody> {
   await mkdir(tempDir, { recursive: true });
   const path = join(tempDir, `upload-${randomBytes(8).toString('hex')}`);
-  const tap = new HashTap('sha256');
+  const sha256 = new HashTap('sha256');
+  const md5 = new HashTap('md5');
   const remove = () => rm(path, { force: true });
   try {
-    await pipeline(body, tap, createWriteStream(path, { highWaterMark: STREAM_CHUNK }));
+    await pipeline(body, sha256, md5, createWriteStream(path, { highWaterMark: STREAM_CHUNK }));
   } catch (err) {
     await remove();
     throw err;
   }
   return {
-    size: tap.bytes,
-    sha256: tap.digest()!,
+    size: sha256.bytes,
+    sha256: sha256.digest()!,
+    md5: md5.digest()!,
     open: () => createReadStream(path, { highWaterMark: STREAM_CHUNK }),
     remove,
   };

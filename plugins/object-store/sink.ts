@@ -84,7 +84,10 @@ export interface ObjectStoreSinkOptions {
 export function createObjectStoreSink(
   backend: SinkBackend,
   options: ObjectStoreSinkOptions,
-): Pick<SinkInstance, 'write' | 'copy' | 'readBack' | 'remove' | 'stat' | 'mtimePrecisionMs' | 'check'> {
+): Pick<
+  SinkInstance,
+  'write' | 'copy' | 'readBack' | 'remove' | 'stat' | 'mtimePrecisionMs' | 'check' | 'needsDigests'
+> {
   const prefix = folderPrefix(options.prefix);
   const { ifExists, metadata } = options;
 
@@ -133,6 +136,8 @@ export function createObjectStoreSink(
   return {
     // A Date holds milliseconds; both spellings of the stored mtime keep at least that.
     mtimePrecisionMs: 1,
+    // Metadata goes with the upload's first request: the runtime hashes first (else: spooled here).
+    ...(metadata.digests.length > 0 ? { needsDigests: metadata.digests } : {}),
 
     async write(req: SinkWriteRequest): Promise<SinkCommit> {
       let decision: Awaited<ReturnType<typeof decideForWrite>>;
@@ -147,8 +152,9 @@ export function createObjectStoreSink(
       if (decision.commit) return decision.commit;
       const { key, destination, exclusive } = decision;
       let size: number | undefined;
-      if (!metadata.needsSha256 || req.sha256 !== undefined) {
-        size = await backend.upload(key, req.body, metadata.render(req.item, req.sha256), {
+      const known = { sha256: req.sha256, md5: req.md5, size: req.size };
+      if (metadata.hasDigests(req.item, known)) {
+        size = await backend.upload(key, req.body, metadata.render(req.item, known), {
           exclusive,
           size: req.size,
           signal: req.signal,
@@ -156,7 +162,7 @@ export function createObjectStoreSink(
       } else {
         const spooled = await spoolHashed(req.body, options.tempDir);
         try {
-          size = await backend.upload(key, spooled.open(), metadata.render(req.item, spooled.sha256), {
+          size = await backend.upload(key, spooled.open(), metadata.render(req.item, spooled), {
             exclusive,
             size: spooled.size,
             signal: req.signal,
@@ -177,7 +183,8 @@ export function createObjectStoreSink(
       const from = backend.copyableFrom(item);
       if (!from) return null;
       const sha256 = item.checksums.sha256;
-      if (metadata.needsSha256 && sha256 === undefined) return null;
+      // The bytes are not read: a digest the metadata needs must be known already.
+      if (!metadata.hasDigests(item, {})) return null;
       const target = joinKey(prefix, destination);
       if (from.key === target) {
         throw new SluiceError(
@@ -195,7 +202,7 @@ export function createObjectStoreSink(
       if (decision === null) return null;
       if (decision.commit) return decision.commit;
       // Nothing to store: the copy keeps the source's metadata.
-      const rendered = metadata.render(item, sha256);
+      const rendered = metadata.render(item, { sha256 });
       const { key } = decision;
       const size = await backend.copy(item, key, {
         metadata: Object.keys(rendered).length > 0 ? rendered : undefined,

@@ -3,7 +3,7 @@
  * imported here, lazily, only when a pipeline uses S3), error classification, object access.
  */
 import type { Readable } from 'node:stream';
-import type { HeadObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
+import type { HeadObjectCommandOutput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { Type } from '@sinclair/typebox';
 import pLimit from 'p-limit';
 import { SluiceError } from '../../core/errors.js';
@@ -52,7 +52,32 @@ export const s3ConnectionFields = {
     Secret(Type.String({ description: 'Secret access key (with `access_key_id`).' })),
   ),
   session_token: Type.Optional(
-    Secret(Type.String({ description: 'Session token for temporary credentials.' })),
+    Secret(Type.String({ description: 'Session token for temporary credentials (with `access_key_id`).' })),
+  ),
+  profile: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        "Named profile of the shared config and credentials files (AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE, default `~/.aws/config` and `~/.aws/credentials`), read by the SDK's own provider: static keys, `role_arn` + `source_profile`, SSO, `credential_process`. Instead of `access_key_id`.",
+      examples: ['partner-prod'],
+    }),
+  ),
+  role_arn: Type.Optional(
+    Type.String({
+      pattern: '^arn:',
+      description:
+        'Role to assume (STS AssumeRole, renewed before it expires) with the credentials given otherwise: the keys, `profile`, or the SDK default chain.',
+      examples: ['arn:aws:iam::123456789012:role/sluice-writer'],
+    }),
+  ),
+  external_id: Type.Optional(
+    Secret(Type.String({ description: 'External id the role’s trust policy requires (with `role_arn`).' })),
+  ),
+  session_name: Type.Optional(
+    Type.String({
+      pattern: '^[\\w+=,.@-]{2,64}$',
+      description: 'Role session name, seen in CloudTrail (with `role_arn`; default `sluice-<time>`).',
+    }),
   ),
   request_checksum: Type.Union([Type.Literal('when_required'), Type.Literal('when_supported')], {
     default: 'when_required',
@@ -74,6 +99,10 @@ export interface S3ConnectionConfig {
   access_key_id?: string;
   secret_access_key?: string;
   session_token?: string;
+  profile?: string;
+  role_arn?: string;
+  external_id?: string;
+  session_name?: string;
   request_checksum?: 'when_required' | 'when_supported';
   max_connections?: number;
 }
@@ -88,25 +117,69 @@ export interface S3Connection {
 
 export const S3_ORIGIN_KIND = 's3';
 
-/** Creates the client. Throws config errors for inconsistent credentials or a bad endpoint URL. */
-export async function connectS3(config: S3ConnectionConfig): Promise<S3Connection> {
+function configError(message: string, field: string): SluiceError {
+  return new SluiceError('SLUICE_E_CONFIG', message, { context: { jsonPath: `/${field}` } });
+}
+
+/** Static checks: a URL endpoint and one consistent way to obtain credentials. */
+export function validateS3Connection(config: S3ConnectionConfig): void {
   const endpoint = config.endpoint?.trim() || undefined;
   if (endpoint !== undefined && !URL.canParse(endpoint)) {
-    throw new SluiceError('SLUICE_E_CONFIG', `endpoint "${endpoint}" is not a URL`, {
-      context: { jsonPath: '/endpoint' },
-    });
+    throw configError(`endpoint "${endpoint}" is not a URL`, 'endpoint');
   }
   if ((config.access_key_id === undefined) !== (config.secret_access_key === undefined)) {
     const missing = config.access_key_id === undefined ? 'access_key_id' : 'secret_access_key';
-    throw new SluiceError(
-      'SLUICE_E_CONFIG',
-      `${missing} is required when the other credential field is set`,
-      {
-        context: { jsonPath: `/${missing}` },
-      },
+    throw configError(`${missing} is required when the other credential field is set`, missing);
+  }
+  if (config.session_token !== undefined && config.access_key_id === undefined) {
+    throw configError('session_token goes with access_key_id and secret_access_key', 'session_token');
+  }
+  if (config.profile !== undefined && config.access_key_id !== undefined) {
+    throw configError(
+      'give either access_key_id/secret_access_key or profile, not both (the profile would be ignored)',
+      'profile',
     );
   }
+  for (const field of ['external_id', 'session_name'] as const) {
+    if (config[field] !== undefined && config.role_arn === undefined) {
+      throw configError(`${field} is only used with role_arn`, field);
+    }
+  }
+}
 
+/**
+ * Credentials by the SDK's own providers: static keys, or a profile of the shared files, or
+ * (undefined) the default chain; with `role_arn`, those assume the role.
+ */
+async function s3Credentials(config: S3ConnectionConfig): Promise<S3ClientConfig['credentials']> {
+  let credentials: S3ClientConfig['credentials'];
+  if (config.access_key_id && config.secret_access_key) {
+    credentials = {
+      accessKeyId: config.access_key_id,
+      secretAccessKey: config.secret_access_key,
+      sessionToken: config.session_token,
+    };
+  } else if (config.profile !== undefined) {
+    const { fromIni } = await import('@aws-sdk/credential-providers');
+    credentials = fromIni({ profile: config.profile });
+  }
+  if (config.role_arn === undefined) return credentials;
+  const { fromTemporaryCredentials } = await import('@aws-sdk/credential-providers');
+  return fromTemporaryCredentials({
+    masterCredentials: credentials as Parameters<typeof fromTemporaryCredentials>[0]['masterCredentials'],
+    params: {
+      RoleArn: config.role_arn,
+      ExternalId: config.external_id,
+      RoleSessionName: config.session_name ?? `sluice-${Date.now()}`,
+    },
+    clientConfig: { region: config.region ?? 'us-east-1' },
+  });
+}
+
+/** Creates the client. Throws config errors for inconsistent credentials or a bad endpoint URL. */
+export async function connectS3(config: S3ConnectionConfig): Promise<S3Connection> {
+  validateS3Connection(config);
+  const endpoint = config.endpoint?.trim() || undefined;
   const sdk = await import('@aws-sdk/client-s3');
   const maxSockets = config.max_connections ?? 50;
   const checksum = config.request_checksum === 'when_supported' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
@@ -114,14 +187,7 @@ export async function connectS3(config: S3ConnectionConfig): Promise<S3Connectio
     region: config.region ?? 'us-east-1',
     endpoint,
     forcePathStyle: config.force_path_style ?? endpoint !== undefined,
-    credentials:
-      config.access_key_id && config.secret_access_key
-        ? {
-            accessKeyId: config.access_key_id,
-            secretAccessKey: config.secret_access_key,
-            sessionToken: config.session_token,
-          }
-        : undefined,
+    credentials: await s3Credentials(config),
     requestChecksumCalculation: checksum,
     responseChecksumValidation: checksum,
     requestHandler: { httpAgent: { maxSockets }, httpsAgent: { maxSockets } },
@@ -407,6 +473,11 @@ export async function copyObject(
     ifNoneMatch?: boolean;
   } = {},
 ): Promise<string | undefined> {
+  const ifMatch = options.ifMatch === undefined ? undefined : quotedEtag(options.ifMatch);
+  // REPLACE drops every header of the source, not only its user metadata: carry them over
+  // (one HeadObject of the source), so a copy keeps its Content-Type as a plain copy does.
+  const replaced =
+    options.metadata && (await replacingHeaders(conn, from, options.metadata, ifMatch, options.signal));
   const send = (style: 'component' | 'uri') =>
     conn.client.send(
       new conn.sdk.CopyObjectCommand({
@@ -415,10 +486,9 @@ export async function copyObject(
         CopySource: copySource(from.bucket, from.key, style),
         // Pins the copy to the listed version; it also makes the `uri` retry below safe on a
         // service that would decode that form as another key (a different object, another etag).
-        CopySourceIfMatch: options.ifMatch === undefined ? undefined : quotedEtag(options.ifMatch),
+        CopySourceIfMatch: ifMatch,
         IfNoneMatch: options.ifNoneMatch ? '*' : undefined,
-        Metadata: options.metadata,
-        MetadataDirective: options.metadata ? 'REPLACE' : undefined,
+        ...(replaced ? { ...replaced, MetadataDirective: 'REPLACE' } : {}),
       }),
       { abortSignal: options.signal },
     );
@@ -432,6 +502,29 @@ export async function copyObject(
     result = await send('uri');
   }
   return result.CopyObjectResult?.ETag?.replace(/^"|"$/g, '');
+}
+
+/** The source's headers and user metadata, with `metadata` over them, for a REPLACE copy. */
+async function replacingHeaders(
+  conn: S3Connection,
+  from: { bucket: string; key: string },
+  metadata: Record<string, string>,
+  ifMatch: string | undefined,
+  signal: AbortSignal | undefined,
+) {
+  const source = await conn.client.send(
+    new conn.sdk.HeadObjectCommand({ Bucket: from.bucket, Key: from.key, IfMatch: ifMatch }),
+    { abortSignal: signal },
+  );
+  return {
+    ContentType: source.ContentType,
+    ContentEncoding: source.ContentEncoding,
+    ContentDisposition: source.ContentDisposition,
+    ContentLanguage: source.ContentLanguage,
+    CacheControl: source.CacheControl,
+    Expires: source.Expires,
+    Metadata: { ...source.Metadata, ...metadata },
+  };
 }
 
 export async function deleteObject(conn: S3Connection, key: string, signal?: AbortSignal): Promise<void> {

@@ -27,6 +27,7 @@ import {
   s3Error,
   s3Location,
   s3ObjectAccess,
+  validateS3Connection,
 } from './client.js';
 
 /** S3's smallest allowed part (all but the last). */
@@ -85,6 +86,7 @@ export const s3Sink = definePlugin({
     },
   ],
   validate(cfg) {
+    validateS3Connection(cfg);
     compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime));
     if (parseSize(cfg.part_size) < MIN_PART_SIZE) {
       throw new SluiceError('SLUICE_E_CONFIG', 'part_size must be at least 5MiB (the S3 minimum)', {
@@ -94,8 +96,8 @@ export const s3Sink = definePlugin({
   },
   copies(cfg, item) {
     // The object store sink copies only what it can also give its metadata (see its copy()).
-    const needsSha256 = compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime)).needsSha256;
-    return s3Copies(endpointIdentity(cfg.endpoint), item) && !(needsSha256 && !item.checksums.sha256);
+    const metadata = compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime));
+    return s3Copies(endpointIdentity(cfg.endpoint), item) && metadata.hasDigests(item, {});
   },
   async create(cfg, ctx) {
     s3Sink.validate!(cfg);

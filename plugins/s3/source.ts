@@ -18,6 +18,7 @@ import {
   s3ConnectionFields,
   s3Error,
   s3Location,
+  validateS3Connection,
   withStoredMetadata,
 } from './client.js';
 
@@ -62,7 +63,10 @@ export const s3Source = definePlugin({
       yaml: 'bucket: exports\nendpoint: http://minio.internal:9000\naccess_key_id: ${MINIO_KEY}\nsecret_access_key: ${MINIO_SECRET}\nprefixes: [daily/, weekly/]\n',
     },
   ],
-  validate: validatePrefixes,
+  validate(cfg) {
+    validateS3Connection(cfg);
+    validatePrefixes(cfg);
+  },
   async create(cfg, ctx) {
     s3Source.validate!(cfg);
     const conn = await connectS3(cfg);

@@ -4,15 +4,13 @@
  * and removes a probe (sinks); every failure says which of missing / refused credentials /
  * denied / unreachable it is.
  */
-import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
-  BlobServiceClient,
-  type ContainerClient,
   ContainerSASPermissions,
   generateBlobSASQueryParameters,
   StorageSharedKeyCredential,
 } from '@azure/storage-blob';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { PreflightRequest, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
 import { azureBlobSink } from '../../plugins/azure-blob/sink.js';
 import { azureBlobSource } from '../../plugins/azure-blob/source.js';
@@ -20,48 +18,30 @@ import { s3Sink } from '../../plugins/s3/sink.js';
 import { s3Source } from '../../plugins/s3/source.js';
 import { makePluginContext } from '../helpers/context.js';
 import { configure } from '../helpers/object-store.js';
-import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
+import { useObjectStoreServers } from '../helpers/object-store-servers.js';
 import { freePort } from '../servers/remote-fs-net.js';
-import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
 
 const BUCKET = 'sluice-check';
 const CONTAINER = 'sluice-check';
 
-let s3: S3rverHandle;
-let azurite: AzuriteHandle;
-let client: S3Client;
-let container: ContainerClient;
 /** A port nothing listens on. */
 let closedPort: number;
 
 const cheap = (): PreflightRequest => ({ depth: 'cheap', signal: new AbortController().signal });
 const full = (): PreflightRequest => ({ depth: 'full', signal: new AbortController().signal });
 
-beforeAll(async () => {
-  [s3, azurite, closedPort] = await Promise.all([startS3rver(), startAzurite(), freePort()]);
-  await s3.createBucket(BUCKET);
-  client = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: s3.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
-  await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'in/a.txt', Body: 'a' }));
-  container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(CONTAINER);
-  await container.create();
-  await container.getBlockBlobClient('in/a.txt').upload('a', 1);
-});
+const servers = useObjectStoreServers({ bucket: BUCKET, container: CONTAINER });
 
-afterAll(async () => {
-  client?.destroy();
-  await Promise.all([s3?.stop(), azurite?.stop()]);
+beforeAll(async () => {
+  closedPort = await freePort();
+  await servers.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'in/a.txt', Body: 'a' }));
+  await servers.container.getBlockBlobClient('in/a.txt').upload('a', 1);
 });
 
 describe('s3 pre-flight', () => {
   const s3Config = (extra: Record<string, unknown> = {}) => ({
     bucket: BUCKET,
-    endpoint: s3.endpoint,
+    endpoint: servers.s3.endpoint,
     access_key_id: 'S3RVER',
     secret_access_key: 'S3RVER',
     prefix: 'in/',
@@ -75,24 +55,24 @@ describe('s3 pre-flight', () => {
   it('passes cheap and full checks, and a full sink check leaves nothing behind', async () => {
     const src = await source();
     expect((await src.check!(cheap())).detail).toBe(
-      `bucket "${BUCKET}" at ${s3.endpoint} exists, credentials accepted`,
+      `bucket "${BUCKET}" at ${servers.s3.endpoint} exists, credentials accepted`,
     );
     expect((await src.check!(full())).detail).toMatch(
       /s3:\/\/sluice-check\/in\/ listed \(1 on the first page\)$/,
     );
     const dst = await sink();
-    await s3.clearRequests();
+    await servers.s3.clearRequests();
     expect((await dst.check!(full())).detail).toMatch(
       /wrote and removed s3:\/\/sluice-check\/out\/\.sluice-check-[0-9a-f]{16}$/,
     );
-    const requests = await s3.requests();
+    const requests = await servers.s3.requests();
     expect(requests.filter((r) => r.method === 'PUT' && r.url.includes('/out/.sluice-check-'))).toHaveLength(
       1,
     );
     expect(
       requests.filter((r) => r.method === 'DELETE' && r.url.includes('/out/.sluice-check-')),
     ).toHaveLength(1);
-    const left = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'out/' }));
+    const left = await servers.client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'out/' }));
     expect(left.Contents ?? []).toEqual([]);
     await Promise.all([src.close?.(), dst.close?.()]);
   });
@@ -103,7 +83,7 @@ describe('s3 pre-flight', () => {
       await sink({ bucket: 'no-such-bucket' }),
     ]) {
       await expect(instance.check!(cheap())).rejects.toMatchObject({
-        message: `bucket "no-such-bucket" does not exist at ${s3.endpoint}`,
+        message: `bucket "no-such-bucket" does not exist at ${servers.s3.endpoint}`,
         context: { hint: expect.stringContaining('bucket name') },
       });
       await instance.close?.();
@@ -115,7 +95,7 @@ describe('s3 pre-flight', () => {
     await expect(src.check!(cheap())).rejects.toMatchObject({
       code: 'SLUICE_E_SOURCE',
       message: expect.stringMatching(
-        new RegExp(`^the credentials were refused by ${s3.endpoint} \\(InvalidAccessKeyId`),
+        new RegExp(`^the credentials were refused by ${servers.s3.endpoint} \\(InvalidAccessKeyId`),
       ),
       context: { hint: expect.stringContaining('access_key_id') },
     });
@@ -138,7 +118,7 @@ describe('azure_blob pre-flight', () => {
   const connection = { connection_string: '', container: CONTAINER };
   const azConfig = (extra: Record<string, unknown> = {}) => ({
     ...connection,
-    connection_string: azurite.connectionString,
+    connection_string: servers.azurite.connectionString,
     prefix: 'in/',
     ...extra,
   });
@@ -157,15 +137,15 @@ describe('azure_blob pre-flight', () => {
         permissions: ContainerSASPermissions.parse(permissions),
         expiresOn: new Date(Date.now() + 3_600_000),
       },
-      new StorageSharedKeyCredential(azurite.account, azurite.accountKey),
+      new StorageSharedKeyCredential(servers.azurite.account, servers.azurite.accountKey),
     ).toString();
-    return `${azurite.accountUrl}/${CONTAINER}?${query}`;
+    return `${servers.azurite.accountUrl}/${CONTAINER}?${query}`;
   };
 
   it('passes cheap and full checks (account key and container SAS), and a full sink check leaves nothing behind', async () => {
     const src = await source();
     expect((await src.check!(cheap())).detail).toBe(
-      `container "${CONTAINER}" at ${azurite.accountUrl} exists, credentials accepted`,
+      `container "${CONTAINER}" at ${servers.azurite.accountUrl} exists, credentials accepted`,
     );
     expect((await src.check!(full())).detail).toMatch(/in\/ listed \(1 on the first page\)$/);
     const viaSas = await azureBlobSink.create(
@@ -178,7 +158,7 @@ describe('azure_blob pre-flight', () => {
       );
     }
     const left: string[] = [];
-    for await (const blob of container.listBlobsFlat({ prefix: 'out/' })) left.push(blob.name);
+    for await (const blob of servers.container.listBlobsFlat({ prefix: 'out/' })) left.push(blob.name);
     expect(left).toEqual([]);
   });
 
@@ -188,7 +168,7 @@ describe('azure_blob pre-flight', () => {
       await sink({ container: 'no-such-container' }),
     ] as Array<SourceInstance | SinkInstance>) {
       await expect(instance.check!(cheap())).rejects.toMatchObject({
-        message: `container "no-such-container" does not exist at ${azurite.accountUrl}`,
+        message: `container "no-such-container" does not exist at ${servers.azurite.accountUrl}`,
       });
     }
   });
@@ -196,9 +176,9 @@ describe('azure_blob pre-flight', () => {
   it('names refused credentials', async () => {
     const src = await azureBlobSource.create(
       configure(azureBlobSource, {
-        account: azurite.account,
+        account: servers.azurite.account,
         account_key: Buffer.from('not the key').toString('base64'),
-        endpoint: azurite.accountUrl,
+        endpoint: servers.azurite.accountUrl,
         container: CONTAINER,
       }),
       makePluginContext(),
@@ -227,7 +207,10 @@ describe('azure_blob pre-flight', () => {
 
   it('names an endpoint it cannot reach', async () => {
     const src = await source({
-      connection_string: azurite.connectionString.replace(/127\.0\.0\.1:\d+/, `127.0.0.1:${closedPort}`),
+      connection_string: servers.azurite.connectionString.replace(
+        /127\.0\.0\.1:\d+/,
+        `127.0.0.1:${closedPort}`,
+      ),
     });
     await expect(src.check!(cheap())).rejects.toMatchObject({
       message: expect.stringMatching(

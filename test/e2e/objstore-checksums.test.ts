@@ -7,51 +7,29 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
 import { runPipelineFile } from '../../core/sdk.js';
+import { azureBlobSink } from '../../plugins/azure-blob/sink.js';
 import { azureBlobSource } from '../../plugins/azure-blob/source.js';
+import { s3Sink } from '../../plugins/s3/sink.js';
 import { s3Source } from '../../plugins/s3/source.js';
 import { makePluginContext } from '../helpers/context.js';
-import { collect, configure, sha256 } from '../helpers/object-store.js';
+import { collect, configure, sha256, writeTo } from '../helpers/object-store.js';
+import { useObjectStoreServers } from '../helpers/object-store-servers.js';
 import { makeWorkspace } from '../helpers/workspace.js';
-import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
-import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
 
 const BUCKET = 'sluice-sums';
 const CONTAINER = 'sluice-sums';
 const FILES = { 'a.csv': 'alpha,1\n', 'b.csv': 'bravo,2\n', 'c.csv': 'charlie,3\n' };
 
-let s3: S3rverHandle;
-let azurite: AzuriteHandle;
-let client: S3Client;
-let container: ContainerClient;
-
 const md5 = (text: string) => createHash('md5').update(text).digest('hex');
 
-beforeAll(async () => {
-  [s3, azurite] = await Promise.all([startS3rver(), startAzurite()]);
-  await s3.createBucket(BUCKET);
-  client = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: s3.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
-  container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(CONTAINER);
-  await container.create();
-});
-
-afterAll(async () => {
-  client?.destroy();
-  await Promise.all([s3?.stop(), azurite?.stop()]);
-});
+const servers = useObjectStoreServers({ bucket: BUCKET, container: CONTAINER });
 
 const s3Connection = () => ({
   bucket: BUCKET,
-  endpoint: s3.endpoint,
+  endpoint: servers.s3.endpoint,
   access_key_id: 'S3RVER',
   secret_access_key: 'S3RVER',
 });
@@ -72,9 +50,9 @@ function verifyingPipeline(source: string[], algorithm: 'md5' | 'sha256'): strin
 describe('s3 items carry backend checksums', () => {
   it('fails an object whose bytes were altered on the server behind its ETag; the others deliver', async () => {
     for (const [name, text] of Object.entries(FILES))
-      await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `etag/${name}`, Body: text }));
+      await servers.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: `etag/${name}`, Body: text }));
     // s3rver keeps each object's bytes in a file and its ETag in another: rot the bytes only.
-    writeFileSync(join(s3.dir, BUCKET, 'etag', 'b.csv._S3rver_object'), 'bravo,X\n');
+    writeFileSync(join(servers.s3.dir, BUCKET, 'etag', 'b.csv._S3rver_object'), 'bravo,X\n');
 
     const source = await s3Source.create(
       configure(s3Source, { ...s3Connection(), prefix: 'etag/' }),
@@ -108,7 +86,7 @@ describe('s3 items carry backend checksums', () => {
   });
 
   it('takes no md5 from a multipart ETag, and the stored sha256 with read_metadata', async () => {
-    await client.send(
+    await servers.client.send(
       new PutObjectCommand({
         Bucket: BUCKET,
         Key: 'meta/x.csv',
@@ -132,7 +110,7 @@ describe('s3 items carry backend checksums', () => {
   it('a wrong stored sha256 fails the item with expect: metadata (read_metadata)', async () => {
     for (const [name, text] of Object.entries(FILES)) {
       const stored = name === 'c.csv' ? sha256('something else') : sha256(text);
-      await client.send(
+      await servers.client.send(
         new PutObjectCommand({
           Bucket: BUCKET,
           Key: `sha/${name}`,
@@ -167,19 +145,19 @@ describe('s3 items carry backend checksums', () => {
 describe('azure items carry backend checksums', () => {
   it('fails a blob whose stored Content-MD5 disagrees with its bytes; the others deliver', async () => {
     for (const [name, text] of Object.entries(FILES)) {
-      await container
+      await servers.container
         .getBlockBlobClient(`md5/${name}`)
         .upload(text, text.length, { blobHTTPHeaders: { blobContentMD5: Buffer.from(md5(text), 'hex') } });
     }
     // Azurite here keeps blobs in memory: its bytes cannot be altered behind its back. Setting
     // another Content-MD5 (Set Blob Properties) makes the same disagreement from the other side.
-    await container
+    await servers.container
       .getBlobClient('md5/b.csv')
       .setHTTPHeaders({ blobContentMD5: Buffer.from(md5('bravo,X\n'), 'hex') });
 
     const source = await azureBlobSource.create(
       configure(azureBlobSource, {
-        connection_string: azurite.connectionString,
+        connection_string: servers.azurite.connectionString,
         container: CONTAINER,
         prefix: 'md5/',
       }),
@@ -194,7 +172,7 @@ describe('azure items carry backend checksums', () => {
         verifyingPipeline(
           [
             '  azure_blob:',
-            `    connection_string: "${azurite.connectionString}"`,
+            `    connection_string: "${servers.azurite.connectionString}"`,
             `    container: ${CONTAINER}`,
             '    prefix: md5/',
           ],
@@ -208,5 +186,63 @@ describe('azure items carry backend checksums', () => {
     } finally {
       ws.cleanup();
     }
+  });
+});
+
+describe('{md5}, {sha256} and {size} in sink metadata', () => {
+  const templates = { 'content-md5': '{md5}', 'content-sha256': '{sha256}', bytes: '{size}' };
+
+  it('asks the runtime for the digests (a pipeline) and hashes a body given without them (direct write)', async () => {
+    const ws = makeWorkspace();
+    try {
+      ws.write('in/x.csv', 'x,y\n');
+      const file = ws.pipeline(
+        [
+          'name: digests',
+          'source:',
+          '  local: { path: ./in }',
+          'sink:',
+          '  s3:',
+          ...Object.entries(s3Connection()).map(([k, v]) => `    ${k}: ${v}`),
+          '    prefix: digests/',
+          '    metadata:',
+          ...Object.entries(templates).map(([k, v]) => `      ${k}: "${v}"`),
+        ].join('\n'),
+      );
+      expect(await runPipelineFile(file)).toMatchObject({ ok: 1, failed: 0 });
+      const head = await servers.client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'digests/x.csv' }));
+      expect(head.Metadata).toMatchObject({
+        'content-md5': md5('x,y\n'),
+        'content-sha256': sha256('x,y\n'),
+        bytes: '4',
+      });
+    } finally {
+      ws.cleanup();
+    }
+    const s3 = await s3Sink.create(
+      configure(s3Sink, { ...s3Connection(), metadata: templates }),
+      makePluginContext(),
+    );
+    expect(s3.needsDigests).toEqual(['md5', 'sha256']);
+    await writeTo(s3, 'direct/y.csv', Buffer.from('yy'));
+    const head = await servers.client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'direct/y.csv' }));
+    expect(head.Metadata).toMatchObject({
+      'content-md5': md5('yy'),
+      'content-sha256': sha256('yy'),
+      bytes: '2',
+    });
+    await s3.close?.();
+
+    const azure = await azureBlobSink.create(
+      configure(azureBlobSink, {
+        connection_string: servers.azurite.connectionString,
+        container: CONTAINER,
+        metadata: { content_md5: '{md5}', bytes: '{size}' },
+      }),
+      makePluginContext(),
+    );
+    await writeTo(azure, 'direct/z.csv', Buffer.from('zzz'));
+    const props = await servers.container.getBlobClient('direct/z.csv').getProperties();
+    expect(props.metadata).toMatchObject({ content_md5: md5('zzz'), bytes: '3' });
   });
 });

@@ -3,17 +3,15 @@
  * Azurite: a relative path is taken from the first prefix that has it; the same path under later
  * prefixes is neither processed nor tidied (after_success: delete leaves it in place).
  */
-import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
 import { runPipelineFile } from '../../core/sdk.js';
 import { azureBlobSource } from '../../plugins/azure-blob/source.js';
 import { s3Source } from '../../plugins/s3/source.js';
 import { makePluginContext } from '../helpers/context.js';
 import { collect, configure } from '../helpers/object-store.js';
+import { useObjectStoreServers } from '../helpers/object-store-servers.js';
 import { makeWorkspace } from '../helpers/workspace.js';
-import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
-import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
 
 const BUCKET = 'sluice-first';
 const CONTAINER = 'sluice-first';
@@ -30,29 +28,7 @@ const PREFIXES = '[daily/, weekly/, archive/2024]';
 /** What `match: first` leaves in place: the hidden copies. */
 const HIDDEN = ['archive/2024/a.txt', 'archive/2024/b.txt', 'weekly/a.txt'];
 
-let s3: S3rverHandle;
-let azurite: AzuriteHandle;
-let client: S3Client;
-let container: ContainerClient;
-
-beforeAll(async () => {
-  [s3, azurite] = await Promise.all([startS3rver(), startAzurite()]);
-  await s3.createBucket(BUCKET);
-  client = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: s3.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
-  container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(CONTAINER);
-  await container.create();
-});
-
-afterAll(async () => {
-  client?.destroy();
-  await Promise.all([s3?.stop(), azurite?.stop()]);
-});
+const servers = useObjectStoreServers({ bucket: BUCKET, container: CONTAINER });
 
 /** Runs source → local ./out with after_success: delete; returns what reached ./out. */
 async function runFirstMatch(
@@ -93,11 +69,11 @@ describe('match: first on s3', () => {
 
   it('takes each path from the first prefix that has it, and leaves the hidden ones untouched', async () => {
     for (const [key, body] of Object.entries(OBJECTS))
-      await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+      await servers.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
     const source = await s3Source.create(
       configure(s3Source, {
         bucket: BUCKET,
-        endpoint: s3.endpoint,
+        endpoint: servers.s3.endpoint,
         access_key_id: 'S3RVER',
         secret_access_key: 'S3RVER',
         prefixes: ['daily/', 'weekly/', 'archive/2024'],
@@ -113,9 +89,9 @@ describe('match: first on s3', () => {
     ]);
     await source.close?.();
 
-    const result = await runFirstMatch([...lines, '    match: first'], { S3_ENDPOINT: s3.endpoint });
+    const result = await runFirstMatch([...lines, '    match: first'], { S3_ENDPOINT: servers.s3.endpoint });
     expect(result).toEqual({ ok: 3, failed: 0, out: EXPECTED_OUT });
-    const left = await client.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+    const left = await servers.client.send(new ListObjectsV2Command({ Bucket: BUCKET }));
     expect((left.Contents ?? []).map((o) => o.Key).sort()).toEqual(HIDDEN);
   });
 });
@@ -123,24 +99,24 @@ describe('match: first on s3', () => {
 describe('match: first on azure_blob', () => {
   it('takes each path from the first prefix that has it, and leaves the hidden ones untouched', async () => {
     for (const [name, body] of Object.entries(OBJECTS))
-      await container.getBlockBlobClient(name).upload(body, body.length);
+      await servers.container.getBlockBlobClient(name).upload(body, body.length);
     const result = await runFirstMatch([
       '  azure_blob:',
-      `    connection_string: "${azurite.connectionString}"`,
+      `    connection_string: "${servers.azurite.connectionString}"`,
       `    container: ${CONTAINER}`,
       `    prefixes: ${PREFIXES}`,
       '    match: first',
     ]);
     expect(result).toEqual({ ok: 3, failed: 0, out: EXPECTED_OUT });
     const left: string[] = [];
-    for await (const blob of container.listBlobsFlat()) left.push(blob.name);
+    for await (const blob of servers.container.listBlobsFlat()) left.push(blob.name);
     expect(left.sort()).toEqual(HIDDEN);
   });
 
   it('lists every prefix with match: all (the default), each item under its own root', async () => {
     const source = await azureBlobSource.create(
       configure(azureBlobSource, {
-        connection_string: azurite.connectionString,
+        connection_string: servers.azurite.connectionString,
         container: CONTAINER,
         prefixes: ['weekly/', 'archive/2024/'],
       }),

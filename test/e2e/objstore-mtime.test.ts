@@ -7,9 +7,8 @@ import { utimesSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
 import type { Item, SinkInstance } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/sdk.js';
 import { azureBlobSink } from '../../plugins/azure-blob/sink.js';
@@ -19,9 +18,8 @@ import { s3Sink } from '../../plugins/s3/sink.js';
 import { s3Source } from '../../plugins/s3/source.js';
 import { makePluginContext } from '../helpers/context.js';
 import { collect, configure } from '../helpers/object-store.js';
+import { useObjectStoreServers } from '../helpers/object-store-servers.js';
 import { makeWorkspace } from '../helpers/workspace.js';
-import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
-import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
 
 const BUCKET = 'sluice-mtime';
 const CONTAINER = 'sluice-mtime';
@@ -30,31 +28,9 @@ const MTIME = new Date('2021-03-04T05:06:07.891Z');
 const S3_MTIME = '1614834367.891';
 const AZURE_MTIME = '2021-03-04T05:06:07.891000000Z';
 
-let s3: S3rverHandle;
-let azurite: AzuriteHandle;
-let client: S3Client;
-let container: ContainerClient;
+const servers = useObjectStoreServers({ bucket: BUCKET, container: CONTAINER });
 
-beforeAll(async () => {
-  [s3, azurite] = await Promise.all([startS3rver(), startAzurite()]);
-  await s3.createBucket(BUCKET);
-  client = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: s3.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
-  container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(CONTAINER);
-  await container.create();
-});
-
-afterAll(async () => {
-  client?.destroy();
-  await Promise.all([s3?.stop(), azurite?.stop()]);
-});
-
-function s3Yaml(endpoint = s3.endpoint): string[] {
+function s3Yaml(endpoint = servers.s3.endpoint): string[] {
   return [
     `    bucket: ${BUCKET}`,
     `    endpoint: ${endpoint}`,
@@ -64,7 +40,7 @@ function s3Yaml(endpoint = s3.endpoint): string[] {
 }
 
 async function headMetadata(key: string): Promise<Record<string, string>> {
-  return (await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).Metadata ?? {};
+  return (await servers.client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).Metadata ?? {};
 }
 
 /** An item as a source lists it, with an mtime. */
@@ -131,6 +107,21 @@ async function startRewritingProxy(
   };
 }
 
+/**
+ * Runs local → `sink` (YAML lines) for one file with a known mtime and returns the summary: the
+ * runtime compares the mtime the sink read back with the file's.
+ */
+async function runLocalTo(sink: string[]) {
+  const ws = makeWorkspace();
+  try {
+    utimesSync(ws.write('in/report.csv', 'a,b\n1,2\n'), MTIME, MTIME);
+    const file = ws.pipeline(['name: up', 'source:', '  local: { path: ./in }', 'sink:', ...sink].join('\n'));
+    return await runPipelineFile(file);
+  } finally {
+    ws.cleanup();
+  }
+}
+
 describe('stored mtime spelling (rclone compatible)', () => {
   it('writes S3 seconds as a decimal and Azure RFC 3339 with nanoseconds, and reads both', () => {
     expect(s3MtimeValue(MTIME)).toBe(S3_MTIME);
@@ -149,61 +140,45 @@ describe('stored mtime spelling (rclone compatible)', () => {
 
 describe('preserve_mtime on s3', () => {
   it('keeps a local file’s mtime (local → s3), and the s3 source reads it back with read_metadata', async () => {
-    const ws = makeWorkspace();
-    try {
-      utimesSync(ws.write('in/report.csv', 'a,b\n1,2\n'), MTIME, MTIME);
-      const file = ws.pipeline(
-        [
-          'name: up',
-          'source:',
-          '  local: { path: ./in }',
-          'sink:',
-          '  s3:',
-          ...s3Yaml(),
-          '    prefix: up/',
-        ].join('\n'),
-      );
-      expect(await runPipelineFile(file)).toMatchObject({ ok: 1, failed: 0 });
-      expect((await headMetadata('up/report.csv')).mtime).toBe(S3_MTIME);
+    expect(await runLocalTo(['  s3:', ...s3Yaml(), '    prefix: up/'])).toMatchObject({ ok: 1, failed: 0 });
+    expect((await headMetadata('up/report.csv')).mtime).toBe(S3_MTIME);
 
-      const connection = {
-        bucket: BUCKET,
-        endpoint: s3.endpoint,
-        access_key_id: 'S3RVER',
-        secret_access_key: 'S3RVER',
-      };
-      const withMetadata = await s3Source.create(
-        configure(s3Source, { ...connection, prefix: 'up/', read_metadata: true }),
-        makePluginContext(),
-      );
-      const [listed] = await collect(withMetadata.list(new AbortController().signal));
-      expect(listed.mtime).toEqual(MTIME);
-      // Without the HeadObject an item has the object's LastModified (the upload's time).
-      const plain = await s3Source.create(
-        configure(s3Source, { ...connection, prefix: 'up/' }),
-        makePluginContext(),
-      );
-      const [bare] = await collect(plain.list(new AbortController().signal));
-      expect(bare.mtime!.getTime()).toBeGreaterThan(Date.now() - 120_000);
-      await Promise.all([withMetadata.close?.(), plain.close?.()]);
-    } finally {
-      ws.cleanup();
-    }
+    const connection = {
+      bucket: BUCKET,
+      endpoint: servers.s3.endpoint,
+      access_key_id: 'S3RVER',
+      secret_access_key: 'S3RVER',
+    };
+    const withMetadata = await s3Source.create(
+      configure(s3Source, { ...connection, prefix: 'up/', read_metadata: true }),
+      makePluginContext(),
+    );
+    const [listed] = await collect(withMetadata.list(new AbortController().signal));
+    expect(listed.mtime).toEqual(MTIME);
+    // Without the HeadObject an item has the object's LastModified (the upload's time).
+    const plain = await s3Source.create(
+      configure(s3Source, { ...connection, prefix: 'up/' }),
+      makePluginContext(),
+    );
+    const [bare] = await collect(plain.list(new AbortController().signal));
+    expect(bare.mtime!.getTime()).toBeGreaterThan(Date.now() - 120_000);
+    await Promise.all([withMetadata.close?.(), plain.close?.()]);
   });
 
   it('keeps the mtime through a server-side copy (s3 → s3), from metadata or from LastModified', async () => {
     // One object written by rclone (metadata mtime), one by a tool that stores none.
-    await client.send(
+    await servers.client.send(
       new PutObjectCommand({
         Bucket: BUCKET,
         Key: 'copy-in/rclone.txt',
         Body: 'r',
-        Metadata: { mtime: S3_MTIME },
+        ContentType: 'text/csv',
+        Metadata: { mtime: S3_MTIME, owner: 'partner' },
       }),
     );
-    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'copy-in/plain.txt', Body: 'p' }));
+    await servers.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'copy-in/plain.txt', Body: 'p' }));
     const plainModified = (
-      await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'copy-in/plain.txt' }))
+      await servers.client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'copy-in/plain.txt' }))
     ).LastModified!;
     const ws = makeWorkspace();
     try {
@@ -221,10 +196,16 @@ describe('preserve_mtime on s3', () => {
           '    prefix: copy-out/',
         ].join('\n'),
       );
-      await s3.clearRequests();
+      await servers.s3.clearRequests();
       expect(await runPipelineFile(file)).toMatchObject({ ok: 2, failed: 0 });
-      expect((await s3.requests()).filter((r) => r.copy)).toHaveLength(2);
-      expect((await headMetadata('copy-out/rclone.txt')).mtime).toBe(S3_MTIME);
+      expect((await servers.s3.requests()).filter((r) => r.copy)).toHaveLength(2);
+      // The copy replaces the metadata (to store the mtime) yet keeps the source's headers and
+      // other metadata, as a plain copy would.
+      const copied = await servers.client.send(
+        new HeadObjectCommand({ Bucket: BUCKET, Key: 'copy-out/rclone.txt' }),
+      );
+      expect(copied.Metadata).toEqual({ mtime: S3_MTIME, owner: 'partner' });
+      expect(copied.ContentType).toBe('text/csv');
       expect((await headMetadata('copy-out/plain.txt')).mtime).toBe(s3MtimeValue(plainModified));
     } finally {
       ws.cleanup();
@@ -234,7 +215,7 @@ describe('preserve_mtime on s3', () => {
   it('reports the mtime it read back, none with preserve_mtime: false, and refuses metadata named mtime', async () => {
     const connection = {
       bucket: BUCKET,
-      endpoint: s3.endpoint,
+      endpoint: servers.s3.endpoint,
       access_key_id: 'S3RVER',
       secret_access_key: 'S3RVER',
     };
@@ -270,7 +251,7 @@ describe('preserve_mtime on s3', () => {
   });
 
   it('reports the mtime the service holds when it differs from the one sent', async () => {
-    const proxy = await startRewritingProxy(s3.endpoint, 'x-amz-meta-mtime', '1000000000');
+    const proxy = await startRewritingProxy(servers.s3.endpoint, 'x-amz-meta-mtime', '1000000000');
     try {
       const sink = await s3Sink.create(
         configure(s3Sink, {
@@ -287,6 +268,18 @@ describe('preserve_mtime on s3', () => {
       await sink.close?.();
       // What reached the server is the real mtime: only the report differs.
       expect((await headMetadata('rewritten/a.txt')).mtime).toBe(S3_MTIME);
+
+      // Through the runtime: verification fails the item and removes what it wrote.
+      const summary = await runLocalTo(['  s3:', ...s3Yaml(proxy.endpoint), '    prefix: verified/']);
+      expect(summary).toMatchObject({ ok: 0, failed: 1 });
+      expect(summary.failures[0]).toMatchObject({
+        code: 'SLUICE_E_VERIFY',
+        error: expect.stringMatching(/stored mtime/),
+      });
+      const left = await servers.client.send(
+        new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'verified/' }),
+      );
+      expect(left.Contents ?? []).toEqual([]);
     } finally {
       await proxy.stop();
     }
@@ -294,45 +287,36 @@ describe('preserve_mtime on s3', () => {
 });
 
 describe('preserve_mtime on azure_blob', () => {
-  const connection = () => ({ connection_string: azurite.connectionString, container: CONTAINER });
+  const connection = () => ({ connection_string: servers.azurite.connectionString, container: CONTAINER });
 
   it('keeps a local file’s mtime (local → azure), and the azure source lists it', async () => {
-    const ws = makeWorkspace();
-    try {
-      utimesSync(ws.write('in/report.csv', 'a,b\n1,2\n'), MTIME, MTIME);
-      const file = ws.pipeline(
-        [
-          'name: up',
-          'source:',
-          '  local: { path: ./in }',
-          'sink:',
-          '  azure_blob:',
-          `    connection_string: "${azurite.connectionString}"`,
-          `    container: ${CONTAINER}`,
-          '    prefix: up/',
-        ].join('\n'),
-      );
-      expect(await runPipelineFile(file)).toMatchObject({ ok: 1, failed: 0 });
-      const props = await container.getBlobClient('up/report.csv').getProperties();
-      expect(props.metadata?.mtime).toBe(AZURE_MTIME);
-      const source = await azureBlobSource.create(
-        configure(azureBlobSource, { ...connection(), prefix: 'up/' }),
-        makePluginContext(),
-      );
-      const [listed] = await collect(source.list(new AbortController().signal));
-      expect(listed.mtime).toEqual(MTIME);
-    } finally {
-      ws.cleanup();
-    }
+    const sink = [
+      '  azure_blob:',
+      `    connection_string: "${servers.azurite.connectionString}"`,
+      `    container: ${CONTAINER}`,
+      '    prefix: up/',
+    ];
+    expect(await runLocalTo(sink)).toMatchObject({ ok: 1, failed: 0 });
+    const props = await servers.container.getBlobClient('up/report.csv').getProperties();
+    expect(props.metadata?.mtime).toBe(AZURE_MTIME);
+    const source = await azureBlobSource.create(
+      configure(azureBlobSource, { ...connection(), prefix: 'up/' }),
+      makePluginContext(),
+    );
+    const [listed] = await collect(source.list(new AbortController().signal));
+    expect(listed.mtime).toEqual(MTIME);
   });
 
   it('keeps the mtime through a server-side copy (azure → azure)', async () => {
-    await container
+    await servers.container
       .getBlockBlobClient('copy-in/rclone.txt')
       .upload('r', 1, { metadata: { mtime: AZURE_MTIME } });
     const ws = makeWorkspace();
     try {
-      const lines = [`    connection_string: "${azurite.connectionString}"`, `    container: ${CONTAINER}`];
+      const lines = [
+        `    connection_string: "${servers.azurite.connectionString}"`,
+        `    container: ${CONTAINER}`,
+      ];
       const file = ws.pipeline(
         [
           'name: copy',
@@ -347,7 +331,7 @@ describe('preserve_mtime on azure_blob', () => {
         ].join('\n'),
       );
       expect(await runPipelineFile(file)).toMatchObject({ ok: 1, failed: 0 });
-      const props = await container.getBlobClient('copy-out/rclone.txt').getProperties();
+      const props = await servers.container.getBlobClient('copy-out/rclone.txt').getProperties();
       expect(props.metadata?.mtime).toBe(AZURE_MTIME);
     } finally {
       ws.cleanup();
@@ -370,21 +354,21 @@ describe('preserve_mtime on azure_blob', () => {
     );
     expect((await write(notKeeping, itemAt('bare.txt', MTIME), 'bare')).mtime).toBeUndefined();
     expect(
-      (await container.getBlobClient('direct/bare.txt').getProperties()).metadata?.mtime,
+      (await servers.container.getBlobClient('direct/bare.txt').getProperties()).metadata?.mtime,
     ).toBeUndefined();
   });
 
   it('reports the mtime the service holds when it differs from the one sent', async () => {
     const proxy = await startRewritingProxy(
-      azurite.accountUrl,
+      servers.azurite.accountUrl,
       'x-ms-meta-mtime',
       '2001-09-09T01:46:40.000000000Z',
     );
     try {
       const sink = await azureBlobSink.create(
         configure(azureBlobSink, {
-          account: azurite.account,
-          account_key: azurite.accountKey,
+          account: servers.azurite.account,
+          account_key: servers.azurite.accountKey,
           endpoint: proxy.endpoint,
           container: CONTAINER,
           prefix: 'rewritten/',
@@ -393,9 +377,26 @@ describe('preserve_mtime on azure_blob', () => {
       );
       const commit = await write(sink, itemAt('a.txt', MTIME), 'aaa');
       expect(commit.mtime).toEqual(new Date(1_000_000_000_000));
-      expect((await container.getBlobClient('rewritten/a.txt').getProperties()).metadata?.mtime).toBe(
+      expect((await servers.container.getBlobClient('rewritten/a.txt').getProperties()).metadata?.mtime).toBe(
         AZURE_MTIME,
       );
+
+      const summary = await runLocalTo([
+        '  azure_blob:',
+        `    account: ${servers.azurite.account}`,
+        `    account_key: ${servers.azurite.accountKey}`,
+        `    endpoint: ${proxy.endpoint}`,
+        `    container: ${CONTAINER}`,
+        '    prefix: verified/',
+      ]);
+      expect(summary).toMatchObject({ ok: 0, failed: 1 });
+      expect(summary.failures[0]).toMatchObject({
+        code: 'SLUICE_E_VERIFY',
+        error: expect.stringMatching(/stored mtime/),
+      });
+      const left: string[] = [];
+      for await (const blob of servers.container.listBlobsFlat({ prefix: 'verified/' })) left.push(blob.name);
+      expect(left).toEqual([]);
     } finally {
       await proxy.stop();
     }

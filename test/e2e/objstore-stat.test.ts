@@ -5,16 +5,14 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
 import type { Item, SinkInstance } from '../../core/plugin-api.js';
 import { azureBlobSink } from '../../plugins/azure-blob/sink.js';
 import { s3Sink } from '../../plugins/s3/sink.js';
 import { makePluginContext } from '../helpers/context.js';
 import { configure, sha256 } from '../helpers/object-store.js';
-import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
-import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
+import { useObjectStoreServers } from '../helpers/object-store-servers.js';
 
 const BUCKET = 'sluice-stat';
 const CONTAINER = 'sluice-stat';
@@ -22,29 +20,7 @@ const MTIME = new Date('2022-02-22T22:22:22.222Z');
 const signal = () => new AbortController().signal;
 const md5 = (text: string) => createHash('md5').update(text).digest('hex');
 
-let s3: S3rverHandle;
-let azurite: AzuriteHandle;
-let client: S3Client;
-let container: ContainerClient;
-
-beforeAll(async () => {
-  [s3, azurite] = await Promise.all([startS3rver(), startAzurite()]);
-  await s3.createBucket(BUCKET);
-  client = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: s3.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
-  container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(CONTAINER);
-  await container.create();
-});
-
-afterAll(async () => {
-  client?.destroy();
-  await Promise.all([s3?.stop(), azurite?.stop()]);
-});
+const servers = useObjectStoreServers({ bucket: BUCKET, container: CONTAINER });
 
 /** Writes `text` through the sink as the runtime would, for an item with MTIME and its sha256. */
 function write(sink: SinkInstance, destination: string, text: string) {
@@ -62,7 +38,7 @@ function write(sink: SinkInstance, destination: string, text: string) {
 describe('s3 sink stat', () => {
   const connection = (extra: Record<string, unknown> = {}) => ({
     bucket: BUCKET,
-    endpoint: s3.endpoint,
+    endpoint: servers.s3.endpoint,
     access_key_id: 'S3RVER',
     secret_access_key: 'S3RVER',
     prefix: 'st/',
@@ -82,9 +58,10 @@ describe('s3 sink stat', () => {
   });
 
   it('falls back to LastModified; a multipart object’s md5 only where the service says it is one', async () => {
-    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'st/plain.txt', Body: 'plain' }));
-    const modified = (await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'st/plain.txt' })))
-      .LastModified;
+    await servers.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'st/plain.txt', Body: 'plain' }));
+    const modified = (
+      await servers.client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'st/plain.txt' }))
+    ).LastModified;
     const sink = await s3Sink.create(configure(s3Sink, connection()), makePluginContext());
     expect(await sink.stat!('plain.txt', signal())).toEqual({
       size: 5,
@@ -104,7 +81,7 @@ describe('s3 sink stat', () => {
       signal: signal(),
     });
     // AWS answers a multipart object's HEAD with "<md5 of part md5s>-2" (no md5: see
-    // plugins/s3/client.test.ts); s3rver with the MD5 of the whole object, which is one.
+    // plugins/s3/servers.client.test.ts); s3rver with the MD5 of the whole object, which is one.
     const stat = await big.stat!('big.bin', signal());
     expect(stat).toMatchObject({
       size: body.length,
@@ -128,7 +105,7 @@ describe('s3 sink stat', () => {
 
 describe('azure_blob sink stat', () => {
   const connection = (extra: Record<string, unknown> = {}) => ({
-    connection_string: azurite.connectionString,
+    connection_string: servers.azurite.connectionString,
     container: CONTAINER,
     prefix: 'st/',
     ...extra,
@@ -146,7 +123,7 @@ describe('azure_blob sink stat', () => {
   });
 
   it('falls back to Last-Modified and reports the Content-MD5', async () => {
-    const blob = container.getBlockBlobClient('st/plain.txt');
+    const blob = servers.container.getBlockBlobClient('st/plain.txt');
     await blob.upload('plain', 5, { blobHTTPHeaders: { blobContentMD5: Buffer.from(md5('plain'), 'hex') } });
     const modified = (await blob.getProperties()).lastModified;
     const sink = await azureBlobSink.create(configure(azureBlobSink, connection()), makePluginContext());

@@ -22,7 +22,13 @@ const ACCOUNT = 'devstoreaccount1';
 const ACCOUNT_KEY =
   'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
-export async function startAzurite(): Promise<AzuriteHandle> {
+/**
+ * `oauth`: Azurite's `--oauth basic` over HTTPS with this certificate and key (bearer tokens are
+ * checked for lifetime, issuer and audience, not signature); the URLs are then `https://`.
+ */
+export async function startAzurite(
+  options: { oauth?: { cert: string; key: string } } = {},
+): Promise<AzuriteHandle> {
   const port = await freePort();
   const bin = realpathSync(join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'azurite-blob'));
   // The bin is a node script: running it with our node keeps the child's PID the server's PID.
@@ -38,6 +44,9 @@ export async function startAzurite(): Promise<AzuriteHandle> {
       '--skipApiVersionCheck',
       '--disableTelemetry',
       '--silent',
+      ...(options.oauth
+        ? ['--oauth', 'basic', '--cert', options.oauth.cert, '--key', options.oauth.key]
+        : []),
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -53,9 +62,10 @@ export async function startAzurite(): Promise<AzuriteHandle> {
     child.exitCode !== null ? `azurite exited with ${child.exitCode}: ${stderr}` : undefined,
   );
 
-  const accountUrl = `http://127.0.0.1:${port}/${ACCOUNT}`;
+  const protocol = options.oauth ? 'https' : 'http';
+  const accountUrl = `${protocol}://127.0.0.1:${port}/${ACCOUNT}`;
   return {
-    connectionString: `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${ACCOUNT_KEY};BlobEndpoint=${accountUrl};`,
+    connectionString: `DefaultEndpointsProtocol=${protocol};AccountName=${ACCOUNT};AccountKey=${ACCOUNT_KEY};BlobEndpoint=${accountUrl};`,
     accountUrl,
     account: ACCOUNT,
     accountKey: ACCOUNT_KEY,
