@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createItem } from '../../core/item.js';
+import { type Logger, silentLogger } from '../../core/observe/logger.js';
 import type { SinkWriteRequest } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/sdk.js';
+import { makePluginContext } from '../helpers/context.js';
 import { REMOTE_CONNECTORS, type RemoteServer } from '../helpers/remote-fs-connectors.js';
 import { listTree } from '../helpers/remote-fs-fixtures.js';
 import { listAll } from '../helpers/source-probe.js';
@@ -140,8 +142,13 @@ describe('ftp: a server that cannot set times (vsftpd mdtm_write=NO)', () => {
   });
   afterAll(async () => server?.stop());
 
-  it('keeps the upload time, reports no mtime, and still commits', async () => {
-    const sink = await server.sink('plain');
+  it('keeps the upload time, reports no mtime, says so once at debug level, and still commits', async () => {
+    const said: string[] = [];
+    const log = {
+      ...silentLogger,
+      debug: (_fields: unknown, message?: string) => said.push(String(message)),
+    };
+    const sink = await server.sink('plain', {}, makePluginContext({ log: log as Logger }));
     const before = Date.now();
     for (const name of ['a.txt', 'b.txt']) {
       const commit = await sink.write(writeOf(name, 'data', KEPT));
@@ -152,5 +159,8 @@ describe('ftp: a server that cannot set times (vsftpd mdtm_write=NO)', () => {
       );
     }
     expect(listTree(join(server.rootDir, 'plain'))).toEqual(['a.txt', 'b.txt']);
+    expect(said).toEqual([
+      expect.stringMatching(/^the server offers no way to set a file modification time/),
+    ]);
   });
 });
