@@ -22,6 +22,7 @@ import {
 import { compileMatcher, type ItemMatcher } from '../item-match.js';
 import type { Logger } from '../observe/logger.js';
 import type {
+  DestinationStat,
   Item,
   PluginContext,
   SinkCommit,
@@ -148,7 +149,7 @@ export class PluginDriver {
   }
 
   private async sinkRuntime(ref: PluginRef): Promise<SinkRuntime> {
-    const instance = this.options.dryRun ? countingSink() : await this.create<SinkInstance>(ref);
+    const instance = this.options.dryRun ? countingSink(ref) : await this.create<SinkInstance>(ref);
     return { ref, instance, ...sinkFields(ref) };
   }
 
@@ -265,6 +266,16 @@ export class PluginDriver {
     reserve?: (destination: string) => Promise<void>,
   ): Promise<SinkCommit | null> {
     return this.sinkHook(sink, label(item), () => sink.instance.copy!(item, destination, signal, reserve));
+  }
+
+  /** What is at `destination` of `sink` now (the destination pre-check), null when nothing. */
+  stat(
+    sink: SinkRuntime,
+    item: string,
+    destination: string,
+    signal: AbortSignal,
+  ): Promise<DestinationStat | null> {
+    return this.sinkHook(sink, item, () => sink.instance.stat!(destination, signal));
   }
 
   readBack(sink: SinkRuntime, destination: string, signal: AbortSignal): Promise<Readable> {
