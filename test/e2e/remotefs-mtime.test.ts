@@ -108,6 +108,27 @@ for (const connector of REMOTE_CONNECTORS) {
       }
     });
 
+    it('remote → local pipeline keeps every file mtime to the second', async () => {
+      server.put('from/one.csv', 'one', new Date('2018-07-06T05:04:03.210Z'));
+      server.put('from/sub/two.csv', 'two', KEPT);
+      const file = ws.pipeline(
+        [
+          'name: keep-times-back',
+          'source:',
+          `  ${connector.protocol}:`,
+          ...server.yaml(),
+          `    path: "${server.path('from')}"`,
+          'sink:',
+          `  local: { path: ${ws.path('back')} }`,
+          '',
+        ].join('\n'),
+        'keep-times-back.yaml',
+      );
+      expect(await runPipelineFile(file)).toMatchObject({ ok: 2, failed: 0 });
+      expect(statSync(ws.path('back/one.csv')).mtime).toEqual(new Date('2018-07-06T05:04:03.000Z'));
+      expect(statSync(ws.path('back/sub/two.csv')).mtime).toEqual(KEPT_SECOND);
+    });
+
     it('lists items with the file mtime to the second', async () => {
       server.put('listed/x.bin', 'x', new Date('2019-05-06T07:08:09.999Z'));
       const [item] = await listAll(await server.source('listed'));
@@ -130,6 +151,44 @@ describe('sftp: an mtime the server cannot hold is reported as stored, not as as
     const stored = mtimeOn(server, 'wide/far.txt');
     expect(stored.getTime()).not.toBe(far.getTime());
     expect(commit.mtime).toEqual(stored);
+  });
+});
+
+describe('sftp: a stored mtime that differs fails verification', () => {
+  let server: RemoteServer;
+  let ws: Workspace;
+  beforeAll(async () => {
+    server = await REMOTE_CONNECTORS.find((c) => c.protocol === 'sftp')!.start('sluice-mtime4');
+    ws = makeWorkspace();
+  });
+  afterAll(async () => {
+    ws?.cleanup();
+    await server?.stop();
+  });
+
+  it('local → sftp with a year-2200 mtime: the item fails, nothing stays at the destination, the source is kept', async () => {
+    ws.write('in/far.csv', 'from the future');
+    utimesSync(ws.path('in/far.csv'), new Date(), new Date('2200-01-01T00:00:00.000Z'));
+    ws.write('in/near.csv', 'from today');
+    const file = ws.pipeline(
+      [
+        'name: far-mtime',
+        'source:',
+        `  local: { path: ${ws.path('in')}, after_success: delete }`,
+        'sink:',
+        '  sftp:',
+        ...server.yaml(),
+        `    path: "${server.path('far')}"`,
+        'policy: { retry: { max_attempts: 1 } }',
+        '',
+      ].join('\n'),
+      'far-mtime.yaml',
+    );
+    const result = await runPipelineFile(file);
+    expect(result).toMatchObject({ ok: 1, failed: 1 });
+    expect(JSON.stringify(result)).toMatch(/stored mtime/);
+    expect(listTree(join(server.rootDir, 'far'))).toEqual(['near.csv']);
+    expect(ws.files('in')).toEqual(['far.csv']);
   });
 });
 
