@@ -4,8 +4,8 @@
  * read back from the server, `preserve_mtime: false` leaves the server's own time, and sources
  * list mtimes to the second.
  */
-import { statSync, utimesSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createItem } from '../../core/item.js';
@@ -189,6 +189,44 @@ describe('sftp: a stored mtime that differs fails verification', () => {
     expect(JSON.stringify(result)).toMatch(/stored mtime/);
     expect(listTree(join(server.rootDir, 'far'))).toEqual(['near.csv']);
     expect(ws.files('in')).toEqual(['far.csv']);
+  });
+});
+
+describe('sftp: a server that refuses SETSTAT (sftp-server -P setstat)', () => {
+  let server: RemoteServer;
+  beforeAll(async () => {
+    server = await REMOTE_CONNECTORS.find((c) => c.protocol === 'sftp')!.start('sluice-mtime5');
+    // Managed SFTP services refuse SETSTAT by policy: have this sshd do the same for its user.
+    const config = join(dirname(server.rootDir), 'sshd_config');
+    appendFileSync(
+      config,
+      `Match User ${server.username}\n  ForceCommand internal-sftp -P setstat,fsetstat\n`,
+    );
+    const listener = Number(readFileSync(join(dirname(server.rootDir), 'sshd.pid'), 'utf8'));
+    process.kill(listener, 'SIGHUP');
+    await new Promise((r) => setTimeout(r, 500));
+  });
+  afterAll(async () => server?.stop());
+
+  it('delivers with the upload time, reports no mtime and says so once', async () => {
+    const said: string[] = [];
+    const log = {
+      ...silentLogger,
+      debug: (_fields: unknown, message?: string) => said.push(String(message)),
+    };
+    const sink = await server.sink('refused', {}, makePluginContext({ log: log as Logger }));
+    const before = Date.now();
+    for (const name of ['a.txt', 'b.txt']) {
+      const commit = await sink.write(writeOf(name, 'data', KEPT));
+      expect(commit).toMatchObject({ size: 4 });
+      expect(commit.mtime).toBeUndefined();
+      expect(mtimeOn(server, `refused/${name}`).getTime()).toBeGreaterThanOrEqual(
+        Math.floor(before / 1000) * 1000,
+      );
+    }
+    expect(said).toEqual([
+      expect.stringMatching(/^the server offers no way to set a file modification time/),
+    ]);
   });
 });
 
