@@ -440,6 +440,14 @@ class FtpConnection implements RemoteConnection {
 
   async mkdirp(dir: string): Promise<void> {
     const where = this.absolute(dir);
+    // Most uploads go to a folder that already exists: one CWD proves it, where ensureDir
+    // walks from `/` with a CWD per segment (7 round trips for a file 6 folders deep).
+    try {
+      await this.client.cd(where);
+      return;
+    } catch (err) {
+      if (ftpReplyCode(err) === undefined) throw this.wrap('mkdir', where, err);
+    }
     await this.request('mkdir', where, () => this.client.ensureDir(where));
   }
 

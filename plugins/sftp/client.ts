@@ -475,8 +475,16 @@ class SftpConnection implements RemoteConnection {
     // SFTP v3 carries whole seconds; the access time becomes now, as `touch -m` leaves it alone.
     const seconds = Math.floor(mtime.getTime() / 1000);
     const now = Math.floor(Date.now() / 1000);
-    await this.request('setstat', path, (done) => this.sftp.utimes(path, now, seconds, done));
-    return true;
+    try {
+      await this.request('setstat', path, (done) => this.sftp.utimes(path, now, seconds, done));
+      return true;
+    } catch (err) {
+      // Servers that refuse SETSTAT by policy (sftp-server -P, some managed services) keep
+      // the upload time: the file is delivered all the same, only its mtime is not kept.
+      const { code } = ((err as SluiceError).cause ?? {}) as { code?: unknown };
+      if (this.alive && (code === SFTP_PERMISSION_DENIED || code === SFTP_OP_UNSUPPORTED)) return false;
+      throw err;
+    }
   }
 
   async mkdirp(dir: string): Promise<void> {

@@ -4,13 +4,15 @@
  * read back from the server, `preserve_mtime: false` leaves the server's own time, and sources
  * list mtimes to the second.
  */
-import { statSync, utimesSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createItem } from '../../core/item.js';
+import { type Logger, silentLogger } from '../../core/observe/logger.js';
 import type { SinkWriteRequest } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/sdk.js';
+import { makePluginContext } from '../helpers/context.js';
 import { REMOTE_CONNECTORS, type RemoteServer } from '../helpers/remote-fs-connectors.js';
 import { listTree } from '../helpers/remote-fs-fixtures.js';
 import { listAll } from '../helpers/source-probe.js';
@@ -106,6 +108,27 @@ for (const connector of REMOTE_CONNECTORS) {
       }
     });
 
+    it('remote → local pipeline keeps every file mtime to the second', async () => {
+      server.put('from/one.csv', 'one', new Date('2018-07-06T05:04:03.210Z'));
+      server.put('from/sub/two.csv', 'two', KEPT);
+      const file = ws.pipeline(
+        [
+          'name: keep-times-back',
+          'source:',
+          `  ${connector.protocol}:`,
+          ...server.yaml(),
+          `    path: "${server.path('from')}"`,
+          'sink:',
+          `  local: { path: ${ws.path('back')} }`,
+          '',
+        ].join('\n'),
+        'keep-times-back.yaml',
+      );
+      expect(await runPipelineFile(file)).toMatchObject({ ok: 2, failed: 0 });
+      expect(statSync(ws.path('back/one.csv')).mtime).toEqual(new Date('2018-07-06T05:04:03.000Z'));
+      expect(statSync(ws.path('back/sub/two.csv')).mtime).toEqual(KEPT_SECOND);
+    });
+
     it('lists items with the file mtime to the second', async () => {
       server.put('listed/x.bin', 'x', new Date('2019-05-06T07:08:09.999Z'));
       const [item] = await listAll(await server.source('listed'));
@@ -131,6 +154,82 @@ describe('sftp: an mtime the server cannot hold is reported as stored, not as as
   });
 });
 
+describe('sftp: a stored mtime that differs fails verification', () => {
+  let server: RemoteServer;
+  let ws: Workspace;
+  beforeAll(async () => {
+    server = await REMOTE_CONNECTORS.find((c) => c.protocol === 'sftp')!.start('sluice-mtime4');
+    ws = makeWorkspace();
+  });
+  afterAll(async () => {
+    ws?.cleanup();
+    await server?.stop();
+  });
+
+  it('local → sftp with a year-2200 mtime: the item fails, nothing stays at the destination, the source is kept', async () => {
+    ws.write('in/far.csv', 'from the future');
+    utimesSync(ws.path('in/far.csv'), new Date(), new Date('2200-01-01T00:00:00.000Z'));
+    ws.write('in/near.csv', 'from today');
+    const file = ws.pipeline(
+      [
+        'name: far-mtime',
+        'source:',
+        `  local: { path: ${ws.path('in')}, after_success: delete }`,
+        'sink:',
+        '  sftp:',
+        ...server.yaml(),
+        `    path: "${server.path('far')}"`,
+        'policy: { retry: { max_attempts: 1 } }',
+        '',
+      ].join('\n'),
+      'far-mtime.yaml',
+    );
+    const result = await runPipelineFile(file);
+    expect(result).toMatchObject({ ok: 1, failed: 1 });
+    expect(JSON.stringify(result)).toMatch(/stored mtime/);
+    expect(listTree(join(server.rootDir, 'far'))).toEqual(['near.csv']);
+    expect(ws.files('in')).toEqual(['far.csv']);
+  });
+});
+
+describe('sftp: a server that refuses SETSTAT (sftp-server -P setstat)', () => {
+  let server: RemoteServer;
+  beforeAll(async () => {
+    server = await REMOTE_CONNECTORS.find((c) => c.protocol === 'sftp')!.start('sluice-mtime5');
+    // Managed SFTP services refuse SETSTAT by policy: have this sshd do the same for its user.
+    const config = join(dirname(server.rootDir), 'sshd_config');
+    appendFileSync(
+      config,
+      `Match User ${server.username}\n  ForceCommand internal-sftp -P setstat,fsetstat\n`,
+    );
+    const listener = Number(readFileSync(join(dirname(server.rootDir), 'sshd.pid'), 'utf8'));
+    process.kill(listener, 'SIGHUP');
+    await new Promise((r) => setTimeout(r, 500));
+  });
+  afterAll(async () => server?.stop());
+
+  it('delivers with the upload time, reports no mtime and says so once', async () => {
+    const said: string[] = [];
+    const log = {
+      ...silentLogger,
+      debug: (_fields: unknown, message?: string) => said.push(String(message)),
+    };
+    const sink = await server.sink('refused', {}, makePluginContext({ log: log as Logger }));
+    const before = Date.now();
+    for (const name of ['a.txt', 'b.txt']) {
+      const commit = await sink.write(writeOf(name, 'data', KEPT));
+      expect(commit).toMatchObject({ size: 4 });
+      expect(commit.mtime).toBeUndefined();
+      expect(mtimeOn(server, `refused/${name}`).getTime()).toBeGreaterThanOrEqual(
+        Math.floor(before / 1000) * 1000,
+      );
+    }
+    expect(said).toEqual([
+      expect.stringMatching(/^the server offers no way to set a file modification time/),
+    ]);
+  });
+});
+
 describe('ftp: a server that cannot set times (vsftpd mdtm_write=NO)', () => {
   let server: RemoteServer;
   beforeAll(async () => {
@@ -140,8 +239,13 @@ describe('ftp: a server that cannot set times (vsftpd mdtm_write=NO)', () => {
   });
   afterAll(async () => server?.stop());
 
-  it('keeps the upload time, reports no mtime, and still commits', async () => {
-    const sink = await server.sink('plain');
+  it('keeps the upload time, reports no mtime, says so once at debug level, and still commits', async () => {
+    const said: string[] = [];
+    const log = {
+      ...silentLogger,
+      debug: (_fields: unknown, message?: string) => said.push(String(message)),
+    };
+    const sink = await server.sink('plain', {}, makePluginContext({ log: log as Logger }));
     const before = Date.now();
     for (const name of ['a.txt', 'b.txt']) {
       const commit = await sink.write(writeOf(name, 'data', KEPT));
@@ -152,5 +256,8 @@ describe('ftp: a server that cannot set times (vsftpd mdtm_write=NO)', () => {
       );
     }
     expect(listTree(join(server.rootDir, 'plain'))).toEqual(['a.txt', 'b.txt']);
+    expect(said).toEqual([
+      expect.stringMatching(/^the server offers no way to set a file modification time/),
+    ]);
   });
 });

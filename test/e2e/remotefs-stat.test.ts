@@ -3,13 +3,15 @@
  * with `if_exists: skip`/`fail`), against real sshd and vsftpd: size and mtime of a file, null
  * when nothing is there, a clear error for a folder, nothing outside the sink's root.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SinkInstance } from '../../core/plugin-api.js';
+import { runPipelineFile } from '../../core/sdk.js';
 import { REMOTE_CONNECTORS, type RemoteServer } from '../helpers/remote-fs-connectors.js';
 import { writeRequest } from '../helpers/remote-fs-fixtures.js';
 import { codeOf } from '../helpers/source-probe.js';
+import { makeWorkspace } from '../helpers/workspace.js';
 
 const signal = () => new AbortController().signal;
 
@@ -57,6 +59,46 @@ for (const connector of REMOTE_CONNECTORS) {
     it('never looks outside the root', async () => {
       for (const outside of ['../outside.txt', 'a/../../outside.txt', '/outside.txt', 'a//there.csv']) {
         expect(await codeOf(sink.stat!(outside, signal())), outside).toBe('SLUICE_E_NAME');
+      }
+    });
+
+    it('pipeline with if_exists: skip: files already on the server are not read again', async () => {
+      const ws = makeWorkspace();
+      try {
+        const mtime = new Date('2022-02-02T02:02:02.000Z');
+        for (let i = 0; i < 4; i++) {
+          const content = `file ${i}\n`.repeat(i + 1);
+          ws.write(`in/f${i}.txt`, content);
+          utimesSync(ws.path(`in/f${i}.txt`), mtime, mtime);
+          if (i < 2) server.put(`pre/f${i}.txt`, content, mtime);
+        }
+        const file = ws.pipeline(
+          [
+            `name: pre-${connector.protocol}`,
+            'source:',
+            `  local: { path: ${ws.path('in')} }`,
+            'sink:',
+            `  ${connector.protocol}:`,
+            ...server.yaml(),
+            `    path: "${server.path('pre')}"`,
+            '    if_exists: skip',
+            '',
+          ].join('\n'),
+        );
+        expect(await runPipelineFile(file)).toMatchObject({
+          ok: 4,
+          failed: 0,
+          alreadyAtDestination: 2,
+          filesWritten: 2,
+        });
+        expect(readdirSync(join(server.rootDir, 'pre')).sort()).toEqual([
+          'f0.txt',
+          'f1.txt',
+          'f2.txt',
+          'f3.txt',
+        ]);
+      } finally {
+        ws.cleanup();
       }
     });
 

@@ -20,97 +20,20 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asideName } from '../../core/item.js';
-import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
+import type { Item } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/sdk.js';
-import { ftpSink } from '../../plugins/ftp/sink.js';
-import { ftpSource } from '../../plugins/ftp/source.js';
-import { sftpSink } from '../../plugins/sftp/sink.js';
-import { sftpSource } from '../../plugins/sftp/source.js';
-import { makePluginContext } from '../helpers/context.js';
+import { REMOTE_CONNECTORS, type RemoteServer } from '../helpers/remote-fs-connectors.js';
 import { readAll } from '../helpers/remote-fs-fixtures.js';
 import { REPLACED_CONTENT, safetyRegistry } from '../helpers/replacing-sink.js';
 import { codeOf, listAll } from '../helpers/source-probe.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
-import { type SshdHandle, startSshd } from '../servers/sshd.js';
-import { startVsftpd, type VsftpdHandle } from '../servers/vsftpd.js';
 
-interface Connector {
-  name: 'sftp' | 'ftp';
-  start(): Promise<{ rootDir: string; username: string; stop(): Promise<void> }>;
-  /** The connection keys of a source or sink (YAML lines under the plugin name), `path` excluded. */
-  yaml(): string[];
-  /** The configured `path` of folder `dir` under the server's root. */
-  path(dir: string): string;
-  source(path: string): Promise<SourceInstance>;
-  sink(path: string, ifExists: 'rename' | 'skip'): Promise<SinkInstance>;
-}
-
-let sshd: SshdHandle;
-let vsftpd: VsftpdHandle;
-
-const connectors: Connector[] = [
-  {
-    name: 'sftp',
-    start: async () => (sshd = await startSshd('sluice-safety')),
-    yaml: () => sshd.sftpYaml(),
-    path: (dir) => join(sshd.rootDir, dir),
-    source: async (path) =>
-      sftpSource.create({ ...sftpBase(), path, recursive: true } as never, makePluginContext()),
-    sink: async (path, ifExists) =>
-      sftpSink.create({ ...sftpBase(), path, if_exists: ifExists } as never, makePluginContext()),
-  },
-  {
-    name: 'ftp',
-    start: async () => (vsftpd = await startVsftpd({ username: 'sluice-ftp-safety' })),
-    yaml: () => [
-      `    host: ${vsftpd.host}`,
-      `    port: ${vsftpd.port}`,
-      `    username: ${vsftpd.username}`,
-      `    password: "${vsftpd.password}"`,
-    ],
-    path: (dir) => dir,
-    source: async (path) =>
-      ftpSource.create({ ...ftpBase(), path, recursive: true } as never, makePluginContext()),
-    sink: async (path, ifExists) =>
-      ftpSink.create({ ...ftpBase(), path, if_exists: ifExists } as never, makePluginContext()),
-  },
-];
-
-function sftpBase() {
-  return {
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.username,
-    private_key_file: sshd.privateKeyFile,
-    host_key_sha256: sshd.hostKeySha256,
-    insecure_accept_any_host_key: false,
-    max_connections: 2,
-    connect_timeout: '10s',
-    keepalive_interval: '15s',
-  };
-}
-
-function ftpBase() {
-  return {
-    host: vsftpd.host,
-    port: vsftpd.port,
-    username: vsftpd.username,
-    password: vsftpd.password,
-    secure: false,
-    insecure_tls: false,
-    max_connections: 2,
-    timeout: '10s',
-    keepalive_interval: '60s',
-  };
-}
-
-for (const connector of connectors) {
-  describe(`${connector.name}: data safety`, () => {
-    let server: Awaited<ReturnType<Connector['start']>>;
+for (const connector of REMOTE_CONNECTORS) {
+  describe(`${connector.protocol}: data safety`, () => {
+    let server: RemoteServer;
     let uid: number;
     let gid: number;
     let ws: Workspace;
-    const opened: Array<SourceInstance | SinkInstance> = [];
 
     /** Writes files (name → bytes; a name may be a Buffer of raw bytes) into `dir` on the server, owned by its user. */
     const put = (dir: string, files: Array<[string | Buffer, string]>) => {
@@ -123,19 +46,15 @@ for (const connector of connectors) {
         chownSync(path, uid, gid);
       }
     };
-    const source = async (dir: string) => {
-      const src = await connector.source(connector.path(dir));
-      opened.push(src);
-      return src;
-    };
+    const source = (dir: string) => server.source(dir);
     const pipeline = (name: string, dir: string, extra: string, sink = 'local: { path: ./out }') =>
       ws.pipeline(
         [
           `name: ${name}`,
           'source:',
-          `  ${connector.name}:`,
-          ...connector.yaml(),
-          `    path: "${connector.path(dir)}"`,
+          `  ${connector.protocol}:`,
+          ...server.yaml(),
+          `    path: "${server.path(dir)}"`,
           ...extra.split('\n').map((l) => `    ${l}`),
           'sink:',
           `  ${sink}`,
@@ -146,14 +65,13 @@ for (const connector of connectors) {
     const run = (file: string) => runPipelineFile(file, { registry: safetyRegistry() });
 
     beforeAll(async () => {
-      server = await connector.start();
+      server = await connector.start('sluice-safety');
       uid = Number(execFileSync('id', ['-u', server.username]).toString());
       gid = Number(execFileSync('id', ['-g', server.username]).toString());
       ws = makeWorkspace();
     });
 
     afterAll(async () => {
-      await Promise.allSettled(opened.map((o) => o.close?.()));
       ws?.cleanup();
       await server?.stop();
     });
@@ -179,7 +97,7 @@ for (const connector of connectors) {
       expect(item.path).toBe('..\\..\\victim.txt');
       const forged = { ...item, path: '../../victim.txt' };
       expect(await codeOf(src.remove!(forged))).toBe('SLUICE_E_NAME');
-      expect(await codeOf(src.move!(forged, connector.path('moved')))).toBe('SLUICE_E_NAME');
+      expect(await codeOf(src.move!(forged, server.path('moved')))).toBe('SLUICE_E_NAME');
       expect(await src.openPath!('../../victim.txt')).toBeNull();
       expect(existsSync(join(server.rootDir, 'victim.txt'))).toBe(true);
 
@@ -250,10 +168,10 @@ for (const connector of connectors) {
       writeFileSync(file, 'new version');
       utimesSync(file, new Date(), new Date(big.mtime!.getTime() + 5000));
       expect(await codeOf(src.remove!(big))).toBe('SLUICE_E_CHANGED');
-      expect(await codeOf(src.move!(big, connector.path('ver-done')))).toBe('SLUICE_E_CHANGED');
+      expect(await codeOf(src.move!(big, server.path('ver-done')))).toBe('SLUICE_E_CHANGED');
       expect(readdirSync(join(server.rootDir, 'ver')).sort()).toEqual(['big.bin', 'other.bin']);
 
-      await src.move!(other, connector.path('ver-done'));
+      await src.move!(other, server.path('ver-done'));
       expect(readdirSync(join(server.rootDir, 'ver-done'))).toEqual(['other.bin']);
       await src.remove!(other); // already gone: not an error
       await src.remove!(big).catch(() => undefined);
@@ -296,8 +214,7 @@ for (const connector of connectors) {
 
     it('sink: if_exists: rename reserves each candidate and reports the destination written; skip reports the existing size', async () => {
       put('snk', [['x.csv', 'already here, longer']]);
-      const sink = await connector.sink(connector.path('snk'), 'rename');
-      opened.push(sink);
+      const sink = await server.sink('snk', { if_exists: 'rename' });
       const reserved: string[] = [];
       const commit = await sink.write({
         item: { source: 's', path: 'x.csv' } as Item,
@@ -312,8 +229,7 @@ for (const connector of connectors) {
       expect(reserved).toEqual(['x.csv', 'x (1).csv']);
       expect(commit).toMatchObject({ destination: 'x (1).csv', size: 3 });
 
-      const skip = await connector.sink(connector.path('snk'), 'skip');
-      opened.push(skip);
+      const skip = await server.sink('snk', { if_exists: 'skip' });
       const skipped = await skip.write({
         item: { source: 's', path: 'x.csv' } as Item,
         destination: 'x.csv',

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { chownSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { SinkInstance, SourceInstance } from '../../core/plugin-api.js';
+import type { PluginContext, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
 import { ftpSink } from '../../plugins/ftp/sink.js';
 import { ftpSource } from '../../plugins/ftp/source.js';
 import { sftpSink } from '../../plugins/sftp/sink.js';
@@ -30,7 +30,7 @@ export interface RemoteServer {
   /** The same as YAML lines indented under the plugin name (connection keys only). */
   yaml(): string[];
   source(dir: string, overrides?: Record<string, unknown>): Promise<SourceInstance>;
-  sink(dir: string, overrides?: Record<string, unknown>): Promise<SinkInstance>;
+  sink(dir: string, overrides?: Record<string, unknown>, ctx?: PluginContext): Promise<SinkInstance>;
   /** Writes a file under `rootDir` owned by the login user, with `mtime` if given. */
   put(rel: string, data: string | Buffer, mtime?: Date): string;
   stop(): Promise<void>;
@@ -121,10 +121,10 @@ function finish(
       opened.push(instance);
       return instance;
     },
-    async sink(dir, overrides) {
+    async sink(dir, overrides, ctx = makePluginContext()) {
       const instance = await plugins.sink.create(
         { if_exists: 'overwrite', preserve_mtime: true, ...config(dir, overrides) } as never,
-        makePluginContext(),
+        ctx,
       );
       opened.push(instance);
       return instance;
