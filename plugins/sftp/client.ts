@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { type Static, Type } from '@sinclair/typebox';
 import type { SFTPWrapper, Stats } from 'ssh2';
@@ -19,6 +19,7 @@ import type { RemoteConnection, RemoteEntry, RemoteStat } from '../remote-fs/con
 import { remoteFsFields } from '../remote-fs/fields.js';
 import { ConnectionPool } from '../remote-fs/pool.js';
 import { fingerprintOf, normalizeFingerprint } from './host-key.js';
+import { pipelinedRead, SFTP_REQUESTS_IN_FLIGHT } from './pipelined-read.js';
 
 export const sftpConnectionFields = {
   host: Type.String({ minLength: 1, description: 'Server host name or IP address.' }),
@@ -57,6 +58,13 @@ export const sftpConnectionFields = {
     default: '15s',
     description: 'Interval of SSH keepalive messages; a server silent for 3 intervals counts as dropped.',
   }),
+  requests_in_flight: Type.Integer({
+    minimum: 1,
+    maximum: 256,
+    default: SFTP_REQUESTS_IN_FLIGHT,
+    description:
+      'SFTP read/write requests of 32 KiB kept outstanding per file (as OpenSSH `sftp -R`): what decides throughput over a link with latency. Memory per file is this × 32 KiB.',
+  }),
 };
 
 const connectionSchema = Type.Object(sftpConnectionFields);
@@ -74,6 +82,7 @@ export interface SftpSettings {
   hostKeys: string[] | 'any';
   connectTimeoutMs: number;
   keepaliveMs: number;
+  requestsInFlight: number;
   /** Error code for failures: the source and sink report under their own. */
   errorCode: ErrorCode;
 }
@@ -133,6 +142,8 @@ export async function sftpSettings(
     hostKeys,
     connectTimeoutMs: parseDuration(config.connect_timeout),
     keepaliveMs: parseDuration(config.keepalive_interval),
+    // Configs built in code (tests, embedders) may skip the schema's defaults.
+    requestsInFlight: config.requests_in_flight ?? SFTP_REQUESTS_IN_FLIGHT,
     errorCode,
   };
 }
@@ -392,29 +403,26 @@ class SftpConnection implements RemoteConnection {
 
   async openRead(path: string, onDone: (err?: Error) => void): Promise<Readable> {
     await this.assertAlive('read', path);
-    const stream = this.sftp.createReadStream(path, { highWaterMark: STREAM_CHUNK });
-    // ssh2's stream errors name no file: relay through a stream whose errors say which one.
-    const wrapped = new PassThrough({ highWaterMark: STREAM_CHUNK });
     let failure: SluiceError | undefined;
-    // `on`, not `once`: ssh2 can emit a second error (e.g. "No response from server" when the
-    // channel closes) after the first, and an unheard one would crash the process.
-    stream.on('error', (err: unknown) => {
-      if (failure) return;
-      failure = new SluiceError(this.settings.errorCode, `SFTP read ${path} failed: ${reasonOf(err)}`, {
-        cause: err,
-        retryable: isSftpRetryable(err),
-      });
-      wrapped.destroy(failure);
+    const stream = pipelinedRead(this.sftp, path, {
+      requestsInFlight: this.settings.requestsInFlight,
+      highWaterMark: STREAM_CHUNK,
+      describeError: (operation, err) => {
+        failure = new SluiceError(
+          this.settings.errorCode,
+          `SFTP ${operation} ${path} failed: ${reasonOf(err)}`,
+          {
+            cause: err,
+            retryable: isSftpRetryable(err),
+          },
+        );
+        return failure;
+      },
+      onSessionLost: (listener) => this.onLost(listener),
     });
-    stream.pipe(wrapped);
-    const off = this.onLost((err) => stream.destroy(err));
     // Closed by the end of the data, a failure, or a consumer that stopped early.
-    wrapped.once('close', () => {
-      off();
-      if (!stream.destroyed) stream.destroy();
-      onDone(failure);
-    });
-    return wrapped;
+    stream.once('close', () => onDone(failure));
+    return stream;
   }
 
   async upload(path: string, body: Readable): Promise<void> {
