@@ -1,7 +1,8 @@
 // SFTP over a link with latency (issue 16.2): Sluice and rclone both reach sshd through the
 // same user-space delay proxy (bench/delay-proxy.mjs, 25 ms each way = a 50 ms round trip),
 // on the servers startConnectorBench (connectors.mjs) started. bench/peers.mjs runs the cases.
-import { mkdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDelayProxy } from './delay-proxy.mjs';
 import { benchDir, measure } from './lib/common.mjs';
@@ -11,14 +12,18 @@ export const ONE_WAY_DELAY_MS = 25;
 const BUCKET = 'bench';
 const CONCURRENCY = 16;
 
-/** Runs `work(sftpLines, rclone)` with sshd behind the delay proxy; stops the proxy after. */
-async function overLatency(ctx, dir, work) {
+/**
+ * Runs `work(sftpLines, rclone)` with sshd behind the delay proxy, then stops the proxy:
+ * `sftpLines(path)` is an sftp source or sink block reaching sshd through it, `rclone(...)` a
+ * measured rclone whose `src:` remote does.
+ */
+async function overLatency(ctx, work) {
   const proxy = await startDelayProxy({ target: ctx.sshd, delayMs: ONE_WAY_DELAY_MS });
   try {
-    const sftpLines = [
+    const sftpLines = (path) => [
       '  sftp:',
       ...ctx.sshd.sftpYaml(proxy),
-      `    path: ${dir}`,
+      `    path: ${path}`,
       `    max_connections: ${CONCURRENCY}`,
     ];
     const env = {
@@ -45,10 +50,10 @@ export async function bigFileSftpToLocalOverLatency(ctx, bytes) {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   try {
-    return await overLatency(ctx, dir, (sftpLines, rclone) => {
+    return await overLatency(ctx, (sftpLines, rclone) => {
       const file = ctx.pipeline('latency-big', [
         'source:',
-        ...sftpLines,
+        ...sftpLines(dir),
         'sink:',
         '  local:',
         `    path: ${join(out, 'sluice')}`,
@@ -61,14 +66,42 @@ export async function bigFileSftpToLocalOverLatency(ctx, bytes) {
   }
 }
 
+/** One `bytes`-sized random file local → sftp over a 50 ms round trip, Sluice vs `rclone copy`. */
+export async function bigFileLocalToSftpOverLatency(ctx, bytes) {
+  const local = join(benchDir, 'data', 'latency-upload');
+  rmSync(local, { recursive: true, force: true });
+  mkdirSync(local, { recursive: true });
+  const block = randomBytes(8 * 2 ** 20);
+  for (let written = 0; written < bytes; written += block.length)
+    writeFileSync(join(local, 'big.bin'), block.subarray(0, Math.min(block.length, bytes - written)), {
+      flag: 'a',
+    });
+  const dir = ctx.writeRemote('latency-upload', 0, 0);
+  try {
+    return await overLatency(ctx, (sftpLines, rclone) => {
+      const file = ctx.pipeline('latency-upload', [
+        'source:',
+        '  local:',
+        `    path: ${local}`,
+        'sink:',
+        ...sftpLines(`${dir}/sluice`),
+      ]);
+      return { sluice: ctx.sluice(file), rclone: rclone('copy', local, `src:${dir}/rclone`) };
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(local, { recursive: true, force: true });
+  }
+}
+
 /** `count` × 1 MiB files sftp → s3 over a 50 ms round trip, Sluice vs `rclone copy`. */
 export async function mibFilesSftpToS3OverLatency(ctx, count) {
   const dir = ctx.writeRemote('latency-mib', count, 2 ** 20);
   try {
-    return await overLatency(ctx, dir, (sftpLines, rclone) => {
+    return await overLatency(ctx, (sftpLines, rclone) => {
       const file = ctx.pipeline('latency-mib', [
         'source:',
-        ...sftpLines,
+        ...sftpLines(dir),
         'sink:',
         ...ctx.s3Yaml('latency-mib-sluice/'),
       ]);

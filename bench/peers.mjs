@@ -20,7 +20,11 @@ import {
   startConnectorBench,
 } from './connectors.mjs';
 import { bigFileInProcess, smallFilesVsRclone } from './core.mjs';
-import { bigFileSftpToLocalOverLatency, mibFilesSftpToS3OverLatency } from './latency.mjs';
+import {
+  bigFileLocalToSftpOverLatency,
+  bigFileSftpToLocalOverLatency,
+  mibFilesSftpToS3OverLatency,
+} from './latency.mjs';
 import { benchDir, fmt, machine, measure, median, repoDir, sluiceBin, writeSection } from './lib/common.mjs';
 import { cleanOutputs, compare, gunzipCases, gzipCases, pgpCases } from './transforms.mjs';
 
@@ -286,6 +290,22 @@ const COMPARISONS = {
         connectorRow(
           'latency-sftp-local',
           `1 × ${size(S.latencyBig)} sftp → local over a 50 ms round trip (delay proxy)`,
+          result,
+          (s) => mbps(S.latencyBig, s),
+          '`rclone copy`',
+          1.0,
+        ),
+      ];
+    },
+  },
+  'latency-local-sftp': {
+    title: 'one big file local → sftp over a 50 ms round trip vs rclone',
+    async run(S) {
+      const result = await bigFileLocalToSftpOverLatency(await connectorBench(), S.latencyBig);
+      return [
+        connectorRow(
+          'latency-local-sftp',
+          `1 × ${size(S.latencyBig)} local → sftp over a 50 ms round trip (delay proxy)`,
           result,
           (s) => mbps(S.latencyBig, s),
           '`rclone copy`',

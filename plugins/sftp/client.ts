@@ -1,5 +1,10 @@
+/**
+ * SFTP connections for the sftp source and sink: config fields they share, the way to the
+ * server (jump.ts), a pool of ssh2-sftp-client sessions, pipelined reads and writes, and error
+ * classification.
+ */
 import type { Readable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { pipeline } from 'node:stream/promises';
 import { type Static, Type } from '@sinclair/typebox';
 import type { SFTPWrapper, Stats } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
@@ -14,6 +19,7 @@ import { ConnectionPool } from '../remote-fs/pool.js';
 import { hopLogin, isAuthFailure, loginFailure, resolveHop, type SshHop, sshLoginFields } from './hop.js';
 import { openRoute, type Route } from './jump.js';
 import { pipelinedRead, SFTP_REQUESTS_IN_FLIGHT } from './pipelined-read.js';
+import { pipelinedWrite } from './pipelined-write.js';
 import { type ProxySettings, parseProxyUrl, proxyField } from './proxy.js';
 
 export const sftpConnectionFields = {
@@ -307,14 +313,7 @@ class SftpConnection implements RemoteConnection {
       requestsInFlight: this.settings.requestsInFlight,
       highWaterMark: STREAM_CHUNK,
       describeError: (operation, err) => {
-        failure = new SluiceError(
-          this.settings.errorCode,
-          `SFTP ${operation} ${path} failed: ${reasonOf(err)}`,
-          {
-            cause: err,
-            retryable: isSftpRetryable(err),
-          },
-        );
+        failure = this.failure(operation, path, err);
         return failure;
       },
       onSessionLost: (listener) => this.onLost(listener),
@@ -326,24 +325,26 @@ class SftpConnection implements RemoteConnection {
 
   async upload(path: string, body: Readable): Promise<void> {
     await this.assertAlive('write', path);
-    const out = this.sftp.createWriteStream(path, { flags: 'w', highWaterMark: STREAM_CHUNK });
-    // ssh2's typings omit destroy's error argument; the stream is a Node Writable.
-    const off = this.onLost((err) => (out as unknown as { destroy(err: Error): void }).destroy(err));
-    // pipeline() handles the first error; ssh2 may emit more after it gave up on the stream.
-    out.on('error', () => {});
+    const out = pipelinedWrite(this.sftp, path, {
+      requestsInFlight: this.settings.requestsInFlight,
+      highWaterMark: STREAM_CHUNK,
+      describeError: (operation, err) => this.failure(operation, path, err),
+      onSessionLost: (listener) => this.onLost(listener),
+    });
     try {
       await pipeline(body, out);
     } catch (err) {
-      out.destroy();
-      await finished(out).catch(() => {});
-      if (err instanceof SluiceError) throw err;
-      throw new SluiceError(this.settings.errorCode, `SFTP write ${path} failed: ${reasonOf(err)}`, {
-        cause: err,
-        retryable: isSftpRetryable(err),
-      });
-    } finally {
-      off();
+      // The caller removes the temp file next: let the handle's close be answered first.
+      if (!out.closed) await new Promise((resolveClose) => out.once('close', resolveClose));
+      throw err instanceof SluiceError ? err : this.failure('write', path, err);
     }
+  }
+
+  private failure(operation: string, path: string, err: unknown): SluiceError {
+    return new SluiceError(this.settings.errorCode, `SFTP ${operation} ${path} failed: ${reasonOf(err)}`, {
+      cause: err,
+      retryable: isSftpRetryable(err),
+    });
   }
 
   async renameOver(from: string, to: string): Promise<void> {
