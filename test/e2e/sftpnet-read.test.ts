@@ -8,12 +8,13 @@ import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Item, SourceInstance } from '../../core/plugin-api.js';
+import type { SourceInstance } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/sdk.js';
 import { createSftpPool, sftpSettings } from '../../plugins/sftp/client.js';
 import { sftpSource } from '../../plugins/sftp/source.js';
 import { makePluginContext } from '../helpers/context.js';
 import { randomData, readAll, sha256 } from '../helpers/remote-fs-fixtures.js';
+import { listAll } from '../helpers/source-probe.js';
 import { testRegistry } from '../helpers/test-plugins.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 import { type FaultProxy, startFaultProxy } from '../servers/fault-proxy.js';
@@ -39,36 +40,17 @@ function put(dir: string, files: Record<string, Buffer>): string {
   return abs;
 }
 
-function sshBase() {
-  return {
-    host: server.host,
-    port: server.port,
-    username: server.username,
-    private_key_file: server.privateKeyFile,
-    host_key_sha256: server.hostKeySha256,
-    insecure_accept_any_host_key: false,
-    connect_timeout: '10s',
-    keepalive_interval: '15s',
-  };
-}
-
 async function source(
   path: string,
   extra: Record<string, unknown> = {},
   via?: { host: string; port: number },
 ) {
   const instance = await sftpSource.create(
-    { ...sshBase(), ...via, path, recursive: true, max_connections: 2, ...extra } as never,
+    { ...server.sftpConfig(), ...via, path, recursive: true, max_connections: 2, ...extra } as never,
     makePluginContext(),
   );
   opened.push(instance);
   return instance;
-}
-
-async function items(src: SourceInstance): Promise<Item[]> {
-  const found: Item[] = [];
-  for await (const item of src.list(new AbortController().signal)) found.push(item);
-  return found;
 }
 
 /** Waits until no server process holds `path` open; returns how many still do. */
@@ -97,7 +79,7 @@ describe('sftp source: many reads in flight', () => {
       const files = Object.fromEntries(SIZES.map((size) => [`f-${size}.bin`, randomData(size)]));
       const dir = put(`sizes-${inFlight}`, files);
       const src = await source(dir, { requests_in_flight: inFlight });
-      const listed = await items(src);
+      const listed = await listAll(src);
       expect(listed.map((i) => i.path).sort()).toEqual(Object.keys(files).sort());
       for (const item of listed) {
         const bytes = await readAll(await item.open());
@@ -145,7 +127,7 @@ describe('sftp source: many reads in flight', () => {
   it('an abort mid-file closes the handle on the server and frees the session', async () => {
     const dir = put('abort', { 'big.bin': randomData(16 * 1024 * KiB), 'after.bin': randomData(70_000) });
     const src = await source(dir, { max_connections: 1 });
-    const listed = await items(src);
+    const listed = await listAll(src);
     const big = listed.find((i) => i.path === 'big.bin')!;
     const controller = new AbortController();
     const stream = await big.open(controller.signal);
@@ -177,7 +159,7 @@ describe('sftp source: many reads in flight', () => {
     const dir = put('errors', {});
     mkdirSync(join(dir, 'folder.bin'));
     const settings = await sftpSettings(
-      { ...sshBase(), path: dir, max_connections: 1, requests_in_flight: 64 } as never,
+      { ...server.sftpConfig(), path: dir, max_connections: 1, requests_in_flight: 64 } as never,
       makePluginContext(),
       'SLUICE_E_SOURCE',
     );
@@ -221,7 +203,7 @@ describe('sftp source: a connection reset mid-file', () => {
     const body = randomData(8 * 1024 * KiB);
     const dir = put('reset', { 'big.bin': body });
     const src = await source(dir, { max_connections: 1 }, proxy);
-    const [item] = await items(src);
+    const [item] = await listAll(src);
     proxy.enabled = true;
     const failure = await readAll(await item.open()).catch((err: unknown) => err);
     proxy.enabled = false;

@@ -10,12 +10,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SluiceError } from '../../core/errors.js';
 import { redact } from '../../core/observe/redact.js';
-import type { Item, SinkInstance, SourceInstance } from '../../core/plugin-api.js';
+import type { SinkInstance, SourceInstance } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/sdk.js';
 import { sftpSink } from '../../plugins/sftp/sink.js';
 import { sftpSource } from '../../plugins/sftp/source.js';
 import { makePluginContext } from '../helpers/context.js';
 import { randomData, readAll, sha256, writeRequest } from '../helpers/remote-fs-fixtures.js';
+import { listAll } from '../helpers/source-probe.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 import { startConnectProxy, startSocks5Proxy, type TestProxy } from '../servers/proxy-servers.js';
 import { type SshdHandle, sessionPids, startSshd } from '../servers/sshd.js';
@@ -26,32 +27,27 @@ let ws: Workspace;
 const body = randomData(3 * 1024 * 1024 + 5);
 const opened: Array<SourceInstance | SinkInstance> = [];
 
+/** A login block for `jump:` (its timeouts are the target's). */
 function login(server: SshdHandle) {
-  return {
-    host: server.host,
-    port: server.port,
-    username: server.username,
-    private_key_file: server.privateKeyFile,
-    host_key_sha256: server.hostKeySha256,
-    insecure_accept_any_host_key: false,
-  };
+  const { connect_timeout: _, keepalive_interval: __, ...keys } = server.sftpConfig();
+  return keys;
 }
 
-const common = { max_connections: 2, connect_timeout: '10s', keepalive_interval: '15s' };
+const common = { max_connections: 2 };
 
 async function source(extra: Record<string, unknown>) {
   const instance = await sftpSource.create(
-    { ...login(target), ...common, path: join(target.rootDir, 'in'), recursive: true, ...extra } as never,
+    {
+      ...target.sftpConfig(),
+      ...common,
+      path: join(target.rootDir, 'in'),
+      recursive: true,
+      ...extra,
+    } as never,
     makePluginContext(),
   );
   opened.push(instance);
   return instance;
-}
-
-async function items(src: SourceInstance): Promise<Item[]> {
-  const found: Item[] = [];
-  for await (const item of src.list(new AbortController().signal)) found.push(item);
-  return found;
 }
 
 /** Logins the sshd accepted so far. */
@@ -97,7 +93,7 @@ describe('sftp through a jump host', () => {
   it('reads and writes through the jump host, and closes both hops with the pool', async () => {
     const jumpLogins = logins(jump);
     const src = await source({ jump: login(jump) });
-    const [item] = await items(src);
+    const [item] = await listAll(src);
     expect(sha256(await readAll(await item.open()))).toBe(sha256(body));
     // The session went through the jump host: it logged a login and holds a session process.
     expect(logins(jump)).toBe(jumpLogins + 1);
@@ -105,7 +101,7 @@ describe('sftp through a jump host', () => {
 
     const sink = await sftpSink.create(
       {
-        ...login(target),
+        ...target.sftpConfig(),
         ...common,
         path: join(target.rootDir, 'out'),
         if_exists: 'overwrite',
@@ -225,7 +221,7 @@ describe('sftp through a proxy', () => {
 
       it('reads through the proxy', async () => {
         const src = await source({ proxy: { url: proxy.url } });
-        const [item] = await items(src);
+        const [item] = await listAll(src);
         expect(sha256(await readAll(await item.open()))).toBe(sha256(body));
         expect(proxy.stats.tunnels).toBeGreaterThanOrEqual(1);
       });
@@ -233,7 +229,7 @@ describe('sftp through a proxy', () => {
       it('reaches the jump host through the proxy', async () => {
         const before = { tunnels: proxy.stats.tunnels, logins: logins(jump) };
         const src = await source({ proxy: { url: proxy.url }, jump: login(jump), max_connections: 1 });
-        const [item] = await items(src);
+        const [item] = await listAll(src);
         expect(sha256(await readAll(await item.open()))).toBe(sha256(body));
         expect(proxy.stats.tunnels).toBe(before.tunnels + 1);
         expect(logins(jump)).toBe(before.logins + 1);

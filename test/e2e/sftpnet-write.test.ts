@@ -34,14 +34,7 @@ function folder(name: string): string {
 async function sink(path: string, extra: Record<string, unknown> = {}, via?: { host: string; port: number }) {
   const instance = await sftpSink.create(
     {
-      host: server.host,
-      port: server.port,
-      username: server.username,
-      private_key_file: server.privateKeyFile,
-      host_key_sha256: server.hostKeySha256,
-      insecure_accept_any_host_key: false,
-      connect_timeout: '10s',
-      keepalive_interval: '15s',
+      ...server.sftpConfig(),
       max_connections: 2,
       if_exists: 'overwrite',
       ...via,

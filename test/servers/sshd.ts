@@ -54,6 +54,17 @@ export interface SshdHandle {
    * key), as YAML lines indented under the plugin name; `via` points them at a proxy.
    */
   sftpYaml(via?: { host: string; port: number }): string[];
+  /** The same keys as a config object (plus timeouts), for creating a source or sink in code. */
+  sftpConfig(): {
+    host: string;
+    port: number;
+    username: string;
+    private_key_file: string;
+    host_key_sha256: string;
+    insecure_accept_any_host_key: false;
+    connect_timeout: string;
+    keepalive_interval: string;
+  };
   stop(): Promise<void>;
 }
 
@@ -129,6 +140,16 @@ export async function startSshd(username = 'sluice-sftp'): Promise<SshdHandle> {
       `    private_key_file: ${privateKeyFile}`,
       `    host_key_sha256: "${hostKeySha256}"`,
     ],
+    sftpConfig: () => ({
+      host: '127.0.0.1',
+      port,
+      username,
+      private_key_file: privateKeyFile,
+      host_key_sha256: hostKeySha256,
+      insecure_accept_any_host_key: false,
+      connect_timeout: '10s',
+      keepalive_interval: '15s',
+    }),
     async stop() {
       killDescendants(pid);
       await stopPid(pid);
