@@ -173,7 +173,7 @@ export function loginFailure(
   if (isAuthFailure(err)) {
     return new SluiceError(
       errorCode,
-      `SSH authentication failed for user "${hop.username}" at ${hop.label} ${where}`,
+      `${hop.label}: authentication failed for user "${hop.username}" at ${where}`,
       {
         cause: err,
         retryable: false,

@@ -184,7 +184,7 @@ describe('sftp through a jump host', () => {
         .next(),
     );
     expect(badLogin.message).toBe(
-      `SSH authentication failed for user "${jump.username}" at SSH jump host ${jump.host}:${jump.port}`,
+      `SSH jump host: authentication failed for user "${jump.username}" at ${jump.host}:${jump.port}`,
     );
     expect(badLogin.retryable).toBe(false);
     expect(redact(badLogin.message)).not.toContain('not-the-password');
