@@ -20,6 +20,11 @@ import {
   startConnectorBench,
 } from './connectors.mjs';
 import { bigFileInProcess, smallFilesVsRclone } from './core.mjs';
+import {
+  bigFileLocalToSftpOverLatency,
+  bigFileSftpToLocalOverLatency,
+  mibFilesSftpToS3OverLatency,
+} from './latency.mjs';
 import { benchDir, fmt, machine, measure, median, repoDir, sluiceBin, writeSection } from './lib/common.mjs';
 import { cleanOutputs, compare, gunzipCases, gzipCases, pgpCases } from './transforms.mjs';
 
@@ -50,6 +55,8 @@ const SIZES = quick
       sftpBig: 128 * MiB,
       segregate: 500,
       rss: [64 * MiB, 512 * MiB],
+      latencyBig: 64 * MiB,
+      latencyFiles: 100,
     }
   : {
       localBig: 1024 * MiB,
@@ -65,6 +72,8 @@ const SIZES = quick
       sftpBig: 1024 * MiB,
       segregate: 10000,
       rss: [256 * MiB, 4096 * MiB],
+      latencyBig: 256 * MiB,
+      latencyFiles: 500,
     };
 
 const size = (bytes) => (bytes >= 1024 * MiB ? `${bytes / 1024 / MiB} GiB` : `${bytes / MiB} MiB`);
@@ -268,6 +277,54 @@ const COMPARISONS = {
           result,
           (s) => perSecond(S.segregate, s, 'keys'),
           '`rclone move`',
+          1.0,
+        ),
+      ];
+    },
+  },
+  'latency-sftp-local': {
+    title: 'one big file sftp → local over a 50 ms round trip vs rclone',
+    async run(S) {
+      const result = await bigFileSftpToLocalOverLatency(await connectorBench(), S.latencyBig);
+      return [
+        connectorRow(
+          'latency-sftp-local',
+          `1 × ${size(S.latencyBig)} sftp → local over a 50 ms round trip (delay proxy)`,
+          result,
+          (s) => mbps(S.latencyBig, s),
+          '`rclone copy`',
+          1.0,
+        ),
+      ];
+    },
+  },
+  'latency-local-sftp': {
+    title: 'one big file local → sftp over a 50 ms round trip vs rclone',
+    async run(S) {
+      const result = await bigFileLocalToSftpOverLatency(await connectorBench(), S.latencyBig);
+      return [
+        connectorRow(
+          'latency-local-sftp',
+          `1 × ${size(S.latencyBig)} local → sftp over a 50 ms round trip (delay proxy)`,
+          result,
+          (s) => mbps(S.latencyBig, s),
+          '`rclone copy`',
+          1.0,
+        ),
+      ];
+    },
+  },
+  'latency-sftp-s3': {
+    title: '1 MiB files sftp → s3 over a 50 ms round trip vs rclone',
+    async run(S) {
+      const result = await mibFilesSftpToS3OverLatency(await connectorBench(), S.latencyFiles);
+      return [
+        connectorRow(
+          'latency-sftp-s3',
+          `${count(S.latencyFiles)} × 1 MiB sftp → s3 over a 50 ms round trip (delay proxy), concurrency 16`,
+          result,
+          (s) => perSecond(S.latencyFiles, s, 'files'),
+          '`rclone copy`',
           1.0,
         ),
       ];

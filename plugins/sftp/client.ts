@@ -1,54 +1,38 @@
 /**
- * SFTP connections for the sftp source and sink: config fields they share, auth, host key
- * pinning, a pool of ssh2-sftp-client sessions and error classification.
+ * SFTP connections for the sftp source and sink: config fields they share, the way to the
+ * server (jump.ts), a pool of ssh2-sftp-client sessions, pipelined reads and writes, and error
+ * classification.
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { type Static, Type } from '@sinclair/typebox';
 import type { SFTPWrapper, Stats } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
 import { type ErrorCode, isRetryableByDefault, SluiceError } from '../../core/errors.js';
-import { registerSecret } from '../../core/observe/redact.js';
 import type { PluginContext } from '../../core/plugin-api.js';
-import { Duration, Secret } from '../../core/schema-fragments.js';
+import { Duration } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
 import type { PreflightTraits } from '../remote-fs/check.js';
 import type { RemoteConnection, RemoteEntry, RemoteStat } from '../remote-fs/connection.js';
 import { remoteFsFields } from '../remote-fs/fields.js';
 import { ConnectionPool } from '../remote-fs/pool.js';
-import { fingerprintOf, normalizeFingerprint } from './host-key.js';
+import { hopLogin, isAuthFailure, loginFailure, resolveHop, type SshHop, sshLoginFields } from './hop.js';
+import { openRoute, type Route } from './jump.js';
+import { pipelinedRead, SFTP_REQUESTS_IN_FLIGHT } from './pipelined-read.js';
+import { pipelinedWrite } from './pipelined-write.js';
+import { type ProxySettings, parseProxyUrl, proxyField } from './proxy.js';
 
 export const sftpConnectionFields = {
-  host: Type.String({ minLength: 1, description: 'Server host name or IP address.' }),
-  port: Type.Integer({ minimum: 1, maximum: 65535, default: 22, description: 'SSH port.' }),
-  username: Type.String({ minLength: 1, description: 'Login user.' }),
-  password: Type.Optional(Secret(Type.String({ description: 'Password (password or keyboard-less auth).' }))),
-  private_key_file: Type.Optional(
-    Type.String({ description: 'Path of an OpenSSH/PEM private key file (relative to the pipeline file).' }),
-  ),
-  private_key: Type.Optional(
-    Secret(Type.String({ description: 'Private key text itself (e.g. from an env var).' })),
-  ),
-  passphrase: Type.Optional(Secret(Type.String({ description: 'Passphrase of an encrypted private key.' }))),
-  agent: Type.Optional(
-    Type.Union([Type.Boolean(), Type.String()], {
+  ...sshLoginFields,
+  jump: Type.Optional(
+    Type.Object(sshLoginFields, {
+      additionalProperties: false,
       description:
-        'Authenticate through an ssh-agent: `true` uses $SSH_AUTH_SOCK, a string is the socket path.',
+        'Reach the server through this SSH jump host (as `ssh -J`): its own login and pinned host key; the server is then connected over a channel the jump host opens.',
     }),
   ),
-  host_key_sha256: Type.Optional(
-    Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })], {
-      description:
-        'Pinned SHA256 fingerprint(s) of the server host key, as `ssh-keygen -lf` prints them (`SHA256:…`; bare base64 or hex also accepted). Required unless insecure_accept_any_host_key; a refused connection shows the fingerprint the server presented.',
-    }),
-  ),
-  insecure_accept_any_host_key: Type.Boolean({
-    default: false,
-    description: 'Skip host key checking (man-in-the-middle risk). Only for tests and throwaway servers.',
-  }),
+  proxy: Type.Optional(proxyField),
   ...remoteFsFields('SSH sessions'),
   connect_timeout: Duration({
     default: '20s',
@@ -58,23 +42,24 @@ export const sftpConnectionFields = {
     default: '15s',
     description: 'Interval of SSH keepalive messages; a server silent for 3 intervals counts as dropped.',
   }),
+  requests_in_flight: Type.Integer({
+    minimum: 1,
+    maximum: 256,
+    default: SFTP_REQUESTS_IN_FLIGHT,
+    description:
+      'SFTP read/write requests of 32 KiB kept outstanding per file (as OpenSSH `sftp -R`): what decides throughput over a link with latency. Memory per file is this × 32 KiB.',
+  }),
 };
 
 const connectionSchema = Type.Object(sftpConnectionFields);
 export type SftpConnectionConfig = Static<typeof connectionSchema>;
 
-export interface SftpSettings {
-  host: string;
-  port: number;
-  username: string;
-  password?: string;
-  privateKey?: string;
-  passphrase?: string;
-  agent?: string;
-  /** Accepted fingerprints (`SHA256:…`); 'any' when host key checking is off. */
-  hostKeys: string[] | 'any';
+export interface SftpSettings extends SshHop {
+  jump?: SshHop;
+  proxy?: ProxySettings;
   connectTimeoutMs: number;
   keepaliveMs: number;
+  requestsInFlight: number;
   /** Error code for failures: the source and sink report under their own. */
   errorCode: ErrorCode;
 }
@@ -85,55 +70,14 @@ export async function sftpSettings(
   ctx: PluginContext,
   errorCode: ErrorCode,
 ): Promise<SftpSettings> {
-  const configError = (message: string, field: string) =>
-    new SluiceError('SLUICE_E_CONFIG', message, { context: { jsonPath: `/${field}` } });
-  let privateKey = config.private_key;
-  if (config.private_key_file !== undefined) {
-    const file = resolve(ctx.baseDir, config.private_key_file);
-    try {
-      privateKey = await readFile(file, 'utf8');
-    } catch (err) {
-      throw configError(
-        `cannot read private_key_file ${file}: ${(err as Error).message}`,
-        'private_key_file',
-      );
-    }
-  }
-  // The key file's contents are read here, not from the config: the schema cannot mark them.
-  registerSecret(privateKey);
-  const agent = config.agent === true ? process.env.SSH_AUTH_SOCK : config.agent || undefined;
-  if (config.agent === true && !agent) throw configError('agent: true but SSH_AUTH_SOCK is not set', 'agent');
-  if (config.password === undefined && privateKey === undefined && agent === undefined) {
-    throw configError('no credentials: set password, private_key_file, private_key or agent', 'password');
-  }
-  let hostKeys: string[] | 'any' = 'any';
-  if (!config.insecure_accept_any_host_key) {
-    const pinned = config.host_key_sha256 === undefined ? [] : [config.host_key_sha256].flat();
-    hostKeys = pinned.map((text, i) => {
-      const fingerprint = normalizeFingerprint(text);
-      if (!fingerprint) {
-        const where = Array.isArray(config.host_key_sha256) ? `host_key_sha256/${i}` : 'host_key_sha256';
-        throw configError(`"${text}" is not a SHA256 host key fingerprint (expected SHA256:<base64>)`, where);
-      }
-      return fingerprint;
-    });
-  } else {
-    ctx.log.warn(
-      { host: config.host, port: config.port },
-      `insecure_accept_any_host_key is on: the identity of SFTP server ${config.host}:${config.port} is NOT checked; anyone on the network path can intercept credentials and files`,
-    );
-  }
   return {
-    host: config.host,
-    port: config.port,
-    username: config.username,
-    password: config.password,
-    privateKey,
-    passphrase: config.passphrase,
-    agent,
-    hostKeys,
+    ...(await resolveHop(config, ctx, 'SFTP server')),
+    jump: config.jump && (await resolveHop(config.jump, ctx, 'SSH jump host', 'jump/')),
+    proxy: config.proxy && parseProxyUrl(config.proxy.url, '/proxy/url'),
     connectTimeoutMs: parseDuration(config.connect_timeout),
     keepaliveMs: parseDuration(config.keepalive_interval),
+    // Configs built in code (tests, embedders) may skip the schema's defaults.
+    requestsInFlight: config.requests_in_flight ?? SFTP_REQUESTS_IN_FLIGHT,
     errorCode,
   };
 }
@@ -206,15 +150,6 @@ export function isSftpRetryable(err: unknown): boolean | undefined {
   return isRetryableByDefault(err);
 }
 
-/** ssh2 marks auth failures with `level`, but ssh2-sftp-client re-wraps them keeping only the message. */
-function isAuthFailure(err: unknown): boolean {
-  const { level, message } = (err ?? {}) as { level?: unknown; message?: unknown };
-  return (
-    level === 'client-authentication' ||
-    (typeof message === 'string' && /authentication methods failed/i.test(message))
-  );
-}
-
 function reasonOf(err: unknown): string {
   const raw = err as { code?: unknown; message?: unknown };
   if (raw?.code === SFTP_NO_SUCH_FILE) return 'no such file';
@@ -241,6 +176,7 @@ class SftpConnection implements RemoteConnection {
     private readonly client: SftpClient,
     private readonly sftp: SFTPWrapper,
     private readonly settings: SftpSettings,
+    private readonly route: Route,
   ) {
     sftp.once('close', () => this.markLost());
     sftp.once('end', () => this.markLost());
@@ -277,9 +213,16 @@ class SftpConnection implements RemoteConnection {
   }
 
   static async open(Client: SftpClientClass, settings: SftpSettings): Promise<SftpConnection> {
-    const where = `${settings.host}:${settings.port}`;
-    let presented: string | undefined;
-    let hostKeyRefused = false;
+    const route = await openRoute({
+      target: settings,
+      jump: settings.jump,
+      proxy: settings.proxy,
+      connectTimeoutMs: settings.connectTimeoutMs,
+      keepaliveMs: settings.keepaliveMs,
+      errorCode: settings.errorCode,
+      isRetryable: isSftpRetryable,
+    });
+    const login = hopLogin(settings);
     let connection: SftpConnection | undefined;
     const markDead = () => {
       connection?.markLost();
@@ -292,45 +235,18 @@ class SftpConnection implements RemoteConnection {
     );
     try {
       const sftp = await client.connect({
-        host: settings.host,
-        port: settings.port,
-        username: settings.username,
-        password: settings.password,
-        privateKey: settings.privateKey,
-        passphrase: settings.passphrase,
-        agent: settings.agent,
+        ...login.options,
+        sock: route.sock,
         readyTimeout: settings.connectTimeoutMs,
         keepaliveInterval: settings.keepaliveMs,
         keepaliveCountMax: 3,
-        hostVerifier: (key: Buffer) => {
-          presented = fingerprintOf(key);
-          hostKeyRefused = settings.hostKeys !== 'any' && !settings.hostKeys.includes(presented);
-          return !hostKeyRefused;
-        },
       });
-      connection = new SftpConnection(client, sftp, settings);
+      connection = new SftpConnection(client, sftp, settings, route);
       return connection;
     } catch (err) {
       void client.end().catch(() => {});
-      if (hostKeyRefused && presented) {
-        const pinned = settings.hostKeys === 'any' ? [] : settings.hostKeys;
-        const message =
-          pinned.length === 0
-            ? `SFTP server ${where} presented host key ${presented}, but no host_key_sha256 is pinned: after checking it with the server's operator, set host_key_sha256: "${presented}"`
-            : `host key of SFTP server ${where} is ${presented}, which is not the pinned host_key_sha256 (${pinned.join(', ')}): the server's key changed or this is not the expected server`;
-        throw new SluiceError(settings.errorCode, message, { cause: err, retryable: false });
-      }
-      if (isAuthFailure(err)) {
-        throw new SluiceError(
-          settings.errorCode,
-          `SFTP authentication failed for user "${settings.username}" at ${where}`,
-          { cause: err, retryable: false },
-        );
-      }
-      throw new SluiceError(settings.errorCode, `cannot connect to SFTP server ${where}: ${reasonOf(err)}`, {
-        cause: err,
-        retryable: isSftpRetryable(err) ?? true,
-      });
+      route.close();
+      throw loginFailure(settings, login.seen, err, settings.errorCode, isSftpRetryable);
     }
   }
 
@@ -404,51 +320,43 @@ class SftpConnection implements RemoteConnection {
 
   async openRead(path: string, onDone: (err?: Error) => void): Promise<Readable> {
     await this.assertAlive('read', path);
-    const stream = this.sftp.createReadStream(path, { highWaterMark: STREAM_CHUNK });
-    // ssh2's stream errors name no file: relay through a stream whose errors say which one.
-    const wrapped = new PassThrough({ highWaterMark: STREAM_CHUNK });
     let failure: SluiceError | undefined;
-    // `on`, not `once`: ssh2 can emit a second error (e.g. "No response from server" when the
-    // channel closes) after the first, and an unheard one would crash the process.
-    stream.on('error', (err: unknown) => {
-      if (failure) return;
-      failure = new SluiceError(this.settings.errorCode, `SFTP read ${path} failed: ${reasonOf(err)}`, {
-        cause: err,
-        retryable: isSftpRetryable(err),
-      });
-      wrapped.destroy(failure);
+    const stream = pipelinedRead(this.sftp, path, {
+      requestsInFlight: this.settings.requestsInFlight,
+      highWaterMark: STREAM_CHUNK,
+      describeError: (operation, err) => {
+        failure = this.failure(operation, path, err);
+        return failure;
+      },
+      onSessionLost: (listener) => this.onLost(listener),
     });
-    stream.pipe(wrapped);
-    const off = this.onLost((err) => stream.destroy(err));
     // Closed by the end of the data, a failure, or a consumer that stopped early.
-    wrapped.once('close', () => {
-      off();
-      if (!stream.destroyed) stream.destroy();
-      onDone(failure);
-    });
-    return wrapped;
+    stream.once('close', () => onDone(failure));
+    return stream;
   }
 
   async upload(path: string, body: Readable): Promise<void> {
     await this.assertAlive('write', path);
-    const out = this.sftp.createWriteStream(path, { flags: 'w', highWaterMark: STREAM_CHUNK });
-    // ssh2's typings omit destroy's error argument; the stream is a Node Writable.
-    const off = this.onLost((err) => (out as unknown as { destroy(err: Error): void }).destroy(err));
-    // pipeline() handles the first error; ssh2 may emit more after it gave up on the stream.
-    out.on('error', () => {});
+    const out = pipelinedWrite(this.sftp, path, {
+      requestsInFlight: this.settings.requestsInFlight,
+      highWaterMark: STREAM_CHUNK,
+      describeError: (operation, err) => this.failure(operation, path, err),
+      onSessionLost: (listener) => this.onLost(listener),
+    });
     try {
       await pipeline(body, out);
     } catch (err) {
-      out.destroy();
-      await finished(out).catch(() => {});
-      if (err instanceof SluiceError) throw err;
-      throw new SluiceError(this.settings.errorCode, `SFTP write ${path} failed: ${reasonOf(err)}`, {
-        cause: err,
-        retryable: isSftpRetryable(err),
-      });
-    } finally {
-      off();
+      // The caller removes the temp file next: let the handle's close be answered first.
+      if (!out.closed) await new Promise((resolveClose) => out.once('close', resolveClose));
+      throw err instanceof SluiceError ? err : this.failure('write', path, err);
     }
+  }
+
+  private failure(operation: string, path: string, err: unknown): SluiceError {
+    return new SluiceError(this.settings.errorCode, `SFTP ${operation} ${path} failed: ${reasonOf(err)}`, {
+      cause: err,
+      retryable: isSftpRetryable(err),
+    });
   }
 
   async renameOver(from: string, to: string): Promise<void> {
@@ -508,5 +416,6 @@ class SftpConnection implements RemoteConnection {
   async close(): Promise<void> {
     this.dead = true;
     await this.client.end().catch(() => {});
+    this.route.close();
   }
 }

@@ -42,6 +42,23 @@ export const sftpSource = definePlugin({
         '  move_to: /outgoing/processed',
       ].join('\n'),
     },
+    {
+      title: 'Behind a bastion (jump host, its key pinned too), reached through an HTTP proxy',
+      yaml: [
+        'host: sftp.internal.example.com',
+        'username: acme',
+        'private_key_file: ./keys/acme_ed25519',
+        'host_key_sha256: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"',
+        'path: /outgoing',
+        'jump:',
+        '  host: bastion.example.com',
+        '  username: acme',
+        '  private_key_file: ./keys/acme_ed25519',
+        '  host_key_sha256: "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"',
+        'proxy:',
+        '  url: http://proxy.example.com:3128',
+      ].join('\n'),
+    },
   ],
   validate: validateRoots,
   async create(config, ctx) {

@@ -3,10 +3,27 @@
  * authorized_keys folder, for a local test user with both a password and a key pair.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { childPids, freePort, killDescendants, stopPid, waitForPort } from './remote-fs-net.js';
+import {
+  childPids,
+  descendantPids,
+  freePort,
+  killDescendants,
+  stopPid,
+  waitForPort,
+} from './remote-fs-net.js';
 import { ensureUnixUser } from './unix-user.js';
 
 export interface SshdHandle {
@@ -20,6 +37,10 @@ export interface SshdHandle {
   hostKeySha256: string;
   /** A fresh folder owned by the test user (absolute path, same on the server). */
   rootDir: string;
+  /** sshd's log (one `Accepted …` line per logged-in connection). */
+  logFile: string;
+  /** How many file descriptors the server's session processes hold open on `path` now. */
+  openHandles(path: string): number;
   /** PID of the listening sshd; per-connection processes are its children. */
   pid: number;
   /**
@@ -33,6 +54,17 @@ export interface SshdHandle {
    * key), as YAML lines indented under the plugin name; `via` points them at a proxy.
    */
   sftpYaml(via?: { host: string; port: number }): string[];
+  /** The same keys as a config object (plus timeouts), for creating a source or sink in code. */
+  sftpConfig(): {
+    host: string;
+    port: number;
+    username: string;
+    private_key_file: string;
+    host_key_sha256: string;
+    insecure_accept_any_host_key: false;
+    connect_timeout: string;
+    keepalive_interval: string;
+  };
   stop(): Promise<void>;
 }
 
@@ -97,6 +129,8 @@ export async function startSshd(username = 'sluice-sftp'): Promise<SshdHandle> {
     privateKeyFile,
     hostKeySha256,
     rootDir,
+    logFile: log,
+    openHandles: (path) => openDescriptors(pid, path),
     pid,
     killSessions: () => killDescendants(pid),
     sftpYaml: (via) => [
@@ -106,6 +140,16 @@ export async function startSshd(username = 'sluice-sftp'): Promise<SshdHandle> {
       `    private_key_file: ${privateKeyFile}`,
       `    host_key_sha256: "${hostKeySha256}"`,
     ],
+    sftpConfig: () => ({
+      host: '127.0.0.1',
+      port,
+      username,
+      private_key_file: privateKeyFile,
+      host_key_sha256: hostKeySha256,
+      insecure_accept_any_host_key: false,
+      connect_timeout: '10s',
+      keepalive_interval: '15s',
+    }),
     async stop() {
       killDescendants(pid);
       await stopPid(pid);
@@ -117,6 +161,26 @@ export async function startSshd(username = 'sluice-sftp'): Promise<SshdHandle> {
 /** PIDs of the per-connection sshd monitors (children of the listener). */
 export function sessionPids(listenerPid: number): number[] {
   return childPids(listenerPid);
+}
+
+function openDescriptors(listenerPid: number, path: string): number {
+  let count = 0;
+  for (const pid of descendantPids(listenerPid)) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // exited meanwhile
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === path) count++;
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return count;
 }
 
 function safeRead(file: string): string {

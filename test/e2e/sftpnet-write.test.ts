@@ -1,0 +1,164 @@
+/**
+ * The SFTP sink's pipelined writer (many WRITE requests in flight, issue 16.2) against a real
+ * sshd: byte-exact uploads at the chunk edges, no handle or temp file left after an abort or a
+ * connection reset, errors naming the file.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SinkInstance } from '../../core/plugin-api.js';
+import { sftpSink } from '../../plugins/sftp/sink.js';
+import { makePluginContext } from '../helpers/context.js';
+import { randomData, sha256, writeRequest } from '../helpers/remote-fs-fixtures.js';
+import { type FaultProxy, startFaultProxy } from '../servers/fault-proxy.js';
+import { type SshdHandle, startSshd } from '../servers/sshd.js';
+
+const KiB = 1024;
+const SIZES = [0, 1, 32 * KiB - 1, 32 * KiB, 32 * KiB + 1, 5 * 1024 * KiB + 3];
+
+let server: SshdHandle;
+let uid: number;
+let gid: number;
+const opened: SinkInstance[] = [];
+
+function folder(name: string): string {
+  const abs = join(server.rootDir, name);
+  mkdirSync(abs, { recursive: true });
+  chownSync(abs, uid, gid);
+  return abs;
+}
+
+async function sink(path: string, extra: Record<string, unknown> = {}, via?: { host: string; port: number }) {
+  const instance = await sftpSink.create(
+    {
+      ...server.sftpConfig(),
+      max_connections: 2,
+      if_exists: 'overwrite',
+      ...via,
+      path,
+      ...extra,
+    } as never,
+    makePluginContext(),
+  );
+  opened.push(instance);
+  return instance;
+}
+
+/** Open descriptors the server holds on any file in `dir`, once settled. */
+async function openInside(dir: string): Promise<number> {
+  const count = () => readdirSync(dir).reduce((n, name) => n + server.openHandles(join(dir, name)), 0);
+  for (let i = 0; i < 100 && count() > 0; i++) await sleep(20);
+  return count();
+}
+
+/** A body that sends `first` bytes, then waits until destroyed. */
+function stalledBody(first: number): Readable {
+  let sent = false;
+  return new Readable({
+    read() {
+      if (!sent) this.push(randomData(first));
+      sent = true;
+    },
+  });
+}
+
+beforeAll(async () => {
+  server = await startSshd('sluice-sftpnet');
+  uid = Number(execFileSync('id', ['-u', server.username]).toString());
+  gid = Number(execFileSync('id', ['-g', server.username]).toString());
+});
+
+afterAll(async () => {
+  await Promise.allSettled(opened.map((o) => o.close?.()));
+  await server?.stop();
+});
+
+describe('sftp sink: many writes in flight', () => {
+  it.each([64, 1])(
+    'uploads files of 0 B to 5 MiB byte for byte (%i requests in flight)',
+    async (inFlight) => {
+      const dir = folder(`sizes-${inFlight}`);
+      const out = await sink(dir, { requests_in_flight: inFlight });
+      for (const size of SIZES) {
+        const data = randomData(size);
+        const commit = await out.write(writeRequest(`f-${size}.bin`, data));
+        expect(commit.size, `${size}`).toBe(size);
+        expect(sha256(readFileSync(join(dir, `f-${size}.bin`))), `${size}`).toBe(sha256(data));
+      }
+      expect(readdirSync(dir).sort()).toEqual(SIZES.map((s) => `f-${s}.bin`).sort());
+      expect(await openInside(dir)).toBe(0);
+    },
+  );
+
+  it('an abort mid-upload leaves no temp file and no open handle', async () => {
+    const dir = folder('abort');
+    const out = await sink(dir, { max_connections: 1 });
+    const controller = new AbortController();
+    const request = { ...writeRequest('big.bin', stalledBody(3 * 1024 * KiB)), signal: controller.signal };
+    const writing = out.write(request);
+    // Wait until the temp file holds bytes: the upload is under way.
+    for (let i = 0; i < 200 && !readdirSync(dir).some((n) => n.includes('sluice-tmp')); i++) await sleep(20);
+    const [temp] = readdirSync(dir);
+    expect(temp).toMatch(/^\.big\.bin\.sluice-tmp-/);
+    expect(server.openHandles(join(dir, temp))).toBe(1);
+    controller.abort(new Error('test abort'));
+    await expect(writing).rejects.toThrow();
+    expect(await openInside(dir)).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+    // The session is usable again.
+    await out.write(writeRequest('after.bin', randomData(1000)));
+    expect(readdirSync(dir)).toEqual(['after.bin']);
+  });
+
+  it('a refused open names the file and is not retried', async () => {
+    const dir = folder('locked');
+    chmodSync(dir, 0o555);
+    const out = await sink(dir);
+    const err = await out.write(writeRequest('x.bin', randomData(10))).then(
+      () => new Error('expected a failure'),
+      (e: unknown) => e as Error,
+    );
+    expect(err.message).toMatch(
+      new RegExp(`^SFTP open ${dir}/\\.x\\.bin\\.sluice-tmp-[0-9a-f]+ failed: permission denied`),
+    );
+    expect(out.isRetryable?.(err)).toBe(false);
+  });
+});
+
+describe('sftp sink: a connection reset mid-upload', () => {
+  let proxy: FaultProxy;
+
+  beforeAll(async () => {
+    proxy = await startFaultProxy({
+      target: { host: server.host, port: server.port },
+      faults: { resetAfterBytes: 2 * 1024 * KiB, direction: 'upstream' },
+      enabled: false,
+    });
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+  });
+
+  it('fails the upload with the file named, as retryable, then uploads it whole', async () => {
+    const dir = folder('reset');
+    const out = await sink(dir, { max_connections: 1 }, proxy);
+    const data = randomData(6 * 1024 * KiB);
+    proxy.enabled = true;
+    const err = await out.write(writeRequest('big.bin', data)).then(
+      () => new Error('expected a failure'),
+      (e: unknown) => e as Error,
+    );
+    proxy.enabled = false;
+    expect(err.message).toMatch(
+      new RegExp(`^SFTP write ${dir}/\\.big\\.bin\\.sluice-tmp-[0-9a-f]+ failed: `),
+    );
+    expect(out.isRetryable?.(err)).toBe(true);
+    await out.write(writeRequest('big.bin', data));
+    expect(sha256(readFileSync(join(dir, 'big.bin')))).toBe(sha256(data));
+    expect(readdirSync(dir).filter((n) => n.includes('sluice-tmp'))).toEqual([]);
+  });
+});
