@@ -100,7 +100,9 @@ export function itemIdentity(item: Item): ItemIdentity {
   const version = item.etag
     ? `etag:${item.etag}`
     : `${item.size ?? '?'}:${item.mtime ? item.mtime.getTime() : '?'}`;
-  return { source: item.source, path: item.path, version };
+  // One relative path under two roots of a source is two files (`match: all`).
+  const path = item.root === undefined ? item.path : `${item.root.replace(/\/+$/, '')}/${item.path}`;
+  return { source: item.source, path, version };
 }
 
 /**

@@ -151,8 +151,11 @@ export interface SourceInstance {
    * known size up to 1 MiB, saving the per-file cost of streams at thousands of files a second).
    */
   readAll?(item: Item, signal?: AbortSignal): Promise<Buffer>;
-  /** Opens another file at this source by relative path; null when it does not exist. */
-  openPath?(path: string, signal?: AbortSignal): Promise<Readable | null>;
+  /**
+   * Opens another file at this source by relative path; null when it does not exist. `root`:
+   * for a source with several roots, the root of the item the file belongs to (its `Item.root`).
+   */
+  openPath?(path: string, signal?: AbortSignal, root?: string): Promise<Readable | null>;
   /**
    * Deletes a listed item (after_success: delete) — only the version that was listed. Where the
    * backend has conditional requests (S3/Azure `If-Match` on the etag) use them; on file systems

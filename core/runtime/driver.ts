@@ -159,7 +159,7 @@ export class PluginDriver {
       openSibling: async (item: Item, name: string, signal?: AbortSignal) => {
         const source = this.sources.find((s) => s.name === item.source);
         if (!source) return null;
-        return this.openPath(source, siblingPath(item, name), signal);
+        return this.openPath(source, siblingPath(item, name), signal, item.root);
       },
       report: this.options.report,
     };
@@ -225,10 +225,16 @@ export class PluginDriver {
     return this.sourceHook(source, item, () => source.instance.readAll!(item, signal));
   }
 
-  openPath(source: SourceRuntime, path: string, signal?: AbortSignal): Promise<Readable | null> {
+  /** A file at the source by path; `root`: the root of the item it belongs to (multi-root sources). */
+  openPath(
+    source: SourceRuntime,
+    path: string,
+    signal?: AbortSignal,
+    root?: string,
+  ): Promise<Readable | null> {
     if (!source.instance.openPath) return Promise.resolve(null);
     return this.sourceHook(source, { source: source.name, path }, () =>
-      source.instance.openPath!(path, signal),
+      source.instance.openPath!(path, signal, root),
     );
   }
 

@@ -99,10 +99,12 @@ async function admitted(
   }
   if (source.ready && item.rejected === undefined) {
     const marker = source.ready.markerFor(item.path);
-    let ready = folderMarkers.get(marker);
+    // A folder marker is one per folder of one root (multi-root sources have one folder per root).
+    const markerKey = item.root === undefined ? marker : `${item.root}\u0000${marker}`;
+    let ready = folderMarkers.get(markerKey);
     if (ready === undefined) {
       try {
-        ready = await exists(() => stage.driver.openPath(source, marker, intake));
+        ready = await exists(() => stage.driver.openPath(source, marker, intake, item.root));
       } catch (err) {
         if (intake.aborted) throw err;
         stage.log.warn(
@@ -111,7 +113,7 @@ async function admitted(
         );
         ready = false;
       }
-      if (!source.ready.perFile) folderMarkers.set(marker, ready);
+      if (!source.ready.perFile) folderMarkers.set(markerKey, ready);
     }
     if (!ready) {
       summary.filtered++;
@@ -129,6 +131,7 @@ async function admitted(
  * display form: it must not hide a real file of that name.
  */
 export function listedKey(source: string, item: Item): string {
-  const version = item.rejected === undefined ? itemIdentity(item).version : 'rejected';
-  return `${source}\u0000${version}\u0000${item.path}`;
+  const id = itemIdentity(item);
+  const version = item.rejected === undefined ? id.version : 'rejected';
+  return `${source}\u0000${version}\u0000${id.path}`;
 }

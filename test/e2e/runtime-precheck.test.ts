@@ -31,7 +31,7 @@ const countingSource = definePlugin({
   config: Type.Composite([localSource.config, Type.Object({ checksums: Type.Optional(Type.Boolean()) })]),
   async create({ checksums, ...cfg }, ctx) {
     const inner = await localSource.create(cfg, ctx);
-    const root = resolve(ctx.baseDir, cfg.path);
+    const root = resolve(ctx.baseDir, cfg.path!);
     // As an object store lists an MD5 with each key: known without reading the bytes here.
     const counted = (item: Item): Item => ({
       ...item,
@@ -61,7 +61,7 @@ const hashingSink = definePlugin({
   name: 'hashing_local',
   async create(cfg, ctx) {
     const inner = await localSink.create(cfg, ctx);
-    const root = resolve(ctx.baseDir, cfg.path);
+    const root = resolve(ctx.baseDir, cfg.path!);
     return {
       ...inner,
       async stat(destination, signal) {
