@@ -70,7 +70,7 @@ export const localSink = definePlugin({
 
     /**
      * Puts a finished temp file in place; removes it when anything fails. The source's mtime is
-     * set on the temp file (a rename or link keeps it) and read back from the placed file.
+     * set on the temp file and read back from it before it is placed (a rename or link keeps it).
      */
     const commit = async (
       temp: string,
@@ -81,8 +81,13 @@ export const localSink = definePlugin({
     ): Promise<SinkCommit> => {
       const dest = target(destination);
       let placed: Placed | undefined;
+      let stored: Date | undefined;
       try {
-        if (preserveMtime && item.mtime) await utimes(temp, item.mtime, item.mtime);
+        if (preserveMtime) {
+          if (item.mtime) await utimes(temp, item.mtime, item.mtime);
+          // What the file system kept (its own granularity); a rename or link keeps the inode's mtime.
+          stored = (await stat(temp)).mtime;
+        }
         if (cfg.fsync) await fsyncFile(temp);
         await ensureDir(dirname(dest));
         placed = await place(temp, destination, dest, ifExists, reserve);
@@ -96,7 +101,7 @@ export const localSink = definePlugin({
       return {
         location: placed.path,
         size,
-        ...(preserveMtime ? { mtime: (await stat(placed.path)).mtime } : {}),
+        ...(stored ? { mtime: stored } : {}),
         ...(placed.destination !== destination ? { destination: placed.destination } : {}),
       };
     };
