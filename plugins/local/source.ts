@@ -57,7 +57,8 @@ function foldersOf(cfg: LocalSourceConfig): string[] {
   const invalid = (message: string, jsonPath: string, hint?: string) =>
     new SluiceError('SLUICE_E_CONFIG', message, { context: { jsonPath, hint } });
   if (cfg.paths === undefined) {
-    if (cfg.path === undefined) throw invalid('the local source needs `path` (or `paths`)', '/path');
+    // Worded as the schema words a missing key: `path` stays the usual spelling.
+    if (cfg.path === undefined) throw invalid('missing required key "path"', '');
     // `all` is the default the schema fills in; only `first` asks for something `path` cannot do.
     if (cfg.match === 'first')
       throw invalid(
@@ -168,12 +169,16 @@ export const localSource = definePlugin({
   kind: 'source',
   summary: 'Files in a local folder (recursive, globs, min_age, keep/delete/move after success).',
   description:
-    'Lists a folder lazily, one directory at a time. Identity is path + size + mtime, so a file rewritten in place is processed again. A `move_to` folder inside the source folder is never listed. Symbolic links are neither listed nor followed (a link could lead outside the folder). A name that is not valid UTF-8 or holds a control character, and a sub-folder that cannot be read, are reported as failed items; the listing goes on. `delete` and `move_to` act only on the version that was listed: the file is renamed aside to a hidden `.<name>.sluice-tidy-<hex>`, checked (size + mtime), then deleted or moved — a file changed meanwhile is put back for the next pass. `move_to` onto another file system copies, verifies (size and sha256) and then deletes.',
+    'Lists a folder lazily, one directory at a time. Identity is path + size + mtime, so a file rewritten in place is processed again. A `move_to` folder inside the source folder is never listed. Symbolic links are neither listed nor followed (a link could lead outside the folder). A name that is not valid UTF-8 or holds a control character, and a sub-folder that cannot be read, are reported as failed items; the listing goes on. `delete` and `move_to` act only on the version that was listed: the file is renamed aside to a hidden `.<name>.sluice-tidy-<hex>`, checked (size + mtime), then deleted or moved — a file changed meanwhile is put back for the next pass. `move_to` onto another file system copies, verifies (size and sha256) and then deletes. `paths` reads several folders in order (not with `watch`); with `match: first` a relative path is taken only from the first folder holding it, and the run summary says how many items each folder served.',
   config,
   examples: [
     {
       title: 'Take CSVs, move them away when done',
       yaml: 'path: ./inbox\ninclude: ["*.csv"]\nafter_success:\n  move_to: ./inbox/done',
+    },
+    {
+      title: 'The first of several drop folders that holds a file wins',
+      yaml: 'paths: [./drops/today, ./drops/retry, ./drops/archive]\nmatch: first',
     },
     {
       title: 'Pick files up as they arrive, once they have been still for 2s',
