@@ -100,8 +100,8 @@ export function itemIdentity(item: Item): ItemIdentity {
   const version = item.etag
     ? `etag:${item.etag}`
     : `${item.size ?? '?'}:${item.mtime ? item.mtime.getTime() : '?'}`;
-  // One relative path under two roots of a source is two files (`match: all`).
-  const path = item.root === undefined ? item.path : `${item.root.replace(/\/+$/, '')}/${item.path}`;
+  // Under several roots the same relative path is another file: the root is part of its name.
+  const path = item.root === undefined ? item.path : posix.join(item.root, item.path);
   return { source: item.source, path, version };
 }
 

@@ -152,8 +152,8 @@ export interface SourceInstance {
    */
   readAll?(item: Item, signal?: AbortSignal): Promise<Buffer>;
   /**
-   * Opens another file at this source by relative path; null when it does not exist. `root`:
-   * for a source with several roots, the root of the item the file belongs to (its `Item.root`).
+   * Opens another file at this source by relative path; null when it does not exist. `root` (an
+   * item's `Item.root`) keeps a multi-root source to that root; without it, the roots in order.
    */
   openPath?(path: string, signal?: AbortSignal, root?: string): Promise<Readable | null>;
   /**
@@ -357,7 +357,14 @@ interface PluginBase<K extends PluginKind, S extends TSchema, I> {
 }
 
 export type SourcePlugin<S extends TSchema = TSchema> = PluginBase<'source', S, SourceInstance>;
-export type SinkPlugin<S extends TSchema = TSchema> = PluginBase<'sink', S, SinkInstance>;
+export type SinkPlugin<S extends TSchema = TSchema> = PluginBase<'sink', S, SinkInstance> & {
+  /**
+   * Whether the sink's `copy` would take `item` server-side (same endpoint, within limits),
+   * judged from the config and the item alone, without a request. `plan` and `--dry-run`
+   * create no sink: they count such an item from its listed size instead of reading its bytes.
+   */
+  copies?(config: Static<S>, item: Item): boolean;
+};
 export type StepPlugin<S extends TSchema = TSchema> = PluginBase<
   'transform' | 'unpack' | 'step',
   S,

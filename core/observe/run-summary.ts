@@ -14,6 +14,15 @@ export interface PlanEntry {
   error?: string;
   /** Ids of the steps the item went through (a step whose `when` did not match it is absent). */
   steps?: string[];
+  /**
+   * Why a filtered item is left: the filter and its values (`min_age: 10m (modified 2m ago)`,
+   * `exclude: [*.tmp]`, `steps[0].filter {min_size: 5MiB}`).
+   */
+  reason?: string;
+  /** Each destination at each sink: the sink's step id and where the file would land. */
+  sinks?: Array<{ sink: string; location: string }>;
+  /** What the source's after_success does with the file once delivered. */
+  afterSuccess?: 'keep' | 'delete' | { move_to: string };
 }
 
 export interface RunSummary {

@@ -7,7 +7,7 @@ import { itemIdentity } from '../item.js';
 import { logItemDone } from '../observe/item-log.js';
 import { addFigure, noteServedFrom, noteSlowest, type RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
-import { appliedSteps, chainRoot, runChain } from './chain.js';
+import { chainRoot, runChain } from './chain.js';
 import { label, located, type SourceRuntime } from './driver.js';
 import { countFailure, fail, finalize, reject, rollback } from './finalize.js';
 import {
@@ -18,6 +18,7 @@ import {
   isParked,
   pruneOncePerPass,
 } from './ledger-check.js';
+import { droppedByReason, planDelivered, planFiltered } from './plan.js';
 import { type Job, linkSignals, type PassState, parseReserved, RESERVED, type Stage } from './stage.js';
 import { backoffDelay, sleep } from './timing.js';
 
@@ -122,27 +123,13 @@ export async function processItem(
           await runChain(stage, root, 0, job);
           if (job.leaves.length === 0 && job.filtered > 0) {
             summary.filtered++;
-            if (stage.dryRun)
-              summary.plan.push({
-                source: source.name,
-                path: item.path,
-                destinations: [],
-                action: 'filtered',
-              });
+            planFiltered(stage, summary, source, item, () => droppedByReason(stage, job));
             return;
           }
         }
         if (signal.aborted) throw signal.reason;
         if (stage.dryRun) {
-          const bytes = job.leaves.reduce((n, l) => n + l.bytes, 0);
-          const destinations = job.leaves.map((l) => l.destination);
-          summary.plan.push({
-            source: source.name,
-            path: item.path,
-            destinations,
-            action: finalizeOnly ? 'finalize-only' : 'write',
-            ...(finalizeOnly ? {} : { bytes, steps: appliedSteps(job) }),
-          });
+          summary.plan.push(planDelivered(stage, source, item, job, finalizeOnly));
         } else {
           if (!finalizeOnly) {
             const destinations = job.leaves.flatMap((l) => l.locations);

@@ -23,7 +23,7 @@ export interface ItemDescription {
   checksums?: Record<string, string>;
   meta?: Record<string, unknown>;
   origin?: Item['origin'];
-  /** The root of a multi-root source the item was listed under (`Item.root`). */
+  /** `Item.root` of a multi-root source. */
   root?: string;
 }
 

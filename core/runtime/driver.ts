@@ -149,7 +149,7 @@ export class PluginDriver {
   }
 
   private async sinkRuntime(ref: PluginRef): Promise<SinkRuntime> {
-    const instance = this.options.dryRun ? countingSink() : await this.create<SinkInstance>(ref);
+    const instance = this.options.dryRun ? countingSink(ref) : await this.create<SinkInstance>(ref);
     return { ref, instance, ...sinkFields(ref) };
   }
 
@@ -225,7 +225,6 @@ export class PluginDriver {
     return this.sourceHook(source, item, () => source.instance.readAll!(item, signal));
   }
 
-  /** A file at the source by path; `root`: the root of the item it belongs to (multi-root sources). */
   openPath(
     source: SourceRuntime,
     path: string,

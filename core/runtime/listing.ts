@@ -14,6 +14,7 @@ import { itemIdentity } from '../item.js';
 import type { RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
 import { label, type SourceRuntime } from './driver.js';
+import { includeExcludeReason, minAgeReason, planFiltered, stableReason } from './plan.js';
 import { exists } from './readiness.js';
 import type { PassState, Stage } from './stage.js';
 import { sleep } from './timing.js';
@@ -52,6 +53,7 @@ export async function* listSources(
         if (!held.delete(item.path)) continue;
         if (!source.stable.isStable(item)) {
           summary.filtered++;
+          planFiltered(stage, summary, source, item, () => stableReason(source));
           stage.log.debug({ item: label(item) }, 'still changing; left for the next pass');
         } else if (await admit(item)) yield { source, item };
       }
@@ -69,12 +71,20 @@ function screen(
   item: Item,
   summary: RunSummary,
 ): 'skip' | 'hold' | 'take' {
-  if (!source.accepts(item.path) || source.isTemporary(item.path)) return 'skip';
+  if (!source.accepts(item.path)) {
+    planFiltered(stage, summary, source, item, () => includeExcludeReason(source, item.path));
+    return 'skip';
+  }
+  if (source.isTemporary(item.path)) {
+    planFiltered(stage, summary, source, item, () => "skip_temporary: an uploader's temporary name");
+    return 'skip';
+  }
   if (stage.driver.isCompanion(item.path) || source.ready?.isMarker(item.path)) return 'skip';
   if (item.rejected !== undefined) return 'take';
   // Now, not the listing's start: a watching source lists for as long as it runs.
   if (source.minAgeMs > 0 && item.mtime && Date.now() - item.mtime.getTime() < source.minAgeMs) {
     summary.filtered++;
+    planFiltered(stage, summary, source, item, () => minAgeReason(source, item));
     return 'skip';
   }
   if (source.stable && !source.stable.isStable(item)) return 'hold';
@@ -117,6 +127,7 @@ async function admitted(
     }
     if (!ready) {
       summary.filtered++;
+      planFiltered(stage, summary, source, item, () => `ready.marker: waiting for ${marker}`);
       stage.log.debug({ item: label(item), marker }, 'waiting for its ready marker');
       return false;
     }

@@ -42,6 +42,7 @@ export const localSink = definePlugin({
     'Each file is written to `<root>/.sluice-tmp/<pid>-…/` and renamed into place only after the stream ended cleanly, so a destination never holds a partial file. Temp folders of dead processes are swept at start. `if_exists: skip|fail|rename` use a hard link, which never replaces an existing file (no race with other writers). Each file gets the source file’s mtime (`preserve_mtime`), which verification reads back and compares. With `if_exists: skip` or `fail` the destination is looked at (size, mtime) before the source is read.',
   config,
   examples: [{ title: 'Into ./out, never overwriting', yaml: 'path: ./out\nif_exists: rename' }],
+  copies: (cfg, item) => item.origin?.kind === 'local' && cfg.verify !== 'sha256',
   async create(cfg, ctx) {
     const root = resolve(ctx.baseDir, cfg.path);
     const ifExists = cfg.if_exists ?? 'overwrite';
