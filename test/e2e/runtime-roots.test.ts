@@ -71,6 +71,27 @@ sink:
     expect(formatSummary(second)).not.toContain('served from');
   });
 
+  it('match: all sending one relative path of two folders to one destination fails the second, keeping its source', async () => {
+    ws = makeWorkspace();
+    ws.write('a/x.csv', 'x from a');
+    ws.write('b/x.csv', 'x from b');
+    const file = ws.pipeline(`name: clash
+source:
+  local: { paths: [./a, ./b], after_success: delete }
+sink:
+  local: { path: ./out }
+policy:
+  concurrency: 1
+`);
+    // Two files, one destination in one pass: the second would replace the first copy while
+    // the first source is deleted — the one-destination rule holds across roots too.
+    const summary = await run(file);
+    expect(summary).toMatchObject({ ok: 1, failed: 1 });
+    expect(summary.failures[0].code).toBe('SLUICE_E_COLLISION');
+    expect([...ws.files('a'), ...ws.files('b')]).toEqual(['x.csv']);
+    expect(ws.read('out/x.csv')).toBe(ws.files('a').length === 0 ? 'x from a' : 'x from b');
+  });
+
   it('looks for ready markers and companions in the item’s own folder, and tidies them there', async () => {
     ws = makeWorkspace();
     ws.write('a/x.csv', 'x in a');
