@@ -147,9 +147,10 @@ function entryItem(archive: Item, raw: RawEntry, stem: string, layout: Layout): 
     meta,
     open: async () => raw.open(),
   });
-  // The archive's etag names the archive's bytes, not this entry's; an entry keeps its own
-  // mtime, as tar and unzip restore it (a sink with preserve_mtime stores that one).
-  return { ...item, etag: undefined, ...(raw.mtime ? { mtime: raw.mtime } : {}) };
+  // The archive's etag names the archive's bytes, not this entry's. An entry keeps the archive's
+  // mtime: it is the listed file's time, what `date: {from: mtime}` routes by and what a sink
+  // with preserve_mtime stores; the entry's own time is `meta.entry_mtime`.
+  return { ...item, etag: undefined };
 }
 
 /** An entry inside an archive, unpacked in turn when it is itself compressed or an archive. */
