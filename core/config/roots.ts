@@ -184,7 +184,9 @@ export const PLUGIN_ROOTS: Readonly<Record<string, RootsReader>> = {
   local: (config, baseDir) => {
     const moveTo = moveToOf(config);
     return {
-      roots: [localRoot(str(config.path) ?? '.', baseDir, 'path')],
+      roots: Array.isArray(config.paths)
+        ? (config.paths as string[]).map((p, i) => localRoot(p, baseDir, `paths/${i}`))
+        : [localRoot(str(config.path) ?? '.', baseDir, 'path')],
       moveTo: moveTo === undefined ? undefined : localRoot(moveTo, baseDir, 'after_success/move_to'),
       recursive: recursiveOf(config),
       skipsMoveTo: true,

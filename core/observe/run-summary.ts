@@ -44,6 +44,11 @@ export interface RunSummary {
    * destination pre-check): finalized without reading them.
    */
   alreadyAtDestination: number;
+  /**
+   * For sources with several roots (`prefixes:` / `paths:`): the `ok` items per root they were
+   * listed under, in the order first served (with `match: first`, which root served them).
+   */
+  servedFrom: Array<{ source: string; root: string; items: number }>;
   /** Items dropped by a filter step or not yet old enough (`min_age`). */
   filtered: number;
   /** Files committed to sinks (an archive's entries count one each). */
@@ -89,6 +94,7 @@ export function newSummary(pipeline: string, dryRun: boolean): RunSummary {
     parked: 0,
     parkedItems: [],
     alreadyAtDestination: 0,
+    servedFrom: [],
     filtered: 0,
     filesWritten: 0,
     bytesIn: 0,
@@ -109,6 +115,13 @@ export function addFigure(summary: RunSummary, figure: SummaryFigure): void {
     summary.compression.bytesIn += figure.bytesIn;
     summary.compression.bytesOut += figure.bytesOut;
   }
+}
+
+/** Counts an item delivered from `root` of a multi-root source. */
+export function noteServedFrom(summary: RunSummary, source: string, root: string): void {
+  const entry = summary.servedFrom.find((e) => e.source === source && e.root === root);
+  if (entry) entry.items++;
+  else summary.servedFrom.push({ source, root, items: 1 });
 }
 
 /** Keeps the few slowest items of the pass, slowest first. */

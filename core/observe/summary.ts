@@ -25,6 +25,12 @@ export function formatSummary(s: RunSummary): string {
       `  compression: ${formatBytes(s.compression.bytesIn)} → ${formatBytes(s.compression.bytesOut)}, ratio ${ratio.toFixed(2)}:1, saved ${formatBytes(saved)} (${((saved / s.compression.bytesIn) * 100).toFixed(1)}%)`,
     );
   }
+  if (s.servedFrom.length > 1) {
+    const sources = new Set(s.servedFrom.map((e) => e.source));
+    const named = (e: RunSummary['servedFrom'][number]) =>
+      sources.size > 1 ? `${e.source}:${e.root}` : e.root;
+    lines.push(`  served from: ${s.servedFrom.map((e) => `${named(e)} (${e.items})`).join(', ')}`);
+  }
   if (s.slowest.length > 0 && s.ok + s.failed > 1) {
     lines.push(`  slowest: ${s.slowest.map((x) => `${x.path} (${formatDuration(x.ms)})`).join(', ')}`);
   }

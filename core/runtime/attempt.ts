@@ -5,7 +5,7 @@
 import { errorMessage, SluiceError } from '../errors.js';
 import { itemIdentity } from '../item.js';
 import { logItemDone } from '../observe/item-log.js';
-import { addFigure, noteSlowest, type RunSummary } from '../observe/run-summary.js';
+import { addFigure, noteServedFrom, noteSlowest, type RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
 import { chainRoot, runChain } from './chain.js';
 import { label, located, type SourceRuntime } from './driver.js';
@@ -257,6 +257,7 @@ function countSuccess(
   const present = job.leaves.length > 0 && job.leaves.every((l) => l.present);
   summary.ok++;
   if (present) summary.alreadyAtDestination++;
+  if (item.root !== undefined) noteServedFrom(summary, source.name, item.root);
   summary.filesWritten += job.leaves.filter((l) => !l.present).length;
   summary.bytesOut += bytesOut;
   summary.bytesIn += bytesIn;

@@ -144,7 +144,7 @@ function outsideSources(stage: Stage, destination: string, context: { item: stri
  * aiming at a destination already claimed fails, naming both, and keeps its source.
  */
 function claim(destination: string, job: Job, context: { item: string }): void {
-  const owner = `${job.source.name}:${job.root.path}`;
+  const owner = `${job.source.name}:${itemIdentity(job.root).path}`;
   const holder = job.pass.claimed.get(destination);
   // The same item's earlier attempt may hold it; a second leaf of this attempt may not.
   if (holder === undefined || (holder === owner && !job.claims.has(destination))) {

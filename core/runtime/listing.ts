@@ -109,7 +109,9 @@ async function admitted(
   }
   if (source.ready && item.rejected === undefined) {
     const marker = source.ready.markerFor(item.path);
-    let ready = folderMarkers.get(marker);
+    // A folder marker is one per folder of one root (multi-root sources have one folder per root).
+    const markerKey = item.root === undefined ? marker : `${item.root}\u0000${marker}`;
+    let ready = folderMarkers.get(markerKey);
     if (ready === undefined) {
       try {
         ready = await exists(() => stage.driver.openPath(source, marker, intake, item.root));
@@ -121,7 +123,7 @@ async function admitted(
         );
         ready = false;
       }
-      if (!source.ready.perFile) folderMarkers.set(marker, ready);
+      if (!source.ready.perFile) folderMarkers.set(markerKey, ready);
     }
     if (!ready) {
       summary.filtered++;

@@ -39,7 +39,7 @@ export const localSink = definePlugin({
   kind: 'sink',
   summary: 'Writes into a local folder atomically (temp file + rename), creating folders.',
   description:
-    'Each file is written to `<root>/.sluice-tmp/<pid>-…/` and renamed into place only after the stream ended cleanly, so a destination never holds a partial file. Temp folders of dead processes are swept at start. `if_exists: skip|fail|rename` use a hard link, which never replaces an existing file (no race with other writers).',
+    'Each file is written to `<root>/.sluice-tmp/<pid>-…/` and renamed into place only after the stream ended cleanly, so a destination never holds a partial file. Temp folders of dead processes are swept at start. `if_exists: skip|fail|rename` use a hard link, which never replaces an existing file (no race with other writers). Each file gets the source file’s mtime (`preserve_mtime`), which verification reads back and compares. With `if_exists: skip` or `fail` the destination is looked at (size, mtime) before the source is read.',
   config,
   examples: [{ title: 'Into ./out, never overwriting', yaml: 'path: ./out\nif_exists: rename' }],
   copies: (cfg, item) => item.origin?.kind === 'local' && cfg.verify !== 'sha256',
@@ -71,7 +71,7 @@ export const localSink = definePlugin({
 
     /**
      * Puts a finished temp file in place; removes it when anything fails. The source's mtime is
-     * set on the temp file (a rename or link keeps it) and read back from the placed file.
+     * set on the temp file and read back from it before it is placed (a rename or link keeps it).
      */
     const commit = async (
       temp: string,
@@ -82,8 +82,13 @@ export const localSink = definePlugin({
     ): Promise<SinkCommit> => {
       const dest = target(destination);
       let placed: Placed | undefined;
+      let stored: Date | undefined;
       try {
-        if (preserveMtime && item.mtime) await utimes(temp, item.mtime, item.mtime);
+        if (preserveMtime) {
+          if (item.mtime) await utimes(temp, item.mtime, item.mtime);
+          // What the file system kept (its own granularity); a rename or link keeps the inode's mtime.
+          stored = (await stat(temp)).mtime;
+        }
         if (cfg.fsync) await fsyncFile(temp);
         await ensureDir(dirname(dest));
         placed = await place(temp, destination, dest, ifExists, reserve);
@@ -97,7 +102,7 @@ export const localSink = definePlugin({
       return {
         location: placed.path,
         size,
-        ...(preserveMtime ? { mtime: (await stat(placed.path)).mtime } : {}),
+        ...(stored ? { mtime: stored } : {}),
         ...(placed.destination !== destination ? { destination: placed.destination } : {}),
       };
     };

@@ -1,7 +1,7 @@
 import { constants, createReadStream } from 'node:fs';
 import { copyFile, lstat, mkdir, opendir, realpath, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import { escapeControl, SluiceError } from '../../core/errors.js';
 import {
   type AsideOps,
@@ -11,7 +11,7 @@ import {
   strandedAside,
   tidyListedVersion,
 } from '../../core/item.js';
-import { definePlugin, type Item } from '../../core/plugin-api.js';
+import { definePlugin, type Item, type PluginContext, type SourceInstance } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
@@ -20,7 +20,23 @@ import { sha256File } from './sink.js';
 
 const config = Type.Object(
   {
-    path: Type.String({ description: 'Folder to read, relative to the pipeline file or absolute.' }),
+    path: Type.Optional(
+      Type.String({ description: 'Folder to read, relative to the pipeline file or absolute.' }),
+    ),
+    paths: Type.Optional(
+      Type.Array(Type.String(), {
+        minItems: 1,
+        description:
+          'Several folders to read, in this order, instead of `path`. Each item keeps its path relative to its own folder; tidy-up, companions and ready markers act in that folder.',
+      }),
+    ),
+    match: Type.Optional(
+      Type.Union([Type.Literal('all'), Type.Literal('first')], {
+        default: 'all',
+        description:
+          'With `paths`: `all` takes every file of every folder; `first` takes a relative path only from the first folder that holds it (the same path in later folders is hidden). The run summary counts items per folder.',
+      }),
+    ),
     recursive: Type.Optional(Type.Boolean({ default: true, description: 'Descend into sub-folders.' })),
     watch: Type.Optional(
       Type.Boolean({
@@ -33,6 +49,85 @@ const config = Type.Object(
   },
   { additionalProperties: false },
 );
+
+type LocalSourceConfig = Static<typeof config>;
+
+/** The folders to read, as written: `path`, or `paths` (not both; `match` only with `paths`). */
+function foldersOf(cfg: LocalSourceConfig): string[] {
+  const invalid = (message: string, jsonPath: string, hint?: string) =>
+    new SluiceError('SLUICE_E_CONFIG', message, { context: { jsonPath, hint } });
+  if (cfg.paths === undefined) {
+    // Worded as the schema words a missing key: `path` stays the usual spelling.
+    if (cfg.path === undefined) throw invalid('missing required key "path"', '');
+    // `all` is the default the schema fills in; only `first` asks for something `path` cannot do.
+    if (cfg.match === 'first')
+      throw invalid(
+        '`match` chooses among several folders: it needs `paths`',
+        '/match',
+        'write paths: [a, b]',
+      );
+    return [cfg.path];
+  }
+  if (cfg.path !== undefined)
+    throw invalid(
+      'write either `path` or `paths`, not both',
+      '/paths',
+      'move the folder of `path` into `paths`',
+    );
+  const twice = cfg.paths.find((p, i) => cfg.paths!.indexOf(p) !== i);
+  if (twice !== undefined) throw invalid(`"${twice}" is listed twice in \`paths\``, '/paths');
+  if (cfg.watch)
+    throw invalid('`watch: true` reads one folder: use `path`, or one pipeline per folder', '/watch');
+  return cfg.paths;
+}
+
+/**
+ * `paths`: the folders listed one after the other, each item marked with its folder (`root`,
+ * which also keeps ledger identities of one relative path in two folders apart), and every
+ * later call sent to that folder. With `match: first`, a relative path seen in an earlier
+ * folder is not listed from a later one.
+ */
+function severalFolders(cfg: LocalSourceConfig, folders: Map<string, SourceInstance>): SourceInstance {
+  const folderOf = (item: Pick<Item, 'root' | 'path'>): SourceInstance => {
+    const folder = item.root === undefined ? undefined : folders.get(item.root);
+    if (!folder) {
+      throw new SluiceError(
+        'SLUICE_E_SOURCE',
+        `"${item.path}" names no folder of this source (root ${JSON.stringify(item.root)}; paths: ${[...folders.keys()].join(', ')})`,
+        { retryable: false },
+      );
+    }
+    return folder;
+  };
+  const [first] = folders.values();
+  return {
+    async *list(signal) {
+      const earlier = cfg.match === 'first' ? new Set<string>() : undefined;
+      for (const [root, folder] of folders) {
+        const here: string[] = [];
+        for await (const item of folder.list(signal)) {
+          if (earlier?.has(item.path)) continue;
+          if (earlier) here.push(item.path);
+          yield { ...item, root };
+        }
+        for (const path of here) earlier?.add(path);
+      }
+    },
+    readAll: (item, signal) => folderOf(item).readAll!(item, signal),
+    async openPath(path, signal, root) {
+      if (root !== undefined) return folderOf({ root, path }).openPath!(path, signal);
+      // No folder named (a caller from before `root`): the first that has it, as `match: first` would.
+      for (const folder of folders.values()) {
+        const stream = await folder.openPath!(path, signal);
+        if (stream) return stream;
+      }
+      return null;
+    },
+    remove: (item) => folderOf(item).remove!(item),
+    move: (item, toDir) => folderOf(item).move!(item, toDir),
+    isRetryable: (err) => first.isRetryable!(err),
+  };
+}
 
 /** Folders Sluice itself writes (temp files, state): never listed as input. */
 const INTERNAL = /^\.sluice(-tmp)?$/;
@@ -74,7 +169,7 @@ export const localSource = definePlugin({
   kind: 'source',
   summary: 'Files in a local folder (recursive, globs, min_age, keep/delete/move after success).',
   description:
-    'Lists a folder lazily, one directory at a time. Identity is path + size + mtime, so a file rewritten in place is processed again. A `move_to` folder inside the source folder is never listed. Symbolic links are neither listed nor followed (a link could lead outside the folder). A name that is not valid UTF-8 or holds a control character, and a sub-folder that cannot be read, are reported as failed items; the listing goes on. `delete` and `move_to` act only on the version that was listed: the file is renamed aside to a hidden `.<name>.sluice-tidy-<hex>`, checked (size + mtime), then deleted or moved — a file changed meanwhile is put back for the next pass. `move_to` onto another file system copies, verifies (size and sha256) and then deletes.',
+    'Lists a folder lazily, one directory at a time. Identity is path + size + mtime, so a file rewritten in place is processed again. A `move_to` folder inside the source folder is never listed. Symbolic links are neither listed nor followed (a link could lead outside the folder). A name that is not valid UTF-8 or holds a control character, and a sub-folder that cannot be read, are reported as failed items; the listing goes on. `delete` and `move_to` act only on the version that was listed: the file is renamed aside to a hidden `.<name>.sluice-tidy-<hex>`, checked (size + mtime), then deleted or moved — a file changed meanwhile is put back for the next pass. `move_to` onto another file system copies, verifies (size and sha256) and then deletes. `paths` reads several folders in order (not with `watch`); with `match: first` a relative path is taken only from the first folder holding it, and the run summary says how many items each folder served.',
   config,
   examples: [
     {
@@ -82,345 +177,358 @@ export const localSource = definePlugin({
       yaml: 'path: ./inbox\ninclude: ["*.csv"]\nafter_success:\n  move_to: ./inbox/done',
     },
     {
+      title: 'The first of several drop folders that holds a file wins',
+      yaml: 'paths: [./drops/today, ./drops/retry, ./drops/archive]\nmatch: first',
+    },
+    {
       title: 'Pick files up as they arrive, once they have been still for 2s',
       yaml: 'path: ./inbox\nwatch: true\nmin_age: 2s\nafter_success: delete',
     },
   ],
+  validate(cfg) {
+    foldersOf(cfg);
+  },
   create(cfg, ctx) {
-    const root = resolve(ctx.baseDir, cfg.path);
-    const name = cfg.name ?? 'local';
-    const moveTo =
-      cfg.after_success && typeof cfg.after_success === 'object'
-        ? resolve(ctx.baseDir, cfg.after_success.move_to)
-        : undefined;
-    const openFile = (abs: string, size?: number) =>
-      Promise.resolve(
-        createReadStream(abs, {
-          flags: READ_FLAGS,
-          highWaterMark: size !== undefined ? Math.max(Math.min(size + 1, STREAM_CHUNK), 16) : STREAM_CHUNK,
-        }),
-      );
+    const folders = foldersOf(cfg);
+    if (cfg.paths === undefined) return openFolder(cfg, ctx, resolve(ctx.baseDir, folders[0]));
+    return severalFolders(
+      cfg,
+      new Map(folders.map((folder) => [folder, openFolder(cfg, ctx, resolve(ctx.baseDir, folder))])),
+    );
+  },
+});
 
-    let realRoot: string | undefined;
-    /**
-     * The absolute path of an item path, refused (SLUICE_E_NAME) unless it names a file inside
-     * the root: no `..`, `.` or empty segment, and the real (links resolved) folder holding it
-     * lies inside the real root — a folder replaced by a link after the listing leads nowhere.
-     * ENOENT when its folder is gone.
-     */
-    const locate = async (relPath: string): Promise<string> => {
-      const segments = relPath.split('/');
-      if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\0'))) {
-        throw nameError(relPath, `is not a path inside ${root}`);
-      }
-      realRoot ??= await realpath(root);
-      const folder = await realpath(join(root, ...segments.slice(0, -1)));
-      if (folder !== realRoot && !folder.startsWith(realRoot + sep)) {
-        throw nameError(relPath, `leads outside ${root} (through a symbolic link to ${folder})`);
-      }
-      return join(folder, segments[segments.length - 1]);
-    };
+/** One folder: the whole source for `path`, one root of `paths`. */
+function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): SourceInstance {
+  const name = cfg.name ?? 'local';
+  const moveTo =
+    cfg.after_success && typeof cfg.after_success === 'object'
+      ? resolve(ctx.baseDir, cfg.after_success.move_to)
+      : undefined;
+  const openFile = (abs: string, size?: number) =>
+    Promise.resolve(
+      createReadStream(abs, {
+        flags: READ_FLAGS,
+        highWaterMark: size !== undefined ? Math.max(Math.min(size + 1, STREAM_CHUNK), 16) : STREAM_CHUNK,
+      }),
+    );
 
-    /** An item; `storedAs` is where its bytes are when that is not its path (a file left aside). */
-    const itemAt = (relPath: string, size: number, mtime: Date, storedAs = relPath) =>
-      createItem({
-        source: name,
-        path: relPath,
-        size,
-        mtime,
-        origin: {
-          kind: 'local',
-          endpoint: 'localhost',
-          location: { path: join(root, ...storedAs.split('/')) },
-        },
-        open: async () => openFile(await locate(storedAs), size),
-      });
-    /** Where an item's bytes are, relative to the root: its origin (a file left aside) or its path. */
-    const storedAt = (item: Item) =>
-      item.origin?.kind === 'local' && typeof item.origin.location.path === 'string'
-        ? relative(root, item.origin.location.path).split(sep).join('/')
-        : item.path;
-
-    const rejectedAt = (relPath: string, reason: string, size?: number, mtime?: Date) =>
-      createItem({
-        source: name,
-        path: relPath,
-        size,
-        mtime,
-        rejected: reason,
-        open: () => Promise.reject(nameError(relPath, reason)),
-      });
-
-    async function* walk(dir: string, relDir: string, signal: AbortSignal): AsyncGenerator<Item> {
-      const subdirs: Array<[string, string]> = [];
-      try {
-        // Names as bytes: a name that is not UTF-8 must not be decoded into another file's name.
-        const handle = await opendir(dir, { bufferSize: 256, encoding: 'buffer' as BufferEncoding });
-        for await (const entry of handle) {
-          if (signal.aborted) return;
-          const raw = entry.name as unknown as Buffer;
-          const { name: entryName, rejected } = decodeName(raw);
-          if (INTERNAL.test(entryName)) continue;
-          const relPath = relDir === '' ? entryName : `${relDir}/${entryName}`;
-          const abs = join(dir, entryName);
-          if (entry.isDirectory()) {
-            if (cfg.recursive === false || abs === moveTo) continue;
-            if (rejected) yield rejectedAt(relPath, `${rejected} (a folder: its files are not listed)`);
-            else subdirs.push([abs, relPath]);
-            continue;
-          }
-          if (!entry.isFile()) continue;
-          let st: Awaited<ReturnType<typeof stat>>;
-          try {
-            st = await stat(rejected ? Buffer.concat([Buffer.from(`${dir}${sep}`), raw]) : abs);
-          } catch {
-            continue; // vanished between readdir and stat
-          }
-          if (rejected) {
-            yield rejectedAt(relPath, rejected, st.size, st.mtime);
-            continue;
-          }
-          // A file a killed tidy-up set aside: listed as the item it was, so its tidy-up is redone.
-          const stranded = strandedAside(name, relDir, entryName, st);
-          if (stranded?.rejected) yield rejectedAt(stranded.path, stranded.rejected, st.size, st.mtime);
-          else if (stranded) yield itemAt(stranded.path, st.size, st.mtime, relPath);
-          else yield itemAt(relPath, st.size, st.mtime);
-        }
-      } catch (err) {
-        if (isMissing(err) && dir !== root) return; // removed while listing
-        if (dir === root) throw err;
-        // One unreadable folder must not hide the others: report it and go on.
-        const code = (err as NodeJS.ErrnoException).code;
-        yield rejectedAt(
-          relDir,
-          `this folder could not be listed (${code ?? (err as Error).message}): its files were not read`,
-        );
-        return;
-      }
-      for (const [abs, relPath] of subdirs) yield* walk(abs, relPath, signal);
+  let realRoot: string | undefined;
+  /**
+   * The absolute path of an item path, refused (SLUICE_E_NAME) unless it names a file inside
+   * the root: no `..`, `.` or empty segment, and the real (links resolved) folder holding it
+   * lies inside the real root — a folder replaced by a link after the listing leads nowhere.
+   * ENOENT when its folder is gone.
+   */
+  const locate = async (relPath: string): Promise<string> => {
+    const segments = relPath.split('/');
+    if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\0'))) {
+      throw nameError(relPath, `is not a path inside ${root}`);
     }
+    realRoot ??= await realpath(root);
+    const folder = await realpath(join(root, ...segments.slice(0, -1)));
+    if (folder !== realRoot && !folder.startsWith(realRoot + sep)) {
+      throw nameError(relPath, `leads outside ${root} (through a symbolic link to ${folder})`);
+    }
+    return join(folder, segments[segments.length - 1]);
+  };
 
-    const stableMs = cfg.min_age !== undefined ? parseDuration(cfg.min_age) : 1000;
-    const isInternal = (abs: string) =>
-      (moveTo !== undefined && (abs === moveTo || abs.startsWith(moveTo + sep))) ||
-      relative(root, abs)
-        .split(sep)
-        .some((part) => INTERNAL.test(part));
+  /** An item; `storedAs` is where its bytes are when that is not its path (a file left aside). */
+  const itemAt = (relPath: string, size: number, mtime: Date, storedAs = relPath) =>
+    createItem({
+      source: name,
+      path: relPath,
+      size,
+      mtime,
+      origin: {
+        kind: 'local',
+        endpoint: 'localhost',
+        location: { path: join(root, ...storedAs.split('/')) },
+      },
+      open: async () => openFile(await locate(storedAs), size),
+    });
+  /** Where an item's bytes are, relative to the root: its origin (a file left aside) or its path. */
+  const storedAt = (item: Item) =>
+    item.origin?.kind === 'local' && typeof item.origin.location.path === 'string'
+      ? relative(root, item.origin.location.path).split(sep).join('/')
+      : item.path;
 
-    /**
-     * The first listing, then files from filesystem events. A changed file becomes a candidate
-     * and is yielded once its size and mtime have held still for `stableMs` (a writer may still
-     * be appending); each version (size + mtime) is yielded once.
-     */
-    async function* watchAndList(signal: AbortSignal): AsyncGenerator<Item> {
-      const { watch } = await import('chokidar');
-      const yielded = new Map<string, string>();
-      const candidates = new Map<string, { size: number; mtimeMs: number; stillSince: number }>();
-      const ready: Item[] = [];
-      let wake: (() => void) | undefined;
-      const poke = () => {
-        const w = wake;
-        wake = undefined;
-        w?.();
-      };
-      const versionKey = (size: number, mtimeMs: number) => `${size}:${mtimeMs}`;
-      const consider = async (abs: string) => {
+  const rejectedAt = (relPath: string, reason: string, size?: number, mtime?: Date) =>
+    createItem({
+      source: name,
+      path: relPath,
+      size,
+      mtime,
+      rejected: reason,
+      open: () => Promise.reject(nameError(relPath, reason)),
+    });
+
+  async function* walk(dir: string, relDir: string, signal: AbortSignal): AsyncGenerator<Item> {
+    const subdirs: Array<[string, string]> = [];
+    try {
+      // Names as bytes: a name that is not UTF-8 must not be decoded into another file's name.
+      const handle = await opendir(dir, { bufferSize: 256, encoding: 'buffer' as BufferEncoding });
+      for await (const entry of handle) {
+        if (signal.aborted) return;
+        const raw = entry.name as unknown as Buffer;
+        const { name: entryName, rejected } = decodeName(raw);
+        if (INTERNAL.test(entryName)) continue;
+        const relPath = relDir === '' ? entryName : `${relDir}/${entryName}`;
+        const abs = join(dir, entryName);
+        if (entry.isDirectory()) {
+          if (cfg.recursive === false || abs === moveTo) continue;
+          if (rejected) yield rejectedAt(relPath, `${rejected} (a folder: its files are not listed)`);
+          else subdirs.push([abs, relPath]);
+          continue;
+        }
+        if (!entry.isFile()) continue;
+        let st: Awaited<ReturnType<typeof stat>>;
         try {
-          const st = await stat(abs);
-          if (!st.isFile()) return;
-          const now = Date.now();
-          const key = versionKey(st.size, st.mtimeMs);
-          if (yielded.get(abs) === key) {
-            candidates.delete(abs);
-            return;
-          }
-          const seen = candidates.get(abs);
-          if (!seen || seen.size !== st.size || seen.mtimeMs !== st.mtimeMs) {
-            candidates.set(abs, { size: st.size, mtimeMs: st.mtimeMs, stillSince: now });
-          } else if (now - seen.stillSince >= stableMs && now - st.mtimeMs >= stableMs) {
-            candidates.delete(abs);
-            yielded.set(abs, key);
-            ready.push(itemAt(relative(root, abs).split(sep).join('/'), st.size, st.mtime));
-            poke();
-          }
+          st = await stat(rejected ? Buffer.concat([Buffer.from(`${dir}${sep}`), raw]) : abs);
         } catch {
-          candidates.delete(abs); // gone (taken by after_success, or removed by its writer)
+          continue; // vanished between readdir and stat
         }
-      };
-      const watcher = watch(root, {
-        ignoreInitial: true,
-        depth: cfg.recursive === false ? 0 : undefined,
-        ignored: (path: string) =>
-          path !== root && (isInternal(path) || asideOriginal(basename(path)) !== undefined),
-      });
-      const touched = (abs: string) => {
-        candidates.set(abs, candidates.get(abs) ?? { size: -1, mtimeMs: -1, stillSince: Date.now() });
-        void consider(abs);
-      };
-      watcher
-        .on('add', touched)
-        .on('change', touched)
-        .on('unlink', (abs: string) => {
-          yielded.delete(abs);
-          candidates.delete(abs);
-        });
-      const ticker = setInterval(
-        () => {
-          for (const abs of candidates.keys()) void consider(abs);
-        },
-        Math.max(20, Math.min(250, stableMs / 4)),
-      );
-      // Release the watcher as soon as intake stops, even if nobody resumes this generator.
-      const onAbort = () => {
-        clearInterval(ticker);
-        void watcher.close();
-        poke();
-      };
-      signal.addEventListener('abort', onAbort);
-      try {
-        await new Promise<void>((resolve, reject) => watcher.once('ready', resolve).once('error', reject));
-        for await (const item of walk(root, '', signal)) {
-          const abs = join(root, item.path);
-          if (item.rejected || Date.now() - (item.mtime?.getTime() ?? 0) >= stableMs) {
-            yielded.set(abs, versionKey(item.size ?? -1, item.mtime?.getTime() ?? -1));
-            yield item;
-          } else {
-            touched(abs);
-          }
+        if (rejected) {
+          yield rejectedAt(relPath, rejected, st.size, st.mtime);
+          continue;
         }
-        while (!signal.aborted) {
-          const next = ready.shift();
-          if (next) {
-            yield next;
-            continue;
-          }
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            if (signal.aborted) resolve();
-          });
-        }
-      } finally {
-        clearInterval(ticker);
-        signal.removeEventListener('abort', onAbort);
-        await watcher.close();
+        // A file a killed tidy-up set aside: listed as the item it was, so its tidy-up is redone.
+        const stranded = strandedAside(name, relDir, entryName, st);
+        if (stranded?.rejected) yield rejectedAt(stranded.path, stranded.rejected, st.size, st.mtime);
+        else if (stranded) yield itemAt(stranded.path, st.size, st.mtime, relPath);
+        else yield itemAt(relPath, st.size, st.mtime);
       }
+    } catch (err) {
+      if (isMissing(err) && dir !== root) return; // removed while listing
+      if (dir === root) throw err;
+      // One unreadable folder must not hide the others: report it and go on.
+      const code = (err as NodeJS.ErrnoException).code;
+      yield rejectedAt(
+        relDir,
+        `this folder could not be listed (${code ?? (err as Error).message}): its files were not read`,
+      );
+      return;
     }
+    for (const [abs, relPath] of subdirs) yield* walk(abs, relPath, signal);
+  }
 
-    const aside: AsideOps = {
-      async stat(path) {
-        try {
-          const st = await lstat(path);
-          return { size: st.size, mtime: st.mtime, file: st.isFile() };
-        } catch (err) {
-          if (isMissing(err)) return undefined;
-          throw err;
-        }
-      },
-      async renameIfAbsent(from, to) {
-        // A hard link never replaces an existing name (rename would: it could drop a new file).
-        try {
-          await link(from, to);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-          throw err;
-        }
-        await unlink(from);
-        return true;
-      },
+  const stableMs = cfg.min_age !== undefined ? parseDuration(cfg.min_age) : 1000;
+  const isInternal = (abs: string) =>
+    (moveTo !== undefined && (abs === moveTo || abs.startsWith(moveTo + sep))) ||
+    relative(root, abs)
+      .split(sep)
+      .some((part) => INTERNAL.test(part));
+
+  /**
+   * The first listing, then files from filesystem events. A changed file becomes a candidate
+   * and is yielded once its size and mtime have held still for `stableMs` (a writer may still
+   * be appending); each version (size + mtime) is yielded once.
+   */
+  async function* watchAndList(signal: AbortSignal): AsyncGenerator<Item> {
+    const { watch } = await import('chokidar');
+    const yielded = new Map<string, string>();
+    const candidates = new Map<string, { size: number; mtimeMs: number; stillSince: number }>();
+    const ready: Item[] = [];
+    let wake: (() => void) | undefined;
+    const poke = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
     };
-    /** Runs a version-checked tidy-up of `item`; a file whose folder is gone is already gone. */
-    const tidy = async (item: Item, act: (asidePath: string) => Promise<void>) => {
-      let abs: string;
+    const versionKey = (size: number, mtimeMs: number) => `${size}:${mtimeMs}`;
+    const consider = async (abs: string) => {
       try {
-        abs = await locate(item.path);
+        const st = await stat(abs);
+        if (!st.isFile()) return;
+        const now = Date.now();
+        const key = versionKey(st.size, st.mtimeMs);
+        if (yielded.get(abs) === key) {
+          candidates.delete(abs);
+          return;
+        }
+        const seen = candidates.get(abs);
+        if (!seen || seen.size !== st.size || seen.mtimeMs !== st.mtimeMs) {
+          candidates.set(abs, { size: st.size, mtimeMs: st.mtimeMs, stillSince: now });
+        } else if (now - seen.stillSince >= stableMs && now - st.mtimeMs >= stableMs) {
+          candidates.delete(abs);
+          yielded.set(abs, key);
+          ready.push(itemAt(relative(root, abs).split(sep).join('/'), st.size, st.mtime));
+          poke();
+        }
+      } catch {
+        candidates.delete(abs); // gone (taken by after_success, or removed by its writer)
+      }
+    };
+    const watcher = watch(root, {
+      ignoreInitial: true,
+      depth: cfg.recursive === false ? 0 : undefined,
+      ignored: (path: string) =>
+        path !== root && (isInternal(path) || asideOriginal(basename(path)) !== undefined),
+    });
+    const touched = (abs: string) => {
+      candidates.set(abs, candidates.get(abs) ?? { size: -1, mtimeMs: -1, stillSince: Date.now() });
+      void consider(abs);
+    };
+    watcher
+      .on('add', touched)
+      .on('change', touched)
+      .on('unlink', (abs: string) => {
+        yielded.delete(abs);
+        candidates.delete(abs);
+      });
+    const ticker = setInterval(
+      () => {
+        for (const abs of candidates.keys()) void consider(abs);
+      },
+      Math.max(20, Math.min(250, stableMs / 4)),
+    );
+    // Release the watcher as soon as intake stops, even if nobody resumes this generator.
+    const onAbort = () => {
+      clearInterval(ticker);
+      void watcher.close();
+      poke();
+    };
+    signal.addEventListener('abort', onAbort);
+    try {
+      await new Promise<void>((resolve, reject) => watcher.once('ready', resolve).once('error', reject));
+      for await (const item of walk(root, '', signal)) {
+        const abs = join(root, item.path);
+        if (item.rejected || Date.now() - (item.mtime?.getTime() ?? 0) >= stableMs) {
+          yielded.set(abs, versionKey(item.size ?? -1, item.mtime?.getTime() ?? -1));
+          yield item;
+        } else {
+          touched(abs);
+        }
+      }
+      while (!signal.aborted) {
+        const next = ready.shift();
+        if (next) {
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (signal.aborted) resolve();
+        });
+      }
+    } finally {
+      clearInterval(ticker);
+      signal.removeEventListener('abort', onAbort);
+      await watcher.close();
+    }
+  }
+
+  const aside: AsideOps = {
+    async stat(path) {
+      try {
+        const st = await lstat(path);
+        return { size: st.size, mtime: st.mtime, file: st.isFile() };
       } catch (err) {
-        if (isMissing(err)) return;
+        if (isMissing(err)) return undefined;
         throw err;
       }
-      const away: AsideOps = {
-        ...aside,
-        // Away, the rename itself is the atomic step: a producer replacing the file now replaces the name.
-        renameIfAbsent: async (from, to) => {
-          if (from !== abs) return aside.renameIfAbsent(from, to);
-          if (await aside.stat(to)) return false;
-          await rename(from, to);
-          return true;
-        },
-      };
-      await tidyListedVersion(away, item, abs, join(dirname(abs), asideName(item)), act);
-    };
-
-    /** Moves a file onto another file system: copy beside the target, verify, rename in, delete. */
-    const moveAcross = async (from: string, target: string, temp: string) => {
+    },
+    async renameIfAbsent(from, to) {
+      // A hard link never replaces an existing name (rename would: it could drop a new file).
       try {
-        await copyFile(from, temp);
-        const [a, b] = await Promise.all([stat(from), stat(temp)]);
-        const [ha, hb] =
-          a.size === b.size ? await Promise.all([sha256File(from), sha256File(temp)]) : ['', '-'];
-        if (ha !== hb) {
-          throw new SluiceError(
-            'SLUICE_E_SOURCE',
-            `move_to: the copy of ${from} at ${target} differs from it (size or sha256)`,
-            {
-              retryable: true,
-            },
-          );
-        }
-        await rename(temp, target);
+        await link(from, to);
       } catch (err) {
-        await unlink(temp).catch(() => undefined);
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
         throw err;
       }
       await unlink(from);
+      return true;
+    },
+  };
+  /** Runs a version-checked tidy-up of `item`; a file whose folder is gone is already gone. */
+  const tidy = async (item: Item, act: (asidePath: string) => Promise<void>) => {
+    let abs: string;
+    try {
+      abs = await locate(item.path);
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    const away: AsideOps = {
+      ...aside,
+      // Away, the rename itself is the atomic step: a producer replacing the file now replaces the name.
+      renameIfAbsent: async (from, to) => {
+        if (from !== abs) return aside.renameIfAbsent(from, to);
+        if (await aside.stat(to)) return false;
+        await rename(from, to);
+        return true;
+      },
     };
+    await tidyListedVersion(away, item, abs, join(dirname(abs), asideName(item)), act);
+  };
 
-    return {
-      list: (signal) => (cfg.watch ? watchAndList(signal) : walk(root, '', signal)),
-      readAll: async (item) => readFile(await locate(storedAt(item)), { flag: READ_FLAGS }),
-      async openPath(path) {
-        let abs: string;
+  /** Moves a file onto another file system: copy beside the target, verify, rename in, delete. */
+  const moveAcross = async (from: string, target: string, temp: string) => {
+    try {
+      await copyFile(from, temp);
+      const [a, b] = await Promise.all([stat(from), stat(temp)]);
+      const [ha, hb] =
+        a.size === b.size ? await Promise.all([sha256File(from), sha256File(temp)]) : ['', '-'];
+      if (ha !== hb) {
+        throw new SluiceError(
+          'SLUICE_E_SOURCE',
+          `move_to: the copy of ${from} at ${target} differs from it (size or sha256)`,
+          {
+            retryable: true,
+          },
+        );
+      }
+      await rename(temp, target);
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      throw err;
+    }
+    await unlink(from);
+  };
+
+  return {
+    list: (signal) => (cfg.watch ? watchAndList(signal) : walk(root, '', signal)),
+    readAll: async (item) => readFile(await locate(storedAt(item)), { flag: READ_FLAGS }),
+    async openPath(path) {
+      let abs: string;
+      try {
+        abs = await locate(path);
+      } catch (err) {
+        if (isMissing(err) || (err instanceof SluiceError && err.code === 'SLUICE_E_NAME')) return null;
+        throw err;
+      }
+      try {
+        const st = await lstat(abs);
+        return st.isFile() ? openFile(abs, st.size) : null;
+      } catch {
+        return null;
+      }
+    },
+    async remove(item) {
+      await tidy(item, (asidePath) => unlink(asidePath));
+    },
+    async move(item, toDir) {
+      const base = resolve(ctx.baseDir, toDir);
+      const target = join(base, ...item.path.split('/'));
+      await tidy(item, async (asidePath) => {
+        await mkdir(dirname(target), { recursive: true });
+        const [realBase, folder] = await Promise.all([realpath(base), realpath(dirname(target))]);
+        if (folder !== realBase && !folder.startsWith(realBase + sep)) {
+          throw nameError(item.path, `would be moved outside ${base} (through a symbolic link to ${folder})`);
+        }
         try {
-          abs = await locate(path);
+          await rename(asidePath, target);
         } catch (err) {
-          if (isMissing(err) || (err instanceof SluiceError && err.code === 'SLUICE_E_NAME')) return null;
-          throw err;
+          if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+          await moveAcross(asidePath, target, join(dirname(target), basename(asidePath)));
         }
-        try {
-          const st = await lstat(abs);
-          return st.isFile() ? openFile(abs, st.size) : null;
-        } catch {
-          return null;
-        }
-      },
-      async remove(item) {
-        await tidy(item, (asidePath) => unlink(asidePath));
-      },
-      async move(item, toDir) {
-        const base = resolve(ctx.baseDir, toDir);
-        const target = join(base, ...item.path.split('/'));
-        await tidy(item, async (asidePath) => {
-          await mkdir(dirname(target), { recursive: true });
-          const [realBase, folder] = await Promise.all([realpath(base), realpath(dirname(target))]);
-          if (folder !== realBase && !folder.startsWith(realBase + sep)) {
-            throw nameError(
-              item.path,
-              `would be moved outside ${base} (through a symbolic link to ${folder})`,
-            );
-          }
-          try {
-            await rename(asidePath, target);
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-            await moveAcross(asidePath, target, join(dirname(target), basename(asidePath)));
-          }
-        });
-      },
-      isRetryable(err) {
-        const code = (err as NodeJS.ErrnoException)?.code;
-        if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'EISDIR') return false;
-        if (code === 'EMFILE' || code === 'ENFILE' || code === 'EBUSY' || code === 'EAGAIN') return true;
-        return undefined;
-      },
-    };
-  },
-});
+      });
+    },
+    isRetryable(err) {
+      const code = (err as NodeJS.ErrnoException)?.code;
+      if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'EISDIR') return false;
+      if (code === 'EMFILE' || code === 'ENFILE' || code === 'EBUSY' || code === 'EAGAIN') return true;
+      return undefined;
+    },
+  };
+}

@@ -5,13 +5,13 @@
  */
 import { readFileSync, statSync, utimesSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Type } from '@sinclair/typebox';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatSummary } from '../../core/observe/summary.js';
-import { definePlugin, type Item } from '../../core/plugin-api.js';
+import { definePlugin } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/sdk.js';
 import { localSink, sha256File } from '../../plugins/local/sink.js';
 import { localSource } from '../../plugins/local/source.js';
+import { countingSource } from '../helpers/counting-source.js';
 import { testRegistry } from '../helpers/test-plugins.js';
 import { makeWorkspace, sha256, type Workspace } from '../helpers/workspace.js';
 
@@ -19,41 +19,15 @@ let ws: Workspace;
 afterEach(() => ws?.cleanup());
 
 /** Source paths read in this test (open or readAll). */
-let reads: string[] = [];
+const reads: string[] = [];
 
-/**
- * The local source, counting every read of an item's bytes. Items carry no `origin`, so no
- * sink copies behind the source's back: every byte a sink gets is a counted read.
- */
-const countingSource = definePlugin({
-  ...localSource,
-  name: 'counting_local',
-  config: Type.Composite([localSource.config, Type.Object({ checksums: Type.Optional(Type.Boolean()) })]),
-  async create({ checksums, ...cfg }, ctx) {
-    const inner = await localSource.create(cfg, ctx);
-    const root = resolve(ctx.baseDir, cfg.path);
-    // As an object store lists an MD5 with each key: known without reading the bytes here.
-    const counted = (item: Item): Item => ({
-      ...item,
-      ...(checksums ? { checksums: { sha256: sha256(readFileSync(join(root, item.path))) } } : {}),
-      origin: undefined,
-      open: async (signal) => {
-        reads.push(item.path);
-        return item.open(signal);
-      },
-    });
-    return {
-      ...inner,
-      async *list(signal) {
-        for await (const item of inner.list(signal)) yield counted(item);
-      },
-      readAll: async (item, signal) => {
-        reads.push(item.path);
-        return inner.readAll!(item, signal);
-      },
-    };
+const countingLocal = countingSource(localSource, 'counting_local', reads);
+/** The same, each item listed with the sha256 of its file (as an object store lists an MD5). */
+const summedLocal = countingSource(localSource, 'summed_local', reads, (item, cfg, baseDir) => ({
+  checksums: {
+    sha256: sha256(readFileSync(join(resolve(baseDir, (cfg as { path: string }).path), item.path))),
   },
-});
+}));
 
 /** The local sink, whose stat also reports the stored file's sha256 (as S3 reports its MD5). */
 const hashingSink = definePlugin({
@@ -61,7 +35,7 @@ const hashingSink = definePlugin({
   name: 'hashing_local',
   async create(cfg, ctx) {
     const inner = await localSink.create(cfg, ctx);
-    const root = resolve(ctx.baseDir, cfg.path);
+    const root = resolve(ctx.baseDir, cfg.path!);
     return {
       ...inner,
       async stat(destination, signal) {
@@ -75,7 +49,8 @@ const hashingSink = definePlugin({
 const run = (file: string) =>
   runPipelineFile(file, {
     registry: testRegistry().extend([
-      { plugin: countingSource, origin: 'test' },
+      { plugin: countingLocal, origin: 'test' },
+      { plugin: summedLocal, origin: 'test' },
       { plugin: hashingSink, origin: 'test' },
     ]),
   });
@@ -95,14 +70,14 @@ function seedHalfDelivered(out = 'out'): void {
   }
 }
 
-function pipeline(sinks: string, source = '{ path: ./in }'): string {
-  return ws.pipeline(`name: pre\nsource:\n  counting_local: ${source}\n${sinks}`);
+function pipeline(sinks: string, source = '{ path: ./in }', plugin = 'counting_local'): string {
+  return ws.pipeline(`name: pre\nsource:\n  ${plugin}: ${source}\n${sinks}`);
 }
 
 describe('destination pre-check (local → local)', () => {
   it('reads only the files not already at the destination (if_exists: skip)', async () => {
     ws = makeWorkspace();
-    reads = [];
+    reads.length = 0;
     seedHalfDelivered();
     const file = pipeline('sink:\n  local: { path: ./out, if_exists: skip }\n');
     const summary = await run(file);
@@ -114,7 +89,7 @@ describe('destination pre-check (local → local)', () => {
 
   it('reads every file without if_exists skip or fail (overwrite has nothing to pre-check)', async () => {
     ws = makeWorkspace();
-    reads = [];
+    reads.length = 0;
     seedHalfDelivered();
     const summary = await run(pipeline('sink:\n  local: { path: ./out }\n'));
     expect(summary).toMatchObject({ ok: 6, alreadyAtDestination: 0, filesWritten: 6 });
@@ -123,7 +98,7 @@ describe('destination pre-check (local → local)', () => {
 
   it('reads and compares when the source is to be deleted: size and mtime are not proof', async () => {
     ws = makeWorkspace();
-    reads = [];
+    reads.length = 0;
     put('in/same.txt', 'same bytes');
     put('out/same.txt', 'same bytes');
     // Same length, same mtime, other bytes: trusting size + mtime would delete the only copy.
@@ -143,13 +118,14 @@ describe('destination pre-check (local → local)', () => {
 
   it('with checksums on both sides, tidies and fails unread (if_exists: fail, after_success: delete)', async () => {
     ws = makeWorkspace();
-    reads = [];
+    reads.length = 0;
     seedHalfDelivered();
     put('out/f4.txt', 'file 4\n'.repeat(4) + 'x\n'.repeat(4)); // same size, other bytes
     put('out/f5.txt', 'another, longer file at the destination\n');
     const file = pipeline(
       'sink:\n  hashing_local: { path: ./out, if_exists: fail }\n',
-      '{ path: ./in, after_success: delete, checksums: true }',
+      '{ path: ./in, after_success: delete }',
+      'summed_local',
     );
     const summary = await run(file);
     expect(summary).toMatchObject({ ok: 4, failed: 2, alreadyAtDestination: 3 });
@@ -164,7 +140,7 @@ describe('destination pre-check (local → local)', () => {
 
   it('with if_exists: fail and no checksums, reads the same-sized files and fails another size unread', async () => {
     ws = makeWorkspace();
-    reads = [];
+    reads.length = 0;
     seedHalfDelivered();
     put('out/f5.txt', 'another, longer file at the destination\n');
     const summary = await run(pipeline('sink:\n  local: { path: ./out, if_exists: fail }\n'));
@@ -176,7 +152,7 @@ describe('destination pre-check (local → local)', () => {
 
   it('fans out: each sink is pre-checked and an item is read only when some sink needs it', async () => {
     ws = makeWorkspace();
-    reads = [];
+    reads.length = 0;
     seedHalfDelivered('a');
     for (let i = 0; i < 6; i++) put(`b/f${i}.txt`, `file ${i}\n`.repeat(i + 1));
     const before = statSync(ws.path('b/f4.txt')).ino;
@@ -193,7 +169,7 @@ describe('destination pre-check (local → local)', () => {
 
   it('does not pre-check an item whose bytes a step changed', async () => {
     ws = makeWorkspace();
-    reads = [];
+    reads.length = 0;
     put('in/a.txt', 'lower\n');
     put('out/a.txt', 'lower\n');
     const file = pipeline(
