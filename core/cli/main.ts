@@ -88,6 +88,15 @@ export const OPTIONS = {
     flag: '--format <format>',
     description: 'history: export every record (or --limit) as json (one per line) or csv',
   },
+  check: {
+    flag: '--no-check',
+    description:
+      'Skip the pre-flight check of every connection at start (log in, the bucket, container or folder exists)',
+  },
+  timeout: {
+    flag: '--timeout <duration>',
+    description: 'check: how long each connection may take (default 20s)',
+  },
   concurrency: {
     flag: '--concurrency <n>',
     description: "Items in flight in this worker (default: each pipeline's policy.concurrency)",
@@ -132,6 +141,7 @@ const COMMANDS: Array<{
       'cluster',
       'config',
       'set',
+      'check',
     ],
     load: async () => (await import('./commands/run.js')).runCommand,
   },
@@ -139,7 +149,17 @@ const COMMANDS: Array<{
     name: 'watch <...paths>',
     description:
       'Run pipeline files (or every *.yaml in folders) on their triggers; hot-reload each one when it changes',
-    options: ['vars', 'stateDir', ...LOG_OPTIONS, ...SERVER_OPTIONS, 'debounce', 'cluster', 'config', 'set'],
+    options: [
+      'vars',
+      'stateDir',
+      ...LOG_OPTIONS,
+      ...SERVER_OPTIONS,
+      'debounce',
+      'cluster',
+      'config',
+      'set',
+      'check',
+    ],
     load: async () => (await import('./commands/watch.js')).watchCommand,
   },
   {
@@ -154,6 +174,13 @@ const COMMANDS: Array<{
     description: 'Check pipeline files: YAML, shape, every plugin config; errors name file:line:col',
     options: ['vars', 'config', 'set'],
     load: async () => (await import('./commands/validate.js')).validateCommand,
+  },
+  {
+    name: 'check <...pipelines>',
+    description:
+      'Test every connection of pipeline files: log in, the bucket/container/folder exists and is listable, a sink can write (a probe it removes); exit 2 if one fails',
+    options: ['vars', 'config', 'set', 'timeout', 'logLevel', 'verbose', 'quiet'],
+    load: async () => (await import('./commands/check.js')).checkCommand,
   },
   {
     name: 'plan <pipeline>',
@@ -280,6 +307,7 @@ const INVALID_INPUT_CODES = new Set<SluiceError['code']>([
   'SLUICE_E_USAGE',
   'SLUICE_E_TEMPLATE',
   'SLUICE_E_DESTINATION',
+  'SLUICE_E_PREFLIGHT',
 ]);
 
 export function reportError(err: unknown): number {

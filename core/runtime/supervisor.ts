@@ -21,6 +21,7 @@ import type { PluginRegistry } from '../registry.js';
 import type { PassEvents, RemotePasses } from './pass-modes.js';
 import { PassQueue, type PassRequest } from './pass-queue.js';
 import { PipelineLock } from './pipeline-lock.js';
+import { preflight } from './preflight.js';
 import { loadPipelineFile } from './run-file.js';
 import type { RunSummary } from './runner.js';
 import { sleep } from './timing.js';
@@ -66,7 +67,16 @@ export interface SupervisorOptions {
    * a file that would take a name another file runs under is refused, whatever their state folders.
    */
   nameTakenBy?: (name: string, file: string) => string | undefined;
+  /**
+   * The cheap pre-flight check of every connection before a version starts (log in, the root
+   * exists); `false` with `--no-check`. Sources only in dry runs and cluster mode (no sink is
+   * written from here then).
+   */
+  preflight?: boolean;
 }
+
+/** A pipeline whose check failed at start, with no trigger to say when, is tried again after this. */
+export const PREFLIGHT_RETRY_MS = 60_000;
 
 export type { PassEvents, PassRequest, RemotePasses };
 
@@ -101,6 +111,8 @@ export class PipelineSupervisor {
   private readonly versionHost: VersionHost;
   /** The file's alerts, kept across reloads (their rate limit too); none in dry runs. */
   private readonly alerts: PipelineAlerts | undefined;
+  /** A start refused by the pre-flight check, tried again at the next due time. */
+  private retryTimer: NodeJS.Timeout | undefined;
   private doneResolve!: () => void;
   private doneReject!: (err: unknown) => void;
   /** Settles when the pipeline has nothing left to do (one-shot trigger) or was stopped. */
@@ -204,6 +216,7 @@ export class PipelineSupervisor {
    */
   async start(def?: PipelineDefinition): Promise<void> {
     const loaded = def ?? (await this.load());
+    await this.check(loaded);
     this.lock = await this.claim(loaded);
     this.launch(loaded);
   }
@@ -264,6 +277,21 @@ export class PipelineSupervisor {
     }
     if (this.version && this.version.def.hash === def.hash)
       return { at, result: 'unchanged', hash: def.hash };
+    clearTimeout(this.retryTimer);
+    try {
+      await this.check(def);
+    } catch (err) {
+      const retryAt = this.retryLater(def);
+      return this.refused(
+        at,
+        err,
+        def.name,
+        this.version
+          ? 'reload rejected: a connection failed its check; the running version keeps running'
+          : `pipeline not started: a connection failed its check; tried again at ${retryAt.toISOString()}`,
+        'failed',
+      );
+    }
     let lock: PipelineLock | undefined;
     try {
       lock = await this.claim(def);
@@ -296,7 +324,13 @@ export class PipelineSupervisor {
   }
 
   /** A reload that does not take effect: reported, and the running version keeps running. */
-  private refused(at: string, err: unknown, pipeline: string, message: string): ReloadResult {
+  private refused(
+    at: string,
+    err: unknown,
+    pipeline: string,
+    message: string,
+    state: SupervisorState = 'invalid',
+  ): ReloadResult {
     const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
     this.lastReloadValue = { at, result: 'invalid', error };
     this.options.metrics?.reload(this.name, 'invalid');
@@ -304,7 +338,10 @@ export class PipelineSupervisor {
       { pipeline, file: this.file, err: error, running: this.version?.def.hash ?? null },
       message,
     );
-    if (!this.version) this.stateValue = 'invalid';
+    if (!this.version) {
+      this.stateValue = state;
+      if (state === 'failed') this.lastError = error;
+    }
     this.alerts?.reloadRejected(this.file, error);
     return this.lastReloadValue;
   }
@@ -312,6 +349,7 @@ export class PipelineSupervisor {
   /** Stops intake, lets in-flight items finish (drain timeout, then abort), closes. */
   stop(drainTimeoutMs?: number): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.retryTimer);
     this.requests.cancelAll(`pipeline "${this.name}" stopped before the run started`);
     const next = this.changing.then(async () => {
       if (this.version) await this.retire(this.version, drainTimeoutMs);
@@ -346,6 +384,27 @@ export class PipelineSupervisor {
       scheduleOf(def.trigger); // a bad cron expression is a config error too
       return def;
     });
+  }
+
+  /** The cheap check of `def`'s connections (throws `SLUICE_E_PREFLIGHT`), unless turned off. */
+  private async check(def: PipelineDefinition): Promise<void> {
+    if (this.options.preflight === false) return;
+    const sinks = !this.options.dryRun && !this.options.remote;
+    await preflight(def, { log: this.options.log.child({ pipeline: def.name }), sinks });
+  }
+
+  /**
+   * A start (or reload) the check refused is tried again at the pipeline's next due time, or
+   * after PREFLIGHT_RETRY_MS without a trigger; editing the file tries again at once.
+   */
+  private retryLater(def: PipelineDefinition): Date {
+    const now = new Date();
+    const due =
+      (this.options.once ? undefined : scheduleOf(def.trigger).nextAfter(now)) ??
+      new Date(now.getTime() + PREFLIGHT_RETRY_MS);
+    this.retryTimer = setTimeout(() => void this.reload(), Math.max(1_000, due.getTime() - now.getTime()));
+    if (!this.version) this.nextPassAt = due;
+    return due;
   }
 
   private launch(def: PipelineDefinition): void {
