@@ -97,6 +97,10 @@ export const OPTIONS = {
     flag: '--timeout <duration>',
     description: 'check: how long each connection may take (default 20s)',
   },
+  json: {
+    flag: '--json',
+    description: 'plan, check: print the result as JSON',
+  },
   concurrency: {
     flag: '--concurrency <n>',
     description: "Items in flight in this worker (default: each pipeline's policy.concurrency)",
@@ -179,7 +183,7 @@ const COMMANDS: Array<{
     name: 'check <...pipelines>',
     description:
       'Test every connection of pipeline files: log in, the bucket/container/folder exists and is listable, a sink can write (a probe it removes); exit 2 if one fails',
-    options: ['vars', 'config', 'set', 'timeout', 'logLevel', 'verbose', 'quiet'],
+    options: ['vars', 'config', 'set', 'timeout', 'json', 'logLevel', 'verbose', 'quiet'],
     load: async () => (await import('./commands/check.js')).checkCommand,
   },
   {
@@ -196,6 +200,7 @@ const COMMANDS: Array<{
       'set',
       'logLevel',
       'verbose',
+      'json',
     ],
     load: async () => (await import('./commands/plan.js')).planCommand,
   },

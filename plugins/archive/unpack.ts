@@ -147,8 +147,9 @@ function entryItem(archive: Item, raw: RawEntry, stem: string, layout: Layout): 
     meta,
     open: async () => raw.open(),
   });
-  // The archive's etag names the archive's bytes, not this entry's.
-  return { ...item, etag: undefined };
+  // The archive's etag names the archive's bytes, not this entry's; an entry keeps its own
+  // mtime, as tar and unzip restore it (a sink with preserve_mtime stores that one).
+  return { ...item, etag: undefined, ...(raw.mtime ? { mtime: raw.mtime } : {}) };
 }
 
 /** An entry inside an archive, unpacked in turn when it is itself compressed or an archive. */
