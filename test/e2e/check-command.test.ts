@@ -90,6 +90,31 @@ describe('sluice check', () => {
     expect(r.stdout).toContain('✓ sink probe_sink partner@sftp.partner.example:2222/partner/out — folder');
   });
 
+  it('--json gives the same outcomes as one document', () => {
+    threePipelines('fail');
+    const r = sluice(['check', 'one.yaml', 'two.yaml', '--json']);
+    expect(r.status).toBe(2);
+    const doc = JSON.parse(r.stdout) as {
+      ok: boolean;
+      pipelines: Array<{ name: string; connections: Array<Record<string, unknown>> }>;
+    };
+    expect(doc.ok).toBe(false);
+    expect(doc.pipelines.map((p) => p.name)).toEqual(['one', 'two']);
+    expect(doc.pipelines[1].connections[1]).toMatchObject({
+      role: 'sink',
+      step: 'sink.probe_sink',
+      plugin: 'probe_sink',
+      connection: 'partner',
+      target: 'partner@sftp.partner.example:2222/partner/out',
+      outcome: 'failed',
+      code: 'SLUICE_E_SINK',
+      reason: 'login refused for *** at sftp.partner.example',
+      hint: 'check the user and password of the connection',
+    });
+    expect(doc.pipelines[0].connections.map((c) => c.outcome)).toEqual(['no_check', 'ok']);
+    expect(r.stdout).not.toContain(SECRET);
+  });
+
   it('a check that does not answer times out with a clear message', () => {
     threePipelines('hang');
     const r = sluice(['check', 'two.yaml', '--timeout', '1s']);

@@ -17,11 +17,12 @@ import { EXIT } from '../exit-codes.js';
  *     - on_error local ./dead: no check (the plugin cannot check itself)
  *
  * Exit 0 when every check passed (a plugin without a check does not fail), 2 when one failed or a
- * pipeline is invalid. Nothing of the pipelines' files is read, moved or written.
+ * pipeline is invalid. Nothing of the pipelines' files is read, moved or written. `--json`: the
+ * same as one JSON document (`{ok, pipelines: [{file, name, connections: [...]}]}`).
  */
 export async function checkCommand(
   paths: string[],
-  opts: CommonOptions & { timeout?: string | number },
+  opts: CommonOptions & { timeout?: string | number; json?: boolean },
 ): Promise<number> {
   const vars = parseVars(opts.var);
   const set = setFlags(opts.set);
@@ -35,20 +36,23 @@ export async function checkCommand(
   const onSignal = () => stop.abort();
   process.once('SIGINT', onSignal);
   let failed = 0;
+  const report: Array<{ file: string; name: string; connections: ReturnType<typeof checkJson>[] }> = [];
   try {
     for (const def of defs) {
-      if (defs.length > 1) process.stdout.write(`${displayPath(def.file)} (${def.name})\n`);
+      if (defs.length > 1 && !opts.json) process.stdout.write(`${displayPath(def.file)} (${def.name})\n`);
       const checks = await checkConnections(def, {
         depth: 'full',
         log: logger,
         signal: stop.signal,
         timeoutMs,
       });
-      for (const c of checks) {
-        if (c.outcome === 'failed') failed++;
-        process.stdout.write(`${defs.length > 1 ? '  ' : ''}${line(c)}\n`);
-      }
+      failed += checks.filter((c) => c.outcome === 'failed').length;
+      if (opts.json)
+        report.push({ file: displayPath(def.file), name: def.name, connections: checks.map(checkJson) });
+      else for (const c of checks) process.stdout.write(`${defs.length > 1 ? '  ' : ''}${line(c)}\n`);
     }
+    if (opts.json)
+      process.stdout.write(`${redact(JSON.stringify({ ok: failed === 0, pipelines: report }, null, 2))}\n`);
   } finally {
     process.off('SIGINT', onSignal);
     await close();
@@ -68,6 +72,20 @@ function line(c: ConnectionCheck): string {
       return redact(`✗ ${label(c)} — ${c.error?.message ?? 'failed'}${hint ? ` — ${hint}` : ''}`);
     }
   }
+}
+
+function checkJson(c: ConnectionCheck) {
+  return {
+    role: c.role,
+    step: c.ref.stepId,
+    plugin: c.ref.name,
+    connection: c.ref.connection ?? null,
+    target: c.target,
+    outcome: c.outcome,
+    ms: c.ms,
+    ...(c.detail ? { detail: c.detail } : {}),
+    ...(c.error ? { code: c.error.code, reason: c.error.message, hint: c.error.context.hint ?? null } : {}),
+  };
 }
 
 /** `--timeout 20s`, `2m`; a bare number is seconds. */
