@@ -14,6 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PipelineDefinition, PluginRef } from '../config/load.js';
+import { scheduleOf } from '../config/trigger.js';
 import { errorMessage, SluiceError, wrapPluginError } from '../errors.js';
 import type { Logger } from '../observe/logger.js';
 import { redact } from '../observe/redact.js';
@@ -109,6 +110,53 @@ export async function preflight(
         'fix the connection (sluice check shows every one), or start with --no-check',
     },
   });
+}
+
+/** A pipeline whose check failed at start, with no trigger to say when, is tried again after this. */
+export const PREFLIGHT_RETRY_MS = 60_000;
+
+/**
+ * The cheap check a supervisor runs before a version starts (unless `preflight: false`, i.e.
+ * `--no-check`): sources only in dry runs and cluster mode (no sink is written from here then).
+ * A start it refused is tried again at the pipeline's next due time, or after PREFLIGHT_RETRY_MS
+ * without a trigger; an edit of the file tries again at once.
+ */
+export class StartCheck {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly options: {
+      log: Logger;
+      preflight?: boolean;
+      dryRun?: boolean;
+      once?: boolean;
+      remote?: unknown;
+    },
+    private readonly retry: () => void,
+  ) {}
+
+  /** Throws `SLUICE_E_PREFLIGHT` naming the connection that failed. */
+  async run(def: PipelineDefinition): Promise<void> {
+    if (this.options.preflight === false) return;
+    const sinks = !this.options.dryRun && !this.options.remote;
+    await preflight(def, { log: this.options.log.child({ pipeline: def.name }), sinks });
+  }
+
+  /** Schedules the retry of a refused start of `def`; returns when it happens. */
+  retryLater(def: PipelineDefinition): Date {
+    this.cancelRetry();
+    const now = new Date();
+    const due =
+      (this.options.once ? undefined : scheduleOf(def.trigger).nextAfter(now)) ??
+      new Date(now.getTime() + PREFLIGHT_RETRY_MS);
+    this.timer = setTimeout(this.retry, Math.max(1_000, due.getTime() - now.getTime()));
+    return due;
+  }
+
+  cancelRetry(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
 }
 
 /** `sink s3 cdr_store@bucket/prefix`. */

@@ -21,7 +21,7 @@ import type { PluginRegistry } from '../registry.js';
 import type { PassEvents, RemotePasses } from './pass-modes.js';
 import { PassQueue, type PassRequest } from './pass-queue.js';
 import { PipelineLock } from './pipeline-lock.js';
-import { preflight } from './preflight.js';
+import { StartCheck } from './preflight.js';
 import { loadPipelineFile } from './run-file.js';
 import type { RunSummary } from './runner.js';
 import { sleep } from './timing.js';
@@ -75,9 +75,6 @@ export interface SupervisorOptions {
   preflight?: boolean;
 }
 
-/** A pipeline whose check failed at start, with no trigger to say when, is tried again after this. */
-export const PREFLIGHT_RETRY_MS = 60_000;
-
 export type { PassEvents, PassRequest, RemotePasses };
 
 export interface ReloadResult {
@@ -111,8 +108,8 @@ export class PipelineSupervisor {
   private readonly versionHost: VersionHost;
   /** The file's alerts, kept across reloads (their rate limit too); none in dry runs. */
   private readonly alerts: PipelineAlerts | undefined;
-  /** A start refused by the pre-flight check, tried again at the next due time. */
-  private retryTimer: NodeJS.Timeout | undefined;
+  /** The pre-flight check before a version starts; a start it refused is tried again later. */
+  private readonly startCheck: StartCheck;
   private doneResolve!: () => void;
   private doneReject!: (err: unknown) => void;
   /** Settles when the pipeline has nothing left to do (one-shot trigger) or was stopped. */
@@ -123,6 +120,7 @@ export class PipelineSupervisor {
     this.options = options;
     this.counters = new PipelineCounters(() => this.name, options.metrics);
     this.alerts = options.dryRun ? undefined : new PipelineAlerts({ log: options.log, sleep });
+    this.startCheck = new StartCheck(options, () => void this.reload());
     this.versionHost = {
       file,
       options,
@@ -216,7 +214,7 @@ export class PipelineSupervisor {
    */
   async start(def?: PipelineDefinition): Promise<void> {
     const loaded = def ?? (await this.load());
-    await this.check(loaded);
+    await this.startCheck.run(loaded);
     this.lock = await this.claim(loaded);
     this.launch(loaded);
   }
@@ -277,11 +275,12 @@ export class PipelineSupervisor {
     }
     if (this.version && this.version.def.hash === def.hash)
       return { at, result: 'unchanged', hash: def.hash };
-    clearTimeout(this.retryTimer);
+    this.startCheck.cancelRetry();
     try {
-      await this.check(def);
+      await this.startCheck.run(def);
     } catch (err) {
-      const retryAt = this.retryLater(def);
+      const retryAt = this.startCheck.retryLater(def);
+      if (!this.version) this.nextPassAt = retryAt;
       return this.refused(
         at,
         err,
@@ -354,7 +353,7 @@ export class PipelineSupervisor {
   /** Stops intake, lets in-flight items finish (drain timeout, then abort), closes. */
   stop(drainTimeoutMs?: number): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.retryTimer);
+    this.startCheck.cancelRetry();
     this.requests.cancelAll(`pipeline "${this.name}" stopped before the run started`);
     const next = this.changing.then(async () => {
       if (this.version) await this.retire(this.version, drainTimeoutMs);
@@ -389,27 +388,6 @@ export class PipelineSupervisor {
       scheduleOf(def.trigger); // a bad cron expression is a config error too
       return def;
     });
-  }
-
-  /** The cheap check of `def`'s connections (throws `SLUICE_E_PREFLIGHT`), unless turned off. */
-  private async check(def: PipelineDefinition): Promise<void> {
-    if (this.options.preflight === false) return;
-    const sinks = !this.options.dryRun && !this.options.remote;
-    await preflight(def, { log: this.options.log.child({ pipeline: def.name }), sinks });
-  }
-
-  /**
-   * A start (or reload) the check refused is tried again at the pipeline's next due time, or
-   * after PREFLIGHT_RETRY_MS without a trigger; editing the file tries again at once.
-   */
-  private retryLater(def: PipelineDefinition): Date {
-    const now = new Date();
-    const due =
-      (this.options.once ? undefined : scheduleOf(def.trigger).nextAfter(now)) ??
-      new Date(now.getTime() + PREFLIGHT_RETRY_MS);
-    this.retryTimer = setTimeout(() => void this.reload(), Math.max(1_000, due.getTime() - now.getTime()));
-    if (!this.version) this.nextPassAt = due;
-    return due;
   }
 
   private launch(def: PipelineDefinition, replaced?: ReplacedVersion): void {
