@@ -10,7 +10,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SLUICE_BIN, type SluiceProcess, startSluice, statusPort, until } from '../helpers/sluice-process.js';
+import {
+  killSluice,
+  SLUICE_BIN,
+  type SluiceProcess,
+  startSluice,
+  statusPort,
+  until,
+} from '../helpers/sluice-process.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const PLUGINS = join(import.meta.dirname, '..', 'helpers', 'check-plugins.mjs');
@@ -19,10 +26,7 @@ const SECRET = 'pw-never-printed-7Qz';
 let ws: Workspace;
 let proc: SluiceProcess | undefined;
 afterEach(async () => {
-  if (proc && proc.child.exitCode === null) {
-    proc.kill('SIGKILL');
-    await proc.exited;
-  }
+  await killSluice(proc);
   proc = undefined;
   ws?.cleanup();
 });

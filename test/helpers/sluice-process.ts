@@ -124,3 +124,10 @@ export async function until<T>(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** SIGKILLs `proc` if it is still running and waits for it (a test's afterEach). */
+export async function killSluice(proc: SluiceProcess | undefined): Promise<void> {
+  if (!proc || proc.child.exitCode !== null) return;
+  proc.kill('SIGKILL');
+  await proc.exited;
+}
