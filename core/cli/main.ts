@@ -81,7 +81,7 @@ export const OPTIONS = {
   config: {
     flag: '--config <file>',
     description:
-      'Defaults file (cluster, state_dir, logs, vars); default $SLUICE_CONFIG or ./sluice.config.yaml',
+      'Defaults file (cluster, state_dir, logs, vars, connections); default $SLUICE_CONFIG or ./sluice.config.yaml',
   },
   all: { flag: '--all', description: 'retry: every parked (failed) item of the pipeline' },
   format: {

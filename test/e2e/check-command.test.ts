@@ -20,6 +20,10 @@ import {
 } from '../helpers/sluice-process.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
+/** The local source: without a check of its own, or with one (the runtime helper adds it). */
+const LOCAL_SOURCE = expect.stringMatching(
+  /^ {2}(- source local inbox@\.\/in: no check \(the plugin cannot check itself\)|✓ source local inbox@\.\/in — .+)$/,
+);
 const PLUGINS = join(import.meta.dirname, '..', 'helpers', 'check-plugins.mjs');
 const SECRET = 'pw-never-printed-7Qz';
 
@@ -70,13 +74,13 @@ describe('sluice check', () => {
     const lines = r.stdout.split('\n').filter(Boolean);
     expect(lines).toEqual([
       expect.stringMatching(/one\.yaml \(one\)$/),
-      '  - source local inbox@./in: no check (the plugin cannot check itself)',
+      LOCAL_SOURCE,
       '  ✓ sink probe_sink archive@./archive/out — folder ./archive/out listed (0 entries), probe written and removed',
       expect.stringMatching(/three\.yaml \(three\)$/),
-      '  - source local inbox@./in: no check (the plugin cannot check itself)',
+      LOCAL_SOURCE,
       '  ✓ sink probe_sink archive@./archive/out — folder ./archive/out listed (0 entries), probe written and removed',
       expect.stringMatching(/two\.yaml \(two\)$/),
-      '  - source local inbox@./in: no check (the plugin cannot check itself)',
+      LOCAL_SOURCE,
       '  ✗ sink probe_sink partner@sftp.partner.example:2222/partner/out — login refused for *** at sftp.partner.example — check the user and password of the connection',
     ]);
     expect(`${r.stdout}${r.stderr}`).not.toContain(SECRET);
@@ -88,10 +92,15 @@ describe('sluice check', () => {
 
   it('exits 0 when every connection passes (a plugin without a check does not fail)', () => {
     threePipelines('ok');
-    const r = sluice(['check', 'two.yaml']);
+    ws.pipeline(
+      `name: four\nplugins: ["${PLUGINS}"]\nsource:\n  local: { connection: inbox }\nsink:\n  probe_sink: { path: ./four, check: none }\n`,
+      'four.yaml',
+    );
+    const r = sluice(['check', 'two.yaml', 'four.yaml']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain('✓ sink probe_sink partner@sftp.partner.example:2222/partner/out — folder');
+    expect(r.stdout).toContain('  ✓ sink probe_sink partner@sftp.partner.example:2222/partner/out — folder');
+    expect(r.stdout).toContain('  - sink probe_sink ./four: no check (the plugin cannot check itself)\n');
   });
 
   it('--json gives the same outcomes as one document', () => {
@@ -115,7 +124,7 @@ describe('sluice check', () => {
       reason: 'login refused for *** at sftp.partner.example',
       hint: 'check the user and password of the connection',
     });
-    expect(doc.pipelines[0].connections.map((c) => c.outcome)).toEqual(['no_check', 'ok']);
+    expect(doc.pipelines[0].connections[1]).toMatchObject({ outcome: 'ok', connection: 'archive' });
     expect(r.stdout).not.toContain(SECRET);
   });
 

@@ -306,6 +306,8 @@ describe('three pipelines sharing one connections file (sluice binary)', () => {
     ws.write('three/in/x.csv', 'x\n');
     ws.write('three/in/y.txt', 'y\n');
     ws.write('three/in-c/z.csv', 'z\n');
+    // The sinks' folders exist, as a pre-flight check of a local sink may ask.
+    for (const d of ['out-a', 'out-b', 'archive']) mkdirSync(ws.path('three', d));
     const sluice = (...args: string[]) =>
       spawnSync(process.execPath, [SLUICE_BIN, ...args], {
         cwd: dir,

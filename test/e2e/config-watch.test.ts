@@ -24,6 +24,8 @@ describe('sluice watch with shared connections', () => {
     ws = makeWorkspace('sluice-config-watch-');
     ws.write('in1/.keep', '');
     ws.write('in2/.keep', '');
+    ws.write('out/.keep', '');
+    ws.write('other-out/.keep', '');
     ws.write('sluice.config.yaml', connections('./in1'));
     ws.pipeline(
       'name: uses\nsource:\n  local: { connection: drop, exclude: [".keep"] }\nsink:\n  local: { path: ./out }\n',
