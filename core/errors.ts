@@ -36,6 +36,8 @@ export const ERROR_CODES = {
     'Another process is running this pipeline on the same state folder (or another file declares the same pipeline name).',
   SLUICE_E_FENCED:
     'A cluster worker lost its job (it was paused past the stall interval and another worker took the item over); it stopped without side effects.',
+  SLUICE_E_PREFLIGHT:
+    'A connection failed its check at the start of a run (login, host key, missing bucket, container or folder): nothing was touched.',
   SLUICE_E_INTERNAL: 'An unexpected error inside Sluice: please report it with the log.',
 } as const;
 

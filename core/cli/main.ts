@@ -81,16 +81,25 @@ export const OPTIONS = {
   config: {
     flag: '--config <file>',
     description:
-      'Defaults file (cluster, state_dir, logs, vars); default $SLUICE_CONFIG or ./sluice.config.yaml',
+      'Defaults file (cluster, state_dir, logs, vars, connections); default $SLUICE_CONFIG or ./sluice.config.yaml',
   },
   all: { flag: '--all', description: 'retry: every parked (failed) item of the pipeline' },
   format: {
     flag: '--format <format>',
     description: 'history: export every record (or --limit) as json (one per line) or csv',
   },
+  check: {
+    flag: '--no-check',
+    description:
+      'Skip the pre-flight check of every connection at start (log in, the bucket, container or folder exists)',
+  },
+  timeout: {
+    flag: '--timeout <duration>',
+    description: 'check: how long each connection may take (default 20s)',
+  },
   json: {
     flag: '--json',
-    description: 'plan: print the plan as JSON (items with reasons, sinks, tidy-up; totals)',
+    description: 'plan, check: print the result as JSON',
   },
   concurrency: {
     flag: '--concurrency <n>',
@@ -136,6 +145,7 @@ const COMMANDS: Array<{
       'cluster',
       'config',
       'set',
+      'check',
     ],
     load: async () => (await import('./commands/run.js')).runCommand,
   },
@@ -143,7 +153,17 @@ const COMMANDS: Array<{
     name: 'watch <...paths>',
     description:
       'Run pipeline files (or every *.yaml in folders) on their triggers; hot-reload each one when it changes',
-    options: ['vars', 'stateDir', ...LOG_OPTIONS, ...SERVER_OPTIONS, 'debounce', 'cluster', 'config', 'set'],
+    options: [
+      'vars',
+      'stateDir',
+      ...LOG_OPTIONS,
+      ...SERVER_OPTIONS,
+      'debounce',
+      'cluster',
+      'config',
+      'set',
+      'check',
+    ],
     load: async () => (await import('./commands/watch.js')).watchCommand,
   },
   {
@@ -158,6 +178,13 @@ const COMMANDS: Array<{
     description: 'Check pipeline files: YAML, shape, every plugin config; errors name file:line:col',
     options: ['vars', 'config', 'set'],
     load: async () => (await import('./commands/validate.js')).validateCommand,
+  },
+  {
+    name: 'check <...pipelines>',
+    description:
+      'Test every connection of pipeline files: log in, the bucket/container/folder exists and is listable, a sink can write (a probe it removes); exit 2 if one fails',
+    options: ['vars', 'config', 'set', 'timeout', 'json', 'logLevel', 'verbose', 'quiet'],
+    load: async () => (await import('./commands/check.js')).checkCommand,
   },
   {
     name: 'plan <pipeline>',
@@ -286,6 +313,7 @@ const INVALID_INPUT_CODES = new Set<SluiceError['code']>([
   'SLUICE_E_USAGE',
   'SLUICE_E_TEMPLATE',
   'SLUICE_E_DESTINATION',
+  'SLUICE_E_PREFLIGHT',
 ]);
 
 export function reportError(err: unknown): number {

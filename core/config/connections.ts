@@ -9,7 +9,16 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { type Document, isMap, isScalar, LineCounter, type Node, type Pair, parseDocument } from 'yaml';
+import {
+  type Document,
+  isMap,
+  isScalar,
+  LineCounter,
+  type Node,
+  type Pair,
+  parseDocument,
+  visit,
+} from 'yaml';
 import { SluiceError } from '../errors.js';
 import { nearest } from '../registry.js';
 import { interpolateDocument } from './interpolate.js';
@@ -18,6 +27,26 @@ import { yamlProblems } from './yaml-errors.js';
 import { nodeOffset } from './yaml-position.js';
 
 type Lookup = Map<string, Definition>;
+
+interface Interpolation {
+  env: Record<string, string | undefined>;
+  dotEnvDir: string;
+  /** Nodes already interpolated in this document. */
+  done: WeakSet<Node>;
+}
+
+/** The nodes the aliases under `node` stand for, and theirs in turn. */
+function aliasTargets(doc: Document, node: Node, seen = new Set<Node>()): Node[] {
+  visit(node, {
+    Alias(_key, alias) {
+      const target = alias.resolve(doc) as Node | undefined;
+      if (!target || seen.has(target)) return;
+      seen.add(target);
+      aliasTargets(doc, target, seen);
+    },
+  });
+  return [...seen];
+}
 
 export const CONFIG_FILE_NAMES = ['sluice.config.yaml', 'sluice.config.yml'];
 
@@ -78,7 +107,7 @@ export function connectionsOf(
   node: unknown,
   at: At,
   text: string,
-  interpolation?: { env: Record<string, string | undefined>; dotEnvDir: string },
+  interpolation?: Interpolation,
 ): Lookup {
   const table: Lookup = new Map();
   if (!isMap(node)) return table;
@@ -113,7 +142,7 @@ function resolveDefinition(
   where: Place,
   at: At,
   text: string,
-  interpolation: { env: Record<string, string | undefined>; dotEnvDir: string } | undefined,
+  interpolation: Interpolation | undefined,
 ): Connection | SluiceError[] {
   const value = pair.value;
   const entry = isMap(value) ? value : undefined;
@@ -133,8 +162,16 @@ function resolveDefinition(
     ];
   }
   const configNode = key.value as Node | null;
+  const merged = configNode ? aliasTargets(doc, configNode) : [];
   if (interpolation && configNode) {
-    const errors = interpolateDocument(configNode, interpolation.env, interpolation.dotEnvDir, at);
+    // With the anchors it merges (`<<: *base`), each node once: a definition sharing an anchor
+    // with another must not interpolate it twice (`$${` would become `${`, then a variable).
+    const errors: SluiceError[] = [];
+    for (const node of [configNode, ...merged]) {
+      if (interpolation.done.has(node)) continue;
+      interpolation.done.add(node);
+      errors.push(...interpolateDocument(node, interpolation.env, interpolation.dotEnvDir, at));
+    }
     if (errors.length > 0) return errors;
   }
   const config = (configNode?.toJS(doc) ?? {}) as unknown;
@@ -156,7 +193,9 @@ function resolveDefinition(
     config: config as Record<string, unknown>,
     where,
     placeOf: (pointer, atKey) => at(nodeOffset(configNode, splitPointer(pointer), atKey, doc)),
-    text: text.slice(start, value?.range?.[2] ?? start),
+    text: [value, ...merged]
+      .map((n) => text.slice(n?.range?.[0] ?? start, n?.range?.[2] ?? start))
+      .join('\0'),
   };
 }
 
@@ -195,7 +234,11 @@ export function readSharedConnections(
   const errors = yamlProblems(doc, at);
   if (errors.length > 0) return { table: new Map(), errors, shown };
   const node = isMap(doc.contents) ? doc.contents.get('connections', true) : undefined;
-  return { table: connectionsOf(doc, node, at, text, { env, dotEnvDir }), errors: [], shown };
+  return {
+    table: connectionsOf(doc, node, at, text, { env, dotEnvDir, done: new WeakSet() }),
+    errors: [],
+    shown,
+  };
 }
 
 export function displayPath(abs: string): string {

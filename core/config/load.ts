@@ -274,6 +274,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       problem(configPointer + p.pointer, p.message, { step: id, plugin: name, hint: p.hint });
     if (stepWhen?.problems.length) return undefined;
     const ref: PluginRef = { role, name, plugin, config, stepId: id, jsonPath: configPointer };
+    if (merged) ref.connection = String(block.connection);
     if (stepWhen?.when) ref.when = stepWhen.when;
     try {
       plugin.validate?.(config);

@@ -15,6 +15,8 @@ export interface PluginRef {
   jsonPath: string;
   /** Steps only: `when`, taken out of `config` (the runtime applies it, not the plugin). */
   when?: MatchSpec;
+  /** The named connection its config was merged with (`connection: acme`), if any. */
+  connection?: string;
   /** Sources only: the name used in ledger keys and `{source}`. */
   sourceName?: string;
 }

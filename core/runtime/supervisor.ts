@@ -21,6 +21,7 @@ import type { PluginRegistry } from '../registry.js';
 import type { PassEvents, RemotePasses } from './pass-modes.js';
 import { PassQueue, type PassRequest } from './pass-queue.js';
 import { PipelineLock } from './pipeline-lock.js';
+import { StartCheck } from './preflight.js';
 import { loadPipelineFile } from './run-file.js';
 import type { RunSummary } from './runner.js';
 import { sleep } from './timing.js';
@@ -66,6 +67,12 @@ export interface SupervisorOptions {
    * a file that would take a name another file runs under is refused, whatever their state folders.
    */
   nameTakenBy?: (name: string, file: string) => string | undefined;
+  /**
+   * The cheap pre-flight check of every connection before a version starts (log in, the root
+   * exists); `false` with `--no-check`. Sources only in dry runs and cluster mode (no sink is
+   * written from here then).
+   */
+  preflight?: boolean;
 }
 
 export type { PassEvents, PassRequest, RemotePasses };
@@ -101,6 +108,8 @@ export class PipelineSupervisor {
   private readonly versionHost: VersionHost;
   /** The file's alerts, kept across reloads (their rate limit too); none in dry runs. */
   private readonly alerts: PipelineAlerts | undefined;
+  /** The pre-flight check before a version starts; a start it refused is tried again later. */
+  private readonly startCheck: StartCheck;
   private doneResolve!: () => void;
   private doneReject!: (err: unknown) => void;
   /** Settles when the pipeline has nothing left to do (one-shot trigger) or was stopped. */
@@ -111,6 +120,7 @@ export class PipelineSupervisor {
     this.options = options;
     this.counters = new PipelineCounters(() => this.name, options.metrics);
     this.alerts = options.dryRun ? undefined : new PipelineAlerts({ log: options.log, sleep });
+    this.startCheck = new StartCheck(options, () => void this.reload());
     this.versionHost = {
       file,
       options,
@@ -204,6 +214,7 @@ export class PipelineSupervisor {
    */
   async start(def?: PipelineDefinition): Promise<void> {
     const loaded = def ?? (await this.load());
+    await this.startCheck.run(loaded);
     this.lock = await this.claim(loaded);
     this.launch(loaded);
   }
@@ -267,6 +278,22 @@ export class PipelineSupervisor {
       this.lastReloadValue = { at, result: 'unchanged', hash: def.hash };
       return this.lastReloadValue;
     }
+    this.startCheck.cancelRetry();
+    try {
+      await this.startCheck.run(def);
+    } catch (err) {
+      const retryAt = this.startCheck.retryLater(def);
+      if (!this.version) this.nextPassAt = retryAt;
+      return this.refused(
+        at,
+        err,
+        def.name,
+        this.version
+          ? 'reload rejected: a connection failed its check; the running version keeps running'
+          : `pipeline not started: a connection failed its check; tried again at ${retryAt.toISOString()}`,
+        'failed',
+      );
+    }
     let lock: PipelineLock | undefined;
     try {
       lock = await this.claim(def);
@@ -304,7 +331,13 @@ export class PipelineSupervisor {
   }
 
   /** A reload that does not take effect: reported, and the running version keeps running. */
-  private refused(at: string, err: unknown, pipeline: string, message: string): ReloadResult {
+  private refused(
+    at: string,
+    err: unknown,
+    pipeline: string,
+    message: string,
+    state: SupervisorState = 'invalid',
+  ): ReloadResult {
     const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
     this.lastReloadValue = { at, result: 'invalid', error };
     this.options.metrics?.reload(this.name, 'invalid');
@@ -312,7 +345,10 @@ export class PipelineSupervisor {
       { pipeline, file: this.file, err: error, running: this.version?.def.hash ?? null },
       message,
     );
-    if (!this.version) this.stateValue = 'invalid';
+    if (!this.version) {
+      this.stateValue = state;
+      if (state === 'failed') this.lastError = error;
+    }
     this.alerts?.reloadRejected(this.file, error);
     return this.lastReloadValue;
   }
@@ -320,6 +356,7 @@ export class PipelineSupervisor {
   /** Stops intake, lets in-flight items finish (drain timeout, then abort), closes. */
   stop(drainTimeoutMs?: number): Promise<void> {
     this.stopped = true;
+    this.startCheck.cancelRetry();
     this.requests.cancelAll(`pipeline "${this.name}" stopped before the run started`);
     const next = this.changing.then(async () => {
       if (this.version) await this.retire(this.version, drainTimeoutMs);

@@ -192,6 +192,43 @@ describe('connections declared once', () => {
     expect((await loadPipelineFile(file, { env: {} })).hash).not.toBe(before);
   });
 
+  it('definitions may merge an anchor: interpolated once, and part of the version', async () => {
+    const shared = (port: number) =>
+      `connections:\n  a:\n    sftp: &base\n      host: \${SFTP_HOST}\n      port: ${port}\n      username: feed\n      password: "pa$\${SFTP_HOST}ss"\n  b:\n    sftp:\n      <<: *base\n      username: other\n`;
+    const dir = folder(
+      'anchors',
+      {
+        'p.yaml':
+          'name: an\nsource:\n  sftp: {connection: a, path: /in}\nsink:\n  sftp: {connection: b, path: /out}\n',
+      },
+      shared(22),
+    );
+    const file = join(dir, 'p.yaml');
+    const def = await loadPipelineFile(file, { env: { SFTP_HOST: 'sftp.example' } });
+    expect(def.sources[0].config).toMatchObject({
+      host: 'sftp.example',
+      username: 'feed',
+      password: 'pa${SFTP_HOST}ss',
+    });
+    expect(def.sinks[0].config).toMatchObject({
+      host: 'sftp.example',
+      port: 22,
+      username: 'other',
+      password: 'pa${SFTP_HOST}ss',
+    });
+    // b alone: the anchor it merges is interpolated for it
+    writeFileSync(
+      join(dir, 'q.yaml'),
+      'name: q\nsource:\n  local: {path: ./in}\nsink:\n  sftp: {connection: b, path: /out}\n',
+    );
+    const alone = await loadPipelineFile(join(dir, 'q.yaml'), { env: { SFTP_HOST: 'sftp.example' } });
+    expect(alone.sinks[0].config).toMatchObject({ host: 'sftp.example', password: 'pa${SFTP_HOST}ss' });
+    writeFileSync(join(dir, 'sluice.config.yaml'), shared(2222));
+    const edited = await loadPipelineFile(file, { env: { SFTP_HOST: 'sftp.example' } });
+    expect(edited.sinks[0].config).toMatchObject({ port: 2222 });
+    expect(edited.hash).not.toBe(def.hash);
+  });
+
   it('a connections file given explicitly wins over the one beside the pipeline', async () => {
     const dir = folder('explicit', {
       'p.yaml': 'name: e\nsource:\n  local: {connection: drop}\nsink:\n  local: {path: ./out}\n',
@@ -269,6 +306,8 @@ describe('three pipelines sharing one connections file (sluice binary)', () => {
     ws.write('three/in/x.csv', 'x\n');
     ws.write('three/in/y.txt', 'y\n');
     ws.write('three/in-c/z.csv', 'z\n');
+    // The sinks' folders exist, as a pre-flight check of a local sink may ask.
+    for (const d of ['out-a', 'out-b', 'archive']) mkdirSync(ws.path('three', d));
     const sluice = (...args: string[]) =>
       spawnSync(process.execPath, [SLUICE_BIN, ...args], {
         cwd: dir,

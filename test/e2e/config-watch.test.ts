@@ -5,16 +5,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type SluiceProcess, startSluice, until } from '../helpers/sluice-process.js';
+import { killSluice, type SluiceProcess, startSluice, until } from '../helpers/sluice-process.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
 let proc: SluiceProcess | undefined;
 afterEach(async () => {
-  if (proc && proc.child.exitCode === null) {
-    proc.kill('SIGKILL');
-    await proc.exited;
-  }
+  await killSluice(proc);
   proc = undefined;
   ws?.cleanup();
 });
@@ -27,6 +24,8 @@ describe('sluice watch with shared connections', () => {
     ws = makeWorkspace('sluice-config-watch-');
     ws.write('in1/.keep', '');
     ws.write('in2/.keep', '');
+    ws.write('out/.keep', '');
+    ws.write('other-out/.keep', '');
     ws.write('sluice.config.yaml', connections('./in1'));
     ws.pipeline(
       'name: uses\nsource:\n  local: { connection: drop, exclude: [".keep"] }\nsink:\n  local: { path: ./out }\n',

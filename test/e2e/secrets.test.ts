@@ -167,12 +167,19 @@ beforeAll(async () => {
       'http-sink',
       'invalid-config',
     ]) {
+      // --no-check: the items fail one by one, so secrets are near each item's error message.
       runs.push([
         `${name} (${format})`,
-        ['run', `${name}.yaml`, '--log-format', format, '--force', ...files(name)],
+        ['run', `${name}.yaml`, '--log-format', format, '--force', '--no-check', ...files(name)],
       ]);
     }
   }
+  // The same wrong credentials refused by the pre-flight check at start: one error, exit 2.
+  for (const name of ['s3-sink', 'azure-sink', 'sftp-source'])
+    runs.push([
+      `${name} pre-flight`,
+      ['run', `${name}.yaml`, '--log-format', 'json', '--log-file', `logs/${name}-pre-flight.log`],
+    ]);
   runs.push(['validate', ['validate', 'invalid-config.yaml', 'azure-bad-conn.yaml']]);
   runs.push(['plan', ['plan', 'http-sink.yaml', '--log-format', 'json']]);
   ws.write('logs/.keep', '');
@@ -222,6 +229,11 @@ describe('secrets stay out of every output', () => {
       }
       expect(code(`invalid-config (${format})`)).toBe(2);
       expect(code(`azure-bad-conn (${format})`)).toBe(2);
+    }
+    for (const name of ['s3-sink', 'azure-sink', 'sftp-source']) {
+      const run = outputs.find((o) => o.label === `${name} pre-flight`);
+      expect(run?.code, run?.text).toBe(2);
+      expect(run?.text).toContain('pre-flight check failed');
     }
     expect(code('validate')).toBe(2);
     const cluster = outputs.find((o) => o.label === 'cluster url with a password');

@@ -164,3 +164,10 @@ export function runSluiceInTerminal(
   );
   return { status: r.status, raw: r.stdout, screen: r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '') };
 }
+
+/** SIGKILLs `proc` if it is still running and waits for it (a test's afterEach). */
+export async function killSluice(proc: SluiceProcess | undefined): Promise<void> {
+  if (!proc || proc.child.exitCode !== null) return;
+  proc.kill('SIGKILL');
+  await proc.exited;
+}

@@ -16,6 +16,8 @@ interface RunOptions extends HostOptions {
   summaryJson?: string;
   once?: boolean;
   cluster?: string;
+  /** false with --no-check: no pre-flight check of the connections at start. */
+  check?: boolean;
 }
 
 /**
@@ -75,6 +77,7 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
       metrics: host.metrics,
       trackProgress: host.progress !== undefined || opts.metricsPort !== undefined,
       remote,
+      preflight: opts.check !== false,
       registry: builtinRegistry(),
       onSummary,
     });

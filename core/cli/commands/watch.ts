@@ -12,6 +12,8 @@ import { Host, type HostOptions } from './host.js';
 interface WatchOptions extends HostOptions {
   debounce?: string | number;
   cluster?: string;
+  /** false with --no-check: no pre-flight check of the connections at start. */
+  check?: boolean;
   /** The defaults file in effect (applyConfigFile puts the one it found here). */
   config?: string;
 }
@@ -88,6 +90,7 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
       trackProgress: true,
       announce: true,
       remote,
+      preflight: opts.check !== false,
       registry: builtinRegistry(),
       onSummary,
       nameTakenBy: (name, self) =>

@@ -1,0 +1,264 @@
+/**
+ * Pre-flight checks of a pipeline's connections (issue 15.6): each source and sink (and the
+ * dead-letter sink) is created on its own and asked to `check` itself — `full` for `sluice
+ * check` (list, write and remove a probe), `cheap` at the start of `run` and `watch` (log in,
+ * the root exists), before the first listing and before any file is touched. A plugin without
+ * `check` is reported as such, never as a failure. Each check has a time limit; what is printed
+ * holds no secret (the target is built from non-secret fields and masked).
+ *
+ * The instances are the check's own (closed after it), not the run's: a run's driver creates its
+ * instances when its first pass starts, and a check must be able to fail one connection without
+ * creating the others.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { PipelineDefinition, PluginRef } from '../config/load.js';
+import { scheduleOf } from '../config/trigger.js';
+import { errorMessage, SluiceError, wrapPluginError } from '../errors.js';
+import type { Logger } from '../observe/logger.js';
+import { redact } from '../observe/redact.js';
+import type { PreflightRequest, PreflightResult } from '../plugin-api.js';
+
+export type CheckRole = 'source' | 'sink' | 'on_error';
+
+export interface ConnectionCheck {
+  role: CheckRole;
+  ref: PluginRef;
+  /** What was checked, without secrets: `acme@sftp.example:22/outgoing`, `./in`. */
+  target: string;
+  outcome: 'ok' | 'failed' | 'no_check';
+  /** What the check proved (ok). */
+  detail?: string;
+  /** Why it failed, stamped with pipeline, step and plugin (failed). */
+  error?: SluiceError;
+  ms: number;
+}
+
+export interface CheckOptions {
+  depth: PreflightRequest['depth'];
+  log: Logger;
+  signal?: AbortSignal;
+  /** Per connection: creating the plugin and its check together. Default 20 s. */
+  timeoutMs?: number;
+  /** False: sources only (a dry run creates no sink; in cluster mode the workers write). */
+  sinks?: boolean;
+}
+
+export const CHECK_TIMEOUT_MS = 20_000;
+
+/** The connections of `def` a check covers, in the file's order. */
+export function checkedConnections(
+  def: PipelineDefinition,
+  sinks = true,
+): Array<{ role: CheckRole; ref: PluginRef }> {
+  return [
+    ...def.sources.map((ref) => ({ role: 'source' as const, ref })),
+    ...(sinks ? def.sinks.map((ref) => ({ role: 'sink' as const, ref })) : []),
+    ...(sinks && def.onError ? [{ role: 'on_error' as const, ref: def.onError }] : []),
+  ];
+}
+
+/** Checks every connection of `def` side by side; never throws for a connection that fails. */
+export async function checkConnections(
+  def: PipelineDefinition,
+  options: CheckOptions,
+): Promise<ConnectionCheck[]> {
+  const tempRoot = await mkdtemp(join(tmpdir(), 'sluice-check-'));
+  try {
+    return await Promise.all(
+      checkedConnections(def, options.sinks !== false).map(({ role, ref }) =>
+        checkOne(def, role, ref, options, tempRoot),
+      ),
+    );
+  } finally {
+    await rm(tempRoot, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The cheap check at the start of a run: throws one `SLUICE_E_PREFLIGHT` error naming the
+ * connection that failed and why (and any other that failed too); nothing has been touched.
+ */
+export async function preflight(
+  def: PipelineDefinition,
+  options: Omit<CheckOptions, 'depth'>,
+): Promise<void> {
+  const started = Date.now();
+  const checks = await checkConnections(def, { ...options, depth: 'cheap' });
+  const failed = checks.filter((c) => c.outcome === 'failed');
+  options.log.debug(
+    {
+      pipeline: def.name,
+      ms: Date.now() - started,
+      checks: checks.map((c) => `${c.role} ${c.ref.name}: ${c.outcome}`),
+    },
+    'pre-flight checks done',
+  );
+  if (failed.length === 0) return;
+  const [first, ...others] = failed;
+  const reason = (c: ConnectionCheck) => `${label(c)} — ${c.error?.message ?? 'failed'}`;
+  const also = others.length > 0 ? `; also ${others.map(reason).join('; ')}` : '';
+  throw new SluiceError('SLUICE_E_PREFLIGHT', `pre-flight check failed: ${reason(first)}${also}`, {
+    cause: first.error,
+    context: {
+      pipeline: def.name,
+      step: first.ref.stepId,
+      plugin: first.ref.name,
+      hint:
+        first.error?.context.hint ??
+        'fix the connection (sluice check shows every one), or start with --no-check',
+    },
+  });
+}
+
+/** A pipeline whose check failed at start, with no trigger to say when, is tried again after this. */
+export const PREFLIGHT_RETRY_MS = 60_000;
+
+/**
+ * The cheap check a supervisor runs before a version starts (unless `preflight: false`, i.e.
+ * `--no-check`): sources only in dry runs and cluster mode (no sink is written from here then).
+ * A start it refused is tried again at the pipeline's next due time, or after PREFLIGHT_RETRY_MS
+ * without a trigger; an edit of the file tries again at once.
+ */
+export class StartCheck {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly options: {
+      log: Logger;
+      preflight?: boolean;
+      dryRun?: boolean;
+      once?: boolean;
+      remote?: unknown;
+    },
+    private readonly retry: () => void,
+  ) {}
+
+  /** Throws `SLUICE_E_PREFLIGHT` naming the connection that failed. */
+  async run(def: PipelineDefinition): Promise<void> {
+    if (this.options.preflight === false) return;
+    const sinks = !this.options.dryRun && !this.options.remote;
+    await preflight(def, { log: this.options.log.child({ pipeline: def.name }), sinks });
+  }
+
+  /** Schedules the retry of a refused start of `def`; returns when it happens. */
+  retryLater(def: PipelineDefinition): Date {
+    this.cancelRetry();
+    const now = new Date();
+    const due =
+      (this.options.once ? undefined : scheduleOf(def.trigger).nextAfter(now)) ??
+      new Date(now.getTime() + PREFLIGHT_RETRY_MS);
+    this.timer = setTimeout(this.retry, Math.max(1_000, due.getTime() - now.getTime()));
+    return due;
+  }
+
+  cancelRetry(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/** `sink s3 cdr_store@bucket/prefix`. */
+export function label(c: Pick<ConnectionCheck, 'role' | 'ref' | 'target'>): string {
+  return `${c.role} ${c.ref.name}${c.target ? ` ${c.target}` : ''}`;
+}
+
+/** Where a block points, from its non-secret fields: host:port, bucket or container, path. */
+export function targetOf(ref: PluginRef): string {
+  const c = ref.config;
+  const text = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
+  let where = text(c.host) && (text(c.port) ? `${text(c.host)}:${text(c.port)}` : text(c.host));
+  const container = text(c.bucket) || text(c.container);
+  if (container) where = where ? `${where}/${container}` : container;
+  const path = text(c.path) || text(c.prefix) || text(c.root) || text(c.url);
+  if (path) where = where ? `${where}/${path.replace(/^\.?\//, '')}` : path;
+  const named = ref.connection ? `${ref.connection}${where ? `@${where}` : ''}` : where;
+  return redact(named);
+}
+
+async function checkOne(
+  def: PipelineDefinition,
+  role: CheckRole,
+  ref: PluginRef,
+  options: CheckOptions,
+  tempRoot: string,
+): Promise<ConnectionCheck> {
+  const started = Date.now();
+  const base = { role, ref, target: targetOf(ref) };
+  const where = { pipeline: def.name, step: ref.stepId, plugin: ref.name };
+  const timeoutMs = options.timeoutMs ?? CHECK_TIMEOUT_MS;
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  options.signal?.addEventListener('abort', stop, { once: true });
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  let instance:
+    | { check?(req: PreflightRequest): Promise<PreflightResult>; close?(): Promise<void> }
+    | undefined;
+  const timedOut = new Promise<never>((_, reject) =>
+    controller.signal.addEventListener(
+      'abort',
+      () =>
+        reject(
+          options.signal?.aborted
+            ? new SluiceError('SLUICE_E_ABORTED', 'check cancelled', { context: where })
+            : new SluiceError('SLUICE_E_PREFLIGHT', `no answer within ${timeoutMs / 1000} s (timed out)`, {
+                context: {
+                  ...where,
+                  hint: 'is the server reachable from here? (sluice check --timeout to wait longer)',
+                },
+              }),
+        ),
+      { once: true },
+    ),
+  );
+  timedOut.catch(() => undefined);
+  try {
+    const result = await Promise.race([
+      (async () => {
+        instance = (await ref.plugin.create(ref.config as never, {
+          pipeline: def.name,
+          stepId: ref.stepId,
+          log: options.log.child({ step: ref.stepId }),
+          tempDir: tempRoot,
+          stateDir: def.stateDir,
+          baseDir: def.baseDir,
+          signal: controller.signal,
+        })) as typeof instance;
+        if (!instance?.check) return undefined;
+        return instance.check({ depth: options.depth, signal: controller.signal });
+      })(),
+      timedOut,
+    ]);
+    const ms = Date.now() - started;
+    if (!result) return { ...base, outcome: 'no_check', ms };
+    return { ...base, outcome: 'ok', detail: redact(result.detail), ms };
+  } catch (err) {
+    const error =
+      err instanceof SluiceError && err.code === 'SLUICE_E_PREFLIGHT' ? err : wrapPluginError(err, where);
+    return { ...base, outcome: 'failed', error, ms: Date.now() - started };
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', stop);
+    controller.abort();
+    await closeQuietly(instance, options.log);
+  }
+}
+
+/** Closing a checked instance must not hang the command or hide the check's outcome. */
+async function closeQuietly(instance: { close?(): Promise<void> } | undefined, log: Logger): Promise<void> {
+  if (!instance?.close) return;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      instance.close(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, 2_000);
+      }),
+    ]);
+  } catch (err) {
+    log.debug({ err: errorMessage(err) }, 'closing a checked connection failed');
+  } finally {
+    clearTimeout(timer);
+  }
+}
