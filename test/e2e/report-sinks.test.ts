@@ -13,7 +13,7 @@ import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SLOW_PLUGIN } from '../helpers/slow-plugin.js';
-import { startSluice } from '../helpers/sluice-process.js';
+import { startSluice, statusPort, until } from '../helpers/sluice-process.js';
 import { getObject, listKeys, runCli, s3rverClient, s3rverEnv } from '../helpers/workflows.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
@@ -205,6 +205,61 @@ alerts:
     // The files stay delivered: the next pass has nothing to do.
     expect(finalizedAt(ws, 'rep-broken')).toHaveLength(3);
     ws.cleanup();
+  });
+});
+
+describe('pass report of passes run by sluice watch', () => {
+  it('the first pass and a pass asked for through the control API each write one; a dry one none', async () => {
+    const ws = workspace(3);
+    ws.write('in-beta/b.csv', 'id\nbeta\n');
+    ws.pipeline(
+      pipeline(
+        'rep-watch',
+        'report:\n  sink:\n    local: { path: ./stats }\n  to: "{pipeline}-{now:%Y%m%d}.json"\n',
+        10,
+      ).replace('path: ./in }', 'path: "./in${FROM:-}" }'),
+    );
+    const token = 'report-test-token-0123456789';
+    const watch = startSluice(['watch', 'pipeline.yaml', '--metrics-port', '0'], ws.dir, {
+      SLUICE_API_TOKEN: token,
+    });
+    try {
+      const base = `http://127.0.0.1:${await statusPort(watch)}`;
+      const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+      await until(
+        () => ws.files('stats'),
+        (f) => f.length === 1,
+        20_000,
+        'the first pass to report',
+      );
+      const run = async (body: unknown) => {
+        const res = await fetch(`${base}/api/pipelines/rep-watch/runs`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify(body),
+        });
+        expect(res.status).toBe(202);
+        const { run_id } = (await res.json()) as { run_id: string };
+        return until(
+          async () =>
+            (await (await fetch(`${base}/api/runs/${run_id}`, { headers })).json()) as { state: string },
+          (r) => r.state === 'succeeded' || r.state === 'failed',
+          20_000,
+          'the run to end',
+        );
+      };
+      expect(await run({ vars: { FROM: '-beta' }, dry_run: true })).toMatchObject({ state: 'succeeded' });
+      expect(ws.files('stats')).toHaveLength(1);
+      expect(await run({ vars: { FROM: '-beta' } })).toMatchObject({ state: 'succeeded' });
+      const reports = ws.files('stats').sort();
+      expect(reports).toHaveLength(2);
+      const contents = reports.map((f) => JSON.parse(ws.read(`stats/${f}`)) as Record<string, unknown>);
+      expect(contents.map((c) => c.ok).sort()).toEqual([1, 3]);
+    } finally {
+      watch.kill('SIGTERM');
+      await watch.exited;
+      ws.cleanup();
+    }
   });
 });
 
