@@ -69,6 +69,26 @@ policy: { concurrency: 2 }
 ${report}`;
 }
 
+/** A `report:` block through the local sink (`sink`: its config) at `to`. */
+const localReport = (to: string, sink = 'path: ./stats') =>
+  `report:\n  sink:\n    local: { ${sink} }\n  to: "${to}"\n`;
+
+/** A `report:` block through the s3 sink (s3rver, from the environment) under `prefix`. */
+const s3Report = (prefix: string, to: string) =>
+  [
+    'report:',
+    '  sink:',
+    '    s3:',
+    `      bucket: ${BUCKET}`,
+    `      prefix: ${prefix}`,
+    '      region: us-east-1',
+    '      endpoint: ${S3_ENDPOINT}',
+    '      access_key_id: ${S3_ACCESS_KEY_ID}',
+    '      secret_access_key: ${S3_SECRET_ACCESS_KEY}',
+    `  to: "${to}"`,
+    '',
+  ].join('\n');
+
 /** The finalize times the ledger recorded for the pass's items (ms). */
 function finalizedAt(ws: Workspace, name: string): number[] {
   const db = new Database(ws.path('.sluice', 'ledger.sqlite'), { readonly: true });
@@ -134,9 +154,7 @@ describe('pass report through the local sink', () => {
 
   it('writes no report in a dry run', async () => {
     const ws = workspace(2);
-    ws.pipeline(
-      pipeline('rep-dry', 'report:\n  sink:\n    local: { path: ./stats }\n  to: "{pipeline}.json"\n', 10),
-    );
+    ws.pipeline(pipeline('rep-dry', localReport('{pipeline}.json'), 10));
     const plan = await runCli(['run', 'pipeline.yaml', '--dry-run'], ws.dir, {});
     expect(plan.code, plan.stderr).toBe(0);
     expect(ws.files('stats')).toEqual([]);
@@ -147,11 +165,7 @@ describe('pass report through the local sink', () => {
   it('a drained pass (SIGTERM) reports what it did, marked interrupted', async () => {
     const ws = workspace(8);
     ws.pipeline(
-      pipeline(
-        'rep-drain',
-        'report:\n  sink:\n    local: { path: ./stats }\n  to: "{pipeline}.json"\n',
-        700,
-      ).replace('concurrency: 2', 'concurrency: 1'),
+      pipeline('rep-drain', localReport('{pipeline}.json'), 700).replace('concurrency: 2', 'concurrency: 1'),
     );
     const run = startSluice(['run', 'pipeline.yaml', '--summary-json', 'summary.json'], ws.dir);
     await run.waitForLog(
@@ -213,11 +227,10 @@ describe('pass report of passes run by sluice watch', () => {
     const ws = workspace(3);
     ws.write('in-beta/b.csv', 'id\nbeta\n');
     ws.pipeline(
-      pipeline(
-        'rep-watch',
-        'report:\n  sink:\n    local: { path: ./stats }\n  to: "{pipeline}-{now:%Y%m%d}.json"\n',
-        10,
-      ).replace('path: ./in }', 'path: "./in${FROM:-}" }'),
+      pipeline('rep-watch', localReport('{pipeline}-{now:%Y%m%d}.json'), 10).replace(
+        'path: ./in }',
+        'path: "./in${FROM:-}" }',
+      ),
     );
     const token = 'report-test-token-0123456789';
     const watch = startSluice(['watch', 'pipeline.yaml', '--metrics-port', '0'], ws.dir, {
@@ -273,44 +286,36 @@ describe('pass report validation', () => {
   };
 
   it('checks the report sink against its plugin schema at /report/sink/…', async () => {
-    const r = await validate('report:\n  sink:\n    local: { pth: ./stats }\n  to: "{pipeline}.json"\n');
+    const r = await validate(localReport('{pipeline}.json', 'pth: ./stats'));
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('/report/sink/local/pth: unknown key "pth"');
     expect(r.stderr).toContain('did you mean "path"');
   });
 
   it('refuses if_exists: skip on the report sink', async () => {
-    const r = await validate(
-      'report:\n  sink:\n    local: { path: ./stats, if_exists: skip }\n  to: "{pipeline}.json"\n',
-    );
+    const r = await validate(localReport('{pipeline}.json', 'path: ./stats, if_exists: skip'));
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('/report/sink/local/if_exists: a report is never skipped');
   });
 
   it('compiles the template: a placeholder of a file, a path out of the sink root, a bad format', async () => {
-    const item = await validate('report:\n  sink:\n    local: { path: ./stats }\n  to: "{name}.json"\n');
+    const item = await validate(localReport('{name}.json'));
     expect(item.code).toBe(2);
     expect(item.stderr).toContain('/report/to');
     expect(item.stderr).toContain('{now:…} and {pipeline} only');
-    const outside = await validate(
-      'report:\n  sink:\n    local: { path: ./stats }\n  to: "../{pipeline}.json"\n',
-    );
+    const outside = await validate(localReport('../{pipeline}.json'));
     expect(outside.code).toBe(2);
     expect(outside.stderr).toContain('escapes the sink root');
-    const format = await validate(
-      'report:\n  sink:\n    local: { path: ./stats }\n  to: "{pipeline}-{now:YYYY}.json"\n',
-    );
+    const format = await validate(localReport('{pipeline}-{now:YYYY}.json'));
     expect(format.code).toBe(2);
     expect(format.stderr).toContain('write {now:%Y}');
-    const unknown = await validate(
-      'report:\n  sink:\n    local: { path: ./stats }\n  to: "{pipelin}.json"\n',
-    );
+    const unknown = await validate(localReport('{pipelin}.json'));
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown placeholder "{pipelin}"');
   });
 
   it('refuses a report sink writing where the source lists', async () => {
-    const r = await validate('report:\n  sink:\n    local: { path: ./in/stats }\n  to: "{pipeline}.json"\n');
+    const r = await validate(localReport('{pipeline}.json', 'path: ./in/stats'));
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('/report/sink/local/path');
   });
@@ -319,22 +324,7 @@ describe('pass report validation', () => {
 describe('pass report through the S3 sink (s3rver)', () => {
   it('puts one object per pass, after the last item, holding the summary', async () => {
     const ws = workspace(4);
-    ws.pipeline(
-      pipeline(
-        'rep-s3',
-        `report:
-  sink:
-    s3:
-      bucket: ${BUCKET}
-      prefix: stats
-      region: us-east-1
-      endpoint: \${S3_ENDPOINT}
-      access_key_id: \${S3_ACCESS_KEY_ID}
-      secret_access_key: \${S3_SECRET_ACCESS_KEY}
-  to: "{now:%Y/%m}/{pipeline}-{now:%Y%m%dT%H%M%S}.json"
-`,
-      ),
-    );
+    ws.pipeline(pipeline('rep-s3', s3Report('stats', '{now:%Y/%m}/{pipeline}-{now:%Y%m%dT%H%M%S}.json')));
     const env = s3rverEnv(s3);
     const first = await runCli(['run', 'pipeline.yaml', '--summary-json', 'summary1.json'], ws.dir, env);
     expect(first.code, first.stderr).toBe(0);
@@ -369,23 +359,7 @@ describe('pass report through the S3 sink (s3rver)', () => {
 
   it('writes no object in a dry run', async () => {
     const ws = workspace(2);
-    ws.pipeline(
-      pipeline(
-        'rep-s3-dry',
-        `report:
-  sink:
-    s3:
-      bucket: ${BUCKET}
-      prefix: dry
-      region: us-east-1
-      endpoint: \${S3_ENDPOINT}
-      access_key_id: \${S3_ACCESS_KEY_ID}
-      secret_access_key: \${S3_SECRET_ACCESS_KEY}
-  to: "{pipeline}.json"
-`,
-        10,
-      ),
-    );
+    ws.pipeline(pipeline('rep-s3-dry', s3Report('dry', '{pipeline}.json'), 10));
     const plan = await runCli(['run', 'pipeline.yaml', '--dry-run'], ws.dir, s3rverEnv(s3));
     expect(plan.code, plan.stderr).toBe(0);
     expect(await listKeys(client, BUCKET, 'dry/')).toEqual([]);
