@@ -184,6 +184,19 @@ describe('pass report through the local sink', () => {
     ws.cleanup();
   });
 
+  it('a pass that fails as a whole (its listing) reports the counts it reached and why', async () => {
+    const ws = workspace(0);
+    ws.pipeline(
+      pipeline('rep-failed', localReport('{pipeline}.json'), 10).replace('path: ./in }', 'path: ./gone }'),
+    );
+    const run = await runCli(['run', 'pipeline.yaml'], ws.dir, {});
+    expect(run.code).not.toBe(0);
+    const report = JSON.parse(ws.read('stats/rep-failed.json')) as Record<string, unknown>;
+    expect(report).toMatchObject({ pipeline: 'rep-failed', ok: 0, failed: 0, interrupted: false });
+    expect(report.error).toContain('ENOENT');
+    ws.cleanup();
+  });
+
   it('a report that cannot be written fails no file: exit 1, the summary and an alert say so', async () => {
     const ws = workspace(3);
     writeFileSync(ws.path('blocker'), 'a file where the report folder should be\n');
