@@ -94,6 +94,7 @@ describe('monthly-results workflow', () => {
       const body = await getObject(client, BUCKET, key);
       const meta = await headMetadata(client, BUCKET, key);
       expect(meta['source-sha256'], key).toBe(sha256(body));
+      expect(meta['modified-at'], key).toBe(r.mtime.replace('.000', ''));
       expect(meta['uploaded-at'], key).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       const uploadedAt = new Date(meta['uploaded-at']).getTime();
       expect(uploadedAt).toBeGreaterThanOrEqual(startedAt.getTime());
