@@ -2,7 +2,10 @@
 export const EXIT = {
   /** Everything processed (or nothing to do). */
   ok: 0,
-  /** Some items failed for good (they are in the summary, the ledger and on_error). */
+  /**
+   * Some items failed for good (they are in the summary, the ledger and on_error), or a pass
+   * report (`report:`) could not be written.
+   */
   failed: 1,
   /** Invalid pipeline or command line: nothing was run. */
   usage: 2,

@@ -25,6 +25,7 @@ import { durationHint, exactlyOne, isSingleKeyMap, reportPluginConfigError } fro
 import { applyOverrides, overrideAt, parseOverrides } from './overrides.js';
 import type { PluginRef } from './plugin-ref.js';
 import { type IdentityMode, type Policy, toPolicy } from './policy.js';
+import { defaultReportSink, type ReportDefinition, reportOf } from './report.js';
 import { rootProblems } from './roots.js';
 import {
   type AlertsT,
@@ -32,6 +33,7 @@ import {
   type IdentityT,
   PipelineShape,
   type PolicyT,
+  type ReportT,
   type TriggerT,
 } from './schema.js';
 import { stepWhenProblems, takeStepWhen } from './step-when.js';
@@ -70,6 +72,8 @@ export interface PipelineDefinition {
   alerts?: AlertsT;
   /** Files expected by a deadline (a `missed_arrival` alert otherwise). */
   expect?: ExpectT;
+  /** Each pass's summary written through a sink (core/runtime/report.ts). */
+  report?: ReportDefinition;
   /** sha256 of the file's text: identifies the loaded version (status, reloads). */
   hash: string;
   /** The text it was loaded from (published to cluster workers as this version). */
@@ -301,6 +305,9 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   const onErrorEntries: Entry[] = shape.on_error
     ? [[shape.on_error as Record<string, unknown>, '/on_error', 'on_error']]
     : [];
+  const report = shape.report as ReportT | undefined;
+  defaultReportSink(report, registry);
+  const reportEntries: Entry[] = report?.sink ? [[report.sink, '/report/sink', 'report']] : [];
 
   // Only the validators of the plugins this file names are loaded.
   const configSchemas = (role: PluginRole, entries: Entry[]) =>
@@ -310,7 +317,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   await preloadValidators([
     ...configSchemas('source', sourceEntries),
     ...configSchemas('step', stepEntries),
-    ...configSchemas('sink', [...sinkEntries, ...onErrorEntries]),
+    ...configSchemas('sink', [...sinkEntries, ...onErrorEntries, ...reportEntries]),
   ]);
   const resolveAll = (entries: Entry[], role: PluginRole) =>
     entries
@@ -320,6 +327,8 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   const steps = resolveAll(stepEntries, 'step');
   const sinks = resolveAll(sinkEntries, 'sink');
   const onError = resolveAll(onErrorEntries, 'sink')[0];
+  const reportSink = resolveAll(reportEntries, 'sink')[0];
+  const reported = report && reportSink ? reportOf(report, reportSink, shape.name, problem) : undefined;
 
   const names = new Map<string, PluginRef>();
   for (const s of sources) {
@@ -364,7 +373,8 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     });
   const stateDirSetting = options.stateDir ?? (shape.state as { dir?: string } | undefined)?.dir;
   const stateDir = stateDirSetting ? resolve(baseDir, stateDirSetting) : join(baseDir, '.sluice');
-  for (const p of rootProblems({ sources, sinks, onError, baseDir, stateDir }))
+  const written = reportSink ? [...sinks, reportSink] : sinks;
+  for (const p of rootProblems({ sources, sinks: written, onError, baseDir, stateDir }))
     problem(p.pointer, p.message, { step: p.ref.stepId, plugin: p.ref.name, hint: p.hint });
   if (errors.length > 0) throw new ConfigErrors(errors);
 
@@ -384,6 +394,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     retentionMs: retentionOf(shape.state as { retention?: string } | undefined),
     alerts: shape.alerts as AlertsT | undefined,
     expect: shape.expect as ExpectT | undefined,
+    report: reported,
     // A shared connection it uses is part of the version: editing it reloads the pipeline.
     hash: createHash('sha256')
       .update([loadedText, ...(connections?.sharedTexts() ?? [])].join('\0'))

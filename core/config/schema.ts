@@ -199,6 +199,22 @@ export const Expect = Type.Object(
   },
 );
 
+export const Report = Type.Object(
+  {
+    sink: PluginEntry,
+    to: Type.String({
+      minLength: 1,
+      description:
+        'Destination of the report under the sink, a template of `{now:STRFTIME}` (when the pass started, UTC) and `{pipeline}`, e.g. `stats/{now:%Y/%m}/{pipeline}-{now:%Y%m%dT%H%M%S}.json`.',
+    }),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "Writes each pass's summary (the JSON of `--summary-json`) through a sink once every item of the pass is finalized or failed. The sink's `if_exists` defaults to `rename` (an earlier report is never replaced); `skip` is refused.",
+  },
+);
+
 export const PipelineShape = Type.Object(
   {
     name: Type.String({
@@ -229,6 +245,7 @@ export const PipelineShape = Type.Object(
     policy: Type.Optional(Policy),
     alerts: Type.Optional(Alerts),
     expect: Type.Optional(Expect),
+    report: Type.Optional(Report),
     identity: Type.Optional(Identity),
     state: Type.Optional(
       Type.Object(
@@ -259,3 +276,4 @@ export type IdentityT = Static<typeof Identity>;
 export type AlertTargetT = Static<typeof AlertTarget>;
 export type AlertsT = Static<typeof Alerts>;
 export type ExpectT = Static<typeof Expect>;
+export type ReportT = Static<typeof Report>;

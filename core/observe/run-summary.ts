@@ -63,7 +63,16 @@ export interface RunSummary {
   failures: Array<{ source: string; path: string; code: string; error: string }>;
   slowest: Array<{ path: string; ms: number }>;
   plan: PlanEntry[];
+  /**
+   * Where the pass's report (`report:`) was written, or why it could not be: set after the
+   * report is written, so the report itself never holds it.
+   */
+  report?: PassReport;
 }
+
+export type PassReport =
+  | { destination: string; location: string }
+  | { destination?: string; code: string; error: string };
 
 export interface ParkedItem {
   source: string;

@@ -34,6 +34,9 @@ export function formatSummary(s: RunSummary): string {
   if (s.slowest.length > 0 && s.ok + s.failed > 1) {
     lines.push(`  slowest: ${s.slowest.map((x) => `${x.path} (${formatDuration(x.ms)})`).join(', ')}`);
   }
+  if (s.report && 'error' in s.report)
+    lines.push(`  REPORT NOT WRITTEN ${s.report.destination ?? ''} [${s.report.code}] ${s.report.error}`);
+  else if (s.report) lines.push(`  report: ${s.report.location}`);
   for (const f of s.failures.slice(0, 20))
     lines.push(`  FAILED ${f.source}:${f.path} [${f.code}] ${f.error}`);
   if (s.failures.length > 20) lines.push(`  … and ${s.failures.length - 20} more failures`);

@@ -9,8 +9,8 @@ import { type Schedule, skipMissed } from '../config/trigger.js';
 import { errorMessage, SluiceError } from '../errors.js';
 import type { SqliteLedger } from '../ledger/sqlite.js';
 import type { Logger } from '../observe/logger.js';
-import type { PipelineCounters } from '../observe/pipeline-counters.js';
-import type { RunSummary } from '../observe/run-summary.js';
+import type { PassProgress, PipelineCounters } from '../observe/pipeline-counters.js';
+import type { PassReport, RunSummary } from '../observe/run-summary.js';
 import {
   countTotals,
   embeddedPasses,
@@ -20,6 +20,7 @@ import {
   teeEvents,
 } from './pass-modes.js';
 import type { PassQueue, QueuedPass } from './pass-queue.js';
+import { failedPassSummary, writePassReport } from './report.js';
 import type { PipelineRunner } from './runner.js';
 import { sleep } from './timing.js';
 
@@ -113,15 +114,19 @@ export class PipelineVersion {
       try {
         summary = await runPass();
       } catch (err) {
+        const report = await this.report(this.def, pass, undefined, err);
         if (this.schedule.nextAfter(due) === undefined) throw err; // one-shot: the caller reports it
         const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
         this.host.passFailed(error);
         log.error({ err: error }, 'pass failed; the next one runs at its due time');
+        this.reportFailed(report);
       }
+      const report = summary && (await this.report(this.def, pass, summary));
       this.host.counters.passEnded();
       if (summary) {
         this.host.counters.passFinished(summary);
         this.host.summarized(summary);
+        this.reportFailed(report);
       }
       if (this.stop.signal.aborted) return;
       const { skipped, next } = skipMissed(this.schedule, due, new Date());
@@ -144,10 +149,12 @@ export class PipelineVersion {
       return;
     }
     this.host.setState('running');
+    let started: { def: PipelineDefinition; pass: PassProgress } | undefined;
     try {
       // Asked for under an older text of the file: it runs the current one, with its variables.
       const def = request.def.hash === this.def.hash ? request.def : await this.host.load(request.vars);
       const pass = this.host.counters.passStarted();
+      started = { def, pass };
       request.onStart?.(pass, def);
       log.info(
         { vars: Object.keys(request.vars), force: request.force === true, dryRun: request.dryRun === true },
@@ -169,16 +176,49 @@ export class PipelineVersion {
         pass,
         { drain: AbortSignal.any([request.signal, this.stop.signal]), abort: this.hardStop.signal },
       );
+      const report = await this.report(def, pass, summary, undefined, request.dryRun);
       this.host.counters.passFinished(summary);
       this.host.summarized(summary);
+      this.reportFailed(report);
       queued.resolve(summary);
     } catch (err) {
       const error = err instanceof SluiceError ? err.toUserString() : errorMessage(err);
+      const report =
+        started && (await this.report(started.def, started.pass, undefined, err, request.dryRun));
       this.host.counters.passEnded();
       log.error({ err: error }, 'requested pass failed');
+      this.reportFailed(report);
       queued.reject(err);
     }
     // The loop sets the state again (waiting, finished, running) as it goes on.
+  }
+
+  /**
+   * The pass's report (`report:`), once the pass has returned: its summary, or for a pass that
+   * failed as a whole the counts it reached and the error. Written before the pass is announced
+   * as ended, so `summary.report` says where it went.
+   */
+  private async report(
+    def: PipelineDefinition,
+    pass: PassProgress,
+    summary: RunSummary | undefined,
+    error?: unknown,
+    dryRun = this.host.options.dryRun === true,
+  ): Promise<PassReport | undefined> {
+    if (!def.report) return undefined;
+    return writePassReport(def, summary ?? failedPassSummary(def, dryRun, pass), {
+      log: this.host.options.log,
+      startedAt: new Date(pass.startedAt),
+      error,
+    });
+  }
+
+  /** A report that could not be written is alerted like a failed pass (after the pass's own alerts). */
+  private reportFailed(report: PassReport | undefined): void {
+    if (report && 'error' in report)
+      this.host.passFailed(
+        `the pass report was not written${report.destination ? ` to ${report.destination}` : ''} (what the pass delivered stays delivered): ${report.error}`,
+      );
   }
 
   /** Ends a version: intake stops, its pass returns (drained or aborted), then it is closed. */

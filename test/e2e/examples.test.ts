@@ -19,8 +19,8 @@ const sharedExamples = join(root, '..', 'shared', 'examples');
  */
 const NOT_BUILT_YET: string[] = [];
 
-/** The files of shared/examples/next/ whose keys exist now (SQL listing: issue 13). */
-const NEXT_LANDED = ['datahub-compress-sql.yaml'];
+/** The files of shared/examples/next/ whose keys exist now (SQL listing: issue 13; item keys: issue 14). */
+const NEXT_LANDED = ['datahub-compress-sql.yaml', 'octo-mixed-drops.yaml'];
 
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir)

@@ -44,6 +44,11 @@ export interface SshdHandle {
   /** PID of the listening sshd; per-connection processes are its children. */
   pid: number;
   /**
+   * Every file the SFTP server opened for reading so far (paths as the server saw them, in
+   * order); only with `startSshd(…, {logReads: true})`, which logs the SFTP subsystem at VERBOSE.
+   */
+  reads(): string[];
+  /**
    * Kills the sshd processes serving current connections (the listener stays up): the
    * privileged monitor and the user's child under it — killing only the monitor orphans the
    * child, which keeps serving the connection.
@@ -68,7 +73,10 @@ export interface SshdHandle {
   stop(): Promise<void>;
 }
 
-export async function startSshd(username = 'sluice-sftp'): Promise<SshdHandle> {
+export async function startSshd(
+  username = 'sluice-sftp',
+  options: { logReads?: boolean } = {},
+): Promise<SshdHandle> {
   const user = ensureUnixUser(username);
   const dir = mkdtempSync(join(tmpdir(), 'sluice-sshd-'));
   // The SFTP subsystem runs as the test user, who must be able to pass through to rootDir.
@@ -89,6 +97,11 @@ export async function startSshd(username = 'sluice-sftp'): Promise<SshdHandle> {
   mkdirSync(authorizedKeys);
   writeFileSync(join(authorizedKeys, username), readFileSync(`${privateKeyFile}.pub`));
 
+  const readsLog = join(dir, 'sftp-requests.log');
+  if (options.logReads) {
+    writeFileSync(readsLog, '');
+    chownSync(readsLog, user.uid, user.gid);
+  }
   const port = await freePort();
   const pidFile = join(dir, 'sshd.pid');
   const config = join(dir, 'sshd_config');
@@ -104,7 +117,11 @@ export async function startSshd(username = 'sluice-sftp'): Promise<SshdHandle> {
       'PasswordAuthentication yes',
       'KbdInteractiveAuthentication no',
       'UsePAM no',
-      'Subsystem sftp internal-sftp',
+      // internal-sftp logs to syslog only: the server binary logs its requests to stderr (-e),
+      // which the user's shell sends to a file the test user may write.
+      options.logReads
+        ? `Subsystem sftp /usr/lib/openssh/sftp-server -e -l VERBOSE 2>>${readsLog}`
+        : 'Subsystem sftp internal-sftp',
       `AllowUsers ${username}`,
       'MaxStartups 100',
       'MaxSessions 100',
@@ -132,6 +149,7 @@ export async function startSshd(username = 'sluice-sftp'): Promise<SshdHandle> {
     logFile: log,
     openHandles: (path) => openDescriptors(pid, path),
     pid,
+    reads: () => [...safeRead(readsLog).matchAll(/open "([^"]*)" flags READ/g)].map((m) => m[1]),
     killSessions: () => killDescendants(pid),
     sftpYaml: (via) => [
       `    host: ${via?.host ?? '127.0.0.1'}`,

@@ -118,7 +118,10 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
   if (host.aborted) return EXIT.interrupted;
   // A cluster pass stopped by a signal did not see its items finish (they go on on the workers).
   if (cluster && summaries.some((s) => s.interrupted)) return EXIT.interrupted;
-  return summaries.some((s) => s.failed > 0) ? EXIT.failed : EXIT.ok;
+  // A report not written fails nothing delivered, but what was asked for did not happen.
+  return summaries.some((s) => s.failed > 0 || (s.report !== undefined && 'error' in s.report))
+    ? EXIT.failed
+    : EXIT.ok;
 }
 
 function writeSummaries(file: string, summaries: RunSummary[]): void {

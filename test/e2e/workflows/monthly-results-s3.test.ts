@@ -2,7 +2,9 @@
  * Seed workflow "monthly-results" (pipelines/monthly-results-s3.yaml): Parquet results written
  * by DuckDB into a results folder are rewritten (snappy, safe downcasts), uploaded to s3rver
  * under processed-data/monthly/YYYY/MM/ with checksum metadata and sha256 read-back
- * verification, and the originals are moved to results/uploaded.
+ * verification, and the originals are moved to results/uploaded. A file below the minimum size
+ * fails with its reason; each pass of `sluice run` puts its statistics JSON (the pass report)
+ * beside the results.
  */
 import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -13,6 +15,8 @@ import {
   getObject,
   headMetadata,
   listKeys,
+  pipelineFile,
+  runCli,
   runWorkflow,
   s3rverClient,
   s3rverEnv,
@@ -90,6 +94,7 @@ describe('monthly-results workflow', () => {
       const body = await getObject(client, BUCKET, key);
       const meta = await headMetadata(client, BUCKET, key);
       expect(meta['source-sha256'], key).toBe(sha256(body));
+      expect(meta['modified-at'], key).toBe(r.mtime.replace('.000', ''));
       expect(meta['uploaded-at'], key).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       const uploadedAt = new Date(meta['uploaded-at']).getTime();
       expect(uploadedAt).toBeGreaterThanOrEqual(startedAt.getTime());
@@ -141,5 +146,44 @@ describe('monthly-results workflow', () => {
     const again = await runWorkflow('monthly-results-s3', env, { stateDir: ws.path('state') });
     expect(again).toMatchObject({ ok: 0, failed: 0, filesWritten: 0 });
     expect((await server.requests()).filter((q) => q.method !== 'GET' && q.method !== 'HEAD')).toEqual([]);
+  });
+
+  it('a file below the minimum size fails and stays; each pass puts its statistics JSON beside the results', async () => {
+    const connection = await db.connect();
+    const late = ws.path('results', 'revenue-2024-06.parquet');
+    await connection.run(`COPY (${table(1000)}) TO '${late}' (FORMAT parquet, COMPRESSION zstd)`);
+    utimesSync(late, new Date('2024-06-30T12:00:00Z'), new Date('2024-06-30T12:00:00Z'));
+    writeFileSync(ws.path('results', 'partial-2024-06.parquet'), 'PAR1');
+    const run = await runCli(
+      [
+        'run',
+        pipelineFile('monthly-results-s3'),
+        '--state-dir',
+        ws.path('state'),
+        '--summary-json',
+        ws.path('summary.json'),
+      ],
+      ws.dir,
+      env,
+    );
+    expect(run.code, run.stderr).toBe(1);
+    const { report: where, ...summary } = JSON.parse(readFileSync(ws.path('summary.json'), 'utf8'));
+    expect(summary).toMatchObject({ ok: 1, failed: 1, filesWritten: 1 });
+    expect(summary.failures).toEqual([
+      expect.objectContaining({
+        path: 'partial-2024-06.parquet',
+        error: expect.stringContaining('min_size: 1KiB'),
+      }),
+    ]);
+    expect(listFiles(ws.path('results'))).toContain('partial-2024-06.parquet');
+    expect(await listKeys(client, BUCKET, 'processed-data/monthly/2024/06/')).toEqual([
+      'processed-data/monthly/2024/06/revenue-2024-06.parquet',
+    ]);
+
+    const stats = await listKeys(client, BUCKET, 'processed-data/stats/');
+    expect(stats).toHaveLength(1);
+    expect(stats[0]).toMatch(/^processed-data\/stats\/\d{4}\/\d{2}\/monthly-results-\d{8}T\d{6}\.json$/);
+    expect(where).toMatchObject({ destination: stats[0] });
+    expect(JSON.parse((await getObject(client, BUCKET, stats[0])).toString())).toEqual(summary);
   });
 });

@@ -2,8 +2,9 @@
  * Seed workflow "octo-acme" (pipelines/octo-sftp-to-s3.yaml): a provider drops PGP-encrypted
  * files (gzip'd CSVs, a tar.gz bundle, PDF, XML, signed ones with `.sig` companions) on sshd;
  * they are decrypted with a key made by gpg at test time, unpacked, filed by type into s3rver,
- * and the originals moved to processed/. Files too fresh (min_age), not matching, or tampered
- * stay where they are; the tampered one lands in on_error with its reason.
+ * and the originals moved to processed/; a file dropped unencrypted is filed as it is (`when` on
+ * pgp_decrypt). Files too fresh (min_age) or tampered stay where they are; the tampered one
+ * lands in on_error with its reason.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -19,6 +20,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type GpgKey, makeGpgKey } from '../../helpers/gpg-key.js';
 import { sha256 } from '../../helpers/object-store.js';
 import { getObject, listKeys, runWorkflow, s3rverClient, s3rverEnv } from '../../helpers/workflows.js';
 import { listFiles, makeWorkspace, type Workspace } from '../../helpers/workspace.js';
@@ -37,31 +39,10 @@ let outgoing: string;
 /** S3 key → sha256 of the plaintext it must hold. */
 const expected = new Map<string, string>();
 let brokenSha = '';
-
-function gpg(args: string[], input?: Buffer): Buffer {
-  return execFileSync(
-    'gpg',
-    [
-      '--homedir',
-      ws.path('gnupg'),
-      '--batch',
-      '--yes',
-      '--pinentry-mode',
-      'loopback',
-      '--passphrase',
-      PASSPHRASE,
-      ...args,
-    ],
-    {
-      input,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      maxBuffer: 64 * 1024 * 1024,
-    },
-  );
-}
-
-const encrypt = (plain: Buffer, extra: string[] = []) =>
-  gpg(['--trust-model', 'always', '--recipient', 'data@acme.example', ...extra, '--encrypt'], plain);
+const README = 'ask ops before deleting anything\n';
+let gpg: GpgKey['gpg'];
+let encrypt: GpgKey['encrypt'];
+let secretKeyFile: string;
 
 /** Writes a dropped file as the SFTP user owns it, with the given mtime. */
 function drop(name: string, content: Buffer, mtime = DROPPED_AT): void {
@@ -83,13 +64,10 @@ beforeAll(async () => {
   await s3.createBucket(BUCKET);
   client = s3rverClient(s3);
   ws = makeWorkspace('sluice-wf-octo-');
-  mkdirSync(ws.path('gnupg'), { mode: 0o700 });
-  ws.write(
-    'keyparams',
-    `Key-Type: eddsa\nKey-Curve: ed25519\nSubkey-Type: ecdh\nSubkey-Curve: cv25519\nName-Real: Acme Data\nName-Email: data@acme.example\nPassphrase: ${PASSPHRASE}\nExpire-Date: 0\n%commit\n`,
-  );
-  gpg(['--gen-key', ws.path('keyparams')]);
-  writeFileSync(ws.path('acme.sec.asc'), gpg(['--armor', '--export-secret-keys', 'data@acme.example']));
+  const key = makeGpgKey(ws.dir, { name: 'Acme Data', email: 'data@acme.example', passphrase: PASSPHRASE });
+  gpg = key.gpg;
+  encrypt = key.encrypt;
+  secretKeyFile = key.secretKeyFile;
 
   outgoing = join(sshd.rootDir, 'outgoing');
   mkdirSync(outgoing);
@@ -146,7 +124,7 @@ beforeAll(async () => {
   drop('broken_20240311.csv.gz.gpg', broken);
   // Still being uploaded (too fresh for min_age: 1m), and a file that is not encrypted.
   drop('fresh_20240312.csv.gz.gpg', encrypt(gzipSync(csv(10, 1))), new Date());
-  drop('readme.txt', Buffer.from('ask ops before deleting anything\n'));
+  drop('readme.txt', Buffer.from(README));
 
   const digest = (b: Buffer) => sha256(b);
   expected.set('data/csv/acme/2024/03/sales_20240310.csv', digest(plain.sales));
@@ -157,6 +135,7 @@ beforeAll(async () => {
   expected.set('data/xml/acme/catalog.xml', digest(plain.xml));
   expected.set('data/other/acme/notes.txt', digest(plain.notes));
   expected.set('data/csv/acme/2024/03/report.csv', digest(plain.bundleCsv));
+  expected.set('data/other/acme/readme.txt', digest(Buffer.from(README)));
   expected.set('data/pdf/acme/manual.pdf', digest(plain.bundlePdf));
 
   env = {
@@ -166,7 +145,7 @@ beforeAll(async () => {
     ACME_SFTP_KEY_FILE: sshd.privateKeyFile,
     ACME_SFTP_HOST_KEY: sshd.hostKeySha256,
     ACME_SFTP_PATH: outgoing,
-    ACME_PGP_KEY_FILE: ws.path('acme.sec.asc'),
+    ACME_PGP_KEY_FILE: secretKeyFile,
     ACME_PGP_PASSPHRASE: PASSPHRASE,
     OCTO_BUCKET: BUCKET,
     OCTO_FAILED_DIR: ws.path('failed', 'octo-acme'),
@@ -186,6 +165,7 @@ const MOVED = [
   'inventory 2024-03 (v2) #1.csv.gz.gpg',
   'notes.txt.gpg',
   'orders.csv.pgp',
+  'readme.txt',
   'sales_20240310.csv.gz.gpg',
   'signed_20240310.csv.gz.gpg',
   'statement_march.pdf.gpg',
@@ -226,7 +206,6 @@ describe('octo-acme workflow', () => {
       [
         'broken_20240311.csv.gz.gpg',
         'fresh_20240312.csv.gz.gpg',
-        'readme.txt',
         ...[...MOVED, ...SIGNATURES].map((n) => `processed/${n}`),
       ].sort(),
     );

@@ -2,7 +2,7 @@
  * Seed workflow "partner-ingest" (pipelines/partner-ftp-to-azure.yaml): zip exports with
  * unicode and awkward names on two partner servers — vsftpd with explicit FTPS and sshd — are
  * unzipped into Azurite's `ingest` container under partners/<source>/YYYY/MM/DD/<entry path>,
- * every entry's bytes checked.
+ * every entry's bytes and stored modification time (its zip's) checked.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,6 +27,8 @@ let exportsDir: string;
 let outDir: string;
 /** Blob name → sha256 of the entry's bytes. */
 const expected = new Map<string, string>();
+/** Blob name → the modification time of the zip it came from. */
+const zipMtimes = new Map<string, Date>();
 
 interface ZipSpec {
   server: 'a' | 'b';
@@ -132,6 +134,7 @@ beforeAll(async () => {
       const source = zip.server === 'a' ? 'partner_a' : 'partner_b';
       const day = zip.mtime.slice(0, 10).replaceAll('-', '/');
       expected.set(`partners/${source}/${day}/${entry}`, sha256(data));
+      zipMtimes.set(`partners/${source}/${day}/${entry}`, new Date(zip.mtime));
     }
     const zipFile = ws.path(`zips/${n}.zip`);
     mkdirSync(ws.path('zips'), { recursive: true });
@@ -185,9 +188,13 @@ describe('partner-ingest workflow', () => {
     expect(await blobNames()).toEqual([...expected.keys()].sort());
   });
 
-  it('stored every entry byte for byte', async () => {
+  it('stored every entry byte for byte, with the modification time of its zip (checked at the upload)', async () => {
     for (const [name, sha] of expected) {
       expect(sha256(await container.getBlobClient(name).downloadToBuffer()), name).toBe(sha);
+      // preserve_mtime: metadata `mtime` in rclone's spelling, read back and compared at the upload.
+      const { metadata } = await container.getBlobClient(name).getProperties();
+      expect(metadata?.mtime, name).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+      expect(new Date(metadata!.mtime).getTime(), name).toBe(zipMtimes.get(name)!.getTime());
     }
   });
 
