@@ -13,7 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { benchDir, fmt, machine, median, repoDir } from './lib/common.mjs';
+import { benchDir, fmt, machine, measure, median, repoDir } from './lib/common.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => {
@@ -49,14 +49,8 @@ const sluiceArgs = {
   ],
 };
 
-/** Wall time of one whole process, in seconds; throws when it fails. */
-function time(argv, env) {
-  const t = process.hrtime.bigint();
-  const r = spawnSync(node, argv, { env: { ...process.env, ...env }, encoding: 'utf8' });
-  const s = Number(process.hrtime.bigint() - t) / 1e9;
-  if (r.status !== 0) throw new Error(`${node} ${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return s;
-}
+/** Wall and CPU time (user + system) of one whole process, in seconds; throws when it fails. */
+const time = (argv, env) => measure(node, argv, { env });
 
 const cases = { 'node -e 0': { argv: ['-e', '0'], env: {} } };
 const modes = cacheMode === 'both' ? ['off', 'on'] : [cacheMode];
@@ -72,15 +66,26 @@ for (const [name, a] of Object.entries(sluiceArgs)) {
 // Warm-up: page cache, and the compile cache is written on the first run.
 for (const c of Object.values(cases)) time(c.argv, c.env);
 const walls = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
-for (let i = 0; i < runs; i++) for (const [k, c] of Object.entries(cases)) walls[k].push(time(c.argv, c.env));
+const cpus = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
+for (let i = 0; i < runs; i++)
+  for (const [k, c] of Object.entries(cases)) {
+    const m = time(c.argv, c.env);
+    walls[k].push(m.wall_s);
+    cpus[k].push(m.cpu_s);
+  }
 rmSync(dir, { recursive: true, force: true });
 
 const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
 const base = median(walls['node -e 0']);
+const baseCpu = median(cpus['node -e 0']);
 console.log(`${machine()}; measured with Node ${version}, ${runs} runs each, medians`);
-console.log('| what | median | ÷ `node -e 0` | over `node -e 0` |');
-console.log('|---|---:|---:|---:|');
-for (const [k, v] of Object.entries(walls)) {
-  const m = median(v);
-  console.log(`| ${k} | ${fmt(m * 1000, 0)} ms | ${fmt(m / base)} | +${fmt((m - base) * 1000, 0)} ms |`);
+console.log('CPU time (user + system) is the steadier figure on a loaded machine.');
+console.log('| what | wall | ÷ `node -e 0` | CPU | ÷ `node -e 0` |');
+console.log('|---|---:|---:|---:|---:|');
+for (const k of Object.keys(walls)) {
+  const w = median(walls[k]);
+  const c = median(cpus[k]);
+  console.log(
+    `| ${k} | ${fmt(w * 1000, 0)} ms | ${fmt(w / base)} | ${fmt(c * 1000, 0)} ms | ${fmt(c / baseCpu)} |`,
+  );
 }
