@@ -158,6 +158,12 @@ function ensureKey() {
   ]);
 }
 
+/** Encrypts `plain` to `recipient` (a key in the bench home) into `out`, gpg's zlib unless `algo`. */
+function encryptTo(recipient, plain, out, algo = 'zlib') {
+  const args = ['--batch', '--yes', '--trust-model', 'always', '--compress-algo', algo, '-r', recipient];
+  execFileSync('gpg', ['--homedir', home, ...args, '-o', out, '--encrypt', plain], { stdio: 'ignore' });
+}
+
 /**
  * Cases for pgp_decrypt of a `bytes`-sized plaintext, `kind` 'compressed' (gpg's default zlib)
  * or 'uncompressed': `gpg --decrypt` and Sluice with each engine in `engines`.
@@ -170,26 +176,7 @@ export function pgpCases(bytes, kind, engines = ['gpg', 'openpgp']) {
     const plain = join(data, `pgp-${MiB(bytes)}.csv`);
     makeBigFile(plain, bytes);
     const algo = kind === 'compressed' ? 'zlib' : 'none';
-    execFileSync(
-      'gpg',
-      [
-        '--homedir',
-        home,
-        '--batch',
-        '--yes',
-        '--trust-model',
-        'always',
-        '--compress-algo',
-        algo,
-        '-r',
-        'bench@example.com',
-        '-o',
-        `${msg}.part`,
-        '--encrypt',
-        plain,
-      ],
-      { stdio: 'ignore' },
-    );
+    encryptTo('bench@example.com', plain, `${msg}.part`, algo);
     execFileSync('mv', [`${msg}.part`, msg]);
   }
   const dir = inbox(`pgp-${kind}`, msg);
@@ -259,24 +246,7 @@ export function pgpSmallCases(count, engines = ['gpg', 'openpgp']) {
     const plain = join(data, 'pgp-small.csv');
     makeBigFile(plain, 4096);
     const one = join(data, 'pgp-small.csv.gpg');
-    execFileSync(
-      'gpg',
-      [
-        '--homedir',
-        home,
-        '--batch',
-        '--yes',
-        '--trust-model',
-        'always',
-        '-r',
-        'bench-pass@example.com',
-        '-o',
-        one,
-        '--encrypt',
-        plain,
-      ],
-      { stdio: 'ignore' },
-    );
+    encryptTo('bench-pass@example.com', plain, one);
     // One message under many names: encryption is not what is measured, each file is decrypted on its own.
     for (let i = 0; i < count; i++)
       execFileSync('ln', [one, join(dir, `f${String(i).padStart(5, '0')}.csv.gpg`)]);

@@ -11,35 +11,24 @@ import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runPipelineFile } from '../../core/sdk.js';
 import { GpgHome } from '../../plugins/pgp/gpg.js';
+import { testGpgHome } from '../helpers/gpg-keys.js';
 import { makeWorkspace, sha256 } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-pgp-many-');
 const home = ws.path('gnupg');
 const PASSPHRASE = 'many-files-passphrase';
 const FILES = 24;
-const gpg = (args: string[]) =>
-  execFileSync('gpg', ['--homedir', home, '--batch', '--yes', '--trust-model', 'always', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+const keys = testGpgHome(home);
+const gpg = keys.gpg;
 
 beforeAll(() => {
-  execFileSync('mkdir', ['-m', '700', home]);
-  ws.write(
-    'key.params',
-    `Key-Type: RSA\nKey-Length: 2048\nSubkey-Type: RSA\nSubkey-Length: 2048\nName-Real: M\nName-Email: m@example.com\nPassphrase: ${PASSPHRASE}\nExpire-Date: 0\n%commit\n`,
-  );
-  gpg(['--pinentry-mode', 'loopback', '--gen-key', ws.path('key.params')]);
   ws.write(
     'key.asc',
-    gpg([
-      '--pinentry-mode',
-      'loopback',
-      '--passphrase',
-      PASSPHRASE,
-      '--armor',
-      '--export-secret-keys',
+    keys.secretKey(
       'm@example.com',
-    ]),
+      'Key-Type: RSA\nKey-Length: 2048\nSubkey-Type: RSA\nSubkey-Length: 2048',
+      PASSPHRASE,
+    ),
   );
   mkdirSync(ws.path('in'));
   for (let i = 0; i < FILES; i++) {
@@ -56,7 +45,7 @@ beforeAll(() => {
 }, 60_000);
 
 afterAll(() => {
-  execFileSync('gpgconf', ['--homedir', home, '--kill', 'all']);
+  keys.close();
   ws.cleanup();
 });
 

@@ -7,21 +7,19 @@
  * each case runs several times in one test to catch it. A sound PGP message holding a corrupt
  * gzip is still `decompress`'s failure.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../core/runtime/runner.js';
 import { runPipelineFile } from '../../core/sdk.js';
+import { testGpgHome } from '../helpers/gpg-keys.js';
 import { listFiles, makeWorkspace, sha256 } from '../helpers/workspace.js';
 
 const ws = makeWorkspace('sluice-pgp-messages-');
 const home = ws.path('gnupg');
 const PASSPHRASE = 'messages-key-passphrase-2718';
-const gpg = (args: string[]) =>
-  execFileSync('gpg', ['--homedir', home, '--batch', '--yes', '--trust-model', 'always', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+const keys = testGpgHome(home);
+const gpg = keys.gpg;
 
 /** CSV lines with pseudo-random values: gzip cannot shrink them to nothing. */
 function csv(lines: number): Buffer {
@@ -38,23 +36,13 @@ const plain = csv(2000);
 const tampered: string[] = [];
 
 beforeAll(() => {
-  mkdirSync(home, { mode: 0o700 });
-  ws.write(
-    'key.params',
-    `Key-Type: eddsa\nKey-Curve: ed25519\nSubkey-Type: ecdh\nSubkey-Curve: cv25519\nName-Real: K\nName-Email: k@example.com\nExpire-Date: 0\nPassphrase: ${PASSPHRASE}\n%commit\n`,
-  );
-  gpg(['--pinentry-mode', 'loopback', '--gen-key', ws.path('key.params')]);
   ws.write(
     'key.asc',
-    gpg([
-      '--pinentry-mode',
-      'loopback',
-      '--passphrase',
-      PASSPHRASE,
-      '--armor',
-      '--export-secret-keys',
+    keys.secretKey(
       'k@example.com',
-    ]),
+      'Key-Type: eddsa\nKey-Curve: ed25519\nSubkey-Type: ecdh\nSubkey-Curve: cv25519',
+      PASSPHRASE,
+    ),
   );
   mkdirSync(ws.path('gz', 'in'), { recursive: true });
   mkdirSync(ws.path('plain', 'in'), { recursive: true });
@@ -90,7 +78,7 @@ beforeAll(() => {
 }, 60_000);
 
 afterAll(() => {
-  execFileSync('gpgconf', ['--homedir', home, '--kill', 'all']);
+  keys.close();
   ws.cleanup();
 });
 
