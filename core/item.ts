@@ -100,7 +100,9 @@ export function itemIdentity(item: Item): ItemIdentity {
   const version = item.etag
     ? `etag:${item.etag}`
     : `${item.size ?? '?'}:${item.mtime ? item.mtime.getTime() : '?'}`;
-  return { source: item.source, path: item.path, version };
+  // Under several roots the same relative path is another file: the root is part of its name.
+  const path = item.root === undefined ? item.path : posix.join(item.root, item.path);
+  return { source: item.source, path, version };
 }
 
 /**

@@ -151,8 +151,11 @@ export interface SourceInstance {
    * known size up to 1 MiB, saving the per-file cost of streams at thousands of files a second).
    */
   readAll?(item: Item, signal?: AbortSignal): Promise<Buffer>;
-  /** Opens another file at this source by relative path; null when it does not exist. */
-  openPath?(path: string, signal?: AbortSignal): Promise<Readable | null>;
+  /**
+   * Opens another file at this source by relative path; null when it does not exist. `root` (an
+   * item's `Item.root`) keeps a multi-root source to that root; without it, the roots in order.
+   */
+  openPath?(path: string, signal?: AbortSignal, root?: string): Promise<Readable | null>;
   /**
    * Deletes a listed item (after_success: delete) — only the version that was listed. Where the
    * backend has conditional requests (S3/Azure `If-Match` on the etag) use them; on file systems
@@ -198,6 +201,8 @@ export interface SinkWriteRequest {
   readonly size?: number;
   /** sha256 of the bytes when known before writing (e.g. for metadata templates). */
   readonly sha256?: string;
+  /** md5 of the bytes when known before writing (`{md5}` in metadata templates: `needsDigests`). */
+  readonly md5?: string;
   readonly signal: AbortSignal;
   /**
    * The sink awaits this right before it makes the bytes visible under a name (before the
@@ -249,6 +254,12 @@ export interface SinkInstance {
    * `{sha256}`): the runtime then hashes the bytes first and passes `SinkWriteRequest.sha256`.
    */
   readonly needsSha256?: boolean;
+  /**
+   * The digests the sink needs before it starts writing (`['md5']` for `{md5}` in metadata
+   * templates): the runtime hashes the bytes first and passes them in the write request
+   * (`sha256`, `md5`). `needsSha256: true` is the older spelling of `['sha256']`.
+   */
+  readonly needsDigests?: readonly ('sha256' | 'md5')[];
   /**
    * True when `SinkCommit.sha256` comes from the backend (a checksum the server computed):
    * the runtime then hashes while streaming to compare, even with `verify: size`.
@@ -346,7 +357,14 @@ interface PluginBase<K extends PluginKind, S extends TSchema, I> {
 }
 
 export type SourcePlugin<S extends TSchema = TSchema> = PluginBase<'source', S, SourceInstance>;
-export type SinkPlugin<S extends TSchema = TSchema> = PluginBase<'sink', S, SinkInstance>;
+export type SinkPlugin<S extends TSchema = TSchema> = PluginBase<'sink', S, SinkInstance> & {
+  /**
+   * Whether the sink's `copy` would take `item` server-side (same endpoint, within limits),
+   * judged from the config and the item alone, without a request. `plan` and `--dry-run`
+   * create no sink: they count such an item from its listed size instead of reading its bytes.
+   */
+  copies?(config: Static<S>, item: Item): boolean;
+};
 export type StepPlugin<S extends TSchema = TSchema> = PluginBase<
   'transform' | 'unpack' | 'step',
   S,

@@ -53,13 +53,63 @@ export function pipelineJsonSchema(registry: PluginRegistry): Record<string, unk
     ...sink,
     description: 'Dead-letter sink: failed items and a `<name>.error.json` reason.',
   };
-  return editorSchema({
+  const definition = (role: PluginRole) =>
+    registry.names(role).map((name) => ({
+      type: 'object',
+      properties: { [name]: { $ref: `#/$defs/${role}.${name}` } },
+      required: [name],
+      additionalProperties: false,
+    }));
+  props.connections = {
+    ...props.connections,
+    additionalProperties: { anyOf: [...definition('source'), ...definition('sink'), ...definition('step')] },
+  };
+  const schema = editorSchema({
     $schema: 'http://json-schema.org/draft-07/schema#',
     $id: 'https://sluice.dev/schemas/pipeline.schema.json',
     title: 'Sluice pipeline',
     ...shape,
     $defs: Object.fromEntries(Object.entries(defs).sort(([a], [b]) => a.localeCompare(b))),
   }) as Record<string, unknown>;
+  return withConnections(schema);
+}
+
+const CONNECTION: JsonSchema = {
+  type: 'string',
+  description:
+    'A named connection (`connections:` of sluice.config.yaml or of this file) whose fields go under the ones written here.',
+};
+
+/**
+ * Every plugin block may name a connection (`sftp: {connection: acme, path: /in}`): each plugin's
+ * definition takes `connection`, and asks for its required keys only when no connection gives
+ * them. A definition under `connections:` may be partial (the blocks using it add the rest).
+ */
+function withConnections(schema: JsonSchema): JsonSchema {
+  const defs = schema.$defs as Record<string, JsonSchema>;
+  for (const [id, def] of Object.entries(defs)) {
+    if (id.startsWith('core.')) continue;
+    const { required, ...rest } = def;
+    defs[id] = { ...rest, properties: { connection: CONNECTION, ...(def.properties as JsonSchema) } };
+    if (Array.isArray(required)) defs[`${id}.required`] = { required };
+  }
+  const props = schema.properties as Record<string, JsonSchema>;
+  const lists = [props.sources, props.sinks, props.steps].map((p) => p?.items as JsonSchema | undefined);
+  for (const entry of [props.source, props.sink, props.on_error, ...lists]) {
+    for (const branch of (entry?.anyOf ?? []) as JsonSchema[]) {
+      for (const value of Object.values(branch.properties as Record<string, JsonSchema>)) {
+        const ref = ((value.anyOf as JsonSchema[] | undefined)?.[0]?.$ref ?? '') as string;
+        const required = `${ref}.required`;
+        if (defs[required.replace('#/$defs/', '')] === undefined) continue;
+        (value.anyOf as JsonSchema[])[0] = {
+          allOf: [{ $ref: ref }],
+          if: { required: ['connection'] },
+          else: { $ref: required },
+        };
+      }
+    }
+  }
+  return schema;
 }
 
 type JsonSchema = Record<string, unknown>;

@@ -19,8 +19,11 @@ function item(path: string, extra: { mtime?: Date; date?: Date; meta?: Record<st
   return extra.date ? deriveItem(base, { date: extra.date }) : base;
 }
 
-const render = (template: string, it: Item, scope: Partial<{ sha256: string; timezone: string }> = {}) =>
-  compileTemplate(template).render(it, { now: NOW, ...scope });
+const render = (
+  template: string,
+  it: Item,
+  scope: Partial<{ sha256: string; md5: string; size: number; timezone: string }> = {},
+) => compileTemplate(template).render(it, { now: NOW, ...scope });
 
 function thrown(fn: () => unknown): unknown {
   try {
@@ -64,6 +67,28 @@ describe('compileTemplate: rendering', () => {
     expect(render('{sha256}.bin', csv, { sha256: 'ab12' })).toBe('ab12.bin');
   });
 
+  it('renders {md5} and {sha256} from the scope, else from the checksums the item carries', () => {
+    expect(render('{md5}/{sha256}', csv, { md5: 'cd34', sha256: 'ab12' })).toBe('cd34/ab12');
+    const summed = { ...csv, checksums: { md5: 'fe', sha256: 'dc' } };
+    expect(render('{md5}-{sha256}', summed)).toBe('fe-dc');
+    expect(render('{md5}', summed, { md5: 'aa' })).toBe('aa');
+  });
+
+  it('renders {size} from the item, or the size the caller knows', () => {
+    expect(render('{stem}-{size}.{ext}', csv)).toBe('x.report-10.csv');
+    expect(render('{size}', csv, { size: 0 })).toBe('0');
+  });
+
+  it('renders {mtime:…} from the item mtime, not its date, in the scope timezone', () => {
+    const dated = item('x', {
+      date: new Date(Date.UTC(2001, 1, 3)),
+      mtime: new Date(Date.UTC(2002, 11, 31, 23, 30)),
+    });
+    expect(render('{mtime:%Y/%m}/{date:%Y/%m}', dated)).toBe('2002/12/2001/02');
+    expect(render('{mtime}', dated)).toBe('2002-12-31');
+    expect(render('{mtime:%Y-%m-%d %H:%M}', dated, { timezone: 'Europe/Paris' })).toBe('2003-01-01 00:30');
+  });
+
   it('prefers item.date, then mtime, then now for {date:…}', () => {
     const dated = item('x', { date: new Date(Date.UTC(2001, 1, 3)), mtime: new Date(Date.UTC(2002, 0, 1)) });
     expect(render('{date:%Y%m%d}', dated)).toBe('20010203');
@@ -105,6 +130,9 @@ describe('compileTemplate: rendering', () => {
   it('reports what the template needs', () => {
     expect(compileTemplate('{date:%Y}/{name}')).toMatchObject({ needsDate: true, needsSha256: false });
     expect(compileTemplate('{date}/{sha256}')).toMatchObject({ needsDate: true, needsSha256: true });
+    expect(compileTemplate('{md5}/{name}')).toMatchObject({ digests: ['md5'], needsSha256: false });
+    expect(compileTemplate('{md5}/{sha256}/{md5}').digests).toEqual(['md5', 'sha256']);
+    expect(compileTemplate('{mtime:%Y}/{size}')).toMatchObject({ digests: [], needsDate: false });
     expect(compileTemplate('{now:%Y}/{name}')).toMatchObject({
       needsDate: false,
       needsSha256: false,
@@ -132,6 +160,39 @@ describe('compileTemplate: render errors', () => {
     expect((err as SluiceError).message).toBe(
       'template "{sha256}" uses {sha256} but no sha256 is known for item "x.csv"',
     );
+  });
+});
+
+describe('compileTemplate: values an item may lack', () => {
+  it.each([
+    ['{md5}', 'md5'],
+    ['{mtime:%Y}', 'mtime'],
+  ])('fails %s for an item without it, naming it', (template, what) => {
+    const err = thrown(() => render(template, item('x.csv'))) as SluiceError;
+    expect(err.code).toBe('SLUICE_E_TEMPLATE');
+    expect(err.message).toBe(
+      `template "${template}" uses {${what}} but no ${what} is known for item "x.csv"`,
+    );
+  });
+
+  it('fails {size} for an item whose size a step left unknown', () => {
+    const decrypted = deriveItem(item('x.csv'), { open: async () => Readable.from([]) });
+    const err = thrown(() => render('{size}', decrypted)) as SluiceError;
+    expect(err.message).toBe('template "{size}" uses {size} but no size is known for item "x.csv"');
+    expect(err.context.hint).toContain('changes bytes');
+  });
+
+  it('rejects a misspelt {mtime…} with a suggestion keeping the format', () => {
+    const err = thrown(() => compileTemplate('{mtim:%Y}')) as TemplateError;
+    expect(err.message).toContain('did you mean "{mtime:%Y}"?');
+    expect(err.context.hint).toContain('{mtime}');
+    expect(err.context.hint).toContain('{md5}');
+    expect(err.context.hint).toContain('{size}');
+  });
+
+  it('rejects moment-style formats in {mtime:…}', () => {
+    const err = thrown(() => compileTemplate('{mtime:YYYY}')) as TemplateError;
+    expect(err.context.hint).toBe('write {mtime:%Y}');
   });
 });
 

@@ -2,9 +2,9 @@
  * Destination templates: `segregated/{date:%Y/%m/%d}/{name}`.
  *
  * Placeholders: `{name}` `{stem}` `{ext}` (no dot) `{dir}` (empty at the root) `{path}`
- * `{source}` `{sha256}` `{meta.KEY}` `{match.NAME}` (a named regex group) `{date:STRFTIME}`
- * `{now:STRFTIME}`; bare `{date}` and
- * `{now}` mean `%Y-%m-%d`. `{{` and `}}` are literal braces. A template is parsed once, at
+ * `{source}` `{size}` (bytes) `{sha256}` `{md5}` `{meta.KEY}` `{match.NAME}` (a named regex
+ * group) `{date:STRFTIME}` `{mtime:STRFTIME}` (the item's own mtime) `{now:STRFTIME}`; bare
+ * `{date}`, `{mtime}` and `{now}` mean `%Y-%m-%d`. `{{` and `}}` are literal braces. A template is parsed once, at
  * config time, and a substituted value is never parsed again: an item named `{meta.x}%Y.csv`
  * stays exactly that.
  */
@@ -16,8 +16,12 @@ import { compileStrftime, TimeFormatError } from './time-format.js';
 export interface RenderScope {
   /** The run's clock (`{now:…}`, and `{date:…}` for an item without date or mtime). */
   now: Date;
-  /** sha256 of the item's bytes, when the caller computed it (`{sha256}`). */
+  /** sha256 of the item's bytes, when the caller computed it (`{sha256}`; else the item's own). */
   sha256?: string;
+  /** md5 of the item's bytes, when the caller computed it (`{md5}`; else the item's own). */
+  md5?: string;
+  /** Size of the item's bytes when the caller knows it (`{size}`; else the item's own). */
+  size?: number;
   /** Timezone for `{date:…}` and `{now:…}`: `UTC` (default) or an IANA name. */
   timezone?: string;
   /** Named groups of the route's regexes (`{match.NAME}`); they win over the item's own. */
@@ -28,7 +32,9 @@ export interface RenderScope {
 
 export interface CompiledTemplate {
   readonly source: string;
-  /** True when the template uses `{sha256}`: the caller must hash the bytes first. */
+  /** The digests the template uses (`{sha256}`, `{md5}`): the caller must hash the bytes first. */
+  readonly digests: readonly Digest[];
+  /** True when the template uses `{sha256}` (`digests` includes it). */
   readonly needsSha256: boolean;
   /** True when the template uses `{date…}`. */
   readonly needsDate: boolean;
@@ -46,6 +52,10 @@ export class TemplateError extends SluiceError {
   }
 }
 
+/** A digest a template can name, which the caller computes before rendering. */
+export type Digest = 'sha256' | 'md5';
+const DIGESTS: readonly Digest[] = ['sha256', 'md5'];
+
 type ValueOf = (item: Item, scope: RenderScope) => string;
 
 const ITEM_FIELDS: Record<string, ValueOf> = {
@@ -57,7 +67,16 @@ const ITEM_FIELDS: Record<string, ValueOf> = {
   source: (item) => item.source,
 };
 
-const PLACEHOLDER_NAMES = [...Object.keys(ITEM_FIELDS), 'sha256', 'date', 'now', 'meta.KEY', 'match.NAME'];
+const PLACEHOLDER_NAMES = [
+  ...Object.keys(ITEM_FIELDS),
+  'size',
+  ...DIGESTS,
+  'date',
+  'mtime',
+  'now',
+  'meta.KEY',
+  'match.NAME',
+];
 const DEFAULT_DATE_FORMAT = '%Y-%m-%d';
 
 type Part = { literal: string } | { placeholder: string; value: ValueOf };
@@ -77,7 +96,7 @@ export interface CompileTemplateOptions {
 export function compileTemplate(text: string, options: CompileTemplateOptions = {}): CompiledTemplate {
   const parts: Part[] = [];
   let literal = '';
-  let needsSha256 = false;
+  const digests = new Set<Digest>();
   let needsDate = false;
   const fail = (message: string, offset: number, hint?: string): never => {
     throw new TemplateError(message, offset, hint, options.jsonPath);
@@ -116,7 +135,7 @@ export function compileTemplate(text: string, options: CompileTemplateOptions = 
     literal = '';
     const value = compilePlaceholder(body, i, text, fail);
     parts.push({ placeholder: body, value });
-    if (body === 'sha256') needsSha256 = true;
+    if ((DIGESTS as readonly string[]).includes(body)) digests.add(body as Digest);
     if (body === 'date' || body.startsWith('date:')) needsDate = true;
     i = close;
   }
@@ -130,7 +149,8 @@ export function compileTemplate(text: string, options: CompileTemplateOptions = 
 
   return {
     source: text,
-    needsSha256,
+    digests: [...digests],
+    needsSha256: digests.has('sha256'),
     needsDate,
     render: (item, scope) => renderParts(parts, item, scope),
   };
@@ -144,20 +164,10 @@ function compilePlaceholder(
 ): ValueOf {
   const field = ITEM_FIELDS[body];
   if (field) return field;
-  if (body === 'sha256') {
-    return (item, scope) => {
-      if (scope.sha256 === undefined) {
-        throw new SluiceError(
-          'SLUICE_E_TEMPLATE',
-          `template "${text}" uses {sha256} but no sha256 is known for item "${item.path}"`,
-          {
-            context: { item: item.path },
-          },
-        );
-      }
-      return scope.sha256;
-    };
+  if (body === 'sha256' || body === 'md5') {
+    return (item, scope) => known(scope[body] ?? item.checksums[body], body, item, text);
   }
+  if (body === 'size') return (item, scope) => known(scope.size ?? item.size, body, item, text).toString();
   if (body.startsWith('meta.') && body.length > 'meta.'.length) {
     const key = body.slice('meta.'.length);
     return (item) => metaValue(item, key, text);
@@ -168,7 +178,7 @@ function compilePlaceholder(
   }
   const colon = body.indexOf(':');
   const head = colon === -1 ? body : body.slice(0, colon);
-  if (head === 'date' || head === 'now') {
+  if (head === 'date' || head === 'now' || head === 'mtime') {
     const format = colon === -1 ? DEFAULT_DATE_FORMAT : body.slice(colon + 1);
     const formatOffset = offset + 1 + colon + 1;
     // `{date:YYYY/MM/DD}` would make literal YYYY/MM/DD folders without a word.
@@ -188,6 +198,8 @@ function compilePlaceholder(
       return fail(`bad date format in {${body}} at offset ${at} in template "${text}": ${err.message}`, at);
     }
     if (head === 'now') return (_item, scope) => formatDate(scope.now, scope.timezone);
+    if (head === 'mtime')
+      return (item, scope) => formatDate(known(item.mtime, 'mtime', item, text), scope.timezone);
     return (item, scope) => formatDate(item.date ?? item.mtime ?? scope.now, scope.timezone);
   }
   const suggestion = nearestPlaceholder(body);
@@ -196,6 +208,23 @@ function compilePlaceholder(
       (suggestion ? `: did you mean "{${suggestion}}"?` : ''),
     offset,
     `valid placeholders: ${PLACEHOLDER_NAMES.map((n) => `{${n}}`).join(' ')}`,
+  );
+}
+
+/** A value the template needs; an item without it fails with what is missing. */
+function known<T>(value: T | undefined, placeholder: string, item: Item, text: string): T {
+  if (value !== undefined) return value;
+  throw new SluiceError(
+    'SLUICE_E_TEMPLATE',
+    `template "${text}" uses {${placeholder}} but no ${placeholder} is known for item "${item.path}"`,
+    {
+      context: {
+        item: item.path,
+        ...(placeholder === 'size'
+          ? { hint: 'a step that changes bytes leaves the size unknown until written' }
+          : {}),
+      },
+    },
   );
 }
 
@@ -267,7 +296,8 @@ function nearestPlaceholder(body: string): string | undefined {
     }
   }
   if (best === undefined || bestDistance > Math.max(2, Math.floor(head.length / 3))) return undefined;
-  if ((best === 'date' || best === 'now') && head !== body) return `${best}${body.slice(head.length)}`;
+  if ((best === 'date' || best === 'now' || best === 'mtime') && head !== body)
+    return `${best}${body.slice(head.length)}`;
   return best;
 }
 

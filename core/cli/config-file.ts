@@ -11,17 +11,24 @@
  *     log_file_format: json
  *     log_rotate: daily
  *     vars: { REGION: eu-west-1 }
+ *     connections:
+ *       acme: { sftp: { host: sftp.acme.example, username: ${ACME_USER}, password: ${ACME_PASSWORD} } }
+ *
+ * `connections:` are the named plugin configs every pipeline run with this file may use
+ * (`sftp: {connection: acme, path: /outgoing}`); the loader reads, interpolates and validates
+ * them where they are used (core/config/connections.ts), here only their shape is checked.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
 import { ConfigErrors } from '../config/config-errors.js';
+import { CONFIG_FILE_NAMES, useDefaultsFile, YAML_OPTIONS } from '../config/connections.js';
 import { interpolate } from '../config/interpolate.js';
 import { SluiceError } from '../errors.js';
 import { LOG_LEVELS, parseRotation } from '../observe/log.js';
 import { registerSecret, SECRET_ENV_NAME } from '../observe/redact.js';
 
-export const CONFIG_FILE_NAMES = ['sluice.config.yaml', 'sluice.config.yml'];
+export { CONFIG_FILE_NAMES };
 
 /** Keys of the file and what each sets (documented in the README's CLI section). */
 const KEYS = {
@@ -36,6 +43,7 @@ const KEYS = {
   log_keep: 'integer',
   metrics_port: 'integer',
   vars: 'map',
+  connections: 'connections',
 } as const;
 type Key = keyof typeof KEYS;
 
@@ -92,7 +100,7 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   const shown = relative(process.cwd(), file) || file;
   const text = readFileSync(file, 'utf8');
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { ...YAML_OPTIONS, lineCounter: lines });
   const problems: SluiceError[] = [];
   const at = (node: Node | null | undefined) => {
     const pos = lines.linePos(node?.range?.[0] ?? 0);
@@ -147,6 +155,10 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
         continue;
       }
       const kind = KEYS[key as Key];
+      if (kind === 'connections') {
+        connectionShapeProblems(pair.value as Node, problem);
+        continue;
+      }
       if (kind === 'map') {
         if (!isMap(pair.value)) {
           problem(pair.value as Node, 'vars must be a mapping of NAME: value');
@@ -161,7 +173,7 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
       }
       const value = stringOf(pair.value, key);
       if (value === undefined) continue;
-      switch (key as Exclude<Key, 'vars'>) {
+      switch (key as Exclude<Key, 'vars' | 'connections'>) {
         case 'cluster':
           defaults.cluster = value;
           registerSecret(/\/\/[^:@/]*:([^@/]+)@/.exec(value)?.[1]);
@@ -225,11 +237,15 @@ export function applyConfigFile<T extends ConfigurableOptions>(
   env: NodeJS.ProcessEnv = process.env,
 ): T {
   const file = findConfigFile(opts.config, env);
+  // Its connections are the ones the command's pipelines see (or none: then each pipeline's own
+  // folder's sluice.config.yaml, see core/config/connections.ts).
+  useDefaultsFile(file);
   if (!file) return opts;
   const d = readConfigFile(file, env);
   const cliVars = opts.var === undefined ? [] : Array.isArray(opts.var) ? opts.var : [opts.var];
   return {
     ...opts,
+    config: file,
     cluster: opts.cluster ?? (env.SLUICE_CLUSTER ? undefined : d.cluster),
     stateDir: opts.stateDir ?? d.stateDir,
     // -v, -q and $SLUICE_LOG_LEVEL all win over the file's level.
@@ -244,4 +260,21 @@ export function applyConfigFile<T extends ConfigurableOptions>(
     // --var values come last: parseVars keeps the last value of a name.
     var: [...Object.entries(d.vars).map(([k, v]) => `${k}=${v}`), ...cliVars.map(String)],
   };
+}
+
+/** `connections:` is a map of names to single-key maps `{plugin: {...}}`; the rest is the loader's. */
+function connectionShapeProblems(node: Node, problem: (node: Node, message: string) => void): void {
+  if (!isMap(node)) {
+    problem(node, 'connections must be a mapping of name: {plugin: {...}}');
+    return;
+  }
+  for (const pair of node.items) {
+    const name = isScalar(pair.key) ? String(pair.key.value) : '';
+    const value = pair.value as Node;
+    if (!isMap(value) || value.items.length !== 1)
+      problem(
+        value ?? (pair.key as Node),
+        `connection "${name}" must be a single-key map {plugin_name: config}`,
+      );
+  }
 }

@@ -88,6 +88,10 @@ export const OPTIONS = {
     flag: '--format <format>',
     description: 'history: export every record (or --limit) as json (one per line) or csv',
   },
+  json: {
+    flag: '--json',
+    description: 'plan: print the plan as JSON (items with reasons, sinks, tidy-up; totals)',
+  },
   concurrency: {
     flag: '--concurrency <n>',
     description: "Items in flight in this worker (default: each pipeline's policy.concurrency)",
@@ -169,6 +173,7 @@ const COMMANDS: Array<{
       'set',
       'logLevel',
       'verbose',
+      'json',
     ],
     load: async () => (await import('./commands/plan.js')).planCommand,
   },

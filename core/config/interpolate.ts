@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseEnv } from 'node:util';
-import { type Document, type Scalar, visit } from 'yaml';
+import { type Document, type Node, type Scalar, visit } from 'yaml';
 import { SluiceError } from '../errors.js';
 import { registerSecret, SECRET_ENV_NAME } from '../observe/redact.js';
 
@@ -47,12 +47,12 @@ export function readDotEnv(dir: string): Record<string, string> {
 }
 
 /**
- * Interpolates `${VAR}` in every string value of `doc` in place (never keys, so the structure
- * stays as written). A variable that is unset and has no default is an error at its place,
+ * Interpolates `${VAR}` in every string value of `doc` (or of one node of it, a connection's
+ * definition) in place (never keys, so the structure stays as written). A variable that is unset and has no default is an error at its place,
  * saying where `.env` was looked for; a secret-looking variable's value is masked from here on.
  */
 export function interpolateDocument(
-  doc: Document,
+  doc: Document | Node,
   env: Record<string, string | undefined>,
   dotEnvDir: string,
   at: (offset: number) => { file: string; line: number; column: number },

@@ -5,14 +5,21 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { LineCounter, type Node, parseDocument } from 'yaml';
+import { dirname, join, resolve } from 'node:path';
+import { isMap, LineCounter, type Node, parseDocument } from 'yaml';
 import { SluiceError } from '../errors.js';
 import { registerSecretsIn } from '../observe/redact.js';
 import type { Plugin } from '../plugin-api.js';
 import { loadPluginModule, nearest, type PluginRegistry, type PluginRole } from '../registry.js';
 import { parseDuration } from '../units.js';
 import { ConfigErrors } from './config-errors.js';
+import {
+  connectionsFileFor,
+  connectionsOf,
+  displayPath,
+  PipelineConnections,
+  YAML_OPTIONS,
+} from './connections.js';
 import { interpolateDocument, readDotEnv } from './interpolate.js';
 import { durationHint, exactlyOne, isSingleKeyMap, reportPluginConfigError } from './load-problems.js';
 import { applyOverrides, overrideAt, parseOverrides } from './overrides.js';
@@ -80,6 +87,11 @@ export interface LoadOptions {
   stateDir?: string;
   /** `--set PATH=VALUE` flags: keys changed for this load, validated like the file. */
   set?: string[];
+  /**
+   * The file whose `connections:` the pipeline may use by name; default: the CLI's defaults
+   * file, else a `sluice.config.yaml` beside the pipeline (see config/connections.ts).
+   */
+  connectionsFile?: string;
 }
 
 export async function loadPipeline(file: string, options: LoadOptions): Promise<PipelineDefinition> {
@@ -100,7 +112,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
   }
 
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { ...YAML_OPTIONS, lineCounter });
   const at = (offset: number) => {
     const pos = lineCounter.linePos(offset);
     return { file: shownFile, line: pos.line, column: pos.col };
@@ -118,7 +130,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     // A value set by --set has no place in the file: the problem names the flag.
     const set = overrideAt(overrides, pointer);
     if (set) return { file: `${shownFile} (--set ${set.flag})` };
-    return at(nodeOffset(doc.contents as Node | null, splitPointer(pointer), atKey));
+    return at(nodeOffset(doc.contents as Node | null, splitPointer(pointer), atKey, doc));
   };
   const problem = (
     pointer: string,
@@ -130,24 +142,39 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       code?: SluiceError['code'];
       atKey?: boolean;
     } = {},
-  ) =>
+  ) => {
+    // In a block using a connection, a key it gave is pointed at in its definition; the message
+    // names the other place.
+    const via = connections?.describe(pointer, extra.atKey);
     errors.push(
-      new SluiceError(extra.code ?? 'SLUICE_E_CONFIG', `${pointer || '/'}: ${message}`, {
-        context: {
-          ...locate(pointer, extra.atKey),
-          jsonPath: pointer,
-          step: extra.step,
-          plugin: extra.plugin,
-          hint: extra.hint,
+      new SluiceError(
+        extra.code ?? 'SLUICE_E_CONFIG',
+        `${pointer || '/'}: ${message}${via ? ` (${via.note})` : ''}`,
+        {
+          context: {
+            ...(via?.place ?? locate(pointer, extra.atKey)),
+            jsonPath: pointer,
+            step: extra.step,
+            plugin: extra.plugin,
+            hint: extra.hint,
+          },
         },
-      }),
+      ),
     );
+  };
+  let connections: PipelineConnections | undefined;
 
   const env = { ...readDotEnv(baseDir), ...(options.env ?? process.env), ...(options.vars ?? {}) };
   errors.push(...interpolateDocument(doc, env, baseDir, at));
   if (errors.length > 0) throw new ConfigErrors(errors);
 
   const raw = doc.toJS() as unknown;
+  connections = new PipelineConnections(
+    connectionsOf(doc, isMap(doc.contents) ? doc.contents.get('connections', true) : undefined, at, text),
+    connectionsFileFor(baseDir, options.connectionsFile),
+    env,
+    baseDir,
+  );
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new SluiceError(
       'SLUICE_E_CONFIG',
@@ -223,7 +250,13 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       });
       return undefined;
     }
-    const written = (entry[name] ?? {}) as Record<string, unknown>;
+    const block = (entry[name] ?? {}) as Record<string, unknown>;
+    const merged = connections?.apply(block, name, configPointer, locate(`${configPointer}/connection`), {
+      problem: (pointer, message, hint) => problem(pointer, message, { step: id, plugin: name, hint }),
+      error: (err) => errors.push(err),
+    });
+    if (merged === null) return undefined;
+    const written = merged ?? block;
     const { config, when } = role === 'step' ? takeStepWhen(written) : { config: written, when: undefined };
     registerSecretsIn(plugin.config, config);
     const configProblems: SchemaProblem[] = validateAgainst(plugin.config, config);
@@ -350,7 +383,11 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     retentionMs: retentionOf(shape.state as { retention?: string } | undefined),
     alerts: shape.alerts as AlertsT | undefined,
     expect: shape.expect as ExpectT | undefined,
-    hash: createHash('sha256').update(loadedText).digest('hex').slice(0, 16),
+    // A shared connection it uses is part of the version: editing it reloads the pipeline.
+    hash: createHash('sha256')
+      .update([loadedText, ...(connections?.sharedTexts() ?? [])].join('\0'))
+      .digest('hex')
+      .slice(0, 16),
     text: loadedText,
   };
 }
@@ -366,9 +403,4 @@ function knownTimezone(tz: string): boolean {
 
 function retentionOf(state: { retention?: string } | undefined): number | undefined {
   return state?.retention === undefined ? undefined : parseDuration(state.retention);
-}
-
-function displayPath(abs: string): string {
-  const rel = relative(process.cwd(), abs);
-  return rel && !rel.startsWith('..') ? rel : abs;
 }

@@ -84,6 +84,13 @@ export const Trigger = Type.Object(
     timezone: Type.Optional(
       Type.String({ description: 'IANA timezone of the cron expression (default UTC).' }),
     ),
+    run_at_start: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description:
+          'With `every` or `cron`: run a pass as soon as the pipeline starts (true), or wait for the first due time (false, e.g. for a nightly job). A reload of the file starts a pass at once only when it changes what the pipeline does and run_at_start is true; an edit of `description` alone (or comments, formatting) keeps the next due time. A reload while a pass runs lets it drain and goes on with a new pass at once.',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'When passes run. Default: once.' },
 );
@@ -213,6 +220,12 @@ export const PipelineShape = Type.Object(
       Type.Array(PluginEntry, { minItems: 1, description: 'Fan-out: every item is committed to each.' }),
     ),
     on_error: Type.Optional(PluginEntry),
+    connections: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }), PluginEntry, {
+        description:
+          "This file's own named connections (`name: {plugin: {...}}`), used in a block as `connection: name`; they win over sluice.config.yaml's of the same name.",
+      }),
+    ),
     policy: Type.Optional(Policy),
     alerts: Type.Optional(Alerts),
     expect: Type.Optional(Expect),

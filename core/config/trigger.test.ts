@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PluginRegistry } from '../registry.js';
 import { MAX_TIMER_MS, RateLimiter, sleep } from '../runtime/timing.js';
 import { loadPipeline } from './load.js';
-import { scheduleOf, skipMissed } from './trigger.js';
+import { firstPassDue, scheduleOf, skipMissed } from './trigger.js';
 
 describe('scheduleOf', () => {
   it('is one-shot without a trigger', () => {
@@ -171,5 +171,43 @@ describe('timers longer than setTimeout can take (2^31-1 ms, about 24.8 days)', 
     expect(second).toBe(false);
     await vi.advanceTimersByTimeAsync(30 * DAY);
     expect(second).toBe(true);
+  });
+});
+
+describe('firstPassDue (trigger.run_at_start, reloads)', () => {
+  const now = new Date('2024-01-01T10:20:00Z');
+  const nightly = { cron: '0 2 * * *' };
+  const text =
+    'name: n\ndescription: one\ntrigger: { cron: "0 2 * * *" }\nsource: { local: { path: ./in } }\n';
+  const at = (d: Date | undefined) => d?.toISOString();
+
+  it('runs at once by default, or waits for the first due time with run_at_start: false', () => {
+    expect(at(firstPassDue(scheduleOf(nightly), nightly, text, now))).toBe(now.toISOString());
+    const waits = { ...nightly, run_at_start: false };
+    expect(at(firstPassDue(scheduleOf(waits), waits, text, now))).toBe('2024-01-02T02:00:00.000Z');
+    expect(at(firstPassDue(scheduleOf(undefined), undefined, text, now))).toBe(now.toISOString());
+  });
+
+  it('keeps the next due time across an edit of the description alone (or comments)', () => {
+    const due = new Date('2024-01-02T02:00:00Z');
+    const edited = `# a comment\n${text.replace('description: one', 'description:   two')}`;
+    const replaced = { text, running: false, due };
+    expect(at(firstPassDue(scheduleOf(nightly), nightly, edited, now, replaced))).toBe(due.toISOString());
+    // Anything else: as at start.
+    const changed = text.replace('./in', './incoming');
+    expect(at(firstPassDue(scheduleOf(nightly), nightly, changed, now, replaced))).toBe(now.toISOString());
+    const waits = { ...nightly, run_at_start: false };
+    expect(at(firstPassDue(scheduleOf(waits), waits, changed, now, replaced))).toBe(due.toISOString());
+  });
+
+  it('goes on at once after a reload that drained a pass', () => {
+    const waits = { ...nightly, run_at_start: false };
+    expect(at(firstPassDue(scheduleOf(waits), waits, text, now, { text, running: true }))).toBe(
+      now.toISOString(),
+    );
+  });
+
+  it('refuses run_at_start: false without every or cron', () => {
+    expect(() => scheduleOf({ run_at_start: false })).toThrow(/needs `every` or `cron`/);
   });
 });

@@ -1,8 +1,11 @@
 /**
  * When passes run: once (default), `every: <duration>` or `cron: "<expr>"` (+ `timezone`).
  * A schedule only answers "when is the next pass due after t"; the supervisor owns the loop.
+ * `firstPassDue` decides when a version's first pass runs: at start (`run_at_start`) and after
+ * a reload.
  */
 import { CronExpressionParser } from 'cron-parser';
+import { parse } from 'yaml';
 import { SluiceError } from '../errors.js';
 import { parseDuration } from '../units.js';
 import type { TriggerT } from './schema.js';
@@ -16,6 +19,12 @@ export interface Schedule {
 
 export function scheduleOf(trigger: TriggerT | undefined): Schedule {
   if (trigger?.timezone !== undefined) checkTimezone(trigger.timezone);
+  if (trigger?.run_at_start === false && trigger.every === undefined && trigger.cron === undefined)
+    throw new SluiceError(
+      'SLUICE_E_CONFIG',
+      'trigger.run_at_start: false needs `every` or `cron`: without one the pipeline would never run',
+      { context: { jsonPath: '/trigger/run_at_start' } },
+    );
   if (trigger?.every !== undefined) {
     const intervalMs = parseDuration(trigger.every);
     if (!(intervalMs > 0))
@@ -98,4 +107,47 @@ export function skipMissed(
     if (skipped > 100_000) break; // a sub-millisecond schedule against a long pass: stop counting
   }
   return { skipped, next };
+}
+
+/** What a new version knows of the one a reload replaces. */
+export interface ReplacedVersion {
+  /** Its file text (after `--set`). */
+  text: string;
+  /** It was running a pass, which the reload drained. */
+  running: boolean;
+  /** Its next due time, when it was waiting for one. */
+  due?: Date;
+}
+
+/**
+ * When the first pass of a version is due. A one-shot pipeline runs at once. A scheduled one
+ * (`every` / `cron`) runs at once when `run_at_start` is true (the default), else at its first
+ * due time. After a reload: a pass the reload drained goes on at once; an edit that changes
+ * nothing but `description` (or comments and formatting) keeps the replaced version's next due
+ * time; any other edit starts the new version as at start.
+ */
+export function firstPassDue(
+  schedule: Schedule,
+  trigger: TriggerT | undefined,
+  text: string,
+  now: Date,
+  replaced?: ReplacedVersion,
+): Date | undefined {
+  if (schedule.nextAfter(now) === undefined || replaced?.running) return now;
+  if (replaced?.due && sameButDescription(replaced.text, text)) return replaced.due;
+  return trigger?.run_at_start === false ? schedule.nextAfter(now) : now;
+}
+
+/** Two pipeline texts that differ at most in `description`, comments and formatting. */
+function sameButDescription(a: string, b: string): boolean {
+  const content = (text: string) => {
+    const doc = parse(text, { merge: true }) as Record<string, unknown> | null;
+    if (doc && typeof doc === 'object') delete doc.description;
+    return JSON.stringify(doc);
+  };
+  try {
+    return content(a) === content(b);
+  } catch {
+    return false;
+  }
 }

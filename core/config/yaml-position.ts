@@ -1,8 +1,12 @@
 /** Where a JSON path points in a YAML document, for `file:line:col` in error messages. */
-import { isCollection, isMap, isScalar, isSeq, type Node } from 'yaml';
+import { type Document, isAlias, isCollection, isMap, isScalar, isSeq, type Node, type Pair } from 'yaml';
 
-export /** Offset of the node at `segments` (or of its key), or of its nearest existing ancestor. */
-function nodeOffset(root: Node | null, segments: string[], atKey = false): number {
+/**
+ * Offset of the node at `segments` (or of its key), or of its nearest existing ancestor. A key
+ * a map takes from a merge key (`<<: *conn`) is found where the anchor defines it (`doc`
+ * resolves the alias).
+ */
+export function nodeOffset(root: Node | null, segments: string[], atKey = false, doc?: Document): number {
   let node: Node | null = root;
   let offset = root?.range?.[0] ?? 0;
   for (const [index, seg] of segments.entries()) {
@@ -10,7 +14,7 @@ function nodeOffset(root: Node | null, segments: string[], atKey = false): numbe
     let next: unknown;
     if (isSeq(node)) next = node.items[Number(seg)];
     else if (isMap(node)) {
-      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg);
+      const pair = findPair(node.items as Pair[], seg, doc);
       if (!pair) break;
       // Point at the key when asked or when the value is empty (`decompress:`), else at the value.
       next = pair.value ?? pair.key;
@@ -25,4 +29,22 @@ function nodeOffset(root: Node | null, segments: string[], atKey = false): numbe
     offset = node.range?.[0] ?? offset;
   }
   return offset;
+}
+
+/** The pair of key `seg`: the map's own, else the first merged map's that has it (YAML's order). */
+function findPair(items: Pair[], seg: string, doc: Document | undefined, depth = 0): Pair | undefined {
+  const own = items.find(
+    (p) => isScalar(p.key) && typeof p.key.value !== 'symbol' && String(p.key.value) === seg,
+  );
+  if (own || !doc || depth > 16) return own;
+  for (const merge of items.filter((p) => isScalar(p.key) && typeof p.key.value === 'symbol')) {
+    const sources = isSeq(merge.value) ? merge.value.items : [merge.value];
+    for (const source of sources) {
+      const target = isAlias(source) ? source.resolve(doc) : source;
+      if (!isMap(target)) continue;
+      const found = findPair(target.items as Pair[], seg, doc, depth + 1);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }

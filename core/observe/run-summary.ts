@@ -14,6 +14,15 @@ export interface PlanEntry {
   error?: string;
   /** Ids of the steps the item went through (a step whose `when` did not match it is absent). */
   steps?: string[];
+  /**
+   * Why a filtered item is left: the filter and its values (`min_age: 10m (modified 2m ago)`,
+   * `exclude: [*.tmp]`, `steps[0].filter {min_size: 5MiB}`).
+   */
+  reason?: string;
+  /** Each destination at each sink: the sink's step id and where the file would land. */
+  sinks?: Array<{ sink: string; location: string }>;
+  /** What the source's after_success does with the file once delivered. */
+  afterSuccess?: 'keep' | 'delete' | { move_to: string };
 }
 
 export interface RunSummary {
@@ -30,6 +39,11 @@ export interface RunSummary {
   parked: number;
   /** The parked items by name (the first few), with the reason and when they failed. */
   parkedItems: ParkedItem[];
+  /**
+   * Of the `ok` items, those every sink already held (`if_exists: skip|fail`, found by the
+   * destination pre-check): finalized without reading them.
+   */
+  alreadyAtDestination: number;
   /** Items dropped by a filter step or not yet old enough (`min_age`). */
   filtered: number;
   /** Files committed to sinks (an archive's entries count one each). */
@@ -74,6 +88,7 @@ export function newSummary(pipeline: string, dryRun: boolean): RunSummary {
     skipped: 0,
     parked: 0,
     parkedItems: [],
+    alreadyAtDestination: 0,
     filtered: 0,
     filesWritten: 0,
     bytesIn: 0,

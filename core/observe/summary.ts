@@ -1,4 +1,5 @@
 import { formatBytes, formatDuration } from '../units.js';
+import { formatPlan } from './plan.js';
 import { redact, redactDeep } from './redact.js';
 import type { RunSummary } from './run-summary.js';
 
@@ -7,12 +8,13 @@ import type { RunSummary } from './run-summary.js';
  * through the logger, and paths come from listings (a presigned URL may be one).
  */
 export function formatSummary(s: RunSummary): string {
-  const lines: string[] = [];
+  // A dry run lists what each file would do first, as `sluice plan` does.
+  const lines: string[] = s.dryRun && s.plan.length > 0 ? [formatPlan(s)] : [];
   const head = s.dryRun ? `${s.pipeline} (dry run)` : s.pipeline;
   lines.push(
     // "parked" only when some are, so a summary reads as before for pipelines that never park.
-    `${head}: ${s.ok} ok, ${s.failed} failed${s.parked > 0 ? `, ${s.parked} parked` : ''}, ${s.skipped} skipped (done before), ${s.filtered} filtered` +
-      ` — ${s.filesWritten} file${s.filesWritten === 1 ? '' : 's'} written, ${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out` +
+    `${head}: ${s.ok} ok${s.alreadyAtDestination > 0 ? ` (${s.alreadyAtDestination} already at destination, not read)` : ''}, ${s.failed} failed${s.parked > 0 ? `, ${s.parked} parked` : ''}, ${s.skipped} skipped (done before), ${s.filtered} filtered` +
+      ` — ${s.filesWritten} file${s.filesWritten === 1 ? '' : 's'} ${s.dryRun ? 'would be written' : 'written'}, ${formatBytes(s.bytesIn)} in, ${formatBytes(s.bytesOut)} out` +
       `, ${s.retries} retr${s.retries === 1 ? 'y' : 'ies'}, ${formatDuration(s.durationMs)}` +
       (s.interrupted ? ' (interrupted)' : ''),
   );
@@ -40,6 +42,7 @@ export function formatSummary(s: RunSummary): string {
 
 /** Summary for `--summary-json` (written to a file, not through the logger) and JSON logs. */
 export function summaryJson(s: RunSummary): Record<string, unknown> {
-  const { plan: _plan, ...rest } = s;
-  return redactDeep({ ...rest, durationMs: Math.round(s.durationMs) });
+  // The plan is a dry run's result; a real pass's would only repeat its item lines.
+  const { plan, ...rest } = s;
+  return redactDeep({ ...rest, durationMs: Math.round(s.durationMs), ...(s.dryRun ? { plan } : {}) });
 }

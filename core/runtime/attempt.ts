@@ -7,7 +7,7 @@ import { itemIdentity } from '../item.js';
 import { logItemDone } from '../observe/item-log.js';
 import { addFigure, noteSlowest, type RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
-import { appliedSteps, chainRoot, runChain } from './chain.js';
+import { chainRoot, runChain } from './chain.js';
 import { label, located, type SourceRuntime } from './driver.js';
 import { countFailure, fail, finalize, reject, rollback } from './finalize.js';
 import {
@@ -18,6 +18,7 @@ import {
   isParked,
   pruneOncePerPass,
 } from './ledger-check.js';
+import { droppedByReason, planDelivered, planFiltered } from './plan.js';
 import { type Job, linkSignals, type PassState, parseReserved, RESERVED, type Stage } from './stage.js';
 import { backoffDelay, sleep } from './timing.js';
 
@@ -122,27 +123,13 @@ export async function processItem(
           await runChain(stage, root, 0, job);
           if (job.leaves.length === 0 && job.filtered > 0) {
             summary.filtered++;
-            if (stage.dryRun)
-              summary.plan.push({
-                source: source.name,
-                path: item.path,
-                destinations: [],
-                action: 'filtered',
-              });
+            planFiltered(stage, summary, source, item, () => droppedByReason(stage, job));
             return;
           }
         }
         if (signal.aborted) throw signal.reason;
         if (stage.dryRun) {
-          const bytes = job.leaves.reduce((n, l) => n + l.bytes, 0);
-          const destinations = job.leaves.map((l) => l.destination);
-          summary.plan.push({
-            source: source.name,
-            path: item.path,
-            destinations,
-            action: finalizeOnly ? 'finalize-only' : 'write',
-            ...(finalizeOnly ? {} : { bytes, steps: appliedSteps(job) }),
-          });
+          summary.plan.push(planDelivered(stage, source, item, job, finalizeOnly));
         } else {
           if (!finalizeOnly) {
             const destinations = job.leaves.flatMap((l) => l.locations);
@@ -266,13 +253,23 @@ function countSuccess(
 ): void {
   const bytesOut = job.leaves.reduce((n, l) => n + l.bytes, 0);
   const bytesIn = stage.driver.hasByteSteps ? job.bytesIn : bytesOut;
+  // Every sink already held it (the destination pre-check): delivered without a byte read.
+  const present = job.leaves.length > 0 && job.leaves.every((l) => l.present);
   summary.ok++;
-  summary.filesWritten += job.leaves.length;
+  if (present) summary.alreadyAtDestination++;
+  summary.filesWritten += job.leaves.filter((l) => !l.present).length;
   summary.bytesOut += bytesOut;
   summary.bytesIn += bytesIn;
   for (const figure of job.figures) addFigure(summary, figure);
   noteSlowest(summary, item.path, ms);
   stage.emit('item:done', { source: source.name, path: item.path, ms, bytes: bytesOut, bytesIn });
+  if (present) {
+    stage.log.info(
+      { item: label(item), to: job.leaves.flatMap((l) => l.locations), ms: Math.round(ms) },
+      `already at destination: ${item.path} (not read)`,
+    );
+    return;
+  }
   logItemDone(stage.log, {
     item: label(item),
     path: item.path,

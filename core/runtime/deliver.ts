@@ -11,8 +11,10 @@ import { SluiceError } from '../errors.js';
 import { itemIdentity } from '../item.js';
 import type { Item, SinkCommit } from '../plugin-api.js';
 import { drainInto, HashTap, pipeThrough, STREAM_CHUNK } from '../streams.js';
+import type { Digest } from '../template.js';
 import { safeDestination } from './destination.js';
 import { label, located } from './driver.js';
+import { alreadyPresent } from './precheck.js';
 import { type Job, linkSignals, listedSizeMismatch, RESERVED, type Stage, sourceOrigin } from './stage.js';
 import { type Target, verify } from './verify.js';
 
@@ -25,7 +27,7 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
   const destination = safeDestination(item.destination ?? item.path, context);
   outsideSources(stage, destination, context);
   claim(destination, job, context);
-  const pending: Target[] = stage.driver.sinks
+  let pending: Target[] = stage.driver.sinks
     .map((sink, index) => ({ sink, index, key: `${index}\u0000${destination}` }))
     .filter((t) => !job.committed.has(t.key));
   const locations: string[] = [];
@@ -35,6 +37,14 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
     if (!commit.skipped) job.written.push({ sink: t.sink, destination: commit.destination ?? destination });
     locations.push(commit.location);
   };
+  const present = await alreadyPresent(stage, item, destination, pending, job);
+  for (const { target, stat } of present)
+    settle(target, { location: destination, size: stat.size, mtime: stat.mtime, skipped: true });
+  if (present.length > 0 && present.length === pending.length) {
+    job.leaves.push({ destination, locations, bytes: 0, present: true });
+    return;
+  }
+  if (present.length > 0) pending = pending.filter((t) => !present.some((p) => p.target === t));
 
   const copied: Target[] = [];
   // A server-side copy takes the bytes from where the source keeps them, so only for an item
@@ -74,8 +84,13 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
     const data = await stage.driver.readAll(job.source, job.root, job.signal);
     if (data.length !== item.size)
       throw listedSizeMismatch(item.size!, data.length, sourceOrigin(stage, job));
-    const sha256 = wantsSha256(toWrite, job) ? createHash('sha256').update(data).digest('hex') : undefined;
-    const sent = { bytes: data.length, sha256 };
+    const hashed = wantsSha256(toWrite, job) ? createHash('sha256').update(data).digest('hex') : undefined;
+    const sent = { bytes: data.length, sha256: hashed };
+    const needed = digestsNeeded(toWrite);
+    const digestOf = (d: Digest) =>
+      item.checksums[d] ?? (needed.includes(d) ? createHash(d).update(data).digest('hex') : undefined);
+    const sha256 = hashed ?? digestOf('sha256');
+    const md5 = digestOf('md5');
     for (const t of toWrite) {
       await job.fence();
       const commit = await stage.driver.writeBuffer(t.sink, context.item, {
@@ -84,6 +99,7 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
         data,
         size: data.length,
         sha256,
+        md5,
         signal: job.signal,
         reserve: reserver(stage, t, job),
       });
@@ -207,6 +223,16 @@ function wantsSha256(targets: Target[], job: Job): boolean {
   );
 }
 
+/** The digests some sink needs before writing (its metadata names `{sha256}` or `{md5}`). */
+function digestsNeeded(targets: Target[]): Digest[] {
+  const needed = new Set<Digest>();
+  for (const { sink } of targets) {
+    if (sink.instance.needsSha256) needed.add('sha256');
+    for (const d of sink.instance.needsDigests ?? []) needed.add(d);
+  }
+  return [...needed];
+}
+
 async function streamToSinks(
   stage: Stage,
   item: Item,
@@ -215,17 +241,19 @@ async function streamToSinks(
   job: Job,
 ): Promise<{ bytes: number; commits: SinkCommit[] }> {
   let body = await item.open(job.signal);
-  let sha256: string | undefined = item.checksums.sha256;
+  const known: Partial<Record<Digest, string>> = { sha256: item.checksums.sha256, md5: item.checksums.md5 };
+  const missing = digestsNeeded(targets).filter((d) => known[d] === undefined);
   let spooled: string | undefined;
-  if (!sha256 && targets.some((t) => t.sink.instance.needsSha256)) {
-    // A sink needs the hash before writing (metadata): spool once while hashing.
+  if (missing.length > 0) {
+    // A sink needs a hash before writing (metadata): spool once while hashing.
     spooled = join(stage.tempRoot, `spool-${Math.random().toString(36).slice(2)}`);
     await mkdir(stage.tempRoot, { recursive: true });
-    const tap = new HashTap();
-    await drainInto(pipeThrough(body, tap), createWriteStream(spooled), job.signal);
-    sha256 = tap.digest();
+    const taps = missing.map((d) => new HashTap(d));
+    await drainInto(pipeThrough(body, ...taps), createWriteStream(spooled), job.signal);
+    for (const [i, d] of missing.entries()) known[d] = taps[i].digest();
     body = createReadStream(spooled, { highWaterMark: STREAM_CHUNK });
   }
+  const { sha256, md5 } = known;
   let disposeSignal: () => void = () => undefined;
   try {
     const tap = new HashTap(wantsSha256(targets, job) ? 'sha256' : null);
@@ -254,6 +282,7 @@ async function streamToSinks(
         body: bodies[i],
         size: item.size,
         sha256,
+        md5,
         signal,
         reserve: reserver(stage, t, job),
       }),

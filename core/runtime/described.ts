@@ -23,6 +23,8 @@ export interface ItemDescription {
   checksums?: Record<string, string>;
   meta?: Record<string, unknown>;
   origin?: Item['origin'];
+  /** `Item.root` of a multi-root source. */
+  root?: string;
 }
 
 /** The serialisable description of a listed item (what a queued job carries). */
@@ -37,6 +39,7 @@ export function describeItem(listed: ListedItem): ItemDescription {
     checksums: Object.keys(item.checksums).length ? { ...item.checksums } : undefined,
     meta: Object.keys(item.meta).length ? { ...item.meta } : undefined,
     origin: item.origin,
+    ...(item.root !== undefined ? { root: item.root } : {}),
   };
 }
 
@@ -61,8 +64,9 @@ export function reviveItem(driver: PluginDriver, desc: ItemDescription): ListedI
     checksums: desc.checksums ?? {},
     meta: desc.meta ?? {},
     origin: desc.origin,
+    ...(desc.root !== undefined ? { root: desc.root } : {}),
     open: async (signal?: AbortSignal) => {
-      const stream = await driver.openPath(source, desc.path, signal);
+      const stream = await driver.openPath(source, desc.path, signal, desc.root);
       if (!stream) {
         throw new SluiceError(
           'SLUICE_E_SOURCE',

@@ -22,6 +22,7 @@ import {
 import { compileMatcher, type ItemMatcher } from '../item-match.js';
 import type { Logger } from '../observe/logger.js';
 import type {
+  DestinationStat,
   Item,
   PluginContext,
   SinkCommit,
@@ -148,7 +149,7 @@ export class PluginDriver {
   }
 
   private async sinkRuntime(ref: PluginRef): Promise<SinkRuntime> {
-    const instance = this.options.dryRun ? countingSink() : await this.create<SinkInstance>(ref);
+    const instance = this.options.dryRun ? countingSink(ref) : await this.create<SinkInstance>(ref);
     return { ref, instance, ...sinkFields(ref) };
   }
 
@@ -158,7 +159,7 @@ export class PluginDriver {
       openSibling: async (item: Item, name: string, signal?: AbortSignal) => {
         const source = this.sources.find((s) => s.name === item.source);
         if (!source) return null;
-        return this.openPath(source, siblingPath(item, name), signal);
+        return this.openPath(source, siblingPath(item, name), signal, item.root);
       },
       report: this.options.report,
     };
@@ -224,10 +225,15 @@ export class PluginDriver {
     return this.sourceHook(source, item, () => source.instance.readAll!(item, signal));
   }
 
-  openPath(source: SourceRuntime, path: string, signal?: AbortSignal): Promise<Readable | null> {
+  openPath(
+    source: SourceRuntime,
+    path: string,
+    signal?: AbortSignal,
+    root?: string,
+  ): Promise<Readable | null> {
     if (!source.instance.openPath) return Promise.resolve(null);
     return this.sourceHook(source, { source: source.name, path }, () =>
-      source.instance.openPath!(path, signal),
+      source.instance.openPath!(path, signal, root),
     );
   }
 
@@ -260,6 +266,16 @@ export class PluginDriver {
     reserve?: (destination: string) => Promise<void>,
   ): Promise<SinkCommit | null> {
     return this.sinkHook(sink, label(item), () => sink.instance.copy!(item, destination, signal, reserve));
+  }
+
+  /** What is at `destination` of `sink` now (the destination pre-check), null when nothing. */
+  stat(
+    sink: SinkRuntime,
+    item: string,
+    destination: string,
+    signal: AbortSignal,
+  ): Promise<DestinationStat | null> {
+    return this.sinkHook(sink, item, () => sink.instance.stat!(destination, signal));
   }
 
   readBack(sink: SinkRuntime, destination: string, signal: AbortSignal): Promise<Readable> {

@@ -66,13 +66,13 @@ async function tidyCompanions(stage: Stage, source: SourceRuntime, item: Item, j
   const paths = [...job.companions].filter((path) => path !== item.path && stage.driver.isCompanion(path));
   if (source.ready?.perFile) paths.push(source.ready.markerFor(item.path));
   for (const path of paths) {
-    const { item: companion } = reviveItem(stage.driver, { source: source.name, path });
+    const { item: companion } = reviveItem(stage.driver, { source: source.name, path, root: item.root });
     for (let attempt = 1; ; attempt++) {
       try {
         // A declared companion may not exist (a `.sig` that was never dropped). Look first: a
         // move of a missing file is not harmless everywhere (FTP's replacing rename deletes a
         // taken target before it finds the source missing).
-        if (await exists(() => stage.driver.openPath(source, path, stage.signal))) {
+        if (await exists(() => stage.driver.openPath(source, path, stage.signal, item.root))) {
           await job.fence();
           await stage.driver.tidy(source, companion);
         }

@@ -14,6 +14,7 @@ import { itemIdentity } from '../item.js';
 import type { RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
 import { label, type SourceRuntime } from './driver.js';
+import { includeExcludeReason, minAgeReason, planFiltered, stableReason } from './plan.js';
 import { exists } from './readiness.js';
 import type { PassState, Stage } from './stage.js';
 import { sleep } from './timing.js';
@@ -52,6 +53,7 @@ export async function* listSources(
         if (!held.delete(item.path)) continue;
         if (!source.stable.isStable(item)) {
           summary.filtered++;
+          planFiltered(stage, summary, source, item, () => stableReason(source));
           stage.log.debug({ item: label(item) }, 'still changing; left for the next pass');
         } else if (await admit(item)) yield { source, item };
       }
@@ -69,12 +71,20 @@ function screen(
   item: Item,
   summary: RunSummary,
 ): 'skip' | 'hold' | 'take' {
-  if (!source.accepts(item.path) || source.isTemporary(item.path)) return 'skip';
+  if (!source.accepts(item.path)) {
+    planFiltered(stage, summary, source, item, () => includeExcludeReason(source, item.path));
+    return 'skip';
+  }
+  if (source.isTemporary(item.path)) {
+    planFiltered(stage, summary, source, item, () => "skip_temporary: an uploader's temporary name");
+    return 'skip';
+  }
   if (stage.driver.isCompanion(item.path) || source.ready?.isMarker(item.path)) return 'skip';
   if (item.rejected !== undefined) return 'take';
   // Now, not the listing's start: a watching source lists for as long as it runs.
   if (source.minAgeMs > 0 && item.mtime && Date.now() - item.mtime.getTime() < source.minAgeMs) {
     summary.filtered++;
+    planFiltered(stage, summary, source, item, () => minAgeReason(source, item));
     return 'skip';
   }
   if (source.stable && !source.stable.isStable(item)) return 'hold';
@@ -102,7 +112,7 @@ async function admitted(
     let ready = folderMarkers.get(marker);
     if (ready === undefined) {
       try {
-        ready = await exists(() => stage.driver.openPath(source, marker, intake));
+        ready = await exists(() => stage.driver.openPath(source, marker, intake, item.root));
       } catch (err) {
         if (intake.aborted) throw err;
         stage.log.warn(
@@ -115,6 +125,7 @@ async function admitted(
     }
     if (!ready) {
       summary.filtered++;
+      planFiltered(stage, summary, source, item, () => `ready.marker: waiting for ${marker}`);
       stage.log.debug({ item: label(item), marker }, 'waiting for its ready marker');
       return false;
     }
@@ -129,6 +140,7 @@ async function admitted(
  * display form: it must not hide a real file of that name.
  */
 export function listedKey(source: string, item: Item): string {
-  const version = item.rejected === undefined ? itemIdentity(item).version : 'rejected';
-  return `${source}\u0000${version}\u0000${item.path}`;
+  const id = itemIdentity(item);
+  const version = item.rejected === undefined ? id.version : 'rejected';
+  return `${source}\u0000${version}\u0000${id.path}`;
 }

@@ -50,7 +50,8 @@ export interface Job {
   source: SourceRuntime;
   root: Item;
   signal: AbortSignal;
-  leaves: Array<{ destination: string; locations: string[]; bytes: number }>;
+  /** What was delivered; `present`: every sink already held it (the pre-check), nothing was read. */
+  leaves: Array<{ destination: string; locations: string[]; bytes: number; present?: boolean }>;
   filtered: number;
   bytesIn: number;
   /** The open() the step chain started from (the listed item's, or a counting wrapper). */

@@ -12,7 +12,7 @@
 import { basename } from 'node:path';
 import { PipelineAlerts } from '../alerts/alerts.js';
 import type { PipelineDefinition } from '../config/load.js';
-import { scheduleOf } from '../config/trigger.js';
+import { firstPassDue, type ReplacedVersion, scheduleOf } from '../config/trigger.js';
 import { errorMessage, SluiceError } from '../errors.js';
 import type { Logger } from '../observe/logger.js';
 import type { SluiceMetrics } from '../observe/metrics.js';
@@ -276,6 +276,11 @@ export class PipelineSupervisor {
       );
     }
     const from = this.version?.def.hash;
+    const replaced = this.version && {
+      text: this.version.def.text,
+      running: this.stateValue === 'running' || this.stateValue === 'draining',
+      due: this.stateValue === 'waiting' ? this.nextPassAt : undefined,
+    };
     if (this.version) await this.retire(this.version);
     if (lock !== this.lock) {
       this.lock?.release();
@@ -285,7 +290,7 @@ export class PipelineSupervisor {
       this.releaseLock();
       return { at, result: 'unchanged' };
     }
-    this.launch(def);
+    this.launch(def, replaced);
     this.lastReloadValue = { at, result: 'ok', hash: def.hash };
     this.options.metrics?.reload(def.name, 'ok');
     this.options.log.info(
@@ -348,12 +353,13 @@ export class PipelineSupervisor {
     });
   }
 
-  private launch(def: PipelineDefinition): void {
+  private launch(def: PipelineDefinition, replaced?: ReplacedVersion): void {
     const schedule = this.options.once ? scheduleOf(undefined) : scheduleOf(def.trigger);
     this.stateValue = 'starting';
     // Deadlines (`expect`) are watched only by a process that stays up.
     this.alerts?.configure(def, this.options.announce === true || schedule.description !== 'once');
-    const version = new PipelineVersion(def, schedule, this.versionHost);
+    const due = firstPassDue(schedule, def.trigger, def.text, new Date(), replaced);
+    const version = new PipelineVersion(def, schedule, this.versionHost, due);
     this.version = version;
     version.loop.catch((err) => {
       this.stateValue = 'failed';

@@ -68,6 +68,15 @@ export async function verify(
     if (commit.sha256 && sent.sha256 && commit.sha256 !== sent.sha256) {
       throw await mismatch(`stored sha256 ${commit.sha256} differs from the sent ${sent.sha256}`);
     }
+    const mtimeDiffers = differentMtime(item.mtime, commit.mtime, sink.instance.mtimePrecisionMs);
+    if (mtimeDiffers) {
+      // The sink kept another time than the source's (a backend rounding more coarsely than it
+      // declares, or ignoring the time it was given): writing again would store the same.
+      throw await mismatch(`stored mtime ${mtimeDiffers}`, {
+        retryable: false,
+        hint: `set preserve_mtime: false on ${sink.ref.stepId} to keep the backend's own time, or verify: none`,
+      });
+    }
     if (sink.verify === 'sha256' && sent.sha256 && !commit.sha256) {
       if (!sink.instance.readBack)
         throw await mismatch(
@@ -146,6 +155,21 @@ async function reuseReserved(
     return { ...commit, location, destination: name };
   }
   return commit;
+}
+
+/**
+ * How a stored mtime differs from the item's, at the sink's precision (both truncated to it),
+ * or undefined when they agree or either is unknown: a sink that keeps no mtime is not wrong.
+ */
+export function differentMtime(
+  expected: Date | undefined,
+  stored: Date | undefined,
+  precisionMs = 1,
+): string | undefined {
+  if (!expected || !stored) return undefined;
+  const step = Math.max(1, precisionMs);
+  if (Math.floor(expected.getTime() / step) === Math.floor(stored.getTime() / step)) return undefined;
+  return `${stored.toISOString()} differs from the source's ${expected.toISOString()}${step > 1 ? ` (compared to ${step} ms)` : ''}`;
 }
 
 async function hashAt(

@@ -64,6 +64,8 @@ export class PipelineVersion {
     readonly def: PipelineDefinition,
     readonly schedule: Schedule,
     private readonly host: VersionHost,
+    /** When its first pass is due (trigger.ts: firstPassDue); undefined: none scheduled. */
+    private readonly firstDue: Date | undefined = new Date(),
   ) {
     this.loop = this.run();
   }
@@ -84,7 +86,7 @@ export class PipelineVersion {
       { file: this.host.file, hash: this.def.hash, trigger: this.schedule.description },
       'pipeline started',
     );
-    let due: Date | undefined = new Date();
+    let due: Date | undefined = this.firstDue;
     for (;;) {
       if (this.stop.signal.aborted) return;
       const requested = this.host.requests.next();

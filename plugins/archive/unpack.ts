@@ -147,7 +147,9 @@ function entryItem(archive: Item, raw: RawEntry, stem: string, layout: Layout): 
     meta,
     open: async () => raw.open(),
   });
-  // The archive's etag names the archive's bytes, not this entry's.
+  // The archive's etag names the archive's bytes, not this entry's. An entry keeps the archive's
+  // mtime: it is the listed file's time, what `date: {from: mtime}` routes by and what a sink
+  // with preserve_mtime stores; the entry's own time is `meta.entry_mtime`.
   return { ...item, etag: undefined };
 }
 

@@ -8,8 +8,10 @@ import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { Secret } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
-import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
+import { type CheckTarget, isUnreachable } from '../object-store/check.js';
+import { type ObjectStoreAccess, type StoredObject, storedChecksums } from '../object-store/if-exists.js';
 import { quotedEtag } from '../object-store/keys.js';
+import { MTIME_METADATA, parseStoredMtime } from '../object-store/mtime.js';
 import { changedError, type ListedVersion, type ListPage } from '../object-store/source.js';
 
 export const azureConnectionFields = {
@@ -61,6 +63,8 @@ export interface AzureConnection {
   container: ContainerClient;
   /** Identity of the storage account for `Item.origin.endpoint`: its blob service URL. */
   endpointId: string;
+  /** Authorised by a SAS (which may not read container properties). */
+  sas: boolean;
 }
 
 export const AZURE_ORIGIN_KIND = 'azure_blob';
@@ -136,7 +140,15 @@ export async function connectAzure(config: AzureConnectionConfig): Promise<Azure
     }
     container = service.getContainerClient(config.container!);
   }
-  return { sdk, container, endpointId: accountIdentity(container.url, container.containerName) };
+  return {
+    sdk,
+    container,
+    endpointId: accountIdentity(container.url, container.containerName),
+    sas:
+      config.sas_token !== undefined ||
+      config.sas_url !== undefined ||
+      /(^|;)SharedAccessSignature=/i.test(config.connection_string ?? ''),
+  };
 }
 
 /** The account's blob service URL without query (SAS) and without the container segment. */
@@ -182,25 +194,102 @@ export function isConditionNotMet(err: unknown): boolean {
   return e?.statusCode === 412 || e?.code === 'ConditionNotMet' || e?.code === 'BlobAlreadyExists';
 }
 
+/** No blob at the name; a missing container is not that (it is an error, not an absence). */
 export function isBlobNotFound(err: unknown): boolean {
   const e = err as { statusCode?: number; code?: string };
+  if (azureCode(err) === 'ContainerNotFound') return false;
   return e?.statusCode === 404 || e?.code === 'BlobNotFound';
 }
 
-/** The error a plugin reports for a failed Azure call; the SDK's message is cut at its first line (it appends request ids and XML). */
+/** The service's code of an Azure error (a HEAD's is only in `details`: it has no body). */
+function azureCode(err: unknown): string | undefined {
+  const e = err as { code?: string; details?: { errorCode?: string } };
+  return e?.code ?? e?.details?.errorCode;
+}
+
+/** The service's reason for a failed Azure call, cut at its first line (the SDK appends request ids and XML). */
+export function azureReason(err: unknown): string {
+  const e = err as { statusCode?: number; message?: string };
+  const firstLine = (e?.message || azureCode(err) || String(err)).split('\n')[0];
+  const status = [e?.statusCode, azureCode(err)].filter(Boolean).join(' ');
+  return status && !firstLine.startsWith(status) ? `${status}: ${firstLine}` : firstLine;
+}
+
+/** The error a plugin reports for a failed Azure call. */
 export function azureError(
   code: 'SLUICE_E_SOURCE' | 'SLUICE_E_SINK',
   what: string,
   err: unknown,
 ): SluiceError {
   if (err instanceof SluiceError) return err;
-  const e = err as { code?: string; statusCode?: number; message?: string };
-  const firstLine = (e?.message ?? String(err)).split('\n')[0];
-  const reason = [e?.statusCode, e?.code].filter(Boolean).join(' ');
-  return new SluiceError(code, `${what}: ${reason ? `${reason}: ` : ''}${firstLine}`, {
+  return new SluiceError(code, `${what}: ${azureReason(err)}`, {
     cause: err,
     retryable: isAzureRetryable(err),
   });
+}
+
+const REFUSED_CREDENTIALS = new Set([
+  'AuthenticationFailed',
+  'InvalidAuthenticationInfo',
+  'NoAuthenticationInformation',
+]);
+
+/** What a pre-flight check of a container reports, and how it reads Azure's errors. */
+export function azureCheckTarget(conn: AzureConnection): CheckTarget {
+  return {
+    noun: 'container',
+    name: conn.container.containerName,
+    endpoint: conn.endpointId,
+    credentialFields: 'connection_string, account + account_key, sas_token, sas_url or the Entra ID fields',
+    permission: (action) =>
+      ({
+        reach: 'read access to the container (SAS permission r, or a Storage Blob Data role)',
+        list: 'list access (SAS permission l, or Storage Blob Data Reader)',
+        write: 'write access (SAS permissions c and w, or Storage Blob Data Contributor)',
+        delete: 'delete access (SAS permission d, or Storage Blob Data Contributor)',
+      })[action],
+    async proveRoot(signal) {
+      try {
+        await conn.container.getProperties({ abortSignal: signal });
+        return;
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 403) throw err;
+      }
+      // 403: a service SAS may not read container properties; a HEAD of a free name proves the
+      // container is there (BlobNotFound, not ContainerNotFound) and the SAS is accepted.
+      if (conn.sas) {
+        try {
+          await conn.container
+            .getBlobClient(`.sluice-check-${Date.now()}`)
+            .getProperties({ abortSignal: signal });
+        } catch (probeErr) {
+          if (isBlobNotFound(probeErr)) return;
+        }
+      }
+      // A HEAD answer has no body: which credential problem, or a denial, only a GET's says.
+      await conn.container
+        .listBlobsFlat({ prefix: '.sluice-check-', abortSignal: signal })
+        .byPage({ maxPageSize: 1 })
+        .next();
+    },
+    failureOf(err) {
+      const code = azureCode(err);
+      const e = err as { statusCode?: number; name?: string };
+      if (code === 'ContainerNotFound') return 'missing';
+      if (
+        (code && REFUSED_CREDENTIALS.has(code)) ||
+        // Azurite answers a wrong key with AuthorizationFailure, worded as Azure's AuthenticationFailed.
+        /failed to authenticate/i.test((err as { message?: string })?.message ?? '') ||
+        e?.name === 'CredentialUnavailableError' ||
+        e?.name === 'AuthenticationError'
+      )
+        return 'credentials';
+      if (code?.startsWith('Authorization') || e?.statusCode === 403) return 'denied';
+      if (code === 'REQUEST_SEND_ERROR' || isUnreachable(err)) return 'unreachable';
+      return undefined;
+    },
+    reason: azureReason,
+  };
 }
 
 export async function downloadBlob(
@@ -331,20 +420,42 @@ export async function listBlobsPage(
   prefix: string,
   options: { recursive: boolean; pageSize: number; token?: string; signal: AbortSignal },
 ): Promise<ListPage> {
-  const listOptions = { prefix: prefix || undefined, abortSignal: options.signal };
+  // Metadata comes in the same response: the stored mtime and sha256 cost no request.
+  const listOptions = { prefix: prefix || undefined, abortSignal: options.signal, includeMetadata: true };
   const byPage = { maxPageSize: options.pageSize, continuationToken: options.token };
   const page = options.recursive
     ? (await conn.container.listBlobsFlat(listOptions).byPage(byPage).next()).value
     : (await conn.container.listBlobsByHierarchy('/', listOptions).byPage(byPage).next()).value;
   if (!page) return { objects: [] };
   const blobs: BlobItem[] = page.segment.blobItems;
-  const objects = blobs.map((blob) => ({
-    key: blob.name,
-    size: blob.properties.contentLength,
-    mtime: blob.properties.lastModified,
-    etag: blob.properties.etag,
-  }));
+  const objects = blobs.map((blob) => {
+    const stored = storedFromProperties({ ...blob.properties, metadata: blob.metadata });
+    return {
+      key: blob.name,
+      size: blob.properties.contentLength,
+      mtime: stored.mtime,
+      etag: blob.properties.etag,
+      checksums: storedChecksums(stored),
+    };
+  });
   return { objects, next: page.continuationToken || undefined };
+}
+
+/** What a blob's properties (getProperties, or a listing with metadata) say is stored. */
+export function storedFromProperties(props: {
+  contentLength?: number;
+  contentMD5?: Uint8Array;
+  lastModified?: Date;
+  metadata?: Record<string, string>;
+}): StoredObject {
+  const sha256 = props.metadata?.[AZURE_SHA256_METADATA];
+  const md5 = props.contentMD5?.length ? Buffer.from(props.contentMD5).toString('hex') : undefined;
+  return {
+    size: props.contentLength ?? 0,
+    ...(sha256 !== undefined ? { sha256 } : {}),
+    ...(md5 !== undefined ? { md5 } : {}),
+    mtime: parseStoredMtime(props.metadata?.[MTIME_METADATA]) ?? props.lastModified,
+  };
 }
 
 export function azureObjectAccess(conn: AzureConnection): ObjectStoreAccess {
@@ -353,7 +464,7 @@ export function azureObjectAccess(conn: AzureConnection): ObjectStoreAccess {
     async stat(blob, signal): Promise<StoredObject | null> {
       try {
         const props = await conn.container.getBlobClient(blob).getProperties({ abortSignal: signal });
-        return { size: props.contentLength ?? 0, sha256: props.metadata?.[AZURE_SHA256_METADATA] };
+        return storedFromProperties(props);
       } catch (err) {
         if (isBlobNotFound(err)) return null;
         throw err;

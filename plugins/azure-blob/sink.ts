@@ -9,11 +9,13 @@ import { definePlugin } from '../../core/plugin-api.js';
 import { Size, sinkCommon } from '../../core/schema-fragments.js';
 import { parseSize } from '../../core/units.js';
 import { takenError } from '../object-store/if-exists.js';
-import { compileMetadata } from '../object-store/metadata.js';
+import { compileMetadata, type MetadataOptions } from '../object-store/metadata.js';
+import { azureMtimeValue, preserveMtimeField } from '../object-store/mtime.js';
 import { createObjectStoreSink, type SinkBackend } from '../object-store/sink.js';
 import {
   AZURE_ORIGIN_KIND,
   AZURE_SHA256_METADATA,
+  azureCheckTarget,
   azureConnectionFields,
   azureError,
   azureLocation,
@@ -29,6 +31,13 @@ import {
 
 /** Azure's largest block (API 2019-12-12 and later). */
 const MAX_BLOCK_SIZE = 4000 * 1024 * 1024;
+
+function metadataOptions(preserveMtime: boolean | undefined): MetadataOptions {
+  return {
+    sha256Key: AZURE_SHA256_METADATA,
+    mtimeValue: preserveMtime === false ? undefined : azureMtimeValue,
+  };
+}
 
 const config = Type.Object(
   {
@@ -60,6 +69,7 @@ const config = Type.Object(
       default: 4,
       description: 'Blocks uploaded in parallel per blob.',
     }),
+    preserve_mtime: preserveMtimeField,
     ...sinkCommon,
   },
   { additionalProperties: false },
@@ -80,7 +90,7 @@ export const azureBlobSink = definePlugin({
   ],
   validate(cfg) {
     validateAzureConnection(cfg);
-    compileMetadata(cfg.metadata ?? {}, AZURE_SHA256_METADATA);
+    compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime));
     const blockSize = parseSize(cfg.block_size);
     if (blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
       throw new SluiceError('SLUICE_E_CONFIG', 'block_size must be between 1 byte and 4000MiB', {
@@ -161,13 +171,14 @@ export const azureBlobSink = definePlugin({
 
       delete: (name) => deleteBlob(conn, name),
       error: (what, err) => azureError('SLUICE_E_SINK', what, err),
+      checks: azureCheckTarget(conn),
     };
 
     return {
       ...createObjectStoreSink(backend, {
         prefix: cfg.prefix,
         ifExists: cfg.if_exists ?? 'overwrite',
-        metadata: compileMetadata(cfg.metadata ?? {}, AZURE_SHA256_METADATA),
+        metadata: compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime)),
         tempDir: ctx.tempDir,
       }),
       isRetryable: isAzureRetryable,

@@ -3,9 +3,11 @@ import { Type } from '@sinclair/typebox';
 import { definePlugin } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { quotedEtag } from '../object-store/keys.js';
+import { prefixFields, validatePrefixes } from '../object-store/prefixes.js';
 import { createObjectStoreSource, type SourceBackend } from '../object-store/source.js';
 import {
   AZURE_ORIGIN_KIND,
+  azureCheckTarget,
   azureConnectionFields,
   azureError,
   azureLocation,
@@ -22,11 +24,7 @@ import {
 const config = Type.Object(
   {
     ...azureConnectionFields,
-    prefix: Type.String({
-      default: '',
-      description:
-        'Folder (name prefix) to list; a trailing `/` is implied. Item paths are blob names relative to it.',
-    }),
+    ...prefixFields('name', 'exports/'),
     recursive: Type.Boolean({
       default: true,
       description: 'List blobs at any depth below the prefix; false: only blobs directly under it.',
@@ -47,7 +45,7 @@ export const azureBlobSource = definePlugin({
   kind: 'source',
   summary: 'Lists and reads blobs under a prefix of an Azure Storage container.',
   description:
-    'Listing is paginated and lazy. Item version (`identity: version`) is the ETag of the blob alone (every write gives a new one, so a re-upload of the same bytes is taken again; `identity: content` or `name` skip it); reads are pinned to the listed etag, so a replaced blob is never processed under the old identity. A name that is not a plain relative path below the prefix (`a//b`, `./a`, `../a`, a backslash, a control character) is reported as a failed item and left in place, never read or tidied under another name. `after_success` deletes or moves only the listed version (If-Match); a replaced blob is left for the next pass. `after_success: {move_to: dir}` copies the blob server-side to `dir/<path>` in the same container, then deletes it.',
+    'Listing is paginated and lazy. Item version (`identity: version`) is the ETag of the blob alone (every write gives a new one, so a re-upload of the same bytes is taken again; `identity: content` or `name` skip it); reads are pinned to the listed etag, so a replaced blob is never processed under the old identity. A name that is not a plain relative path below the prefix (`a//b`, `./a`, `../a`, a backslash, a control character) is reported as a failed item and left in place, never read or tidied under another name. `after_success` deletes or moves only the listed version (If-Match); a replaced blob is left for the next pass. The listing includes metadata at no extra request: the item mtime is the stored metadata `mtime` (Sluice’s `preserve_mtime`, rclone) when present, else Last-Modified; its checksums are the blob’s Content-MD5 as `md5` (set by single-shot uploads and tools that send it; Sluice’s block uploads have none) and the stored `sluice_sha256` as `sha256`, for `checksum: {expect: metadata}`. `after_success: {move_to: dir}` copies the blob server-side to `dir/<path>` in the same container, then deletes it.',
   config,
   examples: [
     {
@@ -55,8 +53,12 @@ export const azureBlobSource = definePlugin({
       yaml: 'connection_string: ${AZURE_STORAGE_CONNECTION_STRING}\ncontainer: partner\nprefix: exports/\nafter_success:\n  move_to: done/\n',
     },
   ],
-  validate: validateAzureConnection,
+  validate(cfg) {
+    validateAzureConnection(cfg);
+    validatePrefixes(cfg);
+  },
   async create(cfg, ctx) {
+    azureBlobSource.validate!(cfg);
     const conn = await connectAzure(cfg);
     const container = conn.container.containerName;
     const backend: SourceBackend = {
@@ -80,11 +82,13 @@ export const azureBlobSource = definePlugin({
       deleteVersion: (blob, version) => deleteBlobVersion(conn, blob, version),
       copyVersion: (blob, version, toBlob) => copyBlobVersion(conn, blob, version, toBlob),
       error: (what, err) => azureError('SLUICE_E_SOURCE', what, err),
+      checks: azureCheckTarget(conn),
     };
     return {
       ...createObjectStoreSource(backend, {
         sourceName: cfg.name ?? 'azure_blob',
-        prefixes: [cfg.prefix],
+        prefixes: cfg.prefixes ?? [cfg.prefix],
+        match: cfg.match,
         recursive: cfg.recursive,
         log: ctx.log,
       }),

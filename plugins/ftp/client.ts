@@ -13,6 +13,7 @@ import type { PluginContext } from '../../core/plugin-api.js';
 import { Duration, Secret } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
+import type { PreflightTraits } from '../remote-fs/check.js';
 import type { RemoteConnection, RemoteEntry, RemoteStat } from '../remote-fs/connection.js';
 import { remoteFsFields } from '../remote-fs/fields.js';
 import { ConnectionPool } from '../remote-fs/pool.js';
@@ -73,7 +74,7 @@ export interface FtpSettings {
 }
 
 export async function ftpSettings(
-  config: FtpConnectionConfig,
+  config: Omit<FtpConnectionConfig, 'path'>,
   ctx: PluginContext,
   errorCode: ErrorCode,
 ): Promise<FtpSettings> {
@@ -126,6 +127,18 @@ export function ftpLocation(settings: FtpSettings, path: string): string {
   return `${scheme}://${settings.host}:${settings.port}${absolute}`;
 }
 
+/** What the shared pre-flight checks need to know about FTP. */
+export function ftpPreflight(settings: FtpSettings): PreflightTraits {
+  return {
+    account: `${settings.username}@${settings.host}:${settings.port}`,
+    errorCode: settings.errorCode,
+    // 550 (not available), 553 (name not allowed: vsftpd's "Could not create file"), 532 (need an account).
+    isPermissionDenied: (err) =>
+      [532, 550, 553].includes(ftpReplyCode(err instanceof SluiceError ? err.cause : err) ?? 0),
+    absentMayBeForbidden: true,
+  };
+}
+
 /* ------------------------------------------------------------------ error classification */
 
 // "Can't parse response": basic-ftp got a reply cut off mid-line (e.g. `229` without its
@@ -169,11 +182,19 @@ function reasonOf(err: unknown): string {
 
 /* ----------------------------------------------------------------------------- connection */
 
+/** `YYYYMMDDHHMMSS` in UTC, as MFMT, MDTM and MLSD write times (RFC 3659). */
+function ftpTimestamp(date: Date): string {
+  return date.toISOString().slice(0, 19).replace(/[-T:]/g, '');
+}
+
 function entryType(info: FileInfo): RemoteEntry['type'] {
   return info.isFile ? 'file' : info.isDirectory ? 'directory' : 'other';
 }
 
 class FtpConnection implements RemoteConnection {
+  /** See `mtimeCommand`; null once known that the server cannot set times. */
+  private mtimeSetter: 'MFMT' | 'MDTM' | null | undefined;
+
   private constructor(
     private readonly client: Client,
     /** Login folder: relative paths resolve against it, so `cd` (ensureDir) never shifts them. */
@@ -382,6 +403,39 @@ class FtpConnection implements RemoteConnection {
   async remove(path: string): Promise<void> {
     const where = this.absolute(path);
     await this.request('delete', where, () => this.client.remove(where));
+  }
+
+  async setMtime(path: string, mtime: Date): Promise<boolean> {
+    const where = this.absolute(path);
+    const command = await this.mtimeCommand();
+    if (command === undefined) return false;
+    const stamp = ftpTimestamp(mtime);
+    try {
+      await this.client.send(command === 'MFMT' ? `MFMT ${stamp} ${where}` : `MDTM ${stamp} ${where}`);
+      return true;
+    } catch (err) {
+      // A server that reads `MDTM <time> <path>` as a query for a file of that name refuses it:
+      // it cannot set times this way, so do not ask again on this connection.
+      const reply = ftpReplyCode(err);
+      if (command === 'MDTM' && this.alive && reply !== undefined && reply >= 500) {
+        this.mtimeSetter = null;
+        return false;
+      }
+      throw this.wrap('set mtime of', where, err);
+    }
+  }
+
+  /**
+   * How this server sets a file's time: MFMT when FEAT advertises it (ProFTPD, Pure-FTPd,
+   * FileZilla Server…), else the two-argument MDTM form vsftpd and Serv-U take (not
+   * advertised; tried once and dropped when refused); undefined when neither works.
+   */
+  private async mtimeCommand(): Promise<'MFMT' | 'MDTM' | undefined> {
+    if (this.mtimeSetter === undefined) {
+      const features = await this.request('feat', this.home, () => this.client.features());
+      this.mtimeSetter = features.has('MFMT') ? 'MFMT' : features.has('MDTM') ? 'MDTM' : null;
+    }
+    return this.mtimeSetter ?? undefined;
   }
 
   async mkdirp(dir: string): Promise<void> {

@@ -8,6 +8,7 @@ import {
   readFile as readFileCb,
   rename as renameCb,
   stat as statCb,
+  utimes as utimesCb,
   writeFile as writeFileCb,
 } from 'node:fs';
 import { promisify } from 'node:util';
@@ -18,3 +19,4 @@ export const rename = promisify(renameCb);
 export const link = promisify(linkCb);
 export const stat = promisify(statCb);
 export const copyFile = promisify(copyFileCb);
+export const utimes = promisify(utimesCb);

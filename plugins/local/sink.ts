@@ -5,10 +5,10 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { existsWithOtherBytes, noFreeName, renameCandidates } from '../../core/if-exists.js';
-import { definePlugin, type SinkCommit } from '../../core/plugin-api.js';
+import { type DestinationStat, definePlugin, type Item, type SinkCommit } from '../../core/plugin-api.js';
 import { sinkCommon } from '../../core/schema-fragments.js';
 import { drainInto, STREAM_CHUNK } from '../../core/streams.js';
-import { copyFile, link, rename, stat, writeFile } from './fs-callbacks.js';
+import { copyFile, link, rename, stat, utimes, writeFile } from './fs-callbacks.js';
 
 const config = Type.Object(
   {
@@ -18,6 +18,13 @@ const config = Type.Object(
         default: false,
         description:
           'fsync each file before it is renamed into place. Costs throughput; protects against power loss (a killed process loses nothing either way).',
+      }),
+    ),
+    preserve_mtime: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description:
+          "Give each file the source file's modification time (read back and checked by verify). `false`: the time of writing.",
       }),
     ),
     ...sinkCommon,
@@ -35,9 +42,11 @@ export const localSink = definePlugin({
     'Each file is written to `<root>/.sluice-tmp/<pid>-…/` and renamed into place only after the stream ended cleanly, so a destination never holds a partial file. Temp folders of dead processes are swept at start. `if_exists: skip|fail|rename` use a hard link, which never replaces an existing file (no race with other writers).',
   config,
   examples: [{ title: 'Into ./out, never overwriting', yaml: 'path: ./out\nif_exists: rename' }],
+  copies: (cfg, item) => item.origin?.kind === 'local' && cfg.verify !== 'sha256',
   async create(cfg, ctx) {
     const root = resolve(ctx.baseDir, cfg.path);
     const ifExists = cfg.if_exists ?? 'overwrite';
+    const preserveMtime = cfg.preserve_mtime ?? true;
     const tempBase = join(root, TEMP_DIR);
     const tempDir = join(tempBase, `${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
     await sweepDeadTemps(tempBase);
@@ -60,9 +69,13 @@ export const localSink = definePlugin({
       madeDirs.add(dir);
     };
 
-    /** Puts a finished temp file in place; removes it when anything fails. */
+    /**
+     * Puts a finished temp file in place; removes it when anything fails. The source's mtime is
+     * set on the temp file (a rename or link keeps it) and read back from the placed file.
+     */
     const commit = async (
       temp: string,
+      item: Item,
       destination: string,
       size: number,
       reserve?: (destination: string) => Promise<void>,
@@ -70,6 +83,7 @@ export const localSink = definePlugin({
       const dest = target(destination);
       let placed: Placed | undefined;
       try {
+        if (preserveMtime && item.mtime) await utimes(temp, item.mtime, item.mtime);
         if (cfg.fsync) await fsyncFile(temp);
         await ensureDir(dirname(dest));
         placed = await place(temp, destination, dest, ifExists, reserve);
@@ -78,10 +92,12 @@ export const localSink = definePlugin({
         if (placed?.kept !== undefined || placed === undefined || ifExists !== 'overwrite')
           await unlink(temp).catch(() => undefined);
       }
-      if (placed.kept !== undefined) return { location: dest, size: placed.kept, skipped: true };
+      if (placed.kept !== undefined)
+        return { location: dest, size: placed.kept.size, mtime: placed.kept.mtime, skipped: true };
       return {
         location: placed.path,
         size,
+        ...(preserveMtime ? { mtime: (await stat(placed.path)).mtime } : {}),
         ...(placed.destination !== destination ? { destination: placed.destination } : {}),
       };
     };
@@ -96,7 +112,7 @@ export const localSink = definePlugin({
           await unlink(temp).catch(() => undefined);
           throw err;
         }
-        return commit(temp, req.destination, out.bytesWritten, req.reserve);
+        return commit(temp, req.item, req.destination, out.bytesWritten, req.reserve);
       },
       /**
        * A file from a local source whose bytes no step changed is copied by the kernel
@@ -116,7 +132,7 @@ export const localSink = definePlugin({
           await unlink(temp).catch(() => undefined);
           throw err;
         }
-        return commit(temp, destination, size, reserve);
+        return commit(temp, item, destination, size, reserve);
       },
       async writeBuffer(req) {
         const temp = join(tempDir, `${++counter}`);
@@ -126,10 +142,19 @@ export const localSink = definePlugin({
           await unlink(temp).catch(() => undefined);
           throw err;
         }
-        return commit(temp, req.destination, req.data.length, req.reserve);
+        return commit(temp, req.item, req.destination, req.data.length, req.reserve);
       },
       async readBack(destination) {
         return createReadStream(target(destination), { highWaterMark: STREAM_CHUNK });
+      },
+      async stat(destination): Promise<DestinationStat | null> {
+        try {
+          const st = await stat(target(destination));
+          return st.isFile() ? { size: st.size, mtime: st.mtime } : null;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+          throw err;
+        }
       },
       async remove(destination) {
         await unlink(target(destination)).catch(() => undefined);
@@ -148,7 +173,9 @@ export const localSink = definePlugin({
 });
 
 /** Where `place` put a file: its path and relative destination, or the size of the file it left in place. */
-type Placed = { path: string; destination: string; kept?: undefined } | { kept: number };
+type Placed =
+  | { path: string; destination: string; kept?: undefined }
+  | { kept: { size: number; mtime: Date } };
 
 /**
  * Moves `temp` to `dest` (the sink path of `destination`) per `if_exists`. `overwrite` renames
@@ -178,10 +205,10 @@ async function place(
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    if (ifExists === 'skip') return { kept: (await stat(dest)).size };
+    if (ifExists === 'skip') return { kept: await stat(dest) };
     if (ifExists === 'fail') {
       // Our own earlier copy (a redo after a crash) holds the same bytes: that is success.
-      if (await sameContent(temp, dest)) return { kept: (await stat(dest)).size };
+      if (await sameContent(temp, dest)) return { kept: await stat(dest) };
       throw existsWithOtherBytes(dest);
     }
   }

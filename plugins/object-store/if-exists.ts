@@ -22,13 +22,25 @@ export interface StoredObject {
   size: number;
   /** The sha256 Sluice stored in the object's metadata when it wrote it, if any. */
   sha256?: string;
+  /** MD5 of the bytes as the service holds it (S3 single-part ETag, Azure Content-MD5), hex. */
+  md5?: string;
+  /** The stored metadata `mtime` (`preserve_mtime`), else the service's last-modified time. */
+  mtime?: Date;
+}
+
+/** The checksums a stored object carries, hex by algorithm (empty when none). */
+export function storedChecksums(stored: StoredObject): Record<string, string> {
+  return {
+    ...(stored.md5 !== undefined ? { md5: stored.md5 } : {}),
+    ...(stored.sha256 !== undefined ? { sha256: stored.sha256 } : {}),
+  };
 }
 
 /** What the if_exists logic needs from a backend. */
 export interface ObjectStoreAccess {
   /** Display form of a key, e.g. `s3://bucket/key`. */
   location(key: string): string;
-  /** Size and recorded sha256 of an object, or null when there is none. */
+  /** What the service holds at `key`, or null when there is nothing. */
   stat(key: string, signal?: AbortSignal): Promise<StoredObject | null>;
   read(key: string, signal?: AbortSignal): Promise<Readable>;
 }

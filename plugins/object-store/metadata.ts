@@ -10,38 +10,59 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { SluiceError } from '../../core/errors.js';
 import type { Item } from '../../core/plugin-api.js';
 import { HashTap, STREAM_CHUNK } from '../../core/streams.js';
 import { compileTemplate } from '../../core/template.js';
+import { MTIME_METADATA } from './mtime.js';
 
 export interface MetadataTemplates {
   /** True when a value uses `{sha256}`: the sink must know the hash before uploading. */
   readonly needsSha256: boolean;
-  readonly isEmpty: boolean;
+  /** True when the item's mtime is stored (`preserve_mtime`). */
+  readonly keepsMtime: boolean;
   /**
    * Renders every value for `item`. When `sha256` is known it is also stored under `sha256Key`
    * (the backend's spelling of `sluice-sha256`), so `if_exists: fail` can recognise an earlier
-   * copy of the same bytes without reading it back.
+   * copy of the same bytes without reading it back; with `mtimeValue`, the item's mtime under
+   * `mtime` (see `mtime.ts`).
    */
   render(item: Item, sha256: string | undefined): Record<string, string>;
+}
+
+export interface MetadataOptions {
+  /** The backend's spelling of `sluice-sha256`. */
+  sha256Key: string;
+  /** How the backend stores an mtime; absent with `preserve_mtime: false`. */
+  mtimeValue?: (mtime: Date) => string;
 }
 
 /** Compiles the `metadata:` map of a sink config (errors point at `/metadata/<name>`). */
 export function compileMetadata(
   templates: Readonly<Record<string, string>>,
-  sha256Key: string,
+  options: MetadataOptions,
 ): MetadataTemplates {
-  const compiled = Object.entries(templates).map(
-    ([name, text]) => [name, compileTemplate(text, { jsonPath: `/metadata/${name}` })] as const,
-  );
+  const { sha256Key, mtimeValue } = options;
+  const compiled = Object.entries(templates).map(([name, text]) => {
+    // Metadata names are case-insensitive on both services (HTTP headers).
+    if (mtimeValue && name.toLowerCase() === MTIME_METADATA) {
+      throw new SluiceError(
+        'SLUICE_E_CONFIG',
+        `metadata "${name}" is where preserve_mtime stores the source file's mtime; remove it, or set preserve_mtime: false to write your own`,
+        { context: { jsonPath: `/metadata/${name}` } },
+      );
+    }
+    return [name, compileTemplate(text, { jsonPath: `/metadata/${name}` })] as const;
+  });
   return {
     needsSha256: compiled.some(([, template]) => template.needsSha256),
-    isEmpty: compiled.length === 0,
+    keepsMtime: mtimeValue !== undefined,
     render(item, sha256) {
       const scope = { now: new Date(), sha256 };
       const rendered: Record<string, string> = {};
       for (const [name, template] of compiled) rendered[name] = template.render(item, scope);
       if (sha256 !== undefined) rendered[sha256Key] = sha256;
+      if (mtimeValue && item.mtime) rendered[MTIME_METADATA] = mtimeValue(item.mtime);
       return rendered;
     },
   };

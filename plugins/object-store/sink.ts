@@ -9,10 +9,25 @@
  * object created between the check and the commit is never overwritten where the service
  * honours the condition (AWS, Azure, Azurite; s3rver ignores it).
  */
-import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { SluiceError } from '../../core/errors.js';
-import type { Item, SinkCommit, SinkInstance, SinkWriteRequest } from '../../core/plugin-api.js';
-import { decideForCopy, decideForWrite, type IfExistsMode, type ObjectStoreAccess } from './if-exists.js';
+import type {
+  DestinationStat,
+  Item,
+  SinkCommit,
+  SinkInstance,
+  SinkWriteRequest,
+} from '../../core/plugin-api.js';
+import { type CheckTarget, checkError, checking } from './check.js';
+import {
+  decideForCopy,
+  decideForWrite,
+  type IfExistsMode,
+  type ObjectStoreAccess,
+  type StoredObject,
+  storedChecksums,
+} from './if-exists.js';
 import { folderPrefix, joinKey } from './keys.js';
 import { type MetadataTemplates, spoolHashed } from './metadata.js';
 
@@ -53,6 +68,8 @@ export interface SinkBackend extends ObjectStoreAccess {
   ): Promise<number | undefined | null>;
   delete(key: string): Promise<void>;
   error(what: string, err: unknown): SluiceError;
+  /** Pre-flight: the root and how to read the service's errors. */
+  readonly checks: CheckTarget;
 }
 
 export interface ObjectStoreSinkOptions {
@@ -67,12 +84,12 @@ export interface ObjectStoreSinkOptions {
 export function createObjectStoreSink(
   backend: SinkBackend,
   options: ObjectStoreSinkOptions,
-): Pick<SinkInstance, 'write' | 'copy' | 'readBack' | 'remove'> {
+): Pick<SinkInstance, 'write' | 'copy' | 'readBack' | 'remove' | 'stat' | 'mtimePrecisionMs' | 'check'> {
   const prefix = folderPrefix(options.prefix);
   const { ifExists, metadata } = options;
 
-  const storedSize = async (key: string): Promise<number> => {
-    let stored: Awaited<ReturnType<SinkBackend['stat']>>;
+  const storedObject = async (key: string): Promise<StoredObject> => {
+    let stored: StoredObject | null;
     try {
       stored = await backend.stat(key);
     } catch (err) {
@@ -83,10 +100,40 @@ export function createObjectStoreSink(
         retryable: true,
       });
     }
-    return stored.size;
+    return stored;
+  };
+
+  /**
+   * What a write or copy to `key` reports. The stored mtime is read back (one HEAD /
+   * getProperties) whenever one was stored, even when the upload already proved the size: only
+   * the service can say what it kept. `provenSize` spares that request otherwise.
+   */
+  const committed = async (
+    key: string,
+    item: Item,
+    provenSize: number | undefined,
+    renamed: string | undefined,
+  ): Promise<SinkCommit> => {
+    const readsMtime = metadata.keepsMtime && item.mtime !== undefined;
+    let size = provenSize;
+    let mtime: Date | undefined;
+    if (size === undefined || readsMtime) {
+      const stored = await storedObject(key);
+      size = stored.size;
+      if (readsMtime) mtime = stored.mtime;
+    }
+    return {
+      location: backend.location(key),
+      size,
+      ...(mtime !== undefined ? { mtime } : {}),
+      ...(renamed !== undefined ? { destination: renamed } : {}),
+    };
   };
 
   return {
+    // A Date holds milliseconds; both spellings of the stored mtime keep at least that.
+    mtimePrecisionMs: 1,
+
     async write(req: SinkWriteRequest): Promise<SinkCommit> {
       let decision: Awaited<ReturnType<typeof decideForWrite>>;
       try {
@@ -118,11 +165,7 @@ export function createObjectStoreSink(
           await spooled.remove();
         }
       }
-      return {
-        location: backend.location(key),
-        size: size ?? (await storedSize(key)),
-        ...(destination !== req.destination ? { destination } : {}),
-      };
+      return committed(key, req.item, size, destination !== req.destination ? destination : undefined);
     },
 
     async copy(
@@ -151,19 +194,64 @@ export function createObjectStoreSink(
       }
       if (decision === null) return null;
       if (decision.commit) return decision.commit;
-      const replaceMetadata = !metadata.isEmpty || sha256 !== undefined;
+      // Nothing to store: the copy keeps the source's metadata.
+      const rendered = metadata.render(item, sha256);
       const { key } = decision;
       const size = await backend.copy(item, key, {
-        metadata: replaceMetadata ? metadata.render(item, sha256) : undefined,
+        metadata: Object.keys(rendered).length > 0 ? rendered : undefined,
         exclusive: decision.exclusive,
         signal,
       });
       if (size === null) return null;
+      return committed(
+        key,
+        item,
+        size,
+        decision.destination !== destination ? decision.destination : undefined,
+      );
+    },
+
+    async stat(destination: string, signal: AbortSignal): Promise<DestinationStat | null> {
+      const key = joinKey(prefix, destination);
+      let stored: StoredObject | null;
+      try {
+        stored = await backend.stat(key, signal);
+      } catch (err) {
+        throw backend.error(`cannot check ${backend.location(key)}`, err);
+      }
+      if (!stored) return null;
+      const checksums = storedChecksums(stored);
       return {
-        location: backend.location(key),
-        size: size ?? (await storedSize(key)),
-        ...(decision.destination !== destination ? { destination: decision.destination } : {}),
+        size: stored.size,
+        ...(stored.mtime !== undefined ? { mtime: stored.mtime } : {}),
+        ...(Object.keys(checksums).length > 0 ? { checksums } : {}),
       };
+    },
+
+    async check({ depth, signal }) {
+      const target = backend.checks;
+      await checking(target, 'SLUICE_E_SINK', 'reach', () => target.proveRoot(signal));
+      const proven = `${target.noun} "${target.name}" at ${target.endpoint} exists, credentials accepted`;
+      if (depth === 'cheap') return { detail: proven };
+      // Exclusive: a probe name that is somehow taken is never overwritten.
+      const probe = joinKey(prefix, `.sluice-check-${randomBytes(8).toString('hex')}`);
+      await checking(target, 'SLUICE_E_SINK', 'write', () =>
+        backend.upload(probe, Readable.from([]), {}, { exclusive: true, size: 0, signal }),
+      );
+      try {
+        await backend.delete(probe);
+      } catch (err) {
+        const failed = checkError(target, 'SLUICE_E_SINK', 'delete', err);
+        throw new SluiceError(
+          'SLUICE_E_SINK',
+          `${failed.message}; the probe ${backend.location(probe)} is left behind`,
+          {
+            cause: err,
+            context: failed.context,
+          },
+        );
+      }
+      return { detail: `${proven}; wrote and removed ${backend.location(probe)}` };
     },
 
     async readBack(destination: string, signal: AbortSignal): Promise<Readable> {

@@ -14,6 +14,16 @@ function scripted(pages: Record<string, ListPage>): SourceBackend {
     keyFromOrigin: (origin) => origin?.location.key,
     deleteVersion: async () => undefined,
     copyVersion: async () => undefined,
+    checks: {
+      noun: 'bucket',
+      name: 'mem',
+      endpoint: 'mem',
+      credentialFields: 'none',
+      permission: () => 'none',
+      proveRoot: async () => undefined,
+      failureOf: () => undefined,
+      reason: String,
+    },
     error: (what, err) =>
       err instanceof SluiceError ? err : new SluiceError('SLUICE_E_SOURCE', `${what}: ${String(err)}`),
   };
@@ -49,6 +59,33 @@ describe('object-store source', () => {
     expect(items.map((i) => [i.path, i.etag, i.origin?.location.key])).toEqual([
       ['x.txt', 'e1', 'inbox/x.txt'],
     ]);
+  });
+
+  it('with match: first, a path under an earlier prefix hides it under later ones; items carry their prefix', async () => {
+    const pages = (prefix: string): ListPage => {
+      const byPrefix: Record<string, string[]> = {
+        'one/': ['one/a.txt'],
+        'two/': ['two/a.txt', 'two/b.txt'],
+        'three/': ['three/a.txt', 'three/b.txt', 'three/c.txt'],
+      };
+      return { objects: (byPrefix[prefix] ?? []).map((key) => ({ key })) };
+    };
+    const backend = { ...scripted({}), listPage: async (prefix: string) => pages(prefix) };
+    const listed = async (match: 'all' | 'first') => {
+      const source = createObjectStoreSource(backend, {
+        sourceName: 'mem',
+        prefixes: ['one', 'two/', 'three'],
+        recursive: true,
+        match,
+        log,
+      });
+      const items = [];
+      for await (const item of source.list(new AbortController().signal))
+        items.push(`${item.root}:${item.path}`);
+      return items;
+    };
+    expect(await listed('first')).toEqual(['one:a.txt', 'two/:b.txt', 'three:c.txt']);
+    expect(await listed('all')).toHaveLength(6);
   });
 
   it('describes how the object at a key differs from the listed version', () => {

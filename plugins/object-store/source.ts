@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { escapeControl, SluiceError } from '../../core/errors.js';
 import { createItem, normalizeItemPath } from '../../core/item.js';
 import type { Item, ItemOrigin, SourceInstance } from '../../core/plugin-api.js';
+import { type CheckTarget, checking } from './check.js';
 import { displayKey, folderPrefix, joinKey, unquotedEtag, unsafeKeyReason } from './keys.js';
 
 export interface ListedObject {
@@ -21,6 +22,8 @@ export interface ListedObject {
   mtime?: Date;
   /** As the service reports it, quoted or not. */
   etag?: string;
+  /** Checksums the service holds for these bytes, hex by algorithm (`md5`, `sha256`). */
+  checksums?: Record<string, string>;
   /** Set when the service's listing cannot be turned back into the exact key (then `key` is as given). */
   unreadable?: string;
 }
@@ -48,6 +51,13 @@ export interface SourceBackend {
     token: string | undefined,
     signal: AbortSignal,
   ): Promise<ListPage>;
+  /**
+   * What the listing alone does not tell (S3 `read_metadata`: a HeadObject each), added to a
+   * page before its items are made; absent when the listing says it all.
+   */
+  describe?(objects: ListedObject[], signal: AbortSignal): Promise<ListedObject[]>;
+  /** Pre-flight: the root and how to read the service's errors. */
+  readonly checks: CheckTarget;
   /** Reads `key`; with `etag` only that version (a replaced object fails the read). */
   read(key: string, options: { signal?: AbortSignal; etag?: string }): Promise<Readable>;
   isNotFound(err: unknown): boolean;
@@ -68,8 +78,10 @@ export interface SourceBackend {
 export interface ObjectStoreSourceOptions {
   /** Name items carry as `source`. */
   sourceName: string;
-  /** Folders listed in order (a key under two of them is listed once). */
+  /** Folders listed in order (a key under two of them is listed once), as configured. */
   prefixes: string[];
+  /** `first`: a relative path is taken only from the first prefix that has it. */
+  match?: 'all' | 'first';
   recursive: boolean;
   log: { debug(fields: Record<string, unknown>, message: string): void };
 }
@@ -102,11 +114,16 @@ export function versionChange(
 export function createObjectStoreSource(
   backend: SourceBackend,
   options: ObjectStoreSourceOptions,
-): Pick<SourceInstance, 'list' | 'openPath' | 'remove' | 'move'> {
+): Pick<SourceInstance, 'list' | 'openPath' | 'remove' | 'move' | 'check'> {
   const prefixes = options.prefixes.map(folderPrefix);
   const keysByItem = new WeakMap<Item, string>();
 
-  const makeItem = (prefix: string, object: ListedObject): Item => {
+  // Items carry the prefix as configured, only when there are several to tell apart.
+  const rootOf = (index: number): string | undefined =>
+    options.prefixes.length > 1 ? options.prefixes[index] : undefined;
+  /** With `match: first`, the relative paths earlier prefixes served. */
+  const served = options.match === 'first' && prefixes.length > 1 ? new Set<string>() : undefined;
+  const makeItem = (prefix: string, object: ListedObject, root: string | undefined): Item => {
     const { key } = object;
     const relative = key.startsWith(prefix) ? key.slice(prefix.length) : key;
     const etag = unquotedEtag(object.etag);
@@ -125,6 +142,7 @@ export function createObjectStoreSource(
         mtime: object.mtime,
         etag,
         rejected,
+        root,
         open: async () => {
           throw new SluiceError('SLUICE_E_NAME', rejected, { retryable: false });
         },
@@ -136,7 +154,9 @@ export function createObjectStoreSource(
       size: object.size,
       mtime: object.mtime,
       etag,
+      checksums: object.checksums,
       origin: backend.origin(key),
+      root,
       open: async (signal) => {
         try {
           return await backend.read(key, { signal, etag });
@@ -172,6 +192,7 @@ export function createObjectStoreSource(
       let page: ListPage;
       try {
         page = await backend.listPage(prefix, options.recursive, token, signal);
+        if (backend.describe) page = { ...page, objects: await backend.describe(page.objects, signal) };
       } catch (err) {
         throw backend.error(`cannot list ${backend.location(prefix)}`, err);
       }
@@ -181,7 +202,18 @@ export function createObjectStoreSource(
           if (object.key.endsWith('/') || !object.key.startsWith(prefix) || listedEarlier(object.key, index))
             continue;
         }
-        yield makeItem(prefix, object);
+        const item = makeItem(prefix, object, rootOf(index));
+        if (served && item.rejected === undefined) {
+          if (served.has(item.path)) {
+            options.log.debug(
+              { key: object.key, root: item.root },
+              'hidden by the same path under an earlier prefix (match: first)',
+            );
+            continue;
+          }
+          served.add(item.path);
+        }
+        yield item;
       }
       token = page.next;
       if (token !== undefined) {
@@ -199,6 +231,23 @@ export function createObjectStoreSource(
   }
 
   return {
+    async check({ depth, signal }) {
+      const target = backend.checks;
+      await checking(target, 'SLUICE_E_SOURCE', 'reach', () => target.proveRoot(signal));
+      const proven = `${target.noun} "${target.name}" at ${target.endpoint} exists, credentials accepted`;
+      if (depth === 'cheap') return { detail: proven };
+      const listed: string[] = [];
+      for (const prefix of prefixes) {
+        const page = await checking(target, 'SLUICE_E_SOURCE', 'list', () =>
+          backend.listPage(prefix, options.recursive, undefined, signal),
+        );
+        listed.push(
+          `${backend.location(prefix)} listed (${page.objects.length}${page.next ? '+' : ''} on the first page)`,
+        );
+      }
+      return { detail: `${proven}; ${listed.join(', ')}` };
+    },
+
     async *list(signal: AbortSignal) {
       for (const [index, prefix] of prefixes.entries()) {
         if (signal.aborted) return;

@@ -36,6 +36,11 @@ export interface RemoteConnection extends PooledConnection {
   /** Renames only when `to` does not exist; returns false (and leaves `from`) when it does. */
   renameIfAbsent(from: string, to: string): Promise<boolean>;
   remove(path: string): Promise<void>;
+  /**
+   * Sets the modification time of the file at `path` (whole seconds). False, with nothing
+   * changed, when the server offers no way to (an FTP server without MFMT or MDTM-write).
+   */
+  setMtime(path: string, mtime: Date): Promise<boolean>;
   /** Creates a folder and its parents; fine when it exists. */
   mkdirp(dir: string): Promise<void>;
 }

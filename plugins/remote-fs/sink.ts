@@ -1,16 +1,19 @@
 /** The atomic-write half shared by the SFTP and FTP sinks: temp name in the same folder, then rename. */
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
+import { SluiceError } from '../../core/errors.js';
 import {
   existsWithOtherBytes,
   type IfExistsMode,
   noFreeName,
   renameCandidates,
 } from '../../core/if-exists.js';
+import type { Logger } from '../../core/observe/logger.js';
 import type { SinkCommit, SinkInstance, SinkWriteRequest } from '../../core/plugin-api.js';
 import { HashTap, hashStream, pipeThrough } from '../../core/streams.js';
+import { checkRemoteSink, type PreflightTraits } from './check.js';
 import type { RemoteConnection } from './connection.js';
-import { joinRemote, tempPathFor } from './paths.js';
+import { inside, joinRemote, tempPathFor } from './paths.js';
 import type { ConnectionPool } from './pool.js';
 import { openPooledRead } from './read.js';
 
@@ -24,7 +27,14 @@ export interface RemoteSinkOptions {
   /** `sftp://host:port/path` style location for logs and the ledger. */
   describe: (path: string) => string;
   isRetryable: (err: unknown) => boolean | undefined;
+  /** `preserve_mtime`: give the upload the item's mtime before the rename, and report it read back. */
+  preserveMtime: boolean;
+  log: Logger;
+  preflight: PreflightTraits;
 }
+
+/** SFTP v3 attributes and FTP's MFMT/MDTM keep whole seconds. */
+const MTIME_PRECISION_MS = 1000;
 
 export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
   const { pool, root, ifExists, describe } = options;
@@ -34,6 +44,7 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
     temp: string,
     req: SinkWriteRequest,
     sent: HashTap,
+    mtimeKept: boolean,
   ): Promise<SinkCommit> {
     const target = joinRemote(root, req.destination);
     const committed = async (
@@ -41,10 +52,12 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
       skipped = false,
       destination = req.destination,
     ): Promise<SinkCommit> => {
+      // Read back after the rename: what the server holds now is what verification compares.
       const stat = await c.stat(path);
       return {
         location: describe(path),
         size: stat?.size,
+        ...(mtimeKept && !skipped && stat?.mtime ? { mtime: stat.mtime } : {}),
         ...(skipped ? { skipped } : {}),
         ...(destination !== req.destination ? { destination } : {}),
       };
@@ -81,6 +94,22 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
     }
   }
 
+  let mtimeUnsupportedSaid = false;
+
+  /** Gives the uploaded temp file the item's mtime (before the rename makes it visible). */
+  async function keepMtime(c: RemoteConnection, temp: string, mtime: Date | undefined): Promise<boolean> {
+    if (!options.preserveMtime || mtime === undefined) return false;
+    if (await c.setMtime(temp, mtime)) return true;
+    if (!mtimeUnsupportedSaid) {
+      mtimeUnsupportedSaid = true;
+      options.log.debug(
+        { location: describe(root) },
+        'the server offers no way to set a file modification time: files keep the time of their upload, and no mtime is reported for verification',
+      );
+    }
+    return false;
+  }
+
   async function removeQuietly(path: string): Promise<void> {
     try {
       await pool.use((c) => c.remove(path));
@@ -109,7 +138,8 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
       ({ connection } = await pool.acquire(req.signal));
       await connection.mkdirp(posix.dirname(target));
       await connection.upload(temp, pipeThrough(req.body, sent));
-      const result = await commit(connection, temp, req, sent);
+      const mtimeKept = await keepMtime(connection, temp, req.item.mtime);
+      const result = await commit(connection, temp, req, sent, mtimeKept);
       pool.release(connection);
       return result;
     } catch (err) {
@@ -124,6 +154,25 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
 
   return {
     write,
+    mtimePrecisionMs: MTIME_PRECISION_MS,
+    async stat(destination, signal) {
+      const path = joinRemote(root, inside(destination, 'sink'));
+      const found = await pool.use((c) => c.stat(path), signal);
+      if (!found) return null;
+      if (found.type !== 'file') {
+        const what = found.type === 'directory' ? 'a folder' : 'not a regular file';
+        throw new SluiceError(
+          'SLUICE_E_SINK',
+          `${describe(path)} is ${what}: a file cannot be written there`,
+          {
+            retryable: false,
+          },
+        );
+      }
+      // SFTP and FTP servers hold no checksums of their files.
+      return { size: found.size, ...(found.mtime ? { mtime: found.mtime } : {}) };
+    },
+    check: (req) => checkRemoteSink({ ...options.preflight, pool, root, describe }, req),
     readBack: (destination, signal) => openPooledRead(pool, joinRemote(root, destination), signal),
     async remove(destination) {
       await pool.use((c) => c.remove(joinRemote(root, destination)));

@@ -1,6 +1,6 @@
 /** The listing/reading/tidying half shared by the SFTP and FTP sources. */
 import { posix } from 'node:path';
-import { escapeControl, SluiceError } from '../../core/errors.js';
+import { escapeControl } from '../../core/errors.js';
 import {
   type AsideOps,
   asideName,
@@ -10,8 +10,9 @@ import {
   unsafeNameReason,
 } from '../../core/item.js';
 import type { Item, SourceInstance } from '../../core/plugin-api.js';
+import { checkRemoteSource, type PreflightTraits } from './check.js';
 import type { RemoteConnection } from './connection.js';
-import { isTempName, joinRemote } from './paths.js';
+import { inside, isInside, isTempName, joinRemote, nameError } from './paths.js';
 import type { ConnectionPool } from './pool.js';
 import { openPooledRead } from './read.js';
 
@@ -19,36 +20,63 @@ export interface RemoteSourceOptions {
   pool: ConnectionPool<RemoteConnection>;
   /** Name items carry as `source`. */
   sourceName: string;
-  /** Folder listed (absolute, or relative to the login folder). */
-  root: string;
+  /** Folders listed, in order (absolute, or relative to the login folder). */
+  roots: string[];
+  /** `paths:` was configured: items carry `root`, the folder they were listed under. */
+  multiRoot: boolean;
+  /** `first`: a relative path listed under an earlier root hides it under later ones. */
+  match: 'all' | 'first';
   recursive: boolean;
   /**
-   * The `after_success: {move_to}` folder. When it lies inside `root` it is never listed:
+   * The `after_success: {move_to}` folder. When it lies inside a root it is never listed:
    * otherwise every pass would take the moved files for new ones (new path, new identity) and
    * process them again, moving them one folder deeper each time.
    */
   moveTo?: string;
   isRetryable: (err: unknown) => boolean | undefined;
+  /** `sftp://host:port/path` style location for messages. */
+  describe: (path: string) => string;
+  preflight: PreflightTraits;
 }
 
 /** SFTP v3 attributes and FTP's MDTM give whole seconds: versions compare at that precision. */
 const MTIME_PRECISION_MS = 1000;
 
 export function createRemoteSource(options: RemoteSourceOptions): SourceInstance {
-  const { pool, root } = options;
+  const { pool, roots } = options;
   const moveTo = options.moveTo === undefined ? undefined : normalizeRemoteDir(options.moveTo);
-
-  const rejectedAt = (relPath: string, reason: string, size?: number, mtime?: Date) =>
-    createItem({
-      source: options.sourceName,
-      path: escapeControl(relPath),
-      size,
-      mtime,
-      rejected: reason,
-      open: () => Promise.reject(nameError(relPath, reason)),
-    });
+  /**
+   * Folders never walked into: `move_to`, and every configured root (a root inside another is
+   * listed as itself, so no file is listed twice under two roots).
+   */
+  const notWalked = new Set([...roots.map(normalizeRemoteDir), ...(moveTo === undefined ? [] : [moveTo])]);
 
   async function* list(signal: AbortSignal): AsyncGenerator<Item> {
+    // With `match: first`, the relative paths earlier roots listed (they hide later ones).
+    const earlier = options.match === 'first' ? new Set<string>() : undefined;
+    for (const root of roots) {
+      const listed: string[] = [];
+      for await (const item of listRoot(root, signal)) {
+        if (earlier?.has(item.path)) continue;
+        listed.push(item.path);
+        yield item;
+      }
+      for (const path of listed) earlier?.add(path);
+    }
+  }
+
+  async function* listRoot(root: string, signal: AbortSignal): AsyncGenerator<Item> {
+    const rootMark = options.multiRoot ? { root } : {};
+    const rejectedAt = (relPath: string, reason: string, size?: number, mtime?: Date) =>
+      createItem({
+        source: options.sourceName,
+        path: escapeControl(relPath),
+        size,
+        mtime,
+        rejected: reason,
+        open: () => Promise.reject(nameError(relPath, reason)),
+        ...rootMark,
+      });
     // Depth-first, one folder at a time, so the first items flow before the tree is walked.
     const pending: string[] = [''];
     while (pending.length > 0) {
@@ -73,7 +101,7 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
         const relPath = relDir === '' ? entry.name : `${relDir}/${entry.name}`;
         const unsafe = unsafeNameReason(entry.name);
         if (entry.type === 'directory') {
-          if (!options.recursive || normalizeRemoteDir(joinRemote(root, relPath)) === moveTo) continue;
+          if (!options.recursive || notWalked.has(normalizeRemoteDir(joinRemote(root, relPath)))) continue;
           // A linked folder could lead outside `path` or back to one of its parents (no end).
           if (entry.link) continue;
           if (unsafe) yield rejectedAt(relPath, `${unsafe} (a folder: its files are not listed)`);
@@ -96,6 +124,7 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
             size: entry.size,
             mtime: entry.mtime,
             open: (s) => openPooledRead(pool, remotePath, s),
+            ...rootMark,
           });
         }
       }
@@ -109,7 +138,7 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
    * already aside), and the runtime's retry does that with the version-derived aside name.
    */
   async function tidy(item: Item, act: (c: RemoteConnection, aside: string) => Promise<void>): Promise<void> {
-    const path = joinRemote(root, inside(item.path));
+    const path = joinRemote(await rootOf(item), inside(item.path, 'source'));
     const aside = posix.join(posix.dirname(path), asideName(item));
     const { connection: c } = await pool.acquire();
     const ops: AsideOps = {
@@ -128,43 +157,63 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
     }
   }
 
+  /** A root the item names must be one of ours: an item path never leads elsewhere. */
+  function knownRoot(root: string): string {
+    if (!roots.includes(root)) throw nameError(root, 'is not one of the folders of this source');
+    return root;
+  }
+
+  /**
+   * The root an item was listed under. An item known by path alone (a companion, an item
+   * revived from its description) belongs to the first root that has the file, as with
+   * `match: first`; with none, to the first root (the tidy-up then finds it gone).
+   */
+  async function rootOf(item: Item): Promise<string> {
+    if (item.root !== undefined) return knownRoot(item.root);
+    if (roots.length === 1) return roots[0];
+    for (const root of roots) {
+      const found = await pool.use((c) => c.stat(joinRemote(root, inside(item.path, 'source'))));
+      if (found?.type === 'file') return root;
+    }
+    return roots[0];
+  }
+
   return {
     list,
-    async openPath(relPath, signal) {
+    /** `root` (an item's own) limits the look-up to that root; else the roots in order. */
+    async openPath(relPath: string, signal?: AbortSignal, root?: string) {
       if (!isInside(relPath)) return null;
-      const remotePath = joinRemote(root, relPath);
-      const stat = await pool.use((c) => c.stat(remotePath), signal);
-      if (stat?.type !== 'file') return null;
-      return openPooledRead(pool, remotePath, signal);
+      for (const candidate of root === undefined ? roots : [knownRoot(root)]) {
+        const remotePath = joinRemote(candidate, relPath);
+        const stat = await pool.use((c) => c.stat(remotePath), signal);
+        if (stat?.type === 'file') return openPooledRead(pool, remotePath, signal);
+      }
+      return null;
     },
     async remove(item) {
       await tidy(item, (c, aside) => c.remove(aside));
     },
     async move(item, toDir) {
-      const to = joinRemote(toDir, inside(item.path));
+      const to = joinRemote(toDir, inside(item.path, 'source'));
       await tidy(item, async (c, aside) => {
         await c.mkdirp(posix.dirname(to));
         await c.renameOver(aside, to);
       });
     },
+    async check(req) {
+      const details: string[] = [];
+      for (const root of roots) {
+        const { detail } = await checkRemoteSource(
+          { ...options.preflight, pool, root, describe: options.describe },
+          req,
+        );
+        details.push(details.length === 0 ? detail : detail.replace(/^logged in as [^,]*, /, ''));
+      }
+      return { detail: details.join('; ') };
+    },
     isRetryable: options.isRetryable,
     close: () => pool.close(),
   };
-}
-
-/** True when a relative item path names a file below its root: no `..`, `.` or empty segment. */
-function isInside(relPath: string): boolean {
-  return !relPath.split('/').some((s) => s === '' || s === '.' || s === '..') && !unsafeNameReason(relPath);
-}
-
-/** `relPath` when it names a file below the root; a SLUICE_E_NAME error otherwise. */
-function inside(relPath: string): string {
-  if (!isInside(relPath)) throw nameError(relPath, 'is not a path inside the source folder');
-  return relPath;
-}
-
-function nameError(path: string, why: string): SluiceError {
-  return new SluiceError('SLUICE_E_NAME', `"${escapeControl(path)}" ${why}`, { retryable: false });
 }
 
 /** `a/b/`, `./a//b` → `a/b`; `/x/` → `/x`: folder paths in one spelling, for comparison. */

@@ -3,13 +3,23 @@
  * imported here, lazily, only when a pipeline uses S3), error classification, object access.
  */
 import type { Readable } from 'node:stream';
-import type { S3Client } from '@aws-sdk/client-s3';
+import type { HeadObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { Type } from '@sinclair/typebox';
+import pLimit from 'p-limit';
 import { SluiceError } from '../../core/errors.js';
+import type { Item } from '../../core/plugin-api.js';
 import { Secret } from '../../core/schema-fragments.js';
-import type { ObjectStoreAccess, StoredObject } from '../object-store/if-exists.js';
-import { quotedEtag } from '../object-store/keys.js';
-import { changedError, type ListedVersion, type ListPage, versionChange } from '../object-store/source.js';
+import { type CheckTarget, isUnreachable } from '../object-store/check.js';
+import { type ObjectStoreAccess, type StoredObject, storedChecksums } from '../object-store/if-exists.js';
+import { quotedEtag, unquotedEtag } from '../object-store/keys.js';
+import { MTIME_METADATA, parseStoredMtime } from '../object-store/mtime.js';
+import {
+  changedError,
+  type ListedObject,
+  type ListedVersion,
+  type ListPage,
+  versionChange,
+} from '../object-store/source.js';
 
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
 
@@ -119,7 +129,19 @@ export async function connectS3(config: S3ConnectionConfig): Promise<S3Connectio
   return { sdk, client, bucket: config.bucket, endpointId: endpointIdentity(endpoint) };
 }
 
-function endpointIdentity(endpoint: string | undefined): string {
+/**
+ * True when CopyObject into a bucket of the endpoint `endpointId` can take `item`: an s3 item of
+ * the same endpoint, within one CopyObject's limit.
+ */
+export function s3Copies(endpointId: string, item: Item): boolean {
+  const origin = item.origin;
+  if (origin?.kind !== S3_ORIGIN_KIND || origin.endpoint !== endpointId) return false;
+  return item.size === undefined || item.size <= MAX_SINGLE_COPY_BYTES;
+}
+
+/** The endpoint identity of a config's `endpoint` (what `Item.origin.endpoint` holds). */
+export function endpointIdentity(endpoint: string | undefined): string {
+  endpoint = endpoint?.trim() || undefined;
   if (endpoint === undefined) return 'aws';
   const url = new URL(endpoint);
   return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}`;
@@ -194,15 +216,77 @@ export function isNotFound(err: unknown): boolean {
   return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
 }
 
+/** The service's reason for a failed S3 call, one line (`NoSuchBucket: …`). */
+export function s3Reason(err: unknown): string {
+  const e = err as {
+    name?: string;
+    message?: string;
+    code?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const message =
+    e?.message || e?.code || (e?.$metadata?.httpStatusCode ? `HTTP ${e.$metadata.httpStatusCode}` : '');
+  if (!message) return String(err);
+  return e?.name && e.name !== 'Error' && !message.includes(e.name) ? `${e.name}: ${message}` : message;
+}
+
 /** The error a plugin reports for a failed S3 call: what, where, the service's reason, retry class. */
 export function s3Error(code: 'SLUICE_E_SOURCE' | 'SLUICE_E_SINK', what: string, err: unknown): SluiceError {
   if (err instanceof SluiceError) return err;
-  const e = err as { name?: string; message?: string };
-  const reason =
-    e?.name && e.message && !e.message.includes(e.name)
-      ? `${e.name}: ${e.message}`
-      : (e?.message ?? String(err));
-  return new SluiceError(code, `${what}: ${reason}`, { cause: err, retryable: isS3Retryable(err) });
+  return new SluiceError(code, `${what}: ${s3Reason(err)}`, { cause: err, retryable: isS3Retryable(err) });
+}
+
+const REFUSED_CREDENTIALS = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidToken',
+  'ExpiredToken',
+  'TokenRefreshRequired',
+  'AuthorizationHeaderMalformed',
+  'CredentialsProviderError',
+]);
+
+/** What a pre-flight check of an S3 bucket reports, and how it reads S3's errors. */
+export function s3CheckTarget(conn: S3Connection, region: string | undefined): CheckTarget {
+  return {
+    noun: 'bucket',
+    name: conn.bucket,
+    endpoint: conn.endpointId === 'aws' ? `AWS S3 (${region ?? 'us-east-1'})` : conn.endpointId,
+    credentialFields:
+      'access_key_id / secret_access_key / session_token, profile or role_arn (absent: the SDK default chain)',
+    permission: (action) =>
+      ({
+        reach: 's3:ListBucket on the bucket',
+        list: 's3:ListBucket on the bucket',
+        write: 's3:PutObject under the prefix',
+        delete: 's3:DeleteObject under the prefix',
+      })[action],
+    async proveRoot(signal) {
+      try {
+        await conn.client.send(new conn.sdk.HeadBucketCommand({ Bucket: conn.bucket }), {
+          abortSignal: signal,
+        });
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status !== 400 && status !== 403) throw err;
+        // A HEAD answer has no body: which credential problem, or a denial, only a GET's says.
+        await conn.client.send(new conn.sdk.ListObjectsV2Command({ Bucket: conn.bucket, MaxKeys: 1 }), {
+          abortSignal: signal,
+        });
+        throw err;
+      }
+    },
+    failureOf(err) {
+      const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+      const status = e?.$metadata?.httpStatusCode;
+      if (e?.name === 'NoSuchBucket' || (e?.name === 'NotFound' && status === 404)) return 'missing';
+      if (e?.name && REFUSED_CREDENTIALS.has(e.name)) return 'credentials';
+      if (e?.name === 'AccessDenied' || e?.name === 'AllAccessDisabled' || status === 403) return 'denied';
+      if (isUnreachable(err) || e?.name === 'TimeoutError') return 'unreachable';
+      return undefined;
+    },
+    reason: s3Reason,
+  };
 }
 
 /** Reads an object; the SDK's Node body is a Readable. */
@@ -221,6 +305,29 @@ export async function getObjectStream(
 /** Metadata key under which Sluice records the sha256 of what it uploaded (`x-amz-meta-sluice-sha256`). */
 export const S3_SHA256_METADATA = 'sluice-sha256';
 
+/** The MD5 an ETag is, hex: a single-part ETag (32 hex digits); a multipart one (`…-N`) is not. */
+export function etagMd5(etag: string | undefined): string | undefined {
+  const bare = unquotedEtag(etag);
+  return bare !== undefined && /^[0-9a-fA-F]{32}$/.test(bare) ? bare.toLowerCase() : undefined;
+}
+
+/**
+ * What a HeadObject says is stored. Under SSE-KMS and SSE-C the ETag is not the MD5 of the
+ * bytes: HeadObject tells, so no `md5` then (a listing cannot tell; see the source's docs).
+ */
+export function storedFromHead(head: HeadObjectCommandOutput): StoredObject {
+  const encrypted =
+    head.SSECustomerAlgorithm !== undefined || (head.ServerSideEncryption ?? '').startsWith('aws:kms');
+  const md5 = encrypted ? undefined : etagMd5(head.ETag);
+  const sha256 = head.Metadata?.[S3_SHA256_METADATA];
+  return {
+    size: head.ContentLength ?? 0,
+    ...(sha256 !== undefined ? { sha256 } : {}),
+    ...(md5 !== undefined ? { md5 } : {}),
+    mtime: parseStoredMtime(head.Metadata?.[MTIME_METADATA]) ?? head.LastModified,
+  };
+}
+
 export function s3ObjectAccess(conn: S3Connection): ObjectStoreAccess {
   return {
     location: (key) => s3Location(conn.bucket, key),
@@ -232,7 +339,7 @@ export function s3ObjectAccess(conn: S3Connection): ObjectStoreAccess {
             abortSignal: signal,
           },
         );
-        return { size: head.ContentLength ?? 0, sha256: head.Metadata?.[S3_SHA256_METADATA] };
+        return storedFromHead(head);
       } catch (err) {
         if (isNotFound(err)) return null;
         throw err;
@@ -240,6 +347,45 @@ export function s3ObjectAccess(conn: S3Connection): ObjectStoreAccess {
     },
     read: (key, signal) => getObjectStream(conn, key, { signal }),
   };
+}
+
+/** HeadObject requests in flight per listing page with `read_metadata`. */
+const METADATA_READS_IN_FLIGHT = 16;
+
+/**
+ * `objects` with what only a HeadObject tells (ListObjectsV2 carries no user metadata): the
+ * stored mtime and sha256, and whether the ETag is an MD5 (not under SSE-KMS/SSE-C). An object
+ * replaced or removed since it was listed keeps its listed values: its read, pinned to the
+ * listed ETag, fails anyway, and metadata of another version must not describe it.
+ */
+export async function withStoredMetadata(
+  conn: S3Connection,
+  objects: ListedObject[],
+  signal: AbortSignal,
+): Promise<ListedObject[]> {
+  const limit = pLimit(METADATA_READS_IN_FLIGHT);
+  const described = async (object: ListedObject): Promise<ListedObject> => {
+    let head: HeadObjectCommandOutput;
+    try {
+      head = await conn.client.send(
+        new conn.sdk.HeadObjectCommand({ Bucket: conn.bucket, Key: object.key }),
+        {
+          abortSignal: signal,
+        },
+      );
+    } catch (err) {
+      if (isNotFound(err)) return object;
+      throw err;
+    }
+    if (unquotedEtag(head.ETag) !== unquotedEtag(object.etag)) return object;
+    const stored = storedFromHead(head);
+    return { ...object, mtime: stored.mtime, checksums: storedChecksums(stored) };
+  };
+  return Promise.all(
+    objects.map((object) =>
+      object.unreadable !== undefined || object.key.endsWith('/') ? object : limit(() => described(object)),
+    ),
+  );
 }
 
 /** Objects larger than this cannot be copied with one CopyObject (a multipart copy would be needed). */
@@ -401,7 +547,13 @@ export async function listObjectsPage(
   const encoded = page.EncodingType === 'url';
   const objects = (page.Contents ?? []).flatMap((object) => {
     if (object.Key === undefined) return [];
-    const listed = { size: object.Size, mtime: object.LastModified, etag: object.ETag };
+    const md5 = etagMd5(object.ETag);
+    const listed = {
+      size: object.Size,
+      mtime: object.LastModified,
+      etag: object.ETag,
+      ...(md5 !== undefined ? { checksums: { md5 } } : {}),
+    };
     if (!encoded) return [{ ...listed, key: object.Key }];
     try {
       return [{ ...listed, key: decodeURIComponent(object.Key.replace(/\+/g, '%20')) }];

@@ -10,18 +10,20 @@ import { Size, sinkCommon } from '../../core/schema-fragments.js';
 import { HashTap, pipeThrough } from '../../core/streams.js';
 import { parseSize } from '../../core/units.js';
 import { takenError } from '../object-store/if-exists.js';
-import { compileMetadata } from '../object-store/metadata.js';
+import { compileMetadata, type MetadataOptions } from '../object-store/metadata.js';
+import { preserveMtimeField, s3MtimeValue } from '../object-store/mtime.js';
 import { createObjectStoreSink, type SinkBackend } from '../object-store/sink.js';
 import {
   connectS3,
   copyObject,
   deleteObject,
+  endpointIdentity,
   isPreconditionFailed,
   isS3Retryable,
-  MAX_SINGLE_COPY_BYTES,
-  S3_ORIGIN_KIND,
   S3_SHA256_METADATA,
+  s3CheckTarget,
   s3ConnectionFields,
+  s3Copies,
   s3Error,
   s3Location,
   s3ObjectAccess,
@@ -29,6 +31,10 @@ import {
 
 /** S3's smallest allowed part (all but the last). */
 const MIN_PART_SIZE = 5 * 1024 * 1024;
+
+function metadataOptions(preserveMtime: boolean | undefined): MetadataOptions {
+  return { sha256Key: S3_SHA256_METADATA, mtimeValue: preserveMtime === false ? undefined : s3MtimeValue };
+}
 
 const config = Type.Object(
   {
@@ -55,6 +61,7 @@ const config = Type.Object(
       default: 4,
       description: 'Parts uploaded in parallel per object.',
     }),
+    preserve_mtime: preserveMtimeField,
     ...sinkCommon,
   },
   { additionalProperties: false },
@@ -78,12 +85,17 @@ export const s3Sink = definePlugin({
     },
   ],
   validate(cfg) {
-    compileMetadata(cfg.metadata ?? {}, S3_SHA256_METADATA);
+    compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime));
     if (parseSize(cfg.part_size) < MIN_PART_SIZE) {
       throw new SluiceError('SLUICE_E_CONFIG', 'part_size must be at least 5MiB (the S3 minimum)', {
         context: { jsonPath: '/part_size' },
       });
     }
+  },
+  copies(cfg, item) {
+    // The object store sink copies only what it can also give its metadata (see its copy()).
+    const needsSha256 = compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime)).needsSha256;
+    return s3Copies(endpointIdentity(cfg.endpoint), item) && !(needsSha256 && !item.checksums.sha256);
   },
   async create(cfg, ctx) {
     s3Sink.validate!(cfg);
@@ -142,10 +154,9 @@ export const s3Sink = definePlugin({
       },
 
       copyableFrom(item) {
-        const origin = item.origin;
-        if (origin?.kind !== S3_ORIGIN_KIND || origin.endpoint !== conn.endpointId) return undefined;
-        if (item.size !== undefined && item.size > MAX_SINGLE_COPY_BYTES) return undefined;
-        return { key: origin.location.bucket === conn.bucket ? origin.location.key : undefined };
+        if (!s3Copies(conn.endpointId, item)) return undefined;
+        const { location } = item.origin!;
+        return { key: location.bucket === conn.bucket ? location.key : undefined };
       },
 
       async copy(item, key, { metadata, exclusive, signal }) {
@@ -188,13 +199,14 @@ export const s3Sink = definePlugin({
 
       delete: (key) => deleteObject(conn, key),
       error: (what, err) => s3Error('SLUICE_E_SINK', what, err),
+      checks: s3CheckTarget(conn, cfg.region),
     };
 
     return {
       ...createObjectStoreSink(backend, {
         prefix: cfg.prefix,
         ifExists: cfg.if_exists ?? 'overwrite',
-        metadata: compileMetadata(cfg.metadata ?? {}, S3_SHA256_METADATA),
+        metadata: compileMetadata(cfg.metadata ?? {}, metadataOptions(cfg.preserve_mtime)),
         tempDir: ctx.tempDir,
       }),
       isRetryable: isS3Retryable,

@@ -1,9 +1,9 @@
 /** `s3` source: lists objects under one or more prefixes of a bucket, lazily, page by page. */
 import { Type } from '@sinclair/typebox';
-import { SluiceError } from '../../core/errors.js';
 import { definePlugin } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { quotedEtag } from '../object-store/keys.js';
+import { prefixFields, validatePrefixes } from '../object-store/prefixes.js';
 import { createObjectStoreSource, type SourceBackend } from '../object-store/source.js';
 import {
   connectS3,
@@ -14,27 +14,17 @@ import {
   isS3Retryable,
   listObjectsPage,
   S3_ORIGIN_KIND,
+  s3CheckTarget,
   s3ConnectionFields,
   s3Error,
   s3Location,
+  withStoredMetadata,
 } from './client.js';
 
 const config = Type.Object(
   {
     ...s3ConnectionFields,
-    prefix: Type.String({
-      default: '',
-      description:
-        'Folder (key prefix) to list; a trailing `/` is implied. Item paths are keys relative to it.',
-      examples: ['incoming/'],
-    }),
-    prefixes: Type.Optional(
-      Type.Array(Type.String(), {
-        minItems: 1,
-        description:
-          'Several folders to list, in order, instead of `prefix`; each item keeps its path relative to the prefix that found it (a key under two of them is listed once).',
-      }),
-    ),
+    ...prefixFields('key', 'incoming/'),
     recursive: Type.Boolean({
       default: true,
       description: 'List keys at any depth below the prefix; false: only keys directly under it.',
@@ -44,6 +34,11 @@ const config = Type.Object(
       maximum: 1000,
       default: 1000,
       description: 'Keys per ListObjectsV2 page.',
+    }),
+    read_metadata: Type.Boolean({
+      default: false,
+      description:
+        "One HeadObject per listed object (16 at a time) to read what a listing does not carry: the stored mtime (metadata `mtime`, as Sluice's and rclone's sinks write it) becomes the item's mtime, the stored `sluice-sha256` its sha256 checksum, and SSE-KMS/SSE-C objects lose the ETag as md5. Off: an item's mtime is the object's LastModified, and its md5 the single-part ETag.",
     }),
     ...sourceCommon,
   },
@@ -55,7 +50,7 @@ export const s3Source = definePlugin({
   kind: 'source',
   summary: 'Lists and reads objects under a prefix of an S3 (or S3-compatible) bucket.',
   description:
-    'Listing is paginated and lazy. Item version (`identity: version`) is the listed ETag alone: an object rewritten with the same bytes in one part keeps its ETag, so it is not taken again (use `identity: content` to compare bytes, `name` to ignore rewrites); reads are pinned to the listed etag (If-Match), so a replaced object is never processed under the old identity. A key that is not a plain relative path below the prefix (`a//b`, `./a`, `../a`, a backslash, a control character) is reported as a failed item and left in place, never read or tidied under another name. `after_success` deletes or moves only the listed version (If-Match, after a HeadObject check for services that ignore it); a replaced object is left for the next pass. Items carry their bucket/key as origin, so an s3 sink on the same endpoint copies them server-side without downloading. `after_success: {move_to: dir}` moves objects to `dir/<path>` in the same bucket (dir is a key prefix from the bucket root).',
+    'Listing is paginated and lazy. Item version (`identity: version`) is the listed ETag alone: an object rewritten with the same bytes in one part keeps its ETag, so it is not taken again (use `identity: content` to compare bytes, `name` to ignore rewrites); reads are pinned to the listed etag (If-Match), so a replaced object is never processed under the old identity. A key that is not a plain relative path below the prefix (`a//b`, `./a`, `../a`, a backslash, a control character) is reported as a failed item and left in place, never read or tidied under another name. `after_success` deletes or moves only the listed version (If-Match, after a HeadObject check for services that ignore it); a replaced object is left for the next pass. Items carry their bucket/key as origin, so an s3 sink on the same endpoint copies them server-side without downloading. Items carry the ETag of a single-part object as checksum `md5` (for `checksum: {expect: metadata}`); a multipart ETag (`…-N`) is not an MD5 and gives none, and neither is the ETag of an object encrypted with SSE-KMS or SSE-C (SSE-S3 keeps it an MD5): a listing cannot tell those apart, so for such buckets set `read_metadata: true` (its HeadObject tells, and drops the md5) or check sha256 instead. With `read_metadata`, the item mtime is the stored metadata `mtime` (Sluice’s `preserve_mtime`, rclone) and its sha256 the stored `sluice-sha256`. `after_success: {move_to: dir}` moves objects to `dir/<path>` in the same bucket (dir is a key prefix from the bucket root).',
   config,
   examples: [
     {
@@ -67,13 +62,7 @@ export const s3Source = definePlugin({
       yaml: 'bucket: exports\nendpoint: http://minio.internal:9000\naccess_key_id: ${MINIO_KEY}\nsecret_access_key: ${MINIO_SECRET}\nprefixes: [daily/, weekly/]\n',
     },
   ],
-  validate(cfg) {
-    if (cfg.prefixes && cfg.prefix !== '') {
-      throw new SluiceError('SLUICE_E_CONFIG', 'use either prefix or prefixes, not both', {
-        context: { jsonPath: '/prefixes' },
-      });
-    }
-  },
+  validate: validatePrefixes,
   async create(cfg, ctx) {
     s3Source.validate!(cfg);
     const conn = await connectS3(cfg);
@@ -81,6 +70,9 @@ export const s3Source = definePlugin({
       location: (key) => s3Location(conn.bucket, key),
       listPage: (prefix, recursive, token, signal) =>
         listObjectsPage(conn, prefix, { recursive, pageSize: cfg.page_size, token, signal }),
+      describe: cfg.read_metadata
+        ? (objects, signal) => withStoredMetadata(conn, objects, signal)
+        : undefined,
       read: (key, { signal, etag }) =>
         getObjectStream(conn, key, { signal, ifMatch: etag === undefined ? undefined : quotedEtag(etag) }),
       isNotFound,
@@ -98,11 +90,13 @@ export const s3Source = definePlugin({
       deleteVersion: (key, version) => deleteObjectVersion(conn, key, version),
       copyVersion: (key, version, toKey) => copyObjectVersion(conn, key, version, toKey),
       error: (what, err) => s3Error('SLUICE_E_SOURCE', what, err),
+      checks: s3CheckTarget(conn, cfg.region),
     };
     return {
       ...createObjectStoreSource(backend, {
         sourceName: cfg.name ?? 's3',
         prefixes: cfg.prefixes ?? [cfg.prefix],
+        match: cfg.match,
         recursive: cfg.recursive,
         log: ctx.log,
       }),

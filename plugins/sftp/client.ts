@@ -15,6 +15,7 @@ import type { PluginContext } from '../../core/plugin-api.js';
 import { Duration, Secret } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
+import type { PreflightTraits } from '../remote-fs/check.js';
 import type { RemoteConnection, RemoteEntry, RemoteStat } from '../remote-fs/connection.js';
 import { remoteFsFields } from '../remote-fs/fields.js';
 import { ConnectionPool } from '../remote-fs/pool.js';
@@ -80,7 +81,7 @@ export interface SftpSettings {
 
 /** Validates the connection part of a config, reads key files and registers every secret. */
 export async function sftpSettings(
-  config: SftpConnectionConfig,
+  config: Omit<SftpConnectionConfig, 'path'>,
   ctx: PluginContext,
   errorCode: ErrorCode,
 ): Promise<SftpSettings> {
@@ -152,6 +153,17 @@ export async function createSftpPool(settings: SftpSettings, maxConnections: num
 export function sftpLocation(settings: SftpSettings, path: string): string {
   const absolute = path.startsWith('/') ? path : `/~/${path === '.' ? '' : path}`;
   return `sftp://${settings.host}:${settings.port}${absolute}`;
+}
+
+/** What the shared pre-flight checks need to know about SFTP. */
+export function sftpPreflight(settings: SftpSettings): PreflightTraits {
+  return {
+    account: `${settings.username}@${settings.host}:${settings.port}`,
+    errorCode: settings.errorCode,
+    isPermissionDenied: (err) =>
+      ((err instanceof SluiceError ? err.cause : err) as { code?: unknown } | undefined)?.code ===
+      SFTP_PERMISSION_DENIED,
+  };
 }
 
 /* ------------------------------------------------------------------ error classification */
@@ -457,6 +469,14 @@ class SftpConnection implements RemoteConnection {
 
   async remove(path: string): Promise<void> {
     await this.request('delete', path, (done) => this.sftp.unlink(path, done));
+  }
+
+  async setMtime(path: string, mtime: Date): Promise<boolean> {
+    // SFTP v3 carries whole seconds; the access time becomes now, as `touch -m` leaves it alone.
+    const seconds = Math.floor(mtime.getTime() / 1000);
+    const now = Math.floor(Date.now() / 1000);
+    await this.request('setstat', path, (done) => this.sftp.utimes(path, now, seconds, done));
+    return true;
   }
 
   async mkdirp(dir: string): Promise<void> {

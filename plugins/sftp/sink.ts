@@ -1,12 +1,14 @@
 import { Type } from '@sinclair/typebox';
 import { definePlugin } from '../../core/plugin-api.js';
 import { sinkCommon } from '../../core/schema-fragments.js';
+import { remoteSinkFields } from '../remote-fs/fields.js';
 import { createRemoteSink } from '../remote-fs/sink.js';
 import {
   createSftpPool,
   isSftpRetryable,
   sftpConnectionFields,
   sftpLocation,
+  sftpPreflight,
   sftpSettings,
 } from './client.js';
 
@@ -15,8 +17,11 @@ export const sftpSink = definePlugin({
   kind: 'sink',
   summary: 'Writes files to an SFTP server atomically (temp name, then rename), host key pinned.',
   description:
-    'Uploads each item to a hidden temp file `.<name>.sluice-tmp-<hex>` in the destination folder (created as needed), then renames it into place: OpenSSH posix-rename for `if_exists: overwrite` (atomic replace), a plain SFTP rename (which refuses an existing target) for skip/fail/rename. A failed or aborted upload removes its temp file. Up to `max_connections` uploads run at once.',
-  config: Type.Object({ ...sinkCommon, ...sftpConnectionFields }, { additionalProperties: false }),
+    'Uploads each item to a hidden temp file `.<name>.sluice-tmp-<hex>` in the destination folder (created as needed), then renames it into place: OpenSSH posix-rename for `if_exists: overwrite` (atomic replace), a plain SFTP rename (which refuses an existing target) for skip/fail/rename. A failed or aborted upload removes its temp file. With `preserve_mtime` (default) the temp file gets the item mtime (SFTP setstat, whole seconds) before the rename, and the mtime read back after it is reported for verification (SFTP v3 holds 32-bit seconds: times after 2106 or before 1970 cannot be stored and fail verification). SFTP has no checksums: the sink reports size and mtime only. Up to `max_connections` uploads run at once. `sluice check` logs in and proves `path` is a folder (or that the first write will create it); at full depth it writes and removes a probe `.sluice-check-<hex>` there.',
+  config: Type.Object(
+    { ...sinkCommon, ...sftpConnectionFields, ...remoteSinkFields },
+    { additionalProperties: false },
+  ),
   examples: [
     {
       title: 'Password auth into a folder',
@@ -30,6 +35,9 @@ export const sftpSink = definePlugin({
       root: config.path,
       ifExists: config.if_exists ?? 'overwrite',
       describe: (path) => sftpLocation(settings, path),
+      preserveMtime: config.preserve_mtime,
+      preflight: sftpPreflight(settings),
+      log: ctx.log,
       isRetryable: isSftpRetryable,
     });
   },

@@ -1,19 +1,28 @@
 import { Type } from '@sinclair/typebox';
 import { definePlugin } from '../../core/plugin-api.js';
 import { sourceCommon } from '../../core/schema-fragments.js';
+import { remoteSourceFields, rootsOf, validateRoots } from '../remote-fs/fields.js';
 import { createRemoteSource } from '../remote-fs/source.js';
-import { createSftpPool, isSftpRetryable, sftpConnectionFields, sftpSettings } from './client.js';
+import {
+  createSftpPool,
+  isSftpRetryable,
+  sftpConnectionFields,
+  sftpLocation,
+  sftpPreflight,
+  sftpSettings,
+} from './client.js';
 
 export const sftpSource = definePlugin({
   name: 'sftp',
   kind: 'source',
   summary: 'Lists and reads files on an SFTP server (OpenSSH and compatible), host key pinned.',
   description:
-    'Walks `path` (recursively by default, one folder at a time) and lists every regular file with its size and mtime; a symbolic link to a file is followed, a link to a folder is not descended into (it could lead outside `path` or loop). A name that is not valid UTF-8 or holds a control character, and a folder that cannot be read, are reported as failed items; the listing goes on. Each read borrows one of `max_connections` pooled SSH sessions; a dropped session is replaced on the next borrow. `after_success` acts only on the listed version: the file is renamed aside to a hidden `.<name>.sluice-tidy-<hex>`, its size and mtime (whole seconds) checked, then deleted or moved — a file changed meanwhile is put back for the next pass. `move_to` keeps the relative path under the target folder and replaces an existing file there (OpenSSH posix-rename). The server key must be pinned with `host_key_sha256`; a refused connection names the fingerprint the server presented.',
+    'Walks `path` (recursively by default, one folder at a time) and lists every regular file with its size and mtime; a symbolic link to a file is followed, a link to a folder is not descended into (it could lead outside `path` or loop). A name that is not valid UTF-8 or holds a control character, and a folder that cannot be read, are reported as failed items; the listing goes on. Each read borrows one of `max_connections` pooled SSH sessions; a dropped session is replaced on the next borrow. `after_success` acts only on the listed version: the file is renamed aside to a hidden `.<name>.sluice-tidy-<hex>`, its size and mtime (whole seconds) checked, then deleted or moved — a file changed meanwhile is put back for the next pass. `move_to` keeps the relative path under the target folder and replaces an existing file there (OpenSSH posix-rename). The server key must be pinned with `host_key_sha256`; a refused connection names the fingerprint the server presented. The server keeps no checksums, so items carry none (`checksum: {expect: metadata}` has nothing to compare). `sluice check` logs in and proves `path` is a folder; at full depth it also lists it.',
   config: Type.Object(
     {
       ...sourceCommon,
       ...sftpConnectionFields,
+      ...remoteSourceFields,
       recursive: Type.Boolean({ default: true, description: 'Also list files in sub-folders of `path`.' }),
     },
     { additionalProperties: false },
@@ -34,15 +43,18 @@ export const sftpSource = definePlugin({
       ].join('\n'),
     },
   ],
+  validate: validateRoots,
   async create(config, ctx) {
     const settings = await sftpSettings(config, ctx, 'SLUICE_E_SOURCE');
     return createRemoteSource({
       pool: await createSftpPool(settings, config.max_connections),
       sourceName: config.name ?? 'sftp',
-      root: config.path,
+      ...rootsOf(config),
       recursive: config.recursive,
       moveTo: typeof config.after_success === 'object' ? config.after_success.move_to : undefined,
       isRetryable: isSftpRetryable,
+      describe: (path) => sftpLocation(settings, path),
+      preflight: sftpPreflight(settings),
     });
   },
 });

@@ -271,7 +271,16 @@ describe('finalisation', () => {
     );
     const summary = await run(file, { dryRun: true });
     expect(summary.plan).toEqual([
-      { source: 'local', path: 'a.txt', destinations: ['a.txt'], action: 'write', bytes: 3, steps: [] },
+      {
+        source: 'local',
+        path: 'a.txt',
+        destinations: ['a.txt'],
+        action: 'write',
+        bytes: 3,
+        steps: [],
+        sinks: [{ sink: 'sink.local', location: './out/a.txt' }],
+        afterSuccess: 'delete',
+      },
     ]);
     expect(existsSync(ws.path('out'))).toBe(false);
     expect(existsSync(ws.path('dead'))).toBe(false);

@@ -27,6 +27,8 @@ export interface VsftpdHandle {
 export interface VsftpdOptions {
   tls?: 'explicit' | 'implicit';
   username?: string;
+  /** More vsftpd.conf lines (`mdtm_write=NO`…), after the defaults so they win. */
+  extraConfig?: string[];
 }
 
 export async function startVsftpd(options: VsftpdOptions = {}): Promise<VsftpdHandle> {
@@ -102,6 +104,7 @@ export async function startVsftpd(options: VsftpdOptions = {}): Promise<VsftpdHa
       `implicit_ssl=${options.tls === 'implicit' ? 'YES' : 'NO'}`,
     );
   }
+  lines.push(...(options.extraConfig ?? []));
   const config = join(dir, 'vsftpd.conf');
   writeFileSync(config, `${lines.join('\n')}\n`);
   // vsftpd has no pidfile option: the child's PID (background=NO) is the listener's.

@@ -1,16 +1,18 @@
+import { formatPlan, planJson } from '../../observe/plan.js';
 import { runPipelineFile } from '../../sdk.js';
-import { formatBytes } from '../../units.js';
 import { type CommonOptions, makeLogger, parseVars, setFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 
 /**
- * Dry run that prints every source → destination mapping. It writes nothing: the ledger is read
- * only, the runner's temp files go to the OS temp folder, and no log file is opened (plan has no
- * --log-file; a defaults file's `log_file` is for the runs).
+ * Dry run that prints what each item would do: every source → destination mapping with each
+ * sink's location, the steps and the tidy-up, or which filter leaves it and why (`--json`: the
+ * same as JSON). It writes nothing: the ledger is read only, the runner's temp files go to the
+ * OS temp folder, and no log file is opened (plan has no --log-file; a defaults file's
+ * `log_file` is for the runs).
  */
 export async function planCommand(
   file: string,
-  opts: CommonOptions & { force?: boolean; cluster?: string },
+  opts: CommonOptions & { force?: boolean; cluster?: string; json?: boolean },
 ): Promise<number> {
   const { logger, close } = makeLogger({ ...opts, logFile: undefined, quiet: opts.quiet ?? true });
   // With --cluster, what is "done before" comes from the cluster's ledger.
@@ -26,40 +28,8 @@ export async function planCommand(
       log: logger,
       ledger,
     });
-    const out: string[] = [];
-    for (const e of summary.plan) {
-      const from = `${e.source}:${e.path}`;
-      switch (e.action) {
-        case 'write':
-          for (const d of e.destinations) out.push(`${from} → ${d}`);
-          if (e.destinations.length === 0) out.push(`${from} → (nothing to write)`);
-          // A step whose `when` did not select the item is missing here: the plan says which ran.
-          if (e.steps?.length) out.push(`  steps: ${e.steps.join(', ')}`);
-          break;
-        case 'skip-done':
-          out.push(`${from} — skip: done before`);
-          break;
-        case 'finalize-only':
-          out.push(`${from} — committed before; only after_success would run`);
-          break;
-        case 'filtered':
-          out.push(`${from} — filtered out`);
-          break;
-        case 'failed':
-          out.push(`${from} — would fail: ${e.error}`);
-          break;
-        case 'parked':
-          out.push(
-            `${from} — parked (failed before: ${e.error}); held back until it changes or \`sluice retry\``,
-          );
-          break;
-      }
-    }
-    const writes = summary.plan.filter((e) => e.action === 'write');
-    out.push(
-      `${writes.length} item(s) to process (${summary.filesWritten} file(s), ${formatBytes(summary.bytesOut)}), ${summary.skipped} done before, ${summary.parked} parked, ${summary.filtered} filtered, ${summary.failed} would fail`,
-    );
-    process.stdout.write(`${out.join('\n')}\n`);
+    const text = opts.json ? JSON.stringify(planJson(summary), null, 2) : formatPlan(summary);
+    process.stdout.write(`${text}\n`);
     return summary.failed > 0 ? EXIT.failed : EXIT.ok;
   } finally {
     await ledger?.close();

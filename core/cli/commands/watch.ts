@@ -1,5 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { CONFIG_FILE_NAMES } from '../../config/connections.js';
 import { SluiceError } from '../../errors.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import { PipelineSupervisor } from '../../runtime/supervisor.js';
@@ -11,6 +12,8 @@ import { Host, type HostOptions } from './host.js';
 interface WatchOptions extends HostOptions {
   debounce?: string | number;
   cluster?: string;
+  /** The defaults file in effect (applyConfigFile puts the one it found here). */
+  config?: string;
 }
 
 const isPipelineFile = (path: string) => isPipelineFileName(basename(path));
@@ -34,8 +37,18 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
   });
   const explicitFiles = new Set(targets.filter((t) => !t.dir).map((t) => t.path));
   const folders = targets.filter((t) => t.dir).map((t) => t.path);
+  // The connections file: the defaults file, else each pipeline folder's sluice.config.yaml.
+  const connectionFiles = new Set(
+    opts.config
+      ? [resolve(opts.config)]
+      : [...folders, ...[...explicitFiles].map((f) => dirname(f))].flatMap((d) =>
+          CONFIG_FILE_NAMES.map((n) => join(d, n)),
+        ),
+  );
   const watched = (abs: string) =>
-    explicitFiles.has(abs) || (isPipelineFile(abs) && folders.some((d) => resolve(abs, '..') === d));
+    explicitFiles.has(abs) ||
+    connectionFiles.has(abs) ||
+    (isPipelineFile(abs) && folders.some((d) => resolve(abs, '..') === d));
 
   // With --cluster this process is the pipelines' lister: passes enqueue, `sluice worker`s run.
   const cluster = (await import('../../cluster/url.js')).clusterUrl(opts.cluster);
@@ -98,6 +111,12 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
     host.supervisors.splice(host.supervisors.indexOf(supervisor), 1);
   };
   const changed = (file: string) => {
+    // An edit of the connections reloads every pipeline; one whose connections did not change
+    // loads as the same version and keeps running.
+    if (connectionFiles.has(file)) {
+      for (const pipeline of byFile.keys()) changed(pipeline);
+      return;
+    }
     clearTimeout(timers.get(file));
     timers.set(
       file,
@@ -109,7 +128,7 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
   };
 
   const { watch } = await import('chokidar');
-  const watcher = watch([...folders, ...explicitFiles], {
+  const watcher = watch([...folders, ...explicitFiles, ...connectionFiles], {
     depth: 0,
     ignoreInitial: false,
     ignored: (path: string, stats?: { isFile(): boolean }) =>
