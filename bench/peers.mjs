@@ -26,7 +26,7 @@ import {
   mibFilesSftpToS3OverLatency,
 } from './latency.mjs';
 import { benchDir, fmt, machine, measure, median, repoDir, sluiceBin, writeSection } from './lib/common.mjs';
-import { cleanOutputs, compare, gunzipCases, gzipCases, pgpCases } from './transforms.mjs';
+import { cleanOutputs, compare, gunzipCases, gzipCases, pgpCases, pgpSmallCases } from './transforms.mjs';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -51,6 +51,7 @@ const SIZES = quick
       codecRounds: 1,
       pgp: 128 * MiB,
       pgpRounds: 1,
+      pgpSmall: 50,
       sftpSmall: 300,
       sftpBig: 128 * MiB,
       segregate: 500,
@@ -68,6 +69,7 @@ const SIZES = quick
       codecRounds: 2,
       pgp: 512 * MiB,
       pgpRounds: 3,
+      pgpSmall: 200,
       sftpSmall: 2000,
       sftpBig: 1024 * MiB,
       segregate: 10000,
@@ -231,6 +233,26 @@ const COMPARISONS = {
       return rows;
     },
   },
+  'pgp-small': {
+    title: 'many small PGP files, gpg engine vs openpgp engine',
+    async run(S) {
+      const results = compare(pgpSmallCases(S.pgpSmall), S.pgpRounds);
+      cleanOutputs();
+      const a = results['Sluice pgp_decrypt, gpg engine'];
+      const b = results['Sluice pgp_decrypt, openpgp engine'];
+      return [
+        row(
+          'pgp-small',
+          `${count(S.pgpSmall)} × 4 KiB .gpg files through pgp_decrypt (passphrase-protected RSA-3072 key), gpg engine vs openpgp engine`,
+          perSecond(S.pgpSmall, a.wall, 'files'),
+          `openpgp engine ${perSecond(S.pgpSmall, b.wall, 'files')}`,
+          b.wall / a.wall,
+          1.0,
+          { rss: [a.rss * 1024, b.rss * 1024], walls: [a.wall, b.wall] },
+        ),
+      ];
+    },
+  },
   'sftp-s3-small': {
     title: 'small files sftp → s3 vs rclone',
     async run(S) {
@@ -390,6 +412,8 @@ const LIMITS = {
     `deflate level 6 itself, on one libuv thread (the same zlib as \`gzip\`); ${profiled('gzip')}. Without start-up: ${withoutStartup(run, 'gzip')}.`,
   pgp: (run) =>
     `two extra pipes. See ${profiled('pgp')}: after module loading at start-up, the main thread's time goes to stream plumbing and pipe writes — moving every byte through the \`gpg\` child (written to its stdin, read back from its stdout, then written to the file), where \`gpg --decrypt -o\` writes straight to the file. With start-up taken out (compressed / uncompressed): ${withoutStartup(run, 'pgp')}.`,
+  'pgp-small': () =>
+    `per-file cost of the gpg engine: a \`gpg\` process per file (start, a round trip to the run's one agent, the RSA-3072 private-key operation there) where openpgp.js does the RSA operation in-process. Until the throwaway home's agent got \`s2k-count 65536\` (issue 16.6) it re-derived the key's protection for every file (0.5–2 s a file on a loaded machine).`,
   'sftp-s3-small': (run) =>
     `per-request CPU in one Node process. See ${profiled('sftp-s3-small')}: the AWS SDK v3 middleware (\`@smithy/*\`, \`@aws-sdk/*\`: serialisation, SigV4 signing, endpoint resolution) and socket writes are the largest shares; per file Sluice sends PutObject and a HeadObject (to verify the stored size) where rclone sends one request, plus an SFTP open/read/close and ledger writes. With start-up taken out: ${withoutStartup(run, 'sftp-s3-small')}.`,
   'sftp-s3-big': (run) =>

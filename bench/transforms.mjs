@@ -158,6 +158,12 @@ function ensureKey() {
   ]);
 }
 
+/** Encrypts `plain` to `recipient` (a key in the bench home) into `out`, gpg's zlib unless `algo`. */
+function encryptTo(recipient, plain, out, algo = 'zlib') {
+  const args = ['--batch', '--yes', '--trust-model', 'always', '--compress-algo', algo, '-r', recipient];
+  execFileSync('gpg', ['--homedir', home, ...args, '-o', out, '--encrypt', plain], { stdio: 'ignore' });
+}
+
 /**
  * Cases for pgp_decrypt of a `bytes`-sized plaintext, `kind` 'compressed' (gpg's default zlib)
  * or 'uncompressed': `gpg --decrypt` and Sluice with each engine in `engines`.
@@ -170,26 +176,7 @@ export function pgpCases(bytes, kind, engines = ['gpg', 'openpgp']) {
     const plain = join(data, `pgp-${MiB(bytes)}.csv`);
     makeBigFile(plain, bytes);
     const algo = kind === 'compressed' ? 'zlib' : 'none';
-    execFileSync(
-      'gpg',
-      [
-        '--homedir',
-        home,
-        '--batch',
-        '--yes',
-        '--trust-model',
-        'always',
-        '--compress-algo',
-        algo,
-        '-r',
-        'bench@example.com',
-        '-o',
-        `${msg}.part`,
-        '--encrypt',
-        plain,
-      ],
-      { stdio: 'ignore' },
-    );
+    encryptTo('bench@example.com', plain, `${msg}.part`, algo);
     execFileSync('mv', [`${msg}.part`, msg]);
   }
   const dir = inbox(`pgp-${kind}`, msg);
@@ -212,6 +199,65 @@ export function pgpCases(bytes, kind, engines = ['gpg', 'openpgp']) {
       `pgp-${engine}-${kind}`,
       dir,
       `  - pgp_decrypt: { private_key_file: ${keyFile}, engine: ${engine} }`,
+    );
+    cases[`Sluice pgp_decrypt, ${engine} engine`] = () => sluice(file);
+  }
+  return cases;
+}
+
+const passKeyFile = join(data, 'secret-pass.asc');
+const PASSPHRASE = 'bench-passphrase';
+
+/** A passphrase-protected RSA-3072 key in the same home (made once): how partners' keys come. */
+function ensurePassKey() {
+  ensureKey();
+  if (existsSync(passKeyFile)) return;
+  writeFileSync(
+    join(data, 'pass-key.params'),
+    `Key-Type: RSA\nKey-Length: 3072\nSubkey-Type: RSA\nSubkey-Length: 3072\nName-Real: Bench Pass\nName-Email: bench-pass@example.com\nExpire-Date: 0\nPassphrase: ${PASSPHRASE}\n%commit\n`,
+  );
+  const loopback = ['--homedir', home, '--batch', '--pinentry-mode', 'loopback'];
+  execFileSync('gpg', [...loopback, '--gen-key', join(data, 'pass-key.params')], { stdio: 'ignore' });
+  const key = execFileSync('gpg', [
+    ...loopback,
+    '--passphrase',
+    PASSPHRASE,
+    '--armor',
+    '--export-secret-keys',
+    'bench-pass@example.com',
+  ]);
+  writeFileSync(`${passKeyFile}.part`, key);
+  execFileSync('mv', [`${passKeyFile}.part`, passKeyFile]);
+}
+
+/**
+ * Cases for `count` small (4 KiB) PGP messages in one folder through pgp_decrypt with a
+ * passphrase-protected RSA-3072 key, one Sluice run per engine in `engines`: what per-file
+ * costs weigh (a gpg process and a key unlock per file; an RSA decryption in JS).
+ */
+export function pgpSmallCases(count, engines = ['gpg', 'openpgp']) {
+  mkdirSync(data, { recursive: true });
+  ensurePassKey();
+  const dir = join(data, `pgp-small-${count}`);
+  const made = `${dir}.made`; // beside the folder: everything inside it is an item
+  if (!existsSync(made)) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const plain = join(data, 'pgp-small.csv');
+    makeBigFile(plain, 4096);
+    const one = join(data, 'pgp-small.csv.gpg');
+    encryptTo('bench-pass@example.com', plain, one);
+    // One message under many names: encryption is not what is measured, each file is decrypted on its own.
+    for (let i = 0; i < count; i++)
+      execFileSync('ln', [one, join(dir, `f${String(i).padStart(5, '0')}.csv.gpg`)]);
+    writeFileSync(made, '');
+  }
+  const cases = {};
+  for (const engine of engines) {
+    const file = pipeline(
+      `pgp-small-${engine}`,
+      dir,
+      `  - pgp_decrypt: { private_key_file: ${passKeyFile}, passphrase: ${PASSPHRASE}, engine: ${engine} }`,
     );
     cases[`Sluice pgp_decrypt, ${engine} engine`] = () => sluice(file);
   }

@@ -3,6 +3,7 @@ import { SluiceError } from '../../core/errors.js';
 import { definePlugin } from '../../core/plugin-api.js';
 import { Size } from '../../core/schema-fragments.js';
 import { parseSize } from '../../core/units.js';
+import { preferLateVerdict } from '../pgp/stream-gates.js';
 import type { FormatName } from './detect.js';
 import type { Layout } from './entry-path.js';
 import { decompressItem, type UnpackSettings } from './unpack.js';
@@ -134,7 +135,9 @@ export const decompressPlugin = definePlugin({
       },
     };
     return {
-      process: (item, stepCtx) => decompressItem(item, settings, stepCtx.signal),
+      // Garbage from a tampered PGP message is the decryption's failure, not this step's.
+      process: (item, stepCtx) =>
+        preferLateVerdict(item, (input) => decompressItem(input, settings, stepCtx.signal)),
     };
   },
 });

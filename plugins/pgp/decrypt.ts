@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
-import { SluiceError } from '../../core/errors.js';
+import { SluiceError, wrapPluginError } from '../../core/errors.js';
 import { deriveItem, itemName } from '../../core/item.js';
 import { definePlugin, type Item, type StepContext } from '../../core/plugin-api.js';
 import { pipeThrough } from '../../core/streams.js';
@@ -9,7 +9,7 @@ import { type DecryptEngine, EngineField, type EngineName, resolveEngine } from 
 import { loadPrivateKey, loadPublicKeys, privateKeyFields, publicKeyFields } from './key-material.js';
 import { detachedSignatureNames, isDetachedSignature, stripPgpExtension } from './names.js';
 import { judgeSignatures, mergeOutcomes, noSignatures, type SignatureOutcome } from './signatures.js';
-import { EndGate, VerifierTee } from './stream-gates.js';
+import { EndGate, lateVerdictOf, offerLateVerdict, VerifierTee } from './stream-gates.js';
 
 /** Detached signatures are a few hundred bytes; refuse to buffer anything much larger. */
 const MAX_SIGNATURE_BYTES = 64 * 1024;
@@ -104,6 +104,31 @@ export const pgpDecryptPlugin = definePlugin({
         ciphertext = pipeThrough(ciphertext, tee);
       }
       const { plaintext, inlineSignatures } = engine.decrypt(ciphertext);
+      const late = lateVerdictOf(plaintext);
+      const output = verify ? verified(plaintext, inlineSignatures, detachedOutcome, item, ctx) : plaintext;
+      if (!late) return output;
+      // A step after this one that fails on garbage asks: a failed integrity check is ours.
+      return offerLateVerdict(output, async () => {
+        const failure = await late();
+        return (
+          failure &&
+          wrapPluginError(failure, {
+            pipeline: ctx.pipeline,
+            step: ctx.stepId,
+            plugin: 'pgp_decrypt',
+            item: `${item.source}:${item.path}`,
+          })
+        );
+      });
+    }
+
+    function verified(
+      plaintext: Readable,
+      inlineSignatures: () => Promise<SignatureOutcome>,
+      detachedOutcome: Promise<SignatureOutcome>,
+      item: Item,
+      ctx: StepContext,
+    ): Readable {
       if (!verify) return plaintext;
       return pipeThrough(
         plaintext,

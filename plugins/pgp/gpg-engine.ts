@@ -3,8 +3,9 @@ import { rm } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { SluiceError } from '../../core/errors.js';
 import type { DecryptEngine, DecryptKeys, EncryptEngine, EncryptKeys } from './engines.js';
-import { GpgHome, type GpgResult, gpgFilter, hasStatus, spawnGpg } from './gpg.js';
+import { GpgHome, type GpgResult, gpgFilter, hasStatus, READER_GONE, spawnGpg } from './gpg.js';
 import type { SignatureOutcome } from './signatures.js';
+import { offerLateVerdict } from './stream-gates.js';
 
 /** gpg decrypted and the MDC matched: a non-zero exit then comes from signature checks only. */
 function decryptedIntact(result: GpgResult): boolean {
@@ -14,6 +15,17 @@ function decryptedIntact(result: GpgResult): boolean {
     !hasStatus(result, 'DECRYPTION_FAILED') &&
     !hasStatus(result, 'BADMDC')
   );
+}
+
+/**
+ * The message itself is bad (tampered, truncated, corrupt inside): what gpg reports after its
+ * reader stopped early. Not a failed write (READER_GONE): that only says the reader stopped.
+ */
+function messageFailed(result: GpgResult): boolean {
+  if (hasStatus(result, 'BADMDC')) return true;
+  const said = result.messages.join('\n');
+  if (/inflate problem|invalid packet|manipulated/i.test(said)) return true;
+  return hasStatus(result, 'DECRYPTION_FAILED') && !READER_GONE.test(said);
 }
 
 const SIGNATURE_PROBLEMS = ['ERRSIG', 'BADSIG', 'EXPKEYSIG', 'REVKEYSIG', 'EXPSIG'];
@@ -76,7 +88,7 @@ export async function createGpgDecryptEngine(keys: DecryptKeys): Promise<Decrypt
     if (preset && own) await checkPassphrase(home, own);
     return {
       decrypt(ciphertext) {
-        const { output, done } = gpgFilter(
+        const { output, done, late } = gpgFilter(
           home.dir,
           [...(keys.verifying ? [] : ['--skip-verify']), '--decrypt'],
           ciphertext,
@@ -87,9 +99,13 @@ export async function createGpgDecryptEngine(keys: DecryptKeys): Promise<Decrypt
               keys.verifying &&
               decryptedIntact(result) &&
               SIGNATURE_PROBLEMS.some((k) => hasStatus(result, k)),
+            lateFailure: messageFailed,
           },
         );
-        return { plaintext: output, inlineSignatures: async () => outcomeFromStatus(await done, allowed) };
+        return {
+          plaintext: offerLateVerdict(output, late),
+          inlineSignatures: async () => outcomeFromStatus(await done, allowed),
+        };
       },
 
       async detachedVerifier(signature) {

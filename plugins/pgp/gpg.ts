@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pipeline, type Readable, type Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { SluiceError } from '../../core/errors.js';
-import { EndGate } from './stream-gates.js';
+import { EndGate, type LateVerdict } from './stream-gates.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -51,15 +51,58 @@ export function hasStatus(result: GpgResult, keyword: string): boolean {
   return result.status.some((s) => s[0] === keyword);
 }
 
-/** The last few gpg messages, which say why it failed (never the passphrase: gpg does not echo it). */
+/** gpg's human lines that say nothing about a failure. */
+const NOISE =
+  /^(encrypted with|using|issuer|Signature made|WARNING: This key is not certified|There is no indication|signature verification suppressed|Total number processed|imported:|secret keys read|unchanged:)/;
+
+/**
+ * Status keywords that say why gpg failed (doc/DETAILS in GnuPG): shown with their arguments,
+ * which are key ids, error codes and packet types, never a passphrase.
+ */
+const FAILURE_STATUS = new Set([
+  'NODATA',
+  'UNEXPECTED',
+  'BADARMOR',
+  'BADMDC',
+  'DECRYPTION_FAILED',
+  'NO_SECKEY',
+  'NO_PUBKEY',
+  'BAD_PASSPHRASE',
+  'MISSING_PASSPHRASE',
+  'KEYEXPIRED',
+  'KEYREVOKED',
+  'INV_RECP',
+  'INV_SGNR',
+  'NO_RECP',
+  'NO_SGNR',
+  'IMPORT_PROBLEM',
+  'ERROR',
+  'FAILURE',
+]);
+
+/**
+ * Why gpg failed, in its own words: its last messages (without the "… failed: Unknown system
+ * error" it ends many failures with, which names no cause) and the failure status lines. Never
+ * the passphrase: gpg does not echo it, and neither the messages nor these status lines carry it.
+ */
 export function gpgFailure(result: GpgResult, what: string): SluiceError {
-  const noise =
-    /^(encrypted with|using|issuer|Signature made|WARNING: This key is not certified|There is no indication|signature verification suppressed)/;
-  const reasons = result.messages.filter((m) => !noise.test(m) && !m.startsWith('"'));
-  const text =
-    (reasons.length > 0 ? reasons : result.messages).slice(-3).join('; ') || `exit code ${result.code}`;
-  const code = /bad passphrase/i.test(text) ? 'SLUICE_E_CONFIG' : 'SLUICE_E_BAD_DATA';
-  return new SluiceError(code, `${what} failed (gpg): ${text}`, { retryable: false });
+  const informative = (m: string) =>
+    !NOISE.test(m) && !m.startsWith('"') && !/: Unknown system error$/.test(m);
+  const reasons = result.messages.filter(informative);
+  const said = (reasons.length > 0 ? reasons : result.messages).slice(-3).join('; ');
+  const status = [
+    ...new Set(result.status.filter((s) => FAILURE_STATUS.has(s[0])).map((s) => s.join(' '))),
+  ].slice(-4);
+  const parts = [said, status.length > 0 ? `[gpg status: ${status.join(', ')}]` : ''].filter(Boolean);
+  const text = parts.join(' ') || `exit code ${result.code}`;
+  const badPassphrase = /bad passphrase/i.test(said) || result.status.some((s) => s[0] === 'BAD_PASSPHRASE');
+  return new SluiceError(
+    badPassphrase ? 'SLUICE_E_CONFIG' : 'SLUICE_E_BAD_DATA',
+    `${what} failed (gpg): ${text}`,
+    {
+      retryable: false,
+    },
+  );
 }
 
 interface SpawnOptions {
@@ -118,17 +161,33 @@ export async function runGpg(
   return result;
 }
 
+/** How long gpg reads on after its reader stopped early, for a late verdict not asked for yet. */
+const LATE_VERDICT_GRACE_MS = 2000;
+/** The longest gpg reads on (the rest of its input) for a late verdict that was asked for. */
+const LATE_VERDICT_CAP_MS = 60_000;
+/** What gpg says when the reader of its output went away (stdout is a socket pair under Node). */
+export const READER_GONE = /Broken pipe|Connection reset by peer/i;
+
 /**
  * Streams `input` through gpg. The returned stream errors — before it ends — when gpg exits
  * non-zero, unless `accept(result)` says that exit is fine; `accept` may also throw its own
  * verdict. An error of `input` itself is passed on as is (it may be retryable).
+ *
+ * `late` is for a reader that stopped early because the bytes looked broken (a gunzip meeting
+ * garbage): gpg, which goes on reading its input a moment after its output was closed (it
+ * checks the integrity code at the end even when nobody reads the plaintext), says whether
+ * the message itself failed — `lateFailure(result)` decides from its status — or nothing.
  */
 export function gpgFilter(
   home: string,
   args: string[],
   input: Readable,
-  options: SpawnOptions & { what: string; accept?: (result: GpgResult) => boolean },
-): { output: Readable; done: Promise<GpgResult> } {
+  options: SpawnOptions & {
+    what: string;
+    accept?: (result: GpgResult) => boolean;
+    lateFailure?: (result: GpgResult) => boolean;
+  },
+): { output: Readable; done: Promise<GpgResult>; late: LateVerdict } {
   const { child, done } = spawnGpg(home, args, options);
   let inputError: Error | undefined;
   // gpg says only "Unknown system error" about an empty input: count what it was given.
@@ -155,14 +214,51 @@ export function gpgFilter(
   };
   const output = pipeline(child.stdout as Readable, new EndGate(verdict), () => {}) as unknown as Readable;
   done.catch((err) => output.destroy(err));
-  output.once('close', () => {
+
+  let stopTimer: NodeJS.Timeout | undefined;
+  let lateAsked = false;
+  const stop = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill();
     if (!input.destroyed && !input.readableEnded) input.destroy();
+  };
+  const stopIn = (ms: number) => {
+    clearTimeout(stopTimer);
+    stopTimer = setTimeout(stop, ms);
+    stopTimer.unref();
+  };
+  void done.finally(() => clearTimeout(stopTimer)).catch(() => {});
+  output.once('close', () => {
+    if (child.exitCode !== null || child.signalCode !== null || !options.lateFailure) stop();
+    else stopIn(lateAsked ? LATE_VERDICT_CAP_MS : LATE_VERDICT_GRACE_MS);
   });
-  return { output, done };
+  const late: LateVerdict = async () => {
+    if (!options.lateFailure) return undefined;
+    lateAsked = true;
+    if (output.closed) stopIn(LATE_VERDICT_CAP_MS);
+    const result = await done.catch(() => undefined);
+    if (!result || inputError || !options.lateFailure(result)) return undefined;
+    // Not the writes that failed once its reader had stopped: those say nothing about the message.
+    return gpgFailure(
+      { ...result, messages: result.messages.filter((m) => !READER_GONE.test(m)) },
+      options.what,
+    );
+  };
+  return { output, done, late };
 }
 
 const HOME_PREFIX = 'sluice-gpg-';
+
+/**
+ * The agent of a throwaway home. gpg-agent keeps a protected secret key protected and unlocks
+ * it again (an iterated S2K hash of the passphrase) for every decryption or signature: with its
+ * default count (calibrated by the agent at start: 285 million here) that was 0.5–2 s per file
+ * on a loaded machine, 20× what openpgp.js needs for the whole file.
+ * The count's floor (65,536) makes each unlock ~1 ms. What it weakens: the copy of the key
+ * inside this home (mode 0700, removed at close, swept after a crash) is re-protected with the
+ * low count; the passphrase itself already sits in this agent's memory. The user's key file is
+ * not touched.
+ */
+const AGENT_CONF = 'allow-preset-passphrase\ns2k-count 65536\n';
 const PRESET_TOOL = '/usr/lib/gnupg/gpg-preset-passphrase';
 
 /**
@@ -178,7 +274,7 @@ export class GpgHome {
     await sweepDeadHomes();
     const dir = await mkdtemp(join(tmpdir(), `${HOME_PREFIX}${process.pid}-`));
     await writeFile(join(dir, 'gpg.conf'), 'no-auto-key-retrieve\ntrust-model always\n', { mode: 0o600 });
-    await writeFile(join(dir, 'gpg-agent.conf'), 'allow-preset-passphrase\n', { mode: 0o600 });
+    await writeFile(join(dir, 'gpg-agent.conf'), AGENT_CONF, { mode: 0o600 });
     return new GpgHome(dir);
   }
 

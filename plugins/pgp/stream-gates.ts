@@ -3,7 +3,8 @@
  * the plaintext may flow before the verdict, but the stream only *ends* once it is known, and
  * errors instead when it is bad. Sinks commit only on a clean end, so nothing bad is committed.
  */
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
+import type { Item } from '../../core/plugin-api.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 
 /** Passes bytes through; its end waits for `verdict()` and turns a rejection into a stream error. */
@@ -99,4 +100,83 @@ export function peekFirstByte(stream: Readable): Promise<number | undefined> {
     stream.once('end', onEnd);
     stream.once('error', onError);
   });
+}
+
+/**
+ * A producer's verdict on bytes its reader stopped reading early: resolves with the producer's
+ * own failure (a PGP message whose integrity check failed), or undefined when it found nothing
+ * wrong or cannot tell.
+ */
+export type LateVerdict = () => Promise<unknown>;
+
+const LATE_VERDICTS = new WeakMap<Readable, LateVerdict>();
+
+/** Lets readers of `stream` ask for its late verdict (lateVerdictOf); returns `stream`. */
+export function offerLateVerdict<S extends Readable>(stream: S, verdict: LateVerdict): S {
+  LATE_VERDICTS.set(stream, verdict);
+  return stream;
+}
+
+export function lateVerdictOf(stream: Readable | undefined): LateVerdict | undefined {
+  return stream && LATE_VERDICTS.get(stream);
+}
+
+/**
+ * Runs a byte step (`run`, e.g. decompress) on `item` so that when its output fails — a
+ * gunzip meeting the garbage a tampered PGP message decrypts to — and the stream it read offers
+ * a late verdict, that verdict wins: the PGP integrity failure is the item's error (carrying
+ * its own step), whichever of the two noticed first. Without an offer nothing is wrapped.
+ */
+export async function preferLateVerdict(
+  item: Item,
+  run: (input: Item) => Promise<Item | AsyncIterable<Item>>,
+): Promise<Item | AsyncIterable<Item>> {
+  let upstream: Readable | undefined;
+  const input: Item = {
+    ...item,
+    open: async (signal) => {
+      upstream = await item.open(signal);
+      return upstream;
+    },
+  };
+  const judge = async (err: unknown): Promise<unknown> => {
+    const verdict = lateVerdictOf(upstream);
+    return (verdict && (await verdict())) ?? err;
+  };
+  const judged = (out: Item): Item =>
+    out === input
+      ? item
+      : {
+          ...out,
+          open: async (signal) => {
+            const stream = await out.open(signal);
+            return lateVerdictOf(upstream) ? judgedStream(stream, judge) : stream;
+          },
+        };
+  const out = await run(input);
+  if (!isAsyncIterable(out)) return judged(out);
+  return (async function* () {
+    try {
+      for await (const entry of out) yield judged(entry);
+    } catch (err) {
+      throw await judge(err);
+    }
+  })();
+}
+
+/** `stream`, whose error is replaced by what `judge` makes of it. */
+function judgedStream(stream: Readable, judge: (err: unknown) => Promise<unknown>): Readable {
+  const out = new PassThrough({ highWaterMark: STREAM_CHUNK });
+  stream.on('error', (err) => {
+    void judge(err).then((verdict) => out.destroy(verdict as Error));
+  });
+  out.on('close', () => {
+    if (!stream.destroyed) stream.destroy();
+  });
+  stream.pipe(out);
+  return out;
+}
+
+function isAsyncIterable(v: unknown): v is AsyncIterable<Item> {
+  return typeof v === 'object' && v !== null && Symbol.asyncIterator in v;
 }
