@@ -149,7 +149,7 @@ for (const connector of REMOTE_CONNECTORS) {
       );
     });
 
-    it('pipeline: the same name, size and mtime under two roots are two items, each deleted from its own root', async () => {
+    it('pipeline: the same name, size and mtime under two roots are two items; one destination per pass, so the second is a collision and stays in its root', async () => {
       server.put('p/a/same.csv', 'same bytes', SAME_TIME);
       server.put('p/b/same.csv', 'same bytes', SAME_TIME);
       const file = ws.pipeline(
@@ -166,10 +166,13 @@ for (const connector of REMOTE_CONNECTORS) {
         ].join('\n'),
         `roots-${connector.protocol}.yaml`,
       );
-      expect(await runPipelineFile(file)).toMatchObject({ ok: 2, failed: 0 });
-      expect(ws.files('out')).toEqual(['same (1).csv', 'same.csv']);
-      expect(existsSync(join(server.rootDir, 'p/a/same.csv'))).toBe(false);
-      expect(existsSync(join(server.rootDir, 'p/b/same.csv'))).toBe(false);
+      const summary = await runPipelineFile(file);
+      expect(summary).toMatchObject({ ok: 1, failed: 1 });
+      expect(summary.failures.map((f) => f.code)).toEqual(['SLUICE_E_COLLISION']);
+      expect(ws.files('out')).toEqual(['same.csv']);
+      // Each item is its own: the delivered one is deleted from its root, the other is kept.
+      const left = ['p/a/same.csv', 'p/b/same.csv'].filter((p) => existsSync(join(server.rootDir, p)));
+      expect(left).toHaveLength(1);
     });
 
     it('pipeline: a ready marker and its after_success follow the item root', async () => {
