@@ -20,7 +20,7 @@ import type { Logger } from '../observe/logger.js';
 import { redact } from '../observe/redact.js';
 import type { PreflightRequest, PreflightResult } from '../plugin-api.js';
 
-export type CheckRole = 'source' | 'sink' | 'on_error';
+export type CheckRole = 'source' | 'sink' | 'on_error' | 'report';
 
 export interface ConnectionCheck {
   role: CheckRole;
@@ -56,6 +56,7 @@ export function checkedConnections(
     ...def.sources.map((ref) => ({ role: 'source' as const, ref })),
     ...(sinks ? def.sinks.map((ref) => ({ role: 'sink' as const, ref })) : []),
     ...(sinks && def.onError ? [{ role: 'on_error' as const, ref: def.onError }] : []),
+    ...(sinks && def.report ? [{ role: 'report' as const, ref: def.report.sink }] : []),
   ];
 }
 

@@ -103,6 +103,25 @@ describe('sluice check', () => {
     expect(r.stdout).toContain('  - sink probe_sink ./four: no check (the plugin cannot check itself)\n');
   });
 
+  it('checks the pass report sink too, and names it as the report', () => {
+    threePipelines('ok');
+    ws.pipeline(
+      pipeline(
+        'five',
+        'archive',
+        'report:\n  sink:\n    probe_sink: { connection: partner, check: fail }\n  to: "stats/{pipeline}.json"\n',
+      ),
+      'five.yaml',
+    );
+    const r = sluice(['check', 'five.yaml']);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toContain('✓ sink probe_sink archive@./archive/out');
+    expect(r.stdout).toMatch(
+      /^✗ report probe_sink partner@sftp\.partner\.example:2222\/partner\/out — login refused/m,
+    );
+    expect(`${r.stdout}${r.stderr}`).not.toContain(SECRET);
+  });
+
   it('--json gives the same outcomes as one document', () => {
     threePipelines('fail');
     const r = sluice(['check', 'one.yaml', 'two.yaml', '--json']);
