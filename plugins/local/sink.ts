@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { access, mkdir, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
@@ -163,6 +163,31 @@ export const localSink = definePlugin({
       },
       async remove(destination) {
         await unlink(target(destination)).catch(() => undefined);
+      },
+      /** The root exists (create made it) and takes a file: `full` writes a probe and removes it. */
+      async check(req) {
+        try {
+          await access(root, constants.W_OK | constants.X_OK);
+        } catch {
+          throw new SluiceError('SLUICE_E_SINK', `cannot write in folder ${root}: permission denied`, {
+            retryable: false,
+            context: { hint: 'run sluice as a user who may write there, or choose another `path`' },
+          });
+        }
+        if (req.depth === 'cheap') return { detail: `folder ${root} writable` };
+        const probe = join(root, `.sluice-check-${randomBytes(6).toString('hex')}`);
+        try {
+          await writeFile(probe, 'sluice check\n', { flag: 'wx' });
+        } catch (err) {
+          throw new SluiceError(
+            'SLUICE_E_SINK',
+            `cannot write in folder ${root}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+            { retryable: false },
+          );
+        } finally {
+          await unlink(probe).catch(() => undefined);
+        }
+        return { detail: `folder ${root}: probe written and removed` };
       },
       async close() {
         await rm(tempDir, { recursive: true, force: true });

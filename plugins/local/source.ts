@@ -1,5 +1,5 @@
 import { constants, createReadStream } from 'node:fs';
-import { copyFile, lstat, mkdir, opendir, realpath, rename, unlink } from 'node:fs/promises';
+import { access, copyFile, lstat, mkdir, opendir, realpath, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
 import { escapeControl, SluiceError } from '../../core/errors.js';
@@ -126,7 +126,53 @@ function severalFolders(cfg: LocalSourceConfig, folders: Map<string, SourceInsta
     remove: (item) => folderOf(item).remove!(item),
     move: (item, toDir) => folderOf(item).move!(item, toDir),
     isRetryable: (err) => first.isRetryable!(err),
+    async check(req) {
+      const details: string[] = [];
+      for (const folder of folders.values()) details.push((await folder.check!(req)).detail);
+      return { detail: details.join('; ') };
+    },
   };
+}
+
+/**
+ * Pre-flight of a local folder: it exists, is a folder and can be read (`cheap`), and a `full`
+ * check counts its entries. Never writes.
+ */
+export async function checkLocalFolder(
+  root: string,
+  depth: 'cheap' | 'full',
+  signal?: AbortSignal,
+): Promise<{ detail: string }> {
+  let st: Awaited<ReturnType<typeof lstat>>;
+  try {
+    st = await lstat(root);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new SluiceError(
+      'SLUICE_E_SOURCE',
+      code === 'ENOENT' ? `folder ${root} does not exist` : `cannot look at folder ${root}: ${code ?? err}`,
+      { retryable: false, context: { hint: 'check `path` (relative paths start at the pipeline file)' } },
+    );
+  }
+  if (!st.isDirectory()) {
+    throw new SluiceError('SLUICE_E_SOURCE', `${root} is not a folder`, { retryable: false });
+  }
+  try {
+    await access(root, constants.R_OK | constants.X_OK);
+  } catch {
+    throw new SluiceError('SLUICE_E_SOURCE', `folder ${root} cannot be read: permission denied`, {
+      retryable: false,
+      context: { hint: 'run sluice as a user who may read the folder' },
+    });
+  }
+  if (depth === 'cheap') return { detail: `folder ${root} readable` };
+  let entries = 0;
+  const dir = await opendir(root);
+  for await (const _ of dir) {
+    if (signal?.aborted) break;
+    entries++;
+  }
+  return { detail: `folder ${root} listed (${entries} entr${entries === 1 ? 'y' : 'ies'})` };
 }
 
 /** Folders Sluice itself writes (temp files, state): never listed as input. */
@@ -488,6 +534,7 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
 
   return {
     list: (signal) => (cfg.watch ? watchAndList(signal) : walk(root, '', signal)),
+    check: (req) => checkLocalFolder(root, req.depth, req.signal),
     readAll: async (item) => readFile(await locate(storedAt(item)), { flag: READ_FLAGS }),
     async openPath(path) {
       let abs: string;
