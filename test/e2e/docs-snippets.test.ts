@@ -61,7 +61,9 @@ function varsOf(text: string): Record<string, string> {
         ? 'postgres://user:password@db.example:5432/db'
         : name.endsWith('_URL')
           ? 'https://api.example'
-          : `value-of-${name.toLowerCase()}`;
+          : name.endsWith('_ENDPOINT')
+            ? 'http://127.0.0.1:9000'
+            : `value-of-${name.toLowerCase()}`;
   }
   return vars;
 }
@@ -85,7 +87,7 @@ async function loadAsPipeline(text: string, fragment: boolean, set: string[] = [
   await loadPipelineFile(file, { env: varsOf(full), set });
 }
 
-const CONFIG_KEYS = /^(cluster|state_dir|log_\w+|error_log|metrics_port|vars):/m;
+const CONFIG_KEYS = /^(cluster|state_dir|log_\w+|error_log|metrics_port|vars|connections):/m;
 const testSchema = new Ajv({ strict: false }).compile(
   JSON.parse(generatedFiles()['schemas/pipeline-test.schema.json']),
 );
