@@ -152,6 +152,18 @@ export class PipelineAlerts {
     );
   }
 
+  /** Waits (a bounded time) for the alerts being sent, e.g. before a process that failed exits. */
+  async flush(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.sending]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, 10_000);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
   /** Stops watching deadlines and waits (a bounded time) for alerts still being sent. */
   async close(): Promise<void> {
     this.expectStop?.abort();

@@ -43,6 +43,11 @@ export interface CheckOptions {
   timeoutMs?: number;
   /** False: sources only (a dry run creates no sink; in cluster mode the workers write). */
   sinks?: boolean;
+  /**
+   * False: not the pass report's sink. The start of a run leaves it out: a report that cannot be
+   * written never stops or fails the files of a pass (it is reported when the pass ends).
+   */
+  report?: boolean;
 }
 
 export const CHECK_TIMEOUT_MS = 20_000;
@@ -51,12 +56,13 @@ export const CHECK_TIMEOUT_MS = 20_000;
 export function checkedConnections(
   def: PipelineDefinition,
   sinks = true,
+  report = sinks,
 ): Array<{ role: CheckRole; ref: PluginRef }> {
   return [
     ...def.sources.map((ref) => ({ role: 'source' as const, ref })),
     ...(sinks ? def.sinks.map((ref) => ({ role: 'sink' as const, ref })) : []),
     ...(sinks && def.onError ? [{ role: 'on_error' as const, ref: def.onError }] : []),
-    ...(sinks && def.report ? [{ role: 'report' as const, ref: def.report.sink }] : []),
+    ...(report && def.report ? [{ role: 'report' as const, ref: def.report.sink }] : []),
   ];
 }
 
@@ -68,9 +74,11 @@ export async function checkConnections(
   const tempRoot = await mkdtemp(join(tmpdir(), 'sluice-check-'));
   try {
     return await Promise.all(
-      checkedConnections(def, options.sinks !== false).map(({ role, ref }) =>
-        checkOne(def, role, ref, options, tempRoot),
-      ),
+      checkedConnections(
+        def,
+        options.sinks !== false,
+        options.sinks !== false && options.report !== false,
+      ).map(({ role, ref }) => checkOne(def, role, ref, options, tempRoot)),
     );
   } finally {
     await rm(tempRoot, { recursive: true, force: true });
@@ -86,7 +94,7 @@ export async function preflight(
   options: Omit<CheckOptions, 'depth'>,
 ): Promise<void> {
   const started = Date.now();
-  const checks = await checkConnections(def, { ...options, depth: 'cheap' });
+  const checks = await checkConnections(def, { ...options, depth: 'cheap', report: false });
   const failed = checks.filter((c) => c.outcome === 'failed');
   options.log.debug(
     {

@@ -214,7 +214,15 @@ export class PipelineSupervisor {
    */
   async start(def?: PipelineDefinition): Promise<void> {
     const loaded = def ?? (await this.load());
-    await this.startCheck.run(loaded);
+    try {
+      await this.startCheck.run(loaded);
+    } catch (err) {
+      // No pass could start: alerted as a failed pass, so a scheduled one-shot run is heard of.
+      this.alerts?.configure(loaded, false);
+      this.alerts?.passFailed(err instanceof SluiceError ? err.toUserString() : errorMessage(err));
+      await this.alerts?.flush();
+      throw err;
+    }
     this.lock = await this.claim(loaded);
     this.launch(loaded);
   }

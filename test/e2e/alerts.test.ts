@@ -242,6 +242,7 @@ describe('alerts', () => {
     const supervisor = new PipelineSupervisor(file, {
       log: recordingLogger([]),
       registry: builtinRegistry(),
+      preflight: false, // the start check would catch the missing folder (next test)
     });
     const def = await supervisor.loadWith({});
     // The folder goes away after validation: the listing fails, and the pass with it.
@@ -254,5 +255,32 @@ describe('alerts', () => {
     const failed = of('failures', '/hook').map((p) => JSON.parse(p.body));
     expect(failed).toHaveLength(1);
     expect(failed[0].title).toBe('[sluice] broken: a pass failed');
+  }, 30_000);
+
+  it('a one-shot run whose connection fails its start check sends an alert before it exits', async () => {
+    posts.length = 0;
+    ws.write('unchecked/README', 'the pipeline folder; its source folder ./nowhere is missing\n');
+    const file = ws.pipeline(
+      [
+        'name: unchecked',
+        'source:',
+        '  local: { path: ./nowhere }',
+        'sink:',
+        '  local: { path: ./out }',
+        ...targets(),
+        '',
+      ].join('\n'),
+      'unchecked/pipeline.yaml',
+    );
+    const supervisor = new PipelineSupervisor(file, {
+      log: recordingLogger([]),
+      registry: builtinRegistry(),
+    });
+    await expect(supervisor.start()).rejects.toThrow(/pre-flight check failed: .*nowhere does not exist/);
+    // start() waited for the alert: it is there already, not sent after the process would exit.
+    const failed = of('failures', '/hook').map((p) => JSON.parse(p.body));
+    expect(failed).toHaveLength(1);
+    expect(failed[0].title).toBe('[sluice] unchecked: a pass failed');
+    expect(failed[0].text ?? JSON.stringify(failed[0])).toMatch(/nowhere does not exist/);
   }, 30_000);
 });

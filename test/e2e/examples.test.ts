@@ -39,7 +39,9 @@ function varsOf(file: string): Record<string, string> {
         ? `postgres://user:password@${name.toLowerCase().replace(/_/g, '-')}.example:5432/db`
         : name.endsWith('_URL')
           ? `https://${name.toLowerCase().replace(/_/g, '-')}.example`
-          : `value-of-${name.toLowerCase()}`;
+          : name.endsWith('_ENDPOINT')
+            ? 'http://127.0.0.1:9000'
+            : `value-of-${name.toLowerCase()}`;
   }
   return vars;
 }

@@ -139,7 +139,7 @@ describe('azure_blob with Entra ID (credential: default)', () => {
       const none = await runCli(['run', 'down.yaml'], ws.dir, { NODE_EXTRA_CA_CERTS: certFile });
       expect(none.code).not.toBe(0);
       expect(none.stdout + none.stderr).toMatch(
-        /cannot list azure:\/\/.*entra.*(CredentialUnavailable|credential)/i,
+        /(cannot list azure:\/\/|cannot reach container ")[^\n]*entra[^\n]*(CredentialUnavailable|credential)/i,
       );
     } finally {
       ws.cleanup();

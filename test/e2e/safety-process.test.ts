@@ -157,6 +157,8 @@ describe('one process per pipeline and state folder (#7)', () => {
   });
   it('watch refuses a reload that takes the name another file runs under; the running version keeps running', async () => {
     ws = makeWorkspace('sluice-rename-clash-');
+    ws.write('in-1/.keep', ''); // the source folders exist: the start check would refuse them
+    ws.write('in-2/.keep', '');
     ws.pipeline(
       'name: one\ntrigger: { every: 200ms }\nsource:\n  local: { path: ./in-1 }\nsink:\n  local: { path: ./out-1 }\n',
       'one.yaml',
