@@ -284,6 +284,19 @@ export function rootProblems(def: {
       hint: 'moved files would be listed and delivered again every pass: move them outside the source prefix, or set recursive: false',
     });
   }
+  // `match: first` hides a later root's copy only while an earlier root holds the path: once the
+  // winner is deleted or moved away, the next pass takes the hidden (older) copy and delivers it
+  // over the one just delivered. So the hidden copies must stay where the winner stays.
+  for (const { ref } of sources) {
+    const after = ref.config.after_success;
+    if (ref.config.match !== 'first' || after === undefined || after === 'keep') continue;
+    problems.push({
+      ref,
+      pointer: `${ref.jsonPath}/match`,
+      message: `${ref.stepId} takes each path from the first root holding it (match: first) and tidies it (after_success): the next pass would take the hidden copy of a later root and deliver it over the one delivered`,
+      hint: 'keep the sources (after_success: keep, the default) with match: first, or use match: all',
+    });
+  }
   return problems;
 }
 

@@ -175,7 +175,22 @@ export function createObjectStoreSource(
    * companion) is looked up under the first prefix.
    */
   const keyOf = (item: Item): string =>
-    keysByItem.get(item) ?? backend.keyFromOrigin(item.origin) ?? joinKey(prefixes[0], item.path);
+    keysByItem.get(item) ??
+    backend.keyFromOrigin(item.origin) ??
+    joinKey(item.root === undefined ? prefixes[0] : prefixOfRoot(item.root), item.path);
+
+  /** The folder prefix of a root as configured (`Item.root`); an unknown root names nothing here. */
+  function prefixOfRoot(root: string): string {
+    const index = options.prefixes.indexOf(root);
+    if (index < 0) {
+      throw new SluiceError(
+        'SLUICE_E_NAME',
+        `root ${JSON.stringify(root)} is not one of this source's prefixes (${options.prefixes.join(', ')})`,
+        { retryable: false },
+      );
+    }
+    return prefixes[index];
+  }
 
   const versionOf = (item: Item): ListedVersion => ({ etag: item.etag, size: item.size });
 
@@ -255,10 +270,12 @@ export function createObjectStoreSource(
       }
     },
 
-    async openPath(path: string, signal?: AbortSignal): Promise<Readable | null> {
+    async openPath(path: string, signal?: AbortSignal, root?: string): Promise<Readable | null> {
       // A path that is not a safe key below the prefix names no listed item.
       if (unsafeKeyReason(path) !== undefined) return null;
-      for (const prefix of prefixes) {
+      // Beside an item of a known root (a companion, a ready marker): in that prefix only, never
+      // another prefix's file of the same relative path.
+      for (const prefix of root === undefined ? prefixes : [prefixOfRoot(root)]) {
         const key = joinKey(prefix, path);
         try {
           return await backend.read(key, { signal });

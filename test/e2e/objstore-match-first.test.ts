@@ -1,7 +1,8 @@
 /**
  * `match: first` over several prefixes of the s3 and azure_blob sources, against real s3rver and
  * Azurite: a relative path is taken from the first prefix that has it; the same path under later
- * prefixes is neither processed nor tidied (after_success: delete leaves it in place).
+ * prefixes is not processed. (`match: first` keeps its sources: with delete or move_to the next
+ * pass would take a hidden copy and deliver it over the winner, so validate refuses that.)
  */
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
@@ -25,12 +26,10 @@ const OBJECTS = {
   'archive/2024/c.txt': 'archive c',
 };
 const PREFIXES = '[daily/, weekly/, archive/2024]';
-/** What `match: first` leaves in place: the hidden copies. */
-const HIDDEN = ['archive/2024/a.txt', 'archive/2024/b.txt', 'weekly/a.txt'];
 
 const servers = useObjectStoreServers({ bucket: BUCKET, container: CONTAINER });
 
-/** Runs source → local ./out with after_success: delete; returns what reached ./out. */
+/** Runs source → local ./out; returns what reached ./out. */
 async function runFirstMatch(
   source: string[],
   env: Record<string, string> = {},
@@ -38,14 +37,7 @@ async function runFirstMatch(
   const ws = makeWorkspace();
   try {
     const file = ws.pipeline(
-      [
-        'name: first',
-        'source:',
-        ...source,
-        '    after_success: delete',
-        'sink:',
-        '  local: { path: ./out }',
-      ].join('\n'),
+      ['name: first', 'source:', ...source, 'sink:', '  local: { path: ./out }'].join('\n'),
     );
     const summary = await runPipelineFile(file, { env: { ...process.env, ...env } });
     const out = Object.fromEntries(ws.files('out').map((f) => [f, ws.read(`out/${f}`)]));
@@ -67,7 +59,7 @@ describe('match: first on s3', () => {
     `    prefixes: ${PREFIXES}`,
   ];
 
-  it('takes each path from the first prefix that has it, and leaves the hidden ones untouched', async () => {
+  it('takes each path from the first prefix that has it, and does not process the hidden ones', async () => {
     for (const [key, body] of Object.entries(OBJECTS))
       await servers.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
     const source = await s3Source.create(
@@ -92,12 +84,12 @@ describe('match: first on s3', () => {
     const result = await runFirstMatch([...lines, '    match: first'], { S3_ENDPOINT: servers.s3.endpoint });
     expect(result).toEqual({ ok: 3, failed: 0, out: EXPECTED_OUT });
     const left = await servers.client.send(new ListObjectsV2Command({ Bucket: BUCKET }));
-    expect((left.Contents ?? []).map((o) => o.Key).sort()).toEqual(HIDDEN);
+    expect((left.Contents ?? []).map((o) => o.Key).sort()).toEqual(Object.keys(OBJECTS).sort());
   });
 });
 
 describe('match: first on azure_blob', () => {
-  it('takes each path from the first prefix that has it, and leaves the hidden ones untouched', async () => {
+  it('takes each path from the first prefix that has it, and does not process the hidden ones', async () => {
     for (const [name, body] of Object.entries(OBJECTS))
       await servers.container.getBlockBlobClient(name).upload(body, body.length);
     const result = await runFirstMatch([
@@ -110,7 +102,7 @@ describe('match: first on azure_blob', () => {
     expect(result).toEqual({ ok: 3, failed: 0, out: EXPECTED_OUT });
     const left: string[] = [];
     for await (const blob of servers.container.listBlobsFlat()) left.push(blob.name);
-    expect(left.sort()).toEqual(HIDDEN);
+    expect(left.sort()).toEqual(Object.keys(OBJECTS).sort());
   });
 
   it('lists every prefix with match: all (the default), each item under its own root', async () => {
@@ -126,7 +118,54 @@ describe('match: first on azure_blob', () => {
     expect(items.map((i) => `${i.root}${i.path}`).sort()).toEqual([
       'archive/2024/a.txt',
       'archive/2024/b.txt',
+      'archive/2024/c.txt',
       'weekly/a.txt',
+      'weekly/b.txt',
     ]);
+  });
+});
+
+describe('the root of an item of a multi-prefix s3 source', () => {
+  it("a ready marker under one prefix neither releases another prefix's file of that path nor is tidied for it", async () => {
+    const bucket = 'sluice-roots';
+    const { CreateBucketCommand, DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+    await servers.client.send(new CreateBucketCommand({ Bucket: bucket }));
+    const put = (Key: string, Body: string) =>
+      servers.client.send(new PutObjectCommand({ Bucket: bucket, Key, Body }));
+    await put('today/x.csv.done', '');
+    await put('retry/x.csv', 'x in retry, its marker not there yet');
+    await put('retry/y.csv', 'y in retry');
+    await put('retry/y.csv.done', '');
+    const ws = makeWorkspace();
+    try {
+      const file = ws.pipeline(
+        [
+          'name: roots',
+          'source:',
+          '  s3:',
+          `    bucket: ${bucket}`,
+          '    endpoint: ${S3_ENDPOINT}',
+          '    access_key_id: S3RVER',
+          '    secret_access_key: S3RVER',
+          '    prefixes: [today/, retry/]',
+          '    ready: { marker: "{path}.done" }',
+          '    after_success: delete',
+          'sink:',
+          '  local: { path: ./out }',
+        ].join('\n'),
+      );
+      const summary = await runPipelineFile(file, {
+        env: { ...process.env, S3_ENDPOINT: servers.s3.endpoint },
+      });
+      expect(summary).toMatchObject({ ok: 1, failed: 0 });
+      expect(ws.files('out')).toEqual(['y.csv']);
+      const left = await servers.client.send(new ListObjectsV2Command({ Bucket: bucket }));
+      // y and its own marker went; x waits for its marker; today's marker is not x's and stays.
+      expect((left.Contents ?? []).map((o) => o.Key).sort()).toEqual(['retry/x.csv', 'today/x.csv.done']);
+      for (const o of left.Contents ?? [])
+        await servers.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key }));
+    } finally {
+      ws.cleanup();
+    }
   });
 });

@@ -26,7 +26,7 @@ describe('local source with several paths', () => {
     ws.write('c/sub/z.csv', 'z from c');
     const file = ws.pipeline(`name: first
 source:
-  local: { paths: [./a, ./b, ./c], match: first, after_success: delete }
+  local: { paths: [./a, ./b, ./c], match: first }
 sink:
   local: { path: ./out }
 `);
@@ -41,10 +41,26 @@ sink:
       { source: 'local', root: './c', items: 1 },
     ]);
     expect(formatSummary(summary)).toContain('served from: ./a (1), ./b (1), ./c (1)');
-    // Each delete acted in its own folder; the hidden files stay.
-    expect(ws.files('a')).toEqual([]);
+    // match: first keeps its sources: a rerun finds everything done, hidden copies included.
+    expect(ws.files('b')).toEqual(['x.csv', 'y.csv']);
+    expect(await run(file)).toMatchObject({ ok: 0, failed: 0, skipped: 3 });
+    expect(ws.read('out/x.csv')).toBe('x from a');
+  });
+
+  it('refuses match: first with a tidy-up: the next pass would deliver a hidden older copy over the winner', async () => {
+    ws = makeWorkspace();
+    ws.write('a/x.csv', 'NEW');
+    ws.write('b/x.csv', 'old');
+    for (const after of ['delete', '{ move_to: ./done }']) {
+      const file = ws.pipeline(
+        `name: first-tidy\nsource:\n  local: { paths: [./a, ./b], match: first, after_success: ${after} }\nsink:\n  local: { path: ./out }\n`,
+      );
+      await expect(run(file)).rejects.toThrow(/match: first.*after_success.*hidden copy/s);
+    }
+    // Nothing was read, delivered or deleted.
+    expect(ws.files('a')).toEqual(['x.csv']);
     expect(ws.files('b')).toEqual(['x.csv']);
-    expect(ws.files('c')).toEqual(['y.csv']);
+    expect(ws.files('out')).toEqual([]);
   });
 
   it('match: all keeps one relative path in two folders apart in the ledger', async () => {
