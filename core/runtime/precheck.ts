@@ -42,13 +42,15 @@ export function comparePresence(item: Item, stat: DestinationStat, precisionMs?:
 /**
  * The targets already holding the item, found before its bytes are read. Only for an item whose
  * bytes no step changed (its size is the listed one) and sinks with `skip` or `fail`.
- * - A checksum both sides know settles it either way.
+ * - Anything short of reading is proof only while the source is kept (`skip`): with `delete` or
+ *   `move_to` the item is read and compared, even when a checksum both listings show agrees
+ *   (it may be metadata a writer set, not the bytes).
  * - Size and mtime (or size alone, where either side has no mtime) are enough only for `skip`
  *   while the source is kept: such a skip is accepted whatever the object holds, so the
  *   pre-check only saves the read. They are not proof of the same bytes (two files of one
  *   length written in the same second, on a sink keeping whole seconds), so with `delete`,
  *   `move_to` or `fail` the item is read and compared as without the pre-check.
- * - `fail` finding another size or checksum fails at once, unread.
+ * - `fail` finding another size fails at once, unread; a checksum difference is read and compared.
  */
 export async function alreadyPresent(
   stage: Stage,
@@ -65,7 +67,10 @@ export async function alreadyPresent(
     const stat = await stage.driver.stat(sink, label(item), destination, job.signal);
     if (!stat) continue;
     const presence = comparePresence(item, stat, sink.instance.mtimePrecisionMs);
-    if (presence === 'different' && sink.ifExists === 'fail') {
+    // Only another size fails unread: checksums the listing carries may be metadata a writer set
+    // (Azure Content-MD5, a sha256 in metadata, an ETag under SSE-KMS), so a checksum difference
+    // is settled by reading, as without the pre-check.
+    if (presence === 'different' && sink.ifExists === 'fail' && stat.size !== item.size) {
       throw new SluiceError(
         'SLUICE_E_EXISTS',
         `destination "${destination}" already holds another object (${differenceOf(item, stat)}) and if_exists is fail: nothing was read or written`,
@@ -78,8 +83,11 @@ export async function alreadyPresent(
         },
       );
     }
+    // While the source is kept, an unread skip loses nothing. When it is then deleted or moved,
+    // nothing short of reading proves the bytes: a checksum both listings show may be metadata a
+    // writer carried over to new content of the same size.
     const cheapSkip = sink.ifExists === 'skip' && !job.touchesSource;
-    if (presence === 'checksum' || (cheapSkip && (presence === 'mtime' || presence === 'size')))
+    if (cheapSkip && (presence === 'checksum' || presence === 'mtime' || presence === 'size'))
       found.push({ target, stat });
   }
   return found;

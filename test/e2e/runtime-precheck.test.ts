@@ -116,11 +116,11 @@ describe('destination pre-check (local → local)', () => {
     expect(ws.read('out/other.txt')).toBe('ABCDEFGHIJ');
   });
 
-  it('with checksums on both sides, tidies and fails unread (if_exists: fail, after_success: delete)', async () => {
+  it('with checksums on both sides: kept sources skip unread; a source tidied afterwards is read and compared (a listed checksum may be metadata); another size fails unread', async () => {
     ws = makeWorkspace();
     reads.length = 0;
     seedHalfDelivered();
-    put('out/f4.txt', 'file 4\n'.repeat(4) + 'x\n'.repeat(4)); // same size, other bytes
+    put('out/f4.txt', `${'file 4\n'.repeat(4)}xxxxxx\n`); // same size (35 bytes), other bytes
     put('out/f5.txt', 'another, longer file at the destination\n');
     const file = pipeline(
       'sink:\n  hashing_local: { path: ./out, if_exists: fail }\n',
@@ -128,14 +128,26 @@ describe('destination pre-check (local → local)', () => {
       'summed_local',
     );
     const summary = await run(file);
-    expect(summary).toMatchObject({ ok: 4, failed: 2, alreadyAtDestination: 3 });
+    expect(summary).toMatchObject({ ok: 4, failed: 2, alreadyAtDestination: 0 });
     expect(summary.failures.map((f) => [f.path, f.code]).sort()).toEqual([
       ['f4.txt', 'SLUICE_E_EXISTS'],
       ['f5.txt', 'SLUICE_E_EXISTS'],
     ]);
-    for (const f of summary.failures) expect(f.error).toContain('nothing was read or written');
-    expect(reads).toEqual(['f3.txt']);
+    expect(summary.failures.find((f) => f.path === 'f5.txt')?.error).toContain('nothing was read or written');
+    // Deleting a source needs its bytes compared: every one of the same size was read.
+    expect(reads.sort()).toEqual(['f0.txt', 'f1.txt', 'f2.txt', 'f3.txt', 'f4.txt']);
     expect(ws.files('in')).toEqual(['f4.txt', 'f5.txt']);
+
+    // Kept sources: the checksums both sides know let the same files skip unread.
+    ws.write('in2/g.txt', 'g bytes\n');
+    ws.write('out2/g.txt', 'g bytes\n');
+    reads.length = 0;
+    const kept = ws.pipeline(
+      'name: pre-kept\nsource:\n  summed_local: { path: ./in2 }\nsink:\n  hashing_local: { path: ./out2, if_exists: skip }\n',
+      'kept.yaml',
+    );
+    expect(await run(kept)).toMatchObject({ ok: 1, alreadyAtDestination: 1 });
+    expect(reads).toEqual([]);
   });
 
   it('with if_exists: fail and no checksums, reads the same-sized files and fails another size unread', async () => {
