@@ -51,6 +51,9 @@ export const localSink = definePlugin({
     const tempDir = join(tempBase, `${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
     await sweepDeadTemps(tempBase);
     await mkdir(tempDir, { recursive: true });
+    // What the file system keeps of a time (FAT 2 s, ext3/HFS+ and some network mounts 1 s):
+    // verification compares at that precision instead of failing every file there.
+    const mtimePrecisionMs = preserveMtime ? await probeMtimePrecision(tempDir) : undefined;
     const madeDirs = new Set<string>([root]);
     let counter = 0;
 
@@ -108,6 +111,7 @@ export const localSink = definePlugin({
     };
 
     return {
+      ...(mtimePrecisionMs !== undefined ? { mtimePrecisionMs } : {}),
       async write(req) {
         const temp = join(tempDir, `${++counter}`);
         const out = createWriteStream(temp, { highWaterMark: STREAM_CHUNK });
@@ -290,5 +294,34 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A time with milliseconds, past an odd second: what a file system keeps of it shows its precision. */
+const PROBE_TIME_MS = 1_600_000_001_234;
+
+/**
+ * The coarsest of 1 ms, 1 s and 2 s at which `kept` still equals `asked` (truncated), i.e. the
+ * precision a file system keeps times at; 2000 when even that differs (a file system rounding
+ * its own way: compare as coarsely as the coarsest common one).
+ */
+export function mtimePrecisionOf(askedMs: number, keptMs: number): number {
+  for (const precision of [1, 1000, 2000])
+    if (Math.floor(askedMs / precision) === Math.floor(keptMs / precision)) return precision;
+  return 2000;
+}
+
+/** Sets a probe file's time in `dir` and reads it back (1 when the probe cannot be made). */
+async function probeMtimePrecision(dir: string): Promise<number> {
+  const probe = join(dir, 'mtime-probe');
+  try {
+    await writeFile(probe, '');
+    const asked = new Date(PROBE_TIME_MS);
+    await utimes(probe, asked, asked);
+    return mtimePrecisionOf(PROBE_TIME_MS, (await stat(probe)).mtimeMs);
+  } catch {
+    return 1;
+  } finally {
+    await unlink(probe).catch(() => undefined);
   }
 }
