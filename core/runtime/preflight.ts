@@ -222,18 +222,22 @@ async function checkOne(
     ),
   );
   timedOut.catch(() => undefined);
+  let created: Promise<unknown> | undefined;
   try {
     const result = await Promise.race([
       (async () => {
-        instance = (await ref.plugin.create(ref.config as never, {
-          pipeline: def.name,
-          stepId: ref.stepId,
-          log: options.log.child({ step: ref.stepId }),
-          tempDir: tempRoot,
-          stateDir: def.stateDir,
-          baseDir: def.baseDir,
-          signal: controller.signal,
-        })) as typeof instance;
+        created = Promise.resolve(
+          ref.plugin.create(ref.config as never, {
+            pipeline: def.name,
+            stepId: ref.stepId,
+            log: options.log.child({ step: ref.stepId }),
+            tempDir: tempRoot,
+            stateDir: def.stateDir,
+            baseDir: def.baseDir,
+            signal: controller.signal,
+          }),
+        );
+        instance = (await created) as typeof instance;
         if (!instance?.check) return undefined;
         return instance.check({ depth: options.depth, signal: controller.signal });
       })(),
@@ -250,7 +254,13 @@ async function checkOne(
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', stop);
     controller.abort();
-    await closeQuietly(instance, options.log);
+    if (instance) await closeQuietly(instance, options.log);
+    // Timed out while the plugin was still being made: close it when it comes (a pool, a login).
+    else
+      created?.then(
+        (late) => closeQuietly(late as typeof instance, options.log),
+        () => undefined,
+      );
   }
 }
 

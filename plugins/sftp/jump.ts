@@ -67,11 +67,22 @@ async function throughJump(settings: RouteSettings, jump: SshHop, sock: Duplex |
   client.on('error', () => {});
   const { host, port } = settings.target;
   try {
-    const channel = await new Promise<Duplex>((resolvePromise, reject) =>
+    // A jump host that took the login but never answers the channel open would hang the pool.
+    let timer: NodeJS.Timeout | undefined;
+    const channel = await new Promise<Duplex>((resolvePromise, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `no answer to opening a channel to ${host}:${port} within ${settings.connectTimeoutMs} ms`,
+            ),
+          ),
+        settings.connectTimeoutMs,
+      );
       client.forwardOut('127.0.0.1', 0, host, port, (err, stream) =>
         err ? reject(err) : resolvePromise(stream),
-      ),
-    );
+      );
+    }).finally(() => clearTimeout(timer));
     channel.once('close', close);
     return { sock: channel, close };
   } catch (err) {

@@ -157,6 +157,22 @@ describe('sluice check', () => {
     expect(r.ms).toBeLessThan(8_000);
   });
 
+  it('a plugin still being made when its check times out is closed once it is made (no leaked connection)', async () => {
+    ws = makeWorkspace('sluice-check-');
+    ws.write('in/a.csv', 'a\n');
+    ws.pipeline(
+      `name: slow\nplugins: ["${PLUGINS}"]\nsource:\n  local: { path: ./in }\nsink:\n  probe_sink: { path: ./slow/out, create_ms: 1500 }\n`,
+      'slow.yaml',
+    );
+    const r = sluice(['check', 'slow.yaml', '--timeout', '300ms']);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toContain('timed out');
+    // The command waited for the late instance to close before it exited.
+    expect(
+      existsSync(ws.path('slow/closes.log')) ? readFileSync(ws.path('slow/closes.log'), 'utf8') : '',
+    ).toBe('closed\n');
+  });
+
   it('an invalid pipeline checks nothing and exits 2', () => {
     threePipelines('ok');
     ws.pipeline(pipeline('bad', 'nowhere'), 'bad.yaml');

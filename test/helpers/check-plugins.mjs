@@ -24,12 +24,21 @@ export const probeSink = definePlugin({
       password: Type.Optional(Secret(Type.String())),
       host: Type.Optional(Type.String()),
       port: Type.Optional(Type.Integer()),
+      /** Creating the instance takes this long (a slow login); its close is logged to closes.log. */
+      create_ms: Type.Optional(Type.Integer()),
     },
     { additionalProperties: false },
   ),
-  create(config, ctx) {
+  async create(config, ctx) {
     const root = resolve(ctx.baseDir, config.path);
+    if (config.create_ms) await new Promise((r) => setTimeout(r, config.create_ms));
     const instance = {
+      async close() {
+        if (config.create_ms) {
+          await mkdir(dirname(root), { recursive: true });
+          await appendFile(join(dirname(root), 'closes.log'), 'closed\n');
+        }
+      },
       async write(req) {
         const chunks = [];
         for await (const c of req.body) chunks.push(c);
