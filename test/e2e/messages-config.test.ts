@@ -67,3 +67,26 @@ describe('an unquoted ${VAR} in a flow collection', () => {
     ]);
   });
 });
+
+describe('a missing variable without default', () => {
+  const yaml = `name: v\nsource:\n  local:\n    path: \${INBOX}\n${SINK}`;
+
+  it('names the absolute .env beside the pipeline, that it does not exist, and how to pass it', () => {
+    ws.write('vars/v.yaml', yaml);
+    const dotEnv = ws.path('vars', '.env');
+    // Run from the pipeline's own folder: the path is still absolute.
+    const r = validate('v.yaml', ws.path('vars'));
+    expect(r.code).toBe(2);
+    expect(r.lines).toEqual([
+      `v.yaml:4:11: environment variable INBOX is not set and has no default (not in the environment, and there is no ${dotEnv}) — pass --var INBOX=… or set INBOX in the environment, add INBOX=… to ${dotEnv}, or write \${INBOX:-default}`,
+    ]);
+  });
+
+  it('says the .env was there without it', () => {
+    const dotEnv = ws.write('vars/.env', 'OTHER=1\n');
+    const r = validate('vars/v.yaml');
+    expect(r.lines).toHaveLength(1);
+    expect(r.lines[0]).toContain(`(not in the environment nor in ${dotEnv})`);
+    expect(r.lines[0]).toContain('pass --var INBOX=… or set INBOX in the environment');
+  });
+});
