@@ -64,6 +64,7 @@ function syntaxProblems(doc: Document, at: At, text: string): SluiceError[] {
     });
     if (found.length === 0) break;
     for (const v of found) {
+      if (variables.some((seen) => seen.offset === v.offset)) continue;
       variables.push(v);
       masked = `${masked.slice(0, v.offset)}$${'_'.repeat(v.source.length - 1)}${masked.slice(v.offset + v.source.length)}`;
     }
