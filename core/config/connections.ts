@@ -23,7 +23,7 @@ import { SluiceError } from '../errors.js';
 import { nearest } from '../registry.js';
 import { interpolateDocument } from './interpolate.js';
 import { splitPointer } from './validate.js';
-import { yamlProblems } from './yaml-errors.js';
+import { YAML_OPTIONS, yamlProblems } from './yaml-errors.js';
 import { nodeOffset } from './yaml-position.js';
 
 type Lookup = Map<string, Definition>;
@@ -51,7 +51,7 @@ function aliasTargets(doc: Document, node: Node, seen = new Set<Node>()): Node[]
 export const CONFIG_FILE_NAMES = ['sluice.config.yaml', 'sluice.config.yml'];
 
 /** Options every pipeline file is parsed with (merge keys: `<<: *conn`). */
-export const YAML_OPTIONS = { prettyErrors: false, uniqueKeys: true, merge: true } as const;
+export { YAML_OPTIONS } from './yaml-errors.js';
 
 export interface Place {
   file: string;
@@ -231,7 +231,7 @@ export function readSharedConnections(
     const pos = lines.linePos(offset);
     return { file: shown, line: pos.line, column: pos.col };
   };
-  const errors = yamlProblems(doc, at);
+  const errors = yamlProblems(doc, at, text);
   if (errors.length > 0) return { table: new Map(), errors, shown };
   const node = isMap(doc.contents) ? doc.contents.get('connections', true) : undefined;
   return {

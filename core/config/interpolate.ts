@@ -3,7 +3,7 @@
  * cannot be injected) from the environment and a `.env` beside the pipeline.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { type Document, type Node, type Scalar, visit } from 'yaml';
 import { SluiceError } from '../errors.js';
@@ -58,12 +58,11 @@ export function interpolateDocument(
   at: (offset: number) => { file: string; line: number; column: number },
 ): SluiceError[] {
   const errors: SluiceError[] = [];
-  const dotEnv = join(dotEnvDir, '.env');
-  const rel = relative(process.cwd(), dotEnv);
-  const shownDotEnv = rel && !rel.startsWith('..') ? rel : dotEnv;
+  // Absolute, so it cannot be mistaken for a `.env` in the folder the command was run from.
+  const dotEnv = resolve(dotEnvDir, '.env');
   const looked = existsSync(dotEnv)
-    ? `not in the environment nor in ${shownDotEnv}`
-    : `not in the environment, and there is no ${shownDotEnv}`;
+    ? `not in the environment nor in ${dotEnv}`
+    : `not in the environment, and there is no ${dotEnv}`;
   visit(doc, {
     Scalar(key, node: Scalar) {
       if (key === 'key' || typeof node.value !== 'string') return;
@@ -76,7 +75,7 @@ export function interpolateDocument(
             {
               context: {
                 ...at(node.range?.[0] ?? 0),
-                hint: `set it, add ${name}=… to ${shownDotEnv}, pass --var ${name}=VALUE, or write \${${name}:-default}`,
+                hint: `pass --var ${name}=… or set ${name} in the environment, add ${name}=… to ${dotEnv}, or write \${${name}:-default}`,
               },
             },
           ),

@@ -121,7 +121,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
     const pos = lineCounter.linePos(offset);
     return { file: shownFile, line: pos.line, column: pos.col };
   };
-  const syntax = yamlProblems(doc, at);
+  const syntax = yamlProblems(doc, at, text);
   if (syntax.length > 0) throw new ConfigErrors(syntax);
   const overrides = parseOverrides(options.set);
   const overrideProblems = applyOverrides(doc, overrides);

@@ -47,7 +47,7 @@ const BAD: Array<{ name: string; yaml: string; message: RegExp }> = [
     name: 'missing-env',
     yaml: 'name: env\nsource:\n  local:\n    path: ${INBOX_DIR}\nsink:\n  local: { path: ./out }\n',
     message:
-      /^missing-env\.yaml:4:11: environment variable INBOX_DIR is not set and has no default \(not in the environment, and there is no \.env\) — set it, add INBOX_DIR=… to \.env, pass --var INBOX_DIR=VALUE/,
+      /^missing-env\.yaml:4:11: environment variable INBOX_DIR is not set and has no default \(not in the environment, and there is no \/.+\/\.env\) — pass --var INBOX_DIR=… or set INBOX_DIR in the environment/,
   },
   {
     name: 'bad-regex',
