@@ -6,7 +6,6 @@
  * bearer token it hands out is checked by Azurite for lifetime, issuer and audience (`basic`
  * does not verify signatures: no Entra ID tenant is reachable from here).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/workflows.js';
 import { makeWorkspace } from '../helpers/workspace.js';
 import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
+import { selfSignedCert } from '../servers/self-signed.js';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 let azurite: AzuriteHandle;
@@ -48,27 +48,7 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-entra-'));
   certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { stdio: 'ignore' },
-  );
+  selfSignedCert(keyFile, certFile, 1);
 
   tokens = createServer((req, res) => {
     tokenRequests.push(`${req.url} ${req.headers['x-identity-header'] ?? ''}`);

@@ -2,11 +2,12 @@
  * Starts vsftpd on 127.0.0.1 at a free port with its own config: plain FTP, explicit FTPS
  * (AUTH TLS) or implicit FTPS, with a self-signed certificate made by openssl for 127.0.0.1.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, killDescendants, stopPid, waitForPort } from './remote-fs-net.js';
+import { selfSignedCert } from './self-signed.js';
 import { ensureUnixUser } from './unix-user.js';
 
 export interface VsftpdHandle {
@@ -74,27 +75,7 @@ export async function startVsftpd(options: VsftpdOptions = {}): Promise<VsftpdHa
   if (options.tls) {
     const key = join(dir, 'server.key');
     caFile = join(dir, 'server.crt');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        key,
-        '-out',
-        caFile,
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSignedCert(key, caFile);
     lines.push(
       'ssl_enable=YES',
       `rsa_cert_file=${caFile}`,
