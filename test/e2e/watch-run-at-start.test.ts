@@ -6,16 +6,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type SluiceProcess, sleep, startSluice } from '../helpers/sluice-process.js';
+import { killSluice, type SluiceProcess, sleep, startSluice } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
 let proc: SluiceProcess | undefined;
 afterEach(async () => {
-  if (proc && proc.child.exitCode === null) {
-    proc.kill('SIGKILL');
-    await proc.exited;
-  }
+  await killSluice(proc);
   proc = undefined;
   ws?.cleanup();
 });
