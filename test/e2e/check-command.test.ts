@@ -20,9 +20,9 @@ import {
 } from '../helpers/sluice-process.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
-/** The local source: without a check of its own, or with one (the runtime helper adds it). */
+/** The local source checks itself: its folder listed (the local sink's is probed). */
 const LOCAL_SOURCE = expect.stringMatching(
-  /^ {2}(- source local inbox@\.\/in: no check \(the plugin cannot check itself\)|✓ source local inbox@\.\/in — .+)$/,
+  /^ {2}✓ source local inbox@\.\/in — folder .*\/in listed \(1 entry\)$/,
 );
 const PLUGINS = join(import.meta.dirname, '..', 'helpers', 'check-plugins.mjs');
 const SECRET = 'pw-never-printed-7Qz';
