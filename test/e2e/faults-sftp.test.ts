@@ -22,8 +22,16 @@ afterAll(async () => {
   ws?.cleanup();
 });
 
+/**
+ * Resets after 48 KiB: with 64 reads in flight a session moves its files fast and the pool
+ * spreads them unevenly, so a faulty session (every third) could end a run under 160 KiB and
+ * the run would not have met a reset at all.
+ */
 async function proxyToSshd(): Promise<FaultProxy> {
-  return startFaultProxy({ target: { host: sshd.host, port: sshd.port }, faults: faultProfile() });
+  return startFaultProxy({
+    target: { host: sshd.host, port: sshd.port },
+    faults: faultProfile({ resetAfterBytes: 48 * 1024 }),
+  });
 }
 
 function sftpYaml(proxy: FaultProxy, path: string): string[] {
