@@ -65,6 +65,8 @@ generatedModules.set(
   `import 'generated:precompiled.js';\nexport { main } from './core/cli/main.js';\n`,
 );
 generatedModules.set('sdk.js', `import 'generated:precompiled.js';\nexport * from './core/sdk.js';\n`);
+// A pool thread (core/runtime/pool.ts) loads this entry: it shares the CLI's chunks.
+generatedModules.set('pool-thread.js', `import 'generated:precompiled.js';\nimport './core/cli/pool-thread.js';\n`);
 
 const generated = {
   name: 'generated',
@@ -111,7 +113,11 @@ const keepModuleUrls = {
 // older builds are removed once a day old.
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { sluice: 'generated:sluice.js', sdk: 'generated:sdk.js' },
+  entryPoints: {
+    sluice: 'generated:sluice.js',
+    sdk: 'generated:sdk.js',
+    'pool-thread': 'generated:pool-thread.js',
+  },
   outdir,
   entryNames: '[name]',
   // Flat: keepModuleUrls relies on every output file being directly in outdir.

@@ -1,7 +1,9 @@
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SluiceError } from '../errors.js';
 import { createLogger, type LogFormat, type LogLevel, parseLogLevel } from '../observe/log.js';
+import type { PoolOptions } from '../runtime/pool.js';
 
 export interface CommonOptions {
   var?: string | string[];
@@ -108,4 +110,15 @@ function fileFormatOf(opts: CommonOptions): LogFormat | undefined {
   const f = opts.logFileFormat;
   if (f === undefined || f === 'json' || f === 'pretty') return f;
   throw new SluiceError('SLUICE_E_USAGE', `--log-file-format is json or pretty, got "${f}"`);
+}
+
+/**
+ * Where pool threads start: the bundled entry beside the CLI bundle (dist/cli/pool-thread.js).
+ * Undefined when it is not there (the CLI run from tsc's output alone): passes then run on one
+ * thread. (`import.meta.url` is this module's as tsc wrote it, dist/core/cli/common.js, also
+ * inside the bundle: scripts/build-cli.mjs keeps it.)
+ */
+export function poolThreadEntry(): PoolOptions | undefined {
+  const entry = new URL('../../cli/pool-thread.js', import.meta.url);
+  return existsSync(fileURLToPath(entry)) ? { entry } : undefined;
 }

@@ -78,6 +78,8 @@ export interface PipelineDefinition {
   hash: string;
   /** The text it was loaded from (published to cluster workers as this version). */
   text: string;
+  /** The `plugins:` modules it named (a pool thread loads them again: runtime/pool.ts). */
+  pluginModules?: string[];
 }
 
 export interface LoadOptions {
@@ -401,6 +403,7 @@ export async function loadPipeline(file: string, options: LoadOptions): Promise<
       .digest('hex')
       .slice(0, 16),
     text: loadedText,
+    ...(shape.plugins?.length ? { pluginModules: [...shape.plugins] } : {}),
   };
 }
 

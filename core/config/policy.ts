@@ -16,6 +16,8 @@ export type IdentityMode = IdentityT;
 
 export interface Policy {
   concurrency: number;
+  /** `auto` (one per core, once a pass is big enough) or a fixed number; see runtime/pool.ts. */
+  threads: 'auto' | number;
   ratePerSecond?: number;
   retry: {
     maxAttempts: number;
@@ -32,6 +34,7 @@ export function toPolicy(p: PolicyT | undefined): Policy {
   const r: Partial<RetryPolicyT> = p?.retry ?? {};
   return {
     concurrency: p?.concurrency ?? 4,
+    threads: p?.threads ?? 'auto',
     ratePerSecond: p?.rate_limit?.per_second,
     retry: {
       maxAttempts: r.max_attempts ?? 3,

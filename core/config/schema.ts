@@ -55,6 +55,13 @@ export const Identity = Type.Union([Type.Literal('version'), Type.Literal('name'
 export const Policy = Type.Object(
   {
     concurrency: Type.Integer({ minimum: 1, default: 4, description: 'Items (files) in flight at once.' }),
+    threads: Type.Optional(
+      Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 64 })], {
+        default: 'auto',
+        description:
+          'Threads that process items (`concurrency` is shared among them). `auto`: one per core (`os.availableParallelism()`), started once a pass has more than 64 items, so small passes stay on one thread; a number starts that many at the first item; `1`: one thread. Listing, the ledger, the summary and progress stay on the main thread. Sources that cannot open a file by path (`sql`, `http` without it), watching sources and dry runs always run on one thread.',
+      }),
+    ),
     rate_limit: Type.Optional(
       Type.Object(
         {

@@ -29,6 +29,11 @@ const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"'<>\\]*:)([^\s/?#"'<>\\
 const CREDENTIAL_PARAM =
   /(^|[?&;,\s"'(>])((?:x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential)|signature|sig|credential|awsaccesskeyid|accountkey|sharedaccesskey|sharedaccesssignature|password|passwd|pwd|access_token|refresh_token|client_secret|api_key|apikey|token)=)([^&;#,\s"'<>\\]+)/gi;
 
+/** Every value registered so far (a pool thread registers them again: runtime/pool.ts). */
+export function registeredSecrets(): string[] {
+  return [...secrets];
+}
+
 export function registerSecret(value: unknown): void {
   if (typeof value !== 'string' || value.length < MIN_SECRET_LENGTH || secrets.has(value)) return;
   secrets.add(value);

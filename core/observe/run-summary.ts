@@ -92,6 +92,8 @@ export interface RunEvents {
 }
 
 const MAX_SLOWEST = 5;
+/** Parked items a summary lists by name (the count is exact; the list stays small). */
+export const MAX_PARKED_LISTED = 50;
 
 /** A zeroed summary for one pass. */
 export function newSummary(pipeline: string, dryRun: boolean): RunSummary {
@@ -141,4 +143,34 @@ export function noteSlowest(summary: RunSummary, path: string, ms: number): void
     list.sort((a, b) => b.ms - a.ms);
     list.length = Math.min(list.length, MAX_SLOWEST);
   }
+}
+
+/**
+ * Adds what `from` counted to `into`: the pass of a thread pool (runtime/pool.ts) is the sum of
+ * what each thread counted. `durationMs`, `interrupted` and `report` stay `into`'s own.
+ */
+export function mergeSummary(into: RunSummary, from: RunSummary): void {
+  into.ok += from.ok;
+  into.failed += from.failed;
+  into.skipped += from.skipped;
+  into.parked += from.parked;
+  into.parkedItems.push(
+    ...from.parkedItems.slice(0, Math.max(0, MAX_PARKED_LISTED - into.parkedItems.length)),
+  );
+  into.alreadyAtDestination += from.alreadyAtDestination;
+  for (const served of from.servedFrom) {
+    const entry = into.servedFrom.find((e) => e.source === served.source && e.root === served.root);
+    if (entry) entry.items += served.items;
+    else into.servedFrom.push({ ...served });
+  }
+  into.filtered += from.filtered;
+  into.filesWritten += from.filesWritten;
+  into.bytesIn += from.bytesIn;
+  into.bytesOut += from.bytesOut;
+  into.compression.bytesIn += from.compression.bytesIn;
+  into.compression.bytesOut += from.compression.bytesOut;
+  into.retries += from.retries;
+  into.failures.push(...from.failures);
+  for (const slow of from.slowest) noteSlowest(into, slow.path, slow.ms);
+  into.plan.push(...from.plan);
 }

@@ -26,7 +26,7 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
   const context = { item: label(item) };
   const destination = safeDestination(item.destination ?? item.path, context);
   outsideSources(stage, destination, context);
-  claim(destination, job, context);
+  await claim(destination, job, context);
   let pending: Target[] = stage.driver.sinks
     .map((sink, index) => ({ sink, index, key: `${index}\u0000${destination}` }))
     .filter((t) => !job.committed.has(t.key));
@@ -143,12 +143,11 @@ function outsideSources(stage: Stage, destination: string, context: { item: stri
  * One destination holds one item per pass: a second item (or a second entry of one archive)
  * aiming at a destination already claimed fails, naming both, and keeps its source.
  */
-function claim(destination: string, job: Job, context: { item: string }): void {
+async function claim(destination: string, job: Job, context: { item: string }): Promise<void> {
   const owner = `${job.source.name}:${itemIdentity(job.root).path}`;
-  const holder = job.pass.claimed.get(destination);
+  const holder = await job.pass.claims.take(destination, owner);
   // The same item's earlier attempt may hold it; a second leaf of this attempt may not.
   if (holder === undefined || (holder === owner && !job.claims.has(destination))) {
-    job.pass.claimed.set(destination, owner);
     job.claims.add(destination);
     return;
   }

@@ -115,7 +115,7 @@ export async function rollback(stage: Stage, job: Job): Promise<void> {
       );
     }
   }
-  for (const key of job.claims) job.pass.claimed.delete(key);
+  job.pass.claims.release(job.claims);
 }
 
 /** Counts an item that failed for good in the summary, the events and the log. */

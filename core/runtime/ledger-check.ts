@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { pipeline, Transform } from 'node:stream';
 import { errorMessage, SluiceError } from '../errors.js';
 import type { LedgerRecord } from '../ledger/ledger.js';
-import type { RunSummary } from '../observe/run-summary.js';
+import { MAX_PARKED_LISTED, type RunSummary } from '../observe/run-summary.js';
 import type { Item, ItemIdentity } from '../plugin-api.js';
 import type { SourceRuntime } from './driver.js';
 import type { PassState, Stage } from './stage.js';
@@ -16,9 +16,6 @@ export type LedgerVerdict =
   | { kind: 'process'; record?: LedgerRecord }
   | { kind: 'done'; record: LedgerRecord }
   | { kind: 'parked'; record: LedgerRecord };
-
-/** Parked items a summary lists by name (the count is exact; the list stays small). */
-const MAX_PARKED_LISTED = 50;
 
 export async function checkLedger(stage: Stage, id: ItemIdentity): Promise<LedgerVerdict> {
   const record = await stage.ledger.get(stage.def.name, id);

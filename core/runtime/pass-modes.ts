@@ -9,6 +9,7 @@ import type { Logger } from '../observe/logger.js';
 import type { PassProgress } from '../observe/pipeline-counters.js';
 import type { RunSummary } from '../observe/run-summary.js';
 import { PipelineLock } from './pipeline-lock.js';
+import type { PoolOptions } from './pool.js';
 import { PipelineRunner } from './runner.js';
 
 /**
@@ -77,7 +78,7 @@ export interface EmbeddedPasses {
 /** Embedded mode: the version's own ledger and runner; passes run in this process. */
 export async function embeddedPasses(
   def: PipelineDefinition,
-  options: { log: Logger; dryRun?: boolean; force?: boolean; trackProgress?: boolean },
+  options: { log: Logger; dryRun?: boolean; force?: boolean; trackProgress?: boolean; pool?: PoolOptions },
   events: PassEvents,
 ): Promise<EmbeddedPasses> {
   // A dry run reads what was done before and creates neither the state folder nor the ledger.
@@ -88,6 +89,7 @@ export async function embeddedPasses(
     dryRun: options.dryRun,
     force: options.force,
     trackProgress: options.trackProgress,
+    pool: options.pool,
   });
   runner.on('item:start', (e) => events.started?.(e));
   runner.on('item:done', (e) =>
@@ -163,6 +165,7 @@ export async function oneOffPass(
     dryRun?: boolean;
     force?: boolean;
     trackProgress?: boolean;
+    pool?: PoolOptions;
     remote?: RemotePasses;
     locked: boolean;
     /** The control API run this pass is, and its variables (cluster mode: its jobs carry both). */

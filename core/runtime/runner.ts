@@ -13,20 +13,35 @@ import { EventEmitter, setMaxListeners } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import type { PipelineDefinition } from '../config/load.js';
 import { isAbortError, SluiceError } from '../errors.js';
 import { itemIdentity } from '../item.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { type Logger, silentLogger } from '../observe/logger.js';
-import { addFigure, newSummary, type RunEvents, type RunSummary } from '../observe/run-summary.js';
+import {
+  addFigure,
+  mergeSummary,
+  newSummary,
+  type RunEvents,
+  type RunSummary,
+} from '../observe/run-summary.js';
 import type { ItemIdentity } from '../plugin-api.js';
 import { type ProcessOptions, processItem } from './attempt.js';
 import { describeItem, type ItemDescription, type ListedItem, reviveItem } from './described.js';
 import { PluginDriver } from './driver.js';
 import { readOnlyLedger } from './dry-run.js';
-import { fail } from './finalize.js';
+import { countFailure, fail } from './finalize.js';
 import { listedKey, listSources } from './listing.js';
-import type { Job, PassState, ReadingProgress, Stage } from './stage.js';
+import { AUTO_POOL_AFTER_ITEMS, type PoolOptions, poolSize, ThreadPool } from './pool.js';
+import {
+  type ClaimBook,
+  type Job,
+  LocalClaims,
+  type PassState,
+  type ReadingProgress,
+  type Stage,
+} from './stage.js';
 import { RateLimiter, sleep } from './timing.js';
 
 export type { PlanEntry, RunEvents, RunSummary } from '../observe/run-summary.js';
@@ -42,6 +57,13 @@ export interface RunOptions {
   ledger: Ledger;
   /** Count the bytes read of each in-flight item (`inFlightItems`: progress, /status). */
   trackProgress?: boolean;
+  /**
+   * Where a pool thread starts (the CLI's bundled entry): with it, passes run their items on
+   * `policy.threads` threads (runtime/pool.ts); without it, on this one.
+   */
+  pool?: PoolOptions;
+  /** The claim book of each pass, by its key (a pool thread's asks the main thread); default: its own. */
+  claims?: (passKey: object) => ClaimBook;
 }
 
 export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
@@ -55,13 +77,18 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
   private readonly force: boolean;
   private readonly intake = new AbortController();
   private readonly work = new AbortController();
-  private readonly passes = new WeakMap<RunSummary, PassState>();
+  private readonly passes = new WeakMap<object, PassState>();
   private currentSummary: RunSummary | undefined;
   private inFlight = 0;
   private readonly idleWaiters: Array<() => void> = [];
   private readonly rate: RateLimiter | undefined;
   /** A source watches: one pass lasts as long as the version runs. */
   private readonly watching: boolean;
+  private readonly rootLog: Logger;
+  private readonly claimBook: ((passKey: object) => ClaimBook) | undefined;
+  /** The pass's thread pool, when items run on several threads; see runtime/pool.ts. */
+  private pool: ThreadPool | undefined;
+  private readonly poolOptions: PoolOptions | undefined;
 
   constructor(def: PipelineDefinition, options: RunOptions) {
     super();
@@ -69,11 +96,17 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
     this.dryRun = options.dryRun === true;
     this.force = options.force === true;
     this.ledger = this.dryRun ? readOnlyLedger(options.ledger) : options.ledger;
-    this.log = (options.log ?? silentLogger).child({ pipeline: def.name });
+    this.rootLog = options.log ?? silentLogger;
+    this.log = this.rootLog.child({ pipeline: def.name });
+    this.claimBook = options.claims;
+    this.poolOptions = options.pool;
     this.reading = options.trackProgress ? new Map() : undefined;
     // A dry run writes nothing under the pipeline's folders, not even spool space.
     const tempBase = this.dryRun ? join(tmpdir(), 'sluice-plan') : join(def.stateDir, 'tmp');
-    this.tempRoot = join(tempBase, `${process.pid}-${Date.now().toString(36)}`);
+    // Pool threads share the pid and may start within the same millisecond: the thread id tells
+    // their folders apart.
+    const thread = threadId === 0 ? '' : `-t${threadId}`;
+    this.tempRoot = join(tempBase, `${process.pid}${thread}-${Date.now().toString(36)}`);
     if (def.policy.ratePerSecond) this.rate = new RateLimiter(def.policy.ratePerSecond);
     this.watching = def.sources.some((s) => s.config.watch === true);
     // Every in-flight stream listens to these: no leak, just many items at once.
@@ -103,13 +136,14 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
   /** With `trackProgress`: each in-flight item and how many of its source bytes were read. */
   get inFlightItems(): Array<{ source: string; path: string; size?: number; bytesRead: number; ms: number }> {
     const now = performance.now();
-    return [...(this.reading?.values() ?? [])].map((r) => ({
+    const here = [...(this.reading?.values() ?? [])].map((r) => ({
       source: r.source,
       path: r.path,
       size: r.size,
       bytesRead: r.tap?.bytes ?? 0,
       ms: now - r.started,
     }));
+    return this.pool ? [...here, ...this.pool.progress] : here;
   }
 
   /** Creates every plugin instance (memoized: a pass, a cluster worker and /status share it). */
@@ -147,9 +181,12 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
   abortNow(): void {
     this.intake.abort();
     this.work.abort(new SluiceError('SLUICE_E_ABORTED', 'interrupted'));
+    this.pool?.abort();
   }
 
   async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = undefined;
     await this.driver.close();
     await this.ledger.flush();
     await rm(this.tempRoot, { recursive: true, force: true });
@@ -171,6 +208,8 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
     // items already in flight have finished: returning earlier let the caller close the ledger
     // under them.
     let listingFailed: { error: unknown } | undefined;
+    const pooling = this.poolPlan();
+    let listedCount = 0;
     const worker = async () => {
       for (;;) {
         if (this.intake.signal.aborted || listingFailed) return;
@@ -184,7 +223,14 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
         }
         if (next.done) return;
         if (this.rate) await this.rate.take(this.intake.signal).catch(() => undefined);
-        await this.processListed(next.value, summary);
+        if (pooling && ++listedCount > pooling.after) {
+          this.pool ??= new ThreadPool(this.poolHost(), pooling.options, pooling.threads);
+          // A number of threads asked for is waited for; `auto` goes on here while they start.
+          const started = this.pool.start();
+          if (pooling.after === 0) await started;
+        }
+        if (this.pool?.available && this.poolTakes(next.value)) await this.processPooled(next.value, summary);
+        else await this.processListed(next.value, summary);
       }
     };
     try {
@@ -196,6 +242,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
       // Workers that stopped on intake left the listing suspended: close it so sources release
       // what they hold (a watching source's file watcher would keep the process alive).
       await listing.return?.(undefined).catch(() => undefined);
+      this.pool?.endPass(this.passState(summary));
       await this.ledger.flush();
       summary.durationMs = performance.now() - started;
       summary.interrupted = this.intake.signal.aborted;
@@ -208,11 +255,17 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
    * Processes one listed item to the end (steps, sinks, verify, finalize or fail), counting it
    * in `summary`. Distributed workers call this for items another process listed.
    */
-  async processListed(listed: ListedItem, summary: RunSummary, options: ProcessOptions = {}): Promise<void> {
+  async processListed(
+    listed: ListedItem,
+    summary: RunSummary,
+    options: ProcessOptions = {},
+    /** What identifies the pass (its summary by default; a pool thread counts each item apart). */
+    passKey: object = summary,
+  ): Promise<void> {
     await this.start();
     this.inFlight++;
     this.currentSummary ??= summary;
-    const pass = this.passState(summary);
+    const pass = this.passState(passKey);
     try {
       await processItem(this, this.driver.source(listed.source), listed.item, summary, pass, {
         force: this.force,
@@ -223,6 +276,57 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
       this.inFlight--;
       if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
     }
+  }
+
+  /**
+   * Runs one listed item on a pool thread (counted in that thread's summary of the pass, merged
+   * at its end). An item whose thread stopped under it is counted failed in this pass and
+   * recorded nothing more: as after a crash, the ledger keeps what it reached and the next pass
+   * redoes it (the item that made the thread stop cannot be told from the others it had).
+   */
+  private async processPooled(listed: ListedItem, summary: RunSummary): Promise<void> {
+    this.inFlight++;
+    const pass = this.passState(summary);
+    try {
+      mergeSummary(summary, await (this.pool as ThreadPool).process(listed, pass));
+    } catch (err) {
+      const error = err instanceof SluiceError ? err : new SluiceError('SLUICE_E_INTERNAL', String(err));
+      countFailure(this, this.driver.source(listed.source), listed.item, error, 1, summary);
+    } finally {
+      this.release(pass, listed);
+      this.inFlight--;
+      if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /**
+   * Whether this runner's passes use a thread pool, how big, and after how many listed items:
+   * not for dry runs (a plan is read in listing order), watching sources (one pass for months,
+   * destinations released item by item) or without the CLI's thread entry.
+   */
+  private poolPlan(): { threads: number; after: number; options: PoolOptions } | undefined {
+    if (!this.poolOptions || this.dryRun || this.watching) return undefined;
+    const { threads, eager } = poolSize(this.def);
+    if (threads <= 1) return undefined;
+    return { threads, after: eager ? 0 : AUTO_POOL_AFTER_ITEMS, options: this.poolOptions };
+  }
+
+  /** A pool thread re-opens an item by its path: not for a name that cannot be addressed. */
+  private poolTakes(listed: ListedItem): boolean {
+    return (
+      listed.item.rejected === undefined && this.driver.source(listed.source).instance.openPath !== undefined
+    );
+  }
+
+  private poolHost() {
+    return {
+      def: this.def,
+      ledger: this.ledger,
+      rootLog: this.rootLog,
+      force: this.force,
+      trackProgress: this.reading !== undefined,
+      emit: this.emit.bind(this) as PipelineRunner['emit'],
+    };
   }
 
   /**
@@ -279,15 +383,14 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
   private release(pass: PassState, listed: ListedItem): void {
     pass.listed.delete(listedKey(listed.source, listed.item));
     if (!this.watching) return;
-    const owner = `${listed.source}:${listed.item.path}`;
-    for (const [destination, holder] of pass.claimed) if (holder === owner) pass.claimed.delete(destination);
+    pass.claims.releaseOwner(`${listed.source}:${listed.item.path}`);
   }
 
-  private passState(summary: RunSummary): PassState {
-    let state = this.passes.get(summary);
+  private passState(key: object): PassState {
+    let state = this.passes.get(key);
     if (!state) {
-      state = { listed: new Set(), claimed: new Map() };
-      this.passes.set(summary, state);
+      state = { listed: new Set(), claims: this.claimBook?.(key) ?? new LocalClaims() };
+      this.passes.set(key, state);
     }
     return state;
   }

@@ -42,7 +42,46 @@ export interface ReadingProgress {
  */
 export interface PassState {
   listed: Set<string>;
-  claimed: Map<string, string>;
+  claims: ClaimBook;
+}
+
+/**
+ * Which item holds each destination in one pass. A pass whose items run on several threads
+ * (runtime/pool.ts) keeps one book, on the thread that lists, and the others ask it.
+ */
+export interface ClaimBook {
+  /**
+   * Claims `destination` for `owner` when nobody holds it; returns who held it before (the
+   * same owner included), or undefined when the claim was taken now.
+   */
+  take(destination: string, owner: string): Promise<string | undefined>;
+  /** Gives these destinations back (an item that failed for good). */
+  release(destinations: Iterable<string>): void;
+  /** Gives back every destination `owner` holds (an ended item of a watching pass). */
+  releaseOwner(owner: string): void;
+}
+
+/** The claim book of a pass that runs in one thread. */
+export class LocalClaims implements ClaimBook {
+  private readonly holders = new Map<string, string>();
+
+  takeNow(destination: string, owner: string): string | undefined {
+    const holder = this.holders.get(destination);
+    if (holder === undefined) this.holders.set(destination, owner);
+    return holder;
+  }
+
+  async take(destination: string, owner: string): Promise<string | undefined> {
+    return this.takeNow(destination, owner);
+  }
+
+  release(destinations: Iterable<string>): void {
+    for (const d of destinations) this.holders.delete(d);
+  }
+
+  releaseOwner(owner: string): void {
+    for (const [destination, holder] of this.holders) if (holder === owner) this.holders.delete(destination);
+  }
 }
 
 /** One attempt at one listed item (what carries over between attempts is shared, not copied). */

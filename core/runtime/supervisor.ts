@@ -21,6 +21,7 @@ import type { PluginRegistry } from '../registry.js';
 import type { PassEvents, RemotePasses } from './pass-modes.js';
 import { PassQueue, type PassRequest } from './pass-queue.js';
 import { PipelineLock } from './pipeline-lock.js';
+import type { PoolOptions } from './pool.js';
 import { StartCheck } from './preflight.js';
 import { loadPipelineFile } from './run-file.js';
 import type { RunSummary } from './runner.js';
@@ -52,6 +53,8 @@ export interface SupervisorOptions {
   metrics?: SluiceMetrics;
   /** Count bytes read per in-flight item (progress display, /status). */
   trackProgress?: boolean;
+  /** Where pool threads start (the CLI's entry): items of a pass run on `policy.threads` threads. */
+  pool?: PoolOptions;
   onSummary?: (summary: RunSummary, supervisor: PipelineSupervisor) => void;
   /** Log starts and stops of versions at info (long-running modes) rather than debug. */
   announce?: boolean;

@@ -20,6 +20,7 @@ import {
   teeEvents,
 } from './pass-modes.js';
 import type { PassQueue, QueuedPass } from './pass-queue.js';
+import type { PoolOptions } from './pool.js';
 import { failedPassSummary, writePassReport } from './report.js';
 import type { PipelineRunner } from './runner.js';
 import { sleep } from './timing.js';
@@ -34,6 +35,7 @@ export interface VersionHost {
     dryRun?: boolean;
     force?: boolean;
     trackProgress?: boolean;
+    pool?: PoolOptions;
     announce?: boolean;
     remote?: RemotePasses;
   };
@@ -167,6 +169,7 @@ export class PipelineVersion {
           dryRun: request.dryRun,
           force: request.force,
           trackProgress: this.host.options.trackProgress,
+          pool: this.host.options.pool,
           remote: this.host.options.remote,
           locked: this.host.lockCovers(def),
           runId: request.runId,

@@ -6,7 +6,7 @@ import { summaryJson } from '../../observe/summary.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import { PipelineSupervisor } from '../../runtime/supervisor.js';
 import { builtinRegistry, loadPipelineFile } from '../../sdk.js';
-import { expandPipelinePaths, parseVars, setFlags } from '../common.js';
+import { expandPipelinePaths, parseVars, poolThreadEntry, setFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { Host, type HostOptions } from './host.js';
 
@@ -79,6 +79,7 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
       remote,
       preflight: opts.check !== false,
       registry: builtinRegistry(),
+      pool: poolThreadEntry(),
       onSummary,
     });
     host.supervisors.push(supervisor);

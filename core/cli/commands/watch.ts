@@ -5,7 +5,7 @@ import { SluiceError } from '../../errors.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import { PipelineSupervisor } from '../../runtime/supervisor.js';
 import { builtinRegistry } from '../../sdk.js';
-import { isPipelineFileName, parseVars, setFlags } from '../common.js';
+import { isPipelineFileName, parseVars, poolThreadEntry, setFlags } from '../common.js';
 import { EXIT } from '../exit-codes.js';
 import { Host, type HostOptions } from './host.js';
 
@@ -92,6 +92,7 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
       remote,
       preflight: opts.check !== false,
       registry: builtinRegistry(),
+      pool: poolThreadEntry(),
       onSummary,
       nameTakenBy: (name, self) =>
         [...byFile.values()].find((s) => s.file !== self && s.pipelineName === name)?.file,

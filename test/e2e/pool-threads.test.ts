@@ -1,0 +1,160 @@
+/**
+ * Items on a pool of threads (`policy.threads`, runtime/pool.ts), through the CLI: every file
+ * delivered once and recorded, the pass's summary the sum of the threads', destinations claimed
+ * across threads, a thread that cannot start or that dies mid-item.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runSluiceSync } from '../helpers/sluice-process.js';
+import { listFiles, makeWorkspace, sha256 } from '../helpers/workspace.js';
+
+const ws = makeWorkspace('sluice-pool-');
+afterAll(() => ws.cleanup());
+
+function writeFiles(folder: string, names: string[]): Map<string, string> {
+  const hashes = new Map<string, string>();
+  for (const name of names) {
+    const body = `${folder}/${name}\n`.repeat(50);
+    ws.write(`${folder}/${name}`, body);
+    hashes.set(name, sha256(body));
+  }
+  return hashes;
+}
+
+function logLines(stdout: string, stderr: string): Array<Record<string, unknown>> {
+  return `${stdout}\n${stderr}`
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+interface Summary {
+  ok: number;
+  failed: number;
+  skipped: number;
+  filesWritten: number;
+  bytesIn: number;
+  failures: Array<{ path: string; code: string; error: string }>;
+}
+
+function run(pipeline: string, name: string, extra: string[] = []) {
+  const summaryFile = ws.path(`${name}.summary.json`);
+  const r = runSluiceSync(
+    ['run', pipeline, '--log-format', 'json', '--summary-json', summaryFile, ...extra],
+    ws.dir,
+  );
+  const summaries = JSON.parse(readFileSync(summaryFile, 'utf8')) as Summary[] | Summary;
+  const summary = Array.isArray(summaries) ? summaries[0] : summaries;
+  return { ...r, summary, logs: logLines(r.stdout, r.stderr) };
+}
+
+const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}.txt`);
+
+describe('a pool of threads', () => {
+  it('delivers every file once, records it, and sums the threads’ counts', () => {
+    const files = [...names('a/f', 100), ...names('b/f', 100), ...names('c/f', 100)];
+    const hashes = writeFiles('in', files);
+    ws.pipeline(
+      'name: pooled\nidentity: name\nsource:\n  local: { path: ./in, after_success: delete }\nsink:\n  local: { path: ./out }\npolicy:\n  concurrency: 8\n  threads: 2\n',
+      'pooled.yaml',
+    );
+    const first = run('pooled.yaml', 'pooled-1');
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.logs.some((l) => l.msg === 'items run on 2 threads')).toBe(true);
+    expect(first.summary).toMatchObject({ ok: 300, failed: 0, filesWritten: 300 });
+    expect(first.summary.bytesIn).toBe([...files].reduce((n, f) => n + `in/${f}\n`.length * 50, 0));
+    const out = listFiles(ws.path('out'));
+    expect(out).toHaveLength(300);
+    for (const rel of out) expect(sha256(readFileSync(ws.path('out', rel)))).toBe(hashes.get(rel));
+    expect(listFiles(ws.path('in'))).toEqual([]);
+    // Every item is in the ledger as finalized: the same names dropped again are skipped.
+    writeFiles('in', files);
+    const second = run('pooled.yaml', 'pooled-2');
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.summary).toMatchObject({ ok: 0, skipped: 300, failed: 0 });
+  }, 120_000);
+
+  it('claims each destination once across threads (the second item fails, its source kept)', () => {
+    // x/<n>.txt and y/<n>.txt both land on <n>.txt: 60 collisions, whichever thread runs them.
+    writeFiles('clash', [...names('x/', 60), ...names('y/', 60)]);
+    ws.pipeline(
+      'name: clash\nsource:\n  local: { path: ./clash, after_success: delete }\nsteps:\n  - rename: { to: "{name}" }\nsink:\n  local: { path: ./clash-out, if_exists: overwrite }\npolicy:\n  concurrency: 8\n  threads: 2\n',
+      'clash.yaml',
+    );
+    const r = run('clash.yaml', 'clash');
+    expect(r.code).not.toBe(0);
+    expect(r.logs.some((l) => l.msg === 'items run on 2 threads')).toBe(true);
+    expect(r.summary.ok).toBe(60);
+    expect(r.summary.failed).toBe(60);
+    expect(new Set(r.summary.failures.map((f) => f.code))).toEqual(new Set(['SLUICE_E_COLLISION']));
+    expect(listFiles(ws.path('clash-out'))).toHaveLength(60);
+    // The source of each failed item is kept.
+    expect(listFiles(ws.path('clash'))).toHaveLength(60);
+  }, 120_000);
+
+  it('runs on the main thread when no pool thread can start', () => {
+    // A plugin module that refuses to load outside the main thread (its step takes 50 ms an
+    // item, so the pass lasts until the threads have tried to start).
+    ws.write(
+      'main-only.mjs',
+      `import { isMainThread } from 'node:worker_threads';
+if (!isMainThread) throw new Error('this plugin loads on the main thread only');
+export default { apiVersion: 1, name: 'pass_through', kind: 'step', summary: 'test',
+  config: { type: 'object', additionalProperties: false },
+  create() { return { async process(item) { await new Promise((r) => setTimeout(r, 50)); return item; } }; } };
+`,
+    );
+    writeFiles('solo', names('s', 60));
+    ws.pipeline(
+      'name: solo\nplugins: ["./main-only.mjs"]\nsource:\n  local: { path: ./solo }\nsteps:\n  - pass_through: {}\nsink:\n  local: { path: ./solo-out }\npolicy:\n  threads: 2\n',
+      'solo.yaml',
+    );
+    const r = run('solo.yaml', 'solo');
+    expect(r.code, r.stderr).toBe(0);
+    const warning = r.logs.find(
+      (l) => l.msg === 'the thread pool could not start; items run on the main thread',
+    );
+    expect(warning?.err).toMatch(/main thread only/);
+    expect(r.summary).toMatchObject({ ok: 60, failed: 0 });
+    expect(listFiles(ws.path('solo-out'))).toHaveLength(60);
+  }, 120_000);
+
+  it('fails the items of a thread that died, records nothing more, and the next pass delivers them', () => {
+    // A step that ends its thread on one file (a plugin crashing the thread it runs in).
+    ws.write(
+      'exits.mjs',
+      `import { isMainThread } from 'node:worker_threads';
+export default { apiVersion: 1, name: 'exits_on', kind: 'step', summary: 'test',
+  config: { type: 'object', properties: { name: { type: 'string' } }, additionalProperties: false },
+  create(cfg) { return { async process(item) {
+    if (!isMainThread && item.path === cfg.name) process.exit(7);
+    await new Promise((r) => setTimeout(r, 20));
+    return item;
+  } }; } };
+`,
+    );
+    const hashes = writeFiles('die', names('d', 60));
+    const pipeline = (step: string) =>
+      `name: die\nplugins: ["./exits.mjs"]\nsource:\n  local: { path: ./die, after_success: delete }\nsteps:\n  - exits_on: { name: ${step} }\nsink:\n  local: { path: ./die-out }\npolicy:\n  concurrency: 4\n  threads: 2\n`;
+    ws.pipeline(pipeline('d30.txt'), 'die.yaml');
+    const r = run('die.yaml', 'die');
+    expect(r.code).not.toBe(0);
+    // The items in flight on that thread fail with it; the other thread goes on.
+    expect(r.summary.failed).toBeGreaterThanOrEqual(1);
+    expect(r.summary.ok + r.summary.failed).toBe(60);
+    const d30 = r.summary.failures.find((f) => f.path === 'd30.txt');
+    expect(d30).toMatchObject({ code: 'SLUICE_E_INTERNAL' });
+    expect(d30?.error).toMatch(/pool thread stopped \(exit code 7\)/);
+    for (const f of r.summary.failures) expect(f.code).toBe('SLUICE_E_INTERNAL');
+    const kept = listFiles(ws.path('die'));
+    expect(kept).toEqual(r.summary.failures.map((f) => f.path).sort());
+    // Not parked: the next pass (the step no longer stopping threads) delivers them.
+    ws.pipeline(pipeline('none'), 'die.yaml');
+    const again = run('die.yaml', 'die-2');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.summary).toMatchObject({ ok: kept.length, failed: 0 });
+    const out = listFiles(ws.path('die-out'));
+    expect(out).toHaveLength(60);
+    for (const rel of out) expect(sha256(readFileSync(ws.path('die-out', rel)))).toBe(hashes.get(rel));
+  }, 120_000);
+});
