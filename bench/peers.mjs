@@ -26,6 +26,7 @@ import {
   mibFilesSftpToS3OverLatency,
 } from './latency.mjs';
 import { benchDir, fmt, machine, measure, median, repoDir, sluiceBin, writeSection } from './lib/common.mjs';
+import { listingVsRclone } from './listing.mjs';
 import { cleanOutputs, compare, gunzipCases, gzipCases, pgpCases, pgpSmallCases } from './transforms.mjs';
 
 const args = process.argv.slice(2);
@@ -58,6 +59,7 @@ const SIZES = quick
       rss: [64 * MiB, 512 * MiB],
       latencyBig: 64 * MiB,
       latencyFiles: 100,
+      listing: [2000, 20000],
     }
   : {
       localBig: 1024 * MiB,
@@ -76,6 +78,7 @@ const SIZES = quick
       rss: [256 * MiB, 4096 * MiB],
       latencyBig: 256 * MiB,
       latencyFiles: 500,
+      listing: [20000, 200000],
     };
 
 const size = (bytes) => (bytes >= 1024 * MiB ? `${bytes / 1024 / MiB} GiB` : `${bytes / MiB} MiB`);
@@ -348,6 +351,30 @@ const COMPARISONS = {
           (s) => perSecond(S.latencyFiles, s, 'files'),
           '`rclone copy`',
           1.0,
+        ),
+      ];
+    },
+  },
+  listing: {
+    title: 'list one big SFTP folder vs rclone lsf (time, peak RSS small vs big)',
+    async run(S) {
+      const [small, big] = await listingVsRclone({ sizes: S.listing, rounds: quick ? 1 : 3 });
+      const growth = big.sluice.max_rss_kib / small.sluice.max_rss_kib;
+      const ratio = big.rclone.wall_s / big.sluice.wall_s;
+      return [
+        row(
+          'listing',
+          `list ${count(big.count)} files in one SFTP folder (\`run\` whose \`include\` matches none); Sluice peak RSS ${rssOf(small.sluice.max_rss_kib)} at ${count(small.count)} files, ${rssOf(big.sluice.max_rss_kib)} at ${count(big.count)}`,
+          perSecond(big.count, big.sluice.wall_s, 'files'),
+          `\`rclone lsf\` ${perSecond(big.count, big.rclone.wall_s, 'files')}`,
+          ratio,
+          1.0,
+          {
+            rss: [big.sluice.max_rss_kib, big.rclone.max_rss_kib],
+            walls: [big.sluice.wall_s, big.rclone.wall_s],
+            targetText: '≥ 1.0, RSS flat (< 1.2×)',
+            met: ratio >= 1.0 && growth < 1.2,
+          },
         ),
       ];
     },

@@ -49,6 +49,61 @@ describe('object-store source', () => {
     expect(seen).toEqual(['a.txt', 'b.txt', 'c.txt']);
   });
 
+  it('asks for the next page as soon as one arrives, while its items are worked through', async () => {
+    const pages: Record<string, ListPage> = {
+      '': { objects: [{ key: 'in/a.txt' }, { key: 'in/b.txt' }], next: 't1' },
+      t1: { objects: [{ key: 'in/c.txt' }] },
+    };
+    const asked: string[] = [];
+    const backend: SourceBackend = {
+      ...scripted(pages),
+      listPage: async (_prefix, _recursive, token) => {
+        asked.push(token ?? '');
+        return pages[token ?? ''];
+      },
+    };
+    const source = createObjectStoreSource(backend, {
+      sourceName: 'mem',
+      prefixes: ['in'],
+      recursive: true,
+      log,
+    });
+    const listing = source.list(new AbortController().signal)[Symbol.asyncIterator]();
+    expect((await listing.next()).value?.path).toBe('a.txt');
+    expect(asked).toEqual(['', 't1']);
+    const rest: string[] = [];
+    for (let next = await listing.next(); !next.done; next = await listing.next()) rest.push(next.value.path);
+    expect(rest).toEqual(['b.txt', 'c.txt']);
+    expect(asked).toEqual(['', 't1']);
+  });
+
+  it('drops the failure of a page read ahead for a consumer that stopped', async () => {
+    const backend: SourceBackend = {
+      ...scripted({}),
+      listPage: async (_prefix, _recursive, token) => {
+        if (token === undefined) return { objects: [{ key: 'in/a.txt' }], next: 't1' };
+        throw new Error('service gone');
+      },
+    };
+    const source = createObjectStoreSource(backend, {
+      sourceName: 'mem',
+      prefixes: ['in'],
+      recursive: true,
+      log,
+    });
+    const seen: string[] = [];
+    for await (const item of source.list(new AbortController().signal)) {
+      seen.push(item.path);
+      break;
+    }
+    expect(seen).toEqual(['a.txt']);
+    // The same failure still ends a listing that goes on to that page.
+    const all = (async () => {
+      for await (const _ of source.list(new AbortController().signal));
+    })();
+    await expect(all).rejects.toThrow(/service gone/);
+  });
+
   it('lists `inbox`, not `inbox2/`, and names each item by its exact key', async () => {
     const source = createObjectStoreSource(
       scripted({ '': { objects: [{ key: 'inbox/x.txt', etag: '"e1"' }, { key: 'inbox2/y.txt' }] } }),

@@ -200,49 +200,72 @@ export function createObjectStoreSource(
       .slice(0, index)
       .some((p) => key.startsWith(p) && (options.recursive || !key.slice(p.length).includes('/')));
 
+  /** One page of `prefix` with what `describe` adds; failures as the service's errors. */
+  async function fetchPage(
+    prefix: string,
+    token: string | undefined,
+    signal: AbortSignal,
+  ): Promise<ListPage> {
+    try {
+      const page = await backend.listPage(prefix, options.recursive, token, signal);
+      return backend.describe ? { ...page, objects: await backend.describe(page.objects, signal) } : page;
+    } catch (err) {
+      throw backend.error(`cannot list ${backend.location(prefix)}`, err);
+    }
+  }
+
+  /**
+   * The items under `prefix`, page by page: the next page is asked for as soon as one arrives,
+   * so it comes while the runtime works through this one; at most two pages are held.
+   */
   async function* listPrefix(prefix: string, index: number, signal: AbortSignal): AsyncGenerator<Item> {
     const tokens = new Set<string>();
-    let token: string | undefined;
-    do {
-      let page: ListPage;
-      try {
-        page = await backend.listPage(prefix, options.recursive, token, signal);
-        if (backend.describe) page = { ...page, objects: await backend.describe(page.objects, signal) };
-      } catch (err) {
-        throw backend.error(`cannot list ${backend.location(prefix)}`, err);
-      }
-      for (const object of page.objects) {
-        if (object.unreadable === undefined) {
-          // Keys ending in `/` are folder markers made by consoles and tools, not files.
-          if (object.key.endsWith('/') || !object.key.startsWith(prefix) || listedEarlier(object.key, index))
-            continue;
-        }
-        const item = makeItem(prefix, object, rootOf(index));
-        if (served && item.rejected === undefined) {
-          if (served.has(item.path)) {
-            options.log.debug(
-              { key: object.key, root: item.root },
-              'hidden by the same path under an earlier prefix (match: first)',
-            );
-            continue;
+    let pending: Promise<ListPage> | undefined = fetchPage(prefix, undefined, signal);
+    try {
+      while (pending !== undefined) {
+        const page: ListPage = await pending;
+        const token = page.next;
+        // A token given before is not asked for again (see below); the listing ends at it.
+        const repeated = token !== undefined && tokens.has(token);
+        pending =
+          token === undefined || repeated || signal.aborted ? undefined : fetchPage(prefix, token, signal);
+        if (token !== undefined) tokens.add(token);
+        for (const object of page.objects) {
+          if (object.unreadable === undefined) {
+            // Keys ending in `/` are folder markers made by consoles and tools, not files.
+            if (
+              object.key.endsWith('/') ||
+              !object.key.startsWith(prefix) ||
+              listedEarlier(object.key, index)
+            )
+              continue;
           }
-          served.add(item.path);
+          const item = makeItem(prefix, object, rootOf(index));
+          if (served && item.rejected === undefined) {
+            if (served.has(item.path)) {
+              options.log.debug(
+                { key: object.key, root: item.root },
+                'hidden by the same path under an earlier prefix (match: first)',
+              );
+              continue;
+            }
+            served.add(item.path);
+          }
+          yield item;
         }
-        yield item;
-      }
-      token = page.next;
-      if (token !== undefined) {
         // A service that hands out a token again would have the listing go round for ever.
-        if (tokens.has(token)) {
+        if (repeated) {
           throw new SluiceError(
             'SLUICE_E_SOURCE',
             `cannot list ${backend.location(prefix)}: the service returned a continuation token it had already given (the listing would never end)`,
             { retryable: true },
           );
         }
-        tokens.add(token);
       }
-    } while (token !== undefined && !signal.aborted);
+    } finally {
+      // A page read ahead for a consumer that stopped: its failure is of no interest.
+      pending?.catch(() => {});
+    }
   }
 
   return {

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { type ErrorCode, SluiceError } from '../../core/errors.js';
 import type { PreflightRequest, PreflightResult } from '../../core/plugin-api.js';
 import type { RemoteConnection } from './connection.js';
+import { listFolder } from './listing.js';
 import type { ConnectionPool } from './pool.js';
 
 /** What a connector tells the shared checks about its protocol. */
@@ -40,17 +41,19 @@ export async function checkRemoteSource(
   const folder = await folderState(target, root, req.signal);
   if (folder === 'absent') throw missingFolder(target, root);
   if (req.depth === 'cheap') return { detail: `logged in as ${target.account}, ${describe(root)} exists` };
-  const entries = await target.pool
-    .use((c) => c.list(root), req.signal)
-    .catch((err: unknown) => {
-      throw checkError(
-        target,
-        `cannot list ${describe(root)}`,
-        err,
-        'the login needs read access to the folder',
-      );
-    });
-  return { detail: `logged in as ${target.account}, ${describe(root)} listed (${entries.length} entries)` };
+  let entries = 0;
+  try {
+    // Counted as it arrives: a folder of any size is listed in bounded memory.
+    for await (const batch of listFolder(target.pool, root, req.signal)) entries += batch.length;
+  } catch (err) {
+    throw checkError(
+      target,
+      `cannot list ${describe(root)}`,
+      err,
+      'the login needs read access to the folder',
+    );
+  }
+  return { detail: `logged in as ${target.account}, ${describe(root)} listed (${entries} entries)` };
 }
 
 /**

@@ -19,9 +19,25 @@ export interface RemoteStat {
   mtime?: Date;
 }
 
+/** A folder being read a server reply at a time (see `RemoteConnection.openFolder`). */
+export interface RemoteFolder {
+  /** The next entries, as `list` gives them; undefined once the folder is read to the end. */
+  next(): Promise<RemoteEntry[] | undefined>;
+  /** Closes the folder on the server; fine at any time and more than once, never throws. */
+  close(): Promise<void>;
+}
+
 export interface RemoteConnection extends PooledConnection {
   /** Entries of a folder (without `.` and `..`); symbolic links resolved when possible. */
   list(dir: string): Promise<RemoteEntry[]>;
+  /**
+   * Opens `dir` to read its entries a server reply at a time, so a folder of any size is
+   * listed in bounded memory. Only where the protocol runs many requests at once on one
+   * session (SFTP): the folder is read on after the connection went back to the pool, beside
+   * whatever its next borrower does, so a listing never holds one of `max_connections` while
+   * the runtime processes what it yielded. Without it (FTP) `list` reads the folder whole.
+   */
+  openFolder?(dir: string): Promise<RemoteFolder>;
   /** undefined when nothing exists at `path`. */
   stat(path: string): Promise<RemoteStat | undefined>;
   /**

@@ -11,7 +11,8 @@ import {
 } from '../../core/item.js';
 import type { Item, SourceInstance } from '../../core/plugin-api.js';
 import { checkRemoteSource, type PreflightTraits } from './check.js';
-import type { RemoteConnection } from './connection.js';
+import type { RemoteConnection, RemoteEntry } from './connection.js';
+import { listFolder } from './listing.js';
 import { inside, isInside, isTempName, joinRemote, nameError } from './paths.js';
 import type { ConnectionPool } from './pool.js';
 import { openPooledRead } from './read.js';
@@ -55,13 +56,14 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
     // With `match: first`, the relative paths earlier roots listed (they hide later ones).
     const earlier = options.match === 'first' ? new Set<string>() : undefined;
     for (const root of roots) {
-      const listed: string[] = [];
+      // Only `match: first` keeps the paths listed (a root's own paths never hide each other).
+      const listed: string[] | undefined = earlier && [];
       for await (const item of listRoot(root, signal)) {
         if (earlier?.has(item.path)) continue;
-        listed.push(item.path);
+        listed?.push(item.path);
         yield item;
       }
-      for (const path of listed) earlier?.add(path);
+      for (const path of listed ?? []) earlier?.add(path);
     }
   }
 
@@ -77,58 +79,69 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
         open: () => Promise.reject(nameError(relPath, reason)),
         ...rootMark,
       });
-    // Depth-first, one folder at a time, so the first items flow before the tree is walked.
+    // Depth-first, one folder at a time, each folder as it arrives: the first items flow
+    // before the tree, or a folder of any size, is read, and memory does not grow with either.
     const pending: string[] = [''];
     while (pending.length > 0) {
       signal.throwIfAborted();
       const relDir = pending.pop()!;
-      let entries: Awaited<ReturnType<RemoteConnection['list']>>;
-      try {
-        entries = await pool.use((c) => c.list(joinRemote(root, relDir)), signal);
-      } catch (err) {
-        // One unreadable folder must not hide the others: report it and go on. A dropped
-        // connection (retryable) still fails the listing, to be retried as a whole.
-        if (relDir === '' || options.isRetryable(err) !== false) throw err;
-        yield rejectedAt(
-          relDir,
-          `this folder could not be listed (${(err as Error).message}): its files were not read`,
-        );
-        continue;
-      }
-      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       const subdirs: string[] = [];
-      for (const entry of entries) {
-        const relPath = relDir === '' ? entry.name : `${relDir}/${entry.name}`;
-        const unsafe = unsafeNameReason(entry.name);
-        if (entry.type === 'directory') {
-          if (!options.recursive || notWalked.has(normalizeRemoteDir(joinRemote(root, relPath)))) continue;
-          // A linked folder could lead outside `path` or back to one of its parents (no end).
-          if (entry.link) continue;
-          if (unsafe) yield rejectedAt(relPath, `${unsafe} (a folder: its files are not listed)`);
-          else subdirs.push(relPath);
-        } else if (entry.type === 'file' && !isTempName(entry.name)) {
-          if (unsafe) {
-            yield rejectedAt(relPath, unsafe, entry.size, entry.mtime);
-            continue;
+      const batches = nameOrdered(listFolder(pool, joinRemote(root, relDir), signal));
+      try {
+        for (;;) {
+          let batch: IteratorResult<RemoteEntry[]>;
+          try {
+            batch = await batches.next();
+          } catch (err) {
+            // One unreadable folder must not hide the others: report it and go on. A dropped
+            // connection (retryable) still fails the listing, to be retried as a whole.
+            if (relDir === '' || options.isRetryable(err) !== false) throw err;
+            yield rejectedAt(
+              relDir,
+              `this folder could not be listed (${(err as Error).message}): its files were not read`,
+            );
+            break;
           }
-          // A file a tidy-up set aside before a crash: listed as the item it was, so its tidy-up is redone.
-          const stranded = strandedAside(options.sourceName, relDir, entry.name, entry);
-          if (stranded?.rejected) {
-            yield rejectedAt(stranded.path, stranded.rejected, entry.size, entry.mtime);
-            continue;
+          if (batch.done) break;
+          signal.throwIfAborted();
+          for (const entry of batch.value) {
+            const relPath = relDir === '' ? entry.name : `${relDir}/${entry.name}`;
+            const unsafe = unsafeNameReason(entry.name);
+            if (entry.type === 'directory') {
+              if (!options.recursive || notWalked.has(normalizeRemoteDir(joinRemote(root, relPath))))
+                continue;
+              // A linked folder could lead outside `path` or back to one of its parents (no end).
+              if (entry.link) continue;
+              if (unsafe) yield rejectedAt(relPath, `${unsafe} (a folder: its files are not listed)`);
+              else subdirs.push(relPath);
+            } else if (entry.type === 'file' && !isTempName(entry.name)) {
+              if (unsafe) {
+                yield rejectedAt(relPath, unsafe, entry.size, entry.mtime);
+                continue;
+              }
+              // A file a tidy-up set aside before a crash: listed as the item it was, so its tidy-up is redone.
+              const stranded = strandedAside(options.sourceName, relDir, entry.name, entry);
+              if (stranded?.rejected) {
+                yield rejectedAt(stranded.path, stranded.rejected, entry.size, entry.mtime);
+                continue;
+              }
+              const remotePath = joinRemote(root, relPath);
+              yield createItem({
+                source: options.sourceName,
+                path: stranded?.path ?? relPath,
+                size: entry.size,
+                mtime: entry.mtime,
+                open: (s) => openPooledRead(pool, remotePath, s),
+                ...rootMark,
+              });
+            }
           }
-          const remotePath = joinRemote(root, relPath);
-          yield createItem({
-            source: options.sourceName,
-            path: stranded?.path ?? relPath,
-            size: entry.size,
-            mtime: entry.mtime,
-            open: (s) => openPooledRead(pool, remotePath, s),
-            ...rootMark,
-          });
         }
+      } finally {
+        // A consumer that stopped early: close the folder on the server.
+        await batches.return(undefined);
       }
-      pending.push(...subdirs.reverse());
+      for (let i = subdirs.length - 1; i >= 0; i--) pending.push(subdirs[i]);
     }
   }
 
@@ -214,6 +227,29 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
     isRetryable: options.isRetryable,
     close: () => pool.close(),
   };
+}
+
+/**
+ * A folder of up to this many entries is listed in name order (as a whole); a bigger one comes
+ * as the server sends it, in name-ordered runs of this many or a server reply, so memory stays
+ * bounded. Nothing depends on the order; it keeps small listings (plans, logs) predictable.
+ */
+const ORDERED_UP_TO = 1000;
+
+async function* nameOrdered(batches: AsyncGenerator<RemoteEntry[]>): AsyncGenerator<RemoteEntry[]> {
+  const byName = (a: RemoteEntry, b: RemoteEntry) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  let head: RemoteEntry[] | undefined = [];
+  for await (const batch of batches) {
+    if (head === undefined) {
+      yield batch.sort(byName);
+      continue;
+    }
+    head = head.concat(batch);
+    if (head.length < ORDERED_UP_TO) continue;
+    yield head.sort(byName);
+    head = undefined;
+  }
+  if (head && head.length > 0) yield head.sort(byName);
 }
 
 /** `a/b/`, `./a//b` → `a/b`; `/x/` → `/x`: folder paths in one spelling, for comparison. */

@@ -14,7 +14,7 @@ import { Duration } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
 import type { PreflightTraits } from '../remote-fs/check.js';
-import type { RemoteConnection, RemoteEntry, RemoteStat } from '../remote-fs/connection.js';
+import type { RemoteConnection, RemoteEntry, RemoteFolder, RemoteStat } from '../remote-fs/connection.js';
 import { remoteFsFields } from '../remote-fs/fields.js';
 import { ConnectionPool } from '../remote-fs/pool.js';
 import { hopLogin, isAuthFailure, loginFailure, resolveHop, type SshHop, sshLoginFields } from './hop.js';
@@ -113,6 +113,7 @@ export function sftpPreflight(settings: SftpSettings): PreflightTraits {
 /* ------------------------------------------------------------------ error classification */
 
 /** SFTP status codes (draft-ietf-secsh-filexfer-02) that ssh2 puts in `err.code`. */
+const SFTP_EOF = 1;
 const SFTP_NO_SUCH_FILE = 2;
 const SFTP_PERMISSION_DENIED = 3;
 const SFTP_NO_CONNECTION = 6;
@@ -158,6 +159,9 @@ function reasonOf(err: unknown): string {
 }
 
 /* ----------------------------------------------------------------------------- connection */
+
+/** One name of a READDIR reply, as ssh2 gives it. */
+type DirEntry = { filename: string; attrs: Stats };
 
 function remoteStat(stats: Stats): RemoteStat {
   return {
@@ -287,14 +291,47 @@ class SftpConnection implements RemoteConnection {
   }
 
   async list(dir: string): Promise<RemoteEntry[]> {
-    const raw = await this.request<Array<{ filename: string; attrs: Stats }>>('list', dir, (done) =>
-      this.sftp.readdir(dir, done),
-    );
+    const raw = await this.request<DirEntry[]>('list', dir, (done) => this.sftp.readdir(dir, done));
+    return this.entriesOf(dir, raw);
+  }
+
+  /**
+   * `dir` read one READDIR reply at a time (OpenSSH sends up to 100 names a reply), where
+   * `readdir(path)` gathers the whole folder into one array before answering.
+   */
+  async openFolder(dir: string): Promise<RemoteFolder> {
+    const handle = await this.request<Buffer>('list', dir, (done) => this.sftp.opendir(dir, done));
+    let ended = false;
+    let closing: Promise<void> | undefined;
+    return {
+      next: async () => {
+        if (ended || closing) return undefined;
+        const raw = await this.request<DirEntry[] | undefined>('list', dir, (done) =>
+          this.sftp.readdir(handle, (err, list) =>
+            (err as { code?: unknown } | undefined)?.code === SFTP_EOF ? done(undefined) : done(err, list),
+          ),
+        );
+        if (raw === undefined) {
+          ended = true;
+          return undefined;
+        }
+        return this.entriesOf(dir, raw);
+      },
+      close: () => {
+        closing ??= this.dead
+          ? Promise.resolve()
+          : this.request<void>('close', dir, (done) => this.sftp.close(handle, done)).catch(() => {});
+        return closing;
+      },
+    };
+  }
+
+  /** Listed names as entries, without `.` and `..`; a link is followed (a dangling one left out). */
+  private async entriesOf(dir: string, raw: DirEntry[]): Promise<RemoteEntry[]> {
     const entries: RemoteEntry[] = [];
     for (const { filename, attrs } of raw) {
       if (filename === '.' || filename === '..') continue;
       if (attrs.isSymbolicLink()) {
-        // Follow links so a linked file is listed like any other; a dangling one is left out.
         const target = await this.stat(`${dir}/${filename}`).catch(() => undefined);
         if (target) entries.push({ name: filename, ...target, link: true });
       } else {
