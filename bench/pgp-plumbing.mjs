@@ -12,8 +12,19 @@
  * `node bench/peers.mjs --quick --only pgp` once to make them).
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import net from 'node:net';
-import { constants, createReadStream, createWriteStream, existsSync, openSync, readFileSync, closeSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline, Transform, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -38,13 +49,15 @@ const gpgArgs = ['--homedir', home, '--batch', '--yes', '--no-tty', '--status-fd
 
 /** Counts bytes (and optionally chunks) like the runtime's HashTap(null). */
 class Tap extends Transform {
-  constructor(stats) {
+  constructor(stats, hash) {
     super({ highWaterMark: MiB });
     this.stats = stats;
     this.bytes = 0;
+    this.hash = hash ? createHash(hash) : null;
   }
   _transform(chunk, _e, cb) {
     this.bytes += chunk.length;
+    this.hash?.update(chunk);
     if (this.stats) {
       this.stats.chunks++;
       this.stats.bytes += chunk.length;
@@ -90,12 +103,14 @@ class Coalesce extends Transform {
 }
 
 let coalesce = 0;
+/** The runtime's HashTap hashes (sha256) only when a sink verifies by sha256 or needs the digest. */
+let sha256 = false;
 
 /** gpg's stdout → gate → count → file; resolves when the file is written and gpg exited 0. */
 function drainToFile(child, done, stats, hwm = MiB) {
   return new Promise((resolve, reject) => {
     const gate = coalesce ? new Coalesce(coalesce) : new Tap(null);
-    const count = new Tap(stats);
+    const count = new Tap(stats, sha256 ? 'sha256' : null);
     const file = createWriteStream(out, { highWaterMark: hwm });
     pipeline(child.stdout, gate, count, file, (err) => (err ? reject(err) : resolve()));
   }).then(async () => {
@@ -141,9 +156,13 @@ async function gpgToFile() {
 
 /** The peer: a separate `gpg --decrypt -o FILE` (no status fd), as bench:peers runs it. */
 async function peer() {
-  const child = spawn('gpg', ['--homedir', home, '--batch', '--quiet', '--yes', '-o', out, '--decrypt', msg], {
-    stdio: 'ignore',
-  });
+  const child = spawn(
+    'gpg',
+    ['--homedir', home, '--batch', '--quiet', '--yes', '-o', out, '--decrypt', msg],
+    {
+      stdio: 'ignore',
+    },
+  );
   await new Promise((resolve) => child.once('close', resolve));
 }
 
@@ -193,7 +212,10 @@ async function fifoStdout(stats, how, special) {
   rmSync(fifo, { force: true });
   execFileSync('mkfifo', ['-m', '600', fifo]);
   const rw = openSync(fifo, constants.O_RDWR);
-  const rd = openSync(fifo, how === 'socket' ? constants.O_RDONLY | constants.O_NONBLOCK : constants.O_RDONLY);
+  const rd = openSync(
+    fifo,
+    how === 'socket' ? constants.O_RDONLY | constants.O_NONBLOCK : constants.O_RDONLY,
+  );
   const input = openSync(msg, 'r');
   const child = spawn('gpg', [...gpgArgs, ...(special ? SPECIAL : []), '--decrypt'], {
     stdio: [input, rw, 'pipe', 'pipe'],
@@ -231,12 +253,25 @@ const variants = {
       coalesce = 0;
     });
   },
+  'today + -o -&1, sha256 tap (verify: sha256)': async (s) => {
+    sha256 = true;
+    await throughStdinSpecial(s).finally(() => {
+      sha256 = false;
+    });
+  },
   'FIFO stdout, epoll': (s) => fifoStdout(s, 'socket', false),
   'FIFO stdout, epoll, -o -&1': (s) => fifoStdout(s, 'socket', true),
   'FIFO stdout, fs.read 1 MiB, -o -&1': (s) => fifoStdout(s, 'fs', true),
 };
 const chosen = values.only
-  ? Object.fromEntries(Object.entries(variants).filter(([k]) => values.only.split(',').some((o) => k.includes(o))))
+  ? Object.fromEntries(
+      Object.entries(variants).filter(([k]) =>
+        values.only
+          .split(',')
+          .filter(Boolean)
+          .some((o) => k.includes(o)),
+      ),
+    )
   : variants;
 
 /** CPU seconds of this process's reaped children (cutime + cstime of /proc/self/stat). */
@@ -246,7 +281,9 @@ function childCpu() {
 }
 
 const rounds = Number(values.rounds);
-const samples = Object.fromEntries(Object.keys(chosen).map((k) => [k, { wall: [], cpu: [], kids: [], chunks: 0, bytes: 0 }]));
+const samples = Object.fromEntries(
+  Object.keys(chosen).map((k) => [k, { wall: [], cpu: [], kids: [], chunks: 0, bytes: 0 }]),
+);
 for (let r = -1; r < rounds; r++) {
   for (const [name, fn] of Object.entries(chosen)) {
     rmSync(out, { force: true });
@@ -276,7 +313,9 @@ console.log('| variant | wall | MB/s | ratio vs first | node CPU | gpg CPU | chu
 console.log('|---|---:|---:|---:|---:|---:|---:|');
 for (const [name, s] of Object.entries(samples)) {
   const w = median(s.wall);
-  const per = s.chunks ? `${((s.chunks / s.bytes) * MiB).toFixed(1)} (${(s.bytes / s.chunks / 1024).toFixed(0)})` : '—';
+  const per = s.chunks
+    ? `${((s.chunks / s.bytes) * MiB).toFixed(1)} (${(s.bytes / s.chunks / 1024).toFixed(0)})`
+    : '—';
   console.log(
     `| ${name} | ${w.toFixed(2)} s | ${(plain / 1e6 / w).toFixed(0)} | ${(peerWall / w).toFixed(2)} | ${median(s.cpu).toFixed(2)} s | ${median(s.kids).toFixed(2)} s | ${per} |`,
   );
