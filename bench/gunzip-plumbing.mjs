@@ -26,7 +26,6 @@ const { values } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '256' },
     rounds: { type: 'string', default: '5' },
-    reverse: { type: 'boolean' },
     all: { type: 'boolean' },
   },
 });
@@ -74,11 +73,6 @@ const variants = {
   'read 256 KiB, chunkSize 256 KiB': node({ read: 256 * KiB, chunk: 256 * KiB }),
   'read 64 KiB': node({ read: 64 * KiB }),
 };
-if (process.argv.includes('--reverse')) {
-  const entries = Object.entries(variants).reverse();
-  for (const k of Object.keys(variants)) delete variants[k];
-  for (const [k, v] of entries) variants[k] = v;
-}
 
 function childCpu() {
   const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
