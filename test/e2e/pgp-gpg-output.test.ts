@@ -9,7 +9,6 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunSummary } from '../../core/runtime/runner.js';
 import { runPipelineFile } from '../../core/sdk.js';
 import { GpgHome, killAgent } from '../../plugins/pgp/gpg.js';
 import { testGpgHome } from '../helpers/gpg-keys.js';
@@ -54,10 +53,23 @@ afterAll(() => {
   ws.cleanup();
 });
 
-function failure(s: RunSummary, path: string) {
-  const f = s.failures.find((x) => x.path === path);
-  expect(f, `no failure for ${path}: ${JSON.stringify(s.failures, null, 1)}`).toBeDefined();
-  return f as RunSummary['failures'][number];
+/** The pid of the agent serving `dir`, asked without starting one. */
+function agentPid(dir: string): number {
+  const answer = execFileSync(
+    'gpg-connect-agent',
+    ['--homedir', dir, '--no-autostart', 'GETINFO pid', '/bye'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  return Number(/^D (\d+)/m.exec(answer)?.[1]);
+}
+
+/** Whether `pid` still runs 5 s from now at the latest (the agent exits after its answer). */
+async function stillRunning(pid: number): Promise<boolean> {
+  const deadline = Date.now() + 5000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return alive(pid);
 }
 
 describe('gpg engine output and agent', () => {
@@ -67,12 +79,13 @@ describe('gpg engine output and agent', () => {
     );
     const s = await runPipelineFile(file);
     expect(s).toMatchObject({ ok: 2, failed: 4, retries: 0 });
+    const failed = new Map(s.failures.map((f) => [f.path, f]));
     for (const algo of ['none', 'zlib']) {
       expect(sha256(readFileSync(ws.path('out', `good-${algo}.csv`)))).toBe(sha256(plain));
       for (const kind of ['tampered', 'truncated']) {
-        const f = failure(s, `${kind}-${algo}.csv.gpg`);
-        expect(f.code).toBe('SLUICE_E_BAD_DATA');
-        expect(f.error).toMatch(
+        const f = failed.get(`${kind}-${algo}.csv.gpg`);
+        expect(f?.code, JSON.stringify(s.failures, null, 1)).toBe('SLUICE_E_BAD_DATA');
+        expect(f?.error).toMatch(
           new RegExp(
             `^\\[out steps\\[0\\]\\.pgp_decrypt\\] item "local:${kind}-${algo}\\.csv\\.gpg": PGP decryption failed \\(gpg\\): `,
           ),
@@ -91,19 +104,10 @@ describe('gpg engine output and agent', () => {
     const home = await GpgHome.create();
     try {
       await home.importKeys([readFileSync(ws.path('key.asc'))]);
-      const answer = execFileSync(
-        'gpg-connect-agent',
-        ['--homedir', home.dir, '--no-autostart', 'GETINFO pid', '/bye'],
-        {
-          encoding: 'utf8',
-        },
-      );
-      const pid = Number(/^D (\d+)/m.exec(answer)?.[1]);
+      const pid = agentPid(home.dir);
       expect(pid).toBeGreaterThan(0);
       expect(await killAgent(join(home.dir, 'S.gpg-agent'))).toBe(true);
-      const deadline = Date.now() + 5000;
-      while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      expect(alive(pid)).toBe(false);
+      expect(await stillRunning(pid)).toBe(false);
       expect(await killAgent(join(home.dir, 'S.gpg-agent'))).toBe(false);
       expect(await killAgent(join(home.dir, 'no-such-socket'))).toBe(false);
     } finally {
@@ -115,18 +119,9 @@ describe('gpg engine output and agent', () => {
   it('close() leaves no agent running for the home', async () => {
     const home = await GpgHome.create();
     await home.importKeys([readFileSync(ws.path('key.asc'))]);
-    const answer = execFileSync(
-      'gpg-connect-agent',
-      ['--homedir', home.dir, '--no-autostart', 'GETINFO pid', '/bye'],
-      {
-        encoding: 'utf8',
-      },
-    );
-    const pid = Number(/^D (\d+)/m.exec(answer)?.[1]);
+    const pid = agentPid(home.dir);
     await home.close();
-    const deadline = Date.now() + 5000;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(alive(pid)).toBe(false);
+    expect(await stillRunning(pid)).toBe(false);
     expect(existsSync(home.dir)).toBe(false);
   }, 60_000);
 });
