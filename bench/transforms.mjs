@@ -55,11 +55,18 @@ function pipeline(name, dir, steps) {
 
 const sluice = (file) => runSluice(file, join(data, 'state'));
 
-/** Runs each case once as a warm-up, then `rounds` alternated rounds; medians of wall time and RSS (MiB). */
+/**
+ * Runs each case once as a warm-up, then `rounds` alternated rounds; medians of wall time and
+ * RSS (MiB). Each round starts one case further on: the case that runs right after another one
+ * wrote hundreds of MiB was measured up to 4× slower (bench/gunzip-plumbing.mjs), so no case
+ * should always follow the same one.
+ */
 export function compare(cases, rounds) {
   const results = Object.fromEntries(Object.keys(cases).map((k) => [k, { wall: [], rss: [] }]));
+  const entries = Object.entries(cases);
   for (let r = -1; r < rounds; r++) {
-    for (const [k, run] of Object.entries(cases)) {
+    const start = Math.max(r, 0) % entries.length;
+    for (const [k, run] of [...entries.slice(start), ...entries.slice(0, start)]) {
       freshOut();
       const m = run();
       if (r >= 0) {
