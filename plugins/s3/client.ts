@@ -20,6 +20,7 @@ import {
   type ListPage,
   versionChange,
 } from '../object-store/source.js';
+import { type DeleteBatcher, type DeleteTransport, deleteObjectsInput } from './delete-batch.js';
 
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
 
@@ -565,19 +566,31 @@ async function stillListedVersion(conn: S3Connection, key: string, version: List
   return true;
 }
 
-/** Deletes `key` only while it is the listed `version` (see `stillListedVersion`). */
+/**
+ * Deletes `key` only while it is the listed `version` (see `stillListedVersion`). With
+ * `batcher`, the delete itself goes out in a DeleteObjects request shared with other keys
+ * (the listed ETag as that key's condition); the HeadObject check before it stays, for the
+ * services that ignore conditions.
+ */
 export async function deleteObjectVersion(
   conn: S3Connection,
   key: string,
   version: ListedVersion,
+  batcher?: DeleteBatcher,
 ): Promise<void> {
   if (!(await stillListedVersion(conn, key, version, 'deleted'))) return;
+  if (batcher) await batcher.delete(key, version.etag);
+  else await deleteOneVersion(conn, key, version.etag);
+}
+
+/** One DeleteObject of `key`, If-Match `etag`. */
+async function deleteOneVersion(conn: S3Connection, key: string, etag: string | undefined): Promise<void> {
   try {
     await conn.client.send(
       new conn.sdk.DeleteObjectCommand({
         Bucket: conn.bucket,
         Key: key,
-        IfMatch: version.etag === undefined ? undefined : quotedEtag(version.etag),
+        IfMatch: etag === undefined ? undefined : quotedEtag(etag),
       }),
     );
   } catch (err) {
@@ -587,6 +600,20 @@ export async function deleteObjectVersion(
     // AWS answers a conditional delete of a key that is gone with 404: gone is what was asked.
     if (!isNotFound(err)) throw err;
   }
+}
+
+/** How a `DeleteBatcher` reaches the connection's bucket. */
+export function deleteTransport(conn: S3Connection): DeleteTransport {
+  return {
+    async deleteMany(objects) {
+      const answer = await conn.client.send(
+        new conn.sdk.DeleteObjectsCommand(deleteObjectsInput(conn.bucket, objects)),
+      );
+      return { deleted: answer.Deleted ?? [], errors: answer.Errors ?? [] };
+    },
+    deleteOne: (key, etag) => deleteOneVersion(conn, key, etag),
+    location: (key) => s3Location(conn.bucket, key),
+  };
 }
 
 /** Copies `key` to `toKey` in the bucket only while it is the listed `version`. */
