@@ -21,6 +21,7 @@ import {
   versionChange,
 } from '../object-store/source.js';
 import { type DeleteBatcher, type DeleteTransport, deleteObjectsInput } from './delete-batch.js';
+import { type LeanHead, leanHeadObject } from './lean-head.js';
 
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
 
@@ -114,6 +115,8 @@ export interface S3Connection {
   bucket: string;
   /** Identity of the service for `Item.origin.endpoint`: the endpoint URL, or `aws`. */
   endpointId: string;
+  /** HeadObject without the SDK's middleware, where the endpoint allows it (see lean-head.ts). */
+  leanHead?: LeanHead;
 }
 
 export const S3_ORIGIN_KIND = 's3';
@@ -193,7 +196,22 @@ export async function connectS3(config: S3ConnectionConfig): Promise<S3Connectio
     responseChecksumValidation: checksum,
     requestHandler: { httpAgent: { maxSockets }, httpsAgent: { maxSockets } },
   });
-  return { sdk, client, bucket: config.bucket, endpointId: endpointIdentity(endpoint) };
+  const lean = leanHeadObject({
+    client,
+    endpoint,
+    pathStyle: config.force_path_style ?? endpoint !== undefined,
+    bucket: config.bucket,
+    region: config.region ?? 'us-east-1',
+    maxSockets,
+  });
+  if (lean) {
+    const destroy = client.destroy.bind(client);
+    client.destroy = () => {
+      lean.destroy();
+      destroy();
+    };
+  }
+  return { sdk, client, bucket: config.bucket, endpointId: endpointIdentity(endpoint), leanHead: lean?.head };
 }
 
 /**
@@ -540,6 +558,7 @@ export async function headObject(
   key: string,
   signal?: AbortSignal,
 ): Promise<{ size?: number; etag?: string } | null> {
+  if (conn.leanHead) return conn.leanHead(key, signal);
   try {
     const head = await conn.client.send(new conn.sdk.HeadObjectCommand({ Bucket: conn.bucket, Key: key }), {
       abortSignal: signal,
