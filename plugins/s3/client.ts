@@ -20,6 +20,8 @@ import {
   type ListPage,
   versionChange,
 } from '../object-store/source.js';
+import { type DeleteBatcher, type DeleteTransport, deleteObjectsInput } from './delete-batch.js';
+import { type LeanHead, leanHeadObject } from './lean-head.js';
 
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
 
@@ -113,6 +115,8 @@ export interface S3Connection {
   bucket: string;
   /** Identity of the service for `Item.origin.endpoint`: the endpoint URL, or `aws`. */
   endpointId: string;
+  /** HeadObject without the SDK's middleware, where the endpoint allows it (see lean-head.ts). */
+  leanHead?: LeanHead;
 }
 
 export const S3_ORIGIN_KIND = 's3';
@@ -192,7 +196,22 @@ export async function connectS3(config: S3ConnectionConfig): Promise<S3Connectio
     responseChecksumValidation: checksum,
     requestHandler: { httpAgent: { maxSockets }, httpsAgent: { maxSockets } },
   });
-  return { sdk, client, bucket: config.bucket, endpointId: endpointIdentity(endpoint) };
+  const lean = leanHeadObject({
+    client,
+    endpoint,
+    pathStyle: config.force_path_style ?? endpoint !== undefined,
+    bucket: config.bucket,
+    region: config.region ?? 'us-east-1',
+    maxSockets,
+  });
+  if (lean) {
+    const destroy = client.destroy.bind(client);
+    client.destroy = () => {
+      lean.destroy();
+      destroy();
+    };
+  }
+  return { sdk, client, bucket: config.bucket, endpointId: endpointIdentity(endpoint), leanHead: lean?.head };
 }
 
 /**
@@ -539,6 +558,7 @@ export async function headObject(
   key: string,
   signal?: AbortSignal,
 ): Promise<{ size?: number; etag?: string } | null> {
+  if (conn.leanHead) return conn.leanHead(key, signal);
   try {
     const head = await conn.client.send(new conn.sdk.HeadObjectCommand({ Bucket: conn.bucket, Key: key }), {
       abortSignal: signal,
@@ -565,19 +585,31 @@ async function stillListedVersion(conn: S3Connection, key: string, version: List
   return true;
 }
 
-/** Deletes `key` only while it is the listed `version` (see `stillListedVersion`). */
+/**
+ * Deletes `key` only while it is the listed `version` (see `stillListedVersion`). With
+ * `batcher`, the delete itself goes out in a DeleteObjects request shared with other keys
+ * (the listed ETag as that key's condition); the HeadObject check before it stays, for the
+ * services that ignore conditions.
+ */
 export async function deleteObjectVersion(
   conn: S3Connection,
   key: string,
   version: ListedVersion,
+  batcher?: DeleteBatcher,
 ): Promise<void> {
   if (!(await stillListedVersion(conn, key, version, 'deleted'))) return;
+  if (batcher) await batcher.delete(key, version.etag);
+  else await deleteOneVersion(conn, key, version.etag);
+}
+
+/** One DeleteObject of `key`, If-Match `etag`. */
+async function deleteOneVersion(conn: S3Connection, key: string, etag: string | undefined): Promise<void> {
   try {
     await conn.client.send(
       new conn.sdk.DeleteObjectCommand({
         Bucket: conn.bucket,
         Key: key,
-        IfMatch: version.etag === undefined ? undefined : quotedEtag(version.etag),
+        IfMatch: etag === undefined ? undefined : quotedEtag(etag),
       }),
     );
   } catch (err) {
@@ -587,6 +619,20 @@ export async function deleteObjectVersion(
     // AWS answers a conditional delete of a key that is gone with 404: gone is what was asked.
     if (!isNotFound(err)) throw err;
   }
+}
+
+/** How a `DeleteBatcher` reaches the connection's bucket. */
+export function deleteTransport(conn: S3Connection): DeleteTransport {
+  return {
+    async deleteMany(objects) {
+      const answer = await conn.client.send(
+        new conn.sdk.DeleteObjectsCommand(deleteObjectsInput(conn.bucket, objects)),
+      );
+      return { deleted: answer.Deleted ?? [], errors: answer.Errors ?? [] };
+    },
+    deleteOne: (key, etag) => deleteOneVersion(conn, key, etag),
+    location: (key) => s3Location(conn.bucket, key),
+  };
 }
 
 /** Copies `key` to `toKey` in the bucket only while it is the listed `version`. */

@@ -9,6 +9,7 @@ import {
   connectS3,
   copyObjectVersion,
   deleteObjectVersion,
+  deleteTransport,
   getObjectStream,
   isNotFound,
   isS3Retryable,
@@ -21,6 +22,7 @@ import {
   validateS3Connection,
   withStoredMetadata,
 } from './client.js';
+import { DeleteBatcher } from './delete-batch.js';
 
 const config = Type.Object(
   {
@@ -70,6 +72,8 @@ export const s3Source = definePlugin({
   async create(cfg, ctx) {
     s3Source.validate!(cfg);
     const conn = await connectS3(cfg);
+    // Tidy-up deletes of items finishing at the same time share DeleteObjects requests.
+    const deletes = new DeleteBatcher(deleteTransport(conn));
     const backend: SourceBackend = {
       location: (key) => s3Location(conn.bucket, key),
       listPage: (prefix, recursive, token, signal) =>
@@ -91,7 +95,7 @@ export const s3Source = definePlugin({
         origin.location.bucket === conn.bucket
           ? origin.location.key
           : undefined,
-      deleteVersion: (key, version) => deleteObjectVersion(conn, key, version),
+      deleteVersion: (key, version) => deleteObjectVersion(conn, key, version, deletes),
       copyVersion: (key, version, toKey) => copyObjectVersion(conn, key, version, toKey),
       error: (what, err) => s3Error('SLUICE_E_SOURCE', what, err),
       checks: s3CheckTarget(conn, cfg.region),
@@ -106,6 +110,7 @@ export const s3Source = definePlugin({
       }),
       isRetryable: isS3Retryable,
       async close() {
+        await deletes.close();
         conn.client.destroy();
       },
     };

@@ -1,0 +1,66 @@
+import { Sha256 } from '@aws-sdk/checksums/sha';
+import { HttpRequest } from '@smithy/core/transport';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { describe, expect, it } from 'vitest';
+import { signHead } from './lean-head.js';
+
+/** What the AWS SDK's own S3 signer makes of the same HEAD (S3 signs paths unescaped again). */
+async function sdkSigned(options: Parameters<typeof signHead>[0]) {
+  const signer = new SignatureV4({
+    credentials: options.credentials,
+    region: options.region,
+    service: 's3',
+    sha256: Sha256,
+    uriEscapePath: false,
+  });
+  const ours = signHead(options);
+  const request = new HttpRequest({
+    method: 'HEAD',
+    protocol: 'http:',
+    hostname: options.host.split(':')[0],
+    port: Number(options.host.split(':')[1]),
+    path: ours.path,
+    headers: {
+      host: options.host,
+      'x-amz-content-sha256': ours.headers['x-amz-content-sha256'],
+    },
+  });
+  const signed = await signer.sign(request, { signingDate: options.now });
+  return { ours, sdk: signed.headers };
+}
+
+describe('signHead', () => {
+  const base = {
+    host: '127.0.0.1:9000',
+    basePath: '',
+    bucket: 'my-bucket',
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' },
+    now: new Date('2026-12-02T11:22:33.456Z'),
+  };
+
+  for (const key of [
+    'incoming/CHARGINGCDR_A-20240131-07.dat',
+    "odd/a file (1)!*'~.txt",
+    'odd/ü #1+2%&=;:@$,.dat',
+    'odd/日本/x.txt',
+  ]) {
+    it(`signs a HEAD of ${JSON.stringify(key)} exactly as the SDK does`, async () => {
+      const { ours, sdk } = await sdkSigned({ ...base, key });
+      expect(ours.headers.authorization).toBe(sdk.authorization);
+      expect(ours.headers['x-amz-date']).toBe(sdk['x-amz-date']);
+    });
+  }
+
+  it('signs the session token and an endpoint path like the SDK', async () => {
+    const { ours, sdk } = await sdkSigned({
+      ...base,
+      basePath: '/s3',
+      key: 'a/b.txt',
+      credentials: { ...base.credentials, sessionToken: 'FQoGZXIvYXdzEXAMPLE//token+=' },
+    });
+    expect(ours.path).toBe('/s3/my-bucket/a/b.txt');
+    expect(ours.headers['x-amz-security-token']).toBe('FQoGZXIvYXdzEXAMPLE//token+=');
+    expect(ours.headers.authorization).toBe(sdk.authorization);
+  });
+});
