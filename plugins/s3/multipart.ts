@@ -114,8 +114,17 @@ export async function uploadObject(
     return creating;
   };
 
-  /** Sends `buffer[0, length)` as the next part; the buffer goes back to the pool once sent. */
+  /**
+   * Sends `buffer[0, length)` as the next part once fewer than queueSize are being sent (the
+   * body is not read meanwhile: backpressure); the buffer goes back to the pool once sent. So
+   * queueSize parts are sent while the next one fills: at most queueSize + 1 buffers.
+   */
   const dispatch = async (buffer: Buffer, length: number) => {
+    while (inFlight.size >= queueSize && !failed()) await Promise.race(inFlight);
+    if (failed()) {
+      pool.give(buffer);
+      return;
+    }
     const number = ++partNumber;
     const sending = (async () => {
       try {
@@ -149,8 +158,6 @@ export async function uploadObject(
     })();
     inFlight.add(sending);
     void sending.finally(() => inFlight.delete(sending));
-    // Backpressure: the body is not read while queueSize parts are being sent.
-    while (inFlight.size >= queueSize && !failed()) await Promise.race(inFlight);
   };
 
   /** Copies `chunk` into part buffers, sending each full one once more bytes follow it. */

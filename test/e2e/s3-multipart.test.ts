@@ -1,7 +1,7 @@
 /**
  * The s3 sink's own multipart upload (plugins/s3/multipart.ts) against s3rver: part boundaries,
  * the single-PutObject cases, and the bound on memory — part buffers are reused, so an upload
- * of many parts never holds more than `queue_size` of them.
+ * of many parts never holds more than `queue_size` + 1 of them (parts sending, one filling).
  */
 import { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
@@ -58,7 +58,7 @@ async function upload(key: string, data: Buffer, queueSize: number, size?: numbe
 }
 
 describe('s3 multipart upload', () => {
-  it('uploads many parts through at most queue_size reused part buffers', async () => {
+  it('uploads many parts through at most queue_size + 1 reused part buffers', async () => {
     const data = patternBytes(6 * PART + 12345, 3);
     for (const size of [undefined, data.length]) {
       const r = await upload(`many-${size ?? 'unknown'}.bin`, data, 2, size);
@@ -66,8 +66,8 @@ describe('s3 multipart upload', () => {
       expect(r.metadata).toEqual({ origin: 'test' });
       expect(r.parts).toBe(7);
       expect(r.puts).toBe(0);
-      // 7 parts sent, never more than 2 buffers at once (one filling, one sending, or two sending).
-      expect(r.pool.peak).toBeLessThanOrEqual(2);
+      // 7 parts sent, never more than 3 buffers at once (two sending, one filling).
+      expect(r.pool.peak).toBeLessThanOrEqual(3);
     }
   });
 
