@@ -22,7 +22,8 @@ const outdir = join(dist, 'cli');
 // dependencies (prom-client brings ~100 files of @opentelemetry/api), and ajv's small runtime
 // helpers imported by the precompiled validators. Every other dependency stays an ordinary import resolved from
 // node_modules: native modules, SDKs that plugins import lazily, pino and its worker transports,
-// and ajv itself, which validate.ts loads only for a schema that was not precompiled.
+// and ajv itself, which validate.ts loads only for a schema that was not precompiled, and
+// cron-parser (with luxon), which core/config/trigger.ts requires only for a cron trigger.
 const INLINED = new Set([
   '@sinclair/typebox',
   'yaml',
@@ -30,7 +31,6 @@ const INLINED = new Set([
   'picomatch',
   'ajv',
   'prom-client',
-  'cron-parser',
   'log-update',
   'p-limit',
 ]);

@@ -4,11 +4,24 @@
  * `firstPassDue` decides when a version's first pass runs: at start (`run_at_start`) and after
  * a reload.
  */
-import { CronExpressionParser } from 'cron-parser';
+import { createRequire } from 'node:module';
 import { parse } from 'yaml';
 import { SluiceError } from '../errors.js';
 import { parseDuration } from '../units.js';
 import type { TriggerT } from './schema.js';
+
+/**
+ * cron-parser (and luxon, which it brings: ~365 KB) is loaded on the first cron trigger, not
+ * with this module: most pipelines have none, and every `sluice run` imports this module. A
+ * synchronous require keeps `scheduleOf` synchronous for its callers; the CLI bundle leaves
+ * cron-parser in node_modules (scripts/build-cli.mjs).
+ */
+let cronParser: typeof import('cron-parser').CronExpressionParser | undefined;
+function cron(): typeof import('cron-parser').CronExpressionParser {
+  cronParser ??= (createRequire(import.meta.url)('cron-parser') as typeof import('cron-parser'))
+    .CronExpressionParser;
+  return cronParser;
+}
 
 export interface Schedule {
   /** `once`, `every 15m`, `cron 0 6 * * 1-5 (Europe/Paris)`: for logs and /status. */
@@ -44,7 +57,7 @@ export function scheduleOf(trigger: TriggerT | undefined): Schedule {
     checkCronFields(expression);
     try {
       // Parsing once up front turns a bad expression into a config error.
-      CronExpressionParser.parse(expression, { tz }).next();
+      cron().parse(expression, { tz }).next();
     } catch (err) {
       throw new SluiceError(
         'SLUICE_E_CONFIG',
@@ -56,8 +69,7 @@ export function scheduleOf(trigger: TriggerT | undefined): Schedule {
     }
     return {
       description: `cron ${expression} (${tz})`,
-      nextAfter: (after) =>
-        CronExpressionParser.parse(expression, { tz, currentDate: after }).next().toDate(),
+      nextAfter: (after) => cron().parse(expression, { tz, currentDate: after }).next().toDate(),
     };
   }
   return { description: 'once', nextAfter: () => undefined };

@@ -1,5 +1,5 @@
 /**
- * `s3` sink: multipart upload (`@aws-sdk/lib-storage`) completed only when the body ends
+ * `s3` sink: multipart upload (./multipart.ts) completed only when the body ends
  * cleanly, aborted otherwise, so an object appears whole or not at all. Untouched items from an
  * s3 source on the same endpoint are copied server-side (CopyObject) without downloading.
  */
@@ -29,6 +29,7 @@ import {
   s3ObjectAccess,
   validateS3Connection,
 } from './client.js';
+import { PartBufferPool, uploadObject } from './multipart.js';
 
 /** S3's smallest allowed part (all but the last). */
 const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -102,8 +103,9 @@ export const s3Sink = definePlugin({
   async create(cfg, ctx) {
     s3Sink.validate!(cfg);
     const conn = await connectS3(cfg);
-    const { Upload } = await import('@aws-sdk/lib-storage');
     const partSize = parseSize(cfg.part_size);
+    // Part buffers reused across this sink's uploads (one upload holds at most queue_size + 1).
+    const pool = new PartBufferPool(partSize, cfg.queue_size + 1);
 
     const backend: SinkBackend = {
       ...s3ObjectAccess(conn),
@@ -119,36 +121,22 @@ export const s3Sink = definePlugin({
         sent.once('error', (err) => {
           bodyError ??= err;
         });
-        const abort = new AbortController();
-        const onAbort = () => abort.abort(signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-        const uploader = new Upload({
-          client: conn.client,
-          // lib-storage passes IfNoneMatch to the PutObject of a single part and to
-          // CompleteMultipartUpload: the object appears only if the key is still free.
-          params: {
-            Bucket: conn.bucket,
-            Key: key,
-            Body: sent,
-            Metadata: metadata,
-            IfNoneMatch: exclusive ? '*' : undefined,
-          },
-          partSize,
-          queueSize: cfg.queue_size,
-          leavePartsOnError: false,
-          abortController: abort,
-        });
         let etag: string | undefined;
         try {
-          etag = ((await uploader.done()) as { ETag?: string }).ETag?.replace(/^"|"$/g, '');
+          etag = await uploadObject(conn, sent, {
+            key,
+            metadata,
+            exclusive,
+            size,
+            queueSize: cfg.queue_size,
+            pool,
+            signal,
+          });
         } catch (err) {
           sent.destroy();
-          // lib-storage reports the abort call's failure in place of the cause when the abort fails.
           if (bodyError !== undefined) throw bodyError;
           if (exclusive && isPreconditionFailed(err)) throw takenError(s3Location(conn.bucket, key));
           throw s3Error('SLUICE_E_SINK', `cannot upload ${s3Location(conn.bucket, key)}`, err);
-        } finally {
-          signal.removeEventListener('abort', onAbort);
         }
         return md5 && md5.bytes < partSize && etag !== undefined && etag === md5.digest()
           ? md5.bytes

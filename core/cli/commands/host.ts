@@ -9,8 +9,10 @@ import { SluiceError } from '../../errors.js';
 import { createLogger, type LogFormat, type LogLevel, parseRotation } from '../../observe/log.js';
 import type { Logger } from '../../observe/logger.js';
 import type { SluiceMetrics } from '../../observe/metrics.js';
-import { ProgressDisplay } from '../../observe/progress.js';
-import { type StatusServer, startStatusServer } from '../../observe/status-server.js';
+// Types only: the live progress (log-update) and the status server (node:http, the status
+// page) are imported when a run shows or serves them, not on every start.
+import type { ProgressDisplay } from '../../observe/progress.js';
+import type { StatusServer } from '../../observe/status-server.js';
 import { formatSummary, summaryJson } from '../../observe/summary.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import type { PipelineSupervisor } from '../../runtime/supervisor.js';
@@ -52,6 +54,8 @@ export class Host {
   private constructor(
     private readonly command: string,
     opts: HostOptions,
+    /** The progress display's class, loaded by `create` when `showsProgress(opts)`. */
+    Progress: typeof ProgressDisplay | undefined,
   ) {
     if (opts.logFormat && opts.logFormat !== 'json' && opts.logFormat !== 'pretty') {
       throw new SluiceError('SLUICE_E_USAGE', `--log-format is pretty or json, got "${opts.logFormat}"`);
@@ -64,12 +68,9 @@ export class Host {
     }
     this.level = logLevelOf(opts);
     const tty = process.stderr.isTTY === true;
-    this.format = (opts.logFormat as LogFormat | undefined) ?? (tty ? 'pretty' : 'json');
+    this.format = Host.formatOf(opts);
     const color = this.format === 'pretty' && tty && !process.env.NO_COLOR;
-    const showProgress = opts.progress !== false && tty && this.format === 'pretty' && !opts.quiet;
-    this.progress = showProgress
-      ? new ProgressDisplay(process.stderr, () => this.supervisors, color)
-      : undefined;
+    this.progress = Progress ? new Progress(process.stderr, () => this.supervisors, color) : undefined;
     const progress = this.progress;
     const destination = progress
       ? new Writable({
@@ -112,8 +113,25 @@ export class Host {
     };
   }
 
+  private static formatOf(opts: HostOptions): LogFormat {
+    return (opts.logFormat as LogFormat | undefined) ?? (process.stderr.isTTY === true ? 'pretty' : 'json');
+  }
+
+  /** Live progress: on a TTY with pretty logs, unless --no-progress or --quiet. */
+  private static showsProgress(opts: HostOptions): boolean {
+    return (
+      opts.progress !== false &&
+      process.stderr.isTTY === true &&
+      Host.formatOf(opts) === 'pretty' &&
+      !opts.quiet
+    );
+  }
+
   static async create(command: string, opts: HostOptions): Promise<Host> {
-    const host = new Host(command, opts);
+    const Progress = Host.showsProgress(opts)
+      ? (await import('../../observe/progress.js')).ProgressDisplay
+      : undefined;
+    const host = new Host(command, opts, Progress);
     process.on('SIGINT', host.onSignal);
     process.on('SIGTERM', host.onSignal);
     if (opts.metricsPort !== undefined) {
@@ -124,6 +142,7 @@ export class Host {
           `--metrics-port takes a port number, got "${opts.metricsPort}"`,
         );
       const { SluiceMetrics } = await import('../../observe/metrics.js');
+      const { startStatusServer } = await import('../../observe/status-server.js');
       const { ControlApi } = await import('../../api/server.js');
       const { isLoopback, loadApiToken } = await import('../../api/auth.js');
       const token = loadApiToken(opts.apiTokenFile);
