@@ -450,7 +450,7 @@ const LIMITS = {
   rss: (run) => {
     const small = run.rows.find((r) => r.name === 'sftp-s3-small');
     const rss = run.rows.find((r) => r.name === 'rss');
-    return `${rss.ratio < 1.2 ? 'nearly flat' : 'not flat'} (${fmt((rss.ratio - 1) * 100, 0)} % more for a 16× larger file), but above 150 MiB. ${small?.rss ? `The same process moving 64 KiB files peaks at ${rssOf(small.rss[0])}: that is the fixed cost of Node, the AWS SDK and ssh2 loaded together; ` : ''}a big file adds the s3 sink's \`part_size\` × \`queue_size\` parts (8 MiB × 4 by default, which \`@aws-sdk/lib-storage\` copies while assembling them) and the stream buffers in between. Issue 2's < 150 MiB target was set for local → local (128 MiB there).`;
+    return `${rss.ratio < 1.2 ? 'nearly flat' : 'not flat'} (${fmt((rss.ratio - 1) * 100, 0)} % more for a 16× larger file), but above 150 MiB. ${small?.rss ? `The same process moving 64 KiB files peaks at ${rssOf(small.rss[0])}: that is the fixed cost of Node, the AWS SDK and ssh2 loaded together; ` : ''}a big file adds the s3 sink's part buffers (at most \`queue_size\` + 1 of \`part_size\`, reused: 5 × 8 MiB by default) and the stream buffers in between. Issue 2's < 150 MiB target was set for local → local (128 MiB there).`;
   },
 };
 

@@ -76,8 +76,8 @@ if (!args.includes('--no-baseline')) {
   const steps = {
     'node -e 0': 'setTimeout(() => {}, 100)',
     'CLI bundle': `${cli}.then(() => setTimeout(() => {}, 100))`,
-    '+ @aws-sdk/client-s3 + lib-storage': `${cli}.then(() => Promise.all([${req('@aws-sdk/client-s3')}, ${req('@aws-sdk/lib-storage')}])).then(() => setTimeout(() => {}, 100))`,
-    '+ ssh2': `${cli}.then(() => Promise.all([${req('@aws-sdk/client-s3')}, ${req('@aws-sdk/lib-storage')}, ${req('ssh2')}])).then(() => setTimeout(() => {}, 100))`,
+    '+ @aws-sdk/client-s3': `${cli}.then(() => Promise.all([${req('@aws-sdk/client-s3')}])).then(() => setTimeout(() => {}, 100))`,
+    '+ ssh2': `${cli}.then(() => Promise.all([${req('@aws-sdk/client-s3')}, ${req('ssh2')}])).then(() => setTimeout(() => {}, 100))`,
   };
   for (const [what, code] of Object.entries(steps)) {
     const ms = Array.from({ length: 3 }, () => sampled(['--input-type=module', '-e', code]));

@@ -66,7 +66,10 @@ generatedModules.set(
 );
 generatedModules.set('sdk.js', `import 'generated:precompiled.js';\nexport * from './core/sdk.js';\n`);
 // A pool thread (core/runtime/pool.ts) loads this entry: it shares the CLI's chunks.
-generatedModules.set('pool-thread.js', `import 'generated:precompiled.js';\nimport './core/cli/pool-thread.js';\n`);
+generatedModules.set(
+  'pool-thread.js',
+  `import 'generated:precompiled.js';\nimport './core/cli/pool-thread.js';\n`,
+);
 
 const generated = {
   name: 'generated',

@@ -56,7 +56,7 @@ const config = Type.Object(
     ),
     part_size: Size({
       default: '8MiB',
-      description: 'Multipart part size (at least 5 MiB); memory use is part_size × queue_size.',
+      description: 'Multipart part size (at least 5 MiB); an upload holds at most part_size × (queue_size + 1) in memory.',
     }),
     queue_size: Type.Integer({
       minimum: 1,

@@ -68,7 +68,7 @@ describe('s3 sink stat', () => {
       mtime: modified,
       checksums: { md5: md5('plain') },
     });
-    // 6 MiB in 5 MiB parts: lib-storage makes it a multipart upload ("…-2").
+    // 6 MiB in 5 MiB parts: the sink makes it a multipart upload ("…-2").
     const big = await s3Sink.create(
       configure(s3Sink, connection({ part_size: '5MiB' })),
       makePluginContext(),
