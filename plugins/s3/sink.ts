@@ -56,7 +56,8 @@ const config = Type.Object(
     ),
     part_size: Size({
       default: '8MiB',
-      description: 'Multipart part size (at least 5 MiB); an upload holds at most part_size × (queue_size + 1) in memory.',
+      description:
+        'Multipart part size (at least 5 MiB); an upload holds at most part_size × (queue_size + 1) in memory.',
     }),
     queue_size: Type.Integer({
       minimum: 1,
