@@ -139,4 +139,28 @@ describe('SqliteLedger batches', () => {
     expect(await ledger.doneByContent('p', sha)).toMatchObject({ path: a.path });
     await close();
   });
+  it('flushes asked for together share one transaction, each resolving with its records on disk', async () => {
+    const { ledger, stored, close } = await open();
+    const internals = ledger as unknown as { writeBatch: (rows: unknown[]) => void };
+    const write = internals.writeBatch;
+    let transactions = 0;
+    internals.writeBatch = (rows) => {
+      transactions++;
+      write(rows);
+    };
+    const ids = [item(), item(), item()];
+    const flushes = ids.map((id, i) => {
+      ledger.record('p', id, { state: 'committed', attempts: 1, destinations: [`out/${i}`] });
+      return ledger.flush().then(() => stored(id)?.state);
+    });
+    expect(await Promise.all(flushes)).toEqual(['committed', 'committed', 'committed']);
+    expect(transactions).toBe(1);
+    // A flush asked for after that write gets its own.
+    const late = item();
+    ledger.record('p', late, { state: 'finalized', attempts: 1 });
+    await ledger.flush();
+    expect(stored(late)?.state).toBe('finalized');
+    expect(transactions).toBe(2);
+    await close();
+  });
 });
