@@ -15,6 +15,14 @@ import {
 } from './ledger.js';
 
 const BATCH_SIZE = 512;
+/**
+ * How long a `seen` record may wait past its batch's timer. An item that ends within it is
+ * written once (its `committed` or `finalized` row), not twice: most small files end long before.
+ * Losing a `seen` in a crash costs nothing (the item is not done either way, and what a redo needs
+ * from it, the reserved names of `if_exists: rename`, is written by an explicit flush). flush()
+ * (and so close(), prune(), history()) writes every record, held or not.
+ */
+const SEEN_HOLD_MS = 1000;
 
 /** The rank of a state column, in SQL (see STATE_RANK). */
 const SQL_RANK = (column: string) =>
@@ -53,6 +61,8 @@ export class SqliteLedger implements Ledger {
   readonly flushBeforeSourceChange = true;
   private readonly pending = new Map<string, Pending>();
   private timer: NodeJS.Timeout | null = null;
+  /** The write the flush() calls of this turn of the event loop wait for. */
+  private grouped: Promise<void> | undefined;
   private readonly getStmt: BetterSqlite3.Statement;
   private readonly upsertStmt: BetterSqlite3.Statement;
   private readonly byNameStmt: BetterSqlite3.Statement;
@@ -90,7 +100,7 @@ export class SqliteLedger implements Ledger {
     );
     this.upsertStmt =
       db.prepare(`INSERT INTO items (pipeline, source, path, version, state, attempts, destinations, error, content, updated_at)
-      VALUES (@pipeline, @source, @path, @version, @state, @attempts, @destinations, @error, @content, @updated_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (pipeline, source, path, version) DO UPDATE SET
         state = excluded.state, attempts = excluded.attempts,
         destinations = CASE WHEN excluded.destinations = '[]' THEN items.destinations ELSE excluded.destinations END,
@@ -109,19 +119,20 @@ export class SqliteLedger implements Ledger {
       SELECT pipeline, source, path, version FROM items
       WHERE pipeline = ? AND state = 'finalized' AND updated_at < ? ORDER BY updated_at LIMIT ?)`);
     this.writeBatch = db.transaction((rows: Pending[]) => {
+      // Positional parameters: binding them costs less than named ones, once per row.
       for (const r of rows) {
-        this.upsertStmt.run({
-          pipeline: r.pipeline,
-          source: r.id.source,
-          path: r.id.path,
-          version: r.id.version,
-          state: r.update.state,
-          attempts: r.update.attempts ?? 0,
-          destinations: JSON.stringify(r.update.destinations ?? []),
-          error: r.update.error ?? null,
-          content: r.update.content ?? null,
-          updated_at: r.at,
-        });
+        this.upsertStmt.run(
+          r.pipeline,
+          r.id.source,
+          r.id.path,
+          r.id.version,
+          r.update.state,
+          r.update.attempts ?? 0,
+          JSON.stringify(r.update.destinations ?? []),
+          r.update.error ?? null,
+          r.update.content ?? null,
+          r.at,
+        );
       }
     });
   }
@@ -181,13 +192,20 @@ export class SqliteLedger implements Ledger {
       );
     const key = ledgerKey(pipeline, id);
     const prior = this.pending.get(key);
-    // The batch holds one update per item, so it applies the rank rule the upsert applies.
+    // The batch holds one update per item (seen, committed and finalized of an item that ends
+    // before the batch is written are one row), so it applies the rank rule the upsert applies.
     if (prior && stateRank(update.state) < stateRank(prior.update.state)) return;
-    // Keep destinations recorded earlier in the same batch (committed → finalized).
+    // Keep what the upsert would keep of an update earlier in the same batch: its destinations
+    // (committed → finalized) and its content hash.
     const destinations = update.destinations ?? prior?.update.destinations;
-    this.pending.set(key, { pipeline, id, update: { ...update, destinations }, at: Date.now() });
+    const content = update.content ?? prior?.update.content;
+    this.pending.set(key, { pipeline, id, update: { ...update, destinations, content }, at: Date.now() });
     if (this.pending.size >= BATCH_SIZE) this.flushNow();
-    else this.timer ??= setTimeout(() => this.flushNow(), BATCH_DELAY_MS);
+    else this.armTimer();
+  }
+
+  private armTimer(): void {
+    this.timer ??= setTimeout(() => this.flushDue(), BATCH_DELAY_MS);
   }
 
   async doneByName(pipeline: string, source: string, path: string): Promise<LedgerRecord | undefined> {
@@ -229,10 +247,28 @@ export class SqliteLedger implements Ledger {
     }
   }
 
-  async flush(): Promise<void> {
-    this.flushNow();
+  /**
+   * Writes everything recorded before the call, in one transaction shared by every flush()
+   * asked for in the same turn of the event loop: items finishing together (after_success
+   * flushes twice per item) share a write instead of paying one each. Resolves once it is
+   * written; records made meanwhile ride along.
+   */
+  flush(): Promise<void> {
+    this.grouped ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.grouped = undefined;
+        try {
+          this.flushNow();
+          resolve();
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    return this.grouped;
   }
 
+  /** Writes everything pending. */
   private flushNow(): void {
     if (this.timer) {
       clearTimeout(this.timer);
@@ -241,6 +277,27 @@ export class SqliteLedger implements Ledger {
     if (this.pending.size === 0) return;
     const rows = [...this.pending.values()];
     this.pending.clear();
+    this.write(rows);
+  }
+
+  /**
+   * The batch timer: writes what is pending except `seen` records younger than SEEN_HOLD_MS,
+   * which wait for their item's next record (which replaces them) or for a later batch.
+   */
+  private flushDue(): void {
+    this.timer = null;
+    const heldSince = Date.now() - SEEN_HOLD_MS;
+    const rows: Pending[] = [];
+    for (const [key, p] of this.pending) {
+      if (p.update.state === 'seen' && p.at > heldSince) continue;
+      rows.push(p);
+      this.pending.delete(key);
+    }
+    if (this.pending.size > 0) this.armTimer();
+    if (rows.length > 0) this.write(rows);
+  }
+
+  private write(rows: Pending[]): void {
     try {
       this.writeBatch(rows);
     } catch (err) {

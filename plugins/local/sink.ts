@@ -54,7 +54,8 @@ export const localSink = definePlugin({
     // What the file system keeps of a time (FAT 2 s, ext3/HFS+ and some network mounts 1 s):
     // verification compares at that precision instead of failing every file there.
     const mtimePrecisionMs = preserveMtime ? await probeMtimePrecision(tempDir) : undefined;
-    const madeDirs = new Set<string>([root]);
+    /** Folders made (or being made) by this sink: one mkdir per folder, even for items racing to it. */
+    const madeDirs = new Map<string, Promise<void>>([[root, Promise.resolve()]]);
     let counter = 0;
 
     const target = (destination: string) => {
@@ -66,31 +67,41 @@ export const localSink = definePlugin({
       }
       return abs;
     };
-    const ensureDir = async (dir: string) => {
-      if (madeDirs.has(dir)) return;
-      await mkdir(dir, { recursive: true });
-      madeDirs.add(dir);
+    const ensureDir = (dir: string): Promise<void> => {
+      let made = madeDirs.get(dir);
+      if (!made) {
+        made = mkdir(dir, { recursive: true }).then(() => undefined);
+        // A failed mkdir is not remembered: the next item asks again.
+        made.catch(() => madeDirs.delete(dir));
+        madeDirs.set(dir, made);
+      }
+      return made;
     };
 
     /**
      * Puts a finished temp file in place; removes it when anything fails. The source's mtime is
      * set on the temp file and read back from it before it is placed (a rename or link keeps it).
+     * `size` undefined: the size is the one the file system reports for the temp file, read by
+     * the same stat as the mtime (a copy made by the kernel: one stat per file, not two).
      */
     const commit = async (
       temp: string,
       item: Item,
       destination: string,
-      size: number,
+      size: number | undefined,
       reserve?: (destination: string) => Promise<void>,
     ): Promise<SinkCommit> => {
       const dest = target(destination);
       let placed: Placed | undefined;
       let stored: Date | undefined;
       try {
-        if (preserveMtime) {
-          if (item.mtime) await utimes(temp, item.mtime, item.mtime);
-          // What the file system kept (its own granularity); a rename or link keeps the inode's mtime.
-          stored = (await stat(temp)).mtime;
+        if (preserveMtime && item.mtime) await utimes(temp, item.mtime, item.mtime);
+        if (preserveMtime || size === undefined) {
+          // What the file system kept (its own granularity); a rename or link keeps the inode's
+          // mtime and size.
+          const st = await stat(temp);
+          if (preserveMtime) stored = st.mtime;
+          size ??= st.size;
         }
         if (cfg.fsync) await fsyncFile(temp);
         await ensureDir(dirname(dest));
@@ -133,15 +144,14 @@ export const localSink = definePlugin({
         const from = item.origin?.kind === 'local' ? item.origin.location.path : undefined;
         if (!from || cfg.verify === 'sha256') return null;
         const temp = join(tempDir, `${++counter}`);
-        let size: number;
         try {
           await copyFile(from, temp);
-          size = (await stat(temp)).size;
         } catch (err) {
           await unlink(temp).catch(() => undefined);
           throw err;
         }
-        return commit(temp, item, destination, size, reserve);
+        // The size the file system reports, read after the mtime is set (one stat for both).
+        return commit(temp, item, destination, undefined, reserve);
       },
       async writeBuffer(req) {
         const temp = join(tempDir, `${++counter}`);
