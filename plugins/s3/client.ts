@@ -196,7 +196,7 @@ export async function connectS3(config: S3ConnectionConfig): Promise<S3Connectio
     responseChecksumValidation: checksum,
     requestHandler: { httpAgent: { maxSockets }, httpsAgent: { maxSockets } },
   });
-  const lean = leanHeadObject({
+  const lean = await leanHeadObject({
     client,
     endpoint,
     pathStyle: config.force_path_style ?? endpoint !== undefined,

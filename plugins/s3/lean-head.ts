@@ -9,8 +9,6 @@
  * every credential source (keys, profile, role) works alike.
  */
 import { createHash, createHmac } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
 import type { S3Client } from '@aws-sdk/client-s3';
 
 /** Size and ETag (unquoted) of an object, or null when there is none. */
@@ -100,14 +98,14 @@ function headError(status: number, message: string | undefined): Error {
  * A lean HeadObject for `bucket` at `endpoint`, or undefined when the SDK must do it (no custom
  * endpoint, or virtual-hosted addressing).
  */
-export function leanHeadObject(options: {
+export async function leanHeadObject(options: {
   client: S3Client;
   endpoint: string | undefined;
   pathStyle: boolean;
   bucket: string;
   region: string;
   maxSockets: number;
-}): { head: LeanHead; destroy(): void } | undefined {
+}): Promise<{ head: LeanHead; destroy(): void } | undefined> {
   const { client, bucket, region } = options;
   if (options.endpoint === undefined || !options.pathStyle) return undefined;
   const url = new URL(options.endpoint);
@@ -115,9 +113,10 @@ export function leanHeadObject(options: {
     return undefined;
   }
   const secure = url.protocol === 'https:';
-  const agent = secure
-    ? new https.Agent({ keepAlive: true, maxSockets: options.maxSockets })
-    : new http.Agent({ keepAlive: true, maxSockets: options.maxSockets });
+  // Loaded here, not at the top: every command imports the plugin modules (node:http costs
+  // tens of milliseconds of start-up, for pipelines that never talk to S3).
+  const transport = secure ? await import('node:https') : await import('node:http');
+  const agent = new transport.Agent({ keepAlive: true, maxSockets: options.maxSockets });
   const basePath = url.pathname.replace(/\/+$/, '');
   let cached: { secret: string; day: string; key: Buffer } | undefined;
   const head: LeanHead = async (key, signal) => {
@@ -164,7 +163,7 @@ export function leanHeadObject(options: {
     signal: AbortSignal | undefined,
   ): Promise<{ size?: number; etag?: string } | null> {
     return new Promise((resolve, reject) => {
-      const request = (secure ? https : http).request(
+      const request = transport.request(
         { agent, hostname: url.hostname, port: url.port || undefined, method: 'HEAD', path, headers, signal },
         (response) => {
           response.resume();
