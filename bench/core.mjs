@@ -42,11 +42,11 @@ function makeSmallFiles(dir, n) {
   }
 }
 
-function pipelineFile(name, from, to, concurrency) {
+function pipelineFile(name, from, to, concurrency, threads) {
   const file = join(data, `${name}.yaml`);
   writeFileSync(
     file,
-    `name: ${name}\nsource:\n  local: { path: ${from} }\nsink:\n  local: { path: ${to} }\npolicy:\n  concurrency: ${concurrency}\n`,
+    `name: ${name}\nsource:\n  local: { path: ${from} }\nsink:\n  local: { path: ${to} }\npolicy:\n  concurrency: ${concurrency}\n${threads === undefined ? '' : `  threads: ${threads}\n`}`,
   );
   return file;
 }
@@ -134,9 +134,12 @@ export function smallFilesVsRclone({ count, rounds }) {
       env: { RCLONE_CONFIG: '/dev/null' },
     });
   const runSluice = () => sluice(pipelineFile('small', smallIn, freshDir('sluice-small'), 16));
-  const t = { cp: [], rclone: [], sluice: [], rcloneRss: [], sluiceRss: [] };
+  // The same run on one thread (`threads: 1`): what the thread pool (the default, `auto`) gives.
+  const runSluiceOne = () => sluice(pipelineFile('small-1', smallIn, freshDir('sluice-small-1'), 16, 1));
+  const t = { cp: [], rclone: [], sluice: [], sluiceOne: [], rcloneRss: [], sluiceRss: [], sluiceOneRss: [] };
   runCp();
   runSluice();
+  runSluiceOne();
   if (withRclone) runRclone();
   for (let r = 0; r < rounds; r++) {
     t.cp.push(runCp().wall_s);
@@ -148,14 +151,19 @@ export function smallFilesVsRclone({ count, rounds }) {
     const m = runSluice();
     t.sluice.push(m.wall_s);
     t.sluiceRss.push(m.max_rss_kib);
+    const one = runSluiceOne();
+    t.sluiceOne.push(one.wall_s);
+    t.sluiceOneRss.push(one.max_rss_kib);
   }
   rmSync(join(data, 'out'), { recursive: true, force: true });
   return {
     cp: median(t.cp),
     rclone: withRclone ? median(t.rclone) : null,
     sluice: median(t.sluice),
+    sluiceOne: median(t.sluiceOne),
     rcloneRssKib: withRclone ? median(t.rcloneRss) : null,
     sluiceRssKib: median(t.sluiceRss),
+    sluiceOneRssKib: median(t.sluiceOneRss),
   };
 }
 

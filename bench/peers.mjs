@@ -11,6 +11,7 @@
 //              where Sluice's time goes (the "peers-profile" section) instead of the ratio table
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import {
   bigFileSftpToS3,
@@ -171,6 +172,15 @@ const COMPARISONS = {
           t.rclone / t.sluice,
           1.0,
           { rss: [t.sluiceRssKib, t.rcloneRssKib], walls: [t.sluice, t.rclone] },
+        ),
+        row(
+          'small-files',
+          `the same on one thread (\`threads: 1\`; above: the default \`auto\`, a pool of ${availableParallelism()})`,
+          perSecond(S.smallFiles, t.sluiceOne, 'files'),
+          `\`rclone copy\` ${perSecond(S.smallFiles, t.rclone, 'files')}`,
+          t.rclone / t.sluiceOne,
+          null,
+          { rss: [t.sluiceOneRssKib, t.rcloneRssKib], walls: [t.sluiceOne, t.rclone] },
         ),
       ];
     },
