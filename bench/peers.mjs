@@ -175,7 +175,7 @@ const COMPARISONS = {
         ),
         row(
           'small-files',
-          `the same on one thread (\`threads: 1\`; above: the default \`auto\`, a pool of ${availableParallelism()})`,
+          `the same on a pool of 2 threads (\`threads: 2\`; above: the default \`auto\`, ${availableParallelism() >= 4 ? `${availableParallelism() - 1} threads` : 'one thread'} on ${availableParallelism()} cores)`,
           perSecond(S.smallFiles, t.sluiceOne, 'files'),
           `\`rclone copy\` ${perSecond(S.smallFiles, t.rclone, 'files')}`,
           t.rclone / t.sluiceOne,
@@ -442,21 +442,23 @@ const LIMITS = {
   'local-big': (run) =>
     `one process, so no start-up in the figure; the Sluice pass adds a size check, a ledger row and the atomic rename to the same byte copy (${fmt(run.rows.find((r) => r.name === 'local-big').ratio)}× here). Issue 2's quiet-machine run measured 0.96 (core section).`,
   'small-files': (run) =>
-    `per-file work on one core. See ${profiled('small-files')}: the main thread is on CPU most of the time, in the fs calls Node makes from it for every file (\`stat\`, \`copyFile\`, \`rename\`: each a round trip through the thread pool), Sluice's own per-item code and its SQLite ledger. rclone makes the same syscalls from goroutines on both cores. With Sluice's start-up taken out the ratio is ${withoutStartup(run, 'small-files')}: the per-file path is what must get cheaper (fewer calls per file, batched ledger rows, or copies in a worker pool).`,
+    `per-file work. The default (\`threads: auto\`) runs items on one thread below 4 cores; the second row is a pool of 2 threads, which on this 2-core machine costs more than it gives: each item's ledger reads and writes, claim and events cross to the main thread, and three event loops share libuv's thread pool. Per file the local sink makes 4 thread-pool calls (copyFile, utimes, stat, rename) besides the listing's stat, and the SQLite ledger writes one row per item (its \`seen\` row is held back, issue 16.4); rclone makes the same syscalls from goroutines on both cores. With start-up taken out: ${withoutStartup(run, 'small-files')}.`,
   gunzip: (run) =>
     `the inflate runs on one libuv thread per stream, so it is absent from ${profiled('gunzip')}, whose main thread is on CPU for part of the time (module loading, stream and zlib bookkeeping, GC) and otherwise waits for that one inflate thread. pigz reads, inflates and writes (and checks the CRC) on separate threads. With start-up taken out (vs pigz / vs gzip): ${withoutStartup(run, 'gunzip')}.`,
   gzip: (run) =>
     `deflate level 6 itself, on one libuv thread (the same zlib as \`gzip\`); ${profiled('gzip')}. Without start-up: ${withoutStartup(run, 'gzip')}.`,
   pgp: (run) =>
-    `two extra pipes. See ${profiled('pgp')}: after module loading at start-up, the main thread's time goes to stream plumbing and pipe writes — moving every byte through the \`gpg\` child (written to its stdin, read back from its stdout, then written to the file), where \`gpg --decrypt -o\` writes straight to the file. With start-up taken out (compressed / uncompressed): ${withoutStartup(run, 'pgp')}.`,
+    `gpg writes its output in 8 KiB blocks into the pipe (\`--output -&1\`, issue 16.6); what remains is Node reading the child's stdout and feeding its stdin (about 0.45 s of CPU per 128 MiB, measured in one process by bench/pgp-plumbing.mjs) and about 0.5 s fixed per run (key import, process spawns). gpg writing straight into the local sink's temp file would take Node out of the byte path; it needs a runtime hook that is not built (see the issue 16 note). With start-up taken out (compressed / uncompressed): ${withoutStartup(run, 'pgp')}`,
   'pgp-small': () =>
     `per-file cost of the gpg engine: a \`gpg\` process per file (start, a round trip to the run's one agent, the RSA-3072 private-key operation there) where openpgp.js does the RSA operation in-process. Until the throwaway home's agent got \`s2k-count 65536\` (issue 16.6) it re-derived the key's protection for every file (0.5–2 s a file on a loaded machine).`,
   'sftp-s3-small': (run) =>
-    `per-request CPU in one Node process. See ${profiled('sftp-s3-small')}: the AWS SDK v3 middleware (\`@smithy/*\`, \`@aws-sdk/*\`: serialisation, SigV4 signing, endpoint resolution) and socket writes are the largest shares; per file Sluice sends PutObject and a HeadObject (to verify the stored size) where rclone sends one request, plus an SFTP open/read/close and ledger writes. With start-up taken out: ${withoutStartup(run, 'sftp-s3-small')}.`,
+    `per-request CPU in one Node process: the AWS SDK v3 middleware (serialisation, SigV4 signing of every body, endpoint resolution) on each PutObject, ssh2's cipher and an SFTP open/read/close per file, and the ledger; per file Sluice sends one PutObject (its ETag is the check of what was stored) where rclone sends one request from Go on both cores. A pool of threads was measured slower on these 2 cores. With start-up taken out: ${withoutStartup(run, 'sftp-s3-small')}`,
   'sftp-s3-big': (run) =>
-    `see ${profiled('sftp-s3-big')}: the main thread is on CPU only part of the time — GC, socket writes and \`crypto\` (ssh2's cipher and the SDK's SHA-256 of every part for SigV4 over plain http) — and waits the rest: ssh2's \`ReadStream._read\` sends the next SFTP read only when the previous one has answered (one request in flight per file), where rclone keeps many in flight, so one big file is bound by SFTP round trips. With start-up taken out: ${withoutStartup(run, 'sftp-s3-big')}.`,
+    `reads keep 64 × 32 KiB SFTP requests in flight (issue 16.2) and the s3 sink sends 4 parts at once from reused buffers; what remains is CPU on the main thread — ssh2's cipher, GC, socket writes and the SDK's SHA-256 of every part (SigV4 over plain http) — and ssh2's fixed 2 MiB channel window. With start-up taken out: ${withoutStartup(run, 'sftp-s3-big')}`,
   segregate: (run) =>
-    `CPU in the AWS SDK. See ${profiled('segregate')}. Per key Sluice sent CopyObject, a HeadObject to check the copy and DeleteObject, and wrote its ledger; rclone sends CopyObject and DeleteObject from Go on both cores. Commit 40a2b7c (after this run) drops the HeadObject when the copy's ETag matches the listed one; batching deletes (DeleteObjects, 1,000 keys a request) would cut most of the remaining third. With start-up taken out: ${withoutStartup(run, 'segregate')}.`,
+    `per key Sluice sends CopyObject through the AWS SDK (the largest share of its CPU), a HeadObject version check (signed and sent without the SDK's middleware), and its share of one DeleteObjects per batch (issue 16.3), and writes its ledger; rclone sends CopyObject and DeleteObject from Go on both cores. Both share one s3rver, a single Node process that is itself near a full core. With start-up taken out: ${withoutStartup(run, 'segregate')}`,
+  listing: (run) =>
+    `fixed cost, not per-file cost: listing is a stream (one READDIR reply at a time, memory flat), and from 20,000 to 200,000 entries Sluice adds less time than rclone; what remains is start-up and the start check, which logs in to SFTP a second time (its own plugin instances). With start-up taken out: ${withoutStartup(run, 'listing')}.`,
   rss: (run) => {
     const small = run.rows.find((r) => r.name === 'sftp-s3-small');
     const rss = run.rows.find((r) => r.name === 'rss');

@@ -59,7 +59,7 @@ export const Policy = Type.Object(
       Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 64 })], {
         default: 'auto',
         description:
-          'Threads that process items (`concurrency` is shared among them). `auto`: one per core (`os.availableParallelism()`), started once a pass has more than 64 items, so small passes stay on one thread; a number starts that many at the first item; `1`: one thread. Listing, the ledger, the summary and progress stay on the main thread. Sources that cannot open a file by path (`sql`, `http` without it), watching sources and dry runs always run on one thread.',
+          'Threads that process items (`concurrency` is shared among them; each has its own connections). `auto`: from 4 cores, one per core but one (`os.availableParallelism()` − 1), started once a pass has more than 64 items, so small passes stay on one thread; below 4 cores, one thread (a pool measured slower on 2). A number starts that many threads before the first item; `1`: one thread. Listing, the ledger, the summary and progress stay on the main thread. Sources that cannot open a file by path, watching sources and dry runs always run on one thread.',
       }),
     ),
     rate_limit: Type.Optional(

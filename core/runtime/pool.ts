@@ -57,7 +57,10 @@ export interface PoolHost {
 
 /**
  * How many threads a pass uses: SLUICE_THREADS (the test suites force a pool with it) over
- * `policy.threads`; `auto` is one per core. 1 means no pool.
+ * `policy.threads`. 1 means no pool. `auto` leaves a core to the main thread (listing, ledger,
+ * messages) and uses a pool only from 4 cores: on 2 cores a pool of 2 measured slower than one
+ * thread and used twice the CPU (bench/RESULTS.md, small-files and sftp-s3-small), the cost of
+ * each item's messages and of three event loops sharing libuv's thread pool.
  */
 export function poolSize(
   def: PipelineDefinition,
@@ -70,7 +73,10 @@ export function poolSize(
   if (forced !== undefined && Number.isInteger(forced) && forced >= 1)
     return { threads: forced, eager: true };
   const policy = def.policy.threads;
-  if (policy === 'auto') return { threads: availableParallelism(), eager: false };
+  if (policy === 'auto') {
+    const cores = availableParallelism();
+    return { threads: cores >= 4 ? cores - 1 : 1, eager: false };
+  }
   return { threads: policy, eager: true };
 }
 

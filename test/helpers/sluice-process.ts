@@ -24,7 +24,7 @@ export interface SluiceProcess {
 export function startSluice(args: string[], cwd: string, env: Record<string, string> = {}): SluiceProcess {
   const child = spawn(process.execPath, [SLUICE_BIN, ...args], {
     cwd,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...forcedThreads(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -123,6 +123,12 @@ export async function until<T>(
   }
 }
 
+/** SLUICE_THREADS of the test run (a suite run with a forced thread pool), passed on. */
+function forcedThreads(): Record<string, string> {
+  const threads = process.env.SLUICE_THREADS;
+  return threads ? { SLUICE_THREADS: threads } : {};
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -137,7 +143,7 @@ export function runSluiceSync(
   const r = spawnSync(process.execPath, [SLUICE_BIN, ...args], {
     cwd,
     encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...forcedThreads(), ...env },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
