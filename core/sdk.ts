@@ -6,6 +6,7 @@
 import { builtinRegistry } from './builtins.js';
 import type { PipelineDefinition } from './config/load.js';
 import type { RunSummary } from './observe/run-summary.js';
+import { existingEntry } from './runtime/pool.js';
 import * as runFile from './runtime/run-file.js';
 
 export { type Static, type TSchema, Type } from '@sinclair/typebox';
@@ -53,9 +54,22 @@ export type RunFileOptions = Omit<runFile.RunFileOptions, 'registry'> & {
   registry?: runFile.RunFileOptions['registry'];
 };
 
-/** Loads `file` (with the built-in plugins unless a registry is given) and runs one pass. */
+/**
+ * Loads `file` (with the built-in plugins unless a registry is given) and runs one pass; items
+ * run on `policy.threads` threads, started from the bundled thread entry (dist/cli/pool-thread.js:
+ * this module's neighbour in the bundle, or under dist/ beside the sources).
+ */
 export function runPipelineFile(file: string, options: RunFileOptions = {}): Promise<RunSummary> {
-  return runFile.runPipelineFile(file, { ...options, registry: options.registry ?? builtinRegistry() });
+  return runFile.runPipelineFile(file, {
+    ...options,
+    registry: options.registry ?? builtinRegistry(),
+    pool:
+      options.pool ??
+      existingEntry(
+        new URL('../cli/pool-thread.js', import.meta.url),
+        new URL('../dist/cli/pool-thread.js', import.meta.url),
+      ),
+  });
 }
 
 /** Loads and validates `file` (with the built-in plugins unless a registry is given). */

@@ -1,9 +1,8 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SluiceError } from '../errors.js';
 import { createLogger, type LogFormat, type LogLevel, parseLogLevel } from '../observe/log.js';
-import type { PoolOptions } from '../runtime/pool.js';
+import { existingEntry, type PoolOptions } from '../runtime/pool.js';
 
 export interface CommonOptions {
   var?: string | string[];
@@ -119,6 +118,5 @@ function fileFormatOf(opts: CommonOptions): LogFormat | undefined {
  * inside the bundle: scripts/build-cli.mjs keeps it.)
  */
 export function poolThreadEntry(): PoolOptions | undefined {
-  const entry = new URL('../../cli/pool-thread.js', import.meta.url);
-  return existsSync(fileURLToPath(entry)) ? { entry } : undefined;
+  return existingEntry(new URL('../../cli/pool-thread.js', import.meta.url));
 }

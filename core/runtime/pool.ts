@@ -10,7 +10,9 @@
  * A thread that stops unexpectedly fails the items it had (the ledger keeps what they reached;
  * the next pass redoes them as after a crash) and the pass goes on without it.
  */
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { PipelineDefinition } from '../config/load.js';
 import { SluiceError } from '../errors.js';
@@ -35,6 +37,12 @@ const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
 /** How long a closing thread may take to close its plugins before it is terminated. */
 const CLOSE_TIMEOUT_MS = 30_000;
+
+/** The first of these thread entries that exists (a composition root knows where its bundle is). */
+export function existingEntry(...candidates: URL[]): PoolOptions | undefined {
+  const entry = candidates.find((url) => existsSync(fileURLToPath(url)));
+  return entry ? { entry } : undefined;
+}
 
 /** With `threads: auto`, a pass starts the pool once it has listed more items than this. */
 export const AUTO_POOL_AFTER_ITEMS = 64;

@@ -5,6 +5,7 @@ import { SqliteLedger } from '../ledger/sqlite.js';
 import type { Logger } from '../observe/logger.js';
 import type { PluginRegistry } from '../registry.js';
 import { PipelineLock } from './pipeline-lock.js';
+import type { PoolOptions } from './pool.js';
 import { PipelineRunner, type RunSummary } from './runner.js';
 
 export interface RunFileOptions extends Omit<LoadOptions, 'registry'> {
@@ -18,6 +19,8 @@ export interface RunFileOptions extends Omit<LoadOptions, 'registry'> {
   signal?: AbortSignal;
   /** Called with the runner before the pass starts (progress, metrics). */
   onRunner?: (runner: PipelineRunner) => void;
+  /** Where pool threads start: items then run on `policy.threads` threads (runtime/pool.ts). */
+  pool?: PoolOptions;
 }
 
 export function loadPipelineFile(
@@ -53,6 +56,7 @@ export async function runPipeline(
       force: options.force,
       log: options.log,
       ledger,
+      pool: options.pool,
     });
     options.onRunner?.(runner);
     options.signal?.addEventListener('abort', onAbort, { once: true });
