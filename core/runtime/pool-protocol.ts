@@ -43,6 +43,7 @@ export type ToThread =
   | ThreadInit
   | { t: 'item'; id: number; pass: number; desc: ItemDescription }
   | { t: 'reply'; id: number; value?: unknown; error?: WireError }
+  | { t: 'end-pass'; pass: number }
   | { t: 'abort' }
   | { t: 'close' };
 
@@ -55,7 +56,7 @@ export interface ThreadProgress {
 }
 
 export type FromThread =
-  | { t: 'ready' }
+  | { t: 'ready'; tempRoot: string }
   | { t: 'init-failed'; error: WireError }
   | ({ t: 'call'; id: number } & MainCall)
   | { t: 'record'; pipeline: string; id: ItemIdentity; update: LedgerUpdate }

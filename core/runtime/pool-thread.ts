@@ -7,7 +7,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { SluiceError } from '../errors.js';
 import type { Ledger, LedgerRecord } from '../ledger/ledger.js';
 import type { Logger } from '../observe/logger.js';
-import { redactDeep, registerSecret } from '../observe/redact.js';
+import { redact, redactDeep, registerSecret } from '../observe/redact.js';
 import type { RunEvents } from '../observe/run-summary.js';
 import { loadPluginModule, type PluginRegistry } from '../registry.js';
 import {
@@ -82,9 +82,13 @@ export function servePoolThread(port: MessagePort, registry: PluginRegistry): vo
       runner.on(name, ((payload: unknown) => send({ t: 'event', name, payload })) as never);
     await runner.start();
     if (msg.trackProgress) {
+      // Sent while items are in flight, and once when none are left.
+      let reported = false;
       progressTimer = setInterval(() => {
-        if (runner && runner.activeItems > 0) send({ t: 'progress', items: runner.inFlightItems });
-        else send({ t: 'progress', items: [] });
+        const busy = runner !== undefined && runner.activeItems > 0;
+        if (busy) send({ t: 'progress', items: (runner as PipelineRunner).inFlightItems });
+        else if (reported) send({ t: 'progress', items: [] });
+        reported = busy;
       }, PROGRESS_MS);
       progressTimer.unref();
     }
@@ -98,7 +102,7 @@ export function servePoolThread(port: MessagePort, registry: PluginRegistry): vo
     switch (msg.t) {
       case 'init':
         initialised = init(msg).then(
-          () => send({ t: 'ready' }),
+          () => send({ t: 'ready', tempRoot: (runner as PipelineRunner).tempRoot }),
           (err) => send({ t: 'init-failed', error: toWire(err) }),
         );
         break;
@@ -122,6 +126,9 @@ export function servePoolThread(port: MessagePort, registry: PluginRegistry): vo
           );
         break;
       }
+      case 'end-pass':
+        passKeys.delete(msg.pass);
+        break;
       case 'abort':
         runner?.abortNow();
         break;
@@ -183,7 +190,13 @@ function forwardingLogger(
     (level: 'debug' | 'info' | 'warn' | 'error') =>
     (obj: object | string, msg?: string): void => {
       if (!levels.has(level)) return;
-      send({ t: 'log', level, bindings, obj: redactDeep(obj), msg });
+      send({
+        t: 'log',
+        level,
+        bindings,
+        obj: redactDeep(obj),
+        msg: msg === undefined ? undefined : redact(msg),
+      });
     };
   return {
     debug: at('debug'),

@@ -11,6 +11,7 @@
  * the next pass redoes them as after a crash) and the pass goes on without it.
  */
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -77,15 +78,17 @@ export function poolSize(
   threads: number;
   eager: boolean;
 } {
+  // More threads than items in flight would only hold plugins and connections.
+  const atMost = (n: number) => Math.min(n, def.policy.concurrency);
   const forced = env.SLUICE_THREADS === undefined ? undefined : Number(env.SLUICE_THREADS);
   if (forced !== undefined && Number.isInteger(forced) && forced >= 1)
-    return { threads: forced, eager: true };
+    return { threads: atMost(forced), eager: true };
   const policy = def.policy.threads;
   if (policy === 'auto') {
     const cores = availableParallelism();
-    return { threads: cores >= 4 ? cores - 1 : 1, eager: false };
+    return { threads: atMost(cores >= 4 ? cores - 1 : 1), eager: false };
   }
-  return { threads: policy, eager: true };
+  return { threads: atMost(policy), eager: true };
 }
 
 interface Pending {
@@ -100,6 +103,8 @@ class PoolThread {
   ready = false;
   stopped: SluiceError | undefined;
   progress: ThreadProgress[] = [];
+  /** The thread's spool folder: removed here when the thread ends without closing its runner. */
+  tempRoot: string | undefined;
   readonly answers = new Map<number, Pending>();
   readonly started: Promise<void>;
   readonly exited: Promise<void>;
@@ -117,6 +122,7 @@ class PoolThread {
       for (const msg of batch) {
         if (msg.t === 'ready') {
           this.ready = true;
+          this.tempRoot = msg.tempRoot;
           started.resolve(undefined);
         } else if (msg.t === 'init-failed') {
           this.stop(fromWire(msg.error));
@@ -255,10 +261,12 @@ export class ThreadPool {
     }
   }
 
-  /** The pass has ended: its claim book is no longer asked for. */
+  /** The pass has ended: its claim book is no longer asked for, and the threads forget it. */
   endPass(pass: PassState): void {
     const id = this.passIds.get(pass);
-    if (id !== undefined) this.passes.delete(id);
+    if (id === undefined) return;
+    this.passes.delete(id);
+    for (const t of this.threads) if (!t.stopped) t.send({ t: 'end-pass', pass: id });
   }
 
   /** Aborts the items in flight on every thread (a drain that timed out, a second signal). */
@@ -278,6 +286,9 @@ export class ThreadPool {
           await t.exited;
           clearTimeout(timer);
         }
+        // A thread that died or was terminated did not remove its spool folder (its runner's
+        // close() does that); removing it again after a clean close costs nothing.
+        if (t.tempRoot) await rm(t.tempRoot, { recursive: true, force: true }).catch(() => undefined);
       }),
     );
     this.threads.length = 0;
@@ -293,7 +304,25 @@ export class ThreadPool {
     return id;
   }
 
+  /**
+   * One message of a thread. What fails here (a ledger write that throws: disk full) stops that
+   * thread as if it had died — its items fail, unrecorded — instead of the process.
+   */
   private onMessage(thread: PoolThread, msg: FromThread): void {
+    try {
+      this.handle(thread, msg);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.host.rootLog.error(
+        { pipeline: this.host.def.name, err: message },
+        'a message of a pool thread failed; the thread is stopped',
+      );
+      thread.stop(new SluiceError('SLUICE_E_INTERNAL', `a pool thread stopped: ${message}`));
+      void thread.worker.terminate();
+    }
+  }
+
+  private handle(thread: PoolThread, msg: FromThread): void {
     switch (msg.t) {
       case 'done':
         thread.answer(msg.id, msg.summary, msg.error ? fromWire(msg.error) : undefined);

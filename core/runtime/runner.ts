@@ -12,7 +12,7 @@
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import type { PipelineDefinition } from '../config/load.js';
 import { isAbortError, SluiceError } from '../errors.js';
@@ -32,6 +32,7 @@ import { describeItem, type ItemDescription, type ListedItem, reviveItem } from 
 import { PluginDriver } from './driver.js';
 import { readOnlyLedger } from './dry-run.js';
 import { countFailure, fail } from './finalize.js';
+import { checkLedger } from './ledger-check.js';
 import { listedKey, listSources } from './listing.js';
 import { AUTO_POOL_AFTER_ITEMS, type PoolOptions, poolSize, ThreadPool } from './pool.js';
 import {
@@ -43,6 +44,22 @@ import {
   type Stage,
 } from './stage.js';
 import { RateLimiter, sleep } from './timing.js';
+
+/** How long a pass waits for a fixed number of pool threads to start before it goes on alone. */
+const POOL_START_WAIT_MS = 60_000;
+
+/** Resolves when `promise` settles, `ms` have passed or `signal` aborts, whichever is first. */
+async function waitAtMost(promise: Promise<unknown>, ms: number, signal: AbortSignal): Promise<void> {
+  const timer = new AbortController();
+  const stop = () => timer.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    await Promise.race([promise.catch(() => undefined), sleep(ms, timer.signal).catch(() => undefined)]);
+  } finally {
+    timer.abort();
+    signal.removeEventListener('abort', stop);
+  }
+}
 
 export type { PlanEntry, RunEvents, RunSummary } from '../observe/run-summary.js';
 export type { ProcessOptions } from './attempt.js';
@@ -225,11 +242,13 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
         if (this.rate) await this.rate.take(this.intake.signal).catch(() => undefined);
         if (pooling && ++listedCount > pooling.after) {
           this.pool ??= new ThreadPool(this.poolHost(), pooling.options, pooling.threads);
-          // A number of threads asked for is waited for; `auto` goes on here while they start.
+          // A number of threads asked for is waited for (not for ever: a thread whose start
+          // hangs leaves the items here); `auto` goes on here while they start.
           const started = this.pool.start();
-          if (pooling.after === 0) await started;
+          if (pooling.after === 0) await waitAtMost(started, POOL_START_WAIT_MS, this.intake.signal);
         }
-        if (this.pool?.available && this.poolTakes(next.value)) await this.processPooled(next.value, summary);
+        if (this.pool?.available && (await this.poolTakes(next.value)))
+          await this.processPooled(next.value, summary);
         else await this.processListed(next.value, summary);
       }
     };
@@ -311,11 +330,22 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
     return { threads, after: eager ? 0 : AUTO_POOL_AFTER_ITEMS, options: this.poolOptions };
   }
 
-  /** A pool thread re-opens an item by its path: not for a name that cannot be addressed. */
-  private poolTakes(listed: ListedItem): boolean {
-    return (
-      listed.item.rejected === undefined && this.driver.source(listed.source).instance.openPath !== undefined
-    );
+  /**
+   * Whether a pool thread may run this item. A thread re-opens it by its path (`openPath`), so
+   * not an item that name cannot reach as listed: a name that cannot be addressed, a version
+   * pinned by its etag (an object-store read asks If-Match on the listed etag; `openPath` reads
+   * whatever is there now), bytes kept elsewhere than its path (a local file left aside).
+   * Nor an item the ledger already has done or parked: main answers that at once, where a thread
+   * would ask main anyway (a mostly-skipped pass measured 2–3× slower on a pool).
+   */
+  private async poolTakes(listed: ListedItem): Promise<boolean> {
+    const { item } = listed;
+    if (item.rejected !== undefined || item.etag !== undefined) return false;
+    if (this.driver.source(listed.source).instance.openPath === undefined) return false;
+    const stored = item.origin?.kind === 'local' ? item.origin.location.path : undefined;
+    if (typeof stored === 'string' && !stored.split(sep).join('/').endsWith(`/${item.path}`)) return false;
+    if (this.force) return true;
+    return (await checkLedger(this, itemIdentity(item))).kind === 'process';
   }
 
   private poolHost() {

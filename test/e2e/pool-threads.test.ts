@@ -157,4 +157,35 @@ export default { apiVersion: 1, name: 'exits_on', kind: 'step', summary: 'test',
     expect(out).toHaveLength(60);
     for (const rel of out) expect(sha256(readFileSync(ws.path('die-out', rel)))).toBe(hashes.get(rel));
   }, 120_000);
+
+  it('keeps on the main thread an item whose read is pinned to its listed version (etag)', () => {
+    // An object store's listed item reads If-Match on its listed etag; a thread could only re-open
+    // it by path, which reads whatever is there now. Here the listed read fails as a replaced
+    // object's does, and a read by path returns the replacement: nothing may be delivered.
+    ws.write(
+      'pinned.mjs',
+      `import { Readable } from 'node:stream';
+export default { apiVersion: 1, name: 'pinned', kind: 'source', summary: 'test',
+  config: { type: 'object', additionalProperties: false },
+  create() { return {
+    async *list() {
+      for (let i = 0; i < 80; i++) {
+        const path = 'o' + i + '.txt';
+        yield { source: 'pinned', path, size: 3, etag: 'v1', mtime: new Date(0), checksums: {}, meta: {},
+          open: async () => { throw new Error(path + ': the object changed since it was listed'); } };
+      }
+    },
+    async openPath() { return Readable.from([Buffer.from('v2\\n')]); },
+  }; } };
+`,
+    );
+    ws.pipeline(
+      'name: pinned\nplugins: ["./pinned.mjs"]\nsource:\n  pinned: {}\nsink:\n  local: { path: ./pinned-out }\npolicy:\n  concurrency: 4\n  threads: 2\n  retry: { max_attempts: 1 }\n',
+      'pinned.yaml',
+    );
+    const r = run('pinned.yaml', 'pinned');
+    expect(r.summary.ok).toBe(0);
+    expect(r.summary.failed).toBe(80);
+    expect(listFiles(ws.path('pinned-out'))).toEqual([]);
+  }, 120_000);
 });
