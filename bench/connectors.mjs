@@ -22,7 +22,7 @@ import {
   runSluice,
   writeSection,
 } from './lib/common.mjs';
-import { startS3rver, startSshd } from './lib/servers.mjs';
+import { rcloneSftpSource, startS3rver, startSshd } from './lib/servers.mjs';
 
 const CONCURRENCY = 16;
 const BUCKET = 'bench';
@@ -41,14 +41,8 @@ export async function startConnectorBench() {
   const sshd = await startSshd();
   await s3.createBucket(BUCKET);
   const rcloneEnv = {
-    RCLONE_CONFIG: '/dev/null',
+    ...rcloneSftpSource(sshd),
     AWS_CA_BUNDLE: '',
-    RCLONE_CONFIG_SRC_TYPE: 'sftp',
-    RCLONE_CONFIG_SRC_HOST: sshd.host,
-    RCLONE_CONFIG_SRC_PORT: String(sshd.port),
-    RCLONE_CONFIG_SRC_USER: sshd.username,
-    RCLONE_CONFIG_SRC_KEY_FILE: sshd.privateKeyFile,
-    RCLONE_CONFIG_SRC_DISABLE_HASHCHECK: 'true',
     RCLONE_CONFIG_DST_TYPE: 's3',
     RCLONE_CONFIG_DST_PROVIDER: 'Other',
     RCLONE_CONFIG_DST_ENDPOINT: s3.endpoint,

@@ -13,7 +13,7 @@
 import { chownSync, closeSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchDir, fmt, has, isMain, machine, measure, median, runSluice } from './lib/common.mjs';
-import { startSshd } from './lib/servers.mjs';
+import { rcloneSftpSource, startSshd } from './lib/servers.mjs';
 
 const data = join(benchDir, 'data', 'listing');
 
@@ -41,15 +41,7 @@ export async function listingVsRclone({ sizes, rounds = 1 }) {
   rmSync(data, { recursive: true, force: true });
   mkdirSync(data, { recursive: true });
   const sshd = await startSshd();
-  const rcloneEnv = {
-    RCLONE_CONFIG: '/dev/null',
-    RCLONE_CONFIG_SRC_TYPE: 'sftp',
-    RCLONE_CONFIG_SRC_HOST: sshd.host,
-    RCLONE_CONFIG_SRC_PORT: String(sshd.port),
-    RCLONE_CONFIG_SRC_USER: sshd.username,
-    RCLONE_CONFIG_SRC_KEY_FILE: sshd.privateKeyFile,
-    RCLONE_CONFIG_SRC_DISABLE_HASHCHECK: 'true',
-  };
+  const rcloneEnv = rcloneSftpSource(sshd);
   const results = [];
   try {
     const abs = join(sshd.rootDir, 'many');

@@ -51,3 +51,16 @@ export async function startSshd(username = 'sluice-bench') {
   const { uid, gid } = statSync(sshd.rootDir);
   return Object.assign(sshd, { uid, gid });
 }
+
+/** rclone's environment for the remote `src:`, an SFTP server started by startSshd. */
+export function rcloneSftpSource(sshd) {
+  return {
+    RCLONE_CONFIG: '/dev/null',
+    RCLONE_CONFIG_SRC_TYPE: 'sftp',
+    RCLONE_CONFIG_SRC_HOST: sshd.host,
+    RCLONE_CONFIG_SRC_PORT: String(sshd.port),
+    RCLONE_CONFIG_SRC_USER: sshd.username,
+    RCLONE_CONFIG_SRC_KEY_FILE: sshd.privateKeyFile,
+    RCLONE_CONFIG_SRC_DISABLE_HASHCHECK: 'true',
+  };
+}
