@@ -457,6 +457,12 @@ const LIMITS = {
     `reads keep 64 × 32 KiB SFTP requests in flight (issue 16.2) and the s3 sink sends 4 parts at once from reused buffers; what remains is CPU on the main thread — ssh2's cipher, GC, socket writes and the SDK's SHA-256 of every part (SigV4 over plain http) — and ssh2's fixed 2 MiB channel window. With start-up taken out: ${withoutStartup(run, 'sftp-s3-big')}`,
   segregate: (run) =>
     `per key Sluice sends CopyObject through the AWS SDK (the largest share of its CPU), a HeadObject version check (signed and sent without the SDK's middleware), and its share of one DeleteObjects per batch (issue 16.3), and writes its ledger; rclone sends CopyObject and DeleteObject from Go on both cores. Both share one s3rver, a single Node process that is itself near a full core. With start-up taken out: ${withoutStartup(run, 'segregate')}`,
+  'latency-sftp-local': (run) =>
+    `one file is read over one SFTP channel with 64 × 32 KiB requests in flight (issue 16.2): over a 50 ms round trip that is at most 2 MiB a round trip (about 40 MB/s), and ssh2 opens every channel with a fixed 2 MiB window, the same bound; rclone reads one big file with several streams at once (its multi-thread download). See ${profiled('latency-sftp-local')}. With start-up taken out: ${withoutStartup(run, 'latency-sftp-local')}.`,
+  'latency-local-sftp': (run) =>
+    `writes keep 64 × 32 KiB requests in flight on one channel, bounded like the read by 2 MiB a round trip; see ${profiled('latency-local-sftp')}. With start-up taken out: ${withoutStartup(run, 'latency-local-sftp')}.`,
+  'latency-sftp-s3': (run) =>
+    `16 files in flight, each an SFTP open, reads and close (several round trips before its first byte) and one PutObject; rclone overlaps the same round trips with its checkers. See ${profiled('latency-sftp-s3')}. With start-up taken out: ${withoutStartup(run, 'latency-sftp-s3')}.`,
   listing: (run) =>
     `fixed cost, not per-file cost: listing is a stream (one READDIR reply at a time, memory flat), and from 20,000 to 200,000 entries Sluice adds less time than rclone; what remains is start-up and the start check, which logs in to SFTP a second time (its own plugin instances). With start-up taken out: ${withoutStartup(run, 'listing')}.`,
   rss: (run) => {
