@@ -278,7 +278,7 @@ const COMPARISONS = {
           result,
           (s) => perSecond(S.sftpSmall, s, 'files'),
           '`rclone copy`',
-          1.0,
+          1.2, // issue 16: ahead of rclone where Sluice does the same requests
         ),
       ];
     },
@@ -312,7 +312,7 @@ const COMPARISONS = {
           result,
           (s) => perSecond(S.segregate, s, 'keys'),
           '`rclone move`',
-          1.0,
+          1.2, // issue 16
         ),
       ];
     },
