@@ -18,6 +18,8 @@ export interface NewItem {
   rejected?: string;
   /** See `Item.root`: the configured root this item was listed under (multi-root sources). */
   root?: string;
+  /** See `Item.storedAt`: where the bytes are when not at `path`. */
+  storedAt?: string;
 }
 
 /**
@@ -37,6 +39,7 @@ export function createItem(init: NewItem): Item {
     open: init.open,
     ...(init.rejected !== undefined ? { rejected: init.rejected } : {}),
     ...(init.root !== undefined ? { root: init.root } : {}),
+    ...(init.storedAt !== undefined ? { storedAt: init.storedAt } : {}),
   };
 }
 

@@ -57,6 +57,13 @@ export interface Item {
    * the same relative path under later ones; the summary counts items per root.
    */
   readonly root?: string;
+  /**
+   * Set by a source whose listed item's bytes are not at `path` (a file a crashed tidy-up set
+   * aside, listed as the item it was): the relative path they are at. Opening the item by its
+   * path (`openPath`) would read another file, so the runtime never re-opens such an item by
+   * path elsewhere (a pool thread).
+   */
+  readonly storedAt?: string;
 }
 
 export interface ItemOrigin {

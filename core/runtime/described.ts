@@ -25,6 +25,8 @@ export interface ItemDescription {
   origin?: Item['origin'];
   /** `Item.root` of a multi-root source. */
   root?: string;
+  /** `Item.storedAt`: where the bytes are when not at `path` (a file a tidy-up left aside). */
+  storedAt?: string;
 }
 
 /** The serialisable description of a listed item (what a queued job carries). */
@@ -40,6 +42,7 @@ export function describeItem(listed: ListedItem): ItemDescription {
     meta: Object.keys(item.meta).length ? { ...item.meta } : undefined,
     origin: item.origin,
     ...(item.root !== undefined ? { root: item.root } : {}),
+    ...(item.storedAt !== undefined ? { storedAt: item.storedAt } : {}),
   };
 }
 
@@ -65,8 +68,10 @@ export function reviveItem(driver: PluginDriver, desc: ItemDescription): ListedI
     meta: desc.meta ?? {},
     origin: desc.origin,
     ...(desc.root !== undefined ? { root: desc.root } : {}),
+    ...(desc.storedAt !== undefined ? { storedAt: desc.storedAt } : {}),
     open: async (signal?: AbortSignal) => {
-      const stream = await driver.openPath(source, desc.path, signal, desc.root);
+      // A file left aside is read where it is, not at the path it is listed under.
+      const stream = await driver.openPath(source, desc.storedAt ?? desc.path, signal, desc.root);
       if (!stream) {
         throw new SluiceError(
           'SLUICE_E_SOURCE',

@@ -12,7 +12,7 @@
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, sep } from 'node:path';
+import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import type { PipelineDefinition } from '../config/load.js';
 import { isAbortError, SluiceError } from '../errors.js';
@@ -334,7 +334,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
    * Whether a pool thread may run this item. A thread re-opens it by its path (`openPath`), so
    * not an item that name cannot reach as listed: a name that cannot be addressed, a version
    * pinned by its etag (an object-store read asks If-Match on the listed etag; `openPath` reads
-   * whatever is there now), bytes kept elsewhere than its path (a local file left aside).
+   * whatever is there now), bytes kept elsewhere than its path (`storedAt`: a file left aside).
    * Nor an item the ledger already has done or parked: main answers that at once, where a thread
    * would ask main anyway (a mostly-skipped pass measured 2–3× slower on a pool).
    */
@@ -342,8 +342,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
     const { item } = listed;
     if (item.rejected !== undefined || item.etag !== undefined) return false;
     if (this.driver.source(listed.source).instance.openPath === undefined) return false;
-    const stored = item.origin?.kind === 'local' ? item.origin.location.path : undefined;
-    if (typeof stored === 'string' && !stored.split(sep).join('/').endsWith(`/${item.path}`)) return false;
+    if (item.storedAt !== undefined) return false;
     if (this.force) return true;
     return (await checkLedger(this, itemIdentity(item))).kind === 'process';
   }

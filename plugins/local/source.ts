@@ -284,6 +284,7 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
     createItem({
       source: name,
       path: relPath,
+      ...(storedAs !== relPath ? { storedAt: storedAs } : {}),
       size,
       mtime,
       origin: {

@@ -129,6 +129,7 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
               yield createItem({
                 source: options.sourceName,
                 path: stranded?.path ?? relPath,
+                ...(stranded ? { storedAt: relPath } : {}),
                 size: entry.size,
                 mtime: entry.mtime,
                 open: (s) => openPooledRead(pool, remotePath, s),

@@ -3,8 +3,9 @@
  * delivered once and recorded, the pass's summary the sum of the threads', destinations claimed
  * across threads, a thread that cannot start or that dies mid-item.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { asideName } from '../../core/item.js';
 import { runSluiceSync } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, sha256 } from '../helpers/workspace.js';
 
@@ -187,5 +188,24 @@ export default { apiVersion: 1, name: 'pinned', kind: 'source', summary: 'test',
     expect(r.summary.ok).toBe(0);
     expect(r.summary.failed).toBe(80);
     expect(listFiles(ws.path('pinned-out'))).toEqual([]);
+  }, 120_000);
+
+  it('keeps on the main thread a file a crashed tidy-up left aside (its bytes are not at its path)', () => {
+    // Listed as the item it was (`a/f0.txt`), read from its aside name: a thread re-opening it by
+    // its path would find nothing there (`verify: sha256`: the bytes are streamed, not kernel-copied).
+    writeFiles('strand', names('a/f', 70));
+    // Over the whole-file limit (1 MiB), so its bytes come through `open`, not the listed path.
+    const big = Buffer.alloc(1.5 * 2 ** 20, 'big aside\n');
+    const file = ws.write('strand/a/f0.txt', big);
+    const { size, mtime } = statSync(file);
+    renameSync(file, ws.path('strand', 'a', asideName({ source: 'local', path: 'a/f0.txt', size, mtime })));
+    ws.pipeline(
+      'name: strand\nsource:\n  local: { path: ./strand }\nsink:\n  local: { path: ./strand-out, verify: sha256 }\npolicy:\n  concurrency: 4\n  threads: 2\n',
+      'strand.yaml',
+    );
+    const r = run('strand.yaml', 'strand');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.summary).toMatchObject({ ok: 70, failed: 0 });
+    expect(readFileSync(ws.path('strand-out', 'a', 'f0.txt')).equals(big)).toBe(true);
   }, 120_000);
 });

@@ -190,6 +190,8 @@ for (const connector of REMOTE_CONNECTORS) {
         f.mtime!.getTime(),
         undefined,
       ]);
+      // Its bytes are not at its path: said, so that nothing re-opens it by its path (pool threads).
+      expect(again.storedAt).toBe(asideName(f));
       expect((await readAll(await again.open())).toString()).toBe('delivered, then set aside');
       await src.remove!(again);
       expect(readdirSync(join(server.rootDir, 'strand'))).toEqual([]);
