@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Item, Plugin } from '../../core/plugin-api.js';
 import { azureBlobSink } from '../../plugins/azure-blob/sink.js';
@@ -16,7 +16,7 @@ import { s3Sink } from '../../plugins/s3/sink.js';
 import { s3Source } from '../../plugins/s3/source.js';
 import { makePluginContext } from '../helpers/context.js';
 import { collect, configure, readAll } from '../helpers/object-store.js';
-import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
+import { type S3rverHandle, s3Client, startS3rver } from '../servers/s3rver.js';
 
 const BUCKET = 'sluice-creds';
 let s3: S3rverHandle;
@@ -29,13 +29,7 @@ const savedEnv = {
 beforeAll(async () => {
   s3 = await startS3rver();
   await s3.createBucket(BUCKET);
-  client = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: s3.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
+  client = s3Client(s3);
   await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'in/a.txt', Body: 'from a profile' }));
 });
 

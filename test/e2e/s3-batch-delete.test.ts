@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SourceInstance } from '../../core/plugin-api.js';
 import { runPipelineFile } from '../../core/sdk.js';
@@ -19,7 +19,7 @@ import { s3Source } from '../../plugins/s3/source.js';
 import { makePluginContext } from '../helpers/context.js';
 import { collect, configure, ODD_NAMES, readAll } from '../helpers/object-store.js';
 import { makeWorkspace } from '../helpers/workspace.js';
-import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
+import { type S3rverHandle, s3Client, startS3rver } from '../servers/s3rver.js';
 
 const BUCKET = 'sluice-batch-delete';
 let server: S3rverHandle;
@@ -28,13 +28,7 @@ let client: S3Client;
 beforeAll(async () => {
   server = await startS3rver();
   await server.createBucket(BUCKET);
-  client = new S3Client({
-    endpoint: server.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: server.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
+  client = s3Client(server);
 }, 60_000);
 
 afterAll(async () => {

@@ -7,7 +7,7 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SluiceError } from '../../core/errors.js';
@@ -28,7 +28,7 @@ import {
   writeTo,
 } from '../helpers/object-store.js';
 import { makeWorkspace } from '../helpers/workspace.js';
-import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
+import { type S3rverHandle, s3Client, startS3rver } from '../servers/s3rver.js';
 
 const BUCKET = 'sluice-e2e';
 const MiB = 1024 * 1024;
@@ -38,13 +38,7 @@ let client: S3Client;
 beforeAll(async () => {
   server = await startS3rver();
   await server.createBucket(BUCKET);
-  client = new S3Client({
-    endpoint: server.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: server.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
+  client = s3Client(server);
 });
 
 afterAll(async () => {

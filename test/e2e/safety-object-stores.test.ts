@@ -4,7 +4,7 @@
  * sink reserves the name it takes and reports it.
  */
 import { Readable } from 'node:stream';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { Type } from '@sinclair/typebox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +22,7 @@ import { makePluginContext } from '../helpers/context.js';
 import { collect, configure, readAll } from '../helpers/object-store.js';
 import { makeWorkspace } from '../helpers/workspace.js';
 import { type AzuriteHandle, startAzurite } from '../servers/azurite.js';
-import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
+import { type S3rverHandle, s3Client, startS3rver } from '../servers/s3rver.js';
 
 const BUCKET = 'sluice-safety';
 let s3rver: S3rverHandle;
@@ -33,13 +33,7 @@ let container: ContainerClient;
 beforeAll(async () => {
   [s3rver, azurite] = await Promise.all([startS3rver({ logRequests: false }), startAzurite()]);
   await s3rver.createBucket(BUCKET);
-  s3 = new S3Client({
-    endpoint: s3rver.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: s3rver.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
+  s3 = s3Client(s3rver);
   container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(BUCKET);
   await container.create();
 }, 60_000);

@@ -16,7 +16,7 @@ import {
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +28,7 @@ import { writeTree } from '../helpers/remote-fs-fixtures.js';
 import { testRegistry } from '../helpers/test-plugins.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 import { startAzurite } from '../servers/azurite.js';
-import { startS3rver } from '../servers/s3rver.js';
+import { s3Client, startS3rver } from '../servers/s3rver.js';
 import { startSshd } from '../servers/sshd.js';
 import { startVsftpd } from '../servers/vsftpd.js';
 
@@ -156,13 +156,7 @@ function s3SinkUnderTest(): SinkUnderTest {
     async start() {
       server = await startS3rver({ logRequests: false });
       await server.createBucket(BUCKET);
-      client = new S3Client({
-        endpoint: server.endpoint,
-        region: 'us-east-1',
-        forcePathStyle: true,
-        credentials: server.credentials,
-        requestChecksumCalculation: 'WHEN_REQUIRED',
-      });
+      client = s3Client(server);
     },
     async stop() {
       client?.destroy();

@@ -12,6 +12,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { S3Client } from '@aws-sdk/client-s3';
 
 export interface S3rverRequest {
   method: string;
@@ -157,5 +158,16 @@ function stopChild(child: ChildProcess, cleanup: () => void): Promise<void> {
       done();
     });
     child.kill('SIGTERM');
+  });
+}
+
+/** An SDK client of the server (path-style, its test credentials, no checksums it cannot check). */
+export function s3Client(server: Pick<S3rverHandle, 'endpoint' | 'credentials'>): S3Client {
+  return new S3Client({
+    endpoint: server.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: server.credentials,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
   });
 }
