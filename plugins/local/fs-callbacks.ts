@@ -3,8 +3,12 @@
  * FileHandle per call, which costs measurably more per file at thousands of files a second.
  */
 import {
+  close as closeCb,
   copyFile as copyFileCb,
+  fstat as fstatCb,
   link as linkCb,
+  lstat as lstatCb,
+  open as openCb,
   readFile as readFileCb,
   rename as renameCb,
   stat as statCb,
@@ -18,5 +22,10 @@ export const writeFile = promisify(writeFileCb);
 export const rename = promisify(renameCb);
 export const link = promisify(linkCb);
 export const stat = promisify(statCb);
+export const lstat = promisify(lstatCb);
 export const copyFile = promisify(copyFileCb);
 export const utimes = promisify(utimesCb);
+export const open = promisify(openCb);
+export const fstat = promisify(fstatCb);
+/** Closes without waiting: nothing depends on its outcome (a read-only descriptor). */
+export const closeSoon = (fd: number): void => closeCb(fd, () => undefined);

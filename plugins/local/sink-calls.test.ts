@@ -4,7 +4,7 @@
  * file is visible — and one mkdir per new folder, however many items race into it. What it
  * reports is still what the file system holds.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -46,12 +46,14 @@ function sourceFile(name: string, bytes: number) {
   const path = join(dir, 'in', name);
   mkdirSync(join(dir, 'in'), { recursive: true });
   writeFileSync(path, Buffer.alloc(bytes, 'x'));
+  utimesSync(path, MTIME, MTIME); // as listed: the kernel copy checks inode, size and mtime
+  const { ino } = statSync(path);
   return createItem({
     source: 'in',
     path: name,
     size: bytes,
     mtime: MTIME,
-    origin: { kind: 'local', endpoint: 'localhost', location: { path } },
+    origin: { kind: 'local', endpoint: 'localhost', location: { path, ino: String(ino) } },
     open: () => Promise.reject(new Error('a kernel copy reads nothing through open()')),
   });
 }

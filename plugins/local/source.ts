@@ -15,7 +15,7 @@ import { definePlugin, type Item, type PluginContext, type SourceInstance } from
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
-import { link, readFile, stat } from './fs-callbacks.js';
+import { link, lstat as lstatCb, readFile, stat } from './fs-callbacks.js';
 import { sha256File } from './sink.js';
 
 const config = Type.Object(
@@ -179,10 +179,12 @@ export async function checkLocalFolder(
 const INTERNAL = /^\.sluice(-tmp)?$/;
 
 /**
- * Opens never follow a link in the last component: the listing never yields links. Node takes
- * numeric flags everywhere; its typings only admit the string forms.
+ * Opens never follow a link in the last component (the listing never yields links) and never
+ * block on a FIFO put in a file's place since the listing (it reads as empty or fails, and the
+ * listed size catches it). Node takes numeric flags everywhere; its typings only admit the
+ * string forms.
  */
-const READ_FLAGS = (constants.O_RDONLY | constants.O_NOFOLLOW) as unknown as string;
+const READ_FLAGS = (constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK) as unknown as string;
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const lossyUtf8 = new TextDecoder('utf-8');
@@ -244,6 +246,9 @@ export const localSource = definePlugin({
   },
 });
 
+/** What the listing keeps of a file's lstat. */
+type ListedStat = { size: number; mtime: Date; ino: number };
+
 /** One folder: the whole source for `path`, one root of `paths`. */
 function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): SourceInstance {
   const name = cfg.name ?? 'local';
@@ -280,19 +285,21 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
   };
 
   /** An item; `storedAs` is where its bytes are when that is not its path (a file left aside). */
-  const itemAt = (relPath: string, size: number, mtime: Date, storedAs = relPath) =>
+  const itemAt = (relPath: string, st: ListedStat, storedAs = relPath) =>
     createItem({
       source: name,
       path: relPath,
       ...(storedAs !== relPath ? { storedAt: storedAs } : {}),
-      size,
-      mtime,
+      size: st.size,
+      mtime: st.mtime,
       origin: {
         kind: 'local',
         endpoint: 'localhost',
-        location: { path: join(root, ...storedAs.split('/')) },
+        // The file's inode as listed: a sink that copies by path checks that the file it opens
+        // is this one (with the item's size and mtime), not a link or another file put there since.
+        location: { path: join(root, ...storedAs.split('/')), ino: String(st.ino) },
       },
-      open: async () => openFile(await locate(storedAs), size),
+      open: async () => openFile(await locate(storedAs), st.size),
     });
   /** Where an item's bytes are, relative to the root: its origin (a file left aside) or its path. */
   const storedAt = (item: Item) =>
@@ -329,12 +336,14 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
           continue;
         }
         if (!entry.isFile()) continue;
-        let st: Awaited<ReturnType<typeof stat>>;
+        let st: Awaited<ReturnType<typeof lstatCb>>;
         try {
-          st = await stat(rejected ? Buffer.concat([Buffer.from(`${dir}${sep}`), raw]) : abs);
+          // lstat: a file replaced by a link between readdir and here is not followed.
+          st = await lstatCb(rejected ? Buffer.concat([Buffer.from(`${dir}${sep}`), raw]) : abs);
         } catch {
           continue; // vanished between readdir and stat
         }
+        if (!st.isFile()) continue;
         if (rejected) {
           yield rejectedAt(relPath, rejected, st.size, st.mtime);
           continue;
@@ -342,8 +351,8 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
         // A file a killed tidy-up set aside: listed as the item it was, so its tidy-up is redone.
         const stranded = strandedAside(name, relDir, entryName, st);
         if (stranded?.rejected) yield rejectedAt(stranded.path, stranded.rejected, st.size, st.mtime);
-        else if (stranded) yield itemAt(stranded.path, st.size, st.mtime, relPath);
-        else yield itemAt(relPath, st.size, st.mtime);
+        else if (stranded) yield itemAt(stranded.path, st, relPath);
+        else yield itemAt(relPath, st);
       }
     } catch (err) {
       if (isMissing(err) && dir !== root) return; // removed while listing
@@ -385,7 +394,8 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
     const versionKey = (size: number, mtimeMs: number) => `${size}:${mtimeMs}`;
     const consider = async (abs: string) => {
       try {
-        const st = await stat(abs);
+        // lstat: a link in a watched folder is not a file of it (its target may be anywhere).
+        const st = await lstatCb(abs);
         if (!st.isFile()) return;
         const now = Date.now();
         const key = versionKey(st.size, st.mtimeMs);
@@ -399,7 +409,7 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
         } else if (now - seen.stillSince >= stableMs && now - st.mtimeMs >= stableMs) {
           candidates.delete(abs);
           yielded.set(abs, key);
-          ready.push(itemAt(relative(root, abs).split(sep).join('/'), st.size, st.mtime));
+          ready.push(itemAt(relative(root, abs).split(sep).join('/'), st));
           poke();
         }
       } catch {

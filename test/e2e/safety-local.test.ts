@@ -12,6 +12,7 @@ import {
   readdirSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -298,7 +299,15 @@ describe('local sink: the name it wrote', () => {
       {
         source: 's',
         path: 'x.csv',
-        origin: { kind: 'local', endpoint: 'localhost', location: { path: ws.path('out/x.csv') } },
+        origin: {
+          kind: 'local',
+          endpoint: 'localhost',
+          // The listing's identity of the file (the kernel copy checks it).
+          location: {
+            path: ws.path('out/x.csv'),
+            ino: String(statSync(ws.path('out/x.csv')).ino),
+          },
+        },
       } as unknown as Item,
       'x.csv',
       new AbortController().signal,

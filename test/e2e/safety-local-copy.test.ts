@@ -1,0 +1,145 @@
+/**
+ * The local → local kernel copy reads the file the listing saw, never what was put at its path
+ * since: a link to a file outside the source folder, another file, a FIFO. And a link dropped
+ * into a watched folder is not a file of it. (An attacker who can name files in the source
+ * folder must not get another file's bytes delivered.)
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SqliteLedger } from '../../core/ledger/sqlite.js';
+import type { SinkInstance, SourceInstance } from '../../core/plugin-api.js';
+import { PipelineRunner } from '../../core/runtime/runner.js';
+import { loadPipelineFile } from '../../core/sdk.js';
+import { localSink } from '../../plugins/local/sink.js';
+import { localSource } from '../../plugins/local/source.js';
+import { makePluginContext } from '../helpers/context.js';
+import { sleep, until } from '../helpers/sluice-process.js';
+import { codeOf, listAll } from '../helpers/source-probe.js';
+import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
+
+let ws: Workspace;
+afterEach(() => ws?.cleanup());
+
+const SECRET = 'secret: never to be delivered\n';
+
+async function plugins(): Promise<{ src: SourceInstance; sink: SinkInstance }> {
+  const ctx = makePluginContext({ baseDir: ws.dir });
+  const src = await localSource.create({ path: './in', recursive: true } as never, ctx);
+  const sink = await localSink.create({ path: './out' } as never, ctx);
+  return { src, sink };
+}
+
+/** Lists `in/` with one file `a.txt`, then lets `swap` change what is at its path. */
+async function listedThenSwapped(swap: () => void) {
+  ws = makeWorkspace('sluice-local-copy-');
+  ws.write('outside/secret.txt', SECRET);
+  ws.write('in/a.txt', 'x'.repeat(SECRET.length)); // the same size: the size check alone passes
+  const { src, sink } = await plugins();
+  const [item] = await listAll(src);
+  expect(item?.path).toBe('a.txt');
+  swap();
+  const code = await codeOf(sink.copy!(item!, 'a.txt', new AbortController().signal));
+  await sink.close?.();
+  await src.close?.();
+  return code;
+}
+
+const delivered = () => listFiles(ws.path('out')).filter((f) => !f.startsWith('.sluice-tmp'));
+
+describe('local kernel copy, the listed file only', () => {
+  it('a file swapped for a link to a file outside the folder is not copied', async () => {
+    const code = await listedThenSwapped(() => {
+      rmSync(ws.path('in/a.txt'));
+      symlinkSync(ws.path('outside/secret.txt'), ws.path('in/a.txt'));
+    });
+    expect(code).toBe('SLUICE_E_CHANGED');
+    expect(delivered()).toEqual([]);
+  });
+
+  it('a file replaced by another one of the same size is not copied under the listed identity', async () => {
+    const code = await listedThenSwapped(() => {
+      writeFileSync(ws.path('in/other.txt'), SECRET);
+      renameSync(ws.path('in/other.txt'), ws.path('in/a.txt'));
+    });
+    expect(code).toBe('SLUICE_E_CHANGED');
+    expect(delivered()).toEqual([]);
+  });
+
+  it('a FIFO put in its place fails the copy at once instead of blocking on it', async () => {
+    const code = await listedThenSwapped(() => {
+      rmSync(ws.path('in/a.txt'));
+      execFileSync('mkfifo', [ws.path('in/a.txt')]);
+    });
+    expect(code).toBe('SLUICE_E_CHANGED');
+    expect(delivered()).toEqual([]);
+  }, 10_000);
+
+  it('the listed file itself is still copied by the kernel, bytes and mtime', async () => {
+    ws = makeWorkspace('sluice-local-copy-');
+    ws.write('in/a.txt', 'hello');
+    const { src, sink } = await plugins();
+    const [item] = await listAll(src);
+    const commit = await sink.copy!(item!, 'a.txt', new AbortController().signal);
+    expect(commit).toMatchObject({ size: 5 });
+    expect(readFileSync(ws.path('out/a.txt'), 'utf8')).toBe('hello');
+    await sink.close?.();
+    await src.close?.();
+  });
+});
+
+describe('local source, reading a listed file', () => {
+  it('a FIFO put in its place since the listing does not block the read', async () => {
+    ws = makeWorkspace('sluice-local-read-fifo-');
+    ws.write('in/a.txt', 'abc');
+    const { src, sink } = await plugins();
+    const [item] = await listAll(src);
+    rmSync(ws.path('in/a.txt'));
+    execFileSync('mkfifo', [ws.path('in/a.txt')]);
+    let bytes = 0;
+    const read = (async () => {
+      for await (const chunk of await item!.open()) bytes += (chunk as Buffer).length;
+    })();
+    // Ends (empty: nobody writes into the FIFO) or fails; either way the listed size is not met.
+    await read.catch(() => undefined);
+    expect(bytes).not.toBe(3);
+    await sink.close?.();
+    await src.close?.();
+  }, 10_000);
+});
+
+describe('local source, links', () => {
+  it('a link dropped into a watched folder is not taken (its target is not delivered)', async () => {
+    ws = makeWorkspace('sluice-local-copy-watch-');
+    ws.write('outside/secret.txt', SECRET);
+    mkdirSync(ws.path('in'));
+    const file = ws.pipeline(
+      'name: lw-link\nsource:\n  local: { path: ./in, watch: true, min_age: 100ms }\nsink:\n  local: { path: ./out }\n',
+    );
+    const def = await loadPipelineFile(file);
+    const ledger = await SqliteLedger.open(def.stateDir);
+    const runner = new PipelineRunner(def, { ledger });
+    const pass = runner.runPass();
+    try {
+      await sleep(300);
+      symlinkSync(ws.path('outside/secret.txt'), ws.path('in/link.txt'));
+      await sleep(300);
+      ws.write('in/real.txt', 'real');
+      await until(
+        () => delivered(),
+        (f) => f.includes('real.txt'),
+        10_000,
+        'the real file',
+      );
+      await sleep(500); // the link had as long as the real file to be taken
+      expect(delivered()).toEqual(['real.txt']);
+    } finally {
+      runner.stopIntake();
+      const summary = await pass;
+      await runner.close();
+      await ledger.close();
+      expect(summary).toMatchObject({ ok: 1, failed: 0 });
+    }
+    expect(existsSync(ws.path('out/link.txt'))).toBe(false);
+  }, 30_000);
+});
