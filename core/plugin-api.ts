@@ -150,6 +150,11 @@ export interface PreflightResult {
 
 /* ----------------------------------------------------------------------------- sources */
 
+/** The version of a listed item `openPath` is asked to read (see `SourceInstance.pinsVersions`). */
+export interface PathVersion {
+  readonly etag?: string;
+}
+
 export interface SourceInstance {
   /** Lists items lazily; pagination happens inside. Stops when `signal` aborts. */
   list(signal: AbortSignal): AsyncIterable<Item>;
@@ -161,8 +166,22 @@ export interface SourceInstance {
   /**
    * Opens another file at this source by relative path; null when it does not exist. `root` (an
    * item's `Item.root`) keeps a multi-root source to that root; without it, the roots in order.
+   * `version.etag` (a listed item's `etag`, when the runtime re-opens an item elsewhere: a pool
+   * thread, a cluster worker): a source that sets `pinsVersions` reads only that version and
+   * fails, as its listed item's `open` would, when the object was replaced since.
    */
-  openPath?(path: string, signal?: AbortSignal, root?: string): Promise<Readable | null>;
+  openPath?(
+    path: string,
+    signal?: AbortSignal,
+    root?: string,
+    version?: PathVersion,
+  ): Promise<Readable | null>;
+  /**
+   * `openPath` honours `version.etag` with a conditional read (S3/Azure `If-Match`): an item
+   * pinned to its listed etag may then be re-opened by path on a pool thread or a cluster
+   * worker without reading a replacement under the listed identity.
+   */
+  readonly pinsVersions?: boolean;
   /**
    * Deletes a listed item (after_success: delete) — only the version that was listed. Where the
    * backend has conditional requests (S3/Azure `If-Match` on the etag) use them; on file systems

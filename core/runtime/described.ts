@@ -71,7 +71,10 @@ export function reviveItem(driver: PluginDriver, desc: ItemDescription): ListedI
     ...(desc.storedAt !== undefined ? { storedAt: desc.storedAt } : {}),
     open: async (signal?: AbortSignal) => {
       // A file left aside is read where it is, not at the path it is listed under.
-      const stream = await driver.openPath(source, desc.storedAt ?? desc.path, signal, desc.root);
+      // Pinned to the listed version where the source can (If-Match on its etag): a replaced
+      // object fails the read instead of being delivered under the listed identity.
+      const version = desc.etag !== undefined ? { etag: desc.etag } : undefined;
+      const stream = await driver.openPath(source, desc.storedAt ?? desc.path, signal, desc.root, version);
       if (!stream) {
         throw new SluiceError(
           'SLUICE_E_SOURCE',

@@ -24,6 +24,7 @@ import type { Logger } from '../observe/logger.js';
 import type {
   DestinationStat,
   Item,
+  PathVersion,
   PluginContext,
   SinkCommit,
   SinkInstance,
@@ -230,10 +231,11 @@ export class PluginDriver {
     path: string,
     signal?: AbortSignal,
     root?: string,
+    version?: PathVersion,
   ): Promise<Readable | null> {
     if (!source.instance.openPath) return Promise.resolve(null);
     return this.sourceHook(source, { source: source.name, path }, () =>
-      source.instance.openPath!(path, signal, root),
+      source.instance.openPath!(path, signal, root, version),
     );
   }
 

@@ -333,15 +333,18 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
   /**
    * Whether a pool thread may run this item. A thread re-opens it by its path (`openPath`), so
    * not an item that name cannot reach as listed: a name that cannot be addressed, a version
-   * pinned by its etag (an object-store read asks If-Match on the listed etag; `openPath` reads
-   * whatever is there now), bytes kept elsewhere than its path (`storedAt`: a file left aside).
+   * pinned by its etag at a source whose `openPath` cannot pin it (`pinsVersions`: S3 and Azure
+   * read If-Match on the listed etag; others read whatever is there now), bytes kept elsewhere
+   * than its path (`storedAt`: a file left aside).
    * Nor an item the ledger already has done or parked: main answers that at once, where a thread
    * would ask main anyway (a mostly-skipped pass measured 2–3× slower on a pool).
    */
   private async poolTakes(listed: ListedItem): Promise<boolean> {
     const { item } = listed;
-    if (item.rejected !== undefined || item.etag !== undefined) return false;
-    if (this.driver.source(listed.source).instance.openPath === undefined) return false;
+    if (item.rejected !== undefined) return false;
+    const source = this.driver.source(listed.source).instance;
+    if (source.openPath === undefined) return false;
+    if (item.etag !== undefined && source.pinsVersions !== true) return false;
     if (item.storedAt !== undefined) return false;
     if (this.force) return true;
     return (await checkLedger(this, itemIdentity(item))).kind === 'process';

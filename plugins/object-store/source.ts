@@ -12,7 +12,7 @@
 import type { Readable } from 'node:stream';
 import { escapeControl, SluiceError } from '../../core/errors.js';
 import { createItem, normalizeItemPath } from '../../core/item.js';
-import type { Item, ItemOrigin, SourceInstance } from '../../core/plugin-api.js';
+import type { Item, ItemOrigin, PathVersion, SourceInstance } from '../../core/plugin-api.js';
 import { type CheckTarget, checking } from './check.js';
 import { displayKey, folderPrefix, joinKey, unquotedEtag, unsafeKeyReason } from './keys.js';
 
@@ -114,7 +114,7 @@ export function versionChange(
 export function createObjectStoreSource(
   backend: SourceBackend,
   options: ObjectStoreSourceOptions,
-): Pick<SourceInstance, 'list' | 'openPath' | 'remove' | 'move' | 'check'> {
+): Pick<SourceInstance, 'list' | 'openPath' | 'pinsVersions' | 'remove' | 'move' | 'check'> {
   const prefixes = options.prefixes.map(folderPrefix);
   const keysByItem = new WeakMap<Item, string>();
 
@@ -293,7 +293,14 @@ export function createObjectStoreSource(
       }
     },
 
-    async openPath(path: string, signal?: AbortSignal, root?: string): Promise<Readable | null> {
+    pinsVersions: true,
+
+    async openPath(
+      path: string,
+      signal?: AbortSignal,
+      root?: string,
+      version?: PathVersion,
+    ): Promise<Readable | null> {
       // A path that is not a safe key below the prefix names no listed item.
       if (unsafeKeyReason(path) !== undefined) return null;
       // Beside an item of a known root (a companion, a ready marker): in that prefix only, never
@@ -301,7 +308,8 @@ export function createObjectStoreSource(
       for (const prefix of root === undefined ? prefixes : [prefixOfRoot(root)]) {
         const key = joinKey(prefix, path);
         try {
-          return await backend.read(key, { signal });
+          // With a version: that one only (If-Match), as the listed item reads it.
+          return await backend.read(key, { signal, etag: version?.etag });
         } catch (err) {
           if (!backend.isNotFound(err)) throw backend.error(`cannot read ${backend.location(key)}`, err);
         }

@@ -190,6 +190,44 @@ export default { apiVersion: 1, name: 'pinned', kind: 'source', summary: 'test',
     expect(listFiles(ws.path('pinned-out'))).toEqual([]);
   }, 120_000);
 
+  it('runs an item pinned to its etag on a thread when its source re-opens that version only', () => {
+    // A source whose openPath pins the version (`pinsVersions`, as S3 and Azure do): a thread
+    // re-opens the item at its listed etag. Main reads `M-v1`, a thread `T-v1`; an unpinned
+    // re-open would read the replacement `T-v2`.
+    ws.write(
+      'pinning.mjs',
+      `import { Readable } from 'node:stream';
+export default { apiVersion: 1, name: 'pinning', kind: 'source', summary: 'test',
+  config: { type: 'object', additionalProperties: false },
+  create() { return {
+    pinsVersions: true,
+    async *list() {
+      for (let i = 0; i < 200; i++) {
+        yield { source: 'pinning', path: 'p' + i + '.txt', size: 5, etag: 'v1', mtime: new Date(0), checksums: {}, meta: {},
+          open: async () => Readable.from([Buffer.from('M-v1\\n')]) };
+      }
+    },
+    async openPath(path, signal, root, version) {
+      return Readable.from([Buffer.from(version?.etag === 'v1' ? 'T-v1\\n' : 'T-v2\\n')]);
+    },
+  }; } };
+`,
+    );
+    ws.pipeline(
+      'name: pinning\nplugins: ["./pinning.mjs"]\nsource:\n  pinning: {}\nsink:\n  local: { path: ./pinning-out }\npolicy:\n  concurrency: 4\n  threads: 2\n',
+      'pinning.yaml',
+    );
+    const r = run('pinning.yaml', 'pinning');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.summary).toMatchObject({ ok: 200, failed: 0 });
+    const read = listFiles(ws.path('pinning-out')).map((f) =>
+      readFileSync(ws.path('pinning-out', f), 'utf8'),
+    );
+    expect(read).toHaveLength(200);
+    expect(read).not.toContain('T-v2\n');
+    expect(read.filter((b) => b === 'T-v1\n').length).toBeGreaterThan(0);
+  }, 120_000);
+
   it('keeps on the main thread a file a crashed tidy-up left aside (its bytes are not at its path)', () => {
     // Listed as the item it was (`a/f0.txt`), read from its aside name: a thread re-opening it by
     // its path would find nothing there (`verify: sha256`: the bytes are streamed, not kernel-copied).
