@@ -8,7 +8,9 @@
  * single-thread one.
  *
  * A thread that stops unexpectedly fails the items it had (the ledger keeps what they reached;
- * the next pass redoes them as after a crash) and the pass goes on without it.
+ * the next pass redoes them as after a crash) and a new thread takes its place, up to
+ * `RESTARTS_PER_MINUTE` a minute per thread of the pool (a plugin that kills every thread it
+ * runs in must not spin); past that the pass goes on with the threads left, or on the main thread.
  */
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -44,6 +46,9 @@ export function existingEntry(...candidates: URL[]): PoolOptions | undefined {
   const entry = candidates.find((url) => existsSync(fileURLToPath(url)));
   return entry ? { entry } : undefined;
 }
+
+/** How many stopped threads a minute, per thread of the pool, are replaced by a new one. */
+const RESTARTS_PER_MINUTE = 2;
 
 /** With `threads: auto`, a pass starts the pool once it has listed more items than this. */
 export const AUTO_POOL_AFTER_ITEMS = 64;
@@ -101,6 +106,8 @@ class PoolThread {
   /** Items sent and not answered. */
   inFlight = 0;
   ready = false;
+  /** Started in place of a thread that stopped (items wait for it rather than go to main). */
+  replacement = false;
   stopped: SluiceError | undefined;
   progress: ThreadProgress[] = [];
   /** The thread's spool folder: removed here when the thread ends without closing its runner. */
@@ -110,7 +117,12 @@ class PoolThread {
   readonly exited: Promise<void>;
   private readonly outbox: Outbox<ToThread>;
 
-  constructor(entry: URL, init: ToThread, onMessage: (thread: PoolThread, msg: FromThread) => void) {
+  constructor(
+    entry: URL,
+    init: ToThread,
+    onMessage: (thread: PoolThread, msg: FromThread) => void,
+    onExit: (thread: PoolThread) => void = () => undefined,
+  ) {
     this.worker = new Worker(entry, { stdout: false, stderr: false });
     this.outbox = new Outbox((batch) => this.worker.postMessage(batch));
     let started!: Pending;
@@ -139,9 +151,12 @@ class PoolThread {
         started.reject(this.stopped);
       });
       this.worker.on('exit', (code) => {
+        // Whether it had started: a thread that never did is not replaced (it would fail again).
+        const wasReady = this.ready || this.tempRoot !== undefined;
         this.stop(new SluiceError('SLUICE_E_INTERNAL', `a pool thread stopped (exit code ${code})`));
         started.reject(this.stopped);
         resolve();
+        if (wasReady) onExit(this);
       });
     });
     this.send(init);
@@ -184,6 +199,9 @@ export class ThreadPool {
   private readonly passes = new Map<number, PassState>();
   private nextPass = 1;
   private closing = false;
+  /** When threads were replaced (ms), for the restart budget. */
+  private readonly restarts: number[] = [];
+  private init: ToThread | undefined;
 
   constructor(
     private readonly host: PoolHost,
@@ -213,8 +231,8 @@ export class ThreadPool {
         return log.isLevelEnabled?.(level) ?? true;
       }),
     };
-    for (let i = 0; i < this.size; i++)
-      this.threads.push(new PoolThread(this.options.entry, init, (t, m) => this.onMessage(t, m)));
+    this.init = init;
+    for (let i = 0; i < this.size; i++) this.threads.push(this.newThread(init));
     return Promise.allSettled(this.threads.map((t) => t.started)).then((results) => {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       const running = this.threads.filter((t) => t.ready).length;
@@ -230,9 +248,65 @@ export class ThreadPool {
     });
   }
 
+  private newThread(init: ToThread): PoolThread {
+    return new PoolThread(
+      this.options.entry,
+      init,
+      (t, m) => this.onMessage(t, m),
+      (t) => this.replace(t),
+    );
+  }
+
+  /**
+   * A thread that had started stopped: a new one takes its place, within the restart budget.
+   * Its spool folder goes now (its runner did not close). The new thread's start is not waited
+   * for: items go to the threads ready meanwhile, or to the main thread.
+   */
+  private replace(dead: PoolThread): void {
+    if (dead.tempRoot) void rm(dead.tempRoot, { recursive: true, force: true }).catch(() => undefined);
+    const at = this.threads.indexOf(dead);
+    if (this.closing || at < 0 || !this.init) return;
+    const now = Date.now();
+    while (this.restarts.length > 0 && now - this.restarts[0]! > 60_000) this.restarts.shift();
+    const log = this.host.rootLog.child({ pipeline: this.host.def.name });
+    if (this.restarts.length >= RESTARTS_PER_MINUTE * this.size) {
+      log.warn(
+        { err: dead.stopped?.message, threads: this.threads.filter((t) => t.ready).length },
+        'a pool thread stopped and is not replaced (too many stopped within a minute)',
+      );
+      return;
+    }
+    this.restarts.push(now);
+    const fresh = this.newThread(this.init);
+    fresh.replacement = true;
+    this.threads[at] = fresh;
+    log.warn({ err: dead.stopped?.message }, 'a pool thread stopped; a new one takes its place');
+    // Passes it joins midway: it learns of them from their first item (pass ids are global).
+    fresh.started.catch(() => undefined);
+  }
+
   /** True when some thread can take an item now. */
   get available(): boolean {
     return this.threads.some((t) => t.ready);
+  }
+
+  /**
+   * When no thread is ready because every one stopped and their replacements are starting:
+   * waits (at most `waitMs`) for one to be ready. True when one is; false sends the item to
+   * the main thread.
+   */
+  async replaced(waitMs: number): Promise<boolean> {
+    const starting = this.threads.filter((t) => t.replacement && !t.ready && !t.stopped);
+    if (starting.length === 0) return false;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      ...starting.map((t) => t.started.catch(() => undefined)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, waitMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    return this.available;
   }
 
   /** What the threads' items have read so far (progress, /status). */

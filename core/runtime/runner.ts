@@ -247,7 +247,12 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
           const started = this.pool.start();
           if (pooling.after === 0) await waitAtMost(started, POOL_START_WAIT_MS, this.intake.signal);
         }
-        if (this.pool?.available && (await this.poolTakes(next.value)))
+        const pool = this.pool;
+        if (
+          pool &&
+          (pool.available || (await pool.replaced(POOL_START_WAIT_MS))) &&
+          (await this.poolTakes(next.value))
+        )
           await this.processPooled(next.value, summary);
         else await this.processListed(next.value, summary);
       }

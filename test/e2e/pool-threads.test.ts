@@ -51,6 +51,24 @@ function run(pipeline: string, name: string, extra: string[] = []) {
 
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}.txt`);
 
+/** A step that notes where each item ran and ends its thread (never main) on the files named. */
+function writeExitsMany(): void {
+  ws.write(
+    'exits-many.mjs',
+    `import { appendFileSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
+export default { apiVersion: 1, name: 'exits_many', kind: 'step', summary: 'test',
+  config: { type: 'object', properties: { names: { type: 'array' }, notes: { type: 'string' } }, additionalProperties: false },
+  create(cfg) { return { async process(item) {
+    appendFileSync(cfg.notes, (isMainThread ? 'main ' : 'thread ') + item.path + '\\n');
+    if (!isMainThread && cfg.names.includes(item.path)) process.exit(7);
+    await new Promise((r) => setTimeout(r, 20));
+    return item;
+  } }; } };
+`,
+  );
+}
+
 describe('a pool of threads', () => {
   it('delivers every file once, records it, and sums the threads’ counts', () => {
     const files = [...names('a/f', 100), ...names('b/f', 100), ...names('c/f', 100)];
@@ -157,6 +175,49 @@ export default { apiVersion: 1, name: 'exits_on', kind: 'step', summary: 'test',
     const out = listFiles(ws.path('die-out'));
     expect(out).toHaveLength(60);
     for (const rel of out) expect(sha256(readFileSync(ws.path('die-out', rel)))).toBe(hashes.get(rel));
+  }, 120_000);
+
+  it('replaces a thread that died: items go on running on threads, not on the main thread', () => {
+    // Three files each end the thread they run on; the pool has 2 threads. Every item notes
+    // where it ran: with dead threads left dead, the third death would leave only main.
+    writeExitsMany();
+    writeFiles('phoenix', names('p', 60));
+    const notes = ws.path('phoenix.notes');
+    ws.pipeline(
+      `name: phoenix\nplugins: ["./exits-many.mjs"]\nsource:\n  local: { path: ./phoenix }\nsteps:\n  - exits_many: { names: [p10.txt, p25.txt, p40.txt], notes: ${JSON.stringify(notes)} }\nsink:\n  local: { path: ./phoenix-out }\npolicy:\n  concurrency: 4\n  threads: 2\n`,
+      'phoenix.yaml',
+    );
+    const r = run('phoenix.yaml', 'phoenix');
+    expect(r.summary.ok + r.summary.failed).toBe(60);
+    for (const f of ['p10.txt', 'p25.txt', 'p40.txt'])
+      expect(r.summary.failures.find((x) => x.path === f)).toMatchObject({ code: 'SLUICE_E_INTERNAL' });
+    expect(r.logs.filter((l) => l.msg === 'a pool thread stopped; a new one takes its place')).toHaveLength(
+      3,
+    );
+    const ran = readFileSync(notes, 'utf8').trim().split('\n');
+    expect(ran.filter((l) => l.startsWith('main '))).toEqual([]);
+    expect(listFiles(ws.path('phoenix-out'))).toHaveLength(r.summary.ok);
+  }, 120_000);
+
+  it('stops replacing threads that keep dying (a plugin that kills every thread it runs in)', () => {
+    writeExitsMany();
+    writeFiles('spin', names('s', 40));
+    const notes = ws.path('spin.notes');
+    ws.pipeline(
+      `name: spin\nplugins: ["./exits-many.mjs"]\nsource:\n  local: { path: ./spin }\nsteps:\n  - exits_many: { names: [${names('s', 40).join(', ')}], notes: ${JSON.stringify(notes)} }\nsink:\n  local: { path: ./spin-out }\npolicy:\n  concurrency: 2\n  threads: 2\n`,
+      'spin.yaml',
+    );
+    const r = run('spin.yaml', 'spin');
+    // 2 threads a minute per thread of the pool are replaced, then the main thread runs the rest.
+    expect(r.logs.filter((l) => l.msg === 'a pool thread stopped; a new one takes its place')).toHaveLength(
+      4,
+    );
+    expect(r.logs.some((l) => String(l.msg).startsWith('a pool thread stopped and is not replaced'))).toBe(
+      true,
+    );
+    expect(r.summary.ok + r.summary.failed).toBe(40);
+    expect(r.summary.ok).toBeGreaterThan(0);
+    expect(listFiles(ws.path('spin-out'))).toHaveLength(r.summary.ok);
   }, 120_000);
 
   it('keeps on the main thread an item whose read is pinned to its listed version (etag)', () => {
