@@ -10,6 +10,7 @@ import {
   lstat as lstatCb,
   open as openCb,
   readFile as readFileCb,
+  readlink as readlinkCb,
   rename as renameCb,
   stat as statCb,
   utimes as utimesCb,
@@ -23,6 +24,7 @@ export const rename = promisify(renameCb);
 export const link = promisify(linkCb);
 export const stat = promisify(statCb);
 export const lstat = promisify(lstatCb);
+export const readlink = promisify(readlinkCb);
 export const copyFile = promisify(copyFileCb);
 export const utimes = promisify(utimesCb);
 export const open = promisify(openCb);

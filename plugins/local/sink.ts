@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, createWriteStream, existsSync, type Stats } from 'node:fs';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { access, mkdir, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Type } from '@sinclair/typebox';
@@ -13,12 +13,13 @@ import {
   copyFile,
   fstat,
   link,
-  open as openFd,
+  readlink,
   rename,
   stat,
   utimes,
   writeFile,
 } from './fs-callbacks.js';
+import { changedSinceListing, notListed, openListed, PROC_FD } from './listed-file.js';
 
 const config = Type.Object(
   {
@@ -43,46 +44,6 @@ const config = Type.Object(
 );
 
 const TEMP_DIR = '.sluice-tmp';
-
-/** Where this process's open descriptors have paths (Linux): the kernel copy reads through it. */
-const PROC_FD = existsSync('/proc/self/fd') ? '/proc/self/fd' : undefined;
-/**
- * How the kernel copy opens a listed file: never through a link in its last component, and
- * without blocking on a FIFO put in its place. Node takes numeric flags everywhere; its typings
- * only admit the string forms.
- */
-const LISTED_FLAGS = (constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK) as unknown as string;
-
-function replacedSinceListing(item: Item): SluiceError {
-  return new SluiceError(
-    'SLUICE_E_CHANGED',
-    `${item.path} was replaced since it was listed (by a link or another file), so it is not copied`,
-    { retryable: false },
-  );
-}
-
-/**
- * Whether an opened file is the one listed: a regular file with its inode, size and mtime. Not
- * the device: a cluster worker on another host sees a shared mount under another device number.
- */
-function isListedFile(st: Stats, ino: string, item: Item): boolean {
-  return (
-    st.isFile() &&
-    String(st.ino) === ino &&
-    (item.size === undefined || st.size === item.size) &&
-    (item.mtime === undefined || st.mtime.getTime() === item.mtime.getTime())
-  );
-}
-
-/** Opens a listed file for the kernel copy; a link now at its path is refused, not followed. */
-async function openListed(path: string, item: Item): Promise<number> {
-  try {
-    return await openFd(path, LISTED_FLAGS);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw replacedSinceListing(item);
-    throw err;
-  }
-}
 
 export const localSink = definePlugin({
   name: 'local',
@@ -193,14 +154,21 @@ export const localSink = definePlugin({
       async copy(item, destination, _signal, reserve) {
         const at = item.origin?.kind === 'local' ? item.origin.location : undefined;
         if (!at?.path || at.ino === undefined || !PROC_FD || cfg.verify === 'sha256') return null;
-        // The kernel copies from a descriptor opened without following a link, checked to be
-        // the file the listing saw (inode, size, mtime): a path swapped for a link (to a file
-        // outside the source folder), for another file or a FIFO since the listing is not copied.
-        const fd = await openListed(at.path, item);
+        // The kernel copies from a descriptor opened without following a link or blocking, and
+        // checked to be the listed file: a regular file of the listed size and mtime, reached
+        // inside the source's real root (a folder swapped for a link leads elsewhere). Another
+        // inode with all of that (a FUSE or CIFS mount may renumber inodes) is streamed instead,
+        // through the source's own checks.
+        const fd = await openListed(at.path, item.path);
         const temp = join(tempDir, `${++counter}`);
         try {
-          const st = await fstat(fd);
-          if (!isListedFile(st, at.ino, item)) throw replacedSinceListing(item);
+          const [st, real] = await Promise.all([
+            fstat(fd),
+            at.realRoot !== undefined ? readlink(`${PROC_FD}/${fd}`) : undefined,
+          ]);
+          const why = notListed(st, item, real, at.realRoot);
+          if (why !== undefined) throw changedSinceListing(item.path, why);
+          if (String(st.ino) !== at.ino) return null;
           await copyFile(`${PROC_FD}/${fd}`, temp);
         } catch (err) {
           await unlink(temp).catch(() => undefined);

@@ -1,5 +1,5 @@
 import { constants, createReadStream } from 'node:fs';
-import { access, copyFile, lstat, mkdir, opendir, realpath, rename, unlink } from 'node:fs/promises';
+import { access, lstat, mkdir, opendir, realpath, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
 import { escapeControl, SluiceError } from '../../core/errors.js';
@@ -15,7 +15,8 @@ import { definePlugin, type Item, type PluginContext, type SourceInstance } from
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
-import { link, lstat as lstatCb, readFile, stat } from './fs-callbacks.js';
+import { closeSoon, fstat, link, lstat as lstatCb, readFile, stat } from './fs-callbacks.js';
+import { changedSinceListing, copyHashing, notListed, openListed } from './listed-file.js';
 import { sha256File } from './sink.js';
 
 const config = Type.Object(
@@ -295,9 +296,14 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
       origin: {
         kind: 'local',
         endpoint: 'localhost',
-        // The file's inode as listed: a sink that copies by path checks that the file it opens
-        // is this one (with the item's size and mtime), not a link or another file put there since.
-        location: { path: join(root, ...storedAs.split('/')), ino: String(st.ino) },
+        // The file's inode as listed and the folder's real path: a sink that copies by path
+        // checks that the file it opens is this one (with the item's size and mtime) and lies
+        // inside the folder, not a link or another file put there since (listed-file.ts).
+        location: {
+          path: join(root, ...storedAs.split('/')),
+          ino: String(st.ino),
+          ...(realRoot !== undefined ? { realRoot } : {}),
+        },
       },
       open: async () => openFile(await locate(storedAs), st.size),
     });
@@ -320,6 +326,7 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
   async function* walk(dir: string, relDir: string, signal: AbortSignal): AsyncGenerator<Item> {
     const subdirs: Array<[string, string]> = [];
     try {
+      if (dir === root) realRoot ??= await realpath(root);
       // Names as bytes: a name that is not UTF-8 must not be decoded into another file's name.
       const handle = await opendir(dir, { bufferSize: 256, encoding: 'buffer' as BufferEncoding });
       for await (const entry of handle) {
@@ -409,6 +416,10 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
         } else if (now - seen.stillSince >= stableMs && now - st.mtimeMs >= stableMs) {
           candidates.delete(abs);
           yielded.set(abs, key);
+          // Reached through a folder that leads outside the root (a link put in its path): no item.
+          const folder = await realpath(dirname(abs));
+          realRoot ??= await realpath(root);
+          if (folder !== realRoot && !folder.startsWith(realRoot + sep)) return;
           ready.push(itemAt(relative(root, abs).split(sep).join('/'), st));
           poke();
         }
@@ -418,6 +429,8 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
     };
     const watcher = watch(root, {
       ignoreInitial: true,
+      // A linked folder's files are not this folder's (its target may be anywhere).
+      followSymlinks: false,
       depth: cfg.recursive === false ? 0 : undefined,
       ignored: (path: string) =>
         path !== root && (isInternal(path) || asideOriginal(basename(path)) !== undefined),
@@ -519,13 +532,20 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
     await tidyListedVersion(away, item, abs, join(dirname(abs), asideName(item)), act);
   };
 
-  /** Moves a file onto another file system: copy beside the target, verify, rename in, delete. */
-  const moveAcross = async (from: string, target: string, temp: string) => {
+  /**
+   * Moves a file onto another file system: copy beside the target, verify, rename in, delete.
+   * The aside file is read through one descriptor opened without following a link and checked
+   * to be the listed version (a link or another file put at its name meanwhile is not copied).
+   */
+  const moveAcross = async (item: Item, from: string, target: string, temp: string) => {
+    const fd = await openListed(from, item.path);
     try {
-      await copyFile(from, temp);
-      const [a, b] = await Promise.all([stat(from), stat(temp)]);
-      const [ha, hb] =
-        a.size === b.size ? await Promise.all([sha256File(from), sha256File(temp)]) : ['', '-'];
+      const why = notListed(await fstat(fd), item);
+      if (why !== undefined) throw changedSinceListing(item.path, why);
+      // Copied and hashed from the descriptor in one pass; the copy hashed again from disk.
+      const ha = await copyHashing(fd, temp);
+      const [a, b] = [item.size, (await stat(temp)).size];
+      const hb = a === undefined || a === b ? await sha256File(temp) : '-';
       if (ha !== hb) {
         throw new SluiceError(
           'SLUICE_E_SOURCE',
@@ -539,6 +559,8 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
     } catch (err) {
       await unlink(temp).catch(() => undefined);
       throw err;
+    } finally {
+      closeSoon(fd);
     }
     await unlink(from);
   };
@@ -578,7 +600,7 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
           await rename(asidePath, target);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-          await moveAcross(asidePath, target, join(dirname(target), basename(asidePath)));
+          await moveAcross(item, asidePath, target, join(dirname(target), basename(asidePath)));
         }
       });
     },

@@ -5,7 +5,16 @@
  * folder must not get another file's bytes delivered.)
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../core/ledger/sqlite.js';
 import type { SinkInstance, SourceInstance } from '../../core/plugin-api.js';
@@ -66,6 +75,37 @@ describe('local kernel copy, the listed file only', () => {
     expect(delivered()).toEqual([]);
   });
 
+  it('another inode with the listed size and mtime (a mount that renumbers inodes) is streamed, not kernel-copied', async () => {
+    ws = makeWorkspace('sluice-local-copy-');
+    ws.write('in/a.txt', 'x'.repeat(SECRET.length));
+    const { src, sink } = await plugins();
+    const [item] = await listAll(src);
+    writeFileSync(ws.path('in/other.txt'), SECRET);
+    utimesSync(ws.path('in/other.txt'), item!.mtime!, item!.mtime!);
+    renameSync(ws.path('in/other.txt'), ws.path('in/a.txt'));
+    // null: the runtime streams it instead, through the source's own checks.
+    expect(await sink.copy!(item!, 'a.txt', new AbortController().signal)).toBeNull();
+    expect(delivered()).toEqual([]);
+    await sink.close?.();
+    await src.close?.();
+  });
+
+  it('a folder swapped for a link to a folder outside is not read through, even to the same file', async () => {
+    ws = makeWorkspace('sluice-local-copy-');
+    ws.write('in/sub/a.txt', 'listed');
+    const { src, sink } = await plugins();
+    const [item] = await listAll(src);
+    // The same inode, size and mtime, now outside the folder and reached through a link.
+    mkdirSync(ws.path('outside'));
+    renameSync(ws.path('in/sub'), ws.path('outside/sub'));
+    symlinkSync(ws.path('outside/sub'), ws.path('in/sub'));
+    const code = await codeOf(sink.copy!(item!, 'sub/a.txt', new AbortController().signal));
+    expect(code).toBe('SLUICE_E_CHANGED');
+    expect(delivered()).toEqual([]);
+    await sink.close?.();
+    await src.close?.();
+  });
+
   it('a FIFO put in its place fails the copy at once instead of blocking on it', async () => {
     const code = await listedThenSwapped(() => {
       rmSync(ws.path('in/a.txt'));
@@ -108,38 +148,56 @@ describe('local source, reading a listed file', () => {
   }, 10_000);
 });
 
+/**
+ * Watches `in/`, lets `drop` put something there, then drops a real file: only the real file is
+ * delivered, and what `drop` put is not an item at all (not a failed one either).
+ */
+async function watchedOnlyRealFile(name: string, drop: () => void): Promise<void> {
+  mkdirSync(ws.path('in'), { recursive: true });
+  const file = ws.pipeline(
+    `name: ${name}\nsource:\n  local: { path: ./in, watch: true, min_age: 100ms }\nsink:\n  local: { path: ./out }\n`,
+  );
+  const def = await loadPipelineFile(file);
+  const ledger = await SqliteLedger.open(def.stateDir);
+  const runner = new PipelineRunner(def, { ledger });
+  const pass = runner.runPass();
+  try {
+    await sleep(300);
+    drop();
+    await sleep(300);
+    ws.write('in/real.txt', 'real');
+    await until(
+      () => delivered(),
+      (f) => f.includes('real.txt'),
+      10_000,
+      'the real file',
+    );
+    await sleep(500); // what was dropped had as long as the real file to be taken
+    expect(delivered()).toEqual(['real.txt']);
+  } finally {
+    runner.stopIntake();
+    const summary = await pass;
+    await runner.close();
+    await ledger.close();
+    expect(summary).toMatchObject({ ok: 1, failed: 0 });
+  }
+}
+
 describe('local source, links', () => {
+  it('files under a linked folder in a watched folder are not taken', async () => {
+    ws = makeWorkspace('sluice-local-copy-watchdir-');
+    mkdirSync(ws.path('outside/dir'), { recursive: true });
+    mkdirSync(ws.path('in'));
+    symlinkSync(ws.path('outside/dir'), ws.path('in/linkdir'));
+    await watchedOnlyRealFile('lw-linkdir', () => ws.write('outside/dir/secret.txt', SECRET));
+  }, 30_000);
+
   it('a link dropped into a watched folder is not taken (its target is not delivered)', async () => {
     ws = makeWorkspace('sluice-local-copy-watch-');
     ws.write('outside/secret.txt', SECRET);
-    mkdirSync(ws.path('in'));
-    const file = ws.pipeline(
-      'name: lw-link\nsource:\n  local: { path: ./in, watch: true, min_age: 100ms }\nsink:\n  local: { path: ./out }\n',
+    await watchedOnlyRealFile('lw-link', () =>
+      symlinkSync(ws.path('outside/secret.txt'), ws.path('in/link.txt')),
     );
-    const def = await loadPipelineFile(file);
-    const ledger = await SqliteLedger.open(def.stateDir);
-    const runner = new PipelineRunner(def, { ledger });
-    const pass = runner.runPass();
-    try {
-      await sleep(300);
-      symlinkSync(ws.path('outside/secret.txt'), ws.path('in/link.txt'));
-      await sleep(300);
-      ws.write('in/real.txt', 'real');
-      await until(
-        () => delivered(),
-        (f) => f.includes('real.txt'),
-        10_000,
-        'the real file',
-      );
-      await sleep(500); // the link had as long as the real file to be taken
-      expect(delivered()).toEqual(['real.txt']);
-    } finally {
-      runner.stopIntake();
-      const summary = await pass;
-      await runner.close();
-      await ledger.close();
-      expect(summary).toMatchObject({ ok: 1, failed: 0 });
-    }
     expect(existsSync(ws.path('out/link.txt'))).toBe(false);
   }, 30_000);
 });
