@@ -229,6 +229,8 @@ async function openLocal(
     fd,
     size,
     async finish() {
+      // Another file may have this descriptor's number once it is closed.
+      if (closed) throw new Error('LocalFile.finish() after close()');
       const [st, text] = await Promise.all([fstatAsync(fd), readFileAsync(info, 'utf8')]);
       const read = offsetOf(text);
       if (st.size !== size || read !== size)
