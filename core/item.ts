@@ -52,18 +52,24 @@ export interface ItemChanges {
   match?: Readonly<Record<string, string>>;
   size?: number;
   checksums?: Record<string, string>;
-  /** New bytes: clears size, checksums and origin unless given again. */
+  /** New bytes: clears size, checksums, origin and `writeTo` unless given again. */
   open?: (signal?: AbortSignal) => Promise<Readable>;
+  /** The new bytes written into a file by the step itself (see `Item.writeTo`); only with `open`. */
+  writeTo?: (fd: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /**
  * Returns a new item with `changes` applied. Giving `open` means the bytes changed: size,
- * checksums and origin (server-side copy) no longer hold and are dropped unless given.
+ * checksums, origin (server-side copy) and a `writeTo` of the old bytes no longer hold and are
+ * dropped unless given.
  */
 export function deriveItem(item: Item, changes: ItemChanges): Item {
   const bytesChanged = changes.open !== undefined;
+  const { writeTo, ...rest } = item;
+  const writer = bytesChanged ? changes.writeTo : writeTo;
   return {
-    ...item,
+    ...rest,
+    ...(writer !== undefined ? { writeTo: writer } : {}),
     path: changes.path !== undefined ? normalizeItemPath(changes.path) : item.path,
     meta: changes.meta ?? item.meta,
     date: changes.date ?? item.date,

@@ -64,6 +64,35 @@ export interface Item {
    * path elsewhere (a pool thread).
    */
   readonly storedAt?: string;
+  /**
+   * Set by a step whose bytes a child process writes itself (pgp_decrypt's gpg engine): writes
+   * exactly the bytes `open()` would give into `fd` — a new, empty regular file opened for
+   * reading and writing, at offset 0 — and resolves only once they are all written and checked
+   * (exit code, integrity, signatures); rejects otherwise, and what it wrote is then discarded.
+   * The runtime calls it instead of `open()` only when the item goes to one sink that hands
+   * out files (`SinkInstance.reserveFile`). It describes these bytes only: `deriveItem` with a
+   * new `open` drops it, and the runtime drops it from any step output whose `open` changed.
+   */
+  writeTo?(fd: number, signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * A listed local file opened for a child process to read itself (`StepContext.openLocal`):
+ * pass `fd` as the child's stdin and never read it in this process (the offset is shared).
+ */
+export interface LocalFile {
+  /** Open for reading, at offset 0. */
+  readonly fd: number;
+  /** The size the source listed. */
+  readonly size: number;
+  /**
+   * Call once the reader is done, before the bytes it made count: throws (SLUICE_E_CHANGED)
+   * unless the file still has the listed size and the reader's offset is at its end — it read
+   * exactly the listed bytes. Replaces the listed-size check of the stream `open()` gives.
+   */
+  finish(): Promise<void>;
+  /** Closes `fd` (again: nothing). */
+  close(): Promise<void>;
 }
 
 export interface ItemOrigin {
@@ -116,6 +145,13 @@ export interface StepContext extends PluginContext {
    * first of them. Optional for API compatibility; the runtime always provides it.
    */
   reportCompanion?(item: Item, name: string): void;
+  /**
+   * The listed local file behind `item`, opened for a child process to read itself (see
+   * `LocalFile`), or null when its bytes are not a listed local file's as listed (a step before
+   * changed them, another source, a platform where the read offset cannot be checked): then
+   * use `item.open()`. Optional; the runtime provides it.
+   */
+  openLocal?(item: Item, signal?: AbortSignal): Promise<LocalFile | null>;
 }
 
 export interface SummaryFigure {
@@ -200,6 +236,12 @@ export interface SourceInstance {
   isRetryable?(err: unknown): boolean | undefined;
   /** Pre-flight: see `PreflightRequest`. Never changes anything at the source. */
   check?(req: PreflightRequest): Promise<PreflightResult>;
+  /**
+   * A local file system source: opens a listed item's file for reading, as `open` reads it
+   * (same checks: no link followed, inside the root), for a child process to read itself
+   * (`StepContext.openLocal`); null when it is not a regular file.
+   */
+  openFile?(item: Item, signal?: AbortSignal): Promise<{ fd: number; close(): Promise<void> } | null>;
   close?(): Promise<void>;
 }
 
@@ -239,6 +281,19 @@ export interface SinkWriteRequest {
    * the runtime always provides it.
    */
   reserve?(destination: string): Promise<void>;
+}
+
+/**
+ * A temp file a sink reserved for one item (`SinkInstance.reserveFile`): the bytes are written
+ * into `fd` by someone else (a child process), then `commit` places them exactly as `write`
+ * places a finished stream (mtime, fsync, `if_exists`, `reserve`, atomic rename), or `abort`
+ * removes the temp file. One of the two is called, once; both close `fd`.
+ */
+export interface ReservedFile {
+  /** A new, empty regular file, open for reading and writing, at offset 0. */
+  readonly fd: number;
+  commit(): Promise<SinkCommit>;
+  abort(): Promise<void>;
 }
 
 export interface SinkCommit {
@@ -303,6 +358,12 @@ export interface SinkInstance {
   write(req: SinkWriteRequest): Promise<SinkCommit>;
   /** Writes a small item held in memory, with the same atomicity as `write` (fast path). */
   writeBuffer?(req: Omit<SinkWriteRequest, 'body'> & { readonly data: Buffer }): Promise<SinkCommit>;
+  /**
+   * A temp file for the item's bytes, for a step that writes into a file itself
+   * (`Item.writeTo`); same atomicity as `write`: nothing visible before `commit`. A sink on a
+   * local file system only.
+   */
+  reserveFile?(req: Omit<SinkWriteRequest, 'body'>): Promise<ReservedFile>;
   /** Server-side copy of an untouched item; return null when not possible for this item. */
   copy?(
     item: Item,

@@ -2,13 +2,18 @@
  * The step chain: one listed item through every step, depth first (an unpacker's entries go
  * one by one to the end before the next is pulled), each final item handed to delivery.
  */
+import { existsSync, fstat, readFile, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import type { StreamOrigin } from '../errors.js';
 import { deriveItem } from '../item.js';
-import type { Item, StepContext, StepOutput } from '../plugin-api.js';
+import type { Item, LocalFile, StepContext, StepOutput } from '../plugin-api.js';
 import { HashTap, pipeThrough } from '../streams.js';
 import { deliver } from './deliver.js';
 import { attributedOpen, label, located, type StepRuntime, siblingPath } from './driver.js';
 import { type Job, listedSizeMismatch, type Stage, sourceOrigin } from './stage.js';
+
+const fstatAsync = promisify(fstat);
+const readFileAsync = promisify(readFile);
 
 /**
  * The listed item as the step chain starts from it: its read errors named after the source,
@@ -65,6 +70,7 @@ export async function runChain(stage: Stage, item: Item, index: number, job: Job
     reportCompanion: (of, name) => {
       if (of.source === job.source.name) job.companions.add(siblingPath(of, name));
     },
+    openLocal: (of, signal) => openLocal(stage, job, of, signal),
   };
   const started = performance.now();
   const out: StepOutput = timed(stage, step, item, await stage.driver.process(step, item, ctx), started);
@@ -74,8 +80,18 @@ export async function runChain(stage: Stage, item: Item, index: number, job: Job
   }
   // Bytes this step made: their stream errors are its own, even when a sink reports them.
   const origin: StreamOrigin = { context, code: 'SLUICE_E_PLUGIN' };
-  const attributed = (next: Item): Item =>
-    next.open === item.open ? next : { ...next, open: attributedOpen(next.open, origin) };
+  const attributed = (next: Item): Item => {
+    if (next.open === item.open) return next;
+    // New bytes: a `writeTo` is theirs only if this step made it, not one it passed on (an
+    // item spread with a new `open` keeps the old one, which writes the bytes before this step).
+    const { writeTo, ...rest } = next;
+    const own = writeTo !== undefined && writeTo !== item.writeTo;
+    return {
+      ...rest,
+      open: attributedOpen(next.open, origin),
+      ...(own ? { writeTo: attributedWriter(writeTo, origin) } : {}),
+    };
+  };
   if (Array.isArray(out)) {
     for (const next of out) await runChain(stage, attributed(next), index + 1, job);
   } else if (isAsyncIterable(out)) {
@@ -132,6 +148,100 @@ function timed(stage: Stage, step: StepRuntime, item: Item, out: StepOutput, sta
       const stream = await out.open(signal);
       stream.once('end', log);
       return stream;
+    },
+    ...(out.writeTo && out.writeTo !== item.writeTo
+      ? {
+          writeTo: async (fd: number, signal?: AbortSignal) => {
+            await out.writeTo!(fd, signal);
+            log();
+          },
+        }
+      : {}),
+  };
+}
+
+/** A `writeTo` whose failures are attributed to `origin` (as `attributedOpen` does for streams). */
+function attributedWriter(writeTo: NonNullable<Item['writeTo']>, origin: StreamOrigin): Item['writeTo'] {
+  return async (fd, signal) => {
+    try {
+      await writeTo(fd, signal);
+    } catch (err) {
+      throw located(err, origin.context, origin.code);
+    }
+  };
+}
+
+/** Whether this platform shows a descriptor's offset (`/proc/self/fdinfo`), which `LocalFile.finish` checks. */
+let fdOffsets: boolean | undefined;
+
+/** The offset of our descriptor `fd` (shared with a child that inherited it). */
+function offsetOf(text: string): number {
+  const pos = /^pos:\s*(\d+)$/m.exec(text);
+  return pos ? Number(pos[1]) : -1;
+}
+
+/**
+ * `StepContext.openLocal`: the listed file itself, for a child process to read, while `item`
+ * still carries the bytes the chain started from (its `open` is the chain's own: no step
+ * changed them — the rule a server-side copy follows too), from a source that opens files.
+ * Its `finish` does what the chain root's counting tap does for a stream: compares what was
+ * read with the listed size, counts the bytes in; progress shows the reader's offset.
+ */
+async function openLocal(
+  stage: Stage,
+  job: Job,
+  item: Item,
+  signal?: AbortSignal,
+): Promise<LocalFile | null> {
+  const source = job.source.instance;
+  const size = job.root.size;
+  if (!source.openFile || item.open !== job.chainOpen || size === undefined) return null;
+  fdOffsets ??= existsSync('/proc/self/fdinfo');
+  if (!fdOffsets) return null;
+  const origin = sourceOrigin(stage, job);
+  let opened: Awaited<ReturnType<NonNullable<typeof source.openFile>>>;
+  try {
+    // The listed item, not `item`: a rename step changes the path, not the file.
+    opened = await source.openFile(job.root, signal);
+  } catch (err) {
+    throw located(err, origin.context, origin.code);
+  }
+  if (!opened) return null;
+  const { fd } = opened;
+  const info = `/proc/self/fdinfo/${fd}`;
+  let closed = false;
+  let counted = false;
+  const progress = stage.reading?.get(job);
+  if (progress) {
+    const reader = {
+      get bytes() {
+        if (closed) return size;
+        try {
+          return Math.max(0, offsetOf(readFileSync(info, 'utf8')));
+        } catch {
+          return 0;
+        }
+      },
+    };
+    stage.reading?.set(job, { ...progress, tap: reader as HashTap });
+  }
+  return {
+    fd,
+    size,
+    async finish() {
+      // Another file may have this descriptor's number once it is closed.
+      if (closed) throw new Error('LocalFile.finish() after close()');
+      const [st, text] = await Promise.all([fstatAsync(fd), readFileAsync(info, 'utf8')]);
+      const read = offsetOf(text);
+      if (st.size !== size || read !== size)
+        throw listedSizeMismatch(size, read !== size ? read : st.size, origin);
+      if (!counted) job.bytesIn += size;
+      counted = true;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await opened.close();
     },
   };
 }

@@ -3,20 +3,23 @@
  * stream fanned out — each commit then checked by the verification contract (verify.ts).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, fstat } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { SluiceError } from '../errors.js';
 import { itemIdentity } from '../item.js';
-import type { Item, SinkCommit } from '../plugin-api.js';
-import { drainInto, HashTap, pipeThrough, STREAM_CHUNK } from '../streams.js';
+import type { Item, ReservedFile, SinkCommit } from '../plugin-api.js';
+import { drainInto, HashTap, hashStream, pipeThrough, STREAM_CHUNK } from '../streams.js';
 import type { Digest } from '../template.js';
 import { safeDestination } from './destination.js';
 import { label, located } from './driver.js';
 import { alreadyPresent } from './precheck.js';
 import { type Job, linkSignals, listedSizeMismatch, RESERVED, type Stage, sourceOrigin } from './stage.js';
-import { type Target, verify } from './verify.js';
+import { type Sent, type Target, verify } from './verify.js';
+
+const fstatAsync = promisify(fstat);
 
 /** Largest file read whole into memory on the small-file fast path. */
 const WHOLE_FILE_LIMIT = 1024 * 1024;
@@ -106,6 +109,10 @@ export async function deliver(stage: Stage, item: Item, job: Job): Promise<void>
       settle(t, await verify(stage, t, destination, commit, sent, job, item));
     }
     bytes = data.length;
+  } else if (toWrite.length === 1 && canWriteIntoFile(stage, item, toWrite[0])) {
+    const written = await writeIntoFile(stage, item, destination, toWrite[0], job);
+    settle(toWrite[0], written.commit);
+    bytes = written.bytes;
   } else if (toWrite.length > 0 || pending.length === 0) {
     const result = await streamToSinks(stage, item, destination, toWrite, job);
     for (const [i, t] of toWrite.entries()) settle(t, result.commits[i]);
@@ -203,6 +210,75 @@ function canWriteWhole(stage: Stage, item: Item, targets: Target[], job: Job): b
     job.source.instance.readAll !== undefined &&
     targets.every((t) => t.sink.instance.writeBuffer !== undefined)
   );
+}
+
+/**
+ * The last step writes its bytes into a file itself (`Item.writeTo`: gpg) and the item goes to
+ * one sink, which hands out temp files and needs no digest before writing: no byte passes
+ * through this process.
+ */
+function canWriteIntoFile(stage: Stage, item: Item, target: Target): boolean {
+  return (
+    !stage.dryRun &&
+    item.writeTo !== undefined &&
+    target.sink.instance.reserveFile !== undefined &&
+    digestsNeeded([target]).length === 0
+  );
+}
+
+/**
+ * Delivery through `Item.writeTo` into a file the sink reserved. What was sent is the file as
+ * written: its size, and its sha256 (read back before it is placed) when something compares
+ * it. The same contract as a stream: a failure before the commit removes the temp file (nothing
+ * was visible), the commit places it as a stream write would, and verify checks it.
+ */
+async function writeIntoFile(
+  stage: Stage,
+  item: Item,
+  destination: string,
+  target: Target,
+  job: Job,
+): Promise<{ commit: SinkCommit; bytes: number }> {
+  const where = stage.driver.where(target.sink.ref, label(item));
+  await job.fence();
+  let file: ReservedFile;
+  try {
+    file = await target.sink.instance.reserveFile!({
+      item,
+      destination,
+      size: item.size,
+      sha256: item.checksums.sha256,
+      md5: item.checksums.md5,
+      signal: job.signal,
+      reserve: reserver(stage, target, job),
+    });
+  } catch (err) {
+    throw located(err, where, 'SLUICE_E_SINK');
+  }
+  let sent: Sent;
+  try {
+    await item.writeTo!(file.fd, job.signal);
+    const { size } = await fstatAsync(file.fd);
+    const sha256 = wantsSha256([target], job)
+      ? (
+          await hashStream(
+            createReadStream('', { fd: file.fd, start: 0, autoClose: false, highWaterMark: STREAM_CHUNK }),
+          )
+        ).digest
+      : undefined;
+    sent = { bytes: size, sha256 };
+  } catch (err) {
+    await file.abort().catch(() => undefined);
+    // The step's own failure (attributed to it by the chain) stays its own.
+    throw located(err, where, 'SLUICE_E_SINK');
+  }
+  let commit: SinkCommit;
+  try {
+    commit = await file.commit();
+  } catch (err) {
+    throw located(err, where, 'SLUICE_E_SINK');
+  }
+  return { commit: await verify(stage, target, destination, commit, sent, job, item), bytes: sent.bytes };
 }
 
 /**

@@ -179,6 +179,37 @@ export const localSink = definePlugin({
         // The size the file system reports, read after the mtime is set (one stat for both).
         return commit(temp, item, destination, undefined, reserve);
       },
+      /**
+       * A temp file for someone else to write the bytes into (a child process: pgp_decrypt's
+       * gpg), then placed by the same `commit` as a stream write; `abort` removes it.
+       */
+      async reserveFile(req) {
+        const temp = join(tempDir, `${++counter}`);
+        const handle = await open(temp, 'w+');
+        let closed = false;
+        const close = async () => {
+          if (closed) return;
+          closed = true;
+          await handle.close();
+        };
+        return {
+          fd: handle.fd,
+          async commit() {
+            try {
+              await close();
+            } catch (err) {
+              await unlink(temp).catch(() => undefined);
+              throw err;
+            }
+            // The size the file system reports, read with the mtime (one stat for both).
+            return commit(temp, req.item, req.destination, undefined, req.reserve);
+          },
+          async abort() {
+            await close().catch(() => undefined);
+            await unlink(temp).catch(() => undefined);
+          },
+        };
+      },
       async writeBuffer(req) {
         const temp = join(tempDir, `${++counter}`);
         try {

@@ -1,5 +1,5 @@
 import { constants, createReadStream } from 'node:fs';
-import { access, lstat, mkdir, opendir, realpath, rename, unlink } from 'node:fs/promises';
+import { access, lstat, mkdir, open, opendir, realpath, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
 import { escapeControl, SluiceError } from '../../core/errors.js';
@@ -115,6 +115,7 @@ function severalFolders(cfg: LocalSourceConfig, folders: Map<string, SourceInsta
       }
     },
     readAll: (item, signal) => folderOf(item).readAll!(item, signal),
+    openFile: (item, signal) => folderOf(item).openFile!(item, signal),
     async openPath(path, signal, root) {
       if (root !== undefined) return folderOf({ root, path }).openPath!(path, signal);
       // No folder named (a caller from before `root`): the first that has it, as `match: first` would.
@@ -569,6 +570,18 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
     list: (signal) => (cfg.watch ? watchAndList(signal) : walk(root, '', signal)),
     check: (req) => checkLocalFolder(root, req.depth, req.signal),
     readAll: async (item) => readFile(await locate(storedAt(item)), { flag: READ_FLAGS }),
+    /** As `open` reads it (no link followed, inside the root), for a child process to read. */
+    async openFile(item) {
+      const handle = await open(await locate(storedAt(item)), READ_FLAGS);
+      try {
+        if ((await handle.stat()).isFile()) return { fd: handle.fd, close: () => handle.close() };
+      } catch (err) {
+        await handle.close();
+        throw err;
+      }
+      await handle.close();
+      return null;
+    },
     async openPath(path) {
       let abs: string;
       try {

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import { SluiceError, wrapPluginError } from '../../core/errors.js';
 import { deriveItem, itemName } from '../../core/item.js';
-import { definePlugin, type Item, type StepContext } from '../../core/plugin-api.js';
+import { definePlugin, type Item, type LocalFile, type StepContext } from '../../core/plugin-api.js';
 import { pipeThrough } from '../../core/streams.js';
 import { readSmallFile } from '../checksum/read-small.js';
 import { type DecryptEngine, EngineField, type EngineName, resolveEngine } from './engines.js';
@@ -62,6 +62,10 @@ export const pgpDecryptPlugin = definePlugin({
     'truncated message) errors the stream before it ends, the sink aborts, and nothing is committed. For gpg, the end of',
     'the stream waits for gpg’s exit status. A wrong key or tampered message fails the item without retries.',
     '',
+    'With gpg, a file from a `local` source is read by gpg itself (no bytes through Sluice; its size is still checked',
+    'against the listing), and when the plaintext goes to one `local` sink with no step after, gpg writes it straight',
+    'into that sink’s temp file, which is placed after gpg’s exit status and the signatures were checked, or removed.',
+    '',
     'With `verify_signature`, inline signatures and detached `<file>.sig` / `<file>.asc` companions (over the encrypted',
     'file, verified while it streams) are checked. `.sig` companions (and `.gpg.asc` / `.pgp.asc` ones when verifying)',
     'are not processed as files of their own; the source’s `after_success` deletes or moves them with their file.',
@@ -94,16 +98,43 @@ export const pgpDecryptPlugin = definePlugin({
         : await (await import('./openpgp-engine.js')).createOpenpgpDecryptEngine(keys);
     ctx.log.debug({ engine: engineName }, 'pgp_decrypt engine');
 
-    async function decryptStream(item: Item, ctx: StepContext, signal?: AbortSignal): Promise<Readable> {
-      const detached = verify ? await findDetachedSignature(item, ctx, signal) : undefined;
-      let ciphertext = await item.open(signal);
-      let detachedOutcome: Promise<SignatureOutcome> = Promise.resolve(noSignatures());
-      if (detached) {
-        const tee = new VerifierTee(await engine.detachedVerifier(detached.bytes));
-        detachedOutcome = tee.result;
-        ciphertext = pipeThrough(ciphertext, tee);
+    /**
+     * The ciphertext: the listed local file itself, for gpg to read through an inherited
+     * descriptor (no byte through this process), when the runtime offers it and no detached
+     * signature must see the bytes on the way; else the stream, through the detached check.
+     * `detached`: that check's verdict once the ciphertext passed (none: no signatures).
+     */
+    async function ciphertextOf(
+      item: Item,
+      ctx: StepContext,
+      signal?: AbortSignal,
+    ): Promise<{ input: Readable | LocalFile; file?: LocalFile; detached: Promise<SignatureOutcome> }> {
+      const detachedSignature = verify ? await findDetachedSignature(item, ctx, signal) : undefined;
+      if (!detachedSignature && engine.decryptFile) {
+        const file = await ctx.openLocal?.(item, signal);
+        if (file) return { input: file, file, detached: Promise.resolve(noSignatures()) };
       }
-      const { plaintext, inlineSignatures } = engine.decrypt(ciphertext);
+      const stream = await item.open(signal);
+      if (!detachedSignature) return { input: stream, detached: Promise.resolve(noSignatures()) };
+      const tee = new VerifierTee(await engine.detachedVerifier(detachedSignature.bytes));
+      return { input: pipeThrough(stream, tee), detached: tee.result };
+    }
+
+    /** Runs `start` on the ciphertext; a file it could not hand to gpg is closed again. */
+    function started<T>(file: LocalFile | undefined, start: () => T): T {
+      try {
+        return start();
+      } catch (err) {
+        void file?.close().catch(() => undefined);
+        throw err;
+      }
+    }
+
+    async function decryptStream(item: Item, ctx: StepContext, signal?: AbortSignal): Promise<Readable> {
+      const { input, file, detached: detachedOutcome } = await ciphertextOf(item, ctx, signal);
+      const { plaintext, inlineSignatures } = started(file, () =>
+        file ? engine.decryptFile!(file) : engine.decrypt(input as Readable),
+      );
       const late = lateVerdictOf(plaintext);
       const output = verify ? verified(plaintext, inlineSignatures, detachedOutcome, item, ctx) : plaintext;
       if (!late) return output;
@@ -130,17 +161,40 @@ export const pgpDecryptPlugin = definePlugin({
       ctx: StepContext,
     ): Readable {
       if (!verify) return plaintext;
-      return pipeThrough(
-        plaintext,
-        new EndGate(async () => {
-          const outcome = mergeOutcomes(await inlineSignatures(), await detachedOutcome);
-          const failure = judgeSignatures(outcome, verify.required);
-          if (failure) throw failure;
-          if (outcome.good.length === 0 && outcome.unknown.length > 0) {
-            ctx.log.warn({ item: item.path, signatures: outcome.unknown }, 'PGP signature not verified');
-          }
-        }),
-      );
+      return pipeThrough(plaintext, new EndGate(() => judged(inlineSignatures, detachedOutcome, item, ctx)));
+    }
+
+    /** Throws unless the signatures are as `verify_signature` asks; warns about unknown ones. */
+    async function judged(
+      inlineSignatures: () => Promise<SignatureOutcome>,
+      detachedOutcome: Promise<SignatureOutcome>,
+      item: Item,
+      ctx: StepContext,
+    ): Promise<void> {
+      if (!verify) return;
+      const outcome = mergeOutcomes(await inlineSignatures(), await detachedOutcome);
+      const failure = judgeSignatures(outcome, verify.required);
+      if (failure) throw failure;
+      if (outcome.good.length === 0 && outcome.unknown.length > 0) {
+        ctx.log.warn({ item: item.path, signatures: outcome.unknown }, 'PGP signature not verified');
+      }
+    }
+
+    /**
+     * `Item.writeTo`: gpg writes the plaintext into the sink's file itself, and this resolves
+     * once gpg exited cleanly (integrity checked), the local file it read (if it did) was the
+     * listed one, and the signatures are as asked — what ends the stream of `decryptStream`.
+     */
+    async function decryptInto(
+      item: Item,
+      ctx: StepContext,
+      fd: number,
+      signal?: AbortSignal,
+    ): Promise<void> {
+      const { input, file, detached } = await ciphertextOf(item, ctx, signal);
+      const { written, inlineSignatures } = started(file, () => engine.decryptInto!(input, fd, signal));
+      await written;
+      await judged(inlineSignatures, detached, item, ctx);
     }
 
     return {
@@ -153,6 +207,9 @@ export const pgpDecryptPlugin = definePlugin({
         return deriveItem(item, {
           path: stripPgpExtension(item.path),
           open: (signal) => decryptStream(item, ctx, signal),
+          ...(engine.decryptInto
+            ? { writeTo: (fd: number, signal?: AbortSignal) => decryptInto(item, ctx, fd, signal) }
+            : {}),
         });
       },
       isCompanion: (path) => isDetachedSignature(path, verify !== undefined),

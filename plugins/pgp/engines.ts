@@ -1,7 +1,7 @@
 /** The two PGP engines (GnuPG child process, openpgp.js) behind one interface. */
 import type { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
-import { isGpgAvailable } from './gpg.js';
+import { type GpgFileInput, type GpgInput, isGpgAvailable } from './gpg.js';
 import type { SignatureOutcome } from './signatures.js';
 import type { ByteVerifier } from './stream-gates.js';
 
@@ -18,12 +18,28 @@ export async function resolveEngine(engine: EngineName): Promise<'gpg' | 'openpg
   return (await isGpgAvailable()) ? 'gpg' : 'openpgp';
 }
 
+export interface Decryption {
+  plaintext: Readable;
+  inlineSignatures(): Promise<SignatureOutcome>;
+}
+
 export interface DecryptEngine {
   /**
    * Decrypts a message (armored or binary). The plaintext stream ends only once the message's
    * integrity was checked; otherwise it errors. `inlineSignatures` resolves after that end.
    */
-  decrypt(ciphertext: Readable): { plaintext: Readable; inlineSignatures(): Promise<SignatureOutcome> };
+  decrypt(ciphertext: Readable): Decryption;
+  /** gpg: the same, with gpg reading the local file itself. */
+  decryptFile?(ciphertext: GpgFileInput): Decryption;
+  /**
+   * gpg: gpg writes the plaintext into `fd` (a file) itself. `written` resolves once it is all
+   * there and intact (as the end of `decrypt`'s stream), and rejects otherwise.
+   */
+  decryptInto?(
+    ciphertext: GpgInput,
+    fd: number,
+    signal?: AbortSignal,
+  ): { written: Promise<void>; inlineSignatures(): Promise<SignatureOutcome> };
   /** A verifier of a detached signature over the bytes it is given (the encrypted file). */
   detachedVerifier(signature: Uint8Array): Promise<ByteVerifier<SignatureOutcome>>;
   close(): Promise<void>;

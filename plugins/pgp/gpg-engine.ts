@@ -3,7 +3,16 @@ import { rm } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { SluiceError } from '../../core/errors.js';
 import type { DecryptEngine, DecryptKeys, EncryptEngine, EncryptKeys } from './engines.js';
-import { GpgHome, type GpgResult, gpgFilter, hasStatus, READER_GONE, spawnGpg } from './gpg.js';
+import {
+  GpgHome,
+  type GpgInput,
+  type GpgResult,
+  gpgFilter,
+  gpgInto,
+  hasStatus,
+  READER_GONE,
+  spawnGpg,
+} from './gpg.js';
 import type { SignatureOutcome } from './signatures.js';
 import { offerLateVerdict } from './stream-gates.js';
 
@@ -95,26 +104,29 @@ export async function createGpgDecryptEngine(keys: DecryptKeys): Promise<Decrypt
     const preset = keys.passphrase !== undefined && (await home.presetPassphrase(keys.passphrase));
     const passphrase = preset ? undefined : keys.passphrase;
     if (preset && own) await checkPassphrase(home, own);
+    const args = [...(keys.verifying ? [] : ['--skip-verify']), ...TO_STDOUT_IN_BLOCKS, '--decrypt'];
+    const verdict = {
+      passphrase,
+      what: 'PGP decryption',
+      accept: (result: GpgResult) =>
+        keys.verifying && decryptedIntact(result) && SIGNATURE_PROBLEMS.some((k) => hasStatus(result, k)),
+    };
+    const decrypt = (ciphertext: GpgInput) => {
+      const { output, done, late } = gpgFilter(home.dir, args, ciphertext, {
+        ...verdict,
+        lateFailure: messageFailed,
+      });
+      return {
+        plaintext: offerLateVerdict(output, late),
+        inlineSignatures: async () => outcomeFromStatus(await done, allowed),
+      };
+    };
     return {
-      decrypt(ciphertext) {
-        const { output, done, late } = gpgFilter(
-          home.dir,
-          [...(keys.verifying ? [] : ['--skip-verify']), ...TO_STDOUT_IN_BLOCKS, '--decrypt'],
-          ciphertext,
-          {
-            passphrase,
-            what: 'PGP decryption',
-            accept: (result) =>
-              keys.verifying &&
-              decryptedIntact(result) &&
-              SIGNATURE_PROBLEMS.some((k) => hasStatus(result, k)),
-            lateFailure: messageFailed,
-          },
-        );
-        return {
-          plaintext: offerLateVerdict(output, late),
-          inlineSignatures: async () => outcomeFromStatus(await done, allowed),
-        };
+      decrypt,
+      decryptFile: decrypt,
+      decryptInto(ciphertext, fd, signal) {
+        const { done, written } = gpgInto(home.dir, args, ciphertext, fd, { ...verdict, signal });
+        return { written, inlineSignatures: async () => outcomeFromStatus(await done, allowed) };
       },
 
       async detachedVerifier(signature) {

@@ -108,6 +108,10 @@ export function gpgFailure(result: GpgResult, what: string): SluiceError {
 
 interface SpawnOptions {
   passphrase?: string;
+  /** A descriptor gpg gets as its stdin (a file it reads itself) instead of a pipe. */
+  stdin?: number;
+  /** A descriptor gpg gets as its stdout (a file it writes itself) instead of a pipe. */
+  stdout?: number;
 }
 
 /** Spawns gpg with a passphrase on fd 3 (never on the command line) and collects stderr. */
@@ -121,7 +125,7 @@ export function spawnGpg(
   const child = spawn(
     'gpg',
     ['--homedir', home, '--batch', '--yes', '--no-tty', '--status-fd', '2', ...passphraseArgs, ...args],
-    { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] },
+    { stdio: [options.stdin ?? 'pipe', options.stdout ?? 'pipe', 'pipe', 'pipe'] },
   );
   const passphraseFd = child.stdio[3] as Writable;
   passphraseFd.on('error', () => {}); // gpg may close fd 3 early; its exit status tells
@@ -170,26 +174,45 @@ const LATE_VERDICT_CAP_MS = 60_000;
 export const READER_GONE = /Broken pipe|Connection reset by peer/i;
 
 /**
- * Streams `input` through gpg. The returned stream errors — before it ends — when gpg exits
- * non-zero, unless `accept(result)` says that exit is fine; `accept` may also throw its own
- * verdict. An error of `input` itself is passed on as is (it may be retryable).
- *
- * `late` is for a reader that stopped early because the bytes looked broken (a gunzip meeting
- * garbage): gpg, which goes on reading its input a moment after its output was closed (it
- * checks the integrity code at the end even when nobody reads the plaintext), says whether
- * the message itself failed — `lateFailure(result)` decides from its status — or nothing.
+ * What gpg reads: a stream this process feeds into its stdin, or a file gpg reads itself
+ * through an inherited descriptor (no byte passes through this process).
  */
-export function gpgFilter(
-  home: string,
-  args: string[],
-  input: Readable,
-  options: SpawnOptions & {
-    what: string;
-    accept?: (result: GpgResult) => boolean;
-    lateFailure?: (result: GpgResult) => boolean;
-  },
-): { output: Readable; done: Promise<GpgResult>; late: LateVerdict } {
-  const { child, done } = spawnGpg(home, args, options);
+export type GpgInput = Readable | GpgFileInput;
+
+export interface GpgFileInput {
+  /** Open for reading at offset 0; gpg's stdin. */
+  readonly fd: number;
+  readonly size: number;
+  /** Called once gpg exited: throws when the file was not read as it should be (changed meanwhile). */
+  finish(): Promise<void>;
+  /** Called once gpg exited, after `finish`: the descriptor is gpg's own to read no more. */
+  close(): Promise<void>;
+}
+
+function isFileInput(input: GpgInput): input is GpgFileInput {
+  return typeof (input as GpgFileInput).fd === 'number' && typeof (input as Readable).pipe !== 'function';
+}
+
+/** gpg's input, being fed: its own failure (which wins over gpg's verdict), its size, a way to stop it. */
+interface Fed {
+  failure(): Promise<unknown>;
+  bytes(): number;
+  stop(): void;
+}
+
+function feed(child: ChildProcess, input: GpgInput, done: Promise<GpgResult>): Fed {
+  if (isFileInput(input)) {
+    // Checked once, as soon as gpg exited (its offset is final then), and closed right after:
+    // the verdict and a late verdict both read this answer.
+    const failure = done
+      .then(() => input.finish())
+      .then(
+        () => undefined,
+        (err: unknown) => err ?? new Error('input failed'),
+      )
+      .finally(() => input.close().catch(() => undefined));
+    return { failure: () => failure, bytes: () => input.size, stop: () => undefined };
+  }
   let inputError: Error | undefined;
   // gpg says only "Unknown system error" about an empty input: count what it was given.
   let bytesIn = 0;
@@ -203,16 +226,58 @@ export function gpgFilter(
       child.kill();
     }
   });
-  const verdict = async () => {
-    const result = await done;
-    if (inputError) throw inputError;
-    if (result.code === 0 || options.accept?.(result)) return;
-    if (bytesIn === 0)
-      throw new SluiceError('SLUICE_E_BAD_DATA', `${options.what} failed (gpg): the input is empty`, {
-        retryable: false,
-      });
-    throw gpgFailure(result, options.what);
+  return {
+    failure: async () => inputError,
+    bytes: () => bytesIn,
+    stop: () => {
+      if (!input.destroyed && !input.readableEnded) input.destroy();
+    },
   };
+}
+
+type VerdictOptions = {
+  what: string;
+  accept?: (result: GpgResult) => boolean;
+};
+
+/**
+ * gpg's verdict once it exited: the input's own failure first (it may be retryable, or say
+ * that the file changed), then its exit status, unless `accept(result)` says that exit is fine.
+ */
+async function judge(result: GpgResult, fed: Fed, options: VerdictOptions): Promise<void> {
+  const failed = await fed.failure();
+  if (failed) throw failed;
+  if (result.code === 0 || options.accept?.(result)) return;
+  if (fed.bytes() === 0)
+    throw new SluiceError('SLUICE_E_BAD_DATA', `${options.what} failed (gpg): the input is empty`, {
+      retryable: false,
+    });
+  throw gpgFailure(result, options.what);
+}
+
+/**
+ * Streams `input` through gpg. The returned stream errors — before it ends — when gpg exits
+ * non-zero, unless `accept(result)` says that exit is fine; `accept` may also throw its own
+ * verdict. An error of `input` itself is passed on as is (it may be retryable).
+ *
+ * `late` is for a reader that stopped early because the bytes looked broken (a gunzip meeting
+ * garbage): gpg, which goes on reading its input a moment after its output was closed (it
+ * checks the integrity code at the end even when nobody reads the plaintext), says whether
+ * the message itself failed — `lateFailure(result)` decides from its status — or nothing.
+ */
+export function gpgFilter(
+  home: string,
+  args: string[],
+  input: GpgInput,
+  options: SpawnOptions &
+    VerdictOptions & {
+      lateFailure?: (result: GpgResult) => boolean;
+    },
+): { output: Readable; done: Promise<GpgResult>; late: LateVerdict } {
+  const fileIn = isFileInput(input) ? input.fd : undefined;
+  const { child, done } = spawnGpg(home, args, { ...options, stdin: fileIn });
+  const fed = feed(child, input, done);
+  const verdict = async () => judge(await done, fed, options);
   const output = pipeline(child.stdout as Readable, new EndGate(verdict), () => {}) as unknown as Readable;
   done.catch((err) => output.destroy(err));
 
@@ -220,7 +285,7 @@ export function gpgFilter(
   let lateAsked = false;
   const stop = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill();
-    if (!input.destroyed && !input.readableEnded) input.destroy();
+    fed.stop();
   };
   const stopIn = (ms: number) => {
     clearTimeout(stopTimer);
@@ -237,7 +302,7 @@ export function gpgFilter(
     lateAsked = true;
     if (output.closed) stopIn(LATE_VERDICT_CAP_MS);
     const result = await done.catch(() => undefined);
-    if (!result || inputError || !options.lateFailure(result)) return undefined;
+    if (!result || (await fed.failure()) || !options.lateFailure(result)) return undefined;
     // Not the writes that failed once its reader had stopped: those say nothing about the message.
     return gpgFailure(
       { ...result, messages: result.messages.filter((m) => !READER_GONE.test(m)) },
@@ -245,6 +310,47 @@ export function gpgFilter(
     );
   };
   return { output, done, late };
+}
+
+/**
+ * Runs gpg on `input` with its output written by gpg itself into `outFd` (a file). `written`
+ * resolves once gpg exited and its verdict (as `gpgFilter`'s) is good; it rejects otherwise,
+ * or when `signal` aborts (gpg is stopped). What gpg wrote is then the caller's to discard.
+ */
+export function gpgInto(
+  home: string,
+  args: string[],
+  input: GpgInput,
+  outFd: number,
+  options: SpawnOptions & VerdictOptions & { signal?: AbortSignal },
+): { done: Promise<GpgResult>; written: Promise<void> } {
+  const fileIn = isFileInput(input) ? input.fd : undefined;
+  const { signal } = options;
+  if (signal?.aborted) {
+    if (isFileInput(input)) void input.close().catch(() => undefined);
+    else input.destroy();
+    const aborted = Promise.reject(signal.reason);
+    aborted.catch(() => {});
+    return { done: aborted, written: aborted };
+  }
+  const { child, done } = spawnGpg(home, args, { ...options, stdin: fileIn, stdout: outFd });
+  const fed = feed(child, input, done);
+  const onAbort = () => {
+    child.kill();
+    fed.stop();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const written = (async () => {
+    try {
+      const result = await done;
+      if (signal?.aborted) throw signal.reason;
+      await judge(result, fed, options);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      fed.stop();
+    }
+  })();
+  return { done, written };
 }
 
 const HOME_PREFIX = 'sluice-gpg-';
