@@ -19,9 +19,10 @@ import { remoteFsFields } from '../remote-fs/fields.js';
 import { ConnectionPool } from '../remote-fs/pool.js';
 import { hopLogin, isAuthFailure, loginFailure, resolveHop, type SshHop, sshLoginFields } from './hop.js';
 import { openRoute, type Route } from './jump.js';
-import { pipelinedRead, SFTP_REQUESTS_IN_FLIGHT } from './pipelined-read.js';
+import { pipelinedRead, SFTP_READ_CHUNK, SFTP_REQUESTS_IN_FLIGHT } from './pipelined-read.js';
 import { pipelinedWrite } from './pipelined-write.js';
 import { type ProxySettings, parseProxyUrl, proxyField } from './proxy.js';
+import { receiveWindowFor, widenReceiveWindow } from './window.js';
 
 export const sftpConnectionFields = {
   ...sshLoginFields,
@@ -245,6 +246,8 @@ class SftpConnection implements RemoteConnection {
         keepaliveInterval: settings.keepaliveMs,
         keepaliveCountMax: 3,
       });
+      // Room for every READ in flight: ssh2's own 2 MiB window stalls them over latency.
+      widenReceiveWindow(sftp, receiveWindowFor(settings.requestsInFlight, SFTP_READ_CHUNK));
       connection = new SftpConnection(client, sftp, settings, route);
       return connection;
     } catch (err) {
