@@ -13,13 +13,13 @@ import {
   azureLocation,
   connectAzure,
   copyBlobVersion,
-  deleteBlobVersion,
   downloadBlob,
   isAzureRetryable,
   isBlobNotFound,
   listBlobsPage,
   validateAzureConnection,
 } from './client.js';
+import { blobDeleteBatcher } from './delete-batch.js';
 
 const config = Type.Object(
   {
@@ -61,6 +61,8 @@ export const azureBlobSource = definePlugin({
     azureBlobSource.validate!(cfg);
     const conn = await connectAzure(cfg);
     const container = conn.container.containerName;
+    // Tidy-up deletes of items finishing at the same time share Blob Batch requests.
+    const deletes = blobDeleteBatcher(conn);
     const backend: SourceBackend = {
       location: (blob) => azureLocation(conn, blob),
       listPage: (prefix, recursive, token, signal) =>
@@ -79,7 +81,7 @@ export const azureBlobSource = definePlugin({
         origin.location.container === container
           ? origin.location.blob
           : undefined,
-      deleteVersion: (blob, version) => deleteBlobVersion(conn, blob, version),
+      deleteVersion: (blob, version) => deletes.delete(blob, version.etag),
       copyVersion: (blob, version, toBlob) => copyBlobVersion(conn, blob, version, toBlob),
       error: (what, err) => azureError('SLUICE_E_SOURCE', what, err),
       checks: azureCheckTarget(conn),
@@ -93,6 +95,7 @@ export const azureBlobSource = definePlugin({
         log: ctx.log,
       }),
       isRetryable: isAzureRetryable,
+      close: () => deletes.close(),
     };
   },
 });
