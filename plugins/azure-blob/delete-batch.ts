@@ -4,6 +4,14 @@
  * object stores' `BatchDeleter`. Each key is settled exactly as `deleteBlobVersion` settles a
  * delete of its own: 202 or a blob that is gone is done; a 412 on a blob still there (replaced
  * after listing) is `SLUICE_E_CHANGED` and the blob is left; anything else is that key's error.
+ *
+ * Opt-in (`batch_deletes`): it saves requests, not time. Measured on Azurite 3.35 (2 cores,
+ * loaded), whole runs of 2,000 × 1 KiB blobs to a local folder with after_success: delete took
+ * 241 s batched against 66 s one by one at the default concurrency of 4 (batches of ~2), and
+ * 1,000 blobs at concurrency 32 took 47 s against 32 s (batches of ~12). The SDK's submitBatch
+ * reads every answer into a fresh zeroed 4 MiB buffer (BatchUtils.getBodyAsText: ~9 ms of CPU
+ * and GC per batch here), Azurite does the same with each request and runs the sub-requests one
+ * after the other, and a delete waits for the batch on its way before its own goes out.
  */
 import { BatchDeleter, type BatchDeleteTransport } from '../object-store/delete-batch.js';
 import { quotedEtag } from '../object-store/keys.js';

@@ -94,13 +94,14 @@ beforeEach(() => {
 
 const signal = () => new AbortController().signal;
 
-async function source(prefix: string): Promise<SourceInstance> {
+async function source(prefix: string, batch = true): Promise<SourceInstance> {
   return azureBlobSource.create(
     configure(azureBlobSource, {
       connection_string: proxy.connectionString,
       container: CONTAINER,
       prefix,
       after_success: 'delete',
+      batch_deletes: batch,
     }),
     makePluginContext(),
   );
@@ -128,6 +129,17 @@ function deleteRequests() {
 }
 
 describe('azure_blob source: batched after_success deletes', () => {
+  it('without batch_deletes (the default), deletes one blob a request as before', async () => {
+    for (const name of ['a.txt', 'b.txt', 'c.txt']) await put(`single/${name}`, `bytes of ${name}`);
+    const src = await source('single/', false);
+    const items = await collect(src.list(signal()));
+    proxy.requests.length = 0;
+    await Promise.all(items.map((item) => src.remove!(item)));
+    await src.close?.();
+    expect(deleteRequests()).toMatchObject({ batches: [], singles: { length: 3 } });
+    expect(await get('single/a.txt')).toBeNull();
+  });
+
   it('a pipeline deletes many blobs with far fewer requests than blobs, and none one by one', async () => {
     const names = Array.from({ length: 60 }, (_, i) => `f-${String(i).padStart(2, '0')}.dat`);
     for (const name of names) await put(`many/${name}`, `payload ${name}`);
@@ -142,6 +154,7 @@ describe('azure_blob source: batched after_success deletes', () => {
           `    container: ${CONTAINER}`,
           '    prefix: many/',
           '    after_success: delete',
+          '    batch_deletes: true',
           'sink:',
           '  local:',
           `    path: ${ws.path('out')}`,
