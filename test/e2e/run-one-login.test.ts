@@ -56,6 +56,12 @@ function sftpSource(dir: string): string[] {
   return ['source:', '  sftp:', ...sshd.sftpYaml(), `    path: ${dir}`, '    max_connections: 1'];
 }
 
+/**
+ * One thread, whatever the suite forces: a thread pool gives each thread its own instances (and
+ * logins), which is not what is counted here.
+ */
+const ONE_THREAD = { SLUICE_THREADS: '1' };
+
 const passesFinished = (p: SluiceProcess) => p.logs.filter((l) => l.msg === 'pass finished').length;
 
 async function passes(p: SluiceProcess, n: number, timeoutMs = 30_000): Promise<void> {
@@ -82,7 +88,7 @@ describe('the start check and the run share their plugin instances', () => {
       'once.yaml',
     );
     const before = logins();
-    const r = await runCli(['run', 'once.yaml', '--log-format', 'json'], w.dir, {});
+    const r = await runCli(['run', 'once.yaml', '--log-format', 'json'], w.dir, ONE_THREAD);
     expect(r.code, r.stderr).toBe(0);
     expect(w.files('out')).toEqual(['a.csv', 'b.csv', 'c.csv']);
     // The check logged in, and the run used that login: one, where there were two.
@@ -108,7 +114,7 @@ describe('the start check and the run share their plugin instances', () => {
       'scheduled.yaml',
     );
     const before = logins();
-    proc = startSluice(['run', 'scheduled.yaml', '--log-format', 'json'], w.dir);
+    proc = startSluice(['run', 'scheduled.yaml', '--log-format', 'json'], w.dir, ONE_THREAD);
     await passes(proc, 2);
     // A file that arrives between passes is taken by a later one, through the same instances.
     writeTree(dir, { 'b.csv': Buffer.from('bytes of b.csv\n') }, uid, gid);
@@ -139,7 +145,11 @@ describe('the start check and the run share their plugin instances', () => {
       ].join('\n');
     w.pipeline(text(1), 'watched.yaml');
     const before = logins();
-    proc = startSluice(['watch', 'watched.yaml', '--log-format', 'json', '--debounce', '50'], w.dir);
+    proc = startSluice(
+      ['watch', 'watched.yaml', '--log-format', 'json', '--debounce', '50'],
+      w.dir,
+      ONE_THREAD,
+    );
     await passes(proc, 2);
     expect(logins() - before).toBe(1);
     writeFileSync(w.path('watched.yaml'), text(2));
