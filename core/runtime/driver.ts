@@ -35,6 +35,7 @@ import type {
   StepOutput,
   SummaryFigure,
 } from '../plugin-api.js';
+import { adoptChecked, type CheckedInstance, releaseChecked } from './checked-instances.js';
 import { countingSink } from './dry-run.js';
 import { type SinkFields, type SourceFields, sinkFields, sourceFields } from './fields.js';
 
@@ -83,6 +84,8 @@ export class PluginDriver {
   /** Every instance by step id: the plugin an error names is asked whether to retry. */
   private readonly byStep = new Map<string, { isRetryable?(err: unknown): boolean | undefined }>();
   private starting: Promise<void> | undefined;
+  /** Instances the start check made and this driver took (their temp folders are ours to remove). */
+  private readonly adopted: CheckedInstance[] = [];
 
   constructor(
     private readonly def: PipelineDefinition,
@@ -137,6 +140,14 @@ export class PluginDriver {
   private async create<T extends { isRetryable?(err: unknown): boolean | undefined }>(
     ref: PluginRef,
   ): Promise<T> {
+    // The start check's instance of this very block (same definition), when it kept one: its
+    // login is the run's (checked-instances.ts).
+    const checked = adoptChecked(this.def, ref, this.options.signal);
+    if (checked) {
+      this.adopted.push(checked);
+      this.byStep.set(ref.stepId, checked.instance as T);
+      return checked.instance as T;
+    }
     const ctx = this.pluginContext(ref);
     await mkdir(ctx.tempDir, { recursive: true });
     let instance: T;
@@ -318,6 +329,11 @@ export class PluginDriver {
       ...(this.deadLetter ? [this.deadLetter.instance] : []),
     ];
     await Promise.allSettled(all.map((i) => i.close?.()));
+    // Taken from the check but not in use (the start failed after it): closed too.
+    const open = new Set<unknown>(all);
+    await Promise.allSettled(
+      this.adopted.map((c) => releaseChecked(c, this.options.log, !open.has(c.instance))),
+    );
   }
 }
 

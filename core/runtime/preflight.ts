@@ -6,19 +6,20 @@
  * `check` is reported as such, never as a failure. Each check has a time limit; what is printed
  * holds no secret (the target is built from non-secret fields and masked).
  *
- * The instances are the check's own (closed after it), not the run's: a run's driver creates its
- * instances when its first pass starts, and a check must be able to fail one connection without
- * creating the others.
+ * `sluice check`'s instances are its own (closed after it). At the start of a run, when every
+ * connection passed, the instances the check made are kept for the run, whose driver takes them
+ * instead of logging in a second time (checked-instances.ts); when one failed, all are closed.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PipelineDefinition, PluginRef } from '../config/load.js';
 import { scheduleOf } from '../config/trigger.js';
-import { errorMessage, SluiceError, wrapPluginError } from '../errors.js';
+import { SluiceError, wrapPluginError } from '../errors.js';
 import type { Logger } from '../observe/logger.js';
 import { redact } from '../observe/redact.js';
 import type { PreflightRequest, PreflightResult } from '../plugin-api.js';
+import { type CheckedInstance, closeQuietly, keepChecked, releaseChecked } from './checked-instances.js';
 
 export type CheckRole = 'source' | 'sink' | 'on_error' | 'report';
 
@@ -71,6 +72,22 @@ export async function checkConnections(
   def: PipelineDefinition,
   options: CheckOptions,
 ): Promise<ConnectionCheck[]> {
+  return (await checkAll(def, options)).map((c) => c.check);
+}
+
+/**
+ * Where instances kept for a run get their temp folders: the run's temp base (a dry run writes
+ * nothing under the pipeline's folders), each its own folder named after the process and step.
+ */
+interface KeepFor {
+  tempBase: string;
+}
+
+async function checkAll(
+  def: PipelineDefinition,
+  options: CheckOptions,
+  keep?: KeepFor,
+): Promise<Array<{ check: ConnectionCheck; kept?: CheckedInstance }>> {
   const tempRoot = await mkdtemp(join(tmpdir(), 'sluice-check-'));
   try {
     return await Promise.all(
@@ -78,7 +95,7 @@ export async function checkConnections(
         def,
         options.sinks !== false,
         options.sinks !== false && options.report !== false,
-      ).map(({ role, ref }) => checkOne(def, role, ref, options, tempRoot)),
+      ).map(({ role, ref }) => checkOne(def, role, ref, options, tempRoot, keep)),
     );
   } finally {
     await rm(tempRoot, { recursive: true, force: true });
@@ -91,11 +108,19 @@ export async function checkConnections(
  */
 export async function preflight(
   def: PipelineDefinition,
-  options: Omit<CheckOptions, 'depth'>,
+  options: Omit<CheckOptions, 'depth'> & {
+    /** Keep the checked instances for the run of `def` (when all passed), temp folders under this. */
+    keepFor?: KeepFor;
+  },
 ): Promise<void> {
   const started = Date.now();
-  const checks = await checkConnections(def, { ...options, depth: 'cheap', report: false });
+  const results = await checkAll(def, { ...options, depth: 'cheap', report: false }, options.keepFor);
+  const checks = results.map((r) => r.check);
   const failed = checks.filter((c) => c.outcome === 'failed');
+  const kept = new Map<PluginRef, CheckedInstance>();
+  for (const r of results) if (r.kept) kept.set(r.check.ref, r.kept);
+  if (failed.length === 0) keepChecked(def, kept, options.log);
+  else await Promise.all([...kept.values()].map((k) => releaseChecked(k, options.log)));
   options.log.debug(
     {
       pipeline: def.name,
@@ -148,7 +173,16 @@ export class StartCheck {
   async run(def: PipelineDefinition): Promise<void> {
     if (this.options.preflight === false) return;
     const sinks = !this.options.dryRun && !this.options.remote;
-    await preflight(def, { log: this.options.log.child({ pipeline: def.name }), sinks });
+    await preflight(def, {
+      log: this.options.log.child({ pipeline: def.name }),
+      sinks,
+      // The run takes the checked instances (one login, not two); in cluster mode no run here does.
+      keepFor: this.options.remote
+        ? undefined
+        : {
+            tempBase: this.options.dryRun ? join(tmpdir(), 'sluice-plan') : join(def.stateDir, 'tmp'),
+          },
+    });
   }
 
   /** Schedules the retry of a refused start of `def`; returns when it happens. */
@@ -192,7 +226,8 @@ async function checkOne(
   ref: PluginRef,
   options: CheckOptions,
   tempRoot: string,
-): Promise<ConnectionCheck> {
+  keep?: KeepFor,
+): Promise<{ check: ConnectionCheck; kept?: CheckedInstance }> {
   const started = Date.now();
   const base = { role, ref, target: targetOf(ref) };
   const where = { pipeline: def.name, step: ref.stepId, plugin: ref.name };
@@ -223,18 +258,35 @@ async function checkOne(
   );
   timedOut.catch(() => undefined);
   let created: Promise<unknown> | undefined;
+  // Kept for the run: an instance made as the run's driver makes them (its own temp folder under
+  // the run's temp base; a signal aborted with the check's while checking, then the run's).
+  const kept = keep && {
+    tempDir: join(
+      keep.tempBase,
+      `${process.pid}-check-${Date.now().toString(36)}-${ref.stepId.replace(/[^A-Za-z0-9_.-]/g, '_')}`,
+    ),
+    controller: new AbortController(),
+  };
+  const follow = () => kept?.controller.abort();
+  controller.signal.addEventListener('abort', follow, { once: true });
+  let keeping = false;
   try {
     const result = await Promise.race([
       (async () => {
+        if (kept) {
+          await mkdir(kept.tempDir, { recursive: true });
+          // Timed out or cancelled meanwhile: make nothing that no one would close.
+          if (controller.signal.aborted) return undefined;
+        }
         created = Promise.resolve(
           ref.plugin.create(ref.config as never, {
             pipeline: def.name,
             stepId: ref.stepId,
             log: options.log.child({ step: ref.stepId }),
-            tempDir: tempRoot,
+            tempDir: kept?.tempDir ?? tempRoot,
             stateDir: def.stateDir,
             baseDir: def.baseDir,
-            signal: controller.signal,
+            signal: kept?.controller.signal ?? controller.signal,
           }),
         );
         instance = (await created) as typeof instance;
@@ -244,40 +296,38 @@ async function checkOne(
       timedOut,
     ]);
     const ms = Date.now() - started;
-    if (!result) return { ...base, outcome: 'no_check', ms };
-    return { ...base, outcome: 'ok', detail: redact(result.detail), ms };
+    const check: ConnectionCheck = result
+      ? { ...base, outcome: 'ok', detail: redact(result.detail), ms }
+      : { ...base, outcome: 'no_check', ms };
+    if (!kept || !instance) return { check };
+    keeping = true;
+    controller.signal.removeEventListener('abort', follow);
+    return { check, kept: { ...kept, instance } };
   } catch (err) {
     const error =
       err instanceof SluiceError && err.code === 'SLUICE_E_PREFLIGHT' ? err : wrapPluginError(err, where);
-    return { ...base, outcome: 'failed', error, ms: Date.now() - started };
+    return { check: { ...base, outcome: 'failed', error, ms: Date.now() - started } };
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', stop);
     controller.abort();
-    if (instance) await closeQuietly(instance, options.log);
-    // Timed out while the plugin was still being made: close it when it comes (a pool, a login).
-    else
-      created?.then(
-        (late) => closeQuietly(late as typeof instance, options.log),
-        () => undefined,
-      );
-  }
-}
-
-/** Closing a checked instance must not hang the command or hide the check's outcome. */
-async function closeQuietly(instance: { close?(): Promise<void> } | undefined, log: Logger): Promise<void> {
-  if (!instance?.close) return;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      instance.close(),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, 2_000);
-      }),
-    ]);
-  } catch (err) {
-    log.debug({ err: errorMessage(err) }, 'closing a checked connection failed');
-  } finally {
-    clearTimeout(timer);
+    if (!keeping) {
+      const removeTemp = async () => {
+        if (kept) await rm(kept.tempDir, { recursive: true, force: true }).catch(() => undefined);
+      };
+      if (instance) {
+        await closeQuietly(instance, options.log);
+        await removeTemp();
+      }
+      // Timed out while the plugin was still being made: close it when it comes (a pool, a login).
+      else if (created)
+        void created
+          .then(
+            (late) => closeQuietly(late as typeof instance, options.log),
+            () => undefined,
+          )
+          .then(removeTemp);
+      else await removeTemp();
+    }
   }
 }

@@ -20,6 +20,7 @@ import {
   listBlobsPage,
   validateAzureConnection,
 } from './client.js';
+import { blobDeleteBatcher } from './delete-batch.js';
 
 const config = Type.Object(
   {
@@ -34,6 +35,11 @@ const config = Type.Object(
       maximum: 5000,
       default: 5000,
       description: 'Blobs per listing page.',
+    }),
+    batch_deletes: Type.Boolean({
+      default: false,
+      description:
+        '`after_success` deletes (and the delete of a move) go out in Blob Batch requests, up to 256 blobs each, every blob still only if it is the listed version (If-Match); one request per blob again when the service refuses batches. Fewer requests (rate limits, request logs); not faster: a delete waits for the batch it joins, and the SDK reads each batch answer into a 4 MiB buffer.',
     }),
     ...sourceCommon,
   },
@@ -61,6 +67,10 @@ export const azureBlobSource = definePlugin({
     azureBlobSource.validate!(cfg);
     const conn = await connectAzure(cfg);
     const container = conn.container.containerName;
+    // With batch_deletes, tidy-up deletes of items finishing at the same time share Blob Batch
+    // requests. Off by default: on Azurite a run was slower at every concurrency measured (2,000
+    // deletes at concurrency 4: 241 s batched, 66 s one by one; see the batcher's module).
+    const deletes = cfg.batch_deletes ? blobDeleteBatcher(conn) : undefined;
     const backend: SourceBackend = {
       location: (blob) => azureLocation(conn, blob),
       listPage: (prefix, recursive, token, signal) =>
@@ -79,7 +89,8 @@ export const azureBlobSource = definePlugin({
         origin.location.container === container
           ? origin.location.blob
           : undefined,
-      deleteVersion: (blob, version) => deleteBlobVersion(conn, blob, version),
+      deleteVersion: (blob, version) =>
+        deletes ? deletes.delete(blob, version.etag) : deleteBlobVersion(conn, blob, version),
       copyVersion: (blob, version, toBlob) => copyBlobVersion(conn, blob, version, toBlob),
       error: (what, err) => azureError('SLUICE_E_SOURCE', what, err),
       checks: azureCheckTarget(conn),
@@ -93,6 +104,7 @@ export const azureBlobSource = definePlugin({
         log: ctx.log,
       }),
       isRetryable: isAzureRetryable,
+      close: async () => deletes?.close(),
     };
   },
 });

@@ -3,6 +3,7 @@ import type { PipelineDefinition } from '../../config/load.js';
 import { scheduleOf } from '../../config/trigger.js';
 import { SluiceError } from '../../errors.js';
 import { summaryJson } from '../../observe/summary.js';
+import { disposeChecked } from '../../runtime/checked-instances.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import { PipelineSupervisor } from '../../runtime/supervisor.js';
 import { builtinRegistry, loadPipelineFile } from '../../sdk.js';
@@ -112,6 +113,8 @@ export async function runCommand(paths: string[], opts: RunOptions): Promise<num
     error = err;
   } finally {
     await host.stopAll();
+    // Instances a start check kept for a run that never took them (its start failed at the lock).
+    await disposeChecked();
     await host.close();
   }
   if (error) throw error;
