@@ -448,7 +448,7 @@ const LIMITS = {
   gzip: (run) =>
     `deflate level 6 itself, on one libuv thread (the same zlib as \`gzip\`); ${profiled('gzip')}. Without start-up: ${withoutStartup(run, 'gzip')}.`,
   pgp: (run) =>
-    `gpg writes its output in 8 KiB blocks into the pipe (\`--output -&1\`, issue 16.6); what remains is Node reading the child's stdout and feeding its stdin (about 0.45 s of CPU per 128 MiB, measured in one process by bench/pgp-plumbing.mjs) and about 0.5 s fixed per run (key import, process spawns). gpg writing straight into the local sink's temp file would take Node out of the byte path; it needs a runtime hook that is not built (see the issue 16 note). With start-up taken out (compressed / uncompressed): ${withoutStartup(run, 'pgp')}`,
+    `gpg reads the local file itself and, with one local sink, writes the plaintext straight into its temp file (issue 16.6): no byte passes through Node. What remains is the fixed cost of each run: Sluice's start-up and the throwaway gpg home (key import, agent start and stop). With start-up taken out (compressed / uncompressed): ${withoutStartup(run, 'pgp')}`,
   'pgp-small': () =>
     `per-file cost of the gpg engine: a \`gpg\` process per file (start, a round trip to the run's one agent, the RSA-3072 private-key operation there) where openpgp.js does the RSA operation in-process. Until the throwaway home's agent got \`s2k-count 65536\` (issue 16.6) it re-derived the key's protection for every file (0.5–2 s a file on a loaded machine).`,
   'sftp-s3-small': (run) =>

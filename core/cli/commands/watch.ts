@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CONFIG_FILE_NAMES } from '../../config/connections.js';
 import { SluiceError } from '../../errors.js';
+import { disposeChecked } from '../../runtime/checked-instances.js';
 import type { RunSummary } from '../../runtime/runner.js';
 import { PipelineSupervisor } from '../../runtime/supervisor.js';
 import { builtinRegistry } from '../../sdk.js';
@@ -150,6 +151,8 @@ export async function watchCommand(paths: string[], opts: WatchOptions): Promise
   await watcher.close();
   await Promise.allSettled(queues.values());
   await host.stopAll();
+  // Instances a start check kept for a version that never ran (its start failed at the lock).
+  await disposeChecked();
   await host.close();
   // A long-running watcher that drained cleanly exits 0; failed items are in the ledger and logs.
   return host.aborted ? EXIT.interrupted : EXIT.ok;
