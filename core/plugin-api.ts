@@ -89,8 +89,11 @@ export interface LocalFile {
    * Call once the reader is done, before the bytes it made count: throws (SLUICE_E_CHANGED)
    * unless the file still has the listed size and the reader's offset is at its end — it read
    * exactly the listed bytes. Replaces the listed-size check of the stream `open()` gives.
+   * `readerFailed`: the reader failed on its own (a child process exited non-zero, e.g. on a
+   * corrupt message) — only the file's size is checked, since a reader that gave up stops short
+   * of the end, and its own verdict is the one to report.
    */
-  finish(): Promise<void>;
+  finish(options?: { readerFailed?: boolean }): Promise<void>;
   /** Closes `fd` (again: nothing). */
   close(): Promise<void>;
 }

@@ -15,8 +15,16 @@ import { definePlugin, type Item, type PluginContext, type SourceInstance } from
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
-import { closeSoon, fstat, link, lstat as lstatCb, readFile, stat } from './fs-callbacks.js';
-import { changedSinceListing, copyHashing, notListed, openListed } from './listed-file.js';
+import {
+  closeSoon,
+  fstat,
+  link,
+  lstat as lstatCb,
+  readFile,
+  readlink as readlinkCb,
+  stat,
+} from './fs-callbacks.js';
+import { changedSinceListing, copyHashing, notListed, openListed, PROC_FD } from './listed-file.js';
 import { sha256File } from './sink.js';
 
 const config = Type.Object(
@@ -570,11 +578,23 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
     list: (signal) => (cfg.watch ? watchAndList(signal) : walk(root, '', signal)),
     check: (req) => checkLocalFolder(root, req.depth, req.signal),
     readAll: async (item) => readFile(await locate(storedAt(item)), { flag: READ_FLAGS }),
-    /** As `open` reads it (no link followed, inside the root), for a child process to read. */
+    /**
+     * As `open` reads it (no link followed, inside the root), for a child process to read, and
+     * checked on the descriptor as the kernel copy checks it (listed-file.ts): the listed size
+     * and mtime, its real path inside the real root. Another inode: null (read as a stream).
+     */
     async openFile(item) {
       const handle = await open(await locate(storedAt(item)), READ_FLAGS);
       try {
-        if ((await handle.stat()).isFile()) return { fd: handle.fd, close: () => handle.close() };
+        const at = item.origin?.kind === 'local' ? item.origin.location : undefined;
+        const [st, real] = await Promise.all([
+          handle.stat(),
+          PROC_FD && realRoot !== undefined ? readlinkCb(`${PROC_FD}/${handle.fd}`) : undefined,
+        ]);
+        const why = notListed(st, item, real, realRoot);
+        if (why !== undefined) throw changedSinceListing(item.path, why);
+        if (at?.ino === undefined || String(st.ino) === at.ino)
+          return { fd: handle.fd, close: () => handle.close() };
       } catch (err) {
         await handle.close();
         throw err;

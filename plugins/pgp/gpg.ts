@@ -184,7 +184,7 @@ export interface GpgFileInput {
   readonly fd: number;
   readonly size: number;
   /** Called once gpg exited: throws when the file was not read as it should be (changed meanwhile). */
-  finish(): Promise<void>;
+  finish(options?: { readerFailed?: boolean }): Promise<void>;
   /** Called once gpg exited, after `finish`: the descriptor is gpg's own to read no more. */
   close(): Promise<void>;
 }
@@ -204,8 +204,10 @@ function feed(child: ChildProcess, input: GpgInput, done: Promise<GpgResult>): F
   if (isFileInput(input)) {
     // Checked once, as soon as gpg exited (its offset is final then), and closed right after:
     // the verdict and a late verdict both read this answer.
+    // gpg exiting non-zero (a corrupt message, a wrong key) stops reading where it gave up: only
+    // a changed size then says the file changed; otherwise gpg's own verdict is reported.
     const failure = done
-      .then(() => input.finish())
+      .then((result) => input.finish({ readerFailed: result.code !== 0 }))
       .then(
         () => undefined,
         (err: unknown) => err ?? new Error('input failed'),

@@ -334,6 +334,17 @@ describe('pgp_decrypt with gpg reading and writing files itself', () => {
     expect(existsSync(ws.path('bad', 'out')) ? readdirSync(ws.path('bad', 'out')) : []).toEqual([]);
   }, 120_000);
 
+  it('a message corrupt early (gpg stops reading it) is bad data from pgp_decrypt, not a changed file', async () => {
+    const corrupt = Buffer.from(messages.zlib);
+    corrupt[2000] ^= 0xff; // inside the compressed data: gpg gives up long before the end
+    const file = setUp('early', { 'a.csv.gpg': corrupt });
+    const s = await run(file);
+    expect(s).toMatchObject({ ok: 0, failed: 1 });
+    expect(s.failures[0]).toMatchObject({ code: 'SLUICE_E_BAD_DATA' });
+    expect(s.failures[0]!.error).toMatch(/^\[early steps\[0\]\.pgp_decrypt\]/);
+    expect(spy).toMatchObject({ filesOpened: 1, streamsOpened: 0 });
+  }, 120_000);
+
   it('fails a file that shrank or grew after it was listed, and delivers nothing', async () => {
     const shrink = setUp(
       'shrink',

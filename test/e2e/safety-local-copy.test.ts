@@ -128,6 +128,25 @@ describe('local kernel copy, the listed file only', () => {
   });
 });
 
+describe('local source, a listed file handed to a child process (openFile)', () => {
+  it('refuses a file replaced since the listing, and one reached through a folder swapped for a link', async () => {
+    ws = makeWorkspace('sluice-local-openfile-');
+    ws.write('in/a.txt', 'x'.repeat(SECRET.length));
+    ws.write('in/sub/b.txt', 'listed');
+    const { src, sink } = await plugins();
+    const [a, b] = await listAll(src);
+    writeFileSync(ws.path('in/other.txt'), SECRET);
+    renameSync(ws.path('in/other.txt'), ws.path('in/a.txt'));
+    expect(await codeOf(src.openFile!(a!))).toBe('SLUICE_E_CHANGED');
+    mkdirSync(ws.path('outside'));
+    renameSync(ws.path('in/sub'), ws.path('outside/sub'));
+    symlinkSync(ws.path('outside/sub'), ws.path('in/sub'));
+    expect(await codeOf(src.openFile!(b!))).not.toBeUndefined();
+    await sink.close?.();
+    await src.close?.();
+  });
+});
+
 describe('local source, reading a listed file', () => {
   it('a FIFO put in its place since the listing does not block the read', async () => {
     ws = makeWorkspace('sluice-local-read-fifo-');
