@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ItemIdentity } from '../plugin-api.js';
-import { BATCH_DELAY_MS, SqliteLedger } from './sqlite.js';
+import { SqliteLedger } from './sqlite.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -45,8 +45,8 @@ async function open() {
 
 let n = 0;
 const item = (): ItemIdentity => ({ source: 'in', path: `f-${++n}.txt`, version: '4:1700000000000' });
-/** Past the batch timer (BATCH_DELAY_MS), well short of the hold of a `seen` (1 s). */
-const pastTimer = () => new Promise((r) => setTimeout(r, BATCH_DELAY_MS + 150));
+/** Past the batch timer (25 ms), well short of the hold of a `seen` (1 s). */
+const pastTimer = () => new Promise((r) => setTimeout(r, 150));
 
 describe('SqliteLedger batches', () => {
   it('writes no `seen` row for an item that ends before it is due: one row, the final state', async () => {

@@ -14,15 +14,7 @@ import {
   stateRank,
 } from './ledger.js';
 
-/**
- * A batch is written when it holds BATCH_SIZE records or BATCH_DELAY_MS after its first one.
- * Each transaction rewrites the B-tree pages it touched (the table and two indexes) into the WAL,
- * whatever the number of rows: at 3,000 small files a second, 25 ms batches of ~75 rows cost
- * about twice the CPU per row of batches of several hundred (measured: ~35 vs ~15 µs a row). A
- * crash loses at most the batch not yet written, which only means those items are redone (a
- * source about to change is flushed first: see `flushBeforeSourceChange`).
- */
-const BATCH_SIZE = 1024;
+const BATCH_SIZE = 512;
 /**
  * How long a `seen` record may wait past its batch's timer. An item that ends within it is
  * written once (its `committed` or `finalized` row), not twice: most small files end long before.
@@ -37,8 +29,7 @@ const SQL_RANK = (column: string) =>
   `CASE ${column} ${Object.entries(STATE_RANK)
     .map(([state, rank]) => `WHEN '${state}' THEN ${rank}`)
     .join(' ')} ELSE 0 END`;
-/** See BATCH_SIZE; well short of SEEN_HOLD_MS, so a `seen` still waits for its item's end. */
-export const BATCH_DELAY_MS = 200;
+const BATCH_DELAY_MS = 25;
 
 interface Row {
   pipeline: string;
