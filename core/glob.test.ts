@@ -1,3 +1,4 @@
+import picomatch from 'picomatch';
 import { describe, expect, it } from 'vitest';
 import { compileGlobs, compileIncludeExclude } from './glob.js';
 
@@ -76,5 +77,65 @@ describe('compileIncludeExclude', () => {
     expect(take('x.txt')).toBe(false);
     expect(compileIncludeExclude(undefined, '*.gz')('a/x.gz')).toBe(false);
     expect(compileIncludeExclude(undefined, '*.gz')('a/x.csv')).toBe(true);
+  });
+});
+
+describe('compileGlobs answers exactly as picomatch', () => {
+  // The predicates test picomatch's regex directly (its matcher builds an object per call):
+  // every pattern and path below gets picomatch's own answer, escapes and the empty path included.
+  const patterns = [
+    '*.csv',
+    'in/*.csv',
+    '/in/*.csv',
+    './x.csv',
+    '**/tmp/**',
+    'data/**/*.csv',
+    '*.{csv,tsv}',
+    '.~*',
+    '*.part',
+    'a\\*b',
+    '[ab]?.txt',
+    '!(*.csv)',
+    'report-+([0-9]).txt',
+    '*',
+    '**',
+  ];
+  const paths = [
+    '',
+    'x.csv',
+    'in/x.csv',
+    'a/b/x.csv',
+    'a/tmp/b',
+    'tmp/x',
+    'data/2024/x.csv',
+    'y.tsv',
+    '.~lock.x#',
+    'f.part',
+    'a*b',
+    'a\\*b',
+    'ab.txt',
+    'b1.txt',
+    'x.txt',
+    'report-42.txt',
+    'report-x.txt',
+    '.hidden',
+    'd/.hidden.csv',
+    '*.csv',
+    'in/*.csv',
+  ];
+  it.each(patterns)('%s', (pattern) => {
+    const anchored = pattern.replace(/^(\.\/|\/)+/, '');
+    const own = picomatch(anchored, { dot: true, posix: true });
+    const byName = !anchored.includes('/') && anchored === pattern;
+    const predicate = compileGlobs(pattern);
+    for (const path of paths)
+      expect([path, predicate(path)]).toEqual([
+        path,
+        own(byName ? path.slice(path.lastIndexOf('/') + 1) : path),
+      ]);
+  });
+
+  it('refuses an empty pattern with picomatch’s message', () => {
+    expect(() => compileGlobs('')).toThrow(/Expected pattern to be a non-empty string/);
   });
 });

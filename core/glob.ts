@@ -12,8 +12,12 @@ const OPTIONS: picomatch.PicomatchOptions = { dot: true, posix: true };
 
 function compileOne(pattern: string): PathPredicate {
   const anchored = pattern.replace(/^(\.\/|\/)+/, '');
-  const matches = picomatch(anchored, OPTIONS);
-  if (anchored.includes('/') || anchored !== pattern) return (path) => matches(path);
+  // picomatch's own matcher (which also refuses a bad pattern, with its message) builds a result
+  // object per call; its answer is exactly this: never for '', the pattern itself, or the regex.
+  picomatch(anchored, OPTIONS);
+  const regex = picomatch.makeRe(anchored, OPTIONS);
+  const matches = (s: string) => s !== '' && (s === anchored || regex.test(s));
+  if (anchored.includes('/') || anchored !== pattern) return matches;
   return (path) => matches(path.slice(path.lastIndexOf('/') + 1));
 }
 

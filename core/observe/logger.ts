@@ -9,6 +9,16 @@ export interface Logger {
   error(obj: object, msg?: string): void;
   error(msg: string): void;
   child(bindings: Record<string, unknown>): Logger;
+  /**
+   * Whether a record at `level` would be written (pino has it). Lets a hot path skip building a
+   * line nobody reads; a logger without it is taken to write every level.
+   */
+  isLevelEnabled?(level: 'debug' | 'info' | 'warn' | 'error'): boolean;
+}
+
+/** False only when `log` says it would drop `level` (a logger that cannot tell writes it). */
+export function logsAt(log: Logger, level: 'debug' | 'info' | 'warn' | 'error'): boolean {
+  return log.isLevelEnabled?.(level) ?? true;
 }
 
 /** A logger that drops everything (tests, library use). */
@@ -19,5 +29,8 @@ export const silentLogger: Logger = {
   error() {},
   child() {
     return silentLogger;
+  },
+  isLevelEnabled() {
+    return false;
   },
 };

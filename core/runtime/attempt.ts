@@ -5,6 +5,7 @@
 import { errorMessage, SluiceError } from '../errors.js';
 import { itemIdentity } from '../item.js';
 import { logItemDone } from '../observe/item-log.js';
+import { logsAt } from '../observe/logger.js';
 import { addFigure, noteServedFrom, noteSlowest, type RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
 import { chainRoot, runChain } from './chain.js';
@@ -40,6 +41,9 @@ export interface ProcessOptions {
   force?: boolean;
 }
 
+/** The fence of an item nobody can take away (one process, or a pool thread of it). */
+const noFence = async (): Promise<void> => undefined;
+
 export async function processItem(
   stage: Stage,
   source: SourceRuntime,
@@ -49,7 +53,8 @@ export async function processItem(
   options: ProcessOptions,
 ): Promise<void> {
   const id = itemIdentity(item);
-  await pruneOncePerPass(stage, pass);
+  const pruning = pruneOncePerPass(stage, pass);
+  if (pruning) await pruning;
   let finalizeOnly = false;
   /** What an earlier attempt committed, when only its after_success failed. */
   let committedEarlier: Pick<Job, 'leaves' | 'bytesIn' | 'figures' | 'companions'> | undefined;
@@ -103,7 +108,7 @@ export async function processItem(
         touchesSource: source.afterSuccess !== 'keep' && !stage.dryRun,
         reserved,
         reservedEarlier: parseReserved(reservedEarlier),
-        fence: options.fence ?? (async () => undefined),
+        fence: options.fence ?? noFence,
         figures: [],
         companions: new Set(),
       };
@@ -251,19 +256,26 @@ function countSuccess(
   summary: RunSummary,
   ms: number,
 ): void {
-  const bytesOut = job.leaves.reduce((n, l) => n + l.bytes, 0);
+  let bytesOut = 0;
+  let written = 0;
+  for (const leaf of job.leaves) {
+    bytesOut += leaf.bytes;
+    if (!leaf.present) written++;
+  }
   const bytesIn = stage.driver.hasByteSteps ? job.bytesIn : bytesOut;
   // Every sink already held it (the destination pre-check): delivered without a byte read.
-  const present = job.leaves.length > 0 && job.leaves.every((l) => l.present);
+  const present = job.leaves.length > 0 && written === 0;
   summary.ok++;
   if (present) summary.alreadyAtDestination++;
   if (item.root !== undefined) noteServedFrom(summary, source.name, item.root);
-  summary.filesWritten += job.leaves.filter((l) => !l.present).length;
+  summary.filesWritten += written;
   summary.bytesOut += bytesOut;
   summary.bytesIn += bytesIn;
   for (const figure of job.figures) addFigure(summary, figure);
   noteSlowest(summary, item.path, ms);
   stage.emit('item:done', { source: source.name, path: item.path, ms, bytes: bytesOut, bytesIn });
+  // The line is built only for a logger that writes it (`--quiet`: thousands of files a second).
+  if (!logsAt(stage.log, 'info')) return;
   if (present) {
     stage.log.info(
       { item: label(item), to: job.leaves.flatMap((l) => l.locations), ms: Math.round(ms) },

@@ -48,7 +48,7 @@ export async function finalize(
   // The source file is gone (or moved): nothing will list it again to correct its record, so
   // `finalized` is written now rather than with the next batch.
   if (durable) await stage.ledger.flush();
-  await tidyCompanions(stage, source, item, job);
+  if (source.afterSuccess !== 'keep') await tidyCompanions(stage, source, item, job);
 }
 
 /**

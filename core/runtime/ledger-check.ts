@@ -122,12 +122,17 @@ const PRUNE_PER_PASS = 100_000;
 /**
  * `state.retention`: deletes finalized records older than the retention, in chunks through the
  * (pipeline, state, updated_at) index, at most PRUNE_PER_PASS per pass, on the pass's first
- * item. A failure only costs space: it is logged and the item goes on.
+ * item. A failure only costs space: it is logged and the item goes on. Undefined (nothing to
+ * wait for) on every other item: an await per item costs at thousands of files a second.
  */
-export async function pruneOncePerPass(stage: Stage, pass: PassState): Promise<void> {
+export function pruneOncePerPass(stage: Stage, pass: PassState): Promise<void> | undefined {
   const retention = stage.def.retentionMs;
-  if (retention === undefined || stage.dryRun || prunedPasses.has(pass)) return;
+  if (retention === undefined || stage.dryRun || prunedPasses.has(pass)) return undefined;
   prunedPasses.add(pass);
+  return prune(stage, retention);
+}
+
+async function prune(stage: Stage, retention: number): Promise<void> {
   const before = new Date(Date.now() - retention);
   try {
     let total = 0;

@@ -15,7 +15,7 @@ import type { RunSummary } from '../observe/run-summary.js';
 import type { Item } from '../plugin-api.js';
 import { label, type SourceRuntime } from './driver.js';
 import { includeExcludeReason, minAgeReason, planFiltered, stableReason, TEMPORARY_REASON } from './plan.js';
-import { exists } from './readiness.js';
+import { exists, type ReadyMarker } from './readiness.js';
 import type { PassState, Stage } from './stage.js';
 import { sleep } from './timing.js';
 
@@ -42,7 +42,10 @@ export async function* listSources(
           else summary.filtered++;
           continue;
         }
-        if (verdict === 'take' && (await admit(item))) yield { source, item };
+        if (verdict !== 'take') continue;
+        // Most items are admitted at once (no ready marker): no promise and no turn for them.
+        const admittedNow = admit(item);
+        if (admittedNow === true || (admittedNow !== false && (await admittedNow))) yield { source, item };
       }
       if (held.size === 0 || !source.stable) continue;
       // The second look: files seen for the first time in this pass, after the `stable` delay.
@@ -91,8 +94,11 @@ function screen(
   return 'take';
 }
 
-/** The ready marker and the once-per-pass rule; true when the item goes on. */
-async function admitted(
+/**
+ * The ready marker and the once-per-pass rule; true when the item goes on. A promise only when
+ * a ready marker must be looked up.
+ */
+function admitted(
   stage: Stage,
   source: SourceRuntime,
   item: Item,
@@ -100,37 +106,53 @@ async function admitted(
   pass: PassState,
   intake: AbortSignal,
   folderMarkers: Map<string, boolean>,
-): Promise<boolean> {
+): boolean | Promise<boolean> {
   // One identity, once at a time, whatever the listing repeats (see listedKey).
   const key = listedKey(source.name, item);
   if (pass.listed.has(key)) {
     stage.log.debug({ item: label(item) }, 'listed again in this pass; processed once');
     return false;
   }
-  if (source.ready && item.rejected === undefined) {
-    const marker = source.ready.markerFor(item.path);
-    // A folder marker is one per folder of one root (multi-root sources have one folder per root).
-    const markerKey = item.root === undefined ? marker : `${item.root}\u0000${marker}`;
-    let ready = folderMarkers.get(markerKey);
-    if (ready === undefined) {
-      try {
-        ready = await exists(() => stage.driver.openPath(source, marker, intake, item.root));
-      } catch (err) {
-        if (intake.aborted) throw err;
-        stage.log.warn(
-          { item: label(item), marker, err: errorMessage(err) },
-          'could not look for the ready marker',
-        );
-        ready = false;
-      }
-      if (!source.ready.perFile) folderMarkers.set(markerKey, ready);
+  if (source.ready && item.rejected === undefined)
+    return readyAdmitted(stage, source, source.ready, item, summary, pass, intake, folderMarkers, key);
+  pass.listed.add(key);
+  return true;
+}
+
+/** `admitted` for an item that waits for a ready marker: looked up once per folder (or per file). */
+async function readyAdmitted(
+  stage: Stage,
+  source: SourceRuntime,
+  ready: ReadyMarker,
+  item: Item,
+  summary: RunSummary,
+  pass: PassState,
+  intake: AbortSignal,
+  folderMarkers: Map<string, boolean>,
+  key: string,
+): Promise<boolean> {
+  const marker = ready.markerFor(item.path);
+  // A folder marker is one per folder of one root (multi-root sources have one folder per root).
+  const markerKey = item.root === undefined ? marker : `${item.root}\u0000${marker}`;
+  let found = folderMarkers.get(markerKey);
+  if (found === undefined) {
+    try {
+      found = await exists(() => stage.driver.openPath(source, marker, intake, item.root));
+    } catch (err) {
+      if (intake.aborted) throw err;
+      stage.log.warn(
+        { item: label(item), marker, err: errorMessage(err) },
+        'could not look for the ready marker',
+      );
+      found = false;
     }
-    if (!ready) {
-      summary.filtered++;
-      planFiltered(stage, summary, source, item, () => `ready.marker: waiting for ${marker}`);
-      stage.log.debug({ item: label(item), marker }, 'waiting for its ready marker');
-      return false;
-    }
+    if (!ready.perFile) folderMarkers.set(markerKey, found);
+  }
+  if (!found) {
+    summary.filtered++;
+    planFiltered(stage, summary, source, item, () => `ready.marker: waiting for ${marker}`);
+    stage.log.debug({ item: label(item), marker }, 'waiting for its ready marker');
+    return false;
   }
   pass.listed.add(key);
   return true;

@@ -106,6 +106,8 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
   /** The pass's thread pool, when items run on several threads; see runtime/pool.ts. */
   private pool: ThreadPool | undefined;
   private readonly poolOptions: PoolOptions | undefined;
+  /** The plugins are created: an item need not wait a turn for `start()` again. */
+  private started = false;
 
   constructor(def: PipelineDefinition, options: RunOptions) {
     super();
@@ -165,7 +167,9 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
 
   /** Creates every plugin instance (memoized: a pass, a cluster worker and /status share it). */
   start(): Promise<void> {
-    return this.driver.start();
+    return this.driver.start().then(() => {
+      this.started = true;
+    });
   }
 
   /** Stops listing new items; in-flight items go on. */
@@ -286,7 +290,7 @@ export class PipelineRunner extends EventEmitter<RunEvents> implements Stage {
     /** What identifies the pass (its summary by default; a pool thread counts each item apart). */
     passKey: object = summary,
   ): Promise<void> {
-    await this.start();
+    if (!this.started) await this.start();
     this.inFlight++;
     this.currentSummary ??= summary;
     const pass = this.passState(passKey);

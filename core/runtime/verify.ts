@@ -88,6 +88,8 @@ export async function verify(
         throw await mismatch(`re-read sha256 ${stored} differs from the sent ${sent.sha256}`);
     }
   }
+  // Only a redo after a crash has names reserved earlier (one map lookup, not an async call).
+  if (job.reservedEarlier.size === 0) return commit;
   return reuseReserved(stage, target, written, commit, sent, job);
 }
 
