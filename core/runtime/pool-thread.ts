@@ -204,6 +204,8 @@ function forwardingLogger(
     warn: at('warn'),
     error: at('error'),
     child: (more) => forwardingLogger(send, { ...bindings, ...more }, levels),
+    // Lines for a level main drops are not built at all (logsAt).
+    isLevelEnabled: (level) => levels.has(level),
   } as Logger;
 }
 
