@@ -440,6 +440,10 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
       ignoreInitial: true,
       // A linked folder's files are not this folder's (its target may be anywhere).
       followSymlinks: false,
+      // The watches do not keep the process alive (the ticker does while intake runs): chokidar
+      // may still add one for a folder it was scanning when closed, which held `sluice watch`
+      // open after SIGTERM now and then.
+      persistent: false,
       depth: cfg.recursive === false ? 0 : undefined,
       ignored: (path: string) =>
         path !== root && (isInternal(path) || asideOriginal(basename(path)) !== undefined),
@@ -469,7 +473,13 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
     };
     signal.addEventListener('abort', onAbort);
     try {
-      await new Promise<void>((resolve, reject) => watcher.once('ready', resolve).once('error', reject));
+      // A watcher closed before it was ready never says so: the stop must not wait for it.
+      await new Promise<void>((resolve, reject) => {
+        if (signal.aborted) return resolve();
+        watcher.once('ready', resolve).once('error', reject);
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      if (signal.aborted) return;
       for await (const item of walk(root, '', signal)) {
         const abs = join(root, item.path);
         if (item.rejected || Date.now() - (item.mtime?.getTime() ?? 0) >= stableMs) {

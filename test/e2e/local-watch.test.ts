@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteLedger } from '../../core/ledger/sqlite.js';
 import { PipelineRunner } from '../../core/runtime/runner.js';
 import { loadPipelineFile } from '../../core/sdk.js';
-import { sleep, until } from '../helpers/sluice-process.js';
+import { sleep, startSluice, until } from '../helpers/sluice-process.js';
 import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
@@ -111,4 +111,23 @@ describe('a watching pass that lasts as long as the pipeline runs', () => {
       await ledger.close();
     }
   }, 30_000);
+});
+
+describe('stopping a watching source while it is still scanning', () => {
+  it('lets the process exit: no watch of a folder found after the stop keeps it alive', async () => {
+    ws = makeWorkspace('sluice-lwatch-stop-');
+    for (let i = 0; i < 400; i++) ws.write(`in/d${i}/e${i % 7}/f.txt`, 'x');
+    ws.pipeline(
+      'name: lw-stop\nsource:\n  local: { path: ./in, watch: true, min_age: 100ms }\nsink:\n  local: { path: ./out }\n',
+      'stop.yaml',
+    );
+    for (let round = 0; round < 5; round++) {
+      const proc = startSluice(['watch', 'stop.yaml', '--debounce', '10'], ws.dir);
+      await proc.waitForLog((l) => l.msg === 'pipeline started', 15_000, 'the pipeline to start');
+      proc.kill('SIGTERM');
+      const code = await Promise.race([proc.exited, sleep(15_000).then(() => 'still running')]);
+      if (code === 'still running') proc.kill('SIGKILL');
+      expect(code).toBe(0);
+    }
+  }, 120_000);
 });
