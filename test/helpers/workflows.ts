@@ -5,10 +5,15 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import type { RunSummary } from '../../core/runtime/runner.js';
 import { runPipelineFile } from '../../core/sdk.js';
-import type { S3rverHandle } from '../servers/s3rver.js';
+import { type S3rverHandle, s3Client } from '../servers/s3rver.js';
 import { readAll } from './object-store.js';
 import { SLUICE_BIN } from './sluice-process.js';
 
@@ -84,14 +89,9 @@ export function s3rverEnv(server: S3rverHandle): Record<string, string> {
   };
 }
 
+/** The suite's one s3rver SDK client (servers/s3rver.ts). */
 export function s3rverClient(server: S3rverHandle): S3Client {
-  return new S3Client({
-    endpoint: server.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: server.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
+  return s3Client(server);
 }
 
 /** Every key of the bucket (under `prefix`), sorted. */
