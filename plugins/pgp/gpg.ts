@@ -42,6 +42,7 @@ function parseStderr(text: string): Pick<GpgResult, 'status' | 'messages'> {
   const status: string[][] = [];
   const messages: string[] = [];
   for (const line of text.split('\n')) {
+    if (line.startsWith('[GNUPG:] PROGRESS ')) continue; // liveness only (see spawnGpg)
     if (line.startsWith('[GNUPG:] ')) status.push(line.slice(9).trim().split(' '));
     else if (line.startsWith('gpg: ')) messages.push(line.slice(5).trim());
   }
@@ -114,6 +115,14 @@ interface SpawnOptions {
   stdout?: number;
 }
 
+/**
+ * gpg writing into a file has no pipe to this process but its status channel: were this
+ * process killed, nothing would tell gpg, and it would write the whole plaintext into the
+ * sink's temp folder. With these it writes a PROGRESS status line at most once a second and
+ * exits when that write fails (its reader is gone), so it stops within about a second.
+ */
+const EXIT_WITH_PARENT = ['--enable-progress-filter', '--exit-on-status-write-error'];
+
 /** Spawns gpg with a passphrase on fd 3 (never on the command line) and collects stderr. */
 export function spawnGpg(
   home: string,
@@ -122,9 +131,21 @@ export function spawnGpg(
 ): { child: ChildProcess; done: Promise<GpgResult> } {
   const passphraseArgs =
     options.passphrase !== undefined ? ['--pinentry-mode', 'loopback', '--passphrase-fd', '3'] : [];
+  const liveness = options.stdout !== undefined ? EXIT_WITH_PARENT : [];
   const child = spawn(
     'gpg',
-    ['--homedir', home, '--batch', '--yes', '--no-tty', '--status-fd', '2', ...passphraseArgs, ...args],
+    [
+      '--homedir',
+      home,
+      '--batch',
+      '--yes',
+      '--no-tty',
+      '--status-fd',
+      '2',
+      ...liveness,
+      ...passphraseArgs,
+      ...args,
+    ],
     { stdio: [options.stdin ?? 'pipe', options.stdout ?? 'pipe', 'pipe', 'pipe'] },
   );
   const passphraseFd = child.stdio[3] as Writable;
