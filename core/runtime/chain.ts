@@ -199,13 +199,8 @@ async function openLocal(
   fdOffsets ??= existsSync('/proc/self/fdinfo');
   if (!fdOffsets) return null;
   const origin = sourceOrigin(stage, job);
-  let opened: Awaited<ReturnType<NonNullable<typeof source.openFile>>>;
-  try {
-    // The listed item, not `item`: a rename step changes the path, not the file.
-    opened = await source.openFile(job.root, signal);
-  } catch (err) {
-    throw located(err, origin.context, origin.code);
-  }
+  // The listed item, not `item`: a rename step changes the path, not the file.
+  const opened = await stage.driver.openFile(job.source, job.root, signal);
   if (!opened) return null;
   const { fd } = opened;
   const info = `/proc/self/fdinfo/${fd}`;

@@ -10,7 +10,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { SluiceError } from '../errors.js';
 import { itemIdentity } from '../item.js';
-import type { Item, ReservedFile, SinkCommit } from '../plugin-api.js';
+import type { Item, SinkCommit } from '../plugin-api.js';
 import { drainInto, HashTap, hashStream, pipeThrough, STREAM_CHUNK } from '../streams.js';
 import type { Digest } from '../template.js';
 import { safeDestination } from './destination.js';
@@ -241,20 +241,15 @@ async function writeIntoFile(
 ): Promise<{ commit: SinkCommit; bytes: number }> {
   const where = stage.driver.where(target.sink.ref, label(item));
   await job.fence();
-  let file: ReservedFile;
-  try {
-    file = await target.sink.instance.reserveFile!({
-      item,
-      destination,
-      size: item.size,
-      sha256: item.checksums.sha256,
-      md5: item.checksums.md5,
-      signal: job.signal,
-      reserve: reserver(stage, target, job),
-    });
-  } catch (err) {
-    throw located(err, where, 'SLUICE_E_SINK');
-  }
+  const file = await stage.driver.reserveFile(target.sink, label(item), {
+    item,
+    destination,
+    size: item.size,
+    sha256: item.checksums.sha256,
+    md5: item.checksums.md5,
+    signal: job.signal,
+    reserve: reserver(stage, target, job),
+  });
   let sent: Sent;
   try {
     await item.writeTo!(file.fd, job.signal);
@@ -272,12 +267,7 @@ async function writeIntoFile(
     // The step's own failure (attributed to it by the chain) stays its own.
     throw located(err, where, 'SLUICE_E_SINK');
   }
-  let commit: SinkCommit;
-  try {
-    commit = await file.commit();
-  } catch (err) {
-    throw located(err, where, 'SLUICE_E_SINK');
-  }
+  const commit = await file.commit();
   return { commit: await verify(stage, target, destination, commit, sent, job, item), bytes: sent.bytes };
 }
 

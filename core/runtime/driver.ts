@@ -26,6 +26,7 @@ import type {
   Item,
   PathVersion,
   PluginContext,
+  ReservedFile,
   SinkCommit,
   SinkInstance,
   SinkWriteRequest,
@@ -237,6 +238,15 @@ export class PluginDriver {
     return this.sourceHook(source, item, () => source.instance.readAll!(item, signal));
   }
 
+  /** The listed file, opened for a child process to read itself (`SourceInstance.openFile`). */
+  openFile(source: SourceRuntime, item: Item, signal?: AbortSignal) {
+    return this.sourceHook(
+      source,
+      item,
+      async () => (await source.instance.openFile?.(item, signal)) ?? null,
+    );
+  }
+
   openPath(
     source: SourceRuntime,
     path: string,
@@ -279,6 +289,23 @@ export class PluginDriver {
     reserve?: (destination: string) => Promise<void>,
   ): Promise<SinkCommit | null> {
     return this.sinkHook(sink, label(item), () => sink.instance.copy!(item, destination, signal, reserve));
+  }
+
+  /**
+   * A temp file `sink` reserved for one item (`SinkInstance.reserveFile`); its commit and abort
+   * fail as the sink's, like every other call.
+   */
+  async reserveFile(
+    sink: SinkRuntime,
+    item: string,
+    req: Parameters<NonNullable<SinkInstance['reserveFile']>>[0],
+  ): Promise<ReservedFile> {
+    const file = await this.sinkHook(sink, item, () => sink.instance.reserveFile!(req));
+    return {
+      fd: file.fd,
+      commit: () => this.sinkHook(sink, item, () => file.commit()),
+      abort: () => this.sinkHook(sink, item, () => file.abort()),
+    };
   }
 
   /** What is at `destination` of `sink` now (the destination pre-check), null when nothing. */
