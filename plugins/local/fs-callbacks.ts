@@ -29,5 +29,6 @@ export const copyFile = promisify(copyFileCb);
 export const utimes = promisify(utimesCb);
 export const open = promisify(openCb);
 export const fstat = promisify(fstatCb);
+export const close = promisify(closeCb);
 /** Closes without waiting: nothing depends on its outcome (a read-only descriptor). */
 export const closeSoon = (fd: number): void => closeCb(fd, () => undefined);

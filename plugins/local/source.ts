@@ -1,5 +1,5 @@
-import { constants, createReadStream } from 'node:fs';
-import { access, lstat, mkdir, open, opendir, realpath, rename, unlink } from 'node:fs/promises';
+import { constants, createReadStream, type Stats } from 'node:fs';
+import { access, lstat, mkdir, opendir, realpath, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
 import { escapeControl, SluiceError } from '../../core/errors.js';
@@ -15,16 +15,16 @@ import { definePlugin, type Item, type PluginContext, type SourceInstance } from
 import { sourceCommon } from '../../core/schema-fragments.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
 import { parseDuration } from '../../core/units.js';
+import { close as closeFd, closeSoon, link, lstat as lstatCb, readFile, stat } from './fs-callbacks.js';
 import {
-  closeSoon,
-  fstat,
-  link,
-  lstat as lstatCb,
-  readFile,
-  readlink as readlinkCb,
-  stat,
-} from './fs-callbacks.js';
-import { changedSinceListing, copyHashing, notListed, openListed, PROC_FD } from './listed-file.js';
+  changedSinceListing,
+  copyHashing,
+  type ListedVersion,
+  notListed,
+  openedAs,
+  openListed,
+  PROC_FD,
+} from './listed-file.js';
 import { sha256File } from './sink.js';
 
 const config = Type.Object(
@@ -188,14 +188,6 @@ export async function checkLocalFolder(
 /** Folders Sluice itself writes (temp files, state): never listed as input. */
 const INTERNAL = /^\.sluice(-tmp)?$/;
 
-/**
- * Opens never follow a link in the last component (the listing never yields links) and never
- * block on a FIFO put in a file's place since the listing (it reads as empty or fails, and the
- * listed size catches it). Node takes numeric flags everywhere; its typings only admit the
- * string forms.
- */
-const READ_FLAGS = (constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK) as unknown as string;
-
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const lossyUtf8 = new TextDecoder('utf-8');
 
@@ -266,15 +258,24 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
     cfg.after_success && typeof cfg.after_success === 'object'
       ? resolve(ctx.baseDir, cfg.after_success.move_to)
       : undefined;
-  const openFile = (abs: string, size?: number) =>
-    Promise.resolve(
-      createReadStream(abs, {
-        flags: READ_FLAGS,
-        highWaterMark: size !== undefined ? Math.max(Math.min(size + 1, STREAM_CHUNK), 16) : STREAM_CHUNK,
-      }),
-    );
+  const streamOf = (fd: number, size: number) =>
+    createReadStream('', {
+      fd,
+      start: 0,
+      highWaterMark: Math.max(Math.min(size + 1, STREAM_CHUNK), 16),
+    });
 
   let realRoot: string | undefined;
+  /** The segments of an item path, refused (SLUICE_E_NAME) when one is `..`, `.` or empty. */
+  const segmentsOf = (relPath: string): string[] => {
+    const segments = relPath.split('/');
+    if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\0'))) {
+      throw nameError(relPath, `is not a path inside ${root}`);
+    }
+    return segments;
+  };
+  const outside = (relPath: string, folder: string) =>
+    nameError(relPath, `leads outside ${root} (through a symbolic link to ${folder})`);
   /**
    * The absolute path of an item path, refused (SLUICE_E_NAME) unless it names a file inside
    * the root: no `..`, `.` or empty segment, and the real (links resolved) folder holding it
@@ -282,16 +283,38 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
    * ENOENT when its folder is gone.
    */
   const locate = async (relPath: string): Promise<string> => {
-    const segments = relPath.split('/');
-    if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\0'))) {
-      throw nameError(relPath, `is not a path inside ${root}`);
-    }
+    const segments = segmentsOf(relPath);
     realRoot ??= await realpath(root);
     const folder = await realpath(join(root, ...segments.slice(0, -1)));
-    if (folder !== realRoot && !folder.startsWith(realRoot + sep)) {
-      throw nameError(relPath, `leads outside ${root} (through a symbolic link to ${folder})`);
-    }
+    if (folder !== realRoot && !folder.startsWith(realRoot + sep)) throw outside(relPath, folder);
     return join(folder, segments[segments.length - 1]);
+  };
+  /**
+   * Opens the file at `relPath` (listed as `itemPath`) to read it, and checks what was opened,
+   * on its descriptor, as the sink's kernel copy does (listed-file.ts): not a link in its last
+   * component (refused), no wait on a FIFO, a regular file of the `listed` size and mtime, and —
+   * its real path read back from the descriptor — inside the real root (SLUICE_E_NAME
+   * otherwise: a folder swapped for a link between a check by path and the open leads nowhere).
+   * Without /proc the folder's real path is checked before the open instead.
+   */
+  const openInside = async (
+    relPath: string,
+    listed: ListedVersion,
+    itemPath = relPath,
+  ): Promise<{ fd: number; st: Stats }> => {
+    const abs = PROC_FD ? join(root, ...segmentsOf(relPath)) : await locate(relPath);
+    realRoot ??= await realpath(root);
+    const fd = await openListed(abs, itemPath);
+    try {
+      const { st, real } = openedAs(fd, true);
+      if (real !== undefined && !real.startsWith(realRoot + sep)) throw outside(relPath, dirname(real));
+      const why = notListed(st, listed);
+      if (why !== undefined) throw changedSinceListing(itemPath, why);
+      return { fd, st };
+    } catch (err) {
+      closeSoon(fd);
+      throw err;
+    }
   };
 
   /** An item; `storedAs` is where its bytes are when that is not its path (a file left aside). */
@@ -314,7 +337,7 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
           ...(realRoot !== undefined ? { realRoot } : {}),
         },
       },
-      open: async () => openFile(await locate(storedAs), st.size),
+      open: async () => streamOf((await openInside(storedAs, st, relPath)).fd, st.size),
     });
   /** Where an item's bytes are, relative to the root: its origin (a file left aside) or its path. */
   const storedAt = (item: Item) =>
@@ -559,7 +582,7 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
   const moveAcross = async (item: Item, from: string, target: string, temp: string) => {
     const fd = await openListed(from, item.path);
     try {
-      const why = notListed(await fstat(fd), item);
+      const why = notListed(openedAs(fd, false).st, item);
       if (why !== undefined) throw changedSinceListing(item.path, why);
       // Copied and hashed from the descriptor in one pass; the copy hashed again from disk.
       const ha = await copyHashing(fd, temp);
@@ -587,44 +610,31 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
   return {
     list: (signal) => (cfg.watch ? watchAndList(signal) : walk(root, '', signal)),
     check: (req) => checkLocalFolder(root, req.depth, req.signal),
-    readAll: async (item) => readFile(await locate(storedAt(item)), { flag: READ_FLAGS }),
+    async readAll(item) {
+      const { fd } = await openInside(storedAt(item), item, item.path);
+      try {
+        return await readFile(fd);
+      } finally {
+        closeSoon(fd);
+      }
+    },
     /**
-     * As `open` reads it (no link followed, inside the root), for a child process to read, and
-     * checked on the descriptor as the kernel copy checks it (listed-file.ts): the listed size
-     * and mtime, its real path inside the real root. Another inode: null (read as a stream).
+     * As `open` reads it and checks it, for a child process to read. Another inode than the
+     * listed one: null (read as a stream).
      */
     async openFile(item) {
-      const handle = await open(await locate(storedAt(item)), READ_FLAGS);
-      try {
-        const at = item.origin?.kind === 'local' ? item.origin.location : undefined;
-        const [st, real] = await Promise.all([
-          handle.stat(),
-          PROC_FD && realRoot !== undefined ? readlinkCb(`${PROC_FD}/${handle.fd}`) : undefined,
-        ]);
-        const why = notListed(st, item, real, realRoot);
-        if (why !== undefined) throw changedSinceListing(item.path, why);
-        if (at?.ino === undefined || String(st.ino) === at.ino)
-          return { fd: handle.fd, close: () => handle.close() };
-      } catch (err) {
-        await handle.close();
-        throw err;
-      }
-      await handle.close();
+      const { fd, st } = await openInside(storedAt(item), item, item.path);
+      const at = item.origin?.kind === 'local' ? item.origin.location : undefined;
+      if (at?.ino === undefined || String(st.ino) === at.ino) return { fd, close: () => closeFd(fd) };
+      closeSoon(fd);
       return null;
     },
     async openPath(path) {
-      let abs: string;
       try {
-        abs = await locate(path);
-      } catch (err) {
-        if (isMissing(err) || (err instanceof SluiceError && err.code === 'SLUICE_E_NAME')) return null;
-        throw err;
-      }
-      try {
-        const st = await lstat(abs);
-        return st.isFile() ? openFile(abs, st.size) : null;
+        const { fd, st } = await openInside(path, {});
+        return streamOf(fd, st.size);
       } catch {
-        return null;
+        return null; // gone, not a file, a link, or a name that leads outside: nothing to read there
       }
     },
     async remove(item) {

@@ -22,6 +22,7 @@ import { PipelineRunner } from '../../core/runtime/runner.js';
 import { loadPipelineFile } from '../../core/sdk.js';
 import { localSink } from '../../plugins/local/sink.js';
 import { localSource } from '../../plugins/local/source.js';
+import { SYNC_MAX_BYTES } from '../../plugins/local/sync-io.js';
 import { makePluginContext } from '../helpers/context.js';
 import { sleep, until } from '../helpers/sluice-process.js';
 import { codeOf, listAll } from '../helpers/source-probe.js';
@@ -31,6 +32,8 @@ let ws: Workspace;
 afterEach(() => ws?.cleanup());
 
 const SECRET = 'secret: never to be delivered\n';
+/** `SECRET` padded to `size` bytes. */
+const secretOf = (size: number) => SECRET.padEnd(size, '.');
 
 async function plugins(): Promise<{ src: SourceInstance; sink: SinkInstance }> {
   const ctx = makePluginContext({ baseDir: ws.dir });
@@ -39,11 +42,11 @@ async function plugins(): Promise<{ src: SourceInstance; sink: SinkInstance }> {
   return { src, sink };
 }
 
-/** Lists `in/` with one file `a.txt`, then lets `swap` change what is at its path. */
-async function listedThenSwapped(swap: () => void) {
+/** Lists `in/` with one file `a.txt` of `size` bytes, then lets `swap` change what is at its path. */
+async function listedThenSwapped(swap: () => void, size = SECRET.length) {
   ws = makeWorkspace('sluice-local-copy-');
-  ws.write('outside/secret.txt', SECRET);
-  ws.write('in/a.txt', 'x'.repeat(SECRET.length)); // the same size: the size check alone passes
+  ws.write('outside/secret.txt', secretOf(size));
+  ws.write('in/a.txt', 'x'.repeat(size)); // the same size: the size check alone passes
   const { src, sink } = await plugins();
   const [item] = await listAll(src);
   expect(item?.path).toBe('a.txt');
@@ -56,31 +59,36 @@ async function listedThenSwapped(swap: () => void) {
 
 const delivered = () => listFiles(ws.path('out')).filter((f) => !f.startsWith('.sluice-tmp'));
 
-describe('local kernel copy, the listed file only', () => {
+// Small files between local disks are copied with calls on the calling thread (sync-io.ts),
+// larger ones through the thread pool: both paths hold the same line.
+describe.each([
+  { how: 'calls on this thread', size: SECRET.length },
+  { how: 'the thread pool', size: SYNC_MAX_BYTES + 1 },
+])('local kernel copy through $how, the listed file only', ({ size }) => {
   it('a file swapped for a link to a file outside the folder is not copied', async () => {
     const code = await listedThenSwapped(() => {
       rmSync(ws.path('in/a.txt'));
       symlinkSync(ws.path('outside/secret.txt'), ws.path('in/a.txt'));
-    });
+    }, size);
     expect(code).toBe('SLUICE_E_CHANGED');
     expect(delivered()).toEqual([]);
   });
 
   it('a file replaced by another one of the same size is not copied under the listed identity', async () => {
     const code = await listedThenSwapped(() => {
-      writeFileSync(ws.path('in/other.txt'), SECRET);
+      writeFileSync(ws.path('in/other.txt'), secretOf(size));
       renameSync(ws.path('in/other.txt'), ws.path('in/a.txt'));
-    });
+    }, size);
     expect(code).toBe('SLUICE_E_CHANGED');
     expect(delivered()).toEqual([]);
   });
 
   it('another inode with the listed size and mtime (a mount that renumbers inodes) is streamed, not kernel-copied', async () => {
     ws = makeWorkspace('sluice-local-copy-');
-    ws.write('in/a.txt', 'x'.repeat(SECRET.length));
+    ws.write('in/a.txt', 'x'.repeat(size));
     const { src, sink } = await plugins();
     const [item] = await listAll(src);
-    writeFileSync(ws.path('in/other.txt'), SECRET);
+    writeFileSync(ws.path('in/other.txt'), secretOf(size));
     utimesSync(ws.path('in/other.txt'), item!.mtime!, item!.mtime!);
     renameSync(ws.path('in/other.txt'), ws.path('in/a.txt'));
     // null: the runtime streams it instead, through the source's own checks.
@@ -92,7 +100,7 @@ describe('local kernel copy, the listed file only', () => {
 
   it('a folder swapped for a link to a folder outside is not read through, even to the same file', async () => {
     ws = makeWorkspace('sluice-local-copy-');
-    ws.write('in/sub/a.txt', 'listed');
+    ws.write('in/sub/a.txt', 'l'.repeat(size));
     const { src, sink } = await plugins();
     const [item] = await listAll(src);
     // The same inode, size and mtime, now outside the folder and reached through a link.
@@ -110,19 +118,20 @@ describe('local kernel copy, the listed file only', () => {
     const code = await listedThenSwapped(() => {
       rmSync(ws.path('in/a.txt'));
       execFileSync('mkfifo', [ws.path('in/a.txt')]);
-    });
+    }, size);
     expect(code).toBe('SLUICE_E_CHANGED');
     expect(delivered()).toEqual([]);
   }, 10_000);
 
   it('the listed file itself is still copied by the kernel, bytes and mtime', async () => {
     ws = makeWorkspace('sluice-local-copy-');
-    ws.write('in/a.txt', 'hello');
+    ws.write('in/a.txt', secretOf(size));
     const { src, sink } = await plugins();
     const [item] = await listAll(src);
     const commit = await sink.copy!(item!, 'a.txt', new AbortController().signal);
-    expect(commit).toMatchObject({ size: 5 });
-    expect(readFileSync(ws.path('out/a.txt'), 'utf8')).toBe('hello');
+    expect(commit).toMatchObject({ size, mtime: item!.mtime });
+    expect(readFileSync(ws.path('out/a.txt'), 'utf8')).toBe(secretOf(size));
+    expect(delivered()).toEqual(['a.txt']);
     await sink.close?.();
     await src.close?.();
   });
@@ -148,6 +157,33 @@ describe('local source, a listed file handed to a child process (openFile)', () 
 });
 
 describe('local source, reading a listed file', () => {
+  it('a file replaced by another one of the same size is refused by the stream read and readAll', async () => {
+    ws = makeWorkspace('sluice-local-read-');
+    ws.write('in/a.txt', 'x'.repeat(SECRET.length));
+    const { src, sink } = await plugins();
+    const [item] = await listAll(src);
+    writeFileSync(ws.path('in/other.txt'), SECRET);
+    renameSync(ws.path('in/other.txt'), ws.path('in/a.txt'));
+    expect(await codeOf(item!.open())).toBe('SLUICE_E_CHANGED');
+    expect(await codeOf(src.readAll!(item!))).toBe('SLUICE_E_CHANGED');
+    await sink.close?.();
+    await src.close?.();
+  });
+
+  it('a folder swapped for a link to a folder outside is not read through by the stream read and readAll', async () => {
+    ws = makeWorkspace('sluice-local-read-');
+    ws.write('in/sub/a.txt', 'listed');
+    const { src, sink } = await plugins();
+    const [item] = await listAll(src);
+    mkdirSync(ws.path('outside'));
+    renameSync(ws.path('in/sub'), ws.path('outside/sub'));
+    symlinkSync(ws.path('outside/sub'), ws.path('in/sub'));
+    expect(await codeOf(item!.open())).toBe('SLUICE_E_NAME');
+    expect(await codeOf(src.readAll!(item!))).toBe('SLUICE_E_NAME');
+    await sink.close?.();
+    await src.close?.();
+  });
+
   it('a FIFO put in its place since the listing does not block the read', async () => {
     ws = makeWorkspace('sluice-local-read-fifo-');
     ws.write('in/a.txt', 'abc');
