@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import { Sha256 } from '@aws-sdk/checksums/sha';
 import { HttpRequest } from '@smithy/core/transport';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { describe, expect, it } from 'vitest';
-import { signHead } from './lean-head.js';
+import { signHead, signRequest } from './lean-head.js';
 
 /** What the AWS SDK's own S3 signer makes of the same HEAD (S3 signs paths unescaped again). */
 async function sdkSigned(options: Parameters<typeof signHead>[0]) {
@@ -62,5 +63,49 @@ describe('signHead', () => {
     expect(ours.path).toBe('/s3/my-bucket/a/b.txt');
     expect(ours.headers['x-amz-security-token']).toBe('FQoGZXIvYXdzEXAMPLE//token+=');
     expect(ours.headers.authorization).toBe(sdk.authorization);
+  });
+});
+
+describe('signRequest', () => {
+  it('signs a PUT with its body hash, metadata and If-None-Match exactly as the SDK does', async () => {
+    const options = {
+      method: 'PUT' as const,
+      host: '127.0.0.1:9000',
+      basePath: '',
+      bucket: 'my-bucket',
+      key: 'odd/a  file (1).csv',
+      region: 'us-east-1',
+      credentials: {
+        accessKeyId: 'AKIDEXAMPLE',
+        secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+      },
+      now: new Date('2026-12-02T11:22:33.456Z'),
+      payloadHash: createHash('sha256').update('body').digest('hex'),
+      headers: {
+        'if-none-match': '*',
+        'x-amz-meta-sluice-sha256': 'abc',
+        'x-amz-meta-note': ' two  spaces ',
+      },
+    };
+    const ours = signRequest(options);
+    const signer = new SignatureV4({
+      credentials: options.credentials,
+      region: options.region,
+      service: 's3',
+      sha256: Sha256,
+      uriEscapePath: false,
+    });
+    const { authorization: _, ...sent } = ours.headers;
+    const request = new HttpRequest({
+      method: 'PUT',
+      protocol: 'http:',
+      hostname: '127.0.0.1',
+      port: 9000,
+      path: ours.path,
+      headers: { ...sent },
+    });
+    const signed = await signer.sign(request, { signingDate: options.now });
+    expect(ours.path).toBe('/my-bucket/odd/a%20%20file%20%281%29.csv');
+    expect(ours.headers.authorization).toBe(signed.headers.authorization);
   });
 });

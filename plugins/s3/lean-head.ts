@@ -1,12 +1,15 @@
 /**
- * HeadObject without the AWS SDK's middleware stack, for the hot path of the s3 source's
- * tidy-up (one version check per deleted or moved key): a SigV4-signed HEAD over a keep-alive
- * agent. The SDK costs ~1–2.5 ms of CPU per HeadObject here, this ~0.2–0.4 ms.
+ * HeadObject and single-part PutObject without the AWS SDK's middleware stack, for the hot
+ * paths: the s3 source's tidy-up (one version check per deleted or moved key) and the s3 sink's
+ * small objects (one PutObject each). A SigV4-signed request over a keep-alive agent. The SDK
+ * costs ~1–2.5 ms of CPU per HeadObject here, this ~0.2–0.4 ms; see bench/RESULTS.md for PUT.
  *
  * Only for a custom endpoint addressed path-style (`endpoint/bucket/key`: MinIO, Ceph,
  * s3rver…), where the URL is plain; AWS itself (virtual-hosted buckets, endpoint rules) keeps
  * the SDK. Credentials, the region and the clock-skew correction are the SDK client's own, so
- * every credential source (keys, profile, role) works alike.
+ * every credential source (keys, profile, role) works alike. A PUT is lean only when the SDK
+ * would add nothing to it: no request checksum (`request_checksum: when_required`) and
+ * metadata that is printable ASCII.
  */
 import { createHash, createHmac } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -32,8 +35,7 @@ export interface SignedHead {
   headers: Record<string, string>;
 }
 
-/** The path and signed headers of a HEAD of `key` (exported to compare with the SDK's signer). */
-export function signHead(options: {
+export interface SignOptions {
   host: string;
   /** The endpoint's path, `` or `/base` (no trailing `/`). */
   basePath: string;
@@ -43,26 +45,41 @@ export function signHead(options: {
   credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   now: Date;
   signingKey?: (day: string) => Buffer;
-}): SignedHead {
+}
+
+/** The path and signed headers of a HEAD of `key` (exported to compare with the SDK's signer). */
+export function signHead(options: SignOptions): SignedHead {
+  return signRequest({ ...options, method: 'HEAD', payloadHash: EMPTY_SHA256 });
+}
+
+/**
+ * The path and signed headers of a request on `key`: `headers` (lower-case names) are sent and
+ * signed with host, the payload hash and the date.
+ */
+export function signRequest(
+  options: SignOptions & { method: 'HEAD' | 'PUT'; payloadHash: string; headers?: Record<string, string> },
+): SignedHead {
   const { host, bucket, key, region, credentials } = options;
   const path = `${options.basePath}/${escapeSegment(bucket)}/${key.split('/').map(escapeSegment).join('/')}`;
   const amzDate = options.now.toISOString().replace(/[-:]|\.\d{3}/g, '');
   const day = amzDate.slice(0, 8);
   const headers: Record<string, string> = {
+    ...options.headers,
     host,
-    'x-amz-content-sha256': EMPTY_SHA256,
+    'x-amz-content-sha256': options.payloadHash,
     'x-amz-date': amzDate,
     ...(credentials.sessionToken ? { 'x-amz-security-token': credentials.sessionToken } : {}),
   };
   const names = Object.keys(headers).sort();
   const canonical = [
-    'HEAD',
+    options.method,
     path,
     '',
-    ...names.map((name) => `${name}:${headers[name]}`),
+    // SigV4 canonical values: trimmed, runs of spaces as one.
+    ...names.map((name) => `${name}:${headers[name].trim().replace(/ +/g, ' ')}`),
     '',
     names.join(';'),
-    EMPTY_SHA256,
+    options.payloadHash,
   ].join('\n');
   const scope = `${day}/${region}/s3/aws4_request`;
   const stringToSign = [
@@ -82,17 +99,38 @@ function signingKey(secret: string, day: string, region: string): Buffer {
   return hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), 's3'), 'aws4_request');
 }
 
-/** The error a failed HEAD is, named as the SDK names it (a HEAD answer has no body). */
-function headError(status: number, message: string | undefined): Error {
+/**
+ * The error a failed request is, named as the SDK names it: the `<Code>` and `<Message>` of the
+ * answer's XML body when it has one (a HEAD answer has none), else a name for the status.
+ */
+function requestError(status: number, message: string | undefined, body = ''): Error {
+  const code = /<Code>([^<]*)<\/Code>/.exec(body)?.[1];
+  const said = /<Message>([^<]*)<\/Message>/.exec(body)?.[1];
   const name =
+    code ||
     ({ 301: 'PermanentRedirect', 400: 'BadRequest', 403: 'Forbidden', 412: 'PreconditionFailed' } as const)[
       status as 301
-    ] ?? (status >= 500 ? 'ServiceUnavailable' : 'UnknownError');
-  return Object.assign(new Error(message || `HTTP ${status}`), {
+    ] ||
+    (status >= 500 ? 'ServiceUnavailable' : 'UnknownError');
+  return Object.assign(new Error(said || message || `HTTP ${status}`), {
     name,
     $metadata: { httpStatusCode: status },
   });
 }
+
+/** A single-part PutObject of `body`; resolves to the object's ETag (unquoted). */
+export type LeanPut = (request: {
+  key: string;
+  body: Buffer;
+  /** User metadata (`x-amz-meta-*`). */
+  metadata?: Record<string, string>;
+  /** Create only (`If-None-Match: *`). */
+  exclusive?: boolean;
+  signal?: AbortSignal;
+}) => Promise<string | undefined>;
+
+/** Header values the SDK would send as they are: printable ASCII. */
+const PLAIN_VALUE = /^[\x20-\x7e]*$/;
 
 /**
  * A lean HeadObject for `bucket` at `endpoint`, or undefined when the SDK must do it (no custom
@@ -105,7 +143,9 @@ export async function leanHeadObject(options: {
   bucket: string;
   region: string;
   maxSockets: number;
-}): Promise<{ head: LeanHead; destroy(): void } | undefined> {
+  /** Whether the SDK computes request checksums (then PUTs stay the SDK's). */
+  checksums: boolean;
+}): Promise<{ head: LeanHead; put?: LeanPut; destroy(): void } | undefined> {
   const { client, bucket, region } = options;
   if (options.endpoint === undefined || !options.pathStyle) return undefined;
   const url = new URL(options.endpoint);
@@ -119,10 +159,16 @@ export async function leanHeadObject(options: {
   const agent = new transport.Agent({ keepAlive: true, maxSockets: options.maxSockets });
   const basePath = url.pathname.replace(/\/+$/, '');
   let cached: { secret: string; day: string; key: Buffer } | undefined;
-  const head: LeanHead = async (key, signal) => {
+  const sign = async (
+    method: 'HEAD' | 'PUT',
+    key: string,
+    payloadHash: string,
+    headers?: Record<string, string>,
+  ): Promise<SignedHead> => {
     const credentials = await client.config.credentials();
     const offset = (client.config as { systemClockOffset?: number }).systemClockOffset ?? 0;
-    const { path, headers } = signHead({
+    return signRequest({
+      method,
       host: url.host,
       basePath,
       bucket,
@@ -130,6 +176,8 @@ export async function leanHeadObject(options: {
       region,
       credentials,
       now: new Date(Date.now() + offset),
+      payloadHash,
+      headers,
       signingKey: (day) => {
         if (cached?.secret !== credentials.secretAccessKey || cached.day !== day) {
           cached = {
@@ -141,49 +189,101 @@ export async function leanHeadObject(options: {
         return cached.key;
       },
     });
-    return send(path, headers, signal);
   };
-  /** One HEAD; a dropped keep-alive socket or a server error is tried twice more (a HEAD is idempotent). */
-  async function send(path: string, headers: Record<string, string>, signal: AbortSignal | undefined) {
-    for (let attempt = 1; ; attempt++) {
+
+  const head: LeanHead = async (key, signal) => {
+    const { path, headers } = await sign('HEAD', key, EMPTY_SHA256);
+    const answer = await send(() => once('HEAD', path, headers, undefined, signal), signal);
+    if (answer.status === 404) return null;
+    if (answer.status !== 200) throw requestError(answer.status, answer.message);
+    const length = answer.headers['content-length'];
+    return {
+      size: length === undefined ? undefined : Number(length),
+      etag: unquoted(answer.headers.etag),
+    };
+  };
+
+  const put: LeanPut = async ({ key, body, metadata = {}, exclusive, signal }) => {
+    const extra: Record<string, string> = exclusive ? { 'if-none-match': '*' } : {};
+    for (const [name, value] of Object.entries(metadata)) extra[`x-amz-meta-${name.toLowerCase()}`] = value;
+    // Over plain http the body is signed (as the SDK does); TLS already protects it in transit.
+    const payloadHash = secure ? 'UNSIGNED-PAYLOAD' : createHash('sha256').update(body).digest('hex');
+    const signed = await sign('PUT', key, payloadHash, extra);
+    const headers = { ...signed.headers, 'content-length': String(body.length) };
+    const answer = await send(() => once('PUT', signed.path, headers, body, signal), signal);
+    if (answer.status !== 200) throw requestError(answer.status, answer.message, answer.body);
+    return unquoted(answer.headers.etag);
+  };
+
+  /**
+   * One request; a dropped keep-alive socket, a server error or a throttling answer is tried
+   * again, up to the SDK client's own `maxAttempts` (3 unless configured, as AWS_MAX_ATTEMPTS
+   * does): a HEAD is idempotent, and so is a PUT of the whole object, which never shows half
+   * of it.
+   */
+  async function send(attempt: () => Promise<Answer>, signal: AbortSignal | undefined): Promise<Answer> {
+    const attempts = Math.max(1, (await client.config.maxAttempts()) || 3);
+    for (let n = 1; ; n++) {
+      const last = n >= attempts || signal?.aborted === true;
+      let answer: Answer | undefined;
       try {
-        return await once(path, headers, signal);
+        answer = await attempt();
       } catch (err) {
-        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-        const transient =
-          status === undefined ? (err as { code?: string }).code !== 'ABORT_ERR' : status >= 500;
-        if (!transient || attempt >= 3 || signal?.aborted) throw err;
-        await new Promise((r) => setTimeout(r, 100 * attempt));
+        if ((err as { code?: string }).code === 'ABORT_ERR' || last) throw err;
       }
+      if (answer && (last || !(answer.status >= 500 || answer.status === 429))) return answer;
+      await new Promise((r) => setTimeout(r, 100 * n));
     }
   }
   function once(
+    method: 'HEAD' | 'PUT',
     path: string,
     headers: Record<string, string>,
+    body: Buffer | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<{ size?: number; etag?: string } | null> {
+  ): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const request = transport.request(
-        { agent, hostname: url.hostname, port: url.port || undefined, method: 'HEAD', path, headers, signal },
+        { agent, hostname: url.hostname, port: url.port || undefined, method, path, headers, signal },
         (response) => {
-          response.resume();
-          response.once('end', () => {
-            const status = response.statusCode ?? 0;
-            if (status === 404) return resolve(null);
-            if (status !== 200) return reject(headError(status, response.statusMessage));
-            const length = response.headers['content-length'];
-            const etag = response.headers.etag;
-            resolve({
-              size: length === undefined ? undefined : Number(length),
-              etag: etag?.replace(/^"|"$/g, ''),
+          const status = response.statusCode ?? 0;
+          // An error's XML body says why (bounded); a success's body is nothing we need.
+          let text = '';
+          if (status >= 300) {
+            response.setEncoding('utf8');
+            response.on('data', (chunk: string) => {
+              if (text.length < 64 * 1024) text += chunk;
             });
-          });
+          } else response.resume();
+          response.once('end', () =>
+            resolve({ status, message: response.statusMessage, headers: response.headers, body: text }),
+          );
           response.once('error', reject);
         },
       );
       request.once('error', reject);
-      request.end();
+      request.end(body);
     });
   }
-  return { head, destroy: () => agent.destroy() };
+  return {
+    head,
+    ...(options.checksums ? {} : { put }),
+    destroy: () => agent.destroy(),
+  };
+}
+
+interface Answer {
+  status: number;
+  message: string | undefined;
+  headers: import('node:http').IncomingHttpHeaders;
+  body: string;
+}
+
+function unquoted(etag: string | undefined): string | undefined {
+  return etag?.replace(/^"|"$/g, '');
+}
+
+/** Whether `metadata` can go as it is in headers of a lean PUT (printable ASCII values). */
+export function leanMetadata(metadata: Record<string, string> | undefined): boolean {
+  return metadata === undefined || Object.values(metadata).every((v) => PLAIN_VALUE.test(v));
 }

@@ -15,6 +15,7 @@
 import type { Readable } from 'node:stream';
 import type { CompletedPart } from '@aws-sdk/client-s3';
 import type { S3Connection } from './client.js';
+import { leanMetadata } from './lean-head.js';
 
 /** Reusable part buffers of one size, shared by a sink's uploads. */
 export class PartBufferPool {
@@ -224,11 +225,15 @@ export async function uploadObject(
 
   if (first !== undefined) {
     // The whole body fits in one part: one PutObject.
+    const whole = first.length === 1 ? first[0] : Buffer.concat(first, firstLength);
+    if (conn.leanPut && leanMetadata(metadata)) {
+      return conn.leanPut({ key, body: whole, metadata, exclusive, signal });
+    }
     const result = await client.send(
       new sdk.PutObjectCommand({
         Bucket: bucket,
         Key: key,
-        Body: first.length === 1 ? first[0] : Buffer.concat(first, firstLength),
+        Body: whole,
         ContentLength: firstLength,
         Metadata: metadata,
         IfNoneMatch: ifNoneMatch,

@@ -20,6 +20,8 @@ export interface S3rverRequest {
   url: string;
   /** True when the request carried `x-amz-copy-source` (CopyObject / UploadPartCopy). */
   copy: boolean;
+  /** True when the AWS SDK sent it (its user-agent), false for Sluice's lean requests. */
+  sdk: boolean;
 }
 
 export interface S3rverHandle {
@@ -41,7 +43,7 @@ const S3rver = require('s3rver');
 const server = new S3rver({ address: '127.0.0.1', port: 0, directory: process.argv[1], silent: true });
 server.run().then((address) => {
   if (process.argv[2] !== 'quiet') server.httpServer.prependListener('request', (req) => {
-    process.stdout.write(JSON.stringify({ log: { method: req.method, url: req.url, copy: 'x-amz-copy-source' in req.headers } }) + '\\n');
+    process.stdout.write(JSON.stringify({ log: { method: req.method, url: req.url, copy: 'x-amz-copy-source' in req.headers, sdk: /aws-sdk/.test(req.headers['user-agent'] || '') } }) + '\\n');
   });
   process.stdout.write(JSON.stringify({ port: address.port }) + '\\n');
 }, (err) => { console.error(err); process.exit(1); });

@@ -1,0 +1,106 @@
+/**
+ * The s3 connector's lean requests (plugins/s3/lean-head.ts) against s3rver: a small object's
+ * PutObject and a tidy-up's HeadObject go SigV4-signed straight over HTTP, not through the
+ * SDK; the SDK keeps what the lean path does not do as it would (metadata that is not printable
+ * ASCII) and everything with `lean_requests: false`. Told apart by the user-agent s3rver saw.
+ * (That the signatures are the SDK's own is proven in plugins/s3/lean-head.test.ts: s3rver does
+ * not check them.)
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectS3, isS3Retryable, type S3Connection, s3Reason } from '../../plugins/s3/client.js';
+import { PartBufferPool, uploadObject } from '../../plugins/s3/multipart.js';
+import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
+
+const BUCKET = 'sluice-lean';
+let server: S3rverHandle;
+const conns: S3Connection[] = [];
+
+const connect = async (extra: { lean_requests?: boolean; bucket?: string } = {}) => {
+  const conn = await connectS3({
+    bucket: extra.bucket ?? BUCKET,
+    endpoint: server.endpoint,
+    access_key_id: server.credentials.accessKeyId,
+    secret_access_key: server.credentials.secretAccessKey,
+    ...(extra.lean_requests !== undefined ? { lean_requests: extra.lean_requests } : {}),
+  });
+  conns.push(conn);
+  return conn;
+};
+
+beforeAll(async () => {
+  server = await startS3rver();
+  await server.createBucket(BUCKET);
+});
+
+afterAll(async () => {
+  for (const conn of conns) conn.client.destroy();
+  await server?.stop();
+});
+
+async function put(conn: S3Connection, key: string, body: Buffer, metadata: Record<string, string> = {}) {
+  await server.clearRequests();
+  const etag = await uploadObject(conn, Readable.from([body]), {
+    key,
+    metadata,
+    exclusive: false,
+    size: body.length,
+    queueSize: 2,
+    pool: new PartBufferPool(5 * 1024 * 1024, 3),
+    signal: new AbortController().signal,
+  });
+  const puts = (await server.requests()).filter((r) => r.method === 'PUT');
+  return { etag, puts };
+}
+
+const stored = (conn: S3Connection, key: string) =>
+  conn.client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+
+describe('s3 lean requests', () => {
+  it('a small object is one PutObject sent without the SDK, with its metadata and its MD5 as ETag', async () => {
+    const conn = await connect();
+    const body = Buffer.from('id,amount\n1,2\n');
+    const { etag, puts } = await put(conn, 'odd/a  file (1)+ü.csv', body, {
+      'Sluice-Mtime': '2026-01-02T03:04:05Z',
+    });
+    expect(puts).toHaveLength(1);
+    expect(puts[0]).toMatchObject({ sdk: false });
+    expect(etag).toBe(createHash('md5').update(body).digest('hex'));
+    const head = await stored(conn, 'odd/a  file (1)+ü.csv');
+    expect(head.ContentLength).toBe(body.length);
+    expect(head.ETag?.replace(/"/g, '')).toBe(etag);
+    expect(head.Metadata).toEqual({ 'sluice-mtime': '2026-01-02T03:04:05Z' });
+  });
+
+  it('metadata that is not printable ASCII, and every request with lean_requests: false, go through the SDK', async () => {
+    const lean = await connect();
+    const odd = await put(lean, 'meta/ü.csv', Buffer.from('x'), { note: 'naïve' });
+    expect(odd.puts.map((r) => r.sdk)).toEqual([true]);
+    const sdkOnly = await connect({ lean_requests: false });
+    expect(sdkOnly.leanHead).toBeUndefined();
+    const plain = await put(sdkOnly, 'meta/plain.csv', Buffer.from('x'), { note: 'plain' });
+    expect(plain.puts.map((r) => r.sdk)).toEqual([true]);
+  });
+
+  it("a service's refusal is the SDK's error: its code, its message, not retried", async () => {
+    const conn = await connect({ bucket: 'no-such-bucket' });
+    const failed = await put(conn, 'a.csv', Buffer.from('x')).catch((err: unknown) => err);
+    expect(failed).toMatchObject({ name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } });
+    expect(s3Reason(failed)).toMatch(/NoSuchBucket/);
+    expect(isS3Retryable(failed)).toBe(false);
+  });
+
+  it('a HeadObject of the tidy-up is lean too: size and ETag, null when there is none', async () => {
+    const conn = await connect();
+    const { etag } = await put(conn, 'head/a.csv', Buffer.from('12345'));
+    await server.clearRequests();
+    expect(await conn.leanHead!('head/a.csv')).toEqual({ size: 5, etag });
+    expect(await conn.leanHead!('head/none.csv')).toBeNull();
+    expect((await server.requests()).map((r) => [r.method, r.sdk])).toEqual([
+      ['HEAD', false],
+      ['HEAD', false],
+    ]);
+  });
+});
