@@ -5,15 +5,19 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { describe, expect, it } from 'vitest';
 import { signHead, signRequest } from './lean-head.js';
 
-/** What the AWS SDK's own S3 signer makes of the same HEAD (S3 signs paths unescaped again). */
-async function sdkSigned(options: Parameters<typeof signHead>[0]) {
-  const signer = new SignatureV4({
+/** The AWS SDK's own S3 signer (S3 signs paths unescaped again). */
+const sdkSigner = (options: Pick<Parameters<typeof signHead>[0], 'credentials' | 'region'>) =>
+  new SignatureV4({
     credentials: options.credentials,
     region: options.region,
     service: 's3',
     sha256: Sha256,
     uriEscapePath: false,
   });
+
+/** What the AWS SDK's own S3 signer makes of the same HEAD. */
+async function sdkSigned(options: Parameters<typeof signHead>[0]) {
+  const signer = sdkSigner(options);
   const ours = signHead(options);
   const request = new HttpRequest({
     method: 'HEAD',
@@ -88,13 +92,7 @@ describe('signRequest', () => {
       },
     };
     const ours = signRequest(options);
-    const signer = new SignatureV4({
-      credentials: options.credentials,
-      region: options.region,
-      service: 's3',
-      sha256: Sha256,
-      uriEscapePath: false,
-    });
+    const signer = sdkSigner(options);
     const { authorization: _, ...sent } = ours.headers;
     const request = new HttpRequest({
       method: 'PUT',
