@@ -21,7 +21,14 @@ import {
   versionChange,
 } from '../object-store/source.js';
 import { type DeleteBatcher, type DeleteTransport, deleteObjectsInput } from './delete-batch.js';
-import { type LeanHead, type LeanPut, leanHeadObject } from './lean-head.js';
+import {
+  type LeanCopy,
+  type LeanHead,
+  type LeanHeaders,
+  type LeanPut,
+  leanHeadObject,
+  leanMetadata,
+} from './lean-head.js';
 
 export type S3Sdk = typeof import('@aws-sdk/client-s3');
 
@@ -94,7 +101,7 @@ export const s3ConnectionFields = {
   lean_requests: Type.Boolean({
     default: true,
     description:
-      'On a custom `endpoint` addressed path-style, send the hot requests — HeadObject (tidy-up checks) and the PutObject of an object smaller than `part_size` — SigV4-signed directly instead of through the SDK’s middleware, with the SDK client’s own credentials and clock: several times less CPU per request. Not with `request_checksum: when_supported` or metadata that is not printable ASCII. `false`: every request through the SDK.',
+      'On a custom `endpoint` addressed path-style, send the hot requests — HeadObject (tidy-up checks), the PutObject of an object smaller than `part_size`, and server-side CopyObject — SigV4-signed directly instead of through the SDK’s middleware, with the SDK client’s own credentials and clock: several times less CPU per request. Not with `request_checksum: when_supported` or metadata that is not printable ASCII. `false`: every request through the SDK.',
   }),
 };
 
@@ -125,6 +132,9 @@ export interface S3Connection {
   leanHead?: LeanHead;
   /** Single-part PutObject without the SDK's middleware, where the endpoint allows it. */
   leanPut?: LeanPut;
+  /** CopyObject, and the source's HeadObject of a REPLACE copy, likewise. */
+  leanCopy?: LeanCopy;
+  leanHeaders?: LeanHeaders;
 }
 
 export const S3_ORIGIN_KIND = 's3';
@@ -229,6 +239,8 @@ export async function connectS3(config: S3ConnectionConfig): Promise<S3Connectio
     endpointId: endpointIdentity(endpoint),
     leanHead: lean?.head,
     leanPut: lean?.put,
+    leanCopy: lean?.copy,
+    leanHeaders: lean?.headersOf,
   };
 }
 
@@ -511,6 +523,9 @@ export async function copyObject(
   } = {},
 ): Promise<string | undefined> {
   const ifMatch = options.ifMatch === undefined ? undefined : quotedEtag(options.ifMatch);
+  if (conn.leanCopy && conn.leanHeaders && leanMetadata(options.metadata)) {
+    return leanCopyObject(conn as LeanConnection, from, toKey, { ...options, ifMatch });
+  }
   // REPLACE drops every header of the source, not only its user metadata: carry them over
   // (one HeadObject of the source), so a copy keeps its Content-Type as a plain copy does.
   const replaced =
@@ -539,6 +554,68 @@ export async function copyObject(
     result = await send('uri');
   }
   return result.CopyObjectResult?.ETag?.replace(/^"|"$/g, '');
+}
+
+type LeanConnection = S3Connection & Required<Pick<S3Connection, 'leanCopy' | 'leanHeaders'>>;
+
+/** The headers a REPLACE copy carries over from its source (as the SDK path's HeadObject does). */
+const CARRIED_HEADERS = [
+  'content-type',
+  'content-encoding',
+  'content-disposition',
+  'content-language',
+  'cache-control',
+  'expires',
+];
+
+/** `copyObject` through the lean requests (lean-head.ts); `ifMatch` is quoted. */
+async function leanCopyObject(
+  conn: LeanConnection,
+  from: { bucket: string; key: string },
+  toKey: string,
+  options: {
+    metadata?: Record<string, string>;
+    signal?: AbortSignal;
+    ifMatch?: string;
+    ifNoneMatch?: boolean;
+  },
+): Promise<string | undefined> {
+  const { signal, ifMatch } = options;
+  let replace: Record<string, string> | undefined;
+  if (options.metadata) {
+    const source = await conn.leanHeaders({ bucket: from.bucket, key: from.key, ifMatch, signal });
+    replace = {};
+    for (const [name, value] of Object.entries(source)) {
+      if (typeof value !== 'string') continue;
+      if (CARRIED_HEADERS.includes(name) || name.startsWith('x-amz-meta-')) replace[name] = value;
+    }
+    for (const [name, value] of Object.entries(options.metadata))
+      replace[`x-amz-meta-${name.toLowerCase()}`] = value;
+    // A value the source had that is not plain ASCII: the SDK sends it as it does.
+    if (!leanMetadata(replace)) {
+      const { leanCopy: _, ...sdkOnly } = conn;
+      return copyObject(sdkOnly, from, toKey, {
+        ...options,
+        ifMatch: options.ifMatch?.replace(/^"|"$/g, ''),
+      });
+    }
+  }
+  const send = (style: 'component' | 'uri') =>
+    conn.leanCopy({
+      key: toKey,
+      copySource: copySource(from.bucket, from.key, style),
+      ifMatch,
+      exclusive: options.ifNoneMatch,
+      replace,
+      signal,
+    });
+  try {
+    return await send('component');
+  } catch (err) {
+    // As the SDK path: a server that decodes the copy source with decodeURI semantics.
+    if (!isNotFound(err) || !URI_RESERVED.test(from.key)) throw err;
+    return send('uri');
+  }
 }
 
 /** The source's headers and user metadata, with `metadata` over them, for a REPLACE copy. */

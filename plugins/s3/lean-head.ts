@@ -108,9 +108,15 @@ function requestError(status: number, message: string | undefined, body = ''): E
   const said = /<Message>([^<]*)<\/Message>/.exec(body)?.[1];
   const name =
     code ||
-    ({ 301: 'PermanentRedirect', 400: 'BadRequest', 403: 'Forbidden', 412: 'PreconditionFailed' } as const)[
-      status as 301
-    ] ||
+    (
+      {
+        301: 'PermanentRedirect',
+        400: 'BadRequest',
+        403: 'Forbidden',
+        404: 'NotFound',
+        412: 'PreconditionFailed',
+      } as const
+    )[status as 301] ||
     (status >= 500 ? 'ServiceUnavailable' : 'UnknownError');
   return Object.assign(new Error(said || message || `HTTP ${status}`), {
     name,
@@ -129,6 +135,29 @@ export type LeanPut = (request: {
   signal?: AbortSignal;
 }) => Promise<string | undefined>;
 
+/**
+ * A server-side CopyObject into the connection's bucket; resolves to the copy's ETag (unquoted).
+ * `replace`: the headers of a REPLACE copy (content headers, `x-amz-meta-*`).
+ */
+export type LeanCopy = (request: {
+  key: string;
+  /** The `x-amz-copy-source` value (`bucket/escaped-key`). */
+  copySource: string;
+  /** Quoted ETag the source must have. */
+  ifMatch?: string;
+  exclusive?: boolean;
+  replace?: Record<string, string>;
+  signal?: AbortSignal;
+}) => Promise<string | undefined>;
+
+/** The headers of a HeadObject of any bucket on the endpoint; a missing object throws NotFound. */
+export type LeanHeaders = (request: {
+  bucket: string;
+  key: string;
+  ifMatch?: string;
+  signal?: AbortSignal;
+}) => Promise<import('node:http').IncomingHttpHeaders>;
+
 /** Header values the SDK would send as they are: printable ASCII. */
 const PLAIN_VALUE = /^[\x20-\x7e]*$/;
 
@@ -145,7 +174,9 @@ export async function leanHeadObject(options: {
   maxSockets: number;
   /** Whether the SDK computes request checksums (then PUTs stay the SDK's). */
   checksums: boolean;
-}): Promise<{ head: LeanHead; put?: LeanPut; destroy(): void } | undefined> {
+}): Promise<
+  { head: LeanHead; put?: LeanPut; copy?: LeanCopy; headersOf?: LeanHeaders; destroy(): void } | undefined
+> {
   const { client, bucket, region } = options;
   if (options.endpoint === undefined || !options.pathStyle) return undefined;
   const url = new URL(options.endpoint);
@@ -164,6 +195,7 @@ export async function leanHeadObject(options: {
     key: string,
     payloadHash: string,
     headers?: Record<string, string>,
+    inBucket = bucket,
   ): Promise<SignedHead> => {
     const credentials = await client.config.credentials();
     const offset = (client.config as { systemClockOffset?: number }).systemClockOffset ?? 0;
@@ -171,7 +203,7 @@ export async function leanHeadObject(options: {
       method,
       host: url.host,
       basePath,
-      bucket,
+      bucket: inBucket,
       key,
       region,
       credentials,
@@ -215,6 +247,35 @@ export async function leanHeadObject(options: {
     return unquoted(answer.headers.etag);
   };
 
+  const headersOf: LeanHeaders = async ({ bucket: inBucket, key, ifMatch, signal }) => {
+    const { path, headers } = await sign(
+      'HEAD',
+      key,
+      EMPTY_SHA256,
+      ifMatch === undefined ? {} : { 'if-match': ifMatch },
+      inBucket,
+    );
+    const answer = await send(() => once('HEAD', path, headers, undefined, signal), signal);
+    if (answer.status !== 200) throw requestError(answer.status, answer.message);
+    return answer.headers;
+  };
+
+  const copy: LeanCopy = async ({ key, copySource, ifMatch, exclusive, replace, signal }) => {
+    const extra: Record<string, string> = { 'x-amz-copy-source': copySource, ...replace };
+    if (ifMatch !== undefined) extra['x-amz-copy-source-if-match'] = ifMatch;
+    if (exclusive) extra['if-none-match'] = '*';
+    if (replace) extra['x-amz-metadata-directive'] = 'REPLACE';
+    const signed = await sign('PUT', key, secure ? 'UNSIGNED-PAYLOAD' : EMPTY_SHA256, extra);
+    const headers = { ...signed.headers, 'content-length': '0' };
+    const answer = await send(() => once('PUT', signed.path, headers, undefined, signal), signal);
+    // A copy can fail after S3 answered 200: the error is then the body.
+    if (answer.status !== 200 || answer.body.includes('<Error>')) {
+      throw requestError(answer.status === 200 ? 500 : answer.status, answer.message, answer.body);
+    }
+    const etag = /<ETag>([^<]*)<\/ETag>/.exec(answer.body)?.[1];
+    return etag === undefined ? undefined : unquoted(etag.replace(/&quot;|&#34;/g, '"'));
+  };
+
   /**
    * One request; a dropped keep-alive socket, a server error or a throttling answer is tried
    * again, up to the SDK client's own `maxAttempts` (3 unless configured, as AWS_MAX_ATTEMPTS
@@ -247,9 +308,10 @@ export async function leanHeadObject(options: {
         { agent, hostname: url.hostname, port: url.port || undefined, method, path, headers, signal },
         (response) => {
           const status = response.statusCode ?? 0;
-          // An error's XML body says why (bounded); a success's body is nothing we need.
+          // An error's XML body says why, a copy's says its ETag (bounded); a HEAD or a PUT of an
+          // object answer with no body.
           let text = '';
-          if (status >= 300) {
+          if (status >= 300 || method === 'PUT') {
             response.setEncoding('utf8');
             response.on('data', (chunk: string) => {
               if (text.length < 64 * 1024) text += chunk;
@@ -267,7 +329,7 @@ export async function leanHeadObject(options: {
   }
   return {
     head,
-    ...(options.checksums ? {} : { put }),
+    ...(options.checksums ? {} : { put, copy, headersOf }),
     destroy: () => agent.destroy(),
   };
 }

@@ -1,16 +1,22 @@
 /**
  * The s3 connector's lean requests (plugins/s3/lean-head.ts) against s3rver: a small object's
- * PutObject and a tidy-up's HeadObject go SigV4-signed straight over HTTP, not through the
- * SDK; the SDK keeps what the lean path does not do as it would (metadata that is not printable
+ * PutObject, a server-side copy (and its source's HeadObject) and a tidy-up's HeadObject go
+ * SigV4-signed straight over HTTP, not through the SDK; the SDK keeps what the lean path does not do as it would (metadata that is not printable
  * ASCII) and everything with `lean_requests: false`. Told apart by the user-agent s3rver saw.
  * (That the signatures are the SDK's own is proven in plugins/s3/lean-head.test.ts: s3rver does
  * not check them.)
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectS3, isS3Retryable, type S3Connection, s3Reason } from '../../plugins/s3/client.js';
+import {
+  connectS3,
+  copyObject,
+  isS3Retryable,
+  type S3Connection,
+  s3Reason,
+} from '../../plugins/s3/client.js';
 import { PartBufferPool, uploadObject } from '../../plugins/s3/multipart.js';
 import { type S3rverHandle, startS3rver } from '../servers/s3rver.js';
 
@@ -90,6 +96,49 @@ describe('s3 lean requests', () => {
     expect(failed).toMatchObject({ name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } });
     expect(s3Reason(failed)).toMatch(/NoSuchBucket/);
     expect(isS3Retryable(failed)).toBe(false);
+  });
+
+  it('a server-side copy is lean: a REPLACE copy keeps the source content headers and takes the new metadata', async () => {
+    for (const lean of [true, false]) {
+      const conn = await connect({ lean_requests: lean });
+      await conn.client.send(
+        new PutObjectCommand({
+          Bucket: BUCKET,
+          Key: `copy-${lean}/from (1).csv`,
+          Body: 'a,b\n',
+          ContentType: 'text/csv',
+          Metadata: { origin: 'partner' },
+        }),
+      );
+      await server.clearRequests();
+      const from = { bucket: BUCKET, key: `copy-${lean}/from (1).csv` };
+      const plain = await copyObject(conn, from, `copy-${lean}/plain.csv`);
+      const replaced = await copyObject(conn, from, `copy-${lean}/replaced.csv`, {
+        metadata: { 'sluice-mtime': '2026-01-02T03:04:05Z' },
+      });
+      const sent = (await server.requests()).map((r) => [r.method, r.copy, r.sdk]);
+      // The plain copy; the REPLACE copy's HeadObject of its source, then the copy.
+      expect(sent).toEqual([
+        ['PUT', true, !lean],
+        ['HEAD', false, !lean],
+        ['PUT', true, !lean],
+      ]);
+      const source = await stored(conn, from.key);
+      expect(plain).toBe(source.ETag?.replace(/"/g, ''));
+      expect(replaced).toBe(source.ETag?.replace(/"/g, ''));
+      expect(await stored(conn, `copy-${lean}/plain.csv`)).toMatchObject({
+        ContentType: 'text/csv',
+        Metadata: { origin: 'partner' },
+      });
+      expect(await stored(conn, `copy-${lean}/replaced.csv`)).toMatchObject({
+        ContentType: 'text/csv',
+        Metadata: { origin: 'partner', 'sluice-mtime': '2026-01-02T03:04:05Z' },
+      });
+      const missing = await copyObject(conn, { bucket: BUCKET, key: 'copy/none.csv' }, 'copy/x.csv').catch(
+        (err: unknown) => err,
+      );
+      expect(missing).toMatchObject({ name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } });
+    }
   });
 
   it('a HeadObject of the tidy-up is lean too: size and ETag, null when there is none', async () => {
