@@ -19,6 +19,8 @@ const suite = clusterSuite('sluice-cluster-watch-', {
   env: () => ({ REDIS_PORT: String(suite.redis.port) }),
 });
 const { ws, start } = suite;
+/** What a sink folder holds, without the temp files of writes under way (or of attempts that failed). */
+const delivered = (dir: string) => listFiles(ws.path(dir)).filter((f) => !f.startsWith('.sluice-tmp/'));
 const put = (dir: string, names: string[]) => {
   for (const n of names) ws.write(`${dir}/${n}`, `content of ${n}\n`.repeat(200));
 };
@@ -35,13 +37,13 @@ describe('sluice watch --cluster', () => {
     const watch = start(['watch', 'cw.yaml', '--debounce', '100']);
 
     put('cw-in', ['a.txt', 'b.txt']);
-    await waitFor(() => listFiles(ws.path('cw-v1')).length === 2, 60_000, 'a and b in cw-v1');
+    await waitFor(() => delivered('cw-v1').length === 2, 60_000, 'a and b in cw-v1');
     await waitFor(() => listFiles(ws.path('cw-in')).length === 0, 60_000, 'the sources deleted');
 
     ws.pipeline(version('cw-v2'), 'cw.yaml');
     await waitFor(() => watch.output().includes('reload applied'), 60_000, 'the reload');
     put('cw-in', ['c.txt']);
-    await waitFor(() => listFiles(ws.path('cw-v2')).length === 1, 60_000, 'c in cw-v2');
+    await waitFor(() => delivered('cw-v2').length === 1, 60_000, 'c in cw-v2');
     expect(worker.output()).toContain('loaded a new pipeline version from the cluster');
 
     ws.pipeline(`${version('cw-v3')}sink_typo: true\n`, 'cw.yaml');
@@ -51,7 +53,7 @@ describe('sluice watch --cluster', () => {
       'the invalid edit to be reported',
     );
     put('cw-in', ['d.txt']);
-    await waitFor(() => listFiles(ws.path('cw-v2')).length === 2, 60_000, 'd in cw-v2 (the running version)');
+    await waitFor(() => delivered('cw-v2').length === 2, 60_000, 'd in cw-v2 (the running version)');
 
     expect(listFiles(ws.path('cw-v1'))).toEqual(['a.txt', 'b.txt']);
     expect(listFiles(ws.path('cw-v2'))).toEqual(['c.txt', 'd.txt']);
