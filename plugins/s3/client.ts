@@ -2,6 +2,8 @@
  * What the s3 source and sink share: connection options, the client factory (the AWS SDK is
  * imported here, lazily, only when a pipeline uses S3), error classification, object access.
  */
+
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { HeadObjectCommandOutput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { Type } from '@sinclair/typebox';
@@ -443,11 +445,38 @@ export function storedFromHead(head: HeadObjectCommandOutput): StoredObject {
   };
 }
 
+/** `storedFromHead` of a lean HeadObject's raw headers (the same fields, as the SDK reads them). */
+function storedFromHeaders(headers: IncomingHttpHeaders): StoredObject {
+  const text = (name: string) => {
+    const value = headers[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  const lastModified = text('last-modified');
+  return storedFromHead({
+    $metadata: {},
+    ContentLength: text('content-length') === undefined ? undefined : Number(text('content-length')),
+    ETag: text('etag'),
+    SSECustomerAlgorithm: text('x-amz-server-side-encryption-customer-algorithm'),
+    ServerSideEncryption: text(
+      'x-amz-server-side-encryption',
+    ) as HeadObjectCommandOutput['ServerSideEncryption'],
+    LastModified: lastModified === undefined ? undefined : new Date(lastModified),
+    Metadata: Object.fromEntries(
+      Object.entries(headers)
+        .filter(([name, value]) => name.startsWith('x-amz-meta-') && typeof value === 'string')
+        .map(([name, value]) => [name.slice('x-amz-meta-'.length), value as string]),
+    ),
+  });
+}
+
 export function s3ObjectAccess(conn: S3Connection): ObjectStoreAccess {
   return {
     location: (key) => s3Location(conn.bucket, key),
     async stat(key, signal): Promise<StoredObject | null> {
       try {
+        if (conn.leanHeaders) {
+          return storedFromHeaders(await conn.leanHeaders({ bucket: conn.bucket, key, signal }));
+        }
         const head = await conn.client.send(
           new conn.sdk.HeadObjectCommand({ Bucket: conn.bucket, Key: key }),
           {

@@ -10,11 +10,14 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MTIME_METADATA } from '../../plugins/object-store/mtime.js';
 import {
   connectS3,
   copyObject,
   isS3Retryable,
+  S3_SHA256_METADATA,
   type S3Connection,
+  s3ObjectAccess,
   s3Reason,
 } from '../../plugins/s3/client.js';
 import { PartBufferPool, uploadObject } from '../../plugins/s3/multipart.js';
@@ -139,6 +142,31 @@ describe('s3 lean requests', () => {
       );
       expect(missing).toMatchObject({ name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } });
     }
+  });
+
+  it("the sink's read-back of what it stored is lean and reads the same as the SDK's", async () => {
+    const seen: unknown[] = [];
+    for (const lean of [true, false]) {
+      const conn = await connect({ lean_requests: lean });
+      await put(conn, 'stat/a.csv', Buffer.from('12345'), {
+        [S3_SHA256_METADATA]: 'ab'.repeat(32),
+        [MTIME_METADATA]: '2026-01-02T03:04:05.678Z',
+      });
+      await server.clearRequests();
+      seen.push(await s3ObjectAccess(conn).stat('stat/a.csv'));
+      expect(await s3ObjectAccess(conn).stat('stat/none.csv')).toBeNull();
+      expect((await server.requests()).map((r) => [r.method, r.sdk])).toEqual([
+        ['HEAD', !lean],
+        ['HEAD', !lean],
+      ]);
+    }
+    expect(seen[0]).toEqual({
+      size: 5,
+      md5: createHash('md5').update('12345').digest('hex'),
+      sha256: 'ab'.repeat(32),
+      mtime: new Date('2026-01-02T03:04:05.678Z'),
+    });
+    expect(seen[1]).toEqual(seen[0]);
   });
 
   it('a HeadObject of the tidy-up is lean too: size and ETag, null when there is none', async () => {
