@@ -34,7 +34,7 @@ import {
   openListedSync,
   PROC_FD,
 } from './listed-file.js';
-import { onLocalDisk, SYNC_MAX_BYTES, SyncGate } from './sync-io.js';
+import { localDiskDevice, SYNC_MAX_BYTES, SyncGate } from './sync-io.js';
 
 const config = Type.Object(
   {
@@ -84,14 +84,14 @@ export const localSink = definePlugin({
     const madeDirs = new Map<string, Promise<void>>([[root, Promise.resolve()]]);
     let counter = 0;
     const gate = new SyncGate();
-    const sinkOnDisk = await onLocalDisk(root);
-    const sourceDisks = new Map<string, Promise<boolean>>();
-    const sourceOnDisk = (realRoot: string | undefined): Promise<boolean> => {
-      if (realRoot === undefined) return Promise.resolve(false);
-      let known = sourceDisks.get(realRoot);
+    const sinkDevice = await localDiskDevice(root);
+    const sourceDevices = new Map<string, Promise<number | undefined>>();
+    const sourceDevice = (realRoot: string | undefined): Promise<number | undefined> => {
+      if (realRoot === undefined) return Promise.resolve(undefined);
+      let known = sourceDevices.get(realRoot);
       if (!known) {
-        known = onLocalDisk(realRoot);
-        sourceDisks.set(realRoot, known);
+        known = localDiskDevice(realRoot);
+        sourceDevices.set(realRoot, known);
       }
       return known;
     };
@@ -216,7 +216,9 @@ export const localSink = definePlugin({
         const at = item.origin?.kind === 'local' ? item.origin.location : undefined;
         if (!at?.path || at.ino === undefined || !PROC_FD || cfg.verify === 'sha256') return null;
         // Small files between two local disks: every call on this thread (sync-io.ts).
-        const sync = gate.allows(item.size) && sinkOnDisk && (await sourceOnDisk(at.realRoot));
+        const device =
+          gate.allows(item.size) && sinkDevice !== undefined && (await sourceDevice(at.realRoot));
+        const sync = typeof device === 'number';
         const io = sync ? SYNC_IO : THREAD_POOL_IO;
         // Timed: the open and the copy, which read the source (a cold disk shows there), and
         // have no await between them that would let other items' work into the measure.
@@ -234,7 +236,7 @@ export const localSink = definePlugin({
           const why = notListed(st, item, real, at.realRoot);
           if (why !== undefined) throw changedSinceListing(item.path, why);
           if (String(st.ino) !== at.ino) return null;
-          if (sync) {
+          if (sync && st.dev === device) {
             written = writeSmall(fd, st, temp, item);
             gate.took(startedAt);
           } else await copyFile(`${PROC_FD}/${fd}`, temp);

@@ -1,13 +1,14 @@
+import { statSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { onLocalDisk, SYNC_MAX_BYTES, SyncGate } from './sync-io.js';
+import { localDiskDevice, SYNC_MAX_BYTES, SyncGate } from './sync-io.js';
 
 afterEach(() => vi.useRealTimers());
 
 describe('calls on the calling thread: where and when', () => {
-  it('only on local disk file systems', async () => {
-    expect(await onLocalDisk('/dev/shm')).toBe(true); // tmpfs
-    expect(await onLocalDisk('/proc')).toBe(false); // procfs: not a disk
-    expect(await onLocalDisk('/no/such/folder')).toBe(false);
+  it('only on local disk file systems, and only for files on the device of their folder', async () => {
+    expect(await localDiskDevice('/dev/shm')).toBe(statSync('/dev/shm').dev); // tmpfs
+    expect(await localDiskDevice('/proc')).toBeUndefined(); // procfs: not a disk
+    expect(await localDiskDevice('/no/such/folder')).toBeUndefined();
   });
 
   it('only for small files of a known size, and not for a while after one slow sequence', () => {

@@ -10,13 +10,14 @@
  * They are used only where that holds:
  * - both folders are on a local file system (ext2/3/4, XFS, Btrfs, tmpfs, F2FS, ZFS, bcachefs,
  *   overlayfs, ramfs), never NFS, CIFS, FUSE or anything unknown, where a call can wait on a
- *   network or another process;
+ *   network or another process — and the file is on its folder's device (not on a mount
+ *   below it; that file is read through the thread pool);
  * - the file is small (at most SYNC_MAX_BYTES);
  * - and the calls stay fast: a running average over about 64 files above SLOW_MS (a cold
  *   disk that seeks, a busy journal) turns them off for PAUSE_MS, so such a disk gets the
  *   thread pool's parallel requests again.
  */
-import { statfs } from 'node:fs/promises';
+import { stat, statfs } from 'node:fs/promises';
 
 /** statfs f_type of file systems whose calls never wait on a network or a user-space daemon. */
 const LOCAL_DISK_TYPES = new Set([
@@ -42,12 +43,16 @@ const SLOW_MS = 2;
 const AVERAGED_OVER = 64;
 const PAUSE_MS = 10_000;
 
-/** Whether `path` lies on a local disk file system (false when it cannot be told). */
-export async function onLocalDisk(path: string): Promise<boolean> {
+/**
+ * The device `path` lies on when that is a local disk file system, else undefined (also when
+ * it cannot be told). A file on another device than its folder's root is on a mount below it.
+ */
+export async function localDiskDevice(path: string): Promise<number | undefined> {
   try {
-    return LOCAL_DISK_TYPES.has(Number((await statfs(path)).type));
+    const [fs, st] = await Promise.all([statfs(path), stat(path)]);
+    return LOCAL_DISK_TYPES.has(Number(fs.type)) ? st.dev : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
