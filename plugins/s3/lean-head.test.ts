@@ -106,4 +106,44 @@ describe('signRequest', () => {
     expect(ours.path).toBe('/my-bucket/odd/a%20%20file%20%281%29.csv');
     expect(ours.headers.authorization).toBe(signed.headers.authorization);
   });
+  for (const key of ['a//b.csv', `long/${'x'.repeat(900)}.csv`, 'odd/+%;ü #1.csv']) {
+    it(`signs a CopyObject onto ${JSON.stringify(key.slice(0, 40))} with a session token and a base path as the SDK does`, async () => {
+      const options = {
+        method: 'PUT' as const,
+        host: 'minio.example:9000',
+        basePath: '/s3',
+        bucket: 'my-bucket',
+        key,
+        region: 'eu-west-1',
+        credentials: {
+          accessKeyId: 'AKIDEXAMPLE',
+          secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+          sessionToken: 'FQoGZXIvYXdzEXAMPLE//token+=',
+        },
+        now: new Date('2026-12-02T11:22:33.456Z'),
+        payloadHash: 'UNSIGNED-PAYLOAD',
+        headers: {
+          'x-amz-copy-source': 'src-bucket/odd/%2B%25%3B%C3%BC%20%231.csv',
+          'x-amz-copy-source-if-match': '"0123456789abcdef0123456789abcdef"',
+          'x-amz-metadata-directive': 'REPLACE',
+          'content-type': 'text/csv',
+          'if-none-match': '*',
+        },
+      };
+      const ours = signRequest(options);
+      const { authorization: _, ...sent } = ours.headers;
+      const signed = await sdkSigner(options).sign(
+        new HttpRequest({
+          method: 'PUT',
+          protocol: 'http:',
+          hostname: 'minio.example',
+          port: 9000,
+          path: ours.path,
+          headers: { ...sent },
+        }),
+        { signingDate: options.now },
+      );
+      expect(ours.headers.authorization).toBe(signed.headers.authorization);
+    });
+  }
 });

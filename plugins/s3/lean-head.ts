@@ -158,6 +158,15 @@ export type LeanHeaders = (request: {
   signal?: AbortSignal;
 }) => Promise<import('node:http').IncomingHttpHeaders>;
 
+/** Codes of an error in a 200 answer that a retry may cure (the rest are 400s, as the SDK has them). */
+const RETRYABLE_IN_BODY = new Set(['InternalError', 'SlowDown', 'ServiceUnavailable', 'RequestTimeout']);
+
+/** A 200 body without its result: true when a retry may cure it (no error, or a transient one). */
+function failedInBody(body: string): boolean {
+  const code = /<Code>([^<]*)<\/Code>/.exec(body)?.[1];
+  return code === undefined || RETRYABLE_IN_BODY.has(code);
+}
+
 /** Header values the SDK would send as they are: printable ASCII. */
 const PLAIN_VALUE = /^[\x20-\x7e]*$/;
 
@@ -224,8 +233,7 @@ export async function leanHeadObject(options: {
   };
 
   const head: LeanHead = async (key, signal) => {
-    const { path, headers } = await sign('HEAD', key, EMPTY_SHA256);
-    const answer = await send(() => once('HEAD', path, headers, undefined, signal), signal);
+    const answer = await send(() => sign('HEAD', key, EMPTY_SHA256), 'HEAD', undefined, signal);
     if (answer.status === 404) return null;
     if (answer.status !== 200) throw requestError(answer.status, answer.message);
     const length = answer.headers['content-length'];
@@ -240,22 +248,21 @@ export async function leanHeadObject(options: {
     for (const [name, value] of Object.entries(metadata)) extra[`x-amz-meta-${name.toLowerCase()}`] = value;
     // Over plain http the body is signed (as the SDK does); TLS already protects it in transit.
     const payloadHash = secure ? 'UNSIGNED-PAYLOAD' : createHash('sha256').update(body).digest('hex');
-    const signed = await sign('PUT', key, payloadHash, extra);
-    const headers = { ...signed.headers, 'content-length': String(body.length) };
-    const answer = await send(() => once('PUT', signed.path, headers, body, signal), signal);
+    // The type the SDK gives a body it does not know (a server must not guess one from the name).
+    const headers = { 'content-type': 'application/octet-stream', 'content-length': String(body.length) };
+    const answer = await send(() => sign('PUT', key, payloadHash, extra), 'PUT', body, signal, headers);
     if (answer.status !== 200) throw requestError(answer.status, answer.message, answer.body);
     return unquoted(answer.headers.etag);
   };
 
   const headersOf: LeanHeaders = async ({ bucket: inBucket, key, ifMatch, signal }) => {
-    const { path, headers } = await sign(
+    const conditions: Record<string, string> = ifMatch === undefined ? {} : { 'if-match': ifMatch };
+    const answer = await send(
+      () => sign('HEAD', key, EMPTY_SHA256, conditions, inBucket),
       'HEAD',
-      key,
-      EMPTY_SHA256,
-      ifMatch === undefined ? {} : { 'if-match': ifMatch },
-      inBucket,
+      undefined,
+      signal,
     );
-    const answer = await send(() => once('HEAD', path, headers, undefined, signal), signal);
     if (answer.status !== 200) throw requestError(answer.status, answer.message);
     return answer.headers;
   };
@@ -265,14 +272,31 @@ export async function leanHeadObject(options: {
     if (ifMatch !== undefined) extra['x-amz-copy-source-if-match'] = ifMatch;
     if (exclusive) extra['if-none-match'] = '*';
     if (replace) extra['x-amz-metadata-directive'] = 'REPLACE';
-    const signed = await sign('PUT', key, secure ? 'UNSIGNED-PAYLOAD' : EMPTY_SHA256, extra);
-    const headers = { ...signed.headers, 'content-length': '0' };
-    const answer = await send(() => once('PUT', signed.path, headers, undefined, signal), signal);
-    // A copy can fail after S3 answered 200: the error is then the body.
-    if (answer.status !== 200 || answer.body.includes('<Error>')) {
-      throw requestError(answer.status === 200 ? 500 : answer.status, answer.message, answer.body);
+    const payloadHash = secure ? 'UNSIGNED-PAYLOAD' : EMPTY_SHA256;
+    // S3 may answer 200 and fail the copy later in the body (keep-alive spaces, then an
+    // <Error>), or end the body with nothing (the SDK's "S3 aborted request"): only a
+    // CopyObjectResult is a copy; an internal error there is tried again like a 503.
+    const resultOf = (answer: Answer) =>
+      /<CopyObjectResult[\s>][\s\S]*<\/CopyObjectResult>/.exec(answer.body)?.[0];
+    const answer = await send(
+      () => sign('PUT', key, payloadHash, extra),
+      'PUT',
+      undefined,
+      signal,
+      { 'content-length': '0' },
+      (a) => a.status === 200 && resultOf(a) === undefined && failedInBody(a.body),
+    );
+    if (answer.status !== 200) throw requestError(answer.status, answer.message, answer.body);
+    const result = resultOf(answer);
+    if (result === undefined) {
+      const code = /<Code>([^<]*)<\/Code>/.exec(answer.body)?.[1];
+      throw requestError(
+        failedInBody(answer.body) ? 503 : 400,
+        'the copy was answered 200 without a CopyObjectResult',
+        code === undefined ? '<Code>InternalError</Code>' : answer.body,
+      );
     }
-    const etag = /<ETag>([^<]*)<\/ETag>/.exec(answer.body)?.[1];
+    const etag = /<ETag>([^<]*)<\/ETag>/.exec(result)?.[1];
     return etag === undefined ? undefined : unquoted(etag.replace(/&quot;|&#34;/g, '"'));
   };
 
@@ -282,19 +306,46 @@ export async function leanHeadObject(options: {
    * does): a HEAD is idempotent, and so is a PUT of the whole object, which never shows half
    * of it.
    */
-  async function send(attempt: () => Promise<Answer>, signal: AbortSignal | undefined): Promise<Answer> {
+  async function send(
+    signed: () => Promise<SignedHead>,
+    method: 'HEAD' | 'PUT',
+    body: Buffer | undefined,
+    signal: AbortSignal | undefined,
+    unsigned: Record<string, string> = {},
+    /** An answer that is a transient failure although its status does not say so. */
+    transient: (answer: Answer) => boolean = () => false,
+  ): Promise<Answer> {
     const attempts = Math.max(1, (await client.config.maxAttempts()) || 3);
     for (let n = 1; ; n++) {
       const last = n >= attempts || signal?.aborted === true;
       let answer: Answer | undefined;
       try {
-        answer = await attempt();
+        // Signed again for each attempt: the clock offset may have been corrected.
+        const { path, headers } = await signed();
+        answer = await once(method, path, { ...headers, ...unsigned }, body, signal);
       } catch (err) {
         if ((err as { code?: string }).code === 'ABORT_ERR' || last) throw err;
       }
-      if (answer && (last || !(answer.status >= 500 || answer.status === 429))) return answer;
+      const skewed = answer !== undefined && correctedClock(answer);
+      const again = skewed || answer?.status === 429 || (answer?.status ?? 0) >= 500;
+      if (answer && (last || !(again || transient(answer)))) return answer;
       await new Promise((r) => setTimeout(r, 100 * n));
     }
+  }
+  /**
+   * A 403 whose Date is more than 5 minutes from this host's corrected clock: the request was
+   * refused for the clock (RequestTimeTooSkewed; a HEAD has no body to say so). The offset is
+   * set on the SDK client, as the SDK does, so its requests and these agree; true to try again.
+   */
+  function correctedClock(answer: Answer): boolean {
+    const date = answer.headers.date;
+    if (answer.status !== 403 || date === undefined) return false;
+    const config = client.config as { systemClockOffset?: number };
+    const offset = Date.parse(date) - Date.now();
+    if (!Number.isFinite(offset) || Math.abs(offset - (config.systemClockOffset ?? 0)) < 5 * 60_000)
+      return false;
+    config.systemClockOffset = offset;
+    return true;
   }
   function once(
     method: 'HEAD' | 'PUT',
@@ -313,8 +364,9 @@ export async function leanHeadObject(options: {
           let text = '';
           if (status >= 300 || method === 'PUT') {
             response.setEncoding('utf8');
+            // The end of it (a copy's verdict comes after any keep-alive spaces), bounded.
             response.on('data', (chunk: string) => {
-              if (text.length < 64 * 1024) text += chunk;
+              text = (text + chunk).slice(-64 * 1024);
             });
           } else response.resume();
           response.once('end', () =>

@@ -7,6 +7,8 @@
  * not check them.)
  */
 import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,5 +181,71 @@ describe('s3 lean requests', () => {
       ['HEAD', false],
       ['HEAD', false],
     ]);
+  });
+});
+
+/**
+ * A server that answers as a misbehaving S3-compatible store would: `answer` decides per request.
+ * (s3rver cannot be made to do these.)
+ */
+async function partnerServer(answer: (req: IncomingMessage, res: ServerResponse) => void) {
+  const seen: IncomingMessage[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req);
+    req.resume();
+    req.once('end', () => answer(req, res));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  const conn = await connectS3({
+    bucket: 'b',
+    endpoint: `http://127.0.0.1:${port}`,
+    access_key_id: 'AKID',
+    secret_access_key: 'SECRET',
+  });
+  conns.push(conn);
+  return { conn, seen, close: () => new Promise((r) => server.close(r)) };
+}
+
+describe('s3 lean requests against a misbehaving server', () => {
+  it('a copy answered 200 with no result, or with an error after keep-alive spaces, is an error, never a copy', async () => {
+    for (const body of ['', `${' '.repeat(70 * 1024)}<Error><Code>InternalError</Code></Error>`]) {
+      const partner = await partnerServer((_req, res) => res.writeHead(200).end(body));
+      try {
+        const failed = await copyObject(partner.conn, { bucket: 'b', key: 'a.csv' }, 'c.csv').catch(
+          (err: unknown) => err,
+        );
+        expect(failed).toMatchObject({ name: 'InternalError' });
+        expect(isS3Retryable(failed)).toBe(true);
+        expect(partner.seen.length).toBe(3); // the SDK client's maxAttempts
+      } finally {
+        await partner.close();
+      }
+    }
+  });
+
+  it("a host clock an hour behind is corrected from the server's Date, as the SDK does", async () => {
+    const ahead = 3600_000;
+    const partner = await partnerServer((req, res) => {
+      const sent = String(req.headers['x-amz-date']).replace(
+        /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/,
+        '$1-$2-$3T$4:$5:$6Z',
+      );
+      const serverNow = Date.now() + ahead;
+      res.setHeader('date', new Date(serverNow).toUTCString());
+      if (Math.abs(Date.parse(sent) - serverNow) > 15 * 60_000) {
+        res.writeHead(403).end('<Error><Code>RequestTimeTooSkewed</Code></Error>');
+      } else res.writeHead(200, { etag: '"0123456789abcdef0123456789abcdef"' }).end();
+    });
+    try {
+      const etag = await partner.conn.leanPut!({ key: 'a.html', body: Buffer.from('<p>x</p>') });
+      expect(etag).toBe('0123456789abcdef0123456789abcdef');
+      expect(partner.seen.map((r) => r.headers['content-type'])).toEqual([
+        'application/octet-stream',
+        'application/octet-stream',
+      ]);
+    } finally {
+      await partner.close();
+    }
   });
 });
