@@ -20,7 +20,7 @@ import { sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { SluiceError } from '../../core/errors.js';
 import { STREAM_CHUNK } from '../../core/streams.js';
-import { open } from './fs-callbacks.js';
+import { fstat, open } from './fs-callbacks.js';
 
 /** Where this process's open descriptors have paths (Linux): a copy by path reads through it. */
 export const PROC_FD = existsSync('/proc/self/fd') ? '/proc/self/fd' : undefined;
@@ -65,6 +65,15 @@ function linkRefused(err: unknown, path: string): unknown {
  */
 export function openedAs(fd: number, withPath: boolean): { st: Stats; real?: string } {
   return { st: fstatSync(fd), real: withPath && PROC_FD ? readlinkSync(`${PROC_FD}/${fd}`) : undefined };
+}
+
+/**
+ * `openedAs` with the fstat through the thread pool, for a file that may be on a network or
+ * FUSE mount (its attributes may need a round trip). The real path comes from /proc, in the
+ * kernel, either way.
+ */
+export async function openedAsync(fd: number, withPath: boolean): Promise<{ st: Stats; real?: string }> {
+  return { st: await fstat(fd), real: withPath && PROC_FD ? readlinkSync(`${PROC_FD}/${fd}`) : undefined };
 }
 
 /** `openListed` on this thread (sync-io.ts). */

@@ -4,6 +4,7 @@ import {
   constants,
   createReadStream,
   createWriteStream,
+  fchmodSync,
   fstatSync,
   fsyncSync,
   futimesSync,
@@ -30,6 +31,7 @@ import {
   changedSinceListing,
   notListed,
   openedAs,
+  openedAsync,
   openListed,
   openListedSync,
   PROC_FD,
@@ -126,7 +128,7 @@ export const localSink = definePlugin({
      * A small file copied on this thread (sync-io.ts): read whole into one buffer and written
      * into `temp`, its mtime set and read back and its bytes synced on the open descriptor —
      * five calls cheaper than the kernel copy's (no clone attempt, no fchmod, no truncate, no
-     * lookups by path). Its mode is the source's, less the umask.
+     * lookups by path). Its mode is the source's, as the kernel copy gives it.
      */
     let smallBuffer: Buffer | undefined;
     const writeSmall = (fd: number, st: Stats, temp: string, item: Item): Written => {
@@ -137,8 +139,10 @@ export const localSink = definePlugin({
         got = readSync(fd, buf, size, buf.length - size, size);
       }
       if (size !== st.size) throw changedSinceListing(item.path, `${size} bytes read, ${st.size} listed`);
-      const out = openSync(temp, 'wx', st.mode & 0o777);
+      const out = openSync(temp, 'wx', 0o600);
       try {
+        // The source's mode exactly, as the kernel copy gives it (not less the umask).
+        fchmodSync(out, st.mode & 0o7777);
         for (let done = 0; done < size; ) done += writeSync(out, buf, done, size - done, done);
         if (preserveMtime && item.mtime) futimesSync(out, item.mtime, item.mtime);
         const mtime = preserveMtime ? fstatSync(out).mtime : undefined;
@@ -216,9 +220,14 @@ export const localSink = definePlugin({
         const at = item.origin?.kind === 'local' ? item.origin.location : undefined;
         if (!at?.path || at.ino === undefined || !PROC_FD || cfg.verify === 'sha256') return null;
         // Small files between two local disks: every call on this thread (sync-io.ts).
+        // Not with fsync (each one waits for the disk), and only for a file the listing found on
+        // its root's device (a file on a mount below the root may be anywhere: NFS, FUSE…).
         const device =
-          gate.allows(item.size) && sinkDevice !== undefined && (await sourceDevice(at.realRoot));
-        const sync = typeof device === 'number';
+          gate.allows(item.size) &&
+          !cfg.fsync &&
+          sinkDevice !== undefined &&
+          (await sourceDevice(at.realRoot));
+        const sync = typeof device === 'number' && at.dev === String(device);
         const io = sync ? SYNC_IO : THREAD_POOL_IO;
         // Timed: the open and the copy, which read the source (a cold disk shows there), and
         // have no await between them that would let other items' work into the measure.
@@ -232,11 +241,13 @@ export const localSink = definePlugin({
         const temp = join(tempDir, `${++counter}`);
         let written: Written | undefined;
         try {
-          const { st, real } = openedAs(fd, at.realRoot !== undefined);
+          const { st, real } = sync
+            ? openedAs(fd, at.realRoot !== undefined)
+            : await openedAsync(fd, at.realRoot !== undefined);
           const why = notListed(st, item, real, at.realRoot);
           if (why !== undefined) throw changedSinceListing(item.path, why);
           if (String(st.ino) !== at.ino) return null;
-          if (sync && st.dev === device) {
+          if (sync && String(st.dev) === at.dev) {
             written = writeSmall(fd, st, temp, item);
             gate.took(startedAt);
           } else await copyFile(`${PROC_FD}/${fd}`, temp);

@@ -22,10 +22,12 @@ import {
   type ListedVersion,
   notListed,
   openedAs,
+  openedAsync,
   openListed,
   PROC_FD,
 } from './listed-file.js';
 import { sha256File } from './sink.js';
+import { localDiskDevice } from './sync-io.js';
 
 const config = Type.Object(
   {
@@ -249,7 +251,7 @@ export const localSource = definePlugin({
 });
 
 /** What the listing keeps of a file's lstat. */
-type ListedStat = { size: number; mtime: Date; ino: number };
+type ListedStat = { size: number; mtime: Date; ino: number; dev: number };
 
 /** One folder: the whole source for `path`, one root of `paths`. */
 function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): SourceInstance {
@@ -266,6 +268,8 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
     });
 
   let realRoot: string | undefined;
+  /** The root's device when it is a local disk (sync-io.ts), else undefined. */
+  let rootDevice: Promise<number | undefined> | undefined;
   /** The segments of an item path, refused (SLUICE_E_NAME) when one is `..`, `.` or empty. */
   const segmentsOf = (relPath: string): string[] => {
     const segments = relPath.split('/');
@@ -304,9 +308,12 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
   ): Promise<{ fd: number; st: Stats }> => {
     const abs = PROC_FD ? join(root, ...segmentsOf(relPath)) : await locate(relPath);
     realRoot ??= await realpath(root);
+    rootDevice ??= localDiskDevice(root);
+    const onDisk = await rootDevice;
     const fd = await openListed(abs, itemPath);
     try {
-      const { st, real } = openedAs(fd, true);
+      // Asked on this thread only where the kernel answers from memory (sync-io.ts).
+      const { st, real } = onDisk !== undefined ? openedAs(fd, true) : await openedAsync(fd, true);
       if (real !== undefined && !real.startsWith(realRoot + sep)) throw outside(relPath, dirname(real));
       const why = notListed(st, listed);
       if (why !== undefined) throw changedSinceListing(itemPath, why);
@@ -334,6 +341,7 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
         location: {
           path: join(root, ...storedAs.split('/')),
           ino: String(st.ino),
+          dev: String(st.dev),
           ...(realRoot !== undefined ? { realRoot } : {}),
         },
       },
@@ -582,7 +590,7 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
   const moveAcross = async (item: Item, from: string, target: string, temp: string) => {
     const fd = await openListed(from, item.path);
     try {
-      const why = notListed(openedAs(fd, false).st, item);
+      const why = notListed((await openedAsync(fd, false)).st, item);
       if (why !== undefined) throw changedSinceListing(item.path, why);
       // Copied and hashed from the descriptor in one pass; the copy hashed again from disk.
       const ha = await copyHashing(fd, temp);

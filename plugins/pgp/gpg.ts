@@ -154,7 +154,8 @@ export function spawnGpg(
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (text: string) => {
-    stderr = (stderr + text).slice(-MAX_STDERR);
+    // PROGRESS lines (a liveness signal, once a second) never push the others out of the tail.
+    stderr = (stderr + text).replace(/^\[GNUPG:\] PROGRESS .*\n/gm, '').slice(-MAX_STDERR);
   });
   const done = new Promise<GpgResult>((resolve, reject) => {
     child.once('error', (err) =>

@@ -10,7 +10,7 @@
  * 12 MB/s would take 20 s; gpg must stop within a few seconds of the kill.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -24,6 +24,13 @@ const HARNESS = join(import.meta.dirname, '..', 'helpers', 'gpg-into-harness.mjs
 const PLAIN_BYTES = 256 * 1024 * 1024;
 
 beforeAll(() => {
+  // The harness runs the built code: built from older sources, this test would test those.
+  const built = join(import.meta.dirname, '..', '..', 'dist', 'plugins', 'pgp', 'gpg.js');
+  const source = join(import.meta.dirname, '..', '..', 'plugins', 'pgp', 'gpg.ts');
+  expect(
+    statSync(built).mtimeMs,
+    'dist/ is older than plugins/pgp/gpg.ts: run npm run build',
+  ).toBeGreaterThanOrEqual(statSync(source).mtimeMs);
   ws.write('key.asc', keys.secretKey('o@example.com', 'Key-Type: RSA\nKey-Length: 2048'));
   execFileSync('sh', [
     '-c',

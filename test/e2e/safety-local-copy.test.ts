@@ -6,11 +6,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -22,7 +24,7 @@ import { PipelineRunner } from '../../core/runtime/runner.js';
 import { loadPipelineFile } from '../../core/sdk.js';
 import { localSink } from '../../plugins/local/sink.js';
 import { localSource } from '../../plugins/local/source.js';
-import { SYNC_MAX_BYTES } from '../../plugins/local/sync-io.js';
+import { localDiskDevice, SYNC_MAX_BYTES } from '../../plugins/local/sync-io.js';
 import { makePluginContext } from '../helpers/context.js';
 import { sleep, until } from '../helpers/sluice-process.js';
 import { codeOf, listAll } from '../helpers/source-probe.js';
@@ -126,11 +128,18 @@ describe.each([
   it('the listed file itself is still copied by the kernel, bytes and mtime', async () => {
     ws = makeWorkspace('sluice-local-copy-');
     ws.write('in/a.txt', secretOf(size));
+    // A mode the umask would narrow: the copy keeps it exactly, on either path.
+    chmodSync(ws.path('in/a.txt'), 0o666);
+    if (size <= SYNC_MAX_BYTES) {
+      // Else this variant would test the thread pool twice.
+      expect(await localDiskDevice(ws.path('in')), 'the workspace is on a local disk').toBeDefined();
+    }
     const { src, sink } = await plugins();
     const [item] = await listAll(src);
     const commit = await sink.copy!(item!, 'a.txt', new AbortController().signal);
     expect(commit).toMatchObject({ size, mtime: item!.mtime });
     expect(readFileSync(ws.path('out/a.txt'), 'utf8')).toBe(secretOf(size));
+    expect(statSync(ws.path('out/a.txt')).mode & 0o7777).toBe(0o666);
     expect(delivered()).toEqual(['a.txt']);
     await sink.close?.();
     await src.close?.();
