@@ -51,8 +51,11 @@ beforeEach(() => {
   Object.assign(spy, { filesOpened: 0, streamsOpened: 0, writes: 0, reserved: 0, aborted: [] });
 });
 
-/** The local source, counting how items are read; `stream_source` cannot hand out files. */
-const spySource = (name: string, files: boolean) =>
+/**
+ * The local source, counting how items are read; `stream_source` cannot hand out files.
+ * `afterOpen` runs once a file was handed out (and checked): a producer writing on after that.
+ */
+const spySource = (name: string, files: boolean, afterOpen?: (path: string) => void) =>
   definePlugin({
     ...localSource,
     name,
@@ -74,9 +77,11 @@ const spySource = (name: string, files: boolean) =>
         },
         ...(files && openFile
           ? {
-              openFile: (item: Item, signal?: AbortSignal) => {
+              openFile: async (item: Item, signal?: AbortSignal) => {
                 spy.filesOpened++;
-                return openFile(item, signal);
+                const opened = await openFile(item, signal);
+                afterOpen?.(resolve(ctx.baseDir, cfg.path!, item.path));
+                return opened;
               },
             }
           : {}),
@@ -142,6 +147,7 @@ const registry = testRegistry().extend(
   [
     spySource('spy_source', true),
     spySource('stream_source', false),
+    spySource('growing_source', true, (path) => appendFileSync(path, Buffer.alloc(5000))),
     spySink('spy_local', true),
     spySink('stream_local', false),
     growSource,
@@ -380,6 +386,18 @@ describe('pgp_decrypt with gpg reading and writing files itself', () => {
     expect(listFiles(ws.path('shrink', 'out'))).toEqual([]);
     expect(listFiles(ws.path('grow', 'out'))).toEqual([]);
   }, 120_000);
+
+  it('fails a file that grew while gpg read it (after it was handed out and checked), and delivers nothing', async () => {
+    // Only the check once gpg exited (LocalFile.finish: the file's size and gpg's offset) sees it.
+    const grew = setUp('grew', { 'a.csv.gpg': messages.none }, { source: 'growing_source' });
+    const s = await run(grew);
+    expect(s).toMatchObject({ ok: 0, failed: 1 });
+    expect(s.failures[0].code, s.failures[0].error).toBe('SLUICE_E_CHANGED');
+    expect(s.failures[0].error).toMatch(/read \d+ bytes but the source listed \d+/);
+    expect(spy).toMatchObject({ filesOpened: 1, streamsOpened: 0, reserved: 1, writes: 0 });
+    for (const a of spy.aborted) expect(a.left).toEqual([]);
+    expect(listFiles(ws.path('grew', 'out'))).toEqual([]);
+  }, 60_000);
 
   it('streams to two sinks, through a byte step after it, and past a step that spreads new bytes', async () => {
     const two = setUp(
