@@ -4,12 +4,14 @@ import {
   constants,
   createReadStream,
   createWriteStream,
+  existsSync,
   fchmodSync,
   fstatSync,
   fsyncSync,
   futimesSync,
   linkSync,
   openSync,
+  readlinkSync,
   readSync,
   renameSync,
   type Stats,
@@ -67,7 +69,7 @@ export const localSink = definePlugin({
   kind: 'sink',
   summary: 'Writes into a local folder atomically (temp file + rename), creating folders.',
   description:
-    'Each file is written to `<root>/.sluice-tmp/<pid>-…/` and renamed into place only after the stream ended cleanly, so a destination never holds a partial file. Temp folders of dead processes are swept at start. `if_exists: skip|fail|rename` use a hard link, which never replaces an existing file (no race with other writers). Each file gets the source file’s mtime (`preserve_mtime`), which verification reads back and compares. With `if_exists: skip` or `fail` the destination is looked at (size, mtime) before the source is read. A file from a local source is copied by the kernel; a small one (up to 256 KiB) between two local disk file systems (ext4, XFS, Btrfs, tmpfs…, never a network or FUSE mount) with file-system calls made directly rather than through the thread pool, several times cheaper per file — calls averaging over 2 ms a file (a disk that seeks) turn that off for 10 s.',
+    'Each file is written to `<root>/.sluice-tmp/<pid>-…/` and renamed into place only after the stream ended cleanly, so a destination never holds a partial file. Temp folders of dead processes (and of dead pool threads of a live one) are swept at start. `if_exists: skip|fail|rename` use a hard link, which never replaces an existing file (no race with other writers). Each file gets the source file’s mtime (`preserve_mtime`), which verification reads back and compares. With `if_exists: skip` or `fail` the destination is looked at (size, mtime) before the source is read. A file from a local source is copied by the kernel; a small one (up to 256 KiB) between two local disk file systems (ext4, XFS, Btrfs, tmpfs…, never a network or FUSE mount) with file-system calls made directly rather than through the thread pool, several times cheaper per file — calls averaging over 2 ms a file (a disk that seeks) turn that off for 10 s.',
   config,
   examples: [{ title: 'Into ./out, never overwriting', yaml: 'path: ./out\nif_exists: rename' }],
   copies: (cfg, item) => item.origin?.kind === 'local' && cfg.verify !== 'sha256',
@@ -76,7 +78,7 @@ export const localSink = definePlugin({
     const ifExists = cfg.if_exists ?? 'overwrite';
     const preserveMtime = cfg.preserve_mtime ?? true;
     const tempBase = join(root, TEMP_DIR);
-    const tempDir = join(tempBase, `${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+    const tempDir = join(tempBase, `${process.pid}-${OWN_THREAD}${Math.random().toString(36).slice(2, 8)}`);
     await sweepDeadTemps(tempBase);
     await mkdir(tempDir, { recursive: true });
     // What the file system keeps of a time (FAT 2 s, ext3/HFS+ and some network mounts 1 s):
@@ -457,7 +459,25 @@ async function fsyncFile(path: string): Promise<void> {
   }
 }
 
-/** Removes temp folders left by processes that are gone (killed mid-write). */
+/**
+ * `t<tid>-` of the OS thread this sink runs on (Linux: /proc/thread-self), or '' where that
+ * cannot be told. A temp folder named with it can be told dead while its process lives on: a
+ * pool thread that died (its sink never closed) leaves one, which the thread replacing it sweeps.
+ */
+const OWN_THREAD = (() => {
+  try {
+    const tid = /\/task\/(\d+)$/.exec(readlinkSync('/proc/thread-self'))?.[1];
+    return tid === undefined ? '' : `t${tid}-`;
+  } catch {
+    return '';
+  }
+})();
+
+/**
+ * Removes temp folders left by processes that are gone (killed mid-write), and by threads of
+ * this process that are gone (a pool thread that died): `<pid>-<random>` or
+ * `<pid>-t<tid>-<random>`.
+ */
 async function sweepDeadTemps(tempBase: string): Promise<void> {
   let entries: string[];
   try {
@@ -466,10 +486,15 @@ async function sweepDeadTemps(tempBase: string): Promise<void> {
     return;
   }
   for (const entry of entries) {
-    const pid = Number(entry.split('-')[0]);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid)) {
-      await rm(join(tempBase, entry), { recursive: true, force: true });
-    }
+    const [pidPart, threadPart] = entry.split('-');
+    const pid = Number(pidPart);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const tid = /^t(\d+)$/.exec(threadPart ?? '')?.[1];
+    const gone =
+      pid !== process.pid
+        ? !isAlive(pid)
+        : tid !== undefined && `t${tid}-` !== OWN_THREAD && !existsSync(`/proc/${pid}/task/${tid}`);
+    if (gone) await rm(join(tempBase, entry), { recursive: true, force: true });
   }
 }
 

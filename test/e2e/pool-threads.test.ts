@@ -3,7 +3,7 @@
  * delivered once and recorded, the pass's summary the sum of the threads', destinations claimed
  * across threads, a thread that cannot start or that dies mid-item.
  */
-import { readFileSync, renameSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { asideName } from '../../core/item.js';
 import { runSluiceSync } from '../helpers/sluice-process.js';
@@ -200,11 +200,12 @@ export default { apiVersion: 1, name: 'exits_on', kind: 'step', summary: 'test',
     );
     const ran = readFileSync(notes, 'utf8').trim().split('\n');
     expect(ran.filter((l) => l.startsWith('main '))).toEqual([]);
-    // Delivered: every ok item (a dead thread's half-written temp file stays in the sink's
-    // .sluice-tmp until the next start sweeps it; it is never a delivered name).
+    // Delivered: every ok item; and no temp folder is left: each dead thread's (its sink never
+    // closed) was swept by the thread that replaced it, the others closed with their sinks.
     const delivered = listFiles(ws.path('phoenix-out')).filter((f) => !f.startsWith('.sluice-tmp/'));
     expect(delivered.length).toBeGreaterThanOrEqual(r.summary.ok);
     expect(delivered.length).toBeLessThanOrEqual(60);
+    expect(existsSync(ws.path('phoenix-out', '.sluice-tmp'))).toBe(false);
   }, 120_000);
 
   it('stops replacing threads that keep dying (a plugin that kills every thread it runs in)', () => {
