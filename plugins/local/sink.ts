@@ -493,7 +493,11 @@ async function sweepDeadTemps(tempBase: string): Promise<void> {
     const gone =
       pid !== process.pid
         ? !isAlive(pid)
-        : tid !== undefined && `t${tid}-` !== OWN_THREAD && !existsSync(`/proc/${pid}/task/${tid}`);
+        : // Only where threads are named (/proc): elsewhere a random part could look like one.
+          OWN_THREAD !== '' &&
+          tid !== undefined &&
+          `t${tid}-` !== OWN_THREAD &&
+          !existsSync(`/proc/${pid}/task/${tid}`);
     if (gone) await rm(join(tempBase, entry), { recursive: true, force: true });
   }
 }
