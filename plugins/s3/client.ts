@@ -535,6 +535,14 @@ export async function withStoredMetadata(
 /** Objects larger than this cannot be copied with one CopyObject (a multipart copy would be needed). */
 export const MAX_SINGLE_COPY_BYTES = 5 * 1024 ** 3;
 
+/** What a copy is asked to do besides copying (see `copyObject`). */
+interface CopyOptions {
+  metadata?: Record<string, string>;
+  signal?: AbortSignal;
+  ifMatch?: string;
+  ifNoneMatch?: boolean;
+}
+
 /**
  * Server-side copy into the connection's bucket. With `metadata` the copy gets exactly that
  * metadata (REPLACE); without, it keeps the source's; with `ifMatch` (unquoted etag) only that
@@ -544,12 +552,7 @@ export async function copyObject(
   conn: S3Connection,
   from: { bucket: string; key: string },
   toKey: string,
-  options: {
-    metadata?: Record<string, string>;
-    signal?: AbortSignal;
-    ifMatch?: string;
-    ifNoneMatch?: boolean;
-  } = {},
+  options: CopyOptions = {},
 ): Promise<string | undefined> {
   const ifMatch = options.ifMatch === undefined ? undefined : quotedEtag(options.ifMatch);
   if (conn.leanCopy && conn.leanHeaders && leanMetadata(options.metadata)) {
@@ -602,12 +605,7 @@ async function leanCopyObject(
   conn: LeanConnection,
   from: { bucket: string; key: string },
   toKey: string,
-  options: {
-    metadata?: Record<string, string>;
-    signal?: AbortSignal;
-    ifMatch?: string;
-    ifNoneMatch?: boolean;
-  },
+  options: CopyOptions,
 ): Promise<string | undefined> {
   const { signal, ifMatch } = options;
   let replace: Record<string, string> | undefined;
