@@ -216,6 +216,9 @@ function nameError(path: string, why: string): SluiceError {
 
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
 
+/** What `openPath` answers with null: nothing readable at that name (not a failure to read it). */
+const NOTHING_THERE = new Set(['ENOENT', 'ENOTDIR', 'SLUICE_E_NAME', 'SLUICE_E_CHANGED']);
+
 export const localSource = definePlugin({
   name: 'local',
   kind: 'source',
@@ -641,8 +644,12 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
       try {
         const { fd, st } = await openInside(path, {});
         return streamOf(fd, st.size);
-      } catch {
-        return null; // gone, not a file, a link, or a name that leads outside: nothing to read there
+      } catch (err) {
+        // Gone, not a regular file, a link, or a name that leads outside: nothing to read there.
+        // Anything else (no permission, too many open files) is a failure, not an absence.
+        const code = err instanceof SluiceError ? err.code : (err as NodeJS.ErrnoException)?.code;
+        if (code && NOTHING_THERE.has(code)) return null;
+        throw err;
       }
     },
     async remove(item) {
