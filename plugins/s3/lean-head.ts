@@ -232,17 +232,6 @@ export async function leanHeadObject(options: {
     });
   };
 
-  const head: LeanHead = async (key, signal) => {
-    const answer = await send(() => sign('HEAD', key, EMPTY_SHA256), 'HEAD', undefined, signal);
-    if (answer.status === 404) return null;
-    if (answer.status !== 200) throw requestError(answer.status, answer.message);
-    const length = answer.headers['content-length'];
-    return {
-      size: length === undefined ? undefined : Number(length),
-      etag: unquoted(answer.headers.etag),
-    };
-  };
-
   const put: LeanPut = async ({ key, body, metadata = {}, exclusive, signal }) => {
     const extra: Record<string, string> = exclusive ? { 'if-none-match': '*' } : {};
     for (const [name, value] of Object.entries(metadata)) extra[`x-amz-meta-${name.toLowerCase()}`] = value;
@@ -265,6 +254,18 @@ export async function leanHeadObject(options: {
     );
     if (answer.status !== 200) throw requestError(answer.status, answer.message);
     return answer.headers;
+  };
+
+  const head: LeanHead = async (key, signal) => {
+    let headers: Answer['headers'];
+    try {
+      headers = await headersOf({ bucket, key, signal });
+    } catch (err) {
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return null;
+      throw err;
+    }
+    const length = headers['content-length'];
+    return { size: length === undefined ? undefined : Number(length), etag: unquoted(headers.etag) };
   };
 
   const copy: LeanCopy = async ({ key, copySource, ifMatch, exclusive, replace, signal }) => {
