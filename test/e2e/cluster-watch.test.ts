@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { clusterPlugins, sluiceBin, waitFor } from '../helpers/cluster.js';
 import { clusterSuite } from '../helpers/cluster-suite.js';
-import { listFiles } from '../helpers/workspace.js';
+import { deliveredFiles, listFiles } from '../helpers/workspace.js';
 
 /** Every process gets REDIS_PORT: the first test leaves a sluice.config.yaml that uses it. */
 const suite = clusterSuite('sluice-cluster-watch-', {
@@ -19,8 +19,7 @@ const suite = clusterSuite('sluice-cluster-watch-', {
   env: () => ({ REDIS_PORT: String(suite.redis.port) }),
 });
 const { ws, start } = suite;
-/** What a sink folder holds, without the temp files of writes under way (or of attempts that failed). */
-const delivered = (dir: string) => listFiles(ws.path(dir)).filter((f) => !f.startsWith('.sluice-tmp/'));
+const delivered = (dir: string) => deliveredFiles(ws.path(dir));
 const put = (dir: string, names: string[]) => {
   for (const n of names) ws.write(`${dir}/${n}`, `content of ${n}\n`.repeat(200));
 };

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { RedisLedger } from '../../core/ledger/redis.js';
 import { clusterPlugins, sluiceBin, waitFor } from '../helpers/cluster.js';
 import { clusterSuite } from '../helpers/cluster-suite.js';
-import { listFiles, sha256 } from '../helpers/workspace.js';
+import { deliveredFiles, listFiles, sha256 } from '../helpers/workspace.js';
 
 const suite = clusterSuite('sluice-cluster-', { persistent: true });
 const { ws, start } = suite;
@@ -97,7 +97,11 @@ describe('cluster runs', () => {
       );
       const b = run('takeover.yaml', 'takeover-b.json');
       // A lists for ~6 s; kill it once it has enqueued some items.
-      await waitFor(() => listFiles(ws.path('takeover-out')).length > 20, 20_000, 'first items at the sink');
+      await waitFor(
+        () => deliveredFiles(ws.path('takeover-out')).length > 20,
+        20_000,
+        'first items at the sink',
+      );
       expect(await probe.get(lockKey)).toContain(`:${a.pid}:`);
       await a.kill();
       const killedAt = Date.now();
@@ -134,7 +138,11 @@ describe('cluster runs', () => {
     );
     const w = worker('restart.yaml');
     const r = run('restart.yaml', 'restart.json');
-    await waitFor(() => listFiles(ws.path('restart-out')).length > 10, 20_000, 'first items at the sink');
+    await waitFor(
+      () => deliveredFiles(ws.path('restart-out')).length > 10,
+      20_000,
+      'first items at the sink',
+    );
     expect(listFiles(ws.path('restart-out')).length).toBeLessThan(COUNT);
     await suite.redis.restart(800);
     expect(await r.exited, r.output()).toBe(0);

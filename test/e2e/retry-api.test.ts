@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterEnv } from '../helpers/cluster.js';
 import { clusterSuite } from '../helpers/cluster-suite.js';
 import { type SluiceProcess, startSluice, statusPort, until } from '../helpers/sluice-process.js';
-import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { deliveredFiles, listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const TOKEN = 'retry-token-0123456789abcdef';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -209,7 +209,7 @@ describe('status page', () => {
     await page.screenshot({ path: join(OUTPUT, 'status-page-parked.png'), fullPage: true });
     await row.locator('button.retry').click();
     await until(
-      () => listFiles(ws.path('out')).length,
+      () => deliveredFiles(ws.path('out')).length,
       (n) => n === 3,
       20_000,
       'bad-2.txt delivered',

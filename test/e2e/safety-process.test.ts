@@ -14,7 +14,7 @@ import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SLUICE_BIN, type SluiceProcess, startSluice, until } from '../helpers/sluice-process.js';
-import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { deliveredFiles, listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
 const procs: SluiceProcess[] = [];
@@ -76,7 +76,7 @@ describe('one process per pipeline and state folder (#7)', () => {
     ws.pipeline(slowPipeline(), 'overlap.yaml');
     const first = start(['run', 'overlap.yaml']);
     await until(
-      () => listFiles(ws.path('out')).length,
+      () => deliveredFiles(ws.path('out')).length,
       (n) => n >= 10,
       20_000,
       'the first run to be under way',
@@ -105,7 +105,7 @@ describe('one process per pipeline and state folder (#7)', () => {
     ws.pipeline(slowPipeline(), 'overlap.yaml');
     const first = start(['run', 'overlap.yaml']);
     await until(
-      () => listFiles(ws.path('out')).length,
+      () => deliveredFiles(ws.path('out')).length,
       (n) => n >= 10,
       20_000,
       'the first run to be under way',

@@ -12,7 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SluiceProcess, sleep, startSluice, statusPort, until } from '../helpers/sluice-process.js';
-import { listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { deliveredFiles, listFiles, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT = join(import.meta.dirname, '..', '..', 'test-output');
@@ -48,7 +48,7 @@ beforeAll(async () => {
   proc = startSluice(['watch', '.', '--metrics-port', '0', '--debounce', '50'], ws.dir);
   port = await statusPort(proc);
   await until(
-    () => listFiles(ws.path('orders-out')).length + listFiles(ws.path('reports-out')).length,
+    () => deliveredFiles(ws.path('orders-out')).length + deliveredFiles(ws.path('reports-out')).length,
     (n) => n === 14,
     20_000,
     'both pipelines to copy their files',

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type SluiceProcess, sleep, startSluice, statusPort, until } from '../helpers/sluice-process.js';
-import { listFiles, makeWorkspace, sha256, type Workspace } from '../helpers/workspace.js';
+import { deliveredFiles, listFiles, makeWorkspace, sha256, type Workspace } from '../helpers/workspace.js';
 
 let ws: Workspace;
 let proc: SluiceProcess | undefined;
@@ -96,7 +96,7 @@ describe('sluice watch', () => {
       'the source folder to be emptied',
     );
     await until(
-      () => listFiles(ws.path('out')).length,
+      () => deliveredFiles(ws.path('out')).length,
       (n) => n >= expected.size,
       10_000,
       'every file at the sink',

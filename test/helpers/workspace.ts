@@ -43,6 +43,15 @@ export function makeWorkspace(prefix = 'sluice-e2e-'): Workspace {
   };
 }
 
+/**
+ * The files a sink folder holds for its readers: `listFiles` without the local sink's temp
+ * folder, where a write under way (or an attempt that failed a moment ago) has a file. What a
+ * test waits for; what it asserts at the end stays `listFiles`, which shows a left temp file.
+ */
+export function deliveredFiles(root: string): string[] {
+  return listFiles(root).filter((f) => !f.startsWith('.sluice-tmp/'));
+}
+
 /** All files under `root`, relative POSIX paths, sorted; [] when it does not exist. */
 export function listFiles(root: string): string[] {
   const out: string[] = [];
