@@ -1,4 +1,4 @@
-import { constants, createReadStream, type Stats } from 'node:fs';
+import { constants, createReadStream, lstatSync, type Stats } from 'node:fs';
 import { access, lstat, mkdir, opendir, realpath, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
@@ -27,7 +27,7 @@ import {
   PROC_FD,
 } from './listed-file.js';
 import { sha256File } from './sink.js';
-import { localDiskDevice } from './sync-io.js';
+import { localDiskDevice, SyncGate } from './sync-io.js';
 
 const config = Type.Object(
   {
@@ -273,6 +273,35 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
   let realRoot: string | undefined;
   /** The root's device when it is a local disk (sync-io.ts), else undefined. */
   let rootDevice: Promise<number | undefined> | undefined;
+  /**
+   * The listing's lstat of each file, on this thread where the folder is on the root's local
+   * disk (sync-io.ts): a call the kernel answers from memory in microseconds, against a
+   * thread-pool round trip per file that paced the whole listing. Off for a while when those
+   * calls turn slow (a cold disk that seeks).
+   */
+  const listGate = new SyncGate();
+  /** Whether the files of `dir` may be stat'ed on this thread: `dir` is on the root's local disk. */
+  const statsOnThread = async (dir: string): Promise<boolean> => {
+    rootDevice ??= localDiskDevice(root);
+    const device = await rootDevice;
+    if (device === undefined) return false;
+    // A folder below the root may be a mount point of anything (NFS, FUSE): its own device.
+    return (
+      dir === root ||
+      (await stat(dir).then(
+        (st) => st.dev === device,
+        () => false,
+      ))
+    );
+  };
+  const lstatOnThread = (path: string | Buffer): Stats => {
+    const startedAt = performance.now();
+    try {
+      return lstatSync(path);
+    } finally {
+      listGate.took(startedAt);
+    }
+  };
   /** The segments of an item path, refused (SLUICE_E_NAME) when one is `..`, `.` or empty. */
   const segmentsOf = (relPath: string): string[] => {
     const segments = relPath.split('/');
@@ -371,6 +400,7 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
     try {
       if (dir === root) realRoot ??= await realpath(root);
       // Names as bytes: a name that is not UTF-8 must not be decoded into another file's name.
+      const onThread = await statsOnThread(dir);
       const handle = await opendir(dir, { bufferSize: 256, encoding: 'buffer' as BufferEncoding });
       for await (const entry of handle) {
         if (signal.aborted) return;
@@ -386,10 +416,11 @@ function openFolder(cfg: LocalSourceConfig, ctx: PluginContext, root: string): S
           continue;
         }
         if (!entry.isFile()) continue;
-        let st: Awaited<ReturnType<typeof lstatCb>>;
+        let st: Stats;
         try {
           // lstat: a file replaced by a link between readdir and here is not followed.
-          st = await lstatCb(rejected ? Buffer.concat([Buffer.from(`${dir}${sep}`), raw]) : abs);
+          const at = rejected ? Buffer.concat([Buffer.from(`${dir}${sep}`), raw]) : abs;
+          st = onThread && listGate.allows(0) ? lstatOnThread(at) : await lstatCb(at);
         } catch {
           continue; // vanished between readdir and stat
         }
