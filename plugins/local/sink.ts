@@ -128,28 +128,36 @@ export const localSink = definePlugin({
      */
     /**
      * A small file copied on this thread (sync-io.ts): read whole into one buffer and written
-     * into `temp`, its mtime set and read back and its bytes synced on the open descriptor —
-     * five calls cheaper than the kernel copy's (no clone attempt, no fchmod, no truncate, no
-     * lookups by path). Its mode is the source's, as the kernel copy gives it.
+     * into `temp`, its mtime set and read back on the open descriptor — five calls cheaper than
+     * the kernel copy's (no clone attempt, no truncate, no lookups by path). Its mode is the
+     * source's, as the kernel copy gives it: the temp file is created with it, and the stat that
+     * reads back the mtime shows whether the umask (or a write, for set-id bits) took any of it,
+     * which only then costs an fchmod.
      */
     let smallBuffer: Buffer | undefined;
     const writeSmall = (fd: number, st: Stats, temp: string, item: Item): Written => {
       smallBuffer ??= Buffer.allocUnsafe(SYNC_MAX_BYTES + 1);
       const buf = smallBuffer;
       let size = 0;
-      for (let got = -1; got !== 0 && size < buf.length; size += got) {
-        got = readSync(fd, buf, size, buf.length - size, size);
+      // A read of a regular file on a local disk returns less than asked only at its end: one
+      // read for a file that fits, not a second one that returns nothing.
+      for (let asked = buf.length; size < buf.length; ) {
+        const got = readSync(fd, buf, size, asked, size);
+        size += got;
+        if (got < asked) break;
+        asked = buf.length - size;
       }
       if (size !== st.size) throw changedSinceListing(item.path, `${size} bytes read, ${st.size} listed`);
-      const out = openSync(temp, 'wx', 0o600);
+      const mode = st.mode & 0o7777;
+      const out = openSync(temp, 'wx', mode);
       try {
-        // The source's mode exactly, as the kernel copy gives it (not less the umask).
-        fchmodSync(out, st.mode & 0o7777);
         for (let done = 0; done < size; ) done += writeSync(out, buf, done, size - done, done);
         if (preserveMtime && item.mtime) futimesSync(out, item.mtime, item.mtime);
-        const mtime = preserveMtime ? fstatSync(out).mtime : undefined;
+        const kept = fstatSync(out);
+        // The source's mode exactly (not less the umask); a chmod keeps the mtime.
+        if ((kept.mode & 0o7777) !== mode) fchmodSync(out, mode);
         if (cfg.fsync) fsyncSync(out);
-        return { size, mtime };
+        return { size, mtime: preserveMtime ? kept.mtime : undefined };
       } finally {
         closeSync(out);
       }
