@@ -3,9 +3,18 @@ import { Type } from '@sinclair/typebox';
 import { SluiceError, wrapPluginError } from '../../core/errors.js';
 import { deriveItem, itemName } from '../../core/item.js';
 import { definePlugin, type Item, type LocalFile, type StepContext } from '../../core/plugin-api.js';
+import { Size } from '../../core/schema-fragments.js';
 import { pipeThrough } from '../../core/streams.js';
+import { parseSize } from '../../core/units.js';
 import { readSmallFile } from '../checksum/read-small.js';
-import { type DecryptEngine, EngineField, type EngineName, resolveEngine } from './engines.js';
+import {
+  type DecryptEngine,
+  type Decryption,
+  EngineField,
+  type EngineName,
+  resolveEngine,
+} from './engines.js';
+import { bytesStream, InProcessFirst } from './in-process.js';
 import { loadPrivateKey, loadPublicKeys, privateKeyFields, publicKeyFields } from './key-material.js';
 import { detachedSignatureNames, isDetachedSignature, stripPgpExtension } from './names.js';
 import { judgeSignatures, mergeOutcomes, noSignatures, type SignatureOutcome } from './signatures.js';
@@ -18,6 +27,13 @@ const config = Type.Object(
   {
     ...privateKeyFields,
     engine: EngineField,
+    in_process_max: Type.Optional(
+      Size({
+        default: '256KiB',
+        description:
+          'With the gpg engine: a message of at most this size is decrypted in-process by openpgp.js first, without a gpg process (whose start costs more than decrypting a small file); gpg decides every message openpgp.js does not decrypt cleanly (an algorithm it lacks, a bad message, a signature it does not call good). `0`: every message through gpg.',
+      }),
+    ),
     verify_signature: Type.Optional(
       Type.Object(
         {
@@ -65,6 +81,8 @@ export const pgpDecryptPlugin = definePlugin({
     'With gpg, a file from a `local` source is read by gpg itself (no bytes through Sluice; its size is still checked',
     'against the listing), and when the plaintext goes to one `local` sink with no step after, gpg writes it straight',
     'into that sink’s temp file, which is placed after gpg’s exit status and the signatures were checked, or removed.',
+    'Small messages (`in_process_max`, 256 KiB) are decrypted in-process by openpgp.js first, whose whole plaintext',
+    '(integrity checked) is passed on only when it decrypted the message cleanly; gpg decides every other one.',
     '',
     'With `verify_signature`, inline signatures and detached `<file>.sig` / `<file>.asc` companions (over the encrypted',
     'file, verified while it streams) are checked. `.sig` companions (and `.gpg.asc` / `.pgp.asc` ones when verifying)',
@@ -92,11 +110,32 @@ export const pgpDecryptPlugin = definePlugin({
     }
     const keys = { privateKey: key, passphrase, verificationKeys, verifying: verify !== undefined };
     const engineName = await resolveEngine(cfg.engine as EngineName);
-    const engine: DecryptEngine =
-      engineName === 'gpg'
-        ? await (await import('./gpg-engine.js')).createGpgDecryptEngine(keys)
-        : await (await import('./openpgp-engine.js')).createOpenpgpDecryptEngine(keys);
     ctx.log.debug({ engine: engineName }, 'pgp_decrypt engine');
+    const createEngine = async () =>
+      engineName === 'gpg'
+        ? (await import('./gpg-engine.js')).createGpgDecryptEngine(keys)
+        : (await import('./openpgp-engine.js')).createOpenpgpDecryptEngine(keys);
+    // gpg's small messages: openpgp.js first (in-process.ts). Where it can use the key, gpg (its
+    // home, key import and agent) starts only once a message needs it; else at once, as before.
+    const inProcessMax = engineName === 'gpg' ? parseSize(cfg.in_process_max ?? '256KiB') : 0;
+    const inProcess = inProcessMax > 0 ? await InProcessFirst.create(keys) : undefined;
+    let engineStarted: Promise<DecryptEngine> | undefined = inProcess
+      ? undefined
+      : Promise.resolve(await createEngine());
+    /** The engine for whatever is not decrypted in-process; a start that failed is tried again. */
+    const streaming = (): Promise<DecryptEngine> => {
+      if (!engineStarted) {
+        const starting = createEngine();
+        engineStarted = starting;
+        starting.catch(() => {
+          if (engineStarted === starting) engineStarted = undefined;
+        });
+      }
+      return engineStarted;
+    };
+    /** A message tried in-process first: one of known size within in_process_max. */
+    const inProcessFirst = (item: Item) =>
+      inProcess !== undefined && item.size !== undefined && item.size <= inProcessMax;
 
     /**
      * The ciphertext: the listed local file itself, for gpg to read through an inherited
@@ -105,11 +144,12 @@ export const pgpDecryptPlugin = definePlugin({
      * `detached`: that check's verdict once the ciphertext passed (none: no signatures).
      */
     async function ciphertextOf(
+      engine: DecryptEngine,
       item: Item,
       ctx: StepContext,
+      detachedSignature: { bytes: Buffer } | undefined,
       signal?: AbortSignal,
     ): Promise<{ input: Readable | LocalFile; file?: LocalFile; detached: Promise<SignatureOutcome> }> {
-      const detachedSignature = verify ? await findDetachedSignature(item, ctx, signal) : undefined;
       if (!detachedSignature && engine.decryptFile) {
         const file = await ctx.openLocal?.(item, signal);
         if (file) return { input: file, file, detached: Promise.resolve(noSignatures()) };
@@ -130,11 +170,41 @@ export const pgpDecryptPlugin = definePlugin({
       }
     }
 
+    /**
+     * A small message (in_process_max) without a detached signature: read whole, decrypted by
+     * openpgp.js when it decrypts it cleanly, else by gpg from the same bytes (in-process.ts).
+     */
+    async function decryptSmall(item: Item, ctx: StepContext, signal?: AbortSignal): Promise<Decryption> {
+      // The source checks the bytes it delivers against the listed size, which is small.
+      const chunks: Buffer[] = [];
+      for await (const chunk of await item.open(signal)) chunks.push(chunk as Buffer);
+      const message = Buffer.concat(chunks);
+      const done = await inProcess!.decrypt(message);
+      if (done) {
+        return {
+          plaintext: bytesStream(done.plaintext),
+          inlineSignatures: () => Promise.resolve(done.signatures),
+        };
+      }
+      ctx.log.debug({ item: item.path }, 'pgp_decrypt: openpgp.js did not decrypt it cleanly; gpg decides');
+      return (await streaming()).decrypt(bytesStream(message));
+    }
+
     async function decryptStream(item: Item, ctx: StepContext, signal?: AbortSignal): Promise<Readable> {
-      const { input, file, detached: detachedOutcome } = await ciphertextOf(item, ctx, signal);
-      const { plaintext, inlineSignatures } = started(file, () =>
-        file ? engine.decryptFile!(file) : engine.decrypt(input as Readable),
-      );
+      const detachedSignature = verify ? await findDetachedSignature(item, ctx, signal) : undefined;
+      let decryption: Decryption;
+      let detachedOutcome: Promise<SignatureOutcome> = Promise.resolve(noSignatures());
+      if (!detachedSignature && inProcessFirst(item)) {
+        decryption = await decryptSmall(item, ctx, signal);
+      } else {
+        const engine = await streaming();
+        const { input, file, detached } = await ciphertextOf(engine, item, ctx, detachedSignature, signal);
+        decryption = started(file, () =>
+          file ? engine.decryptFile!(file) : engine.decrypt(input as Readable),
+        );
+        detachedOutcome = detached;
+      }
+      const { plaintext, inlineSignatures } = decryption;
       const late = lateVerdictOf(plaintext);
       const output = verify ? verified(plaintext, inlineSignatures, detachedOutcome, item, ctx) : plaintext;
       if (!late) return output;
@@ -191,7 +261,9 @@ export const pgpDecryptPlugin = definePlugin({
       fd: number,
       signal?: AbortSignal,
     ): Promise<void> {
-      const { input, file, detached } = await ciphertextOf(item, ctx, signal);
+      const engine = await streaming();
+      const detachedSignature = verify ? await findDetachedSignature(item, ctx, signal) : undefined;
+      const { input, file, detached } = await ciphertextOf(engine, item, ctx, detachedSignature, signal);
       const { written, inlineSignatures } = started(file, () => engine.decryptInto!(input, fd, signal));
       await written;
       await judged(inlineSignatures, detached, item, ctx);
@@ -207,13 +279,17 @@ export const pgpDecryptPlugin = definePlugin({
         return deriveItem(item, {
           path: stripPgpExtension(item.path),
           open: (signal) => decryptStream(item, ctx, signal),
-          ...(engine.decryptInto
+          ...(engineName === 'gpg' && !inProcessFirst(item)
             ? { writeTo: (fd: number, signal?: AbortSignal) => decryptInto(item, ctx, fd, signal) }
             : {}),
         });
       },
       isCompanion: (path) => isDetachedSignature(path, verify !== undefined),
-      close: () => engine.close(),
+      async close() {
+        await inProcess?.close();
+        const engine = await engineStarted?.catch(() => undefined);
+        await engine?.close();
+      },
     };
   },
 });

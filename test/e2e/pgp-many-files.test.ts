@@ -3,7 +3,9 @@
  * GNUPGHOME, one key import and one agent per step instance for the whole run, shared by
  * files decrypting at once, removed at close; and that agent unlocks the key cheaply. Its
  * default S2K count (calibrated per machine: hundreds of millions here) cost 0.5–2 s per file.
- * Timings are measured by bench/peers.mjs (`--only pgp-small`), never asserted here.
+ * Timings are measured by bench/peers.mjs (`--only pgp-small`), never asserted here. The files
+ * go through gpg (`in_process_max: 0`): by default small ones are decrypted in-process first
+ * (pgp-in-process.test.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
@@ -71,7 +73,7 @@ describe('gpg engine, many small files', () => {
 
   it(`decrypts ${FILES} files, 8 at a time, with one home and agent for the run, removed at close`, async () => {
     const file = ws.pipeline(
-      `name: many\nsource:\n  local: { path: ./in }\nsteps:\n  - pgp_decrypt: { private_key_file: ./key.asc, passphrase: ${PASSPHRASE}, engine: gpg }\nsink:\n  local: { path: ./out }\npolicy:\n  concurrency: 8\n`,
+      `name: many\nsource:\n  local: { path: ./in }\nsteps:\n  - pgp_decrypt: { private_key_file: ./key.asc, passphrase: ${PASSPHRASE}, engine: gpg, in_process_max: 0 }\nsink:\n  local: { path: ./out }\npolicy:\n  concurrency: 8\n`,
     );
     const before = ourHomes();
     // Homes that exist while files are decrypting: sampled until the run ends.

@@ -1,7 +1,8 @@
 /**
  * pgp_decrypt / pgp_encrypt against real GnuPG: keys (RSA 2048 and ed25519/cv25519) and
  * messages are made by `gpg` at test time in a throwaway GNUPGHOME. Every behaviour is checked
- * for both engines (gpg child process, openpgp.js).
+ * for both engines (gpg child process, openpgp.js), and decryption also for the gpg engine's
+ * small messages, which openpgp.js decrypts in-process first.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,6 +13,7 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -118,8 +120,14 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function itemOf(name: string): Item {
-  return createItem({ source: 'sftp', path: `in/${name}`, open: async () => createReadStream(file(name)) });
+/** An item of the file `name`; `sized`: with its size, as a listing gives it. */
+function itemOf(name: string, sized = false): Item {
+  return createItem({
+    source: 'sftp',
+    path: `in/${name}`,
+    ...(sized ? { size: statSync(file(name)).size } : {}),
+    open: async () => createReadStream(file(name)),
+  });
 }
 
 /** Reads a stream to its end, noting whether it ended cleanly. */
@@ -144,7 +152,13 @@ const siblingsOf = (names: Record<string, string>) =>
     Object.entries(names).map(([sibling, real]) => [sibling, () => createReadStream(file(real))]),
   );
 
-describe.each(['gpg', 'openpgp'] as const)('pgp_decrypt with engine %s', (engine) => {
+// Items of a listed size within in_process_max take the gpg engine's in-process path first
+// (in-process.ts); items without a size go through gpg itself.
+describe.each([
+  ['gpg', false],
+  ['gpg', true],
+  ['openpgp', false],
+] as const)('pgp_decrypt with engine %s (listed size: %s)', (engine, sized) => {
   // One step per distinct config: each gpg-engine step starts its own gpg-agent.
   const steps = new Map<string, Promise<StepInstance>>();
   function decryptor(config: Record<string, unknown>): Promise<StepInstance> {
@@ -164,7 +178,7 @@ describe.each(['gpg', 'openpgp'] as const)('pgp_decrypt with engine %s', (engine
 
   async function decrypt(step: StepInstance, name: string, siblings: Record<string, string> = {}) {
     const out = (await step.process(
-      itemOf(name),
+      itemOf(name, sized),
       makeStepContext({ siblings: siblingsOf(siblings) }),
     )) as Item;
     return { out, ...(await consume(await out.open())) };
@@ -205,7 +219,7 @@ describe.each(['gpg', 'openpgp'] as const)('pgp_decrypt with engine %s', (engine
     expect(result.ended).toBe(false);
     expect(result.error).toMatchObject({ code: 'SLUICE_E_BAD_DATA', retryable: false });
     // A sink writing to a file sees the error, not a clean end: pipeline rejects.
-    const out = (await step.process(itemOf(name), makeStepContext())) as Item;
+    const out = (await step.process(itemOf(name, sized), makeStepContext())) as Item;
     await expect(
       pipeline(await out.open(), createWriteStream(file(`sink-${engine}-${name}`))),
     ).rejects.toThrow();

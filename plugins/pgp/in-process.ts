@@ -1,0 +1,74 @@
+/**
+ * The gpg engine's small messages, decrypted in this process by openpgp.js (issue 16.6).
+ *
+ * A gpg process per file costs more than the decryption of a small file: a fork of this process
+ * (its cost grows with its memory), gpg's start, its keyring and a round trip to the agent —
+ * about 30 ms a file here, against a few for openpgp.js, which does the RSA operation through
+ * Node's crypto. So a message of at most `in_process_max` bytes is tried in-process first, and
+ * gpg decides every message that attempt does not decrypt cleanly: openpgp.js refusing it (an
+ * algorithm it lacks, such as bzip2 compression; a tampered or truncated message; a wrong key),
+ * a signature it does not call good, or plaintext beyond IN_PROCESS_PLAINTEXT_MAX (a small
+ * message may inflate a lot). What is delivered is therefore either openpgp.js's plaintext of a
+ * message whose integrity it checked to the end, or exactly what gpg alone would have given.
+ */
+import { Readable } from 'node:stream';
+import type { DecryptEngine, DecryptKeys } from './engines.js';
+import type { SignatureOutcome } from './signatures.js';
+
+/** The most plaintext one in-process attempt holds in memory before leaving the message to gpg. */
+export const IN_PROCESS_PLAINTEXT_MAX = 32 * 1024 * 1024;
+
+export interface DecryptedInProcess {
+  plaintext: Buffer;
+  signatures: SignatureOutcome;
+}
+
+/** A stream of `bytes` (not object mode: the engines read it as bytes). */
+export const bytesStream = (bytes: Buffer): Readable => Readable.from([bytes], { objectMode: false });
+
+export class InProcessFirst {
+  private constructor(private readonly engine: DecryptEngine) {}
+
+  /**
+   * openpgp.js with the step's keys; undefined when it cannot use them (a key type or
+   * protection it lacks, a stub of gpg's): then gpg decrypts every message, and gpg's own start
+   * says whether the passphrase is right.
+   */
+  static async create(keys: DecryptKeys): Promise<InProcessFirst | undefined> {
+    try {
+      const { createOpenpgpDecryptEngine } = await import('./openpgp-engine.js');
+      return new InProcessFirst(await createOpenpgpDecryptEngine(keys));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * openpgp.js's plaintext of `message` and its signatures' verdicts, when it decrypted it to
+   * the end (integrity checked) within the cap and called every signature good; else undefined.
+   */
+  async decrypt(message: Buffer): Promise<DecryptedInProcess | undefined> {
+    const { plaintext, inlineSignatures } = this.engine.decrypt(bytesStream(message));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of plaintext) {
+        size += (chunk as Buffer).length;
+        if (size > IN_PROCESS_PLAINTEXT_MAX) {
+          plaintext.destroy();
+          return undefined;
+        }
+        chunks.push(chunk as Buffer);
+      }
+    } catch {
+      return undefined;
+    }
+    const signatures = await inlineSignatures();
+    if (signatures.bad.length > 0 || signatures.unknown.length > 0) return undefined;
+    return { plaintext: Buffer.concat(chunks, size), signatures };
+  }
+
+  close(): Promise<void> {
+    return this.engine.close();
+  }
+}
