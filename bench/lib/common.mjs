@@ -2,6 +2,7 @@
 // machine description, and a marker-delimited section writer for bench/RESULTS.md.
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,7 +62,23 @@ export function has(cmd) {
 
 export function machine() {
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  return `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load avg at start ${load}`;
+  return `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}${sshCrypto() ? '' : ' (**ssh2 without its native crypto**: built for another Node; `npm rebuild ssh2`)'}, load avg at start ${load}`;
+}
+
+/**
+ * Whether ssh2's native crypto binding loads in this Node. Built for another Node version (a
+ * node_modules copied between versions), ssh2 falls back to JavaScript ciphers silently, and
+ * every SFTP figure measures that fallback instead.
+ */
+function sshCrypto() {
+  try {
+    createRequire(import.meta.url)(
+      join(repoDir, 'node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'),
+    );
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Replaces the section between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->`. */
