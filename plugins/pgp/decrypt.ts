@@ -111,31 +111,25 @@ export const pgpDecryptPlugin = definePlugin({
     const keys = { privateKey: key, passphrase, verificationKeys, verifying: verify !== undefined };
     const engineName = await resolveEngine(cfg.engine as EngineName);
     ctx.log.debug({ engine: engineName }, 'pgp_decrypt engine');
-    const createEngine = async () =>
+    const engine: DecryptEngine =
       engineName === 'gpg'
-        ? (await import('./gpg-engine.js')).createGpgDecryptEngine(keys)
-        : (await import('./openpgp-engine.js')).createOpenpgpDecryptEngine(keys);
-    // gpg's small messages: openpgp.js first (in-process.ts). Where it can use the key, gpg (its
-    // home, key import and agent) starts only once a message needs it; else at once, as before.
+        ? await (await import('./gpg-engine.js')).createGpgDecryptEngine(keys)
+        : await (await import('./openpgp-engine.js')).createOpenpgpDecryptEngine(keys);
+    // gpg's small messages: openpgp.js first (in-process.ts), made at the first of them (unlocking
+    // the key there costs up to a second: a run of big files never pays it).
     const inProcessMax = engineName === 'gpg' ? parseSize(cfg.in_process_max ?? '256KiB') : 0;
-    const inProcess = inProcessMax > 0 ? await InProcessFirst.create(keys) : undefined;
-    let engineStarted: Promise<DecryptEngine> | undefined = inProcess
-      ? undefined
-      : Promise.resolve(await createEngine());
-    /** The engine for whatever is not decrypted in-process; a start that failed is tried again. */
-    const streaming = (): Promise<DecryptEngine> => {
-      if (!engineStarted) {
-        const starting = createEngine();
-        engineStarted = starting;
-        starting.catch(() => {
-          if (engineStarted === starting) engineStarted = undefined;
-        });
-      }
-      return engineStarted;
+    let inProcess: Promise<InProcessFirst | undefined> | undefined;
+    const inProcessEngine = () => {
+      inProcess ??= InProcessFirst.create(keys).then((made) => {
+        if (!made)
+          ctx.log.info('pgp_decrypt: openpgp.js cannot use this key; gpg decrypts small messages too');
+        return made;
+      });
+      return inProcess;
     };
     /** A message tried in-process first: one of known size within in_process_max. */
     const inProcessFirst = (item: Item) =>
-      inProcess !== undefined && item.size !== undefined && item.size <= inProcessMax;
+      inProcessMax > 0 && item.size !== undefined && item.size <= inProcessMax;
 
     /**
      * The ciphertext: the listed local file itself, for gpg to read through an inherited
@@ -179,7 +173,7 @@ export const pgpDecryptPlugin = definePlugin({
       const chunks: Buffer[] = [];
       for await (const chunk of await item.open(signal)) chunks.push(chunk as Buffer);
       const message = Buffer.concat(chunks);
-      const done = await inProcess!.decrypt(message);
+      const done = await (await inProcessEngine())?.decrypt(message);
       if (done) {
         return {
           plaintext: bytesStream(done.plaintext),
@@ -187,7 +181,7 @@ export const pgpDecryptPlugin = definePlugin({
         };
       }
       ctx.log.debug({ item: item.path }, 'pgp_decrypt: openpgp.js did not decrypt it cleanly; gpg decides');
-      return (await streaming()).decrypt(bytesStream(message));
+      return engine.decrypt(bytesStream(message));
     }
 
     async function decryptStream(item: Item, ctx: StepContext, signal?: AbortSignal): Promise<Readable> {
@@ -197,7 +191,6 @@ export const pgpDecryptPlugin = definePlugin({
       if (!detachedSignature && inProcessFirst(item)) {
         decryption = await decryptSmall(item, ctx, signal);
       } else {
-        const engine = await streaming();
         const { input, file, detached } = await ciphertextOf(engine, item, ctx, detachedSignature, signal);
         decryption = started(file, () =>
           file ? engine.decryptFile!(file) : engine.decrypt(input as Readable),
@@ -261,7 +254,6 @@ export const pgpDecryptPlugin = definePlugin({
       fd: number,
       signal?: AbortSignal,
     ): Promise<void> {
-      const engine = await streaming();
       const detachedSignature = verify ? await findDetachedSignature(item, ctx, signal) : undefined;
       const { input, file, detached } = await ciphertextOf(engine, item, ctx, detachedSignature, signal);
       const { written, inlineSignatures } = started(file, () => engine.decryptInto!(input, fd, signal));
@@ -286,9 +278,8 @@ export const pgpDecryptPlugin = definePlugin({
       },
       isCompanion: (path) => isDetachedSignature(path, verify !== undefined),
       async close() {
-        await inProcess?.close();
-        const engine = await engineStarted?.catch(() => undefined);
-        await engine?.close();
+        await (await inProcess)?.close();
+        await engine.close();
       },
     };
   },
