@@ -19,7 +19,12 @@ import { remoteFsFields } from '../remote-fs/fields.js';
 import { ConnectionPool } from '../remote-fs/pool.js';
 import { hopLogin, isAuthFailure, loginFailure, resolveHop, type SshHop, sshLoginFields } from './hop.js';
 import { openRoute, type Route } from './jump.js';
-import { pipelinedRead, SFTP_READ_CHUNK, SFTP_REQUESTS_IN_FLIGHT } from './pipelined-read.js';
+import {
+  pipelinedRead,
+  SFTP_READ_CHUNK,
+  SFTP_READ_GROWTH,
+  SFTP_REQUESTS_IN_FLIGHT,
+} from './pipelined-read.js';
 import { pipelinedWrite } from './pipelined-write.js';
 import { type ProxySettings, parseProxyUrl, proxyField } from './proxy.js';
 import { receiveWindowFor, widenReceiveWindow } from './window.js';
@@ -48,7 +53,7 @@ export const sftpConnectionFields = {
     maximum: 256,
     default: SFTP_REQUESTS_IN_FLIGHT,
     description:
-      'SFTP read/write requests of 32 KiB kept outstanding per file (as OpenSSH `sftp -R`): what decides throughput over a link with latency. Memory per file is this × 32 KiB.',
+      'SFTP read/write requests of 32 KiB kept outstanding per file (as OpenSSH `sftp -R`): what decides throughput over a link with latency. A read whose consumer keeps waiting on the server doubles them, up to 4× (as rclone keeps 4 streams of 64 requests for a big file). Memory per file is this × 32 KiB, up to 4× that for a read.',
   }),
 };
 
@@ -246,8 +251,12 @@ class SftpConnection implements RemoteConnection {
         keepaliveInterval: settings.keepaliveMs,
         keepaliveCountMax: 3,
       });
-      // Room for every READ in flight: ssh2's own 2 MiB window stalls them over latency.
-      widenReceiveWindow(sftp, receiveWindowFor(settings.requestsInFlight, SFTP_READ_CHUNK));
+      // Room for every READ in flight (grown as far as a read may grow them): ssh2's own 2 MiB
+      // window stalls them over latency.
+      widenReceiveWindow(
+        sftp,
+        receiveWindowFor(settings.requestsInFlight * SFTP_READ_GROWTH, SFTP_READ_CHUNK),
+      );
       connection = new SftpConnection(client, sftp, settings, route);
       return connection;
     } catch (err) {
@@ -363,6 +372,7 @@ class SftpConnection implements RemoteConnection {
     let failure: SluiceError | undefined;
     const stream = pipelinedRead(this.sftp, path, {
       requestsInFlight: this.settings.requestsInFlight,
+      maxRequestsInFlight: this.settings.requestsInFlight * SFTP_READ_GROWTH,
       highWaterMark: STREAM_CHUNK,
       describeError: (operation, err) => {
         failure = this.failure(operation, path, err);

@@ -8,10 +8,11 @@ import { pipelinedRead, type SftpFileOps } from './pipelined-read.js';
  * delays, caps some answers short, and counts what is outstanding. The real-server behaviour is
  * in test/e2e/sftpnet-read.test.ts.
  */
-function fakeSftp(content: Buffer, opts: { shortEvery?: number; failAt?: number } = {}) {
+function fakeSftp(content: Buffer, opts: { shortEvery?: number; failAt?: number; delayMs?: number } = {}) {
   const stats = { outstanding: 0, maxOutstanding: 0, reads: 0, opened: 0, closed: 0 };
   let n = 0;
-  const later = (fn: () => void) => setTimeout(fn, Math.random() * 3);
+  // `delayMs`: every answer after that long (a link with latency), else after 0–3 ms.
+  const later = (fn: () => void) => setTimeout(fn, opts.delayMs ?? Math.random() * 3);
   const ops = {
     open: (_path: string, _flags: string, cb: (err: Error | undefined, handle: Buffer) => void) => {
       stats.opened++;
@@ -89,6 +90,27 @@ describe('pipelinedRead', () => {
     expect(stats.reads).toBeLessThanOrEqual(17);
     expect(stats.maxOutstanding).toBe(16);
     expect((await collect(stream)).equals(content)).toBe(true);
+  });
+
+  it('doubles its requests in flight, up to the cap, while the consumer waits on the server', async () => {
+    const content = randomBytes(400_000);
+    const { ops, stats } = fakeSftp(content, { delayMs: 10 });
+    const stream = pipelinedRead(ops, '/f', { ...options(8), maxRequestsInFlight: 32 });
+    expect((await collect(stream)).equals(content)).toBe(true);
+    expect(stats.maxOutstanding).toBe(32);
+  });
+
+  it('does not grow them for a consumer slower than the server', async () => {
+    const content = randomBytes(100_000);
+    const { ops, stats } = fakeSftp(content);
+    const stream = pipelinedRead(ops, '/f', { ...options(8), maxRequestsInFlight: 32, highWaterMark: 1000 });
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+      await sleep(5);
+    }
+    expect(Buffer.concat(chunks).equals(content)).toBe(true);
+    expect(stats.maxOutstanding).toBe(8);
   });
 
   it('fails with the path and closes the handle on a read error', async () => {

@@ -13,13 +13,25 @@ import type { SFTPWrapper, Stats } from 'ssh2';
 export const SFTP_READ_CHUNK = 32 * 1024;
 /** OpenSSH's sftp default (`-R 64`): 2 MiB outstanding, the SSH channel window ssh2 opens. */
 export const SFTP_REQUESTS_IN_FLIGHT = 64;
+/**
+ * How far a read whose consumer waits on the server may grow its requests in flight: 4× (8 MiB
+ * at 64 × 32 KiB), what rclone keeps outstanding for a big file (4 streams of 64 requests).
+ */
+export const SFTP_READ_GROWTH = 4;
 
 /** The part of an ssh2 SFTP session the stream uses. */
 export type SftpFileOps = Pick<SFTPWrapper, 'open' | 'read' | 'close' | 'stat'>;
 
 export interface PipelinedReadOptions {
-  /** Most READ requests outstanding at once; also the most chunks held for a slow consumer. */
+  /** READ requests outstanding at once at first; also the most chunks held for a slow consumer. */
   requestsInFlight: number;
+  /**
+   * The most they may grow to while the consumer waits on the server (the head request not
+   * answered, every allowed one outstanding): over a link with latency the requests, not the
+   * consumer, decide throughput. Never for a consumer that holds the stream back. Default:
+   * `requestsInFlight` (no growth).
+   */
+  maxRequestsInFlight?: number;
   chunkSize?: number;
   highWaterMark?: number;
   /** Turns an SFTP error into the stream's error, naming operation and file. */
@@ -68,6 +80,10 @@ class PipelinedRead extends Readable {
   private pendingDestroy?: () => void;
   private readonly chunk: number;
   private readonly offLost: () => void;
+  /** Requests allowed outstanding now: from requestsInFlight up to maxRequestsInFlight. */
+  private limit: number;
+  /** Chunks pushed since `limit` last grew: it grows only after the consumer took a whole round. */
+  private pushedSinceGrowth = 0;
 
   constructor(
     private readonly sftp: SftpFileOps,
@@ -76,6 +92,7 @@ class PipelinedRead extends Readable {
   ) {
     super({ highWaterMark: options.highWaterMark });
     this.chunk = options.chunkSize ?? SFTP_READ_CHUNK;
+    this.limit = options.requestsInFlight;
     this.offLost = options.onSessionLost((err) => {
       this.sessionLost = true;
       this.destroy(options.describeError('read', err));
@@ -108,14 +125,15 @@ class PipelinedRead extends Readable {
     });
   }
 
-  /** Issues requests until `requestsInFlight` chunks are outstanding or held. */
+  /** Whether more of the file may still be asked for. */
+  private moreToAsk(): boolean {
+    return !this.endSeen && (this.sizeHint === undefined || this.next <= this.sizeHint);
+  }
+
+  /** Issues requests until `limit` chunks are outstanding or held. */
   private fill(): void {
     if (!this.handle || this.destroyed) return;
-    while (
-      !this.endSeen &&
-      this.slots.length < this.options.requestsInFlight &&
-      (this.sizeHint === undefined || this.next <= this.sizeHint)
-    ) {
+    while (this.slots.length < this.limit && this.moreToAsk()) {
       this.request({ offset: this.next, length: this.chunk, settled: false });
       this.next += this.chunk;
     }
@@ -159,6 +177,7 @@ class PipelinedRead extends Readable {
         this.push(null);
         return;
       }
+      this.pushedSinceGrowth++;
       if (!this.push(slot.data)) this.paused = true;
     }
   }
@@ -166,6 +185,21 @@ class PipelinedRead extends Readable {
   override _read(): void {
     this.paused = false;
     this.deliver();
+    // The consumer took a whole round of `limit` chunks and waits again with every allowed
+    // request out: the server's answers are the bottleneck (a round trip per `limit` chunks),
+    // so more go out at once, up to the cap. A consumer slower than the server never waits.
+    const max = this.options.maxRequestsInFlight ?? this.options.requestsInFlight;
+    if (
+      this.limit < max &&
+      !this.paused &&
+      this.pushedSinceGrowth >= this.limit &&
+      this.slots.length >= this.limit &&
+      this.slots[0]?.settled === false &&
+      this.moreToAsk()
+    ) {
+      this.limit = Math.min(max, this.limit * 2);
+      this.pushedSinceGrowth = 0;
+    }
     this.fill();
   }
 
