@@ -115,12 +115,13 @@ export const pgpDecryptPlugin = definePlugin({
       engineName === 'gpg'
         ? await (await import('./gpg-engine.js')).createGpgDecryptEngine(keys)
         : await (await import('./openpgp-engine.js')).createOpenpgpDecryptEngine(keys);
-    // gpg's small messages: openpgp.js first (in-process.ts), made at the first of them (unlocking
-    // the key there costs up to a second: a run of big files never pays it).
+    // gpg's small messages: openpgp.js first (in-process.ts), made at the first of them (loading
+    // it costs a tenth of a second: a run of big files never pays it), with the key as gpg's home
+    // holds it, which unlocks at once (the user's copy may take a second).
     const inProcessMax = engineName === 'gpg' ? parseSize(cfg.in_process_max ?? '256KiB') : 0;
     let inProcess: Promise<InProcessFirst | undefined> | undefined;
     const inProcessEngine = () => {
-      inProcess ??= InProcessFirst.create(keys).then((made) => {
+      inProcess ??= InProcessFirst.create(keys, engine.cheaplyProtectedKey?.()).then((made) => {
         if (!made)
           ctx.log.info('pgp_decrypt: openpgp.js cannot use this key; gpg decrypts small messages too');
         return made;

@@ -42,6 +42,12 @@ export interface DecryptEngine {
   ): { written: Promise<void>; inlineSignatures(): Promise<SignatureOutcome> };
   /** A verifier of a detached signature over the bytes it is given (the encrypted file). */
   detachedVerifier(signature: Uint8Array): Promise<ByteVerifier<SignatureOutcome>>;
+  /**
+   * gpg: the private key as its throwaway home holds it — protected by the same passphrase with
+   * the agent's low S2K count, so openpgp.js unlocks it in a millisecond instead of up to a
+   * second for gpg's default count. Undefined when gpg cannot give it.
+   */
+  cheaplyProtectedKey?(): Promise<Buffer | undefined>;
   close(): Promise<void>;
 }
 

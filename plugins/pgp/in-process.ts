@@ -34,13 +34,26 @@ export class InProcessFirst {
    * protection it lacks, a stub of gpg's): then gpg decrypts every message, and gpg's own start
    * says whether the passphrase is right.
    */
-  static async create(keys: DecryptKeys): Promise<InProcessFirst | undefined> {
+  static async create(
+    keys: DecryptKeys,
+    /** The same key, cheaper to unlock (gpg's copy: engines.ts cheaplyProtectedKey). */
+    cheaper?: Promise<Buffer | undefined>,
+  ): Promise<InProcessFirst | undefined> {
+    let openpgp: typeof import('./openpgp-engine.js');
     try {
-      const { createOpenpgpDecryptEngine } = await import('./openpgp-engine.js');
-      return new InProcessFirst(await createOpenpgpDecryptEngine(keys));
+      openpgp = await import('./openpgp-engine.js');
     } catch {
       return undefined;
     }
+    const key = await cheaper?.catch(() => undefined);
+    for (const privateKey of key ? [key, keys.privateKey] : [keys.privateKey]) {
+      try {
+        return new InProcessFirst(await openpgp.createOpenpgpDecryptEngine({ ...keys, privateKey }));
+      } catch {
+        // The other form of the key, or none: gpg decrypts every message.
+      }
+    }
+    return undefined;
   }
 
   /**

@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { delimiter } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runPipelineFile } from '../../core/sdk.js';
+import { createGpgDecryptEngine } from '../../plugins/pgp/gpg-engine.js';
 import { IN_PROCESS_PLAINTEXT_MAX } from '../../plugins/pgp/in-process.js';
 import { testGpgHome } from '../helpers/gpg-keys.js';
 import { listFiles, makeWorkspace, sha256File } from '../helpers/workspace.js';
@@ -123,6 +124,29 @@ describe('gpg engine, small messages in-process first', () => {
     expect(sha256File(ws.path('out', 'z.bin'))).toBe(sha256File(ws.path('plain', 'z.bin')));
     expect(decryptions()).toBe(1);
   }, 60_000);
+
+  it("takes the key as gpg's home holds it: re-protected with the agent's low S2K count", async () => {
+    const engine = await createGpgDecryptEngine({
+      privateKey: readFileSync(ws.path('key.asc')),
+      passphrase: PASSPHRASE,
+      verificationKeys: [],
+      verifying: false,
+    });
+    try {
+      const key = await engine.cheaplyProtectedKey!();
+      expect(key).toBeDefined();
+      writeFileSync(ws.path('exported.gpg'), key!);
+      const packets = keys.gpg(['--list-packets', ws.path('exported.gpg')]).toString();
+      // The user's file keeps gpg's calibrated count (millions); the copy unlocks in a millisecond.
+      const counts = [...packets.matchAll(/protect count: (\d+)/g)].map((m) => Number(m[1]));
+      expect(counts.length).toBeGreaterThan(0);
+      expect(counts.every((c) => c <= 65536)).toBe(true);
+      const original = keys.gpg(['--list-packets', ws.path('key.asc')]).toString();
+      expect(Number(/protect count: (\d+)/.exec(original)?.[1])).toBeGreaterThan(65536);
+    } finally {
+      await engine.close();
+    }
+  });
 
   it('in_process_max: 0 sends every message through gpg', async () => {
     for (let i = 0; i < 3; i++) {
