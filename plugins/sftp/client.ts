@@ -20,9 +20,9 @@ import { ConnectionPool } from '../remote-fs/pool.js';
 import { hopLogin, isAuthFailure, loginFailure, resolveHop, type SshHop, sshLoginFields } from './hop.js';
 import { openRoute, type Route } from './jump.js';
 import {
+  grownRequestsInFlight,
   pipelinedRead,
   SFTP_READ_CHUNK,
-  SFTP_READ_GROWTH,
   SFTP_REQUESTS_IN_FLIGHT,
 } from './pipelined-read.js';
 import { pipelinedWrite } from './pipelined-write.js';
@@ -53,7 +53,7 @@ export const sftpConnectionFields = {
     maximum: 256,
     default: SFTP_REQUESTS_IN_FLIGHT,
     description:
-      'SFTP read/write requests of 32 KiB kept outstanding per file (as OpenSSH `sftp -R`): what decides throughput over a link with latency. A read whose consumer keeps waiting on the server doubles them, up to 4× (as rclone keeps 4 streams of 64 requests for a big file). Memory per file is this × 32 KiB, up to 4× that for a read.',
+      'SFTP read/write requests of 32 KiB kept outstanding per file (as OpenSSH `sftp -R`): what decides throughput over a link with latency. A read whose consumer keeps waiting on the server doubles them, up to 4× and at most 256 (as rclone keeps 4 streams of 64 requests for a big file). Memory per file is this × 32 KiB, up to 4× that (8 MiB) for a read.',
   }),
 };
 
@@ -255,7 +255,7 @@ class SftpConnection implements RemoteConnection {
       // window stalls them over latency.
       widenReceiveWindow(
         sftp,
-        receiveWindowFor(settings.requestsInFlight * SFTP_READ_GROWTH, SFTP_READ_CHUNK),
+        receiveWindowFor(grownRequestsInFlight(settings.requestsInFlight), SFTP_READ_CHUNK),
       );
       connection = new SftpConnection(client, sftp, settings, route);
       return connection;
@@ -372,7 +372,7 @@ class SftpConnection implements RemoteConnection {
     let failure: SluiceError | undefined;
     const stream = pipelinedRead(this.sftp, path, {
       requestsInFlight: this.settings.requestsInFlight,
-      maxRequestsInFlight: this.settings.requestsInFlight * SFTP_READ_GROWTH,
+      maxRequestsInFlight: grownRequestsInFlight(this.settings.requestsInFlight),
       highWaterMark: STREAM_CHUNK,
       describeError: (operation, err) => {
         failure = this.failure(operation, path, err);

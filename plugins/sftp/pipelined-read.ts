@@ -14,10 +14,13 @@ export const SFTP_READ_CHUNK = 32 * 1024;
 /** OpenSSH's sftp default (`-R 64`): 2 MiB outstanding, the SSH channel window ssh2 opens. */
 export const SFTP_REQUESTS_IN_FLIGHT = 64;
 /**
- * How far a read whose consumer waits on the server may grow its requests in flight: 4× (8 MiB
- * at 64 × 32 KiB), what rclone keeps outstanding for a big file (4 streams of 64 requests).
+ * How far a read whose consumer waits on the server may grow its requests in flight: 4×, to at
+ * most 256 (8 MiB at 64 × 32 KiB, what rclone keeps outstanding for a big file: 4 streams of 64
+ * requests); `requestsInFlight` itself when that is already more.
  */
-export const SFTP_READ_GROWTH = 4;
+export function grownRequestsInFlight(requestsInFlight: number): number {
+  return Math.max(requestsInFlight, Math.min(4 * requestsInFlight, 256));
+}
 
 /** The part of an ssh2 SFTP session the stream uses. */
 export type SftpFileOps = Pick<SFTPWrapper, 'open' | 'read' | 'close' | 'stat'>;
