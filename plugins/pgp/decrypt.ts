@@ -31,7 +31,7 @@ const config = Type.Object(
       Size({
         default: '256KiB',
         description:
-          'With the gpg engine: a message of at most this size is decrypted in-process by openpgp.js first, without a gpg process (whose start costs more than decrypting a small file); gpg decides every message openpgp.js does not decrypt cleanly (an algorithm it lacks, a bad message, a signature it does not call good). `0`: every message through gpg.',
+          'With the gpg engine: a message of at most this size is decrypted in-process by openpgp.js first, without a gpg process (whose start costs more than decrypting a small file); gpg decides every message openpgp.js does not decrypt cleanly (an algorithm it lacks, a bad message, a signature it does not call good). The private key is then also unlocked in Sluice’s memory, as with the openpgp engine; `0`: every message through gpg, and the key stays with gpg’s agent.',
       }),
     ),
     verify_signature: Type.Optional(
@@ -120,17 +120,21 @@ export const pgpDecryptPlugin = definePlugin({
     // holds it, which unlocks at once (the user's copy may take a second).
     const inProcessMax = engineName === 'gpg' ? parseSize(cfg.in_process_max ?? '256KiB') : 0;
     let inProcess: Promise<InProcessFirst | undefined> | undefined;
+    /** openpgp.js could not use the key: every message goes to gpg the usual way. */
+    let inProcessUnusable = false;
     const inProcessEngine = () => {
       inProcess ??= InProcessFirst.create(keys, engine.cheaplyProtectedKey?.()).then((made) => {
-        if (!made)
+        if (!made) {
+          inProcessUnusable = true;
           ctx.log.info('pgp_decrypt: openpgp.js cannot use this key; gpg decrypts small messages too');
+        }
         return made;
       });
       return inProcess;
     };
     /** A message tried in-process first: one of known size within in_process_max. */
     const inProcessFirst = (item: Item) =>
-      inProcessMax > 0 && item.size !== undefined && item.size <= inProcessMax;
+      inProcessMax > 0 && !inProcessUnusable && item.size !== undefined && item.size <= inProcessMax;
 
     /**
      * The ciphertext: the listed local file itself, for gpg to read through an inherited
@@ -170,10 +174,25 @@ export const pgpDecryptPlugin = definePlugin({
      * openpgp.js when it decrypts it cleanly, else by gpg from the same bytes (in-process.ts).
      */
     async function decryptSmall(item: Item, ctx: StepContext, signal?: AbortSignal): Promise<Decryption> {
-      // The source checks the bytes it delivers against the listed size, which is small.
+      // Held whole: never more than the listed (small) size, which the source checks only at
+      // the end of its stream — a file that grew, or a server that sends more, stops here.
+      const listed = item.size!;
       const chunks: Buffer[] = [];
-      for await (const chunk of await item.open(signal)) chunks.push(chunk as Buffer);
-      const message = Buffer.concat(chunks);
+      let size = 0;
+      const stream = await item.open(signal);
+      for await (const chunk of stream) {
+        size += (chunk as Buffer).length;
+        if (size > listed) {
+          stream.destroy();
+          throw new SluiceError(
+            'SLUICE_E_CHANGED',
+            `read more than the ${listed} bytes the source listed: the file changed while it was read`,
+            { retryable: false },
+          );
+        }
+        chunks.push(chunk as Buffer);
+      }
+      const message = Buffer.concat(chunks, size);
       const done = await (await inProcessEngine())?.decrypt(message);
       if (done) {
         return {

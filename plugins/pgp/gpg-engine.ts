@@ -55,9 +55,15 @@ const SIGNATURE_PROBLEMS = ['ERRSIG', 'BADSIG', 'EXPKEYSIG', 'REVKEYSIG', 'EXPSI
  */
 export function outcomeFromStatus(result: GpgResult, allowed: ReadonlySet<string>): SignatureOutcome {
   const outcome: SignatureOutcome = { good: [], bad: [], unknown: [] };
+  // gpg reports a signature by a revoked key as REVKEYSIG *and* VALIDSIG (the mathematics
+  // holds): such a signature is bad, never good (openpgp.js refuses it too).
+  const revoked = result.status.filter(([k]) => k === 'REVKEYSIG').map(([, id]) => (id ?? '').toUpperCase());
+  const byRevoked = (...fingerprints: string[]) =>
+    revoked.some((id) => id !== '' && fingerprints.some((f) => f.endsWith(id)));
   for (const [keyword, ...args] of result.status) {
     if (keyword === 'VALIDSIG') {
       const primary = (args[9] ?? args[0]).toUpperCase();
+      if (byRevoked(primary, args[0].toUpperCase())) continue;
       if (allowed.has(primary) || allowed.has(args[0].toUpperCase())) outcome.good.push(primary);
       else outcome.unknown.push(`signature by ${primary}, not a configured key`);
     } else if (keyword === 'BADSIG') {
@@ -65,10 +71,10 @@ export function outcomeFromStatus(result: GpgResult, allowed: ReadonlySet<string
     } else if (keyword === 'ERRSIG') {
       const reason = args[5] === '9' ? 'no public key' : `error ${args[5]}`;
       outcome.unknown.push(`signature by key ${args[0]} cannot be checked (${reason})`);
-    } else if (keyword === 'EXPKEYSIG' || keyword === 'REVKEYSIG' || keyword === 'EXPSIG') {
-      outcome.unknown.push(
-        `signature by key ${args[0]} is ${keyword === 'REVKEYSIG' ? 'revoked' : 'expired'}`,
-      );
+    } else if (keyword === 'REVKEYSIG') {
+      outcome.bad.push(`signature by key ${args[0]}, which is revoked`);
+    } else if (keyword === 'EXPKEYSIG' || keyword === 'EXPSIG') {
+      outcome.unknown.push(`signature by key ${args[0]} is expired`);
     }
   }
   return outcome;

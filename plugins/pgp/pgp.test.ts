@@ -33,6 +33,16 @@ describe('signature verdicts', () => {
     expect(stranger.unknown[0]).toMatch(/not a configured key/);
   });
 
+  it('reads a signature by a revoked key as bad, though gpg also says VALIDSIG', () => {
+    // What gpg 2.2 prints for a message signed by a key revoked since (test/e2e/pgp-in-process).
+    const outcome = outcomeFromStatus(
+      { code: 0, messages: [], status: [['REVKEYSIG', fpr.slice(-16), 'R <r@example.com>'], validsig] },
+      new Set([fpr]),
+    );
+    expect(outcome.good).toEqual([]);
+    expect(outcome.bad[0]).toMatch(/revoked/);
+  });
+
   it('reads BADSIG as bad and ERRSIG as unknown', () => {
     const outcome = outcomeFromStatus(
       {

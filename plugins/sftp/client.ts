@@ -53,8 +53,16 @@ export const sftpConnectionFields = {
     maximum: 256,
     default: SFTP_REQUESTS_IN_FLIGHT,
     description:
-      'SFTP read/write requests of 32 KiB kept outstanding per file (as OpenSSH `sftp -R`): what decides throughput over a link with latency. A read whose consumer keeps waiting on the server doubles them, up to 4× and at most 256 (as rclone keeps 4 streams of 64 requests for a big file). Memory per file is this × 32 KiB, up to 4× that (8 MiB) for a read.',
+      'SFTP read/write requests of 32 KiB kept outstanding per file (as OpenSSH `sftp -R`): what decides throughput over a link with latency. A read whose consumer keeps waiting on the server doubles them, up to `requests_in_flight_max`. Memory per file is this × 32 KiB.',
   }),
+  requests_in_flight_max: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 1024,
+      description:
+        'Most READ requests a file read grows to while its reader waits on the server (a link with latency). Default: 4 × `requests_in_flight`, at most 256 (8 MiB at the default; rclone keeps 4 streams of 64 for a big file). Set it to `requests_in_flight` for a server that must not see more.',
+    }),
+  ),
 };
 
 const connectionSchema = Type.Object(sftpConnectionFields);
@@ -66,6 +74,8 @@ export interface SftpSettings extends SshHop {
   connectTimeoutMs: number;
   keepaliveMs: number;
   requestsInFlight: number;
+  /** What a read's requests in flight may grow to (pipelined-read.ts grownRequestsInFlight). */
+  readRequestsMax: number;
   /** Error code for failures: the source and sink report under their own. */
   errorCode: ErrorCode;
 }
@@ -84,6 +94,10 @@ export async function sftpSettings(
     keepaliveMs: parseDuration(config.keepalive_interval),
     // Configs built in code (tests, embedders) may skip the schema's defaults.
     requestsInFlight: config.requests_in_flight ?? SFTP_REQUESTS_IN_FLIGHT,
+    readRequestsMax: grownRequestsInFlight(
+      config.requests_in_flight ?? SFTP_REQUESTS_IN_FLIGHT,
+      config.requests_in_flight_max,
+    ),
     errorCode,
   };
 }
@@ -253,10 +267,7 @@ class SftpConnection implements RemoteConnection {
       });
       // Room for every READ in flight (grown as far as a read may grow them): ssh2's own 2 MiB
       // window stalls them over latency.
-      widenReceiveWindow(
-        sftp,
-        receiveWindowFor(grownRequestsInFlight(settings.requestsInFlight), SFTP_READ_CHUNK),
-      );
+      widenReceiveWindow(sftp, receiveWindowFor(settings.readRequestsMax, SFTP_READ_CHUNK));
       connection = new SftpConnection(client, sftp, settings, route);
       return connection;
     } catch (err) {
@@ -372,7 +383,7 @@ class SftpConnection implements RemoteConnection {
     let failure: SluiceError | undefined;
     const stream = pipelinedRead(this.sftp, path, {
       requestsInFlight: this.settings.requestsInFlight,
-      maxRequestsInFlight: grownRequestsInFlight(this.settings.requestsInFlight),
+      maxRequestsInFlight: this.settings.readRequestsMax,
       highWaterMark: STREAM_CHUNK,
       describeError: (operation, err) => {
         failure = this.failure(operation, path, err);

@@ -14,12 +14,13 @@ export const SFTP_READ_CHUNK = 32 * 1024;
 /** OpenSSH's sftp default (`-R 64`): 2 MiB outstanding, the SSH channel window ssh2 opens. */
 export const SFTP_REQUESTS_IN_FLIGHT = 64;
 /**
- * How far a read whose consumer waits on the server may grow its requests in flight: 4×, to at
- * most 256 (8 MiB at 64 × 32 KiB, what rclone keeps outstanding for a big file: 4 streams of 64
- * requests); `requestsInFlight` itself when that is already more.
+ * How far a read whose consumer waits on the server may grow its requests in flight, unless
+ * configured (`requests_in_flight_max`): 4×, to at most 256 (8 MiB at 64 × 32 KiB, what rclone
+ * keeps outstanding for a big file: 4 streams of 64 requests); `requestsInFlight` itself when
+ * that is already more.
  */
-export function grownRequestsInFlight(requestsInFlight: number): number {
-  return Math.max(requestsInFlight, Math.min(4 * requestsInFlight, 256));
+export function grownRequestsInFlight(requestsInFlight: number, configured?: number): number {
+  return Math.max(requestsInFlight, configured ?? Math.min(4 * requestsInFlight, 256));
 }
 
 /** The part of an ssh2 SFTP session the stream uses. */

@@ -125,6 +125,71 @@ describe('gpg engine, small messages in-process first', () => {
     expect(decryptions()).toBe(1);
   }, 60_000);
 
+  it('leaves armor of two joined messages to gpg, which refuses it (openpgp.js reads only the first)', async () => {
+    ws.write('plain/j1.csv', `id\n${'1'.repeat(1000)}\n`);
+    ws.write('plain/j2.csv', `id\n${'2'.repeat(1000)}\n`);
+    encrypt('j1.csv', 'j1.asc', ['--armor']);
+    encrypt('j2.csv', 'j2.asc', ['--armor']);
+    const joined = Buffer.concat([
+      readFileSync(ws.path('in', 'j1.asc')),
+      readFileSync(ws.path('in', 'j2.asc')),
+    ]);
+    rmSync(ws.path('in', 'j1.asc'));
+    rmSync(ws.path('in', 'j2.asc'));
+    writeFileSync(ws.path('in', 'joined.csv.asc'), joined);
+    const summary = await run(pipeline());
+    expect(summary.ok).toBe(0);
+    expect(summary.failures).toHaveLength(1);
+    expect(summary.failures[0].error).toMatch(/\(gpg\)/);
+    expect(listFiles(ws.path('out'))).toEqual([]);
+    expect(decryptions()).toBe(1);
+  });
+
+  it('decrypts a signed small message in-process when signatures are not checked', async () => {
+    ws.write('plain/s.csv', `id\n${'s'.repeat(3000)}\n`);
+    encrypt('s.csv', 's.csv.gpg', ['--pinentry-mode', 'loopback', '--passphrase', PASSPHRASE, '--sign']);
+    const summary = await run(pipeline());
+    expect(summary.failures).toEqual([]);
+    expect(sha256File(ws.path('out', 's.csv'))).toBe(sha256File(ws.path('plain', 's.csv')));
+    expect(decryptions()).toBe(0);
+  });
+
+  it('fails a signature by a key revoked since, on either path (gpg also reports it VALIDSIG)', async () => {
+    keys.secretKey('r@example.com', 'Key-Type: RSA\nKey-Length: 2048');
+    ws.write('plain/r.csv', 'id\n1\n');
+    keys.gpg([
+      '-u',
+      'r@example.com',
+      '-r',
+      'p@example.com',
+      '-o',
+      ws.path('in', 'r.csv.gpg'),
+      '--sign',
+      '--encrypt',
+      ws.path('plain', 'r.csv'),
+    ]);
+    const fpr = keys
+      .gpg(['--with-colons', '--list-keys', 'r@example.com'])
+      .toString()
+      .split('\n')
+      .find((line) => line.startsWith('fpr'))!
+      .split(':')[9];
+    // gpg writes a revocation certificate for every key it makes, its first line escaped.
+    const cert = readFileSync(ws.path('gnupg', 'openpgp-revocs.d', `${fpr}.rev`), 'utf8');
+    writeFileSync(ws.path('rev.asc'), cert.replace(/^:-----BEGIN/m, '-----BEGIN'));
+    keys.gpg(['--import', ws.path('rev.asc')]);
+    writeFileSync(ws.path('revoked.asc'), keys.gpg(['--armor', '--export', 'r@example.com']));
+    for (const extra of ['', ', in_process_max: 0']) {
+      rmSync(ws.path('state'), { recursive: true, force: true });
+      const summary = await run(
+        pipeline(`${extra}, verify_signature: { public_key_files: [./revoked.asc], required: true }`),
+      );
+      expect(summary.ok).toBe(0);
+      expect(summary.failures[0]?.error).toMatch(/revoked/);
+      expect(listFiles(ws.path('out'))).toEqual([]);
+    }
+  });
+
   it("takes the key as gpg's home holds it: re-protected with the agent's low S2K count", async () => {
     const engine = await createGpgDecryptEngine({
       privateKey: readFileSync(ws.path('key.asc')),
