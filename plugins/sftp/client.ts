@@ -60,7 +60,7 @@ export const sftpConnectionFields = {
       minimum: 1,
       maximum: 1024,
       description:
-        'Most READ requests a file read grows to while its reader waits on the server (a link with latency). Default: 4 × `requests_in_flight`, at most 256 (8 MiB at the default; rclone keeps 4 streams of 64 for a big file). Set it to `requests_in_flight` for a server that must not see more.',
+        'Most READ requests a file read grows to while its reader waits on the server (a link with latency). Default: 4 × `requests_in_flight`, at most 128 (4 MiB; rclone keeps 4 streams of 64 for a big file). Set it to `requests_in_flight` for a server that must not see more.',
     }),
   ),
 };

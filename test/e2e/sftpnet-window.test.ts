@@ -55,7 +55,7 @@ describe('sftp: the receive window follows the reads in flight', () => {
         const { connection } = await pool.acquire();
         // Room for the READs a read may grow to (pipelined-read.ts), not only the first ones.
         const granted = receiveWindowFor(grownRequestsInFlight(inFlight), SFTP_READ_CHUNK);
-        expect(settings.readRequestsMax).toBe(Math.max(inFlight, Math.min(4 * inFlight, 256)));
+        expect(settings.readRequestsMax).toBe(Math.max(inFlight, Math.min(4 * inFlight, 128)));
         // At least twice the READs' answers (headers included), so topping up at half still
         // leaves them all room.
         expect(granted).toBeGreaterThan(2 * inFlight * SFTP_READ_CHUNK);
