@@ -458,7 +458,7 @@ const LIMITS = {
   segregate: (run) =>
     `per key Sluice sends CopyObject through the AWS SDK (the largest share of its CPU), a HeadObject version check (signed and sent without the SDK's middleware), and its share of one DeleteObjects per batch (issue 16.3), and writes its ledger; rclone sends CopyObject and DeleteObject from Go on both cores. Both share one s3rver, a single Node process that is itself near a full core. With start-up taken out: ${withoutStartup(run, 'segregate')}`,
   'latency-sftp-local': (run) =>
-    `one file is read over one SFTP channel; its requests in flight start at 64 × 32 KiB (at most 2 MiB a round trip, about 40 MB/s over 50 ms) and double while the reader waits on the server, up to 4× (the channel's receive window is widened to match); rclone reads one big file with 4 streams of 64 requests (its multi-thread download). See ${profiled('latency-sftp-local')}. With start-up taken out: ${withoutStartup(run, 'latency-sftp-local')}.`,
+    `one file is read over one SFTP channel; its requests in flight start at 64 × 32 KiB (at most 2 MiB a round trip, about 40 MB/s over 50 ms) and double while the reader waits on the server, up to 128 (4 MiB; the channel's receive window is widened to match; since \`0c0dc18\`); rclone reads one big file with 4 streams of 64 requests (its multi-thread download). See ${profiled('latency-sftp-local')}. With start-up taken out: ${withoutStartup(run, 'latency-sftp-local')}.`,
   'latency-local-sftp': (run) =>
     `writes keep 64 × 32 KiB requests in flight on one channel, bounded like the read by 2 MiB a round trip; see ${profiled('latency-local-sftp')}. With start-up taken out: ${withoutStartup(run, 'latency-local-sftp')}.`,
   'latency-sftp-s3': (run) =>
