@@ -132,7 +132,8 @@ async function checkSkip(
 /**
  * A redo after a crash between a rename-mode commit and its ledger record: if one of the
  * names the crashed run reserved holds exactly these bytes, that is this item's copy — the
- * twin this attempt just wrote is removed and the earlier copy recorded.
+ * twin this attempt just wrote is removed and the earlier copy recorded, and so is any twin an
+ * earlier redo wrote and was killed before removing (the same bytes under another reserved name).
  */
 async function reuseReserved(
   stage: Stage,
@@ -151,6 +152,13 @@ async function reuseReserved(
     if (existing !== mine) continue;
     await job.fence();
     await stage.driver.removeAt(target.sink, written);
+    // A redo killed between writing its twin and removing it left that twin under a name this
+    // item reserved too: the same bytes under another of its own names go as well.
+    for (const other of earlier) {
+      if (other === name) continue;
+      const twin = await hashAt(stage, target.sink, other, job.signal).catch(() => undefined);
+      if (twin === mine) await stage.driver.removeAt(target.sink, other);
+    }
     const location = commit.location.endsWith(written)
       ? commit.location.slice(0, -written.length) + name
       : name;

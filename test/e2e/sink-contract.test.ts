@@ -357,8 +357,10 @@ describe.each(sinks.map((sink) => ({ ...sink, label: sink.label ?? sink.name }))
     it('a redo after a crash finds the copy under the name it reserved and leaves no numbered twin', async () => {
       const dir = 'redo';
       // x.csv: an earlier run reserved the name, committed, and died before recording it.
+      // x (1).csv: a redo then wrote its twin and was killed before removing it.
       // y.csv: the same bytes are there, but no run reserved the name: not this item's copy.
       await sink.put(dir, 'x.csv', 'the bytes of x\n');
+      await sink.put(dir, 'x (1).csv', 'the bytes of x\n');
       await sink.put(dir, 'y.csv', 'the bytes of y\n');
       const ws = workspace({ 'x.csv': 'the bytes of x\n', 'y.csv': 'the bytes of y\n' });
       const file = pipeline(ws, { name: 'redo', dir, sink: { if_exists: 'rename' } });
@@ -373,7 +375,11 @@ describe.each(sinks.map((sink) => ({ ...sink, label: sink.label ?? sink.name }))
         }),
       );
       const ledger = await SqliteLedger.open(ws.path('.sluice'));
-      ledger.record('redo', id, { state: 'seen', attempts: 1, destinations: ['reserved:0:x.csv'] });
+      ledger.record('redo', id, {
+        state: 'seen',
+        attempts: 1,
+        destinations: ['reserved:0:x.csv', 'reserved:0:x (1).csv'],
+      });
       await ledger.flush();
       await ledger.close();
 
