@@ -143,7 +143,6 @@ export const pgpDecryptPlugin = definePlugin({
      * `detached`: that check's verdict once the ciphertext passed (none: no signatures).
      */
     async function ciphertextOf(
-      engine: DecryptEngine,
       item: Item,
       ctx: StepContext,
       detachedSignature: { bytes: Buffer } | undefined,
@@ -177,22 +176,17 @@ export const pgpDecryptPlugin = definePlugin({
       // Held whole: never more than the listed (small) size, which the source checks only at
       // the end of its stream — a file that grew, or a server that sends more, stops here.
       const listed = item.size!;
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const stream = await item.open(signal);
-      for await (const chunk of stream) {
-        size += (chunk as Buffer).length;
-        if (size > listed) {
-          stream.destroy();
-          throw new SluiceError(
+      const message = await readSmallFile(
+        await item.open(signal),
+        item.path,
+        listed,
+        () =>
+          new SluiceError(
             'SLUICE_E_CHANGED',
             `read more than the ${listed} bytes the source listed: the file changed while it was read`,
             { retryable: false },
-          );
-        }
-        chunks.push(chunk as Buffer);
-      }
-      const message = Buffer.concat(chunks, size);
+          ),
+      );
       const done = await (await inProcessEngine())?.decrypt(message);
       if (done) {
         return {
@@ -211,7 +205,7 @@ export const pgpDecryptPlugin = definePlugin({
       if (!detachedSignature && inProcessFirst(item)) {
         decryption = await decryptSmall(item, ctx, signal);
       } else {
-        const { input, file, detached } = await ciphertextOf(engine, item, ctx, detachedSignature, signal);
+        const { input, file, detached } = await ciphertextOf(item, ctx, detachedSignature, signal);
         decryption = started(file, () =>
           file ? engine.decryptFile!(file) : engine.decrypt(input as Readable),
         );
@@ -275,7 +269,7 @@ export const pgpDecryptPlugin = definePlugin({
       signal?: AbortSignal,
     ): Promise<void> {
       const detachedSignature = verify ? await findDetachedSignature(item, ctx, signal) : undefined;
-      const { input, file, detached } = await ciphertextOf(engine, item, ctx, detachedSignature, signal);
+      const { input, file, detached } = await ciphertextOf(item, ctx, detachedSignature, signal);
       const { written, inlineSignatures } = started(file, () => engine.decryptInto!(input, fd, signal));
       await written;
       await judged(inlineSignatures, detached, item, ctx);
@@ -291,7 +285,7 @@ export const pgpDecryptPlugin = definePlugin({
         return deriveItem(item, {
           path: stripPgpExtension(item.path),
           open: (signal) => decryptStream(item, ctx, signal),
-          ...(engineName === 'gpg' && !inProcessFirst(item)
+          ...(engine.decryptInto && !inProcessFirst(item)
             ? { writeTo: (fd: number, signal?: AbortSignal) => decryptInto(item, ctx, fd, signal) }
             : {}),
         });
