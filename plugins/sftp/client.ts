@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Static, Type } from '@sinclair/typebox';
-import type { SFTPWrapper, Stats } from 'ssh2';
+import type { SFTPWrapper, Client as SshClient, Stats } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
 import { type ErrorCode, isRetryableByDefault, SluiceError } from '../../core/errors.js';
 import type { PluginContext } from '../../core/plugin-api.js';
@@ -25,7 +25,7 @@ import {
   SFTP_READ_CHUNK,
   SFTP_REQUESTS_IN_FLIGHT,
 } from './pipelined-read.js';
-import { pipelinedWrite } from './pipelined-write.js';
+import { pipelinedWrite, SFTP_UPLOAD_CHANNELS } from './pipelined-write.js';
 import { type ProxySettings, parseProxyUrl, proxyField } from './proxy.js';
 import { receiveWindowFor, widenReceiveWindow } from './window.js';
 
@@ -65,6 +65,17 @@ export const sftpConnectionFields = {
   ),
 };
 
+/** The sink's own: how many SSH channels one big upload may spread its WRITEs over. */
+export const sftpUploadFields = {
+  upload_channels: Type.Integer({
+    minimum: 1,
+    maximum: 4,
+    default: SFTP_UPLOAD_CHANNELS,
+    description:
+      "SFTP channels one file's upload may use at once. A server gives each channel a window of unacknowledged bytes (OpenSSH: 2 MiB, topped up at half), which bounds one channel to about 1.5 MiB a round trip (30 MB/s over 50 ms) however many requests are in flight. An upload that has sent two rounds of `requests_in_flight` and still waits on the server opens the file on another channel of the same connection (kept for the connection's later uploads) and spreads its WRITEs over both, each with its own `requests_in_flight`. 1: one channel. A server that refuses another channel (`MaxSessions`) is written over the channels it gave.",
+  }),
+};
+
 const connectionSchema = Type.Object(sftpConnectionFields);
 export type SftpConnectionConfig = Static<typeof connectionSchema>;
 
@@ -76,13 +87,15 @@ export interface SftpSettings extends SshHop {
   requestsInFlight: number;
   /** What a read's requests in flight may grow to (pipelined-read.ts grownRequestsInFlight). */
   readRequestsMax: number;
+  /** Channels one upload may spread over (`upload_channels`; 1 for a source). */
+  uploadChannels: number;
   /** Error code for failures: the source and sink report under their own. */
   errorCode: ErrorCode;
 }
 
 /** Validates the connection part of a config, reads key files and registers every secret. */
 export async function sftpSettings(
-  config: Omit<SftpConnectionConfig, 'path'>,
+  config: Omit<SftpConnectionConfig, 'path'> & { upload_channels?: number },
   ctx: PluginContext,
   errorCode: ErrorCode,
 ): Promise<SftpSettings> {
@@ -98,6 +111,7 @@ export async function sftpSettings(
       config.requests_in_flight ?? SFTP_REQUESTS_IN_FLIGHT,
       config.requests_in_flight_max,
     ),
+    uploadChannels: config.upload_channels ?? 1,
     errorCode,
   };
 }
@@ -193,6 +207,8 @@ function remoteStat(stats: Stats): RemoteStat {
 
 class SftpConnection implements RemoteConnection {
   private dead = false;
+  /** Extra channels for uploads (pipelined-write.ts lanes), by index. */
+  private readonly extraChannels = new Map<number, Promise<SFTPWrapper | undefined>>();
   /** Called once when the session dies: operations in flight on it fail instead of hanging. */
   private readonly lostListeners = new Set<(err: Error) => void>();
 
@@ -400,6 +416,8 @@ class SftpConnection implements RemoteConnection {
     await this.assertAlive('write', path);
     const out = pipelinedWrite(this.sftp, path, {
       requestsInFlight: this.settings.requestsInFlight,
+      maxLanes: this.settings.uploadChannels,
+      extraLane: (index) => this.extraChannel(index),
       highWaterMark: STREAM_CHUNK,
       describeError: (operation, err) => this.failure(operation, path, err),
       onSessionLost: (listener) => this.onLost(listener),
@@ -472,6 +490,39 @@ class SftpConnection implements RemoteConnection {
       // Another upload may have created it meanwhile.
       if ((await this.stat(dir))?.type !== 'directory') throw err;
     }
+  }
+
+  /**
+   * The `index`th extra SFTP channel of this connection (1, 2, …), opened at the first upload
+   * that asks for it and kept; undefined when the server refuses it (asked once).
+   */
+  private extraChannel(index: number): Promise<SFTPWrapper | undefined> {
+    let channel = this.extraChannels.get(index);
+    if (!channel) {
+      channel = this.openChannel();
+      this.extraChannels.set(index, channel);
+    }
+    return channel;
+  }
+
+  private openChannel(): Promise<SFTPWrapper | undefined> {
+    if (this.dead) return Promise.resolve(undefined);
+    const ssh = (this.client as unknown as { client: SshClient }).client;
+    return new Promise((resolveChannel) => {
+      try {
+        ssh.sftp((err, sftp) => {
+          if (err) {
+            resolveChannel(undefined);
+            return;
+          }
+          // ssh2 leaves requests sent on a closed channel unanswered: its end is the session's.
+          sftp.once('close', () => this.markLost());
+          resolveChannel(sftp);
+        });
+      } catch {
+        resolveChannel(undefined);
+      }
+    });
   }
 
   async close(): Promise<void> {

@@ -6,13 +6,25 @@ import { describe, expect, it } from 'vitest';
 import { pipelinedWrite, type SftpWriteOps } from './pipelined-write.js';
 
 /** An in-memory SFTP file that acknowledges WRITEs out of order and counts what is outstanding. */
-function fakeSftp(opts: { failAt?: number; failClose?: boolean } = {}) {
-  const file = Buffer.alloc(1 << 20);
-  const stats = { size: 0, outstanding: 0, maxOutstanding: 0, writes: 0, closed: 0, closedWith: -1 };
-  const later = (fn: () => void) => setTimeout(fn, Math.random() * 3);
+function fakeSftp(
+  opts: { failAt?: number; failClose?: boolean; failOpen?: boolean; delay?: number } = {},
+  file = Buffer.alloc(1 << 20),
+) {
+  const stats = {
+    size: 0,
+    outstanding: 0,
+    maxOutstanding: 0,
+    writes: 0,
+    closed: 0,
+    closedWith: -1,
+    opened: [] as (string | number)[],
+  };
+  const later = (fn: () => void) => setTimeout(fn, Math.random() * (opts.delay ?? 3));
   const ops = {
-    open: (_p: string, _f: string, cb: (err: Error | undefined, h: Buffer) => void) =>
-      later(() => cb(undefined, Buffer.from('h'))),
+    open: (_p: string, flags: string | number, cb: (err: Error | undefined, h?: Buffer) => void) => {
+      stats.opened.push(flags);
+      later(() => (opts.failOpen ? cb(new Error('no')) : cb(undefined, Buffer.from('h'))));
+    },
     write: (_h: Buffer, buf: Buffer, off: number, len: number, pos: number, cb: (err?: Error) => void) => {
       stats.writes++;
       stats.outstanding++;
@@ -35,7 +47,23 @@ function fakeSftp(opts: { failAt?: number; failClose?: boolean } = {}) {
         cb(opts.failClose ? new Error('quota exceeded') : undefined);
       }),
   };
-  return { ops: ops as unknown as SftpWriteOps, stats, content: () => file.subarray(0, stats.size) };
+  return { ops: ops as unknown as SftpWriteOps, stats, file, content: () => file.subarray(0, stats.size) };
+}
+
+/** Two fake channels on one file: the first, and the lane `extraLane` gives (once). */
+function twoLanes(second: Parameters<typeof fakeSftp>[0] = {}) {
+  const first = fakeSftp({ delay: 5 }, Buffer.alloc(4 << 20));
+  const other = fakeSftp({ delay: 5, ...second }, first.file);
+  const asked: number[] = [];
+  const lanes = {
+    maxLanes: 2,
+    extraLane: async (index: number) => {
+      asked.push(index);
+      return other.ops;
+    },
+  };
+  const content = () => first.file.subarray(0, Math.max(first.stats.size, other.stats.size));
+  return { first, other, asked, lanes, content };
 }
 
 const options = (requestsInFlight: number) => ({
@@ -100,5 +128,69 @@ describe('pipelinedWrite', () => {
     await expect(pipeline(failing, pipelinedWrite(ops, '/f', options(4)))).rejects.toThrow('body broke');
     await sleep(10);
     expect(stats.closed).toBe(1);
+  });
+
+  it('spreads a write that waits on the server over a second lane, opened write-only, and closes both', async () => {
+    const { first, other, asked, lanes, content } = twoLanes();
+    const data = randomBytes(3_000_000);
+    await pipeline(body(data), pipelinedWrite(first.ops, '/f', { ...options(8), ...lanes }));
+    expect(content().equals(data)).toBe(true);
+    expect(asked).toEqual([1]);
+    expect(first.stats.opened).toEqual(['w']);
+    expect(other.stats.opened).toEqual([0x02]);
+    expect(other.stats.writes).toBeGreaterThan(100);
+    expect(first.stats.maxOutstanding).toBeLessThanOrEqual(8 + 5);
+    expect(other.stats.maxOutstanding).toBeLessThanOrEqual(8 + 5);
+    expect(first.stats).toMatchObject({ closed: 1, closedWith: 0 });
+    expect(other.stats).toMatchObject({ closed: 1, closedWith: 0 });
+  });
+
+  it('asks for no lane for a write of less than two rounds, nor beyond maxLanes', async () => {
+    const small = twoLanes();
+    await pipeline(
+      Readable.from([randomBytes(10_000)]),
+      pipelinedWrite(small.first.ops, '/f', { ...options(8), ...small.lanes }),
+    );
+    expect(small.asked).toEqual([]);
+    const one = twoLanes();
+    await pipeline(
+      body(randomBytes(500_000)),
+      pipelinedWrite(one.first.ops, '/f', { ...options(8), ...one.lanes, maxLanes: 1 }),
+    );
+    expect(one.asked).toEqual([]);
+  });
+
+  it('goes on over the first lane when the second is refused or its open fails', async () => {
+    const refused = fakeSftp({ delay: 5 });
+    const data = randomBytes(500_000);
+    await pipeline(
+      body(data),
+      pipelinedWrite(refused.ops, '/f', { ...options(8), maxLanes: 2, extraLane: async () => undefined }),
+    );
+    expect(refused.content().equals(data)).toBe(true);
+    const { first, other, lanes, content } = twoLanes({ failOpen: true });
+    await pipeline(body(data), pipelinedWrite(first.ops, '/f', { ...options(8), ...lanes }));
+    expect(content().equals(data)).toBe(true);
+    expect(other.stats.opened).toEqual([0x02]);
+    expect(other.stats.writes).toBe(0);
+    expect(first.stats).toMatchObject({ closed: 1, closedWith: 0 });
+  });
+
+  it('fails on a write error of the second lane, closing both handles', async () => {
+    const { first, other, lanes } = twoLanes({ failAt: 1_000_000 });
+    await expect(
+      pipeline(body(randomBytes(3_000_000)), pipelinedWrite(first.ops, '/f', { ...options(8), ...lanes })),
+    ).rejects.toThrow('write /f: Failure');
+    await sleep(20);
+    expect(first.stats.closed).toBe(1);
+    expect(other.stats.closed).toBe(1);
+  });
+
+  it("fails when the second lane's close fails", async () => {
+    const { first, lanes } = twoLanes({ failClose: true });
+    await expect(
+      pipeline(body(randomBytes(3_000_000)), pipelinedWrite(first.ops, '/f', { ...options(8), ...lanes })),
+    ).rejects.toThrow('close /f: quota exceeded');
+    expect(first.stats.closed).toBe(1);
   });
 });

@@ -10,7 +10,9 @@ import {
   sftpLocation,
   sftpPreflight,
   sftpSettings,
+  sftpUploadFields,
 } from './client.js';
+import { SFTP_UPLOAD_CHANNELS } from './pipelined-write.js';
 
 export const sftpSink = definePlugin({
   name: 'sftp',
@@ -19,7 +21,7 @@ export const sftpSink = definePlugin({
   description:
     'Uploads each item to a hidden temp file `.<name>.sluice-tmp-<hex>` in the destination folder (created as needed), then renames it into place: OpenSSH posix-rename for `if_exists: overwrite` (atomic replace), a plain SFTP rename (which refuses an existing target) for skip/fail/rename. A failed or aborted upload removes its temp file. With `preserve_mtime` (default) the temp file gets the item mtime (SFTP setstat, whole seconds) before the rename, and the mtime read back after it is reported for verification (SFTP v3 holds 32-bit seconds: times after 2106 or before 1970 cannot be stored and fail verification). A server that refuses SETSTAT by policy keeps the upload time, says so once at debug level and reports no mtime. SFTP has no checksums: the sink reports size and mtime only. Up to `max_connections` uploads run at once. `sluice check` logs in and proves `path` is a folder (or that the first write will create it); at full depth it writes and removes a probe `.sluice-check-<hex>` there.',
   config: Type.Object(
-    { ...sinkCommon, ...sftpConnectionFields, ...remoteSinkFields },
+    { ...sinkCommon, ...sftpConnectionFields, ...sftpUploadFields, ...remoteSinkFields },
     { additionalProperties: false },
   ),
   examples: [
@@ -29,7 +31,9 @@ export const sftpSink = definePlugin({
     },
   ],
   async create(config, ctx) {
-    const settings = await sftpSettings(config, ctx, 'SLUICE_E_SINK');
+    // Configs built in code (tests, embedders) may skip the schema's defaults.
+    const uploadChannels = config.upload_channels ?? SFTP_UPLOAD_CHANNELS;
+    const settings = await sftpSettings({ ...config, upload_channels: uploadChannels }, ctx, 'SLUICE_E_SINK');
     return createRemoteSink({
       pool: await createSftpPool(settings, config.max_connections),
       root: config.path,

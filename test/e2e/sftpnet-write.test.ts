@@ -48,8 +48,8 @@ async function sink(path: string, extra: Record<string, unknown> = {}, via?: { h
 }
 
 /** Open descriptors the server holds on any file in `dir`, once settled. */
-async function openInside(dir: string): Promise<number> {
-  const count = () => readdirSync(dir).reduce((n, name) => n + server.openHandles(join(dir, name)), 0);
+async function openInside(dir: string, on: SshdHandle = server): Promise<number> {
+  const count = () => readdirSync(dir).reduce((n, name) => n + on.openHandles(join(dir, name)), 0);
   for (let i = 0; i < 100 && count() > 0; i++) await sleep(20);
   return count();
 }
@@ -160,5 +160,76 @@ describe('sftp sink: a connection reset mid-upload', () => {
     await out.write(writeRequest('big.bin', data));
     expect(sha256(readFileSync(join(dir, 'big.bin')))).toBe(sha256(data));
     expect(readdirSync(dir).filter((n) => n.includes('sluice-tmp'))).toEqual([]);
+  });
+});
+
+describe('sftp sink: a big upload over several channels (upload_channels)', () => {
+  let logged: SshdHandle;
+  let limited: SshdHandle;
+
+  beforeAll(async () => {
+    [logged, limited] = await Promise.all([
+      startSshd('sluice-sftpnet-lanes', { logReads: true }),
+      startSshd('sluice-sftpnet-lane1', { logReads: true, maxSessions: 1 }),
+    ]);
+  });
+
+  afterAll(async () => {
+    await Promise.allSettled(opened.map((o) => o.close?.()));
+    await Promise.allSettled([logged?.stop(), limited?.stop()]);
+  });
+
+  async function laneSink(on: SshdHandle, extra: Record<string, unknown>) {
+    const dir = join(on.rootDir, 'out');
+    mkdirSync(dir, { recursive: true });
+    const owner = {
+      uid: Number(execFileSync('id', ['-u', on.username]).toString()),
+      gid: Number(execFileSync('id', ['-g', on.username]).toString()),
+    };
+    chownSync(dir, owner.uid, owner.gid);
+    const instance = await sftpSink.create(
+      { ...on.sftpConfig(), max_connections: 1, if_exists: 'overwrite', path: dir, ...extra } as never,
+      makePluginContext(),
+    );
+    opened.push(instance);
+    return { dir, out: instance };
+  }
+
+  /** The temp file's OPENs, in order. */
+  const tempOpens = (on: SshdHandle, dir: string, name: string) =>
+    on.opens().filter((o) => o.path.startsWith(`${dir}/.${name}.sluice-tmp-`));
+
+  it('opens the temp file on a second channel (write only: no create, no truncate) and writes it byte for byte', async () => {
+    const { dir, out } = await laneSink(logged, {});
+    const data = randomData(24 * 1024 * KiB + 5);
+    const commit = await out.write(writeRequest('big.bin', data));
+    expect(commit.size).toBe(data.length);
+    expect(sha256(readFileSync(join(dir, 'big.bin')))).toBe(sha256(data));
+    expect(tempOpens(logged, dir, 'big.bin').map((o) => o.flags)).toEqual(['WRITE,CREATE,TRUNCATE', 'WRITE']);
+    expect(await openInside(dir, logged)).toBe(0);
+    // A small file stays on one channel; the next big one reuses the connection's second channel.
+    await out.write(writeRequest('small.bin', randomData(100 * KiB)));
+    expect(tempOpens(logged, dir, 'small.bin')).toHaveLength(1);
+    const again = randomData(16 * 1024 * KiB);
+    await out.write(writeRequest('again.bin', again));
+    expect(sha256(readFileSync(join(dir, 'again.bin')))).toBe(sha256(again));
+    expect(tempOpens(logged, dir, 'again.bin')).toHaveLength(2);
+  });
+
+  it('upload_channels: 1 keeps one channel', async () => {
+    const { dir, out } = await laneSink(logged, { upload_channels: 1 });
+    const data = randomData(16 * 1024 * KiB);
+    await out.write(writeRequest('one.bin', data));
+    expect(sha256(readFileSync(join(dir, 'one.bin')))).toBe(sha256(data));
+    expect(tempOpens(logged, dir, 'one.bin')).toHaveLength(1);
+  });
+
+  it('a server that refuses another channel (MaxSessions 1) gets the upload over the one it gave', async () => {
+    const { dir, out } = await laneSink(limited, {});
+    const data = randomData(16 * 1024 * KiB);
+    await out.write(writeRequest('big.bin', data));
+    expect(sha256(readFileSync(join(dir, 'big.bin')))).toBe(sha256(data));
+    expect(tempOpens(limited, dir, 'big.bin')).toHaveLength(1);
+    expect(await openInside(dir, limited)).toBe(0);
   });
 });

@@ -48,6 +48,8 @@ export interface SshdHandle {
    * order); only with `startSshd(…, {logReads: true})`, which logs the SFTP subsystem at VERBOSE.
    */
   reads(): string[];
+  /** Every OPEN the SFTP server was sent (path and flags as it logs them); only with `logReads`. */
+  opens(): { path: string; flags: string }[];
   /**
    * Kills the sshd processes serving current connections (the listener stays up): the
    * privileged monitor and the user's child under it — killing only the monitor orphans the
@@ -75,7 +77,7 @@ export interface SshdHandle {
 
 export async function startSshd(
   username = 'sluice-sftp',
-  options: { logReads?: boolean } = {},
+  options: { logReads?: boolean; maxSessions?: number } = {},
 ): Promise<SshdHandle> {
   const user = ensureUnixUser(username);
   const dir = mkdtempSync(join(tmpdir(), 'sluice-sshd-'));
@@ -124,7 +126,7 @@ export async function startSshd(
         : 'Subsystem sftp internal-sftp',
       `AllowUsers ${username}`,
       'MaxStartups 100',
-      'MaxSessions 100',
+      `MaxSessions ${options.maxSessions ?? 100}`,
       '',
     ].join('\n'),
   );
@@ -150,6 +152,11 @@ export async function startSshd(
     openHandles: (path) => openDescriptors(pid, path),
     pid,
     reads: () => [...safeRead(readsLog).matchAll(/open "([^"]*)" flags READ/g)].map((m) => m[1]),
+    opens: () =>
+      [...safeRead(readsLog).matchAll(/open "([^"]*)" flags ([A-Z,]+)/g)].map((m) => ({
+        path: m[1],
+        flags: m[2],
+      })),
     killSessions: () => killDescendants(pid),
     sftpYaml: (via) => [
       `    host: ${via?.host ?? '127.0.0.1'}`,
