@@ -460,7 +460,7 @@ const LIMITS = {
   'latency-sftp-local': (run) =>
     `one file is read over one SFTP channel; its requests in flight start at 64 × 32 KiB (at most 2 MiB a round trip, about 40 MB/s over 50 ms) and double while the reader waits on the server, up to 128 (4 MiB; the channel's receive window is widened to match; since \`0c0dc18\`); rclone reads one big file with 4 streams of 64 requests (its multi-thread download). See ${profiled('latency-sftp-local')}. With start-up taken out: ${withoutStartup(run, 'latency-sftp-local')}.`,
   'latency-local-sftp': (run) =>
-    `writes keep 64 × 32 KiB requests in flight on one channel, bounded like the read by 2 MiB a round trip; see ${profiled('latency-local-sftp')}. With start-up taken out: ${withoutStartup(run, 'latency-local-sftp')}.`,
+    `sshd gives each SSH channel a 2 MiB window, topped up at half: one channel carries about 1.5 MiB a round trip (30 MB/s over 50 ms) however many WRITEs are out, the bound rclone is at. Sluice keeps 64 × 32 KiB WRITEs in flight per channel and, once a file has sent two rounds and still waits, spreads them over a second channel of the same connection (\`upload_channels\`, default 2; since \`fe07537\`); the link's round trips decide the rest. See ${profiled('latency-local-sftp')}. With start-up taken out: ${withoutStartup(run, 'latency-local-sftp')}.`,
   'latency-sftp-s3': (run) =>
     `16 files in flight, each an SFTP open, reads and close (several round trips before its first byte) and one PutObject; rclone overlaps the same round trips with its checkers. See ${profiled('latency-sftp-s3')}. With start-up taken out: ${withoutStartup(run, 'latency-sftp-s3')}.`,
   listing: (run) =>
