@@ -25,7 +25,7 @@ import {
   SFTP_READ_CHUNK,
   SFTP_REQUESTS_IN_FLIGHT,
 } from './pipelined-read.js';
-import { pipelinedWrite, SFTP_UPLOAD_CHANNELS } from './pipelined-write.js';
+import { pipelinedWrite, SFTP_UPLOAD_CHANNELS, type SftpWriteOps } from './pipelined-write.js';
 import { type ProxySettings, parseProxyUrl, proxyField } from './proxy.js';
 import { receiveWindowFor, widenReceiveWindow } from './window.js';
 
@@ -208,7 +208,7 @@ function remoteStat(stats: Stats): RemoteStat {
 class SftpConnection implements RemoteConnection {
   private dead = false;
   /** Extra channels for uploads (pipelined-write.ts lanes), by index. */
-  private readonly extraChannels = new Map<number, Promise<SFTPWrapper | undefined>>();
+  private readonly extraChannels = new Map<number, Promise<SftpWriteOps | undefined>>();
   /** Called once when the session dies: operations in flight on it fail instead of hanging. */
   private readonly lostListeners = new Set<(err: Error) => void>();
 
@@ -496,16 +496,22 @@ class SftpConnection implements RemoteConnection {
    * The `index`th extra SFTP channel of this connection (1, 2, …), opened at the first upload
    * that asks for it and kept; undefined when the server refuses it (asked once).
    */
-  private extraChannel(index: number): Promise<SFTPWrapper | undefined> {
+  private extraChannel(index: number): Promise<SftpWriteOps | undefined> {
     let channel = this.extraChannels.get(index);
     if (!channel) {
-      channel = this.openChannel();
+      channel = this.openChannel(index);
       this.extraChannels.set(index, channel);
     }
     return channel;
   }
 
-  private openChannel(): Promise<SFTPWrapper | undefined> {
+  /**
+   * Another SFTP channel, as the write calls a lane makes, counting the handles open on it. An
+   * idle one that the server closes (OpenSSH's `ChannelTimeout`) is only forgotten; one that
+   * closes under an open handle ends the session for the uploads on it: ssh2 leaves requests
+   * sent on a closed channel unanswered, the CLOSE of that handle among them.
+   */
+  private openChannel(index: number): Promise<SftpWriteOps | undefined> {
     if (this.dead) return Promise.resolve(undefined);
     const ssh = (this.client as unknown as { client: SshClient }).client;
     return new Promise((resolveChannel) => {
@@ -515,9 +521,31 @@ class SftpConnection implements RemoteConnection {
             resolveChannel(undefined);
             return;
           }
-          // ssh2 leaves requests sent on a closed channel unanswered: its end is the session's.
-          sftp.once('close', () => this.markLost());
-          resolveChannel(sftp);
+          let handles = 0;
+          let ended = false;
+          const end = () => {
+            if (ended) return;
+            ended = true;
+            this.extraChannels.delete(index);
+            if (handles > 0) this.markLost();
+          };
+          sftp.once('close', end);
+          sftp.once('end', end);
+          // A protocol error on the channel: ssh2 emits it with no listener of its own left.
+          sftp.on('error', end);
+          resolveChannel({
+            open: ((path: string, flags: number, cb: (err: Error | undefined, handle: Buffer) => void) =>
+              sftp.open(path, flags, (openErr, handle) => {
+                if (!openErr) handles++;
+                cb(openErr, handle);
+              })) as SftpWriteOps['open'],
+            write: sftp.write.bind(sftp),
+            close: ((handle: Buffer, cb: (err?: Error | null) => void) =>
+              sftp.close(handle, (closeErr) => {
+                handles--;
+                cb(closeErr);
+              })) as SftpWriteOps['close'],
+          });
         });
       } catch {
         resolveChannel(undefined);

@@ -193,4 +193,19 @@ describe('pipelinedWrite', () => {
     ).rejects.toThrow('close /f: quota exceeded');
     expect(first.stats.closed).toBe(1);
   });
+
+  it('a destroy while the second lane opens closes that handle too before the stream closes', async () => {
+    const { first, other, asked, lanes } = twoLanes({ delay: 40 });
+    const out = pipelinedWrite(first.ops, '/f', { ...options(8), ...lanes });
+    const closed = new Promise<void>((resolveClosed) => out.once('close', () => resolveClosed()));
+    out.on('error', () => {});
+    const feeding = pipeline(body(randomBytes(3_000_000)), out).catch(() => {});
+    for (let i = 0; i < 200 && asked.length === 0; i++) await sleep(1);
+    expect(asked).toEqual([1]);
+    out.destroy(new Error('stop'));
+    await closed;
+    expect(other.stats.opened).toEqual([0x02]);
+    expect({ first: first.stats.closed, other: other.stats.closed }).toEqual({ first: 1, other: 1 });
+    await feeding;
+  });
 });

@@ -134,9 +134,13 @@ class PipelinedWrite extends Writable {
     ) {
       this.sentAtLastLane = this.sent;
       const index = this.lanesAsked++;
-      this.laneOpening = this.openLane(() => extraLane(index)).finally(() => {
-        this.laneOpening = undefined;
-      });
+      this.laneOpening = this.openLane(() => extraLane(index))
+        .catch((err: unknown) => {
+          this.destroy(this.options.describeError('open', err));
+        })
+        .finally(() => {
+          this.laneOpening = undefined;
+        });
     }
   }
 
@@ -152,15 +156,9 @@ class PipelinedWrite extends Writable {
       }
     });
     if (!handle) return;
-    const lane: Lane = { ops, handle, outstanding: 0 };
-    this.lanes.push(lane);
-    if (this.destroyed) {
-      // Destroyed while the OPEN was out: `_destroy` has closed the other lanes already.
-      lane.handle = undefined;
-      ops.close(handle, () => {});
-      return;
-    }
-    this.release();
+    // Destroyed while the OPEN was out: `_destroy` waits for this and closes it with the others.
+    this.lanes.push({ ops, handle, outstanding: 0 });
+    if (!this.destroyed) this.release();
   }
 
   private send(piece: Buffer): void {
@@ -209,7 +207,7 @@ class PipelinedWrite extends Writable {
       else this.whenIdle = closeAll;
     };
     // A lane still opening is waited for, so that its handle is closed with the others.
-    if (this.laneOpening) void this.laneOpening.then(whenIdle);
+    if (this.laneOpening) void this.laneOpening.then(whenIdle, (err: unknown) => this.destroy(err as Error));
     else whenIdle();
   }
 
@@ -243,12 +241,16 @@ class PipelinedWrite extends Writable {
       done();
       return;
     }
-    // Behind any WRITEs still unanswered: once every CLOSE is answered, nothing of this stream is left.
+    // Behind any WRITEs still unanswered: once every CLOSE is answered, nothing of this stream is
+    // left. A lane whose OPEN is still out is waited for, so that its handle is closed too.
     this.pending = done;
-    this.closeLanes(() => {
-      if (this.pending !== done) return;
-      this.pending = undefined;
-      done();
-    });
+    const closeAll = () =>
+      this.closeLanes(() => {
+        if (this.pending !== done) return;
+        this.pending = undefined;
+        done();
+      });
+    if (this.laneOpening) void this.laneOpening.then(closeAll);
+    else closeAll();
   }
 }
