@@ -207,7 +207,8 @@ class PipelinedWrite extends Writable {
       else this.whenIdle = closeAll;
     };
     // A lane still opening is waited for, so that its handle is closed with the others.
-    if (this.laneOpening) void this.laneOpening.then(whenIdle, (err: unknown) => this.destroy(err as Error));
+    // (`laneOpening` never rejects: a failing open destroys the stream.)
+    if (this.laneOpening) void this.laneOpening.then(whenIdle);
     else whenIdle();
   }
 

@@ -188,7 +188,15 @@ describe('sftp sink: a big upload over several channels (upload_channels)', () =
     };
     chownSync(dir, owner.uid, owner.gid);
     const instance = await sftpSink.create(
-      { ...on.sftpConfig(), max_connections: 1, if_exists: 'overwrite', path: dir, ...extra } as never,
+      {
+        ...on.sftpConfig(),
+        max_connections: 1,
+        if_exists: 'overwrite',
+        path: dir,
+        // Few requests per round: on loopback the upload waits on the server early and surely.
+        requests_in_flight: 4,
+        ...extra,
+      } as never,
       makePluginContext(),
     );
     opened.push(instance);
