@@ -72,7 +72,7 @@ export const sftpUploadFields = {
     maximum: 4,
     default: SFTP_UPLOAD_CHANNELS,
     description:
-      "SFTP channels one file's upload may use at once. A server gives each channel a window of unacknowledged bytes (OpenSSH: 2 MiB, topped up at half), which bounds one channel to about 1.5 MiB a round trip (30 MB/s over 50 ms) however many requests are in flight. An upload that has sent two rounds of `requests_in_flight` and still waits on the server opens the file on another channel of the same connection (kept for the connection's later uploads) and spreads its WRITEs over both, each with its own `requests_in_flight`. 1: one channel. A server that refuses another channel (`MaxSessions`) is written over the channels it gave.",
+      "SFTP channels one file's upload may use at once. A server gives each channel a window of unacknowledged bytes (OpenSSH: 2 MiB, topped up at half), which bounds one channel to about 1.5 MiB a round trip (30 MB/s over 50 ms) however many requests are in flight. An upload that has sent two rounds of `requests_in_flight` and still waits on the server opens the file on another channel of the same connection (kept for the connection's later uploads) and spreads its WRITEs over both, each with its own `requests_in_flight`. Each further channel holds up to `requests_in_flight` × 32 KiB more of the file in memory while it uploads. 1: one channel. A server that refuses another channel (`MaxSessions`) is written over the channels it gave.",
   }),
 };
 
