@@ -3,7 +3,7 @@
  * server (jump.ts), a pool of ssh2-sftp-client sessions, pipelined reads and writes, and error
  * classification.
  */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Static, Type } from '@sinclair/typebox';
 import type { SFTPWrapper, Client as SshClient, Stats } from 'ssh2';
@@ -17,6 +17,7 @@ import type { PreflightTraits } from '../remote-fs/check.js';
 import type { RemoteConnection, RemoteEntry, RemoteFolder, RemoteStat } from '../remote-fs/connection.js';
 import { remoteFsFields } from '../remote-fs/fields.js';
 import { ConnectionPool } from '../remote-fs/pool.js';
+import { autocork } from './autocork.js';
 import { hopLogin, isAuthFailure, loginFailure, resolveHop, type SshHop, sshLoginFields } from './hop.js';
 import { openRoute, type Route } from './jump.js';
 import {
@@ -269,10 +270,14 @@ class SftpConnection implements RemoteConnection {
     };
     // The library's default listeners print to the console; ours only mark the session dead.
     const client = new Client('sluice', { error: markDead, end: markDead, close: markDead });
-    // Without TCP_NODELAY every SFTP request waits out Nagle + delayed ACK (~40 ms a round trip).
-    client.on('connect', () =>
-      (client as unknown as { client: { setNoDelay(on: boolean): void } }).client.setNoDelay(true),
-    );
+    // Without TCP_NODELAY every SFTP request waits out Nagle + delayed ACK (~40 ms a round trip);
+    // with it, the packets of one event-loop turn are still sent in one writev (autocork.ts).
+    client.on('connect', () => {
+      const ssh = (client as unknown as { client: { setNoDelay(on: boolean): void; _sock?: Writable } })
+        .client;
+      ssh.setNoDelay(true);
+      if (ssh._sock) autocork(ssh._sock);
+    });
     try {
       const sftp = await client.connect({
         ...login.options,

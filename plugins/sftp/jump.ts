@@ -3,9 +3,10 @@
  * target reached by a `direct-tcpip` channel the jump host opens), or a proxy to the jump host.
  * The jump host's key is pinned and checked like the target's.
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import type { Client } from 'ssh2';
 import { type ErrorCode, SluiceError } from '../../core/errors.js';
+import { autocork } from './autocork.js';
 import { hopLogin, loginFailure, type SshHop } from './hop.js';
 import { openProxySocket, type ProxySettings } from './proxy.js';
 
@@ -50,7 +51,11 @@ async function throughJump(settings: RouteSettings, jump: SshHop, sock: Duplex |
       client.once('ready', resolvePromise);
       client.once('error', reject);
       client.once('close', () => reject(new Error('connection closed during the handshake')));
-      client.once('connect', () => client.setNoDelay(true));
+      client.once('connect', () => {
+        client.setNoDelay(true);
+        const sock = (client as unknown as { _sock?: Writable })._sock;
+        if (sock) autocork(sock);
+      });
       client.connect({
         ...login.options,
         sock,
