@@ -39,7 +39,9 @@ describe('autocork', () => {
   it('keeps write callbacks, the return value and end working, and wraps a socket once', async () => {
     const { sink, batches } = recorder();
     autocork(sink);
+    const wrapped = sink.write;
     autocork(sink);
+    expect(sink.write).toBe(wrapped);
     const done: string[] = [];
     expect(sink.write('x', () => done.push('x'))).toBe(true);
     sink.write('y', () => done.push('y'));
@@ -47,6 +49,14 @@ describe('autocork', () => {
     expect(done).toEqual(['x', 'y']);
     await new Promise<void>((resolve) => sink.end('z', resolve));
     expect(batches).toEqual([['x', 'y'], ['z']]);
+  });
+
+  it('sends what a turn wrote before its end() (a DISCONNECT before the FIN), in order', async () => {
+    const { sink, batches } = recorder();
+    autocork(sink);
+    sink.write('bye');
+    await new Promise<void>((resolve) => sink.end(resolve));
+    expect(batches).toEqual([['bye']]);
   });
 
   it('writes nothing after a destroy, and a destroy before the turn ends throws nowhere', async () => {

@@ -3,6 +3,7 @@
  * server (jump.ts), a pool of ssh2-sftp-client sessions, pipelined reads and writes, and error
  * classification.
  */
+import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Static, Type } from '@sinclair/typebox';
@@ -276,7 +277,9 @@ class SftpConnection implements RemoteConnection {
       const ssh = (client as unknown as { client: { setNoDelay(on: boolean): void; _sock?: Writable } })
         .client;
       ssh.setNoDelay(true);
-      if (ssh._sock) autocork(ssh._sock);
+      // A jump route's channel is left alone: it sends each write as its own packet anyway,
+      // and the jump host's socket under it is corked (jump.ts).
+      if (ssh._sock instanceof Socket) autocork(ssh._sock);
     });
     try {
       const sftp = await client.connect({

@@ -3,6 +3,7 @@
  * target reached by a `direct-tcpip` channel the jump host opens), or a proxy to the jump host.
  * The jump host's key is pinned and checked like the target's.
  */
+import { Socket } from 'node:net';
 import type { Duplex, Writable } from 'node:stream';
 import type { Client } from 'ssh2';
 import { type ErrorCode, SluiceError } from '../../core/errors.js';
@@ -53,8 +54,8 @@ async function throughJump(settings: RouteSettings, jump: SshHop, sock: Duplex |
       client.once('close', () => reject(new Error('connection closed during the handshake')));
       client.once('connect', () => {
         client.setNoDelay(true);
-        const sock = (client as unknown as { _sock?: Writable })._sock;
-        if (sock) autocork(sock);
+        const own = (client as unknown as { _sock?: Writable })._sock;
+        if (own instanceof Socket) autocork(own);
       });
       client.connect({
         ...login.options,

@@ -5,10 +5,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SinkInstance } from '../../core/plugin-api.js';
 import { sftpSink } from '../../plugins/sftp/sink.js';
 import { makePluginContext } from '../helpers/context.js';
@@ -92,6 +93,27 @@ describe('sftp sink: many writes in flight', () => {
       expect(await openInside(dir)).toBe(0);
     },
   );
+
+  it("sends the packets of one event-loop turn together: the session's socket is corked for the turn, then uncorked", async () => {
+    const dir = folder('corked');
+    const out = await sink(dir);
+    const corks: Socket[] = [];
+    const spy = vi.spyOn(Socket.prototype, 'cork').mockImplementation(function (this: Socket) {
+      if (this.remotePort === server.port) corks.push(this);
+      Writable.prototype.cork.call(this);
+    });
+    try {
+      const data = randomData(1024 * KiB);
+      await out.write(writeRequest('corked.bin', data));
+      expect(sha256(readFileSync(join(dir, 'corked.bin')))).toBe(sha256(data));
+    } finally {
+      spy.mockRestore();
+    }
+    // 32 WRITE requests of 32 KiB and the open, stat, close and rename around them: fewer turns.
+    expect(corks.length).toBeGreaterThan(0);
+    expect(corks.length).toBeLessThan(32);
+    expect(corks.every((sock) => sock.writableCorked === 0)).toBe(true);
+  });
 
   it('an abort mid-upload leaves no temp file and no open handle', async () => {
     const dir = folder('abort');
