@@ -6,7 +6,8 @@
 //
 // Usage: npm run bench:peers [-- --quick] [-- --only gunzip,pgp] [-- --profile]
 //   --quick    smaller inputs and one round (a smoke run; the section says so)
-//   --only     comma-separated comparison names (see COMPARISONS below)
+//   --only     comma-separated comparison names (see COMPARISONS below); the rows are printed and
+//              kept in bench/data/peers-results-only.json, and the table (one full run) is left alone
 //   --profile  run the chosen comparisons with `--cpu-prof` on every Sluice process and write
 //              where Sluice's time goes (the "peers-profile" section) instead of the ratio table
 import { execFileSync } from 'node:child_process';
@@ -454,7 +455,7 @@ const LIMITS = {
   'sftp-s3-small': (run) =>
     `per-request CPU in one Node process: per file an SFTP open, reads and close (ssh2's cipher; the packets of one event-loop turn leave in one writev since \`a66434c\`), one PutObject and a read-back HeadObject of the stored mtime, both SigV4-signed without the SDK's middleware (lean requests, since \`7ceaf41\`; the PutObject's ETag checks the bytes), and the ledger; rclone sends its requests from Go on both cores. A pool of threads was measured slower on these 2 cores. See ${profiled('sftp-s3-small')}. With start-up taken out: ${withoutStartup(run, 'sftp-s3-small')}`,
   'sftp-s3-big': (run) =>
-    `reads keep 64 × 32 KiB SFTP requests in flight (issue 16.2) and the s3 sink sends 4 parts at once from reused buffers; what remains is CPU on the main thread — ssh2's cipher, GC, socket writes and the SDK's SHA-256 of every part (SigV4 over plain http). With start-up taken out: ${withoutStartup(run, 'sftp-s3-big')}`,
+    `reads keep 64 × 32 KiB SFTP requests in flight, grown to 128 while the reader waits on the server (issue 16.2), and the s3 sink sends 4 parts at once from reused buffers; what remains is CPU on the main thread — ssh2's cipher, GC, socket writes and the SDK's SHA-256 of every part (SigV4 over plain http). With start-up taken out: ${withoutStartup(run, 'sftp-s3-big')}`,
   segregate: (run) =>
     `requests per key, on a shared s3rver (one Node process, itself near a full core): Sluice sends a source HeadObject (its REPLACE copy keeps the source's content headers and adds the mtime), the CopyObject (pinned to the listed ETag), a read-back HeadObject of the stored mtime and a HeadObject version check before the delete, all signed without the SDK's middleware, plus its share of one DeleteObjects per batch (issue 16.3); rclone sends CopyObject and DeleteObject. A version check by listing instead of the HeadObject was measured slower on s3rver (session 9). See ${profiled('segregate')}. With start-up taken out: ${withoutStartup(run, 'segregate')}`,
   'latency-sftp-local': (run) =>
@@ -651,8 +652,16 @@ if (profile) {
 } else {
   const run = { rows, loads, minutes, startup, loadAtEnd, at, machineLine, quick, sizes: SIZES };
   mkdirSync(join(benchDir, 'data'), { recursive: true });
-  writeFileSync(resultsFile, JSON.stringify(run, null, 2));
-  render(run);
+  if (only) {
+    // A re-run of some rows is not the table: it would replace one full run with a few rows.
+    writeFileSync(join(benchDir, 'data', 'peers-results-only.json'), JSON.stringify(run, null, 2));
+    console.log(
+      `(--only: the table in bench/RESULTS.md is left as it was; these rows are in bench/data/peers-results-only.json, ${at})`,
+    );
+  } else {
+    writeFileSync(resultsFile, JSON.stringify(run, null, 2));
+    render(run);
+  }
 }
 
 /** Writes the "peers" section of bench/RESULTS.md from one run's figures. */
