@@ -4,7 +4,16 @@
  * file is visible — and one mkdir per new folder, however many items race into it. What it
  * reports is still what the file system holds.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -12,7 +21,20 @@ import { createItem } from '../../core/item.js';
 import type { SinkInstance } from '../../core/plugin-api.js';
 import { makePluginContext } from '../../test/helpers/context.js';
 
-const calls = vi.hoisted(() => ({ stat: [] as string[], mkdir: [] as string[] }));
+const calls = vi.hoisted(() => ({ stat: [] as string[], mkdir: [] as string[], dropWrites: 0 }));
+
+// A disk that drops writes while `calls.dropWrites` is set: writeSync says it wrote what it did not.
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs')>();
+  const writeSync = ((fd: number, buffer: Buffer, offset?: number, length?: number, position?: number) => {
+    if (calls.dropWrites > 0) {
+      calls.dropWrites++;
+      return length ?? buffer.length - (offset ?? 0);
+    }
+    return real.writeSync(fd, buffer, offset, length, position);
+  }) as typeof real.writeSync;
+  return { ...real, writeSync, default: { ...real, writeSync } };
+});
 
 vi.mock('./fs-callbacks.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('./fs-callbacks.js')>();
@@ -88,6 +110,27 @@ describe('local sink, kernel copy', () => {
     expect(commit?.size).toBe(123);
     expect(commit?.mtime).toBeUndefined();
     expect(calls.stat).toHaveLength(1);
+    await s.close?.();
+  });
+
+  it('reports the size the file system holds, not the count it handed to write (a disk that drops a write)', async () => {
+    const s = await sink('out-dropped');
+    calls.dropWrites = 1;
+    let commit: Awaited<ReturnType<NonNullable<SinkInstance['copy']>>>;
+    try {
+      // As the local source lists it: with its device and real root, so the small-file path may run.
+      const item = sourceFile('d.dat', 100);
+      const location = item.origin!.location as Record<string, string>;
+      location.dev = String(statSync(location.path!).dev);
+      location.realRoot = realpathSync(join(dir, 'in'));
+      commit = await s.copy!(item, 'd.dat', new AbortController().signal);
+    } finally {
+      const dropped = calls.dropWrites - 1;
+      calls.dropWrites = 0;
+      expect(dropped, 'the small-file path wrote through writeSync').toBeGreaterThan(0);
+    }
+    expect(statSync(join(dir, 'out-dropped', 'd.dat')).size).toBe(0);
+    expect(commit?.size).toBe(0);
     await s.close?.();
   });
 

@@ -157,7 +157,8 @@ export const localSink = definePlugin({
         // The source's mode exactly (not less the umask); a chmod keeps the mtime.
         if ((kept.mode & 0o7777) !== mode) fchmodSync(out, mode);
         if (cfg.fsync) fsyncSync(out);
-        return { size, mtime: preserveMtime ? kept.mtime : undefined };
+        // What the file system holds, not the count handed to write: the commit reports the backend.
+        return { size: kept.size, mtime: preserveMtime ? kept.mtime : undefined };
       } finally {
         closeSync(out);
       }
