@@ -20,7 +20,7 @@ import {
   utimesSync,
   writeSync,
 } from 'node:fs';
-import { access, mkdir, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
+import { access, lstat, mkdir, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
@@ -69,7 +69,7 @@ export const localSink = definePlugin({
   kind: 'sink',
   summary: 'Writes into a local folder atomically (temp file + rename), creating folders.',
   description:
-    'Each file is written to `<root>/.sluice-tmp/<pid>-…/` and renamed into place only after the stream ended cleanly, so a destination never holds a partial file. Temp folders of dead processes (and of dead pool threads of a live one) are swept at start. `if_exists: skip|fail|rename` use a hard link, which never replaces an existing file (no race with other writers). Each file gets the source file’s mtime (`preserve_mtime`), which verification reads back and compares. With `if_exists: skip` or `fail` the destination is looked at (size, mtime) before the source is read. A file from a local source is copied by the kernel; a small one (up to 256 KiB) between two local disk file systems (ext4, XFS, Btrfs, tmpfs…, never a network or FUSE mount) with file-system calls made directly rather than through the thread pool, several times cheaper per file — calls averaging over 2 ms a file (a disk that seeks) turn that off for 10 s.',
+    'Each file is written to `<root>/.sluice-tmp/<pid>-…/` and renamed into place only after the stream ended cleanly, so a destination never holds a partial file. Temp folders of dead processes (and of dead pool threads of a live one) are swept at start. `if_exists: skip|fail|rename` use a hard link, which never replaces an existing file (no race with other writers). Nothing is written through a symbolic link under the root: a folder on the way that is a link, or (with `skip` or `fail`) a link at the destination name, fails the item with SLUICE_E_DESTINATION and the source is kept — make `path` the real folder if a link there is yours. Each file gets the source file’s mtime (`preserve_mtime`), which verification reads back and compares. With `if_exists: skip` or `fail` the destination is looked at (size, mtime) before the source is read. A file from a local source is copied by the kernel; a small one (up to 256 KiB) between two local disk file systems (ext4, XFS, Btrfs, tmpfs…, never a network or FUSE mount) with file-system calls made directly rather than through the thread pool, several times cheaper per file — calls averaging over 2 ms a file (a disk that seeks) turn that off for 10 s.',
   config,
   examples: [{ title: 'Into ./out, never overwriting', yaml: 'path: ./out\nif_exists: rename' }],
   copies: (cfg, item) => item.origin?.kind === 'local' && cfg.verify !== 'sha256',
@@ -112,7 +112,7 @@ export const localSink = definePlugin({
     const ensureDir = (dir: string): Promise<void> => {
       let made = madeDirs.get(dir);
       if (!made) {
-        made = mkdir(dir, { recursive: true }).then(() => undefined);
+        made = insideRoot(root, dir).then(() => mkdir(dir, { recursive: true }).then(() => undefined));
         // A failed mkdir is not remembered: the next item asks again.
         made.catch(() => madeDirs.delete(dir));
         madeDirs.set(dir, made);
@@ -318,7 +318,8 @@ export const localSink = definePlugin({
       },
       async stat(destination): Promise<DestinationStat | null> {
         try {
-          const st = await stat(target(destination));
+          // lstat: a link at the name is not a copy (place() then refuses it).
+          const st = await lstat(target(destination));
           return st.isFile() ? { size: st.size, mtime: st.mtime } : null;
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
@@ -402,6 +403,35 @@ async function removeQuietly(io: PlaceIo, path: string): Promise<void> {
 }
 
 /** Where `place` put a file: its path and relative destination, or the size of the file it left in place. */
+/**
+ * Refuses a folder under `root` reached through a symbolic link (someone who may write in the
+ * sink's tree could plant one leading anywhere): each existing part below the root must be a
+ * real folder. Parts still missing are made by mkdir as real folders. Once per folder per sink.
+ */
+async function insideRoot(root: string, dir: string): Promise<void> {
+  let at = root;
+  for (const part of dir.slice(root.length + 1).split(sep)) {
+    if (part === '') continue;
+    at = join(at, part);
+    let st: Stats;
+    try {
+      st = await lstat(at);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    if (st.isSymbolicLink()) {
+      throw new SluiceError(
+        'SLUICE_E_DESTINATION',
+        `${at} is a symbolic link: the sink writes only into real folders under ${root}`,
+        { retryable: false },
+      );
+    }
+    // A file in the way: mkdir says so (EEXIST / ENOTDIR), as it always did.
+    if (!st.isDirectory()) return;
+  }
+}
+
 type Placed =
   | { path: string; destination: string; kept?: undefined }
   | { kept: { size: number; mtime: Date } };
@@ -435,14 +465,26 @@ async function place(
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    if (ifExists === 'skip') return { kept: await io.stat(dest) };
+    // The name itself, not what a link there leads to: a link (or folder) holds no bytes of ours.
+    const there = await lstat(dest);
+    if (!there.isFile()) throw notAFile(dest, there);
+    if (ifExists === 'skip') return { kept: there };
     if (ifExists === 'fail') {
       // Our own earlier copy (a redo after a crash) holds the same bytes: that is success.
-      if (await sameContent(temp, dest)) return { kept: await stat(dest) };
+      if (await sameContent(temp, dest)) return { kept: there };
       throw existsWithOtherBytes(dest);
     }
   }
   throw noFreeName(dest);
+}
+
+function notAFile(dest: string, st: Stats): SluiceError {
+  const what = st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'a folder' : 'not a regular file';
+  return new SluiceError(
+    'SLUICE_E_DESTINATION',
+    `${dest} exists and is ${what}: it is not taken as a copy, and nothing was written there`,
+    { retryable: false },
+  );
 }
 
 async function sameContent(a: string, b: string): Promise<boolean> {

@@ -249,6 +249,50 @@ describe('local: tidy-up acts only on the listed version', () => {
   });
 });
 
+describe('local sink: never writes through a symbolic link in its tree', () => {
+  it('a folder under the sink root that is a link leading out: refused, nothing written there, the source kept', async () => {
+    ws = makeWorkspace();
+    ws.write('in/2024/a.txt', 'alpha');
+    ws.write('elsewhere/.keep', '');
+    mkdirSync(ws.path('out'));
+    symlinkSync(ws.path('elsewhere'), ws.path('out/2024'));
+    const file = ws.pipeline(pipeline('link-dir', 'path: ./in\nafter_success: delete'));
+    const result = await run(file);
+    expect(result).toMatchObject({ ok: 0, failed: 1 });
+    expect(result.failures[0].code).toBe('SLUICE_E_DESTINATION');
+    expect(result.failures[0].error).toContain(`${ws.path('out/2024')} is a symbolic link`);
+    expect(readdirSync(ws.path('elsewhere'))).toEqual(['.keep']);
+    expect(ws.read('in/2024/a.txt')).toBe('alpha');
+  });
+
+  it.each(['skip', 'fail'])(
+    'if_exists: %s — a link at the destination to a file with the same bytes and mtime is no copy: the source is kept',
+    async (ifExists) => {
+      ws = makeWorkspace();
+      ws.write('in/b.txt', 'bravo');
+      ws.write('elsewhere/b.txt', 'bravo');
+      const when = new Date('2024-05-01T00:00:00Z');
+      utimesSync(ws.path('in/b.txt'), when, when);
+      utimesSync(ws.path('elsewhere/b.txt'), when, when);
+      mkdirSync(ws.path('out'));
+      symlinkSync(ws.path('elsewhere/b.txt'), ws.path('out/b.txt'));
+      const file = ws.pipeline(
+        pipeline(
+          'link-file',
+          'path: ./in\nafter_success: delete',
+          `local: { path: ./out, if_exists: ${ifExists} }`,
+        ),
+      );
+      const result = await run(file);
+      expect(result).toMatchObject({ ok: 0, failed: 1 });
+      expect(result.failures[0].code).toBe('SLUICE_E_DESTINATION');
+      expect(result.failures[0].error).toContain('exists and is a symbolic link');
+      expect(ws.read('in/b.txt')).toBe('bravo');
+      expect(ws.read('elsewhere/b.txt')).toBe('bravo');
+    },
+  );
+});
+
 describe('local: move_to onto another file system', () => {
   const shm = '/dev/shm';
   const otherFs = existsSync(shm) && fsId('/dev/shm') !== fsId(process.env.TMPDIR ?? '/tmp');
