@@ -59,4 +59,9 @@ export interface RemoteConnection extends PooledConnection {
   setMtime(path: string, mtime: Date): Promise<boolean>;
   /** Creates a folder and its parents; fine when it exists. */
   mkdirp(dir: string): Promise<void>;
+  /**
+   * Whether `path` itself is a symbolic link (not followed); undefined when nothing is there.
+   * Absent where the protocol cannot tell (FTP).
+   */
+  isSymlink?(path: string): Promise<boolean | undefined>;
 }

@@ -39,6 +39,54 @@ const MTIME_PRECISION_MS = 1000;
 export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
   const { pool, root, ifExists, describe } = options;
 
+  /** A link at a destination name holds no bytes of ours: never taken as a copy. */
+  const linkAtName = (path: string) =>
+    new SluiceError(
+      'SLUICE_E_DESTINATION',
+      `${describe(path)} exists and is a symbolic link: it is not taken as a copy, and nothing was written there`,
+      { retryable: false },
+    );
+
+  /** Throws when something at `path` exists and the server says it is a symbolic link. */
+  async function refuseLinkAt(c: RemoteConnection, path: string): Promise<void> {
+    if (c.isSymlink && (await c.isSymlink(path))) throw linkAtName(path);
+  }
+
+  /** Folders below the root checked to be no symbolic link (one check per folder per sink). */
+  const realFolders = new Map<string, Promise<void>>();
+  /**
+   * Refuses a folder below the root that is a symbolic link on the server (someone who may
+   * write in the sink's tree could plant one leading anywhere); where the protocol cannot tell
+   * (FTP), nothing is checked.
+   */
+  function folderIsReal(c: RemoteConnection, dir: string): Promise<void> {
+    if (!c.isSymlink) return Promise.resolve();
+    let checked = realFolders.get(dir);
+    if (!checked) {
+      checked = (async () => {
+        const rel = posix.relative(root === '' ? '.' : root, dir);
+        if (rel === '' || rel.startsWith('..')) return;
+        let at = root;
+        for (const part of rel.split('/')) {
+          at = joinRemote(at, part);
+          const link = await c.isSymlink!(at);
+          if (link === undefined) return; // missing: mkdir makes the rest as real folders
+          if (link) {
+            throw new SluiceError(
+              'SLUICE_E_DESTINATION',
+              `${describe(at)} is a symbolic link: the sink writes only into real folders under ${describe(root)}`,
+              { retryable: false },
+            );
+          }
+        }
+      })();
+      // A failed check is not remembered: the next item asks again.
+      checked.catch(() => realFolders.delete(dir));
+      realFolders.set(dir, checked);
+    }
+    return checked;
+  }
+
   async function commit(
     c: RemoteConnection,
     temp: string,
@@ -70,11 +118,13 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
       case 'skip':
         await req.reserve?.(req.destination);
         if (await c.renameIfAbsent(temp, target)) return committed(target);
+        await refuseLinkAt(c, target);
         await c.remove(temp);
         return committed(target, true);
       case 'fail': {
         await req.reserve?.(req.destination);
         if (await c.renameIfAbsent(temp, target)) return committed(target);
+        await refuseLinkAt(c, target);
         const existing = await c.stat(target);
         const same =
           existing?.size === sent.bytes &&
@@ -121,7 +171,11 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
   async function write(req: SinkWriteRequest): Promise<SinkCommit> {
     const target = joinRemote(root, req.destination);
     if (ifExists === 'skip') {
-      const existing = await pool.use((c) => c.stat(target), req.signal);
+      const existing = await pool.use(async (c) => {
+        const found = await c.stat(target);
+        if (found) await refuseLinkAt(c, target);
+        return found;
+      }, req.signal);
       if (existing) {
         // The contract is to consume the body; the runtime may be hashing it on the way.
         await drain(req.body);
@@ -136,6 +190,7 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
     let connection: RemoteConnection | undefined;
     try {
       ({ connection } = await pool.acquire(req.signal));
+      await folderIsReal(connection, posix.dirname(target));
       await connection.mkdirp(posix.dirname(target));
       await connection.upload(temp, pipeThrough(req.body, sent));
       const mtimeKept = await keepMtime(connection, temp, req.item.mtime);
@@ -157,7 +212,11 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
     mtimePrecisionMs: MTIME_PRECISION_MS,
     async stat(destination, signal) {
       const path = joinRemote(root, inside(destination, 'sink'));
-      const found = await pool.use((c) => c.stat(path), signal);
+      const found = await pool.use(async (c) => {
+        const there = await c.stat(path);
+        if (there) await refuseLinkAt(c, path);
+        return there;
+      }, signal);
       if (!found) return null;
       if (found.type !== 'file') {
         const what = found.type === 'directory' ? 'a folder' : 'not a regular file';

@@ -402,6 +402,17 @@ class SftpConnection implements RemoteConnection {
     }
   }
 
+  async isSymlink(path: string): Promise<boolean | undefined> {
+    try {
+      const st = await this.request<Stats>('lstat', path, (done) => this.sftp.lstat(path, done));
+      return st.isSymbolicLink();
+    } catch (err) {
+      if (((err as SluiceError).cause as { code?: unknown } | undefined)?.code === SFTP_NO_SUCH_FILE)
+        return undefined;
+      throw err;
+    }
+  }
+
   async openRead(path: string, onDone: (err?: Error) => void): Promise<Readable> {
     await this.assertAlive('read', path);
     let failure: SluiceError | undefined;

@@ -241,5 +241,54 @@ for (const connector of REMOTE_CONNECTORS) {
       expect(skipped).toMatchObject({ skipped: true, size: 'already here, longer'.length });
       expect(skipped.destination).toBeUndefined();
     });
+
+    // FTP cannot tell a link from what it leads to (no lstat; the ftp sink says so), so only
+    // SFTP is held to this.
+    if (connector.protocol === 'sftp') {
+      const request = (destination: string) => ({
+        item: { source: 's', path: destination } as Item,
+        destination,
+        body: Readable.from([Buffer.from('bravo')]),
+        signal: new AbortController().signal,
+      });
+      const refusal = (message: RegExp) => ({
+        code: 'SLUICE_E_DESTINATION',
+        message: expect.stringMatching(message),
+      });
+
+      it('sink: a folder below the root that is a link leading out is refused; nothing is written there', async () => {
+        put('lnk-out', []);
+        put('lnk-elsewhere', [['.keep', '']]);
+        symlinkSync(join(server.rootDir, 'lnk-elsewhere'), join(server.rootDir, 'lnk-out/2024'));
+        const sink = await server.sink('lnk-out', {});
+        await expect(sink.write(request('2024/a.txt'))).rejects.toMatchObject(
+          refusal(/lnk-out\/2024 is a symbolic link/),
+        );
+        expect(readdirSync(join(server.rootDir, 'lnk-elsewhere'))).toEqual(['.keep']);
+        // A real folder beside it takes the file.
+        expect(await sink.write(request('2025/a.txt'))).toMatchObject({ size: 5 });
+      });
+
+      it.each(['skip', 'fail'])(
+        'sink: if_exists: %s — a link at the destination to a file with the same bytes is no copy',
+        async (ifExists) => {
+          put(`lnk-${ifExists}`, []);
+          put(`lnk-${ifExists}-target`, [['b.txt', 'bravo']]);
+          symlinkSync(
+            join(server.rootDir, `lnk-${ifExists}-target/b.txt`),
+            join(server.rootDir, `lnk-${ifExists}/b.txt`),
+          );
+          const sink = await server.sink(`lnk-${ifExists}`, { if_exists: ifExists });
+          await expect(sink.stat!('b.txt', new AbortController().signal)).rejects.toMatchObject(
+            refusal(/exists and is a symbolic link/),
+          );
+          await expect(sink.write(request('b.txt'))).rejects.toMatchObject(
+            refusal(/exists and is a symbolic link/),
+          );
+          expect(readFileSync(join(server.rootDir, `lnk-${ifExists}-target/b.txt`), 'utf8')).toBe('bravo');
+          expect(readdirSync(join(server.rootDir, `lnk-${ifExists}`))).toEqual(['b.txt']);
+        },
+      );
+    }
   });
 }
