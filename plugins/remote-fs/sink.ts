@@ -13,6 +13,7 @@ import type { SinkCommit, SinkInstance, SinkWriteRequest } from '../../core/plug
 import { HashTap, hashStream, pipeThrough } from '../../core/streams.js';
 import { checkRemoteSink, type PreflightTraits } from './check.js';
 import type { RemoteConnection } from './connection.js';
+import { realFolderCheck } from './links.js';
 import { inside, joinRemote, tempPathFor } from './paths.js';
 import type { ConnectionPool } from './pool.js';
 import { openPooledRead } from './read.js';
@@ -52,40 +53,8 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
     if (c.isSymlink && (await c.isSymlink(path))) throw linkAtName(path);
   }
 
-  /** Folders below the root checked to be no symbolic link (one check per folder per sink). */
-  const realFolders = new Map<string, Promise<void>>();
-  /**
-   * Refuses a folder below the root that is a symbolic link on the server (someone who may
-   * write in the sink's tree could plant one leading anywhere); where the protocol cannot tell
-   * (FTP), nothing is checked.
-   */
-  function folderIsReal(c: RemoteConnection, dir: string): Promise<void> {
-    if (!c.isSymlink) return Promise.resolve();
-    let checked = realFolders.get(dir);
-    if (!checked) {
-      checked = (async () => {
-        const rel = posix.relative(root === '' ? '.' : root, dir);
-        if (rel === '' || rel.startsWith('..')) return;
-        let at = root;
-        for (const part of rel.split('/')) {
-          at = joinRemote(at, part);
-          const link = await c.isSymlink!(at);
-          if (link === undefined) return; // missing: mkdir makes the rest as real folders
-          if (link) {
-            throw new SluiceError(
-              'SLUICE_E_DESTINATION',
-              `${describe(at)} is a symbolic link: the sink writes only into real folders under ${describe(root)}`,
-              { retryable: false },
-            );
-          }
-        }
-      })();
-      // A failed check is not remembered: the next item asks again.
-      checked.catch(() => realFolders.delete(dir));
-      realFolders.set(dir, checked);
-    }
-    return checked;
-  }
+  /** Refuses a folder below the root that is a symbolic link on the server (links.ts). */
+  const folderIsReal = realFolderCheck(describe);
 
   async function commit(
     c: RemoteConnection,
@@ -190,7 +159,7 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
     let connection: RemoteConnection | undefined;
     try {
       ({ connection } = await pool.acquire(req.signal));
-      await folderIsReal(connection, posix.dirname(target));
+      await folderIsReal(connection, root, posix.dirname(target));
       await connection.mkdirp(posix.dirname(target));
       await connection.upload(temp, pipeThrough(req.body, sent));
       const mtimeKept = await keepMtime(connection, temp, req.item.mtime);

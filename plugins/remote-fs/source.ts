@@ -12,6 +12,7 @@ import {
 import type { Item, SourceInstance } from '../../core/plugin-api.js';
 import { checkRemoteSource, type PreflightTraits } from './check.js';
 import type { RemoteConnection, RemoteEntry } from './connection.js';
+import { realFolderCheck } from './links.js';
 import { listFolder } from './listing.js';
 import { inside, isInside, isTempName, joinRemote, nameError } from './paths.js';
 import type { ConnectionPool } from './pool.js';
@@ -45,6 +46,8 @@ const MTIME_PRECISION_MS = 1000;
 
 export function createRemoteSource(options: RemoteSourceOptions): SourceInstance {
   const { pool, roots } = options;
+  /** `move_to` never moves a file through a symbolic link planted below it (links.ts). */
+  const moveFolderIsReal = realFolderCheck(options.describe);
   const moveTo = options.moveTo === undefined ? undefined : normalizeRemoteDir(options.moveTo);
   /**
    * Folders never walked into: `move_to`, and every configured root (a root inside another is
@@ -210,6 +213,7 @@ export function createRemoteSource(options: RemoteSourceOptions): SourceInstance
     async move(item, toDir) {
       const to = joinRemote(toDir, inside(item.path, 'source'));
       await tidy(item, async (c, aside) => {
+        await moveFolderIsReal(c, toDir, posix.dirname(to));
         await c.mkdirp(posix.dirname(to));
         await c.renameOver(aside, to);
       });

@@ -269,6 +269,21 @@ for (const connector of REMOTE_CONNECTORS) {
         expect(await sink.write(request('2025/a.txt'))).toMatchObject({ size: 5 });
       });
 
+      it('source: move_to never moves a file through a link planted below its folder; the file stays', async () => {
+        put('mvl/sub', [['x.txt', 'x']]);
+        put('mvl-done', []);
+        put('mvl-elsewhere', [['.keep', '']]);
+        symlinkSync(join(server.rootDir, 'mvl-elsewhere'), join(server.rootDir, 'mvl-done/sub'));
+        const src = await source('mvl');
+        const [x] = await listAll(src);
+        expect(x.path).toBe('sub/x.txt');
+        await expect(src.move!(x, server.path('mvl-done'))).rejects.toMatchObject(
+          refusal(/mvl-done\/sub is a symbolic link/),
+        );
+        expect(readdirSync(join(server.rootDir, 'mvl-elsewhere'))).toEqual(['.keep']);
+        expect(readdirSync(join(server.rootDir, 'mvl/sub'))).toEqual(['x.txt']);
+      });
+
       it.each(['skip', 'fail'])(
         'sink: if_exists: %s — a link at the destination to a file with the same bytes is no copy',
         async (ifExists) => {

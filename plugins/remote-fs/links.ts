@@ -1,0 +1,50 @@
+/**
+ * Symbolic links on the server in a tree Sluice writes into (a sink's folders, a source's
+ * `move_to` folder): someone who may write there could plant one leading anywhere, so a folder
+ * below the configured root that is a link is refused. Only where the protocol can tell a link
+ * from what it leads to (SFTP's LSTAT); FTP cannot, and nothing is checked there.
+ */
+import { posix } from 'node:path';
+import { SluiceError } from '../../core/errors.js';
+import type { RemoteConnection } from './connection.js';
+import { joinRemote } from './paths.js';
+
+/** Folders checked, per root: one LSTAT walk per folder for the life of the sink or source. */
+export function realFolderCheck(describe: (path: string) => string) {
+  const checked = new Map<string, Promise<void>>();
+  return (c: RemoteConnection, root: string, dir: string): Promise<void> => {
+    if (!c.isSymlink) return Promise.resolve();
+    const id = `${root}\0${dir}`;
+    let done = checked.get(id);
+    if (!done) {
+      done = walk(c, root, dir, describe);
+      // A failed check is not remembered: the next item asks again.
+      done.catch(() => checked.delete(id));
+      checked.set(id, done);
+    }
+    return done;
+  };
+}
+
+async function walk(
+  c: RemoteConnection,
+  root: string,
+  dir: string,
+  describe: (path: string) => string,
+): Promise<void> {
+  const rel = posix.relative(root === '' ? '.' : root, dir === '' ? '.' : dir);
+  if (rel === '' || rel.startsWith('..')) return;
+  let at = root;
+  for (const part of rel.split('/')) {
+    at = joinRemote(at, part);
+    const link = await c.isSymlink!(at);
+    if (link === undefined) return; // missing: mkdir makes the rest as real folders
+    if (link) {
+      throw new SluiceError(
+        'SLUICE_E_DESTINATION',
+        `${describe(at)} is a symbolic link: Sluice writes only into real folders under ${describe(root)}`,
+        { retryable: false },
+      );
+    }
+  }
+}
