@@ -85,6 +85,7 @@ async function sink(out: string, cfg: Record<string, unknown> = {}): Promise<Sin
 }
 
 beforeEach(() => {
+  calls.dropWrites = 0;
   calls.stat.length = 0;
   calls.mkdir.length = 0;
 });
@@ -115,20 +116,18 @@ describe('local sink, kernel copy', () => {
 
   it('reports the size the file system holds, not the count it handed to write (a disk that drops a write)', async () => {
     const s = await sink('out-dropped');
+    // As the local source lists it: with its device and real root, so the small-file path may run.
+    const item = sourceFile('d.dat', 100);
+    const location = item.origin!.location as Record<string, string>;
+    location.dev = String(statSync(location.path!).dev);
+    location.realRoot = realpathSync(join(dir, 'in'));
     calls.dropWrites = 1;
-    let commit: Awaited<ReturnType<NonNullable<SinkInstance['copy']>>>;
-    try {
-      // As the local source lists it: with its device and real root, so the small-file path may run.
-      const item = sourceFile('d.dat', 100);
-      const location = item.origin!.location as Record<string, string>;
-      location.dev = String(statSync(location.path!).dev);
-      location.realRoot = realpathSync(join(dir, 'in'));
-      commit = await s.copy!(item, 'd.dat', new AbortController().signal);
-    } finally {
-      const dropped = calls.dropWrites - 1;
-      calls.dropWrites = 0;
-      expect(dropped, 'the small-file path wrote through writeSync').toBeGreaterThan(0);
-    }
+    const commit = await s.copy!(item, 'd.dat', new AbortController().signal).finally(() => {
+      calls.dropWrites -= 1; // now the count of writes dropped
+    });
+    const dropped = calls.dropWrites;
+    calls.dropWrites = 0;
+    expect(dropped, 'the small-file path wrote through writeSync').toBeGreaterThan(0);
     expect(statSync(join(dir, 'out-dropped', 'd.dat')).size).toBe(0);
     expect(commit?.size).toBe(0);
     await s.close?.();

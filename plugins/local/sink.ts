@@ -79,6 +79,15 @@ export const localSink = definePlugin({
     const preserveMtime = cfg.preserve_mtime ?? true;
     const tempBase = join(root, TEMP_DIR);
     const tempDir = join(tempBase, `${process.pid}-${OWN_THREAD}${Math.random().toString(36).slice(2, 8)}`);
+    // A planted link there would have the sweep below remove, and temp files written, elsewhere.
+    const tempThere = await lstat(tempBase).catch(() => undefined);
+    if (tempThere && !tempThere.isDirectory()) {
+      throw new SluiceError(
+        'SLUICE_E_DESTINATION',
+        `${tempBase} is ${tempThere.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}: the sink keeps its temp files only in a real folder there`,
+        { retryable: false },
+      );
+    }
     await sweepDeadTemps(tempBase);
     await mkdir(tempDir, { recursive: true });
     // What the file system keeps of a time (FAT 2 s, ext3/HFS+ and some network mounts 1 s):
@@ -109,10 +118,21 @@ export const localSink = definePlugin({
       }
       return abs;
     };
+    /** Folders below the root checked to be no link (insideRoot), once each. */
+    const realDirs = new Map<string, Promise<void>>();
+    const realDir = (dir: string): Promise<void> => {
+      let checked = realDirs.get(dir);
+      if (!checked) {
+        checked = insideRoot(root, dir);
+        checked.catch(() => realDirs.delete(dir));
+        realDirs.set(dir, checked);
+      }
+      return checked;
+    };
     const ensureDir = (dir: string): Promise<void> => {
       let made = madeDirs.get(dir);
       if (!made) {
-        made = insideRoot(root, dir).then(() => mkdir(dir, { recursive: true }).then(() => undefined));
+        made = realDir(dir).then(() => mkdir(dir, { recursive: true }).then(() => undefined));
         // A failed mkdir is not remembered: the next item asks again.
         made.catch(() => madeDirs.delete(dir));
         madeDirs.set(dir, made);
@@ -318,8 +338,11 @@ export const localSink = definePlugin({
       },
       async stat(destination): Promise<DestinationStat | null> {
         try {
-          // lstat: a link at the name is not a copy (place() then refuses it).
-          const st = await lstat(target(destination));
+          // Never through a link: not a folder on the way (refused), nor one at the name (no
+          // copy: place() then refuses it).
+          const path = target(destination);
+          await realDir(dirname(path));
+          const st = await lstat(path);
           return st.isFile() ? { size: st.size, mtime: st.mtime } : null;
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
@@ -465,11 +488,11 @@ async function place(
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    // The name itself, not what a link there leads to: a link (or folder) holds no bytes of ours.
-    const there = await lstat(dest);
-    if (!there.isFile()) throw notAFile(dest, there);
-    if (ifExists === 'skip') return { kept: there };
-    if (ifExists === 'fail') {
+    if (ifExists === 'skip' || ifExists === 'fail') {
+      // The name itself, not what a link there leads to: a link (or folder) holds no bytes of ours.
+      const there = await lstat(dest);
+      if (!there.isFile()) throw notAFile(dest, there);
+      if (ifExists === 'skip') return { kept: there };
       // Our own earlier copy (a redo after a crash) holds the same bytes: that is success.
       if (await sameContent(temp, dest)) return { kept: there };
       throw existsWithOtherBytes(dest);

@@ -60,8 +60,8 @@ export interface RemoteConnection extends PooledConnection {
   /** Creates a folder and its parents; fine when it exists. */
   mkdirp(dir: string): Promise<void>;
   /**
-   * Whether `path` itself is a symbolic link (not followed); undefined when nothing is there.
-   * Absent where the protocol cannot tell (FTP).
+   * `path` itself, a symbolic link not followed (`link: true`; its own attributes then);
+   * undefined when nothing is there. Absent where the protocol cannot tell (FTP).
    */
-  isSymlink?(path: string): Promise<boolean | undefined>;
+  lstat?(path: string): Promise<(RemoteStat & { link: boolean }) | undefined>;
 }

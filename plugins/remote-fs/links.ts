@@ -13,7 +13,7 @@ import { joinRemote } from './paths.js';
 export function realFolderCheck(describe: (path: string) => string) {
   const checked = new Map<string, Promise<void>>();
   return (c: RemoteConnection, root: string, dir: string): Promise<void> => {
-    if (!c.isSymlink) return Promise.resolve();
+    if (!c.lstat) return Promise.resolve();
     const id = `${root}\0${dir}`;
     let done = checked.get(id);
     if (!done) {
@@ -33,13 +33,15 @@ async function walk(
   describe: (path: string) => string,
 ): Promise<void> {
   const rel = posix.relative(root === '' ? '.' : root, dir === '' ? '.' : dir);
-  if (rel === '' || rel.startsWith('..')) return;
+  // Outside the root (never for a destination: names are checked before) or the root itself.
+  // A folder named `..x` is inside.
+  if (rel === '' || rel === '..' || rel.startsWith('../')) return;
   let at = root;
   for (const part of rel.split('/')) {
     at = joinRemote(at, part);
-    const link = await c.isSymlink!(at);
-    if (link === undefined) return; // missing: mkdir makes the rest as real folders
-    if (link) {
+    const there = await c.lstat!(at);
+    if (there === undefined) return; // missing: mkdir makes the rest as real folders
+    if (there.link) {
       throw new SluiceError(
         'SLUICE_E_DESTINATION',
         `${describe(at)} is a symbolic link: Sluice writes only into real folders under ${describe(root)}`,

@@ -50,7 +50,19 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
 
   /** Throws when something at `path` exists and the server says it is a symbolic link. */
   async function refuseLinkAt(c: RemoteConnection, path: string): Promise<void> {
-    if (c.isSymlink && (await c.isSymlink(path))) throw linkAtName(path);
+    if (c.lstat && (await c.lstat(path))?.link) throw linkAtName(path);
+  }
+
+  /**
+   * What is at the destination `path` (one request): never through a link — a link at the name
+   * or a folder on the way that is one is refused, so nothing there counts as a copy.
+   */
+  async function existingAt(c: RemoteConnection, path: string) {
+    await folderIsReal(c, root, posix.dirname(path));
+    if (!c.lstat) return c.stat(path);
+    const there = await c.lstat(path);
+    if (there?.link) throw linkAtName(path);
+    return there;
   }
 
   /** Refuses a folder below the root that is a symbolic link on the server (links.ts). */
@@ -140,11 +152,7 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
   async function write(req: SinkWriteRequest): Promise<SinkCommit> {
     const target = joinRemote(root, req.destination);
     if (ifExists === 'skip') {
-      const existing = await pool.use(async (c) => {
-        const found = await c.stat(target);
-        if (found) await refuseLinkAt(c, target);
-        return found;
-      }, req.signal);
+      const existing = await pool.use((c) => existingAt(c, target), req.signal);
       if (existing) {
         // The contract is to consume the body; the runtime may be hashing it on the way.
         await drain(req.body);
@@ -181,11 +189,7 @@ export function createRemoteSink(options: RemoteSinkOptions): SinkInstance {
     mtimePrecisionMs: MTIME_PRECISION_MS,
     async stat(destination, signal) {
       const path = joinRemote(root, inside(destination, 'sink'));
-      const found = await pool.use(async (c) => {
-        const there = await c.stat(path);
-        if (there) await refuseLinkAt(c, path);
-        return there;
-      }, signal);
+      const found = await pool.use((c) => existingAt(c, path), signal);
       if (!found) return null;
       if (found.type !== 'file') {
         const what = found.type === 'directory' ? 'a folder' : 'not a regular file';

@@ -402,10 +402,10 @@ class SftpConnection implements RemoteConnection {
     }
   }
 
-  async isSymlink(path: string): Promise<boolean | undefined> {
+  async lstat(path: string): Promise<(RemoteStat & { link: boolean }) | undefined> {
     try {
       const st = await this.request<Stats>('lstat', path, (done) => this.sftp.lstat(path, done));
-      return st.isSymbolicLink();
+      return { ...remoteStat(st), link: st.isSymbolicLink() };
     } catch (err) {
       if (((err as SluiceError).cause as { code?: unknown } | undefined)?.code === SFTP_NO_SUCH_FILE)
         return undefined;

@@ -39,6 +39,10 @@ afterEach(() => {
 
 const run = (file: string) => runPipelineFile(file, { registry: safetyRegistry() });
 
+/** A local sink on ./out of the workspace, in code. */
+const outSink = (cfg: Record<string, unknown> = {}) =>
+  localSink.create({ path: './out', ...cfg } as never, makePluginContext({ baseDir: ws.dir }));
+
 async function source(path: string, extra: Record<string, unknown> = {}): Promise<SourceInstance> {
   return localSource.create(
     { path, recursive: true, ...extra } as never,
@@ -265,6 +269,57 @@ describe('local sink: never writes through a symbolic link in its tree', () => {
     expect(ws.read('in/2024/a.txt')).toBe('alpha');
   });
 
+  it('if_exists: skip through a linked folder that leads back to the source: refused, the source kept', async () => {
+    ws = makeWorkspace();
+    ws.write('in/2024/a.txt', 'alpha');
+    mkdirSync(ws.path('out'));
+    symlinkSync(ws.path('in/2024'), ws.path('out/2024'));
+    const file = ws.pipeline(
+      pipeline('link-back', 'path: ./in\nafter_success: delete', 'local: { path: ./out, if_exists: skip }'),
+    );
+    const result = await run(file);
+    expect(result).toMatchObject({ ok: 0, failed: 1 });
+    expect(result.failures[0].code).toBe('SLUICE_E_DESTINATION');
+    expect(ws.read('in/2024/a.txt')).toBe('alpha');
+    // The look before reading (any source): it refuses the folder too, rather than report the
+    // source's own bytes as a copy already there.
+    const sink = await outSink({ if_exists: 'skip' });
+    await expect(sink.stat!('2024/a.txt', new AbortController().signal)).rejects.toMatchObject({
+      code: 'SLUICE_E_DESTINATION',
+    });
+    await sink.close?.();
+  });
+
+  it('if_exists: rename still takes the next name past a folder or a link at the name', async () => {
+    ws = makeWorkspace();
+    ws.write('in/report', 'r');
+    ws.write('in/link.txt', 'l');
+    ws.write('elsewhere/x', 'x');
+    mkdirSync(ws.path('out/report'), { recursive: true });
+    symlinkSync(ws.path('elsewhere/x'), ws.path('out/link.txt'));
+    const file = ws.pipeline(
+      pipeline('rename-past', 'path: ./in', 'local: { path: ./out, if_exists: rename }'),
+    );
+    expect(await run(file)).toMatchObject({ ok: 2, failed: 0 });
+    expect(ws.read('out/report (1)')).toBe('r');
+    expect(ws.read('out/link (1).txt')).toBe('l');
+    expect(ws.read('elsewhere/x')).toBe('x');
+  });
+
+  it('a temp folder (.sluice-tmp) that is a link: the sink refuses to start, and nothing where it leads is swept', async () => {
+    ws = makeWorkspace();
+    ws.write('in/a.txt', 'alpha');
+    ws.write('precious/999999-old/keep.txt', 'keep');
+    mkdirSync(ws.path('out'));
+    symlinkSync(ws.path('precious'), ws.path('out/.sluice-tmp'));
+    await expect(outSink()).rejects.toMatchObject({
+      code: 'SLUICE_E_DESTINATION',
+      message: expect.stringMatching(/is a symbolic link/),
+    });
+    expect(ws.read('precious/999999-old/keep.txt')).toBe('keep');
+    expect(readdirSync(ws.path('precious'))).toEqual(['999999-old']);
+  });
+
   it.each(['skip', 'fail'])(
     'if_exists: %s — a link at the destination to a file with the same bytes and mtime is no copy: the source is kept',
     async (ifExists) => {
@@ -364,10 +419,7 @@ describe('local sink: the name it wrote', () => {
     expect(ws.read('out/x (2).csv')).toBe('already here, longer');
     await sink.close?.();
 
-    const skip = await localSink.create(
-      { path: './out', if_exists: 'skip' } as never,
-      makePluginContext({ baseDir: ws.dir }),
-    );
+    const skip = await outSink({ if_exists: 'skip' });
     const skipped = await skip.write({
       item: { source: 's', path: 'x.csv' } as Item,
       destination: 'x.csv',

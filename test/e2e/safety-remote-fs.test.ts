@@ -269,6 +269,29 @@ for (const connector of REMOTE_CONNECTORS) {
         expect(await sink.write(request('2025/a.txt'))).toMatchObject({ size: 5 });
       });
 
+      it('sink: if_exists: skip through a linked folder that leads back to the source is refused, before any upload', async () => {
+        put('lnk-src/2024', [['a.txt', 'alpha']]);
+        put('lnk-back', []);
+        symlinkSync(join(server.rootDir, 'lnk-src/2024'), join(server.rootDir, 'lnk-back/2024'));
+        const sink = await server.sink('lnk-back', { if_exists: 'skip' });
+        await expect(sink.stat!('2024/a.txt', new AbortController().signal)).rejects.toMatchObject(
+          refusal(/lnk-back\/2024 is a symbolic link/),
+        );
+        await expect(sink.write(request('2024/a.txt'))).rejects.toMatchObject(
+          refusal(/lnk-back\/2024 is a symbolic link/),
+        );
+        expect(readFileSync(join(server.rootDir, 'lnk-src/2024/a.txt'), 'utf8')).toBe('alpha');
+      });
+
+      it('sink: a folder named ..x that is a link is checked like any other', async () => {
+        put('lnk-dots', []);
+        put('lnk-dots-elsewhere', [['.keep', '']]);
+        symlinkSync(join(server.rootDir, 'lnk-dots-elsewhere'), join(server.rootDir, 'lnk-dots/..x'));
+        const sink = await server.sink('lnk-dots', {});
+        await expect(sink.write(request('..x/b.txt'))).rejects.toMatchObject(refusal(/is a symbolic link/));
+        expect(readdirSync(join(server.rootDir, 'lnk-dots-elsewhere'))).toEqual(['.keep']);
+      });
+
       it('source: move_to never moves a file through a link planted below its folder; the file stays', async () => {
         put('mvl/sub', [['x.txt', 'x']]);
         put('mvl-done', []);
