@@ -33,7 +33,8 @@ beforeAll(() => {
     `Key-Type: eddsa\nKey-Curve: ed25519\nSubkey-Type: ecdh\nSubkey-Curve: cv25519\nName-Real: K\nName-Email: ${email}\nExpire-Date: 0\n${protection}\n%commit\n`;
   ws.write('ours.params', params('ours@example.com', `Passphrase: ${PASSPHRASE}`));
   ws.write('other.params', params('other@example.com', '%no-protection'));
-  gpg(['--pinentry-mode', 'loopback', '--gen-key', ws.path('ours.params')]);
+  // The passphrase on the command line as well (see secrets.test.ts).
+  gpg(['--pinentry-mode', 'loopback', '--passphrase', PASSPHRASE, '--gen-key', ws.path('ours.params')]);
   gpg(['--gen-key', ws.path('other.params')]);
   ws.write(
     'keys/ours.asc',

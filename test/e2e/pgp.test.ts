@@ -43,7 +43,9 @@ function gpg(args: string[], input?: Buffer | string): Buffer {
 
 function genKey(params: string): void {
   writeFileSync(file('params'), params);
-  gpg(['--pinentry-mode', 'loopback', '--gen-key', file('params')]);
+  // The passphrase on the command line as well, as test/helpers/gpg-keys.ts does (see secrets.test.ts).
+  const passphrase = /^Passphrase: (.*)$/m.exec(params)?.[1] ?? '';
+  gpg(['--pinentry-mode', 'loopback', '--passphrase', passphrase, '--gen-key', file('params')]);
 }
 
 function tamper(source: string, target: string, at: (length: number) => number): void {

@@ -91,7 +91,16 @@ beforeAll(async () => {
     'key.params',
     `Key-Type: eddsa\nKey-Curve: ed25519\nSubkey-Type: ecdh\nSubkey-Curve: cv25519\nName-Real: K\nName-Email: k@example.com\nExpire-Date: 0\nPassphrase: ${SECRETS.KEY_PASSPHRASE}\n%commit\n`,
   );
-  gpg(['--pinentry-mode', 'loopback', '--gen-key', ws.path('key.params')]);
+  // The passphrase on the command line as well: loopback answers the agent's every ask with it
+  // (from the parameters alone, gpg failed once under load: "we are in batchmode - can't get input").
+  gpg([
+    '--pinentry-mode',
+    'loopback',
+    '--passphrase',
+    SECRETS.KEY_PASSPHRASE,
+    '--gen-key',
+    ws.path('key.params'),
+  ]);
   ws.write(
     'keys/k.asc',
     gpg([
