@@ -5,7 +5,7 @@
  * reports a failure only through its exit status, so the exit status gates the end of stream.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, fstatSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -369,12 +369,36 @@ export function gpgInto(
       const result = await done;
       if (signal?.aborted) throw signal.reason;
       await judge(result, fed, options);
+      // An exit judged fine although not 0 (a signature problem beside a good decryption): the
+      // file must still hold the whole plaintext, which gpg announced — a failed write of it
+      // (a full disk) exits the same way.
+      if (result.code !== 0) {
+        const short = shortPlaintext(result, fstatSync(outFd).size);
+        if (short)
+          throw new SluiceError('SLUICE_E_SINK', `${options.what} failed (gpg): ${short}`, {
+            retryable: true,
+          });
+      }
     } finally {
       signal?.removeEventListener('abort', onAbort);
       fed.stop();
     }
   })();
   return { done, written };
+}
+
+/**
+ * Why `size` bytes written are not the plaintext gpg announced (`PLAINTEXT_LENGTH`), or
+ * undefined when they are or it cannot be told: no length announced (a message of partial-length
+ * packets), or a text-mode literal (format other than binary `b`), whose line ends gpg may
+ * change on the way out.
+ */
+export function shortPlaintext(result: GpgResult, size: number): string | undefined {
+  const format = result.status.find((s) => s[0] === 'PLAINTEXT')?.[1];
+  const announced = result.status.find((s) => s[0] === 'PLAINTEXT_LENGTH')?.[1];
+  if (format !== '62' || announced === undefined || !/^\d+$/.test(announced)) return undefined;
+  const length = Number(announced);
+  return size === length ? undefined : `it wrote ${size} of the ${length} bytes of the plaintext`;
 }
 
 const HOME_PREFIX = 'sluice-gpg-';

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { shortPlaintext } from './gpg.js';
 import { outcomeFromStatus } from './gpg-engine.js';
 import { detachedSignatureNames, isDetachedSignature, stripPgpExtension } from './names.js';
 import { judgeSignatures } from './signatures.js';
@@ -66,5 +67,33 @@ describe('signature verdicts', () => {
     expect(judgeSignatures({ good: [], bad: [], unknown: ['k'] }, true)?.message).toMatch(/found only: k/);
     expect(judgeSignatures({ good: [], bad: [], unknown: ['k'] }, false)).toBeUndefined();
     expect(judgeSignatures({ good: ['A'], bad: [], unknown: [] }, true)).toBeUndefined();
+  });
+});
+
+describe("shortPlaintext (gpg writing into the sink's temp file)", () => {
+  // What gpg 2.2 printed when its output was /dev/full: a good decryption, the length it
+  // announced, and exit 2 — the same exit as for a signature problem the engine accepts.
+  const result = (format: string, length?: string) => ({
+    code: 2,
+    status: [
+      ['PLAINTEXT', format, '1796286062', 'p.bin'],
+      ...(length === undefined ? [] : [['PLAINTEXT_LENGTH', length]]),
+      ['DECRYPTION_OKAY'],
+      ['GOODMDC'],
+      ['ERRSIG', '4305EF841C6EC17C', '22', '10', '00', '1796286062', '9'],
+    ],
+    messages: [],
+  });
+
+  it('says a binary plaintext written short is short, and a whole one is not', () => {
+    expect(shortPlaintext(result('62', '300000'), 102_400)).toBe(
+      'it wrote 102400 of the 300000 bytes of the plaintext',
+    );
+    expect(shortPlaintext(result('62', '300000'), 300_000)).toBeUndefined();
+  });
+
+  it('cannot tell without an announced length, nor for a text-mode literal', () => {
+    expect(shortPlaintext(result('62'), 5)).toBeUndefined();
+    expect(shortPlaintext(result('74', '300000'), 299_000)).toBeUndefined();
   });
 });
