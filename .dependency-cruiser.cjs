@@ -6,11 +6,11 @@
  *     → runtime / cluster (cluster may use runtime, never the reverse)
  *       → alerts (fed by the supervisor)
  *       → config, ledger, observe, registry
- *         → the plugin kernel (plugin API, item, errors, streams, units, templates, redaction, logger)
+ *         → the plugin kernel (plugin API, item, errors, streams, units, templates, redaction, logger, once-per-key)
  *   plugins → the kernel only
  */
 const KERNEL =
-  '^core/(errors|plugin-api|schema-fragments|streams|item|units|template|glob|time-format|time-parse|if-exists|item-match)\\.ts$|^core/observe/(redact|logger)\\.ts$';
+  '^core/(errors|plugin-api|schema-fragments|streams|item|units|template|glob|time-format|time-parse|if-exists|item-match|once-per-key)\\.ts$|^core/observe/(redact|logger)\\.ts$';
 const MIDDLE = '^core/(config|ledger|observe)/|^core/(registry|schema-gen)\\.ts$';
 
 module.exports = {

@@ -25,6 +25,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import { SluiceError } from '../../core/errors.js';
 import { existsWithOtherBytes, noFreeName, renameCandidates } from '../../core/if-exists.js';
+import { oncePerKey } from '../../core/once-per-key.js';
 import { type DestinationStat, definePlugin, type Item, type SinkCommit } from '../../core/plugin-api.js';
 import { sinkCommon } from '../../core/schema-fragments.js';
 import { drainInto, STREAM_CHUNK } from '../../core/streams.js';
@@ -93,8 +94,6 @@ export const localSink = definePlugin({
     // What the file system keeps of a time (FAT 2 s, ext3/HFS+ and some network mounts 1 s):
     // verification compares at that precision instead of failing every file there.
     const mtimePrecisionMs = preserveMtime ? await probeMtimePrecision(tempDir) : undefined;
-    /** Folders made (or being made) by this sink: one mkdir per folder, even for items racing to it. */
-    const madeDirs = new Map<string, Promise<void>>([[root, Promise.resolve()]]);
     let counter = 0;
     const gate = new SyncGate();
     const sinkDevice = await localDiskDevice(root);
@@ -118,27 +117,14 @@ export const localSink = definePlugin({
       }
       return abs;
     };
-    /** Folders below the root checked to be no link (insideRoot), once each. */
-    const realDirs = new Map<string, Promise<void>>();
-    const realDir = (dir: string): Promise<void> => {
-      let checked = realDirs.get(dir);
-      if (!checked) {
-        checked = insideRoot(root, dir);
-        checked.catch(() => realDirs.delete(dir));
-        realDirs.set(dir, checked);
-      }
-      return checked;
-    };
-    const ensureDir = (dir: string): Promise<void> => {
-      let made = madeDirs.get(dir);
-      if (!made) {
-        made = realDir(dir).then(() => mkdir(dir, { recursive: true }).then(() => undefined));
-        // A failed mkdir is not remembered: the next item asks again.
-        made.catch(() => madeDirs.delete(dir));
-        madeDirs.set(dir, made);
-      }
-      return made;
-    };
+    /** Folders below the root checked to be no link (insideRoot), and folders made: once each. */
+    const checkOnce = oncePerKey<void>();
+    const realDir = (dir: string) => checkOnce(dir, () => insideRoot(root, dir));
+    const makeOnce = oncePerKey<void>();
+    const ensureDir = (dir: string) =>
+      dir === root
+        ? Promise.resolve()
+        : makeOnce(dir, () => realDir(dir).then(() => mkdir(dir, { recursive: true }).then(() => undefined)));
 
     /**
      * Puts a finished temp file in place; removes it when anything fails. The source's mtime is
@@ -425,7 +411,6 @@ async function removeQuietly(io: PlaceIo, path: string): Promise<void> {
   }
 }
 
-/** Where `place` put a file: its path and relative destination, or the size of the file it left in place. */
 /**
  * Refuses a folder under `root` reached through a symbolic link (someone who may write in the
  * sink's tree could plant one leading anywhere): each existing part below the root must be a
@@ -455,6 +440,7 @@ async function insideRoot(root: string, dir: string): Promise<void> {
   }
 }
 
+/** Where `place` put a file: its path and relative destination, or the size of the file it left in place. */
 type Placed =
   | { path: string; destination: string; kept?: undefined }
   | { kept: { size: number; mtime: Date } };

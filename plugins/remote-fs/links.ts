@@ -6,24 +6,15 @@
  */
 import { posix } from 'node:path';
 import { SluiceError } from '../../core/errors.js';
+import { oncePerKey } from '../../core/once-per-key.js';
 import type { RemoteConnection } from './connection.js';
 import { joinRemote } from './paths.js';
 
 /** Folders checked, per root: one LSTAT walk per folder for the life of the sink or source. */
 export function realFolderCheck(describe: (path: string) => string) {
-  const checked = new Map<string, Promise<void>>();
-  return (c: RemoteConnection, root: string, dir: string): Promise<void> => {
-    if (!c.lstat) return Promise.resolve();
-    const id = `${root}\0${dir}`;
-    let done = checked.get(id);
-    if (!done) {
-      done = walk(c, root, dir, describe);
-      // A failed check is not remembered: the next item asks again.
-      done.catch(() => checked.delete(id));
-      checked.set(id, done);
-    }
-    return done;
-  };
+  const once = oncePerKey<void>();
+  return (c: RemoteConnection, root: string, dir: string): Promise<void> =>
+    c.lstat ? once(`${root}\0${dir}`, () => walk(c, root, dir, describe)) : Promise.resolve();
 }
 
 async function walk(
